@@ -1,0 +1,5 @@
+"""Compiled hot path: ``book`` (L2 order book), ``clock`` (tick scheduler), ``quote`` (quotes).
+
+The modules are Cython extensions built from ``cython_src/mmfast/_core``; their typed
+interfaces are the ``.pyi`` stubs beside this file.
+"""
