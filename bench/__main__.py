@@ -1,0 +1,172 @@
+"""``python -m bench [--quick] [--json PATH] [--pin CPU] [--only NAME ...]``: run mmfast's micro
+benchmarks and print the results as Markdown tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from typing import Any
+
+from bench.harness import pin_to_cpu, placement
+from bench.micro import FULL, QUICK, Metric, Profile, run_all
+
+METRICS = ("book_apply", "parse_apply", "parse_only", "quote", "call_floor")
+
+
+def _ns(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if value >= 1000:
+        return f"{value / 1000:.2f} us"
+    if value >= 100:
+        return f"{value:.0f} ns"
+    return f"{value:.1f} ns"
+
+
+def _target(metric: Metric) -> str:
+    if metric.target_ns is None:
+        return "-"
+    text = f"<= {_ns(metric.target_ns)}"
+    if metric.stretch_ns is not None:
+        text += f" (stretch {_ns(metric.stretch_ns)})"
+    return text
+
+
+def _met(metric: Metric) -> str:
+    met = metric.met()
+    if met is None:
+        return "-"
+    text = "met" if met else "NOT met"
+    head = metric.headline
+    if metric.stretch_ns is not None and head is not None:
+        text += ", stretch " + ("met" if head.p50_ns <= metric.stretch_ns else "not met")
+    return text
+
+
+def summary_table(metrics: list[Metric]) -> str:
+    """One row per (metric, baseline): ours p50/p99 beside the baseline's, the ratio, the target."""
+    rows = [
+        "| metric | ours | ours p50 | ours p99 | baseline | base p50 | base p99 | ratio | target "
+        "| met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in metrics:
+        if m.headline is None:
+            rows.append(f"| {m.name} | not available: {m.unavailable} | | | | | | | | |")
+            continue
+        head = m.headline
+        if m.name == "call_floor":
+            for s in m.ours:
+                rows.append(
+                    f"| {m.name} | {s.name} | {_ns(s.p50_ns)} | {_ns(s.p99_ns)} | - | | | | - | - |"
+                )
+            continue
+        bases = m.baselines or [None]
+        for i, b in enumerate(bases):
+            ours_cells = (
+                f"{head.name} | {_ns(head.p50_ns)} | {_ns(head.p99_ns)}" if i == 0 else '" | | '
+            )
+            base_cells = (
+                f"{b.name} | {_ns(b.p50_ns)} | {_ns(b.p99_ns)} | {m.ratio(b):.1f}x"
+                if b is not None
+                else "- | | | "
+            )
+            tail = f"{_target(m)} | {_met(m)}" if i == 0 else " | "
+            rows.append(f"| {m.name if i == 0 else ''} | {ours_cells} | {base_cells} | {tail} |")
+    return "\n".join(rows)
+
+
+def detail_table(metric: Metric) -> str:
+    """Every case of one metric with p50, p99, mean, min, samples, and ratio to our headline."""
+    lines = [f"### {metric.name} ({metric.unit}): {metric.definition}", ""]
+    if metric.unavailable:
+        lines.append(f"Not available: {metric.unavailable}")
+        lines.append("")
+    if metric.ours or metric.baselines:
+        lines.append("| case | p50 | p99 | mean | min | samples x ops | vs ours p50 |")
+        lines.append("|---|---|---|---|---|---|---|")
+        head = metric.headline
+        for kind, stats in (("ours", metric.ours), ("baseline", metric.baselines)):
+            for s in stats:
+                if head is None:
+                    rel = "-"
+                else:
+                    rel = f"{s.p50_ns / head.p50_ns:.1f}x" if head.p50_ns > 0 else "-"
+                lines.append(
+                    f"| {kind}: {s.name} | {_ns(s.p50_ns)} | {_ns(s.p99_ns)} | {_ns(s.mean_ns)} "
+                    f"| {_ns(s.min_ns)} | {s.n} x {s.ops} | {rel} |"
+                )
+    for note in metric.notes:
+        lines.append(f"- {note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (well under a minute)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--pin", metavar="CPU", type=int, help="pin the process to one CPU")
+    parser.add_argument("--seed", type=int, default=None, help="stream seed (default 1)")
+    parser.add_argument("--only", nargs="+", choices=METRICS, help="run only these metrics")
+    args = parser.parse_args(argv)
+
+    profile: Profile = QUICK if args.quick else FULL
+    if args.seed is not None:
+        profile = Profile(**{**profile.__dict__, "seed": args.seed})
+    if args.pin is not None:
+        pin_to_cpu(args.pin)
+    place = placement()
+    started = time.perf_counter()
+    stream, metrics = run_all(
+        profile, only=args.only, progress=lambda n: print(f"running {n} ...", file=sys.stderr)
+    )
+    elapsed = time.perf_counter() - started
+
+    print("# mmfast micro benchmarks" + (" (quick)" if args.quick else ""))
+    print()
+    print(
+        f"Placement: single process, pid {place['pid']}, CPU affinity {place.get('affinity')}"
+        f"{' (pinned with --pin)' if args.pin is not None else ' (not pinned)'}, "
+        f"{place['cpu_count']} CPUs ({place['cpu_model']}), load {place.get('loadavg')}, "
+        f"Python {place['python']}. Stream seed {profile.seed}, {profile.n_deltas} deltas. "
+        f"Ratio = baseline p50 / ours p50. p99 is over samples (batch means)."
+    )
+    print()
+    print(summary_table(metrics))
+    print()
+    for m in metrics:
+        print(detail_table(m))
+        print()
+    print(f"Total time {elapsed:.1f} s.")
+
+    if args.json:
+        result: dict[str, Any] = {
+            "placement": place,
+            "pinned_cpu": args.pin,
+            "profile": profile.__dict__,
+            "stream": stream.stats(),
+            "elapsed_s": elapsed,
+            "metrics": [m.as_dict() for m in metrics],
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(_clean(result), fh, indent=2, allow_nan=False)
+            fh.write("\n")
+    return 0
+
+
+def _clean(obj: Any) -> Any:
+    """NaN/inf (a ratio with nothing to compare) -> null, so the file is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+if __name__ == "__main__":
+    sys.exit(main())

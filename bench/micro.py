@@ -1,0 +1,702 @@
+"""mmfast micro benchmarks: book_apply, parse_apply, quote, and the call floors.
+
+Each metric times mmfast's compiled path beside pure-Python baselines in the same run
+(interleaved, see ``bench.harness``) and reports ns per operation: p50, p99, mean, and the ratio
+``baseline p50 / ours p50`` (how many times faster ours is).
+
+All inputs come from one seeded synthetic Lighter stream (``bench.l2stream``). Every case is
+checked after sampling against the stream's own truth (best bid/ask), so a fast wrong path fails
+loudly instead of printing a good number.
+
+A compiled module that is not built (or not written yet) makes its metric "not available" with
+the reason; the rest still runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+from bench.baselines import SortedDictBook, empty_function
+from bench.harness import Case, Stats, run_group
+from bench.l2stream import ASK, BID, L2Stream, StreamConfig, generate
+
+__all__ = [
+    "Metric",
+    "Profile",
+    "book_apply",
+    "call_floor",
+    "parse_apply",
+    "parse_only",
+    "quote",
+    "run_all",
+]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much to sample. ``quick`` keeps the whole suite well under a minute."""
+
+    samples: int  # samples per case (the fast compiled cases)
+    slow_samples: int  # samples per case for slow pure-Python cases (each sample is bigger)
+    warmup: int  # warmup samples per case
+    rounds: int  # interleaving rounds
+    n_deltas: int  # length of the shared stream
+    seed: int = 1
+
+
+FULL = Profile(samples=2000, slow_samples=600, warmup=50, rounds=20, n_deltas=20_000)
+QUICK = Profile(samples=300, slow_samples=120, warmup=10, rounds=6, n_deltas=5_000)
+
+
+@dataclass
+class Metric:
+    """Results of one metric: our cases (the first is the headline) and the baselines."""
+
+    name: str
+    unit: str
+    definition: str
+    target_ns: float | None = None
+    stretch_ns: float | None = None
+    ours: list[Stats] = field(default_factory=list)
+    baselines: list[Stats] = field(default_factory=list)
+    unavailable: str | None = None  # why the metric could not run
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def headline(self) -> Stats | None:
+        return self.ours[0] if self.ours else None
+
+    def met(self) -> bool | None:
+        if self.target_ns is None or self.headline is None:
+            return None
+        return self.headline.p50_ns <= self.target_ns
+
+    def ratio(self, baseline: Stats, ours: Stats | None = None) -> float:
+        ours = ours or self.headline
+        if ours is None or ours.p50_ns <= 0:
+            return float("nan")
+        return baseline.p50_ns / ours.p50_ns
+
+    def as_dict(self) -> dict[str, Any]:
+        head = self.headline
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "definition": self.definition,
+            "target_ns": self.target_ns,
+            "stretch_ns": self.stretch_ns,
+            "met": self.met(),
+            "stretch_met": (
+                None if self.stretch_ns is None or head is None else head.p50_ns <= self.stretch_ns
+            ),
+            "unavailable": self.unavailable,
+            "ours": [s.as_dict() for s in self.ours],
+            "baselines": [
+                {**s.as_dict(), "ratio_vs_ours_p50": self.ratio(s)} for s in self.baselines
+            ],
+            "notes": list(self.notes),
+        }
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+
+def _try_import(name: str) -> tuple[ModuleType | None, str | None]:
+    try:
+        return importlib.import_module(name), None
+    except Exception as exc:  # any failure means "not available", with the reason printed
+        return None, f"{name}: {type(exc).__name__}: {exc}"
+
+
+class _Cursor:
+    """Walks a sequence in chunks, one chunk per sample; calls ``reset`` (untimed) on wrap.
+
+    ``prepare`` is the harness's untimed pre-sample hook; the timed body reads ``self.chunk``."""
+
+    __slots__ = ("chunk", "chunks", "end", "index", "reset", "size")
+
+    def __init__(self, items: Sequence[Any], size: int, reset: Callable[[], object] | None):
+        if size <= 0 or len(items) < size:
+            raise ValueError(f"need at least {size} items, got {len(items)}")
+        self.size = size
+        self.chunks = [items[i : i + size] for i in range(0, len(items) - size + 1, size)]
+        self.reset = reset
+        self.index = -1
+        self.chunk: Sequence[Any] = self.chunks[0]
+        self.end = 0  # number of items consumed after the current chunk (for checks)
+
+    def prepare(self) -> None:
+        self.index += 1
+        if self.index == len(self.chunks):
+            self.index = 0
+        if self.index == 0 and self.reset is not None:
+            self.reset()
+        self.chunk = self.chunks[self.index]
+        self.end = (self.index + 1) * self.size
+
+
+def _check_equal(what: str, got: object, want: object) -> None:
+    if got != want:
+        raise AssertionError(f"{what}: got {got!r}, want {want!r}")
+
+
+# --- book_apply ---------------------------------------------------------------------------------
+
+
+def _delta_prefix_levels(stream: L2Stream, n_levels: int) -> tuple[int, list[tuple[int, int, int]]]:
+    """Levels of the first deltas of the stream, in order, as (side, price, size), about
+    ``n_levels`` of them (whole deltas only). Returns (deltas used, levels)."""
+    pd, sd = stream.config.price_decimals, stream.config.size_decimals
+    out: list[tuple[int, int, int]] = []
+    used = 0
+    for msg in stream.messages[1:]:
+        if len(out) >= n_levels:
+            break
+        used += 1
+        ob = msg["order_book"]
+        for side, key in ((ASK, "asks"), (BID, "bids")):
+            for lvl in ob[key]:
+                out.append((side, _int(lvl["price"], pd), _int(lvl["size"], sd)))
+    return used, out
+
+
+def _int(s: str, decimals: int) -> int:
+    whole, _, frac = s.partition(".")
+    return int(whole) * 10**decimals + (int(frac.ljust(decimals, "0")) if frac else 0)
+
+
+def book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000) -> Metric:
+    """One level update inside the book, per level (update + best bid/ask read)."""
+    metric = Metric(
+        name="book_apply",
+        unit="ns/level",
+        definition="one pre-parsed level update (absolute size, 0 deletes) + best bid/ask read",
+        target_ns=10.0,
+    )
+    book_mod, why = _try_import("mmfast._core.book")
+    ref_mod, why_ref = _try_import("mmfast.reference.book")
+    np, why_np = _try_import("numpy")
+    cfg = stream.config
+    snap = stream.messages[0]["order_book"]
+    used, levels = _delta_prefix_levels(stream, n_levels)
+    truth = stream.tops[used]
+    metric.notes.append(
+        f"{len(levels)} levels from the first {used} deltas (near the touch, "
+        f"{sum(1 for _, _, s in levels if s == 0)} deletes); the book is reset to the "
+        "snapshot (untimed) before each pass"
+    )
+    cases: list[Case] = []
+    slow_chunk = 250
+
+    if book_mod is not None and np is not None:
+        book = book_mod.OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
+        bid_p = np.array([p for s, p, _ in levels if s == BID], dtype=np.int64)
+        bid_s = np.array([z for s, _, z in levels if s == BID], dtype=np.int64)
+        ask_p = np.array([p for s, p, _ in levels if s == ASK], dtype=np.int64)
+        ask_s = np.array([z for s, _, z in levels if s == ASK], dtype=np.int64)
+
+        def reset_ours() -> None:
+            book.apply_snapshot(snap["asks"], snap["bids"], snap["nonce"])
+
+        apply_levels = book.apply_levels
+        best_bid, best_ask = book.best_bid, book.best_ask
+        b_side, a_side = book_mod.BID, book_mod.ASK
+
+        def body_ours() -> None:
+            apply_levels(b_side, bid_p, bid_s)
+            apply_levels(a_side, ask_p, ask_s)
+            best_bid()
+            best_ask()
+
+        def check_ours() -> None:
+            _check_equal("OrderBook.apply_levels best bid/ask", (best_bid(), best_ask()), truth)
+
+        cases.append(
+            Case(
+                "mmfast OrderBook.apply_levels (compiled, batch of 10k)",
+                body_ours,
+                ops=len(levels),
+                prepare=reset_ours,
+                check=check_ours,
+            )
+        )
+        metric.notes.append(
+            "ours applies each side's levels in one apply_levels call (bids then asks) and reads "
+            "best bid/ask once per pass: the compiled book keeps the best in O(1) state"
+        )
+    else:
+        metric.unavailable = why or why_np
+
+    slow: list[Case] = []
+    if ref_mod is not None:
+        ref_factory = lambda: ref_mod.ReferenceBook(  # noqa: E731
+            cfg.market_id, cfg.price_decimals, cfg.size_decimals
+        )
+        slow.append(
+            _per_level_case(
+                "ReferenceBook (dict + bisect)", ref_factory, snap, levels, slow_chunk, stream
+            )
+        )
+    else:
+        metric.notes.append(f"ReferenceBook baseline not available ({why_ref})")
+    slow.append(
+        _per_level_case(
+            "SortedDict book (sortedcontainers)",
+            lambda: SortedDictBook(cfg.price_decimals, cfg.size_decimals),
+            snap,
+            levels,
+            slow_chunk,
+            stream,
+        )
+    )
+    if cases:
+        metric.ours = run_group(
+            cases, samples=profile.samples // 2, warmup=profile.warmup, rounds=profile.rounds
+        )
+    metric.baselines = run_group(
+        slow, samples=profile.slow_samples, warmup=profile.warmup, rounds=profile.rounds
+    )
+    metric.notes.append(
+        f"baselines: chunks of {slow_chunk} levels in stream order, each level followed by a "
+        "best bid + best ask read"
+    )
+    return metric
+
+
+def _raw_setter(book: Any) -> Callable[[int, int, int], object]:
+    """The book's raw per-level update: ``set_level(side, price, size)`` (SortedDictBook,
+    ReferenceBook) or, failing that, ``apply_levels`` with one-element lists."""
+    setter = getattr(book, "set_level", None)
+    if setter is not None:
+        return setter
+    apply_levels = book.apply_levels
+    return lambda side, price, size: apply_levels(side, [price], [size])
+
+
+def _per_level_case(
+    name: str,
+    factory: Callable[[], Any],
+    snap: dict[str, Any],
+    levels: list[tuple[int, int, int]],
+    chunk: int,
+    stream: L2Stream,
+) -> Case:
+    holder: list[Any] = [None]
+    cursor: _Cursor
+
+    def reset() -> None:
+        book = factory()
+        snapshot = {"type": "subscribed/order_book", "order_book": snap}
+        book.apply_message(snapshot)
+        holder[0] = book
+
+    def prepare() -> None:
+        cursor.prepare()
+
+    cursor = _Cursor(levels, chunk, reset)
+    state: dict[str, Any] = {}
+
+    def body() -> None:
+        book = holder[0]
+        setter = state.get(id(book))
+        if setter is None:
+            setter = state[id(book)] = _raw_setter(book)
+        best_bid, best_ask = book.best_bid, book.best_ask
+        for side, price, size in cursor.chunk:
+            setter(side, price, size)
+            best_bid()
+            best_ask()
+
+    def check() -> None:
+        # Replay the consumed prefix on a fresh book and compare to a dict model of the stream.
+        book = holder[0]
+        want = _model_after(snap, levels[: cursor.end], stream)
+        _check_equal(f"{name} best bid/ask", (book.best_bid(), book.best_ask()), want)
+
+    return Case(name, body, ops=chunk, prepare=prepare, check=check)
+
+
+def _model_after(
+    snap: dict[str, Any], levels: list[tuple[int, int, int]], stream: L2Stream
+) -> tuple[int, int]:
+    """Best bid/ask of a plain dict book: snapshot then ``levels``."""
+    pd, sd = stream.config.price_decimals, stream.config.size_decimals
+    sides: list[dict[int, int]] = [{}, {}]
+    for side, key in ((BID, "bids"), (ASK, "asks")):
+        for lvl in snap[key]:
+            sides[side][_int(lvl["price"], pd)] = _int(lvl["size"], sd)
+    for side, price, size in levels:
+        if size:
+            sides[side][price] = size
+        else:
+            sides[side].pop(price, None)
+    return (max(sides[BID], default=0), min(sides[ASK], default=0))
+
+
+# --- parse_apply --------------------------------------------------------------------------------
+
+
+def _message_case(
+    name: str,
+    stream: L2Stream,
+    chunk: int,
+    make_book: Callable[[], Any],
+    apply_one: Callable[[Any], Callable[[bytes], object]],
+    reset_with: Callable[[Any], object],
+) -> Case:
+    """Per message: apply_one(book)(frame_bytes), then read best bid and best ask."""
+    book = make_book()
+    deltas = stream.delta_frames
+
+    def reset() -> None:
+        reset_with(book)
+
+    cursor = _Cursor(deltas, chunk, reset)
+    apply = apply_one(book)
+    best_bid, best_ask = book.best_bid, book.best_ask
+
+    def setup() -> None:
+        # Correctness pass over the whole stream (untimed): every delta must apply (code 0).
+        reset_with(book)
+        for i, data in enumerate(deltas):
+            code = apply(data)
+            if code != 0:
+                raise AssertionError(f"{name}: delta {i + 1} returned {code}, want 0")
+        _check_equal(f"{name} best bid/ask at end", (best_bid(), best_ask()), stream.tops[-1])
+
+    def body() -> None:
+        for data in cursor.chunk:
+            apply(data)
+            best_bid()
+            best_ask()
+
+    def check() -> None:
+        _check_equal(f"{name} best bid/ask", (best_bid(), best_ask()), stream.tops[cursor.end])
+
+    return Case(name, body, ops=chunk, prepare=cursor.prepare, setup=setup, check=check)
+
+
+def parse_apply(stream: L2Stream, profile: Profile, chunk: int = 64) -> Metric:
+    """Bytes of one order-book WS delta -> book updated + best bid/ask read, per message."""
+    metric = Metric(
+        name="parse_apply",
+        unit="ns/msg",
+        definition="bytes of one order-book WS delta -> book updated + best bid/ask read",
+        target_ns=1000.0,
+        stretch_ns=400.0,
+    )
+    cfg = stream.config
+    book_mod, why = _try_import("mmfast._core.book")
+    ref_mod, why_ref = _try_import("mmfast.reference.book")
+    snap_frame = stream.snapshot_frame
+    snap_msg = stream.messages[0]
+    ours: list[Case] = []
+    if book_mod is not None:
+
+        def new_book() -> Any:
+            return book_mod.OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
+
+        ours.append(
+            _message_case(
+                "mmfast OrderBook.apply_frame (byte scanner)",
+                stream,
+                chunk,
+                new_book,
+                lambda b: b.apply_frame,
+                lambda b: b.apply_frame(snap_frame),
+            )
+        )
+        loads = orjson.loads
+
+        def via_orjson(b: Any) -> Callable[[bytes], object]:
+            apply_message = b.apply_message
+            return lambda data: apply_message(loads(data))
+
+        ours.append(
+            _message_case(
+                "mmfast orjson.loads + OrderBook.apply_message",
+                stream,
+                chunk,
+                new_book,
+                via_orjson,
+                lambda b: b.apply_message(snap_msg),
+            )
+        )
+    else:
+        metric.unavailable = why
+    slow: list[Case] = []
+    if ref_mod is not None:
+
+        def new_ref() -> Any:
+            return ref_mod.ReferenceBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
+
+        for label, loads_fn in (("json.loads", json.loads), ("orjson.loads", orjson.loads)):
+            slow.append(
+                _message_case(
+                    f"{label} + ReferenceBook.apply_message",
+                    stream,
+                    chunk,
+                    new_ref,
+                    _loads_then_apply(loads_fn),
+                    lambda b: b.apply_message(snap_msg),
+                )
+            )
+    else:
+        metric.notes.append(f"ReferenceBook baselines not available ({why_ref})")
+    slow.append(
+        _message_case(
+            "orjson.loads + SortedDict book",
+            stream,
+            chunk,
+            lambda: SortedDictBook(cfg.price_decimals, cfg.size_decimals),
+            _loads_then_apply(orjson.loads),
+            lambda b: b.apply_message(snap_msg),
+        )
+    )
+    if ours:
+        metric.ours = run_group(
+            ours, samples=profile.samples, warmup=profile.warmup, rounds=profile.rounds
+        )
+    metric.baselines = run_group(
+        slow, samples=profile.slow_samples, warmup=profile.warmup, rounds=profile.rounds
+    )
+    st = stream.stats()
+    metric.notes.append(
+        f"{st['n_deltas']} deltas, mean {st['delta_bytes_mean']:.0f} B and "
+        f"{st['delta_levels_mean']:.2f} levels each; a sample is {chunk} consecutive deltas "
+        "(Python for-loop included); the book is reset to the snapshot (untimed) on wrap"
+    )
+    return metric
+
+
+def _loads_then_apply(
+    loads_fn: Callable[[bytes], Any],
+) -> Callable[[Any], Callable[[bytes], object]]:
+    def bind(book: Any) -> Callable[[bytes], object]:
+        apply_message = book.apply_message
+        return lambda data: apply_message(loads_fn(data))
+
+    return bind
+
+
+def parse_only(stream: L2Stream, profile: Profile, chunk: int = 64) -> Metric:
+    """Parsing alone (no book): the share of parse_apply that is JSON decoding."""
+    metric = Metric(
+        name="parse_only",
+        unit="ns/msg",
+        definition="decode one delta frame to Python objects (reference figure, no target)",
+    )
+    deltas = stream.delta_frames
+
+    def case(name: str, loads_fn: Callable[[bytes], Any]) -> Case:
+        cursor = _Cursor(deltas, chunk, None)
+
+        def body() -> None:
+            for data in cursor.chunk:
+                loads_fn(data)
+
+        def check() -> None:
+            _check_equal(name, loads_fn(deltas[0]), stream.messages[1])
+
+        return Case(name, body, ops=chunk, prepare=cursor.prepare, check=check)
+
+    ours, base = run_group(
+        [case("orjson.loads", orjson.loads), case("json.loads (stdlib)", json.loads)],
+        samples=profile.samples,
+        warmup=profile.warmup,
+        rounds=profile.rounds,
+    )
+    metric.ours = [ours]
+    metric.baselines = [base]
+    return metric
+
+
+# --- quote --------------------------------------------------------------------------------------
+
+# One 2 x 5 ladder, the same parameters for ours and the Python twin.
+LADDER = {
+    "spread_ticks": 3,
+    "levels": 5,
+    "level_spacing_ticks": 2,
+    "size_lots": 1_000,
+    "size_step_lots": 500,
+    "skew_ticks": 4,
+    "target_position": 0,
+    "max_long": 50_000,
+    "max_short": 50_000,
+    "min_spread_ticks": 2,
+}
+
+
+def _quote_inputs(stream: L2Stream, seed: int) -> list[tuple[int, int, int]]:
+    """(best bid, best ask, position) per delta: the stream's touch and a seeded inventory walk."""
+    import random
+
+    rng = random.Random(seed)
+    pos = 0
+    out = []
+    for bb, ba in stream.tops[1:]:
+        pos = max(-40_000, min(40_000, pos + rng.choice((-1_000, 0, 0, 1_000))))
+        out.append((bb, ba, pos))
+    return out
+
+
+def _quote_functions(
+    ladder: dict[str, int],
+) -> tuple[
+    Callable[[int, int, int], object],
+    Callable[[int, int, int], object],
+    Callable[[int, int, int], None],
+]:
+    """(ours, Python twin, compare) for one ladder; compare raises if the two disagree."""
+    quote_mod = importlib.import_module("mmfast._core.quote")
+    ref_mod = importlib.import_module("mmfast.reference.quote")
+    raise NotImplementedError(f"quote API not wired yet ({quote_mod}, {ref_mod})")
+
+
+def quote(stream: L2Stream, profile: Profile, chunk: int = 200) -> Metric:
+    """QuoteEngine.compute for a 2 x 5 ladder called from Python, per call."""
+    metric = Metric(
+        name="quote",
+        unit="ns/call",
+        definition="best bid/ask + position -> 2 x 5 target ladder, called from Python",
+        target_ns=150.0,
+    )
+    inputs = _quote_inputs(stream, profile.seed)
+    try:
+        ours_fn, ref_fn, compare = _quote_functions(LADDER)
+    except Exception as exc:  # not built / not written yet: report why, run the rest
+        metric.unavailable = f"{type(exc).__name__}: {exc}"
+        return metric
+
+    def case(name: str, fn: Callable[[int, int, int], object]) -> Case:
+        cursor = _Cursor(inputs, chunk, None)
+
+        def body() -> None:
+            for bb, ba, pos in cursor.chunk:
+                fn(bb, ba, pos)
+
+        def check() -> None:
+            for bb, ba, pos in inputs[:: max(1, len(inputs) // 500)]:
+                compare(bb, ba, pos)
+
+        return Case(name, body, ops=chunk, prepare=cursor.prepare, check=check)
+
+    def loop_floor() -> Case:
+        cursor = _Cursor(inputs, chunk, None)
+
+        def body() -> None:
+            for _bb, _ba, _pos in cursor.chunk:
+                pass
+
+        return Case(
+            "same loop, empty body (subtract to get the bare call)",
+            body,
+            ops=chunk,
+            prepare=cursor.prepare,
+        )
+
+    ours, floor = run_group(
+        [case("mmfast QuoteEngine.compute (compiled)", ours_fn), loop_floor()],
+        samples=profile.samples,
+        warmup=profile.warmup,
+        rounds=profile.rounds,
+    )
+    (base,) = run_group(
+        [case("mmfast.reference.quote (pure Python)", ref_fn)],
+        samples=profile.slow_samples,
+        warmup=profile.warmup,
+        rounds=profile.rounds,
+    )
+    metric.ours = [ours]
+    metric.baselines = [base]
+    metric.notes.append(
+        f"inputs: the stream's touch after each delta and a seeded position walk; a sample is "
+        f"{chunk} calls in a Python for-loop with tuple unpacking, which alone costs "
+        f"{floor.p50_ns:.1f} ns per iteration (p50)"
+    )
+    metric.notes.append("ladder: " + ", ".join(f"{k}={v}" for k, v in LADDER.items()))
+    return metric
+
+
+# --- call floor ---------------------------------------------------------------------------------
+
+
+def call_floor(stream: L2Stream, profile: Profile, batch: int = 1000) -> Metric:
+    """What a call from Python costs before any work: the floor under every figure above."""
+    metric = Metric(
+        name="call_floor",
+        unit="ns/call",
+        definition="an empty loop iteration, an empty def call, a trivial compiled method call",
+    )
+    rep = itertools.repeat
+    cases: list[Case] = []
+
+    def loop_body() -> None:
+        for _ in rep(None, batch):
+            pass
+
+    cases.append(Case("empty loop iteration (itertools.repeat)", loop_body, ops=batch))
+    f = empty_function
+
+    def def_body() -> None:
+        for _ in rep(None, batch):
+            f()
+
+    cases.append(Case("empty Python def call", def_body, ops=batch))
+    book_mod, why = _try_import("mmfast._core.book")
+    if book_mod is not None:
+        cfg = stream.config
+        book = book_mod.OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
+        book.apply_frame(stream.snapshot_frame)
+        bb = book.best_bid
+
+        def cpdef_body() -> None:
+            for _ in rep(None, batch):
+                bb()
+
+        cases.append(Case("OrderBook.best_bid() (cpdef, from Python)", cpdef_body, ops=batch))
+    else:
+        metric.notes.append(f"compiled call not available ({why})")
+    stats = run_group(cases, samples=profile.samples, warmup=profile.warmup, rounds=profile.rounds)
+    metric.ours = stats[2:] + stats[:2] if len(stats) == 3 else stats
+    metric.notes.append(f"a sample is {batch} calls in a for-loop over itertools.repeat")
+    return metric
+
+
+# --- everything ---------------------------------------------------------------------------------
+
+
+def run_all(
+    profile: Profile,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], object] | None = None,
+) -> tuple[L2Stream, list[Metric]]:
+    """Generate the shared stream once, then run every metric (or those named in ``only``)."""
+    stream = generate(StreamConfig(seed=profile.seed, n_deltas=profile.n_deltas))
+    runners: list[tuple[str, Callable[[L2Stream, Profile], Metric]]] = [
+        ("book_apply", book_apply),
+        ("parse_apply", parse_apply),
+        ("parse_only", parse_only),
+        ("quote", quote),
+        ("call_floor", call_floor),
+    ]
+    out = []
+    for name, fn in runners:
+        if only and name not in only:
+            continue
+        if progress is not None:
+            progress(name)
+        try:
+            out.append(fn(stream, profile))
+        except ImportError as exc:
+            out.append(Metric(name=name, unit="", definition="", unavailable=str(exc)))
+    return stream, out
