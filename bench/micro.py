@@ -521,19 +521,21 @@ def parse_only(stream: L2Stream, profile: Profile, chunk: int = 64) -> Metric:
 
 # --- quote --------------------------------------------------------------------------------------
 
-# One 2 x 5 ladder, the same parameters for ours and the Python twin.
-LADDER = {
+# One 2 x 5 ladder (fixed-spread mode with inventory skew), the same for ours and the Python twin.
+LADDER: dict[str, int] = {
     "spread_ticks": 3,
-    "levels": 5,
+    "n_levels": 5,
     "level_spacing_ticks": 2,
     "size_lots": 1_000,
     "size_step_lots": 500,
     "skew_ticks": 4,
-    "target_position": 0,
-    "max_long": 50_000,
-    "max_short": 50_000,
+    "target_position_lots": 0,
+    "max_long_lots": 50_000,
+    "max_short_lots": 50_000,
     "min_spread_ticks": 2,
 }
+# ETH-like market minimums: 0.0050 ETH and 10 USDC (in tick*lot units, 10 * 10^(2+4)).
+MARKET_MINIMUMS: dict[str, int] = {"min_size_lots": 50, "min_notional": 10_000_000}
 
 
 def _quote_inputs(stream: L2Stream, seed: int) -> list[tuple[int, int, int]]:
@@ -559,7 +561,18 @@ def _quote_functions(
     """(ours, Python twin, compare) for one ladder; compare raises if the two disagree."""
     quote_mod = importlib.import_module("mmfast._core.quote")
     ref_mod = importlib.import_module("mmfast.reference.quote")
-    raise NotImplementedError(f"quote API not wired yet ({quote_mod}, {ref_mod})")
+    ours = quote_mod.QuoteEngine(quote_mod.QuoteParams(**ladder), **MARKET_MINIMUMS)
+    ref = ref_mod.ReferenceQuoteEngine(ref_mod.RefQuoteParams(**ladder), **MARKET_MINIMUMS)
+    levels = 2 * ladder["n_levels"]
+
+    def compare(best_bid: int, best_ask: int, position: int) -> None:
+        n = ours.compute(best_bid, best_ask, position)
+        _check_equal("QuoteEngine levels", n, levels)
+        _check_equal("Python twin levels", ref.compute(best_bid, best_ask, position), levels)
+        _check_equal("QuoteEngine bids", ours.bids(), ref.bids())
+        _check_equal("QuoteEngine asks", ours.asks(), ref.asks())
+
+    return ours.compute, ref.compute, compare
 
 
 def quote(stream: L2Stream, profile: Profile, chunk: int = 200) -> Metric:

@@ -1,0 +1,187 @@
+"""pytest-benchmark versions of mmfast's micro benchmarks, grouped so ours and the baselines of one
+metric sit in one table: ``pytest bench/ --benchmark-only`` (add ``--benchmark-group-by=group``
+or ``--benchmark-columns=median,iqr,ops`` as you like).
+
+Units per group (every case of a group does the same work per call, so rows compare directly):
+
+- ``book_apply``: one call applies the same ~10k pre-parsed levels to a book reset to the
+  snapshot (untimed); ``extra_info["ns_per_level"]`` has the per-level median.
+- ``parse_apply``: one call = one frame of the stream (bytes -> book updated + best bid/ask read).
+  The frames cycle, snapshot included, so the book resets itself once per pass.
+- ``quote``: one call = one 2 x 5 ladder.
+- ``call_floor``: one call = nothing (the price of calling at all).
+
+Each benchmark also checks its path against the stream's truth, so it fails rather than time a
+wrong result. ``python -m bench`` gives the same metrics with p99 and ratios in one table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from bench.baselines import SortedDictBook, empty_function
+from bench.l2stream import ASK, BID, L2Stream, StreamConfig, generate
+from bench.micro import LADDER, MARKET_MINIMUMS, _delta_prefix_levels, _model_after
+
+N_DELTAS = 5_000
+
+
+@pytest.fixture(scope="module")
+def stream() -> L2Stream:
+    return generate(StreamConfig(seed=1, n_deltas=N_DELTAS))
+
+
+def _book_mod() -> Any:
+    return pytest.importorskip("mmfast._core.book", reason="compiled book not built")
+
+
+def _ref_book_mod() -> Any:
+    return pytest.importorskip("mmfast.reference.book", reason="reference book missing")
+
+
+def _new(kind: str, stream: L2Stream) -> Any:
+    cfg = stream.config
+    if kind == "ours":
+        return _book_mod().OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
+    if kind == "reference":
+        return _ref_book_mod().ReferenceBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
+    return SortedDictBook(cfg.price_decimals, cfg.size_decimals)
+
+
+# --- book_apply ---------------------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="book_apply")
+@pytest.mark.parametrize("kind", ["ours", "reference", "sorteddict"])
+def test_book_apply(benchmark: Any, stream: L2Stream, kind: str) -> None:
+    used, levels = _delta_prefix_levels(stream, 10_000)
+    snap = stream.messages[0]
+    book = _new(kind, stream)
+
+    def reset() -> None:
+        book.apply_message(snap)
+
+    if kind == "ours":
+        np = pytest.importorskip("numpy")
+        mod = _book_mod()
+        arrays = [
+            (
+                mod.BID if side == BID else mod.ASK,
+                np.array([p for s, p, _ in levels if s == side], dtype=np.int64),
+                np.array([z for s, _, z in levels if s == side], dtype=np.int64),
+            )
+            for side in (BID, ASK)
+        ]
+        apply_levels = book.apply_levels
+
+        def body() -> None:
+            for side, prices, sizes in arrays:
+                apply_levels(side, prices, sizes)
+            book.best_bid()
+            book.best_ask()
+
+        rounds = 300
+    else:
+        setter = getattr(book, "set_level", None) or (
+            lambda side, price, size: book.apply_levels(side, [price], [size])
+        )
+
+        def body() -> None:
+            best_bid, best_ask = book.best_bid, book.best_ask
+            for side, price, size in levels:
+                setter(side, price, size)
+                best_bid()
+                best_ask()
+
+        rounds = 15
+
+    benchmark.pedantic(body, setup=reset, rounds=rounds, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["levels_per_call"] = len(levels)
+    benchmark.extra_info["ns_per_level"] = benchmark.stats.stats.median * 1e9 / len(levels)
+    want = _model_after(snap["order_book"], levels, stream)
+    assert want == stream.tops[used]
+    assert (book.best_bid(), book.best_ask()) == want
+
+
+# --- parse_apply --------------------------------------------------------------------------------
+
+
+def _applier(kind: str, book: Any) -> Callable[[bytes], object]:
+    if kind == "ours_frame":
+        return book.apply_frame
+    loads = json.loads if kind.startswith("json") else orjson.loads
+    apply_message = book.apply_message
+    return lambda data: apply_message(loads(data))
+
+
+@pytest.mark.benchmark(group="parse_apply")
+@pytest.mark.parametrize(
+    ("kind", "book_kind"),
+    [
+        ("ours_frame", "ours"),
+        ("ours_orjson", "ours"),
+        ("json_reference", "reference"),
+        ("orjson_reference", "reference"),
+        ("orjson_sorteddict", "sorteddict"),
+    ],
+)
+def test_parse_apply(benchmark: Any, stream: L2Stream, kind: str, book_kind: str) -> None:
+    book = _new(book_kind, stream)
+    apply = _applier(kind, book)
+    best_bid, best_ask = book.best_bid, book.best_ask
+    # The snapshot is part of the cycle: each pass starts by resetting the book.
+    next_frame = itertools.cycle(stream.frames).__next__
+
+    def step() -> None:
+        apply(next_frame())
+        best_bid()
+        best_ask()
+
+    benchmark(step)
+    # The benchmarked path, replayed from the snapshot: every frame applies, the end is right.
+    codes = {apply(data) for data in stream.frames}
+    assert codes == {0}
+    assert (best_bid(), best_ask()) == stream.tops[-1]
+
+
+# --- quote --------------------------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="quote")
+@pytest.mark.parametrize("kind", ["ours", "reference"])
+def test_quote(benchmark: Any, stream: L2Stream, kind: str) -> None:
+    quote_mod = pytest.importorskip("mmfast._core.quote", reason="compiled quote not built")
+    ref_mod = pytest.importorskip("mmfast.reference.quote", reason="reference quote missing")
+    if kind == "ours":
+        engine: Any = quote_mod.QuoteEngine(quote_mod.QuoteParams(**LADDER), **MARKET_MINIMUMS)
+    else:
+        engine = ref_mod.ReferenceQuoteEngine(ref_mod.RefQuoteParams(**LADDER), **MARKET_MINIMUMS)
+    best_bid, best_ask = stream.tops[len(stream.tops) // 2]
+    position = 12_000
+    n = benchmark(engine.compute, best_bid, best_ask, position)
+    assert n == 2 * LADDER["n_levels"]
+    bids, asks = engine.bids(), engine.asks()
+    assert bids[0][0] < best_ask and asks[0][0] > best_bid
+    assert [p for p, _ in bids] == sorted((p for p, _ in bids), reverse=True)
+    assert [p for p, _ in asks] == sorted(p for p, _ in asks)
+
+
+# --- call floor ---------------------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="call_floor")
+def test_call_floor_python_def(benchmark: Any) -> None:
+    assert benchmark(empty_function) is None
+
+
+@pytest.mark.benchmark(group="call_floor")
+def test_call_floor_compiled_method(benchmark: Any, stream: L2Stream) -> None:
+    book = _new("ours", stream)
+    book.apply_frame(stream.snapshot_frame)
+    assert benchmark(book.best_bid) == stream.tops[0][0]
