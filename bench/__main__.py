@@ -86,10 +86,12 @@ def detail_table(metric: Metric) -> str:
         lines.append(f"Not available: {metric.unavailable}")
         lines.append("")
     if metric.ours or metric.baselines:
-        lines.append("| case | p50 | p99 | mean | min | samples x ops | vs ours p50 |")
+        lines.append("| case | p50 | p99 | mean | min | samples x ops | vs first row |")
         lines.append("|---|---|---|---|---|---|---|")
         head = metric.headline
-        for kind, stats in (("ours", metric.ours), ("baseline", metric.baselines)):
+        # Reference-only metrics (no target) have no "ours": label their rows neutrally.
+        labels = ("ours", "baseline") if metric.target_ns is not None else ("case", "case")
+        for kind, stats in zip(labels, (metric.ours, metric.baselines), strict=True):
             for s in stats:
                 if head is None:
                     rel = "-"
