@@ -148,10 +148,12 @@ def reference_quote(
     if best_bid > 0 and ask0 <= best_bid:
         ask0 = best_bid + 1
     # 5-7. Ladder, rounding, monotonicity, sizes, limits, minimums.
-    bids = _side(p, bid0, -1, p.max_long_lots - position, min_size_lots, min_notional,
-                 price_step, lot_step)
-    asks = _side(p, ask0, 1, p.max_short_lots + position, min_size_lots, min_notional,
-                 price_step, lot_step)
+    bids = _side(
+        p, bid0, -1, p.max_long_lots - position, min_size_lots, min_notional, price_step, lot_step
+    )
+    asks = _side(
+        p, ask0, 1, p.max_short_lots + position, min_size_lots, min_notional, price_step, lot_step
+    )
     return bids, asks
 
 
@@ -195,8 +197,15 @@ def _side(
 class ReferenceQuoteEngine:
     """Python twin of ``QuoteEngine`` (results as lists, not buffers): the benchmark baseline."""
 
-    __slots__ = ("_asks", "_bids", "lot_step", "min_notional", "min_size_lots", "params",
-                 "price_step")
+    __slots__ = (
+        "_asks",
+        "_bids",
+        "lot_step",
+        "min_notional",
+        "min_size_lots",
+        "params",
+        "price_step",
+    )
 
     def __init__(
         self,
@@ -218,9 +227,15 @@ class ReferenceQuoteEngine:
     def compute(self, best_bid: int, best_ask: int, position: int, ref_price: int = 0) -> int:
         """Compute the ladder; returns the number of levels (bids + asks)."""
         self._bids, self._asks = reference_quote(
-            self.params, best_bid, best_ask, position, ref_price,
-            min_size_lots=self.min_size_lots, min_notional=self.min_notional,
-            price_step=self.price_step, lot_step=self.lot_step,
+            self.params,
+            best_bid,
+            best_ask,
+            position,
+            ref_price,
+            min_size_lots=self.min_size_lots,
+            min_notional=self.min_notional,
+            price_step=self.price_step,
+            lot_step=self.lot_step,
         )
         return len(self._bids) + len(self._asks)
 
