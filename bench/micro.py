@@ -242,7 +242,22 @@ def book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000) -> Me
         )
         slow.append(
             _per_level_case(
-                "ReferenceBook (dict + bisect)", ref_factory, snap, levels, slow_chunk, stream
+                "ReferenceBook (dict + bisect), per-level _set",
+                ref_factory,
+                snap,
+                levels,
+                slow_chunk,
+                stream,
+            )
+        )
+        slow.append(
+            _batch_case(
+                "ReferenceBook.apply_levels (validated batch of 250, lists)",
+                ref_factory,
+                snap,
+                levels,
+                slow_chunk,
+                stream,
             )
         )
     else:
@@ -265,20 +280,66 @@ def book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000) -> Me
         slow, samples=profile.slow_samples, warmup=profile.warmup, rounds=profile.rounds
     )
     metric.notes.append(
-        f"baselines: chunks of {slow_chunk} levels in stream order, each level followed by a "
-        "best bid + best ask read"
+        f"per-level baselines: chunks of {slow_chunk} levels in stream order, each level "
+        "followed by a best bid + best ask read; the apply_levels baseline is the same API as "
+        "ours (validate, then apply; one best read per batch)"
     )
     return metric
 
 
 def _raw_setter(book: Any) -> Callable[[int, int, int], object]:
-    """The book's raw per-level update: ``set_level(side, price, size)`` (SortedDictBook,
-    ReferenceBook) or, failing that, ``apply_levels`` with one-element lists."""
-    setter = getattr(book, "set_level", None)
-    if setter is not None:
-        return setter
-    apply_levels = book.apply_levels
-    return lambda side, price, size: apply_levels(side, [price], [size])
+    """The book's raw per-level update, without validation or parsing: ``set_level`` on the
+    SortedDict book, ``_set`` on ``ReferenceBook`` (its internal per-level primitive, which its
+    ``apply_levels`` calls after validating the whole batch)."""
+    for attr in ("set_level", "_set"):
+        setter = getattr(book, attr, None)
+        if setter is not None:
+            return setter
+    raise TypeError(f"{type(book).__name__} has no raw per-level update")
+
+
+def _batch_case(
+    name: str,
+    factory: Callable[[], Any],
+    snap: dict[str, Any],
+    levels: list[tuple[int, int, int]],
+    chunk: int,
+    stream: L2Stream,
+) -> Case:
+    """Public batch API of a Python book: ``apply_levels(side, prices, sizes)`` on lists, one
+    call per side per chunk, then one best bid/ask read (the same shape as ours)."""
+    holder: list[Any] = [None]
+    batches = []
+    for i in range(0, len(levels) - chunk + 1, chunk):
+        part = levels[i : i + chunk]
+        batches.append(
+            [
+                (side, [p for s, p, _ in part if s == side], [z for s, _, z in part if s == side])
+                for side in (BID, ASK)
+            ]
+        )
+
+    def reset() -> None:
+        book = factory()
+        book.apply_message({"type": "subscribed/order_book", "order_book": snap})
+        holder[0] = book
+
+    cursor = _Cursor(batches, 1, reset)
+
+    def body() -> None:
+        book = holder[0]
+        apply_levels = book.apply_levels
+        for side, prices, sizes in cursor.chunk[0]:
+            apply_levels(side, prices, sizes)
+        book.best_bid()
+        book.best_ask()
+
+    def check() -> None:
+        book = holder[0]
+        want = _model_after(snap, levels[: cursor.end * chunk], stream)
+        _check_equal(f"{name} best bid/ask", (book.best_bid(), book.best_ask()), want)
+
+    return Case(name, body, ops=chunk, prepare=cursor.prepare, check=check)
 
 
 def _per_level_case(

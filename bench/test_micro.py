@@ -27,7 +27,13 @@ import pytest
 
 from bench.baselines import SortedDictBook, empty_function
 from bench.l2stream import ASK, BID, L2Stream, StreamConfig, generate
-from bench.micro import LADDER, MARKET_MINIMUMS, _delta_prefix_levels, _model_after
+from bench.micro import (
+    LADDER,
+    MARKET_MINIMUMS,
+    _delta_prefix_levels,
+    _model_after,
+    _raw_setter,
+)
 
 N_DELTAS = 5_000
 
@@ -88,9 +94,7 @@ def test_book_apply(benchmark: Any, stream: L2Stream, kind: str) -> None:
 
         rounds = 300
     else:
-        setter = getattr(book, "set_level", None) or (
-            lambda side, price, size: book.apply_levels(side, [price], [size])
-        )
+        setter = _raw_setter(book)  # set_level (SortedDict) / _set (ReferenceBook)
 
         def body() -> None:
             best_bid, best_ask = book.best_bid, book.best_ask
