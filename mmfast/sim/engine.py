@@ -1,0 +1,1132 @@
+"""The simulated venue: accounts and keys, tx validation, sequencer, matching, accounting.
+
+Independent of any transport. The server feeds it txs and drains its events; tests may drive
+it directly. All quantities are integers: prices in ticks, sizes in lots, money in micro-USDC.
+
+Nonce rule (as on the venue): a tx rejected at the API level (`VenueError` raised by
+`submit`/`submit_batch`, HTTP 400) does not consume its nonce; an accepted tx consumes it even if
+the sequencer then fails it or cancels its order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import heapq
+import json
+import random
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmfast.sim import errors as E
+from mmfast.sim.clock import SimClock
+from mmfast.sim.config import MarketSpec, SimConfig
+from mmfast.sim.errors import VenueError
+from mmfast.sim.units import div_round
+
+TX_CREATE_ORDER = 14
+TX_CANCEL_ORDER = 15
+TX_CANCEL_ALL = 16
+TX_MODIFY_ORDER = 17
+ORDER_TX_TYPES = frozenset({TX_CREATE_ORDER, TX_CANCEL_ORDER, TX_CANCEL_ALL, TX_MODIFY_ORDER})
+
+ORDER_LIMIT = 0
+ORDER_MARKET = 1
+TIF_IOC = 0
+TIF_GTT = 1
+TIF_POST_ONLY = 2
+CANCEL_ALL_IMMEDIATE = 0
+CANCEL_ALL_SCHEDULED = 1
+CANCEL_ALL_ABORT = 2
+NIL_MARKET = 255
+
+STP_EXPIRE_MAKER = 0
+STP_EXPIRE_TAKER = 1
+STP_EXPIRE_BOTH = 2
+STP_REDUCE = 3
+
+TX_FAILED = 0
+TX_PENDING = 1
+TX_EXECUTED = 2
+
+MAX_COI = 2**48 - 1
+ORDER_INDEX_BASE = 2**48  # exchange order ids start here, as on the venue
+MAX_PRICE = 2**32 - 1
+MAX_BASE = 2**48 - 1
+MAX_API_KEY = 254
+
+# Order status names, as the venue spells them.
+ST_OPEN = "open"
+ST_FILLED = "filled"
+ST_CANCELED = "canceled"
+ST_POST_ONLY = "canceled-post-only"
+ST_REDUCE_ONLY = "canceled-reduce-only"
+ST_MARGIN = "canceled-margin-not-allowed"
+ST_SLIPPAGE = "canceled-too-much-slippage"
+ST_NO_LIQUIDITY = "canceled-not-enough-liquidity"
+ST_SELF_TRADE = "canceled-self-trade"
+ST_EXPIRED = "canceled-expired"
+
+TIF_NAMES = {TIF_IOC: "immediate-or-cancel", TIF_GTT: "good-till-time", TIF_POST_ONLY: "post-only"}
+TYPE_NAMES = {ORDER_LIMIT: "limit", ORDER_MARKET: "market"}
+
+_CREATE_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "ClientOrderIndex", "BaseAmount",
+                  "Price", "IsAsk", "Type", "TimeInForce", "ReduceOnly", "TriggerPrice",
+                  "OrderExpiry", "ExpiredAt", "Nonce")
+_CANCEL_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "Index", "ExpiredAt", "Nonce")
+_MODIFY_FIELDS = (*_CANCEL_FIELDS, "BaseAmount", "Price", "TriggerPrice")
+_CANCEL_ALL_FIELDS = ("AccountIndex", "ApiKeyIndex", "TimeInForce", "Time", "ExpiredAt", "Nonce")
+_FIELDS = {TX_CREATE_ORDER: _CREATE_FIELDS, TX_CANCEL_ORDER: _CANCEL_FIELDS,
+           TX_MODIFY_ORDER: _MODIFY_FIELDS, TX_CANCEL_ALL: _CANCEL_ALL_FIELDS}
+
+
+@dataclass(slots=True, eq=False)
+class Order:
+    """A venue order (live or finished)."""
+
+    order_index: int  # exchange id, >= 2^48
+    client_order_index: int  # 1..2^48-1
+    account: int  # owner account index
+    market: int  # market id
+    is_ask: bool  # sell side
+    price: int  # ticks (worst price for market orders)
+    initial: int  # lots asked for (grows/shrinks on modify)
+    remaining: int  # lots still open
+    type: int  # ORDER_LIMIT or ORDER_MARKET
+    tif: int  # TIF_*
+    reduce_only: bool  # may only reduce the position
+    expiry_ms: int  # wall ms; 0 for IOC
+    nonce: int  # nonce of the tx that created it
+    api_key: int  # key that created it
+    stp: int  # self-trade behaviour (STP_*)
+    created_ms: int  # wall ms at creation
+    transaction_time_us: int  # µs at creation
+    seq: int = 0  # queue priority stamp (lower = earlier)
+    updated_ms: int = 0  # wall ms of the last change
+    filled_base: int = 0  # lots filled so far
+    filled_quote: int = 0  # micro-USDC filled so far
+    status: str = ST_OPEN  # venue status name
+    block_height: int = 0  # block of the last change
+
+    @property
+    def live(self) -> bool:
+        return self.status == ST_OPEN
+
+
+@dataclass(slots=True)
+class Position:
+    """Signed position in one market, with cost basis and realized PnL."""
+
+    size: int = 0  # lots, + long, - short
+    entry_quote: int = 0  # micro-USDC cost basis of |size|
+    realized_pnl: int = 0  # micro-USDC, fees excluded
+    fees_paid: int = 0  # micro-USDC (negative if rebates)
+
+
+@dataclass(slots=True)
+class ApiKey:
+    """One API key slot of an account."""
+
+    index: int  # 0..254
+    nonce: int = 0  # next expected nonce
+    public_key: str = ""  # as registered (not verified)
+
+
+@dataclass(slots=True)
+class Account:
+    """A venue account."""
+
+    index: int  # account index
+    collateral: int  # micro-USDC, realized PnL and fees included
+    accept_any_key: bool  # create API keys on first use
+    l1_address: str = "0x" + "0" * 40  # placeholder L1 address
+    keys: dict[int, ApiKey] = field(default_factory=dict)  # api_key_index -> key
+    positions: dict[int, Position] = field(default_factory=dict)  # market -> position
+    live: dict[int, Order] = field(default_factory=dict)  # order_index -> live order
+    by_coi: dict[int, Order] = field(default_factory=dict)  # coi -> live order
+    last_by_coi: dict[int, Order] = field(default_factory=dict)  # coi -> latest order
+    inactive: deque[Order] = field(default_factory=deque)  # finished orders, newest last
+    cancel_all_time: int = 0  # wall ms of a scheduled cancel-all, 0 if none
+    total_order_count: int = 0  # orders ever created
+
+
+@dataclass(slots=True, eq=False)
+class TxRecord:
+    """An accepted tx and its outcome."""
+
+    hash: str  # 80 hex chars
+    type: int  # tx type
+    info: str  # tx_info JSON as received
+    fields: dict[str, Any]  # parsed tx_info
+    account: int  # AccountIndex
+    api_key: int  # ApiKeyIndex
+    nonce: int  # Nonce
+    expired_at: int  # ExpiredAt (wall ms)
+    market: int | None  # market the tx acts on (None: every market)
+    queued_at_ms: int  # wall ms at acceptance
+    due_ns: int  # monotonic ns when the sequencer runs it
+    seq: int  # acceptance order
+    status: int = TX_PENDING  # TX_FAILED / TX_PENDING / TX_EXECUTED
+    executed_at_ms: int = 0  # wall ms at execution
+    block_height: int = 0  # block it executed in
+    error: VenueError | None = None  # why the sequencer failed it
+    order_index: int = 0  # order created/acted on, if any
+
+
+@dataclass(slots=True)
+class Event:
+    """Something subscribers may need to hear about. `kind` selects the payload meaning."""
+
+    kind: str  # "book", "trade", "order", "account", "market"
+    market: int | None  # market concerned, if any
+    account: int | None  # account concerned, if any
+    payload: Any  # kind-specific data
+
+
+class BookSide:
+    """One side of a price-time-priority book: sorted price levels of FIFO queues."""
+
+    __slots__ = ("is_ask", "levels", "prices", "sizes")
+
+    def __init__(self, is_ask: bool) -> None:
+        self.is_ask = is_ask  # asks are matched lowest first
+        self.prices: list[int] = []  # ascending
+        self.levels: dict[int, deque[Order]] = {}  # price -> orders in time priority
+        self.sizes: dict[int, int] = {}  # price -> aggregate remaining lots
+
+    def best(self) -> int | None:
+        if not self.prices:
+            return None
+        return self.prices[0] if self.is_ask else self.prices[-1]
+
+    def add(self, order: Order) -> None:
+        q = self.levels.get(order.price)
+        if q is None:
+            q = self.levels[order.price] = deque()
+            self.sizes[order.price] = 0
+            bisect.insort(self.prices, order.price)
+        q.append(order)
+        self.sizes[order.price] += order.remaining
+
+    def remove(self, order: Order) -> None:
+        q = self.levels[order.price]
+        q.remove(order)
+        self.sizes[order.price] -= order.remaining
+        if not q:
+            self._drop_level(order.price)
+
+    def reduce(self, order: Order, lots: int) -> None:
+        self.sizes[order.price] -= lots
+
+    def _drop_level(self, price: int) -> None:
+        del self.levels[price]
+        del self.sizes[price]
+        i = bisect.bisect_left(self.prices, price)
+        del self.prices[i]
+
+    def iter_prices(self) -> Iterable[int]:
+        return iter(self.prices) if self.is_ask else reversed(self.prices)
+
+    def crosses(self, price: int) -> bool:
+        """Would a taker on the other side at `price` trade against this side?"""
+        best = self.best()
+        if best is None:
+            return False
+        return best <= price if self.is_ask else best >= price
+
+
+@dataclass(slots=True)
+class MarketState:
+    """A market's spec and live state."""
+
+    spec: MarketSpec  # static parameters
+    asks: BookSide  # sell orders
+    bids: BookSide  # buy orders
+    mark_price: int  # ticks
+    book_nonce: int  # nonce of the last book change sent
+    offset: int  # offset of the last book message
+    last_trade_price: int = 0  # ticks, 0 before the first trade
+    trades: deque[dict[str, Any]] = field(default_factory=deque)  # recent trades, newest last
+    trade_count: int = 0  # trades since start
+    base_volume: int = 0  # lots since start
+    quote_volume: int = 0  # micro-USDC since start
+    open_interest: int = 0  # lots (sum of long positions)
+    dirty: set[tuple[bool, int]] = field(default_factory=set)  # (is_ask, price) changed
+
+    def side(self, is_ask: bool) -> BookSide:
+        return self.asks if is_ask else self.bids
+
+
+def _int_field(info: dict[str, Any], name: str) -> int:
+    v = info.get(name)
+    if type(v) is not int:  # bool is not an integer here
+        raise VenueError(E.INVALID_TX_INFO, f"{name} must be an integer")
+    return v
+
+
+def parse_tx_info(tx_type: int, tx_info: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    """Decode and structurally check a tx_info (API level: raises VenueError 21501/21505)."""
+    if tx_type not in _FIELDS:
+        raise VenueError(E.UNSUPPORTED_TX_TYPE, f"tx type {tx_type}")
+    if isinstance(tx_info, dict):
+        info = tx_info
+    else:
+        try:
+            info = json.loads(tx_info)
+        except ValueError as exc:
+            raise VenueError(E.INVALID_TX_INFO, "tx_info is not JSON") from exc
+    if not isinstance(info, dict):
+        raise VenueError(E.INVALID_TX_INFO, "tx_info is not an object")
+    for name in _FIELDS[tx_type]:
+        _int_field(info, name)
+    sig = info.get("Sig")
+    if not isinstance(sig, str) or not sig:
+        raise VenueError(E.INVALID_TX_INFO, "Sig missing")
+    attrs = info.get("L2TxAttributes")
+    if attrs is not None and not (
+        isinstance(attrs, dict) and all(type(v) is int for v in attrs.values())
+    ):
+        raise VenueError(E.INVALID_TX_INFO, "L2TxAttributes must be null or a map of integers")
+    return info
+
+
+def tx_hash(chain_id: int, tx_type: int, info: dict[str, Any]) -> str:
+    """The simulator's tx hash: 80 hex chars over the tx content (signature excluded).
+
+    Lighter's hash is Poseidon2 over the signed fields; the simulator does not reimplement it,
+    so this hash differs from the one the signer returns. It is deterministic: the same tx
+    content gives the same hash.
+    """
+    body = {k: v for k, v in info.items() if k not in ("Sig", "L1Sig")}
+    data = json.dumps([chain_id, tx_type, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(data.encode(), digest_size=40).hexdigest()
+
+
+class Exchange:
+    """The simulated venue's state machine."""
+
+    def __init__(self, config: SimConfig, clock: SimClock) -> None:
+        self.config = config
+        self.clock = clock
+        self.rng = random.Random(config.seed)
+        self.markets: dict[int, MarketState] = {}
+        for spec in config.markets:
+            start = self.rng.randrange(1_000_000, 9_000_000)
+            self.markets[spec.market_id] = MarketState(
+                spec=spec, asks=BookSide(True), bids=BookSide(False),
+                mark_price=spec.mark_price, book_nonce=start, offset=start // 1000,
+            )
+        self.accounts: dict[int, Account] = {}
+        self.orders: dict[int, Order] = {}  # order_index -> order (live and finished)
+        self.txs: dict[str, TxRecord] = {}  # hash -> record
+        self.pending: list[tuple[int, int, TxRecord]] = []  # heap (due_ns, seq, tx)
+        self.inflight: dict[int, int] = {}  # market -> order txs accepted, not executed
+        self.pending_cois: dict[tuple[int, int], int] = {}  # (account, coi) -> pending creates
+        self.expiries: list[tuple[int, int]] = []  # heap (expiry_ms, order_index)
+        self.events: list[Event] = []
+        self.block_height = 1_000
+        self._next_order_index = ORDER_INDEX_BASE + self.rng.randrange(1, 1_000_000)
+        self._next_trade_id = self.rng.randrange(10**9, 2 * 10**9)
+        self._seq = 0
+        self._us_tick = 0
+        self._current_tx: TxRecord | None = None  # tx being executed (trades carry its hash)
+        self.add_account(config.account_index, config.initial_collateral,
+                         api_key_indexes=config.api_key_indexes)
+
+    # ------------------------------------------------------------------ accounts and keys
+    def add_account(self, index: int, collateral: int,
+                    api_key_indexes: Iterable[int] | None = None) -> Account:
+        """Create a funded account. `api_key_indexes=None` accepts any key index on first use."""
+        if index in self.accounts:
+            raise ValueError(f"account {index} exists")
+        if index <= 2:
+            raise ValueError("account indexes 0..2 are system accounts")
+        acct = Account(index=index, collateral=collateral, accept_any_key=api_key_indexes is None)
+        self.accounts[index] = acct
+        for k in api_key_indexes or ():
+            self.register_api_key(index, k)
+        return acct
+
+    def register_api_key(self, account: int, api_key_index: int, public_key: str = "",
+                         nonce: int = 0) -> ApiKey:
+        """Tell the simulator about an API key (the funded account accepts it from then on)."""
+        if not 0 <= api_key_index <= MAX_API_KEY:
+            raise ValueError("api key index must be within 0..254")
+        acct = self.accounts.get(account)
+        if acct is None:
+            raise ValueError(f"no account {account}")
+        key = acct.keys.get(api_key_index)
+        if key is None:
+            key = acct.keys[api_key_index] = ApiKey(api_key_index, nonce, public_key)
+        elif public_key:
+            key.public_key = public_key
+        return key
+
+    def _key(self, acct: Account, api_key_index: int, create: bool) -> ApiKey:
+        if not 0 <= api_key_index <= MAX_API_KEY:
+            raise VenueError(E.INVALID_API_KEY_INDEX, str(api_key_index))
+        key = acct.keys.get(api_key_index)
+        if key is None:
+            if not acct.accept_any_key:
+                raise VenueError(E.API_KEY_NOT_FOUND, str(api_key_index))
+            key = ApiKey(api_key_index)
+            if create:
+                acct.keys[api_key_index] = key
+        return key
+
+    def account(self, index: int) -> Account:
+        acct = self.accounts.get(index)
+        if acct is None:
+            raise VenueError(E.ACCOUNT_NOT_FOUND, str(index))
+        return acct
+
+    def next_nonce(self, account: int, api_key_index: int) -> int:
+        """What `nextNonce` answers."""
+        return self._key(self.account(account), api_key_index, create=False).nonce
+
+    def check_auth(self, token: str, account: int | None = None) -> int:
+        """Check an auth token's structure, deadline, account and key (not its signature).
+
+        Returns the token's account index; raises VenueError(21120) if it is not acceptable.
+        """
+        parts = token.split(":") if isinstance(token, str) else []
+        if len(parts) != 4 or not all(p.isdigit() for p in parts[:3]) or not parts[3]:
+            raise VenueError(E.INVALID_SIGNATURE, "malformed auth token")
+        try:
+            bytes.fromhex(parts[3])
+        except ValueError as exc:
+            raise VenueError(E.INVALID_SIGNATURE, "malformed auth token") from exc
+        deadline, acct_idx, key_idx = int(parts[0]), int(parts[1]), int(parts[2])
+        now_s = self.clock.wall_ms() // 1000
+        if deadline <= now_s:
+            raise VenueError(E.INVALID_SIGNATURE, "auth token expired")
+        if deadline > now_s + self.config.max_auth_lifetime_s:
+            raise VenueError(E.INVALID_SIGNATURE, "auth token deadline too far")
+        if account is not None and acct_idx != account:
+            raise VenueError(E.INVALID_SIGNATURE, "auth token is for another account")
+        acct = self.accounts.get(acct_idx)
+        if acct is None:
+            raise VenueError(E.INVALID_SIGNATURE, "auth token account unknown")
+        try:
+            self._key(acct, key_idx, create=False)
+        except VenueError as exc:
+            raise VenueError(E.INVALID_SIGNATURE, "auth token key unknown") from exc
+        return acct_idx
+
+    # ------------------------------------------------------------------ clock helpers
+    def _tick(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _now_us(self) -> int:
+        # Microsecond stamps from the ms wall clock, kept strictly increasing.
+        self._us_tick = max(self._us_tick + 1, self.clock.wall_ms() * 1000)
+        return self._us_tick
+
+    # ------------------------------------------------------------------ submission (API level)
+    def submit(self, tx_type: int, tx_info: str | bytes | dict[str, Any]) -> TxRecord:
+        """Accept one tx for sequencing, or raise VenueError (API-level reject, nonce kept)."""
+        return self.submit_batch([tx_type], [tx_info])[0]
+
+    def submit_batch(self, tx_types: list[int], tx_infos: list[Any]) -> list[TxRecord]:
+        """Accept a batch atomically: every tx passes the API checks, or none is accepted."""
+        if len(tx_types) != len(tx_infos):
+            raise VenueError(E.TX_INFO_TYPE_LENGTH_MISMATCH)
+        if not tx_types:
+            raise VenueError(E.INVALID_TX_INFO, "empty batch")
+        if len(tx_types) > self.config.max_batch:
+            raise VenueError(E.MAX_BATCH_TX)
+        self.poll()
+        parsed = []
+        for t, info in zip(tx_types, tx_infos, strict=True):
+            if type(t) is not int:
+                raise VenueError(E.INVALID_TX_INFO, "tx_type must be an integer")
+            parsed.append((t, parse_tx_info(t, info), info))
+        first = parsed[0][1]
+        owner = (first["AccountIndex"], first["ApiKeyIndex"])
+        for i, (_, f, _) in enumerate(parsed):
+            if (f["AccountIndex"], f["ApiKeyIndex"]) != owner:
+                raise VenueError(E.BATCH_MULTIPLE_OWNER)
+            if i and f["Nonce"] != parsed[i - 1][1]["Nonce"] + 1:
+                raise VenueError(E.BATCH_NONCE_NOT_INCREASING)
+        acct = self.account(owner[0])
+        key = self._key(acct, owner[1], create=False)
+        batch_cois: set[int] = set()
+        inflight = dict(self.inflight)
+        markets = []
+        for i, (t, f, _) in enumerate(parsed):
+            if f["Nonce"] != key.nonce + i:
+                raise VenueError(E.INVALID_NONCE,
+                                 f"expected {key.nonce + i}, got {f['Nonce']}")
+            markets.append(self._validate(t, f, acct, batch_cois, inflight))
+        # Accepted: nonces are consumed from here on, whatever the sequencer does.
+        key = self._key(acct, owner[1], create=True)
+        key.nonce += len(parsed)
+        now_ns = self.clock.monotonic_ns()
+        now_ms = self.clock.wall_ms()
+        out = []
+        for (t, f, raw), market in zip(parsed, markets, strict=True):
+            info_str = raw if isinstance(raw, str) else (
+                raw.decode() if isinstance(raw, bytes) else json.dumps(raw, separators=(",", ":")))
+            delay = self._delay_ms(t, f, market)
+            rec = TxRecord(
+                hash=tx_hash(self.config.chain_id, t, f), type=t, info=info_str, fields=f,
+                account=f["AccountIndex"], api_key=f["ApiKeyIndex"], nonce=f["Nonce"],
+                expired_at=f["ExpiredAt"], market=market, queued_at_ms=now_ms,
+                due_ns=now_ns + delay * 1_000_000, seq=self._tick(),
+            )
+            self.txs[rec.hash] = rec
+            if market is not None:
+                self.inflight[market] = self.inflight.get(market, 0) + 1
+            if t == TX_CREATE_ORDER:
+                k = (rec.account, f["ClientOrderIndex"])
+                self.pending_cois[k] = self.pending_cois.get(k, 0) + 1
+            heapq.heappush(self.pending, (rec.due_ns, rec.seq, rec))
+            out.append(rec)
+        self.poll()
+        return out
+
+    def _delay_ms(self, t: int, f: dict[str, Any], market: int | None) -> int:
+        cfg = self.config
+        if t != TX_CREATE_ORDER:
+            return cfg.cancel_delay_ms
+        m = self.markets[f["MarketIndex"]]
+        crosses = m.side(not f["IsAsk"]).crosses(f["Price"])
+        return cfg.taker_delay_ms if crosses and f["TimeInForce"] != TIF_POST_ONLY \
+            else cfg.maker_delay_ms
+
+    def _market(self, market_id: int) -> MarketState:
+        m = self.markets.get(market_id)
+        if m is None:
+            raise VenueError(E.INVALID_MARKET_INDEX, str(market_id))
+        return m
+
+    def _check_expired_at(self, f: dict[str, Any]) -> None:
+        if f["ExpiredAt"] <= self.clock.wall_ms():
+            raise VenueError(E.INVALID_TX_INFO, "ExpiredAt has passed")
+
+    def _check_inflight(self, market: int, inflight: dict[int, int]) -> None:
+        n = inflight.get(market, 0)
+        if n >= self.config.max_inflight_per_market:
+            raise VenueError(E.MAX_PENDING_ORDERS_PER_MARKET)
+        inflight[market] = n + 1
+
+    def _validate(self, t: int, f: dict[str, Any], acct: Account, batch_cois: set[int],
+                  inflight: dict[int, int]) -> int | None:
+        """API-level checks of one tx (after the nonce); returns the market it acts on."""
+        self._check_expired_at(f)
+        if t == TX_CREATE_ORDER:
+            return self._validate_create(f, acct, batch_cois, inflight)
+        if t in (TX_CANCEL_ORDER, TX_MODIFY_ORDER):
+            m = self._market(f["MarketIndex"])
+            idx = f["Index"]
+            if not 1 <= idx < 2**60:
+                raise VenueError(E.INVALID_ORDER_INDEX, str(idx))
+            if self._resolve(acct, m.spec.market_id, idx) is None and not (
+                idx <= MAX_COI and self.pending_cois.get((acct.index, idx))
+            ):
+                raise VenueError(E.INACTIVE_ORDER, str(idx))
+            if t == TX_MODIFY_ORDER:
+                self._check_price_size(m.spec, f["Price"], f["BaseAmount"], reduce_only=False)
+                if f["TriggerPrice"] != 0:
+                    raise VenueError(E.INVALID_TRIGGER_PRICE)
+            self._check_inflight(m.spec.market_id, inflight)
+            return m.spec.market_id
+        # cancel-all
+        tif, when = f["TimeInForce"], f["Time"]
+        attrs = f.get("L2TxAttributes") or {}
+        market = attrs.get("5", NIL_MARKET)
+        if market != NIL_MARKET:
+            self._market(market)
+        now = self.clock.wall_ms()
+        if tif == CANCEL_ALL_IMMEDIATE:
+            if when != 0:
+                raise VenueError(E.INVALID_CANCEL_ALL_TIME)
+        elif tif == CANCEL_ALL_SCHEDULED:
+            if market != NIL_MARKET:
+                raise VenueError(E.INVALID_CANCEL_ALL_TIF, "a market-scoped cancel-all is "
+                                 "immediate only")
+            if not now + self.config.min_cancel_all_ms <= when <= now + \
+                    self.config.max_cancel_all_ms:
+                raise VenueError(E.INVALID_CANCEL_ALL_TIME)
+        elif tif == CANCEL_ALL_ABORT:
+            if when != 0 or market != NIL_MARKET:
+                raise VenueError(E.INVALID_CANCEL_ALL_TIME)
+        else:
+            raise VenueError(E.INVALID_CANCEL_ALL_TIF)
+        if market != NIL_MARKET:
+            self._check_inflight(market, inflight)
+            return market
+        return None
+
+    def _check_price_size(self, spec: MarketSpec, price: int, base: int,
+                          reduce_only: bool) -> None:
+        if not 1 <= price <= MAX_PRICE:
+            raise VenueError(E.INVALID_PRICE, str(price))
+        if not 1 <= base <= MAX_BASE:
+            raise VenueError(E.INVALID_BASE_AMOUNT, str(base))
+        if base < spec.min_base_amount:
+            raise VenueError(E.INVALID_ORDER_AMOUNT, "below min_base_amount")
+        quote = price * base * spec.quote_scale
+        if quote < spec.min_quote_amount:
+            raise VenueError(E.INVALID_ORDER_AMOUNT, "below min_quote_amount")
+        if quote > spec.order_quote_limit:
+            raise VenueError(E.INVALID_ORDER_AMOUNT, "above order_quote_limit")
+
+    def _validate_create(self, f: dict[str, Any], acct: Account, batch_cois: set[int],
+                         inflight: dict[int, int]) -> int:
+        m = self._market(f["MarketIndex"])
+        spec = m.spec
+        if f["IsAsk"] not in (0, 1):
+            raise VenueError(E.INVALID_IS_ASK)
+        otype, tif = f["Type"], f["TimeInForce"]
+        if otype not in (ORDER_LIMIT, ORDER_MARKET):
+            if 2 <= otype <= 8:
+                raise VenueError(E.UNSUPPORTED_ORDER_TYPE, f"type {otype} is not simulated")
+            raise VenueError(E.INVALID_ORDER_TYPE)
+        if tif not in (TIF_IOC, TIF_GTT, TIF_POST_ONLY):
+            raise VenueError(E.INVALID_TIME_IN_FORCE)
+        if f["ReduceOnly"] not in (0, 1):
+            raise VenueError(E.INVALID_TX_INFO, "ReduceOnly must be 0 or 1")
+        if f["TriggerPrice"] != 0:
+            raise VenueError(E.INVALID_TRIGGER_PRICE)
+        expiry = f["OrderExpiry"]
+        if otype == ORDER_MARKET and tif != TIF_IOC:
+            raise VenueError(E.INVALID_TIME_IN_FORCE, "market orders are IOC")
+        if tif == TIF_IOC:
+            if expiry != 0:
+                raise VenueError(E.INVALID_ORDER_EXPIRY, "IOC takes expiry 0")
+        else:
+            now = self.clock.wall_ms()
+            if not now + self.config.min_order_expiry_ms <= expiry <= \
+                    now + self.config.max_order_expiry_ms:
+                raise VenueError(E.INVALID_ORDER_EXPIRY, "outside 5 min..30 days")
+        coi = f["ClientOrderIndex"]
+        if not 1 <= coi <= MAX_COI:
+            raise VenueError(E.INVALID_CLIENT_ORDER_INDEX, str(coi))
+        if coi in acct.by_coi or coi in batch_cois or self.pending_cois.get((acct.index, coi)):
+            raise VenueError(E.CLIENT_ORDER_INDEX_EXISTS, str(coi))
+        self._check_price_size(spec, f["Price"], f["BaseAmount"], bool(f["ReduceOnly"]))
+        stp = (f.get("L2TxAttributes") or {}).get("6", STP_EXPIRE_MAKER)
+        if stp not in (STP_EXPIRE_MAKER, STP_EXPIRE_TAKER, STP_EXPIRE_BOTH, STP_REDUCE):
+            raise VenueError(E.INVALID_TX_INFO, "self-trade behaviour")
+        self._check_inflight(spec.market_id, inflight)
+        is_ask = bool(f["IsAsk"])
+        crosses = m.side(not is_ask).crosses(f["Price"])
+        resting = tif != TIF_IOC and not crosses
+        if resting:
+            count = sum(1 for o in acct.live.values() if o.market == spec.market_id)
+            if count >= self.config.max_resting_per_market:
+                raise VenueError(E.MAX_ORDERS_PER_MARKET)
+            # A maker order short of margin is refused at the API (nonce kept); a taker order
+            # passes here and is canceled by the sequencer (nonce consumed), as on the venue.
+            if not f["ReduceOnly"] and not self._margin_ok(
+                    acct, spec.market_id, is_ask, f["BaseAmount"], f["Price"]):
+                raise VenueError(E.NOT_ENOUGH_ORDER_MARGIN)
+        batch_cois.add(coi)
+        return spec.market_id
+
+    def _resolve(self, acct: Account, market: int, index: int) -> Order | None:
+        """Cancel/modify Index: < 2^48 is a client_order_index, otherwise an order_index."""
+        o = acct.by_coi.get(index) if index <= MAX_COI else acct.live.get(index)
+        if o is None or o.market != market:
+            return None
+        return o
+
+    # ------------------------------------------------------------------ margin
+    def equity(self, acct: Account) -> int:
+        """Collateral plus unrealized PnL at mark (micro-USDC)."""
+        return acct.collateral + sum(
+            self.unrealized_pnl(acct, mid) for mid, p in acct.positions.items() if p.size)
+
+    def unrealized_pnl(self, acct: Account, market: int) -> int:
+        p = acct.positions.get(market)
+        if p is None or p.size == 0:
+            return 0
+        m = self.markets[market]
+        value = abs(p.size) * m.mark_price * m.spec.quote_scale
+        return value - p.entry_quote if p.size > 0 else p.entry_quote - value
+
+    def initial_margin(self, acct: Account, extra: tuple[int, bool, int, int] | None = None
+                       ) -> int:
+        """Initial margin of positions and open orders, worst side per market (micro-USDC).
+
+        `extra` = (market, is_ask, lots, price) adds a hypothetical order.
+        """
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        for o in acct.live.values():
+            if o.reduce_only:
+                continue
+            book = asks if o.is_ask else bids
+            book[o.market] = book.get(o.market, 0) + o.remaining
+        if extra is not None:
+            mk, is_ask, lots, _ = extra
+            book = asks if is_ask else bids
+            book[mk] = book.get(mk, 0) + lots
+        total = 0
+        for mid in set(bids) | set(asks) | {k for k, p in acct.positions.items() if p.size}:
+            m = self.markets[mid]
+            pos = acct.positions[mid].size if mid in acct.positions else 0
+            worst = max(abs(pos + bids.get(mid, 0)), abs(pos - asks.get(mid, 0)))
+            notional = worst * m.mark_price * m.spec.quote_scale
+            total += notional * m.spec.default_initial_margin_fraction // 10_000
+        return total
+
+    def available_balance(self, acct: Account) -> int:
+        return self.equity(acct) - self.initial_margin(acct)
+
+    def _margin_ok(self, acct: Account, market: int, is_ask: bool, lots: int, price: int) -> bool:
+        before = self.initial_margin(acct)
+        after = self.initial_margin(acct, (market, is_ask, lots, price))
+        # An order that does not add exposure is always allowed.
+        return after <= before or after <= self.equity(acct)
+
+    # ------------------------------------------------------------------ sequencer
+    def poll(self) -> None:
+        """Run whatever is due: pending txs, order expiries, scheduled cancel-alls."""
+        now_ns = self.clock.monotonic_ns()
+        while self.pending and self.pending[0][0] <= now_ns:
+            _, _, rec = heapq.heappop(self.pending)
+            self._execute(rec)
+        now_ms = self.clock.wall_ms()
+        while self.expiries and self.expiries[0][0] <= now_ms:
+            _, oid = heapq.heappop(self.expiries)
+            o = self.orders.get(oid)
+            if o is not None and o.live and o.expiry_ms <= now_ms:
+                self._finish(o, ST_EXPIRED)
+        for acct in self.accounts.values():
+            if acct.cancel_all_time and acct.cancel_all_time <= now_ms:
+                acct.cancel_all_time = 0
+                for o in list(acct.live.values()):
+                    self._finish(o, ST_CANCELED)
+                self._account_changed(acct.index, None)
+        self._flush_books()
+
+    def next_due_ns(self) -> int | None:
+        """Monotonic ns of the next pending tx, if any (for the server's timer)."""
+        return self.pending[0][0] if self.pending else None
+
+    def _execute(self, rec: TxRecord) -> None:
+        f = rec.fields
+        if rec.market is not None:
+            self.inflight[rec.market] -= 1
+        if rec.type == TX_CREATE_ORDER:
+            k = (rec.account, f["ClientOrderIndex"])
+            self.pending_cois[k] -= 1
+            if not self.pending_cois[k]:
+                del self.pending_cois[k]
+        self.block_height += 1
+        self._current_tx = rec
+        rec.block_height = self.block_height
+        rec.executed_at_ms = self.clock.wall_ms()
+        try:
+            if rec.expired_at <= rec.executed_at_ms:
+                raise VenueError(E.INVALID_TX_INFO, "tx not executed before ExpiredAt")
+            acct = self.account(rec.account)
+            if rec.type == TX_CREATE_ORDER:
+                self._exec_create(rec, acct)
+            elif rec.type == TX_CANCEL_ORDER:
+                self._exec_cancel(rec, acct)
+            elif rec.type == TX_MODIFY_ORDER:
+                self._exec_modify(rec, acct)
+            else:
+                self._exec_cancel_all(rec, acct)
+            rec.status = TX_EXECUTED
+        except VenueError as exc:
+            rec.status = TX_FAILED
+            rec.error = exc
+        self._current_tx = None
+        self.events.append(Event("tx", rec.market, rec.account, rec))
+        self._flush_books()
+
+    def _exec_create(self, rec: TxRecord, acct: Account) -> None:
+        f = rec.fields
+        m = self.markets[f["MarketIndex"]]
+        spec = m.spec
+        is_ask = bool(f["IsAsk"])
+        price = f["Price"]
+        coi = f["ClientOrderIndex"]
+        if coi in acct.by_coi:
+            raise VenueError(E.CLIENT_ORDER_INDEX_EXISTS, str(coi))
+        otype, tif = f["Type"], f["TimeInForce"]
+        if otype == ORDER_LIMIT:
+            band_err = self._band_error(m, is_ask, price)
+            if band_err:
+                raise VenueError(band_err)
+        now_ms = self.clock.wall_ms()
+        o = Order(
+            order_index=self._next_order_index, client_order_index=coi, account=acct.index,
+            market=spec.market_id, is_ask=is_ask, price=price, initial=f["BaseAmount"],
+            remaining=f["BaseAmount"], type=otype, tif=tif, reduce_only=bool(f["ReduceOnly"]),
+            expiry_ms=f["OrderExpiry"], nonce=rec.nonce, api_key=rec.api_key,
+            stp=(f.get("L2TxAttributes") or {}).get("6", STP_EXPIRE_MAKER), created_ms=now_ms,
+            transaction_time_us=self._now_us(), seq=self._tick(), updated_ms=now_ms,
+            block_height=rec.block_height,
+        )
+        self._next_order_index += 1
+        rec.order_index = o.order_index
+        self.orders[o.order_index] = o
+        acct.total_order_count += 1
+        acct.last_by_coi[coi] = o
+        self._place(o, acct, m)
+
+    def _band_error(self, m: MarketState, is_ask: bool, price: int) -> int:
+        """21733 for aggressive prices beyond the fat-finger band, 21734 for passive ones
+        beyond the price band, both measured from the mark price; 0 if inside."""
+        mark = m.mark_price
+        off_bps = (price - mark) * 10_000 / mark
+        aggressive = -off_bps if is_ask else off_bps  # > 0 when priced through the mark
+        if aggressive > m.spec.fat_finger_bps:
+            return E.FAT_FINGER_PRICE
+        if -aggressive > m.spec.price_band_bps:
+            return E.PRICE_TOO_FAR_FROM_MARK
+        return 0
+
+    def _place(self, o: Order, acct: Account, m: MarketState) -> None:
+        """Post-only/reduce-only/margin rules, then match, then rest or finish the remainder."""
+        opp = m.side(not o.is_ask)
+        crosses = opp.crosses(o.price)
+        if o.tif == TIF_POST_ONLY and crosses:
+            self._finish(o, ST_POST_ONLY, was_live=False)
+            return
+        if o.reduce_only and self._reducible(acct, o) == 0:
+            self._finish(o, ST_REDUCE_ONLY, was_live=False)
+            return
+        if crosses and not o.reduce_only and not self._margin_ok(
+                acct, o.market, o.is_ask, o.remaining, o.price):
+            self._finish(o, ST_MARGIN, was_live=False)
+            return
+        end_status = self._match(o, acct, m)
+        if end_status is not None:
+            self._finish(o, end_status, was_live=False)
+            return
+        if o.remaining == 0:
+            self._finish(o, ST_FILLED, was_live=False)
+            return
+        if o.tif == TIF_IOC:
+            if o.type == ORDER_MARKET:
+                status = ST_NO_LIQUIDITY if opp.best() is None else ST_SLIPPAGE
+            else:
+                status = ST_CANCELED
+            self._finish(o, status, was_live=False)
+            return
+        o.status = ST_OPEN
+        acct.live[o.order_index] = o
+        acct.by_coi[o.client_order_index] = o
+        m.side(o.is_ask).add(o)
+        m.dirty.add((o.is_ask, o.price))
+        heapq.heappush(self.expiries, (o.expiry_ms, o.order_index))
+        self._order_changed(o)
+
+    def _reducible(self, acct: Account, o: Order) -> int:
+        """Lots a reduce-only order may still trade without increasing the position."""
+        p = acct.positions.get(o.market)
+        size = p.size if p else 0
+        if o.is_ask:
+            return max(size, 0)
+        return max(-size, 0)
+
+    def _match(self, taker: Order, tacct: Account, m: MarketState) -> str | None:
+        """Match `taker` against the book. Returns a terminal status that ends the taker
+        early (self-trade expire-taker, reduce-only exhausted), else None."""
+        opp = m.side(not taker.is_ask)
+        now_ms = self.clock.wall_ms()
+        while taker.remaining > 0:
+            best = opp.best()
+            if best is None or (best > taker.price if not taker.is_ask else best < taker.price):
+                return None
+            maker = opp.levels[best][0]
+            if maker.expiry_ms and maker.expiry_ms <= now_ms:
+                self._finish(maker, ST_EXPIRED)
+                continue
+            macct = self.accounts[maker.account]
+            if maker.account == taker.account:
+                mode = taker.stp
+                if mode == STP_EXPIRE_MAKER:
+                    self._finish(maker, ST_SELF_TRADE)
+                    continue
+                if mode == STP_EXPIRE_TAKER:
+                    return ST_SELF_TRADE
+                if mode == STP_EXPIRE_BOTH:
+                    self._finish(maker, ST_SELF_TRADE)
+                    return ST_SELF_TRADE
+                qty = min(maker.remaining, taker.remaining)  # STP_REDUCE: shrink both
+                self._shrink(maker, qty, m)
+                taker.remaining -= qty
+                continue
+            qty = min(maker.remaining, taker.remaining)
+            if taker.reduce_only:
+                cap = self._reducible(tacct, taker)
+                if cap == 0:
+                    return ST_REDUCE_ONLY if taker.filled_base == 0 else ST_CANCELED
+                qty = min(qty, cap)
+            if maker.reduce_only:
+                cap = self._reducible(macct, maker)
+                if cap == 0:
+                    self._finish(maker, ST_REDUCE_ONLY)
+                    continue
+                qty = min(qty, cap)
+            self._trade(m, maker, macct, taker, tacct, qty)
+        return None
+
+    def _shrink(self, o: Order, lots: int, m: MarketState) -> None:
+        """Take `lots` off a resting order without a trade (self-trade 'reduce')."""
+        if lots >= o.remaining:
+            self._finish(o, ST_SELF_TRADE)
+            return
+        m.side(o.is_ask).reduce(o, lots)
+        o.remaining -= lots
+        m.dirty.add((o.is_ask, o.price))
+        o.updated_ms = self.clock.wall_ms()
+        self._order_changed(o)
+
+    def _trade(self, m: MarketState, maker: Order, macct: Account, taker: Order,
+               tacct: Account, qty: int) -> None:
+        spec = m.spec
+        price = maker.price
+        quote = price * qty * spec.quote_scale
+        maker_fee = div_round(quote * spec.maker_fee, 1_000_000)
+        taker_fee = div_round(quote * spec.taker_fee, 1_000_000)
+        tpos_before = tacct.positions.get(spec.market_id, Position())
+        mpos_before = macct.positions.get(spec.market_id, Position())
+        t_before = (tpos_before.size, tpos_before.entry_quote)
+        m_before = (mpos_before.size, mpos_before.entry_quote)
+        t_pnl = self._fill(tacct, spec.market_id, not taker.is_ask, qty, quote, taker_fee)
+        m_pnl = self._fill(macct, spec.market_id, not maker.is_ask, qty, quote, maker_fee)
+        for o in (maker, taker):
+            o.remaining -= qty
+            o.filled_base += qty
+            o.filled_quote += quote
+        side = m.side(maker.is_ask)
+        side.reduce(maker, qty)
+        m.dirty.add((maker.is_ask, price))
+        now_ms = self.clock.wall_ms()
+        maker.updated_ms = taker.updated_ms = now_ms
+        if maker.remaining == 0:
+            self._finish(maker, ST_FILLED)
+        else:
+            self._order_changed(maker)
+        m.last_trade_price = price
+        m.trade_count += 1
+        m.base_volume += qty
+        m.quote_volume += quote
+        m.open_interest = sum(
+            a.positions[spec.market_id].size for a in self.accounts.values()
+            if spec.market_id in a.positions and a.positions[spec.market_id].size > 0)
+        ask, bid = (maker, taker) if maker.is_ask else (taker, maker)
+        trade = {
+            "trade_id": self._next_trade_id,
+            "market_id": spec.market_id,
+            "size": qty,
+            "price": price,
+            "usd_amount": quote,
+            "ask": ask,
+            "bid": bid,
+            "ask_id": ask.order_index,
+            "bid_id": bid.order_index,
+            "ask_client_id": ask.client_order_index,
+            "bid_client_id": bid.client_order_index,
+            "ask_account_id": ask.account,
+            "bid_account_id": bid.account,
+            "is_maker_ask": maker.is_ask,
+            "block_height": self.block_height,
+            "timestamp": now_ms,
+            "transaction_time": self._now_us(),
+            "taker_fee": spec.taker_fee,
+            "maker_fee": spec.maker_fee,
+            "taker_fee_paid": taker_fee,
+            "maker_fee_paid": maker_fee,
+            "taker_before": t_before,
+            "maker_before": m_before,
+            "taker_pnl": t_pnl,
+            "maker_pnl": m_pnl,
+            "taker_account": tacct.index,
+            "maker_account": macct.index,
+            "tx_hash": self._current_tx.hash if self._current_tx else "",
+        }
+        self._next_trade_id += 1
+        m.trades.append(trade)
+        while len(m.trades) > self.config.recent_trades_kept:
+            m.trades.popleft()
+        self.events.append(Event("trade", spec.market_id, None, trade))
+        self.events.append(Event("market", spec.market_id, None, None))
+        self._account_changed(tacct.index, spec.market_id)
+        self._account_changed(macct.index, spec.market_id)
+
+    def _fill(self, acct: Account, market: int, is_buy: bool, qty: int, quote: int,
+              fee: int) -> int:
+        """Apply one fill to a position; returns the realized PnL (micro-USDC, before fees)."""
+        p = acct.positions.setdefault(market, Position())
+        signed = qty if is_buy else -qty
+        realized = 0
+        if p.size == 0 or (p.size > 0) == is_buy:
+            p.size += signed
+            p.entry_quote += quote
+        else:
+            closing = min(qty, abs(p.size))
+            basis = p.entry_quote * closing // abs(p.size)
+            close_quote = quote * closing // qty
+            realized = close_quote - basis if p.size > 0 else basis - close_quote
+            p.entry_quote -= basis
+            p.size += closing if is_buy else -closing
+            opening = qty - closing
+            if opening:
+                p.size += opening if is_buy else -opening
+                p.entry_quote = quote - close_quote
+            if p.size == 0:
+                p.entry_quote = 0
+        p.realized_pnl += realized
+        p.fees_paid += fee
+        acct.collateral += realized - fee
+        return realized
+
+    def _finish(self, o: Order, status: str, was_live: bool = True) -> None:
+        """Take an order off the book (if it rests) and give it a terminal status."""
+        acct = self.accounts[o.account]
+        if was_live and o.order_index in acct.live:
+            m = self.markets[o.market]
+            m.side(o.is_ask).remove(o)
+            m.dirty.add((o.is_ask, o.price))
+            del acct.live[o.order_index]
+            if acct.by_coi.get(o.client_order_index) is o:
+                del acct.by_coi[o.client_order_index]
+        o.status = status
+        o.updated_ms = self.clock.wall_ms()
+        acct.inactive.append(o)
+        while len(acct.inactive) > self.config.inactive_orders_kept:
+            acct.inactive.popleft()
+        self._order_changed(o)
+
+    def _exec_cancel(self, rec: TxRecord, acct: Account) -> None:
+        f = rec.fields
+        o = self._resolve(acct, f["MarketIndex"], f["Index"])
+        if o is None:
+            raise VenueError(E.INACTIVE_ORDER, str(f["Index"]))
+        rec.order_index = o.order_index
+        self._finish(o, ST_CANCELED)
+
+    def _exec_modify(self, rec: TxRecord, acct: Account) -> None:
+        f = rec.fields
+        o = self._resolve(acct, f["MarketIndex"], f["Index"])
+        if o is None:
+            raise VenueError(E.INACTIVE_ORDER, str(f["Index"]))
+        rec.order_index = o.order_index
+        m = self.markets[o.market]
+        new_price, new_size = f["Price"], f["BaseAmount"]
+        if o.type == ORDER_LIMIT:
+            band_err = self._band_error(m, o.is_ask, new_price)
+            if band_err:
+                raise VenueError(band_err)
+        keep = (self.config.modify_keeps_priority and new_price == o.price
+                and new_size <= o.remaining)
+        side = m.side(o.is_ask)
+        if keep:
+            side.reduce(o, o.remaining - new_size)
+            o.initial += new_size - o.remaining
+            o.remaining = new_size
+            m.dirty.add((o.is_ask, o.price))
+            o.updated_ms = self.clock.wall_ms()
+            self._order_changed(o)
+            return
+        # Loses queue priority: off the book, then placed again like a new order.
+        side.remove(o)
+        m.dirty.add((o.is_ask, o.price))
+        del acct.live[o.order_index]
+        del acct.by_coi[o.client_order_index]
+        o.initial += new_size - o.remaining
+        o.remaining = new_size
+        o.price = new_price
+        o.seq = self._tick()
+        o.nonce = rec.nonce
+        o.updated_ms = self.clock.wall_ms()
+        o.block_height = rec.block_height
+        self._place(o, acct, m)
+
+    def _exec_cancel_all(self, rec: TxRecord, acct: Account) -> None:
+        f = rec.fields
+        tif = f["TimeInForce"]
+        if tif == CANCEL_ALL_SCHEDULED:
+            acct.cancel_all_time = f["Time"]
+        elif tif == CANCEL_ALL_ABORT:
+            acct.cancel_all_time = 0
+        else:
+            market = rec.market
+            for o in list(acct.live.values()):
+                if market is None or o.market == market:
+                    self._finish(o, ST_CANCELED)
+        self._account_changed(acct.index, rec.market)
+
+    # ------------------------------------------------------------------ events
+    def _order_changed(self, o: Order) -> None:
+        self.events.append(Event("order", o.market, o.account, o))
+        self._account_changed(o.account, o.market)
+
+    def _account_changed(self, account: int, market: int | None) -> None:
+        self.events.append(Event("account", market, account, None))
+
+    def _flush_books(self) -> None:
+        for m in self.markets.values():
+            if not m.dirty:
+                continue
+            asks, bids = [], []
+            for is_ask, price in sorted(m.dirty):
+                size = m.side(is_ask).sizes.get(price, 0)
+                (asks if is_ask else bids).append((price, size))
+            begin = m.book_nonce
+            m.book_nonce += len(m.dirty)
+            m.offset += 1
+            m.dirty.clear()
+            self.events.append(Event("book", m.spec.market_id, None,
+                                     (asks, bids, begin, m.book_nonce, m.offset)))
+
+    def drain_events(self) -> list[Event]:
+        """Hand over and forget the events produced so far."""
+        ev, self.events = self.events, []
+        return ev
+
+    # ------------------------------------------------------------------ control
+    def set_mark_price(self, market: int, price: int) -> None:
+        """Move a market's mark (and index) price."""
+        if price <= 0:
+            raise ValueError("price must be > 0")
+        self._market(market).mark_price = price
+        self.events.append(Event("market", market, None, None))
+        for acct in self.accounts.values():
+            if market in acct.positions and acct.positions[market].size:
+                self._account_changed(acct.index, market)
+
+    # ------------------------------------------------------------------ queries
+    def levels(self, market: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(asks best first, bids best first) as (price ticks, size lots)."""
+        m = self._market(market)
+        asks = [(p, m.asks.sizes[p]) for p in m.asks.iter_prices()]
+        bids = [(p, m.bids.sizes[p]) for p in m.bids.iter_prices()]
+        return asks, bids
+
+    def book_orders(self, market: int, is_ask: bool) -> list[Order]:
+        """Resting orders of one side in matching order."""
+        side = self._market(market).side(is_ask)
+        return [o for p in side.iter_prices() for o in side.levels[p]]
+
+    def open_orders(self, account: int | None = None, market: int | None = None) -> list[Order]:
+        """Live orders, oldest first."""
+        accts = [self.account(account)] if account is not None else self.accounts.values()
+        out = [o for a in accts for o in a.live.values()
+               if market is None or o.market == market]
+        out.sort(key=lambda o: o.order_index)
+        return out
+
+    def fills(self, account: int | None = None, market: int | None = None) -> list[dict[str, Any]]:
+        """Trades (oldest first) kept in memory, optionally for one account/market."""
+        out = []
+        for mid, m in self.markets.items():
+            if market is not None and mid != market:
+                continue
+            for t in m.trades:
+                if account is None or account in (t["ask_account_id"], t["bid_account_id"]):
+                    out.append(t)
+        out.sort(key=lambda t: t["trade_id"])
+        return out

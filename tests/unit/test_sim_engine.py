@@ -1,0 +1,514 @@
+"""mmfast.sim.engine: tx rules, nonces, matching, accounting (no sockets)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from mmfast.sim import errors as E
+from mmfast.sim.clock import ManualClock
+from mmfast.sim.config import MarketSpec, SimConfig
+from mmfast.sim.engine import (
+    TX_CANCEL_ALL,
+    TX_CANCEL_ORDER,
+    TX_CREATE_ORDER,
+    TX_EXECUTED,
+    TX_FAILED,
+    TX_MODIFY_ORDER,
+    Exchange,
+)
+from mmfast.sim.errors import VenueError
+
+MAIN = 1001
+OTHER = 2002
+MIN = 60_000
+ETH = 0
+
+
+class Client:
+    """Builds tx_info dicts the way the signer lays them out, with its own nonce counter."""
+
+    def __init__(self, ex: Exchange, clock: ManualClock, account: int, key: int = 3) -> None:
+        self.ex, self.clock, self.account, self.key = ex, clock, account, key
+        self.nonce = 0
+        self.coi = 0
+
+    def _base(self, **kw: Any) -> dict[str, Any]:
+        d = {"AccountIndex": self.account, "ApiKeyIndex": self.key}
+        d.update(kw)
+        d.setdefault("ExpiredAt", self.clock.wall_ms() + 10 * MIN - 1000)
+        d.setdefault("Nonce", self.nonce)
+        d["Sig"] = "c2ln"
+        d.setdefault("L2TxAttributes", None)
+        return d
+
+    def create_info(self, price: int, size: int, is_ask: bool, tif: int = 1, otype: int = 0,
+                    reduce_only: bool = False, coi: int | None = None, expiry: int | None = None,
+                    market: int = ETH, **kw: Any) -> dict[str, Any]:
+        if coi is None:
+            self.coi += 1
+            coi = self.coi
+        if expiry is None:
+            expiry = 0 if tif == 0 else self.clock.wall_ms() + 60 * MIN
+        return self._base(MarketIndex=market, ClientOrderIndex=coi, BaseAmount=size, Price=price,
+                          IsAsk=int(is_ask), Type=otype, TimeInForce=tif,
+                          ReduceOnly=int(reduce_only), TriggerPrice=0, OrderExpiry=expiry, **kw)
+
+    def send(self, tx_type: int, info: dict[str, Any]):
+        rec = self.ex.submit(tx_type, info)
+        self.nonce += 1
+        return rec
+
+    def create(self, *a: Any, **kw: Any):
+        return self.send(TX_CREATE_ORDER, self.create_info(*a, **kw))
+
+    def cancel(self, index: int, market: int = ETH):
+        return self.send(TX_CANCEL_ORDER, self._base(MarketIndex=market, Index=index))
+
+    def modify(self, index: int, price: int, size: int, market: int = ETH):
+        return self.send(TX_MODIFY_ORDER, self._base(MarketIndex=market, Index=index,
+                                                     BaseAmount=size, Price=price,
+                                                     TriggerPrice=0))
+
+    def cancel_all(self, tif: int = 0, when: int = 0, market: int | None = None):
+        attrs = None if market is None else {"5": market}
+        return self.send(TX_CANCEL_ALL, self._base(TimeInForce=tif, Time=when,
+                                                   L2TxAttributes=attrs))
+
+
+def make(**cfg: Any) -> tuple[Exchange, ManualClock, Client, Client]:
+    clock = ManualClock()
+    ex = Exchange(SimConfig(**cfg), clock)
+    ex.add_account(OTHER, 10**12)
+    return ex, clock, Client(ex, clock, MAIN), Client(ex, clock, OTHER)
+
+
+def status_of(ex: Exchange, order_index: int) -> str:
+    return ex.orders[order_index].status
+
+
+def reject_code(fn, *a: Any, **kw: Any) -> int:
+    with pytest.raises(VenueError) as ei:
+        fn(*a, **kw)
+    return ei.value.code
+
+
+# ---------------------------------------------------------------- nonces
+def test_nonce_checked_and_consumed_only_when_accepted() -> None:
+    ex, _clock, a, _ = make()
+    assert ex.next_nonce(MAIN, 3) == 0
+    a.nonce = 5
+    assert reject_code(a.create, 300_000, 100, False) == E.INVALID_NONCE
+    a.nonce = 0
+    # API-level reject (price 0): HTTP 400, nonce not consumed
+    assert reject_code(a.create, 0, 100, False) == E.INVALID_PRICE
+    assert ex.next_nonce(MAIN, 3) == 0
+    rec = a.create(299_000, 100, False)
+    assert rec.status == TX_EXECUTED and ex.next_nonce(MAIN, 3) == 1
+    # Accepted then canceled by the sequencer (post-only crossing): nonce consumed
+    ex2, _clock2, a2, b2 = make()
+    b2.create(299_000, 100, True)  # ask rests at 2990.00
+    rec = a2.create(299_500, 100, False, tif=2)  # post-only bid through the ask
+    assert status_of(ex2, rec.order_index) == "canceled-post-only"
+    assert ex2.next_nonce(MAIN, 3) == 1
+    # Each key has its own nonce stream
+    assert ex2.next_nonce(MAIN, 4) == 0
+
+
+def test_unknown_key_rejected_when_keys_are_configured() -> None:
+    ex, _clock, a, _ = make(api_key_indexes=(5,))
+    assert reject_code(a.create, 300_000, 100, False) == E.API_KEY_NOT_FOUND
+    a.key = 5
+    assert a.create(299_000, 100, False).status == TX_EXECUTED
+    assert reject_code(ex.next_nonce, 99999, 5) == E.ACCOUNT_NOT_FOUND
+
+
+def test_structure_checks() -> None:
+    ex, clock, a, _ = make()
+    info = a.create_info(300_000, 100, False)
+    del info["Price"]
+    assert reject_code(ex.submit, TX_CREATE_ORDER, info) == E.INVALID_TX_INFO
+    assert reject_code(ex.submit, TX_CREATE_ORDER, "{not json") == E.INVALID_TX_INFO
+    info = a.create_info(300_000, 100, False)
+    info["Sig"] = ""
+    assert reject_code(ex.submit, TX_CREATE_ORDER, info) == E.INVALID_TX_INFO
+    info = a.create_info(300_000, 100, False)
+    info["IsAsk"] = True  # a JSON bool is not the venue's integer
+    assert reject_code(ex.submit, TX_CREATE_ORDER, info) == E.INVALID_TX_INFO
+    assert reject_code(ex.submit, 13, a.create_info(300_000, 100, False)) == \
+        E.UNSUPPORTED_TX_TYPE
+    info = a.create_info(300_000, 100, False)
+    info["ExpiredAt"] = clock.wall_ms()
+    assert reject_code(ex.submit, TX_CREATE_ORDER, info) == E.INVALID_TX_INFO
+    assert ex.next_nonce(MAIN, 3) == 0
+
+
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"market": 7}, E.INVALID_MARKET_INDEX),
+        ({"coi": 0}, E.INVALID_CLIENT_ORDER_INDEX),
+        ({"coi": 2**48}, E.INVALID_CLIENT_ORDER_INDEX),
+        ({"tif": 1, "expiry": 0}, E.INVALID_ORDER_EXPIRY),
+        ({"tif": 1, "expiry_offset": 4 * MIN}, E.INVALID_ORDER_EXPIRY),
+        ({"tif": 2, "expiry_offset": 31 * 24 * 60 * MIN}, E.INVALID_ORDER_EXPIRY),
+        ({"tif": 0, "expiry_offset": 10 * MIN}, E.INVALID_ORDER_EXPIRY),
+        ({"tif": 3}, E.INVALID_TIME_IN_FORCE),
+        ({"otype": 1, "tif": 1}, E.INVALID_TIME_IN_FORCE),
+        ({"otype": 9}, E.INVALID_ORDER_TYPE),
+        ({"size": 49}, E.INVALID_ORDER_AMOUNT),  # min_base_amount 0.0050 = 50 lots
+        ({"price": 100, "size": 50}, E.INVALID_ORDER_AMOUNT),  # 1.00 x 0.005 < $10
+        ({"price": 2**32}, E.INVALID_PRICE),
+        ({"size": 0}, E.INVALID_BASE_AMOUNT),
+    ],
+)
+def test_create_order_field_rules(kw: dict[str, Any], code: int) -> None:
+    ex, clock, a, _ = make()
+    price = kw.pop("price", 299_000)
+    size = kw.pop("size", 100)
+    off = kw.pop("expiry_offset", None)
+    if off is not None:
+        kw["expiry"] = clock.wall_ms() + off
+    assert reject_code(a.create, price, size, False, **kw) == code
+    assert ex.next_nonce(MAIN, 3) == 0
+
+
+def test_expiry_window_edges_accepted() -> None:
+    _ex, clock, a, _ = make()
+    now = clock.wall_ms()
+    assert a.create(299_000, 100, False, expiry=now + 5 * MIN).status == TX_EXECUTED
+    assert a.create(299_000, 100, False, tif=2,
+                    expiry=now + 30 * 24 * 60 * MIN).status == TX_EXECUTED
+
+
+def test_client_order_index_unique_among_live_orders() -> None:
+    ex, _clock, a, _ = make()
+    rec = a.create(299_000, 100, False, coi=77)
+    assert reject_code(a.create, 298_000, 100, False, coi=77) == E.CLIENT_ORDER_INDEX_EXISTS
+    a.cancel(77)
+    assert status_of(ex, rec.order_index) == "canceled"
+    # Once the order is gone its client_order_index may be used again.
+    assert a.create(298_000, 100, False, coi=77).status == TX_EXECUTED
+
+
+def test_large_market_id_is_supported() -> None:
+    big = MarketSpec(70_000, "BIG", size_decimals=2, price_decimals=3, mark_price=50_000,
+                     min_base_amount=1, min_quote_amount=1_000_000)
+    ex, _clock, a, _b = make(markets=(big,))
+    rec = a.create(50_000, 100, False, market=70_000)
+    assert ex.orders[rec.order_index].market == 70_000
+    assert reject_code(a.create, 300_000, 100, False, market=0) == E.INVALID_MARKET_INDEX
+
+
+# ---------------------------------------------------------------- matching
+def test_price_time_priority_and_partial_fills() -> None:
+    ex, clock, a, b = make()
+    first = a.create(299_000, 100, False)
+    second = b.create(299_000, 100, False)
+    better = b.create(299_100, 50, False)
+    ex.add_account(3003, 10**12)
+    taker = Client(ex, clock, 3003).create(298_000, 120, True, tif=0)  # IOC sell 0.0120
+    assert status_of(ex, taker.order_index) == "filled"
+    assert status_of(ex, better.order_index) == "filled"  # best price first
+    o1 = ex.orders[first.order_index]
+    assert o1.remaining == 30 and o1.status == "open"  # then the oldest at 2990.00
+    assert ex.orders[second.order_index].remaining == 100
+    fills = ex.fills(market=ETH)
+    assert [(t["price"], t["size"]) for t in fills] == [(299_100, 50), (299_000, 70)]
+    assert ex.levels(ETH) == ([], [(299_000, 130)])
+
+
+def test_ioc_and_market_orders() -> None:
+    ex, _clock, a, b = make()
+    b.create(300_100, 100, True)
+    b.create(300_300, 100, True)
+    ioc = a.create(300_200, 150, False, tif=0)
+    o = ex.orders[ioc.order_index]
+    assert (o.filled_base, o.status) == (100, "canceled")
+    # market buy with a worst price below the remaining ask: nothing beyond the cap trades
+    mkt = a.create(300_250, 100, False, tif=0, otype=1)
+    assert status_of(ex, mkt.order_index) == "canceled-too-much-slippage"
+    mkt2 = a.create(300_500, 150, False, tif=0, otype=1)
+    o = ex.orders[mkt2.order_index]
+    assert o.filled_base == 100 and o.status == "canceled-not-enough-liquidity"
+
+
+def test_post_only_rests_when_not_crossing() -> None:
+    ex, _clock, a, b = make()
+    b.create(300_100, 100, True)
+    rec = a.create(300_000, 100, False, tif=2)
+    assert status_of(ex, rec.order_index) == "open"
+
+
+def test_reduce_only() -> None:
+    ex, _clock, a, b = make()
+    b.create(300_000, 100, True)
+    rec = a.create(300_000, 100, True, tif=0, reduce_only=True)  # flat: cannot reduce
+    assert status_of(ex, rec.order_index) == "canceled-reduce-only"
+    a.create(300_000, 60, False, tif=0)  # long 0.0060
+    assert ex.accounts[MAIN].positions[ETH].size == 60
+    b.create(299_000, 200, False)
+    rec = a.create(299_000, 100, True, tif=0, reduce_only=True)
+    o = ex.orders[rec.order_index]
+    assert o.filled_base == 60  # clipped to the position
+    assert ex.accounts[MAIN].positions[ETH].size == 0
+
+
+def test_self_trade_expire_maker_default() -> None:
+    ex, _clock, a, b = make()
+    own = a.create(300_000, 100, True)
+    b.create(300_100, 100, True)
+    taker = a.create(300_100, 100, False, tif=0)
+    assert status_of(ex, own.order_index) == "canceled-self-trade"
+    assert status_of(ex, taker.order_index) == "filled"
+    assert ex.fills()[0]["ask_account_id"] == OTHER
+
+
+def test_self_trade_expire_taker_attribute() -> None:
+    ex, _clock, a, _b = make()
+    own = a.create(300_000, 100, True)
+    taker = a.create(300_000, 100, False, tif=0, L2TxAttributes={"6": 1})
+    assert status_of(ex, taker.order_index) == "canceled-self-trade"
+    assert status_of(ex, own.order_index) == "open"
+
+
+def test_modify_loses_priority_by_default() -> None:
+    ex, clock, a, b = make()
+    first = a.create(299_000, 100, False, coi=1)
+    b.create(299_000, 100, False)
+    a.modify(1, 299_000, 90)  # same price, smaller: still goes to the back
+    ex.add_account(3003, 10**12)
+    Client(ex, clock, 3003).create(299_000, 100, True, tif=0)
+    assert ex.orders[first.order_index].remaining == 90
+    assert ex.orders[first.order_index].status == "open"
+
+
+def test_modify_keeps_priority_when_configured() -> None:
+    ex, clock, a, b = make(modify_keeps_priority=True)
+    first = a.create(299_000, 100, False, coi=1)
+    b.create(299_000, 100, False)
+    a.modify(1, 299_000, 90)
+    ex.add_account(3003, 10**12)
+    Client(ex, clock, 3003).create(299_000, 90, True, tif=0)
+    assert status_of(ex, first.order_index) == "filled"
+
+
+def test_modify_by_order_index_moves_price() -> None:
+    ex, _clock, a, _b = make()
+    rec = a.create(299_000, 100, False)
+    a.modify(rec.order_index, 299_500, 200)
+    o = ex.orders[rec.order_index]
+    assert (o.price, o.remaining, o.status) == (299_500, 200, "open")
+    assert ex.levels(ETH)[1] == [(299_500, 200)]
+
+
+def test_cancel_by_coi_and_by_order_index() -> None:
+    ex, _clock, a, _ = make()
+    r1 = a.create(299_000, 100, False, coi=11)
+    r2 = a.create(298_000, 100, False, coi=12)
+    a.cancel(11)
+    a.cancel(r2.order_index)
+    assert status_of(ex, r1.order_index) == status_of(ex, r2.order_index) == "canceled"
+    assert reject_code(a.cancel, 11) == E.INACTIVE_ORDER  # API level: not consumed
+    assert ex.next_nonce(MAIN, 3) == 4
+
+
+def test_cancel_all_immediate_per_market_and_all() -> None:
+    btc = MarketSpec(1, "BTC", size_decimals=5, price_decimals=1, mark_price=650_000,
+                     min_base_amount=20, min_quote_amount=10_000_000)
+    eth = SimConfig().markets[0]
+    ex, _clock, a, _ = make(markets=(eth, btc))
+    e = a.create(299_000, 100, False)
+    b1 = a.create(649_000, 100, False, market=1)
+    a.cancel_all(market=ETH)
+    assert status_of(ex, e.order_index) == "canceled"
+    assert status_of(ex, b1.order_index) == "open"
+    a.create(299_000, 100, False)
+    a.cancel_all()  # no market: every market
+    assert ex.open_orders(MAIN) == []
+
+
+def test_cancel_all_scheduled_and_aborted() -> None:
+    ex, clock, a, _ = make()
+    rec = a.create(299_000, 100, False)
+    assert reject_code(a.cancel_all, 1, clock.wall_ms() + MIN) == E.INVALID_CANCEL_ALL_TIME
+    assert reject_code(a.cancel_all, 1, clock.wall_ms() + 10 * MIN, market=ETH) == \
+        E.INVALID_CANCEL_ALL_TIF
+    a.cancel_all(1, clock.wall_ms() + 10 * MIN)
+    assert ex.accounts[MAIN].cancel_all_time > 0
+    a.cancel_all(2, 0)  # abort
+    clock.advance_ms(11 * MIN)
+    ex.poll()
+    assert status_of(ex, rec.order_index) == "open"
+    a.cancel_all(1, clock.wall_ms() + 6 * MIN)
+    clock.advance_ms(6 * MIN)
+    ex.poll()
+    assert status_of(ex, rec.order_index) == "canceled"
+
+
+def test_order_expiry() -> None:
+    ex, clock, a, _ = make()
+    rec = a.create(299_000, 100, False, expiry=clock.wall_ms() + 5 * MIN)
+    clock.advance_ms(5 * MIN)
+    ex.poll()
+    assert status_of(ex, rec.order_index) == "canceled-expired"
+
+
+def test_race_pending_cancel_then_fill_then_cancel_rejected() -> None:
+    ex, clock, a, b = make(cancel_delay_ms=200)
+    rec = a.create(299_000, 100, False)
+    cancel = a.cancel(rec.order_index)  # accepted (200), waits for the sequencer
+    assert cancel.status == 1 and ex.next_nonce(MAIN, 3) == 2
+    b.create(299_000, 100, True, tif=0)  # fills the order fully first
+    assert status_of(ex, rec.order_index) == "filled"
+    clock.advance_ms(200)
+    ex.poll()
+    assert cancel.status == TX_FAILED and cancel.error is not None
+    assert cancel.error.code == E.INACTIVE_ORDER
+    assert ex.next_nonce(MAIN, 3) == 2  # the failed cancel consumed its nonce
+
+
+def test_tx_failing_after_expired_at_while_pending() -> None:
+    ex, clock, a, _ = make(maker_delay_ms=1000)
+    info = a.create_info(299_000, 100, False, ExpiredAt=clock.wall_ms() + 500)
+    rec = a.send(TX_CREATE_ORDER, info)
+    clock.advance_ms(1000)
+    ex.poll()
+    assert rec.status == TX_FAILED and ex.open_orders(MAIN) == []
+
+
+# ---------------------------------------------------------------- caps, band, margin
+def test_inflight_cap_per_market() -> None:
+    ex, clock, a, _ = make(maker_delay_ms=100, max_inflight_per_market=3)
+    for i in range(3):
+        a.create(290_000 + i, 100, False)
+    assert reject_code(a.create, 289_000, 100, False) == E.MAX_PENDING_ORDERS_PER_MARKET
+    clock.advance_ms(100)
+    ex.poll()
+    assert len(ex.open_orders(MAIN)) == 3
+    assert a.create(289_000, 100, False).status == 1
+
+
+def test_resting_cap_per_market() -> None:
+    _ex, _clock, a, _ = make(max_resting_per_market=2)
+    a.create(290_000, 100, False)
+    a.create(290_001, 100, False)
+    assert reject_code(a.create, 290_002, 100, False) == E.MAX_ORDERS_PER_MARKET
+
+
+def test_price_band_rejected_after_acceptance() -> None:
+    ex, _clock, a, _ = make()  # mark 3000.00; fat finger 10%, band 50%
+    far = a.create(100_000, 1000, False)  # bid 66% below mark: passive, too far
+    assert far.status == TX_FAILED and far.error.code == E.PRICE_TOO_FAR_FROM_MARK
+    fat = a.create(340_000, 100, False)  # bid 13% above mark: aggressive, fat finger
+    assert fat.status == TX_FAILED and fat.error.code == E.FAT_FINGER_PRICE
+    assert ex.next_nonce(MAIN, 3) == 2  # both consumed their nonce
+    assert ex.open_orders(MAIN) == []
+
+
+def test_margin_maker_rejected_at_api_taker_canceled_in_sequencer() -> None:
+    ex, clock, _a, b = make()
+    ex.add_account(3003, 1_000_000_000)  # $1000 collateral, 20x => $20k of exposure
+    c = Client(ex, clock, 3003)
+    assert reject_code(c.create, 300_000, 1_000_000, False) == E.NOT_ENOUGH_ORDER_MARGIN
+    assert ex.next_nonce(3003, 3) == 0
+    b.create(300_000, 1_000_000, True)
+    rec = c.create(300_000, 1_000_000, False, tif=0)
+    assert status_of(ex, rec.order_index) == "canceled-margin-not-allowed"
+    assert ex.next_nonce(3003, 3) == 1
+    ok = c.create(290_000, 10_000, False)  # $2900 notional, $145 margin: fine
+    assert status_of(ex, ok.order_index) == "open"
+
+
+# ---------------------------------------------------------------- accounting
+def test_fees_positions_and_pnl() -> None:
+    ex, _clock, a, b = make()
+    b.create(300_000, 10_000, True)  # 1 ETH @ 3000.00
+    a.create(300_000, 10_000, False, tif=0)
+    pa = ex.accounts[MAIN].positions[ETH]
+    pb = ex.accounts[OTHER].positions[ETH]
+    assert (pa.size, pa.entry_quote) == (10_000, 3_000_000_000)
+    assert pb.size == -10_000
+    taker_fee = 3_000_000_000 * 196 // 1_000_000
+    maker_fee = 3_000_000_000 * 28 // 1_000_000
+    assert ex.accounts[MAIN].collateral == 10**12 - taker_fee
+    assert ex.accounts[OTHER].collateral == 10**12 - maker_fee
+    ex.set_mark_price(ETH, 310_000)
+    assert ex.unrealized_pnl(ex.accounts[MAIN], ETH) == 100_000_000  # +$100
+    assert ex.unrealized_pnl(ex.accounts[OTHER], ETH) == -100_000_000
+    # close half at 3100.00: realize +$50 on the long
+    b.create(310_000, 5_000, False)
+    a.create(310_000, 5_000, True, tif=0)
+    assert pa.size == 5_000 and pa.realized_pnl == 50_000_000
+    assert pa.entry_quote == 1_500_000_000
+    assert pb.realized_pnl == -50_000_000
+    # flip: sell 1 ETH more at 3100 -> short 0.5 with a fresh basis
+    b.create(310_000, 10_000, False)
+    a.create(310_000, 10_000, True, tif=0)
+    assert pa.size == -5_000 and pa.entry_quote == 1_550_000_000
+    assert pa.realized_pnl == 100_000_000
+
+
+def test_book_deltas_chain_and_absolute_sizes() -> None:
+    ex, _clock, a, b = make()
+    ex.drain_events()
+    a.create(299_000, 100, False)
+    a.create(299_000, 50, False)
+    b.create(299_000, 150, True, tif=0)
+    books = [e.payload for e in ex.drain_events() if e.kind == "book"]
+    assert len(books) == 3
+    for prev, cur in itertools.pairwise(books):
+        assert cur[2] == prev[3]  # begin_nonce == previous nonce
+        assert cur[4] > prev[4]  # offset grows
+    assert books[0][1] == [(299_000, 100)]
+    assert books[1][1] == [(299_000, 150)]
+    assert books[2][1] == [(299_000, 0)]  # size 0 deletes the level
+
+
+# ---------------------------------------------------------------- batches and auth
+def test_batch_rules() -> None:
+    ex, _clock, a, b = make(max_inflight_per_market=50)
+    i0 = a.create_info(299_000, 100, False, Nonce=0)
+    i1 = a.create_info(298_000, 100, False, Nonce=2)
+    assert reject_code(ex.submit_batch, [14, 14], [i0, i1]) == E.BATCH_NONCE_NOT_INCREASING
+    i1 = b.create_info(298_000, 100, False, Nonce=1)
+    assert reject_code(ex.submit_batch, [14, 14], [i0, i1]) == E.BATCH_MULTIPLE_OWNER
+    infos = [a.create_info(290_000 + i, 100, False, Nonce=i) for i in range(51)]
+    assert reject_code(ex.submit_batch, [14] * 51, infos) == E.MAX_BATCH_TX
+    # atomic: a bad tx in the batch leaves everything untouched
+    bad = a.create_info(0, 100, False, Nonce=1)
+    assert reject_code(ex.submit_batch, [14, 14], [infos[0], bad]) == E.INVALID_PRICE
+    assert ex.next_nonce(MAIN, 3) == 0 and ex.open_orders() == []
+    recs = ex.submit_batch([14] * 50, infos[:50])
+    assert len({r.hash for r in recs}) == 50 and ex.next_nonce(MAIN, 3) == 50
+
+
+def test_batch_duplicate_coi_rejected() -> None:
+    ex, _clock, a, _ = make()
+    i0 = a.create_info(299_000, 100, False, Nonce=0, coi=5)
+    i1 = a.create_info(298_000, 100, False, Nonce=1, coi=5)
+    assert reject_code(ex.submit_batch, [14, 14], [i0, i1]) == E.CLIENT_ORDER_INDEX_EXISTS
+
+
+def test_auth_token_checks() -> None:
+    ex, clock, _a, _ = make()
+    now_s = clock.wall_ms() // 1000
+    good = f"{now_s + 600}:{MAIN}:3:abcd"
+    assert ex.check_auth(good, MAIN) == MAIN
+    for bad in (f"{now_s - 1}:{MAIN}:3:abcd", f"{now_s + 9 * 3600}:{MAIN}:3:abcd",
+                f"{now_s + 600}:{MAIN}:3:zz", "nonsense", f"{now_s + 600}:77:3:ab"):
+        assert reject_code(ex.check_auth, bad) == E.INVALID_SIGNATURE
+    assert reject_code(ex.check_auth, good, OTHER) == E.INVALID_SIGNATURE
+
+
+def test_config_refuses_non_loopback_and_lighter_chain_ids() -> None:
+    with pytest.raises(ValueError):
+        SimConfig(host="0.0.0.0")
+    for cid in (300, 304, 466324):
+        with pytest.raises(ValueError):
+            SimConfig(chain_id=cid)
+    with pytest.raises(ValueError):
+        replace(SimConfig(), markets=())
