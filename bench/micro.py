@@ -100,7 +100,12 @@ class Metric:
             "unavailable": self.unavailable,
             "ours": [s.as_dict() for s in self.ours],
             "baselines": [
-                {**s.as_dict(), "ratio_vs_ours_p50": self.ratio(s)} for s in self.baselines
+                {
+                    **s.as_dict(),
+                    "ratio_vs_ours_p50": self.ratio(s),
+                    "ratios": {o.name: self.ratio(s, o) for o in self.ours},
+                }
+                for s in self.baselines
             ],
             "notes": list(self.notes),
         }
