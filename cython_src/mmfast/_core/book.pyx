@@ -1246,6 +1246,7 @@ cdef class OrderBook:
         cdef BookSide *s
         cdef int64_t W = self.window, best, best_size
         cdef Py_ssize_t slot, cnt, i
+        cdef bint occupied
         for side in range(2):
             s = &self.sides[side]
             assert 0 <= s.lo <= INT64_MAX - W + 1, "window origin out of range"
@@ -1254,7 +1255,7 @@ cdef class OrderBook:
             best_size = 0
             for slot in range(W):
                 occupied = (s.bits[slot >> 6] >> (slot & 63)) & 1
-                assert bool(occupied) == (s.sizes[slot] != 0), f"bitmap/size mismatch at {slot}"
+                assert occupied == (s.sizes[slot] != 0), f"bitmap/size mismatch at {slot}"
                 if occupied:
                     assert s.sizes[slot] > 0, "negative size in window"
                     cnt += 1
@@ -1263,7 +1264,7 @@ cdef class OrderBook:
             assert cnt == s.win_count, "window count mismatch"
             for i in range(s.ov_n):
                 assert s.ov_sizes[i] > 0, "empty level in overflow"
-                assert not (s.lo <= s.ov_keys[i] < s.lo + W), "overflow key inside the window"
+                assert not (0 <= s.ov_keys[i] - s.lo < W), "overflow key inside the window"
                 if i:
                     assert s.ov_keys[i - 1] < s.ov_keys[i], "overflow not strictly ascending"
             if s.ov_n and s.ov_keys[s.ov_n - 1] > best:
@@ -1272,7 +1273,7 @@ cdef class OrderBook:
             assert s.count == s.win_count + s.ov_n, "level count mismatch"
             assert s.best_key == best and s.best_size == best_size, "cached best is stale"
             if best:
-                assert s.lo <= best < s.lo + W, "best level outside the window"
+                assert 0 <= best - s.lo < W, "best level outside the window"
 
 
 cdef inline int _check_side(int side) except -1:
