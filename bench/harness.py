@@ -97,6 +97,7 @@ class Case:
     prepare: Callable[[], object] | None = None
     setup: Callable[[], object] | None = None
     check: Callable[[], object] | None = None
+    n_samples: int | None = None  # samples of this case; None: the group's ``samples``
     samples: list[float] = field(default_factory=list, repr=False)
 
 
@@ -110,6 +111,10 @@ def _one_sample(case: Case) -> float:
     return (t1 - t0) / case.ops
 
 
+def _split(total: int, rounds: int) -> list[int]:
+    return [total // rounds + (1 if r < total % rounds else 0) for r in range(rounds)]
+
+
 def run_group(
     cases: list[Case],
     *,
@@ -117,10 +122,11 @@ def run_group(
     warmup: int,
     rounds: int = 10,
 ) -> list[Stats]:
-    """Time ``cases`` interleaved: ``rounds`` rounds, each taking ``samples / rounds`` samples of
-    every case in turn. Returns one ``Stats`` per case, in the order given."""
-    rounds = max(1, min(rounds, samples))
-    per_round = [samples // rounds + (1 if r < samples % rounds else 0) for r in range(rounds)]
+    """Time ``cases`` interleaved: ``rounds`` rounds, each taking its share of every case's
+    samples in turn (``case.n_samples`` or ``samples``; slow cases can take fewer samples and
+    still be interleaved with the fast ones). Returns one ``Stats`` per case, in order."""
+    rounds = max(1, min(rounds, samples, *(c.n_samples or samples for c in cases)))
+    plan = [_split(c.n_samples or samples, rounds) for c in cases]
     for case in cases:
         case.samples = []
         if case.setup is not None:
@@ -131,10 +137,10 @@ def run_group(
     gc.collect()
     gc.disable()
     try:
-        for k in per_round:
-            for case in cases:
+        for r in range(rounds):
+            for case, per_round in zip(cases, plan, strict=True):
                 append = case.samples.append
-                for _ in range(k):
+                for _ in range(per_round[r]):
                     append(_one_sample(case))
     finally:
         if gc_was_enabled:

@@ -277,13 +277,14 @@ def book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000) -> Me
             stream,
         )
     )
-    if cases:
-        metric.ours = run_group(
-            cases, samples=profile.samples // 2, warmup=profile.warmup, rounds=profile.rounds
-        )
-    metric.baselines = run_group(
-        slow, samples=profile.slow_samples, warmup=profile.warmup, rounds=profile.rounds
+    for c in cases:
+        c.n_samples = profile.samples // 2
+    for c in slow:
+        c.n_samples = profile.slow_samples
+    stats = run_group(
+        cases + slow, samples=profile.samples, warmup=profile.warmup, rounds=profile.rounds
     )
+    metric.ours, metric.baselines = stats[: len(cases)], stats[len(cases) :]
     metric.notes.append(
         f"per-level baselines: chunks of {slow_chunk} levels in stream order, each level "
         "followed by a best bid + best ask read; the apply_levels baseline is the same API as "
@@ -527,13 +528,12 @@ def parse_apply(stream: L2Stream, profile: Profile, chunk: int = 64) -> Metric:
             lambda b: b.apply_message(snap_msg),
         )
     )
-    if ours:
-        metric.ours = run_group(
-            ours, samples=profile.samples, warmup=profile.warmup, rounds=profile.rounds
-        )
-    metric.baselines = run_group(
-        slow, samples=profile.slow_samples, warmup=profile.warmup, rounds=profile.rounds
+    for c in slow:
+        c.n_samples = profile.slow_samples
+    stats = run_group(
+        ours + slow, samples=profile.samples, warmup=profile.warmup, rounds=profile.rounds
     )
+    metric.ours, metric.baselines = stats[: len(ours)], stats[len(ours) :]
     st = stream.stats()
     metric.notes.append(
         f"{st['n_deltas']} deltas, mean {st['delta_bytes_mean']:.0f} B and "
@@ -683,15 +683,11 @@ def quote(stream: L2Stream, profile: Profile, chunk: int = 200) -> Metric:
             prepare=cursor.prepare,
         )
 
-    ours, floor = run_group(
-        [case("mmfast QuoteEngine.compute (compiled)", ours_fn), loop_floor()],
+    slow = case("mmfast.reference.quote (pure Python)", ref_fn)
+    slow.n_samples = profile.slow_samples
+    ours, floor, base = run_group(
+        [case("mmfast QuoteEngine.compute (compiled)", ours_fn), loop_floor(), slow],
         samples=profile.samples,
-        warmup=profile.warmup,
-        rounds=profile.rounds,
-    )
-    (base,) = run_group(
-        [case("mmfast.reference.quote (pure Python)", ref_fn)],
-        samples=profile.slow_samples,
         warmup=profile.warmup,
         rounds=profile.rounds,
     )
