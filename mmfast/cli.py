@@ -1,0 +1,82 @@
+"""The `mmfast` command. Subcommands register themselves in `_COMMANDS`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _add_sim(sub: argparse._SubParsersAction) -> None:
+    from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID
+
+    p = sub.add_parser("sim", help="run the Lighter-compatible simulator on 127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: "
+                   "127.0.0.1; any other address is refused)")
+    p.add_argument("--port", type=int, default=0, help="TCP port (default 0: any free port)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--account-index", type=int, default=DEFAULT_ACCOUNT_INDEX,
+                   help=f"index of the funded account (default {DEFAULT_ACCOUNT_INDEX})")
+    p.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID,
+                   help=f"the simulator's chain id (default {DEFAULT_CHAIN_ID})")
+    p.set_defaults(func=_run_sim)
+
+
+async def _serve_sim(args: argparse.Namespace) -> int:
+    from mmfast.sim.config import SimConfig
+    from mmfast.sim.server import Simulator
+
+    cfg = SimConfig(host=args.host, port=args.port, seed=args.seed,
+                    account_index=args.account_index, chain_id=args.chain_id)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Simulator(cfg) as sim:
+        print(f"rest: {sim.rest_url}", flush=True)
+        print(f"ws: {sim.ws_url}", flush=True)
+        print(f"account: {cfg.account_index}  chain_id: {cfg.chain_id}  "
+              f"markets: {', '.join(f'{m.market_id}={m.symbol}' for m in cfg.markets)}",
+              flush=True)
+        await stop.wait()
+    return 0
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from mmfast.sim.config import LOOPBACK_HOSTS
+
+    if args.host not in LOOPBACK_HOSTS:
+        print(f"mmfast sim: refusing to bind {args.host!r}: loopback only "
+              f"({', '.join(sorted(LOOPBACK_HOSTS))})", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve_sim(args))
+    except ValueError as exc:
+        print(f"mmfast sim: {exc}", file=sys.stderr)
+        return 2
+
+
+# name -> function adding the subcommand's parser (later: run, bench, diagnose)
+_COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "sim": _add_sim,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmfast", description="Low-latency market making "
+                                     "for Lighter, with a local simulator.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
