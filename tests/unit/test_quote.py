@@ -205,6 +205,14 @@ def test_post_only_clamps_to_the_book() -> None:
     assert asks == [(10000, 1), (10001, 1), (10002, 1)]
 
 
+def test_post_only_at_the_touch_exactly() -> None:
+    # ref 99.98, spread 1: ask0 = 9999 equals the best bid -> lifted to 10000 (never at the
+    # touch); bid0 = 9997. Mirror: ref 100.02 puts bid0 at the best ask 10001 -> 10000.
+    p = params(spread_ticks=1)
+    assert run(p, 9999, 10001, 0, ref_price=9998) == ([(9997, 1)], [(10000, 1)])
+    assert run(p, 9999, 10001, 0, ref_price=10002) == ([(10000, 1)], [(10003, 1)])
+
+
 def test_missing_book_side() -> None:
     p = params(spread_ticks=1)
     e = QuoteEngine(p)
