@@ -147,6 +147,9 @@ def reference_quote(
         bid0 = best_ask - 1
     if best_bid > 0 and ask0 <= best_bid:
         ask0 = best_bid + 1
+    # Prices are positive: an ask never below 1 tick (bids at or below 0 are dropped later).
+    if ask0 < 1:
+        ask0 = 1
     # 5-7. Ladder, rounding, monotonicity, sizes, limits, minimums.
     bids = _side(
         p, bid0, -1, p.max_long_lots - position, min_size_lots, min_notional, price_step, lot_step

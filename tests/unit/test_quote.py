@@ -160,6 +160,14 @@ def test_avellaneda_stoikov_extreme_output_is_clamped_not_overflowed() -> None:
     assert asks == [(10000, 1)]  # ceil(clamped) is far below the book: post-only lifts it
 
 
+def test_asks_never_below_one_tick() -> None:
+    # The same extreme model with no book to clamp against: the ask floors at 1 tick (or the
+    # first price step), the bid side has no positive price.
+    p = params(mode=MODE_AS, gamma=1.0, sigma=1e9, tau=1e6, n_levels=2, max_long_lots=MAX_LOTS)
+    assert run(p, 0, 0, 1000, ref_price=10000) == ([], [(1, 1), (2, 1)])
+    assert run(p, 0, 0, 1000, ref_price=10000, price_step=5) == ([], [(5, 1), (10, 1)])
+
+
 # ---------------------------------------------------------------- constraints one by one
 
 

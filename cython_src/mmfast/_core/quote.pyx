@@ -270,6 +270,9 @@ cdef class QuoteEngine:
             bid0 = best_ask - 1
         if best_bid > 0 and ask0 <= best_bid:
             ask0 = best_bid + 1
+        # Prices are positive: an ask never below 1 tick (bids at or below 0 are dropped later).
+        if ask0 < 1:
+            ask0 = 1
         # 5-7. Ladder, rounding, monotonicity, sizes, limits, market minimums.
         self.n_bids = self._side(bid0, True, p.max_long_lots - position,
                                  self._bid_px, self._bid_sz)
