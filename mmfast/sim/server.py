@@ -319,7 +319,7 @@ class Simulator:
         self.exchange.poll()
         acct = self.exchange.account(account)
         found = [acct.last_by_coi[c] for c in cois if c in acct.last_by_coi]
-        return self._ok({"code": 200,
+        return self._ok({"code": 200, "next_cursor": "",
                          "orders": [wire.order_json(self.exchange, o) for o in found]})
 
     async def _tx(self, request: web.Request) -> web.Response:
