@@ -647,3 +647,23 @@ def test_lateness_ring_keeps_last_entries(run_on: Callable[..., Any]) -> None:
     assert len(lat) == LATENESS_RING
     assert c.lateness_recorded > LATENESS_RING
     assert all(0 <= x < c.interval_ns for x in lat)
+
+
+def test_realtime_timers_follow_the_callers_loop() -> None:
+    # Timers armed on a loop that has since finished are void; a new loop gets fresh timers.
+    c = Clock(1000)
+    fired: list[str] = []
+
+    async def arm_and_leave() -> None:
+        c.call_later(50, fired.append, "old")
+
+    asyncio.run(arm_and_leave())
+
+    async def second() -> None:
+        done = asyncio.get_running_loop().create_future()
+        c.call_later(1, done.set_result, None)
+        await done
+
+    asyncio.run(asyncio.wait_for(second(), 5.0))
+    assert fired == []
+    assert c.pending_timers == 0

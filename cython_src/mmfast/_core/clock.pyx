@@ -287,8 +287,12 @@ cdef class Clock:
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
         cdef int64_t delay_ns = _ms_to_ns(delay_ms)
-        if not self.manual and self._loop is None:
-            self._loop = asyncio.get_running_loop()  # RuntimeError outside a running loop
+        if not self.manual and not self.running:
+            # Not ticking: timers run on the caller's loop (RuntimeError outside a running loop).
+            loop = asyncio.get_running_loop()
+            if loop is not self._loop:
+                self._cancel_all_timers()  # timers armed on another (finished) loop are void
+                self._loop = loop
         cdef Timer t = Timer.__new__(Timer)
         t.deadline_ns = self.now_ns() + delay_ns
         t.seq = self._timer_seq
