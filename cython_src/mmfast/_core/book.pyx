@@ -503,6 +503,13 @@ cdef inline bint _it_next(LevelIter *it, int64_t *key, int64_t *size) noexcept n
 # Byte scanner for order-book frames (happy path only; anything else -> fallback)
 # ---------------------------------------------------------------------------------------------
 
+# Byte classes inside a JSON string: 0 plain ASCII, 1 closing quote, 2 leave to orjson
+# (backslash escape, control byte, non-ASCII byte). One table load per byte.
+cdef unsigned char STR_CLASS[256]
+for _i in range(256):
+    STR_CLASS[_i] = 2 if (_i < 32 or _i >= 128 or _i == 92) else (1 if _i == 34 else 0)
+
+
 cdef inline const char *_ws(const char *p, const char *end) noexcept nogil:
     while p < end and (p[0] == b' ' or p[0] == b'\n' or p[0] == b'\r' or p[0] == b'\t'):
         p += 1
@@ -513,16 +520,16 @@ cdef inline const char *_str(const char *p, const char *end,
                              const char **s, Py_ssize_t *n) noexcept nogil:
     """p at '"': plain ASCII string without escapes or control bytes; NULL otherwise."""
     cdef const char *start
-    cdef unsigned char c
+    cdef unsigned char k
     p += 1
     start = p
     while p < end:
-        c = <unsigned char>p[0]
-        if c == 34:  # '"'
-            s[0] = start
-            n[0] = p - start
-            return p + 1
-        if c == 92 or c < 32 or c >= 128:
+        k = STR_CLASS[<unsigned char>p[0]]
+        if k:
+            if k == 1:  # closing quote
+                s[0] = start
+                n[0] = p - start
+                return p + 1
             return NULL
         p += 1
     return NULL
