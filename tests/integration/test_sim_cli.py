@@ -1,0 +1,58 @@
+"""`mmfast sim` as a process: prints its URLs, serves, stops on SIGTERM/SIGINT, loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "mmfast.cli", "sim", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sim_process_prints_urls_serves_and_stops(sig: signal.Signals) -> None:
+    proc = _start("--host", "127.0.0.1", "--port", "0", "--seed", "5")
+    try:
+        assert proc.stdout is not None
+        rest = proc.stdout.readline().strip()
+        ws = proc.stdout.readline().strip()
+        info = proc.stdout.readline().strip()
+        assert rest.startswith("rest: http://127.0.0.1:")
+        port = rest.rsplit(":", 1)[1]
+        assert ws == f"ws: ws://127.0.0.1:{port}/stream"
+        assert info.startswith("account: 1001")
+        url = f"{rest[6:]}/api/v1/nextNonce?account_index=1001&api_key_index=4"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert json.loads(r.read()) == {"code": 200, "nonce": 0}
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::"])
+def test_sim_process_refuses_non_loopback(host: str) -> None:
+    proc = _start("--host", host, "--port", "0")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "loopback only" in err and out == ""
+
+
+def test_sim_process_refuses_a_lighter_chain_id() -> None:
+    proc = _start("--chain-id", "304")
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "belongs to Lighter" in err
