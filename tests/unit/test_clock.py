@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import uvloop
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmfast._core.clock import LATENESS_RING, Clock, Timer, monotonic_ns, wall_ms
 
@@ -112,9 +114,12 @@ def test_manual_ticks_in_registration_order_with_deadline_ms() -> None:
     c.start()
     run(c.advance(250))
     assert seen == [
-        ("a", 1000, 1000 * MS), ("b", 1000, 1000 * MS),
-        ("a", 1100, 1100 * MS), ("b", 1100, 1100 * MS),
-        ("a", 1200, 1200 * MS), ("b", 1200, 1200 * MS),
+        ("a", 1000, 1000 * MS),
+        ("b", 1000, 1000 * MS),
+        ("a", 1100, 1100 * MS),
+        ("b", 1100, 1100 * MS),
+        ("a", 1200, 1200 * MS),
+        ("b", 1200, 1200 * MS),
     ]
     assert c.now_ns() == 1250 * MS
     assert c.tick_count == 3
@@ -137,8 +142,12 @@ def test_manual_awaitable_awaited_before_next_iterator() -> None:
     c.start()
     run(c.advance(10))
     assert order == [
-        "slow-begin@0", "slow-end@0", "sync@0",
-        "slow-begin@10", "slow-end@10", "sync@10",
+        "slow-begin@0",
+        "slow-end@0",
+        "sync@0",
+        "slow-begin@10",
+        "slow-end@10",
+        "sync@10",
     ]
 
 
@@ -667,3 +676,57 @@ def test_realtime_timers_follow_the_callers_loop() -> None:
     asyncio.run(asyncio.wait_for(second(), 5.0))
     assert fired == []
     assert c.pending_timers == 0
+
+
+# --- manual mode against a pure-Python reference model ---------------------------------------
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("timer"), st.integers(0, 200)),
+        st.tuples(st.just("cancel"), st.integers(0, 50)),
+        st.tuples(st.just("advance"), st.integers(0, 120)),
+    ),
+    max_size=40,
+)
+
+
+@settings(derandomize=True, max_examples=150, deadline=None)
+@given(interval_ms=st.integers(1, 60), ops=_ops)
+def test_manual_mode_matches_reference_model(interval_ms: int, ops: list[tuple[str, int]]) -> None:
+    # Reference: at each advance, every live timer and grid tick due up to the target, sorted by
+    # (deadline, timers before ticks, creation order).
+    interval = interval_ms * MS
+    c = Clock(interval_ms, manual=True)
+    got: list[tuple[str, int, int]] = []
+    c.add_iterator(lambda ms: got.append(("tick", c.last_deadline_ns, -1)))
+    c.start()
+    timers: list[Timer] = []
+    model_timers: list[list[int]] = []  # [deadline, seq, alive]
+    now = 0
+    next_tick = 0
+    want: list[tuple[str, int, int]] = []
+    for op, arg in ops:
+        if op == "timer":
+            seq = len(timers)
+            timers.append(c.call_later(arg, lambda s=seq: got.append(("timer", c.now_ns(), s))))
+            model_timers.append([now + arg * MS, seq, 1])
+        elif op == "cancel" and timers:
+            i = arg % len(timers)
+            timers[i].cancel()
+            model_timers[i][2] = 0
+        elif op == "advance":
+            target = now + arg * MS
+            due: list[tuple[int, int, int]] = []
+            for t in model_timers:
+                if t[2] and t[0] <= target:
+                    due.append((t[0], 0, t[1]))
+                    t[2] = 0
+            while next_tick <= target:
+                due.append((next_tick, 1, -1))
+                next_tick += interval
+            want.extend(("timer" if k == 0 else "tick", d, s) for d, k, s in sorted(due))
+            run(c.advance(arg))
+            now = target
+            assert c.now_ns() == now
+    assert got == want
+    assert c.pending_timers == sum(t[2] for t in model_timers)
