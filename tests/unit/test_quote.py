@@ -600,3 +600,34 @@ def test_module_exports() -> None:
         "MAX_LEVELS",
     ):
         assert hasattr(q, name)
+
+
+def test_stub_matches_the_compiled_module() -> None:
+    import ast
+
+    stub = Path(q.__file__).with_name("quote.pyi")
+    if not stub.exists():  # installed wheel: stub beside the extension
+        pytest.skip("quote.pyi not beside the extension")
+    tree = ast.parse(stub.read_text())
+    instances = {
+        "QuoteParams": params(),
+        "QuoteEngine": QuoteEngine(params()),
+    }
+    seen = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            assert callable(getattr(q, node.name)), node.name
+            seen.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            assert hasattr(q, node.target.id), node.target.id
+            seen.add(node.target.id)
+        elif isinstance(node, ast.ClassDef):
+            seen.add(node.name)
+            obj = instances[node.name]
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef):
+                    assert hasattr(obj, item.name), f"{node.name}.{item.name}"
+                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    assert hasattr(obj, item.target.id), f"{node.name}.{item.target.id}"
+    public = {n for n in dir(q) if not n.startswith("_") and n not in ("np",)}
+    assert public <= seen, public - seen
