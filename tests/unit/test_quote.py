@@ -500,6 +500,11 @@ def test_engine_validation_names_the_argument(name: str, value: int) -> None:
 def test_engine_requires_params() -> None:
     with pytest.raises(TypeError):
         QuoteEngine(None)  # type: ignore[arg-type]
+    # An engine whose __init__ never ran refuses to compute instead of crashing.
+    bare = QuoteEngine.__new__(QuoteEngine)
+    with pytest.raises(TypeError, match="__init__"):
+        bare.compute(9999, 10001, 0)
+    assert bare.bids() == [] and bare.bid_prices.shape == (MAX_LEVELS,)
 
 
 @pytest.mark.parametrize(

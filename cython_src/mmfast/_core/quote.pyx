@@ -169,20 +169,8 @@ cdef class QuoteParams:
 cdef class QuoteEngine:
     """Computes the target ladder into preallocated int64 buffers (no allocation per call)."""
 
-    def __init__(
-        self,
-        QuoteParams params not None,
-        *,
-        min_size_lots=1,
-        min_notional=0,
-        price_step=1,
-        lot_step=1,
-    ):
-        self.params = params
-        self.min_size_lots = _int_arg("min_size_lots", min_size_lots, 1, _MAX_LOTS)
-        self.min_notional = _int_arg("min_notional", min_notional, 0, _INT64_MAX)
-        self.price_step = _int_arg("price_step", price_step, 1, _MAX_TICKS)
-        self.lot_step = _int_arg("lot_step", lot_step, 1, _MAX_TICKS)
+    def __cinit__(self, *args, **kwargs):
+        # Buffers exist even if __init__ is skipped, so the pointers are never dangling.
         self._buffers = np.zeros((4, _MAX_LEVELS), dtype=np.int64)
         cdef int64_t[:, ::1] mv = self._buffers
         self._bid_px = &mv[0, 0]
@@ -198,6 +186,26 @@ cdef class QuoteEngine:
         self.n_bids = 0
         self.n_asks = 0
 
+    def __init__(
+        self,
+        QuoteParams params not None,
+        *,
+        min_size_lots=1,
+        min_notional=0,
+        price_step=1,
+        lot_step=1,
+    ):
+        # Validate everything before assigning anything (no half-configured engine).
+        cdef int64_t mn_size = _int_arg("min_size_lots", min_size_lots, 1, _MAX_LOTS)
+        cdef int64_t mn_notional = _int_arg("min_notional", min_notional, 0, _INT64_MAX)
+        cdef int64_t p_step = _int_arg("price_step", price_step, 1, _MAX_TICKS)
+        cdef int64_t l_step = _int_arg("lot_step", lot_step, 1, _MAX_TICKS)
+        self.min_size_lots = mn_size
+        self.min_notional = mn_notional
+        self.price_step = p_step
+        self.lot_step = l_step
+        self.params = params
+
     cpdef set_params(self, QuoteParams params):
         """Swap the parameters; takes effect at the next compute."""
         if params is None:
@@ -210,6 +218,8 @@ cdef class QuoteEngine:
         cdef QuoteParams p = self.params
         cdef int64_t ref2, bid0, ask0, c, q, d, mag
         cdef double s, qd, r, b, a
+        if p is None:
+            raise TypeError("QuoteEngine.__init__ was not called")
         # Negative values wrap to huge unsigned ones: one compare per bound.
         if <uint64_t>best_bid > <uint64_t>_MAX_PRICE:
             return _bad_input("best_bid", best_bid, 0, _MAX_PRICE)
