@@ -70,6 +70,6 @@ cdef class Clock:
     cdef object _fire_timer(self, Timer t)
     cdef object _arm_timer_handle(self)
     cdef void _timer_cancelled(self) noexcept
-    cdef void _cancel_all_timers(self) noexcept
+    cdef int _cancel_all_timers(self) except -1
     cdef void _record_lateness(self, int64_t late) noexcept
     cdef double _arm_delay_s(self, int64_t remaining) noexcept

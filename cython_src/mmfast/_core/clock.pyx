@@ -381,7 +381,7 @@ cdef class Clock:
             self.early_wakeups += 1
         self._arm_timer_handle()
 
-    cdef void _cancel_all_timers(self) noexcept:
+    cdef int _cancel_all_timers(self) except -1:
         cdef Timer t
         for x in self._timers:
             t = <Timer>x
@@ -396,6 +396,7 @@ cdef class Clock:
             self._timer_handle.cancel()
             self._timer_handle = None
         self._timer_armed_ns = INT64_MAX
+        return 0
 
     # --- manual mode ------------------------------------------------------------------------
 
