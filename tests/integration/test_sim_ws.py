@@ -8,6 +8,8 @@ from typing import Any
 
 import lighter
 import pytest
+from lighter.models.resp_send_tx import RespSendTx
+from lighter.models.resp_send_tx_batch import RespSendTxBatch
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -170,7 +172,9 @@ def test_jsonapi_sendtx_and_batch_acks(sim: SimThread, run) -> None:
     assert len(r[0]["data"]["tx_hash"]) == 80
     assert r[1]["data"]["code"] == 200
     assert r[2]["data"]["code"] == 21104
-    assert r[3]["type"] == "jsonapi/sendtxbatch" and len(r[3]["data"]["tx_hash"]) == 3
+    assert r[3]["type"] == "jsonapi/sendtxbatch"
+    assert len(RespSendTxBatch.from_dict(r[3]["data"]).tx_hash) == 3
+    assert RespSendTx.from_dict(r[1]["data"]).code == 200
     assert r[4]["data"]["code"] == 21105
     assert sim.call(lambda s: s.truth.next_nonce(MAIN, KEY)) == 5
     cois = [o.client_order_index for o in sim.call(lambda s: s.truth.open_orders(MAIN))]
