@@ -23,7 +23,7 @@ mode, timers run before the tick.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, final
 
 LATENESS_RING: int
 """Number of recent ticks whose lateness is kept (ring buffer)."""
@@ -38,6 +38,7 @@ def wall_ms() -> int:
     token deadlines). A monotonic value never reaches the venue, and this never orders events.
     """
 
+@final
 class Timer:
     """A one-shot timer returned by ``Clock.call_later``."""
 
@@ -59,6 +60,7 @@ class Timer:
     def cancel(self) -> None:
         """Cancel the timer (no-op once fired or cancelled); drops the callback's references."""
 
+@final
 class Clock:
     """Periodic tick scheduler with one-shot timers (realtime or manual)."""
 

@@ -89,8 +89,8 @@ cdef class Timer:
 cdef class Clock:
     """Periodic tick scheduler with one-shot timers; realtime or manual."""
 
-    def __cinit__(self, double interval_ms, *, bint manual=False, int64_t start_ns=0,
-                  int64_t lead_ns=0):
+    def __init__(self, double interval_ms, *, bint manual=False, int64_t start_ns=0,
+                 int64_t lead_ns=0):
         cdef int64_t interval_ns = _ms_to_ns(interval_ms)
         if interval_ns <= 0:
             raise ValueError(f"interval_ms must be > 0, got {interval_ms!r}")
