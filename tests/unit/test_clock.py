@@ -730,3 +730,9 @@ def test_manual_mode_matches_reference_model(interval_ms: int, ops: list[tuple[s
             assert c.now_ns() == now
     assert got == want
     assert c.pending_timers == sum(t[2] for t in model_timers)
+
+
+def test_uninitialised_clock_refuses_to_start() -> None:
+    c = Clock.__new__(Clock)
+    with pytest.raises(RuntimeError):
+        c.start()

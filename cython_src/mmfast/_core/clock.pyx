@@ -167,6 +167,8 @@ cdef class Clock:
     # --- start / stop -----------------------------------------------------------------------
 
     cpdef object start(self):
+        if self.interval_ns <= 0:  # Clock.__new__ without __init__: never divide by zero
+            raise RuntimeError("Clock not initialised")
         if self.running:
             raise RuntimeError("clock already running")
         if self.manual:
