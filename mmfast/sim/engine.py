@@ -148,6 +148,9 @@ class Account:
     by_coi: dict[int, Order] = field(default_factory=dict)  # coi -> live order
     last_by_coi: dict[int, Order] = field(default_factory=dict)  # coi -> latest order
     inactive: deque[Order] = field(default_factory=deque)  # finished orders, newest last
+    live_count: dict[int, int] = field(default_factory=dict)  # market -> resting orders
+    # (market, is_ask) -> resting lots of orders that can add exposure (not reduce-only)
+    open_lots: dict[tuple[int, bool], int] = field(default_factory=dict)
     cancel_all_time: int = 0  # wall ms of a scheduled cancel-all, 0 if none
     total_order_count: int = 0  # orders ever created
 
@@ -617,8 +620,7 @@ class Exchange:
         crosses = m.side(not is_ask).crosses(f["Price"])
         resting = tif != TIF_IOC and not crosses
         if resting:
-            count = sum(1 for o in acct.live.values() if o.market == spec.market_id)
-            if count >= self.config.max_resting_per_market:
+            if acct.live_count.get(spec.market_id, 0) >= self.config.max_resting_per_market:
                 raise VenueError(E.MAX_ORDERS_PER_MARKET)
             # A maker order short of margin is refused at the API (nonce kept); a taker order
             # passes here and is canceled by the sequencer (nonce consumed), as on the venue.
@@ -657,11 +659,9 @@ class Exchange:
         """
         bids: dict[int, int] = {}
         asks: dict[int, int] = {}
-        for o in acct.live.values():
-            if o.reduce_only:
-                continue
-            book = asks if o.is_ask else bids
-            book[o.market] = book.get(o.market, 0) + o.remaining
+        for (mk, is_ask), lots in acct.open_lots.items():
+            if lots:
+                (asks if is_ask else bids)[mk] = lots
         if extra is not None:
             mk, is_ask, lots, _ = extra
             book = asks if is_ask else bids
@@ -816,10 +816,20 @@ class Exchange:
         o.status = ST_OPEN
         acct.live[o.order_index] = o
         acct.by_coi[o.client_order_index] = o
+        self._track(acct, o, o.remaining, 1)
         m.side(o.is_ask).add(o)
         m.dirty.add((o.is_ask, o.price))
         heapq.heappush(self.expiries, (o.expiry_ms, o.order_index))
         self._order_changed(o)
+
+    @staticmethod
+    def _track(acct: Account, o: Order, lots: int, count: int) -> None:
+        """Keep the account's resting-order counters in step (lots/count are signed deltas)."""
+        if count:
+            acct.live_count[o.market] = acct.live_count.get(o.market, 0) + count
+        if lots and not o.reduce_only:
+            k = (o.market, o.is_ask)
+            acct.open_lots[k] = acct.open_lots.get(k, 0) + lots
 
     def _reducible(self, acct: Account, o: Order) -> int:
         """Lots a reduce-only order may still trade without increasing the position."""
@@ -878,6 +888,7 @@ class Exchange:
             self._finish(o, ST_SELF_TRADE)
             return
         m.side(o.is_ask).reduce(o, lots)
+        self._track(self.accounts[o.account], o, -lots, 0)
         o.remaining -= lots
         m.dirty.add((o.is_ask, o.price))
         o.updated_ms = self.clock.wall_ms()
@@ -902,6 +913,7 @@ class Exchange:
             o.filled_quote += quote
         side = m.side(maker.is_ask)
         side.reduce(maker, qty)
+        self._track(macct, maker, -qty, 0)
         m.dirty.add((maker.is_ask, price))
         now_ms = self.clock.wall_ms()
         maker.updated_ms = taker.updated_ms = now_ms
@@ -991,6 +1003,7 @@ class Exchange:
             m.side(o.is_ask).remove(o)
             m.dirty.add((o.is_ask, o.price))
             del acct.live[o.order_index]
+            self._track(acct, o, -o.remaining, -1)
             if acct.by_coi.get(o.client_order_index) is o:
                 del acct.by_coi[o.client_order_index]
         o.status = status
@@ -1025,6 +1038,7 @@ class Exchange:
         side = m.side(o.is_ask)
         if keep:
             side.reduce(o, o.remaining - new_size)
+            self._track(acct, o, new_size - o.remaining, 0)
             o.initial += new_size - o.remaining
             o.remaining = new_size
             m.dirty.add((o.is_ask, o.price))
@@ -1035,6 +1049,7 @@ class Exchange:
         side.remove(o)
         m.dirty.add((o.is_ask, o.price))
         del acct.live[o.order_index]
+        self._track(acct, o, -o.remaining, -1)
         del acct.by_coi[o.client_order_index]
         o.initial += new_size - o.remaining
         o.remaining = new_size

@@ -7,6 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmfast.sim import errors as E
 from mmfast.sim.clock import ManualClock
@@ -512,3 +514,81 @@ def test_config_refuses_non_loopback_and_lighter_chain_ids() -> None:
             SimConfig(chain_id=cid)
     with pytest.raises(ValueError):
         replace(SimConfig(), markets=())
+
+
+# ---------------------------------------------------------------- invariants under random flow
+def _check_invariants(ex: Exchange) -> None:
+    for mid, m in ex.markets.items():
+        for side in (m.asks, m.bids):
+            assert side.prices == sorted(side.levels)
+            for price, q in side.levels.items():
+                assert q and side.sizes[price] == sum(o.remaining for o in q)
+                assert all(o.live and o.price == price and o.remaining > 0 for o in q)
+        if m.asks.best() is not None and m.bids.best() is not None:
+            assert m.asks.best() > m.bids.best()  # never a crossed book at rest
+        assert sum(a.positions[mid].size for a in ex.accounts.values()
+                   if mid in a.positions) == 0
+    for acct in ex.accounts.values():
+        counts: dict[int, int] = {}
+        lots: dict[tuple[int, bool], int] = {}
+        for o in acct.live.values():
+            counts[o.market] = counts.get(o.market, 0) + 1
+            if not o.reduce_only:
+                lots[(o.market, o.is_ask)] = lots.get((o.market, o.is_ask), 0) + o.remaining
+            assert acct.by_coi[o.client_order_index] is o
+        assert {k: v for k, v in acct.live_count.items() if v} == counts
+        assert {k: v for k, v in acct.open_lots.items() if v} == lots
+    for o in ex.orders.values():
+        assert o.initial == o.remaining + o.filled_base  # no self-trade 'reduce' here
+
+
+# A narrow price grid so that orders cross often; GTT first (hypothesis favours early choices).
+_op = st.tuples(
+    st.sampled_from(["create", "create", "create", "cancel", "modify", "cancel_all"]),
+    st.integers(0, 2),  # which client
+    st.integers(0, 6).map(lambda k: 299_700 + 100 * k),  # price
+    st.integers(50, 400),  # size
+    st.booleans(),  # is_ask
+    st.sampled_from([1, 0, 2, 1]),  # tif
+    st.sampled_from([False, False, True]),  # reduce-only
+)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(st.lists(_op, min_size=15, max_size=40), st.booleans())
+def test_random_flow_keeps_book_and_accounts_consistent(ops, keep_priority) -> None:
+    clock = ManualClock()
+    ex = Exchange(SimConfig(modify_keeps_priority=keep_priority, maker_delay_ms=0), clock)
+    ex.add_account(OTHER, 10**12)
+    ex.add_account(3003, 10**12)
+    clients = [Client(ex, clock, a) for a in (MAIN, OTHER, 3003)]
+    for kind, who, price, size, is_ask, tif, reduce_only in ops:
+        c = clients[who]
+        try:
+            if kind == "create":
+                c.create(price, size, is_ask, tif=tif, reduce_only=reduce_only)
+            elif kind == "cancel" and c.coi:
+                c.cancel(1 + price % c.coi)
+            elif kind == "modify" and c.coi:
+                c.modify(1 + price % c.coi, price, size)
+            elif kind == "cancel_all":
+                c.cancel_all()
+        except VenueError:
+            pass  # API-level rejects leave no trace (checked elsewhere)
+        clock.advance_ms(1)
+        ex.poll()
+        _check_invariants(ex)
+    _SEEN["trades"] += len(ex.fills())
+    _SEEN["statuses"].update(o.status for o in ex.orders.values())
+
+
+_SEEN: dict = {"trades": 0, "statuses": set()}
+
+
+def test_random_flow_exercised_matching() -> None:
+    """The random flow above really trades and reaches the interesting statuses."""
+    if not _SEEN["trades"]:
+        test_random_flow_keeps_book_and_accounts_consistent()
+    assert _SEEN["trades"] > 20
+    assert {"open", "filled", "canceled", "canceled-post-only", "canceled-self-trade",
+            "canceled-reduce-only"} <= _SEEN["statuses"]
