@@ -8,6 +8,9 @@ from mmfast.sim.clock import ManualClock, RealClock, SimClock
 from mmfast.sim.config import MarketSpec, SimConfig, default_markets
 from mmfast.sim.engine import Exchange
 from mmfast.sim.errors import VenueError
+from mmfast.sim.server import Simulator
+from mmfast.sim.thread import SimThread
+from mmfast.sim.truth import Truth
 
 __all__ = [
     "Exchange",
@@ -16,6 +19,9 @@ __all__ = [
     "RealClock",
     "SimClock",
     "SimConfig",
+    "SimThread",
+    "Simulator",
+    "Truth",
     "VenueError",
     "default_markets",
 ]
