@@ -37,7 +37,9 @@ def pytest_configure(config: pytest.Config) -> None:
         # Wheel check: the package must come from site-packages, not from this source tree.
         for name, path in mods.items():
             if Path(path).resolve().is_relative_to(REPO):
-                raise pytest.UsageError(f"mmfast._core.{name} imported from the source tree: {path}")
+                raise pytest.UsageError(
+                    f"mmfast._core.{name} imported from the source tree: {path}"
+                )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
