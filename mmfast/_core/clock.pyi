@@ -70,16 +70,18 @@ class Clock:
         *,
         manual: bool = False,
         start_ns: int = 0,
-        lead_ns: int = 0,
+        lead_ns: int = 1_000_000,
     ) -> None:
         """Create a clock ticking every ``interval_ms`` (> 0, rounded to whole ns).
 
         ``manual``: time moves only through ``advance``; ``start_ns`` (>= 0, manual mode only) is
-        its initial time. ``lead_ns`` (0..5_000_000, realtime only): aim loop timers this long
-        before each deadline and cover the rest with zero-delay re-arms; 1_000_000 cuts asyncio's
-        ~0.75 ms median lateness (epoll rounds timeouts up to whole ms) to a few us at the cost
-        of more loop iterations per tick; uvloop does not need it. Nothing ever fires before its
-        deadline either way.
+        its initial time. ``lead_ns`` (0..5_000_000; realtime ticks only; capped at a tenth of
+        the interval): the driver sleeps on a loop timer until ``lead_ns`` before each deadline,
+        then yields one loop iteration at a time (I/O is served meanwhile, no blocking spin) until
+        the deadline. Loop timers are 1 ms coarse (asyncio's epoll rounds up, uvloop rounds to
+        the nearest ms and fires early), so with ``lead_ns=0`` ticks run ~0.25 ms (uvloop) to
+        ~0.75 ms (asyncio) late at the median; the default 1 ms lead brings that to a few us, for
+        about 1 ms of loop time per tick. Nothing ever fires before its deadline either way.
         """
     @property
     def interval_ns(self) -> int:
@@ -87,7 +89,8 @@ class Clock:
     @property
     def manual(self) -> bool: ...
     @property
-    def lead_ns(self) -> int: ...
+    def lead_ns(self) -> int:
+        """The lead in effect (the argument, capped at ``interval_ns // 10``)."""
     @property
     def running(self) -> bool:
         """True between ``start()`` and ``stop()`` (or the driver's exit)."""
@@ -111,7 +114,7 @@ class Clock:
         """Exceptions raised by timer callbacks (each logged on ``mmfast.clock``)."""
     @property
     def early_wakeups(self) -> int:
-        """Realtime: loop-timer wake-ups that came before the deadline and were re-armed."""
+        """Realtime: wake-ups before a deadline (a loop timer firing early, lead-time yields)."""
     @property
     def iterators(self) -> tuple[Callable[[int], Awaitable[Any] | None], ...]:
         """Registered iterators in registration (= tick) order."""

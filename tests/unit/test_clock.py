@@ -453,9 +453,18 @@ def test_realtime_ticks_on_drift_free_grid(run_on: Callable[..., Any]) -> None:
     assert c.tick_lateness_ns() == []
 
 
-def test_realtime_lead_keeps_deadlines(run_on: Callable[..., Any]) -> None:
+def test_lead_is_capped_at_a_tenth_of_the_interval() -> None:
+    assert Clock(1000).lead_ns == 1_000_000  # default
+    assert Clock(5).lead_ns == 500_000
+    assert Clock(1000, lead_ns=0).lead_ns == 0
+    assert Clock(1000, lead_ns=300_000).lead_ns == 300_000
+
+
+@pytest.mark.parametrize("lead_ns", [0, 1_000_000], ids=["lead0", "lead1ms"])
+def test_realtime_lead_keeps_deadlines(run_on: Callable[..., Any], lead_ns: int) -> None:
+    # With or without the lead-time yields, ticks run on the grid and never before the deadline.
     async def main() -> tuple[Clock, list[tuple[int, int]]]:
-        c = Clock(5, lead_ns=1_000_000)
+        c = Clock(12, lead_ns=lead_ns)
         fires: list[tuple[int, int]] = []
         c.add_iterator(lambda ms: fires.append((monotonic_ns(), c.last_deadline_ns)))
         c.start()
@@ -468,6 +477,7 @@ def test_realtime_lead_keeps_deadlines(run_on: Callable[..., Any]) -> None:
     c, fires = run_on(main())
     assert len(fires) >= 5
     assert all(f >= d and (d - c.start_ns) % c.interval_ns == 0 for f, d in fires)
+    assert all(0 <= x < c.interval_ns for x in c.tick_lateness_ns())
 
 
 def test_realtime_timers_in_due_order_never_early(run_on: Callable[..., Any]) -> None:

@@ -39,8 +39,8 @@ cdef class Clock:
     cdef readonly int64_t missed_ticks     # grid deadlines skipped because the loop fell behind
     cdef readonly int64_t iterator_errors  # exceptions raised by iterators (logged, not propagated)
     cdef readonly int64_t timer_errors     # exceptions raised by timer callbacks (logged)
-    cdef readonly int64_t early_wakeups    # loop timer fired before the deadline and was re-armed
-    cdef readonly int64_t lead_ns          # aim loop timers this long before the deadline (0: at it)
+    cdef readonly int64_t early_wakeups    # wake-ups before a deadline (early loop timer, lead yields)
+    cdef readonly int64_t lead_ns          # realtime ticks: wake this long before the deadline, yield
     cdef int64_t _next_deadline_ns         # deadline of the next tick on the grid
     cdef int64_t _manual_now_ns            # manual mode: the current time
     cdef list _iterators                   # registered iterators, registration order
@@ -72,4 +72,3 @@ cdef class Clock:
     cdef void _timer_cancelled(self) noexcept
     cdef int _cancel_all_timers(self) except -1
     cdef void _record_lateness(self, int64_t late) noexcept
-    cdef double _arm_delay_s(self, int64_t remaining) noexcept

@@ -10,6 +10,7 @@ remainder when early.
 import asyncio
 import heapq
 import logging
+import types
 
 from libc.stdint cimport int64_t, INT64_MAX
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
@@ -44,6 +45,12 @@ cdef inline int64_t _ms_to_ns(double ms) except? -1:
     if ms > 9.2e12:  # ~292 years in ms: beyond int64 ns
         raise OverflowError(f"time in ms too large: {ms!r}")
     return <int64_t>(ms * 1e6 + 0.5)
+
+
+@types.coroutine
+def _yield_once():
+    # A bare yield: the driver task is resumed on the next loop iteration (no future, no timer).
+    yield
 
 
 def _wake(fut):
@@ -90,7 +97,7 @@ cdef class Clock:
     """Periodic tick scheduler with one-shot timers; realtime or manual."""
 
     def __init__(self, double interval_ms, *, bint manual=False, int64_t start_ns=0,
-                 int64_t lead_ns=0):
+                 int64_t lead_ns=1000000):
         cdef int64_t interval_ns = _ms_to_ns(interval_ms)
         if interval_ns <= 0:
             raise ValueError(f"interval_ms must be > 0, got {interval_ms!r}")
@@ -107,7 +114,8 @@ cdef class Clock:
         self.last_deadline_ns = -1
         self._next_deadline_ns = start_ns
         self._manual_now_ns = start_ns
-        self.lead_ns = lead_ns
+        # Never lead by more than a tenth of the interval (bounds the time spent yielding).
+        self.lead_ns = min(lead_ns, interval_ns // 10)
         self._iterators = []
         self._iter_snapshot = ()
         self._timers = []
@@ -223,22 +231,28 @@ cdef class Clock:
             while self.running:
                 deadline = self._next_deadline_ns
                 now = monotonic_ns()
-                if now < deadline:
-                    while True:
-                        remaining = deadline - now
+                while now < deadline:
+                    remaining = deadline - now
+                    if remaining > self.lead_ns:
+                        # Sleep on a loop timer aimed lead_ns before the deadline. It may fire
+                        # early (uvloop): the monotonic clock is re-read below either way.
                         fut = loop.create_future()
                         self._wake_fut = fut
-                        self._wake_handle = loop.call_later(self._arm_delay_s(remaining), _wake, fut)
+                        self._wake_handle = loop.call_later(
+                            (remaining - self.lead_ns) * 1e-9, _wake, fut)
                         try:
                             await fut
                         finally:
                             self._wake_fut = None
                             self._wake_handle = None
-                        if not self.running:
-                            return
-                        now = monotonic_ns()
-                        if now >= deadline:
-                            break
+                    else:
+                        # Within lead_ns of the deadline: yield one loop iteration (I/O is
+                        # served meanwhile) and look again; no timer, no blocking spin.
+                        await _yield_once()
+                    if not self.running:
+                        return
+                    now = monotonic_ns()
+                    if now < deadline:
                         self.early_wakeups += 1
                 behind = (now - deadline) // self.interval_ns
                 if behind > 0:
@@ -252,14 +266,6 @@ cdef class Clock:
                 await self._tick(deadline)
         finally:
             self.running = False
-
-    cdef double _arm_delay_s(self, int64_t remaining) noexcept:
-        # Loop-timer delay aimed lead_ns before the deadline; the wake-up re-checks the monotonic
-        # clock and re-arms for what is left (zero-delay re-arms cycle the loop, serving I/O).
-        remaining -= self.lead_ns
-        if remaining <= 0:
-            return 0.0
-        return remaining * 1e-9
 
     # --- lateness record ----------------------------------------------------------------------
 
@@ -358,8 +364,10 @@ cdef class Clock:
         if self._timer_handle is not None:
             self._timer_handle.cancel()
         self._timer_armed_ns = t.deadline_ns
-        self._timer_handle = self._loop.call_later(
-            self._arm_delay_s(t.deadline_ns - monotonic_ns()), self._on_timer_wake)
+        cdef int64_t delay = t.deadline_ns - monotonic_ns()
+        if delay < 0:
+            delay = 0
+        self._timer_handle = self._loop.call_later(delay * 1e-9, self._on_timer_wake)
 
     def _on_timer_wake(self):
         # Loop callback: fire every due timer in (deadline, seq) order, re-arm for the rest.
