@@ -423,3 +423,33 @@ def test_constructor_validation() -> None:
 
     core = TradingCore(conn, [], clock_factory=factory, tick_interval_ms=250)
     assert got == [250.0] and core.clock.interval_ns == 250_000_000
+
+
+def test_stop_or_shutdown_during_start_is_refused_and_start_unwinds() -> None:
+    log: list[Any] = []
+    refused: list[str] = []
+
+    class Impatient(FakeStrategy):
+        async def _astart(self) -> None:
+            assert self.core is not None
+            for call in (self.core.stop, self.core.shutdown):
+                try:
+                    await call()
+                except RuntimeError as exc:
+                    refused.append(str(exc))
+            raise RuntimeError("giving up")
+
+    conn = FakeConnector(log)
+    core = TradingCore(
+        conn, [Impatient("i", log, [], async_hooks=True)], markets=(5,),
+        clock_factory=manual_clock,
+    )  # fmt: skip
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="giving up"):
+            await core.start()
+
+    run(main())
+    assert len(refused) == 2
+    assert core.state is LifecycleState.STOPPED
+    assert log == ["connector.start", "i.stop", ("cancel_all", 5, 5.0), "connector.stop"]
