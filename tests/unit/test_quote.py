@@ -30,8 +30,7 @@ from mmfast._core.quote import (
 from mmfast.reference import quote as ref
 
 INT64_MAX = (1 << 63) - 1
-FIXTURES = Path("/work/shared/lighter-fixtures")
-REPO_FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "lighter"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lighter"
 
 
 def params(**kw: object) -> QuoteParams:
@@ -566,10 +565,6 @@ def test_venue_helpers_reject_bad_decimals_and_overflow() -> None:
 
 def test_venue_helpers_match_reference_on_fixture_markets() -> None:
     path = FIXTURES / "http_order_book_details.json"
-    if not path.exists():
-        path = REPO_FIXTURES / "http_order_book_details.json"
-    if not path.exists():
-        pytest.skip("Lighter fixtures not available")
     markets = json.loads(path.read_text())["order_book_details"]
     assert markets
     for m in markets:
