@@ -6,7 +6,7 @@ decimals, no sign, no exponent, no whitespace; prices must be > 0. Anything else
 naming the value, and a message with any malformed part changes nothing.
 """
 
-from typing import Any, Final
+from typing import Any, Final, final
 
 BID: Final[int]  # 0
 ASK: Final[int]  # 1
@@ -26,6 +26,7 @@ def parse_decimal(s: str | bytes, decimals: int) -> int:
     Raises BookError (message names the value) when malformed or out of int64 range.
     """
 
+@final
 class OrderBook:
     """L2 book: O(1) best bid/ask; dense tick window per side plus a sorted overflow array.
 

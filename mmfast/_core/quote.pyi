@@ -5,7 +5,7 @@ positions in lots (signed, long > 0), notional in tick*lot units. Rules, formula
 the order of constraints: docs/quote.md. Pure-Python twin: mmfast.reference.quote.
 """
 
-from typing import Final
+from typing import Final, final
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ def min_notional_from_venue(min_quote_amount: str, price_decimals: int, size_dec
 def min_size_from_venue(min_base_amount: str, size_decimals: int) -> int:
     """Venue ``min_base_amount`` string -> minimum size in lots: ``ceil(amount * 10**size_decimals)``."""
 
+@final
 class QuoteParams:
     """Validated, immutable quoting parameters (attributes are read-only).
 
@@ -94,6 +95,7 @@ class QuoteParams:
         kappa: float = 1.0,
     ) -> None: ...
 
+@final
 class QuoteEngine:
     """Computes the target ladder into preallocated int64 buffers.
 
