@@ -1,17 +1,28 @@
-"""Clocks for the simulator: one object gives monotonic ns and wall-clock ms.
+"""The simulator's time: the shared `TimeSource` (mmfast.core.timesource), plus test clocks.
 
-Everything in `mmfast.sim` takes a clock by injection so that tests can drive time by hand and
-a later simulated clock can run faster than real time.
+One concept, one place: the simulator runs on a `TimeSource` (`REAL_TIME`, or a `ScaledTime`
+shared with the bot so a scenario of minutes takes seconds). `SimClock` is the part of it the
+engine reads (monotonic ns and wall ms); `ManualClock` is a `SimClock` that moves only when told
+to, for the engine's unit tests. `as_time_source` turns any `SimClock` into a full `TimeSource`
+(a bare clock gets the event loop's real-time waits), and `SkewedTime` adds the wall-clock offset
+that the clock-skew fault sets.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Protocol
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from mmfast.core.timesource import REAL_TIME, RealTime, ScaledTime, TimeSource
+
+__all__ = ["REAL_TIME", "ManualClock", "RealClock", "ScaledTime", "SimClock", "SkewedTime",
+           "TimeSource", "as_time_source"]
 
 
+@runtime_checkable
 class SimClock(Protocol):
-    """What the simulator needs from a clock."""
+    """What the engine needs from a clock (a subset of `TimeSource`)."""
 
     def monotonic_ns(self) -> int:
         """Monotonic nanoseconds; used for ordering, timers and request windows."""
@@ -22,14 +33,8 @@ class SimClock(Protocol):
         ...
 
 
-class RealClock:
-    """The machine's clocks."""
-
-    def monotonic_ns(self) -> int:
-        return time.monotonic_ns()
-
-    def wall_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+# The machine's clocks: the shared real time source under its historical name.
+RealClock = RealTime
 
 
 class ManualClock:
@@ -62,3 +67,73 @@ class ManualClock:
         before = self._mono_ns // 1_000_000
         self._mono_ns += ns
         self._wall_ms += self._mono_ns // 1_000_000 - before
+
+
+class _ClockWithLoopWaits:
+    """A bare `SimClock` given the event loop's real-time waits (scale 1)."""
+
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: SimClock) -> None:
+        self._clock = clock
+
+    @property
+    def scale(self) -> float:
+        return 1.0
+
+    def monotonic_ns(self) -> int:
+        return self._clock.monotonic_ns()
+
+    def wall_ms(self) -> int:
+        return self._clock.wall_ms()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def call_later(
+        self, seconds: float, callback: Callable[..., Any], *args: Any
+    ) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), callback, *args)
+
+
+def as_time_source(clock: TimeSource | SimClock | None) -> TimeSource:
+    """The `TimeSource` for `clock`: itself if it is one, real time if None, else `clock` with
+    the event loop's real-time waits."""
+    if clock is None:
+        return REAL_TIME
+    if isinstance(clock, TimeSource):
+        return clock
+    return _ClockWithLoopWaits(clock)
+
+
+class SkewedTime:
+    """A `TimeSource` whose wall clock is `offset_ms` away from its base's (monotonic time and
+    waits are the base's). The simulator runs on one, so a clock-skew fault moves the venue's
+    wall clock relative to the bot's."""
+
+    __slots__ = ("base", "offset_ms")
+
+    def __init__(self, base: TimeSource, offset_ms: int = 0) -> None:
+        self.base = base  # the shared time source
+        self.offset_ms = offset_ms  # added to the base's wall clock
+
+    @property
+    def scale(self) -> float:
+        return self.base.scale
+
+    def monotonic_ns(self) -> int:
+        return self.base.monotonic_ns()
+
+    def wall_ms(self) -> int:
+        return self.base.wall_ms() + self.offset_ms
+
+    async def sleep(self, seconds: float) -> None:
+        await self.base.sleep(seconds)
+
+    def call_later(
+        self, seconds: float, callback: Callable[..., Any], *args: Any
+    ) -> asyncio.TimerHandle:
+        return self.base.call_later(seconds, callback, *args)
+
+    def __repr__(self) -> str:
+        return f"SkewedTime({self.base!r}, offset_ms={self.offset_ms})"

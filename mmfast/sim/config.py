@@ -1,4 +1,5 @@
-"""Simulator configuration: markets, the funded account, caps and behaviour switches."""
+"""Simulator configuration: markets, the funded account, caps, tiers, market flow and
+behaviour switches."""
 
 from __future__ import annotations
 
@@ -66,6 +67,77 @@ def default_markets() -> tuple[MarketSpec, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class TierSpec:
+    """An account tier's speed bumps and REST budget (the venue's account-types and rate-limit
+    pages): every request costs max(weight, min_cost) from `budget` per rolling minute."""
+
+    name: str  # "standard" or "premium"
+    maker_delay_ms: int  # sequencer wait of a maker (resting) order tx
+    cancel_delay_ms: int  # sequencer wait of a cancel, modify or cancel-all tx
+    taker_delay_ms: tuple[int, int]  # sequencer wait of a taker tx, uniform in [lo, hi]
+    budget: int  # REST weight per rolling 60 s
+    min_cost: int  # floor on a request's weight (standard: 24000/400 = 60 requests a minute)
+
+
+TIERS: dict[str, TierSpec] = {
+    "standard": TierSpec("standard", 200, 200, (300, 300), 24_000, 400),
+    "premium": TierSpec("premium", 0, 0, (140, 200), 24_000, 0),
+}
+
+# REST request weights (the venue's rate-limit page); anything not listed weighs 300.
+REQUEST_WEIGHTS: dict[str, int] = {
+    "sendTx": 6, "sendTxBatch": 6, "nextNonce": 6, "accountInactiveOrders": 100,
+    "apikeys": 150, "recentTrades": 600, "trades": 600,
+}
+DEFAULT_WEIGHT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """Synthetic participants that keep a market's book alive (`mmfast.sim.flow`).
+
+    Flow is generated on a fixed grid of simulated time (`step_ms`) from one random stream per
+    market, seeded by the simulator's seed and the market id, so the same seed gives the same
+    flow. Distances are in ticks from the fair price, sizes in multiples of the market's
+    minimum order size.
+    """
+
+    step_ms: int = 10  # grid of simulated time the flow is generated on
+    volatility_bps: float = 2.0  # fair price: std dev of the log move per sqrt(second), bps
+    jump_rate_per_min: float = 0.5  # Poisson rate of fair-price jumps
+    jump_bps: float = 20.0  # std dev of one jump, bps
+    limit_rate_per_s: float = 40.0  # Poisson limit-order arrivals per second (both sides)
+    cancel_rate_per_s: float = 30.0  # Poisson cancels of resting flow orders per second
+    market_rate_per_s: float = 2.0  # Poisson market orders per second
+    spread_ticks: int = 4  # limit orders rest at least spread/2 from the fair price
+    depth_ticks: float = 8.0  # mean extra distance beyond the half-spread (geometric)
+    max_depth_ticks: int = 200  # flow orders further than this from the fair price are canceled
+    initial_levels: int = 20  # orders per side seeded at start
+    order_size: tuple[int, int] = (1, 10)  # limit-order size, uniform, in minimum sizes
+    market_size: tuple[int, int] = (1, 20)  # market-order size, uniform, in minimum sizes
+    max_orders_per_side: int = 300  # the oldest flow orders are canceled beyond this
+    maker_account: int = 900  # account of passive flow orders
+    taker_account: int = 901  # account of market orders and marketable limits
+    collateral: int = 10**18  # micro-USDC of each flow account (never margin-bound)
+
+    def __post_init__(self) -> None:
+        if self.step_ms <= 0:
+            raise ValueError("flow step_ms must be > 0")
+        rates = (self.volatility_bps, self.jump_rate_per_min, self.jump_bps,
+                 self.limit_rate_per_s, self.cancel_rate_per_s, self.market_rate_per_s)
+        if any(not (r >= 0.0) for r in rates):
+            raise ValueError("flow rates and volatility must be >= 0")
+        if self.spread_ticks < 0 or self.depth_ticks < 0 or self.max_depth_ticks <= 0:
+            raise ValueError("flow spread/depth must be >= 0")
+        for lo, hi in (self.order_size, self.market_size):
+            if not 1 <= lo <= hi:
+                raise ValueError("flow sizes must be 1 <= lo <= hi")
+        if self.maker_account == self.taker_account or min(self.maker_account,
+                                                           self.taker_account) <= 2:
+            raise ValueError("flow accounts must be distinct and > 2")
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     """Everything the simulator can be told at start."""
 
@@ -82,10 +154,23 @@ class SimConfig:
     max_inflight_per_market: int = 16  # order txs accepted but not yet executed, per market
     max_resting_per_market: int = 1000  # resting orders per account and market
     max_batch: int = 50
-    # Sequencer delays (speed bumps). Zero = executed right after acceptance.
-    maker_delay_ms: int = 0
-    taker_delay_ms: int = 0
-    cancel_delay_ms: int = 0
+    # Account tier: speed bumps and REST budget ("standard" or "premium", see TIERS).
+    tier: str = "premium"
+    speed_bumps: bool = True  # False: txs execute right after acceptance (unless set below)
+    # Sequencer delays; None = the tier's (when speed_bumps), an int overrides the tier.
+    maker_delay_ms: int | None = None
+    taker_delay_ms: int | None = None
+    cancel_delay_ms: int | None = None
+    # Rate limits (per client IP, rolling 60 s of simulated time).
+    rate_limits: bool = True
+    rest_budget: int | None = None  # REST weight per minute; None = the tier's
+    ws_msgs_per_min: int = 200  # client WebSocket messages per minute
+    ws_max_inflight: int = 50  # WebSocket requests awaiting their answer
+    block_after_breaches: int = 5  # breaches within 60 s that earn a temporary block
+    block_s: int = 60  # first block; each further block doubles, up to 16x
+    block_status: int = 418  # HTTP status of requests made while blocked
+    # Market flow; None = a quiet market (only what clients send).
+    flow: FlowConfig | None = None
     min_order_expiry_ms: int = 5 * MINUTE_MS
     max_order_expiry_ms: int = 30 * DAY_MS
     min_cancel_all_ms: int = 5 * MINUTE_MS
@@ -110,3 +195,35 @@ class SimConfig:
             raise ValueError("account indexes 0..2 are system accounts")
         if not 1 <= self.max_batch <= 50:
             raise ValueError("max_batch must be within 1..50")
+        if self.tier not in TIERS:
+            raise ValueError(f"tier must be one of {sorted(TIERS)}, not {self.tier!r}")
+        for name in ("maker_delay_ms", "taker_delay_ms", "cancel_delay_ms", "rest_budget"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.ws_msgs_per_min <= 0 or self.ws_max_inflight <= 0:
+            raise ValueError("WebSocket limits must be > 0")
+        if self.block_after_breaches <= 0 or self.block_s <= 0:
+            raise ValueError("block_after_breaches and block_s must be > 0")
+        if self.flow is not None:
+            flow_accts = {self.flow.maker_account, self.flow.taker_account}
+            if self.account_index in flow_accts:
+                raise ValueError("the funded account must not be a flow account")
+
+    @property
+    def tier_spec(self) -> TierSpec:
+        return TIERS[self.tier]
+
+    def delays_ms(self) -> tuple[int, int, tuple[int, int]]:
+        """(maker, cancel, (taker lo, taker hi)) sequencer waits in effect."""
+        t = self.tier_spec
+        on = self.speed_bumps
+        maker = self.maker_delay_ms if self.maker_delay_ms is not None else (
+            t.maker_delay_ms if on else 0)
+        cancel = self.cancel_delay_ms if self.cancel_delay_ms is not None else (
+            t.cancel_delay_ms if on else 0)
+        if self.taker_delay_ms is not None:
+            taker = (self.taker_delay_ms, self.taker_delay_ms)
+        else:
+            taker = t.taker_delay_ms if on else (0, 0)
+        return maker, cancel, taker

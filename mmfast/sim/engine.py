@@ -68,6 +68,7 @@ ST_SLIPPAGE = "canceled-too-much-slippage"
 ST_NO_LIQUIDITY = "canceled-not-enough-liquidity"
 ST_SELF_TRADE = "canceled-self-trade"
 ST_EXPIRED = "canceled-expired"
+ST_LIQUIDATION = "canceled-liquidation"
 
 TIF_NAMES = {TIF_IOC: "immediate-or-cancel", TIF_GTT: "good-till-time", TIF_POST_ONLY: "post-only"}
 TYPE_NAMES = {ORDER_LIMIT: "limit", ORDER_MARKET: "market"}
@@ -176,6 +177,7 @@ class TxRecord:
     block_height: int = 0  # block it executed in
     error: VenueError | None = None  # why the sequencer failed it
     order_index: int = 0  # order created/acted on, if any
+    forced_error: VenueError | None = None  # late reject injected by a fault
 
 
 @dataclass(slots=True)
@@ -335,6 +337,11 @@ class Exchange:
         self._seq = 0
         self._us_tick = 0
         self._current_tx: TxRecord | None = None  # tx being executed (trades carry its hash)
+        # Speed-bump draws (premium taker 140-200 ms) from their own stream, so they do not
+        # shift the ids drawn from `rng`.
+        self._bump_rng = random.Random(f"{config.seed}:bumps")
+        self._delays = config.delays_ms()
+        self.late_rejects: list[int] = []  # codes the sequencer gives the next accepted txs
         self.add_account(config.account_index, config.initial_collateral,
                          api_key_indexes=config.api_key_indexes)
 
@@ -486,19 +493,24 @@ class Exchange:
             if t == TX_CREATE_ORDER:
                 k = (rec.account, f["ClientOrderIndex"])
                 self.pending_cois[k] = self.pending_cois.get(k, 0) + 1
+            if self.late_rejects:
+                rec.forced_error = VenueError(self.late_rejects.pop(0), "rejected by the sequencer")
             heapq.heappush(self.pending, (rec.due_ns, rec.seq, rec))
             out.append(rec)
         self.poll()
         return out
 
     def _delay_ms(self, t: int, f: dict[str, Any], market: int | None) -> int:
-        cfg = self.config
+        """Speed bump of one tx: maker and cancel waits, or a taker wait when a create would
+        trade on arrival (judged against the book at acceptance)."""
+        maker, cancel, (lo, hi) = self._delays
         if t != TX_CREATE_ORDER:
-            return cfg.cancel_delay_ms
+            return cancel
         m = self.markets[f["MarketIndex"]]
         crosses = m.side(not f["IsAsk"]).crosses(f["Price"])
-        return cfg.taker_delay_ms if crosses and f["TimeInForce"] != TIF_POST_ONLY \
-            else cfg.maker_delay_ms
+        if crosses and f["TimeInForce"] != TIF_POST_ONLY:
+            return lo if lo == hi else self._bump_rng.randint(lo, hi)
+        return maker
 
     def _market(self, market_id: int) -> MarketState:
         m = self.markets.get(market_id)
@@ -725,6 +737,8 @@ class Exchange:
         try:
             if rec.expired_at <= rec.executed_at_ms:
                 raise VenueError(E.INVALID_TX_INFO, "tx not executed before ExpiredAt")
+            if rec.forced_error is not None:
+                raise rec.forced_error
             acct = self.account(rec.account)
             if rec.type == TX_CREATE_ORDER:
                 self._exec_create(rec, acct)
@@ -895,7 +909,9 @@ class Exchange:
         self._order_changed(o)
 
     def _trade(self, m: MarketState, maker: Order, macct: Account, taker: Order,
-               tacct: Account, qty: int) -> None:
+               tacct: Account, qty: int, on_book: bool = True, kind: str = "trade") -> None:
+        """Book one trade. `on_book=False` settles a maker that does not rest on the book
+        (out-of-band fills, liquidations)."""
         spec = m.spec
         price = maker.price
         quote = price * qty * spec.quote_scale
@@ -911,14 +927,15 @@ class Exchange:
             o.remaining -= qty
             o.filled_base += qty
             o.filled_quote += quote
-        side = m.side(maker.is_ask)
-        side.reduce(maker, qty)
-        self._track(macct, maker, -qty, 0)
-        m.dirty.add((maker.is_ask, price))
+        if on_book:
+            side = m.side(maker.is_ask)
+            side.reduce(maker, qty)
+            self._track(macct, maker, -qty, 0)
+            m.dirty.add((maker.is_ask, price))
         now_ms = self.clock.wall_ms()
         maker.updated_ms = taker.updated_ms = now_ms
         if maker.remaining == 0:
-            self._finish(maker, ST_FILLED)
+            self._finish(maker, ST_FILLED, was_live=on_book)
         else:
             self._order_changed(maker)
         m.last_trade_price = price
@@ -958,6 +975,7 @@ class Exchange:
             "taker_account": tacct.index,
             "maker_account": macct.index,
             "tx_hash": self._current_tx.hash if self._current_tx else "",
+            "kind": kind,
         }
         self._next_trade_id += 1
         m.trades.append(trade)
@@ -1112,6 +1130,83 @@ class Exchange:
         for acct in self.accounts.values():
             if market in acct.positions and acct.positions[market].size:
                 self._account_changed(acct.index, market)
+
+    # ------------------------------------------------------------------ direct orders
+    def _new_order(self, account: int, market: int, is_ask: bool, price: int, size: int,
+                   otype: int, tif: int, expiry_ms: int) -> Order:
+        acct = self.account(account)
+        now_ms = self.clock.wall_ms()
+        o = Order(
+            order_index=self._next_order_index, client_order_index=0, account=acct.index,
+            market=market, is_ask=is_ask, price=price, initial=size, remaining=size,
+            type=otype, tif=tif, reduce_only=False, expiry_ms=expiry_ms, nonce=0, api_key=0,
+            stp=STP_EXPIRE_MAKER, created_ms=now_ms, transaction_time_us=self._now_us(),
+            seq=self._tick(), updated_ms=now_ms, block_height=self.block_height,
+        )
+        self._next_order_index += 1
+        self.orders[o.order_index] = o
+        acct.total_order_count += 1
+        return o
+
+    def place_direct(self, account: int, market: int, is_ask: bool, price: int, size: int,
+                     tif: int = TIF_GTT, otype: int = ORDER_LIMIT) -> Order:
+        """Place an order without a tx (no nonce, no speed bump, no API checks): the market
+        flow's participants. It matches with price-time priority like any order; orders of
+        other participants ahead in the queue fill first. Returns the order (check `status`)."""
+        m = self._market(market)
+        if otype == ORDER_MARKET:
+            tif = TIF_IOC
+        expiry = 0 if tif == TIF_IOC else self.clock.wall_ms() + self.config.max_order_expiry_ms
+        o = self._new_order(account, market, is_ask, price, size, otype, tif, expiry)
+        self._place(o, self.accounts[account], m)
+        self._flush_books()
+        return o
+
+    def cancel_direct(self, order: Order) -> bool:
+        """Cancel a live order without a tx; False if it is no longer live."""
+        if not order.live or order.order_index not in self.accounts[order.account].live:
+            return False
+        self._finish(order, ST_CANCELED)
+        self._flush_books()
+        return True
+
+    def external_trade(self, account: int, counterparty: int, market: int, is_buy: bool,
+                       size: int, price: int, kind: str = "trade") -> dict[str, Any]:
+        """A fill `account` did not cause through its own orders (out-of-band: another key, the
+        web app, a liquidation): `account` takes `size` lots at `price` against
+        `counterparty`, neither order touching the book. Returns the trade record."""
+        m = self._market(market)
+        if size <= 0 or price <= 0:
+            raise ValueError("size and price must be > 0")
+        if account == counterparty:
+            raise ValueError("a trade needs two accounts")
+        acct, cacct = self.account(account), self.account(counterparty)
+        maker = self._new_order(counterparty, market, is_buy, price, size, ORDER_LIMIT,
+                                TIF_GTT, 0)
+        taker = self._new_order(account, market, not is_buy, price, size, ORDER_LIMIT,
+                                TIF_IOC, 0)
+        self._trade(m, maker, cacct, taker, acct, size, on_book=False, kind=kind)
+        self._finish(taker, ST_FILLED, was_live=False)
+        self._flush_books()
+        return m.trades[-1]
+
+    def liquidate(self, account: int, market: int, counterparty: int) -> dict[str, Any] | None:
+        """Liquidate `account` in `market`: cancel its orders there (canceled-liquidation) and
+        close its position at the mark price against `counterparty`. Returns the trade, or
+        None when there was no position."""
+        m = self._market(market)
+        acct = self.account(account)
+        for o in list(acct.live.values()):
+            if o.market == market:
+                self._finish(o, ST_LIQUIDATION)
+        p = acct.positions.get(market)
+        trade = None
+        if p is not None and p.size:
+            trade = self.external_trade(account, counterparty, market, p.size < 0, abs(p.size),
+                                        m.mark_price, kind="liquidation")
+        self._account_changed(account, market)
+        self._flush_books()
+        return trade
 
     # ------------------------------------------------------------------ queries
     def levels(self, market: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

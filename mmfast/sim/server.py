@@ -1,17 +1,27 @@
-"""REST (`/api/v1/...`) and WebSocket (`/stream`) on one loopback port, as on the venue.
+"""REST (`/api/v1/...`) and WebSocket (`/stream`) on one loopback port, as on the venue, plus
+the loopback control endpoint (`/_sim/...`) for tests that run the bot as a process.
 
 The server is a thin transport over `Exchange`: it parses requests, calls the engine, drains the
-engine's events and fans them out to subscribers. Faults and speed bumps can be layered here
-later without touching the engine.
+engine's events and fans them out to subscribers. Speed bumps live in the engine's sequencer;
+rate limits (`limits.RateLimiter`), fault injection (`faults.Faults`) and the market flow
+(`flow.MarketFlow`) sit here. Every wait and timer runs on the simulator's `TimeSource`, so a
+`ScaledTime` shared with the bot compresses a whole scenario.
+
+WebSocket frames go out through the connection's transport directly (one `write` per frame,
+server frames are unmasked), which is what lets one client receive well over 50k order-book
+messages a second; aiohttp still handles the handshake, reading, control frames and closing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import socket
+import struct
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -19,62 +29,162 @@ from aiohttp import WSMsgType, web
 
 from mmfast.sim import errors as E
 from mmfast.sim import wire
-from mmfast.sim.clock import RealClock, SimClock
-from mmfast.sim.config import LOOPBACK_HOSTS, SimConfig
+from mmfast.sim.clock import SimClock, SkewedTime, TimeSource, as_time_source
+from mmfast.sim.config import LOOPBACK_HOSTS, FlowConfig, SimConfig
 from mmfast.sim.engine import MAX_COI, Exchange, TxRecord
 from mmfast.sim.errors import VenueError
+from mmfast.sim.faults import Faults
+from mmfast.sim.flow import MarketFlow
+from mmfast.sim.limits import Breach, RateLimiter
 from mmfast.sim.truth import RequestLog, Truth
 
 API = "/api/v1"
+CONTROL = "/_sim"
 PUBLIC_KINDS = frozenset({"order_book", "trade", "market_stats"})
 PRIVATE_KINDS = frozenset({"account_orders", "account_all_orders", "account_all_trades",
                            "account_all_positions", "user_stats"})
 RATE_LIMIT_MESSAGE = '{"ratelimit": "didn\'t use volume quota"}'
-VOLUME_QUOTA = 1_000_000  # reported by sendTx; quotas are not enforced in this part
+VOLUME_QUOTA = 1_000_000  # reported by sendTx; quotas are not enforced
+LOOPBACK_REMOTES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+MAX_WRITE_BUFFER = 64 * 1024 * 1024  # a client this far behind is dropped (slow consumer)
+_LINGER_RST = struct.pack("ii", 1, 0)
 
 
 def _dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, final WebSocket text frame (server to client)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def _reset(transport: Any) -> None:
+    """Close a TCP connection with a reset (SO_LINGER 0), not a FIN."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+    transport.abort()
+
+
 class _Conn:
     """One WebSocket client."""
 
-    __slots__ = ("closed", "last_pong_ns", "out", "subs", "ws")
+    __slots__ = ("closed", "frame_faults", "held_in", "held_out", "id", "last_pong_ns",
+                 "remote", "sim", "stalled", "subs", "transport", "ws")
 
-    def __init__(self, ws: web.WebSocketResponse, now_ns: int) -> None:
-        self.ws = ws  # the aiohttp socket
+    def __init__(self, sim: Simulator, conn_id: int, ws: web.WebSocketResponse,
+                 transport: asyncio.Transport, remote: str, now_ns: int) -> None:
+        self.sim = sim  # owner (fault log, drops)
+        self.id = conn_id  # 1, 2, ... in connection order
+        self.ws = ws  # the aiohttp socket (reading, control frames, close)
+        self.transport = transport  # frames are written here directly
+        self.remote = remote  # client IP (rate limits are per IP)
         self.subs: set[str] = set()  # subscribed channels, in the inbound "kind:args" form
-        self.out: asyncio.Queue[str | None] = asyncio.Queue()  # frames to write, in order
         self.last_pong_ns = now_ns  # monotonic ns of the last pong
         self.closed = False  # no more frames once set
+        self.stalled = False  # frames held both ways (silent-stall fault)
+        self.held_out: list[bytes] = []  # outbound frames held by a stall
+        self.held_in: list[str] = []  # inbound messages held by a stall
+        self.frame_faults: list[str] = []  # faults for the next outbound frames, in order
 
     def send(self, obj: Any) -> None:
-        if not self.closed:
-            self.out.put_nowait(obj if isinstance(obj, str) else _dumps(obj))
+        """Send a JSON message (dict or pre-encoded str/bytes)."""
+        if self.closed:
+            return
+        if isinstance(obj, bytes):
+            payload = obj
+        elif isinstance(obj, str):
+            payload = obj.encode()
+        else:
+            payload = orjson.dumps(obj)
+        self.send_payload(payload, None)
+
+    def send_payload(self, payload: bytes, frame: bytes | None) -> None:
+        """Send one message; `frame` is its encoded frame when the caller has it already."""
+        if self.closed:
+            return
+        if self.frame_faults:
+            payload = self._mangle(payload)
+            frame = None
+        if frame is None:
+            frame = ws_text_frame(payload)
+        if self.stalled:
+            self.held_out.append(frame)
+        else:
+            self.write(frame)
+
+    def _mangle(self, payload: bytes) -> bytes:
+        fault = self.frame_faults.pop(0)
+        if fault == "truncate":
+            out = payload[: len(payload) // 2]
+        elif fault == "corrupt_utf8":
+            mid = len(payload) // 2
+            out = payload[:mid] + b"\xff\xfe\xc3" + payload[mid + 3:]
+        else:  # corrupt_json: valid UTF-8, unparseable
+            mid = len(payload) // 2
+            out = payload[:mid] + b'"}{:' + payload[mid + 4:]
+        self.sim.faults._frame_applied(self.id, fault, len(out))
+        return out
+
+    def write(self, frame: bytes) -> None:
+        t = self.transport
+        if t.is_closing():
+            self.sim._drop(self)
+            return
+        t.write(frame)
+        if t.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            self.sim._drop(self)
+            t.abort()
 
 
 class Simulator:
     """The simulator as an async context manager::
 
-        async with Simulator(SimConfig(seed=1)) as sim:
-            sim.rest_url, sim.ws_url, sim.exchange, sim.truth
+        async with Simulator(SimConfig(seed=1), time_source) as sim:
+            sim.rest_url, sim.ws_url, sim.exchange, sim.truth, sim.faults
+
+    `clock` is a `TimeSource` (`REAL_TIME` by default, or a `ScaledTime` shared with the bot) or
+    a bare `SimClock` such as `ManualClock` (waits then run in real time).
     """
 
-    def __init__(self, config: SimConfig | None = None, clock: SimClock | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None,
+                 clock: TimeSource | SimClock | None = None) -> None:
         self.config = config or SimConfig()
         if self.config.host not in LOOPBACK_HOSTS:
             raise ValueError(f"the simulator binds loopback only, not {self.config.host!r}")
-        self.clock = clock or RealClock()
+        # The venue's clock: the shared time source, plus the skew a fault may set.
+        self.clock = SkewedTime(as_time_source(clock))
         self.exchange = Exchange(self.config, self.clock)
         self.requests = RequestLog(self.clock)
-        self.truth = Truth(self.exchange, self.requests)
+        self.limiter = RateLimiter(self.config, self.clock)
+        self.faults = Faults(self)
+        self.flow: MarketFlow | None = None
+        if self.config.flow is not None:
+            self.flow = MarketFlow(self.exchange, self.config.flow, self.config.seed)
+        self.truth = Truth(self.exchange, self.requests, self)
         self.port = 0
         self._conns: set[_Conn] = set()
+        self._next_conn_id = 1
         self._subs: dict[str, set[_Conn]] = {}  # channel -> connections
+        self._phantoms: dict[int, int] = {}  # market -> phantom bid price (crossed-book fault)
         self._runner: web.AppRunner | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._poll_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._due_timer: asyncio.TimerHandle | None = None
+        self._due_ns: int | None = None  # when the armed sequencer timer fires
+
+    @property
+    def time(self) -> TimeSource:
+        """The shared time source the simulator runs on (without the skew fault)."""
+        return self.clock.base
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -84,6 +194,11 @@ class Simulator:
     @property
     def ws_url(self) -> str:
         return f"ws://{self._url_host()}:{self.port}/stream"
+
+    @property
+    def control_url(self) -> str:
+        """Base URL of the loopback control endpoint."""
+        return f"{self.rest_url}{CONTROL}"
 
     def _url_host(self) -> str:
         return f"[{self.config.host}]" if ":" in self.config.host else self.config.host
@@ -103,24 +218,29 @@ class Simulator:
         r.add_post(f"{API}/sendTx", self._send_tx)
         r.add_post(f"{API}/sendTxBatch", self._send_tx_batch)
         r.add_get("/stream", self._stream)
+        r.add_post(f"{CONTROL}/faults", self._control_fault)
+        r.add_get(f"{CONTROL}/truth/{{name}}", self._control_truth)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
-        self._poll_task = asyncio.create_task(self._poll_loop())
+        self.spawn(self._poll_loop())
+        flow = self.flow
+        if flow is not None:
+            self.run_engine(lambda: flow.advance_to(self.clock.monotonic_ns()))
+            self.spawn(self._flow_loop())
 
     async def stop(self) -> None:
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poll_task
-            self._poll_task = None
+        for h in self.faults._timers:
+            h.cancel()
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
         for conn in list(self._conns):
-            conn.closed = True
-            conn.out.put_nowait(None)
+            self._drop(conn)
             with contextlib.suppress(Exception):
-                await conn.ws.close(code=1001, message=b"server shutdown")
+                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server shutdown"), 1)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -136,12 +256,27 @@ class Simulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `coro` as a task owned by the simulator (cancelled on stop)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def _poll_loop(self) -> None:
+        """Order expiries and scheduled cancel-alls (txs have their own exact timer)."""
         interval = self.config.poll_interval_ms / 1000
         while True:
-            await asyncio.sleep(interval)
-            self.exchange.poll()
-            self.pump()
+            await self.clock.sleep(interval)
+            self.run_engine(self.exchange.poll)
+
+    async def _flow_loop(self) -> None:
+        flow = self.flow
+        assert flow is not None
+        step = flow.config.step_ms / 1000
+        while True:
+            await self.clock.sleep(step)
+            self.run_engine(lambda: flow.advance_to(self.clock.monotonic_ns()))
 
     def run_engine(self, fn: Callable[[], Any]) -> Any:
         """Run `fn` against the exchange, then publish what it changed."""
@@ -149,12 +284,159 @@ class Simulator:
             return fn()
         finally:
             self.pump()
+            self._arm()
+
+    def _arm(self) -> None:
+        """Keep one timer on the sequencer's next due tx (speed bumps, in simulated time)."""
+        due = self.exchange.next_due_ns()
+        if due is None or (self._due_ns is not None and self._due_ns <= due):
+            return
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+        self._due_ns = due
+        delay = max(0, due - self.clock.monotonic_ns()) / 1e9
+        try:
+            self._due_timer = self.clock.call_later(delay, self._on_due)
+        except RuntimeError:  # no running loop (engine driven directly): poll covers it
+            self._due_timer = None
+            self._due_ns = None
+
+    def _on_due(self) -> None:
+        self._due_timer = None
+        self._due_ns = None
+        due = self.exchange.next_due_ns()
+        if due is not None and due > self.clock.monotonic_ns():
+            self._arm()  # woke early (timer resolution): wait for the rest
+            return
+        self.run_engine(self.exchange.poll)
+
+    # ------------------------------------------------------------------ helpers for faults
+    def open_connections(self) -> list[_Conn]:
+        return [c for c in self._conns if not c.closed]
+
+    def drop_connection(self, conn: _Conn, code: int | str) -> None:
+        """Drop one WebSocket connection: 1000 (close frame), 1006 (no close frame), "rst"."""
+        if conn.closed:
+            return
+        transport = conn.transport
+        self._drop(conn)
+        if code == 1000:
+            self.spawn(conn.ws.close(code=1000, message=b"going away"))
+        elif code == 1006:
+            transport.close()
+        else:
+            _reset(transport)
+
+    def release_stall(self, conn: _Conn) -> int:
+        """End a stall: deliver the held frames in order. Returns how many were held."""
+        conn.stalled = False
+        out, inn = conn.held_out, conn.held_in
+        conn.held_out, conn.held_in = [], []
+        for f in out:
+            if conn.closed:
+                break
+            conn.write(f)
+        for data in inn:
+            if conn.closed:
+                break
+            self._on_frame(conn, data)
+        return len(out) + len(inn)
+
+    def send_raw(self, conn: _Conn, payload: bytes) -> None:
+        conn.send_payload(payload, None)
+
+    def publish_frame(self, key: str, payload: bytes) -> None:
+        conns = self._subs.get(key)
+        if conns:
+            frame = ws_text_frame(payload)
+            for c in list(conns):
+                c.send_payload(payload, frame)
+
+    def phantom_markets(self) -> list[int]:
+        return list(self._phantoms)
+
+    def _bump_book(self, market: int, bids: list[tuple[int, int]]) -> None:
+        """Publish a delta outside the engine, keeping the nonce chain."""
+        self.pump()
+        ex = self.exchange
+        m = ex.markets[market]
+        begin = m.book_nonce
+        m.book_nonce += 1
+        m.offset += 1
+        key = f"order_book:{market}"
+        msg = self._book_msg("update/order_book", key, m, [], bids, begin, m.book_nonce,
+                             m.offset, self.clock.wall_ms())
+        self._publish_book(market, orjson.dumps(msg), (begin, m.book_nonce))
+
+    def set_phantom_bid(self, market: int) -> int:
+        """Show a bid one tick above the best ask (crossed book); returns its price."""
+        m = self.exchange._market(market)
+        best_ask = m.asks.best()
+        price = (best_ask if best_ask is not None else m.mark_price) + 1
+        self._phantoms[market] = price
+        self._bump_book(market, [(price, m.spec.min_base_amount)])
+        return price
+
+    def clear_phantom_bid(self, market: int) -> None:
+        price = self._phantoms.pop(market, None)
+        if price is not None:
+            m = self.exchange.markets[market]
+            self._bump_book(market, [(price, m.bids.sizes.get(price, 0))])
+
+    def system_account(self, exclude: int) -> int:
+        """A counterparty for out-of-band fills and liquidations (a flow account, or a funded
+        system account created on first use)."""
+        flow = self.config.flow or FlowConfig()
+        for idx in (flow.maker_account, flow.taker_account):
+            if idx != exclude:
+                if idx not in self.exchange.accounts:
+                    self.exchange.add_account(idx, flow.collateral, api_key_indexes=())
+                return idx
+        raise ValueError("no counterparty account")
 
     # ------------------------------------------------------------------ REST
+    @staticmethod
+    def _breach_response(b: Breach) -> web.Response:
+        return web.Response(
+            body=orjson.dumps({"code": b.code, "message": E.MESSAGES[E.TOO_MANY_REQUESTS]}),
+            status=b.status, content_type="application/json",
+            headers={"Retry-After": str(b.retry_after_s)})
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path != "/stream":
-            self.requests.record(f"{request.method} {request.path}")
+        path = request.path
+        if path.startswith(CONTROL):
+            if request.remote not in LOOPBACK_REMOTES:
+                return web.json_response({"ok": False, "error": "loopback only"}, status=403)
+            return await handler(request)
+        if path == "/stream":
+            return await handler(request)
+        faults = self.faults
+        if faults.refusing_rest:
+            _reset(request.transport)
+            return web.Response(status=503)
+        self.requests.record(f"{request.method} {path}")
+        breach = self.limiter.rest(request.remote or "", path.rsplit("/", 1)[-1])
+        if breach is not None:
+            return self._breach_response(breach)
+        hold = faults.take_http_timeout(path)
+        if hold is not None:
+            await self.clock.sleep(hold)
+        storm = faults.take_http_fault(path)
+        if storm is not None:
+            status, retry_after, execute = storm
+            if execute and path.startswith(f"{API}/sendTx"):
+                with contextlib.suppress(Exception):
+                    await self._handle(request, handler)
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+            code = E.TOO_MANY_REQUESTS if status == 429 else E.INTERNAL
+            return web.Response(body=orjson.dumps({"code": code, "message": E.MESSAGES[code]}),
+                                status=status, content_type="application/json",
+                                headers=headers)
+        return await self._handle(request, handler)
+
+    @staticmethod
+    async def _handle(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             return await handler(request)
         except VenueError as exc:
@@ -329,6 +611,7 @@ class Simulator:
             raise VenueError(E.TX_NOT_FOUND)
         return self._ok(wire.tx_json(self.exchange, rec))
 
+
     def _send_resp(self, recs: list[TxRecord], batch: bool) -> dict[str, Any]:
         due = max(r.due_ns for r in recs)
         predicted = self.clock.wall_ms() + max(0, due - self.clock.monotonic_ns()) // 1_000_000
@@ -346,13 +629,32 @@ class Simulator:
         recs = self.run_engine(lambda: self.exchange.submit_batch(tx_types, tx_infos))
         return self._send_resp(recs, batch=True)
 
+    async def _rest_send(self, request: web.Request, fn: Callable[[], dict[str, Any]]
+                         ) -> web.Response:
+        """Run a sendTx/sendTxBatch under the ack faults (delayed, lost with or without
+        execution); a lost REST ack resets the connection."""
+        fault = self.faults.take_ack_fault()
+        if fault is not None and fault.lost and not fault.execute:
+            _reset(request.transport)
+            return web.Response(status=503)
+        try:
+            resp = self._ok(fn())
+        except VenueError as exc:
+            resp = web.json_response(exc.to_json(), status=400, dumps=_dumps)
+        if fault is not None:
+            if fault.lost:
+                _reset(request.transport)
+                return web.Response(status=503)
+            await self.clock.sleep(fault.delay_s)
+        return resp
+
     async def _send_tx(self, request: web.Request) -> web.Response:
         form = await request.post()
         tx_type = self._int(form, "tx_type")
         tx_info = form.get("tx_info")
         if not isinstance(tx_info, str):
             raise VenueError(E.INVALID_TX_INFO, "tx_info is required")
-        return self._ok(self.submit(tx_type, tx_info))
+        return await self._rest_send(request, lambda: self.submit(tx_type, tx_info))
 
     @staticmethod
     def _json_list(v: Any, name: str) -> list[Any]:
@@ -369,41 +671,106 @@ class Simulator:
         form = await request.post()
         types = self._json_list(form.get("tx_types"), "tx_types")
         infos = self._json_list(form.get("tx_infos"), "tx_infos")
-        return self._ok(self.submit_batch(types, infos))
+        return await self._rest_send(request, lambda: self.submit_batch(types, infos))
+
+    # ------------------------------------------------------------------ control endpoint
+    async def _control_fault(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
+                raise ValueError('body must be {"kind": str, "args": {...}}')
+            args = body.get("args") or {}
+            if not isinstance(args, dict):
+                raise ValueError("args must be an object")
+            result = self.run_engine(lambda: self.faults.apply(body["kind"], args))
+        except (ValueError, TypeError, KeyError, VenueError) as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        return web.json_response({"ok": True, "result": result}, dumps=_dumps)
+
+    async def _control_truth(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        q = request.query
+
+        def opt(key: str) -> int | None:
+            v = q.get(key)
+            return None if v is None or v == "" else int(v)
+
+        t = self.truth
+        try:
+            if name == "open_orders":
+                out: Any = t.open_orders(opt("account"), opt("market"))
+            elif name == "fills":
+                out = t.fills(opt("account"), opt("market"))
+            elif name == "position":
+                out = t.position(int(q["account"]), int(q["market"]))
+            elif name == "balance":
+                out = t.balance(int(q["account"]))
+            elif name == "next_nonce":
+                out = t.next_nonce(int(q["account"]), int(q["api_key_index"]))
+            elif name == "tx_status":
+                out = t.tx_status(q["hash"])
+            elif name == "request_counts":
+                out = t.request_counts(opt("window_ms"))
+            elif name == "faults":
+                out = [r.to_json() for r in t.faults(q.get("kind"), q.get("phase"))]
+            elif name == "connections":
+                out = t.connections()
+            elif name == "rate_limits":
+                out = t.rate_limits()
+            elif name == "time":
+                out = {"monotonic_ns": self.clock.monotonic_ns(), "wall_ms": self.clock.wall_ms(),
+                       "scale": self.clock.scale}
+            else:
+                return web.json_response({"ok": False, "error": f"unknown truth {name!r}"},
+                                         status=404)
+        except (ValueError, KeyError, VenueError) as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        if isinstance(out, list):
+            out = [dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x for x in out]
+        elif dataclasses.is_dataclass(out):
+            out = dataclasses.asdict(out)  # type: ignore[arg-type]
+        return web.json_response({"ok": True, "result": out}, dumps=_dumps)
 
     # ------------------------------------------------------------------ WebSocket
-    async def _stream(self, request: web.Request) -> web.WebSocketResponse:
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        if self.faults.refusing_ws:
+            _reset(request.transport)
+            return web.Response(status=503)
+        remote = request.remote or ""
+        blocked = self.limiter.blocked(remote)
+        if blocked is not None:
+            return self._breach_response(blocked)
         ws = web.WebSocketResponse(autoping=True, max_msg_size=4 * 1024 * 1024)
         await ws.prepare(request)
-        conn = _Conn(ws, self.clock.monotonic_ns())
+        transport = request.transport
+        assert transport is not None
+        conn = _Conn(self, self._next_conn_id, ws, transport, remote,
+                     self.clock.monotonic_ns())
+        self._next_conn_id += 1
         self._conns.add(conn)
-        writer = asyncio.create_task(self._writer(conn))
-        pinger = asyncio.create_task(self._pinger(conn))
-        self._tasks.update((writer, pinger))
+        pinger = self.spawn(self._pinger(conn))
         conn.send({"session_id": uuid.UUID(int=self.exchange.rng.getrandbits(128)).hex,
                    "type": "connected"})
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    self._on_frame(conn, msg.data)
+                    data = msg.data
                 elif msg.type == WSMsgType.BINARY:
-                    self._on_frame(conn, msg.data.decode(errors="replace"))
+                    data = msg.data.decode(errors="replace")
                 else:
                     break
+                if conn.stalled:
+                    conn.held_in.append(data)
+                elif not conn.closed:
+                    self._on_frame(conn, data)
         finally:
             self._drop(conn)
             pinger.cancel()
-            conn.out.put_nowait(None)
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            self._tasks.discard(writer)
-            self._tasks.discard(pinger)
         return ws
 
     def _drop(self, conn: _Conn) -> None:
         conn.closed = True
+        conn.held_out.clear()
         self._conns.discard(conn)
         for ch in conn.subs:
             s = self._subs.get(ch)
@@ -411,28 +778,18 @@ class Simulator:
                 s.discard(conn)
         conn.subs.clear()
 
-    async def _writer(self, conn: _Conn) -> None:
-        while True:
-            frame = await conn.out.get()
-            if frame is None:
-                return
-            try:
-                await conn.ws.send_str(frame)
-            except (ConnectionError, RuntimeError):
-                self._drop(conn)
-                return
-
     async def _pinger(self, conn: _Conn) -> None:
         interval = self.config.ws_ping_interval_ms / 1000
         timeout_ns = self.config.ws_pong_timeout_ms * 1_000_000
         while not conn.closed:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
+            if conn.closed:
+                return
             if self.clock.monotonic_ns() - conn.last_pong_ns > timeout_ns:
                 self._drop(conn)
-                conn.out.put_nowait(None)
                 await conn.ws.close(code=1008, message=b"no pong")
                 return
-            conn.send({"type": "ping"})
+            conn.send(b'{"type":"ping"}')
 
     def _error(self, conn: _Conn, code: int, detail: str = "", channel: str | None = None
                ) -> None:
@@ -442,21 +799,32 @@ class Simulator:
             frame["channel"] = channel
         conn.send(frame)
 
+    def _breach_frame(self, conn: _Conn, kind: Any, b: Breach) -> None:
+        body = {"code": b.code, "message": E.MESSAGES[E.TOO_MANY_REQUESTS],
+                "retry_after": b.retry_after_s}
+        if kind in ("jsonapi/sendtx", "jsonapi/sendtxbatch"):
+            conn.send({"type": kind, "data": body})
+        else:
+            conn.send({"type": "error", **body})
+
     def _on_frame(self, conn: _Conn, data: str) -> None:
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError:
-            self._error(conn, E.WS_INVALID_JSON)
+            msg = None
+        kind = msg.get("type") if isinstance(msg, dict) else None
+        breach = self.limiter.ws_message(conn.remote)
+        if breach is not None:
+            self._breach_frame(conn, kind, breach)
             return
         if not isinstance(msg, dict):
             self._error(conn, E.WS_INVALID_JSON)
             return
-        kind = msg.get("type")
         self.requests.record(f"WS {kind}")
         if kind == "pong":
             conn.last_pong_ns = self.clock.monotonic_ns()
         elif kind == "ping":
-            conn.send({"type": "pong"})
+            conn.send(b'{"type":"pong"}')
         elif kind == "subscribe":
             self._subscribe(conn, msg)
         elif kind == "unsubscribe":
@@ -467,6 +835,19 @@ class Simulator:
             self._error(conn, E.WS_INVALID_TYPE)
 
     def _ws_send_tx(self, conn: _Conn, kind: str, data: Any) -> None:
+        lim = self.limiter
+        breach = lim.ws_request_start(conn.remote)
+        if breach is None:
+            breach = lim.rest(conn.remote, "sendTxBatch" if kind.endswith("batch") else "sendTx")
+            if breach is not None:
+                lim.ws_request_done(conn.remote)
+        if breach is not None:
+            self._breach_frame(conn, kind, breach)
+            return
+        fault = self.faults.take_ack_fault()
+        if fault is not None and fault.lost and not fault.execute:
+            lim.ws_request_done(conn.remote)
+            return
         reply: dict[str, Any]
         try:
             if not isinstance(data, dict):
@@ -484,7 +865,18 @@ class Simulator:
             reply = exc.to_json()
         if self.config.echo_ack_ids and isinstance(data, dict) and "id" in data:
             reply["id"] = data["id"]
-        conn.send({"type": kind, "data": reply})
+        frame = {"type": kind, "data": reply}
+        if fault is None:
+            lim.ws_request_done(conn.remote)
+            conn.send(frame)
+        elif fault.lost:
+            lim.ws_request_done(conn.remote)
+        else:
+            def later() -> None:
+                lim.ws_request_done(conn.remote)
+                conn.send(frame)
+
+            self.clock.call_later(fault.delay_s, later)
 
     @staticmethod
     def _parse_channel(channel: Any) -> tuple[str, list[int]] | None:
@@ -536,11 +928,23 @@ class Simulator:
             self._error(conn, E.WS_ALREADY_SUBSCRIBED, key, channel=key)
             return
         # Publish anything pending first, so the snapshot and the deltas that follow chain.
-        ex.poll()
-        self.pump()
+        self.run_engine(ex.poll)
         conn.subs.add(key)
         self._subs.setdefault(key, set()).add(conn)
+        if kind == "order_book":
+            faults = self.faults
+            if faults.take_delta_before_snapshot(args[0]):
+                conn.send(self._early_delta(args[0], key))
+            if faults.take_skip_snapshot(args[0]):
+                return
         conn.send(self._snapshot(kind, args, key))
+
+    def _early_delta(self, market: int, key: str) -> dict[str, Any]:
+        """A delta that ends at the current nonce (already in the snapshot that follows)."""
+        m = self.exchange.markets[market]
+        asks, bids = self.exchange.levels(market)
+        return self._book_msg("update/order_book", key, m, asks[:1], bids[:1],
+                              m.book_nonce - 1, m.book_nonce, m.offset, self.clock.wall_ms())
 
     def _unsubscribe(self, conn: _Conn, msg: dict[str, Any]) -> None:
         parsed = self._parse_channel(msg.get("channel"))
@@ -564,6 +968,9 @@ class Simulator:
         if kind == "order_book":
             m = ex.markets[args[0]]
             asks, bids = ex.levels(args[0])
+            phantom = self._phantoms.get(args[0])
+            if phantom is not None:
+                bids = [(phantom, m.spec.min_base_amount)] + [b for b in bids if b[0] != phantom]
             return self._book_msg(typ, key, m, asks, bids, 0, m.book_nonce, m.offset, now)
         if kind == "trade":
             m = ex.markets[args[0]]
@@ -638,13 +1045,26 @@ class Simulator:
             "type": typ,
         }
 
+
     def _publish(self, key: str, obj: dict[str, Any]) -> None:
         conns = self._subs.get(key)
         if not conns:
             return
-        frame = _dumps(obj)
-        for c in conns:
-            c.send(frame)
+        payload = orjson.dumps(obj)
+        frame = ws_text_frame(payload)
+        for c in list(conns):
+            c.send_payload(payload, frame)
+
+    def _publish_book(self, market: int, payload: bytes, nonces: tuple[int, int]) -> None:
+        """An order-book delta, through the book-feed faults."""
+        key = f"order_book:{market}"
+        conns = self._subs.get(key)
+        if not conns:
+            return
+        for out in self.faults.on_book_delta(market, payload, nonces):
+            frame = ws_text_frame(out)
+            for c in list(conns):
+                c.send_payload(out, frame)
 
     def pump(self) -> None:
         """Drain the engine's events and send them to subscribers."""
@@ -653,58 +1073,64 @@ class Simulator:
         if not events:
             return
         now = self.clock.wall_ms()
+        subs = self._subs
         accounts: dict[int, None] = {}
         markets: dict[int, None] = {}
         for ev in events:
-            if ev.kind == "book":
-                asks, bids, begin, nonce, offset = ev.payload
+            kind = ev.kind
+            if kind == "book":
                 key = f"order_book:{ev.market}"
-                if self._subs.get(key):
+                if subs.get(key):
+                    asks, bids, begin, nonce, offset = ev.payload
                     m = ex.markets[ev.market]
-                    self._publish(key, self._book_msg("update/order_book", key, m, asks, bids,
-                                                      begin, nonce, offset, now))
-            elif ev.kind == "trade":
+                    msg = self._book_msg("update/order_book", key, m, asks, bids, begin, nonce,
+                                         offset, now)
+                    self._publish_book(ev.market, orjson.dumps(msg), (begin, nonce))
+            elif kind == "trade":
                 t = ev.payload
                 m = ex.markets[ev.market]
                 key = f"trade:{ev.market}"
-                if self._subs.get(key):
-                    self._publish(key, {"channel": key, "liquidation_trades": [],
-                                        "nonce": m.book_nonce,
-                                        "trades": [wire.trade_json(ex, t)],
+                if subs.get(key):
+                    tj = [wire.trade_json(ex, t)]
+                    liq = t.get("kind") == "liquidation"
+                    self._publish(key, {"channel": key, "liquidation_trades": tj if liq else [],
+                                        "nonce": m.book_nonce, "trades": [] if liq else tj,
                                         "type": "update/trade"})
                 for acct in {t["ask_account_id"], t["bid_account_id"]}:
                     key = f"account_all_trades:{acct}"
-                    if self._subs.get(key):
+                    if subs.get(key):
                         self._publish(key, {"type": "update/account_all_trades", "channel": key,
                                             "trades": {str(ev.market):
                                                        [wire.trade_json(ex, t, acct)]}})
-            elif ev.kind == "order":
+            elif kind == "order":
                 o = ev.payload
-                body = wire.order_json(ex, o)
                 key = f"account_orders:{o.market}:{o.account}"
-                if self._subs.get(key):
+                key2 = f"account_all_orders:{o.account}"
+                if not (subs.get(key) or subs.get(key2)):
+                    continue
+                body = wire.order_json(ex, o)
+                if subs.get(key):
                     self._publish(key, {"type": "update/account_orders", "channel": key,
                                         "account": o.account,
                                         "nonce": ex.markets[o.market].book_nonce,
                                         "orders": {str(o.market): [body]}})
-                key = f"account_all_orders:{o.account}"
-                if self._subs.get(key):
-                    self._publish(key, {"type": "update/account_all_orders", "channel": key,
-                                        "orders": {str(o.market): [body]}})
-            elif ev.kind == "account":
-                accounts[ev.account] = None
-            elif ev.kind == "market":
-                markets[ev.market] = None
+                if subs.get(key2):
+                    self._publish(key2, {"type": "update/account_all_orders", "channel": key2,
+                                         "orders": {str(o.market): [body]}})
+            elif kind == "account":
+                accounts[ev.account] = None  # type: ignore[index]
+            elif kind == "market":
+                markets[ev.market] = None  # type: ignore[index]
         for acct in accounts:
-            for kind in ("account_all_positions", "user_stats"):
-                key = f"{kind}:{acct}"
-                if self._subs.get(key):
-                    self._publish(key, self._account_msg(kind, f"update/{kind}", key, acct, now))
+            for k in ("account_all_positions", "user_stats"):
+                key = f"{k}:{acct}"
+                if subs.get(key):
+                    self._publish(key, self._account_msg(k, f"update/{k}", key, acct, now))
         if markets:
             for mid in markets:
                 key = f"market_stats:{mid}"
-                if self._subs.get(key):
+                if subs.get(key):
                     self._publish(key, self._stats_msg("update/market_stats", key, [mid], now))
-            if self._subs.get("market_stats:all"):
+            if subs.get("market_stats:all"):
                 self._publish("market_stats:all", self._stats_msg(
                     "update/market_stats", "market_stats:all", [], now))

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mmfast.sim.clock import SimClock
+from mmfast.sim.clock import SimClock, TimeSource
 from mmfast.sim.config import SimConfig
 from mmfast.sim.server import Simulator
 
@@ -24,7 +24,8 @@ class SimThread:
             st.call(lambda sim: sim.truth.open_orders())
     """
 
-    def __init__(self, config: SimConfig | None = None, clock: SimClock | None = None,
+    def __init__(self, config: SimConfig | None = None,
+                 clock: TimeSource | SimClock | None = None,
                  start_timeout_s: float = 10.0) -> None:
         self._config = config
         self._clock = clock

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mmfast.sim.engine import Exchange, Order, Position
 
 if TYPE_CHECKING:
     from mmfast.sim.clock import SimClock
+    from mmfast.sim.faults import FaultRecord
+    from mmfast.sim.server import Simulator
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +99,11 @@ def _order(o: Order) -> OrderTruth:
 class Truth:
     """Read-only view of the venue's state (call on the simulator's event-loop thread)."""
 
-    def __init__(self, exchange: Exchange, requests: RequestLog) -> None:
+    def __init__(self, exchange: Exchange, requests: RequestLog,
+                 sim: Simulator | None = None) -> None:
         self._ex = exchange
         self._requests = requests
+        self._sim = sim
 
     def open_orders(self, account: int | None = None, market: int | None = None
                     ) -> list[OrderTruth]:
@@ -149,3 +153,29 @@ class Truth:
     def request_counts(self, window_ms: int | None = None) -> dict[str, int]:
         """Requests per endpoint ("GET /api/v1/nextNonce", "WS jsonapi/sendtx", ...)."""
         return self._requests.counts(window_ms)
+
+    def tx_error(self, tx_hash: str) -> int | None:
+        """The venue error code of a failed tx (e.g. a late reject), None otherwise."""
+        rec = self._ex.txs.get(tx_hash)
+        return rec.error.code if rec is not None and rec.error is not None else None
+
+    def faults(self, kind: str | None = None, phase: str | None = None) -> list[FaultRecord]:
+        """The fault log (oldest first): every injection, and when faults acted or ended."""
+        if self._sim is None:
+            return []
+        return [r for r in self._sim.faults.log
+                if (kind is None or r.kind == kind) and (phase is None or r.phase == phase)]
+
+    def connections(self) -> list[dict[str, Any]]:
+        """Open WebSocket connections: id, client address, channels, stalled."""
+        if self._sim is None:
+            return []
+        return [{"id": c.id, "remote": c.remote, "subs": sorted(c.subs), "stalled": c.stalled}
+                for c in sorted(self._sim.open_connections(), key=lambda c: c.id)]
+
+    def rate_limits(self) -> dict[str, int]:
+        """Breaches answered (429 or blocked) and blocks imposed since start."""
+        if self._sim is None:
+            return {"breaches": 0, "blocks": 0}
+        lim = self._sim.limiter
+        return {"breaches": lim.breach_count, "blocks": lim.block_count}

@@ -244,7 +244,7 @@ def trade_json(ex: Exchange, t: dict[str, Any], account: int | None = None) -> d
         "trade_id": t["trade_id"],
         "trade_id_str": str(t["trade_id"]),
         "tx_hash": t["tx_hash"],
-        "type": "trade",
+        "type": t.get("kind", "trade"),
         "market_id": t["market_id"],
         "size": _sz(m, t["size"]),
         "price": _px(m, t["price"]),

@@ -17,7 +17,8 @@ T = TypeVar("T")
 @pytest.fixture
 def sim_config() -> SimConfig:
     """Override in a test module to change the simulator's settings."""
-    return SimConfig(seed=7, ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000)
+    return SimConfig(seed=7, ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000,
+                     speed_bumps=False)
 
 
 @pytest.fixture

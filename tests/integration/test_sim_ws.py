@@ -22,7 +22,8 @@ MIN = 60_000
 
 @pytest.fixture
 def sim_config() -> SimConfig:
-    return SimConfig(seed=11, ws_ping_interval_ms=50, ws_pong_timeout_ms=300)
+    return SimConfig(seed=11, ws_ping_interval_ms=50, ws_pong_timeout_ms=300,
+                     speed_bumps=False)
 
 
 def info(now: int, nonce: int, coi: int, price: int, size: int = 100, is_ask: bool = False,

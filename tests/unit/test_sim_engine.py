@@ -83,6 +83,7 @@ class Client:
 
 def make(**cfg: Any) -> tuple[Exchange, ManualClock, Client, Client]:
     clock = ManualClock()
+    cfg.setdefault("speed_bumps", False)
     ex = Exchange(SimConfig(**cfg), clock)
     ex.add_account(OTHER, 10**12)
     return ex, clock, Client(ex, clock, MAIN), Client(ex, clock, OTHER)
@@ -558,7 +559,7 @@ _op = st.tuples(
 @given(st.lists(_op, min_size=15, max_size=40), st.booleans())
 def test_random_flow_keeps_book_and_accounts_consistent(ops, keep_priority) -> None:
     clock = ManualClock()
-    ex = Exchange(SimConfig(modify_keeps_priority=keep_priority, maker_delay_ms=0), clock)
+    ex = Exchange(SimConfig(modify_keeps_priority=keep_priority, speed_bumps=False), clock)
     ex.add_account(OTHER, 10**12)
     ex.add_account(3003, 10**12)
     clients = [Client(ex, clock, a) for a in (MAIN, OTHER, 3003)]

@@ -1,0 +1,275 @@
+"""Fault injection: each family happens as described, over real sockets, and the truth API
+records it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from mmfast.core.timesource import ScaledTime
+from mmfast.sim.config import SimConfig
+from mmfast.sim.faults import DEFAULT_SCRIPT_KINDS, FaultScript
+from mmfast.sim.server import Simulator
+from mmfast.sim.thread import SimThread
+
+ETH = 0
+MAIN = 1001
+
+
+@pytest.fixture
+def sim_config() -> SimConfig:
+    return SimConfig(seed=5, ws_ping_interval_ms=200, ws_pong_timeout_ms=60_000,
+                     speed_bumps=False)
+
+
+def place(st: SimThread, is_ask: bool, price: int, size: int = 100) -> int:
+    """A resting order of a system account (changes the book: one delta)."""
+    def fn(sim: Simulator) -> int:
+        acct = sim.system_account(exclude=MAIN)
+        return sim.exchange.place_direct(acct, ETH, is_ask, price, size).order_index
+    return st.call(fn)
+
+
+async def recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+    """Next frame that is not a keepalive ping (answered on the way), within `timeout`."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), max(0.0, end - loop.time())))
+        if msg.get("type") == "ping":
+            await ws.send('{"type":"pong"}')
+            continue
+        return msg
+
+
+async def book_client(url: str) -> Any:
+    ws = await connect(url, max_size=None)
+    assert (await recv(ws))["type"] == "connected"
+    await ws.send(json.dumps({"type": "subscribe", "channel": f"order_book/{ETH}"}))
+    return ws
+
+
+def nonces(msg: dict[str, Any]) -> tuple[int, int]:
+    return msg["order_book"]["begin_nonce"], msg["order_book"]["nonce"]
+
+
+# ---------------------------------------------------------------- connections
+@pytest.mark.parametrize("code", [1000, 1006, "rst"])
+def test_drop_closes_as_asked_and_is_recorded(sim: SimThread, run, code) -> None:
+    async def client() -> tuple[int | None, str]:
+        ws = await book_client(sim.ws_url)
+        assert (await recv(ws))["type"] == "subscribed/order_book"
+        ids = sim.call(lambda s: s.faults.drop(code=code))
+        assert len(ids) == 1
+        try:
+            while True:
+                await recv(ws)
+        except ConnectionClosed as exc:
+            return (exc.rcvd.code if exc.rcvd else None), type(exc).__name__
+
+    rcvd_code, _ = run(client())
+    if code == 1000:
+        assert rcvd_code == 1000
+    else:
+        assert rcvd_code is None  # no close frame: the client sees 1006 (abnormal)
+    recs = sim.call(lambda s: s.truth.faults("drop"))
+    assert [(r.phase, r.details["code"]) for r in recs] == [("injected", code)]
+    assert sim.call(lambda s: s.truth.connections()) == []
+
+
+def test_rst_is_a_tcp_reset(sim: SimThread, run) -> None:
+    async def client() -> str:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sim.sim.port)  # type: ignore[union-attr]
+        writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.05)
+        sim.call(lambda s: s.faults.drop("rst"))
+        try:
+            while await asyncio.wait_for(reader.read(65536), 5):
+                pass
+        except ConnectionResetError:
+            return "reset"
+        return "eof"
+
+    assert run(client()) == "reset"
+
+
+def test_stall_holds_frames_both_ways_then_delivers_them_in_order(sim: SimThread, run) -> None:
+    async def client() -> tuple[float, list[tuple[int, int]], int]:
+        ws = await book_client(sim.ws_url)
+        snap = await recv(ws)
+        loop = asyncio.get_running_loop()
+        sim.call(lambda s: s.faults.stall(0.6))
+        t0 = loop.time()
+        for i in range(3):
+            place(sim, False, 290_000 - i)
+        await ws.send('{"type":"ping"}')  # held inbound too: its pong comes after the stall
+        first = await recv(ws, 3)
+        waited = loop.time() - t0
+        got = [first] + [await recv(ws) for _ in range(3)]
+        await ws.close()
+        books = [nonces(m) for m in got if m["type"] == "update/order_book"]
+        return waited, [nonces(snap), *books], sum(m["type"] == "pong" for m in got)
+
+    waited, chain, pongs = run(client())
+    assert waited >= 0.55  # nothing came through during the stall (not even pings)
+    assert len(chain) == 4 and pongs == 1
+    assert all(chain[i + 1][0] == chain[i][1] for i in range(3))  # in order, chained
+    phases = [r.phase for r in sim.call(lambda s: s.truth.faults("stall"))]
+    assert phases == ["injected", "ended"]
+
+
+def test_refuse_connections_resets_new_ws_until_turned_off(sim: SimThread, run) -> None:
+    sim.call(lambda s: s.faults.refuse_connections(True))
+
+    async def attempt() -> str:
+        try:
+            async with connect(sim.ws_url, open_timeout=3) as ws:
+                await recv(ws)
+                return "connected"
+        except (OSError, ConnectionClosed, Exception) as exc:  # handshake fails
+            return type(exc).__name__
+
+    assert run(attempt()) != "connected"
+
+    async def rest_still_works() -> int:
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{sim.rest_url}/api/v1/orderBooks") as r:
+            return r.status
+
+    assert run(rest_still_works()) == 200
+    sim.call(lambda s: s.faults.refuse_connections(False))
+    assert run(attempt()) == "connected"
+    assert [r.details["on"] for r in sim.call(lambda s: s.truth.faults(
+        "refuse_connections"))] == [True, False]
+
+
+# ---------------------------------------------------------------- book feed
+def _collect_deltas(sim: SimThread, run, fault: str, changes: int
+                    ) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    async def client() -> tuple[tuple[int, int], list[tuple[int, int]]]:
+        ws = await book_client(sim.ws_url)
+        snap = await recv(ws)
+        sim.call(lambda s: getattr(s.faults, fault)(ETH))
+        for i in range(changes):
+            place(sim, False, 280_000 - i)
+        out = []
+        try:
+            while True:
+                m = await recv(ws, 0.5)
+                if m["type"] == "update/order_book":
+                    out.append(nonces(m))
+        except TimeoutError:
+            pass
+        await ws.close()
+        return nonces(snap), out
+
+    return run(client())
+
+
+def test_book_gap_loses_one_delta(sim: SimThread, run) -> None:
+    snap, deltas = _collect_deltas(sim, run, "book_gap", 3)
+    assert len(deltas) == 2
+    assert deltas[0][0] != snap[1]  # the chain breaks where the delta went missing
+    assert deltas[1][0] == deltas[0][1]
+    applied = sim.call(lambda s: s.truth.faults("book_gap", "applied"))
+    assert len(applied) == 1 and applied[0].details["begin_nonce"] == snap[1]
+
+
+def test_book_duplicate_sends_a_delta_twice(sim: SimThread, run) -> None:
+    snap, deltas = _collect_deltas(sim, run, "book_duplicate", 2)
+    assert deltas[0] == deltas[1] and deltas[0][0] == snap[1] and len(deltas) == 3
+    assert len(sim.call(lambda s: s.truth.faults("book_duplicate", "applied"))) == 1
+
+
+def test_book_reorder_swaps_two_deltas(sim: SimThread, run) -> None:
+    snap, deltas = _collect_deltas(sim, run, "book_reorder", 3)
+    assert len(deltas) == 3
+    assert deltas[1][0] == snap[1] and deltas[0][0] == deltas[1][1]  # second arrived first
+    assert deltas[2][0] == deltas[0][1]
+    assert len(sim.call(lambda s: s.truth.faults("book_reorder", "applied"))) == 1
+
+
+def test_delta_before_snapshot_and_missing_snapshot(sim: SimThread, run) -> None:
+    place(sim, False, 299_000)
+    sim.call(lambda s: s.faults.book_delta_before_snapshot(ETH))
+
+    async def early() -> list[str]:
+        ws = await book_client(sim.ws_url)
+        types = [(await recv(ws))["type"], (await recv(ws))["type"]]
+        await ws.close()
+        return types
+
+    assert run(early()) == ["update/order_book", "subscribed/order_book"]
+    sim.call(lambda s: s.faults.book_skip_snapshot(ETH))
+
+    async def skipped() -> list[str]:
+        ws = await book_client(sim.ws_url)
+        place(sim, True, 301_000)
+        types = [(await recv(ws))["type"]]
+        await ws.close()
+        return types
+
+    assert run(skipped()) == ["update/order_book"]  # deltas, but never a snapshot
+    for kind in ("book_delta_before_snapshot", "book_skip_snapshot"):
+        assert [r.phase for r in sim.call(lambda s, k=kind: s.truth.faults(k))] == [
+            "injected", "applied"]
+
+
+def test_book_crossed_for_a_while_then_uncrossed(sim: SimThread, run) -> None:
+    place(sim, True, 300_100)
+    place(sim, False, 299_900)
+
+    async def client() -> tuple[int, int, list[tuple[str, str]], bool]:
+        ws = await book_client(sim.ws_url)
+        snap = await recv(ws)
+        sim.call(lambda s: s.faults.book_crossed(ETH, 0.3))
+        crossed = await recv(ws)
+        restored = await recv(ws, 3)
+        chained = (nonces(crossed)[0] == nonces(snap)[1]
+                   and nonces(restored)[0] == nonces(crossed)[1])
+        await ws.close()
+        bid = crossed["order_book"]["bids"][0]
+        return (int(float(bid["price"]) * 100), int(float(snap["order_book"]["asks"][0]
+                                                           ["price"]) * 100),
+                [(b["price"], b["size"]) for b in restored["order_book"]["bids"]], chained)
+
+    bid, best_ask, restored, chained = run(client())
+    assert bid > best_ask and chained
+    assert restored == [(f"{bid / 100:.2f}", "0.0000")]
+    assert [r.phase for r in sim.call(lambda s: s.truth.faults("book_crossed"))] == [
+        "injected", "ended"]
+
+
+# ---------------------------------------------------------------- scripts
+def test_fault_script_is_a_function_of_its_seed() -> None:
+    a, b, c = FaultScript(42, count=30), FaultScript(42, count=30), FaultScript(43, count=30)
+    assert a.events == b.events and a.events != c.events
+    assert all(x.at_s < y.at_s for x, y in zip(a.events, a.events[1:], strict=False))
+    assert {e.kind for e in a.events} <= set(DEFAULT_SCRIPT_KINDS)
+    assert len({e.kind for e in a.events}) > 5  # a mix, not one kind
+
+
+def test_fault_script_plays_in_simulated_time() -> None:
+    script = FaultScript(7, count=6, kinds=("book_gap", "http_timeouts", "late_reject"),
+                         gap_s=(5.0, 10.0))
+
+    async def main() -> list[tuple[str, str]]:
+        ts = ScaledTime(100.0)
+        async with Simulator(SimConfig(seed=1, speed_bumps=False), ts) as sim:
+            task = sim.faults.run_script(script)
+            await asyncio.wait_for(task, 5)  # up to 60 simulated seconds in < 1 s
+            return [(r.kind, json.dumps(r.details, sort_keys=True))
+                    for r in sim.truth.faults(phase="injected") if r.kind != "script"]
+
+    played = asyncio.run(main())
+    expected = [(e.kind, e.args) for e in script.events]
+    assert [k for k, _ in played] == [k for k, _ in expected]
