@@ -1,0 +1,1 @@
+"""Venue connectors. mmfast has one: Lighter (``mmfast.connector.lighter``)."""

@@ -1,0 +1,237 @@
+"""LighterConnector against the simulator over real sockets on 127.0.0.1 (no faults here).
+
+Time is a ScaledTime shared by the simulator and the connector, so deadlines and backoffs take
+a fraction of real time and every figure is asserted in simulated time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from mmfast._core.book import ASK, BID
+from mmfast.connector.lighter.auth import SignerTokenProvider
+from mmfast.connector.lighter.config import LighterConfig
+from mmfast.connector.lighter.connector import LighterConnector
+from mmfast.core.events import BookUpdated, ConnectorState, EventBus, PullQuotes
+from mmfast.core.timesource import ScaledTime
+from mmfast.sim.config import FlowConfig, SimConfig
+from mmfast.sim.thread import SimThread
+
+SCALE = 20.0
+ACCOUNT = 1001
+KEY = 5
+
+
+def make_sim_config(**kw: Any) -> SimConfig:
+    base: dict[str, Any] = dict(seed=11, ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000,
+                                speed_bumps=False, flow=FlowConfig())
+    base.update(kw)
+    return SimConfig(**base)
+
+
+@pytest.fixture
+def stime() -> ScaledTime:
+    return ScaledTime(SCALE)
+
+
+@pytest.fixture
+def sim_config() -> SimConfig:
+    return make_sim_config()
+
+
+@pytest.fixture
+def sim(sim_config: SimConfig, stime: ScaledTime) -> Iterator[SimThread]:
+    st = SimThread(sim_config, stime)
+    st.start()
+    try:
+        yield st
+    finally:
+        st.stop()
+
+
+class Recorder:
+    """Collects the connector's events from the bus."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.states: list[ConnectorState] = []
+        self.pulls: list[PullQuotes] = []
+        self.book_events = 0
+        bus.subscribe(ConnectorState, self.states.append)
+        bus.subscribe(PullQuotes, self.pulls.append)
+        bus.subscribe(BookUpdated, self._book)
+
+    def _book(self, ev: BookUpdated) -> None:
+        self.book_events += 1
+
+
+def connector_config(sim: SimThread, markets: tuple[int, ...] = (0, 1), **kw: Any
+                     ) -> LighterConfig:
+    base: dict[str, Any] = dict(rest_url=sim.rest_url, ws_url=sim.ws_url, account_index=ACCOUNT,
+                                api_key_index=KEY, markets=markets, seed=3)
+    base.update(kw)
+    return LighterConfig(**base)
+
+
+async def signer_provider(chain_id: int) -> tuple[SignerTokenProvider, Any]:
+    """A token provider on lighter-sdk's signer with a throwaway key (no network calls)."""
+    import lighter
+    from lighter.signer_client import create_api_key
+
+    priv, _pub, err = create_api_key()
+    assert err is None
+    client = lighter.SignerClient(url="http://127.0.0.1:1", account_index=ACCOUNT,
+                                  api_private_keys={KEY: priv}, chain_id=chain_id)
+    return SignerTokenProvider(client, KEY), client
+
+
+async def run_connector(sim: SimThread, stime: ScaledTime,
+                        body: Callable[[LighterConnector, Recorder], Any],
+                        **cfg: Any) -> None:
+    provider, client = await signer_provider(sim.config.chain_id)
+    bus = EventBus()
+    rec = Recorder(bus)
+    conn = LighterConnector(connector_config(sim, **cfg), provider, time=stime, bus=bus)
+    try:
+        await conn.start()
+        await body(conn, rec)
+    finally:
+        await conn.stop()
+        await client.close()
+
+
+def run(coro: Any, timeout_s: float = 60.0) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+def sim_levels(sim: SimThread, market: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The simulator's aggregated book and its nonce, read atomically on its loop."""
+    return sim.call(lambda s: (s.exchange.levels(market), s.exchange.markets[market].book_nonce))
+
+
+# ------------------------------------------------------------------------------------- tests
+def test_ready_with_metadata_books_and_account_streams(sim: SimThread, stime: ScaledTime
+                                                       ) -> None:
+    async def body(conn: LighterConnector, rec: Recorder) -> None:
+        assert await conn.wait_ready(10.0), conn.readiness.failing()
+        eth = conn.markets[0]
+        assert (eth.size_decimals, eth.price_decimals, eth.min_base_lots) == (4, 2, 50)
+        assert eth.min_quote_micro == 10_000_000 and eth.taker_fee_1e6 == 196
+        assert eth.default_imf_1e4 == 500 and eth.is_active
+        for m in (0, 1):
+            assert conn.books[m].in_sync()
+            book = conn.books[m]
+            assert book.level_count(BID) + book.level_count(ASK) > 0
+        await stime.sleep(2.0)
+        assert rec.book_events > 0
+        assert conn.stats[0].mark_price_ticks > 0
+        assert conn.user_stats  # user_stats first frame was read
+        assert rec.states and rec.states[-1].ready
+        assert conn.rest.sessions_opened == 1
+
+    run(run_connector(sim, stime, body))
+
+
+def test_book_equals_simulator_at_aligned_nonces(sim: SimThread, stime: ScaledTime) -> None:
+    """Sample the simulator's book and ours whenever their nonces align (30 s of flow)."""
+
+    async def body(conn: LighterConnector, rec: Recorder) -> None:
+        assert await conn.wait_ready(10.0), (conn.readiness.failing(), conn.status())
+        aligned = 0
+        for _ in range(300):
+            await stime.sleep(0.1)
+            for m in (0, 1):
+                (asks, bids), nonce = sim_levels(sim, m)
+                book = conn.books[m]
+                if book.nonce != nonce:
+                    continue
+                aligned += 1
+                assert book.top(ASK, 10_000) == sorted(asks)
+                assert book.top(BID, 10_000) == sorted(bids, reverse=True)
+        assert aligned >= 20, aligned
+        assert conn.gaps == 0 and conn.md_stream is not None
+        assert conn.md_stream.malformed == 0
+
+    run(run_connector(sim, stime, body))
+
+
+def test_rest_endpoints_and_account_stream(sim: SimThread, stime: ScaledTime,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Every REST call of the issue, one session for the connector's life, the order showing up
+    on the account stream, and no auth token in any captured log record."""
+    caplog.set_level(logging.DEBUG)
+    tokens_seen: list[str] = []
+
+    async def body(conn: LighterConnector, rec: Recorder) -> None:
+        assert await conn.wait_ready(10.0), conn.readiness.failing()
+        assert conn.tokens is not None
+        tokens_seen.append(await conn.tokens.get())
+        rest = conn.rest
+        nonce = await rest.next_nonce(ACCOUNT, KEY)
+        assert nonce == sim.call(lambda s: s.truth.next_nonce(ACCOUNT, KEY))
+        acct = await rest.account(ACCOUNT)
+        assert acct["index"] == ACCOUNT
+        client = signer_client[0]
+        expiry = stime.wall_ms() + 3_600_000
+        txs = []
+        for i in range(3):
+            tx_type, tx_info, _h, err = client.sign_create_order(
+                0, 7000 + i, 1000, 290_000 - i, 0, client.ORDER_TYPE_LIMIT,
+                client.ORDER_TIME_IN_FORCE_POST_ONLY, False, 0, expiry,
+                nonce=nonce + i, api_key_index=KEY)
+            assert err is None
+            txs.append((tx_type, tx_info))
+        res = await rest.send_tx(*txs[0])
+        assert isinstance(res.tx_hash, str) and len(res.tx_hash) == 80
+        assert res.volume_quota_remaining == conn.budget.volume_quota_remaining
+        batch = await rest.send_tx_batch([t for t, _ in txs[1:]], [i for _, i in txs[1:]])
+        assert isinstance(batch.tx_hash, tuple) and len(batch.tx_hash) == 2
+        tx = await rest.tx(res.tx_hash)
+        assert tx["hash"] == res.tx_hash
+        for _ in range(100):  # the account stream reports the orders open
+            await stime.sleep(0.05)
+            if len(conn.account_orders.get(0, {})) >= 3:
+                break
+        cois = {o["client_order_index"] for o in conn.account_orders[0].values()}
+        assert {7000, 7001, 7002} <= cois
+        active = await rest.account_active_orders(ACCOUNT, 0)
+        assert {o["client_order_index"] for o in active} >= {7000, 7001, 7002}
+        by_coi = await rest.account_orders(ACCOUNT, [7000, 7002, 424242])
+        assert sorted(o["client_order_index"] for o in by_coi) == [7000, 7002]
+        with pytest.raises(ValueError):
+            await rest.account_orders(ACCOUNT, list(range(1, 22)))
+        page = await rest.account_inactive_orders(ACCOUNT, limit=10)
+        assert page["orders"] == [] and "next_cursor" in page
+        assert await conn.cancel_all(0, 5.0) == 3  # part 1: reports what is still open
+        assert conn.rest.sessions_opened == 1
+        session = conn.rest.session
+        assert session is not None and not session.closed
+        sessions.append(session)
+
+    signer_client: list[Any] = []
+    sessions: list[Any] = []
+
+    async def main() -> None:
+        provider, client = await signer_provider(sim.config.chain_id)
+        signer_client.append(client)
+        bus = EventBus()
+        rec = Recorder(bus)
+        conn = LighterConnector(connector_config(sim), provider, time=stime, bus=bus)
+        try:
+            await conn.start()
+            await body(conn, rec)
+        finally:
+            await conn.stop()
+            await client.close()
+
+    run(main())
+    assert sessions and sessions[0].closed  # closed on stop
+    text = "\n".join(r.getMessage() + str(r.args) for r in caplog.records)
+    assert caplog.records  # debug logging was on and captured
+    for tok in tokens_seen:
+        assert tok not in text
+        assert tok.split(":")[3] not in text
