@@ -98,20 +98,20 @@ class FlowConfig:
 
     Flow is generated on a fixed grid of simulated time (`step_ms`) from one random stream per
     market, seeded by the simulator's seed and the market id, so the same seed gives the same
-    flow. Distances are in ticks from the fair price, sizes in multiples of the market's
-    minimum order size.
+    flow. Distances are in bps of the fair price (so one setting suits every market whatever
+    its tick), sizes in multiples of the market's minimum order size.
     """
 
     step_ms: int = 10  # grid of simulated time the flow is generated on
-    volatility_bps: float = 2.0  # fair price: std dev of the log move per sqrt(second), bps
+    volatility_bps: float = 1.0  # fair price: std dev of the log move per sqrt(second), bps
     jump_rate_per_min: float = 0.5  # Poisson rate of fair-price jumps
-    jump_bps: float = 20.0  # std dev of one jump, bps
-    limit_rate_per_s: float = 40.0  # Poisson limit-order arrivals per second (both sides)
-    cancel_rate_per_s: float = 30.0  # Poisson cancels of resting flow orders per second
-    market_rate_per_s: float = 2.0  # Poisson market orders per second
-    spread_ticks: int = 4  # limit orders rest at least spread/2 from the fair price
-    depth_ticks: float = 8.0  # mean extra distance beyond the half-spread (geometric)
-    max_depth_ticks: int = 200  # flow orders further than this from the fair price are canceled
+    jump_bps: float = 10.0  # std dev of one jump, bps
+    limit_rate_per_s: float = 50.0  # Poisson limit-order arrivals per second (both sides)
+    cancel_rate_per_s: float = 20.0  # Poisson cancels of resting flow orders per second
+    market_rate_per_s: float = 1.0  # Poisson market orders per second
+    spread_bps: float = 1.0  # limit orders rest at least spread/2 from the fair price
+    depth_bps: float = 2.0  # mean extra distance beyond the half-spread (exponential)
+    max_depth_bps: float = 50.0  # flow orders further than this from the fair price go
     initial_levels: int = 20  # orders per side seeded at start
     order_size: tuple[int, int] = (1, 10)  # limit-order size, uniform, in minimum sizes
     market_size: tuple[int, int] = (1, 20)  # market-order size, uniform, in minimum sizes
@@ -127,8 +127,8 @@ class FlowConfig:
                  self.limit_rate_per_s, self.cancel_rate_per_s, self.market_rate_per_s)
         if any(not (r >= 0.0) for r in rates):
             raise ValueError("flow rates and volatility must be >= 0")
-        if self.spread_ticks < 0 or self.depth_ticks < 0 or self.max_depth_ticks <= 0:
-            raise ValueError("flow spread/depth must be >= 0")
+        if not (self.spread_bps >= 0 and self.depth_bps >= 0 and self.max_depth_bps > 0):
+            raise ValueError("flow spread/depth must be >= 0 (max_depth_bps > 0)")
         for lo, hi in (self.order_size, self.market_size):
             if not 1 <= lo <= hi:
                 raise ValueError("flow sizes must be 1 <= lo <= hi")

@@ -4,12 +4,12 @@ Per market, on a fixed grid of simulated time (`FlowConfig.step_ms`):
 
 - a fair price follows a jump diffusion (a log random walk of `volatility_bps` per sqrt(second)
   plus Poisson jumps); the market's mark price follows it;
-- limit orders arrive (Poisson, `limit_rate_per_s`) at `spread_ticks / 2` plus a geometric
-  distance (mean `depth_ticks`) from the fair price, on either side; one that the fair price has
+- limit orders arrive (Poisson, `limit_rate_per_s`) at `spread_bps / 2` plus an exponential
+  distance (mean `depth_bps`) from the fair price, on either side; one that the fair price has
   pushed through the opposite touch is marketable and trades on arrival (that is how the book
   follows the fair price, and how resting quotes get picked off);
 - resting flow orders are canceled (Poisson, `cancel_rate_per_s`), and those that drifted
-  beyond `max_depth_ticks` from the fair price go too;
+  beyond `max_depth_bps` from the fair price go too;
 - market orders (Poisson, `market_rate_per_s`) sweep levels from the touch, leaning towards
   the side the fair price points to.
 
@@ -55,14 +55,6 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
         p *= rng.random()
     return k
-
-
-def _geometric(rng: random.Random, mean: float) -> int:
-    """Geometric draw on {0, 1, ...} with the given mean."""
-    if mean <= 0.0:
-        return 0
-    p = 1.0 / (1.0 + mean)
-    return int(math.log(1.0 - rng.random()) / math.log(1.0 - p))
 
 
 class MarketFlow:
@@ -140,7 +132,9 @@ class MarketFlow:
     def _limit(self, f: _MarketFlow, is_ask: bool) -> None:
         cfg = self.config
         rng = f.rng
-        dist = cfg.spread_ticks / 2 + _geometric(rng, cfg.depth_ticks)
+        bps = cfg.spread_bps / 2 + (rng.expovariate(1.0 / cfg.depth_bps) if cfg.depth_bps
+                                    else 0.0)
+        dist = max(1.0, f.fair * bps * 1e-4)  # ticks, at least one
         price = math.ceil(f.fair + dist) if is_ask else math.floor(f.fair - dist)
         if price < 1:
             return
@@ -158,10 +152,11 @@ class MarketFlow:
         bid, ask = m.bids.best(), m.asks.best()
         lean = 0.0
         if bid is not None and ask is not None:
-            lean = math.tanh((f.fair - (bid + ask) / 2) / max(1, cfg.spread_ticks))
+            half = max(1.0, f.fair * cfg.spread_bps * 0.5e-4)
+            lean = math.tanh((f.fair - (bid + ask) / 2) / half)
         buy = rng.random() < 0.5 + 0.3 * lean
         size = rng.randint(*cfg.market_size) * f.unit
-        reach = cfg.max_depth_ticks
+        reach = max(1, round(f.fair * cfg.max_depth_bps * 1e-4))
         worst = round(f.fair) + reach if buy else max(1, round(f.fair) - reach)
         self.ex.place_direct(cfg.taker_account, f.market, not buy, worst, size,
                              otype=ORDER_MARKET)
@@ -176,9 +171,10 @@ class MarketFlow:
 
     def _prune(self, f: _MarketFlow) -> None:
         cfg = self.config
+        reach = f.fair * cfg.max_depth_bps * 1e-4
         for side in (f.bids, f.asks):
             live = [o for o in side if o.live]
-            far = [o for o in live if abs(o.price - f.fair) > cfg.max_depth_ticks]
+            far = [o for o in live if abs(o.price - f.fair) > reach]
             for o in far:
                 self.ex.cancel_direct(o)
             live = [o for o in live if o.live]

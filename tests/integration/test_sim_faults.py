@@ -213,6 +213,8 @@ def test_delta_before_snapshot_and_missing_snapshot(sim: SimThread, run) -> None
 
     async def skipped() -> list[str]:
         ws = await book_client(sim.ws_url)
+        while not any(c["subs"] for c in sim.call(lambda s: s.truth.connections())):
+            await asyncio.sleep(0.01)  # subscribed (no snapshot tells us so)
         place(sim, True, 301_000)
         types = [(await recv(ws))["type"]]
         await ws.close()
@@ -273,3 +275,192 @@ def test_fault_script_plays_in_simulated_time() -> None:
     played = asyncio.run(main())
     expected = [(e.kind, e.args) for e in script.events]
     assert [k for k, _ in played] == [k for k, _ in expected]
+
+
+# ---------------------------------------------------------------- frames
+def test_corrupt_truncated_and_oversized_frames(sim: SimThread, run) -> None:
+    async def client() -> list[bytes]:
+        ws = await connect(sim.ws_url, max_size=None)
+        await recv(ws)
+        sim.call(lambda s: s.faults.oversized_frame(2_000_000))
+        sim.call(lambda s: s.faults.corrupt_frames(1))
+        sim.call(lambda s: s.faults.truncated_frames(1))
+        out = []
+        for _ in range(3):
+            await ws.send('{"type":"ping"}')
+        while len(out) < 3:
+            out.append(await asyncio.wait_for(ws.recv(decode=False), 5))
+        await ws.close()
+        return out
+
+    frames = run(client())
+    big = [f for f in frames if len(f) == 2_000_000]
+    small = [f for f in frames if len(f) != 2_000_000]
+    assert len(big) == 1 and json.loads(big[0])["type"] == "update/order_book"
+    for f in small:  # both mangled frames fail to parse; the corrupt one is still UTF-8
+        with pytest.raises(ValueError):
+            json.loads(f)
+    applied = sim.call(lambda s: [r.details["fault"] for r in s.truth.faults(phase="applied")])
+    assert sorted(applied) == ["corrupt_json", "truncate"]
+
+
+# ---------------------------------------------------------------- acks
+MIN = 60_000
+
+
+def tx(now: int, nonce: int, coi: int, price: int = 290_000) -> dict[str, Any]:
+    return {"AccountIndex": MAIN, "ApiKeyIndex": 3, "MarketIndex": ETH,
+            "ClientOrderIndex": coi, "BaseAmount": 100, "Price": price, "IsAsk": 0,
+            "Type": 0, "TimeInForce": 1, "ReduceOnly": 0, "TriggerPrice": 0,
+            "OrderExpiry": now + 60 * MIN, "ExpiredAt": now + 10 * MIN,
+            "Nonce": nonce, "Sig": "c2ln", "L2TxAttributes": None}
+
+
+def test_ws_acks_delayed_lost_and_late_rejected(sim: SimThread, run) -> None:
+    now = sim.call(lambda s: s.clock.wall_ms())
+
+    async def client() -> tuple[float, list[dict[str, Any]]]:
+        ws = await connect(sim.ws_url)
+        await recv(ws)
+        loop = asyncio.get_running_loop()
+        sim.call(lambda s: s.faults.delay_acks(400, n=1))
+        t0 = loop.time()
+        await ws.send(json.dumps({"type": "jsonapi/sendtx",
+                                  "data": {"tx_type": 14, "tx_info": tx(now, 0, 1)}}))
+        first = await recv(ws)
+        waited = loop.time() - t0
+        sim.call(lambda s: s.faults.lose_acks(1, execute=True))
+        await ws.send(json.dumps({"type": "jsonapi/sendtx",
+                                  "data": {"tx_type": 14, "tx_info": tx(now, 1, 2)}}))
+        sim.call(lambda s: s.faults.late_reject(1, code=21739))
+        await ws.send(json.dumps({"type": "jsonapi/sendtx",
+                                  "data": {"tx_type": 14, "tx_info": tx(now, 2, 3)}}))
+        third = await recv(ws)  # the lost ack never arrives: the next frame is the third ack
+        await ws.close()
+        return waited, [first, third]
+
+    waited, acks = run(client())
+    assert waited >= 0.38
+    assert [a["data"]["code"] for a in acks] == [200, 200]
+    orders = {o.client_order_index: o.status for o in sim.call(
+        lambda s: s.truth.open_orders(MAIN))}
+    assert orders == {1: "open", 2: "open"}  # the lost ack's tx executed; 3 was rejected late
+    late = acks[1]["data"]["tx_hash"]
+    assert sim.call(lambda s: (s.truth.tx_status(late), s.truth.tx_error(late))) == (0, 21739)
+    assert sim.call(lambda s: s.truth.next_nonce(MAIN, 3)) == 3  # every nonce consumed
+    kinds = sim.call(lambda s: [(r.kind, r.phase) for r in s.truth.faults()])
+    assert ("lose_acks", "applied") in kinds and ("delay_acks", "applied") in kinds
+
+
+def test_rest_lost_ack_without_execution_keeps_the_nonce(sim: SimThread, run) -> None:
+    now = sim.call(lambda s: s.clock.wall_ms())
+    sim.call(lambda s: s.faults.lose_acks(1, execute=False))
+
+    async def client() -> tuple[str, int]:
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.post(f"{sim.rest_url}/api/v1/sendTx", data={
+                        "tx_type": "14", "tx_info": json.dumps(tx(now, 0, 1))}) as r:
+                    first = f"status {r.status}"
+            except aiohttp.ClientError as exc:
+                first = type(exc).__name__
+            async with http.post(f"{sim.rest_url}/api/v1/sendTx", data={
+                    "tx_type": "14", "tx_info": json.dumps(tx(now, 0, 1))}) as r:
+                return first, r.status
+
+    first, second = run(client())
+    assert first.startswith(("ServerDisconnected", "ClientOS", "ClientConnection")), first
+    assert second == 200  # the same nonce was still free: the first never reached the venue
+    assert sim.call(lambda s: s.truth.next_nonce(MAIN, 3)) == 1
+
+
+# ---------------------------------------------------------------- REST
+def test_http_status_storm_and_timeouts(sim: SimThread, run) -> None:
+    sim.call(lambda s: s.faults.http_status_storm(429, 2, retry_after_s=3))
+    sim.call(lambda s: s.faults.http_status_storm(503, 1))
+
+    async def client() -> list[tuple[int, str | None, int]]:
+        out = []
+        async with aiohttp.ClientSession() as http:
+            for _ in range(4):
+                async with http.get(f"{sim.rest_url}/api/v1/orderBooks") as r:
+                    out.append((r.status, r.headers.get("Retry-After"),
+                                (await r.json())["code"]))
+        return out
+
+    assert run(client()) == [(429, "3", 23000), (429, "3", 23000), (503, None, 29500),
+                             (200, None, 200)]
+    sim.call(lambda s: s.faults.http_timeouts(1, 0.5))
+
+    async def slow() -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.get(f"{sim.rest_url}/api/v1/orderBooks",
+                                    timeout=aiohttp.ClientTimeout(total=0.2)) as r:
+                    return f"status {r.status}", loop.time() - t0
+            except TimeoutError:
+                return "timeout", loop.time() - t0
+
+    outcome, _ = run(slow())
+    assert outcome == "timeout"
+    assert len(sim.call(lambda s: s.truth.faults("http_status_storm", "applied"))) == 3
+    assert len(sim.call(lambda s: s.truth.faults("http_timeouts", "applied"))) == 1
+
+
+# ---------------------------------------------------------------- account, clock
+def test_out_of_band_fill_and_liquidation(sim: SimThread) -> None:
+    tid = sim.call(lambda s: s.faults.out_of_band_fill(MAIN, ETH, "buy", 500, 300_000))
+    pos = sim.call(lambda s: s.truth.position(MAIN, ETH))
+    assert pos.size == 500
+    fills = sim.call(lambda s: s.truth.fills(MAIN))
+    assert [f.trade_id for f in fills] == [tid]
+    assert sim.call(lambda s: s.truth.order(fills[0].taker_order_index).client_order_index) == 0
+    now = sim.call(lambda s: s.clock.wall_ms())
+    sim.call(lambda s: s.submit(14, tx(now, 0, 9, price=280_000)))
+    liq = sim.call(lambda s: s.faults.liquidation(MAIN, ETH))
+    assert liq is not None
+    assert sim.call(lambda s: s.truth.position(MAIN, ETH)).size == 0
+    assert sim.call(lambda s: s.truth.order_by_coi(MAIN, 9).status) == "canceled-liquidation"
+    recs = sim.call(lambda s: [(r.kind, r.details.get("trade_id")) for r in s.truth.faults()])
+    assert recs == [("out_of_band_fill", tid), ("liquidation", liq)]
+
+
+def test_wall_offset_moves_the_venue_clock() -> None:
+    async def main() -> int:
+        ts = ScaledTime(1.0, start_wall_ms=1_800_000_000_000)
+        async with Simulator(SimConfig(seed=2, speed_bumps=False), ts) as sim:
+            sim.faults.wall_offset_ms(-30_000)
+            skew = sim.clock.wall_ms() - ts.wall_ms()
+            assert sim.truth.faults("wall_offset_ms")[0].details == {"ms": -30_000}
+            return skew
+
+    assert -30_010 <= asyncio.run(main()) <= -29_990
+
+
+# ---------------------------------------------------------------- control endpoint
+def test_control_endpoint_injects_and_reads_truth(sim: SimThread, run) -> None:
+    async def client() -> tuple[Any, ...]:
+        async with aiohttp.ClientSession() as http:
+            base = sim.sim.control_url  # type: ignore[union-attr]
+            async with http.post(f"{base}/faults", json={
+                    "kind": "out_of_band_fill",
+                    "args": {"account": MAIN, "market": ETH, "side": "sell", "size": 200,
+                             "price": 300_000}}) as r:
+                ok = await r.json()
+            async with http.post(f"{base}/faults", json={"kind": "rm -rf", "args": {}}) as r:
+                bad = (r.status, await r.json())
+            async with http.get(f"{base}/truth/position",
+                                params={"account": MAIN, "market": ETH}) as r:
+                pos = await r.json()
+            async with http.get(f"{base}/truth/faults") as r:
+                faults = await r.json()
+            return ok, bad, pos, faults
+
+    ok, bad, pos, faults = run(client())
+    assert ok["ok"] is True and isinstance(ok["result"], int)
+    assert bad[0] == 400 and bad[1]["ok"] is False
+    assert pos["result"]["size"] == -200
+    assert [f["kind"] for f in faults["result"]] == ["out_of_band_fill"]
+    assert "POST /_sim/faults" not in sim.call(lambda s: s.truth.request_counts())
