@@ -1,0 +1,354 @@
+"""Pre-trade risk gate: every new order and modify passes here before it is signed.
+
+Integers only: prices in ticks, sizes in lots, notional in tick x lot units, money in micro-USDC
+(Python ints, so products never overflow). Each denial has a ``RiskReason``. ``check_order`` is a
+pure function of the order, the ``RiskState`` and the limits; ``RiskGate`` adds the order-rate
+cap (a sliding window on an injected monotonic clock) and counts denials by reason.
+
+Cancels are never gated: pulling an order only ever reduces risk.
+Reference: docs/risk.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from mmfast.core.types import Order, Side
+
+if TYPE_CHECKING:
+    from mmfast.conf.schema import RiskConfig
+
+__all__ = [
+    "MarginState",
+    "MarketRules",
+    "MarketState",
+    "RiskGate",
+    "RiskLimits",
+    "RiskReason",
+    "RiskState",
+    "check_order",
+    "parse_micro",
+]
+
+_PPM: Final = 1_000_000
+_BPS: Final = 10_000
+_MICRO_DECIMALS: Final = 6
+_DECIMAL_RE: Final = re.compile(r"(?P<sign>[-+]?)(?P<whole>[0-9]*)(?:\.(?P<frac>[0-9]*))?",
+                                re.ASCII)
+
+
+class RiskReason(IntEnum):
+    """Why an order was denied. ``OK`` (0, falsy) means allowed. Checked in this order."""
+
+    OK = 0
+    NOT_READY = 1  # the connector is not ready (connecting, reconciling, nonce refresh)
+    BOOK_OUT_OF_SYNC = 2  # the book's nonce chain is broken or it is stale
+    KILL_SWITCH = 3  # the kill switch is tripped (paused or stopped)
+    MARKET_INACTIVE = 4  # the market takes no orders
+    MARKET_REDUCE_ONLY = 5  # the market takes reduce-only orders only
+    BAD_PRICE = 6  # price <= 0
+    BAD_SIZE = 7  # size <= 0 (a size-0 reduce-only order means "the whole position")
+    PRICE_PRECISION = 8  # price not a multiple of the market's price step
+    SIZE_PRECISION = 9  # size not a multiple of the market's lot step
+    BELOW_MIN_SIZE = 10  # size below the market minimum
+    BELOW_MIN_NOTIONAL = 11  # price x size below the market minimum
+    NO_MARK = 12  # no mark price yet: the band cannot be checked
+    PRICE_BAND = 13  # price outside the band around the mark
+    MAX_ORDER_NOTIONAL = 14  # price x size above the per-order cap
+    REDUCE_ONLY_NO_POSITION = 15  # reduce-only order that cannot reduce (flat, wrong side, too big)
+    MAX_POSITION = 16  # position with every open order of that side filled would exceed the cap
+    MAX_OPEN_ORDERS = 17  # one more order would exceed the open-orders cap
+    ORDER_RATE = 18  # the order-rate cap of the sliding window is used up
+    MARGIN_UNKNOWN = 19  # no user_stats yet and margin stats are required
+    MARGIN = 20  # the order's initial margin would eat into the headroom
+
+
+class MarketState(IntEnum):
+    """The venue's status of the market."""
+
+    ACTIVE = 0
+    REDUCE_ONLY = 1
+    INACTIVE = 2
+
+
+def parse_micro(text: str) -> int:
+    """A venue decimal string (``"39.168314"``, ``"-1.5"``) -> micro units, exact; digits beyond
+    the sixth decimal are truncated toward zero. ValueError on anything else."""
+    m = _DECIMAL_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if m is None or not (m["whole"] or m["frac"]):
+        raise ValueError(f"not a decimal string: {text!r}")
+    frac = ((m["frac"] or "") + "000000")[:_MICRO_DECIMALS]
+    value = int(m["whole"] or "0") * _PPM + int(frac)
+    return -value if m["sign"] == "-" else value
+
+
+@dataclass(frozen=True, slots=True)
+class MarginState:
+    """Account margin numbers from the venue's ``user_stats``, in micro-USDC."""
+
+    available_balance: int  # free collateral
+    portfolio_value: int  # collateral plus unrealized PnL
+
+    @classmethod
+    def from_user_stats(cls, stats: Mapping[str, Any]) -> MarginState:
+        """From a ``user_stats`` ``stats`` object (its cross-margin figures when present)."""
+        src = stats.get("cross_stats") or stats
+        return cls(available_balance=parse_micro(src["available_balance"]),
+                   portfolio_value=parse_micro(src["portfolio_value"]))
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """A market's order rules in engine units (from the venue's orderBookDetails)."""
+
+    market: int  # market index
+    price_decimals: int  # price = ticks / 10**price_decimals
+    size_decimals: int  # size = lots / 10**size_decimals
+    min_size_lots: int = 1  # venue min_base_amount in lots
+    min_notional: int = 0  # venue min_quote_amount in tick x lot units
+    price_step: int = 1  # prices are multiples of this many ticks
+    lot_step: int = 1  # sizes are multiples of this many lots
+    initial_margin_bps: int = _BPS  # initial margin fraction (500 = 5%); default: no leverage
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.price_decimals <= 18 and 0 <= self.size_decimals <= 18):
+            raise ValueError("decimals must be within 0..18")
+        if self.min_size_lots < 1 or self.min_notional < 0:
+            raise ValueError("min_size_lots must be >= 1 and min_notional >= 0")
+        if self.price_step < 1 or self.lot_step < 1:
+            raise ValueError("price_step and lot_step must be >= 1")
+        if not 0 < self.initial_margin_bps <= _BPS:
+            raise ValueError("initial_margin_bps must be within 1..10000")
+
+    @property
+    def ticklots_per_unit(self) -> int:
+        """tick x lot units in one unit of quote currency (USDC)."""
+        return 10 ** (self.price_decimals + self.size_decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Pre-trade limits in engine units."""
+
+    max_position_lots: int  # |position| with every open order of a side filled stays <= this
+    max_order_notional: int  # price x size per order, tick x lot units
+    max_open_orders: int  # our resting + pending orders in the market
+    price_band_bps: int  # |price - mark| <= mark * bps / 10000
+    order_rate_cap: int  # new orders + modifies per window
+    order_rate_window_ns: int  # sliding window of the cap
+    margin_headroom_ppm: int = 0  # fraction of portfolio value kept free, parts per million
+    require_margin_stats: bool = True  # deny exposure-adding orders until user_stats arrive
+
+    def __post_init__(self) -> None:
+        if self.max_position_lots < 1 or self.max_order_notional < 1:
+            raise ValueError("max_position_lots and max_order_notional must be >= 1")
+        if self.max_open_orders < 1 or self.order_rate_cap < 1 or self.order_rate_window_ns < 1:
+            raise ValueError("max_open_orders, order_rate_cap, order_rate_window_ns must be >= 1")
+        if not 1 <= self.price_band_bps <= _BPS:
+            raise ValueError("price_band_bps must be within 1..10000")
+        if not 0 <= self.margin_headroom_ppm < _PPM:
+            raise ValueError("margin_headroom_ppm must be within [0, 1e6)")
+
+    @classmethod
+    def from_config(cls, risk: RiskConfig, rules: MarketRules) -> RiskLimits:
+        """From the ``[risk]`` config and the market's decimals (USDC -> tick x lot, exact)."""
+        return cls(
+            max_position_lots=risk.max_position_lots,
+            max_order_notional=risk.max_order_notional_usdc * rules.ticklots_per_unit,
+            max_open_orders=risk.max_open_orders,
+            price_band_bps=risk.price_band_bps,
+            order_rate_cap=risk.order_rate_cap,
+            order_rate_window_ns=round(risk.order_rate_window_s * 1e9),
+            margin_headroom_ppm=round(risk.margin_headroom * _PPM),
+            require_margin_stats=risk.require_margin_stats,
+        )
+
+
+@dataclass(slots=True)
+class RiskState:
+    """What the gate reads: kept current by whoever owns the market's state (one loop thread)."""
+
+    position_lots: int = 0  # signed, long > 0 (the venue's position)
+    open_orders: int = 0  # our orders in the market not yet terminal (pending ones included)
+    open_bid_lots: int = 0  # remaining lots of those bids (reduce-only ones excluded)
+    open_ask_lots: int = 0  # remaining lots of those asks (reduce-only ones excluded)
+    mark_price: int = 0  # ticks; 0 = not known yet
+    market_state: MarketState = MarketState.ACTIVE  # the venue's market status
+    book_in_sync: bool = False  # the book's nonce chain is intact and fresh
+    connector_ready: bool = False  # connected, reconciled, nonce known
+    kill_switch_tripped: bool = False  # the kill switch is paused or stopped
+    margin: MarginState | None = None  # last user_stats (None: none yet)
+
+    def set_orders(self, orders: Iterable[Order]) -> None:
+        """Recount ``open_*`` from our orders of this market (terminal ones are skipped;
+        UNKNOWN ones count: they may still rest)."""
+        n = bids = asks = 0
+        for o in orders:
+            if o.status.is_terminal:
+                continue
+            n += 1
+            if o.reduce_only:
+                continue
+            if o.side is Side.BUY:
+                bids += o.remaining_lots
+            else:
+                asks += o.remaining_lots
+        self.open_orders, self.open_bid_lots, self.open_ask_lots = n, bids, asks
+
+
+def check_order(side: Side, price: int, size: int, state: RiskState, limits: RiskLimits,
+                rules: MarketRules, *, reduce_only: bool = False,
+                modify_of: Order | None = None) -> RiskReason:
+    """Every rule but the rate cap; the first that fails, or ``RiskReason.OK``.
+
+    ``modify_of``: the order being modified (same side): its remaining lots leave the side's
+    open lots and the open-order count does not grow.
+    """
+    # Guards: nothing goes out from an untrusted state.
+    if not state.connector_ready:
+        return RiskReason.NOT_READY
+    if not state.book_in_sync:
+        return RiskReason.BOOK_OUT_OF_SYNC
+    if state.kill_switch_tripped:
+        return RiskReason.KILL_SWITCH
+    if state.market_state is MarketState.INACTIVE:
+        return RiskReason.MARKET_INACTIVE
+    if state.market_state is MarketState.REDUCE_ONLY and not reduce_only:
+        return RiskReason.MARKET_REDUCE_ONLY
+    # Shape, precision, venue minimums.
+    if price <= 0:
+        return RiskReason.BAD_PRICE
+    if size <= 0:
+        return RiskReason.BAD_SIZE
+    if price % rules.price_step:
+        return RiskReason.PRICE_PRECISION
+    if size % rules.lot_step:
+        return RiskReason.SIZE_PRECISION
+    if size < rules.min_size_lots:
+        return RiskReason.BELOW_MIN_SIZE
+    notional = price * size
+    if notional < rules.min_notional:
+        return RiskReason.BELOW_MIN_NOTIONAL
+    # Price band around the mark: |price - mark| * 10000 <= mark * bps.
+    mark = state.mark_price
+    if mark <= 0:
+        return RiskReason.NO_MARK
+    if abs(price - mark) * _BPS > mark * limits.price_band_bps:
+        return RiskReason.PRICE_BAND
+    if notional > limits.max_order_notional:
+        return RiskReason.MAX_ORDER_NOTIONAL
+    pos = state.position_lots
+    if reduce_only:
+        # Reduces only: a buy needs a short at least this big, a sell a long.
+        if (side is Side.BUY and -pos < size) or (side is Side.SELL and pos < size):
+            return RiskReason.REDUCE_ONLY_NO_POSITION
+        extra = 0
+    else:
+        replaced = 0
+        if modify_of is not None and not modify_of.reduce_only:
+            replaced = max(0, modify_of.remaining_lots)
+        if side is Side.BUY:
+            before = pos + state.open_bid_lots - replaced
+            after = before + size
+            if after > limits.max_position_lots:
+                return RiskReason.MAX_POSITION
+            extra = max(after, 0) - max(before, 0)  # lots that add long exposure
+        else:
+            before = pos - state.open_ask_lots + replaced
+            after = before - size
+            if after < -limits.max_position_lots:
+                return RiskReason.MAX_POSITION
+            extra = max(-after, 0) - max(-before, 0)
+    if modify_of is None and state.open_orders + 1 > limits.max_open_orders:
+        return RiskReason.MAX_OPEN_ORDERS
+    if extra > 0:
+        margin = state.margin
+        if margin is None:
+            if limits.require_margin_stats:
+                return RiskReason.MARGIN_UNKNOWN
+        elif not _margin_ok(extra * price, margin, limits, rules):
+            return RiskReason.MARGIN
+    return RiskReason.OK
+
+
+def _margin_ok(extra_notional: int, margin: MarginState, limits: RiskLimits,
+               rules: MarketRules) -> bool:
+    """available - initial margin of the extra exposure >= headroom x portfolio value.
+
+    In micro-USDC the initial margin is notional * imf_bps / 10000 / ticklots_per_unit * 1e6;
+    both sides are multiplied by 10000 * ticklots_per_unit * 1e6 to stay in integers."""
+    e = rules.ticklots_per_unit
+    lhs = (margin.available_balance * _BPS * e * _PPM
+           - extra_notional * rules.initial_margin_bps * _PPM * _PPM)
+    rhs = limits.margin_headroom_ppm * max(margin.portfolio_value, 0) * _BPS * e
+    return lhs >= rhs
+
+
+class RiskGate:
+    """The gate of one market: ``check_order`` plus the order-rate cap and denial counters.
+
+    ``admit`` is the call made right before an order tx is queued for signing: it checks and,
+    when allowed, records the send in the rate window. ``check`` has no side effect.
+    """
+
+    __slots__ = ("_now_ns", "_sends", "admitted", "denials", "limits", "rules", "state")
+
+    def __init__(self, limits: RiskLimits, rules: MarketRules, state: RiskState | None = None,
+                 *, now_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.limits = limits  # current limits (replace to change)
+        self.rules = rules  # the market's order rules
+        self.state = RiskState() if state is None else state  # what the rules read
+        self._now_ns = now_ns  # monotonic clock (injected: tests drive it)
+        self._sends: deque[int] = deque()  # ns stamps of admitted sends within the window
+        self.admitted = 0  # orders admitted
+        self.denials: dict[RiskReason, int] = {}  # denials by reason
+
+    def sends_in_window(self, now_ns: int | None = None) -> int:
+        """Sends recorded within the rate window ending now."""
+        self._prune(self._now_ns() if now_ns is None else now_ns)
+        return len(self._sends)
+
+    def _prune(self, now: int) -> None:
+        edge = now - self.limits.order_rate_window_ns
+        sends = self._sends
+        while sends and sends[0] <= edge:
+            sends.popleft()
+
+    def check(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
+              modify_of: Order | None = None) -> RiskReason:
+        """Every rule, rate cap included, without recording anything."""
+        reason = check_order(side, price, size, self.state, self.limits, self.rules,
+                             reduce_only=reduce_only, modify_of=modify_of)
+        if reason:
+            return reason
+        if self.sends_in_window() + 1 > self.limits.order_rate_cap:
+            return RiskReason.ORDER_RATE
+        return RiskReason.OK
+
+    def admit(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
+              modify_of: Order | None = None) -> RiskReason:
+        """``check``; when OK, record the send (rate window, counters); else count the denial."""
+        reason = self.check(side, price, size, reduce_only=reduce_only, modify_of=modify_of)
+        if reason:
+            self.denials[reason] = self.denials.get(reason, 0) + 1
+            return reason
+        self._sends.append(self._now_ns())
+        self.admitted += 1
+        return RiskReason.OK
+
+    def admit_order(self, order: Order) -> RiskReason:
+        """``admit`` for a new ``Order`` (PENDING_NEW, not yet counted in the state)."""
+        return self.admit(order.side, order.price_ticks, order.size_lots,
+                          reduce_only=order.reduce_only)
+
+    def record_send(self, now_ns: int | None = None) -> None:
+        """Count a send that bypassed ``admit`` (e.g. a re-sign of an admitted order) in the
+        rate window."""
+        self._sends.append(self._now_ns() if now_ns is None else now_ns)
+
