@@ -198,3 +198,34 @@ def test_repeated_breaches_escalate_to_a_temporary_block() -> None:
     assert out[65][0] == 418
     assert still == 418 and free == 200
     assert counts["blocks"] == 1
+
+
+def test_flow_fills_a_quote_at_the_touch_in_shared_scaled_time() -> None:
+    """Minutes of flow in about a second: the client quotes both sides at the touch over WS
+    and sees a fill on its account stream within a bounded simulated time."""
+    from mmfast.sim.config import FlowConfig
+
+    async def body(sim: Simulator, ts: ScaledTime) -> tuple[float, int]:
+        ws = await account_ws(sim, ts)
+        await ts.sleep(2.0)  # let the flow build the book
+        asks, bids = sim.exchange.levels(ETH)
+        now = ts.wall_ms()
+        t0 = ts.monotonic_ns()
+        for nonce, (coi, price, is_ask) in enumerate(((1, bids[0][0], False),
+                                                      (2, asks[0][0], True))):
+            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
+                "tx_type": 14, "tx_info": tx(now, nonce, coi, price, is_ask, tif=2)}}))
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg.get("type") != "update/account_all_orders":
+                continue
+            for orders in msg["orders"].values():
+                for o in orders:
+                    if o["filled_base_amount"] not in ("0", "0.0000"):
+                        await ws.close()
+                        return (ts.monotonic_ns() - t0) / 1e9, len(sim.truth.fills(MAIN))
+
+    waited_s, fills = with_sim(SimConfig(seed=9, flow=FlowConfig(), speed_bumps=False,
+                                         ws_ping_interval_ms=600_000), 20.0, body)
+    assert fills >= 1
+    assert waited_s <= 60.0  # simulated seconds
