@@ -381,3 +381,43 @@ def test_canary_key_never_in_logs_reprs_errors(caplog) -> None:
     for form in forms:
         for i in range(len(form) - 15):
             assert form[i : i + 16] not in blob
+
+
+def test_canary_from_key_file_forced_errors_redacted(tmp_path, monkeypatch, capfd) -> None:
+    """Key from a 0600 file; errors forced inside the signer call (one echoing the key, as a
+    buggy library might): no trace of the key in errors, reprs, logs, stdout or stderr."""
+    from mmfast.connector.lighter.secret import load_api_key
+
+    canary = "ca11ab1e" + "e7" * 36
+    path = tmp_path / "key"
+    path.write_text("0x" + canary + "\n")
+    path.chmod(0o600)
+    key = load_api_key(key_file=path, argv=["mmfast", "run"])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    texts = [repr(key), str(key)]
+
+    async def body(w: SignerWorker):
+        def echoing(self, lib, api_key_index, account_index):
+            raise RuntimeError(f"signer blew up with key 0x{canary} ({canary[4:40].upper()})")
+
+        monkeypatch.setattr(CancelOrderRequest, "_call", echoing)
+        with pytest.raises(SignerError) as ei:
+            await w.sign(CancelOrderRequest(market=0, index=1, nonce=1))
+        texts.append(str(ei.value))
+        texts.append(repr(ei.value))
+        logging.getLogger("mmfast.test").exception("sign failed", exc_info=ei.value)
+        texts.append(repr(await w.sign(order())))
+        texts.append(repr(w))
+
+    try:
+        asyncio.run(with_worker(body, api_key_index=11, key=key.reveal()))
+    finally:
+        root.removeHandler(handler)
+    out, err = capfd.readouterr()
+    blob = "\n".join(texts) + stream.getvalue() + out + err
+    assert "blew up" in blob and "[REDACTED]" in blob
+    for i in range(len(canary) - 15):
+        assert canary[i : i + 16] not in blob.lower()
