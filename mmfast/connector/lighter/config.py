@@ -33,7 +33,7 @@ class LighterConfig:
     cross_resync_s: float = 1.0
     # Liveness: JSON ping after this much silence, then the pong must come within the timeout
     # (picows requires pong_timeout_s <= ping_idle_s).
-    ping_idle_s: float = 3.0
+    ping_idle_s: float = 2.5
     pong_timeout_s: float = 2.0
     connect_timeout_s: float = 5.0
     # Reconnect: jittered exponential backoff, halt after this many consecutive failures.

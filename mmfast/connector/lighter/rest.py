@@ -106,6 +106,7 @@ class LighterRest:
         skew: SkewMonitor | None = None,
         timeout_s: float = 10.0,
         max_retries: int = 3,
+        http_date_skew: bool = False,
     ) -> None:
         self._base = api_base.rstrip("/")
         self._budget = budget
@@ -114,6 +115,9 @@ class LighterRest:
         self._skew = skew
         self._timeout_s = timeout_s
         self._max_retries = max_retries
+        # HTTP Date headers as coarse skew samples: off by default (1 s resolution, and a
+        # simulator on scaled time stamps them with the real clock).
+        self._http_date_skew = http_date_skew
         self._session: aiohttp.ClientSession | None = None
         self.requests = 0  # requests sent (attempts, retries included)
         self.errors = 0  # attempts that failed (non-2xx or transport)
@@ -176,7 +180,7 @@ class LighterRest:
                 if not retry:
                     raise OutcomeUnknown(f"{endpoint}: {type(exc).__name__}") from None
                 continue
-            if self._skew is not None and "Date" in rheaders:
+            if self._skew is not None and self._http_date_skew and "Date" in rheaders:
                 self._skew.sample_http_date(rheaders["Date"], sent_ms, self._time.wall_ms())
             body = self._decode(raw)
             if status == 200:

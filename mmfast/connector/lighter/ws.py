@@ -135,7 +135,7 @@ class WsStream:
         time: TimeSource = REAL_TIME,
         rng: random.Random | None = None,
         snapshot_deadline_s: float = 3.0,
-        ping_idle_s: float = 3.0,
+        ping_idle_s: float = 2.5,
         pong_timeout_s: float = 2.0,
         connect_timeout_s: float = 5.0,
         backoff_min_s: float = 0.25,
@@ -167,7 +167,6 @@ class WsStream:
         self._task: asyncio.Task[None] | None = None
         self._transport: WSTransport | None = None
         self._gen = 0
-        self._down: asyncio.Event | None = None
         self._pending: dict[str, int] = {}  # key -> requests in flight (subscribe/unsubscribe)
         self._acked: set[str] = set()  # keys whose first frame arrived on this connection
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
@@ -275,7 +274,6 @@ class WsStream:
         self._gen += 1
         gen = self._gen
         scale = self._time.scale
-        self._down = asyncio.Event()
         try:
             transport, _ = await asyncio.wait_for(ws_connect(
                 lambda: _Listener(self, gen), self.url,
@@ -290,6 +288,9 @@ class WsStream:
         except (TimeoutError, OSError, Exception) as exc:
             self.last_down_reason = f"connect failed: {type(exc).__name__}"
             _log.debug("%s: %s", self.name, self.last_down_reason)
+            return False
+        if transport.is_disconnected:  # refused or reset during the handshake
+            self.last_down_reason = "connection closed during the handshake"
             return False
         self._transport = transport
         self.connects += 1
@@ -310,7 +311,9 @@ class WsStream:
             self.last_down_reason = f"subscribe failed: {type(exc).__name__}"
             _log.warning("%s: %s", self.name, self.last_down_reason)
             transport.disconnect(graceful=False)
-        await self._down.wait()
+        await transport.wait_disconnected()
+        if self._transport is transport:  # picows did not report it: clean up here
+            self._cleanup_disconnect()
         return self.state is StreamState.LIVE or self._was_live
 
     # --- subscriptions ------------------------------------------------------------------------
@@ -553,8 +556,11 @@ class WsStream:
             _log.debug("%s: venue error %s %s", self.name, code, message)
 
     def _on_disconnected(self, listener: _Listener) -> None:
-        if listener.gen != self._gen:
+        if listener.gen != self._gen or self._transport is None:
             return
+        self._cleanup_disconnect()
+
+    def _cleanup_disconnect(self) -> None:
         now = self._time.monotonic_ns()
         self.disconnects += 1
         self.down_log.append((now, self.last_frame_ns))
@@ -572,8 +578,6 @@ class WsStream:
         reason = self.last_down_reason or "disconnected"
         self.last_down_reason = ""
         self._transport = None
-        if self._down is not None:
-            self._down.set()
         self._listener.on_stream_down(self, reason)
 
     def _clear_timers(self) -> None:
