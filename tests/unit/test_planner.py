@@ -168,7 +168,7 @@ TABLE: list[tuple[str, list[tuple[int, int]], list[tuple[int, int]], list[Order]
     ("stale-inside-order-one-side-modified-not-cancelled", [(100, 10)], [(113, 10)],
      [o(1, A, 98, age_s=900)], {"params": PlannerParams(max_order_age_ns=600 * S),
                                 "budget": Budget(h=0.05), "position_lots": -5},
-     ["~1:113x10!"], set(), 0, Degrade.ONE_SIDE),
+     ["~1:113x10!", "+B100x10"], set(), 0, Degrade.ONE_SIDE),
     ("tie-break-by-client-index", [(100, 10)], [], [o(7, B, 99), o(5, B, 101)],
      {"params": PlannerParams(price_tolerance_ticks=1)}, ["-7"], {5}, 0, Degrade.NONE),
 ]
