@@ -21,22 +21,37 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
                    help=f"index of the funded account (default {DEFAULT_ACCOUNT_INDEX})")
     p.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID,
                    help=f"the simulator's chain id (default {DEFAULT_CHAIN_ID})")
+    p.add_argument("--tier", choices=("premium", "standard"), default="premium",
+                   help="account tier: speed bumps and rate limits (default premium)")
+    p.add_argument("--no-flow", dest="flow", action="store_false",
+                   help="no synthetic market flow (default: seeded flow keeps the books alive)")
+    p.add_argument("--no-speed-bumps", dest="speed_bumps", action="store_false",
+                   help="execute txs right after acceptance")
+    p.add_argument("--no-rate-limits", dest="rate_limits", action="store_false",
+                   help="do not enforce the venue's request limits")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="simulated seconds per real second (default 1.0)")
     p.set_defaults(func=_run_sim)
 
 
 async def _serve_sim(args: argparse.Namespace) -> int:
-    from mmfast.sim.config import SimConfig
+    from mmfast.core.timesource import REAL_TIME, ScaledTime
+    from mmfast.sim.config import FlowConfig, SimConfig
     from mmfast.sim.server import Simulator
 
     cfg = SimConfig(host=args.host, port=args.port, seed=args.seed,
-                    account_index=args.account_index, chain_id=args.chain_id)
+                    account_index=args.account_index, chain_id=args.chain_id,
+                    tier=args.tier, speed_bumps=args.speed_bumps, rate_limits=args.rate_limits,
+                    flow=FlowConfig() if args.flow else None)
+    time_source = REAL_TIME if args.time_scale == 1.0 else ScaledTime(args.time_scale)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Simulator(cfg) as sim:
+    async with Simulator(cfg, time_source) as sim:
         print(f"rest: {sim.rest_url}", flush=True)
         print(f"ws: {sim.ws_url}", flush=True)
+        print(f"control: {sim.control_url}", flush=True)
         print(f"account: {cfg.account_index}  chain_id: {cfg.chain_id}  "
               f"markets: {', '.join(f'{m.market_id}={m.symbol}' for m in cfg.markets)}",
               flush=True)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -28,10 +29,12 @@ def test_sim_process_prints_urls_serves_and_stops(sig: signal.Signals) -> None:
         assert proc.stdout is not None
         rest = proc.stdout.readline().strip()
         ws = proc.stdout.readline().strip()
+        control = proc.stdout.readline().strip()
         info = proc.stdout.readline().strip()
         assert rest.startswith("rest: http://127.0.0.1:")
         port = rest.rsplit(":", 1)[1]
         assert ws == f"ws: ws://127.0.0.1:{port}/stream"
+        assert control.startswith(f"control: http://127.0.0.1:{port}")
         assert info.startswith("account: 1001")
         url = f"{rest[6:]}/api/v1/nextNonce?account_index=1001&api_key_index=4"
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -42,6 +45,35 @@ def test_sim_process_prints_urls_serves_and_stops(sig: signal.Signals) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def _book_levels(rest_url: str) -> int:
+    url = f"{rest_url}/api/v1/orderBookOrders?market_id=0&limit=250"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        body = json.loads(r.read())
+    return len(body["asks"]) + len(body["bids"])
+
+
+@pytest.mark.parametrize(("flags", "alive"), [((), True), (("--no-flow",), False)])
+def test_sim_process_flow_on_by_default(flags: tuple[str, ...], alive: bool) -> None:
+    # A fast clock so the flow has built its book by the first request.
+    proc = _start("--port", "0", "--seed", "3", "--time-scale", "20", *flags)
+    try:
+        assert proc.stdout is not None
+        rest = proc.stdout.readline().strip()[6:]
+        for _ in range(3):
+            proc.stdout.readline()
+        levels = 0
+        # Up to 2.5 s real (50 s simulated); without flow the book must stay empty all along.
+        for _ in range(50):
+            levels = _book_levels(rest)
+            if levels:
+                break
+            time.sleep(0.05)
+        assert (levels > 0) is alive
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::"])
