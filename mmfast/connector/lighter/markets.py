@@ -104,9 +104,12 @@ def _dec(obj: Mapping[str, Any], key: str, decimals: int) -> int:
     except ValueError as exc:
         # The venue may print more digits than the unit (e.g. "10.0000000"); accept exact ones.
         try:
-            return _to_units(v, decimals, key)
+            units = _to_units(v, decimals, key)
         except (ValueError, ArithmeticError):
             raise MetadataError(f"{key}: {exc}") from None
+        if units < 0 or v.strip() != v:
+            raise MetadataError(f"{key}: {exc}") from None
+        return units
 
 
 def _int(obj: Mapping[str, Any], key: str) -> int:
@@ -123,7 +126,8 @@ def parse_market(d: Mapping[str, Any]) -> MarketInfo:
     sd, pd = _int(d, "size_decimals"), _int(d, "price_decimals")
     if not (0 <= sd <= 18 and 0 <= pd <= 18):
         raise MetadataError(f"decimals out of range: size {sd}, price {pd}")
-    cfg = d.get("market_config") or {}
+    cfg = d.get("market_config")
+    cfg = {} if cfg is None else cfg
     if not isinstance(cfg, Mapping):
         raise MetadataError("market_config must be an object")
     status = d.get("status")

@@ -1,0 +1,185 @@
+"""RateBudget: caps at 80%, reserve for RESERVED work, Retry-After, backoff, quota, state."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmfast.connector.lighter.budget import (
+    PREMIUM,
+    STANDARD,
+    BudgetExhausted,
+    BudgetLevel,
+    BudgetState,
+    Cost,
+    Priority,
+    RateBudget,
+    RateTier,
+)
+
+SEC = 1_000_000_000
+
+
+class ManualTime:
+    """A TimeSource that moves only when told to (sleep advances it)."""
+
+    scale = 1.0
+
+    def __init__(self) -> None:
+        self.ns = 1_000 * SEC
+
+    def monotonic_ns(self) -> int:
+        return self.ns
+
+    def wall_ms(self) -> int:
+        return 1_790_000_000_000 + self.ns // 1_000_000
+
+    async def sleep(self, seconds: float) -> None:
+        self.ns += int(seconds * SEC)
+        await asyncio.sleep(0)
+
+    def call_later(self, seconds: float, cb: Callable[..., Any], *args: Any) -> Any:
+        raise NotImplementedError
+
+
+def make(tier: RateTier = PREMIUM, **kw: Any) -> tuple[RateBudget, ManualTime]:
+    t = ManualTime()
+    return RateBudget(tier, t, rng=random.Random(0), **kw), t  # type: ignore[arg-type]
+
+
+def test_caps_are_80_percent_with_reserve() -> None:
+    b, _ = make()
+    assert b.cap("rest") == 19_200 and b.cap("ws_msgs") == 160
+    assert b.cap("rest", Priority.NORMAL) == 19_200 - 2_880
+    assert b.cap("ws_inflight") == 40 and b.cap("ws_inflight", Priority.NORMAL) == 34
+    with pytest.raises(ValueError):
+        RateBudget(PREMIUM, ManualTime(), max_fraction=0.81)  # type: ignore[arg-type]
+
+
+def test_standard_tier_counts_requests() -> None:
+    b, _ = make(STANDARD)
+    cost = b.rest_cost("account")  # weight 300 -> floor 400 -> 1/60 of the budget
+    n = 0
+    while b.try_acquire(cost, Priority.RESERVED):
+        n += 1
+    assert n == 48  # 80% of 60 requests
+    assert b.rest_cost("recentTrades").rest == 600  # min(60, 24000/600) = 40 a minute
+
+
+def test_normal_stops_at_reserve_reserved_goes_on() -> None:
+    b, t = make()
+    msg = b.WS_MESSAGE
+    normal = sum(1 for _ in range(500) if b.try_acquire(msg))
+    assert normal == b.cap("ws_msgs", Priority.NORMAL)
+    assert b.level is BudgetLevel.RESERVE_ONLY
+    reserved = sum(1 for _ in range(500) if b.try_acquire(msg, Priority.RESERVED))
+    assert normal + reserved == 160
+    t.ns += 60 * SEC + 1  # the window rolls
+    assert b.try_acquire(msg)
+
+
+def test_all_or_nothing() -> None:
+    b, _ = make(RateTier("t", rest_units=1000, min_rest_weight=0, sendtx_per_min=2))
+    assert b.try_acquire(b.rest_cost("sendTx", txs=1), Priority.RESERVED)
+    before = b.used("rest")
+    assert not b.try_acquire(b.rest_cost("sendTx", txs=1), Priority.RESERVED)  # sendtx full
+    assert b.used("rest") == before  # nothing taken from the REST window
+
+
+def test_inflight_released_by_answers() -> None:
+    b, _ = make()
+    n = sum(1 for _ in range(100) if b.try_acquire(b.WS_REQUEST))
+    assert n == 34 and b.inflight == 34 and b.inflight_peak == 34
+    b.release_inflight(4)
+    assert b.inflight == 30 and b.try_acquire(b.WS_REQUEST)
+
+
+def test_retry_after_blocks_then_backoff_grows_capped() -> None:
+    b, t = make(backoff_min_s=0.25, backoff_max_s=30.0)
+    d = b.on_rate_limited("rest", 5.0)
+    assert 5.0 <= d <= 5.5
+    assert not b.try_acquire(b.rest_cost("account"), Priority.RESERVED)
+    assert b.level is BudgetLevel.BLOCKED
+    t.ns += int(d * SEC) + 1
+    assert b.try_acquire(b.rest_cost("account"))
+    delays = [b.on_server_error("rest") for _ in range(12)]
+    for i, dly in enumerate(delays[:7]):
+        base = 0.25 * 2 ** (i + 1)  # strike counting continued after the 429
+        assert min(base, 30) / 2 <= dly <= min(base, 30)
+    assert max(delays) <= 30.0 and delays[-1] >= 15.0
+    b.on_success("rest")
+    assert 0.125 <= b.on_server_error("rest") <= 0.25
+
+
+def test_acquire_waits_for_window_in_source_time() -> None:
+    b, t = make(RateTier("t", rest_units=100, min_rest_weight=0, sendtx_per_min=10))
+    cost = Cost(rest=10)
+    for _ in range(6):
+        assert b.try_acquire(cost)  # normal cap: 80 - 12 = 68 -> 6 requests
+    t0 = t.ns
+
+    async def go() -> None:
+        await b.acquire(cost)
+
+    asyncio.run(go())
+    assert 59 * SEC <= t.ns - t0 <= 61 * SEC
+
+    async def too_big() -> None:
+        await b.acquire(Cost(rest=1000), timeout_s=5)
+
+    with pytest.raises(BudgetExhausted):
+        asyncio.run(too_big())
+
+
+def test_volume_quota_and_listeners() -> None:
+    b, _ = make(volume_quota_low=100)
+    seen: list[BudgetState] = []
+    unsub = b.subscribe(seen.append)
+    b.note_volume_quota(None)  # null: ignored
+    assert b.volume_quota_remaining is None and not seen
+    b.note_volume_quota(50)
+    assert seen[-1].level is BudgetLevel.LOW and seen[-1].reason == "volume quota low"
+    b.note_volume_quota(0)
+    assert seen[-1].level is BudgetLevel.RESERVE_ONLY
+    b.note_volume_quota(5000)
+    assert seen[-1].level is BudgetLevel.OK and seen[-1].volume_quota_remaining == 5000
+    unsub()
+    b.note_volume_quota(0)
+    assert seen[-1].level is BudgetLevel.OK  # no longer told
+
+
+def test_low_before_reserve_only() -> None:
+    b, _ = make()
+    levels = []
+    for _ in range(b.cap("ws_msgs", Priority.NORMAL)):
+        b.try_acquire(b.WS_MESSAGE)
+        levels.append(b.level)
+    assert BudgetLevel.LOW in levels
+    assert levels.index(BudgetLevel.LOW) < levels.index(BudgetLevel.RESERVE_ONLY)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3_000), st.sampled_from(["sendTx", "account",
+                                                                  "accountInactiveOrders"]),
+                          st.booleans()), min_size=1, max_size=300))
+def test_never_above_cap_in_any_window(ops: list[tuple[int, str, bool]]) -> None:
+    """Property: whatever the request pattern, granted weight in any rolling 60 s <= 80%."""
+    tier = RateTier("t", rest_units=3_000, min_rest_weight=0, sendtx_per_min=50)
+    b, t = make(tier)
+    granted: list[tuple[int, int, int]] = []
+    for dt_ms, ep, reserved in ops:
+        t.ns += dt_ms * 1_000_000
+        txs = 1 if ep == "sendTx" else 0
+        cost = b.rest_cost(ep, txs)
+        if b.try_acquire(cost, Priority.RESERVED if reserved else Priority.NORMAL):
+            granted.append((t.ns, cost.rest, txs))
+    for i, (ti, _, _) in enumerate(granted):
+        win = [g for g in granted[: i + 1] if g[0] > ti - 60 * SEC]
+        assert sum(g[1] for g in win) <= 2_400
+        assert sum(g[2] for g in win) <= 40
