@@ -312,9 +312,11 @@ def test_malformed_frames_counted_never_crash(sim: SimThread, stime: ScaledTime)
         before = md.malformed + conn.books[0].malformed
         faults(sim, lambda f: f.corrupt_frames(20, "order_book:0"))
         faults(sim, lambda f: f.truncated_frames(20, "order_book:0"))
+        faults(sim, lambda f: f.oversized_frame(10 * 1024 * 1024, "order_book:0"))
         await stime.sleep(3.0)
         counted = md.malformed + conn.books[0].malformed - before
-        assert counted >= 20, counted
+        assert counted >= 21, counted
+        assert md.disconnects == 0  # a 10 MB frame is read and counted, not fatal
         assert md.handler_errors == 0
         assert conn.md_stream is not None
         # The loop survived: the book is live again (a corrupt delta may cost a resync).

@@ -48,6 +48,8 @@ PING = b'{"type":"ping"}'
 PONG = b'{"type":"pong"}'
 _BOOK_TAG = b"order_book:"
 _TS_TAG = b'"timestamp":'
+# Frames up to this size are read (and counted if malformed) rather than closing the socket.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CLOSE = WSMsgType.CLOSE
@@ -283,6 +285,7 @@ class WsStream:
                 enable_auto_pong=True,
                 disconnect_on_exception=False,
                 websocket_handshake_timeout=self._connect_timeout_s / scale,
+                max_frame_size=MAX_FRAME_BYTES,
                 logger_name=f"mmfast.{self.name}",
             ), self._connect_timeout_s / scale)
         except (TimeoutError, OSError, Exception) as exc:
