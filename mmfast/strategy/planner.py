@@ -3,9 +3,10 @@
 Pure and deterministic: the same inputs give the same plan, nothing is read from a clock or a
 global. Integers only (ticks, lots, ns). For each side:
 
-1. **Keep** a live order within the price and size tolerances of a target level (closest price
-   first). Orders with a tx in flight (PENDING_NEW, UNKNOWN, or listed in ``busy``) are never
-   acted on: they cover a level they match, or wait.
+1. **Keep** a side whole when its orders pair rank by rank (best first) with the levels, each
+   within the price and size tolerances; otherwise keep, level by level, a live order within
+   tolerance of it (closest price first). Orders with a tx in flight (PENDING_NEW, UNKNOWN, or
+   listed in ``busy``) are never acted on: they cover a level they match, or wait.
 2. **Modify** the remaining orders onto the remaining levels, paired best-first (a modify is one
    tx and keeps the side lit; a cancel plus a create is two and may leave a gap).
 3. **Create** for levels still uncovered; **replace** (create, then cancel) orders older than
@@ -280,6 +281,18 @@ def plan_requotes(
     for o in live:
         if o.status in _MODIFIABLE or o.status in _IN_MOTION:
             by_side[o.side].append(o)
+    max_age = params.max_order_age_ns
+    # Fast path, the common case between price moves: both sides on target, nothing to send.
+    on_bids = None
+    if degrade is not Degrade.ONE_SIDE:
+        on_bids = _on_target(bids, by_side[Side.BUY], -1, ptol, stol, now_ns,
+                             0 if Side.BUY in no_create else max_age, busy)
+    if on_bids is not None:
+        on_asks = _on_target(asks, by_side[Side.SELL], 1, ptol, stol, now_ns,
+                             0 if Side.SELL in no_create else max_age, busy)
+        if on_asks is not None:
+            return Plan(actions=(), kept=tuple(on_bids + on_asks), waiting=(), deferred=0,
+                        degrade=degrade)
 
     groups: list[_Group] = []
     kept: list[Order] = []
@@ -326,6 +339,23 @@ def plan_requotes(
                 degrade=degrade)
 
 
+def _on_target(target: Sequence[tuple[int, int]], orders: list[Order], sign: int, ptol: int,
+               stol: int, now: int, max_age: int, busy: Collection[int]) -> list[Order] | None:
+    """The side's orders best first when they pair rank by rank with the levels, each within
+    tolerance, none in flight and none stale: the side is kept whole. Else None."""
+    if len(orders) != len(target):
+        return None
+    if not orders:
+        return orders
+    ordered = sorted(orders, key=lambda o: (sign * o.price_ticks, o.client_order_index))
+    for o, (tp, tq) in zip(ordered, target, strict=True):
+        if (abs(o.price_ticks - tp) > ptol or abs(o.size_lots - o.filled_lots - tq) > stol
+                or o.status not in _MODIFIABLE or o.client_order_index in busy
+                or (max_age > 0 and now - o.created_ns >= max_age)):
+            return None
+    return ordered
+
+
 def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order], now: int,
                params: PlannerParams, ptol: int, stol: int, busy: Collection[int],
                no_create: bool, active: bool, degrade: Degrade, groups: list[_Group],
@@ -350,6 +380,11 @@ def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order
         # Past the best target (beyond tolerance), or a side that should be empty.
         return best is None or _better(side, o.price_ticks, best + (ptol if sign < 0 else -ptol))
 
+    whole = _on_target(target, orders, sign, ptol, stol, now,
+                       max_age if active and not no_create else 0, busy)
+    if whole is not None:
+        kept.extend(whole)
+        return
     n_levels = len(target)
     covered = [False] * n_levels
     used: set[int] = set()  # indexes into orders
@@ -361,7 +396,9 @@ def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order
             if i in used or is_stale(o):
                 continue
             d = abs(o.price_ticks - tp)
-            if d <= ptol and abs(o.remaining_lots - tq) <= stol and (pick < 0 or d < pick_dist):
+            if d <= ptol and abs(o.remaining_lots - tq) <= stol and (
+                    pick < 0 or (d, o.client_order_index)
+                    < (pick_dist, orders[pick].client_order_index)):
                 pick, pick_dist = i, d
         if pick >= 0:
             used.add(pick)

@@ -169,6 +169,12 @@ TABLE: list[tuple[str, list[tuple[int, int]], list[tuple[int, int]], list[Order]
      [o(1, A, 98, age_s=900)], {"params": PlannerParams(max_order_age_ns=600 * S),
                                 "budget": Budget(h=0.05), "position_lots": -5},
      ["~1:113x10!", "+B100x10"], set(), 0, Degrade.ONE_SIDE),
+    ("side-kept-whole-rank-by-rank", [(100, 10), (98, 10)], [], [o(1, B, 99), o(2, B, 101)],
+     {"params": PlannerParams(price_tolerance_ticks=2)}, [], {1, 2}, 0, Degrade.NONE),
+    ("one-side-degraded-closest-tie-by-index", [(100, 10), (98, 10)], [(104, 10)],
+     [o(1, B, 99), o(2, B, 101), o(3, A, 104)],
+     {"params": PlannerParams(price_tolerance_ticks=0), "budget": Budget(h=0.05),
+      "position_lots": 5}, [], {1, 3}, 0, Degrade.ONE_SIDE),
     ("tie-break-by-client-index", [(100, 10)], [], [o(7, B, 99), o(5, B, 101)],
      {"params": PlannerParams(price_tolerance_ticks=1)}, ["-7"], {5}, 0, Degrade.NONE),
 ]
