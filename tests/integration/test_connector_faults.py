@@ -234,9 +234,9 @@ def test_delta_before_snapshot_and_missing_snapshot(sim: SimThread, stime: Scale
         assert md is not None
         # The next two subscribes get deltas but no snapshot.
         faults(sim, lambda f: f.book_skip_snapshot(0, 2))
-        events_before = rec.book_events
         faults(sim, lambda f: f.drop(1006, "order_book:0"))
         await until(stime, lambda: not conn.ready, 2.0, 0.005)
+        events_before = rec.book_events  # from the moment the drop was seen
         t0 = stime.monotonic_ns()
         seen_events: list[int] = []
         ready_seen: list[bool] = []
