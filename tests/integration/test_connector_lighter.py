@@ -28,7 +28,9 @@ KEY = 5
 
 
 def make_sim_config(**kw: Any) -> SimConfig:
-    base: dict[str, Any] = dict(seed=11, ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000,
+    # Server pings every 10 s: each is answered with a pong that counts against the client's
+    # 200 messages a minute, as on the venue.
+    base: dict[str, Any] = dict(seed=11, ws_ping_interval_ms=10_000, ws_pong_timeout_ms=30_000,
                                 speed_bumps=False, flow=FlowConfig())
     base.update(kw)
     return SimConfig(**base)
