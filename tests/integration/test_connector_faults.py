@@ -181,13 +181,13 @@ def test_quiet_market_is_not_a_dead_socket(stime: ScaledTime) -> None:
     cfg = make_sim_config(flow=None, ws_ping_interval_ms=60_000, ws_pong_timeout_ms=120_000)
     with SimThread(cfg, stime) as st:
         async def body(conn: LighterConnector, rec: Recorder) -> None:
-            assert await conn.wait_ready(10.0)
+            assert await conn.wait_ready(10.0), conn.status()
             md = conn.md_stream
             assert md is not None
             await stime.sleep(20.0)
             assert md.disconnects == 0 and md.connects == 1
             assert md.pings_sent >= 5  # ~every 2.5 s of silence
-            assert conn.ready
+            assert conn.ready, conn.status()
 
         run(run_connector(st, stime, body))
 

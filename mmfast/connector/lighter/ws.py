@@ -174,7 +174,7 @@ class WsStream:
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._resubscribing: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._last_skew_ns = 0
+        self._last_skew_ns = -(1 << 62)  # last skew sample (none yet)
         self._stopping = False
         self._was_live = False  # the current/last connection reached LIVE
         # counters
