@@ -82,6 +82,10 @@ class RequestLog:
     def record(self, name: str) -> None:
         self._log.append((self._clock.monotonic_ns(), name))
 
+    def entries(self, prefix: str = "") -> list[tuple[int, str]]:
+        """Kept requests as (simulated monotonic ns, name), oldest first, filtered by prefix."""
+        return [(t, n) for t, n in self._log if n.startswith(prefix)]
+
     def counts(self, window_ms: int | None = None) -> dict[str, int]:
         """Requests per name within the last `window_ms` (all kept ones if None)."""
         if window_ms is None:
@@ -153,6 +157,11 @@ class Truth:
     def request_counts(self, window_ms: int | None = None) -> dict[str, int]:
         """Requests per endpoint ("GET /api/v1/nextNonce", "WS jsonapi/sendtx", ...)."""
         return self._requests.counts(window_ms)
+
+    def request_log(self, prefix: str = "") -> list[tuple[int, str]]:
+        """Every kept request as (simulated monotonic ns, name), oldest first, for rolling-window
+        figures; ``prefix`` filters names ("GET /api/v1/", "WS ", ...)."""
+        return self._requests.entries(prefix)
 
     def tx_error(self, tx_hash: str) -> int | None:
         """The venue error code of a failed tx (e.g. a late reject), None otherwise."""

@@ -332,7 +332,7 @@ def test_malformed_frames_counted_never_crash(sim: SimThread, stime: ScaledTime)
 # ------------------------------------------------------------------- 20. 429 / 5xx storms
 def _times(sim: SimThread, name: str) -> list[int]:
     # The simulator's request log: (simulated monotonic ns, "METHOD path" / "WS type").
-    return sim.call(lambda s: [t for t, n in s.requests._log if n == name])
+    return sim.call(lambda s: [t for t, n in s.truth.request_log(name) if n == name])
 
 
 def _max_in_window(times: list[int], window_ns: int = 60_000_000_000) -> int:
@@ -375,7 +375,7 @@ def test_429_and_5xx_storms_respect_cap_and_retry_after() -> None:
 
         run(run_connector(st, stime, body, tier=tier, account_streams=True), timeout_s=60)
         times = _times(st, "GET /api/v1/nextNonce")
-        rest_log = st.call(lambda s: [(t, n) for t, n in s.requests._log if "/api/v1/" in n])
+        rest_log = st.call(lambda s: [(t, n) for t, n in s.truth.request_log() if "/api/v1/" in n])
         limits = st.call(lambda s: s.truth.rate_limits())
         applied = st.call(lambda s: [(r.time_ns, r.details.get("status"))
                                      for r in s.truth.faults("http_status_storm", "applied")])
@@ -429,7 +429,7 @@ def test_reconnect_storm_within_ws_budget(sim: SimThread, stime: ScaledTime) -> 
         assert conn.budget.used("ws_msgs") <= 160
 
     run(run_connector(sim, stime, body), timeout_s=60)
-    names = sim.call(lambda s: [(t, n) for t, n in s.requests._log if n.startswith("WS ")])
+    names = sim.call(lambda s: s.truth.request_log("WS "))
     ws_max = _max_in_window([t for t, _ in names])
     print(f"reconnect storm: {len(names)} WS messages, max in any 60 s = {ws_max}")
     assert ws_max <= 160  # our 80% cap; the venue's limit is 200
