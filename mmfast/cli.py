@@ -73,9 +73,39 @@ def _run_sim(args: argparse.Namespace) -> int:
         return 2
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the bot (default: the built-in simulator and the "
+                       "market_making strategy)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="TOML config (default: the shipped sim.toml; see docs/config.md)")
+    p.add_argument("--strategy", choices=("market_making", "trend_ladder"), default=None,
+                   help="strategy to run (default: the config's strategy.name)")
+    p.add_argument("--duration", metavar="SECONDS", type=float, default=None,
+                   help="stop by itself after this many seconds (default: run until SIGINT)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no live status (the summary still prints at exit)")
+    p.add_argument("--log-json", action="store_true", help="JSON log lines on stderr")
+    p.add_argument("--live", action="store_true",
+                   help="allow mainnet (the config must also say venue.allow_mainnet = true)")
+    p.add_argument("--journal", metavar="FILE", default=None,
+                   help="JSONL journal path (default: the config's run.journal_path)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="sim mode: the simulator's random seed (default 1)")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="sim mode: simulated seconds per real second (default 1.0)")
+    p.set_defaults(func=_run_bot)
+
+
+def _run_bot(args: argparse.Namespace) -> int:
+    from mmfast.run.runner import run_from_args
+
+    return run_from_args(args)
+
+
 # name -> function adding the subcommand's parser (later: run, bench, diagnose)
 _COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "sim": _add_sim,
+    "run": _add_run,
 }
 
 
