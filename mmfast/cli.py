@@ -102,9 +102,18 @@ def _run_bot(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
-# name -> function adding the subcommand's parser (later: run, bench, diagnose)
+def _add_diagnose(sub: argparse._SubParsersAction) -> None:
+    from mmfast.diagnostics.tp import add_diagnose_parsers
+
+    p = sub.add_parser("diagnose", help="read-only operator checks (tp-mismatch, "
+                       "tp-side-vs-ro); exit 0 consistent, 1 differences, 2 error")
+    add_diagnose_parsers(p)
+
+
+# name -> function adding the subcommand's parser (later: run, bench)
 _COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "sim": _add_sim,
+    "diagnose": _add_diagnose,
     "run": _add_run,
 }
 
