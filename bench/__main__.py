@@ -1,19 +1,23 @@
-"""``python -m bench [--quick] [--json PATH] [--pin CPU] [--only NAME ...]``: run mmfast's micro
-benchmarks and print the results as Markdown tables."""
+"""``python -m bench [--quick] [--out DIR] [--pin] [--only NAME ...]`` (or ``mmfast bench``): run
+mmfast's benchmark suite (every metric of the performance targets, baselines and peers in one run)
+and write results.json, results.md and latency.png to the results folder."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.harness import Stats, pin_to_cpu, placement
-from bench.micro import FULL, QUICK, Metric, Profile, run_all
+from bench.micro import FULL, QUICK, Metric, Profile
+from bench.report import headline_table, write_results
+from bench.suite import ORDER, run_suite
 
-METRICS = ("book_apply", "parse_apply", "parse_only", "quote", "call_floor")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def _ns(value: float) -> str:
@@ -104,54 +108,54 @@ def detail_table(metric: Metric) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer samples (well under a minute)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--pin", metavar="CPU", type=int, help="pin the process to one CPU")
+    parser.add_argument("--quick", action="store_true", help="short run (about a minute)")
+    parser.add_argument("--out", metavar="DIR", default=str(RESULTS_DIR),
+                        help="results folder (default: bench/results)")
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
+    parser.add_argument("--pin", action="store_true",
+                        help="this (bot) process on CPU 1, the far end of sockets on CPU 0")
     parser.add_argument("--seed", type=int, default=None, help="stream seed (default 1)")
-    parser.add_argument("--only", nargs="+", choices=METRICS, help="run only these metrics")
+    parser.add_argument("--only", nargs="+", choices=ORDER, help="run only these metrics")
     args = parser.parse_args(argv)
 
     profile: Profile = QUICK if args.quick else FULL
     if args.seed is not None:
         profile = Profile(**{**profile.__dict__, "seed": args.seed})
-    if args.pin is not None:
-        pin_to_cpu(args.pin)
+    if args.pin:
+        pin_to_cpu(1 if (os.cpu_count() or 1) > 1 else 0)
     place = placement()
     started = time.perf_counter()
-    stream, metrics = run_all(
-        profile, only=args.only, progress=lambda n: print(f"running {n} ...", file=sys.stderr)
-    )
+    stream, metrics, took = run_suite(
+        profile, only=args.only, pin=args.pin,
+        progress=lambda n: print(f"running {n} ...", file=sys.stderr, flush=True))
     elapsed = time.perf_counter() - started
-
-    print("# mmfast micro benchmarks" + (" (quick)" if args.quick else ""))
-    print()
-    print(
-        f"Placement: single process, pid {place['pid']}, CPU affinity {place.get('affinity')}"
-        f"{' (pinned with --pin)' if args.pin is not None else ' (not pinned)'}, "
+    intro = (
+        "# mmfast benchmark suite" + (" (quick)" if args.quick else "") + "\n\n"
+        f"Run {time.strftime('%Y-%m-%d %H:%M:%S')}, {elapsed:.0f} s. Bot process pid "
+        f"{place['pid']}, CPU affinity {place.get('affinity')}"
+        f"{' (pinned to CPU 1, far ends on CPU 0)' if args.pin else ' (not pinned)'}, "
         f"{place['cpu_count']} CPUs ({place['cpu_model']}), load {place.get('loadavg')}, "
         f"Python {place['python']}. Stream seed {profile.seed}, {profile.n_deltas} deltas. "
-        f"Ratio = baseline p50 / ours p50. p99 is over samples (batch means)."
+        "Ratio = baseline p50 / ours p50 (higher: ours faster). p50/p99 are over samples: "
+        "single events for latencies, batch means for the micro metrics. Each metric says "
+        "how its processes and threads were placed."
     )
-    print()
-    print(summary_table(metrics))
-    print()
-    for m in metrics:
-        print(detail_table(m))
-        print()
-    print(f"Total time {elapsed:.1f} s.")
-
+    header: dict[str, Any] = {
+        "placement": place,
+        "pinned": args.pin,
+        "profile": profile.__dict__,
+        "stream": stream.stats(),
+        "elapsed_s": elapsed,
+        "metric_wall_s": took,
+    }
+    paths = write_results(Path(args.out), metrics, header, intro)
     if args.json:
-        result: dict[str, Any] = {
-            "placement": place,
-            "pinned_cpu": args.pin,
-            "profile": profile.__dict__,
-            "stream": stream.stats(),
-            "elapsed_s": elapsed,
-            "metrics": [m.as_dict() for m in metrics],
-        }
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(_clean(result), fh, indent=2, allow_nan=False)
-            fh.write("\n")
+        Path(args.json).write_text(paths["json"].read_text(encoding="utf-8"), encoding="utf-8")
+    print(intro)
+    print()
+    print(headline_table(metrics))
+    print()
+    print("Written: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
