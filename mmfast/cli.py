@@ -110,11 +110,36 @@ def _add_diagnose(sub: argparse._SubParsersAction) -> None:
     add_diagnose_parsers(p)
 
 
-# name -> function adding the subcommand's parser (later: run, bench)
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run the benchmark suite (= python -m bench, from the "
+                       "repository root; --help for its options)", add_help=False,
+                       prefix_chars="+")  # every argument goes to python -m bench as is
+    p.add_argument("bench_args", nargs="*",
+                   help="arguments of python -m bench (--quick, --out DIR, --pin, --only ...)")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import os
+
+    # The suite lives in the repository's bench/ folder, not in the installed package.
+    if os.path.isfile(os.path.join("bench", "__main__.py")) and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        from bench.__main__ import main as bench_main
+    except ImportError:
+        print("mmfast bench: the bench/ folder is not importable; run it from the repository "
+              "root (pip install -e .[bench] for the peers and the PNG)", file=sys.stderr)
+        return 2
+    return bench_main(list(args.bench_args))
+
+
+# name -> function adding the subcommand's parser
 _COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "sim": _add_sim,
     "diagnose": _add_diagnose,
     "run": _add_run,
+    "bench": _add_bench,
 }
 
 
