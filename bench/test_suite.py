@@ -71,16 +71,24 @@ def test_summary_table_has_ratio_target_and_verdict() -> None:
     assert m.as_dict()["baselines"][0]["ratios"] == {"ours": 3.5}
 
 
-def test_main_quick_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "bench.json"
-    assert main(["--quick", "--only", "parse_only", "call_floor", "--json", str(out)]) == 0
+def test_main_quick_writes_the_results_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    copy = tmp_path / "copy.json"
+    assert main(["--quick", "--only", "parse_only", "call_floor", "--out", str(out),
+                 "--json", str(copy)]) == 0
     printed = capsys.readouterr().out
-    assert "| parse_only | orjson.loads |" in printed
-    assert "Placement: single process" in printed
-    data = json.loads(out.read_text())
+    assert "| parse_only |" in printed and "| call_floor |" in printed
+    assert "Bot process pid" in printed
+    data = json.loads((out / "results.json").read_text())
+    assert json.loads(copy.read_text()) == data
     assert [m["name"] for m in data["metrics"]] == ["parse_only", "call_floor"]
-    assert data["placement"]["processes"] == 1
     assert data["stream"]["n_deltas"] == 5000
+    assert data["placement"]["processes"] == 1
     parse = data["metrics"][0]
     assert parse["ours"][0]["n"] > 0
     assert parse["baselines"][0]["ratio_vs_ours_p50"] > 1.0  # stdlib json is slower than orjson
+    assert parse["placement"].startswith("one process")
+    md = (out / "results.md").read_text()
+    assert "## Summary" in md and "### parse_only" in md
