@@ -1,9 +1,14 @@
 """Strategies and their building blocks.
 
 ``planner``: the requote planner (target ladder vs live orders -> keep / modify / cancel /
-create, within the in-flight cap and the rate budget).
+create, within the in-flight cap and the rate budget). ``base``: ``StrategyBase`` (hooks, risk
+gate before signing, guards, kill switch). ``market_making`` and ``trend_ladder``: the two
+strategies (``STRATEGIES`` maps config names to classes). ``estimators``: online sigma/kappa.
 """
 
+from mmfast.strategy.base import STAGES, Journal, LatencyStats, StrategyBase
+from mmfast.strategy.estimators import ArrivalIntensity, VolatilityEstimator
+from mmfast.strategy.market_making import MarketMaking
 from mmfast.strategy.planner import (
     MAX_INFLIGHT_PER_MARKET,
     UNLIMITED,
@@ -17,17 +22,34 @@ from mmfast.strategy.planner import (
     UnlimitedBudget,
     plan_requotes,
 )
+from mmfast.strategy.trend_ladder import EntryLevel, TrendLadder, allocate_tp_sizes
+
+STRATEGIES: dict[str, type[StrategyBase]] = {
+    MarketMaking.name: MarketMaking,
+    TrendLadder.name: TrendLadder,
+}
 
 __all__ = [
     "MAX_INFLIGHT_PER_MARKET",
+    "STAGES",
+    "STRATEGIES",
     "UNLIMITED",
     "Action",
     "ActionKind",
+    "ArrivalIntensity",
     "BudgetView",
     "Degrade",
+    "EntryLevel",
+    "Journal",
+    "LatencyStats",
+    "MarketMaking",
     "Plan",
     "PlannerParams",
     "RateBudget",
+    "StrategyBase",
+    "TrendLadder",
     "UnlimitedBudget",
+    "VolatilityEstimator",
+    "allocate_tp_sizes",
     "plan_requotes",
 ]

@@ -1,0 +1,714 @@
+"""``StrategyBase``: what every mmfast strategy shares.
+
+- **Lifecycle** (the ``Strategy`` protocol): ``start(core)``, ``stop()``, ``async on_tick(now_ms)``.
+- **Event hooks**: ``on_book(book, now_ns)``, ``on_order_update(order)``, ``on_fill(fill)``,
+  ``on_position(position)``, ``on_pull(reason)``. ``start`` subscribes them to the core's bus
+  (``BookUpdated`` of this market, ``OrderUpdated``, ``FillReceived``, ``PositionUpdated``,
+  ``PullQuotes``, ``ConnectorState``): this is the one place book events reach a strategy (the
+  core does not forward them), so nothing is delivered twice.
+- **Order entry through the risk gate**: ``place``/``modify`` call ``RiskGate.admit`` before the
+  connector signs anything; ``cancel`` is never gated (it only reduces risk).
+- **Guards**: no new order while the connector is not ready, the book is out of sync, the market
+  is inactive or reduce-only (the gate's reasons), or the kill switch is tripped.
+- **Kill switch**: pause = cancel all of the market's orders, keep running, resume (requote)
+  when it clears; stop = cancel all and ask the runner to exit (``on_stop_request``).
+- **Requotes are coalesced**: ``request_requote`` from any event or tick runs ``requote()`` in
+  one task; events arriving meanwhile fold into one more pass.
+- **Latency**: each stage is stamped (book received -> quote computed -> sent -> acked -> open,
+  fill -> requote) into ``LatencyStats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Final
+
+from mmfast.core.events import (
+    BookUpdated,
+    ConnectorState,
+    FillReceived,
+    OrderUpdated,
+    PositionUpdated,
+    PullQuotes,
+)
+from mmfast.core.interfaces import OrderConnector
+from mmfast.core.log import get_logger
+from mmfast.core.timesource import REAL_TIME, TimeSource
+from mmfast.core.types import Fill, Order, OrderStatus, Position, Side, TimeInForce
+from mmfast.risk.killswitch import (
+    KillAction,
+    KillState,
+    KillSwitch,
+    KillSwitchLimits,
+    TripReason,
+    total_pnl_micro,
+)
+from mmfast.risk.limits import (
+    MarginState,
+    MarketRules,
+    MarketState,
+    RiskGate,
+    RiskLimits,
+    RiskReason,
+)
+from mmfast.strategy.planner import UNLIMITED, Action, ActionKind, BudgetView, Plan, RateBudget
+
+if TYPE_CHECKING:
+    from mmfast.conf.schema import RiskConfig
+    from mmfast.core.trading_core import TradingCore
+
+__all__ = ["STAGES", "Journal", "LatencyStats", "StrategyBase", "rules_from_market_info"]
+
+_log = get_logger("strategy")
+
+# Latency stages stamped by the strategy (names as shown by the status line).
+STAGES: Final = ("book>quote", "quote>send", "send>ack", "ack>open", "book>send", "fill>requote")
+_RING: Final = 4096
+_CANCEL_TIMEOUT_S: Final = 5.0
+
+
+class Journal:
+    """Where structured events go (``mmfast.run.journal.JsonlJournal`` or a test recorder)."""
+
+    def write(self, kind: str, **fields: Any) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _NullJournal(Journal):
+    def write(self, kind: str, **fields: Any) -> None:
+        return None
+
+
+class LatencyStats:
+    """Samples (ns) per stage in bounded rings; percentiles on demand (status, summary)."""
+
+    __slots__ = ("_rings", "counts")
+
+    def __init__(self, stages: Iterable[str] = STAGES) -> None:
+        self._rings: dict[str, deque[int]] = {s: deque(maxlen=_RING) for s in stages}
+        self.counts: dict[str, int] = dict.fromkeys(self._rings, 0)  # samples ever taken
+
+    def add(self, stage: str, ns: int) -> None:
+        ring = self._rings.get(stage)
+        if ring is None:
+            ring = self._rings[stage] = deque(maxlen=_RING)
+            self.counts[stage] = 0
+        ring.append(max(0, ns))
+        self.counts[stage] += 1
+
+    def percentiles(self, stage: str, qs: tuple[float, ...] = (0.5, 0.99)) -> tuple[int, ...]:
+        """Nearest-rank percentiles of the ring (ns); zeros when empty."""
+        ring = self._rings.get(stage)
+        if not ring:
+            return tuple(0 for _ in qs)
+        data = sorted(ring)
+        n = len(data)
+        return tuple(data[min(n - 1, max(0, int(q * n + 0.999999) - 1))] for q in qs)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """stage -> {n, p50_us, p99_us} for stages with samples."""
+        out: dict[str, dict[str, float]] = {}
+        for s, ring in self._rings.items():
+            if ring:
+                p50, p99 = self.percentiles(s)
+                out[s] = {"n": self.counts[s], "p50_us": round(p50 / 1e3, 1),
+                          "p99_us": round(p99 / 1e3, 1)}
+        return out
+
+
+def rules_from_market_info(info: Any) -> MarketRules:
+    """``MarketRules`` from the connector's ``MarketInfo`` (venue minimums in engine units)."""
+    pd, sd = info.price_decimals, info.size_decimals
+    # micro-USDC -> tick x lot units, rounded up so an order passing here passes at the venue.
+    scale = 10 ** (pd + sd)
+    min_notional = -((-info.min_quote_micro * scale) // 1_000_000)
+    return MarketRules(market=info.market_id, price_decimals=pd, size_decimals=sd,
+                       min_size_lots=max(1, info.min_base_lots), min_notional=min_notional,
+                       initial_margin_bps=max(1, min(10_000, info.default_imf_1e4 or 10_000)))
+
+
+class StrategyBase:
+    """Base of mmfast strategies (see the module doc). One market per strategy instance.
+
+    Collaborators are constructor arguments: the ``connector`` (``OrderConnector``; extra
+    attributes used when present: ``ready``, ``books``, ``markets``, ``stats``, ``user_stats``,
+    ``budget``, ``trades``), the market ``rules`` (default: from ``connector.markets``), the risk
+    config or a ready ``gate``/``kill`` pair, a ``journal``, a ``TimeSource`` and
+    ``on_stop_request(reason)`` (the runner exits when the kill switch says stop).
+    """
+
+    name = "base"
+
+    def __init__(
+        self,
+        market: int,
+        connector: OrderConnector,
+        *,
+        risk: RiskConfig | None = None,
+        rules: MarketRules | None = None,
+        gate: RiskGate | None = None,
+        kill: KillSwitch | None = None,
+        journal: Journal | None = None,
+        time: TimeSource = REAL_TIME,
+        order_expiry_s: int = 900,
+        on_stop_request: Callable[[str], Any] | None = None,
+        latency: LatencyStats | None = None,
+    ) -> None:
+        if gate is None and risk is None:
+            raise ValueError("a strategy needs a risk config or a RiskGate")
+        self.market = market  # the one market this instance trades
+        self.connector = connector  # order entry and (optionally) market state
+        self.risk_config = risk  # [risk] (gate and kill switch built at start when not given)
+        self.rules = rules  # market order rules (from the connector at start when None)
+        self.gate = gate  # pre-trade gate, called before anything is signed
+        self.kill = kill  # kill switch
+        self.journal: Journal = journal or _NullJournal()  # structured events
+        self.time = time  # monotonic ns and wall ms (order expiry)
+        self.order_expiry_s = order_expiry_s  # venue expiry of each order
+        self.on_stop_request = on_stop_request  # called when the kill switch says stop
+        self.latency = latency or LatencyStats()  # per-stage latency samples
+        self.core: TradingCore | None = None
+        self.book: Any = None  # the market's OrderBook (from BookUpdated or the connector)
+        self.orders: dict[int, Order] = {}  # coi -> our non-terminal orders of this market
+        self.busy: set[int] = set()  # cois with a modify/cancel tx in flight
+        self.inflight = 0  # order txs of this market handed to the connector, not returned
+        self.position = Position(market)  # fill-driven position, PnL and fees (micro-USDC)
+        self.venue_position_lots: int | None = None  # the venue's size (authoritative)
+        self.funding_micro = 0  # funding received (> 0) or paid, micro-USDC
+        self.fills = 0  # fills of ours
+        self.filled_lots = 0  # lots filled
+        self.counts: dict[str, int] = {"placed": 0, "modified": 0, "cancelled": 0,
+                                       "rejected": 0, "denied": 0, "send_errors": 0,
+                                       "cancel_alls": 0}
+        self.running = False
+        self.last_fill_ns = 0  # monotonic ns of the last fill
+        self.last_trade_ticks = 0  # last trade price seen (market, not only ours)
+        self._unsub: list[Callable[[], None]] = []
+        self._requote_task: asyncio.Task[None] | None = None
+        self._requote_wanted = False
+        self._trigger_ns = 0  # receive stamp of the event behind the pending requote
+        self._fill_trigger_ns = 0  # stamp of a fill awaiting its requote (fill>requote)
+        self._send_ns: dict[int, int] = {}  # coi -> when its create went to the connector
+        self._ack_ns: dict[int, int] = {}  # coi -> when the connector returned it
+        self._bg: set[asyncio.Task[Any]] = set()  # cancel-alls and other fire-and-forget work
+        self._pulled = False  # quotes are off because of a pull / guard
+        self._unclaimed: dict[int, list[Fill]] = {}  # fills for cois not yet returned by place
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, core: TradingCore) -> None:
+        """Subscribe the hooks to the core's bus and build the gate/kill switch."""
+        self.core = core
+        c = self.connector
+        if self.rules is None:
+            info = getattr(c, "markets", {}).get(self.market)
+            if info is None:
+                raise ValueError(f"no metadata for market {self.market}")
+            self.rules = rules_from_market_info(info)
+        if self.gate is None:
+            assert self.risk_config is not None
+            self.gate = RiskGate(RiskLimits.from_config(self.risk_config, self.rules),
+                                 self.rules, now_ns=self.time.monotonic_ns)
+        if self.kill is None and self.risk_config is not None:
+            self.kill = KillSwitch(KillSwitchLimits.from_config(self.risk_config.kill_switch),
+                                   now_ns=self.time.monotonic_ns)
+        if self.kill is not None:
+            self.kill._on_trip = self._on_kill_trip
+            self.kill._on_resume = self._on_kill_resume
+        books = getattr(c, "books", None)
+        if books and self.market in books:
+            self.book = books[self.market]
+        bus = core.bus
+        self._unsub = [
+            bus.subscribe(BookUpdated, self._on_book_event),
+            bus.subscribe(OrderUpdated, self._on_order_event),
+            bus.subscribe(FillReceived, self._on_fill_event),
+            bus.subscribe(PositionUpdated, self._on_position_event),
+            bus.subscribe(PullQuotes, self._on_pull_event),
+            bus.subscribe(ConnectorState, self._on_connector_event),
+        ]
+        self.running = True
+        self._refresh_state()
+        self.journal.write("strategy_started", strategy=self.name, market=self.market)
+
+    async def stop(self) -> None:
+        """Stop reacting; the core (or the runner) cancels the market's orders after this."""
+        self.running = False
+        for u in self._unsub:
+            u()
+        self._unsub.clear()
+        task = self._requote_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for t in list(self._bg):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(t, _CANCEL_TIMEOUT_S / self.time.scale)
+        self.journal.write("strategy_stopped", strategy=self.name, market=self.market)
+
+    async def on_tick(self, now_ms: int) -> None:
+        """Periodic work: risk state, PnL and kill switch, then the strategy's ``tick``."""
+        if not self.running:
+            return
+        now = self.time.monotonic_ns()
+        self._refresh_state()
+        kill = self.kill
+        if kill is not None:
+            mark = self.mark_price()
+            if mark > 0 and self.rules is not None:
+                kill.update_pnl(self.pnl_micro(mark), now)
+            kill.evaluate(now)
+        await self.tick(now)
+
+    # ------------------------------------------------------------------ bus adapters
+    def _on_book_event(self, ev: BookUpdated) -> None:
+        if ev.market == self.market:
+            self.on_book(ev.book, ev.ts_ns)
+
+    def _on_order_event(self, ev: OrderUpdated) -> None:
+        if ev.order.market == self.market:
+            self.on_order_update(ev.order)
+
+    def _on_fill_event(self, ev: FillReceived) -> None:
+        if ev.fill.market == self.market:
+            self.on_fill(ev.fill)
+
+    def _on_position_event(self, ev: PositionUpdated) -> None:
+        if ev.position.market == self.market:
+            self.on_position(ev.position)
+
+    def _on_pull_event(self, ev: PullQuotes) -> None:
+        if ev.market is None or ev.market == self.market:
+            self.on_pull(ev.reason)
+
+    def _on_connector_event(self, ev: ConnectorState) -> None:
+        self._refresh_state()
+        self.journal.write("connector_state", ready=ev.ready, reason=ev.reason)
+        if ev.ready:
+            self.request_requote(ev.ts_ns)
+
+    # ------------------------------------------------------------------ hooks
+    def on_book(self, book: Any, now_ns: int) -> None:
+        """A book update of this market (only while in sync and not crossed)."""
+        self.book = book
+        if self.gate is not None:
+            st = self.gate.state
+            st.book_in_sync = bool(book.in_sync())
+            if not st.mark_price:
+                st.mark_price = self._mid(book)
+        self.book_changed(book, now_ns)
+
+    def on_order_update(self, order: Order) -> None:
+        """An order of this market changed state (the tracker's shared Order)."""
+        coi = order.client_order_index
+        known = coi in self.orders
+        if not known and order.status.is_terminal:
+            return
+        now = self.time.monotonic_ns()
+        if order.status is OrderStatus.OPEN and coi in self._ack_ns:
+            self.latency.add("ack>open", now - self._ack_ns.pop(coi))
+        if order.status.is_terminal:
+            self.orders.pop(coi, None)
+            self._ack_ns.pop(coi, None)
+            self._send_ns.pop(coi, None)
+            if order.status is OrderStatus.REJECTED:
+                self.counts["rejected"] += 1
+                if self.kill is not None:
+                    self.kill.on_order_result(True, now)
+            elif order.status is OrderStatus.CANCELED:
+                self.counts["cancelled"] += 1
+        else:
+            if not known:
+                self.orders[coi] = order
+                if self.kill is not None and order.status is not OrderStatus.PENDING_NEW:
+                    self.kill.on_order_result(False, now)
+        self._recount()
+        self.journal.write("order", coi=coi, side=order.side.name, price=order.price_ticks,
+                           size=order.size_lots, filled=order.filled_lots,
+                           status=order.status.name, reduce_only=order.reduce_only,
+                           reason=order.cancel_reason)
+        self.order_changed(order)
+
+    def on_fill(self, fill: Fill) -> None:
+        """A fill of ours in this market."""
+        now = self.time.monotonic_ns()
+        self.position.apply_fill(fill)
+        self.fills += 1
+        self.filled_lots += fill.size_lots
+        self.last_fill_ns = now
+        self._fill_trigger_ns = now
+        if self.gate is not None:
+            self.gate.state.position_lots = self.position_lots
+        if self.kill is not None:
+            self.kill.on_fill(now)
+        self.journal.write("fill", trade_id=fill.trade_id, coi=fill.client_order_index,
+                           side=fill.side.name, price=fill.price_ticks, size=fill.size_lots,
+                           fee=fill.fee, maker=fill.is_maker,
+                           position=self.position_lots)
+        coi = fill.client_order_index
+        if coi is not None and coi not in self.orders and coi not in self._send_ns:
+            # Not ours yet (place_limit has not returned): replayed when it does.
+            self._unclaimed.setdefault(coi, []).append(fill)
+            return
+        self.filled(fill)
+        self.request_requote(now)
+
+    def on_position(self, position: Position) -> None:
+        """The venue's position (authoritative for inventory)."""
+        self.venue_position_lots = position.size_lots
+        if self.gate is not None:
+            self.gate.state.position_lots = position.size_lots
+
+    def on_pull(self, reason: str) -> None:
+        """Quotes must come off (stale/crossed book, stream down, halt, skew...)."""
+        self.journal.write("pull_quotes", reason=reason)
+        self._refresh_state()
+        if self.orders:
+            self.cancel_all_soon(f"pull: {reason}")
+
+    # --- for subclasses -----------------------------------------------------------------
+    def book_changed(self, book: Any, now_ns: int) -> None:
+        """React to a book update; default: requote."""
+        self.request_requote(now_ns)
+
+    def order_changed(self, order: Order) -> None:
+        """After an order's state changed (bookkeeping done)."""
+
+    def filled(self, fill: Fill) -> None:
+        """After a fill was booked (position, counters, kill switch)."""
+
+    def order_placed(self, order: Order, tag: str) -> None:
+        """After ``place`` got the order back from the connector (before replayed fills)."""
+
+    async def tick(self, now_ns: int) -> None:
+        """Periodic work; default: requote (max order age, cleared guards)."""
+        self.request_requote(now_ns)
+
+    async def requote(self, trigger_ns: int) -> None:
+        """Bring the orders to the target; called from the coalescing requote task."""
+
+    # ------------------------------------------------------------------ state
+    @property
+    def position_lots(self) -> int:
+        """Inventory: the venue's size when known, else the fill-driven one."""
+        v = self.venue_position_lots
+        return self.position.size_lots if v is None else v
+
+    def _mid(self, book: Any) -> int:
+        try:
+            m2 = book.mid_x2()
+        except Exception:
+            return 0
+        return m2 // 2 if m2 > 0 else 0
+
+    def mark_price(self) -> int:
+        """Mark price (ticks): the venue's market_stats when present, else the book mid."""
+        stats = getattr(self.connector, "stats", None)
+        if stats:
+            s = stats.get(self.market)
+            if s is not None and s.mark_price_ticks > 0:
+                return int(s.mark_price_ticks)
+        return self._mid(self.book) if self.book is not None else 0
+
+    def pnl_micro(self, mark: int | None = None) -> Fraction:
+        """Total PnL at the mark (realized + unrealized - fees + funding), micro-USDC."""
+        assert self.rules is not None
+        m = self.mark_price() if mark is None else mark
+        return total_pnl_micro(self.position, m, self.rules.price_decimals,
+                               self.rules.size_decimals, self.funding_micro)
+
+    def _refresh_state(self) -> None:
+        """Copy the connector's readiness, market status, mark and margin into the gate."""
+        gate = self.gate
+        if gate is None:
+            return
+        st = gate.state
+        c = self.connector
+        st.connector_ready = bool(getattr(c, "ready", True))
+        if self.book is not None:
+            st.book_in_sync = bool(self.book.in_sync())
+        info = (getattr(c, "markets", None) or {}).get(self.market)
+        if info is not None:
+            if info.status != "active":
+                st.market_state = MarketState.INACTIVE
+            elif info.force_reduce_only:
+                st.market_state = MarketState.REDUCE_ONLY
+            else:
+                st.market_state = MarketState.ACTIVE
+        mark = self.mark_price()
+        if mark > 0:
+            st.mark_price = mark
+        us = getattr(c, "user_stats", None)
+        if us:
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                st.margin = MarginState.from_user_stats(us)
+        st.kill_switch_tripped = self.kill is not None and self.kill.tripped
+        st.position_lots = self.position_lots
+
+    def _recount(self) -> None:
+        if self.gate is not None:
+            self.gate.state.set_orders(self.orders.values())
+
+    def can_quote(self) -> RiskReason:
+        """OK when new orders may go out (guards only: ready, in sync, market, kill switch)."""
+        if not self.running:
+            return RiskReason.NOT_READY
+        assert self.gate is not None
+        st = self.gate.state
+        if not st.connector_ready:
+            return RiskReason.NOT_READY
+        if not st.book_in_sync:
+            return RiskReason.BOOK_OUT_OF_SYNC
+        if self.kill is not None and self.kill.tripped:
+            return RiskReason.KILL_SWITCH
+        if st.market_state is MarketState.INACTIVE:
+            return RiskReason.MARKET_INACTIVE
+        return RiskReason.OK
+
+    def budget(self) -> RateBudget:
+        """The planner's view of the connector's rate budget (unlimited without one)."""
+        b = getattr(self.connector, "budget", None)
+        return UNLIMITED if b is None or not hasattr(b, "state") else BudgetView(b)
+
+    # ------------------------------------------------------------------ requote scheduling
+    def request_requote(self, trigger_ns: int) -> None:
+        """Ask for a requote pass; passes are coalesced into one task."""
+        if not self.running:
+            return
+        self._requote_wanted = True
+        if not self._trigger_ns:
+            self._trigger_ns = trigger_ns
+        task = self._requote_task
+        if task is None or task.done():
+            self._requote_task = asyncio.get_running_loop().create_task(self._requote_loop())
+
+    async def _requote_loop(self) -> None:
+        while self._requote_wanted and self.running:
+            self._requote_wanted = False
+            trigger = self._trigger_ns or self.time.monotonic_ns()
+            self._trigger_ns = 0
+            if self._fill_trigger_ns:
+                self.latency.add("fill>requote", self.time.monotonic_ns() - self._fill_trigger_ns)
+                self._fill_trigger_ns = 0
+            try:
+                await self.requote(trigger)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("%s: requote failed", self.name)
+
+    # ------------------------------------------------------------------ order entry
+    def expiry_ms(self) -> int:
+        """Venue expiry of an order placed now (wall-clock epoch ms)."""
+        return self.time.wall_ms() + self.order_expiry_s * 1000
+
+    async def place(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
+                    tif: TimeInForce = TimeInForce.POST_ONLY, trigger_ns: int = 0,
+                    tag: str = "") -> Order | None:
+        """Gate, then place a limit order; the Order (PENDING_NEW) or None when denied/failed."""
+        if self.can_quote():
+            return None
+        gate = self.gate
+        assert gate is not None
+        reason = gate.admit(side, price, size, reduce_only=reduce_only)
+        if reason:
+            self.counts["denied"] += 1
+            self.journal.write("denied", side=side.name, price=price, size=size,
+                               reduce_only=reduce_only, reason=reason.name, tag=tag)
+            return None
+        now = self.time.monotonic_ns()
+        if trigger_ns:
+            self.latency.add("book>send", now - trigger_ns)
+        if self.kill is not None:
+            self.kill.on_order_sent(1, now)
+        self.inflight += 1
+        try:
+            order = await self.connector.place_limit(
+                self.market, side, price, size, tif=tif, reduce_only=reduce_only,
+                expiry_ms=0 if tif is TimeInForce.IOC else self.expiry_ms())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counts["send_errors"] += 1
+            self.journal.write("send_error", op="place", side=side.name, price=price,
+                               size=size, error=type(exc).__name__)
+            _log.warning("%s: place failed: %s", self.name, type(exc).__name__)
+            return None
+        finally:
+            self.inflight -= 1
+        done = self.time.monotonic_ns()
+        self.latency.add("send>ack", done - now)
+        self.counts["placed"] += 1
+        coi = order.client_order_index
+        if not order.created_ns:
+            order.created_ns = now  # the planner ages orders from here
+        if not order.status.is_terminal:
+            self.orders.setdefault(coi, order)
+            if order.status is OrderStatus.PENDING_NEW:
+                self._ack_ns[coi] = done
+        self._recount()
+        self.journal.write("order_sent", coi=coi, side=side.name, price=price, size=size,
+                           reduce_only=reduce_only, tif=tif.name, tag=tag)
+        self.order_placed(order, tag)
+        for f in self._unclaimed.pop(coi, ()):
+            self.filled(f)
+        return order
+
+    async def modify(self, order: Order, price: int, size: int) -> bool:
+        """Gate, then modify ``order`` to ``price`` with ``size`` lots left on the book."""
+        if self.can_quote():
+            return False
+        gate = self.gate
+        assert gate is not None
+        reason = gate.admit(order.side, price, size, reduce_only=order.reduce_only,
+                            modify_of=order)
+        if reason:
+            self.counts["denied"] += 1
+            self.journal.write("denied", op="modify", coi=order.client_order_index,
+                               price=price, size=size, reason=reason.name)
+            return False
+        coi = order.client_order_index
+        if self.kill is not None:
+            self.kill.on_order_sent(1)
+        self.busy.add(coi)
+        self.inflight += 1
+        try:
+            await self.connector.modify(order, price, size)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counts["send_errors"] += 1
+            self.journal.write("send_error", op="modify", coi=coi, error=type(exc).__name__)
+            return False
+        finally:
+            self.inflight -= 1
+            self.busy.discard(coi)
+        self.counts["modified"] += 1
+        self.journal.write("order_modify", coi=coi, price=price, size=size)
+        return True
+
+    async def cancel(self, order: Order) -> bool:
+        """Cancel ``order`` (never gated)."""
+        coi = order.client_order_index
+        if self.kill is not None:
+            self.kill.on_order_sent(1)
+        self.busy.add(coi)
+        self.inflight += 1
+        try:
+            await self.connector.cancel(order)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counts["send_errors"] += 1
+            self.journal.write("send_error", op="cancel", coi=coi, error=type(exc).__name__)
+            return False
+        finally:
+            self.inflight -= 1
+            self.busy.discard(coi)
+        self.journal.write("order_cancel", coi=coi)
+        return True
+
+    async def cancel_all(self, reason: str) -> int:
+        """Cancel every order of ours in this market; orders still open (0 = all gone)."""
+        self.counts["cancel_alls"] += 1
+        self.journal.write("cancel_all", market=self.market, reason=reason)
+        try:
+            left = await self.connector.cancel_all(self.market, _CANCEL_TIMEOUT_S)
+        except Exception as exc:
+            self.journal.write("send_error", op="cancel_all", error=type(exc).__name__)
+            _log.error("%s: cancel_all failed: %s", self.name, type(exc).__name__)
+            return -1
+        self.journal.write("cancel_all_done", market=self.market, left=left)
+        return left
+
+    def cancel_all_soon(self, reason: str) -> None:
+        """``cancel_all`` in the background (from a synchronous hook)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        t = loop.create_task(self.cancel_all(reason))
+        self._bg.add(t)
+        t.add_done_callback(self._bg.discard)
+
+    async def execute(self, plan: Plan, trigger_ns: int = 0, *, quote_ns: int = 0) -> None:
+        """Send a plan's actions (in order: each starts before the next is created)."""
+        if not plan.actions:
+            return
+        if quote_ns:
+            self.latency.add("quote>send", self.time.monotonic_ns() - quote_ns)
+        coros = [self._run_action(a, trigger_ns) for a in plan.actions]
+        await asyncio.gather(*coros)
+
+    async def _run_action(self, a: Action, trigger_ns: int) -> None:
+        if a.kind is ActionKind.CREATE:
+            await self.place(a.side, a.price_ticks, a.size_lots, trigger_ns=trigger_ns,
+                             tag=f"L{a.level}")
+        elif a.kind is ActionKind.MODIFY:
+            assert a.order is not None
+            await self.modify(a.order, a.price_ticks, a.size_lots)
+        else:
+            assert a.order is not None
+            await self.cancel(a.order)
+
+    # ------------------------------------------------------------------ kill switch
+    def _on_kill_trip(self, action: KillAction, reason: TripReason) -> None:
+        assert self.kill is not None
+        self._refresh_state()
+        self.journal.write("kill_switch", state=self.kill.state.value, action=action.value,
+                           reason=reason.value, drawdown_micro=float(self.kill.drawdown))
+        _log.warning("%s: kill switch %s (%s)", self.name, action.value, reason.value)
+        self.cancel_all_soon(f"kill switch: {reason.value}")
+        if action is KillAction.STOP and self.on_stop_request is not None:
+            self.on_stop_request(f"kill switch: {reason.value}")
+
+    def _on_kill_resume(self, reason: TripReason) -> None:
+        self._refresh_state()
+        self.journal.write("kill_switch", state=KillState.ARMED.value, action="resume",
+                           reason=reason.value)
+        _log.warning("%s: kill switch cleared (%s): resuming", self.name, reason.value)
+        self.request_requote(self.time.monotonic_ns())
+
+    # ------------------------------------------------------------------ status
+    def live_quotes(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Our non-terminal orders as (price, remaining) per side, best first."""
+        bids = sorted(((o.price_ticks, o.remaining_lots) for o in self.orders.values()
+                       if o.side is Side.BUY), reverse=True)
+        asks = sorted((o.price_ticks, o.remaining_lots) for o in self.orders.values()
+                      if o.side is Side.SELL)
+        return bids, asks
+
+    def status(self) -> dict[str, Any]:
+        bids, asks = self.live_quotes()
+        book = self.book
+        top = None
+        if book is not None and book.in_sync():
+            top = {"bid": book.best_bid(), "bid_size": book.best_bid_size(),
+                   "ask": book.best_ask(), "ask_size": book.best_ask_size()}
+        pnl = None
+        if self.rules is not None and self.mark_price() > 0:
+            pnl = float(self.pnl_micro()) / 1e6
+        gate = self.gate
+        return {
+            "strategy": self.name,
+            "market": self.market,
+            "book": top,
+            "bids": bids,
+            "asks": asks,
+            "position_lots": self.position_lots,
+            "pnl_usdc": pnl,
+            "fees_usdc": self.position.fees_paid / 1e6,
+            "fills": self.fills,
+            "filled_lots": self.filled_lots,
+            "orders_open": len(self.orders),
+            "inflight": self.inflight,
+            "counts": dict(self.counts),
+            "denials": {} if gate is None else {r.name: n for r, n in gate.denials.items()},
+            "kill_switch": None if self.kill is None else self.kill.status(),
+            "guard": self.can_quote().name,
+            "latency": self.latency.summary(),
+        }

@@ -1,0 +1,209 @@
+"""``market_making``: a ladder on both sides of a reference price, requoted on book events.
+
+Parameters (``[strategy.market_making]``, docs/strategies.md) in the spirit of pure market
+making and Avellaneda-Stoikov: bid/ask spread, levels, level spread, order amount and step,
+refresh tolerance, max order age, filled-order delay, inventory target and skew, minimum spread,
+price ceiling/floor, reference price (mid, microprice, last trade), and an A-S mode whose sigma
+and kappa are estimated online (``estimators``).
+
+Every price is an int tick computed by the compiled ``QuoteEngine``; the planner turns the
+target ladder and the live orders into the fewest txs; the base class gates each one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import TYPE_CHECKING, Any
+
+from mmfast._core.quote import MODE_AS, MODE_FIXED, QuoteEngine, QuoteParams, notional_at_least
+from mmfast.core.types import Order, Side
+from mmfast.strategy.base import StrategyBase
+from mmfast.strategy.estimators import ArrivalIntensity, VolatilityEstimator
+from mmfast.strategy.planner import PlannerParams, plan_requotes
+
+if TYPE_CHECKING:
+    from mmfast.conf.schema import MarketMakingConfig
+    from mmfast.core.interfaces import OrderConnector
+
+__all__ = ["MarketMaking"]
+
+
+class MarketMaking(StrategyBase):
+    """Pure market making / Avellaneda-Stoikov on one market (see the module doc)."""
+
+    name = "market_making"
+
+    def __init__(self, market: int, connector: OrderConnector, config: MarketMakingConfig,
+                 **kw: Any) -> None:
+        kw.setdefault("order_expiry_s", config.order_expiry_s)
+        super().__init__(market, connector, **kw)
+        self.config = config  # [strategy.market_making]
+        self.engine: QuoteEngine | None = None  # compiled quote engine (built at start)
+        self.planner = PlannerParams.from_config(config)  # tolerances and max order age
+        a = config.avellaneda_stoikov
+        self.vol = VolatilityEstimator(a.sigma_window_s)  # online sigma (ticks/sqrt s)
+        self.arrivals = ArrivalIntensity(a.kappa_window_s)  # online kappa (1/ticks)
+        self.sigma = a.sigma  # sigma in use
+        self.kappa = a.kappa  # kappa in use
+        self._seen_trades = 0  # trades of the connector's deque already fed to the estimator
+        self._last_trade_id: Any = None  # last trade fed (the deque is bounded)
+        self.last_target: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
+        self.requotes = 0  # requote passes that computed a target
+
+    # ------------------------------------------------------------------ setup
+    def start(self, core: Any) -> None:
+        super().start(core)
+        assert self.rules is not None and self.gate is not None
+        self.engine = QuoteEngine(self._params(), min_size_lots=self.rules.min_size_lots,
+                                  min_notional=self.rules.min_notional,
+                                  price_step=self.rules.price_step, lot_step=self.rules.lot_step)
+
+    def _params(self) -> QuoteParams:
+        c = self.config
+        assert self.gate is not None
+        cap = self.gate.limits.max_position_lots
+        a = c.avellaneda_stoikov
+        common = dict(n_levels=c.levels, level_spacing_ticks=c.level_spread_ticks,
+                      size_lots=c.order_amount_lots, size_step_lots=c.amount_step_lots,
+                      target_position_lots=c.inventory_target_lots, max_long_lots=cap,
+                      max_short_lots=cap, min_spread_ticks=c.min_spread_ticks)
+        if c.mode == "avellaneda_stoikov":
+            return QuoteParams(mode=MODE_AS, gamma=a.gamma, sigma=self.sigma, tau=a.tau_s,
+                               kappa=self.kappa, **common)
+        # Fixed: the engine takes one spread; the wider side is widened after compute.
+        return QuoteParams(mode=MODE_FIXED, spread_ticks=min(c.bid_spread_ticks,
+                                                             c.ask_spread_ticks),
+                           skew_ticks=c.inventory_skew_ticks, **common)
+
+    # ------------------------------------------------------------------ estimators
+    def _feed_estimators(self, now_ns: int) -> None:
+        book = self.book
+        if book is None or not book.in_sync():
+            return
+        m2 = book.mid_x2()
+        self.vol.update(m2, now_ns)
+        trades = (getattr(self.connector, "trades", None) or {}).get(self.market)
+        if trades:
+            new = []
+            for t in reversed(trades):
+                tid = t.get("trade_id")
+                if tid == self._last_trade_id:
+                    break
+                new.append(t)
+            if new:
+                self._last_trade_id = new[0].get("trade_id")
+                for t in reversed(new):
+                    try:
+                        price = book.parse_price(str(t["price"]))
+                    except (KeyError, ValueError):
+                        continue
+                    self.last_trade_ticks = price
+                    self.arrivals.update(price, m2, now_ns)
+
+    def _update_model(self) -> None:
+        """A-S: swap in the estimates once each has ``min_samples``."""
+        c = self.config
+        if c.mode != "avellaneda_stoikov" or self.engine is None:
+            return
+        a = c.avellaneda_stoikov
+        sigma = self.vol.sigma if self.vol.samples >= a.min_samples else a.sigma
+        kappa = self.arrivals.kappa if self.arrivals.samples >= a.min_samples else a.kappa
+        kappa = min(max(kappa, 1e-9), 1e9)
+        if not (math.isfinite(sigma) and math.isfinite(kappa)):
+            return
+        if (abs(sigma - self.sigma) > 0.01 * max(self.sigma, 1e-9)
+                or abs(kappa - self.kappa) > 0.01 * self.kappa):
+            self.sigma, self.kappa = sigma, kappa
+            # An estimate the engine refuses (non-finite spread): keep the last parameters.
+            with contextlib.suppress(ValueError):
+                self.engine.set_params(self._params())
+
+    # ------------------------------------------------------------------ target
+    def reference_price(self) -> int:
+        """The ladder's center in ticks; 0 = the engine's exact mid."""
+        ref = self.config.reference_price
+        book = self.book
+        if ref == "microprice" and book is not None:
+            mp = book.microprice()
+            return round(mp) if math.isfinite(mp) and mp > 0 else 0
+        if ref == "last_trade":
+            stats = (getattr(self.connector, "stats", None) or {}).get(self.market)
+            last = self.last_trade_ticks or (stats.last_trade_price_ticks if stats else 0)
+            return max(0, int(last))
+        return 0
+
+    def target(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The target ladder (bids, asks) from the compiled engine plus the config's
+        asymmetric spread and price band."""
+        engine = self.engine
+        book = self.book
+        if engine is None or book is None:
+            return [], []
+        n = engine.compute_from_book(book, self.position_lots, self.reference_price())
+        if n == 0:
+            return [], []
+        bids, asks = engine.bids(), engine.asks()
+        c = self.config
+        if c.mode == "fixed" and c.bid_spread_ticks != c.ask_spread_ticks:
+            bids, asks = self._widen(bids, asks)
+        if c.price_ceiling_ticks:
+            bids = [lv for lv in bids if lv[0] <= c.price_ceiling_ticks]
+        if c.price_floor_ticks:
+            asks = [lv for lv in asks if lv[0] >= c.price_floor_ticks]
+        return bids, asks
+
+    def _widen(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]
+               ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Move the wider side out by the spread difference (only ever away from the book, so
+        post-only and the minimum spread still hold); drop levels under the venue minimum."""
+        c = self.config
+        assert self.rules is not None
+        step = self.rules.price_step
+        d = abs(c.ask_spread_ticks - c.bid_spread_ticks)
+        d = -(-d // step) * step
+        mn = self.rules.min_notional
+        if c.ask_spread_ticks > c.bid_spread_ticks:
+            asks = [(p + d, s) for p, s in asks]
+        else:
+            bids = [(p - d, s) for p, s in bids if p - d > 0 and notional_at_least(p - d, s, mn)]
+        return bids, asks
+
+    # ------------------------------------------------------------------ reactions
+    def book_changed(self, book: Any, now_ns: int) -> None:
+        self.request_requote(now_ns)
+
+    async def tick(self, now_ns: int) -> None:
+        self._feed_estimators(now_ns)
+        self._update_model()
+        self.request_requote(now_ns)
+
+    async def requote(self, trigger_ns: int) -> None:
+        if self.can_quote():
+            return
+        t0 = self.time.monotonic_ns()
+        bids, asks = self.target()
+        tq = self.time.monotonic_ns()
+        if trigger_ns:
+            self.latency.add("book>quote", tq - trigger_ns)
+        self.last_target = (bids, asks)
+        self.requotes += 1
+        no_create: tuple[Side, ...] = ()
+        delay = self.config.filled_order_delay_s
+        if delay > 0 and self.last_fill_ns and t0 - self.last_fill_ns < delay * 1e9:
+            no_create = (Side.BUY, Side.SELL)
+        live: list[Order] = list(self.orders.values())
+        plan = plan_requotes(bids, asks, live, now_ns=t0, params=self.planner,
+                             inflight=self.inflight, budget=self.budget(),
+                             position_lots=self.position_lots, busy=self.busy,
+                             no_create=no_create)
+        await self.execute(plan, trigger_ns, quote_ns=tq)
+
+    def status(self) -> dict[str, Any]:
+        st = super().status()
+        st["target"] = {"bids": self.last_target[0], "asks": self.last_target[1]}
+        if self.config.mode == "avellaneda_stoikov":
+            st["model"] = {"sigma": round(self.sigma, 4), "kappa": round(self.kappa, 4),
+                           "sigma_samples": self.vol.samples,
+                           "kappa_samples": self.arrivals.samples}
+        return st

@@ -1,0 +1,409 @@
+"""Strategies against a recording fake connector: hooks, risk gate before the connector,
+guards, kill switch pause/resume/stop, market making ladders, trend-ladder take-profits."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmfast._core.book import OrderBook
+from mmfast._core.clock import Clock
+from mmfast.conf import parse_config
+from mmfast.core.events import BookUpdated, EventBus, FillReceived, OrderUpdated, PullQuotes
+from mmfast.core.types import Fill, Order, OrderStatus, Side, TimeInForce
+from mmfast.risk import KillState, MarketRules, RiskReason
+from mmfast.strategy import (
+    ArrivalIntensity,
+    MarketMaking,
+    TrendLadder,
+    VolatilityEstimator,
+    allocate_tp_sizes,
+)
+
+RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50,
+                    min_notional=0)
+
+
+class FakeConnector:
+    """Records every call; orders go PENDING_NEW and the test moves them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.ready = True
+        self.cois = itertools.count(1)
+        self.orders: dict[int, Order] = {}
+        self.cancel_all_left = 0
+
+    async def start(self, core: Any) -> None: ...
+
+    async def stop(self, core: Any) -> None: ...
+
+    async def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
+                          tif: TimeInForce, reduce_only: bool = False,
+                          expiry_ms: int = 0) -> Order:
+        coi = next(self.cois)
+        o = Order(coi, market, side, price_ticks, size_lots, tif=tif, reduce_only=reduce_only,
+                  expiry_ms=expiry_ms)
+        self.orders[coi] = o
+        self.calls.append(("place", side, price_ticks, size_lots, reduce_only, tif))
+        return o
+
+    async def modify(self, order: Order, price_ticks: int, size_lots: int) -> None:
+        self.calls.append(("modify", order.client_order_index, price_ticks, size_lots))
+        order.price_ticks = price_ticks
+        order.size_lots = order.filled_lots + size_lots
+
+    async def cancel(self, order: Order) -> None:
+        self.calls.append(("cancel", order.client_order_index))
+
+    async def cancel_all(self, market: int, timeout: float) -> int:
+        self.calls.append(("cancel_all", market))
+        return self.cancel_all_left
+
+
+def make_book(bid: int = 300_000, ask: int = 300_010) -> OrderBook:
+    b = OrderBook(0, 2, 4)
+    b.apply_snapshot([{"price": f"{ask / 100:.2f}", "size": "1.0000"}],
+                     [{"price": f"{bid / 100:.2f}", "size": "1.0000"}], 1)
+    return b
+
+
+def config(extra: str = "") -> Any:
+    return parse_config(f"""
+[market]
+market_id = 0
+[strategy.market_making]
+bid_spread_ticks = 10
+ask_spread_ticks = 20
+levels = 2
+level_spread_ticks = 5
+order_amount_lots = 100
+refresh_tolerance_ticks = 0
+[strategy.trend_ladder]
+ema_fast_periods = 2
+ema_slow_periods = 4
+levels = 2
+step_ticks = 10
+size_lots = 100
+take_profit_ticks = 30
+tp_max_retries = 2
+[risk]
+max_position_lots = 1000
+max_order_notional_usdc = 100000
+require_margin_stats = false
+[risk.kill_switch]
+max_drawdown_usdc = 100.0
+max_fills_per_min = 5
+pause_cooldown_s = 0.0
+{extra}
+""")
+
+
+class Harness:
+    def __init__(self, cls: type, extra: str = "") -> None:
+        self.cfg = config(extra)
+        self.conn = FakeConnector()
+        self.bus = EventBus()
+        self.clock = Clock(100, manual=True)
+        self.core = SimpleNamespace(bus=self.bus, clock=self.clock)
+        self.journal: list[tuple[str, dict[str, Any]]] = []
+        self.stops: list[str] = []
+        section = (self.cfg.strategy.market_making if cls is MarketMaking
+                   else self.cfg.strategy.trend_ladder)
+        self.s = cls(0, self.conn, section, risk=self.cfg.risk, rules=RULES,
+                     journal=SimpleNamespace(write=lambda k, **f: self.journal.append((k, f))),
+                     on_stop_request=self.stops.append)
+        self.book = make_book()
+
+    def start(self) -> None:
+        self.s.start(self.core)
+
+    async def book_event(self, book: OrderBook | None = None) -> None:
+        if book is not None:
+            self.book = book
+        self.bus.publish(BookUpdated(0, self.book, 1))
+        await self.settle()
+
+    async def settle(self) -> None:
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    def open_all(self) -> None:
+        for o in self.conn.orders.values():
+            if o.status is OrderStatus.PENDING_NEW:
+                o.status = OrderStatus.OPEN
+                self.bus.publish(OrderUpdated(o, 0))
+
+    def fill(self, coi: int, size: int, trade_id: int) -> None:
+        o = self.conn.orders[coi]
+        o.filled_lots += size
+        self.bus.publish(FillReceived(Fill(trade_id, 0, o.side, o.price_ticks, size, 0, True,
+                                           coi, None, 0)))
+        o.status = (OrderStatus.FILLED if o.filled_lots >= o.size_lots
+                    else OrderStatus.PARTIALLY_FILLED)
+        self.bus.publish(OrderUpdated(o, 0))
+
+    def places(self) -> list[tuple[Any, ...]]:
+        return [c for c in self.conn.calls if c[0] == "place"]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# ------------------------------------------------------------------ market making
+def test_mm_quotes_ladder_on_book_event_through_engine() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        places = h.places()
+        # mid 300005: bids 300005-10, then -5; asks +10 widened by 10 (ask spread 20), +5.
+        bids = sorted(((p, s) for _, side, p, s, _, _ in places if side is Side.BUY),
+                      reverse=True)
+        asks = sorted((p, s) for _, side, p, s, _, _ in places if side is Side.SELL)
+        assert bids == [(299_995, 100), (299_990, 100)]
+        assert asks == [(300_025, 100), (300_030, 100)]
+        assert all(c[5] is TimeInForce.POST_ONLY and not c[4] for c in places)
+        # Same book again, orders open: nothing new (planner keeps everything).
+        h.open_all()
+        n = len(h.conn.calls)
+        await h.book_event()
+        assert len(h.conn.calls) == n
+        # Book moves up 20 ticks: modifies, not cancel + create.
+        await h.book_event(make_book(300_020, 300_030))
+        new = h.conn.calls[n:]
+        assert new and all(c[0] == "modify" for c in new)
+    run(go())
+
+
+def test_mm_guards_no_quotes_when_not_ready_or_out_of_sync() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.conn.ready = False
+        h.start()
+        await h.book_event()
+        assert h.places() == []
+        h.conn.ready = True
+        book = make_book()
+        book.invalidate()
+        h.s.on_tick  # noqa: B018 - the tick refreshes the state below
+        await h.s.on_tick(0)
+        await h.book_event(book)
+        assert h.places() == []
+        assert h.s.can_quote() is RiskReason.BOOK_OUT_OF_SYNC
+        await h.book_event(make_book())
+        assert len(h.places()) == 4
+    run(go())
+
+
+def test_mm_risk_gate_denies_before_connector() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking, "")
+        h.start()
+        # Mark far away: every order is outside the price band -> denied, none sent.
+        h.s.gate.state.mark_price = 100_000
+        h.s.mark_price = lambda: 100_000  # type: ignore[method-assign]
+        await h.book_event()
+        assert h.places() == []
+        assert h.s.gate.denials.get(RiskReason.PRICE_BAND, 0) >= 4
+        assert any(k == "denied" for k, _ in h.journal)
+    run(go())
+
+
+def test_mm_pull_quotes_cancels_all() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.bus.publish(PullQuotes(0, "book nonce gap", 0))
+        await h.settle()
+        assert ("cancel_all", 0) in h.conn.calls
+    run(go())
+
+
+def test_kill_switch_pause_cancels_and_resumes_then_stop_requests_exit() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        cois = [c for c in h.conn.orders]
+        # 6 fills within a minute > max_fills_per_min 5: pause.
+        for i in range(6):
+            h.fill(cois[i % len(cois)], 1, 100 + i)
+        await h.settle()
+        assert h.s.kill.state is KillState.PAUSED
+        assert ("cancel_all", 0) in h.conn.calls
+        n = len(h.places())
+        await h.book_event()
+        assert len(h.places()) == n  # paused: no new orders
+        assert h.s.can_quote() is RiskReason.KILL_SWITCH
+        # A minute later the fill window is clear (cooldown 0): resumes and quotes again.
+        later = h.s.time.monotonic_ns() + 61_000_000_000
+        h.s.kill.evaluate(later)
+        assert h.s.kill.state is KillState.ARMED
+        for o in h.conn.orders.values():
+            if not o.is_terminal:
+                o.status = OrderStatus.CANCELED
+                h.bus.publish(OrderUpdated(o, 0))
+        await h.book_event()
+        assert len(h.places()) > n
+        # Action stop: the runner is asked to exit.
+        from mmfast.risk import KillAction, TripReason
+        h.s.kill.trip(TripReason.MANUAL, KillAction.STOP)
+        await h.settle()
+        assert h.s.kill.state is KillState.STOPPED
+        assert h.stops and "kill switch" in h.stops[0]
+    run(go())
+
+
+def test_mm_avellaneda_stoikov_uses_estimates() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking, "")
+        h.s.config = parse_config("""
+[market]
+market_id = 0
+[strategy.market_making]
+mode = "avellaneda_stoikov"
+[strategy.market_making.avellaneda_stoikov]
+gamma = 0.01
+sigma = 2.0
+kappa = 0.5
+min_samples = 2
+[risk]
+max_position_lots = 1000
+max_order_notional_usdc = 100000
+[risk.kill_switch]
+max_drawdown_usdc = 100.0
+""").strategy.market_making
+        h.start()
+        assert h.s.engine.params.mode == 1
+        for i, m in enumerate([300_000, 300_010, 299_990, 300_020]):
+            h.s.vol.update(2 * m, i * 1_000_000_000)
+        h.s._update_model()
+        assert h.s.sigma == pytest.approx(h.s.vol.sigma)
+        assert h.s.engine.params.sigma == pytest.approx(h.s.vol.sigma)
+    run(go())
+
+
+def test_estimators_recover_known_values() -> None:
+    v = VolatilityEstimator(1e6)
+    import random
+    rng = random.Random(7)
+    m = 2_000_000
+    for i in range(5000):
+        m += 2 * rng.choice((-3, 3))  # +-3 ticks per second
+        v.update(m, i * 1_000_000_000)
+    assert v.sigma == pytest.approx(3.0, rel=0.01)
+    k = ArrivalIntensity(1e6)
+    for i in range(20000):
+        d = rng.expovariate(0.25)  # mean 4 ticks from the mid
+        k.update(1000 + round(d), 2000, i * 10_000_000)
+    assert k.kappa == pytest.approx(0.25, rel=0.1)
+    assert k.rate(20000 * 10_000_000) == pytest.approx(100, rel=0.1)
+
+
+# ------------------------------------------------------------------ trend ladder / TPs
+@pytest.mark.parametrize(("exposures", "current", "min_size", "sizes", "carried"), [
+    ([100], [0], 50, [100], 0),
+    ([30], [0], 50, [0], 30),  # below min: carried, never a size-0 TP
+    ([30, 30], [0, 0], 50, [0, 60], 0),  # carried onto the next level
+    ([100, 30], [100, 0], 50, [130, 0], 0),  # trailing carry onto the last TP
+    ([150], [100], 50, [150], 0),  # modified up as fills arrive
+    ([120, 20], [120, 0], 50, [140, 0], 0),
+    ([10], [10], 50, [10], 0),  # a partly filled TP below min keeps its size
+    ([40], [10], 50, [10], 30),  # cannot modify to 40 (< min): carry 30
+    ([0, 100], [0, 0], 50, [0, 100], 0),
+])
+def test_tp_allocation_table(exposures: list[int], current: list[int], min_size: int,
+                             sizes: list[int], carried: int) -> None:
+    assert allocate_tp_sizes(exposures, current, min_size) == (sizes, carried)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 500)), min_size=1, max_size=8),
+       st.integers(1, 200))
+def test_tp_allocation_invariant(pairs: list[tuple[int, int]], min_size: int) -> None:
+    exposures = [e for e, _ in pairs]
+    current = [min(c, e) for e, c in pairs]
+    sizes, carried = allocate_tp_sizes(exposures, current, min_size)
+    assert sum(sizes) == sum(exposures) - carried
+    assert 0 <= carried < min_size
+    assert all(s >= 0 for s in sizes)
+    for s, c in zip(sizes, current, strict=True):
+        assert s == c or s >= min_size or (s == 0 and c == 0)
+
+
+def test_trend_ladder_entries_tps_partial_fills_and_crossing() -> None:
+    async def go() -> None:
+        h = Harness(TrendLadder)
+        h.start()
+        h.s.forced_trend = 1
+        await h.book_event()
+        entries = h.places()
+        assert [(c[1], c[2], c[3]) for c in entries] == [(Side.BUY, 299_999, 100),
+                                                        (Side.BUY, 299_989, 100)]
+        h.open_all()
+        e1 = 1
+        # Partial fill below the minimum size: no TP yet (a size-0 TP is never sent).
+        h.fill(e1, 30, 1)
+        await h.settle()
+        assert [c for c in h.places() if c[4]] == []
+        assert h.s.tp_invariant() == (0, 30, 30)
+        # More fill: TP for the whole 60 at entry + 30, reduce-only post-only.
+        h.fill(e1, 30, 2)
+        await h.settle()
+        tps = [c for c in h.places() if c[4]]
+        assert tps == [("place", Side.SELL, 300_029, 60, True, TimeInForce.POST_ONLY)]
+        h.open_all()
+        tp1 = max(h.conn.orders)
+        # More fill: the TP is modified up, never a second TP for the same level.
+        h.fill(e1, 40, 3)
+        await h.settle()
+        assert ("modify", tp1, 300_029, 100) in h.conn.calls
+        assert h.s.tp_invariant() == (100, 100, 0)
+        # TP partly fills: exposure and TP shrink together.
+        h.fill(tp1, 50, 4)
+        await h.settle()
+        assert h.s.tp_invariant() == (50, 50, 0)
+        # The TP is cancelled for crossing: re-placed at max(target, bid + 1).
+        tp = h.conn.orders[tp1]
+        await h.book_event(make_book(300_040, 300_050))
+        tp.status, tp.cancel_reason = OrderStatus.CANCELED, "canceled-post-only"
+        h.bus.publish(OrderUpdated(tp, 0))
+        await h.settle()
+        again = [c for c in h.places() if c[4]][-1]
+        assert again[1:4] == (Side.SELL, 300_041, 50)
+        assert h.s.tp_crossings == 1
+        # Retries are capped (tp_max_retries = 2).
+        for _ in range(3):
+            h.open_all()
+            last = max(h.conn.orders)
+            o = h.conn.orders[last]
+            o.status, o.cancel_reason = OrderStatus.CANCELED, "canceled-post-only"
+            h.bus.publish(OrderUpdated(o, 0))
+            await h.settle()
+        assert len([c for c in h.places() if c[4]]) == 3  # first + 2 retries
+        assert any(k == "tp_gave_up" for k, _ in h.journal)
+    run(go())
+
+
+def test_trend_ladder_signal_from_emas() -> None:
+    async def go() -> None:
+        h = Harness(TrendLadder)
+        h.start()
+        for m in (1000, 1010, 1020, 1030, 1040):
+            h.s.sample(float(m))
+        assert h.s.trend == 1
+        for m in (1000, 980, 960, 940, 920, 900):
+            h.s.sample(float(m))
+        assert h.s.trend == -1
+    run(go())
