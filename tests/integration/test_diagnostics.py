@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from mmfast.cli import main as cli_main
+from mmfast.connector.lighter.budget import PREMIUM, RateBudget
 from mmfast.connector.lighter.rest import VenueUnavailable
 from mmfast.diagnostics import (
     EXIT_DIFFERENCES,
@@ -232,7 +233,11 @@ def test_tp_side_vs_ro_flat_has_no_tp_side(sim: SimThread, venue: Venue, run: An
 def test_tp_mismatch_consistent(sim: SimThread, venue: Venue, run: Any) -> None:
     tp_book(venue)
     target, key = target_of(sim)
-    report = run(tp_mismatch(target, key, settle_s=0.2))
+    budget = RateBudget(PREMIUM)  # e.g. the bot's own, when run in process
+    report = run(tp_mismatch(target, key, settle_s=0.2, budget=budget))
+    # Every request drew from the budget: orderBookDetails + accountActiveOrders (300 each),
+    # the subscribe; nothing was sent.
+    assert (budget.used("rest"), budget.used("ws_msgs"), budget.used("sendtx")) == (600, 1, 0)
     n = len(venue.open_orders())
     assert (report.ws_orders, report.rest_orders) == (n, n) == (6, 6)
     assert report.consistent and report.exit_code == EXIT_OK
