@@ -9,6 +9,14 @@ Events on the core's bus: ``BookUpdated`` (only while the book is in sync and no
 ``PullQuotes`` (gap, crossed book, stream down, halt, market inactive, skew), ``ConnectorState``
 (every readiness change, with the reason). Signing and order entry come in part 2; so does
 reconciliation and the nonce refresh, which join the readiness list then.
+
+Order entry (part 2): given a started ``SignerWorker`` and an ``OrderEntryConfig``, the
+connector also runs ``OrderEntry`` (orders on their own WebSocket, REST fallback; see
+``orders.py``) with an ``OrderTracker`` fed by the account streams and a ``Reconciler`` that
+runs at start and after every reconnect of the account or order connection. Readiness then
+also needs ``orders:nonce`` (a nextNonce refresh since the last reconnect),
+``orders:leverage`` (when leverage is configured) and ``orders:reconcile`` (failing closed
+with the trigger's message).
 """
 
 from __future__ import annotations
@@ -24,15 +32,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mmfast._core.book import APPLIED, GAP, BookError, OrderBook, parse_decimal
 from mmfast.connector.lighter.auth import AuthTokenProvider, TokenCache
 from mmfast.connector.lighter.budget import RateBudget
+from mmfast.connector.lighter.coi import CoiAllocator
 from mmfast.connector.lighter.config import LighterConfig
 from mmfast.connector.lighter.markets import USDC_DECIMALS, MarketInfo, parse_order_book_details
+from mmfast.connector.lighter.orders import OrderEntry, OrderEntryConfig, OrderEntryError
 from mmfast.connector.lighter.readiness import Readiness
+from mmfast.connector.lighter.reconcile import ReconcileFailed, Reconciler
 from mmfast.connector.lighter.rest import LighterRest
+from mmfast.connector.lighter.signer import SignerWorker
 from mmfast.connector.lighter.skew import SkewMonitor
+from mmfast.connector.lighter.tracker import FillWatermark, OrderTracker
 from mmfast.connector.lighter.ws import StreamHalted, Subscription, WsStream
 from mmfast.core.events import BookUpdated, EventBus, PullQuotes
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
+from mmfast.core.types import Order, Side, TimeInForce
 
 if TYPE_CHECKING:
     from mmfast.core.trading_core import TradingCore
@@ -88,9 +102,28 @@ class LighterConnector:
         time: TimeSource = REAL_TIME,
         bus: EventBus | None = None,
         account_listener: AccountListener | None = None,
+        signer: SignerWorker | None = None,
+        orders: OrderEntryConfig | None = None,
+        dbg: Any = None,
     ) -> None:
         if config.account_streams and token_provider is None:
             raise ValueError("account streams need an auth token provider")
+        if (signer is None) != (orders is None):
+            raise ValueError("order entry needs both a signer and an OrderEntryConfig")
+        if orders is not None and not config.account_streams:
+            raise ValueError("order entry needs the account streams (orders, fills, positions)")
+        self.signer = signer  # started by the caller; signs on its own thread
+        self.orders_config = orders
+        self._dbg = dbg  # the core's gated debug logger (core.dbg), set at start(core) too
+        self.orders: OrderEntry | None = None
+        self.tracker: OrderTracker | None = None
+        self.coi: CoiAllocator | None = None
+        self.reconciler: Reconciler | None = None
+        self.reconcile_error: str | None = None  # why reconciliation failed closed
+        self._reconcile_wanted: asyncio.Event | None = None
+        self._reconciler_task: asyncio.Task[None] | None = None
+        self._position_task: asyncio.Task[None] | None = None
+        self.out_of_band_events: list[tuple[int, int, str]] = []  # (mono ns, market, reason)
         self.config = config
         self._time = time
         self._bus = bus
@@ -209,10 +242,17 @@ class LighterConnector:
                                            token=self.tokens.get,
                                            rng=random.Random(self._rng.getrandbits(64)),
                                            **stream_args)  # type: ignore[arg-type]
+        if self.orders_config is not None:
+            self._build_orders(core, stream_args)
         r.set("connector", True)
         self.md_stream.start()
         if self.account_stream is not None:
             self.account_stream.start()
+        if self.orders is not None:
+            self.orders.start()
+            loop = asyncio.get_running_loop()
+            self._reconciler_task = loop.create_task(self._reconcile_loop())
+            self._position_task = loop.create_task(self._position_loop())
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
         _log.info("lighter connector started: markets %s", list(cfg.markets))
 
@@ -230,6 +270,18 @@ class LighterConnector:
         for t in self._crossed_timers.values():
             t.cancel()
         self._crossed_timers.clear()
+        for task in (self._reconciler_task, self._position_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._reconciler_task = self._position_task = None
+        if self.orders is not None:
+            await self.orders.stop()
+        if self.tracker is not None:
+            self.tracker.flush_watermark()
+        if self.coi is not None:
+            self.coi.close()
         for s in (self.md_stream, self.account_stream):
             if s is not None:
                 await s.stop()
@@ -239,9 +291,14 @@ class LighterConnector:
         self._started = False
         _log.info("lighter connector stopped")
 
-    async def cancel_all(self, market: int, timeout: float) -> int:
-        """Part 1 has no signer, so it cannot cancel: it returns how many of the account's
-        orders the venue still holds open in ``market`` (0 = none), from REST."""
+    async def cancel_all(self, market: int, timeout: float, *, all_markets: bool = False
+                         ) -> int:
+        """Cancel every order of the account in ``market`` (a market-scoped cancel-all; every
+        market only with ``all_markets=True`` and the config's explicit option), then wait until
+        REST active orders show none or ``timeout`` (TimeSource s) passes. Returns how many are
+        still open (0 = all gone). Without order entry it only counts them."""
+        if self.orders is not None:
+            return await self._cancel_all(market, timeout, all_markets)
         try:
             orders = await asyncio.wait_for(
                 self.rest.account_active_orders(self.config.account_index, market),
@@ -250,6 +307,196 @@ class LighterConnector:
             _log.error("cancel_all(%d): cannot read open orders: %s", market, type(exc).__name__)
             raise
         return len(orders)
+
+    # --- order entry ----------------------------------------------------------------------------
+    def _build_orders(self, core: TradingCore | None, stream_args: dict[str, Any]) -> None:
+        cfg, ocfg = self.config, self.orders_config
+        assert ocfg is not None and self.signer is not None
+        markets = {m: self.markets[m] for m in cfg.markets}
+        wm = FillWatermark.for_key(ocfg.environment, cfg.account_index, cfg.api_key_index,
+                                   ocfg.state_dir)
+        self.tracker = OrderTracker(self._bus or _NullBus(), markets,
+                                    account_index=cfg.account_index, watermark=wm,
+                                    monotonic_ns=self._time.monotonic_ns)
+        self.coi = CoiAllocator(ocfg.environment, cfg.account_index, cfg.api_key_index,
+                                state_dir=ocfg.state_dir).open()
+        dbg = self._dbg if self._dbg is not None else (core.dbg if core is not None else None)
+        self.orders = OrderEntry(
+            ocfg, account_index=cfg.account_index, api_key_index=cfg.api_key_index,
+            ws_url=cfg.ws_url, signer=self.signer, coi=self.coi, tracker=self.tracker,
+            rest=self.rest, budget=self.budget, markets=markets, time=self._time, dbg=dbg,
+            mid=self._mid, stream_args=stream_args,
+            rng=random.Random(self._rng.getrandbits(64)),
+            on_reconnect=self.request_reconcile, on_out_of_band=self._on_out_of_band)
+        self.orders.on_nonce_ready = self._on_nonce_ready
+        self.reconciler = Reconciler(self.orders, streams_ready=self._account_streams_ready)
+        self._reconcile_wanted = asyncio.Event()
+        r = self.readiness
+        r.add("orders:nonce", "no nextNonce yet")
+        if ocfg.leverage:
+            r.add("orders:leverage", "leverage not applied yet")
+        r.add("orders:reconcile", "not reconciled yet")
+        self._reconcile_wanted.set()
+
+    def _mid(self, market: int) -> float | None:
+        book = self.books.get(market)
+        if book is None or not book.in_sync():
+            return None
+        return book.mid()
+
+    def _account_streams_ready(self) -> bool:
+        s = self.account_stream
+        return s is not None and all(s.is_subscribed(k) for k in s.subscriptions)
+
+    def _on_nonce_ready(self, ok: bool, reason: str) -> None:
+        if self.readiness.holds("orders:nonce") != ok or not ok:
+            self.readiness.set("orders:nonce", ok, reason or "nonce refresh pending")
+
+    def request_reconcile(self, reason: str = "requested") -> None:
+        """Reconcile again (after a reconnect); not ready until it is done."""
+        if self._reconcile_wanted is None or self.orders is None:
+            return
+        _log.info("reconciliation requested: %s", reason)
+        self.readiness.set("orders:reconcile", False, f"reconciling ({reason})")
+        self._reconcile_wanted.set()
+
+    def _on_out_of_band(self, market: int, reason: str) -> None:
+        now = self._time.monotonic_ns()
+        self.out_of_band_events.append((now, market, reason))
+        if len(self.out_of_band_events) > 1000:
+            del self.out_of_band_events[:500]
+        _log.warning("market %d: %s", market, reason)
+        self._pull(market, f"position changed outside our orders: {reason}")
+        self.request_reconcile(f"market {market}: {reason}")
+
+    async def _reconcile_loop(self) -> None:
+        assert self.orders is not None and self.reconciler is not None
+        assert self._reconcile_wanted is not None
+        ocfg = self.orders.config
+        first = True
+        leverage_done = not ocfg.leverage
+        while True:
+            await self._reconcile_wanted.wait()
+            self._reconcile_wanted.clear()
+            if self.reconcile_error is None:
+                self.readiness.set("orders:reconcile", False, "reconciling")
+            if not leverage_done:
+                while not self.orders.nonce_ready:
+                    await self._time.sleep(0.05)
+                errors = await self.orders.apply_leverage(ocfg.reconcile_timeout_s)
+                if errors:
+                    msg = "; ".join(f"market {m}: {e}" for m, e in sorted(errors.items()))
+                    _log.error("leverage not applied: %s", msg)
+                    self.readiness.set("orders:leverage", False, f"FAILED: {msg}")
+                    continue
+                leverage_done = True
+                self.readiness.set("orders:leverage", True)
+            try:
+                await self.reconciler.run(start=first)
+            except ReconcileFailed as exc:
+                self.reconcile_error = str(exc)
+                self.readiness.set("orders:reconcile", False, f"FAILED CLOSED: {exc}")
+                self._pull(None, f"reconciliation failed: {exc.trigger}")
+                if exc.trigger == "rest_unreachable":
+                    self._time.call_later(1.0, self._reconcile_wanted.set)
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug or a malformed venue reply: fail closed, loudly
+                _log.exception("reconciliation crashed")
+                self.reconcile_error = f"error: {type(exc).__name__}: {exc}"
+                self.readiness.set("orders:reconcile", False,
+                                   f"FAILED CLOSED: {self.reconcile_error}")
+                continue
+            first = False
+            self.reconcile_error = None
+            if not self._reconcile_wanted.is_set():
+                self.readiness.set("orders:reconcile", True)
+
+    async def _position_loop(self) -> None:
+        """Venue position (REST) vs fills replayed, every position_check_interval_s."""
+        assert self.orders is not None and self.tracker is not None
+        interval = self.orders.config.position_check_interval_s
+        while True:
+            await self._time.sleep(interval)
+            if not self.readiness.holds("orders:reconcile"):
+                continue
+            try:
+                acct = await self.rest.account(self.config.account_index)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                continue
+            positions = [p for p in acct.get("positions") or []
+                         if isinstance(p, dict) and p.get("market_id") in self.markets]
+            self.tracker.apply_positions({"positions": positions}, full=True)
+            mism = self.tracker.position_mismatches()
+            if mism and self.readiness.holds("orders:reconcile"):
+                for m, (v, r) in sorted(mism.items()):
+                    self._on_out_of_band(m, f"venue position {v} lots, fills replayed {r} lots")
+
+    def _entry(self) -> OrderEntry:
+        if self.orders is None:
+            raise OrderEntryError("order entry is not configured (signer + OrderEntryConfig)")
+        return self.orders
+
+    def _check_ready(self, reduce_only: bool) -> None:
+        # Fail closed: no new exposure while not ready (cancels always go).
+        if not self.readiness.ready and not reduce_only:
+            raise OrderEntryError(f"not ready: {self.readiness.reason}")
+
+    async def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
+                          tif: TimeInForce = TimeInForce.POST_ONLY, reduce_only: bool = False,
+                          expiry_ms: int | None = None) -> Order:
+        """Place a limit order (see ``OrderEntry.place_limit``); refused while not ready unless
+        reduce-only. Returns the Order in PENDING_NEW."""
+        entry = self._entry()
+        self._check_ready(reduce_only)
+        return entry.place_limit(market, side, price_ticks, size_lots, tif=tif,
+                                 reduce_only=reduce_only, expiry_ms=expiry_ms)
+
+    async def modify(self, order: Order | int, price_ticks: int, size_lots: int) -> None:
+        """Modify our order (an Order or its client_order_index)."""
+        coi = order if isinstance(order, int) else order.client_order_index
+        self._check_ready(False)
+        self._entry().modify(coi, price_ticks, size_lots)
+
+    async def cancel(self, order: Order | int) -> None:
+        """Cancel our order (an Order or its client_order_index); allowed while not ready."""
+        coi = order if isinstance(order, int) else order.client_order_index
+        self._entry().cancel(coi)
+
+    async def is_coi_open(self, coi: int, market: int | None = None) -> bool:
+        """Whether REST active orders hold an order with this client_order_index."""
+        return await self._entry().is_coi_open(coi, market)
+
+    async def _cancel_all(self, market: int, timeout: float, all_markets: bool) -> int:
+        entry = self._entry()
+        markets = list(self.config.markets) if all_markets else [market]
+        entry.cancel_all(None if all_markets else market, all_markets=all_markets)
+        deadline = self._time.monotonic_ns() + int(timeout * 1e9)
+        remaining = -1
+        while True:
+            await self._time.sleep(0.05)
+            if entry.pending_txs and self._time.monotonic_ns() < deadline:
+                continue
+            try:
+                remaining = 0
+                for m in markets:
+                    orders = await self.rest.account_active_orders(self.config.account_index, m)
+                    remaining += len(orders)
+                    if self.tracker is not None and orders:
+                        self.tracker.apply_orders(orders)
+            except Exception as exc:
+                _log.warning("cancel_all(%s): cannot read open orders: %s", market,
+                             type(exc).__name__)
+                remaining = -1
+            if remaining == 0 or self._time.monotonic_ns() >= deadline:
+                break
+            await self._time.sleep(0.2)
+        if remaining < 0:
+            raise TimeoutError(f"cancel_all({market}): open orders unknown (REST failing)")
+        return remaining
 
     async def refresh_markets(self) -> None:
         """Fetch orderBookDetails and update metadata and the market readiness conditions."""
@@ -284,6 +531,8 @@ class LighterConnector:
     # --- stream listener ------------------------------------------------------------------------
     def on_stream_up(self, stream: WsStream) -> None:
         _log.debug("%s connected", stream.name)
+        if stream is self.account_stream and stream.connects > 1:
+            self.request_reconcile("account stream reconnected")
 
     def on_stream_down(self, stream: WsStream, reason: str) -> None:
         _log.info("%s down: %s", stream.name, reason)
@@ -430,6 +679,8 @@ class LighterConnector:
                 book.clear()
             for o in lst:
                 book[int(o["order_index"])] = o
+            if self.orders is not None:
+                self.orders.on_account_orders(market, lst, snapshot)
             if self.account_listener is not None:
                 self.account_listener.on_account_orders(market, lst, snapshot)
 
@@ -437,8 +688,10 @@ class LighterConnector:
         trades = msg.get("trades")
         if not isinstance(trades, dict):
             raise ValueError("trades must be an object")
-        if self.account_listener is not None:
-            for mkey, lst in trades.items():
+        for mkey, lst in trades.items():
+            if self.orders is not None:
+                self.orders.on_account_trades(int(mkey), list(lst), snapshot)
+            if self.account_listener is not None:
                 self.account_listener.on_account_trades(int(mkey), list(lst), snapshot)
 
     def _on_positions(self, msg: dict[str, Any]) -> None:
@@ -460,6 +713,8 @@ class LighterConnector:
                 realized_pnl_micro=_signed(p.get("realized_pnl"), USDC_DECIMALS),
             )
         self.positions = out  # a full snapshot each frame: absent market = flat
+        if self.orders is not None:
+            self.orders.on_positions_msg(msg)
         if self.account_listener is not None:
             self.account_listener.on_positions(out)
 
@@ -483,6 +738,8 @@ class LighterConnector:
             "skew_ms": self.skew.offset_ms,
             "gaps": self.gaps, "crossed": self.crossed, "cross_resyncs": self.cross_resyncs,
             "pulls": self.pulls, "bad_messages": self.bad_messages,
+            "orders": self.orders.status() if self.orders is not None else None,
+            "reconcile_error": self.reconcile_error,
         }
 
 
@@ -501,3 +758,10 @@ def _lenient(v: Any, decimals: int) -> int:
         return 0
     d = Decimal(v).scaleb(decimals)
     return int(d.to_integral_value(rounding="ROUND_DOWN"))
+
+
+class _NullBus:
+    """Stands in for the EventBus when the connector was given none."""
+
+    def publish(self, event: object) -> None:
+        pass

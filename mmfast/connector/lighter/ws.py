@@ -226,6 +226,19 @@ class WsStream:
     def live(self) -> bool:
         return self.state is StreamState.LIVE
 
+    @property
+    def generation(self) -> int:
+        """The current connection's number (frames of older connections are ignored)."""
+        return self._gen
+
+    def send_text(self, data: bytes) -> bool:
+        """Write one text frame on the current connection; False if it is not connected."""
+        t = self._transport
+        if t is None or t.is_disconnected:
+            return False
+        t.send(_TEXT, data)
+        return True
+
     def disconnect(self, reason: str = "requested") -> None:
         """Drop the current connection (the run loop reconnects)."""
         t = self._transport
@@ -301,6 +314,10 @@ class WsStream:
         self._pending.clear()
         self.last_frame_ns = self._time.monotonic_ns()
         self.state = StreamState.SUBSCRIBING
+        if not self.subscriptions:  # a connection with nothing to subscribe (order entry)
+            self.state = StreamState.LIVE
+            self._was_live = True
+            self.failures = 0
         self._listener.on_stream_up(self)
         try:
             for key in list(self.subscriptions):
