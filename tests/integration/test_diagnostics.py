@@ -35,10 +35,12 @@ from mmfast.diagnostics import (
     DiagError,
     VenueSession,
     check_mismatch,
+    compare_orders,
     main_tp_mismatch,
     main_tp_side_vs_ro,
     resolve_target,
     tp_mismatch,
+    tp_side_of,
     tp_side_vs_ro,
 )
 from mmfast.sim.config import SimConfig
@@ -172,6 +174,38 @@ def tp_book(venue: Venue) -> None:
     venue.create(14, True, 302_500, 100)
     venue.create(21, False, 299_000, 100)
     venue.create(22, False, 298_000, 100)
+
+
+# --- the venue's payloads (captured fixtures) -----------------------------------------------------
+
+FIXTURES = REPO / "tests/fixtures/lighter"
+
+
+def _fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def test_venue_payloads_parse_to_exact_ints() -> None:
+    from mmfast.connector.lighter.markets import parse_order_book_details
+    from mmfast.diagnostics import order_view, position_lots
+
+    info = parse_order_book_details(_fixture("http_order_book_details.json"))[0]
+    rest = order_view(_fixture("http_orders.json")["orders"][0], info)
+    ws = order_view(_fixture("ws_account_orders_update.json")["orders"]["0"][0], info)
+    assert (rest.order_index, rest.client_order_index, rest.is_ask, rest.price_ticks,
+            rest.remaining_lots, rest.initial_lots, rest.reduce_only, rest.status) == (
+        281476929510110, 42, True, 235274, 50, 50, False, "open")
+    assert (ws.remaining_lots, ws.transaction_time) == (30, 1777941383576735)
+    # The same order, partly filled on the stream: one field differs.
+    only_ws, only_rest, diffs = compare_orders({ws.order_index: ws}, {rest.order_index: rest})
+    assert (only_ws, only_rest) == ([], [])
+    assert [(d.field, d.ws, d.rest) for d in diffs] == [("remaining_lots", 30, 50)]
+    pos = _fixture("ws_account_all_positions_update.json")["positions"]["0"]
+    assert position_lots(pos, info) == 15_000
+    assert position_lots({**pos, "sign": -1}, info) == -15_000
+    assert (tp_side_of(15_000), tp_side_of(-1), tp_side_of(0)) == (True, False, None)
+    with pytest.raises(ValueError, match="price"):
+        order_view({**_fixture("http_orders.json")["orders"][0], "price": "1.2.3"}, info)
 
 
 # --- tp-side-vs-ro --------------------------------------------------------------------------------
