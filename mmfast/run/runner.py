@@ -1,0 +1,439 @@
+"""``mmfast run``: config -> (simulator) -> connector -> core -> strategy -> risk -> status/journal.
+
+Order of things, so that a bad config never touches the network:
+
+1. Load and validate the config (``--strategy`` is applied before validation, so the chosen
+   strategy's cross-field rules are checked). An error names the key; exit 2.
+2. Logging (``--log-json``), with a redacting filter holding the run's key.
+3. Sim mode without URLs: start the built-in simulator WITH market flow on 127.0.0.1, make a
+   throwaway API key, sign under the simulator's chain id (a real key was already refused by
+   the config). Other modes: the key from the environment or the 0600 key file.
+4. Signer thread, ``LighterConnector`` with order entry, the strategy (risk gate and kill switch
+   built from ``[risk]``), ``TradingCore``; SIGINT/SIGTERM and ``--duration`` set the stop.
+5. Status every ``run.status_interval_s`` (unless ``--quiet``), journal flushed with it.
+6. Stop: the core stops the strategy, cancels all of the market's orders and waits for the venue
+   to confirm none is left (REST), then the connector; the summary prints. Exit 0 when clean,
+   1 when orders remain open (or their count is unknown) or the run failed, 3 when the kill
+   switch stopped the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import time as _time
+import tomllib
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from mmfast.conf import ConfigError, example_path, parse_config
+from mmfast.conf.schema import Config
+from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor
+from mmfast.core.log import SDK_LOGGERS, configure_logging, get_logger
+from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
+
+__all__ = ["EXIT_CONFIG", "EXIT_KILL_STOP", "EXIT_OK", "EXIT_ORDERS_LEFT", "RunOptions",
+           "Runner", "load_run_config", "run_from_args"]
+
+EXIT_OK = 0
+EXIT_ORDERS_LEFT = 1  # orders still open at exit (or unknown), or the run failed
+EXIT_CONFIG = 2  # bad config or options: nothing was started
+EXIT_KILL_STOP = 3  # the kill switch stopped the run (orders cancelled)
+
+_log = get_logger("run")
+
+
+def _run_flow() -> Any:
+    from mmfast.sim.config import FlowConfig
+
+    # The simulator's default flow, with more and larger market orders so that a ladder a few
+    # bps from the mid trades within seconds (a new user sees fills, not only quotes).
+    return FlowConfig(market_rate_per_s=MARKET_ORDERS_PER_S, market_size=(5, 40))
+
+
+MARKET_ORDERS_PER_S = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Command-line options of ``mmfast run``."""
+
+    config: str | None = None  # TOML path (None: the shipped sim.toml)
+    strategy: str | None = None  # overrides strategy.name
+    duration_s: float | None = None  # stop by itself after this many (real) seconds
+    quiet: bool = False  # no live status (the summary still prints)
+    log_json: bool = False  # JSON log lines
+    live: bool = False  # --live (mainnet)
+    journal: str | None = None  # JSONL path (None: run.journal_path)
+    seed: int = 1  # sim mode: the simulator's seed
+    time_scale: float = 1.0  # sim mode: simulated seconds per real second
+
+
+def load_run_config(opts: RunOptions, env: dict[str, str] | None = None) -> Config:
+    """Read and validate the config with the command-line overrides; ConfigError on any
+    problem (before any network I/O)."""
+    path = Path(opts.config) if opts.config else example_path("sim")
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError([("--config", f"cannot read {path}: {exc.strerror}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("", f"invalid TOML: {exc}")], source=str(path)) from None
+    if opts.strategy:
+        strat = data.setdefault("strategy", {})
+        if isinstance(strat, dict):
+            strat["name"] = opts.strategy
+    return parse_config(data, live=opts.live, env=env, source=str(path))
+
+
+class Runner:
+    """One run of the bot (see the module doc). ``key`` may be injected for sim mode only
+    (tests use it to prove a key never leaks); ``sim_config`` overrides the simulator's."""
+
+    def __init__(self, cfg: Config, opts: RunOptions, *, out: IO[str] | None = None,
+                 err: IO[str] | None = None, key: ApiKey | None = None,
+                 sim_config: Any = None) -> None:
+        if key is not None and cfg.venue.mode != "sim":
+            raise ValueError("an injected key is for sim mode only")
+        self.cfg = cfg
+        self.opts = opts
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._key = key
+        self._sim_config = sim_config
+        self.time: TimeSource = (REAL_TIME if opts.time_scale == 1.0
+                                 else ScaledTime(opts.time_scale))
+        self.redactor = Redactor()
+        self.sim: Any = None  # SimThread in sim mode
+        self.signer: Any = None
+        self.connector: Any = None
+        self.strategy: Any = None
+        self.core: Any = None
+        self.journal: Any = None
+        self.market = cfg.market.market_id
+        self.symbol = cfg.market.symbol or ""
+        self.price_decimals = 2
+        self.size_decimals = 4
+        self.stop_reason = ""
+        self.orders_left: int | None = None
+        self.exit_code = EXIT_OK
+        self._stop: asyncio.Event | None = None
+        self._t0 = 0.0
+        self._tmp_state: str | None = None
+
+    # ------------------------------------------------------------------ stop requests
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+        if self._stop is not None:
+            self._stop.set()
+
+    # ------------------------------------------------------------------ setup
+    def _logging(self) -> None:
+        run = self.cfg.run
+        handler = configure_logging(run.log_level.upper(), json=self.opts.log_json
+                                    or run.log_json, stream=self.err, quiet=SDK_LOGGERS)
+        self._filter: RedactingFilter | None = RedactingFilter([])
+        handler.addFilter(self._filter)
+
+    def _add_secret(self, key: ApiKey) -> None:
+        self.redactor.add(key)
+        f = getattr(self, "_filter", None)
+        if f is not None:
+            f.add(key)
+
+    def _start_sim(self) -> tuple[str, str]:
+        from mmfast.sim.config import SimConfig
+        from mmfast.sim.thread import SimThread
+
+        v = self.cfg.venue
+        sc = self._sim_config or SimConfig(seed=self.opts.seed, chain_id=v.chain_id,
+                                           account_index=v.account_index, flow=_run_flow(),
+                                           speed_bumps=False)
+        self.sim = SimThread(sc, self.time)
+        self.sim.start()
+        return self.sim.rest_url, self.sim.ws_url
+
+    def _make_key(self) -> ApiKey:
+        v = self.cfg.venue
+        if v.mode == "sim":
+            if self._key is not None:
+                return self._key
+            from lighter.signer_client import create_api_key
+
+            priv, _pub, err = create_api_key()
+            if err:
+                raise RuntimeError("could not make a throwaway key for the simulator")
+            return ApiKey(priv)
+        if v.private_key is None:
+            raise RuntimeError(f"{v.mode} needs the API private key (MMFAST_API_PRIVATE_KEY "
+                               "or venue.key_file)")
+        return v.private_key
+
+    async def _resolve_market(self, rest_url: str) -> None:
+        """Market id and decimals from orderBookDetails (also checks symbol vs id)."""
+        import aiohttp
+
+        from mmfast.connector.lighter.markets import parse_order_book_details
+
+        async with aiohttp.ClientSession() as s, s.get(
+                f"{rest_url}/api/v1/orderBookDetails",
+                timeout=aiohttp.ClientTimeout(total=10 / self.time.scale
+                                              if self.time.scale > 1 else 10)) as r:
+            body = await r.json()
+        markets = parse_order_book_details(body)
+        m = self.cfg.market
+        if m.market_id is not None:
+            info = markets.get(m.market_id)
+            if info is None:
+                raise RuntimeError(f"market.market_id {m.market_id} is not listed by the venue")
+            if m.symbol and info.symbol != m.symbol:
+                raise RuntimeError(f"market.symbol {m.symbol!r} is not market {m.market_id} "
+                                   f"({info.symbol!r})")
+        else:
+            found = [i for i in markets.values() if i.symbol == m.symbol]
+            if not found:
+                raise RuntimeError(f"market.symbol {m.symbol!r} is not listed by the venue")
+            info = found[0]
+        self.market = info.market_id
+        self.symbol = info.symbol
+        self.price_decimals = info.price_decimals
+        self.size_decimals = info.size_decimals
+
+    def _state_dir(self) -> Path:
+        v = self.cfg.venue
+        if v.mode == "sim":
+            # A fresh simulator restarts trade ids and knows no old orders: fresh state too
+            # (a persisted fill watermark would hide its first fills).
+            self._tmp_state = tempfile.mkdtemp(prefix="mmfast-sim-state-")
+            return Path(self._tmp_state)
+        assert v.state_dir is not None
+        v.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return v.state_dir
+
+    def _journal_path(self) -> Path:
+        if self.opts.journal:
+            return Path(self.opts.journal)
+        jp = self.cfg.run.journal_path
+        assert jp is not None
+        return jp
+
+    def _build(self, rest_url: str, ws_url: str, key: ApiKey, state_dir: Path) -> None:
+        from mmfast.connector.lighter.budget import PREMIUM, STANDARD
+        from mmfast.connector.lighter.config import LighterConfig
+        from mmfast.connector.lighter.connector import LighterConnector
+        from mmfast.connector.lighter.orders import OrderEntryConfig
+        from mmfast.connector.lighter.signer import SignerWorker
+        from mmfast.core.trading_core import TradingCore
+        from mmfast.run.journal import JsonlJournal
+        from mmfast.strategy import STRATEGIES
+
+        cfg, v = self.cfg, self.cfg.venue
+        assert v.account_index is not None and v.api_key_index is not None
+        assert v.chain_id is not None
+        self.signer = SignerWorker(key, account_index=v.account_index,
+                                   api_key_index=v.api_key_index, chain_id=v.chain_id,
+                                   name="mmfast-run-signer")
+        self.signer.start()
+        name = cfg.strategy.name
+        section = getattr(cfg.strategy, name)
+        lc = LighterConfig(rest_url=rest_url, ws_url=ws_url, account_index=v.account_index,
+                           api_key_index=v.api_key_index, markets=(self.market,),
+                           tier=PREMIUM if v.mode == "sim" else STANDARD,
+                           seed=self.opts.seed if v.mode == "sim" else None)
+        oc = OrderEntryConfig(environment=v.mode, state_dir=str(state_dir),
+                              quote_expiry_s=float(section.order_expiry_s))
+        self.connector = LighterConnector(lc, self.signer, time=self.time, signer=self.signer,
+                                          orders=oc)
+        self.journal = JsonlJournal(self._journal_path(), time=self.time,
+                                    redact=self.redactor.redact)
+        cls = STRATEGIES[name]
+        self.strategy = cls(self.market, self.connector, section, risk=cfg.risk,
+                            journal=self.journal, time=self.time,
+                            on_stop_request=self.request_stop)
+        self.core = TradingCore(self.connector, [self.strategy], markets=(self.market,),
+                                tick_interval_ms=cfg.run.tick_interval_ms, cancel_timeout_s=5.0)
+
+    # ------------------------------------------------------------------ status
+    def snapshot(self) -> dict[str, Any]:
+        c = self.connector
+        lat: dict[str, Any] = {}
+        orders = getattr(c, "orders", None)
+        if orders is not None and hasattr(orders, "latency"):
+            with contextlib.suppress(Exception):
+                lat = orders.latency()
+        return {
+            "elapsed_s": _time.monotonic() - self._t0,
+            "symbol": self.symbol, "market": self.market, "mode": self.cfg.venue.mode,
+            "price_decimals": self.price_decimals, "size_decimals": self.size_decimals,
+            "strategy": self.strategy.status(),
+            "order_latency": lat,
+            "ready": bool(getattr(c, "ready", True)),
+            "not_ready_reason": getattr(c, "not_ready_reason", ""),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        s = self.snapshot()
+        s.update(stop_reason=self.stop_reason or "-", orders_left=self.orders_left,
+                 exit_code=self.exit_code,
+                 journal=str(self.journal.path) if self.journal is not None else None)
+        return s
+
+    async def _status_loop(self, printer: Any) -> None:
+        from mmfast.run.status import render_status
+
+        interval = self.cfg.run.status_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            if self.journal is not None:
+                self.journal.flush()
+            if printer is not None:
+                printer.show([self.redactor.redact(x) for x in render_status(self.snapshot())])
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> int:
+        from mmfast.run.status import StatusPrinter, render_summary
+
+        self._stop = asyncio.Event()
+        self._t0 = _time.monotonic()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        started = False
+        try:
+            v = self.cfg.venue
+            if v.mode == "sim" and v.rest_url is None:
+                rest_url, ws_url = self._start_sim()
+            else:
+                assert v.rest_url is not None and v.ws_url is not None
+                rest_url, ws_url = v.rest_url, v.ws_url
+            key = self._make_key()
+            self._add_secret(key)
+            await self._resolve_market(rest_url)
+            self._build(rest_url, ws_url, key, self._state_dir())
+            self.journal.write("run_start", mode=v.mode, market=self.market,
+                               symbol=self.symbol, strategy=self.cfg.strategy.name,
+                               chain_id=v.chain_id, account_index=v.account_index)
+            await self.core.start()
+            started = True
+            printer = None if self.opts.quiet else StatusPrinter(self.out)
+            status_task = loop.create_task(self._status_loop(printer))
+            try:
+                if self.opts.duration_s is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), self.opts.duration_s)
+                    if not self.stop_reason:
+                        self.stop_reason = f"duration {self.opts.duration_s:g} s"
+                else:
+                    await self._stop.wait()
+            finally:
+                status_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await status_task
+        except Exception as exc:
+            self.exit_code = EXIT_ORDERS_LEFT
+            self.stop_reason = self.stop_reason or f"error: {type(exc).__name__}"
+            _log.error("run failed: %s", self._safe_exc(exc), exc_info=True)
+        finally:
+            await self._shutdown(started)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+        if self.strategy is not None:
+            summary = self.summary()
+            if self.journal is not None:
+                self.journal.write("summary", **{k: summary[k] for k in (
+                    "elapsed_s", "stop_reason", "orders_left", "exit_code")},
+                    fills=summary["strategy"]["fills"],
+                    counts=summary["strategy"]["counts"],
+                    position_lots=summary["strategy"]["position_lots"],
+                    pnl_usdc=summary["strategy"]["pnl_usdc"])
+                self.journal.close()
+            self.out.write("\n".join(self.redactor.redact(x)
+                                     for x in render_summary(summary)) + "\n")
+            self.out.flush()
+        elif self.journal is not None:
+            self.journal.close()
+        return self.exit_code
+
+    def _safe_exc(self, exc: BaseException) -> str:
+        return self.redactor.redact(f"{type(exc).__name__}: {exc}")
+
+    async def _shutdown(self, started: bool) -> None:
+        core = self.core
+        if core is not None:
+            try:
+                await core.stop()
+                left = core.status().get("cancel_all", {}).get(self.market)
+                self.orders_left = left if isinstance(left, int) else None
+            except Exception as exc:
+                _log.error("stop failed: %s", self._safe_exc(exc))
+                self.orders_left = None
+            with contextlib.suppress(Exception):
+                await core.shutdown()
+        if started and self.orders_left != 0:
+            self.exit_code = EXIT_ORDERS_LEFT
+            _log.error("orders still open in market %d after shutdown: %s", self.market,
+                       "unknown" if self.orders_left is None else self.orders_left)
+        if (self.exit_code == EXIT_OK and self.strategy is not None
+                and self.strategy.kill is not None and self.strategy.kill.state.value
+                == "stopped"):
+            self.exit_code = EXIT_KILL_STOP
+        if self.journal is not None:
+            self.journal.write("run_stop", reason=self.stop_reason, orders_left=self.orders_left)
+        if self.signer is not None:
+            with contextlib.suppress(Exception):
+                self.signer.stop()
+        if self.sim is not None:
+            with contextlib.suppress(Exception):
+                self.sim.stop()
+        if self._tmp_state is not None:
+            shutil.rmtree(self._tmp_state, ignore_errors=True)
+
+
+def _options(args: Any) -> RunOptions:
+    return RunOptions(config=args.config, strategy=args.strategy, duration_s=args.duration,
+                      quiet=args.quiet, log_json=args.log_json, live=args.live,
+                      journal=args.journal, seed=args.seed, time_scale=args.time_scale)
+
+
+def run_from_args(args: Any) -> int:
+    """Entry point of ``mmfast run`` (argparse namespace from ``mmfast.cli``)."""
+    opts = _options(args)
+    if opts.duration_s is not None and not opts.duration_s > 0:
+        print("mmfast run: --duration must be > 0", file=sys.stderr)
+        return EXIT_CONFIG
+    if not 0 < opts.time_scale <= 1000:
+        print("mmfast run: --time-scale must be within (0, 1000]", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        cfg = load_run_config(opts)
+    except ConfigError as exc:
+        print(f"mmfast run: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if opts.time_scale != 1.0 and cfg.venue.mode != "sim":
+        print("mmfast run: --time-scale is for sim mode only", file=sys.stderr)
+        return EXIT_CONFIG
+    runner = Runner(cfg, opts)
+    runner._logging()
+    try:
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency
+            return asyncio.run(runner.run())
+        return uvloop.run(runner.run())
+    except KeyboardInterrupt:
+        return EXIT_ORDERS_LEFT
+    except BaseException as exc:  # print a redacted traceback, never the raw one
+        text = "".join(traceback.format_exception(exc))
+        print(runner.redactor.redact(text), file=sys.stderr)
+        logging.shutdown()
+        return EXIT_ORDERS_LEFT
