@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
@@ -69,6 +69,7 @@ _log = get_logger("strategy")
 STAGES: Final = ("book>quote", "quote>send", "send>ack", "ack>open", "book>send", "fill>requote")
 _RING: Final = 4096
 _CANCEL_TIMEOUT_S: Final = 5.0
+_PLACED_KEEP: Final = 100_000  # orders remembered after they end (late fills still match)
 
 
 class Journal:
@@ -192,7 +193,7 @@ class StrategyBase:
         self._requote_wanted = False
         self._trigger_ns = 0  # receive stamp of the event behind the pending requote
         self._fill_trigger_ns = 0  # stamp of a fill awaiting its requote (fill>requote)
-        self._send_ns: dict[int, int] = {}  # coi -> when its create went to the connector
+        self.placed: OrderedDict[int, Order] = OrderedDict()  # recent orders we placed
         self._ack_ns: dict[int, int] = {}  # coi -> when the connector returned it
         self._bg: set[asyncio.Task[Any]] = set()  # cancel-alls and other fire-and-forget work
         self._pulled = False  # quotes are off because of a pull / guard
@@ -314,7 +315,6 @@ class StrategyBase:
         if order.status.is_terminal:
             self.orders.pop(coi, None)
             self._ack_ns.pop(coi, None)
-            self._send_ns.pop(coi, None)
             if order.status is OrderStatus.REJECTED:
                 self.counts["rejected"] += 1
                 if self.kill is not None:
@@ -350,7 +350,7 @@ class StrategyBase:
                            fee=fill.fee, maker=fill.is_maker,
                            position=self.position_lots)
         coi = fill.client_order_index
-        if coi is not None and coi not in self.orders and coi not in self._send_ns:
+        if coi is not None and coi not in self.placed:
             # Not ours yet (place_limit has not returned): replayed when it does.
             self._unclaimed.setdefault(coi, []).append(fill)
             return
@@ -546,6 +546,9 @@ class StrategyBase:
         coi = order.client_order_index
         if not order.created_ns:
             order.created_ns = now  # the planner ages orders from here
+        self.placed[coi] = order
+        if len(self.placed) > _PLACED_KEEP:
+            self.placed.popitem(last=False)
         if not order.status.is_terminal:
             self.orders.setdefault(coi, order)
             if order.status is OrderStatus.PENDING_NEW:

@@ -148,6 +148,7 @@ class TrendLadder(StrategyBase):
         self._next_sample_ns = 0  # next EMA sample time
         self.levels: list[EntryLevel] = []  # levels with a fill, oldest first
         self._entries: dict[int, Order] = {}  # coi -> entry order (any state, until done)
+        self._entry_cois: set[int] = set()  # every entry placed (late fills still match)
         self._level_of_entry: dict[int, EntryLevel] = {}  # entry coi -> level
         self._level_of_tp: dict[int, EntryLevel] = {}  # TP coi -> level
         self.carried = 0  # remainder below the minimum size not covered by a TP
@@ -240,6 +241,7 @@ class TrendLadder(StrategyBase):
     def order_placed(self, order: Order, tag: str) -> None:
         if tag.startswith("L"):
             self._entries[order.client_order_index] = order
+            self._entry_cois.add(order.client_order_index)
         if order.is_terminal:
             self.order_changed(order)
 
@@ -290,7 +292,9 @@ class TrendLadder(StrategyBase):
                                size=fill.size_lots, price=fill.price_ticks,
                                exposure=lvl.exposure)
         else:
-            entry = self._entries.get(coi)
+            if coi not in self._entry_cois:
+                return
+            entry = self._entries.get(coi) or self.placed.get(coi)
             if entry is None:
                 return
             lvl = self._level_of_entry.get(coi)
@@ -353,8 +357,10 @@ class TrendLadder(StrategyBase):
             done = (lvl.exposure <= 0 and lvl.entry.is_terminal
                     and (lvl.tp is None or lvl.tp.is_terminal))
             if done:
-                self._entries.pop(lvl.entry.client_order_index, None)
-                self._level_of_entry.pop(lvl.entry.client_order_index, None)
+                coi = lvl.entry.client_order_index
+                self._entries.pop(coi, None)
+                self._level_of_entry.pop(coi, None)
+                self._entry_cois.discard(coi)
             else:
                 keep.append(lvl)
         self.levels = keep
