@@ -40,7 +40,7 @@ from mmfast.core.log import SDK_LOGGERS, configure_logging, get_logger
 from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
 
 __all__ = ["EXIT_CONFIG", "EXIT_KILL_STOP", "EXIT_OK", "EXIT_ORDERS_LEFT", "RunOptions",
-           "Runner", "load_run_config", "run_from_args"]
+           "Runner", "load_run_config", "run_flow", "run_from_args"]
 
 EXIT_OK = 0
 EXIT_ORDERS_LEFT = 1  # orders still open at exit (or unknown), or the run failed
@@ -50,7 +50,7 @@ EXIT_KILL_STOP = 3  # the kill switch stopped the run (orders cancelled)
 _log = get_logger("run")
 
 
-def _run_flow() -> Any:
+def run_flow() -> Any:
     from mmfast.sim.config import FlowConfig
 
     # The simulator's default flow, with more and larger market orders so that a ladder a few
@@ -94,12 +94,13 @@ def load_run_config(opts: RunOptions, env: dict[str, str] | None = None) -> Conf
 
 
 class Runner:
-    """One run of the bot (see the module doc). ``key`` may be injected for sim mode only
-    (tests use it to prove a key never leaks); ``sim_config`` overrides the simulator's."""
+    """One run of the bot (see the module doc). For tests: ``key`` may be injected in sim mode
+    only (to prove a key never leaks); ``sim`` is a running ``SimThread`` to use instead of
+    starting one (the caller stops it, so its truth outlives the run), with its ``time``."""
 
     def __init__(self, cfg: Config, opts: RunOptions, *, out: IO[str] | None = None,
                  err: IO[str] | None = None, key: ApiKey | None = None,
-                 sim_config: Any = None) -> None:
+                 sim: Any = None, time: TimeSource | None = None) -> None:
         if key is not None and cfg.venue.mode != "sim":
             raise ValueError("an injected key is for sim mode only")
         self.cfg = cfg
@@ -107,11 +108,11 @@ class Runner:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._key = key
-        self._sim_config = sim_config
-        self.time: TimeSource = (REAL_TIME if opts.time_scale == 1.0
-                                 else ScaledTime(opts.time_scale))
+        self._own_sim = sim is None  # started (and stopped) here
+        self.time: TimeSource = time or (REAL_TIME if opts.time_scale == 1.0
+                                         else ScaledTime(opts.time_scale))
         self.redactor = Redactor()
-        self.sim: Any = None  # SimThread in sim mode
+        self.sim: Any = sim  # SimThread in sim mode
         self.signer: Any = None
         self.connector: Any = None
         self.strategy: Any = None
@@ -153,12 +154,12 @@ class Runner:
         from mmfast.sim.config import SimConfig
         from mmfast.sim.thread import SimThread
 
-        v = self.cfg.venue
-        sc = self._sim_config or SimConfig(seed=self.opts.seed, chain_id=v.chain_id,
-                                           account_index=v.account_index, flow=_run_flow(),
-                                           speed_bumps=False)
-        self.sim = SimThread(sc, self.time)
-        self.sim.start()
+        if self.sim is None:
+            v = self.cfg.venue
+            sc = SimConfig(seed=self.opts.seed, chain_id=v.chain_id,
+                           account_index=v.account_index, flow=run_flow(), speed_bumps=False)
+            self.sim = SimThread(sc, self.time)
+            self.sim.start()
         return self.sim.rest_url, self.sim.ws_url
 
     def _make_key(self) -> ApiKey:
@@ -392,7 +393,7 @@ class Runner:
         if self.signer is not None:
             with contextlib.suppress(Exception):
                 self.signer.stop()
-        if self.sim is not None:
+        if self.sim is not None and self._own_sim:
             with contextlib.suppress(Exception):
                 self.sim.stop()
         if self._tmp_state is not None:
