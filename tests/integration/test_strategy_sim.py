@@ -218,6 +218,12 @@ def test_trend_ladder_tp_invariant_through_partial_fills_and_crossings(tmp_path:
         by_coi[x["coi"]] = by_coi.get(x["coi"], 0) + 1
     assert any(n > 1 for n in by_coi.values()) or any(x["size"] < 150 for x in entry_fills)
     assert checks["held"] > 20
+    # Crossings: TPs cancelled post-only and re-placed at the better of target and touch+1.
+    crossed = [x for x in recs if x["kind"] == "tp_crossed"]
+    assert s.tp_crossings >= 1 and len(crossed) == s.tp_crossings
+    for x in crossed:
+        if x["touch"]:
+            assert x["price"] != x["touch"]  # never at the touch: strictly behind it
     # Transient breaks between an event and the TP tx it triggers are not settled states;
     # a settled state never breaks it.
     assert len(checks["broken"]) <= max(2, checks["held"] // 20), checks["broken"][:10]
