@@ -1,0 +1,153 @@
+"""``mmfast run`` as a subprocess: the default run against the built-in simulator (status,
+summary with fills, journal), SIGTERM/SIGINT shutdown with every order cancelled and confirmed,
+and refusals before any I/O (bad config, a real key in sim mode, mainnet without --live)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+MMFAST = [sys.executable, "-m", "mmfast.cli"]
+CANARY = "0badc0de" * 10
+
+
+def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMFAST_")}
+    env.update(HOME=str(tmp), XDG_STATE_HOME=str(tmp / "state"), PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def _summary_value(out: str, label: str) -> str:
+    m = re.search(rf"^{label}\s+(.*)$", out, re.MULTILINE)
+    assert m, f"no '{label}' line in:\n{out}"
+    return m.group(1)
+
+
+TIGHT = """
+[market]
+symbol = "ETH"
+[strategy.market_making]
+bid_spread_ticks = 8
+ask_spread_ticks = 8
+levels = 2
+level_spread_ticks = 10
+order_amount_lots = 100
+refresh_tolerance_ticks = 20
+[risk]
+max_position_lots = 2000
+max_order_notional_usdc = 2000
+[risk.kill_switch]
+max_drawdown_usdc = 200.0
+max_fills_per_min = 1000
+"""
+
+
+def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path) -> None:
+    # Seeded simulator flow at 4x time (20 simulated seconds in 5 s), quotes 8 ticks from the
+    # mid kept in place within 20 ticks (queue priority): fills within the 5 s.
+    cfg = tmp_path / "tight.toml"
+    cfg.write_text(TIGHT)
+    p = subprocess.run([*MMFAST, "run", "--duration", "5", "--seed", "2", "--time-scale", "4",
+                        "--config", str(cfg)],
+                       env=_env(tmp_path), capture_output=True, text=True, timeout=90)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = p.stdout
+    assert "=== mmfast run summary ===" in out
+    fills = int(_summary_value(out, "fills").split()[0])
+    assert fills >= 1, out
+    assert _summary_value(out, "shutdown") == "orders left open: 0"
+    assert _summary_value(out, "exit code") == "0"
+    # The live status printed (about once a second) before the summary.
+    status = out.split("=== mmfast run summary ===")[0]
+    assert status.count("latency p50/p99") >= 3
+    assert "book " in status and "quotes  bids" in status and "position" in status
+    # The journal (default path under the state dir) holds the orders, fills and summary.
+    journal = tmp_path / "state" / "mmfast" / "journal.jsonl"
+    recs = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    kinds = [r["kind"] for r in recs]
+    assert kinds.count("fill") == fills
+    assert {"run_start", "order_sent", "order", "summary", "run_stop"} <= set(kinds)
+    assert oct(journal.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_cancels_all_and_confirms(tmp_path: Path, sig: signal.Signals) -> None:
+    journal = tmp_path / "j.jsonl"
+    p = subprocess.Popen([*MMFAST, "run", "--quiet", "--seed", "3", "--journal", str(journal)],
+                         env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until orders rest
+            if journal.exists() and b'"status":"OPEN"' in journal.read_bytes():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no order opened")
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, out + err
+    assert took < 10  # cancel-all confirmed well within the bound (p99 target: 5 s)
+    assert _summary_value(out, "shutdown") == "orders left open: 0"
+    assert sig.name in _summary_value(out, "duration")
+    recs = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    done = [r for r in recs if r["kind"] == "run_stop"]
+    assert done and done[-1]["orders_left"] == 0
+
+
+def test_bad_config_fails_before_io_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[strategy.market_making]\nlvels = 3\n[risk]\nmax_position_lots = 10\n"
+                   "max_order_notional_usdc = 100\n[risk.kill_switch]\nmax_drawdown_usdc = 1.0\n")
+    p = subprocess.run([*MMFAST, "run", "--config", str(bad), "--journal",
+                        str(tmp_path / "j.jsonl")], env=_env(tmp_path), capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2
+    assert "strategy.market_making.lvels" in p.stderr
+    assert p.stdout == ""  # no simulator, no status, no summary
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_sim_mode_refuses_a_real_key_without_echoing_it(tmp_path: Path) -> None:
+    p = subprocess.run([*MMFAST, "run", "--duration", "1"],
+                       env=_env(tmp_path, MMFAST_API_PRIVATE_KEY=CANARY),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "MMFAST_API_PRIVATE_KEY" in p.stderr and "refuses a real key" in p.stderr
+    for text in (p.stdout, p.stderr):
+        assert CANARY[:16] not in text.lower()
+
+
+def test_mainnet_needs_live_flag(tmp_path: Path) -> None:
+    from mmfast.conf import example_path
+
+    p = subprocess.run([*MMFAST, "run", "--config", str(example_path("mainnet"))],
+                       env=_env(tmp_path, MMFAST_API_PRIVATE_KEY=CANARY),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "--live" in p.stderr
+    assert CANARY[:16] not in p.stderr.lower()
+
+
+def test_strategy_option_selects_trend_ladder(tmp_path: Path) -> None:
+    p = subprocess.run([*MMFAST, "run", "--strategy", "trend_ladder", "--duration", "2",
+                        "--quiet", "--journal", str(tmp_path / "j.jsonl")],
+                       env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "strategy trend_ladder" in _summary_value(p.stdout, "venue")
+    assert "latency p50/p99" not in p.stdout  # --quiet: no live status
