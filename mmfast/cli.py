@@ -93,6 +93,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="sim mode: the simulator's random seed (default 1)")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="sim mode: simulated seconds per real second (default 1.0)")
+    p.add_argument("--control-port", type=int, default=None, metavar="PORT",
+                   help="serve the control/metrics endpoint on this port (0: any free port; "
+                   "default: off); mutations need MMFAST_CONTROL_TOKEN")
+    p.add_argument("--control-host", default="127.0.0.1",
+                   help="address of the control endpoint (default 127.0.0.1; anything else "
+                   "needs MMFAST_CONTROL_TOKEN)")
     p.set_defaults(func=_run_bot)
 
 

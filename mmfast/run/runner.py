@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -35,7 +36,7 @@ from typing import IO, Any
 
 from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.conf.schema import Config
-from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor
+from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor, Secret
 from mmfast.core.log import SDK_LOGGERS, configure_logging, get_logger
 from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
 
@@ -74,6 +75,8 @@ class RunOptions:
     journal: str | None = None  # JSONL path (None: run.journal_path)
     seed: int = 1  # sim mode: the simulator's seed
     time_scale: float = 1.0  # sim mode: simulated seconds per real second
+    control_port: int | None = None  # control/metrics endpoint port (None: off; 0: any)
+    control_host: str = "127.0.0.1"  # its address (non-loopback needs a token)
 
 
 def load_run_config(opts: RunOptions, env: dict[str, str] | None = None) -> Config:
@@ -100,7 +103,8 @@ class Runner:
 
     def __init__(self, cfg: Config, opts: RunOptions, *, out: IO[str] | None = None,
                  err: IO[str] | None = None, key: ApiKey | None = None,
-                 sim: Any = None, time: TimeSource | None = None) -> None:
+                 sim: Any = None, time: TimeSource | None = None,
+                 control_token: Secret | None = None) -> None:
         if key is not None and cfg.venue.mode != "sim":
             raise ValueError("an injected key is for sim mode only")
         self.cfg = cfg
@@ -109,9 +113,13 @@ class Runner:
         self.err = err or sys.stderr
         self._key = key
         self._own_sim = sim is None  # started (and stopped) here
+        self._control_token = control_token
+        self.control: Any = None  # ControlServer when --control-port is given
         self.time: TimeSource = time or (REAL_TIME if opts.time_scale == 1.0
                                          else ScaledTime(opts.time_scale))
         self.redactor = Redactor()
+        if control_token is not None:
+            self.redactor.add(control_token)
         self.sim: Any = sim  # SimThread in sim mode
         self.signer: Any = None
         self.connector: Any = None
@@ -143,6 +151,8 @@ class Runner:
                                     or run.log_json, stream=self.err, quiet=SDK_LOGGERS)
         self._filter: RedactingFilter | None = RedactingFilter([])
         handler.addFilter(self._filter)
+        if self._control_token is not None:
+            self._filter.add(self._control_token)
 
     def _add_secret(self, key: ApiKey) -> None:
         self.redactor.add(key)
@@ -325,6 +335,14 @@ class Runner:
                                chain_id=v.chain_id, account_index=v.account_index)
             await self.core.start()
             started = True
+            if self.opts.control_port is not None:
+                from mmfast.run.control import ControlServer
+
+                self.control = ControlServer(self, self.opts.control_host,
+                                             self.opts.control_port, self._control_token)
+                await self.control.start()
+                self.out.write(f"control: {self.control.url}\n")
+                self.out.flush()
             printer = None if self.opts.quiet else StatusPrinter(self.out)
             status_task = loop.create_task(self._status_loop(printer))
             try:
@@ -369,6 +387,9 @@ class Runner:
         return self.redactor.redact(f"{type(exc).__name__}: {exc}")
 
     async def _shutdown(self, started: bool) -> None:
+        if self.control is not None:
+            with contextlib.suppress(Exception):
+                await self.control.stop()
         core = self.core
         if core is not None:
             try:
@@ -403,7 +424,8 @@ class Runner:
 def _options(args: Any) -> RunOptions:
     return RunOptions(config=args.config, strategy=args.strategy, duration_s=args.duration,
                       quiet=args.quiet, log_json=args.log_json, live=args.live,
-                      journal=args.journal, seed=args.seed, time_scale=args.time_scale)
+                      journal=args.journal, seed=args.seed, time_scale=args.time_scale,
+                      control_port=args.control_port, control_host=args.control_host)
 
 
 def run_from_args(args: Any) -> int:
@@ -423,7 +445,17 @@ def run_from_args(args: Any) -> int:
     if opts.time_scale != 1.0 and cfg.venue.mode != "sim":
         print("mmfast run: --time-scale is for sim mode only", file=sys.stderr)
         return EXIT_CONFIG
-    runner = Runner(cfg, opts)
+    from mmfast.run.control import ENV_CONTROL_TOKEN, check_bind
+
+    raw_token = os.environ.get(ENV_CONTROL_TOKEN) or None
+    token = Secret(raw_token) if raw_token else None
+    if opts.control_port is not None:
+        why = check_bind(opts.control_host, token)
+        if why or not 0 <= opts.control_port <= 65535:
+            print(f"mmfast run: {why or '--control-port must be within 0..65535'}",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+    runner = Runner(cfg, opts, control_token=token)
     runner._logging()
     try:
         try:

@@ -1,0 +1,133 @@
+"""Control and metrics endpoint of ``mmfast run`` (off unless ``--control-port`` is given).
+
+- Binds 127.0.0.1 by default. Any other (non-loopback) address is refused unless a token is
+  set (``MMFAST_CONTROL_TOKEN``, a secret: redacted like the API key, never on argv).
+- ``GET /status`` (JSON snapshot) and ``GET /metrics`` (``name value`` lines) are read-only;
+  off loopback they need the token too.
+- Mutations need the token (``Authorization: Bearer <token>``) always: ``POST /pause`` (kill
+  switch manual pause: cancel all, keep running), ``POST /resume``, ``POST /stop`` (shutdown as
+  on SIGTERM). Without a valid token they answer 401 and change nothing.
+- The token is compared in constant time (``hmac.compare_digest``).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from aiohttp import web
+
+from mmfast.connector.lighter.secret import Secret
+from mmfast.risk.killswitch import KillAction, TripReason
+
+if TYPE_CHECKING:
+    from mmfast.run.runner import Runner
+
+__all__ = ["ENV_CONTROL_TOKEN", "LOOPBACK", "ControlServer", "check_bind"]
+
+ENV_CONTROL_TOKEN: Final = "MMFAST_CONTROL_TOKEN"
+LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def check_bind(host: str, token: Secret | None) -> str | None:
+    """Why binding ``host`` is refused (None: allowed)."""
+    if host not in LOOPBACK and token is None:
+        return (f"--control-host {host!r} is not loopback: set {ENV_CONTROL_TOKEN} to expose "
+                "the control endpoint beyond 127.0.0.1")
+    return None
+
+
+class ControlServer:
+    """aiohttp server on the runner's loop (see the module doc)."""
+
+    def __init__(self, runner: Runner, host: str = "127.0.0.1", port: int = 0,
+                 token: Secret | None = None) -> None:
+        why = check_bind(host, token)
+        if why:
+            raise ValueError(why)
+        self.runner = runner
+        self.host = host
+        self.port = port
+        self._token = token
+        self._loopback = host in LOOPBACK
+        self._app_runner: web.AppRunner | None = None
+        self.url = ""  # http://host:port once started
+        self.unauthorized = 0  # requests refused with 401
+
+    def _authorized(self, request: web.Request) -> bool:
+        token = self._token
+        if token is None:
+            return False
+        got = request.headers.get("Authorization", "")
+        prefix = "Bearer "
+        value = got[len(prefix):] if got.startswith(prefix) else ""
+        return hmac.compare_digest(value.encode(), token.reveal().encode())
+
+    def _deny(self) -> web.Response:
+        self.unauthorized += 1
+        return web.json_response({"ok": False, "error": "unauthorized"}, status=401)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        if not self._loopback and not self._authorized(request):
+            return self._deny()
+        body = orjson.dumps(self.runner.snapshot(), default=str,
+                            option=orjson.OPT_NON_STR_KEYS)
+        return web.Response(body=self.runner.redactor.redact(body.decode()).encode(),
+                            content_type="application/json")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if not self._loopback and not self._authorized(request):
+            return self._deny()
+        st = self.runner.snapshot()["strategy"]
+        lines = [f"mmfast_fills {st['fills']}", f"mmfast_filled_lots {st['filled_lots']}",
+                 f"mmfast_position_lots {st['position_lots']}",
+                 f"mmfast_orders_open {st['orders_open']}"]
+        lines += [f"mmfast_orders_{k} {v}" for k, v in st["counts"].items()]
+        if st.get("pnl_usdc") is not None:
+            lines.append(f"mmfast_pnl_usdc {st['pnl_usdc']}")
+        for stage, v in (st.get("latency") or {}).items():
+            name = stage.replace(">", "_to_")
+            lines.append(f'mmfast_latency_us{{stage="{name}",q="0.5"}} {v["p50_us"]}')
+            lines.append(f'mmfast_latency_us{{stage="{name}",q="0.99"}} {v["p99_us"]}')
+        return web.Response(text="\n".join(lines) + "\n")
+
+    async def _mutate(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._deny()
+        action = request.match_info["action"]
+        s = self.runner.strategy
+        kill = None if s is None else s.kill
+        if action == "stop":
+            self.runner.request_stop("control: stop")
+            return web.json_response({"ok": True})
+        if kill is None:
+            return web.json_response({"ok": False, "error": "not running"}, status=409)
+        if action == "pause":
+            kill.trip(TripReason.MANUAL, KillAction.PAUSE)
+            return web.json_response({"ok": True, "state": kill.state.value})
+        ok = kill.resume()
+        return web.json_response({"ok": ok, "state": kill.state.value},
+                                 status=200 if ok else 409)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/{action:pause|resume|stop}", self._mutate)
+        self._app_runner = web.AppRunner(app, access_log=None)
+        await self._app_runner.setup()
+        site = web.TCPSite(self._app_runner, self.host, self.port)
+        await site.start()
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        port = sockets[0].getsockname()[1] if sockets else self.port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        if self._app_runner is not None:
+            await self._app_runner.cleanup()
+            self._app_runner = None
+
+    def status(self) -> dict[str, Any]:
+        return {"url": self.url, "unauthorized": self.unauthorized}

@@ -1,0 +1,143 @@
+"""The control/metrics endpoint of ``mmfast run``: loopback by default, non-loopback refused
+without a token, unauthenticated mutations 401 with no change, pause/resume/stop with it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from mmfast.conf import parse_config
+from mmfast.connector.lighter.secret import Secret
+from mmfast.core.timesource import ScaledTime
+from mmfast.run import EXIT_CONFIG, EXIT_OK, Runner, RunOptions
+from mmfast.run.control import ControlServer, check_bind
+from mmfast.run.runner import run_flow
+from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX as ACCOUNT
+from mmfast.sim.config import SimConfig
+from mmfast.sim.thread import SimThread
+
+TOKEN = "ctl-token-for-tests-only-5d1e"
+CFG = """
+[market]
+market_id = 0
+[strategy.market_making]
+bid_spread_ticks = 20
+ask_spread_ticks = 20
+refresh_tolerance_ticks = 10
+[risk]
+max_position_lots = 1000
+max_order_notional_usdc = 100000
+[risk.kill_switch]
+max_drawdown_usdc = 1000.0
+max_fills_per_min = 100000
+"""
+
+
+@pytest.fixture(autouse=True)
+def _logging() -> Any:
+    yield
+    logging.getLogger("mmfast").handlers.clear()
+
+
+def test_bind_rules() -> None:
+    assert check_bind("127.0.0.1", None) is None
+    assert check_bind("::1", None) is None
+    assert "MMFAST_CONTROL_TOKEN" in (check_bind("0.0.0.0", None) or "")
+    assert check_bind("0.0.0.0", Secret(TOKEN)) is None
+    with pytest.raises(ValueError):
+        ControlServer(None, "0.0.0.0", 0, None)  # type: ignore[arg-type]
+
+
+def test_cli_refuses_non_loopback_without_token(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "mmfast.cli", "run", "--control-port", "0",
+                        "--control-host", "0.0.0.0", "--journal", str(tmp_path / "j")],
+                       capture_output=True, text=True, timeout=60,
+                       env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert p.returncode == EXIT_CONFIG
+    assert "MMFAST_CONTROL_TOKEN" in p.stderr and p.stdout == ""
+
+
+def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
+    cfg = parse_config(CFG, env={})
+    stime = ScaledTime(4.0)
+    sim = SimThread(SimConfig(seed=2, chain_id=cfg.venue.chain_id,
+                              account_index=cfg.venue.account_index, flow=run_flow(),
+                              speed_bumps=False), stime)
+    out, err = io.StringIO(), io.StringIO()
+    runner = Runner(cfg, RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"),
+                                    time_scale=4.0, control_port=0),
+                    out=out, err=err, sim=sim, time=stime, control_token=Secret(TOKEN))
+    runner._logging()
+    sim.start()
+
+    def open_orders() -> int:
+        return len(sim.call(lambda s: s.truth.open_orders(ACCOUNT, 0)))
+
+    async def until(cond: Any, timeout: float = 15.0) -> bool:
+        t_end = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < t_end:
+            if cond():
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def go() -> tuple[int, dict[str, Any]]:
+        task = asyncio.get_running_loop().create_task(runner.run())
+        assert await until(lambda: runner.control is not None and runner.control.url)
+        url = runner.control.url
+        assert url.startswith("http://127.0.0.1:")
+        assert await until(lambda: open_orders() > 0)
+        seen: dict[str, Any] = {}
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{url}/status") as r:
+                seen["status"] = r.status
+                body = await r.json()
+                seen["status_strategy"] = body["strategy"]["strategy"]
+            async with s.get(f"{url}/metrics") as r:
+                seen["metrics"] = await r.text()
+            for headers in ({}, {"Authorization": "Bearer wrong"},
+                            {"Authorization": TOKEN}):
+                for action in ("pause", "resume", "stop"):
+                    async with s.post(f"{url}/{action}", headers=headers) as r:
+                        seen.setdefault("unauth", []).append(r.status)
+            seen["armed_after_unauth"] = runner.strategy.kill.state.value
+            seen["running_after_unauth"] = not task.done()
+            async with s.post(f"{url}/pause", headers=good) as r:
+                seen["pause"] = (r.status, (await r.json())["state"])
+            seen["cancelled"] = await until(lambda: open_orders() == 0)
+            await asyncio.sleep(1.0)
+            seen["still_zero"] = open_orders() == 0  # paused: no new quotes
+            async with s.post(f"{url}/resume", headers=good) as r:
+                seen["resume"] = (r.status, (await r.json())["state"])
+            seen["requoted"] = await until(lambda: open_orders() > 0)
+            async with s.post(f"{url}/stop", headers=good) as r:
+                seen["stop"] = r.status
+        code = await asyncio.wait_for(task, 30)
+        return code, seen
+
+    try:
+        code, seen = asyncio.run(go())
+    finally:
+        sim.stop()
+    assert code == EXIT_OK, err.getvalue()
+    assert seen["status"] == 200 and seen["status_strategy"] == "market_making"
+    assert "mmfast_orders_placed" in seen["metrics"]
+    assert seen["unauth"] == [401] * 9
+    assert seen["armed_after_unauth"] == "armed" and seen["running_after_unauth"]
+    assert seen["pause"] == (200, "paused")
+    assert seen["cancelled"] and seen["still_zero"]
+    assert seen["resume"] == (200, "armed") and seen["requoted"]
+    assert seen["stop"] == 200
+    assert "control: stop" in runner.stop_reason
+    assert runner.control.unauthorized == 9
+    for text in (out.getvalue(), err.getvalue(), (tmp_path / "j.jsonl").read_text()):
+        assert TOKEN not in text
