@@ -469,6 +469,12 @@ class StrategyBase:
             return RiskReason.MARKET_INACTIVE
         return RiskReason.OK
 
+    def may_add_exposure(self) -> bool:
+        """False while the market takes reduce-only orders only (or none): no new quotes or
+        entries then; take-profits (reduce-only) still go."""
+        st = None if self.gate is None else self.gate.state
+        return st is None or st.market_state is MarketState.ACTIVE
+
     def budget(self) -> RateBudget:
         """The planner's view of the connector's rate budget (unlimited without one)."""
         b = getattr(self.connector, "budget", None)

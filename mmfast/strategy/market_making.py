@@ -138,8 +138,8 @@ class MarketMaking(StrategyBase):
         asymmetric spread and price band."""
         engine = self.engine
         book = self.book
-        if engine is None or book is None:
-            return [], []
+        if engine is None or book is None or not self.may_add_exposure():
+            return [], []  # no quotes in a reduce-only market: the planner cancels ours
         n = engine.compute_from_book(book, self.position_lots, self.reference_price())
         if n == 0:
             return [], []

@@ -216,7 +216,8 @@ class TrendLadder(StrategyBase):
         """Entry ladder (bids when up, asks when down) from the compiled engine."""
         d = self.direction()
         book, engine = self.book, self.engine
-        if not d or book is None or engine is None or not book.in_sync():
+        if (not d or book is None or engine is None or not book.in_sync()
+                or not self.may_add_exposure()):
             return [], []
         c = self.config
         bb, ba = book.best_bid(), book.best_ask()

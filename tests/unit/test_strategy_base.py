@@ -217,6 +217,29 @@ def test_mm_risk_gate_denies_before_connector() -> None:
     run(go())
 
 
+def test_mm_no_quotes_in_reduce_only_or_inactive_market() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        info = SimpleNamespace(status="active", force_reduce_only=False)
+        h.conn.markets = {0: info}  # type: ignore[attr-defined]
+        h.start()
+        await h.book_event()
+        h.open_all()
+        assert len(h.places()) == 4
+        info.force_reduce_only = True
+        await h.s.on_tick(0)
+        await h.settle()
+        cancels = [c for c in h.conn.calls if c[0] == "cancel"]
+        assert len(cancels) == 4  # every quote pulled
+        n = len(h.places())
+        await h.book_event()
+        assert len(h.places()) == n
+        info.force_reduce_only, info.status = False, "inactive"
+        await h.s.on_tick(0)
+        assert h.s.can_quote() is RiskReason.MARKET_INACTIVE
+    run(go())
+
+
 def test_mm_pull_quotes_cancels_all() -> None:
     async def go() -> None:
         h = Harness(MarketMaking)
