@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,6 @@ from mmfast.core.types import OrderStatus
 from mmfast.sim.config import SimConfig
 from mmfast.sim.thread import SimThread
 
-# The signer stamps each tx's ExpiredAt with the real clock + 10 min; at scale 10 the venue's
-# clock passes that after ~65 s of real time, so every test stays well under a minute.
 SCALE = 10.0
 ACCOUNT = 1001
 KEY = 7
@@ -46,9 +45,15 @@ def make_sim_config(**kw: Any) -> SimConfig:
     return SimConfig(**base)
 
 
+def make_time(scale: float = SCALE) -> ScaledTime:
+    # The venue's wall clock starts an hour behind the real one: the signer stamps ExpiredAt
+    # from the real clock (+10 min), so scaled time can run ~70 min ahead before txs expire.
+    return ScaledTime(scale, start_wall_ms=time.time_ns() // 1_000_000 - 3_600_000)
+
+
 @pytest.fixture
 def stime() -> ScaledTime:
-    return ScaledTime(SCALE)
+    return make_time()
 
 
 @pytest.fixture
@@ -95,7 +100,9 @@ async def bot(sim: SimThread, stime: ScaledTime, state_dir: Path, *, key: str = 
     ocfg.update(orders_kw)
     conn = LighterConnector(
         LighterConfig(rest_url=sim.rest_url, ws_url=sim.ws_url, account_index=ACCOUNT,
-                      api_key_index=KEY, markets=markets, seed=3),
+                      api_key_index=KEY, markets=markets, seed=3,
+                      # 0.5 s real at scale 10: room for a loaded 2-core machine
+                      ping_idle_s=10.0, pong_timeout_s=5.0),
         signer, time=stime, bus=bus, signer=signer, orders=OrderEntryConfig(**ocfg), dbg=dbg)
     try:
         await conn.start()

@@ -96,6 +96,9 @@ _EXPIRY_SLACK_MS = 5_000  # keep clear of the window's edges (clock skew, transi
 _EXPIRED_AT_MARGIN_MS = 30_000  # a signed tx closer than this to its ExpiredAt is re-signed
 CODE_INVALID_NONCE = 21104
 CODE_TX_NOT_FOUND = 21500
+CODE_DUPLICATE_COI = 21728
+# Transient refusals: too many pending order txs in the market / on the account.
+CODES_TOO_MANY_PENDING = frozenset({21720, 21506})
 _TX_FAILED, _TX_PENDING, _TX_EXECUTED, _TX_FINAL = 0, 1, 2, 3
 _ACK_TYPES = ("jsonapi/sendtx", "jsonapi/sendtxbatch")
 
@@ -134,6 +137,9 @@ class OrderEntryConfig:
     max_batch: int = 16  # txs per sendtxbatch frame (the venue allows 50)
     quote_expiry_s: float = 600.0  # default expiry of a GTT/post-only order (dead-man switch)
     confirm_grace_s: float = 0.5  # after its predicted execution an acked tx is checked
+    # An accepted order tx counts in flight until its predicted execution plus this margin
+    # (the sequencer's timer runs a little behind its own prediction).
+    inflight_margin_s: float = 0.25
     check_interval_s: float = 1.0  # housekeeping: confirmations, unknown checks, positions
     unknown_checks: int = 3  # lookups of an unknown tx before the evidence is final
     position_check_interval_s: float = 5.0  # venue position vs fills replayed (REST)
@@ -325,7 +331,7 @@ class OrderEntry:
         self._time = time
         self.dbg: Callable[..., None] = dbg or (lambda *a: None)
         self._mid = mid
-        self._on_reconnect = on_reconnect  # the connector reconciles after a reconnect
+        self._on_reconnect = on_reconnect  # reconcile (after a reconnect, a venue 21728)
         self._on_out_of_band = on_out_of_band  # (market, reason) position changed under us
         self.nonces: NonceManager[_Tx] = NonceManager(
             self._fetch_nonce, self._dispatch, still_wanted=self._still_wanted,
@@ -342,6 +348,7 @@ class OrderEntry:
         self._inflight: dict[int, int] = {}  # market -> order txs sent, not yet executed
         self._releases: list[tuple[int, int]] = []  # heap (wall ms, market): cap release
         self._watch: dict[int, _Tx] = {}  # id(tx) -> acked/unknown tx awaiting confirmation
+        self._creates: dict[int, _Tx] = {}  # coi -> its create tx, until the order is terminal
         self._tasks: set[asyncio.Task[Any]] = set()
         self._housekeeper: asyncio.Task[None] | None = None
         self._started = False
@@ -353,6 +360,7 @@ class OrderEntry:
         # counters
         self.frames_ws = 0  # frames sent on the order WebSocket
         self.frames_rest = 0  # frames sent over REST
+        self.ws_budget_fallbacks = 0  # frames sent over REST for lack of WS message budget
         self.txs_sent = 0  # tx sends (a resend counts again)
         self.identical_resends = 0  # sends of bytes signed earlier (same nonce, after a loss)
         self.resigned = 0  # txs signed again with a new nonce
@@ -451,6 +459,7 @@ class OrderEntry:
         tx.coi = coi
         tx.price, tx.size, tx.is_ask = price_ticks, size_lots, side is Side.SELL
         tx.tif, tx.reduce_only, tx.expiry_ms = tif, reduce_only, expiry
+        self._creates[coi] = tx
         mid = self._mid(market) if self._mid is not None else None
         self.dbg("place_limit submit: symbol=%s mid=%s market_index=%d client_order_index=%d "
                  "post_only=%s reduce_only=%s price_i=%d base_i=%d", info.symbol, mid, market,
@@ -550,6 +559,11 @@ class OrderEntry:
                     return True
         return False
 
+    def signed_create(self, coi: int) -> SignedTx | None:
+        """The signed create tx of our order ``coi`` (while it is not terminal)."""
+        tx = self._creates.get(coi)
+        return tx.signed if tx is not None else None
+
     def _ours(self, coi: int) -> TrackedOrder:
         t = self.tracker.get(coi)
         if t is None:
@@ -584,6 +598,8 @@ class OrderEntry:
         self._pump()
 
     def _refresh_failed(self, exc: BaseException) -> None:
+        if self._stopping or isinstance(exc, asyncio.CancelledError):
+            return
         _log.warning("nextNonce refresh failed: %s", type(exc).__name__)
         if not self._stopping:
             self._time.call_later(self.config.refresh_retry_s, self.nonces.retry_refresh)
@@ -683,8 +699,10 @@ class OrderEntry:
                                             for t in batch) else Priority.NORMAL
             cost = self.budget.ws_sendtx_cost(len(batch))
             if not self.budget.try_acquire(cost, prio):
-                self._arm_pump(max(0.01, min(self.budget.wait_s(cost, prio), 1.0)))
-                return
+                # The WebSocket's message budget (200/min on the venue) is spent: REST sendTx
+                # has its own, larger budget.
+                via = "rest"
+                self.ws_budget_fallbacks += 1
         self._send(batch, via)
 
     def _cap_wait_s(self) -> float:
@@ -821,6 +839,7 @@ class OrderEntry:
             else:
                 hl = [str(hashes or "")]
             at = max(now_ms, predicted_ms or 0)
+            release_at = at + int(self.config.inflight_margin_s * 1000)
             for i, tx in enumerate(txs):
                 self._assigned.pop(tx.nonce, None)
                 self.nonces.accepted(tx.nonce)
@@ -830,7 +849,7 @@ class OrderEntry:
                 tx.confirm_after_ms = at + int(self.config.confirm_grace_s * 1000)
                 self.acks += 1
                 if tx.counted:
-                    heapq.heappush(self._releases, (at, tx.market or 0))
+                    heapq.heappush(self._releases, (release_at, tx.market or 0))
                 if tx.kind is TxKind.CREATE:
                     self.tracker.on_ack(tx.coi)
                     self.dbg("place_limit result: client_order_index=%d tx_hash=%s "
@@ -846,7 +865,15 @@ class OrderEntry:
         self.api_rejects += len(txs)
         self.reject_codes[code] = self.reject_codes.get(code, 0) + len(txs)
         self._release_counted(txs)
-        limited = code in RATE_LIMIT_CODES
+        limited = code in RATE_LIMIT_CODES or code in CODES_TOO_MANY_PENDING
+        if code in CODES_TOO_MANY_PENDING:
+            # The venue holds more of our txs than we counted: fill the cap for a while.
+            hold = self._time.wall_ms() + int(self.config.inflight_margin_s * 1000)
+            for m in {t.market for t in txs if t.counted}:
+                extra = self.config.max_inflight_per_market - self._inflight.get(m or 0, 0)
+                for _ in range(max(0, extra)):
+                    self._inflight[m or 0] = self._inflight.get(m or 0, 0) + 1
+                    heapq.heappush(self._releases, (hold, m or 0))
         single = len(txs) == 1
         for tx in txs:
             self._assigned.pop(tx.nonce, None)
@@ -888,6 +915,9 @@ class OrderEntry:
             self.tracker.on_api_reject(tx.coi, code, retry=False)
             self.dbg("place_limit result: client_order_index=%d error=%s %s", tx.coi, code,
                      message)
+            if code == CODE_DUPLICATE_COI and self._on_reconnect is not None:
+                # The venue holds an order with this id: reconcile, never retry.
+                self._on_reconnect(f"venue reports duplicate client_order_index {tx.coi}")
         elif tx.kind is TxKind.CANCEL and tx.coi:
             self.tracker.on_cancel_failed(tx.coi)
         elif tx.kind is TxKind.CANCEL_ALL:
@@ -953,6 +983,7 @@ class OrderEntry:
     def on_stream_up(self, stream: WsStream) -> None:
         # Every reconnect: no signed send until nextNonce has been fetched again.
         self._mark_needs_refresh()
+        self._revoke_unsent()
         self.nonces.require_refresh()
         if self._on_reconnect is not None and stream.connects > 1:
             self._on_reconnect("order connection reconnected")
@@ -965,6 +996,7 @@ class OrderEntry:
             self.budget.release_inflight()
             self._lost(frame, f"order connection down: {reason}")
         self._mark_needs_refresh()
+        self._revoke_unsent()
         self.nonces.require_refresh()  # sends continue over REST after the refresh
 
     def on_subscribed(self, stream: WsStream, key: str) -> None:
@@ -1041,6 +1073,10 @@ class OrderEntry:
         """Acked (or nonce-consumed) creates and cancels the venue has not shown an effect of:
         look them up (tx by hash, then the order by client_order_index)."""
         now_ms = self._time.wall_ms()
+        for coi in [c for c, tx in self._creates.items() if tx.state in (_St.ACKED, _St.DONE)]:
+            t = self.tracker.get(coi)
+            if t is None or t.order.status.is_terminal:
+                del self._creates[coi]
         due: list[_Tx] = []
         for key, tx in list(self._watch.items()):
             t = self.tracker.get(tx.coi) if tx.coi else None

@@ -161,6 +161,8 @@ class Reconciler:
         if self._streams_ready is not None:
             await self._wait(self._streams_ready, cfg.reconcile_timeout_s)
         await self._wait(lambda: e.nonce_ready, cfg.reconcile_timeout_s)
+        # Let txs already on their way land first (a cancel in flight is not cancelled again).
+        await self._wait(lambda: e.pending_txs == 0, cfg.reconcile_timeout_s)
         unknown_before = {t.order.client_order_index for t in tracker.unknown_orders()}
 
         # Venue open orders -> tracker.
