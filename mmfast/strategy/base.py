@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
+from mmfast._core.book import parse_decimal
 from mmfast.core.events import (
     BookUpdated,
     ConnectorState,
@@ -69,6 +70,7 @@ _log = get_logger("strategy")
 STAGES: Final = ("book>quote", "quote>send", "send>ack", "ack>open", "book>send", "fill>requote")
 _RING: Final = 4096
 _CANCEL_TIMEOUT_S: Final = 5.0
+_MODIFY_WAIT_NS: Final = 3_000_000_000  # a modify unseen by then no longer blocks its order
 _PLACED_KEEP: Final = 100_000  # orders remembered after they end (late fills still match)
 
 
@@ -175,7 +177,10 @@ class StrategyBase:
         self.core: TradingCore | None = None
         self.book: Any = None  # the market's OrderBook (from BookUpdated or the connector)
         self.orders: dict[int, Order] = {}  # coi -> our non-terminal orders of this market
-        self.busy: set[int] = set()  # cois with a modify/cancel tx in flight
+        self.busy: set[int] = set()  # cois with a modify/cancel call in progress
+        # coi -> (price, remaining, deadline ns) of a modify the venue has not shown yet: the
+        # connector queues txs, so the Order changes only when the account stream says so.
+        self.modifying: dict[int, tuple[int, int, int]] = {}
         self.inflight = 0  # order txs of this market handed to the connector, not returned
         self.position = Position(market)  # fill-driven position, PnL and fees (micro-USDC)
         self.venue_position_lots: int | None = None  # the venue's size (authoritative)
@@ -310,6 +315,10 @@ class StrategyBase:
         if not known and order.status.is_terminal:
             return
         now = self.time.monotonic_ns()
+        pend = self.modifying.get(coi)
+        if pend is not None and (order.status.is_terminal or (
+                order.price_ticks == pend[0] and order.remaining_lots == pend[1])):
+            del self.modifying[coi]
         if order.status is OrderStatus.OPEN and coi in self._ack_ns:
             self.latency.add("ack>open", now - self._ack_ns.pop(coi))
         if order.status.is_terminal:
@@ -469,6 +478,52 @@ class StrategyBase:
             return RiskReason.MARKET_INACTIVE
         return RiskReason.OK
 
+    def sync_from_venue(self) -> None:
+        """Price and size of our live orders from the venue's order stream (the connector's
+        ``account_orders``): a modify changes them on the venue, and the stream is the truth.
+        An order with a modify not yet shown keeps its optimistic values until the stream
+        shows the modify or the wait runs out."""
+        raw_orders = (getattr(self.connector, "account_orders", None) or {}).get(self.market)
+        if not raw_orders or self.rules is None:
+            return
+        pd, sd = self.rules.price_decimals, self.rules.size_decimals
+        for coi, o in self.orders.items():
+            oi = o.order_index
+            raw = raw_orders.get(oi) if oi is not None else None
+            if raw is None:
+                continue
+            try:
+                price = parse_decimal(str(raw["price"]), pd)
+                remaining = parse_decimal(str(raw["remaining_base_amount"]), sd)
+            except (KeyError, ValueError):
+                continue
+            pend = self.modifying.get(coi)
+            if pend is not None:
+                if price == pend[0] and remaining == pend[1]:
+                    del self.modifying[coi]
+                continue
+            if price != o.price_ticks or remaining != o.remaining_lots:
+                o.price_ticks = price
+                o.size_lots = o.filled_lots + remaining
+
+    def busy_cois(self) -> set[int]:
+        """Orders not to act on now: a call in progress or a modify the venue has not shown
+        (expired after a few seconds, so a lost update does not freeze an order)."""
+        if self.modifying:
+            now = self.time.monotonic_ns()
+            for coi in [c for c, p in self.modifying.items() if p[2] <= now]:
+                del self.modifying[coi]
+        return self.busy | self.modifying.keys() if self.modifying else self.busy
+
+    def inflight_txs(self) -> int:
+        """Order txs of this market in flight: the connector's count when it has one."""
+        n = self.inflight
+        orders = getattr(self.connector, "orders", None)
+        if orders is not None:
+            with contextlib.suppress(Exception):
+                n = max(n, int(orders.in_flight.get(self.market, 0)), int(orders.pending_txs))
+        return n
+
     def may_add_exposure(self) -> bool:
         """False while the market takes reduce-only orders only (or none): no new quotes or
         entries then; take-profits (reduce-only) still go."""
@@ -501,6 +556,7 @@ class StrategyBase:
                 self.latency.add("fill>requote", self.time.monotonic_ns() - self._fill_trigger_ns)
                 self._fill_trigger_ns = 0
             try:
+                self.sync_from_venue()
                 await self.requote(trigger)
             except asyncio.CancelledError:
                 raise
@@ -597,6 +653,11 @@ class StrategyBase:
             self.inflight -= 1
             self.busy.discard(coi)
         self.counts["modified"] += 1
+        self.modifying[coi] = (price, size, self.time.monotonic_ns() + _MODIFY_WAIT_NS)
+        # Optimistic: the order as the venue will hold it (remaining = size); checked against
+        # the venue's order stream by sync_from_venue, reverted there if it never shows.
+        order.price_ticks = price
+        order.size_lots = order.filled_lots + size
         self.journal.write("order_modify", coi=coi, price=price, size=size)
         return True
 

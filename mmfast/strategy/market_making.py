@@ -194,8 +194,8 @@ class MarketMaking(StrategyBase):
             no_create = (Side.BUY, Side.SELL)
         live: list[Order] = list(self.orders.values())
         plan = plan_requotes(bids, asks, live, now_ns=t0, params=self.planner,
-                             inflight=self.inflight, budget=self.budget(),
-                             position_lots=self.position_lots, busy=self.busy,
+                             inflight=self.inflight_txs(), budget=self.budget(),
+                             position_lots=self.position_lots, busy=self.busy_cois(),
                              no_create=no_create)
         await self.execute(plan, trigger_ns, quote_ns=tq)
 

@@ -260,16 +260,17 @@ class TrendLadder(StrategyBase):
         if trigger_ns:
             self.latency.add("book>quote", tq - trigger_ns)
         plan = plan_requotes(bids, asks, self._open_entries(), now_ns=t0, params=self.planner,
-                             inflight=self.inflight, budget=self.budget(),
-                             position_lots=self.position_lots, busy=self.busy)
+                             inflight=self.inflight_txs(), budget=self.budget(),
+                             position_lots=self.position_lots, busy=self.busy_cois())
         await self.execute(plan, trigger_ns, quote_ns=tq)
         # Frozen entries against the current direction: pull their remainder.
         d = self.direction()
+        busy = self.busy_cois()
         for lvl in self.levels:
             o = lvl.entry
             sign = 1 if lvl.side is Side.BUY else -1
             if (not o.is_terminal and o.status not in _IN_MOTION and d != sign
-                    and o.client_order_index not in self.busy):
+                    and o.client_order_index not in busy):
                 await self.cancel(o)
         self.sync_tps_soon()
 
@@ -397,13 +398,14 @@ class TrendLadder(StrategyBase):
         """Bring every level's TP to its allocated size (see ``allocate_tp_sizes``)."""
         active, sizes, carried = self.tp_allocation()
         self.carried = carried
+        busy = self.busy_cois()
         jobs = []
         for lvl, want in zip(active, sizes, strict=True):
             tp = lvl.tp
             if lvl.tp_pending:
                 continue
             if tp is not None and (tp.status in _IN_MOTION
-                                   or tp.client_order_index in self.busy):
+                                   or tp.client_order_index in busy):
                 continue
             have = lvl.tp_remaining()
             if want == have:

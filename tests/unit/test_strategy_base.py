@@ -39,6 +39,7 @@ class FakeConnector:
         self.cois = itertools.count(1)
         self.orders: dict[int, Order] = {}
         self.cancel_all_left = 0
+        self.modified: list[tuple[Order, int, int]] = []
 
     async def start(self, core: Any) -> None: ...
 
@@ -56,8 +57,15 @@ class FakeConnector:
 
     async def modify(self, order: Order, price_ticks: int, size_lots: int) -> None:
         self.calls.append(("modify", order.client_order_index, price_ticks, size_lots))
-        order.price_ticks = price_ticks
-        order.size_lots = order.filled_lots + size_lots
+        self.modified.append((order, price_ticks, size_lots))
+
+    def apply_modifies(self, bus: EventBus) -> None:
+        """The venue executes the queued modifies and the account stream shows them."""
+        for order, price, size in self.modified:
+            order.price_ticks = price
+            order.size_lots = order.filled_lots + size
+            bus.publish(OrderUpdated(order, 0))
+        self.modified.clear()
 
     async def cancel(self, order: Order) -> None:
         self.calls.append(("cancel", order.client_order_index))
@@ -133,6 +141,7 @@ class Harness:
     async def settle(self) -> None:
         for _ in range(20):
             await asyncio.sleep(0)
+            self.conn.apply_modifies(self.bus)
 
     def open_all(self) -> None:
         for o in self.conn.orders.values():
@@ -181,6 +190,58 @@ def test_mm_quotes_ladder_on_book_event_through_engine() -> None:
         new = h.conn.calls[n:]
         assert new and all(c[0] == "modify" for c in new)
     run(go())
+
+
+def test_mm_one_modify_per_order_until_the_venue_shows_it() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.settle = _no_venue  # type: ignore[method-assign]  # the venue is slow now
+        n = len(h.conn.calls)
+        for i in range(5):  # five book moves while the modifies are queued
+            await h.book_event(make_book(300_020 + 10 * i, 300_030 + 10 * i))
+        mods = [c for c in h.conn.calls[n:] if c[0] == "modify"]
+        assert len(mods) == 4  # one per order, not one per book event
+        assert h.s.busy_cois() == {c[1] for c in mods}
+        h.conn.apply_modifies(h.bus)  # the venue shows them: free to move again
+        assert h.s.busy_cois() == set()
+        await h.book_event(make_book(300_100, 300_110))
+        await _no_venue()
+        assert len([c for c in h.conn.calls[n:] if c[0] == "modify"]) == 8
+    run(go())
+
+
+def test_sync_from_venue_confirms_or_reverts_a_modify() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        o = h.conn.orders[1]
+        o.order_index = 77
+        raw = {"price": "2999.95", "remaining_base_amount": "0.0100"}
+        h.conn.account_orders = {0: {77: raw}}  # type: ignore[attr-defined]
+        assert await h.s.modify(o, 299_900, 80)
+        assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # optimistic
+        h.s.sync_from_venue()
+        assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # stream not there yet
+        raw.update(price="2999.00", remaining_base_amount="0.0080")
+        h.s.sync_from_venue()
+        assert 1 not in h.s.modifying  # the stream shows it: confirmed
+        # A modify the stream never shows is reverted to the venue's values after the wait.
+        assert await h.s.modify(o, 299_800, 60)
+        h.s.modifying[1] = (299_800, 60, 0)  # wait over
+        assert 1 not in h.s.busy_cois()
+        h.s.sync_from_venue()
+        assert (o.price_ticks, o.remaining_lots) == (299_900, 80)
+    run(go())
+
+
+async def _no_venue() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
 
 
 def test_mm_guards_no_quotes_when_not_ready_or_out_of_sync() -> None:
