@@ -349,6 +349,35 @@ def test_kill_switch_pause_cancels_and_resumes_then_stop_requests_exit() -> None
     run(go())
 
 
+def test_kill_switch_drawdown_from_peak_with_fees_through_strategy_pnl() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)  # max_drawdown_usdc = 100
+        h.start()
+        await h.book_event()
+        h.open_all()
+        marks = {"m": 300_000}
+        h.s.mark_price = lambda: marks["m"]  # type: ignore[method-assign]
+        # Long 10000 lots (1 ETH) at 2999.95 (1 tick x 1 lot = 1e-6 USDC), fee 5 USDC.
+        h.bus.publish(FillReceived(Fill(1, 0, Side.BUY, 299_995, 10_000, 5_000_000, True, 1,
+                                        None, 0)))
+        await h.s.on_tick(0)
+        assert h.s.kill.state is KillState.ARMED
+        # Up 200 USDC: the peak moves up.
+        marks["m"] = 320_000
+        await h.s.on_tick(0)
+        peak = h.s.kill.peak_pnl
+        assert peak == (320_000 - 299_995) * 10_000 - 5_000_000  # +195 USDC, fees included
+        # Down 150 USDC from the peak (still +45 USDC from the start): trips (drawdown from
+        # the peak, not from the start).
+        marks["m"] = 305_000
+        await h.s.on_tick(0)
+        await h.settle()
+        assert h.s.kill.state is KillState.PAUSED
+        assert h.s.kill.reason.value == "drawdown"
+        assert ("cancel_all", 0) in h.conn.calls
+    run(go())
+
+
 def test_mm_avellaneda_stoikov_uses_estimates() -> None:
     async def go() -> None:
         h = Harness(MarketMaking, "")
