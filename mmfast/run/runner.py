@@ -145,7 +145,8 @@ class Runner:
             self._stop.set()
 
     # ------------------------------------------------------------------ setup
-    def _logging(self) -> None:
+    def setup_logging(self) -> None:
+        """mmfast's loggers on ``err`` (JSON with --log-json), SDK loggers quiet, redacted."""
         run = self.cfg.run
         handler = configure_logging(run.log_level.upper(), json=self.opts.log_json
                                     or run.log_json, stream=self.err, quiet=SDK_LOGGERS)
@@ -456,7 +457,7 @@ def run_from_args(args: Any) -> int:
                   file=sys.stderr)
             return EXIT_CONFIG
     runner = Runner(cfg, opts, control_token=token)
-    runner._logging()
+    runner.setup_logging()
     try:
         try:
             import uvloop

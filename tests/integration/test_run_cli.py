@@ -146,8 +146,11 @@ def test_mainnet_needs_live_flag(tmp_path: Path) -> None:
 
 def test_strategy_option_selects_trend_ladder(tmp_path: Path) -> None:
     p = subprocess.run([*MMFAST, "run", "--strategy", "trend_ladder", "--duration", "2",
-                        "--quiet", "--journal", str(tmp_path / "j.jsonl")],
+                        "--quiet", "--log-json", "--journal", str(tmp_path / "j.jsonl")],
                        env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "strategy trend_ladder" in _summary_value(p.stdout, "venue")
     assert "latency p50/p99" not in p.stdout  # --quiet: no live status
+    logs = [orjson.loads(line) for line in p.stderr.splitlines() if line.strip()]
+    assert logs and all({"ts", "level", "logger", "msg"} <= set(x) for x in logs)
+    assert any(x["logger"] == "mmfast.core" and "RUNNING" in x["msg"] for x in logs)

@@ -75,7 +75,7 @@ def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
     runner = Runner(cfg, RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"),
                                     time_scale=4.0, control_port=0),
                     out=out, err=err, sim=sim, time=stime, control_token=Secret(TOKEN))
-    runner._logging()
+    runner.setup_logging()
     sim.start()
 
     def open_orders() -> int:

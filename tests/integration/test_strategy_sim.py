@@ -23,7 +23,7 @@ from mmfast.conf import parse_config
 from mmfast.connector.lighter.secret import ApiKey
 from mmfast.core.timesource import ScaledTime
 from mmfast.core.types import OrderStatus
-from mmfast.run import EXIT_KILL_STOP, EXIT_OK, Runner, RunOptions
+from mmfast.run import EXIT_KILL_STOP, EXIT_OK, EXIT_ORDERS_LEFT, Runner, RunOptions
 from mmfast.run.runner import run_flow
 from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX as ACCOUNT
 from mmfast.sim.config import SimConfig
@@ -93,7 +93,7 @@ class Run:
                                                   seed=seed, time_scale=SCALE),
                              out=self.out, err=self.err, key=key, sim=self.sim,
                              time=self.time)
-        self.runner._logging()
+        self.runner.setup_logging()
         _RUNS.append(self)
 
     async def go(self, seconds: float, probe: Callable[[Runner], Any] | None = None,
@@ -282,6 +282,26 @@ def test_kill_switch_stop_exits(tmp_path: Path) -> None:
     assert "orders left open: 0" in r.out.getvalue()
 
 
+def test_shutdown_exits_nonzero_when_open_orders_cannot_be_confirmed(tmp_path: Path) -> None:
+    r = Run(tmp_path, cfg_text())
+    state = {"storm": False}
+
+    async def probe(run: Runner) -> None:
+        s = run.strategy
+        if not state["storm"] and len(s.orders) >= 4 and all(
+                o.status is OrderStatus.OPEN for o in s.orders.values()):
+            state["storm"] = True
+            # Every REST call fails from here: the venue's open orders cannot be confirmed.
+            r.sim.call(lambda sim: sim.faults.http_status_storm(503, 100_000))
+            run.request_stop("test: REST down")
+
+    code = asyncio.run(r.go(15.0, probe))
+    assert state["storm"]
+    assert code == EXIT_ORDERS_LEFT
+    assert "orders left open: unknown" in r.out.getvalue()
+    assert "exit code    1" in r.out.getvalue()
+
+
 CANARY = "c0ffee11" * 10  # an 80-hex-digit key used only here
 
 
@@ -314,6 +334,7 @@ def test_canary_key_in_no_output(tmp_path: Path) -> None:
 
     code = asyncio.run(r.go(4.0, probe))
     assert code == EXIT_OK
+    assert r.runner.strategy.counts["placed"] >= 2  # the key signed real orders
     texts = {"stdout": r.out.getvalue(), "stderr": r.err.getvalue(),
              "journal": r.journal.read_text(), "status": "\n".join(
                  __import__("mmfast.run.status", fromlist=["x"]).render_status(
