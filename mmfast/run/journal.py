@@ -6,7 +6,9 @@ Kinds written by mmfast: ``run_start``, ``run_stop``, ``strategy_started``/``_st
 (risk gate, with the reason), ``send_error``, ``fill``, ``cancel_all``/``_done``,
 ``pull_quotes``, ``connector_state``, ``kill_switch``, ``trend``, ``tp_*`` (trend ladder),
 ``summary``. Values are what the strategy passes (ints in ticks/lots, names, reasons): no
-secret is ever handed to the journal, and every line also goes through the run's redactor.
+secret is ever handed to the journal, and every string value long enough to hold key material
+(16+ characters) also goes through the run's redactor. Whole lines are not redacted: that costs
+~47 us a line on the event path against ~2 us for the write itself.
 
 Writes are buffered (the loop thread never waits on the disk for one line) and flushed by
 ``flush()`` (the runner calls it with every status refresh) and at ``close()``.
@@ -24,6 +26,8 @@ import orjson
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
 __all__ = ["JsonlJournal", "MemoryJournal"]
+
+_MIN_SECRET_RUN = 16  # the redactor removes runs of this many characters of a secret
 
 
 def _default(obj: Any) -> Any:
@@ -51,12 +55,14 @@ class JsonlJournal:
         f = self._f
         if f is None:
             return
+        red = self._redact
+        if red is not None:
+            for k, v in fields.items():
+                if isinstance(v, str) and len(v) >= _MIN_SECRET_RUN:
+                    fields[k] = red(v)
         rec = {"ts_ms": self._time.wall_ms(), "mono_ns": self._time.monotonic_ns(),
                "kind": kind, **fields}
-        line = orjson.dumps(rec, default=_default, option=orjson.OPT_NON_STR_KEYS)
-        if self._redact is not None:
-            line = self._redact(line.decode()).encode()
-        f.write(line + b"\n")
+        f.write(orjson.dumps(rec, default=_default, option=orjson.OPT_NON_STR_KEYS) + b"\n")
         self.lines += 1
         self.counts[kind] = self.counts.get(kind, 0) + 1
 

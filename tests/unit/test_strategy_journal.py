@@ -1,0 +1,79 @@
+"""The run's outputs for strategies: JSONL journal (mode, redaction, buffering) and the status /
+summary rendering (human units at the edge)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import orjson
+
+from mmfast.connector.lighter.secret import ApiKey, Redactor
+from mmfast.run.journal import JsonlJournal
+from mmfast.run.status import StatusPrinter, render_status, render_summary
+
+KEY = "9e" * 40
+
+
+def test_journal_lines_mode_and_redaction(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "j.jsonl"
+    j = JsonlJournal(path, redact=Redactor([ApiKey(KEY)]).redact)
+    j.write("order", coi=7, side="BUY", price=299_995, size=100, status="OPEN")
+    j.write("send_error", error=f"failed with {KEY}", short="ok")
+    assert path.read_bytes() == b""  # buffered until flush
+    j.flush()
+    j.close()
+    j.write("after_close", x=1)  # ignored, no error
+    recs = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert [r["kind"] for r in recs] == ["order", "send_error"]
+    assert recs[0]["price"] == 299_995 and recs[0]["ts_ms"] > 0 and recs[0]["mono_ns"] > 0
+    assert KEY[:16] not in path.read_text() and recs[1]["short"] == "ok"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert j.counts == {"order": 1, "send_error": 1}
+
+
+def _strategy_status() -> dict:
+    return {"strategy": "market_making", "book": {"bid": 300_000, "bid_size": 450,
+                                                   "ask": 300_010, "ask_size": 200},
+            "bids": [(299_990, 100), (299_980, 150)], "asks": [(300_020, 100)],
+            "position_lots": -50, "pnl_usdc": 0.25, "fees_usdc": 0.01, "fills": 3,
+            "filled_lots": 250, "orders_open": 3, "inflight": 0,
+            "counts": {"placed": 5, "modified": 2, "cancelled": 1, "rejected": 0, "denied": 4,
+                       "send_errors": 0, "cancel_alls": 0},
+            "denials": {"ORDER_RATE": 4}, "kill_switch": {"state": "armed", "trips": 0},
+            "guard": "OK", "latency": {"book>quote": {"n": 10, "p50_us": 120.0,
+                                                      "p99_us": 800.0}}}
+
+
+def test_status_lines_in_human_units() -> None:
+    snap = {"elapsed_s": 12.3, "symbol": "ETH", "market": 0, "mode": "sim",
+            "price_decimals": 2, "size_decimals": 4, "strategy": _strategy_status(),
+            "order_latency": {}, "ready": False, "not_ready_reason": "book:0: no snapshot"}
+    lines = render_status(snap)
+    text = "\n".join(lines)
+    assert "book 0.0450@3000.00 | 3000.10x0.0200" in text
+    assert "bids 0.0100@2999.90 0.0150@2999.80" in text and "asks 0.0100@3000.20" in text
+    assert "position -0.0050" in text and "pnl +0.2500 USDC" in text and "fills 3" in text
+    assert "denied 4" in text and "book>quote 120/800us" in text
+    assert "connector not ready: book:0: no snapshot" in text
+    out = io.StringIO()
+    p = StatusPrinter(out, tty=True)
+    p.show(lines)
+    p.show(lines)
+    assert out.getvalue().count("\x1b[J") == 1  # redrawn in place the second time
+    out2 = io.StringIO()
+    StatusPrinter(out2, tty=False).show(lines)
+    assert "\x1b[" not in out2.getvalue()
+
+
+def test_summary_lines() -> None:
+    s = {"elapsed_s": 5.2, "symbol": "ETH", "market": 0, "mode": "sim", "price_decimals": 2,
+         "size_decimals": 4, "strategy": _strategy_status(), "order_latency": {},
+         "stop_reason": "SIGTERM", "orders_left": 0, "exit_code": 0, "journal": "/x/j.jsonl"}
+    text = "\n".join(render_summary(s))
+    for part in ("=== mmfast run summary ===", "fills        3  volume 0.0250",
+                 "(stop: SIGTERM)", "risk denials ORDER_RATE 4",
+                 "shutdown     orders left open: 0", "exit code    0", "journal      /x/j.jsonl"):
+        assert part in text
+    s["orders_left"] = None
+    assert "orders left open: unknown" in "\n".join(render_summary(s))
