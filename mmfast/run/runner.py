@@ -361,7 +361,11 @@ class Runner:
         except Exception as exc:
             self.exit_code = EXIT_ORDERS_LEFT
             self.stop_reason = self.stop_reason or f"error: {type(exc).__name__}"
-            _log.error("run failed: %s", self._safe_exc(exc), exc_info=True)
+            # Expected failures (network, venue, our own checks): the message; anything else
+            # is a bug: the traceback too (redacted by the handler's filter either way).
+            expected = isinstance(exc, (OSError, TimeoutError, RuntimeError, ValueError)) or \
+                type(exc).__module__.startswith("aiohttp")
+            _log.error("run failed: %s", self._safe_exc(exc), exc_info=not expected)
         finally:
             await self._shutdown(started)
             for sig in (signal.SIGINT, signal.SIGTERM):
