@@ -245,44 +245,30 @@ def test_late_reject_marked_rejected_within_5s(sim: SimThread, stime: ScaledTime
 # ------------------------------------------------------------------------------ duplicate coi
 def test_venue_duplicate_coi_reconciles_not_retries(sim: SimThread, stime: ScaledTime,
                                                     tmp_path: Path) -> None:
-    """Item 10: a restart that lost its state directory hands out a client_order_index the
-    venue still holds: the venue's 21728 triggers reconciliation, never a retry."""
+    """Item 10: the venue holds a live order with the id our allocator hands out next (a state
+    directory restored from an old copy): its 21728 triggers reconciliation, never a retry,
+    and the order is never called rejected; reconciliation maps the id to the venue's order."""
 
     async def body() -> None:
-        async with bot(sim, stime, tmp_path / "a") as (conn, _):
-            o = await conn.place_limit(MARKET, Side.BUY, MARK - 400, 100)
-            assert await until(stime, lambda: o.status is OrderStatus.OPEN)
-            old = o.client_order_index
-        # A fresh state dir: the allocator starts again at 1. Keep the old order (adopt).
-        async with bot(sim, stime, tmp_path / "b", unexpected_orders="adopt") as (conn, _):
+        async with bot(sim, stime, tmp_path) as (conn, _):
             e = conn.orders
             runs = conn.reconciler.runs
-            assert conn.tracker.get(old) is not None  # adopted at start
-            # Its id is tracked now, so the tracker refuses it before signing ...
-            assert conn.coi.next() >= 1
-            # ... and an id the venue holds but we do not track goes to the venue once:
-            sim.call(lambda s: s.run_engine(lambda: s.exchange.place_direct(
-                ACCOUNT, MARKET, False, MARK - 900, 100)))
-            held = sim.call(lambda s: [o.client_order_index for o in
-                                       s.exchange.open_orders(ACCOUNT, MARKET)])
-            sent_before = e.txs_sent
-            n = conn.coi.next()
-            # Force the venue's duplicate: a resting order with the next id of ours.
-            sim.call(lambda s: setattr(s.exchange.orders[max(
-                k for k, v in s.exchange.orders.items() if v.account == ACCOUNT)],
-                "client_order_index", n + 1))
-            sim.call(lambda s: s.exchange.account(ACCOUNT).by_coi.__setitem__(
-                n + 1, s.exchange.orders[max(k for k, v in s.exchange.orders.items()
-                                             if v.account == ACCOUNT)]))
+            n = conn.coi.next()  # the next place_limit gets n + 1
+
+            def plant(s: Any) -> None:
+                o = s.exchange.place_direct(ACCOUNT, MARKET, False, MARK - 900, 100)
+                o.client_order_index = n + 1
+                s.exchange.account(ACCOUNT).by_coi[n + 1] = o
+
+            sim.call(lambda s: s.run_engine(lambda: plant(s)))
             dup = await conn.place_limit(MARKET, Side.BUY, MARK - 500, 100)
             assert dup.client_order_index == n + 1
-            assert await until(stime, lambda: conn.reconciler.runs > runs, 10.0)
+            assert await until(stime, lambda: conn.reconciler.runs > runs and conn.ready, 10.0)
             assert e.reject_codes.get(21728) == 1
-            assert e.txs_sent == sent_before + 1  # sent once, not retried
-            assert dup.status is not OrderStatus.REJECTED
-            assert len(held) == 2
-
-    run(body())
+            assert e.txs_sent == 1  # sent once, not retried
+            assert dup.status is OrderStatus.OPEN  # the venue's order with that id
+            assert dup.order_index == truth_by_coi(sim, n + 1).order_index
+            assert len(truth_open(sim)) == 1
 
 
 # ------------------------------------------------------------------------------ cancel too late

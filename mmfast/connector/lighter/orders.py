@@ -839,7 +839,10 @@ class OrderEntry:
             else:
                 hl = [str(hashes or "")]
             at = max(now_ms, predicted_ms or 0)
-            release_at = at + int(self.config.inflight_margin_s * 1000)
+            # Executed at acceptance (no speed bump): the slot is free now. Held in the
+            # sequencer: free after its predicted execution plus a margin.
+            release_at = now_ms if at <= now_ms else at + int(
+                self.config.inflight_margin_s * 1000)
             for i, tx in enumerate(txs):
                 self._assigned.pop(tx.nonce, None)
                 self.nonces.accepted(tx.nonce)

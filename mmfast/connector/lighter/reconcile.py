@@ -186,7 +186,8 @@ class Reconciler:
 
         # Ours live per the tracker but not listed: their final state by client_order_index.
         missing = [t.order.client_order_index for t in tracker.live_orders()
-                   if t.order.order_index not in active and (t.acked or t.venue_seen)]
+                   if t.order.order_index not in active and (
+                       t.acked or t.venue_seen or t.order.status is OrderStatus.UNKNOWN)]
         for i in range(0, len(missing), MAX_COI_LOOKUP):
             chunk = missing[i:i + MAX_COI_LOOKUP]
             found = await self._rest("accountOrders", lambda c=chunk: e.rest.account_orders(
