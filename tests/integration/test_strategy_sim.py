@@ -79,29 +79,31 @@ tick_interval_ms = 100
 class Run:
     """A Runner on the test's loop; ``probe()`` is called every ``every_s`` real seconds."""
 
-    def __init__(self, tmp: Path, text: str, *, key: ApiKey | None = None, seed: int = 3
-                 ) -> None:
+    def __init__(self, tmp: Path, text: str, *, key: ApiKey | None = None, seed: int = 3,
+                 scale: float = SCALE) -> None:
         self.cfg = parse_config(text, env={})
         self.journal = tmp / "journal.jsonl"
         self.out, self.err = io.StringIO(), io.StringIO()
-        self.time = ScaledTime(SCALE)
+        self.time = ScaledTime(scale)
         v = self.cfg.venue
         self.sim = SimThread(SimConfig(seed=seed, chain_id=v.chain_id,
                                        account_index=v.account_index, flow=run_flow(),
                                        speed_bumps=False), self.time)
         self.runner = Runner(self.cfg, RunOptions(quiet=True, journal=str(self.journal),
-                                                  seed=seed, time_scale=SCALE),
+                                                  seed=seed, time_scale=scale),
                              out=self.out, err=self.err, key=key, sim=self.sim,
                              time=self.time)
         self.runner.setup_logging()
         _RUNS.append(self)
 
     async def go(self, seconds: float, probe: Callable[[Runner], Any] | None = None,
-                 every_s: float = 0.1) -> int:
+                 every_s: float = 0.1, done: Callable[[], bool] | None = None) -> int:
+        """Run up to ``seconds`` (real), or until ``done()``."""
         self.sim.start()
         task = asyncio.get_running_loop().create_task(self.runner.run())
         t_end = asyncio.get_running_loop().time() + seconds
-        while asyncio.get_running_loop().time() < t_end and not task.done():
+        while (asyncio.get_running_loop().time() < t_end and not task.done()
+               and not (done is not None and done())):
             await asyncio.sleep(every_s)
             s = self.runner.strategy
             if probe is not None and s is not None and s.running and self.runner.sim:
@@ -259,7 +261,7 @@ def test_kill_switch_pause_cancels_all_keeps_running_and_resumes(tmp_path: Path)
             if r.truth(lambda t: t.open_orders(ACCOUNT, MARKET)):
                 state["quoted_after_resume"] += 1
 
-    code = asyncio.run(r.go(14.0, probe))
+    code = asyncio.run(r.go(30.0, probe, done=lambda: state["quoted_after_resume"] > 0))
     assert code == EXIT_OK, r.err.getvalue()
     recs = r.records()
     trips = [x for x in recs if x["kind"] == "kill_switch"]
