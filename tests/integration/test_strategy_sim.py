@@ -284,6 +284,44 @@ def test_kill_switch_stop_exits(tmp_path: Path) -> None:
     assert "orders left open: 0" in r.out.getvalue()
 
 
+def test_no_quotes_while_the_book_is_out_of_sync_then_requote(tmp_path: Path) -> None:
+    r = Run(tmp_path, cfg_text())
+    st: dict[str, Any] = {"fault": False, "since": None, "during": [], "guards": set(),
+                          "after": 0}
+
+    def probe(run: Runner) -> None:
+        s = run.strategy
+        now = asyncio.get_running_loop().time()
+        if not st["fault"] and len(s.orders) >= 4:
+            st["fault"] = True
+            # A lost delta breaks the nonce chain; the next 4 resubscribes get no snapshot
+            # (each waits the 3 s snapshot deadline): about 12 simulated seconds out of sync.
+            r.sim.call(lambda sim: (sim.faults.book_skip_snapshot(MARKET, 4),
+                                    sim.faults.book_gap(MARKET)))
+            return
+        if not st["fault"]:
+            return
+        guard = s.can_quote().name
+        if guard != "OK":
+            st["guards"].add(guard)
+            st["since"] = st["since"] or now
+            if now - st["since"] > 0.3:  # the pull has had time to land on the venue
+                st["during"].append(len(r.truth(lambda t: t.open_orders(ACCOUNT, MARKET))))
+        elif st["during"] and r.truth(lambda t: t.open_orders(ACCOUNT, MARKET)):
+            st["after"] += 1
+        else:
+            st["since"] = None
+
+    code = asyncio.run(r.go(25.0, probe, done=lambda: st["after"] > 3))
+    assert code == EXIT_OK, r.err.getvalue()
+    assert len(st["during"]) >= 5, st  # out of sync for a while
+    assert max(st["during"]) == 0  # pulled, and nothing new while the book is untrusted
+    assert st["guards"] <= {"NOT_READY", "BOOK_OUT_OF_SYNC"}
+    recs = r.records()
+    assert any(x["kind"] == "pull_quotes" and "gap" in x["reason"] for x in recs)
+    assert st["after"] > 3  # quoting again once the book is trusted
+
+
 def test_shutdown_exits_nonzero_when_open_orders_cannot_be_confirmed(tmp_path: Path) -> None:
     r = Run(tmp_path, cfg_text())
     state = {"storm": False}
