@@ -58,6 +58,17 @@ def venue_cois(sim: SimThread) -> list[int]:
                                if o.account == ACCOUNT])
 
 
+def _chain(task: Any) -> list[str]:
+    out = []
+    c = task.get_coro() if task is not None else None
+    while c is not None and hasattr(c, "cr_frame"):
+        f = c.cr_frame
+        if f is not None:
+            out.append(f"{f.f_code.co_name}:{f.f_lineno}")
+        c = getattr(c, "cr_await", None)
+    return out
+
+
 def venue_nonce(sim: SimThread) -> int:
     return sim.call(lambda s: s.truth.next_nonce(ACCOUNT, KEY))
 
@@ -178,7 +189,9 @@ def _ambiguous(n: int, seed: int, sim: SimThread, stime: ScaledTime, tmp_path: P
                 t0 = stime.monotonic_ns()
                 side = Side.BUY if i % 2 == 0 else Side.SELL
                 px = MARK - 300 - i if side is Side.BUY else MARK + 300 + i
-                o = await conn.place_limit(MARKET, side, px, 100)
+                # A long expiry: the soak runs for longer than a quote's default 10 min.
+                o = await conn.place_limit(MARKET, side, px, 100,
+                                           expiry_ms=stime.wall_ms() + 20 * 86_400_000)
                 slots[i] = o.client_order_index
                 if kind == "cut":
                     ids = [c["id"] for c in sim.call(lambda s: s.truth.connections())
@@ -193,7 +206,9 @@ def _ambiguous(n: int, seed: int, sim: SimThread, stime: ScaledTime, tmp_path: P
                 worst = max(worst, (stime.monotonic_ns() - t0) / 1e9)
                 # After a cut the connector reconciles before it is ready again.
                 assert await until(stime, lambda: conn.ready and e.connected and
-                                   e.pending_txs == 0 and e.nonces.unknown_count == 0, 10.0)
+                                   e.pending_txs == 0 and e.nonces.unknown_count == 0, 10.0), (
+                    i, conn.readiness.failing(), e.status(), conn.tracker.unknown_orders(),
+                    _chain(conn._reconciler_task))
             states = {s for _, s in ev.orders}
             assert OrderStatus.REJECTED not in states  # 0 locally invented rejects
             assert all(conn.tracker.get(c).status is OrderStatus.OPEN for c in slots.values())
@@ -371,6 +386,8 @@ def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path) -> Non
                             await conn.cancel(o)
                             sent += 1
                     live = live[20:]
+                if not conn.ready:  # a strategy quotes only while ready
+                    assert await until(stime, lambda: conn.ready, 20.0), conn.not_ready_reason
                 o = await conn.place_limit(MARKET, Side.BUY if i % 2 else Side.SELL,
                                            MARK - 500 - i % 200 if i % 2 else
                                            MARK + 500 + i % 200, 100)

@@ -375,8 +375,13 @@ class LighterConnector:
         ocfg = self.orders.config
         first = True
         leverage_done = not ocfg.leverage
+        last_ns = 0
         while True:
             await self._reconcile_wanted.wait()
+            if last_ns:
+                wait_s = ocfg.reconcile_min_interval_s - (self._time.monotonic_ns() - last_ns) / 1e9
+                if wait_s > 0:  # coalesce: every request meanwhile is served by one run
+                    await self._time.sleep(wait_s)
             self._reconcile_wanted.clear()
             if self.reconcile_error is None:
                 self.readiness.set("orders:reconcile", False, "reconciling")
@@ -392,6 +397,8 @@ class LighterConnector:
                 leverage_done = True
                 self.readiness.set("orders:leverage", True)
             try:
+                _log.debug("reconciliation starts (start=%s)", first)
+                last_ns = self._time.monotonic_ns()
                 await self.reconciler.run(start=first)
             except ReconcileFailed as exc:
                 self.reconcile_error = str(exc)

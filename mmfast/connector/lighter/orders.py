@@ -151,6 +151,9 @@ class OrderEntryConfig:
     max_cancel_attempts: int = 3  # reconciliation fails closed on an order still open after
     rest_unreachable_s: float = 30.0  # reconciliation fails closed past this
     reconcile_timeout_s: float = 20.0  # waits inside reconciliation (streams, cancels)
+    # Reconciliations closer together than this are coalesced (a reconnect storm would
+    # otherwise spend the REST budget on them).
+    reconcile_min_interval_s: float = 5.0
     position_retries: int = 3  # position comparisons before a mismatch fails closed
     latency_samples: int = 4096  # stamps kept for latency()
 
@@ -168,6 +171,8 @@ class OrderEntryConfig:
             raise ValueError("quote_expiry_s must be within 5 min (+5 s) .. 30 days")
         if self.unexpected_orders not in ("cancel", "adopt"):
             raise ValueError("unexpected_orders must be 'cancel' or 'adopt'")
+        if self.reconcile_min_interval_s < 0:
+            raise ValueError("reconcile_min_interval_s must be >= 0")
         if self.max_cancel_attempts < 1 or self.unknown_checks < 1 or self.position_retries < 1:
             raise ValueError("max_cancel_attempts, unknown_checks, position_retries must be >= 1")
         for m, (lev, mode) in self.leverage.items():

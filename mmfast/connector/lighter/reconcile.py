@@ -26,12 +26,14 @@ still unresolved when the wait ends).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
+from mmfast.connector.lighter.budget import Priority
 from mmfast.connector.lighter.rest import MAX_COI_LOOKUP, OutcomeUnknown, VenueUnavailable
 from mmfast.core.log import get_logger
 from mmfast.core.types import OrderStatus
@@ -93,13 +95,18 @@ class Reconciler:
 
     async def _rest(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """A REST read, retried until it works or REST has failed for rest_unreachable_s."""
+        limit_s = self._cfg.rest_unreachable_s
         while True:
+            started = self._time.monotonic_ns()
+            since = self._rest_fail_since or started
+            left_s = limit_s - (started - since) / 1e9
             try:
-                result = await call()
+                # A call stuck in retries and backoff counts as unreachable too.
+                result = await asyncio.wait_for(call(), max(0.05, left_s) / self._time.scale)
             except _REST_ERRORS as exc:
                 now = self._time.monotonic_ns()
                 if not self._rest_fail_since:
-                    self._rest_fail_since = now
+                    self._rest_fail_since = started
                 down_s = (now - self._rest_fail_since) / 1e9
                 if down_s >= self._cfg.rest_unreachable_s:
                     raise ReconcileFailed(
@@ -239,7 +246,8 @@ class Reconciler:
 
         # Positions: the venue's is authoritative; ours is baseline + fills replayed.
         for attempt in range(cfg.position_retries):
-            acct = await self._rest("account", lambda: e.rest.account(e.account_index))
+            acct = await self._rest("account", lambda: e.rest.account(
+                e.account_index, priority=Priority.RESERVED))
             positions = [p for p in acct.get("positions") or []
                          if isinstance(p, dict) and p.get("market_id") in e.markets]
             tracker.apply_positions({"positions": positions}, full=True)
