@@ -21,9 +21,23 @@ States (``mmfast.core.types.OrderStatus``):
 
 Monotonic rules make replays and stale snapshots harmless: terminal states never revert; an
 order message older (``transaction_time``) than the last applied one for that order is ignored;
-filled amounts only grow. Fills are de-duplicated by (trade id, side); ids at or below the
-persisted watermark (``FillWatermark``, in the state directory) were booked before a restart
-and are skipped. Quantities are exact ints: lots, ticks, tick x lot notional, micro-USDC fees.
+filled amounts only grow.
+
+Price and size follow the venue: a live order message sets ``price_ticks`` and ``size_lots``
+(= ``filled_base_amount`` + ``remaining_base_amount``, invariant under fills, so a modify that
+executed is taken exactly whatever the fill timing; ``initial_base_amount`` when remaining is
+absent). ``transaction_time`` is the order's creation time on the venue (a modify keeps it), so
+these amounts are also ordered by ``updated_at`` then ``block_height`` (each compared only when
+both messages carry it): a message older than the one whose amounts were applied, one whose
+cumulative fill is below the largest seen, or one whose size is below the lots already filled
+does not set them (``stale_amounts``). Only live messages (open, pending) set them: terminal
+orders keep their last live amounts. Fills beyond the size held (a modify that grew the order,
+its message still to come) raise the size to the lots filled and never clamp the fill; such an
+order becomes FILLED only from the venue's status (``size_unconfirmed``).
+
+Fills are de-duplicated by (trade id, side); ids at or below the persisted watermark
+(``FillWatermark``, in the state directory) were booked before a restart and are skipped.
+Quantities are exact ints: lots, ticks, tick x lot notional, micro-USDC fees.
 
 Positions: the venue's position is authoritative (``venue_position``, published as
 ``PositionUpdated`` with the fill-driven realized PnL and fees). The tracker also replays our
@@ -117,6 +131,11 @@ class TrackedOrder:
     reject_code: int | None = None  # the venue's code, for REJECTED
     unknown_since_ns: int = 0  # monotonic ns when it became UNKNOWN (0: not unknown)
     pre_cancel_status: OrderStatus | None = None  # state to return to if a cancel fails
+    venue_price_ticks: int = 0  # price per the last order message whose amounts were applied
+    venue_size_lots: int = 0  # filled + remaining per that message (0: none applied yet)
+    venue_remaining_lots: int = 0  # remaining per that message
+    amounts_key: tuple[int, int, int] = (0, 0, 0)  # its (transaction_time, updated_at, height)
+    size_unconfirmed: bool = False  # fills passed the size held: FILLED only from the venue
 
     @property
     def client_order_index(self) -> int:
@@ -249,6 +268,7 @@ class OrderTracker:
         self._pnl: dict[int, Position] = {}  # market -> fill-driven realized PnL and fees
         self.duplicate_fills = 0  # fill messages dropped as already booked
         self.stale_updates = 0  # order messages ignored as older than what was applied
+        self.stale_amounts = 0  # order messages whose price/size were older than those applied
         self.unknown_statuses = 0  # venue status strings not understood
         self.reconcile_reasons: list[str] = []  # why the caller should reconcile now
 
@@ -455,8 +475,10 @@ class OrderTracker:
             filled = parse_decimal(str(od.get("filled_base_amount", "0")), dec.size_decimals)
             initial = parse_decimal(str(od["initial_base_amount"]), dec.size_decimals)
             price = parse_decimal(str(od["price"]), dec.price_decimals)
-            vtime = od.get("transaction_time", 0)
-            vtime = vtime if isinstance(vtime, int) and not isinstance(vtime, bool) else 0
+            rem = od.get("remaining_base_amount")
+            remaining = parse_decimal(str(rem), dec.size_decimals) if rem is not None else None
+            vtime = _opt_int(od.get("transaction_time"))
+            key = (vtime, _opt_int(od.get("updated_at")), _opt_int(od.get("block_height")))
         except (KeyError, ValueError) as exc:
             raise TrackerError(f"malformed order entry: {exc}") from None
         t = self._ours.get(coi) if coi else None
@@ -482,6 +504,9 @@ class OrderTracker:
             t.unknown_since_ns = 0
             changed = True
         t.venue_status = status
+        if not o.status.is_terminal and (status == "open" or status in _PENDING_VENUE):
+            size = filled + remaining if remaining is not None else initial
+            changed |= self._apply_amounts(t, key, filled, price, size, size - filled)
         if filled > t.venue_filled_lots:
             t.venue_filled_lots = filled
         changed |= self._refresh_filled(t)
@@ -493,6 +518,26 @@ class OrderTracker:
         elif changed:
             self._publish(t)
         return True
+
+    def _apply_amounts(self, t: TrackedOrder, key: tuple[int, int, int], filled: int,
+                       price: int, size: int, remaining: int) -> bool:
+        """Price and size of a live order from an order message (a modify executed shows here).
+        Returns True if there is something to publish."""
+        if (_key_older(key, t.amounts_key) or filled < t.venue_filled_lots
+                or size < max(t.venue_filled_lots, t.fill_lots) or price <= 0 or remaining < 0):
+            self.stale_amounts += 1  # older than what was applied, or inconsistent with fills
+            return False
+        t.amounts_key = key
+        t.size_unconfirmed = False
+        # The venue's values moving is news even if the Order already holds them (a strategy's
+        # optimistic write): subscribers learn the modify was seen.
+        news = (t.venue_price_ticks, t.venue_size_lots) != (price, size)
+        t.venue_price_ticks, t.venue_size_lots, t.venue_remaining_lots = price, size, remaining
+        o = t.order
+        if o.price_ticks != price or o.size_lots != size:
+            o.price_ticks, o.size_lots = price, size
+            news = True
+        return news
 
     def _new_foreign(
         self, od: Mapping[str, Any], market: int, order_index: int, coi: int, initial: int,
@@ -539,8 +584,11 @@ class OrderTracker:
     def _refresh_filled(self, t: TrackedOrder) -> bool:
         o = t.order
         filled = max(t.venue_filled_lots, t.fill_lots)
-        if o.size_lots > 0:
-            filled = min(filled, o.size_lots)
+        if o.size_lots > 0 and filled > o.size_lots:
+            # More filled than the size held: a modify grew the order and its order message is
+            # not here yet. Fills are the truth: the size is at least that, the rest unknown.
+            o.size_lots = filled
+            t.size_unconfirmed = True
         if filled > o.filled_lots:
             o.filled_lots = filled
             return True
@@ -630,7 +678,7 @@ class OrderTracker:
                     self._by_order_index[fill.order_index] = t
             self._refresh_filled(t)
             status = o.status
-            if o.size_lots > 0 and o.filled_lots >= o.size_lots:
+            if o.size_lots > 0 and o.filled_lots >= o.size_lots and not t.size_unconfirmed:
                 new = OrderStatus.FILLED
             elif status.is_terminal or status is OrderStatus.PENDING_CANCEL:
                 new = status  # a partial fill keeps a pending cancel / a final cancel
@@ -721,6 +769,20 @@ class OrderTracker:
         t.order.updated_ns = now
         if t.ours:
             self._bus.publish(OrderUpdated(t.order, now))
+
+
+def _opt_int(v: Any) -> int:
+    """An optional int field of an order message (0 when absent or not an int)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def _key_older(new: tuple[int, int, int], last: tuple[int, int, int]) -> bool:
+    """True if ``new`` is older than ``last``, field by field, each compared only when both
+    carry it (non-zero): a source without ``updated_at`` never hides a newer one."""
+    for n, la in zip(new, last, strict=True):
+        if n and la and n != la:
+            return n < la
+    return False
 
 
 def _iter_orders(payload: Mapping[str, Any] | list[Any]) -> Iterator[Mapping[str, Any]]:
