@@ -216,3 +216,89 @@ def test_random_modifies_and_fills_reordered(seed: int) -> None:
     assert t.order.remaining_lots == remaining
     assert sum(f.fill.size_lots for f in fills) == filled
     assert t.status is (OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN)
+
+
+def test_modify_through_simulator_engine_matches_truth() -> None:
+    """Real signer -> simulator engine (modify with and without a price change) -> its wire
+    payloads, replayed out of order -> the tracker holds the venue's price, size and fills."""
+    import asyncio
+    import time
+
+    from mmfast.connector.lighter.secret import ApiKey
+    from mmfast.connector.lighter.signer import (
+        CreateOrderRequest,
+        ModifyOrderRequest,
+        SignerWorker,
+    )
+    from mmfast.sim import wire
+    from mmfast.sim.clock import ManualClock
+    from mmfast.sim.config import SimConfig
+    from mmfast.sim.engine import Exchange
+
+    main, other, key = 1001, 2002, 12
+    clock = ManualClock(wall_ms=int(time.time() * 1000))
+    cfg = SimConfig(speed_bumps=False, modify_keeps_priority=True)
+    ex = Exchange(cfg, clock)
+    ex.add_account(other, 10**12)
+    markets = {m.market_id: m for m in cfg.markets}
+    bus = EventBus()
+    booked: list[FillReceived] = []
+    bus.subscribe(FillReceived, booked.append)
+    tr = OrderTracker(bus, markets, account_index=main)
+    mark = markets[0].mark_price
+    expiry = clock.wall_ms() + 3_600_000
+    snaps: list[dict] = []
+
+    def snap() -> None:
+        o = next(x for x in ex.orders.values() if x.account == main)
+        snaps.append({"orders": {"0": [wire.order_json(ex, o)]}})
+
+    async def body() -> None:
+        w = SignerWorker(ApiKey("77" * 40), account_index=main, api_key_index=key,
+                         chain_id=cfg.chain_id)
+        w.start()
+        try:
+            async def send(req_of_nonce) -> None:
+                s = await w.sign(req_of_nonce(ex.next_nonce(main, key)))
+                ex.submit(s.tx_type, s.tx_info)
+                clock.advance_ms(5)
+                ex.poll()
+
+            tr.new_order(Order(1, 0, Side.SELL, mark + 20, 200, tif=TimeInForce.POST_ONLY,
+                               expiry_ms=expiry))
+            await send(lambda n: CreateOrderRequest(0, 1, 200, mark + 20, True,
+                                                    TimeInForce.POST_ONLY, n,
+                                                    order_expiry_ms=expiry))
+            snap()  # 0: placed, 200 @ mark+20
+            ex.place_direct(other, 0, False, mark + 1000, 60, tif=0)
+            clock.advance_ms(5)
+            snap()  # 1: 60 filled, 140 left
+            await send(lambda n: ModifyOrderRequest(0, 1, 120, mark + 40, n))
+            snap()  # 2: price changed (loses priority): 60 + 120 at mark+40
+            await send(lambda n: ModifyOrderRequest(0, 1, 100, mark + 40, n))
+            snap()  # 3: same price, smaller (keeps priority): only updated_at moves
+            ex.place_direct(other, 0, False, mark + 1000, 40, tif=0)
+            clock.advance_ms(5)
+            snap()  # 4: 100 filled, 60 left
+        finally:
+            w.stop()
+
+    asyncio.run(body())
+    ods = [s["orders"]["0"][0] for s in snaps]
+    assert len({od["transaction_time"] for od in ods}) == 1  # a modify keeps it
+    assert ods[2]["block_height"] == ods[3]["block_height"]  # the in-place modify too
+    truth = next(x for x in ex.orders.values() if x.account == main)
+    assert (truth.price, truth.initial, truth.remaining, truth.filled_base) == (
+        mark + 40, 160, 60, 100)
+    trades = {"trades": {"0": [wire.trade_json(ex, t, main) for t in ex.fills(account=main)]}}
+    t = tr.get(1)
+    for i in (0, 2, 1, 3, 0, 4, 3, 2, 1):  # older snapshots after newer ones
+        tr.apply_orders(snaps[i])
+    tr.apply_trades(trades)
+    tr.apply_orders(snaps[2])
+    o = t.order
+    assert (o.price_ticks, o.size_lots, o.remaining_lots) == (truth.price, truth.initial,
+                                                              truth.remaining)
+    assert o.filled_lots == t.fill_lots == truth.filled_base
+    assert sum(e.fill.size_lots for e in booked) == truth.filled_base
+    assert t.status is OrderStatus.PARTIALLY_FILLED and tr.stale_amounts == 6
