@@ -46,9 +46,10 @@ def make_sim_config(**kw: Any) -> SimConfig:
 
 
 def make_time(scale: float = SCALE) -> ScaledTime:
-    # The venue's wall clock starts an hour behind the real one: the signer stamps ExpiredAt
-    # from the real clock (+10 min), so scaled time can run ~70 min ahead before txs expire.
-    return ScaledTime(scale, start_wall_ms=time.time_ns() // 1_000_000 - 3_600_000)
+    # The venue's wall clock starts 6 h behind the real one: the signer stamps ExpiredAt from
+    # the real clock (+10 min), so scaled time can run ~6 h ahead before txs expire (soaks).
+    # Not more: auth-token deadlines (venue clock + 7 h) must stay ahead of the real clock.
+    return ScaledTime(scale, start_wall_ms=time.time_ns() // 1_000_000 - 6 * 3_600_000)
 
 
 @pytest.fixture

@@ -539,6 +539,8 @@ class LighterConnector:
     def on_stream_up(self, stream: WsStream) -> None:
         _log.debug("%s connected", stream.name)
         if stream is self.account_stream and stream.connects > 1:
+            if self.orders is not None:
+                self.orders.require_refresh()  # after every reconnect, before any send
             self.request_reconcile("account stream reconnected")
 
     def on_stream_down(self, stream: WsStream, reason: str) -> None:

@@ -988,6 +988,12 @@ class OrderEntry:
         if self.on_nonce_ready is not None:
             self.on_nonce_ready(False, "nonce refresh pending")
 
+    def require_refresh(self) -> None:
+        """No signed send until nextNonce has been fetched again (after any reconnect)."""
+        self._mark_needs_refresh()
+        self._revoke_unsent()
+        self.nonces.require_refresh()
+
     def on_stream_up(self, stream: WsStream) -> None:
         # Every reconnect: no signed send until nextNonce has been fetched again.
         self._mark_needs_refresh()
@@ -1188,6 +1194,7 @@ class OrderEntry:
         return {
             "nonce": repr(self.nonces), "connected": self.connected,
             "frames_ws": self.frames_ws, "frames_rest": self.frames_rest,
+            "ws_budget_fallbacks": self.ws_budget_fallbacks,
             "txs_sent": self.txs_sent, "acks": self.acks, "api_rejects": self.api_rejects,
             "reject_codes": dict(self.reject_codes), "unknowns": self.unknowns,
             "ack_timeouts": self.ack_timeouts, "identical_resends": self.identical_resends,
