@@ -106,6 +106,26 @@ def test_modify_on_stream_sets_price_and_size() -> None:
     assert (o.price_ticks, o.size_lots) == (235_250, 120)
 
 
+def test_modify_seen_is_published_even_after_an_optimistic_write() -> None:
+    """A strategy writes the modify's values onto the shared Order when it sends it, and waits
+    for an OrderUpdated carrying them: the venue's values moving is published even though the
+    Order already holds them; until then the Order holds what the venue last showed."""
+    tr, updates, _ = make()
+    place(tr)
+    tr.apply_orders(omsg(235_274, 0, 50, 1000))
+    o = tr.get(5).order
+    o.price_ticks, o.size_lots = 235_300, 30  # the optimistic write
+    tr.apply_orders(omsg(235_274, 0, 50, 1001))  # the venue still shows the old values
+    assert (o.price_ticks, o.size_lots) == (235_274, 50)
+    o.price_ticks, o.size_lots = 235_300, 30  # written again (e.g. a second modify)
+    n = len(updates)
+    tr.apply_orders(omsg(235_300, 0, 30, 1002))  # the modify executed
+    assert len(updates) == n + 1 and (updates[-1].order.price_ticks,
+                                      updates[-1].order.size_lots) == (235_300, 30)
+    tr.apply_orders(omsg(235_300, 0, 30, 1002))  # a replay: nothing new
+    assert len(updates) == n + 1
+
+
 def test_stale_message_after_modify_does_not_revert() -> None:
     tr, updates, _ = make()
     place(tr)
