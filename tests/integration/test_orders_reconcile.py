@@ -133,7 +133,7 @@ def test_fail_closed_when_rest_unreachable(sim: SimThread, stime: ScaledTime,
             sim.call(lambda s: s.faults.drop(1006, conn=f"account_orders:{MARKET}:{ACCOUNT}"))
             assert await until(stime, lambda: conn.reconcile_error is not None, 30.0)
             assert conn.reconcile_error.startswith("rest_unreachable:")
-            assert "REST API unreachable" in conn.not_ready_reason
+            assert "REST API unreachable" in conn.readiness.failing()["orders:reconcile"]
             assert not conn.ready
             sim.call(lambda s: s.faults.clear())
             # It keeps trying: REST back, reconciled, ready again.
