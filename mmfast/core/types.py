@@ -171,7 +171,9 @@ class Position:
     ``Fraction`` of ticks; 0 when flat): partial reductions keep the average, which is rarely a
     whole tick. ``realized_pnl`` is exact too, in tick x lot units (convert to quote currency at
     the edge with the market's tick and lot sizes); fees are kept apart in ``fees_paid`` (quote
-    units) because they come in a different unit.
+    units) because they come in a different unit. ``funding_paid`` is the venue's cumulative
+    funding paid out on this position (quote units; negative when received): funding is not a
+    fill, so only the venue's position messages know it.
     """
 
     market: int
@@ -179,6 +181,7 @@ class Position:
     avg_entry_price_ticks: Fraction = Fraction(0)
     realized_pnl: Fraction = Fraction(0)
     fees_paid: int = 0
+    funding_paid: int = 0
 
     def apply_fill(self, fill: Fill) -> Fraction:
         """Apply one fill; return the PnL it realized (tick x lot units, fees excluded)."""

@@ -369,6 +369,8 @@ class StrategyBase:
     def on_position(self, position: Position) -> None:
         """The venue's position (authoritative for inventory)."""
         self.venue_position_lots = position.size_lots
+        # Funding is on the venue's books only (not a fill): received counts as PnL.
+        self.funding_micro = -position.funding_paid
         if self.gate is not None:
             self.gate.state.position_lots = position.size_lots
 

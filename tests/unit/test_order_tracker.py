@@ -147,6 +147,28 @@ def test_fixture_positions_authoritative_and_mismatch() -> None:
     assert tr.venue_position(0).size_lots == -100
 
 
+def test_position_carries_the_venues_funding_exactly() -> None:
+    tr, ev = make()
+    tr.apply_positions(fx("ws_account_all_positions_update.json"))  # "0.05" paid out
+    assert tr.venue_position(0).funding_paid == 50_000
+    assert ev[PositionUpdated][-1].position.funding_paid == 50_000
+    n = len(ev[PositionUpdated])
+    # Funding moves without any fill: a new position event, size unchanged.
+    pos = {"market_id": 0, "sign": 1, "position": "1.5000", "avg_entry_price": "2350.10",
+           "total_funding_paid_out": "-1.250001"}
+    tr.apply_positions({"positions": {"0": pos}})
+    assert len(ev[PositionUpdated]) == n + 1
+    assert ev[PositionUpdated][-1].position.funding_paid == -1_250_001
+    assert ev[PositionUpdated][-1].position.size_lots == 15_000
+    # Flat keeps what was paid on the position; null reads as nothing paid.
+    tr.apply_positions({"positions": {}})
+    assert tr.venue_position(0).funding_paid == -1_250_001
+    tr.apply_positions({"positions": {"0": dict(pos, total_funding_paid_out=None)}})
+    assert tr.venue_position(0).funding_paid == 0
+    with pytest.raises(TrackerError, match="market 0"):
+        tr.apply_positions({"positions": {"0": dict(pos, total_funding_paid_out="0.1234567")}})
+
+
 def test_foreign_orders_kept_apart_and_adopted() -> None:
     tr, ev = make()
     tr.apply_orders(order_msg(coi=0, oi=1 << 48, status="open", filled=0))

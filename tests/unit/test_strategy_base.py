@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,8 +16,15 @@ from hypothesis import strategies as st
 from mmfast._core.book import OrderBook
 from mmfast._core.clock import Clock
 from mmfast.conf import parse_config
-from mmfast.core.events import BookUpdated, EventBus, FillReceived, OrderUpdated, PullQuotes
-from mmfast.core.types import Fill, Order, OrderStatus, Side, TimeInForce
+from mmfast.core.events import (
+    BookUpdated,
+    EventBus,
+    FillReceived,
+    OrderUpdated,
+    PositionUpdated,
+    PullQuotes,
+)
+from mmfast.core.types import Fill, Order, OrderStatus, Position, Side, TimeInForce
 from mmfast.risk import KillState, MarketRules, RiskReason
 from mmfast.strategy import (
     ArrivalIntensity,
@@ -375,6 +383,31 @@ def test_kill_switch_drawdown_from_peak_with_fees_through_strategy_pnl() -> None
         assert h.s.kill.state is KillState.PAUSED
         assert h.s.kill.reason.value == "drawdown"
         assert ("cancel_all", 0) in h.conn.calls
+    run(go())
+
+
+def test_kill_switch_counts_funding_from_the_venue_position() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)  # max_drawdown_usdc = 100
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.s.mark_price = lambda: 300_000  # type: ignore[method-assign]
+        h.bus.publish(FillReceived(Fill(1, 0, Side.BUY, 300_000, 10_000, 0, True, 1, None, 0)))
+        await h.s.on_tick(0)
+        assert h.s.pnl_micro() == 0 and h.s.kill.state is KillState.ARMED
+        # Funding received raises PnL (and the peak) with no fill and no price move.
+        h.bus.publish(PositionUpdated(Position(0, 10_000, Fraction(300_000),
+                                               funding_paid=-20_000_000), 0))
+        await h.s.on_tick(0)
+        assert h.s.pnl_micro() == 20_000_000
+        # Then 101 USDC paid out in total: 121 below the peak, over the 100 USDC limit.
+        h.bus.publish(PositionUpdated(Position(0, 10_000, Fraction(300_000),
+                                               funding_paid=101_000_000), 0))
+        await h.s.on_tick(0)
+        await h.settle()
+        assert h.s.pnl_micro() == -101_000_000
+        assert h.s.kill.state is KillState.PAUSED and h.s.kill.reason.value == "drawdown"
     run(go())
 
 

@@ -713,21 +713,23 @@ class OrderTracker:
                 size = parse_decimal(str(pd["position"]), dec.size_decimals)
                 sign = _int_field(pd, "sign")
                 avg = parse_decimal(str(pd.get("avg_entry_price", "0")), dec.price_decimals)
+                funding = _signed_usdc(pd.get("total_funding_paid_out"))
             except (KeyError, ValueError) as exc:
                 raise TrackerError(f"malformed position for market {market}: {exc}") from None
             signed = -size if sign < 0 else size
             seen.add(market)
-            self._set_venue_position(market, signed, avg if signed else 0)
+            self._set_venue_position(market, signed, avg if signed else 0, funding)
         if full:
             for market in list(self._venue_pos):
                 if market not in seen:
-                    self._set_venue_position(market, 0, 0)
+                    self._set_venue_position(market, 0, 0, self._venue_pos[market].funding_paid)
 
-    def _set_venue_position(self, market: int, size: int, avg: int) -> None:
+    def _set_venue_position(self, market: int, size: int, avg: int, funding: int = 0) -> None:
         cur = self._venue_pos.get(market)
-        if cur is not None and cur.size_lots == size and cur.avg_entry_price_ticks == avg:
+        if (cur is not None and cur.size_lots == size and cur.avg_entry_price_ticks == avg
+                and cur.funding_paid == funding):
             return
-        self._venue_pos[market] = Position(market, size, Fraction(avg))
+        self._venue_pos[market] = Position(market, size, Fraction(avg), funding_paid=funding)
         self._publish_position(market)
 
     def _publish_position(self, market: int) -> None:
@@ -739,6 +741,7 @@ class OrderTracker:
             venue.avg_entry_price_ticks,
             pnl.realized_pnl if pnl is not None else Fraction(0),
             pnl.fees_paid if pnl is not None else 0,
+            venue.funding_paid,
         )
         self._bus.publish(PositionUpdated(pos, self._now()))
 
@@ -802,3 +805,14 @@ def _div_round(num: int, den: int) -> int:
     if 2 * r >= den:
         q += 1
     return q if num >= 0 else -q
+
+
+def _signed_usdc(value: Any) -> int:
+    """The venue's signed USDC decimal string (e.g. ``total_funding_paid_out``) -> micro-USDC;
+    absent or null is 0."""
+    if value is None or value == "":
+        return 0
+    text = str(value)
+    neg = text.startswith("-")
+    amount = parse_decimal(text[1:] if neg else text, _USDC_DECIMALS)
+    return -amount if neg else amount
