@@ -1035,22 +1035,8 @@ class OrderEntry:
     # ------------------------------------------------------------------ account stream input
     def on_account_orders(self, market: int, orders: list[dict[str, Any]], snapshot: bool
                           ) -> None:
+        # (A modify shows up as a new price / size: the tracker follows the venue's messages.)
         self.tracker.apply_orders({"orders": {str(market): orders}})
-        for od in orders:  # a modify shows up as a new price / size on the stream
-            coi = od.get("client_order_index")
-            t = self.tracker.get(coi) if isinstance(coi, int) and coi else None
-            if t is None or t.order.status.is_terminal or t.order.market != market:
-                continue
-            info = self.markets.get(market)
-            if info is None:
-                continue
-            try:
-                price = _ticks(od.get("price"), info.price_decimals)
-                size = _ticks(od.get("initial_base_amount"), info.size_decimals)
-            except (TypeError, ValueError):
-                continue
-            if price > 0 and size >= t.order.filled_lots:
-                t.order.price_ticks, t.order.size_lots = price, size
 
     def on_account_trades(self, market: int, trades: list[dict[str, Any]], snapshot: bool
                           ) -> None:
@@ -1203,12 +1189,6 @@ class OrderEntry:
             "inflight_peak": dict(self.inflight_peak), "out_of_band": self.out_of_band,
             "sends_while_blocked": self.sends_while_blocked,
         }
-
-
-def _ticks(v: Any, decimals: int) -> int:
-    from mmfast._core.book import parse_decimal
-
-    return parse_decimal(str(v), decimals)
 
 
 def _event_error(event_info: Any) -> int | None:
