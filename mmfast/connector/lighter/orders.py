@@ -700,10 +700,10 @@ class OrderEntry:
         via = "ws" if ws is not None and ws.live else "rest"
         if via == "ws":
             assert ws is not None
-            prio = Priority.RESERVED if all(t.kind in (TxKind.CANCEL, TxKind.CANCEL_ALL)
-                                            for t in batch) else Priority.NORMAL
+            # Never from the WebSocket's reserve: that keeps pings and pongs going (a starved
+            # keepalive gets every connection closed). Cancels use REST's reserve instead.
             cost = self.budget.ws_sendtx_cost(len(batch))
-            if not self.budget.try_acquire(cost, prio):
+            if not self.budget.try_acquire(cost, Priority.NORMAL):
                 # The WebSocket's message budget (200/min on the venue) is spent: REST sendTx
                 # has its own, larger budget.
                 via = "rest"
