@@ -30,6 +30,7 @@ TX_CREATE_ORDER = 14
 TX_CANCEL_ORDER = 15
 TX_CANCEL_ALL = 16
 TX_MODIFY_ORDER = 17
+TX_UPDATE_LEVERAGE = 20
 ORDER_TX_TYPES = frozenset({TX_CREATE_ORDER, TX_CANCEL_ORDER, TX_CANCEL_ALL, TX_MODIFY_ORDER})
 
 ORDER_LIMIT = 0
@@ -79,8 +80,13 @@ _CREATE_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "ClientOrderInde
 _CANCEL_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "Index", "ExpiredAt", "Nonce")
 _MODIFY_FIELDS = (*_CANCEL_FIELDS, "BaseAmount", "Price", "TriggerPrice")
 _CANCEL_ALL_FIELDS = ("AccountIndex", "ApiKeyIndex", "TimeInForce", "Time", "ExpiredAt", "Nonce")
+_LEVERAGE_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "InitialMarginFraction",
+                   "MarginMode", "ExpiredAt", "Nonce")
 _FIELDS = {TX_CREATE_ORDER: _CREATE_FIELDS, TX_CANCEL_ORDER: _CANCEL_FIELDS,
-           TX_MODIFY_ORDER: _MODIFY_FIELDS, TX_CANCEL_ALL: _CANCEL_ALL_FIELDS}
+           TX_MODIFY_ORDER: _MODIFY_FIELDS, TX_CANCEL_ALL: _CANCEL_ALL_FIELDS,
+           TX_UPDATE_LEVERAGE: _LEVERAGE_FIELDS}
+MARGIN_CROSS = 0
+MARGIN_ISOLATED = 1
 
 
 @dataclass(slots=True, eq=False)
@@ -154,6 +160,8 @@ class Account:
     open_lots: dict[tuple[int, bool], int] = field(default_factory=dict)
     cancel_all_time: int = 0  # wall ms of a scheduled cancel-all, 0 if none
     total_order_count: int = 0  # orders ever created
+    # market -> (initial margin fraction in 1e-4, margin mode) set by UpdateLeverage
+    leverage: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -534,6 +542,15 @@ class Exchange:
         self._check_expired_at(f)
         if t == TX_CREATE_ORDER:
             return self._validate_create(f, acct, batch_cois, inflight)
+        if t == TX_UPDATE_LEVERAGE:
+            m = self._market(f["MarketIndex"])
+            imf = f["InitialMarginFraction"]
+            if not m.spec.min_initial_margin_fraction <= imf <= 10_000:
+                raise VenueError(E.INVALID_TX_INFO, f"InitialMarginFraction {imf} out of range "
+                                 f"[{m.spec.min_initial_margin_fraction}, 10000]")
+            if f["MarginMode"] not in (MARGIN_CROSS, MARGIN_ISOLATED):
+                raise VenueError(E.INVALID_TX_INFO, f"MarginMode {f['MarginMode']}")
+            return None  # not an order tx: no in-flight slot
         if t in (TX_CANCEL_ORDER, TX_MODIFY_ORDER):
             m = self._market(f["MarketIndex"])
             idx = f["Index"]
@@ -684,8 +701,17 @@ class Exchange:
             pos = acct.positions[mid].size if mid in acct.positions else 0
             worst = max(abs(pos + bids.get(mid, 0)), abs(pos - asks.get(mid, 0)))
             notional = worst * m.mark_price * m.spec.quote_scale
-            total += notional * m.spec.default_initial_margin_fraction // 10_000
+            total += notional * self.margin_fraction(acct, mid) // 10_000
         return total
+
+    def margin_fraction(self, acct: Account, market: int) -> int:
+        """Initial margin fraction (1e-4) of the account in a market: its UpdateLeverage
+        setting, else the market's default. Isolated mode is recorded, not simulated: margin is
+        always computed cross."""
+        lev = acct.leverage.get(market)
+        if lev is not None:
+            return lev[0]
+        return self.markets[market].spec.default_initial_margin_fraction
 
     def available_balance(self, acct: Account) -> int:
         return self.equity(acct) - self.initial_margin(acct)
@@ -746,6 +772,8 @@ class Exchange:
                 self._exec_cancel(rec, acct)
             elif rec.type == TX_MODIFY_ORDER:
                 self._exec_modify(rec, acct)
+            elif rec.type == TX_UPDATE_LEVERAGE:
+                acct.leverage[f["MarketIndex"]] = (f["InitialMarginFraction"], f["MarginMode"])
             else:
                 self._exec_cancel_all(rec, acct)
             rec.status = TX_EXECUTED

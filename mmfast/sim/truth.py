@@ -140,6 +140,11 @@ class Truth:
         return PositionTruth(p.size, p.entry_quote, p.realized_pnl,
                              self._ex.unrealized_pnl(acct, market), p.fees_paid)
 
+    def leverage(self, account: int, market: int) -> tuple[int, int]:
+        """(initial margin fraction in 1e-4, margin mode) of the account in a market."""
+        acct = self._ex.account(account)
+        return acct.leverage.get(market, (self._ex.margin_fraction(acct, market), 0))
+
     def balance(self, account: int) -> BalanceTruth:
         acct = self._ex.account(account)
         equity = self._ex.equity(acct)

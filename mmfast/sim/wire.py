@@ -297,7 +297,7 @@ def position_json(ex: Exchange, acct: Account, market: int) -> dict[str, Any]:
     size = abs(p.size)
     value = size * m.mark_price * m.spec.quote_scale
     avg = div_round(p.entry_quote, size * m.spec.quote_scale) if size else 0
-    imf = m.spec.default_initial_margin_fraction
+    imf = ex.margin_fraction(acct, market)
     live = [o for o in acct.live.values() if o.market == market]
     return {
         "market_id": market,
@@ -314,7 +314,7 @@ def position_json(ex: Exchange, acct: Account, market: int) -> dict[str, Any]:
         "realized_pnl": _usd(p.realized_pnl),
         "liquidation_price": "0",
         "total_funding_paid_out": "0.000000",
-        "margin_mode": 0,
+        "margin_mode": acct.leverage.get(market, (0, 0))[1],
         "allocated_margin": "0.000000",
         "total_discount": "0.000000",
         "margin_set_flag": 0,

@@ -25,7 +25,12 @@ from test_orders_harness import (
 )
 
 from mmfast.connector.lighter.orders import OrderEntryError
-from mmfast.connector.lighter.signer import CreateOrderRequest, MarginMode, SignerError
+from mmfast.connector.lighter.signer import (
+    CreateOrderRequest,
+    MarginMode,
+    SignerError,
+    imf_for_leverage,
+)
 from mmfast.core.timesource import ScaledTime
 from mmfast.core.types import OrderStatus, Side, TimeInForce
 from mmfast.sim.thread import SimThread
@@ -184,21 +189,36 @@ def test_out_of_band_fill_and_liquidation_detected(sim: SimThread, stime: Scaled
     run(body())
 
 
-def test_leverage_applied_at_start_fails_closed_when_refused(
+def test_leverage_applied_at_start(sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
+    """UpdateLeverage from the config is signed, checked and sent at start, before ready: the
+    venue then holds the configured margin fraction and mode for the market."""
+
+    async def body() -> None:
+        async with bot(sim, stime, tmp_path, leverage={MARKET: (4, MarginMode.ISOLATED)}) as (
+                conn, _):
+            assert conn.ready
+            assert sim.call(lambda s: s.truth.leverage(ACCOUNT, MARKET)) == (
+                imf_for_leverage(4), int(MarginMode.ISOLATED))
+            assert not conn.orders.reject_codes
+
+    run(body())
+
+
+def test_leverage_refused_by_the_venue_fails_closed(
         sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
-    """UpdateLeverage from the config is signed, checked and sent at start; the simulator does
-    not implement tx type 20 (21505), so the connector stays not ready with that error."""
+    """A leverage the venue refuses (above the market's maximum: 1000x) keeps the connector not
+    ready with the venue's error, instead of quoting at a margin nobody asked for."""
 
     async def body() -> None:
         async with bot(sim, stime, tmp_path, wait_ready=False,
-                       leverage={MARKET: (5, MarginMode.CROSS)}) as (conn, _):
+                       leverage={MARKET: (1000, MarginMode.CROSS)}) as (conn, _):
             assert await until(stime, lambda: "orders:leverage" in conn.readiness.failing()
                                and "FAILED" in conn.readiness.failing()["orders:leverage"],
                                10.0)
             reason = conn.readiness.failing()["orders:leverage"]
-            assert "market 0" in reason and "21505" in reason
+            assert "market 0" in reason and "21501" in reason
             assert not conn.ready
-            assert conn.orders.reject_codes == {21505: 1}
+            assert conn.orders.reject_codes == {21501: 1}
 
     run(body())
 

@@ -20,6 +20,7 @@ from mmfast.sim.engine import (
     TX_EXECUTED,
     TX_FAILED,
     TX_MODIFY_ORDER,
+    TX_UPDATE_LEVERAGE,
     Exchange,
 )
 from mmfast.sim.errors import VenueError
@@ -423,6 +424,33 @@ def test_margin_maker_rejected_at_api_taker_canceled_in_sequencer() -> None:
     assert status_of(ex, rec.order_index) == "canceled-margin-not-allowed"
     assert ex.next_nonce(3003, 3) == 1
     ok = c.create(290_000, 10_000, False)  # $2900 notional, $145 margin: fine
+    assert status_of(ex, ok.order_index) == "open"
+
+
+def test_update_leverage_sets_margin_fraction_and_mode() -> None:
+    ex, clock, _a, _b = make()
+    ex.add_account(3003, 1_000_000_000)  # $1000 collateral
+    c = Client(ex, clock, 3003)
+
+    def lev(imf: int, mode: int = 0, market: int = ETH):
+        return c.send(TX_UPDATE_LEVERAGE, c._base(MarketIndex=market, InitialMarginFraction=imf,
+                                                   MarginMode=mode))
+
+    default = ex.margin_fraction(ex.account(3003), ETH)
+    # At the default 20x, $1900 of notional needs $95 of margin; at 1x ($1900) it does not fit
+    # beside $1000 of collateral: the maker order is refused at the API (nonce kept).
+    assert reject_code(lev, 10_001) == E.INVALID_TX_INFO
+    assert reject_code(lev, 1, 2) == E.INVALID_TX_INFO
+    assert reject_code(lev, default, market=99) == E.INVALID_MARKET_INDEX
+    assert ex.next_nonce(3003, 3) == 0
+    rec = lev(10_000, 1)
+    assert rec.status == TX_EXECUTED and ex.next_nonce(3003, 3) == 1
+    assert ex.account(3003).leverage[ETH] == (10_000, 1)
+    assert ex.margin_fraction(ex.account(3003), ETH) == 10_000
+    assert reject_code(c.create, 190_000, 10_000, False) == E.NOT_ENOUGH_ORDER_MARGIN
+    lev(default)
+    assert ex.account(3003).leverage[ETH] == (default, 0)
+    ok = c.create(190_000, 10_000, False)
     assert status_of(ex, ok.order_index) == "open"
 
 
