@@ -50,6 +50,9 @@ _tp_log = get_logger("strategy.tp")
 _IN_MOTION: Final = frozenset({OrderStatus.PENDING_NEW, OrderStatus.UNKNOWN,
                                OrderStatus.PENDING_CANCEL})
 TP_VERIFY_DELAY_MS: Final = 3000  # tp verify runs this long after a TP is placed (clock time)
+_EARLY_FILLS_MAX: Final = 256  # orders whose fills may wait for their placing call to return
+_ENTRY_COIS_KEEP: Final = 65_536  # entries whose late fills still open a level
+TP_RETRY_S: Final = 0.05  # a TP tx not sent (denied or failed) is retried after this long
 
 
 @dataclass(slots=True)
@@ -148,15 +151,23 @@ class TrendLadder(StrategyBase):
         self._next_sample_ns = 0  # next EMA sample time
         self.levels: list[EntryLevel] = []  # levels with a fill, oldest first
         self._entries: dict[int, Order] = {}  # coi -> entry order (any state, until done)
-        self._entry_cois: set[int] = set()  # every entry placed (late fills still match)
+        # Every entry placed, oldest first (bounded): a fill that comes after its level was
+        # settled and dropped (a cancel that lost the race) opens a new level and gets a TP.
+        self._entry_cois: dict[int, None] = {}
         self._level_of_entry: dict[int, EntryLevel] = {}  # entry coi -> level
         self._level_of_tp: dict[int, EntryLevel] = {}  # TP coi -> level
+        # Fills of an order whose placing call has not returned yet (the account stream can
+        # beat the connector's reply): replayed once the order is known as an entry or a TP.
+        self._early_fills: dict[int, list[Fill]] = {}
         self.carried = 0  # remainder below the minimum size not covered by a TP
         self.tp_placed = 0  # TPs placed
         self.tp_crossings = 0  # TPs cancelled for crossing
         self.tp_verifies: list[dict[str, Any]] = []  # results of tp verify (last 100)
         self._tp_task: asyncio.Task[None] | None = None
         self._tp_again = False
+        # A TP tx that was not sent (denied, e.g. the venue position behind the fill) is
+        # retried after TP_RETRY_S, not in a tight loop; the handle marks a retry pending.
+        self._tp_retry: asyncio.TimerHandle | None = None
 
     def start(self, core: Any) -> None:
         super().start(core)
@@ -242,9 +253,22 @@ class TrendLadder(StrategyBase):
     def order_placed(self, order: Order, tag: str) -> None:
         if tag.startswith("L"):
             self._entries[order.client_order_index] = order
-            self._entry_cois.add(order.client_order_index)
+            self._entry_cois[order.client_order_index] = None
+            if len(self._entry_cois) > _ENTRY_COIS_KEEP:
+                del self._entry_cois[next(iter(self._entry_cois))]
+            self._replay_early_fills(order.client_order_index)
         if order.is_terminal:
             self.order_changed(order)
+
+    def _stash_early_fill(self, coi: int, fill: Fill) -> None:
+        if coi not in self._early_fills and len(self._early_fills) >= _EARLY_FILLS_MAX:
+            # Bounded: fills of orders that never turn out to be ours (oldest first) go.
+            self._early_fills.pop(next(iter(self._early_fills)))
+        self._early_fills.setdefault(coi, []).append(fill)
+
+    def _replay_early_fills(self, coi: int) -> None:
+        for fill in self._early_fills.pop(coi, ()):
+            self.filled(fill)
 
     def _open_entries(self) -> list[Order]:
         """Entries the planner may move: not terminal and without a fill."""
@@ -295,6 +319,7 @@ class TrendLadder(StrategyBase):
                                exposure=lvl.exposure)
         else:
             if coi not in self._entry_cois:
+                self._stash_early_fill(coi, fill)
                 return
             entry = self._entries.get(coi) or self.placed.get(coi)
             if entry is None:
@@ -362,7 +387,6 @@ class TrendLadder(StrategyBase):
                 coi = lvl.entry.client_order_index
                 self._entries.pop(coi, None)
                 self._level_of_entry.pop(coi, None)
-                self._entry_cois.discard(coi)
             else:
                 keep.append(lvl)
         self.levels = keep
@@ -416,22 +440,31 @@ class TrendLadder(StrategyBase):
 
     async def _tp_job(self, lvl: EntryLevel, tp: Order | None, want: int) -> None:
         lvl.tp_pending = True
+        sent = True
         try:
             if want == 0:
                 if tp is not None and not tp.is_terminal:
                     await self.cancel(tp)
                 return
             if tp is not None and not tp.is_terminal:
-                await self.modify(tp, tp.price_ticks, want)
+                sent = await self.modify(tp, tp.price_ticks, want)
                 return
-            await self._place_tp(lvl, want)
+            sent = await self._place_tp(lvl, want)
         finally:
             lvl.tp_pending = False
-            self._tp_again = True
+            if sent:
+                self._tp_again = True
+            elif self._tp_retry is None and self.running:
+                self._tp_retry = self.time.call_later(TP_RETRY_S, self._tp_retry_due)
 
-    async def _place_tp(self, lvl: EntryLevel, size: int) -> None:
+    def _tp_retry_due(self) -> None:
+        self._tp_retry = None
+        self.sync_tps_soon()
+
+    async def _place_tp(self, lvl: EntryLevel, size: int) -> bool:
+        """Place the level's TP; False when nothing was sent (denied, failed, size 0)."""
         if size <= 0:  # never: a size-0 reduce-only order closes the whole position
-            return
+            return False
         side = lvl.side.opposite
         book = self.book
         bid = book.best_bid() if book is not None else 0
@@ -441,9 +474,10 @@ class TrendLadder(StrategyBase):
                      lvl.tp_price, bid, ask, lvl.retries)
         order = await self.place(side, lvl.tp_price, size, reduce_only=True, tag="tp")
         if order is None:
-            return
+            return False
         lvl.tp = order
         self._level_of_tp[order.client_order_index] = lvl
+        self._replay_early_fills(order.client_order_index)
         self.tp_placed += 1
         _tp_log.info("tp placed: coi=%d side=%s size=%d price=%d entry_coi=%d",
                      order.client_order_index, side.name, size, lvl.tp_price,
@@ -451,6 +485,7 @@ class TrendLadder(StrategyBase):
         if order.is_terminal:
             self.order_changed(order)
         self._schedule_verify(order)
+        return True
 
     def _schedule_verify(self, order: Order) -> None:
         core = self.core
@@ -500,6 +535,9 @@ class TrendLadder(StrategyBase):
                 sum(max(0, lvl.exposure) for lvl in active), self.carried)
 
     async def stop(self) -> None:
+        if self._tp_retry is not None:
+            self._tp_retry.cancel()
+            self._tp_retry = None
         task = self._tp_task
         if task is not None and not task.done():
             task.cancel()
