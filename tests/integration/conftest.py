@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.sim.config import SimConfig
 from mmfast.sim.thread import SimThread
 
@@ -22,9 +23,15 @@ def sim_config() -> SimConfig:
 
 
 @pytest.fixture
-def sim(sim_config: SimConfig) -> Iterator[SimThread]:
+def stime() -> TimeSource:
+    """The simulator's time; override with a ScaledTime shared with the client under test."""
+    return REAL_TIME
+
+
+@pytest.fixture
+def sim(sim_config: SimConfig, stime: TimeSource) -> Iterator[SimThread]:
     """A running simulator on its own thread; `sim.call(fn)` reads its truth safely."""
-    st = SimThread(sim_config)
+    st = SimThread(sim_config, stime)
     st.start()
     try:
         yield st

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -41,16 +41,6 @@ def stime() -> ScaledTime:
 @pytest.fixture
 def sim_config() -> SimConfig:
     return make_sim_config()
-
-
-@pytest.fixture
-def sim(sim_config: SimConfig, stime: ScaledTime) -> Iterator[SimThread]:
-    st = SimThread(sim_config, stime)
-    st.start()
-    try:
-        yield st
-    finally:
-        st.stop()
 
 
 async def until(stime: ScaledTime, cond: Callable[[], bool], timeout_s: float,

@@ -18,7 +18,6 @@ from test_orders_harness import (
     bot,
     make_sim_config,
     run,
-    sim,
     sim_config,
     stime,
     truth_by_coi,
@@ -32,7 +31,7 @@ from mmfast.core.types import OrderStatus, Side
 from mmfast.sim.config import SimConfig
 from mmfast.sim.thread import SimThread
 
-__all__ = ["sim", "sim_config", "stime"]
+__all__ = ["sim_config", "stime"]
 
 OTHER = 2002
 

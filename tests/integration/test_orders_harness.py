@@ -62,16 +62,6 @@ def sim_config() -> SimConfig:
     return make_sim_config()
 
 
-@pytest.fixture
-def sim(sim_config: SimConfig, stime: ScaledTime) -> Iterator[SimThread]:
-    st = SimThread(sim_config, stime)
-    st.start()
-    try:
-        yield st
-    finally:
-        st.stop()
-
-
 class Events:
     """What the connector published on the bus."""
 

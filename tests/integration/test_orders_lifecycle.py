@@ -14,7 +14,6 @@ from test_orders_harness import (
     bot,
     capture_logs,
     run,
-    sim,
     sim_config,
     stime,
     truth_by_coi,
@@ -27,7 +26,7 @@ from mmfast.core.timesource import ScaledTime
 from mmfast.core.types import OrderStatus, Side, TimeInForce
 from mmfast.sim.thread import SimThread
 
-__all__ = ["sim", "sim_config", "stime"]  # fixtures used here
+__all__ = ["sim_config", "stime"]  # fixtures used here
 
 OTHER = 2002  # a second account that trades with ours
 

@@ -17,7 +17,6 @@ from test_orders_harness import (
     bot,
     capture_logs,
     run,
-    sim,
     sim_config,
     stime,
     truth_open,
@@ -35,7 +34,7 @@ from mmfast.core.timesource import ScaledTime
 from mmfast.core.types import OrderStatus, Side, TimeInForce
 from mmfast.sim.thread import SimThread
 
-__all__ = ["sim", "sim_config", "stime"]
+__all__ = ["sim_config", "stime"]
 
 
 async def _leave_orders(sim: SimThread, stime: ScaledTime, state: Path, n: int) -> list[int]:
