@@ -332,6 +332,11 @@ def test_ws_acks_delayed_lost_and_late_rejected(sim: SimThread, run) -> None:
         sim.call(lambda s: s.faults.lose_acks(1, execute=True))
         await ws.send(json.dumps({"type": "jsonapi/sendtx",
                                   "data": {"tx_type": 14, "tx_info": tx(now, 1, 2)}}))
+        # The late reject must catch the third tx, not this one: wait until this one is in.
+        for _ in range(500):
+            if sim.call(lambda s: s.truth.next_nonce(MAIN, 3)) >= 2:
+                break
+            await asyncio.sleep(0.01)
         sim.call(lambda s: s.faults.late_reject(1, code=21739))
         await ws.send(json.dumps({"type": "jsonapi/sendtx",
                                   "data": {"tx_type": 14, "tx_info": tx(now, 2, 3)}}))
