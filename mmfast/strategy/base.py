@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
@@ -639,21 +639,10 @@ class StrategyBase:
                                price=price, size=size, reason=reason.name)
             return False
         coi = order.client_order_index
-        if self.kill is not None:
-            self.kill.on_order_sent(1)
-        self.busy.add(coi)
-        self.inflight += 1
-        try:
-            await self.connector.modify(order, price, size)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.counts["send_errors"] += 1
-            self.journal.write("send_error", op="modify", coi=coi, error=type(exc).__name__)
+        sent = await self._send_on(order, "modify",
+                                   lambda: self.connector.modify(order, price, size))
+        if not sent:
             return False
-        finally:
-            self.inflight -= 1
-            self.busy.discard(coi)
         self.counts["modified"] += 1
         self.modifying[coi] = (price, size, self.time.monotonic_ns() + _MODIFY_WAIT_NS)
         # Optimistic: the order as the venue will hold it (remaining = size); checked against
@@ -663,24 +652,33 @@ class StrategyBase:
         self.journal.write("order_modify", coi=coi, price=price, size=size)
         return True
 
-    async def cancel(self, order: Order) -> bool:
-        """Cancel ``order`` (never gated)."""
+    async def _send_on(self, order: Order, op: str, call: Callable[[], Awaitable[Any]]
+                       ) -> bool:
+        """Run one connector call on a live order: counted against the kill switch's order
+        rate, the order marked busy and in flight meanwhile; False on a send error."""
         coi = order.client_order_index
         if self.kill is not None:
             self.kill.on_order_sent(1)
         self.busy.add(coi)
         self.inflight += 1
         try:
-            await self.connector.cancel(order)
+            await call()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.counts["send_errors"] += 1
-            self.journal.write("send_error", op="cancel", coi=coi, error=type(exc).__name__)
+            self.journal.write("send_error", op=op, coi=coi, error=type(exc).__name__)
             return False
         finally:
             self.inflight -= 1
             self.busy.discard(coi)
+        return True
+
+    async def cancel(self, order: Order) -> bool:
+        """Cancel ``order`` (never gated)."""
+        coi = order.client_order_index
+        if not await self._send_on(order, "cancel", lambda: self.connector.cancel(order)):
+            return False
         self.journal.write("order_cancel", coi=coi)
         return True
 
