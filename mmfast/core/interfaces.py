@@ -77,9 +77,13 @@ class OrderConnector(Connector, Protocol):
 
     ``expiry_ms`` is a wall-clock epoch ms (0 for IOC); placing returns the Order in
     PENDING_NEW (accepted is not live: it becomes OPEN when the account stream says so).
+
+    Order calls are synchronous and never block: they validate, queue the tx (signing and
+    sending happen off the caller's path) and return; outcomes arrive as events. That lets a
+    strategy go from a book frame to the signer queue inside the frame's callback.
     """
 
-    async def place_limit(
+    def place_limit(
         self,
         market: int,
         side: Side,
@@ -91,6 +95,6 @@ class OrderConnector(Connector, Protocol):
         expiry_ms: int = 0,
     ) -> Order: ...
 
-    async def modify(self, order: Order, price_ticks: int, size_lots: int) -> None: ...
+    def modify(self, order: Order, price_ticks: int, size_lots: int) -> None: ...
 
-    async def cancel(self, order: Order) -> None: ...
+    def cancel(self, order: Order) -> None: ...

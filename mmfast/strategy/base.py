@@ -12,8 +12,12 @@
   is inactive or reduce-only (the gate's reasons), or the kill switch is tripped.
 - **Kill switch**: pause = cancel all of the market's orders, keep running, resume (requote)
   when it clears; stop = cancel all and ask the runner to exit (``on_stop_request``).
-- **Requotes are coalesced**: ``request_requote`` from any event or tick runs ``requote()`` in
-  one task; events arriving meanwhile fold into one more pass.
+- **Requotes run in the event's callback**: a book update of this market requotes at once,
+  inside the WebSocket frame callback that applied it (book -> quote -> plan -> gate -> order
+  call -> signer queue, no task switch on the way). Order calls are synchronous (they queue a
+  tx and return), so a pass never suspends. Other triggers (orders, fills, ticks, readiness)
+  ``request_requote``, which runs one pass on the next loop iteration; requests arriving
+  meanwhile, or during a pass (an order event the pass itself caused), fold into one more pass.
 - **Latency**: each stage is stamped (book received -> quote computed -> sent -> acked -> open,
   fill -> requote) into ``LatencyStats``.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,7 +60,7 @@ from mmfast.risk.limits import (
     RiskLimits,
     RiskReason,
 )
-from mmfast.strategy.planner import UNLIMITED, Action, ActionKind, BudgetView, Plan, RateBudget
+from mmfast.strategy.planner import UNLIMITED, ActionKind, BudgetView, Plan, RateBudget
 
 if TYPE_CHECKING:
     from mmfast.conf.schema import RiskConfig
@@ -71,6 +75,7 @@ STAGES: Final = ("book>quote", "quote>send", "send>ack", "ack>open", "book>send"
 _RING: Final = 4096
 _CANCEL_TIMEOUT_S: Final = 5.0
 _MODIFY_WAIT_NS: Final = 3_000_000_000  # a modify unseen by then no longer blocks its order
+_MAX_PASSES: Final = 4  # requote passes run back to back before yielding to the loop
 _PLACED_KEEP: Final = 100_000  # orders remembered after they end (late fills still match)
 
 
@@ -194,8 +199,9 @@ class StrategyBase:
         self.last_fill_ns = 0  # monotonic ns of the last fill
         self.last_trade_ticks = 0  # last trade price seen (market, not only ours)
         self._unsub: list[Callable[[], None]] = []
-        self._requote_task: asyncio.Task[None] | None = None
+        self._requote_handle: asyncio.Handle | None = None  # a pass scheduled by request_requote
         self._requote_wanted = False
+        self._requoting = False  # a pass is running (re-entry folds into one more pass)
         self._trigger_ns = 0  # receive stamp of the event behind the pending requote
         self._fill_trigger_ns = 0  # stamp of a fill awaiting its requote (fill>requote)
         self.placed: OrderedDict[int, Order] = OrderedDict()  # recent orders we placed
@@ -246,11 +252,9 @@ class StrategyBase:
         for u in self._unsub:
             u()
         self._unsub.clear()
-        task = self._requote_task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._requote_handle is not None:
+            self._requote_handle.cancel()
+            self._requote_handle = None
         for t in list(self._bg):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(t, _CANCEL_TIMEOUT_S / self.time.scale)
@@ -383,8 +387,8 @@ class StrategyBase:
 
     # --- for subclasses -----------------------------------------------------------------
     def book_changed(self, book: Any, now_ns: int) -> None:
-        """React to a book update; default: requote."""
-        self.request_requote(now_ns)
+        """React to a book update; default: requote now, in the frame's callback."""
+        self.requote_now(now_ns)
 
     def order_changed(self, order: Order) -> None:
         """After an order's state changed (bookkeeping done)."""
@@ -399,8 +403,9 @@ class StrategyBase:
         """Periodic work; default: requote (max order age, cleared guards)."""
         self.request_requote(now_ns)
 
-    async def requote(self, trigger_ns: int) -> None:
-        """Bring the orders to the target; called from the coalescing requote task."""
+    def requote(self, trigger_ns: int) -> None:
+        """Bring the orders to the target (synchronous: order calls only queue txs); called
+        by ``requote_now``, never re-entered."""
 
     # ------------------------------------------------------------------ state
     @property
@@ -539,40 +544,63 @@ class StrategyBase:
 
     # ------------------------------------------------------------------ requote scheduling
     def request_requote(self, trigger_ns: int) -> None:
-        """Ask for a requote pass; passes are coalesced into one task."""
+        """Ask for a requote pass on the next loop iteration (coalesced: one pass however many
+        requests come before it). For triggers raised inside the connector's own bookkeeping
+        (order and fill events), where acting at once would re-enter it."""
         if not self.running:
             return
         self._requote_wanted = True
         if not self._trigger_ns:
             self._trigger_ns = trigger_ns
-        task = self._requote_task
-        if task is None or task.done():
-            self._requote_task = asyncio.get_running_loop().create_task(self._requote_loop())
+        if self._requote_handle is None and not self._requoting:
+            self._requote_handle = asyncio.get_running_loop().call_soon(self._scheduled_pass)
 
-    async def _requote_loop(self) -> None:
-        while self._requote_wanted and self.running:
+    def _scheduled_pass(self) -> None:
+        self._requote_handle = None
+        if self._requote_wanted:
+            self.requote_now(0)
+
+    def requote_now(self, trigger_ns: int) -> None:
+        """Run requote passes now until no more are wanted (at most ``_MAX_PASSES``; the rest
+        goes to the next loop iteration). A call during a pass folds into one more pass."""
+        if not self.running:
+            return
+        self._requote_wanted = True
+        if trigger_ns and not self._trigger_ns:
+            self._trigger_ns = trigger_ns
+        if self._requoting:
+            return
+        self._requoting = True
+        try:
+            passes = 0
+            while self._requote_wanted and self.running and passes < _MAX_PASSES:
+                passes += 1
+                self._requote_wanted = False
+                trigger = self._trigger_ns or self.time.monotonic_ns()
+                self._trigger_ns = 0
+                if self._fill_trigger_ns:
+                    self.latency.add("fill>requote",
+                                     self.time.monotonic_ns() - self._fill_trigger_ns)
+                    self._fill_trigger_ns = 0
+                try:
+                    self.sync_from_venue()
+                    self.requote(trigger)
+                except Exception:
+                    _log.exception("%s: requote failed", self.name)
+        finally:
+            self._requoting = False
+        if self._requote_wanted and self.running:
             self._requote_wanted = False
-            trigger = self._trigger_ns or self.time.monotonic_ns()
-            self._trigger_ns = 0
-            if self._fill_trigger_ns:
-                self.latency.add("fill>requote", self.time.monotonic_ns() - self._fill_trigger_ns)
-                self._fill_trigger_ns = 0
-            try:
-                self.sync_from_venue()
-                await self.requote(trigger)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.exception("%s: requote failed", self.name)
+            self.request_requote(0)
 
     # ------------------------------------------------------------------ order entry
     def expiry_ms(self) -> int:
         """Venue expiry of an order placed now (wall-clock epoch ms)."""
         return self.time.wall_ms() + self.order_expiry_s * 1000
 
-    async def place(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
-                    tif: TimeInForce = TimeInForce.POST_ONLY, trigger_ns: int = 0,
-                    tag: str = "") -> Order | None:
+    def place(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
+              tif: TimeInForce = TimeInForce.POST_ONLY, trigger_ns: int = 0,
+              tag: str = "") -> Order | None:
         """Gate, then place a limit order; the Order (PENDING_NEW) or None when denied/failed."""
         if self.can_quote():
             return None
@@ -591,11 +619,9 @@ class StrategyBase:
             self.kill.on_order_sent(1, now)
         self.inflight += 1
         try:
-            order = await self.connector.place_limit(
+            order = self.connector.place_limit(
                 self.market, side, price, size, tif=tif, reduce_only=reduce_only,
                 expiry_ms=0 if tif is TimeInForce.IOC else self.expiry_ms())
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             self.counts["send_errors"] += 1
             self.journal.write("send_error", op="place", side=side.name, price=price,
@@ -625,7 +651,7 @@ class StrategyBase:
             self.filled(f)
         return order
 
-    async def modify(self, order: Order, price: int, size: int) -> bool:
+    def modify(self, order: Order, price: int, size: int, trigger_ns: int = 0) -> bool:
         """Gate, then modify ``order`` to ``price`` with ``size`` lots left on the book."""
         if self.can_quote():
             return False
@@ -639,12 +665,13 @@ class StrategyBase:
                                price=price, size=size, reason=reason.name)
             return False
         coi = order.client_order_index
-        sent = await self._send_on(order, "modify",
-                                   lambda: self.connector.modify(order, price, size))
-        if not sent:
+        now = self.time.monotonic_ns()
+        if trigger_ns:
+            self.latency.add("book>send", now - trigger_ns)
+        if not self._send_on(order, "modify", self.connector.modify, order, price, size):
             return False
         self.counts["modified"] += 1
-        self.modifying[coi] = (price, size, self.time.monotonic_ns() + _MODIFY_WAIT_NS)
+        self.modifying[coi] = (price, size, now + _MODIFY_WAIT_NS)
         # Optimistic: the order as the venue will hold it (remaining = size); checked against
         # the venue's order stream by sync_from_venue, reverted there if it never shows.
         order.price_ticks = price
@@ -652,8 +679,7 @@ class StrategyBase:
         self.journal.write("order_modify", coi=coi, price=price, size=size)
         return True
 
-    async def _send_on(self, order: Order, op: str, call: Callable[[], Awaitable[Any]]
-                       ) -> bool:
+    def _send_on(self, order: Order, op: str, call: Callable[..., Any], *args: Any) -> bool:
         """Run one connector call on a live order: counted against the kill switch's order
         rate, the order marked busy and in flight meanwhile; False on a send error."""
         coi = order.client_order_index
@@ -662,9 +688,7 @@ class StrategyBase:
         self.busy.add(coi)
         self.inflight += 1
         try:
-            await call()
-        except asyncio.CancelledError:
-            raise
+            call(*args)
         except Exception as exc:
             self.counts["send_errors"] += 1
             self.journal.write("send_error", op=op, coi=coi, error=type(exc).__name__)
@@ -674,10 +698,10 @@ class StrategyBase:
             self.busy.discard(coi)
         return True
 
-    async def cancel(self, order: Order) -> bool:
+    def cancel(self, order: Order) -> bool:
         """Cancel ``order`` (never gated)."""
         coi = order.client_order_index
-        if not await self._send_on(order, "cancel", lambda: self.connector.cancel(order)):
+        if not self._send_on(order, "cancel", self.connector.cancel, order):
             return False
         self.journal.write("order_cancel", coi=coi)
         return True
@@ -705,25 +729,24 @@ class StrategyBase:
         self._bg.add(t)
         t.add_done_callback(self._bg.discard)
 
-    async def execute(self, plan: Plan, trigger_ns: int = 0, *, quote_ns: int = 0) -> None:
-        """Send a plan's actions (in order: each starts before the next is created)."""
+    def execute(self, plan: Plan, trigger_ns: int = 0, *, quote_ns: int = 0) -> None:
+        """Send a plan's actions in order (each a synchronous order call: the first is on the
+        signer queue before the second is gated)."""
         if not plan.actions:
             return
         if quote_ns:
             self.latency.add("quote>send", self.time.monotonic_ns() - quote_ns)
-        coros = [self._run_action(a, trigger_ns) for a in plan.actions]
-        await asyncio.gather(*coros)
-
-    async def _run_action(self, a: Action, trigger_ns: int) -> None:
-        if a.kind is ActionKind.CREATE:
-            await self.place(a.side, a.price_ticks, a.size_lots, trigger_ns=trigger_ns,
-                             tag=f"L{a.level}")
-        elif a.kind is ActionKind.MODIFY:
-            assert a.order is not None
-            await self.modify(a.order, a.price_ticks, a.size_lots)
-        else:
-            assert a.order is not None
-            await self.cancel(a.order)
+        create, modify = ActionKind.CREATE, ActionKind.MODIFY
+        for a in plan.actions:
+            if a.kind is modify:
+                assert a.order is not None
+                self.modify(a.order, a.price_ticks, a.size_lots, trigger_ns)
+            elif a.kind is create:
+                self.place(a.side, a.price_ticks, a.size_lots, trigger_ns=trigger_ns,
+                           tag=f"L{a.level}")
+            else:
+                assert a.order is not None
+                self.cancel(a.order)
 
     # ------------------------------------------------------------------ kill switch
     def _on_kill_trip(self, action: KillAction, reason: TripReason) -> None:

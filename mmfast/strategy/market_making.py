@@ -171,14 +171,14 @@ class MarketMaking(StrategyBase):
 
     # ------------------------------------------------------------------ reactions
     def book_changed(self, book: Any, now_ns: int) -> None:
-        self.request_requote(now_ns)
+        self.requote_now(now_ns)
 
     async def tick(self, now_ns: int) -> None:
         self._feed_estimators(now_ns)
         self._update_model()
         self.request_requote(now_ns)
 
-    async def requote(self, trigger_ns: int) -> None:
+    def requote(self, trigger_ns: int) -> None:
         if self.can_quote():
             return
         t0 = self.time.monotonic_ns()
@@ -197,7 +197,7 @@ class MarketMaking(StrategyBase):
                              inflight=self.inflight_txs(), budget=self.budget(),
                              position_lots=self.position_lots, busy=self.busy_cois(),
                              no_create=no_create)
-        await self.execute(plan, trigger_ns, quote_ns=tq)
+        self.execute(plan, trigger_ns, quote_ns=tq)
 
     def status(self) -> dict[str, Any]:
         st = super().status()

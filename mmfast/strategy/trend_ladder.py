@@ -275,7 +275,7 @@ class TrendLadder(StrategyBase):
         return [o for coi, o in self._entries.items()
                 if not o.is_terminal and coi not in self._level_of_entry]
 
-    async def requote(self, trigger_ns: int) -> None:
+    def requote(self, trigger_ns: int) -> None:
         if self.can_quote():
             return
         t0 = self.time.monotonic_ns()
@@ -286,7 +286,7 @@ class TrendLadder(StrategyBase):
         plan = plan_requotes(bids, asks, self._open_entries(), now_ns=t0, params=self.planner,
                              inflight=self.inflight_txs(), budget=self.budget(),
                              position_lots=self.position_lots, busy=self.busy_cois())
-        await self.execute(plan, trigger_ns, quote_ns=tq)
+        self.execute(plan, trigger_ns, quote_ns=tq)
         # Frozen entries against the current direction: pull their remainder.
         d = self.direction()
         busy = self.busy_cois()
@@ -295,7 +295,7 @@ class TrendLadder(StrategyBase):
             sign = 1 if lvl.side is Side.BUY else -1
             if (not o.is_terminal and o.status not in _IN_MOTION and d != sign
                     and o.client_order_index not in busy):
-                await self.cancel(o)
+                self.cancel(o)
         self.sync_tps_soon()
 
     async def tick(self, now_ns: int) -> None:
@@ -412,18 +412,16 @@ class TrendLadder(StrategyBase):
         while self._tp_again and self.running:
             self._tp_again = False
             try:
-                await self.sync_tps()
-            except asyncio.CancelledError:
-                raise
+                self.sync_tps()
             except Exception:
                 _tp_log.exception("tp sync failed")
 
-    async def sync_tps(self) -> None:
+    def sync_tps(self) -> None:
         """Bring every level's TP to its allocated size (see ``allocate_tp_sizes``)."""
         active, sizes, carried = self.tp_allocation()
         self.carried = carried
         busy = self.busy_cois()
-        jobs = []
+        jobs: list[tuple[EntryLevel, Order | None, int]] = []
         for lvl, want in zip(active, sizes, strict=True):
             tp = lvl.tp
             if lvl.tp_pending:
@@ -434,22 +432,22 @@ class TrendLadder(StrategyBase):
             have = lvl.tp_remaining()
             if want == have:
                 continue
-            jobs.append(self._tp_job(lvl, tp, want))
-        if jobs:
-            await asyncio.gather(*jobs)
+            jobs.append((lvl, tp, want))
+        for job in jobs:
+            self._tp_job(*job)
 
-    async def _tp_job(self, lvl: EntryLevel, tp: Order | None, want: int) -> None:
+    def _tp_job(self, lvl: EntryLevel, tp: Order | None, want: int) -> None:
         lvl.tp_pending = True
         sent = True
         try:
             if want == 0:
                 if tp is not None and not tp.is_terminal:
-                    await self.cancel(tp)
+                    self.cancel(tp)
                 return
             if tp is not None and not tp.is_terminal:
-                sent = await self.modify(tp, tp.price_ticks, want)
+                sent = self.modify(tp, tp.price_ticks, want)
                 return
-            sent = await self._place_tp(lvl, want)
+            sent = self._place_tp(lvl, want)
         finally:
             lvl.tp_pending = False
             if sent:
@@ -461,7 +459,7 @@ class TrendLadder(StrategyBase):
         self._tp_retry = None
         self.sync_tps_soon()
 
-    async def _place_tp(self, lvl: EntryLevel, size: int) -> bool:
+    def _place_tp(self, lvl: EntryLevel, size: int) -> bool:
         """Place the level's TP; False when nothing was sent (denied, failed, size 0)."""
         if size <= 0:  # never: a size-0 reduce-only order closes the whole position
             return False
@@ -472,7 +470,7 @@ class TrendLadder(StrategyBase):
         _tp_log.info("tp submit intent: side=%s size=%d entry=%d target=%d post_only=True "
                      "reduce_only=True bid=%d ask=%d retry=%d", side.name, size, lvl.price,
                      lvl.tp_price, bid, ask, lvl.retries)
-        order = await self.place(side, lvl.tp_price, size, reduce_only=True, tag="tp")
+        order = self.place(side, lvl.tp_price, size, reduce_only=True, tag="tp")
         if order is None:
             return False
         lvl.tp = order

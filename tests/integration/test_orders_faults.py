@@ -84,7 +84,7 @@ def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTim
             e = conn.orders
             # Slow acks: txs signed meanwhile queue up and go out as batches.
             faults(sim, lambda f: f.delay_acks(100))
-            orders = [await conn.place_limit(MARKET, Side.BUY, MARK - 200 - i,
+            orders = [conn.place_limit(MARKET, Side.BUY, MARK - 200 - i,
                                              10 if i == 11 else 100) for i in range(24)]
             assert await until(stime, lambda: all(o.status in (OrderStatus.OPEN,
                                                                OrderStatus.REJECTED)
@@ -105,7 +105,7 @@ def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTim
             assert e.nonces.next_nonce == venue_nonce(sim)
             assert e.sends_while_blocked == 0
             # and the pipeline keeps working afterwards
-            more = [await conn.place_limit(MARKET, Side.SELL, MARK + 300 + i, 100)
+            more = [conn.place_limit(MARKET, Side.SELL, MARK + 300 + i, 100)
                     for i in range(8)]
             assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in more))
             assert e.reject_codes.get(21104, 0) == 0
@@ -121,7 +121,7 @@ def test_lost_ack_executed_is_found_never_resent_never_rejected(
             e = conn.orders
             faults(sim, lambda f: f.lose_acks(1, execute=True))
             t0 = stime.monotonic_ns()
-            o = await conn.place_limit(MARKET, Side.BUY, MARK - 400, 100)
+            o = conn.place_limit(MARKET, Side.BUY, MARK - 400, 100)
             assert await until(stime, lambda: o.status is OrderStatus.OPEN, 10.0)
             resolved_s = (stime.monotonic_ns() - t0) / 1e9
             # The stream may show it open before the ack times out; the frame still ends
@@ -134,7 +134,7 @@ def test_lost_ack_executed_is_found_never_resent_never_rejected(
             assert venue_cois(sim) == [o.client_order_index]
             assert resolved_s <= 10.0
             # The next order goes through with no 21104.
-            o2 = await conn.place_limit(MARKET, Side.BUY, MARK - 401, 100)
+            o2 = conn.place_limit(MARKET, Side.BUY, MARK - 401, 100)
             assert await until(stime, lambda: o2.status is OrderStatus.OPEN)
             assert e.reject_codes == {}
 
@@ -147,7 +147,7 @@ def test_lost_ack_not_executed_resends_identical_bytes(sim: SimThread, stime: Sc
         async with bot(sim, stime, tmp_path) as (conn, ev):
             e = conn.orders
             faults(sim, lambda f: f.lose_acks(1, execute=False))
-            o = await conn.place_limit(MARKET, Side.BUY, MARK - 400, 100)
+            o = conn.place_limit(MARKET, Side.BUY, MARK - 400, 100)
             coi = o.client_order_index
             assert await until(stime, lambda: e.signed_create(coi) is not None)
             first = e.signed_create(coi)
@@ -189,7 +189,7 @@ def _ambiguous(n: int, seed: int, sim: SimThread, stime: ScaledTime, tmp_path: P
                 side = Side.BUY if i % 2 == 0 else Side.SELL
                 px = MARK - 300 - i if side is Side.BUY else MARK + 300 + i
                 # A long expiry: the soak runs for longer than a quote's default 10 min.
-                o = await conn.place_limit(MARKET, side, px, 100,
+                o = conn.place_limit(MARKET, side, px, 100,
                                            expiry_ms=stime.wall_ms() + 20 * 86_400_000)
                 slots[i] = o.client_order_index
                 if kind == "cut":
@@ -243,13 +243,13 @@ def test_late_reject_marked_rejected_within_5s(sim: SimThread, stime: ScaledTime
             e = conn.orders
             faults(sim, lambda f: f.late_reject(1, code=21739))
             t0 = stime.monotonic_ns()
-            o = await conn.place_limit(MARKET, Side.BUY, MARK - 400, 100)
+            o = conn.place_limit(MARKET, Side.BUY, MARK - 400, 100)
             assert await until(stime, lambda: o.status is OrderStatus.REJECTED, 6.0)
             assert (stime.monotonic_ns() - t0) / 1e9 <= 5.0
             assert conn.tracker.get(o.client_order_index).reject_code == 21739
             assert e.late_rejects == 1
             assert e.nonces.next_nonce == venue_nonce(sim)
-            o2 = await conn.place_limit(MARKET, Side.BUY, MARK - 401, 100)
+            o2 = conn.place_limit(MARKET, Side.BUY, MARK - 401, 100)
             assert await until(stime, lambda: o2.status is OrderStatus.OPEN)
             assert e.reject_codes == {}
 
@@ -275,7 +275,7 @@ def test_venue_duplicate_coi_reconciles_not_retries(sim: SimThread, stime: Scale
                 s.exchange.account(ACCOUNT).by_coi[n + 1] = o
 
             sim.call(lambda s: s.run_engine(lambda: plant(s)))
-            dup = await conn.place_limit(MARKET, Side.BUY, MARK - 500, 100)
+            dup = conn.place_limit(MARKET, Side.BUY, MARK - 500, 100)
             assert dup.client_order_index == n + 1
             assert await until(stime, lambda: conn.reconciler.runs > runs and conn.ready, 10.0)
             assert e.reject_codes.get(21728) == 1
@@ -297,9 +297,9 @@ def test_cancel_too_late_fill_booked_once(sim_config: SimConfig, stime: ScaledTi
 
         async def body() -> None:
             async with bot(st, stime, tmp_path) as (conn, ev):
-                o = await conn.place_limit(MARKET, Side.BUY, MARK - 10, 200)
+                o = conn.place_limit(MARKET, Side.BUY, MARK - 10, 200)
                 assert await until(stime, lambda: o.status is OrderStatus.OPEN)
-                await conn.cancel(o)
+                conn.cancel(o)
                 await stime.sleep(0.05)  # the cancel waits in the sequencer
                 st.call(lambda s: s.run_engine(lambda: s.exchange.place_direct(
                     OTHER, MARKET, True, MARK - 10, 200, tif=0)))
@@ -331,8 +331,8 @@ def test_partial_fills_random_splits_replayed(sim: SimThread, stime: ScaledTime,
             for k in range(3):
                 sim.call(lambda s, k=k: s.run_engine(lambda: s.exchange.place_direct(
                     OTHER, MARKET, True, MARK + 1 + k, 60)))
-            ioc = await conn.place_limit(MARKET, Side.BUY, MARK + 3, 180, tif=0)
-            bid = await conn.place_limit(MARKET, Side.BUY, MARK - 20, 1000)
+            ioc = conn.place_limit(MARKET, Side.BUY, MARK + 3, 180, tif=0)
+            bid = conn.place_limit(MARKET, Side.BUY, MARK - 20, 1000)
             assert await until(stime, lambda: bid.status is OrderStatus.OPEN)
             left = 1000
             while left > 0:
@@ -382,12 +382,12 @@ def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path) -> Non
                 if len(live) >= 40:
                     for o in live[:20]:
                         if not o.status.is_terminal:
-                            await conn.cancel(o)
+                            conn.cancel(o)
                             sent += 1
                     live = live[20:]
                 if not conn.ready:  # a strategy quotes only while ready
                     assert await until(stime, lambda: conn.ready, 20.0), conn.not_ready_reason
-                o = await conn.place_limit(MARKET, Side.BUY if i % 2 else Side.SELL,
+                o = conn.place_limit(MARKET, Side.BUY if i % 2 else Side.SELL,
                                            MARK - 500 - i % 200 if i % 2 else
                                            MARK + 500 + i % 200, 100)
                 live.append(o)
@@ -413,7 +413,7 @@ def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path) -> Non
                         s.exchange.account(ACCOUNT), KEY, create=False), "nonce",
                         s.truth.next_nonce(ACCOUNT, KEY) + 1))
                     injected = True
-                    probe = await conn.place_limit(MARKET, Side.BUY, MARK - 450, 100)
+                    probe = conn.place_limit(MARKET, Side.BUY, MARK - 450, 100)
                     assert await until(stime, lambda p=probe: p.status is OrderStatus.OPEN,
                                        10.0)
                     live.append(probe)
@@ -464,7 +464,7 @@ def test_inflight_cap_with_sequencer_delay(stime: ScaledTime, tmp_path: Path) ->
         async def body() -> None:
             async with bot(st, stime, tmp_path) as (conn, _):
                 e = conn.orders
-                orders = [await conn.place_limit(MARKET, Side.BUY, MARK - 100 - i, 100)
+                orders = [conn.place_limit(MARKET, Side.BUY, MARK - 100 - i, 100)
                           for i in range(48)]
                 assert await until(stime, lambda: all(o.status is OrderStatus.OPEN
                                                       for o in orders), 15.0), str(e.status())

@@ -45,7 +45,7 @@ def test_place_modify_cancel_confirmed_by_truth(sim: SimThread, stime: ScaledTim
     async def body() -> None:
         with capture_logs() as logs:
             async with bot(sim, stime, tmp_path, dbg=_dbg_to("mmfast.core")) as (conn, ev):
-                o = await conn.place_limit(MARKET, Side.BUY, MARK - 500, 200,
+                o = conn.place_limit(MARKET, Side.BUY, MARK - 500, 200,
                                            tif=TimeInForce.POST_ONLY)
                 assert o.status is OrderStatus.PENDING_NEW  # accepted is not live
                 coi = o.client_order_index
@@ -59,14 +59,14 @@ def test_place_modify_cancel_confirmed_by_truth(sim: SimThread, stime: ScaledTim
                 assert 5 * 60_000 < ahead_ms <= 10 * 60_000
                 assert await conn.is_coi_open(coi)
 
-                await conn.modify(o, MARK - 700, 300)
+                conn.modify(o, MARK - 700, 300)
                 assert await until(stime, lambda: truth_by_coi(sim, coi).price == MARK - 700)
                 t = truth_by_coi(sim, coi)
                 assert (t.status, t.initial) == ("open", 300)
                 assert await until(stime, lambda: o.price_ticks == MARK - 700)
                 assert o.size_lots == 300
 
-                await conn.cancel(o)
+                conn.cancel(o)
                 assert o.status is OrderStatus.PENDING_CANCEL
                 assert await until(stime, lambda: o.status is OrderStatus.CANCELED)
                 assert truth_by_coi(sim, coi).status == "canceled"
@@ -103,18 +103,18 @@ def test_fills_and_position_equal_the_venue(sim: SimThread, stime: ScaledTime,
 
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, ev):
-            bid = await conn.place_limit(MARKET, Side.BUY, MARK - 10, 1000)
+            bid = conn.place_limit(MARKET, Side.BUY, MARK - 10, 1000)
             assert await until(stime, lambda: bid.status is OrderStatus.OPEN)
             for size in (130, 270, 55):  # partial fills against our bid
                 other_order(sim, True, MARK - 10, size, tif=0)
             assert await until(stime, lambda: bid.filled_lots == 455)
             assert bid.status is OrderStatus.PARTIALLY_FILLED
             other_order(sim, True, MARK + 20, 400)  # resting offer we take with an IOC
-            ioc = await conn.place_limit(MARKET, Side.BUY, MARK + 25, 150,
+            ioc = conn.place_limit(MARKET, Side.BUY, MARK + 25, 150,
                                          tif=TimeInForce.IOC)
             assert await until(stime, lambda: ioc.status is OrderStatus.FILLED)
             other_order(sim, False, MARK + 5, 100)  # a bid we sell into, reduce-only
-            red = await conn.place_limit(MARKET, Side.SELL, MARK + 5, 100,
+            red = conn.place_limit(MARKET, Side.SELL, MARK + 5, 100,
                                          tif=TimeInForce.IOC, reduce_only=True)
             assert await until(stime, lambda: red.status is OrderStatus.FILLED)
             truth_fills = sim.call(lambda s: s.truth.fills(ACCOUNT, MARKET))
@@ -145,8 +145,8 @@ def test_rest_fallback_and_cancel_all_scope(sim: SimThread, stime: ScaledTime,
 
     async def body() -> None:
         async with bot(sim, stime, tmp_path, markets=(0, 1), use_ws=False) as (conn, _):
-            a = [await conn.place_limit(0, Side.BUY, MARK - 100 - i, 100) for i in range(3)]
-            b = await conn.place_limit(1, Side.SELL, 650_000 + 50, 100)
+            a = [conn.place_limit(0, Side.BUY, MARK - 100 - i, 100) for i in range(3)]
+            b = conn.place_limit(1, Side.SELL, 650_000 + 50, 100)
             assert await until(stime, lambda: all(o.status is OrderStatus.OPEN
                                                   for o in [*a, b]))
             assert conn.orders.frames_ws == 0 and conn.orders.frames_rest >= 1
@@ -177,7 +177,7 @@ def test_ws_refused_falls_back_to_rest(sim: SimThread, stime: ScaledTime,
             sim.call(lambda s: s.faults.refuse_connections(True))
             sim.call(lambda s: s.faults.drop("rst", conn=ws_conn[0]))
             assert await until(stime, lambda: not e.connected)
-            o = await conn.place_limit(MARKET, Side.BUY, MARK - 300, 100)
+            o = conn.place_limit(MARKET, Side.BUY, MARK - 300, 100)
             assert await until(stime, lambda: o.status is OrderStatus.OPEN)
             assert e.frames_rest >= 1 and e.nonces.refreshes > refreshes
             sim.call(lambda s: s.faults.refuse_connections(False))
@@ -194,13 +194,13 @@ def test_terminal_states_post_only_reduce_only_self_trade(sim: SimThread, stime:
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, _):
             other_order(sim, True, MARK + 10, 500)  # an offer to cross
-            po = await conn.place_limit(MARKET, Side.BUY, MARK + 10, 100,
+            po = conn.place_limit(MARKET, Side.BUY, MARK + 10, 100,
                                         tif=TimeInForce.POST_ONLY)
-            ro = await conn.place_limit(MARKET, Side.SELL, MARK - 1000, 100,
+            ro = conn.place_limit(MARKET, Side.SELL, MARK - 1000, 100,
                                         tif=TimeInForce.IOC, reduce_only=True)
-            maker = await conn.place_limit(MARKET, Side.SELL, MARK + 5, 100)
+            maker = conn.place_limit(MARKET, Side.SELL, MARK + 5, 100)
             assert await until(stime, lambda: maker.status is OrderStatus.OPEN)
-            taker = await conn.place_limit(MARKET, Side.BUY, MARK + 5, 100,
+            taker = conn.place_limit(MARKET, Side.BUY, MARK + 5, 100,
                                            tif=TimeInForce.IOC)
             done = [po, ro, maker, taker]
             assert await until(stime, lambda: all(o.status.is_terminal for o in done))

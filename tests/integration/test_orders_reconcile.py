@@ -40,7 +40,7 @@ __all__ = ["sim_config", "stime"]
 async def _leave_orders(sim: SimThread, stime: ScaledTime, state: Path, n: int) -> list[int]:
     """A first run that places ``n`` orders and stops without cancelling them."""
     async with bot(sim, stime, state) as (conn, _):
-        orders = [await conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100)
+        orders = [conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100)
                   for i in range(n)]
         assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in orders))
         return [o.client_order_index for o in orders]
@@ -56,7 +56,7 @@ def test_restart_cancels_orders_left_on_the_venue(sim: SimThread, stime: ScaledT
             assert rep is not None and rep.venue_open == 3 and len(rep.cancelled) == 3
             assert truth_open(sim) == []  # 0 orphans, before ready
             # The new run never reuses an id (the allocator starts above its mark).
-            o = await conn.place_limit(MARKET, Side.BUY, MARK - 250, 100)
+            o = conn.place_limit(MARKET, Side.BUY, MARK - 250, 100)
             assert o.client_order_index > max(left)
             assert await until(stime, lambda: o.status is OrderStatus.OPEN)
 
@@ -74,7 +74,7 @@ def test_restart_adopts_orders_left_on_the_venue(sim: SimThread, stime: ScaledTi
                 t = conn.tracker.get(coi)
                 assert t is not None and t.ours and t.status is OrderStatus.OPEN
             assert len(truth_open(sim)) == 3
-            await conn.cancel(left[0])  # adopted orders are ours to cancel by coi
+            conn.cancel(left[0])  # adopted orders are ours to cancel by coi
             assert await until(stime, lambda: len(truth_open(sim)) == 2)
 
     run(body())
@@ -94,7 +94,7 @@ def test_fail_closed_order_still_open_after_3_cancel_attempts(
             assert len(truth_open(sim)) == 1
             # Fail closed: no new exposure while not ready.
             try:
-                await conn.place_limit(MARKET, Side.BUY, MARK - 900, 100)
+                conn.place_limit(MARKET, Side.BUY, MARK - 900, 100)
             except OrderEntryError as exc:
                 assert "not ready" in str(exc)
             else:
@@ -155,7 +155,7 @@ def test_out_of_band_fill_and_liquidation_detected(sim: SimThread, stime: Scaled
 
     async def body() -> None:
         async with bot(sim, stime, tmp_path, position_check_interval_s=2.0) as (conn, ev):
-            o = await conn.place_limit(MARKET, Side.SELL, MARK + 400, 100)
+            o = conn.place_limit(MARKET, Side.SELL, MARK + 400, 100)
             assert await until(stime, lambda: o.status is OrderStatus.OPEN)
             sent = conn.orders.txs_sent
             orders_before = sim.call(lambda s: len([x for x in s.exchange.orders.values()
@@ -257,8 +257,8 @@ def test_canary_key_appears_nowhere(sim: SimThread, stime: ScaledTime, tmp_path:
                                dbg=lambda m, *a: logging.getLogger("mmfast.core").debug(m, *a)
                                ) as (conn, _):
                     sim.call(lambda s: s.faults.lose_acks(1, execute=True))
-                    o = await conn.place_limit(MARKET, Side.BUY, MARK - 300, 100)
-                    bad = await conn.place_limit(MARKET, Side.BUY, MARK - 301, 1)  # 21706
+                    o = conn.place_limit(MARKET, Side.BUY, MARK - 300, 100)
+                    bad = conn.place_limit(MARKET, Side.BUY, MARK - 301, 1)  # 21706
                     assert await until(stime, lambda: o.status is OrderStatus.OPEN and
                                        bad.status is OrderStatus.REJECTED, 10.0)
                     for call in (

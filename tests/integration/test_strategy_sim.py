@@ -388,7 +388,7 @@ def test_canary_key_in_no_output(tmp_path: Path) -> None:
             boom["n"] = 1
             real = s.requote
 
-            async def failing(trigger_ns: int) -> None:
+            def failing(trigger_ns: int) -> None:
                 s.requote = real
                 # A forced error whose message carries the key: the log must not.
                 raise RuntimeError(f"forced failure with {CANARY} and 0x{CANARY}")

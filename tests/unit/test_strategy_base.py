@@ -53,9 +53,9 @@ class FakeConnector:
 
     async def stop(self, core: Any) -> None: ...
 
-    async def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
-                          tif: TimeInForce, reduce_only: bool = False,
-                          expiry_ms: int = 0) -> Order:
+    def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
+                    tif: TimeInForce, reduce_only: bool = False,
+                    expiry_ms: int = 0) -> Order:
         coi = next(self.cois)
         o = Order(coi, market, side, price_ticks, size_lots, tif=tif, reduce_only=reduce_only,
                   expiry_ms=expiry_ms)
@@ -63,7 +63,7 @@ class FakeConnector:
         self.calls.append(("place", side, price_ticks, size_lots, reduce_only, tif))
         return o
 
-    async def modify(self, order: Order, price_ticks: int, size_lots: int) -> None:
+    def modify(self, order: Order, price_ticks: int, size_lots: int) -> None:
         self.calls.append(("modify", order.client_order_index, price_ticks, size_lots))
         self.modified.append((order, price_ticks, size_lots))
 
@@ -75,7 +75,7 @@ class FakeConnector:
             bus.publish(OrderUpdated(order, 0))
         self.modified.clear()
 
-    async def cancel(self, order: Order) -> None:
+    def cancel(self, order: Order) -> None:
         self.calls.append(("cancel", order.client_order_index))
 
     async def cancel_all(self, market: int, timeout: float) -> int:
@@ -200,6 +200,55 @@ def test_mm_quotes_ladder_on_book_event_through_engine() -> None:
     run(go())
 
 
+def test_book_event_reaches_the_connector_inside_the_callback() -> None:
+    """Book -> quote -> plan -> gate -> order call happens in the publish itself: no task,
+    no loop iteration between the frame and the order calls."""
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        h.bus.publish(BookUpdated(0, h.book, 1))  # no await after this
+        assert len(h.places()) == 4
+        h.open_all()
+        h.conn.calls.clear()
+        h.bus.publish(BookUpdated(0, make_book(300_020, 300_030), 1))
+        assert [c[0] for c in h.conn.calls] == ["modify"] * 4
+        assert h.s.latency.percentiles("book>send")[0] > 0
+    run(go())
+
+
+def test_order_events_during_a_pass_fold_into_one_more_pass() -> None:
+    """The connector publishing an order event while the strategy is inside a pass (as the
+    tracker does on new orders) must not re-enter requote: one more pass runs afterwards."""
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        depth = {"now": 0, "max": 0, "passes": 0}
+        real = h.s.requote
+
+        def counted(trigger_ns: int) -> None:
+            depth["now"] += 1
+            depth["passes"] += 1
+            depth["max"] = max(depth["max"], depth["now"])
+            try:
+                real(trigger_ns)
+                h.s.requote_now(0)  # an event inside the pass asks for another
+            finally:
+                depth["now"] -= 1
+
+        h.s.requote = counted  # type: ignore[method-assign]
+        h.bus.publish(BookUpdated(0, h.book, 1))
+        assert depth["max"] == 1  # never nested
+        # It keeps asking: 4 passes back to back, then the rest waits for the loop.
+        assert depth["passes"] == 4
+        await asyncio.sleep(0)
+        assert depth["passes"] == 8
+        await h.s.stop()  # a scheduled pass is dropped on stop
+        n = depth["passes"]
+        await asyncio.sleep(0)
+        assert depth["passes"] == n
+    run(go())
+
+
 def test_mm_one_modify_per_order_until_the_venue_shows_it() -> None:
     async def go() -> None:
         h = Harness(MarketMaking)
@@ -231,7 +280,7 @@ def test_sync_from_venue_confirms_or_reverts_a_modify() -> None:
         o.order_index = 77
         raw = {"price": "2999.95", "remaining_base_amount": "0.0100"}
         h.conn.account_orders = {0: {77: raw}}  # type: ignore[attr-defined]
-        assert await h.s.modify(o, 299_900, 80)
+        assert h.s.modify(o, 299_900, 80)
         assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # optimistic
         h.s.sync_from_venue()
         assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # stream not there yet
@@ -239,7 +288,7 @@ def test_sync_from_venue_confirms_or_reverts_a_modify() -> None:
         h.s.sync_from_venue()
         assert 1 not in h.s.modifying  # the stream shows it: confirmed
         # A modify the stream never shows is reverted to the venue's values after the wait.
-        assert await h.s.modify(o, 299_800, 60)
+        assert h.s.modify(o, 299_800, 60)
         h.s.modifying[1] = (299_800, 60, 0)  # wait over
         assert 1 not in h.s.busy_cois()
         h.s.sync_from_venue()

@@ -452,7 +452,7 @@ class LighterConnector:
         if not self.readiness.ready and not reduce_only:
             raise OrderEntryError(f"not ready: {self.readiness.reason}")
 
-    async def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
+    def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
                           tif: TimeInForce = TimeInForce.POST_ONLY, reduce_only: bool = False,
                           expiry_ms: int | None = None) -> Order:
         """Place a limit order (see ``OrderEntry.place_limit``); refused while not ready unless
@@ -462,13 +462,13 @@ class LighterConnector:
         return entry.place_limit(market, side, price_ticks, size_lots, tif=tif,
                                  reduce_only=reduce_only, expiry_ms=expiry_ms)
 
-    async def modify(self, order: Order | int, price_ticks: int, size_lots: int) -> None:
+    def modify(self, order: Order | int, price_ticks: int, size_lots: int) -> None:
         """Modify our order (an Order or its client_order_index)."""
         coi = order if isinstance(order, int) else order.client_order_index
         self._check_ready(False)
         self._entry().modify(coi, price_ticks, size_lots)
 
-    async def cancel(self, order: Order | int) -> None:
+    def cancel(self, order: Order | int) -> None:
         """Cancel our order (an Order or its client_order_index); allowed while not ready."""
         coi = order if isinstance(order, int) else order.client_order_index
         self._entry().cancel(coi)
