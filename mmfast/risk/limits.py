@@ -321,24 +321,26 @@ class RiskGate:
             sends.popleft()
 
     def check(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
-              modify_of: Order | None = None) -> RiskReason:
+              modify_of: Order | None = None, now_ns: int | None = None) -> RiskReason:
         """Every rule, rate cap included, without recording anything."""
         reason = check_order(side, price, size, self.state, self.limits, self.rules,
                              reduce_only=reduce_only, modify_of=modify_of)
         if reason:
             return reason
-        if self.sends_in_window() + 1 > self.limits.order_rate_cap:
+        if self.sends_in_window(now_ns) + 1 > self.limits.order_rate_cap:
             return RiskReason.ORDER_RATE
         return RiskReason.OK
 
     def admit(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
               modify_of: Order | None = None) -> RiskReason:
         """``check``; when OK, record the send (rate window, counters); else count the denial."""
-        reason = self.check(side, price, size, reduce_only=reduce_only, modify_of=modify_of)
+        now = self._now_ns()  # one clock read for the window check and the record
+        reason = self.check(side, price, size, reduce_only=reduce_only, modify_of=modify_of,
+                            now_ns=now)
         if reason:
             self.denials[reason] = self.denials.get(reason, 0) + 1
             return reason
-        self._sends.append(self._now_ns())
+        self._sends.append(now)
         self.admitted += 1
         return RiskReason.OK
 

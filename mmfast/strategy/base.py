@@ -209,6 +209,10 @@ class StrategyBase:
         self._bg: set[asyncio.Task[Any]] = set()  # cancel-alls and other fire-and-forget work
         self._pulled = False  # quotes are off because of a pull / guard
         self._unclaimed: dict[int, list[Fill]] = {}  # fills for cois not yet returned by place
+        # coi -> (venue price text, remaining text, price ticks, remaining lots): unchanged text
+        # needs no decimal parsing on the next requote.
+        self._venue_seen: dict[int, tuple[Any, Any, int, int]] = {}
+        self._budget_view: tuple[Any, RateBudget] | None = None  # (connector budget, view)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, core: TradingCore) -> None:
@@ -494,16 +498,26 @@ class StrategyBase:
         if not raw_orders or self.rules is None:
             return
         pd, sd = self.rules.price_decimals, self.rules.size_decimals
+        seen = self._venue_seen
+        if len(seen) > 2 * len(self.orders) + 64:  # drop ended orders now and then
+            for c in [c for c in seen if c not in self.orders]:
+                del seen[c]
         for coi, o in self.orders.items():
             oi = o.order_index
             raw = raw_orders.get(oi) if oi is not None else None
             if raw is None:
                 continue
-            try:
-                price = parse_decimal(str(raw["price"]), pd)
-                remaining = parse_decimal(str(raw["remaining_base_amount"]), sd)
-            except (KeyError, ValueError):
-                continue
+            p_txt, r_txt = raw.get("price"), raw.get("remaining_base_amount")
+            last = seen.get(coi)
+            if last is not None and last[0] == p_txt and last[1] == r_txt:
+                price, remaining = last[2], last[3]
+            else:
+                try:
+                    price = parse_decimal(str(p_txt), pd)
+                    remaining = parse_decimal(str(r_txt), sd)
+                except ValueError:
+                    continue
+                seen[coi] = (p_txt, r_txt, price, remaining)
             pend = self.modifying.get(coi)
             if pend is not None:
                 if price == pend[0] and remaining == pend[1]:
@@ -526,9 +540,9 @@ class StrategyBase:
         """Order txs of this market in flight: the connector's count when it has one."""
         n = self.inflight
         orders = getattr(self.connector, "orders", None)
-        if orders is not None:
-            with contextlib.suppress(Exception):
-                n = max(n, int(orders.in_flight.get(self.market, 0)), int(orders.pending_txs))
+        in_flight = getattr(orders, "in_flight", None)  # None: no counters on this connector
+        if in_flight is not None:
+            n = max(n, in_flight.get(self.market, 0), orders.pending_txs)
         return n
 
     def may_add_exposure(self) -> bool:
@@ -540,7 +554,12 @@ class StrategyBase:
     def budget(self) -> RateBudget:
         """The planner's view of the connector's rate budget (unlimited without one)."""
         b = getattr(self.connector, "budget", None)
-        return UNLIMITED if b is None or not hasattr(b, "state") else BudgetView(b)
+        if b is None or not hasattr(b, "state"):
+            return UNLIMITED
+        cached = self._budget_view
+        if cached is None or cached[0] is not b:
+            cached = self._budget_view = (b, BudgetView(b))
+        return cached[1]
 
     # ------------------------------------------------------------------ requote scheduling
     def request_requote(self, trigger_ns: int) -> None:
