@@ -99,14 +99,24 @@ def load_run_config(opts: RunOptions, env: dict[str, str] | None = None) -> Conf
 class Runner:
     """One run of the bot (see the module doc). For tests: ``key`` may be injected in sim mode
     only (to prove a key never leaks); ``sim`` is a running ``SimThread`` to use instead of
-    starting one (the caller stops it, so its truth outlives the run), with its ``time``."""
+    starting one (the caller stops it, so its truth outlives the run), with its ``time``.
+
+    For benchmarks, sim mode only: ``signer`` is an object with ``SignerWorker``'s interface
+    used instead of the SignerWorker made from the key (started and stopped by the run), and
+    ``tier`` the connector's ``RateTier`` instead of the premium tier."""
 
     def __init__(self, cfg: Config, opts: RunOptions, *, out: IO[str] | None = None,
                  err: IO[str] | None = None, key: ApiKey | None = None,
                  sim: Any = None, time: TimeSource | None = None,
-                 control_token: Secret | None = None) -> None:
+                 control_token: Secret | None = None, signer: Any = None,
+                 tier: Any = None) -> None:
         if key is not None and cfg.venue.mode != "sim":
             raise ValueError("an injected key is for sim mode only")
+        # A stand-in signer or raised rate limits never go near a real venue.
+        if (signer is not None or tier is not None) and cfg.venue.mode != "sim":
+            raise ValueError("an injected signer or rate tier is for sim mode only")
+        self._signer_in = signer
+        self._tier_in = tier
         self.cfg = cfg
         self.opts = opts
         self.out = out or sys.stdout
@@ -250,15 +260,19 @@ class Runner:
         cfg, v = self.cfg, self.cfg.venue
         assert v.account_index is not None and v.api_key_index is not None
         assert v.chain_id is not None
-        self.signer = SignerWorker(key, account_index=v.account_index,
-                                   api_key_index=v.api_key_index, chain_id=v.chain_id,
-                                   name="mmfast-run-signer")
+        if self._signer_in is not None:
+            self.signer = self._signer_in
+        else:
+            self.signer = SignerWorker(key, account_index=v.account_index,
+                                       api_key_index=v.api_key_index, chain_id=v.chain_id,
+                                       name="mmfast-run-signer")
         self.signer.start()
         name = cfg.strategy.name
         section = getattr(cfg.strategy, name)
+        tier = self._tier_in if self._tier_in is not None else (
+            PREMIUM if v.mode == "sim" else STANDARD)
         lc = LighterConfig(rest_url=rest_url, ws_url=ws_url, account_index=v.account_index,
-                           api_key_index=v.api_key_index, markets=(self.market,),
-                           tier=PREMIUM if v.mode == "sim" else STANDARD,
+                           api_key_index=v.api_key_index, markets=(self.market,), tier=tier,
                            seed=self.opts.seed if v.mode == "sim" else None)
         oc = OrderEntryConfig(environment=v.mode, state_dir=str(state_dir),
                               quote_expiry_s=float(section.order_expiry_s))
