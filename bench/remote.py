@@ -2,7 +2,7 @@
 
     python -m bench.remote echo  --impl picows|websockets|tcp --loop uvloop|asyncio
     python -m bench.remote feed  --loop L --rate MSGS_PER_S (0: flat out) --n N --seed S
-    python -m bench.remote venue --kind sim|picows --n N --seed S --gap-us G
+    python -m bench.remote venue --kind sim|picows|bot --n N --seed S --gap-us G
 
 Each prints ``port <n>`` once it listens, then serves one client. ``echo`` runs until killed.
 ``feed`` pushes the shared stream's snapshot and ``n`` deltas to the first client, then an
@@ -13,6 +13,22 @@ and each echo's round trip, then prints one JSON line of results and exits. ``--
 mmfast's simulator (``mmfast.sim.server.Simulator``): deltas go out through its book-feed
 publish path and order frames are stamped on entry to its WebSocket frame handler, then handled
 by it as usual. ``--kind picows`` is a bare picows server doing the same, the transport floor.
+
+``--kind bot`` is the venue of mmfast's real bot stack (``bench.botpath``): the simulator with
+market 0 shaped like the stream (ETH-like decimals, mark price at the stream's first mid), its
+funded account as ``mmfast run`` has it in sim mode, no flow, speed bumps or rate limits. Its
+``port`` line also gives ``rest=<url> account=<index> chain=<id>``. Market 0's order_book
+channel serves the stream, not the engine's book: the stream's snapshot on subscribe (the
+current state on a resubscribe), then, once the bot sends ``{"bench":"go"}`` on its
+market-data connection, one delta every ``gap-us`` with an echo probe between, on that
+connection only (the engine's own book updates of market 0 are not published; its matching
+engine still takes the bot's txs, whose post-only quotes rest in its otherwise empty book).
+The bot's order frames carry no delta id: the first order frame received after a delta was
+sent and before the next one is counted as that delta's (``w2w``), and every order frame is
+reported with its receive stamp and the nonces it carried (``order_nonces``, beside each
+delta's send stamp ``delta_sent``), so the bot can join a delta to the frame carrying the
+first tx it made. After the result line it serves on until the bot has closed its
+connections.
 """
 
 from __future__ import annotations
@@ -266,13 +282,195 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int) -> None:
                       "pid": os.getpid()}), flush=True)
 
 
+# --- venue of the real bot stack (--kind bot) ---------------------------------------------------
+
+GO_FRAME = '{"bench":"go"}'
+
+
+class _Windows:
+    """Order frames against deltas. By time: the first one received while a delta's window is
+    open (from its send until the next delta's) is that delta's. And every order frame kept
+    with its receive stamp, so that its nonces can be read after the run (the bot joins them
+    with the nonce of the first tx each delta made it submit)."""
+
+    def __init__(self) -> None:
+        self.cur = -1  # index of the delta whose window is open (-1: none)
+        self.t_sent = 0
+        self.matched = True
+        self.sent: list[int] = []  # send stamp of delta 1, 2, ...
+        self.w2w: list[int] = []  # delta sent -> first order frame received in its window
+        self.idx: list[int] = []  # the delta index of each w2w sample
+        self.frames: list[tuple[int, str]] = []  # (received, text) of every order frame
+        self.outside = 0  # order frames received with no window open (before go, after end)
+
+    def open(self, i: int, t: int) -> None:
+        self.cur, self.t_sent, self.matched = i, t, False
+        self.sent.append(t)
+
+    def close(self) -> None:
+        self.cur, self.matched = -1, True
+
+    def on_order(self, now: int, data: str) -> None:
+        self.frames.append((now, data))  # parsed after the run, not on the timed path
+        if self.cur < 0:
+            self.outside += 1
+        elif not self.matched:
+            self.matched = True
+            self.w2w.append(now - self.t_sent)
+            self.idx.append(self.cur)
+
+    def nonces(self) -> list[tuple[int, list[int]]]:
+        """(received, nonces carried) per order frame."""
+        out = []
+        for now, data in self.frames:
+            try:
+                d = json.loads(data)["data"]
+                infos = [d["tx_info"]] if "tx_info" in d else d["tx_infos"]
+                if isinstance(infos, str):
+                    infos = json.loads(infos)
+                found = [int((json.loads(x) if isinstance(x, str) else x)["Nonce"])
+                         for x in infos]
+            except (ValueError, KeyError, TypeError):
+                found = []
+            out.append((now, found))
+        return out
+
+
+def _book_state(messages: list[dict[str, Any]], upto: int) -> dict[str, Any]:
+    """The stream's book after message ``upto`` as a snapshot message (for a resubscribe)."""
+    sides: dict[str, dict[str, str]] = {"asks": {}, "bids": {}}
+    for m in messages[: upto + 1]:
+        ob = m["order_book"]
+        if ob["begin_nonce"] == 0:
+            sides = {"asks": {}, "bids": {}}
+        for key in ("asks", "bids"):
+            for lv in ob[key]:
+                if lv["size"] == "0":
+                    sides[key].pop(lv["price"], None)
+                else:
+                    sides[key][lv["price"]] = lv["size"]
+    snap = dict(messages[0])
+    ob = dict(snap["order_book"])
+
+    def ordered(key: str, reverse: bool) -> list[dict[str, str]]:
+        # Prices sort as numbers, not strings (fixed decimals: float is exact enough here).
+        items = sorted(sides[key].items(), key=lambda kv: float(kv[0]), reverse=reverse)
+        return [{"price": p, "size": s} for p, s in items]
+
+    ob["asks"], ob["bids"] = ordered("asks", False), ordered("bids", True)
+    ob["nonce"] = messages[upto]["order_book"]["nonce"]
+    ob["begin_nonce"] = 0
+    snap["order_book"] = ob
+    return snap
+
+
+async def _venue_bot(n: int, seed: int, gap_us: int) -> None:
+    import dataclasses
+
+    from bench.botpath import retime
+    from bench.l2stream import StreamConfig, generate
+    from mmfast.sim.config import SimConfig, default_markets
+    from mmfast.sim.server import Simulator
+
+    stream = generate(StreamConfig(seed=seed, n_deltas=n))
+    cfg_s = stream.config
+    bid0, ask0 = stream.tops[0]
+    eth, *others = default_markets()
+    if (eth.market_id, eth.price_decimals, eth.size_decimals) != (
+            cfg_s.market_id, cfg_s.price_decimals, cfg_s.size_decimals):
+        raise RuntimeError("the simulator's market 0 does not match the stream's decimals")
+    # Mark (and index) price at the stream's first mid: the bot's risk gate bands its quotes
+    # around the mark.
+    eth = dataclasses.replace(eth, mark_price=(bid0 + ask0) // 2)
+    cfg = SimConfig(seed=seed, markets=(eth, *others), flow=None, speed_bumps=False,
+                    rate_limits=False, ws_ping_interval_ms=3_600_000,
+                    ws_pong_timeout_ms=7_200_000)
+    messages, frames = stream.messages, stream.frames
+    nonces = [m["order_book"]["nonce"] for m in messages]
+    win = _Windows()
+    echo = _Stamps()
+    clock = time.perf_counter_ns
+    loop = asyncio.get_running_loop()
+    go: asyncio.Future[Any] = loop.create_future()
+    st = {"sent_upto": 0, "subscribes": 0, "dropped": 0}
+    async with Simulator(cfg) as sim:
+        on_frame = sim._on_frame
+        publish_book = sim._publish_book
+        snapshot = sim._snapshot
+
+        def hooked(conn: Any, data: str) -> None:
+            now = clock()  # first thing: the frame has just been read off the socket
+            head = data[:24]
+            if head.startswith('{"echo":'):
+                echo.on_echo(data.encode(), now)
+                return
+            if '"jsonapi/' in head:
+                win.on_order(now, data)
+            elif head.startswith('{"bench":'):
+                if data == GO_FRAME and not go.done():
+                    go.set_result(conn)
+                return
+            on_frame(conn, data)
+
+        def engine_book(market: int, payload: bytes, pair: tuple[int, int]) -> None:
+            # Market 0's book is the stream's: the engine's own updates (the bot's resting
+            # quotes) would break its nonce chain.
+            if market == 0:
+                st["dropped"] += 1
+                return
+            publish_book(market, payload, pair)
+
+        def stream_snapshot(kind: str, args: list[int], key: str) -> dict[str, Any]:
+            if kind == "order_book" and args == [0]:
+                st["subscribes"] += 1
+                upto = st["sent_upto"]
+                snap = dict(messages[0]) if upto == 0 else _book_state(messages, upto)
+                snap["timestamp"] = int(time.time() * 1000)
+                return snap
+            return snapshot(kind, args, key)  # type: ignore[no-any-return]
+
+        sim._on_frame = hooked  # type: ignore[method-assign]
+        sim._publish_book = engine_book  # type: ignore[method-assign,assignment]
+        sim._snapshot = stream_snapshot  # type: ignore[method-assign]
+        print(f"port {sim.ws_url} rest={sim.rest_url} account={cfg.account_index} "
+              f"chain={cfg.chain_id} market=0", flush=True)
+        md_conn = await asyncio.wait_for(go, 120)
+        gap_s = gap_us / 1e6
+        wall = time.time
+        for i in range(1, n + 1):
+            # Venue time in the frame (the bot watches clock skew); set before the stamp.
+            data = retime(frames[i], int(wall() * 1000))
+            win.open(i, clock())
+            publish_book(0, data, (nonces[i - 1], nonces[i]))
+            st["sent_upto"] = i
+            await asyncio.sleep(gap_s / 2)
+            probe = ECHO_PREFIX + str(i).encode() + b"}"
+            echo.echo_sent[probe] = clock()
+            md_conn.send_payload(probe, None)
+            await asyncio.sleep(gap_s / 2)
+        await asyncio.sleep(0.2)
+        win.close()
+        resting = sim.exchange.open_orders(cfg.account_index, 0)
+        print(json.dumps({"w2w": win.w2w, "w2w_idx": win.idx, "echo": echo.echo,
+                          "deltas": n, "order_frames": len(win.frames),
+                          "delta_sent": win.sent, "order_nonces": win.nonces(),
+                          "orders_outside": win.outside, "book_subscribes": st["subscribes"],
+                          "engine_book_updates_dropped": st["dropped"],
+                          "open_orders": len(resting), "cpu": last_cpu(),
+                          "pid": os.getpid()}), flush=True)
+        # Serve on (acks, the bot's cancel-all at its stop) until the bot has gone.
+        t_end = time.monotonic() + 120
+        while sim.open_connections() and time.monotonic() < t_end:
+            await asyncio.sleep(0.05)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.remote", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=("echo", "feed", "venue"))
     ap.add_argument("--impl", default="picows", choices=("picows", "websockets", "tcp"))
     ap.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
-    ap.add_argument("--kind", default="picows", choices=("picows", "sim"))
+    ap.add_argument("--kind", default="picows", choices=("picows", "sim", "bot"))
     ap.add_argument("--rate", type=float, default=0.0)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
@@ -286,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         run(_echo(args.impl))
     elif args.mode == "feed":
         run(_feed(args.rate, args.n, args.seed))
+    elif args.kind == "bot":
+        run(_venue_bot(args.n, args.seed, args.gap_us))
     else:
         run(_venue(args.kind, args.n, args.seed, args.gap_us))
     return 0

@@ -141,3 +141,102 @@ def test_cli_forwards_bench_arguments() -> None:
 
     args = build_parser().parse_args(["bench", "--quick", "--only", "quote"])
     assert args.bench_args == ["--quick", "--only", "quote"]
+
+
+# --- the real bot stack (bench.botpath) ---------------------------------------------------------
+
+
+def test_presigned_signer_builds_what_the_sdk_would() -> None:
+    import asyncio
+
+    from bench.botpath import PreSignedSigner
+    from mmfast.connector.lighter.signer import CancelAllRequest, CreateOrderRequest
+    from mmfast.connector.lighter.txcheck import check_signed
+    from mmfast.core.types import TimeInForce
+    from mmfast.sim.engine import parse_tx_info
+
+    async def main() -> list[object]:
+        signer = PreSignedSigner(account_index=1001, api_key_index=4, chain_id=7)
+        signer.start()
+        out = [await signer.sign(CreateOrderRequest(0, 7, 100, 206_400, False,
+                                                    TimeInForce.POST_ONLY, 11,
+                                                    order_expiry_ms=1_900_000_000_000)),
+               await signer.sign(CancelAllRequest(0, 12))]
+        out.append(await signer.token(1_900_000_000))
+        signer.stop()
+        return out
+
+    create, cancel_all, token = asyncio.run(main())
+    for tx in (create, cancel_all):
+        # mmfast's own check of a signed tx, and the simulator's parser, both accept it.
+        check_signed(tx.request, tx.tx_type, tx.tx_info, account_index=1001, api_key_index=4)
+        parse_tx_info(tx.tx_type, tx.tx_info)
+        assert tx.nonce == tx.request.nonce and len(tx.info["Sig"]) == 108
+    deadline, account, key, sig = str(token).split(":")
+    assert (deadline, account, key) == ("1900000000", "1001", "4") and bytes.fromhex(sig)
+
+
+def test_venue_resubscribe_snapshot_is_the_stream_state(stream: L2Stream) -> None:
+    from bench.remote import _book_state
+    from mmfast.reference.book import ReferenceBook
+
+    for upto in (0, 1, 400, 1500):
+        book = ReferenceBook(0, 2, 4)
+        book.apply_message(_book_state(stream.messages, upto))
+        assert (book.best_bid(), book.best_ask()) == stream.tops[upto]
+
+
+def test_retime_sets_the_venue_timestamp_only(stream: L2Stream) -> None:
+    import orjson
+
+    from bench.botpath import retime
+
+    frame = stream.frames[5]
+    out = orjson.loads(retime(frame, 1_796_000_000_123))
+    want = dict(stream.messages[5], timestamp=1_796_000_000_123)
+    assert out == want
+
+
+def test_bot_stack_quotes_the_stream_through_the_venue(stream: L2Stream) -> None:
+    """mmfast run's stack against the venue process: 300 live deltas, then stamps checked."""
+    from bench.botpath import bot_case, join_wire, problems, stage_lists
+
+    n = 300
+    run, _cpu = bot_case(stream, n, 2_000, False, worker_signer=False)
+    assert problems(run, stream, n) == []
+    venue = run.venue
+    assert venue["deltas"] == n and len(venue["delta_sent"]) == n
+    assert len(venue["echo"]) == n  # every probe came back over the market-data connection
+    assert run.top == stream.tops[n] and run.exit_code == 0
+    led = [r for r in run.rows if r.submit]
+    assert led and {r.delta for r in run.rows} <= set(range(1, n + 1))
+    # The bot never sends without a reason: frames that moved nothing submitted nothing.
+    assert venue["order_frames"] >= len(led) and run.status["orders"]["api_rejects"] == 0
+    joined, missing = join_wire(run)
+    assert missing == 0 and len(joined) == len(led)
+    sent = venue["delta_sent"]
+    recv = {}
+    for t, nonces in venue["order_nonces"]:
+        for x in nonces:
+            recv.setdefault(x, t)
+    for r in led:
+        # Stamps in order in the bot; the bot's own span fits inside the venue's.
+        assert r.t0 < r.submit and r.t0 < r.end
+        assert r.submit <= r.sent and r.sent_any and r.sent_any <= r.sent
+        assert r.sent - r.t0 < recv[r.tx_nonce] - sent[r.delta - 1]
+    lists = stage_lists(run.rows)
+    assert len(lists["submit"]) == len(lists["sent"]) == len(led)
+
+
+def test_bot_stack_takes_frames_fed_into_its_callback(stream: L2Stream) -> None:
+    """step_internal's real-stack row: stream frames handed straight to the frame callback."""
+    from bench.botpath import bot_case, problems
+
+    direct = 200
+    run, _cpu = bot_case(stream, 0, 2_000, False, worker_signer=False, direct=direct)
+    assert problems(run, stream, 0, direct) == []
+    assert run.direct_top == run.top == stream.tops[direct]
+    assert [r.delta for r in run.direct] == list(range(1, direct + 1))
+    led = [r for r in run.direct if r.submit]
+    assert led and all(r.t0 < r.submit <= r.sent for r in led)
+    assert run.venue["order_frames"] >= len(led) and not run.venue["w2w"]

@@ -1,17 +1,19 @@
-"""wire_to_wire and tick_to_trade: the venue in another process sends a delta; the bot here
-(picows client on uvloop) applies it, quotes, diffs and sends the resulting order frame; the
-venue stamps delta sent -> order frame received with its own clock. Between deltas the venue
-sends an echo probe that the bot returns at once: the echo floor, measured in the same run,
-over the same connection.
+"""wire_to_wire and tick_to_trade: the venue in another process sends a delta; mmfast's real
+bot stack here (``bench.botpath``: ``mmfast run``'s TradingCore, LighterConnector, the
+market_making strategy with its planner and risk gate, order entry with the nonce manager, the
+signer) applies it, requotes and sends the resulting order frame; the venue stamps delta sent ->
+first order frame received in that delta's window, with its own clock. Between deltas the venue
+sends an echo probe on the bot's market-data connection, which the bot returns at once: the
+echo floor of that connection, measured in the same run.
 
-- ``wire_to_wire``: the txs come from a pool signed before the run (signing taken out).
-- ``tick_to_trade``: every changed level is signed on mmfast's SignerWorker thread and sent
-  when its callback runs; the venue stamps the first order frame of each delta.
+- ``wire_to_wire``: signing taken out (``PreSignedSigner``: the SDK's tx_info with a pre-made
+  signature, its callback on the next loop iteration).
+- ``tick_to_trade``: mmfast's SignerWorker (lighter-sdk on its worker thread).
 
-The venue is mmfast's simulator (``--kind sim``, its publish path and WebSocket handler) and,
-beside it, a bare picows server (``--kind picows``: the same driver without the simulator's
-aiohttp stack). The bot's pipeline is ``bench.pipeline.CompiledPipeline`` (book, quote, diff);
-the strategy, planner and risk gate are not in it (see the README).
+The venue is mmfast's simulator (``bench.remote venue --kind bot``). Beside the bot, a reference
+case: the core pipeline only (``bench.pipeline.CompiledPipeline``: book, quote, minimal diff, the
+tx handed straight to the socket; no strategy, planner, risk gate or order entry) against the
+same simulator (``--kind sim``), the floor of what the stack adds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = ["tick_to_trade", "wire_to_wire"]
 
 BOT_CPU, REMOTE_CPU = 1, 0
 POOL = 256
+CORE = "core pipeline only (book+quote+diff)"
+BOT = "mmfast bot (real stack)"
 
 
 class _PoolSink:
@@ -145,34 +149,168 @@ def _run_case(kind: str, stream: L2Stream, n: int, gap_us: int, pin: bool, sink:
     return task_result["venue"], task_result.get("bot", {}), cpu
 
 
-def _metric_from(metric: Metric, cases: list[tuple[str, dict[str, Any]]], pin: bool,
-                 cpus: dict[str, int]) -> None:
-    for label, venue in cases:
-        w = Stats.from_samples(f"{label}: delta sent -> order frame received",
-                               [float(v) for v in venue["w2w"]], 1)
-        e = Stats.from_samples(f"{label}: echo probe round trip, same connection",
-                               [float(v) for v in venue["echo"]], 1)
-        metric.ours.append(w)
-        metric.baselines.append(e)
-        metric.dists[w.name] = [float(v) for v in venue["w2w"]]
-        metric.dists[e.name] = [float(v) for v in venue["echo"]]
-        metric.figures[f"{label}_deltas"] = venue["deltas"]
-        metric.figures[f"{label}_orders_matched"] = len(venue["w2w"])
-    metric.placement = describe_placement(
-        {"bot (this process, uvloop, picows client)": bot_desc(),
-         "venue": f"child process per case, last on CPUs {cpus}"}, pin)
+def _stats(name: str, values: list[int] | list[float]) -> Stats:
+    return Stats.from_samples(name, [float(v) for v in values], 1)
+
+
+def _us(st: Stats) -> str:
+    return f"{st.p50_ns / 1000:.1f}/{st.p99_ns / 1000:.1f} us"
+
+
+def _bot_rows(metric: Metric, run: Any, stream: L2Stream, n: int, signing: str
+              ) -> list[str]:
+    """The bot case's rows, figures and notes; returns what failed its checks."""
+    from bench.botpath import join_wire, problems, stage_lists
+
+    venue = run.venue
+    bad = problems(run, stream, n)
+    joined, missing = join_wire(run)
+    w2w = _stats(f"{BOT} on mmfast.sim: delta sent -> order frame with its first tx received",
+                 joined)
+    echo = _stats(f"{BOT}: echo probe round trip, same (market-data) connection",
+                  venue["echo"])
+    metric.ours.append(w2w)
+    metric.baselines.append(echo)
+    metric.dists[w2w.name] = joined
+    metric.dists[echo.name] = [float(v) for v in venue["echo"]]
+    lists = stage_lists(run.rows)
+    stages = {}
+    for key, label in (("submit", "frame callback -> first signer.submit"),
+                       ("sent", "frame callback -> order frame with that tx sent")):
+        if lists[key]:
+            st = _stats(f"{BOT}, in process: {label} (live)", lists[key])
+            metric.ours.append(st)
+            stages[key] = st
+    window = _stats("w", venue["w2w"]) if venue["w2w"] else None
+    with_submit = len(lists["submit"])
+    inside = int(sum(lists["inside"]))
+    behind = int(sum(lists["behind"]))
+    f = metric.figures
+    f["bot_deltas"] = n
+    f["bot_deltas_with_tx"] = with_submit
+    f["bot_deltas_joined"] = len(joined)
+    f["bot_deltas_tx_not_seen"] = missing
+    f["bot_deltas_behind_older_txs"] = behind
+    f["bot_submits_inside_frame_callback"] = inside
+    f["bot_order_frames"] = venue["order_frames"]
+    f["bot_windows_with_order_frame"] = len(venue["w2w"])
+    f["bot_window_w2w"] = window.as_dict() if window else None
+    f["bot_p50_over_echo_ns"] = w2w.p50_ns - echo.p50_ns
+    f["bot_stages"] = {k: v.as_dict() for k, v in stages.items()}
+    if lists["submit_to_sent"]:
+        f["bot_submit_to_sent"] = _stats("s", lists["submit_to_sent"]).as_dict()
+    f["bot_own_latency_us"] = run.latency.get("live", {})
+    f["bot_status"] = run.status
+    f["bot_startup_s"] = round(run.startup_s, 2)
+    f["bot_exit_code"] = run.exit_code
+    f["bot_book_top"] = list(run.top)
+    f["venue_book_subscribes"] = venue.get("book_subscribes")
+    f["venue_open_orders_at_end"] = venue.get("open_orders")
+    stage_txt = "; ".join(f"{label} p50/p99 {_us(stages[k])}" for k, label in (
+        ("submit", "frame callback -> first signer.submit"),
+        ("sent", "-> the order frame carrying that tx sent")) if k in stages)
+    if lists["submit_to_sent"]:
+        stage_txt += f" (submit -> sent {_us(_stats('s', lists['submit_to_sent']))})"
+    own = run.latency.get("live", {})
+    own_s = own.get("strategy", {})
+    own_txt = ", ".join(f"{k} {v['p50_us']}/{v['p99_us']} us" for k, v in own_s.items()
+                        if k in ("book>quote", "quote>send", "book>send"))
+    oe = own.get("order_entry", {})
+    oe_txt = ", ".join(f"{k} {v['p50_us']:.0f}/{v['p99_us']:.0f} us" for k, v in oe.items()
+                       if v.get("n"))
+    orders = run.status.get("orders", {})
+    metric.notes.append(
+        f"{BOT}: {n} deltas, {with_submit} led to a tx ({inside} submitted inside the frame "
+        f"callback; {behind} had an older delta's txs go out first); {venue['order_frames']} "
+        f"order frames, {orders.get('txs_sent', '?')} txs in all; wire_to_wire (delta sent -> "
+        f"the order frame carrying the delta's first tx, joined by nonce on the venue's "
+        f"clock) p50 {w2w.p50_ns / 1000:.1f} us = echo p50 {echo.p50_ns / 1000:.1f} us + "
+        f"{(w2w.p50_ns - echo.p50_ns) / 1000:.1f} us"
+        + (f"; by time window instead (first order frame after each delta, "
+           f"{len(venue['w2w'])} windows) p50/p99 {_us(window)}" if window else ""))
+    metric.notes.append(f"{BOT}, in the bot ({signing}): {stage_txt}")
+    if own_txt or oe_txt:
+        metric.notes.append(
+            f"{BOT}, the bot's own stamps (monotonic clock of its TimeSource; p50/p99): "
+            f"strategy, every requote / order call: {own_txt or '-'}; order entry per tx "
+            f"(queue = intent -> signer queue, sign, send = signed -> sent, ack): "
+            f"{oe_txt or '-'}")
+    metric.notes.append(
+        f"{BOT}: ready in {run.startup_s:.1f} s (2 x 5 ladder resting); at the end: book "
+        f"top {run.top} (stream {stream.tops[n]}), {orders.get('api_rejects', '?')} rejects, "
+        f"{orders.get('frames_rest', '?')} frames over REST, {run.status.get('gaps', '?')} "
+        f"book gaps, {venue.get('book_subscribes')} book subscriptions, exit code "
+        f"{run.exit_code}"
+        + (f"; {len(run.warnings)} warnings: {run.warnings[:3]}" if run.warnings else ""))
+    return bad
+
+
+def _core_rows(metric: Metric, venue: dict[str, Any], internal: list[int]) -> None:
+    w = _stats(f"{CORE} on mmfast.sim: delta sent -> order frame received", venue["w2w"])
+    e = _stats(f"{CORE}: echo probe round trip, same connection", venue["echo"])
+    metric.ours.append(w)
+    metric.baselines.append(e)
+    metric.dists[w.name] = [float(v) for v in venue["w2w"]]
+    metric.figures["core_deltas"] = venue["deltas"]
+    metric.figures["core_orders_matched"] = len(venue["w2w"])
+    metric.figures["core_p50_over_echo_ns"] = w.p50_ns - e.p50_ns
+    extra = ""
+    if internal:
+        st = _stats("i", internal)
+        metric.figures["core_internal"] = st.as_dict()
+        extra = f"; its own time (frame callback -> order frame sent) p50/p99 {_us(st)}"
+    metric.notes.append(
+        f"reference, {CORE}: bench.pipeline.CompiledPipeline (no strategy, planner, risk gate, "
+        f"order entry or nonce manager: the tx goes straight to the socket) against mmfast.sim "
+        f"(--kind sim, the same stream and gaps): p50 {w.p50_ns / 1000:.1f} us = echo "
+        f"{e.p50_ns / 1000:.1f} us + {(w.p50_ns - e.p50_ns) / 1000:.1f} us{extra}")
+
+
+def _placement(metric: Metric, pin: bool, run: Any, cpus: dict[str, int]) -> None:
+    parts = {"bot (this process, uvloop)": bot_desc()}
+    if run is not None and run.cpus:
+        parts["bot threads last seen on"] = str(run.cpus)
+    parts["venue"] = f"child process per case, last on CPUs {cpus}"
+    metric.placement = describe_placement(parts, pin)
+
+
+def _verdict(metric: Metric, bad: list[str], ok: bool, text: str) -> None:
+    if bad:
+        metric.verdict = False
+        metric.target_text = f"{text} -- CHECK FAILED: {'; '.join(bad)}"
+        metric.notes.insert(0, "checks failed: " + "; ".join(bad))
+    else:
+        metric.verdict = ok
+        metric.target_text = text
 
 
 def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
-    """Simulator (other process) sends a delta -> receives the order frame; pre-signed txs."""
+    """Simulator (other process) sends a delta -> receives the bot's order frame; no signing."""
     metric = Metric(
         name="wire_to_wire",
         unit="ns",
-        definition="venue process sends a delta -> receives the bot's order frame (loopback; "
-        "signing replaced by a pool of pre-signed txs)",
+        definition="venue process (mmfast.sim) sends a delta -> receives the first order "
+        "frame of mmfast's real bot stack for it (loopback; signing taken out)",
         target_text="p50 within 15 us of the echo round trip of the same run",
     )
     n = 1_500 if profile.quick else 5_000
+    gap = 2_000
+    try:
+        from bench.botpath import bot_case
+    except Exception as exc:
+        metric.unavailable = f"bot stack: {type(exc).__name__}: {exc}"
+        return metric
+    cpus: dict[str, int] = {}
+    run = None
+    bad: list[str] = []
+    try:
+        run, cpus[BOT] = bot_case(stream, n, gap, pin, worker_signer=False,
+                                  venue_cpu=REMOTE_CPU)
+        bad = _bot_rows(metric, run, stream, n, "PreSignedSigner, callback via call_soon")
+    except Exception as exc:
+        metric.unavailable = f"{BOT}: {type(exc).__name__}: {exc}"
+        return metric
+    # Reference: the core pipeline alone against the same simulator.
     try:
         import uvloop
 
@@ -187,51 +325,31 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
                 w.stop()
 
         pool = uvloop.run(make_pool())
+        venue, bot, cpus[CORE] = _run_case("sim", stream, n, gap, pin, _PoolSink(pool), False,
+                                           uvloop.run)
+        if venue["w2w"]:
+            _core_rows(metric, venue, bot.get("internal", []))
+        else:
+            metric.notes.append(f"{CORE}: no order frame matched a delta")
     except Exception as exc:
-        metric.unavailable = f"pre-signed pool: {type(exc).__name__}: {exc}"
-        return metric
-    cases = []
-    cpus: dict[str, int] = {}
-    internal: dict[str, list[int]] = {}
-    for kind, label in (("sim", "mmfast.sim"), ("picows", "bare picows venue")):
-        try:
-            venue, bot, cpu = _run_case(kind, stream, n, 2_000, pin, _PoolSink(pool), False,
-                                        uvloop.run)
-        except Exception as exc:
-            metric.notes.append(f"{label}: not available: {type(exc).__name__}: {exc}")
-            continue
-        if not venue["w2w"]:
-            metric.notes.append(f"{label}: no order frame matched a delta")
-            continue
-        cases.append((label, venue))
-        cpus[label] = cpu
-        internal[label] = bot.get("internal", [])
-    if not cases:
-        metric.unavailable = "; ".join(metric.notes)
-        return metric
-    _metric_from(metric, cases, pin, cpus)
+        metric.notes.append(f"{CORE}: not available: {type(exc).__name__}: {exc}")
     head, floor = metric.ours[0], metric.baselines[0]
-    gap = head.p50_ns - floor.p50_ns
-    metric.verdict = gap <= 15_000
-    metric.target_text = (f"p50 within 15 us of the echo round trip (+{gap / 1000:.1f} us "
-                          f"over {cases[0][0]}'s echo)")
-    metric.figures["p50_over_echo_ns"] = {
-        label: (Stats.from_samples("w", [float(v) for v in v_["w2w"]], 1).p50_ns
-                - Stats.from_samples("e", [float(v) for v in v_["echo"]], 1).p50_ns)
-        for label, v_ in cases}
-    for label, vals in internal.items():
-        if vals:
-            st = Stats.from_samples("i", [float(v) for v in vals], 1)
-            metric.figures[f"bot_internal_{label}"] = st.as_dict()
-            metric.notes.append(f"{label}: bot's own time (frame callback -> order frame "
-                                f"sent) p50/p99 {st.p50_ns / 1000:.1f}/{st.p99_ns / 1000:.1f} us")
+    gap_ns = head.p50_ns - floor.p50_ns
+    _verdict(metric, bad, gap_ns <= 15_000,
+             f"p50 within 15 us of the echo round trip (+{gap_ns / 1000:.1f} us over the "
+             "bot's market-data connection's echo)")
     metric.notes.insert(0, (
-        f"{n} deltas, one every 2 ms with an echo probe between; only deltas that move the "
-        "quote produce an order frame (one jsonapi/sendtxbatch of pre-signed modifies); the "
-        "simulator stamps on entry to its WebSocket frame handler (after aiohttp's reader), "
-        "then handles the batch as usual; the bare picows venue stamps in its frame callback"))
-    metric.notes.append("the bot runs book -> quote -> minimal diff; the strategy, planner "
-                        "and risk gate are not part of this pipeline yet")
+        f"one delta every {gap / 1000:g} ms with an echo probe between (on the bot's "
+        "market-data connection); only deltas that move the quote produce an order frame "
+        "(a one-tick move of the mid re-prices the whole 2 x 5 ladder: the first modify goes "
+        "out alone as jsonapi/sendtx, the rest as one jsonapi/sendtxbatch when its ack is "
+        "back, order entry keeping one frame outstanding); the venue stamps on entry to its "
+        "WebSocket frame handler (after aiohttp's reader); the bot's frames carry no delta "
+        "id: the bot notes the nonce of the first tx each delta made it submit, the venue "
+        "the nonces each order frame carried, joined after the run; signing taken "
+        "out: PreSignedSigner builds the SDK's tx_info with a pre-made signature and calls "
+        "back on the next loop iteration (call_soon)"))
+    _placement(metric, pin, run, cpus)
     return metric
 
 
@@ -240,49 +358,58 @@ def tick_to_trade(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
     metric = Metric(
         name="tick_to_trade",
         unit="ns",
-        definition="venue process sends a delta -> receives the first order frame, each "
-        "modify signed on mmfast's SignerWorker thread",
+        definition="venue process (mmfast.sim) sends a delta -> receives the first order "
+        "frame of mmfast's real bot stack for it, each tx signed on mmfast's SignerWorker "
+        "thread",
         target_ns=800_000.0,
         target_text="p50 <= 0.8 ms",
     )
     n = 300 if profile.quick else 1_000
+    gap = 10_000
+    try:
+        from bench.botpath import bot_case
+    except Exception as exc:
+        metric.unavailable = f"bot stack: {type(exc).__name__}: {exc}"
+        return metric
+    cpus: dict[str, int] = {}
+    run = None
+    try:
+        run, cpus[BOT] = bot_case(stream, n, gap, pin, worker_signer=True,
+                                  venue_cpu=REMOTE_CPU)
+        bad = _bot_rows(metric, run, stream, n, "SignerWorker, lighter-sdk on its thread")
+    except Exception as exc:
+        metric.unavailable = f"{BOT}: {type(exc).__name__}: {exc}"
+        return metric
     try:
         import uvloop
 
         from bench.signing import make_worker
-    except Exception as exc:
-        metric.unavailable = f"{type(exc).__name__}: {exc}"
-        return metric
-    cases = []
-    cpus: dict[str, int] = {}
-    for kind, label in (("sim", "mmfast.sim"),):
+
         worker = make_worker()
         sink = _SignSink(worker, 1)
 
-        async def run(coro: Any, _w: Any = worker) -> Any:
+        async def run_core(coro: Any, _w: Any = worker) -> Any:
             _w.start()
             try:
                 return await coro
             finally:
                 _w.stop()
 
-        try:
-            venue, _bot, cpu = _run_case(kind, stream, n, 10_000, pin, sink, True,
-                                         lambda c: uvloop.run(run(c)))
-        except Exception as exc:
-            metric.notes.append(f"{label}: not available: {type(exc).__name__}: {exc}")
-            continue
-        if not venue["w2w"]:
-            metric.notes.append(f"{label}: no order frame matched a delta")
-            continue
-        cases.append((label, venue))
-        cpus[label] = cpu
-    if not cases:
-        metric.unavailable = "; ".join(metric.notes)
-        return metric
-    _metric_from(metric, cases, pin, cpus)
+        venue, _b, cpus[CORE] = _run_case("sim", stream, n, gap, pin, sink, True,
+                                          lambda c: uvloop.run(run_core(c)))
+        if venue["w2w"]:
+            _core_rows(metric, venue, [])
+        else:
+            metric.notes.append(f"{CORE}: no order frame matched a delta")
+    except Exception as exc:
+        metric.notes.append(f"{CORE}: not available: {type(exc).__name__}: {exc}")
+    head = metric.ours[0]
+    _verdict(metric, bad, head.p50_ns <= 800_000, "p50 <= 0.8 ms")
     metric.notes.insert(0, (
-        f"{n} deltas, one every 10 ms (so a delta's signs, ~8 per 1-tick move at ~0.5 ms "
-        "each, finish before the next) with an echo probe between; the first signed modify "
-        "of a delta goes out as its own jsonapi/sendtx frame as soon as its callback runs"))
+        f"one delta every {gap / 1000:g} ms (a one-tick move signs ten modifies, ~0.5 ms "
+        "each, before the next delta) with an echo probe between on the bot's market-data "
+        "connection; the first signed modify of a delta goes out alone (jsonapi/sendtx) as "
+        "soon as its callback runs, the rest follow in batches; deltas joined to the order "
+        "frame carrying their first tx by nonce, as in wire_to_wire"))
+    _placement(metric, pin, run, cpus)
     return metric

@@ -1,0 +1,671 @@
+"""mmfast's real bot stack as the latency benchmarks drive it, with stage stamps.
+
+The stack is what ``mmfast run`` builds (``mmfast.run.Runner``): the shipped sim config with the
+bench's changes (below), ``LighterConnector`` (market-data, account and order WebSockets, REST,
+rate budget, readiness, nonce manager, order entry, tracker, reconciler), the
+``market_making`` strategy (compiled quote engine, requote planner, risk gate, kill switch),
+``TradingCore``, the journal; and a signer: mmfast's ``SignerWorker`` (lighter-sdk on its worker
+thread) or, with signing taken out, ``PreSignedSigner``. It runs on this process's loop
+(uvloop) against the venue process ``python -m bench.remote venue --kind bot`` (mmfast's
+simulator serving the shared seeded stream on market 0's order_book channel).
+
+Changes to the shipped ``sim.toml``, all for the benchmark: the venue's URLs, account and chain
+id; a 2 x 5 ladder with refresh tolerance 0 (a one-tick move of the mid re-prices all ten
+orders); the order-rate caps of the risk gate and the kill switch raised (the bench sends
+hundreds of txs a second); the connector's rate tier ``BENCH_TIER`` (every venue limit raised:
+the budget bookkeeping still runs on every tx, it just never throttles or degrades the plan).
+
+Stage stamps (``time.perf_counter_ns``, this process), per order-book frame, by ``Taps``:
+
+- ``t0``: entry of the market-data stream's frame callback (``WsStream._on_frame``, wrapped on
+  the instance; the stream's picows listener calls it from ``on_ws_frame``);
+- ``submit``: the first ``signer.submit`` call after ``t0`` (the tx handed to the signer queue);
+- ``sent``: the order frame carrying that tx handed to the order WebSocket (the order
+  stream's ``send_text``, wrapped; stamped on entry, the tx found by its nonce after the send);
+- ``end``: the frame callback's return (``submit < end``: the tx was queued inside the callback).
+
+A frame counts as an order-book frame when the book's nonce moved. The wrapper also answers the
+venue's echo probes (``{"echo":i}``, on the same connection) before the bot sees them. The
+wrappers cost a few hundred ns per frame and per tx (included in the figures).
+
+``bot_case`` runs one case (venue process + stack), ``problems`` checks it (the bot's book top
+against the stream's truth, order frames at the venue, exit code), ``join_wire`` joins each delta
+to the order frame that carried its first tx (by nonce, on the venue's clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import logging
+import re
+import shutil
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mmfast.connector.lighter.budget import RateTier
+from mmfast.connector.lighter.signer import AuthTokenRequest, SignedTx, SignerError
+
+__all__ = [
+    "BENCH_TIER",
+    "GO",
+    "BotRun",
+    "PreSignedSigner",
+    "Row",
+    "Taps",
+    "VenueInfo",
+    "bot_case",
+    "bot_config",
+    "join_wire",
+    "problems",
+    "retime",
+    "run_bot",
+    "stage_lists",
+]
+
+GO = b'{"bench":"go"}'  # tells the venue to start its deltas (see bench.remote)
+ECHO = b'{"echo":'
+LEVELS = 5  # per side: a 2 x 5 ladder
+MARKET = 0
+_TS_TAG = b'"timestamp":'
+# A signature's size as lighter-sdk makes it (80 bytes, base64): fixed bytes, never checked by
+# the simulator.
+PRESIGNED_SIG = base64.b64encode(bytes(range(7, 87))).decode()
+_EXPIRED_AT_MS = 599_000  # ExpiredAt as the SDK sets it: about 10 minutes ahead
+
+
+def retime(frame: bytes, wall_ms: int) -> bytes:
+    """``frame`` with its top-level ``"timestamp"`` (epoch ms, 13 digits) set to ``wall_ms``.
+
+    The stream's timestamps are a fixed synthetic clock; the bot reads venue time from book
+    frames (clock-skew check, order expiries), so the venue sends its own time, as Lighter
+    does."""
+    i = frame.rfind(_TS_TAG)
+    if i < 0:
+        return frame
+    j = i + len(_TS_TAG)
+    k = j
+    while frame[k] in b"0123456789":
+        k += 1
+    return frame[:j] + str(wall_ms).encode() + frame[k:]
+
+
+# --- the rate tier ------------------------------------------------------------------------------
+
+_BIG = 1_000_000_000
+BENCH_TIER = RateTier("bench", rest_units=_BIG, min_rest_weight=0, sendtx_per_min=_BIG,
+                      ws_msgs_per_min=_BIG, ws_inflight=1_000_000)  # see the module doc
+
+
+# --- the stand-in signer ------------------------------------------------------------------------
+
+
+class PreSignedSigner:
+    """``SignerWorker``'s interface with signing taken out.
+
+    ``submit(request, callback)`` builds the tx_info the SDK would (the account, the API key,
+    the request's ``expected_fields()``, ``ExpiredAt``, ``Nonce``) with a pre-made signature
+    (``PRESIGNED_SIG``; the simulator checks no signature) and calls ``callback(SignedTx,
+    None)`` with ``loop.call_soon``: on a later iteration of the loop, as SignerWorker's
+    callbacks come (from its thread, ``call_soon_threadsafe``), minus the ~0.5 ms of signing.
+    Auth tokens get the same treatment. The JSON is built on the loop thread at submit
+    (3-4 us per tx with the call_soon; SignerWorker does that work on its thread, its submit
+    is a queue put).
+    """
+
+    def __init__(self, *, account_index: int, api_key_index: int, chain_id: int) -> None:
+        self._account_index = account_index
+        self._api_key_index = api_key_index
+        self._chain_id = chain_id
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = False
+        self.signed = 0  # txs "signed"
+        self.tokens = 0  # auth tokens made
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None, timeout: float = 10.0) -> None:
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._running = True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def thread_ident(self) -> int | None:
+        return None  # no thread: nothing is signed
+
+    @property
+    def account_index(self) -> int:
+        return self._account_index
+
+    @property
+    def api_key_index(self) -> int:
+        return self._api_key_index
+
+    @property
+    def chain_id(self) -> int:
+        return self._chain_id
+
+    def submit(self, request: Any, callback: Callable[[Any, BaseException | None], object]
+               ) -> None:
+        if not self._running or self._loop is None:
+            raise SignerError("PreSignedSigner is not running")
+        if isinstance(request, AuthTokenRequest):
+            self.tokens += 1
+            token = (f"{request.deadline_s}:{self._account_index}:{self._api_key_index}:"
+                     f"{base64.b64decode(PRESIGNED_SIG).hex()}")
+            self._loop.call_soon(callback, token, None)
+            return
+        now = time.monotonic_ns()
+        info: dict[str, Any] = {"AccountIndex": self._account_index,
+                                "ApiKeyIndex": self._api_key_index}
+        info.update(request.expected_fields())
+        info["ExpiredAt"] = int(time.time() * 1000) + _EXPIRED_AT_MS
+        info["Nonce"] = request.nonce
+        info["Sig"] = PRESIGNED_SIG
+        info.setdefault("L2TxAttributes", None)
+        self.signed += 1
+        tx = SignedTx(request=request, tx_type=request.TX_TYPE,
+                      tx_info=orjson.dumps(info).decode(), info=info,
+                      tx_hash=f"{request.nonce:080x}", nonce=request.nonce, queued_ns=now,
+                      signed_ns=now, sign_ns=0)
+        self._loop.call_soon(callback, tx, None)
+
+    async def _await(self, request: Any) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if not fut.done():
+                if error is not None:
+                    fut.set_exception(error)
+                else:
+                    fut.set_result(result)
+
+        self.submit(request, done)
+        return await fut
+
+    async def sign(self, request: Any) -> Any:
+        return await self._await(request)
+
+    async def token(self, deadline_s: int) -> str:
+        return await self._await(AuthTokenRequest(deadline_s))  # type: ignore[no-any-return]
+
+
+# --- the venue and the config -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VenueInfo:
+    """What the venue process printed: where it listens and whom the bot trades as."""
+
+    ws_url: str
+    rest_url: str
+    account_index: int
+    chain_id: int
+    market: int = MARKET
+
+    @classmethod
+    def parse(cls, address: str) -> VenueInfo:
+        """From the venue's ``port`` line (after "port "): ``ws rest=.. account=.. chain=..``."""
+        ws, *rest = address.split()
+        kv = dict(part.split("=", 1) for part in rest)
+        return cls(ws_url=ws, rest_url=kv["rest"], account_index=int(kv["account"]),
+                   chain_id=int(kv["chain"]), market=int(kv.get("market", MARKET)))
+
+
+def bot_config(venue: VenueInfo) -> Any:
+    """The shipped sim config with the bench's changes (module doc), validated as ``mmfast
+    run`` validates it."""
+    from mmfast.conf import example_path, parse_config
+
+    path = example_path("sim")
+    data = tomllib.loads(path.read_text())
+    data["venue"].update(rest_url=venue.rest_url, ws_url=venue.ws_url,
+                         account_index=venue.account_index, chain_id=venue.chain_id)
+    data["market"] = {"market_id": venue.market}
+    data["strategy"]["name"] = "market_making"
+    mm = data["strategy"]["market_making"]
+    mm.update(mode="fixed", levels=LEVELS, refresh_tolerance_ticks=0, size_tolerance_lots=0)
+    risk = data["risk"]
+    risk.update(order_rate_cap=1_000_000, max_open_orders=max(risk.get("max_open_orders", 20),
+                                                              4 * LEVELS))
+    risk["kill_switch"].update(max_order_txs_per_min=1_000_000)
+    data["run"].update(log_level="warning")
+    return parse_config(data, env={}, source=f"{path} (bench)")
+
+
+# --- stamps -------------------------------------------------------------------------------------
+
+
+class _Arm:
+    __slots__ = ("nonce", "send", "sub")
+
+    def __init__(self) -> None:
+        self.sub = False  # the next signer.submit is stamped
+        self.send = False  # the next order frame sent is stamped
+        self.nonce = 0  # the book's nonce after the last order-book frame
+
+
+class _Frame:
+    """A text frame as picows hands it over (for feeding frames straight in)."""
+
+    __slots__ = ("data", "msg_type", "payload_size")
+
+    def __init__(self, data: bytes, msg_type: Any) -> None:
+        self.data = data
+        self.msg_type = msg_type
+        self.payload_size = len(data)
+
+    def get_payload_as_bytes(self) -> bytes:
+        return self.data
+
+
+# "Nonce":12 in a sendtx frame; \"Nonce\":12 (escaped) in a sendtxbatch frame's tx_infos.
+_NONCE_RE = re.compile(rb'Nonce[\\"]*:(\d+)')
+_PENDING_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One order-book frame: its stamps (perf_counter_ns, 0 = did not happen)."""
+
+    delta: int  # index in the stream (by the book's nonce after it)
+    t0: int  # frame callback entered
+    submit: int  # first signer.submit after t0
+    sent: int  # the order frame carrying that submit's tx handed to the socket
+    end: int  # frame callback returned
+    sent_any: int  # first order frame of any tx handed to the socket after t0
+    tx_nonce: int  # nonce of the first tx submitted after t0 (-1: none)
+
+
+class Taps:
+    """The stage stamps (module doc) on a running stack, by wrapping three instance methods:
+    the market-data stream's ``_on_frame``, the signer's ``submit`` and the order stream's
+    ``send_text``. ``remove()`` puts them back.
+
+    ``sent`` is the frame that carries the first tx submitted for the order-book frame (its
+    nonce found in the frame's bytes, read only while one is awaited, after the stamp);
+    ``sent_any`` the first order frame after the book frame, which may still carry txs of an
+    earlier one (order entry sends in nonce order, one frame outstanding)."""
+
+    def __init__(self, connector: Any, signer: Any, market: int = MARKET) -> None:
+        from picows import WSMsgType
+
+        md = connector.md_stream
+        ows = connector.orders.ws if connector.orders is not None else None
+        if md is None or ows is None:
+            raise RuntimeError("the connector has no market-data or order WebSocket")
+        self.md, self.ows, self.signer = md, ows, signer
+        self.book = connector.books[market]
+        self.t0: list[int] = []
+        self.submit: list[int] = []
+        self.sent: list[int] = []
+        self.sent_any: list[int] = []
+        self.end: list[int] = []
+        self.nonce: list[int] = []
+        self.tx_nonce: list[int] = []
+        self.echoes = 0
+        arm = self.arm = _Arm()
+        arm.nonce = self.book.nonce
+        t0s, subs, sents, anys = self.t0, self.submit, self.sent, self.sent_any
+        ends, nonces, txns = self.end, self.nonce, self.tx_nonce
+        pending: dict[int, int] = {}  # tx nonce -> row awaiting the frame that carries it
+        self.pending = pending
+        book = self.book
+        clock = time.perf_counter_ns
+        text = WSMsgType.TEXT
+        self._text = text
+        orig_frame, orig_submit, orig_send = md._on_frame, signer.submit, ows.send_text
+        findall = _NONCE_RE.findall
+        taps = self
+
+        def on_frame(listener: Any, transport: Any, frame: Any) -> None:
+            t0 = clock()
+            if frame.payload_size < 48:  # echo probes are ~15 bytes, book frames ~300
+                data = frame.get_payload_as_bytes()
+                if data.startswith(ECHO):
+                    transport.send(text, data)
+                    taps.echoes += 1
+                    return
+            prev = (arm.sub, arm.send)
+            n = len(t0s)
+            t0s.append(t0)
+            subs.append(0)
+            sents.append(0)
+            anys.append(0)
+            txns.append(-1)
+            arm.sub = arm.send = True
+            orig_frame(listener, transport, frame)
+            nb = book.nonce
+            if nb == arm.nonce and not subs[n] and not anys[n]:
+                # Not an order-book delta (stats, pong, ack): forget it, re-arm as before.
+                del t0s[n], subs[n], sents[n], anys[n], txns[n]
+                arm.sub, arm.send = prev
+                return
+            ends.append(clock())
+            nonces.append(nb)
+            arm.nonce = nb
+
+        def submit(request: Any, callback: Any) -> None:
+            if arm.sub:
+                arm.sub = False
+                subs[-1] = clock()
+                tn = getattr(request, "nonce", -1)
+                txns[-1] = tn
+                if len(pending) >= _PENDING_MAX:  # txs never sent (revoked): forget them
+                    pending.clear()
+                pending[tn] = len(subs) - 1
+            orig_submit(request, callback)
+
+        def send_text(data: bytes) -> bool:
+            # Stamped as the frame is handed over: after the send returns, the loop thread
+            # may first wait for the GIL (the signer thread holds it between its calls).
+            now = clock()
+            ok: bool = orig_send(data)
+            if arm.send:
+                arm.send = False
+                anys[-1] = now
+            if pending:
+                for m in findall(data):
+                    row = pending.pop(int(m), None)
+                    if row is not None:
+                        sents[row] = now
+            return ok
+
+        md._on_frame = on_frame
+        signer.submit = submit
+        ows.send_text = send_text
+        self.on_frame = on_frame
+
+    def remove(self) -> None:
+        for obj, name in ((self.md, "_on_frame"), (self.signer, "submit"),
+                          (self.ows, "send_text")):
+            with contextlib.suppress(AttributeError):
+                delattr(obj, name)
+
+    def clear(self) -> None:
+        for lst in (self.t0, self.submit, self.sent, self.sent_any, self.end, self.nonce,
+                    self.tx_nonce):
+            del lst[:]
+        self.pending.clear()
+
+    def feed(self, data: bytes) -> None:
+        """Hand ``data`` to the wrapped frame callback as if picows had read it."""
+        md = self.md
+        transport = md._transport
+        if transport is None:
+            raise RuntimeError("the market-data stream is not connected")
+        self.on_frame(_Listener(md.generation), transport, _Frame(data, self._text))
+
+    def rows(self, nonce_index: dict[int, int]) -> list[Row]:
+        """One Row per order-book frame of the stream (by the book's nonce after it)."""
+        out = []
+        for k, nonce in enumerate(self.nonce):
+            i = nonce_index.get(nonce)
+            if i is not None:
+                out.append(Row(i, self.t0[k], self.submit[k], self.sent[k], self.end[k],
+                               self.sent_any[k], self.tx_nonce[k]))
+        return out
+
+
+class _Listener:
+    __slots__ = ("gen",)
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class BotRun:
+    """What one run of the stack against the venue gave."""
+
+    venue: dict[str, Any] = field(default_factory=dict)  # the venue's result line
+    rows: list[Row] = field(default_factory=list)  # live deltas
+    direct: list[Row] = field(default_factory=list)  # frames fed in
+    top: tuple[int, int] = (0, 0)  # the bot's best bid/ask at the end
+    direct_top: tuple[int, int] = (0, 0)  # ... after the frames fed in (before the live ones)
+    status: dict[str, Any] = field(default_factory=dict)  # connector/strategy counters
+    latency: dict[str, Any] = field(default_factory=dict)  # the bot's own stage stats, per phase
+    exit_code: int | None = None  # mmfast run's exit code after the stop
+    warnings: list[str] = field(default_factory=list)  # mmfast log lines at WARNING and up
+    cpus: dict[str, int] = field(default_factory=dict)  # where the bot's threads last ran
+    startup_s: float = 0.0  # start -> ready with a full ladder resting
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.lines) < 200:
+            self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+async def _ready(runner: Any, task: asyncio.Task[Any], timeout_s: float) -> None:
+    """Until the stack is ready and its whole ladder rests on the venue, nothing in flight."""
+    from mmfast.core.types import LifecycleState, OrderStatus
+
+    deadline = time.monotonic() + timeout_s
+    why = "not started"
+    while time.monotonic() < deadline:
+        if task.done():
+            exc = task.exception()
+            raise RuntimeError(f"mmfast run ended during start-up: exit "
+                               f"{None if exc else task.result()}, {runner.stop_reason}, "
+                               f"{exc!r}")
+        c, s, core = runner.connector, runner.strategy, runner.core
+        if c is None or s is None or core is None or core.state is not LifecycleState.RUNNING:
+            why = "stack not running"
+        elif not c.ready:
+            why = f"connector not ready: {c.not_ready_reason}"
+        else:
+            open_ = sum(1 for o in s.orders.values() if o.status is OrderStatus.OPEN)
+            if open_ == 2 * LEVELS and not c.orders.pending_txs and not s.modifying:
+                return
+            why = f"{open_} of {2 * LEVELS} quotes open"
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"bot stack not ready within {timeout_s} s: {why}")
+
+
+async def _settle(c: Any, s: Any, limit_ns: int) -> None:
+    """Let the loop run (at least one iteration) until the bot has nothing in flight."""
+    clock = time.perf_counter_ns
+    end = clock() + limit_ns
+    await asyncio.sleep(0)
+    while (c.orders.pending_txs or s.modifying or s.busy) and clock() < end:
+        await asyncio.sleep(0)
+
+
+async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[str, Any]],
+                  worker_signer: bool, direct: int = 0, seed: int = 1,
+                  timeout_s: float = 120.0) -> BotRun:
+    """Build and start the real stack against the venue at ``address`` (its port line), wait
+    until its ladder rests, stamp it (``Taps``). Then ``direct`` frames of the stream (1..) are
+    handed straight to the frame callback, one at a time, each once the previous one's txs
+    have settled (the venue then sends no deltas: ``--n 0``, the stream would not chain);
+    then the venue is told to go and ``result`` (the venue's result line,
+    blocking, run in a thread) awaited; the bot's book is checked, the stack stopped.
+
+    ``worker_signer``: mmfast's SignerWorker (lighter-sdk, a throwaway key); otherwise
+    ``PreSignedSigner``."""
+    from mmfast.run import Runner, RunOptions
+
+    info = VenueInfo.parse(address)
+    cfg = bot_config(info)
+    v = cfg.venue
+    signer = None if worker_signer else PreSignedSigner(
+        account_index=v.account_index, api_key_index=v.api_key_index, chain_id=v.chain_id)
+    tmp = tempfile.mkdtemp(prefix="mmfast-bench-bot-")
+    capture = _Capture()
+    mlog = logging.getLogger("mmfast")
+    mlog.addHandler(capture)
+    saved = (mlog.propagate, mlog.level)
+    mlog.propagate = False  # captured and reported, not printed over the suite's output
+    mlog.setLevel(logging.WARNING)
+    out = BotRun()
+    runner = Runner(cfg, RunOptions(quiet=True, journal=f"{tmp}/journal.jsonl", seed=seed),
+                    out=io.StringIO(), err=io.StringIO(), signer=signer, tier=BENCH_TIER)
+    loop = asyncio.get_running_loop()
+    t_start = time.monotonic()
+    task = loop.create_task(runner.run())
+    taps: Taps | None = None
+    try:
+        await _ready(runner, task, 30.0)
+        out.startup_s = time.monotonic() - t_start
+        c, s = runner.connector, runner.strategy
+        taps = Taps(c, runner.signer, info.market)
+        s.latency = type(s.latency)()  # the strategy's own stage stamps, from here on
+        nonce_index = {m["order_book"]["nonce"]: i for i, m in enumerate(stream.messages)}
+        if direct:
+            frames = stream.frames
+            wall = time.time
+            feed = taps.feed
+            for i in range(1, direct + 1):
+                feed(retime(frames[i], int(wall() * 1000)))
+                await _settle(c, s, 20_000_000)
+            out.direct = taps.rows(nonce_index)
+            out.direct_top = (c.books[info.market].best_bid(), c.books[info.market].best_ask())
+            out.latency["direct"] = {"strategy": s.latency.summary(),
+                                     "order_entry": c.orders.latency()}
+            s.latency = type(s.latency)()
+            taps.clear()
+        if not c.md_stream.send_text(GO):
+            raise RuntimeError("market-data connection down before go")
+        out.venue = await loop.run_in_executor(None, result, timeout_s)
+        await asyncio.sleep(0.05)  # the last frames' txs and acks
+        book = c.books[info.market]
+        out.top = (book.best_bid(), book.best_ask())
+        out.rows = taps.rows(nonce_index)
+        out.latency["live"] = {"strategy": s.latency.summary(),
+                               "order_entry": c.orders.latency()}
+        out.status = {"orders": c.orders.status(), "gaps": c.gaps, "crossed": c.crossed,
+                      "pulls": c.pulls, "md_stream": c.md_stream.stats(),
+                      "strategy_counts": dict(s.counts), "orders_open": len(s.orders),
+                      "signer_signed": getattr(runner.signer, "signed", None),
+                      "denials": {r.name: n for r, n in s.gate.denials.items()}}
+        out.cpus = _cpus(runner.signer)
+    finally:
+        if taps is not None:
+            taps.remove()
+        runner.request_stop("bench done")
+        try:
+            out.exit_code = await asyncio.wait_for(task, 30)
+        except Exception as exc:  # a stop that hangs or fails: reported, never hidden
+            out.warnings.append(f"stop: {type(exc).__name__}: {exc}")
+        mlog.removeHandler(capture)
+        mlog.propagate = saved[0]
+        mlog.setLevel(saved[1])
+        out.warnings = capture.lines + out.warnings
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _cpus(signer: Any) -> dict[str, int]:
+    import threading
+
+    from bench.remote import last_cpu
+
+    cpus = {"loop thread": last_cpu(threading.get_native_id())}
+    thread = getattr(signer, "_thread", None)
+    if thread is not None and thread.native_id is not None:
+        cpus["signer thread"] = last_cpu(thread.native_id)
+    return cpus
+
+
+# --- cases as the metrics run them --------------------------------------------------------------
+
+
+def bot_case(stream: Any, n: int, gap_us: int, pin: bool, *, worker_signer: bool,
+             direct: int = 0, venue_cpu: int = 0) -> tuple[BotRun, int]:
+    """The venue process (``--kind bot``, ``n`` deltas ``gap_us`` apart; pinned to
+    ``venue_cpu`` with ``pin``) and ``run_bot`` against it on uvloop. Returns the run and the
+    CPU the venue was last seen on."""
+    import uvloop
+
+    from bench.procs import Remote, child_cpu
+
+    with Remote("venue", "--kind", "bot", "--n", str(n), "--seed", str(stream.config.seed),
+                "--gap-us", str(gap_us), cpu=venue_cpu if pin else None, timeout=120) as far:
+        run = uvloop.run(run_bot(far.address, stream, result=far.result,
+                                 worker_signer=worker_signer, direct=direct,
+                                 seed=stream.config.seed))
+        cpu = child_cpu(far.pid)
+    return run, cpu
+
+
+def problems(run: BotRun, stream: Any, n: int, direct: int = 0) -> list[str]:
+    """What is wrong with a run (empty: its figures stand): the bot's book against the
+    stream's truth, order frames seen by the venue, frames that produced a signer submit."""
+    out = []
+    if direct:
+        if run.direct_top != stream.tops[direct]:
+            out.append(f"bot's book top after the fed frames {run.direct_top} != the "
+                       f"stream's {stream.tops[direct]}")
+        if not any(r.submit for r in run.direct):
+            out.append("no fed frame produced a signer submit")
+    last = direct or n  # the venue's deltas (n) and the fed frames (direct) are not mixed
+    if run.top != stream.tops[last]:
+        out.append(f"bot's book top at the end {run.top} != the stream's {stream.tops[last]}")
+    if run.venue.get("order_frames", 0) <= 0:
+        out.append("the venue saw no order frame")
+    if n:
+        joined, missing = join_wire(run)
+        if not joined:
+            out.append("no delta's first tx found in the order frames the venue received")
+        if missing:
+            out.append(f"{missing} deltas' first txs never reached the venue")
+    if run.exit_code not in (0, None):
+        out.append(f"mmfast run exited {run.exit_code} at the stop")
+    return out
+
+
+def stage_lists(rows: list[Row]) -> dict[str, list[float]]:
+    """Per order-book frame that led to a tx: frame -> first submit, frame -> the order frame
+    carrying that tx sent, first submit -> that frame sent; whether the submit was inside
+    the frame callback and whether an older frame's txs went out first (lists of 0/1)."""
+    led = [r for r in rows if r.submit]
+    return {
+        "submit": [float(r.submit - r.t0) for r in led],
+        "sent": [float(r.sent - r.t0) for r in led if r.sent],
+        "submit_to_sent": [float(r.sent - r.submit) for r in led if r.sent],
+        "inside": [1.0 if r.submit < r.end else 0.0 for r in led],
+        "behind": [1.0 if r.sent and r.sent_any and r.sent_any < r.sent else 0.0
+                   for r in led],
+    }
+
+
+def join_wire(run: BotRun) -> tuple[list[float], int]:
+    """Wire to wire per delta that led to a tx, on the venue's clock: delta sent -> the order
+    frame carrying the first tx the bot submitted for it received. Returns the samples and how
+    many such deltas had no frame carrying their tx (none expected)."""
+    sent = run.venue.get("delta_sent", [])
+    recv: dict[int, int] = {}
+    for t, nonces in run.venue.get("order_nonces", []):
+        for n in nonces:
+            recv.setdefault(n, t)
+    out: list[float] = []
+    missing = 0
+    for r in run.rows:
+        if not r.submit or not 1 <= r.delta <= len(sent):
+            continue
+        t = recv.get(r.tx_nonce)
+        if t is None:
+            missing += 1
+        else:
+            out.append(float(t - sent[r.delta - 1]))
+    return out, missing
