@@ -340,7 +340,9 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
              "bot's market-data connection's echo)")
     metric.notes.insert(0, (
         f"one delta every {gap / 1000:g} ms with an echo probe between (on the bot's "
-        "market-data connection); only deltas that move the quote produce an order frame "
+        "market-data connection, half a gap after the delta: when the bot is still busy with "
+        "the delta's txs the probe waits too, which the core-only case's echo shows less of); "
+        "only deltas that move the quote produce an order frame "
         "(a one-tick move of the mid re-prices the whole 2 x 5 ladder: the first modify goes "
         "out alone as jsonapi/sendtx, the rest as one jsonapi/sendtxbatch when its ack is "
         "back, order entry keeping one frame outstanding); the venue stamps on entry to its "
