@@ -94,9 +94,10 @@ def _bot_row(stream: L2Stream, profile: Profile, pin: bool) -> dict[str, Any]:
             f"with the planner and risk gate, order entry, nonce manager; PreSignedSigner, "
             f"so the end is the submit call itself) running against mmfast.sim in another "
             f"process, its 2 x 5 ladder resting there; {direct} stream frames handed straight "
-            f"to the market-data stream's frame callback (WsStream._on_frame, as picows calls "
-            f"it), each once the previous one's txs were acked and shown by the venue (the "
-            f"loop keeps turning meanwhile); {len(lists['submit'])} frames led to a submit "
+            f"to the market-data stream's frame callback (WsStream._on_frame, which its picows "
+            f"listener calls), each once the previous one's txs were acked and shown by the "
+            f"venue (the loop keeps turning meanwhile); {len(lists['submit'])} frames led to a "
+            f"submit "
             f"({int(sum(lists['inside']))} inside the callback); the GC stays on, as in the "
             f"bot")
         detail = [f"frame -> first signer.submit p50/p99 {st.p50_ns / 1000:.1f}/"
