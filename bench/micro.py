@@ -1,4 +1,4 @@
-"""mmfast micro benchmarks: book_apply, parse_apply, quote, and the call floors.
+"""mmfast micro benchmarks: book_apply, parse_apply, quote, plan, and the call floors.
 
 Each metric times mmfast's compiled path beside pure-Python baselines in the same run
 (interleaved, see ``bench.harness``) and reports ns per operation: p50, p99, mean, and the ratio
@@ -35,6 +35,7 @@ __all__ = [
     "call_floor",
     "parse_apply",
     "parse_only",
+    "plan",
     "quote",
     "run_all",
 ]
@@ -722,6 +723,164 @@ def quote(stream: L2Stream, profile: Profile, chunk: int = 200) -> Metric:
     return metric
 
 
+# --- plan ---------------------------------------------------------------------------------------
+
+# Tolerance 0: a 1-tick move of the ladder modifies every level. The bot's config tolerates more
+# (refresh_tolerance_ticks), which only makes more calls take the on-target path.
+PLAN_PARAMS: dict[str, int] = {
+    "price_tolerance_ticks": 0,
+    "size_tolerance_lots": 0,
+    "max_order_age_ns": 600 * 10**9,
+}
+PLAN_NOW_NS = 10**15  # monotonic now of every plan; the orders are 1 s old
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """One planner call: the target ladder and our live orders (10, all OPEN)."""
+
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+    live: list[Any]
+
+
+def plan_inputs(stream: L2Stream, n: int = 200) -> tuple[list[PlanInput], list[PlanInput]]:
+    """(on target, 1-tick move) inputs at ``n`` touches of the stream, a 2 x 5 ladder each.
+
+    On target: the live orders are exactly the ladder of the touch (no action). Move: the same
+    orders, the ladder of the touch moved up one tick (every level modified)."""
+    quote_mod = importlib.import_module("mmfast._core.quote")
+    types = importlib.import_module("mmfast.core.types")
+    engine = quote_mod.QuoteEngine(quote_mod.QuoteParams(**LADDER), **MARKET_MINIMUMS)
+    levels = 2 * LADDER["n_levels"]
+    tops = stream.tops[1:]
+    step = max(1, len(tops) // n)
+    on_target: list[PlanInput] = []
+    moved: list[PlanInput] = []
+    coi = 0
+    for bb, ba in tops[::step][:n]:
+        if engine.compute(bb, ba, 0) != levels:
+            continue
+        bids, asks = engine.bids(), engine.asks()
+        live = []
+        for side, ladder in ((types.Side.BUY, bids), (types.Side.SELL, asks)):
+            for price, size in ladder:
+                coi += 1
+                live.append(types.Order(
+                    client_order_index=coi, market=0, side=side, price_ticks=price,
+                    size_lots=size, tif=types.TimeInForce.POST_ONLY, expiry_ms=1,
+                    status=types.OrderStatus.OPEN, created_ns=PLAN_NOW_NS - 10**9))
+        if engine.compute(bb + 1, ba + 1, 0) != levels:
+            continue
+        on_target.append(PlanInput(bids, asks, live))
+        moved.append(PlanInput(engine.bids(), engine.asks(), live))
+    return on_target, moved
+
+
+def _plan_functions() -> tuple[Callable[..., Any], Callable[..., Any], dict[str, Any]]:
+    """(compiled planner, Python twin, keyword arguments of a call as the bot makes it)."""
+    compiled = importlib.import_module("mmfast._core.plan")
+    ref = importlib.import_module("mmfast.reference.planner")
+    plan_types = importlib.import_module("mmfast.core.plan_types")
+    kwargs = {"now_ns": PLAN_NOW_NS, "params": plan_types.PlannerParams(**PLAN_PARAMS),
+              "inflight": 0, "budget": plan_types.UNLIMITED, "position_lots": 0,
+              "busy": set(), "no_create": ()}
+    return compiled.plan_requotes, ref.plan_requotes, kwargs
+
+
+def check_plans(
+    ours: Callable[..., Any], ref: Callable[..., Any], kwargs: dict[str, Any],
+    inputs: Sequence[PlanInput], modifies: int,
+) -> None:
+    """Raise unless ours gives the twin's plan (orders by identity) with ``modifies`` modifies
+    and nothing else (0: every order kept)."""
+    for x in inputs:
+        got = ours(x.bids, x.asks, x.live, **kwargs)
+        want = ref(x.bids, x.asks, x.live, **kwargs)
+        _check_equal("plan", got, want)
+        _check_equal("plan orders", [id(a.order) for a in got.actions],
+                     [id(a.order) for a in want.actions])
+        _check_equal("plan modifies", (len(got.modifies), len(got.actions)), (modifies, modifies))
+        if not modifies:
+            _check_equal("plan kept", [id(o) for o in got.kept], [id(o) for o in want.kept])
+            _check_equal("plan kept all", len(got.kept), len(x.live))
+
+
+def plan(stream: L2Stream, profile: Profile, chunk: int = 100, slow_chunk: int = 20) -> Metric:
+    """The requote planner on a 2 x 5 ladder and its 10 orders, per call: on target (nothing to
+    send, the common case between price moves) and after a 1-tick move (10 modifies)."""
+    metric = Metric(
+        name="plan",
+        unit="ns/call",
+        definition="2 x 5 target ladder + 10 live orders -> Plan, called from Python: on target "
+        "(no action) and a 1-tick move (10 modifies)",
+    )
+    try:
+        on_target, moved = plan_inputs(stream)
+        ours_fn, ref_fn, kwargs = _plan_functions()
+    except Exception as exc:  # not built / not written yet: report why, run the rest
+        metric.unavailable = f"{type(exc).__name__}: {exc}"
+        return metric
+    if not on_target:
+        metric.unavailable = "no touch of the stream gives a full 2 x 5 ladder"
+        return metric
+
+    def case(name: str, fn: Callable[..., Any], inputs: list[PlanInput], size: int,
+             modifies: int) -> Case:
+        cursor = _Cursor(inputs, size, None)
+        now, params, budget, busy = (kwargs["now_ns"], kwargs["params"], kwargs["budget"],
+                                     kwargs["busy"])
+
+        def body() -> None:
+            # Keywords spelled out, as the strategies call it (no **dict on the hot path).
+            for x in cursor.chunk:
+                fn(x.bids, x.asks, x.live, now_ns=now, params=params, inflight=0,
+                   budget=budget, position_lots=0, busy=busy, no_create=())
+
+        def check() -> None:
+            check_plans(ours_fn, ref_fn, kwargs, inputs, modifies)
+
+        return Case(name, body, ops=size, prepare=cursor.prepare, check=check)
+
+    n_mod = 2 * LADDER["n_levels"]
+    cases = [
+        case("compiled, on target", ours_fn, on_target, chunk, 0),
+        case("compiled, 1-tick move", ours_fn, moved, chunk, n_mod),
+    ]
+    slow = [
+        case("mmfast.reference.planner (pure Python), on target", ref_fn, on_target,
+             slow_chunk, 0),
+        case("mmfast.reference.planner (pure Python), 1-tick move", ref_fn, moved,
+             slow_chunk, n_mod),
+    ]
+    for c in slow:
+        c.n_samples = profile.slow_samples
+    stats = run_group(cases + slow, samples=profile.samples, warmup=profile.warmup,
+                      rounds=profile.rounds)
+    metric.ours, metric.baselines = stats[:2], stats[2:]
+    for label, ours, base in (("on_target", stats[0], stats[2]), ("move", stats[1], stats[3])):
+        metric.figures[f"{label}_ns"] = round(ours.p50_ns, 1)
+        metric.figures[f"{label}_reference_ns"] = round(base.p50_ns, 1)
+        metric.figures[f"{label}_ratio"] = round(metric.ratio(base, ours), 2)
+    metric.notes.append(
+        "compare like with like: on target {:.0f} ns vs {:.0f} ns in Python ({:.1f}x), 1-tick "
+        "move {:.0f} ns vs {:.0f} ns ({:.1f}x); the cross rows (one input against the other) "
+        "mean nothing".format(
+            stats[0].p50_ns, stats[2].p50_ns, metric.figures["on_target_ratio"],
+            stats[1].p50_ns, stats[3].p50_ns, metric.figures["move_ratio"]))
+    metric.notes.append(
+        f"inputs: {len(on_target)} touches of the stream, the quote benchmark's 2 x 5 ladder at "
+        "each (position 0) with its 10 orders OPEN; the move is the ladder of the touch + 1 "
+        "tick. The call is the bot's: every keyword given, budget UNLIMITED (a real budget's "
+        "own Python calls are not the planner's), busy an empty set; tolerances 0, max order "
+        "age 600 s")
+    metric.notes.append(
+        f"a sample is {chunk} calls (compiled) or {slow_chunk} calls (Python) in a for-loop; "
+        "after timing, every input's plan is checked against the Python twin's (orders by "
+        "identity)")
+    return metric
+
+
 # --- call floor ---------------------------------------------------------------------------------
 
 
@@ -782,6 +941,7 @@ def run_all(
         ("parse_apply", parse_apply),
         ("parse_only", parse_only),
         ("quote", quote),
+        ("plan", plan),
         ("call_floor", call_floor),
     ]
     out = []

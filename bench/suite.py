@@ -11,7 +11,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.l2stream import L2Stream, StreamConfig, generate
-from bench.micro import Metric, Profile, book_apply, call_floor, parse_apply, parse_only, quote
+from bench.micro import (
+    Metric,
+    Profile,
+    book_apply,
+    call_floor,
+    parse_apply,
+    parse_only,
+    plan,
+    quote,
+)
 
 __all__ = ["ORDER", "TARGET_METRICS", "run_suite"]
 
@@ -21,7 +30,7 @@ TARGET_METRICS = (
     "tick_to_trade", "feed_throughput", "book_memory", "scheduler_jitter", "loop_lag",
 )
 # Reference figures run beside them (no target of their own).
-EXTRA_METRICS = ("peers_parse_apply", "peers_book_apply", "ws_echo", "feed_loopback",
+EXTRA_METRICS = ("plan", "peers_parse_apply", "peers_book_apply", "ws_echo", "feed_loopback",
                  "parse_only", "call_floor")
 ORDER = TARGET_METRICS + EXTRA_METRICS
 
@@ -41,6 +50,7 @@ def _runners() -> dict[str, Callable[..., Metric]]:
         "book_apply": micro(book_apply),
         "parse_apply": micro(parse_apply),
         "quote": micro(quote),
+        "plan": micro(plan),
         "step_internal": latency.step_internal,  # runs a venue process: places itself
         "wire_to_wire": wire.wire_to_wire,
         "sign": signing.sign,

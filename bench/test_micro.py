@@ -9,6 +9,8 @@ Units per group (every case of a group does the same work per call, so rows comp
 - ``parse_apply``: one call = one frame of the stream (bytes -> book updated + best bid/ask read).
   The frames cycle, snapshot included, so the book resets itself once per pass.
 - ``quote``: one call = one 2 x 5 ladder.
+- ``plan``: one call = one plan of a 2 x 5 ladder against its 10 live orders, on target (no
+  action) or after a 1-tick move (10 modifies); compiled and the Python twin per input.
 - ``call_floor``: one call = nothing (the price of calling at all).
 
 Each benchmark also checks its path against the stream's truth, so it fails rather than time a
@@ -32,7 +34,10 @@ from bench.micro import (
     MARKET_MINIMUMS,
     _delta_prefix_levels,
     _model_after,
+    _plan_functions,
     _raw_setter,
+    check_plans,
+    plan_inputs,
 )
 
 N_DELTAS = 5_000
@@ -176,6 +181,31 @@ def test_quote(benchmark: Any, stream: L2Stream, kind: str) -> None:
     assert bids[0][0] < best_ask and asks[0][0] > best_bid
     assert [p for p, _ in bids] == sorted((p for p, _ in bids), reverse=True)
     assert [p for p, _ in asks] == sorted(p for p, _ in asks)
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group="plan")
+@pytest.mark.parametrize("kind", ["ours", "reference"])
+@pytest.mark.parametrize("case", ["on_target", "move"])
+def test_plan(benchmark: Any, stream: L2Stream, kind: str, case: str) -> None:
+    pytest.importorskip("mmfast._core.plan", reason="compiled planner not built")
+    ours, ref, kw = _plan_functions()
+    on_target, moved = plan_inputs(stream, 20)
+    inputs = on_target if case == "on_target" else moved
+    x = inputs[len(inputs) // 2]
+    fn = ours if kind == "ours" else ref
+    now, params, budget, busy = kw["now_ns"], kw["params"], kw["budget"], kw["busy"]
+
+    def call() -> Any:
+        return fn(x.bids, x.asks, x.live, now_ns=now, params=params, inflight=0,
+                  budget=budget, position_lots=0, busy=busy, no_create=())
+
+    result = benchmark(call)
+    n_mod = 0 if case == "on_target" else 2 * LADDER["n_levels"]
+    assert len(result.modifies) == len(result.actions) == n_mod
+    check_plans(ours, ref, kw, inputs, n_mod)
 
 
 # --- call floor ---------------------------------------------------------------------------------

@@ -1,13 +1,20 @@
-"""Requote planner: decisions as table tests, then invariants over random ladders."""
+"""Requote planner: decisions as table tests, then invariants over random ladders.
+
+Every test runs against both implementations: the compiled planner (``mmfast._core.plan``, what
+``mmfast.strategy.plan_requotes`` is) and its pure-Python twin (``mmfast.reference.planner``).
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+import mmfast._core.plan
+import mmfast.reference.planner
 from mmfast.conf import example_path, load_config
 from mmfast.core.types import Order, OrderStatus, Side, TimeInForce
 from mmfast.strategy import (
@@ -21,12 +28,26 @@ from mmfast.strategy import (
     plan_requotes,
 )
 
+PLANNERS: dict[str, Callable[..., Plan]] = {
+    "compiled": mmfast._core.plan.plan_requotes,
+    "reference": mmfast.reference.planner.plan_requotes,
+}
 NOW = 1_000 * 10**9
 S = 10**9
 B, A = Side.BUY, Side.SELL
 OPEN, PART, PNEW, PCXL, UNK = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED,
                                OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL,
                                OrderStatus.UNKNOWN)
+
+
+@pytest.fixture(params=sorted(PLANNERS))
+def planner(request: pytest.FixtureRequest) -> Callable[..., Plan]:
+    return PLANNERS[request.param]
+
+
+def test_strategy_planner_is_the_compiled_one() -> None:
+    assert plan_requotes is mmfast._core.plan.plan_requotes
+    assert type(plan_requotes).__name__ != "function"  # a compiled (cython) function
 
 
 def o(coi: int, side: Side, price: int, size: int = 10, *, status: OrderStatus = OPEN,
@@ -186,22 +207,22 @@ def test_table_ids_unique() -> None:
 
 @pytest.mark.parametrize(("bids", "asks", "live", "kw", "want", "kept", "deferred", "degrade"),
                          [r[1:] for r in TABLE], ids=[r[0] for r in TABLE])
-def test_planner_table(bids: list[tuple[int, int]], asks: list[tuple[int, int]],
-                       live: list[Order], kw: dict[str, Any], want: list[str], kept: set[int],
-                       deferred: int, degrade: Degrade) -> None:
-    plan = plan_requotes(bids, asks, live, now_ns=NOW, **kw)
+def test_planner_table(planner: Callable[..., Plan], bids: list[tuple[int, int]],
+                       asks: list[tuple[int, int]], live: list[Order], kw: dict[str, Any],
+                       want: list[str], kept: set[int], deferred: int, degrade: Degrade) -> None:
+    plan = planner(bids, asks, live, now_ns=NOW, **kw)
     assert fmt(plan) == want
     assert {x.client_order_index for x in plan.kept} == kept
     assert plan.deferred == deferred
     assert plan.degrade is degrade
     # Same inputs in another order: the same plan (deterministic).
-    again = plan_requotes(bids, asks, list(reversed(live)), now_ns=NOW, **kw)
+    again = planner(bids, asks, list(reversed(live)), now_ns=NOW, **kw)
     assert fmt(again) == want
 
 
-def test_plan_views_and_waiting() -> None:
+def test_plan_views_and_waiting(planner: Callable[..., Plan]) -> None:
     live = [o(1, B, 95, status=PNEW), o(2, A, 110), o(3, A, 120)]
-    plan = plan_requotes([(100, 10)], [(104, 10)], live, now_ns=NOW)
+    plan = planner([(100, 10)], [(104, 10)], live, now_ns=NOW)
     assert [x.client_order_index for x in plan.waiting] == [1]
     assert [a.order.client_order_index for a in plan.modifies if a.order] == [2]
     assert [a.order.client_order_index for a in plan.cancels if a.order] == [3]
@@ -232,7 +253,7 @@ class FakeConnectorBudget:
                                "normal_caps": {"sendtx": self.cap, "ws_msgs": 100}})()
 
 
-def test_budget_view() -> None:
+def test_budget_view(planner: Callable[..., Plan]) -> None:
     v = BudgetView(FakeConnectorBudget(used=30, cap=40))
     assert isinstance(v, RateBudget)
     assert v.headroom == pytest.approx(0.25)
@@ -240,7 +261,7 @@ def test_budget_view() -> None:
     assert BudgetView(FakeConnectorBudget(0, 40, level="BLOCKED")).headroom == 0.0
     assert not BudgetView(FakeConnectorBudget(0, 40, level="RESERVE_ONLY")).can_spend(1)
     assert not BudgetView(FakeConnectorBudget(0, 40, ws_used=100)).can_spend(1)
-    plan = plan_requotes(L2B, L2A, [], now_ns=NOW, budget=BudgetView(FakeConnectorBudget(0, 2)))
+    plan = planner(L2B, L2A, [], now_ns=NOW, budget=BudgetView(FakeConnectorBudget(0, 2)))
     assert fmt(plan) == ["+B100x10", "+A104x10"] and plan.deferred == 2
 
 
@@ -300,7 +321,7 @@ def random_live(rng: random.Random, coi0: int) -> list[Order]:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_random_invariants(seed: int) -> None:
+def test_random_invariants(planner: Callable[..., Plan], seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(700):
         bids = random_ladder(rng, B, rng.randint(0, 4))
@@ -311,7 +332,7 @@ def test_random_invariants(seed: int) -> None:
                                max_order_age_ns=rng.choice((0, 600 * S)))
         inflight = rng.choice((0, 0, 10, 15))
         budget = rng.choice((UNLIMITED, Budget(h=rng.random(), cap=rng.randint(0, 8))))
-        plan = plan_requotes(bids, asks, live, now_ns=NOW, params=params, inflight=inflight,
+        plan = planner(bids, asks, live, now_ns=NOW, params=params, inflight=inflight,
                              budget=budget, position_lots=rng.randint(-50, 50))
         ids = [a.order.client_order_index for a in plan.actions if a.order is not None]
         # Each order is touched at most once, and never both kept and acted on.
@@ -341,7 +362,7 @@ def test_random_invariants(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_converges_without_limits(seed: int) -> None:
+def test_converges_without_limits(planner: Callable[..., Plan], seed: int) -> None:
     """With no cap, no budget pressure and nothing in flight, one plan reaches the target:
     every level covered by one order within tolerance, nothing else left."""
     rng = random.Random(100 + seed)
@@ -351,7 +372,7 @@ def test_converges_without_limits(seed: int) -> None:
         live = [x for x in random_live(rng, 1) if x.status in (OPEN, PART)][:8]
         tol = rng.randint(0, 2)
         params = PlannerParams(price_tolerance_ticks=tol, max_order_age_ns=600 * S)
-        plan = plan_requotes(bids, asks, live, now_ns=NOW, params=params)
+        plan = planner(bids, asks, live, now_ns=NOW, params=params)
         assert plan.deferred == 0
         after = apply(live, plan)
         for side, target in ((B, bids), (A, asks)):
@@ -362,4 +383,4 @@ def test_converges_without_limits(seed: int) -> None:
                            for x in mine)
             assert all(NOW - x.created_ns < 600 * S for x in mine)
         # A second plan on the result does nothing.
-        assert plan_requotes(bids, asks, after, now_ns=NOW, params=params).actions == ()
+        assert planner(bids, asks, after, now_ns=NOW, params=params).actions == ()

@@ -1,0 +1,902 @@
+# cython: language_level=3
+"""Compiled requote planner: target ladder vs live orders -> keep / modify / cancel / create.
+
+``plan_requotes`` has the signature, the rules and the output of the pure-Python twin
+``mmfast.reference.planner.plan_requotes`` (the property test holds the two equal, action for
+action): the rules are described in ``mmfast.strategy.planner`` and docs/risk.md.
+
+How it is fast: every order and level is read once into small C arrays (order slots are read at
+their ``__slots__`` offsets, no attribute lookup), the per-side matching, pairing and ranking run
+as typed C loops over those arrays (insertion sorts, no dict, set or key function), and the
+``Action``/``Plan`` objects are built only for what is sent, straight into their slots. What the
+C path does not take (more than ``MAX_PER_SIDE`` levels or orders on a side, an int beyond its
+bounds, a field that is not an exact int, an order that is not an ``Order``, parameters that are
+not a ``PlannerParams``, a ``busy``/``no_create`` that is not a list, tuple, set, frozenset or
+dict) goes to the reference, before the budget is read, so the budget is asked once either way.
+"""
+
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_New
+from libc.stdint cimport int64_t
+
+import dataclasses
+
+from mmfast.core.plan_types import (
+    UNLIMITED,
+    Action,
+    ActionKind,
+    Degrade,
+    Plan,
+    PlannerParams,
+    UnlimitedBudget,
+)
+from mmfast.core.types import Order, OrderStatus, Side
+from mmfast.reference.planner import plan_requotes as _reference_plan
+
+cdef extern from *:
+    """
+    #include "structmember.h"  /* PyMemberDef (Python 3.11) */
+
+    /* An object slot of a __slots__ class, by byte offset; NULL when unset. */
+    #define MMP_SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
+
+    /* Byte offset of a __slots__ member descriptor (an object slot), or -1 if it is not one. */
+    static Py_ssize_t mmp_slot_offset(PyObject *descr) {
+        PyMemberDef *m;
+        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        m = ((PyMemberDescrObject *)descr)->d_member;
+        if (m->type != 16 /* T_OBJECT_EX */ || m->offset <= 0) return -1;
+        return m->offset;
+    }
+
+    static inline PyObject *mmp_get(PyObject *o, Py_ssize_t off) { return MMP_SLOT(o, off); }
+
+    static inline int mmp_type_is(PyObject *o, PyObject *t) { return (PyObject *)Py_TYPE(o) == t; }
+
+    /* Store o (borrowed) at i of a fresh tuple. */
+    static inline void mmp_tuple_put(PyObject *t, Py_ssize_t i, PyObject *o) {
+        Py_INCREF(o);
+        PyTuple_SET_ITEM(t, i, o);
+    }
+
+    /* The value of an int (or int subclass) of at most two 30-bit digits, read in place: the
+       conversion call is a fifth of an on-target plan otherwise. 0 when it is bigger. */
+    static inline int mmp_compact(PyObject *v, int64_t *out) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (!PyUnstable_Long_IsCompact((PyLongObject *)v)) return 0;
+        *out = (int64_t)PyUnstable_Long_CompactValue((PyLongObject *)v);
+        return 1;
+    #else
+        const digit *d = ((PyLongObject *)v)->ob_digit;
+        switch (Py_SIZE(v)) {
+            case 0: *out = 0; return 1;
+            case 1: *out = (int64_t)d[0]; return 1;
+            case -1: *out = -(int64_t)d[0]; return 1;
+            case 2: *out = ((int64_t)d[1] << PyLong_SHIFT) | (int64_t)d[0]; return 1;
+            case -2: *out = -(((int64_t)d[1] << PyLong_SHIFT) | (int64_t)d[0]); return 1;
+            default: return 0;
+        }
+    #endif
+    }
+
+    /* v -> *out when v is an exact int within [lo, hi]; 0 otherwise (never an exception). */
+    static inline int mmp_int(PyObject *v, int64_t lo, int64_t hi, int64_t *out) {
+        int overflow;
+        long long x;
+        int64_t c;
+        if (v == NULL || !PyLong_CheckExact(v)) return 0;
+        if (mmp_compact(v, &c)) {
+            if (c < lo || c > hi) return 0;
+            *out = c;
+            return 1;
+        }
+        x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || x < lo || x > hi) return 0;
+        *out = (int64_t)x;
+        return 1;
+    }
+
+    /* v -> *out clamped into [lo, hi] when v is an exact int or of type alt (an IntEnum);
+       0 otherwise. */
+    static inline int mmp_int_clamp(PyObject *v, PyObject *alt, int64_t lo, int64_t hi,
+                                    int64_t *out) {
+        int overflow;
+        long long x;
+        if (v == NULL || !(PyLong_CheckExact(v) || (PyObject *)Py_TYPE(v) == alt)) return 0;
+        if (mmp_compact(v, out)) {
+            if (*out > hi) *out = hi;
+            else if (*out < lo) *out = lo;
+            return 1;
+        }
+        x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow > 0 || (!overflow && x > hi)) x = hi;
+        else if (overflow < 0 || x < lo) x = lo;
+        *out = (int64_t)x;
+        return 1;
+    }
+
+    /* Items of an exact list or tuple (borrowed); 0 when seq is neither. */
+    static inline int mmp_items(PyObject *seq, PyObject ***items, Py_ssize_t *n) {
+        if (PyList_CheckExact(seq)) {
+            *n = PyList_GET_SIZE(seq);
+            *items = ((PyListObject *)seq)->ob_item;
+            return 1;
+        }
+        if (PyTuple_CheckExact(seq)) {
+            *n = PyTuple_GET_SIZE(seq);
+            *items = ((PyTupleObject *)seq)->ob_item;
+            return 1;
+        }
+        return 0;
+    }
+
+    /* Size of an exact set, frozenset, tuple, list or dict; -1 for anything else. */
+    static inline Py_ssize_t mmp_coll_size(PyObject *c) {
+        if (PyAnySet_CheckExact(c)) return PySet_GET_SIZE(c);
+        if (PyTuple_CheckExact(c)) return PyTuple_GET_SIZE(c);
+        if (PyList_CheckExact(c)) return PyList_GET_SIZE(c);
+        if (PyDict_CheckExact(c)) return PyDict_GET_SIZE(c);
+        return -1;
+    }
+
+    static inline void mmp_hold(PyObject **held, int *n, PyObject *o) {
+        Py_INCREF(o);
+        held[(*n)++] = o;
+    }
+
+    static inline void mmp_release(PyObject **held, int n) {
+        int i;
+        for (i = 0; i < n; i++) Py_DECREF(held[i]);
+    }
+
+    /* A fresh instance of a __slots__ dataclass with its n slots set from vals (borrowed),
+       without running __init__: the import checks there is no __post_init__ and that the
+       fields are exactly these slots. NULL (exception set) when out of memory. */
+    static PyObject *mmp_make(PyObject *type, const Py_ssize_t *offs, PyObject *const *vals,
+                              int n) {
+        PyObject *o = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
+        int i;
+        if (o == NULL) return NULL;
+        for (i = 0; i < n; i++) {
+            Py_INCREF(vals[i]);
+            MMP_SLOT(o, offs[i]) = vals[i];
+        }
+        return o;
+    }
+
+    /* A tuple of n borrowed items (new references). */
+    static PyObject *mmp_tuple(PyObject *const *items, int n) {
+        PyObject *t = PyTuple_New(n);
+        int i;
+        if (t == NULL) return NULL;
+        for (i = 0; i < n; i++) {
+            Py_INCREF(items[i]);
+            PyTuple_SET_ITEM(t, i, items[i]);
+        }
+        return t;
+    }
+
+    static inline PyObject *mmp_bool(int b) { return b ? Py_True : Py_False; }  /* borrowed */
+
+    static inline PyObject *mmp_tuple_item(PyObject *t, Py_ssize_t i) {
+        return PyTuple_GET_ITEM(t, i);
+    }
+
+    static inline Py_ssize_t mmp_tuple_size(PyObject *t) {
+        return PyTuple_CheckExact(t) ? PyTuple_GET_SIZE(t) : -1;
+    }
+    """
+    Py_ssize_t mmp_slot_offset(PyObject* descr) noexcept
+    PyObject* mmp_get(PyObject* o, Py_ssize_t off) noexcept nogil
+    bint mmp_type_is(PyObject* o, PyObject* t) noexcept nogil
+    void mmp_tuple_put(PyObject* t, Py_ssize_t i, PyObject* o) noexcept
+    int mmp_int(PyObject* v, int64_t lo, int64_t hi, int64_t* out) noexcept
+    int mmp_int_clamp(PyObject* v, PyObject* alt, int64_t lo, int64_t hi, int64_t* out) noexcept
+    int mmp_items(PyObject* seq, PyObject*** items, Py_ssize_t* n) noexcept
+    Py_ssize_t mmp_coll_size(PyObject* c) noexcept
+    void mmp_hold(PyObject** held, int* n, PyObject* o) noexcept
+    void mmp_release(PyObject** held, int n) noexcept
+    object mmp_make(PyObject* type, const Py_ssize_t* offs, PyObject** vals, int n)
+    object mmp_tuple(PyObject** items, int n)
+    PyObject* mmp_bool(int b) noexcept nogil
+    PyObject* mmp_tuple_item(PyObject* t, Py_ssize_t i) noexcept
+    Py_ssize_t mmp_tuple_size(PyObject* t) noexcept
+
+
+cdef enum:
+    _CAP = 64                    # levels or orders per side taken by the C path
+    _SURPLUS_LEVEL = 1000        # rank offset of surplus cancels (after every real level)
+    _CREATE = 0
+    _MODIFY = 1
+    _CANCEL = 2
+    _NONE = 0
+    _WIDE = 1
+    _FEW_LEVELS = 2
+    _ONE_SIDE = 3
+
+MAX_PER_SIDE = _CAP
+
+# Value bounds of the C path: every difference and sum below stays inside int64.
+cdef int64_t _LIM_PRICE = (1 << 61) - 1      # prices (ticks), order and target
+cdef int64_t _LIM_SIZE = (1 << 60) - 1       # sizes and filled sizes (lots)
+cdef int64_t _LIM_TIME = (1 << 62) - 1       # now_ns and created_ns
+cdef int64_t _TOL_CAP = 1 << 62              # a tolerance this wide already keeps everything
+cdef int64_t _INT64_MAX = 0x7FFFFFFFFFFFFFFF
+cdef int64_t _BIG = 1 << 61
+cdef int64_t _SLOTS_CAP = 1 << 40            # in-flight slots beyond any plan's tx count
+
+
+cdef struct Ord:
+    PyObject* obj                # the Order (held)
+    PyObject* price_obj          # its price_ticks (held): a cancel carries this object
+    int64_t price
+    int64_t rem                  # size_lots - filled_lots
+    int64_t coi
+    int64_t created
+    int status
+    bint busy                    # tx in flight: PENDING_NEW / UNKNOWN, or listed in busy
+    bint aged                    # max_age > 0 and now - created >= max_age
+
+
+cdef struct SideIn:
+    int n_lvl                    # levels in play (after the FEW_LEVELS cut)
+    int64_t tp[_CAP]             # level price (ticks), best first
+    int64_t tq[_CAP]             # level size (lots)
+    PyObject* lvl[_CAP]          # the (price, size) tuples (held): creates/modifies reuse them
+    int m                        # orders of this side (OPEN, PARTIALLY_FILLED, in motion)
+    Ord o[_CAP]                  # best first once sorted
+    bint no_create
+    bint active
+
+
+cdef struct Act:
+    int kind
+    int level                    # Action.level: target level, -1 for surplus cancels
+    int ordi                     # index into the side's orders, -1 for a create
+
+
+cdef struct Grp:
+    int64_t key                  # (not urgent, level, side) packed: lower goes first
+    int side
+    int n                        # 1, or 2 for a replace (create, then cancel)
+    bint chosen
+    bint urgent_cancels          # every action an urgent cancel: skips the budget check
+    bint holdable                # has a non-urgent cancel (the never-dark pass may hold it)
+    bint urgent[2]
+    Act a[2]
+
+
+cdef struct Ws:
+    SideIn s[2]
+    int n_grp
+    Grp g[4 * _CAP]
+    int rank[4 * _CAP]           # group indexes in send order
+    int n_kept
+    PyObject* kept[2 * _CAP]
+    int n_wait
+    PyObject* wait[2 * _CAP]
+    int n_held
+    PyObject* held[6 * _CAP]     # references taken by this call, released at its end
+
+
+# ------------------------------------------------------------------ import-time slot layout
+
+cdef PyObject* _ORDER_T = <PyObject*>Order
+cdef PyObject* _PARAMS_T = <PyObject*>PlannerParams
+cdef PyObject* _ACTION_T = <PyObject*>Action
+cdef PyObject* _PLAN_T = <PyObject*>Plan
+cdef PyObject* _STATUS_T = <PyObject*>OrderStatus
+cdef PyObject* _SIDE_T = <PyObject*>Side
+cdef PyObject* _UNLIMITED_T = <PyObject*>UnlimitedBudget
+
+_ORDER_FIELDS = ("client_order_index", "side", "price_ticks", "size_lots", "status",
+                 "filled_lots", "created_ns")
+_PARAM_FIELDS = ("price_tolerance_ticks", "size_tolerance_lots", "max_order_age_ns",
+                 "max_inflight", "wide_below", "few_levels_below", "one_side_below",
+                 "wide_factor", "degraded_levels")
+_ACTION_FIELDS = ("kind", "side", "level", "price_ticks", "size_lots", "order", "urgent")
+_PLAN_FIELDS = ("actions", "kept", "waiting", "deferred", "degrade")
+
+
+def _slot_offsets(cls, names, bint exact):
+    """Byte offsets of ``names`` in ``cls`` instances. The C path reads and writes these slots
+    directly, so a change of layout (a field that is no longer a slot, a __post_init__ that
+    building without __init__ would skip) must fail the import, not the plans."""
+    if exact:
+        fields = tuple(f.name for f in dataclasses.fields(cls))
+        if fields != tuple(names) or hasattr(cls, "__post_init__"):
+            raise ImportError(f"mmfast._core.plan: {cls.__name__} fields are {fields}, "
+                              f"expected {tuple(names)} and no __post_init__")
+    out = []
+    for name in names:
+        descr = cls.__dict__.get(name)
+        off = mmp_slot_offset(<PyObject*>descr)
+        if off < 0:
+            raise ImportError(f"mmfast._core.plan: {cls.__name__}.{name} is not a __slots__ field")
+        out.append(off)
+    return out
+
+
+cdef Py_ssize_t _O_COI, _O_SIDE, _O_PRICE, _O_SIZE, _O_STATUS, _O_FILLED, _O_CREATED
+_O_COI, _O_SIDE, _O_PRICE, _O_SIZE, _O_STATUS, _O_FILLED, _O_CREATED = _slot_offsets(
+    Order, _ORDER_FIELDS, False)
+cdef Py_ssize_t _P_PTOL, _P_STOL, _P_AGE, _P_INFL, _P_WIDE, _P_FEW, _P_ONE, _P_FACTOR, _P_LEVELS
+(_P_PTOL, _P_STOL, _P_AGE, _P_INFL, _P_WIDE, _P_FEW, _P_ONE, _P_FACTOR,
+ _P_LEVELS) = _slot_offsets(PlannerParams, _PARAM_FIELDS, False)
+cdef Py_ssize_t _ACT_OFF[7]
+cdef Py_ssize_t _PLAN_OFF[5]
+for _i, _off in enumerate(_slot_offsets(Action, _ACTION_FIELDS, True)):
+    _ACT_OFF[_i] = _off
+for _i, _off in enumerate(_slot_offsets(Plan, _PLAN_FIELDS, True)):
+    _PLAN_OFF[_i] = _off
+
+# The enum members the output carries (held by this tuple for the module's life).
+_MEMBERS = (ActionKind.CREATE, ActionKind.MODIFY, ActionKind.CANCEL, Side.BUY, Side.SELL,
+            Degrade.NONE, Degrade.WIDE, Degrade.FEW_LEVELS, Degrade.ONE_SIDE)
+cdef PyObject* _KIND[3]
+cdef PyObject* _SIDES[2]
+cdef PyObject* _DEGRADE[4]
+for _i in range(3):
+    _KIND[_i] = <PyObject*>_MEMBERS[_i]
+for _i in range(2):
+    _SIDES[_i] = <PyObject*>_MEMBERS[3 + _i]
+for _i in range(4):
+    _DEGRADE[_i] = <PyObject*>_MEMBERS[5 + _i]
+
+_DEFAULT_PARAMS = PlannerParams()  # frozen: a shared default is safe
+# C-level references: the hot path does no module-dict lookups.
+cdef object _ONE = 1.0             # UnlimitedBudget.headroom
+
+
+# ------------------------------------------------------------------ reading the inputs (C path)
+
+cdef inline int64_t _abs(int64_t x) noexcept nogil:
+    return -x if x < 0 else x
+
+
+cdef bint _read_levels(Ws* w, int s, object target) noexcept:
+    """Target levels of side s into C arrays; False when the C path does not take them."""
+    cdef PyObject** items
+    cdef Py_ssize_t n, i
+    cdef PyObject* e
+    cdef SideIn* S = &w.s[s]
+    if not mmp_items(<PyObject*>target, &items, &n) or n > _CAP:
+        return False
+    for i in range(n):
+        e = items[i]
+        if mmp_tuple_size(e) != 2:
+            return False
+        if not mmp_int(mmp_tuple_item(e, 0), -_LIM_PRICE, _LIM_PRICE, &S.tp[i]):
+            return False
+        if not mmp_int(mmp_tuple_item(e, 1), -_LIM_SIZE, _LIM_SIZE, &S.tq[i]):
+            return False
+        S.lvl[i] = e
+        mmp_hold(w.held, &w.n_held, e)
+    S.n_lvl = <int>n
+    return True
+
+
+cdef bint _read_orders(Ws* w, object live, bint need_created) noexcept:
+    """Our orders of the market into the per-side arrays (unsorted); terminal and
+    PENDING_CANCEL ones are skipped. False when the C path does not take them."""
+    cdef PyObject** items
+    cdef Py_ssize_t n, j
+    cdef PyObject* o
+    cdef int64_t status, side, size, filled
+    cdef SideIn* S
+    cdef Ord* r
+    if not mmp_items(<PyObject*>live, &items, &n):
+        return False
+    for j in range(n):
+        o = items[j]
+        if not mmp_type_is(o, _ORDER_T):
+            return False  # duck-typed orders (or subclasses) go to the reference
+        if not mmp_int_clamp(mmp_get(o, _O_STATUS), _STATUS_T, -1, 100, &status):
+            return False
+        if status != 0 and status != 1 and status != 2 and status != 7:
+            continue  # terminal or PENDING_CANCEL: not ours to act on
+        if not mmp_int_clamp(mmp_get(o, _O_SIDE), _SIDE_T, -1, 2, &side) or (side != 0
+                                                                             and side != 1):
+            return False
+        S = &w.s[side]
+        if S.m == _CAP:
+            return False
+        r = &S.o[S.m]
+        if not mmp_int(mmp_get(o, _O_PRICE), -_LIM_PRICE, _LIM_PRICE, &r.price):
+            return False
+        if not mmp_int(mmp_get(o, _O_SIZE), -_LIM_SIZE, _LIM_SIZE, &size):
+            return False
+        if not mmp_int(mmp_get(o, _O_FILLED), -_LIM_SIZE, _LIM_SIZE, &filled):
+            return False
+        if not mmp_int(mmp_get(o, _O_COI), -_INT64_MAX, _INT64_MAX, &r.coi):
+            return False
+        r.created = 0
+        if need_created and not mmp_int(mmp_get(o, _O_CREATED), -_LIM_TIME, _LIM_TIME,
+                                        &r.created):
+            return False
+        r.rem = size - filled
+        r.status = <int>status
+        r.busy = status == 0 or status == 7
+        r.aged = False
+        r.obj = o
+        r.price_obj = mmp_get(o, _O_PRICE)
+        mmp_hold(w.held, &w.n_held, o)
+        mmp_hold(w.held, &w.n_held, r.price_obj)
+        S.m += 1
+    return True
+
+
+cdef inline bint _before(Ord* a, Ord* b, int64_t sign) noexcept nogil:
+    # Sort key (sign * price, client order index): bids by price descending, asks ascending.
+    cdef int64_t ka = sign * a.price, kb = sign * b.price
+    return ka < kb or (ka == kb and a.coi < b.coi)
+
+
+cdef void _sort_orders(SideIn* S, int64_t sign) noexcept nogil:
+    # Stable insertion sort (the inputs are a handful of orders).
+    cdef int i, j
+    cdef Ord x
+    for i in range(1, S.m):
+        if not _before(&S.o[i], &S.o[i - 1], sign):
+            continue
+        x = S.o[i]
+        j = i
+        while j > 0 and _before(&x, &S.o[j - 1], sign):
+            S.o[j] = S.o[j - 1]
+            j -= 1
+        S.o[j] = x
+
+
+# ------------------------------------------------------------------ planning (pure C)
+
+cdef bint _whole(SideIn* S, int64_t ptol, int64_t stol, bint use_age) noexcept nogil:
+    """The side's orders pair rank by rank with the levels, each within tolerance, none in
+    flight and none stale (``_on_target`` of the reference)."""
+    cdef int k
+    cdef Ord* o
+    if S.m != S.n_lvl:
+        return False
+    for k in range(S.m):
+        o = &S.o[k]
+        if (_abs(o.price - S.tp[k]) > ptol or _abs(o.rem - S.tq[k]) > stol
+                or (o.status != 1 and o.status != 2) or o.busy or (use_age and o.aged)):
+            return False
+    return True
+
+
+cdef inline void _group(Ws* w, int side, int64_t not_urgent, int64_t level) noexcept nogil:
+    cdef Grp* g = &w.g[w.n_grp]
+    g.key = (not_urgent << 40) | (level << 1) | side
+    g.side = side
+    g.n = 0
+    g.chosen = False
+    w.n_grp += 1
+
+
+cdef inline void _act(Ws* w, int kind, int level, int ordi, bint urgent) noexcept nogil:
+    cdef Grp* g = &w.g[w.n_grp - 1]
+    g.a[g.n].kind = kind
+    g.a[g.n].level = level
+    g.a[g.n].ordi = ordi
+    g.urgent[g.n] = urgent
+    g.n += 1
+
+
+cdef void _plan_side(Ws* w, int s, int64_t ptol, int64_t stol, int degrade,
+                     bint whole) noexcept nogil:
+    cdef SideIn* S = &w.s[s]
+    cdef int n = S.n_lvl, m = S.m
+    cdef int i, k, q, lvl, pick, n_free = 0, n_mov = 0, n_stale = 0, n_pairs, sp, rank
+    cdef int64_t d, pick_dist, best_lim = 0
+    cdef bint has_best = n > 0, u
+    cdef bint covered[_CAP]
+    cdef bint used[_CAP]
+    cdef bint stale[_CAP]
+    cdef bint urgent[_CAP]
+    cdef int free_lv[_CAP]
+    cdef int movable[_CAP]
+    cdef int stale_l[_CAP]
+    cdef int tail[2 * _CAP]
+    cdef int n_tail
+    cdef Ord* o
+    if whole:
+        for k in range(m):
+            w.kept[w.n_kept] = S.o[k].obj
+            w.n_kept += 1
+        return
+    # Past the best target (beyond tolerance), or a side that should be empty: urgent.
+    if has_best:
+        best_lim = S.tp[0] + ptol if s == 0 else S.tp[0] - ptol
+    for i in range(m):
+        o = &S.o[i]
+        used[i] = False
+        # Replacing needs a create: where none may go out, an old order is modified instead.
+        stale[i] = o.aged and S.active and not S.no_create and not o.busy
+        if not has_best:
+            urgent[i] = True
+        elif s == 0:
+            urgent[i] = o.price > best_lim
+        else:
+            urgent[i] = o.price < best_lim
+    # 1. Keep what is within tolerance (closest price first, ties by client order index).
+    for lvl in range(n):
+        covered[lvl] = False
+        pick = -1
+        pick_dist = 0
+        for i in range(m):
+            if used[i] or stale[i]:
+                continue
+            o = &S.o[i]
+            d = _abs(o.price - S.tp[lvl])
+            if d <= ptol and _abs(o.rem - S.tq[lvl]) <= stol and (
+                    pick < 0 or d < pick_dist or (d == pick_dist and o.coi < S.o[pick].coi)):
+                pick = i
+                pick_dist = d
+        if pick >= 0:
+            used[pick] = True
+            covered[lvl] = True
+            if S.o[pick].busy:
+                w.wait[w.n_wait] = S.o[pick].obj
+                w.n_wait += 1
+            else:
+                w.kept[w.n_kept] = S.o[pick].obj
+                w.n_kept += 1
+    for lvl in range(n):
+        if not covered[lvl]:
+            free_lv[n_free] = lvl
+            n_free += 1
+    for i in range(m):
+        if used[i]:
+            continue
+        if stale[i]:
+            stale_l[n_stale] = i
+            n_stale += 1
+        else:
+            movable[n_mov] = i
+            n_mov += 1
+    # 2. Pair the rest with the free levels, best first: in-flight orders wait on theirs.
+    n_pairs = n_mov if n_mov < n_free else n_free
+    for q in range(n_pairs):
+        i = movable[q]
+        lvl = free_lv[q]
+        if S.o[i].busy or (not S.active and not urgent[i]):
+            w.wait[w.n_wait] = S.o[i].obj  # in flight, or degraded to the other side
+            w.n_wait += 1
+        else:
+            _group(w, s, 0 if urgent[i] else 1, lvl)
+            _act(w, _MODIFY, lvl, i, urgent[i])
+    # 3. Replace stale orders on free levels (create first: the side stays lit), create the
+    # rest, cancel what is left over.
+    sp = 0
+    for q in range(n_pairs, n_free):
+        lvl = free_lv[q]
+        if S.no_create or not S.active:
+            continue
+        _group(w, s, 1, lvl)
+        _act(w, _CREATE, lvl, -1, False)
+        if sp < n_stale:
+            i = stale_l[sp]
+            sp += 1
+            _act(w, _CANCEL, lvl, i, urgent[i])
+    n_tail = 0
+    for q in range(sp, n_stale):
+        tail[n_tail] = stale_l[q]
+        n_tail += 1
+    for q in range(n_pairs, n_mov):
+        tail[n_tail] = movable[q]
+        n_tail += 1
+    for rank in range(n_tail):
+        i = tail[rank]
+        if S.o[i].busy:
+            w.wait[w.n_wait] = S.o[i].obj
+            w.n_wait += 1
+            continue
+        u = urgent[i]
+        # Degraded: a surplus order behind the target costs nothing where it is; keep it.
+        if not u and (degrade >= _FEW_LEVELS or not S.active):
+            w.wait[w.n_wait] = S.o[i].obj
+            w.n_wait += 1
+            continue
+        _group(w, s, 0 if u else 1, _SURPLUS_LEVEL + rank)
+        _act(w, _CANCEL, -1, i, u)
+
+
+cdef void _rank_groups(Ws* w) noexcept nogil:
+    """Send order: urgent first, then level by level with both sides interleaved (a stable
+    insertion sort on the packed key)."""
+    cdef int i, j, k, u, c
+    cdef Grp* g
+    for i in range(w.n_grp):
+        g = &w.g[i]
+        u = 1
+        c = 0
+        for k in range(g.n):
+            if not (g.urgent[k] and g.a[k].kind == _CANCEL):
+                u = 0
+            if g.a[k].kind == _CANCEL and not g.urgent[k]:
+                c = 1
+        g.urgent_cancels = u
+        g.holdable = c
+        j = i
+        while j > 0 and w.g[w.rank[j - 1]].key > g.key:
+            w.rank[j] = w.rank[j - 1]
+            j -= 1
+        w.rank[j] = i
+
+
+cdef int _never_dark(Ws* w) noexcept nogil:
+    """Hold back the non-urgent cancels that would leave a side with a target and orders
+    without any order; returns the txs held back. A safety net, as in the reference: with the
+    steps above a side with a free level always keeps a modified, kept or waiting order, so no
+    input found so far reaches the hold (the property test cannot exercise it)."""
+    cdef int s, i, k, n_after, held = 0
+    cdef Grp* g
+    for s in range(2):
+        if w.s[s].n_lvl == 0 or w.s[s].m == 0:
+            continue
+        n_after = w.s[s].m
+        for i in range(w.n_grp):
+            g = &w.g[i]
+            if g.chosen and g.side == s:
+                for k in range(g.n):
+                    if g.a[k].kind == _CREATE:
+                        n_after += 1
+                    elif g.a[k].kind == _CANCEL:
+                        n_after -= 1
+        if n_after <= 0:
+            for i in range(w.n_grp):
+                g = &w.g[i]
+                if g.chosen and g.side == s and g.holdable:
+                    g.chosen = False
+                    held += g.n
+    return held
+
+
+# ------------------------------------------------------------------ output objects
+
+cdef object _action(Ws* w, Grp* g, int k):
+    cdef Act* a = &g.a[k]
+    cdef SideIn* S = &w.s[g.side]
+    cdef PyObject* vals[7]
+    cdef Ord* o
+    cdef object level = a.level    # small ints: cached by CPython, no allocation
+    cdef object size = None
+    vals[0] = _KIND[a.kind]
+    vals[1] = _SIDES[g.side]
+    vals[2] = <PyObject*>level
+    if a.kind == _CANCEL:
+        o = &S.o[a.ordi]
+        size = o.rem
+        vals[3] = o.price_obj
+        vals[4] = <PyObject*>size
+        vals[5] = o.obj
+    else:
+        vals[3] = mmp_tuple_item(S.lvl[a.level], 0)
+        vals[4] = mmp_tuple_item(S.lvl[a.level], 1)
+        vals[5] = S.o[a.ordi].obj if a.kind == _MODIFY else <PyObject*>None
+    vals[6] = mmp_bool(g.urgent[k])
+    return mmp_make(_ACTION_T, _ACT_OFF, vals, 7)
+
+
+cdef object _make_plan(object actions, object kept, object waiting, int deferred, int degrade):
+    cdef PyObject* vals[5]
+    cdef object d = deferred
+    vals[0] = <PyObject*>actions
+    vals[1] = <PyObject*>kept
+    vals[2] = <PyObject*>waiting
+    vals[3] = <PyObject*>d
+    vals[4] = _DEGRADE[degrade]
+    return mmp_make(_PLAN_T, _PLAN_OFF, vals, 5)
+
+
+# ------------------------------------------------------------------ the plan
+
+cdef inline bint _tol(object v, int64_t* out) noexcept:
+    # A tolerance as int64, clamped to +-_TOL_CAP (wider changes nothing: every difference the
+    # planner compares is below it). False when it is not an exact int.
+    return mmp_int_clamp(<PyObject*>v, NULL, -_TOL_CAP, _TOL_CAP, out)
+
+
+cdef object _plan(Ws* w, object bids, object asks, object live, object now_ns, object params,
+                  object inflight, object budget, object position_lots, object busy,
+                  object no_create):
+    """The plan, or None when the C path does not take these inputs (nothing has been called
+    on them yet: the reference takes over)."""
+    cdef PyObject* p = <PyObject*>params
+    cdef int64_t max_age, max_inflight, n_inflight, k_levels, now, ptol, stol, slots
+    cdef int64_t used = 0, spent = 0, x
+    cdef int degrade, steps, s, i, k, n_act, deferred = 0
+    cdef Py_ssize_t busy_n, no_create_n
+    cdef double h, wb, fb, ob
+    cdef bint whole0, whole1, unlimited
+    cdef Grp* g
+    cdef Ord* o
+    if not mmp_type_is(p, _PARAMS_T):
+        return None
+    # Parameters: read and type-checked before anything is called on the inputs.
+    if (mmp_get(p, _P_PTOL) == NULL or mmp_get(p, _P_STOL) == NULL
+            or mmp_get(p, _P_FACTOR) == NULL or mmp_get(p, _P_WIDE) == NULL
+            or mmp_get(p, _P_FEW) == NULL or mmp_get(p, _P_ONE) == NULL):
+        return None  # unset fields: the reference raises the AttributeError
+    ptol_o = <object>mmp_get(p, _P_PTOL)
+    stol_o = <object>mmp_get(p, _P_STOL)
+    factor_o = <object>mmp_get(p, _P_FACTOR)
+    wide_o = <object>mmp_get(p, _P_WIDE)
+    few_o = <object>mmp_get(p, _P_FEW)
+    one_o = <object>mmp_get(p, _P_ONE)
+    if not (_tol(ptol_o, &x) and _tol(stol_o, &x) and type(factor_o) is int):
+        return None
+    # Clamping max_order_age_ns and degraded_levels changes nothing (no age difference reaches
+    # int64's top, a slice past the ends is the whole list or none); the in-flight numbers are
+    # taken exactly or not at all.
+    if not mmp_int_clamp(mmp_get(p, _P_AGE), NULL, -_INT64_MAX, _INT64_MAX, &max_age):
+        return None
+    if not mmp_int_clamp(mmp_get(p, _P_LEVELS), NULL, -_BIG, _BIG, &k_levels):
+        return None
+    if not mmp_int(mmp_get(p, _P_INFL), -_BIG, _BIG, &max_inflight):
+        return None
+    if not mmp_int(<PyObject*>inflight, -_BIG, _BIG, &n_inflight):
+        return None
+    now = 0
+    if max_age > 0 and not mmp_int(<PyObject*>now_ns, -_LIM_TIME, _LIM_TIME, &now):
+        return None
+    busy_n = mmp_coll_size(<PyObject*>busy)
+    no_create_n = mmp_coll_size(<PyObject*>no_create)
+    if busy_n < 0 or no_create_n < 0:
+        return None
+    w.s[0].m = 0
+    w.s[1].m = 0
+    w.s[0].n_lvl = 0
+    w.s[1].n_lvl = 0
+    if not (_read_levels(w, 0, bids) and _read_levels(w, 1, asks)
+            and _read_orders(w, live, max_age > 0)):
+        return None
+    # From here on the C path is committed.
+    for s in range(2):
+        for i in range(w.s[s].m):
+            o = &w.s[s].o[i]
+            if busy_n > 0 and not o.busy:
+                o.busy = (<object>mmp_get(o.obj, _O_COI)) in busy
+            if max_age > 0:
+                o.aged = now - o.created >= max_age
+        _sort_orders(&w.s[s], -1 if s == 0 else 1)
+    w.s[0].no_create = no_create_n > 0 and <object>_SIDES[0] in no_create
+    w.s[1].no_create = no_create_n > 0 and <object>_SIDES[1] in no_create
+
+    # Budget back-off.
+    if mmp_type_is(<PyObject*>budget, _UNLIMITED_T):
+        h_o = _ONE
+    else:
+        h_o = budget.headroom
+    if (type(h_o) is float and type(wide_o) is float and type(few_o) is float
+            and type(one_o) is float):
+        h = h_o
+        wb = wide_o
+        fb = few_o
+        ob = one_o
+        if h >= wb:
+            degrade = _NONE
+        elif h >= fb:
+            degrade = _WIDE
+        elif h >= ob:
+            degrade = _FEW_LEVELS
+        else:
+            degrade = _ONE_SIDE
+    elif h_o >= wide_o:
+        degrade = _NONE
+    elif h_o >= few_o:
+        degrade = _WIDE
+    elif h_o >= one_o:
+        degrade = _FEW_LEVELS
+    else:
+        degrade = _ONE_SIDE
+    steps = degrade if degrade < 2 else 2
+    for _ in range(steps):
+        ptol_o = (ptol_o + 1) * factor_o - 1
+        stol_o = (stol_o + 1) * factor_o - 1
+    _tol(ptol_o, &ptol)
+    _tol(stol_o, &stol)
+    if degrade >= _FEW_LEVELS:
+        # bids[:degraded_levels], with Python's slice bounds.
+        for s in range(2):
+            k = w.s[s].n_lvl
+            x = k_levels + k if k_levels < 0 else k_levels
+            if x < 0:
+                x = 0
+            if x < k:
+                w.s[s].n_lvl = <int>x
+    w.s[0].active = True
+    w.s[1].active = True
+    if degrade == _ONE_SIDE:
+        if position_lots > 0:
+            w.s[0].active = False
+        elif position_lots < 0:
+            w.s[1].active = False
+        else:
+            w.s[0].active = False
+            w.s[1].active = False
+
+    w.n_kept = 0
+    w.n_wait = 0
+    w.n_grp = 0
+    whole0 = _whole(&w.s[0], ptol, stol, w.s[0].active and not w.s[0].no_create)
+    whole1 = _whole(&w.s[1], ptol, stol, w.s[1].active and not w.s[1].no_create)
+    if whole0 and whole1:
+        # The common case between price moves: both sides on target, nothing to send.
+        _plan_side(w, 0, ptol, stol, degrade, True)
+        _plan_side(w, 1, ptol, stol, degrade, True)
+        return _make_plan((), mmp_tuple(w.kept, w.n_kept), (), 0, degrade)
+    _plan_side(w, 0, ptol, stol, degrade, whole0)
+    _plan_side(w, 1, ptol, stol, degrade, whole1)
+    _rank_groups(w)
+
+    # Take the groups in order while they fit the in-flight cap and the budget.
+    slots = max_inflight - n_inflight
+    if slots < 0:
+        slots = 0
+    elif slots > _SLOTS_CAP:
+        slots = _SLOTS_CAP
+    can_spend = None
+    # UnlimitedBudget.can_spend is always True: not called.
+    unlimited = mmp_type_is(<PyObject*>budget, _UNLIMITED_T)
+    for i in range(w.n_grp):
+        g = &w.g[w.rank[i]]
+        if used + g.n <= slots:
+            if g.urgent_cancels or unlimited:
+                g.chosen = True
+            else:
+                if can_spend is None:
+                    can_spend = budget.can_spend
+                g.chosen = bool(can_spend(spent + g.n))
+        if g.chosen:
+            used += g.n
+            if not g.urgent_cancels:
+                spent += g.n
+        else:
+            deferred += g.n
+    deferred += _never_dark(w)
+
+    n_act = 0
+    for i in range(w.n_grp):
+        g = &w.g[i]
+        if g.chosen:
+            n_act += g.n
+    actions = PyTuple_New(n_act)
+    k = 0
+    for i in range(w.n_grp):
+        g = &w.g[w.rank[i]]
+        if g.chosen:
+            for s in range(g.n):
+                a = _action(w, g, s)
+                mmp_tuple_put(<PyObject*>actions, k, <PyObject*>a)
+                k += 1
+    return _make_plan(actions, mmp_tuple(w.kept, w.n_kept),
+                      mmp_tuple(w.wait, w.n_wait), deferred, degrade)
+
+
+def plan_requotes(bids, asks, live, *, now_ns, params=_DEFAULT_PARAMS, inflight=0,
+                  budget=UNLIMITED, position_lots=0, busy=(), no_create=()):
+    """Plan the txs that move ``live`` toward the target ladder.
+
+    ``bids``/``asks``: target levels ``(price_ticks, size_lots)``, best first (e.g.
+    ``QuoteEngine.bids()``). ``live``: our orders of this market (any status; terminal and
+    PENDING_CANCEL ones are ignored). ``inflight``: order txs of this market already in
+    flight. ``busy``: client order indexes with a tx in flight (e.g. a modify not yet acked).
+    ``position_lots`` picks the side kept in ONE_SIDE mode. ``no_create``: sides on which no
+    new order may be created now (e.g. the filled-order delay); modifies and cancels still go.
+    Same plan as ``mmfast.reference.planner.plan_requotes``.
+    """
+    cdef Ws w
+    if type(live) is not list and type(live) is not tuple:
+        live = list(live)  # read once, here and by the reference if it takes over
+    w.n_held = 0
+    try:
+        plan = _plan(&w, bids, asks, live, now_ns, params, inflight, budget, position_lots,
+                     busy, no_create)
+    finally:
+        mmp_release(w.held, w.n_held)
+    if plan is None:
+        return _reference_plan(bids, asks, live, now_ns=now_ns, params=params,
+                               inflight=inflight, budget=budget, position_lots=position_lots,
+                               busy=busy, no_create=no_create)
+    return plan
