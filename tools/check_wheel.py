@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import sys
 import zipfile
+from pathlib import Path
 
-MODULES = ("book", "clock", "quote")
+# Every compiled module the source tree has (one .pyx each), so a new one cannot be forgotten.
+MODULES = tuple(sorted(p.stem for p in
+                       (Path(__file__).resolve().parent.parent / "cython_src/mmfast/_core")
+                       .glob("*.pyx")))
 FORBIDDEN = (".pyx", ".pxd", ".c", ".cpp", ".h")
 
 
 def check(path: str) -> list[str]:
     names = zipfile.ZipFile(path).namelist()
     problems = [f"source file in wheel: {n}" for n in names if n.endswith(FORBIDDEN)]
+    if not MODULES:
+        problems.append("no cython_src/mmfast/_core/*.pyx found beside tools/")
     for mod in MODULES:
         prefix = f"mmfast/_core/{mod}."
         if not any(n.startswith(prefix) and n.endswith((".so", ".pyd")) for n in names):

@@ -73,13 +73,19 @@ class BudgetView:
     budget (Retry-After, backoff) or one down to its reserve has none. A batch of ``n`` txs is
     one WebSocket frame: ``n`` against sendtx, 1 against ws_msgs."""
 
-    __slots__ = ("_budget",)
+    __slots__ = ("_budget", "_order_room")
     _BLOCKED_LEVELS: Final = frozenset({"RESERVE_ONLY", "BLOCKED"})
 
     def __init__(self, budget: Any) -> None:
         self._budget = budget  # the connector's RateBudget
+        # Its ``order_room(n)`` answers the same question without building a state (a few
+        # us each, asked once per plan and once per action group).
+        self._order_room = getattr(budget, "order_room", None)
 
     def _room(self, n: int) -> float:
+        fast = self._order_room
+        if fast is not None:
+            return float(fast(n))
         st = self._budget.state()
         if getattr(st.level, "name", str(st.level)) in self._BLOCKED_LEVELS:
             return -1.0

@@ -278,6 +278,30 @@ def test_budget_view_on_the_connector_budget() -> None:
     assert 0.0 < v.headroom < 1.0
 
 
+@pytest.mark.parametrize("blocked", [False, True])
+def test_budget_order_room_agrees_with_the_state_view(blocked: bool) -> None:
+    """The connector budget's fast ``order_room`` gives what the state-based view gives."""
+    budget_mod = pytest.importorskip("mmfast.connector.lighter.budget")
+    from mmfast.core.timesource import ScaledTime
+
+    rb = budget_mod.RateBudget(budget_mod.STANDARD, ScaledTime(1.0))
+
+    class StateOnly:  # the same budget, seen through state() only
+        def state(self) -> object:
+            return rb.state()
+
+    fast, slow = BudgetView(rb), BudgetView(StateOnly())
+    cap = rb.state().normal_caps["sendtx"]
+    for step in range(4):
+        if step:
+            rb.try_acquire(rb.ws_sendtx_cost(max(1, cap // 4)))
+        if blocked and step == 2:
+            rb.on_rate_limited("sendtx", 30.0)
+        assert fast.headroom == slow.headroom
+        for n in (0, 1, cap // 3, cap, cap + 1):
+            assert fast.can_spend(n) == slow.can_spend(n), (step, n)
+
+
 # --- invariants over random ladders -----------------------------------------------------------
 
 def apply(live: list[Order], plan: Plan) -> list[Order]:
