@@ -67,45 +67,54 @@ UNLIMITED: Final = UnlimitedBudget()
 
 class BudgetView:
     """``RateBudget`` over the connector's budget object (``state()`` with ``level``, ``used``
-    and ``normal_caps`` per limit, as ``mmfast.connector.lighter.budget.RateBudget`` gives).
+    and ``normal_caps`` per limit, as ``mmfast.connector.lighter.budget.RateBudget`` gives, or
+    its cheaper ``order_room()``).
 
     Headroom is the smallest free share of the ``sendtx`` and ``ws_msgs`` limits; a blocked
     budget (Retry-After, backoff) or one down to its reserve has none. A batch of ``n`` txs is
-    one WebSocket frame: ``n`` against sendtx, 1 against ws_msgs."""
+    one WebSocket frame: ``n`` against sendtx, 1 against ws_msgs.
 
-    __slots__ = ("_budget", "_order_room")
+    Reading ``headroom`` takes a snapshot of the budget that the following ``can_spend`` calls
+    answer from: the planner reads headroom once per plan, then asks ``can_spend`` per action
+    group, so one plan sees one consistent budget and pays for one read (a few us each)."""
+
+    __slots__ = ("_budget", "_order_room", "_snap")
     _BLOCKED_LEVELS: Final = frozenset({"RESERVE_ONLY", "BLOCKED"})
 
     def __init__(self, budget: Any) -> None:
         self._budget = budget  # the connector's RateBudget
-        # Its ``order_room(n)`` answers the same question without building a state (a few
-        # us each, asked once per plan and once per action group).
         self._order_room = getattr(budget, "order_room", None)
+        # (usable, sendtx used, sendtx cap, ws used, ws cap) at the last headroom read
+        self._snap: tuple[bool, int, int, int, int] | None = None
 
-    def _room(self, n: int) -> float:
-        fast = self._order_room
-        if fast is not None:
-            return float(fast(n))
-        st = self._budget.state()
-        if getattr(st.level, "name", str(st.level)) in self._BLOCKED_LEVELS:
+    def _take(self) -> tuple[bool, int, int, int, int]:
+        if self._order_room is not None:
+            snap = self._order_room()
+        else:
+            st = self._budget.state()
+            usable = getattr(st.level, "name", str(st.level)) not in self._BLOCKED_LEVELS
+            snap = (usable, st.used.get("sendtx", 0), st.normal_caps.get("sendtx", 0),
+                    st.used.get("ws_msgs", 0), st.normal_caps.get("ws_msgs", 0))
+        self._snap = snap
+        return snap
+
+    def _room(self, n: int, snap: tuple[bool, int, int, int, int]) -> float:
+        usable, s_used, s_cap, w_used, w_cap = snap
+        if not usable or s_cap <= 0 or w_cap <= 0:
             return -1.0
-        share = 1.0
-        for limit, cost in (("sendtx", n), ("ws_msgs", 1 if n else 0)):
-            cap = st.normal_caps.get(limit, 0)
-            if cap <= 0:
-                return -1.0
-            free = cap - st.used.get(limit, 0) - cost
-            if free < 0:
-                return -1.0
-            share = min(share, free / cap)
-        return share
+        s_free = s_cap - s_used - n
+        w_free = w_cap - w_used - (1 if n else 0)
+        if s_free < 0 or w_free < 0:
+            return -1.0
+        return min(1.0, s_free / s_cap, w_free / w_cap)
 
     @property
     def headroom(self) -> float:
-        return max(0.0, self._room(0))
+        return max(0.0, self._room(0, self._take()))
 
     def can_spend(self, n: int) -> bool:
-        return self._room(n) >= 0.0
+        snap = self._snap
+        return self._room(n, snap if snap is not None else self._take()) >= 0.0
 
 
 class ActionKind(IntEnum):

@@ -292,14 +292,32 @@ def test_budget_order_room_agrees_with_the_state_view(blocked: bool) -> None:
 
     fast, slow = BudgetView(rb), BudgetView(StateOnly())
     cap = rb.state().normal_caps["sendtx"]
+    seen = set()
     for step in range(4):
         if step:
             rb.try_acquire(rb.ws_sendtx_cost(max(1, cap // 4)))
         if blocked and step == 2:
             rb.on_rate_limited("sendtx", 30.0)
         assert fast.headroom == slow.headroom
+        seen.add(fast.headroom)
         for n in (0, 1, cap // 3, cap, cap + 1):
             assert fast.can_spend(n) == slow.can_spend(n), (step, n)
+    assert len(seen) >= 3  # the budget really moved between the reads
+
+
+def test_budget_view_answers_a_plan_from_one_snapshot() -> None:
+    """can_spend answers from the snapshot the headroom read took (one read per plan);
+    the next headroom read sees what was spent meanwhile."""
+    budget_mod = pytest.importorskip("mmfast.connector.lighter.budget")
+    from mmfast.core.timesource import ScaledTime
+
+    rb = budget_mod.RateBudget(budget_mod.STANDARD, ScaledTime(1.0))
+    v = BudgetView(rb)
+    cap = rb.state().normal_caps["sendtx"]
+    assert v.headroom == 1.0
+    assert rb.try_acquire(rb.ws_sendtx_cost(cap))  # spent after the snapshot
+    assert v.can_spend(cap)  # this plan's snapshot
+    assert v.headroom == 0.0 and not v.can_spend(1)  # the next plan's
 
 
 # --- invariants over random ladders -----------------------------------------------------------

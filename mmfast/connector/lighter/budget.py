@@ -394,22 +394,14 @@ class RateBudget:
                 level, reason = BudgetLevel.LOW, "volume quota low"
         return level, reason, blocked
 
-    def order_room(self, n: int) -> float:
-        """What the requote planner asks before each send, without building a ``state()``: the
-        smallest free share of the sendtx and ws_msgs normal caps once ``n`` order txs went out
-        in one frame (``n`` sendtx, one ws message); -1 when blocked, reserve-only or short."""
-        if self._compute(self._time.monotonic_ns())[0] >= BudgetLevel.RESERVE_ONLY:
-            return -1.0
-        share = 1.0
-        for w, cost in ((self._sendtx, n), (self._ws, 1 if n else 0)):
-            cap = w.normal_cap
-            if cap <= 0:
-                return -1.0
-            free = cap - w.used - cost
-            if free < 0:
-                return -1.0
-            share = min(share, free / cap)
-        return share
+    def order_room(self) -> tuple[bool, int, int, int, int]:
+        """What the requote planner needs, without building a ``state()``: (usable, sendtx
+        used, sendtx normal cap, ws_msgs used, ws_msgs normal cap). Not usable when a limit is
+        blocked or one is down to its reserve (the levels ``state()`` reports as BLOCKED and
+        RESERVE_ONLY)."""
+        usable = self._compute(self._time.monotonic_ns())[0] < BudgetLevel.RESERVE_ONLY
+        st, ws = self._sendtx, self._ws
+        return usable, st.used, st.normal_cap, ws.used, ws.normal_cap
 
     def state(self) -> BudgetState:
         now = self._time.monotonic_ns()
