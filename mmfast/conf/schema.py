@@ -107,6 +107,11 @@ class VenueConfig:
                                 "absolute or ~; default $XDG_STATE_HOME/mmfast")
     key_file: Path | None = _f(None, doc="file holding the API private key (mode 0600, owned "
                                "by you); overridden by MMFAST_API_KEY_FILE")
+    ws_order_frames: int | None = _f(None, lo=1, hi=16,
+                                     doc="order frames outstanding on the order WebSocket, "
+                                     "acks matched in send order; default per mode: sim 4, "
+                                     "testnet and mainnet 1 (the venue's answer order is "
+                                     "unconfirmed)")
     allow_mainnet: bool = _f(False, doc="mainnet opt-in; mainnet also needs --live")
     private_key: ApiKey | None = _f(None, source="env",
                                     doc="API private key, from MMFAST_API_PRIVATE_KEY only")

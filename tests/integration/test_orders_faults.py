@@ -73,14 +73,17 @@ def venue_nonce(sim: SimThread) -> int:
 
 
 # ------------------------------------------------------------------------------ API rejects
+@pytest.mark.parametrize("frames", [1, 4])
 def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTime,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, frames: int) -> None:
     """24 orders queued at once; the 12th is refused at the API level (below the minimum size,
-    21706) inside a batch. Recovers: 0 x 21104, no duplicate client_order_index, every other
-    order open exactly once, nonces consistent with the venue."""
+    21706) inside a batch. Recovers: no duplicate client_order_index, every other order open
+    exactly once, nonces consistent with the venue. One frame outstanding: 0 x 21104; several
+    (acks matched in order): only frames already sent behind the refused one meet 21104,
+    once each, and go again after the refresh."""
 
     async def body() -> None:
-        async with bot(sim, stime, tmp_path) as (conn, _):
+        async with bot(sim, stime, tmp_path, max_ws_frames=frames) as (conn, _):
             e = conn.orders
             # Slow acks: txs signed meanwhile queue up and go out as batches.
             faults(sim, lambda f: f.delay_acks(100))
@@ -94,13 +97,19 @@ def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTim
             assert conn.tracker.get(bad.client_order_index).reject_code == 21706
             good = [o for o in orders if o is not bad]
             assert all(o.status is OrderStatus.OPEN for o in good)
-            assert e.reject_codes.get(21104, 0) == 0
+            stale = e.reject_codes.get(21104, 0)
+            if frames == 1:
+                assert stale == 0
+            else:
+                assert e.ws_frames_peak > 1  # frames really were pipelined
+                assert stale <= (frames - 1) * e.config.max_batch
             assert e.reject_codes.get(21706, 0) >= 1
             cois = venue_cois(sim)
             assert len(cois) == len(set(cois)) == 23
             assert sorted(cois) == sorted(o.client_order_index for o in good)
-            assert e.frames_ws < 24  # batches of consecutive nonces went out
-            assert e.reject_codes.get(21706, 0) > 1  # a whole batch, then the one at fault
+            if frames == 1:
+                assert e.frames_ws < 24  # batches of consecutive nonces went out
+                assert e.reject_codes.get(21706, 0) > 1  # a whole batch, then the one at fault
             faults(sim, lambda f: f.delay_acks(0))
             assert e.nonces.next_nonce == venue_nonce(sim)
             assert e.sends_while_blocked == 0
@@ -108,7 +117,7 @@ def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTim
             more = [conn.place_limit(MARKET, Side.SELL, MARK + 300 + i, 100)
                     for i in range(8)]
             assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in more))
-            assert e.reject_codes.get(21104, 0) == 0
+            assert e.reject_codes.get(21104, 0) == stale
 
     run(body())
 
@@ -161,6 +170,36 @@ def test_lost_ack_not_executed_resends_identical_bytes(sim: SimThread, stime: Sc
             assert info == orjson.loads(first.tx_info)
             assert OrderStatus.REJECTED not in [s for c, s in ev.orders if c == coi]
             assert venue_cois(sim) == [coi]
+
+    run(body())
+
+
+def test_connection_cut_with_several_frames_outstanding(sim: SimThread, stime: ScaledTime,
+                                                        tmp_path: Path) -> None:
+    """Acks held back, so up to 4 frames wait for theirs; the order connection is cut then.
+    Every tx of every outstanding frame is UNKNOWN (no invented reject), settled by the nonce
+    refresh and the lookups: each order open exactly once, nonces equal to the venue's."""
+
+    async def body() -> None:
+        async with bot(sim, stime, tmp_path, max_ws_frames=4) as (conn, ev):
+            e = conn.orders
+            faults(sim, lambda f: f.delay_acks(300))
+            orders = [conn.place_limit(MARKET, Side.BUY if i % 2 else Side.SELL,
+                                       MARK - 300 - i if i % 2 else MARK + 300 + i, 100)
+                      for i in range(12)]
+            assert await until(stime, lambda: e.frames_outstanding >= 2, 5.0), e.status()
+            cid = order_conn(sim)
+            faults(sim, lambda f: f.drop("rst", conn=cid))
+            faults(sim, lambda f: f.delay_acks(0))
+            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in orders),
+                               15.0), e.status()
+            assert e.unknowns >= 2  # more than one frame's txs were outstanding at the cut
+            assert OrderStatus.REJECTED not in {s for _, s in ev.orders}
+            cois = venue_cois(sim)
+            assert sorted(cois) == sorted(o.client_order_index for o in orders)
+            assert await until(stime, lambda: e.pending_txs == 0, 10.0)
+            assert e.nonces.next_nonce == venue_nonce(sim)
+            assert e.sends_while_blocked == 0
 
     run(body())
 
@@ -365,13 +404,15 @@ def test_partial_fills_random_splits_replayed(sim: SimThread, stime: ScaledTime,
 
 
 # ------------------------------------------------------------------------------ nonces
-def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
+def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path,
+               frames: int = 1) -> None:
     """Item 14: n txs (creates and cancels) as fast as they are queued, the order connection
     dropped mid-run and a 21104 injected once: 0 x 21104 besides the injected one, which costs
     one nextNonce refresh and one retry; 0 signed sends between a reconnect and its refresh."""
 
     async def body() -> None:
-        async with bot(sim, stime, tmp_path, reconcile_timeout_s=20.0) as (conn, _):
+        async with bot(sim, stime, tmp_path, reconcile_timeout_s=20.0,
+                       max_ws_frames=frames) as (conn, _):
             e = conn.orders
             live: list[Any] = []
             drops = 0
@@ -445,8 +486,10 @@ def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path) -> Non
     run(body(), timeout_s=60.0 + n / 50)
 
 
-def test_nonce_protocol_under_load(sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
-    _nonce_run(600, sim, stime, tmp_path)
+@pytest.mark.parametrize("frames", [1, 4])
+def test_nonce_protocol_under_load(sim: SimThread, stime: ScaledTime, tmp_path: Path,
+                                   frames: int) -> None:
+    _nonce_run(600, sim, stime, tmp_path, frames)
 
 
 @pytest.mark.soak

@@ -135,6 +135,11 @@ class OrderEntryConfig:
     ack_timeout_s: float = 3.0  # no ack by then: UNKNOWN, the order connection is cut
     max_inflight_per_market: int = 16  # order txs sent and not yet executed, per market
     max_batch: int = 16  # txs per sendtxbatch frame (the venue allows 50)
+    # Order frames sent on the WebSocket and not yet acked, at most. Acks carry no request id,
+    # so with more than one they are matched in order (the connection is one ordered stream
+    # and the venue answers it in order: true of mmfast.sim, unconfirmed on Lighter, hence 1
+    # unless the environment's config says otherwise). REST sends are always one at a time.
+    max_ws_frames: int = 1
     quote_expiry_s: float = 600.0  # default expiry of a GTT/post-only order (dead-man switch)
     confirm_grace_s: float = 0.5  # after its predicted execution an acked tx is checked
     # An accepted order tx counts in flight until its predicted execution plus this margin
@@ -167,6 +172,8 @@ class OrderEntryConfig:
             raise ValueError("max_inflight_per_market must be within 1..16 (venue pending cap)")
         if not 1 <= self.max_batch <= 50:
             raise ValueError("max_batch must be within 1..50 (venue batch cap)")
+        if not 1 <= self.max_ws_frames <= 16:
+            raise ValueError("max_ws_frames must be within 1..16")
         if not MIN_EXPIRY_MS + _EXPIRY_SLACK_MS <= self.quote_expiry_s * 1000 <= MAX_EXPIRY_MS:
             raise ValueError("quote_expiry_s must be within 5 min (+5 s) .. 30 days")
         if self.unexpected_orders not in ("cancel", "adopt"):
@@ -277,15 +284,16 @@ class _Tx:
 
 
 class _Frame:
-    """The one outstanding send: its txs (consecutive nonces) and how it went."""
+    """An outstanding send: its txs (consecutive nonces) and how it went."""
 
-    __slots__ = ("gen", "timer", "txs", "via")
+    __slots__ = ("gen", "held", "timer", "txs", "via")
 
     def __init__(self, txs: list[_Tx], via: str, gen: int) -> None:
         self.txs = txs  # in nonce order
         self.via = via  # "ws" or "rest"
         self.gen = gen  # the order connection it went on (ws)
         self.timer: asyncio.TimerHandle | None = None  # ack timeout (ws)
+        self.held = False  # holds one unit of the WebSocket in-flight budget (ws)
 
 
 def _pct(values: list[int], q: float) -> float:
@@ -348,7 +356,9 @@ class OrderEntry:
             self.ws = WsStream("ws.orders", ws_url, [], self, budget, time=time,
                                rng=rng or random.Random(), **args)
         self._assigned: dict[int, _Tx] = {}  # nonce -> tx assigned and not yet answered
-        self._frame: _Frame | None = None  # the one outstanding send
+        # Sends awaiting their answer, oldest first: WebSocket frames (up to max_ws_frames,
+        # answered in order) or one REST send, never both.
+        self._frames: deque[_Frame] = deque()
         self._pump_timer: asyncio.TimerHandle | None = None  # budget / cap wait
         self._inflight: dict[int, int] = {}  # market -> order txs sent, not yet executed
         self._releases: list[tuple[int, int]] = []  # heap (wall ms, market): cap release
@@ -364,6 +374,7 @@ class OrderEntry:
         self._lat: deque[tuple[int, int, int, int, int]] = deque(maxlen=config.latency_samples)
         # counters
         self.frames_ws = 0  # frames sent on the order WebSocket
+        self.ws_frames_peak = 0  # most WebSocket frames awaiting their ack at once
         self.frames_rest = 0  # frames sent over REST
         self.ws_budget_fallbacks = 0  # frames sent over REST for lack of WS message budget
         self.txs_sent = 0  # tx sends (a resend counts again)
@@ -403,8 +414,9 @@ class OrderEntry:
         if self._pump_timer is not None:
             self._pump_timer.cancel()
             self._pump_timer = None
-        if self._frame is not None and self._frame.timer is not None:
-            self._frame.timer.cancel()
+        for f in self._frames:
+            if f.timer is not None:
+                f.timer.cancel()
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
@@ -666,8 +678,11 @@ class OrderEntry:
             self._inflight[m] = max(0, self._inflight.get(m, 0) - 1)
 
     def _pump(self) -> None:
-        """Send the next frame if nothing is outstanding and the nonce state allows it."""
-        if self._frame is not None or not self._assigned or self._stopping:
+        """Send the next frame if there is room for one and the nonce state allows it."""
+        frames = self._frames
+        if frames and (frames[-1].via != "ws" or len(frames) >= self.config.max_ws_frames):
+            return
+        if not self._assigned or self._stopping:
             return
         if not self.nonces.can_send:
             return
@@ -678,6 +693,8 @@ class OrderEntry:
         capped = False
         for n in sorted(self._assigned):
             tx = self._assigned[n]
+            if tx.state is _St.SENT:
+                continue  # in an outstanding frame (they come first: sends go in nonce order)
             if tx.state is not _St.SIGNED:
                 break
             if tx.counted:
@@ -708,6 +725,8 @@ class OrderEntry:
                 # has its own, larger budget.
                 via = "rest"
                 self.ws_budget_fallbacks += 1
+        if via == "rest" and frames:
+            return  # REST could overtake the frames on the WebSocket: wait for their acks
         self._send(batch, via)
 
     def _cap_wait_s(self) -> float:
@@ -745,7 +764,8 @@ class OrderEntry:
             ws = self.ws
             assert ws is not None
             frame = _Frame(batch, via, ws.generation)
-            self._frame = frame
+            frame.held = True
+            self._frames.append(frame)
             if len(batch) == 1:
                 s = batch[0].signed
                 assert s is not None
@@ -760,13 +780,13 @@ class OrderEntry:
             frame.timer = self._time.call_later(self.config.ack_timeout_s, self._ack_timeout,
                                                 frame)
             self.frames_ws += 1
+            if len(self._frames) > self.ws_frames_peak:
+                self.ws_frames_peak = len(self._frames)
             if not ws.send_text(data):
-                self.budget.release_inflight()
-                frame.timer.cancel()
                 self._lost(frame, "order connection closed while sending")
             return
         frame = _Frame(batch, via, 0)
-        self._frame = frame
+        self._frames.append(frame)
         self.frames_rest += 1
         task = asyncio.get_running_loop().create_task(self._rest_send(frame))
         self._tasks.add(task)
@@ -800,23 +820,21 @@ class OrderEntry:
 
     # ------------------------------------------------------------------ answers
     def _ack_timeout(self, frame: _Frame) -> None:
-        if self._frame is not frame:
+        if frame not in self._frames:
             return
         self.ack_timeouts += 1
         frame.timer = None
-        self.budget.release_inflight()
         self._lost(frame, f"no ack within {self.config.ack_timeout_s} s")
         # Cut the connection: a late ack on it can never be taken for the next frame's.
         if self.ws is not None:
             self.ws.disconnect("ack timeout")
 
     def _on_ws_ack(self, msg: dict[str, Any]) -> None:
-        frame = self._frame
-        if frame is None or frame.via != "ws":
+        frames = self._frames
+        if not frames or frames[0].via != "ws":
             return  # nothing outstanding on this connection: stale
-        self.budget.release_inflight()
-        if frame.timer is not None:
-            frame.timer.cancel()
+        frame = frames[0]  # answers come in send order
+        self._unhold(frame)
         data = msg.get("data")
         if not isinstance(data, dict):
             data = msg
@@ -830,11 +848,21 @@ class OrderEntry:
         self._replied(frame, code, str(data.get("message", ""))[:200], data.get("tx_hash"),
                       pet if type(pet) is int else None)
 
+    def _unhold(self, frame: _Frame) -> None:
+        """The frame is answered or given up: its ack timer and WS in-flight unit go."""
+        if frame.timer is not None:
+            frame.timer.cancel()
+            frame.timer = None
+        if frame.held:
+            frame.held = False
+            self.budget.release_inflight()
+
     def _replied(self, frame: _Frame, code: int, message: str, hashes: Any,
                  predicted_ms: int | None) -> None:
-        if self._frame is not frame:
+        frames = self._frames
+        if not frames or frames[0] is not frame:
             return
-        self._frame = None
+        frames.popleft()
         now = self._time.monotonic_ns()
         now_ms = self._time.wall_ms()
         txs = frame.txs
@@ -910,6 +938,8 @@ class OrderEntry:
         """Assigned but unsent txs give their nonces back (held for the refresh, re-signed or
         resent identically if they get the same nonce)."""
         for n in sorted(self._assigned):
+            if self._assigned[n].state is _St.SENT:
+                continue  # in an outstanding frame: its own answer (or loss) resolves it
             tx = self._assigned.pop(n)
             if tx.state is _St.SIGNING:
                 tx.gen += 1  # its signature, when it comes, is ignored
@@ -936,10 +966,21 @@ class OrderEntry:
         self._wake(tx)
 
     def _lost(self, frame: _Frame, reason: str) -> None:
-        """No answer for ``frame``: its txs are UNKNOWN (never rejected) until the refresh."""
-        if self._frame is not frame:
+        """No answer for ``frame``: its txs, and those of every frame sent after it (their
+        answers can no longer be matched), are UNKNOWN (never rejected) until the refresh."""
+        frames = self._frames
+        if frame not in frames:
             return
-        self._frame = None
+        lost = list(frames)
+        frames.clear()
+        for f in lost:
+            self._unhold(f)
+            self._lost_txs(f, reason)
+        self._revoke_unsent()
+        self._mark_needs_refresh()
+        self.nonces.require_refresh()
+
+    def _lost_txs(self, frame: _Frame, reason: str) -> None:
         for tx in frame.txs:
             self._assigned.pop(tx.nonce, None)
             tx.state = _St.UNKNOWN
@@ -951,9 +992,6 @@ class OrderEntry:
                 self.dbg("place_limit result: client_order_index=%d error=unknown (%s)",
                          tx.coi, reason)
         self._release_counted(frame.txs)
-        self._revoke_unsent()
-        self._mark_needs_refresh()
-        self.nonces.require_refresh()
 
     def _unknown_settled(self, tx: _Tx, nonce: int, consumed: bool) -> None:
         """After a refresh: ``consumed`` (the venue took a tx at that nonce: confirm it by
@@ -1003,12 +1041,9 @@ class OrderEntry:
             self._on_reconnect("order connection reconnected")
 
     def on_stream_down(self, stream: WsStream, reason: str) -> None:
-        frame = self._frame
-        if frame is not None and frame.via == "ws":
-            if frame.timer is not None:
-                frame.timer.cancel()
-            self.budget.release_inflight()
-            self._lost(frame, f"order connection down: {reason}")
+        frames = self._frames
+        if frames and frames[0].via == "ws":
+            self._lost(frames[0], f"order connection down: {reason}")
         self._mark_needs_refresh()
         self._revoke_unsent()
         self.nonces.require_refresh()  # sends continue over REST after the refresh
@@ -1160,6 +1195,11 @@ class OrderEntry:
         return {m: n for m, n in self._inflight.items() if n}
 
     @property
+    def frames_outstanding(self) -> int:
+        """Sends awaiting their answer (WebSocket frames, or the one REST send)."""
+        return len(self._frames)
+
+    @property
     def pending_txs(self) -> int:
         """Txs assigned or held and not yet answered (signing, queued, outstanding)."""
         return self.nonces.held + self.nonces.in_flight
@@ -1180,6 +1220,7 @@ class OrderEntry:
         return {
             "nonce": repr(self.nonces), "connected": self.connected,
             "frames_ws": self.frames_ws, "frames_rest": self.frames_rest,
+            "ws_frames_peak": self.ws_frames_peak,
             "ws_budget_fallbacks": self.ws_budget_fallbacks,
             "txs_sent": self.txs_sent, "acks": self.acks, "api_rejects": self.api_rejects,
             "reject_codes": dict(self.reject_codes), "unknowns": self.unknowns,
