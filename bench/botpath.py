@@ -114,14 +114,17 @@ class PreSignedSigner:
     ``submit(request, callback)`` builds the tx_info the SDK would (the account, the API key,
     the request's ``expected_fields()``, ``ExpiredAt``, ``Nonce``) with a pre-made signature
     (``PRESIGNED_SIG``; the simulator checks no signature) and calls ``callback(SignedTx,
-    None)`` with ``loop.call_soon``: on a later iteration of the loop, as SignerWorker's
-    callbacks come (from its thread, ``call_soon_threadsafe``), minus the ~0.5 ms of signing.
-    Auth tokens get the same treatment. The JSON is built on the loop thread at submit
-    (3-4 us per tx with the call_soon; SignerWorker does that work on its thread, its submit
-    is a queue put).
+    None)`` at once, inside ``submit`` (``immediate``, the default: a pool of signed txs has
+    the signature ready, so order entry sends the tx before the strategy's next order call)
+    or with ``loop.call_soon`` (``immediate=False``: when SignerWorker's callbacks come, on a
+    later loop iteration, minus the ~0.5 ms of signing). Auth tokens always come through
+    ``call_soon``. The JSON is built on the loop thread at submit (3-4 us per tx;
+    SignerWorker does that work on its thread, its submit is a queue put).
     """
 
-    def __init__(self, *, account_index: int, api_key_index: int, chain_id: int) -> None:
+    def __init__(self, *, account_index: int, api_key_index: int, chain_id: int,
+                 immediate: bool = True) -> None:
+        self.immediate = immediate
         self._account_index = account_index
         self._api_key_index = api_key_index
         self._chain_id = chain_id
@@ -180,7 +183,10 @@ class PreSignedSigner:
                       tx_info=orjson.dumps(info).decode(), info=info,
                       tx_hash=f"{request.nonce:080x}", nonce=request.nonce, queued_ns=now,
                       signed_ns=now, sign_ns=0)
-        self._loop.call_soon(callback, tx, None)
+        if self.immediate:
+            callback(tx, None)
+        else:
+            self._loop.call_soon(callback, tx, None)
 
     async def _await(self, request: Any) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -297,7 +303,7 @@ class Taps:
     ``sent`` is the frame that carries the first tx submitted for the order-book frame (its
     nonce found in the frame's bytes, read only while one is awaited, after the stamp);
     ``sent_any`` the first order frame after the book frame, which may still carry txs of an
-    earlier one (order entry sends in nonce order, one frame outstanding)."""
+    earlier one (order entry sends in nonce order)."""
 
     def __init__(self, connector: Any, signer: Any, market: int = MARKET) -> None:
         from picows import WSMsgType

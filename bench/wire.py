@@ -306,7 +306,7 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
     try:
         run, cpus[BOT] = bot_case(stream, n, gap, pin, worker_signer=False,
                                   venue_cpu=REMOTE_CPU)
-        bad = _bot_rows(metric, run, stream, n, "PreSignedSigner, callback via call_soon")
+        bad = _bot_rows(metric, run, stream, n, "PreSignedSigner, signature ready at submit")
     except Exception as exc:
         metric.unavailable = f"{BOT}: {type(exc).__name__}: {exc}"
         return metric
@@ -343,14 +343,14 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
         "market-data connection, half a gap after the delta: when the bot is still busy with "
         "the delta's txs the probe waits too, which the core-only case's echo shows less of); "
         "only deltas that move the quote produce an order frame "
-        "(a one-tick move of the mid re-prices the whole 2 x 5 ladder: the first modify goes "
-        "out alone as jsonapi/sendtx, the rest as one jsonapi/sendtxbatch when its ack is "
-        "back, order entry keeping one frame outstanding); the venue stamps on entry to its "
+        "(a one-tick move of the mid re-prices the whole 2 x 5 ladder: each modify goes out as "
+        "soon as it is signed, up to 4 order frames awaiting their acks (the sim default of "
+        "[venue] ws_order_frames), later ones batched); the venue stamps on entry to its "
         "WebSocket frame handler (after aiohttp's reader); the bot's frames carry no delta "
         "id: the bot notes the nonce of the first tx each delta made it submit, the venue "
         "the nonces each order frame carried, joined after the run; signing taken "
         "out: PreSignedSigner builds the SDK's tx_info with a pre-made signature and calls "
-        "back on the next loop iteration (call_soon)"))
+        "back inside submit, as a pool of signed txs would have them ready"))
     _placement(metric, pin, run, cpus)
     return metric
 

@@ -204,6 +204,38 @@ def test_connection_cut_with_several_frames_outstanding(sim: SimThread, stime: S
     run(body())
 
 
+@pytest.mark.parametrize("executed", [True, False])
+def test_lost_ack_with_several_frames_outstanding(sim: SimThread, stime: ScaledTime,
+                                                 tmp_path: Path, executed: bool) -> None:
+    """Four frames may await their acks and the oldest one's ack is lost (its txs executed or
+    not): the next ack is then taken for it. Either way every order ends open exactly once,
+    none is invented rejected, and the nonces end equal to the venue's."""
+
+    async def body() -> None:
+        async with bot(sim, stime, tmp_path, max_ws_frames=4) as (conn, ev):
+            e = conn.orders
+            faults(sim, lambda f: f.delay_acks(200))
+            faults(sim, lambda f: f.lose_acks(1, execute=executed))
+            orders = [conn.place_limit(MARKET, Side.BUY if i % 2 else Side.SELL,
+                                       MARK - 300 - i if i % 2 else MARK + 300 + i, 100)
+                      for i in range(8)]
+            assert await until(stime, lambda: e.ws_frames_peak >= 2, 5.0), e.status()
+            faults(sim, lambda f: f.delay_acks(0))
+            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in orders),
+                               15.0), e.status()
+            assert await until(stime, lambda: e.pending_txs == 0 and e.nonce_ready, 10.0)
+            assert OrderStatus.REJECTED not in {s for _, s in ev.orders}
+            cois = venue_cois(sim)
+            assert sorted(cois) == sorted(o.client_order_index for o in orders)
+            assert e.nonces.next_nonce == venue_nonce(sim)
+            assert e.sends_while_blocked == 0
+            # The loss was noticed: a later ack that cannot be the oldest frame's, a venue
+            # refusal of the frames sent behind an unexecuted one, or the ack timeout.
+            assert e.ack_mismatches + e.ack_timeouts + e.reject_codes.get(21104, 0) >= 1
+
+    run(body())
+
+
 def _ambiguous(n: int, seed: int, sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
     """Item 8: n submits, each with an ambiguous outcome drawn from the seed: ack lost after
     execution, ack lost before the venue, ack delayed past the timeout, socket cut after send."""

@@ -385,6 +385,7 @@ class OrderEntry:
         self.reject_codes: dict[int, int] = {}  # code -> txs rejected with it
         self.unknowns = 0  # txs whose outcome became unknown
         self.ack_timeouts = 0  # frames with no ack in time
+        self.ack_mismatches = 0  # acks that could not be the oldest frame's (connection cut)
         self.late_rejects = 0  # accepted txs found failed by a lookup
         self.lookups = 0  # tx / accountOrders lookups
         self.sends_while_blocked = 0  # must stay 0: a send while the nonce state forbids it
@@ -834,10 +835,18 @@ class OrderEntry:
         if not frames or frames[0].via != "ws":
             return  # nothing outstanding on this connection: stale
         frame = frames[0]  # answers come in send order
-        self._unhold(frame)
         data = msg.get("data")
         if not isinstance(data, dict):
             data = msg
+        if len(frames) > 1 and not self._ack_fits(frame, data.get("tx_hash")):
+            # An ack of a later frame (the oldest one's was lost): every match from here on
+            # would be off by one. Give up all outstanding frames and cut the connection.
+            self.ack_mismatches += 1
+            self._lost(frame, "ack does not fit the oldest outstanding frame")
+            if self.ws is not None:
+                self.ws.disconnect("ack order mismatch")
+            return
+        self._unhold(frame)
         code = data.get("code")
         code = code if type(code) is int else -1
         if code in RATE_LIMIT_CODES:
@@ -847,6 +856,20 @@ class OrderEntry:
         pet = data.get("predicted_execution_time_ms")
         self._replied(frame, code, str(data.get("message", ""))[:200], data.get("tx_hash"),
                       pet if type(pet) is int else None)
+
+    def _ack_fits(self, frame: _Frame, hashes: Any) -> bool:
+        """Whether an ack's tx hashes can belong to ``frame`` (checked while several frames
+        are outstanding): a batch ack lists one hash per tx, and a hash known to be another
+        outstanding frame's means the answers are off by one. An ack without hashes (a
+        reject) cannot be checked."""
+        if not hashes:
+            return True
+        hl = [str(h) for h in hashes] if isinstance(hashes, (list, tuple)) else [str(hashes)]
+        if len(hl) != len(frame.txs):
+            return False
+        others = {t.signed.tx_hash for f in self._frames if f is not frame for t in f.txs
+                  if t.signed is not None}
+        return not others.intersection(hl)
 
     def _unhold(self, frame: _Frame) -> None:
         """The frame is answered or given up: its ack timer and WS in-flight unit go."""
@@ -1224,7 +1247,8 @@ class OrderEntry:
             "ws_budget_fallbacks": self.ws_budget_fallbacks,
             "txs_sent": self.txs_sent, "acks": self.acks, "api_rejects": self.api_rejects,
             "reject_codes": dict(self.reject_codes), "unknowns": self.unknowns,
-            "ack_timeouts": self.ack_timeouts, "identical_resends": self.identical_resends,
+            "ack_timeouts": self.ack_timeouts, "ack_mismatches": self.ack_mismatches,
+            "identical_resends": self.identical_resends,
             "resigned": self.resigned, "late_rejects": self.late_rejects,
             "lookups": self.lookups, "in_flight": self.in_flight,
             "inflight_peak": dict(self.inflight_peak), "out_of_band": self.out_of_band,
