@@ -212,6 +212,10 @@ class StrategyBase:
         # coi -> (venue price text, remaining text, price ticks, remaining lots): unchanged text
         # needs no decimal parsing on the next requote.
         self._venue_seen: dict[int, tuple[Any, Any, int, int]] = {}
+        # The connector's account_orders_version at the last sync, and whether something of
+        # ours changed since (a modify's wait ran out): no change, nothing to sync.
+        self._venue_version: int | None = None
+        self._venue_dirty = True
         self._budget_view: tuple[Any, RateBudget] | None = None  # (connector budget, view)
 
     # ------------------------------------------------------------------ lifecycle
@@ -494,6 +498,11 @@ class StrategyBase:
         ``account_orders``): a modify changes them on the venue, and the stream is the truth.
         An order with a modify not yet shown keeps its optimistic values until the stream
         shows the modify or the wait runs out."""
+        version = getattr(self.connector, "account_orders_version", None)
+        if version is not None:
+            if version == self._venue_version and not self._venue_dirty:
+                return  # no order message since the last sync and no wait ran out
+            self._venue_version, self._venue_dirty = version, False
         raw_orders = (getattr(self.connector, "account_orders", None) or {}).get(self.market)
         if not raw_orders or self.rules is None:
             return
@@ -534,6 +543,7 @@ class StrategyBase:
             now = self.time.monotonic_ns()
             for coi in [c for c, p in self.modifying.items() if p[2] <= now]:
                 del self.modifying[coi]
+                self._venue_dirty = True  # the venue's values come back at the next sync
         return self.busy | self.modifying.keys() if self.modifying else self.busy
 
     def inflight_txs(self) -> int:

@@ -296,6 +296,36 @@ def test_sync_from_venue_confirms_or_reverts_a_modify() -> None:
     run(go())
 
 
+def test_sync_from_venue_runs_only_after_an_order_message_or_an_expired_wait() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        o = h.conn.orders[1]
+        o.order_index = 77
+        raw = {"price": "2999.00", "remaining_base_amount": "0.0100"}
+        h.conn.account_orders = {0: {77: raw}}  # type: ignore[attr-defined]
+        h.conn.account_orders_version = 1  # type: ignore[attr-defined]
+        h.s.sync_from_venue()
+        assert (o.price_ticks, o.remaining_lots) == (299_900, 100)
+        raw["price"] = "2998.00"  # no new message (version unchanged): nothing to sync
+        h.s.sync_from_venue()
+        assert o.price_ticks == 299_900
+        h.conn.account_orders_version = 2  # type: ignore[attr-defined]
+        h.s.sync_from_venue()
+        assert o.price_ticks == 299_800
+        # A modify the venue never shows: when its wait runs out, the next sync reverts it.
+        assert h.s.modify(o, 299_700, 100)
+        h.s.sync_from_venue()
+        assert o.price_ticks == 299_700  # optimistic while the wait runs
+        h.s.modifying[1] = (299_700, 100, 0)
+        assert 1 not in h.s.busy_cois()
+        h.s.sync_from_venue()
+        assert o.price_ticks == 299_800
+    run(go())
+
+
 async def _no_venue() -> None:
     for _ in range(20):
         await asyncio.sleep(0)

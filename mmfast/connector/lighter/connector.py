@@ -151,6 +151,7 @@ class LighterConnector:
         self.positions: dict[int, VenuePosition] = {}
         self.user_stats: dict[str, Any] = {}
         self.account_orders: dict[int, dict[int, dict[str, Any]]] = {}  # market -> oi -> order
+        self.account_orders_version = 0  # +1 per account orders message (strategies' sync)
         self.md_stream: WsStream | None = None
         self.account_stream: WsStream | None = None
         self.halted: StreamHalted | None = None
@@ -688,6 +689,7 @@ class LighterConnector:
                 book.clear()
             for o in lst:
                 book[int(o["order_index"])] = o
+            self.account_orders_version += 1
             if self.orders is not None:
                 self.orders.on_account_orders(market, lst, snapshot)
             if self.account_listener is not None:
