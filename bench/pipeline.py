@@ -1,13 +1,15 @@
-"""The bot's hot path as the benchmarks drive it, with a stamp at every stage.
+"""The core of the bot's hot path with nothing around it, a stamp at every stage (the
+reference rows beside the real stack of ``bench.botpath``).
 
     frame bytes -> book -> quote engine -> minimal diff against the resting quotes -> txs
 
-``CompiledPipeline`` is mmfast's path: ``OrderBook.apply_frame`` (the byte scanner) and
+``CompiledPipeline``: ``OrderBook.apply_frame`` (the byte scanner) and
 ``QuoteEngine.compute_from_book``. ``PythonPipeline`` is the pure-Python baseline of the same
 job: stdlib ``json.loads``, ``ReferenceBook`` (dict + bisect) and the Python quote twin.
-``PlannerPipeline`` is the compiled path followed by the committed requote planner
-(``mmfast.strategy.planner.plan_requotes``) and the pre-trade risk gate
-(``mmfast.risk.RiskGate.check``), both pure Python, not yet wired into a bot.
+``PlannerPipeline`` is the compiled path followed by the requote planner
+(``mmfast.strategy.planner.plan_requotes``, compiled) and the pre-trade risk gate
+(``mmfast.risk.RiskGate.check``), without the strategy, connector and order entry the real
+stack has around them.
 
 The diff: the resting ladder is what the last plan asked for (fills and acks are not part of
 these benchmarks, so every tx is taken as done). A level whose (price, size) changed gets one
@@ -20,8 +22,7 @@ Where the tx goes is a ``Sink``:
 - ``tick_to_trade``: ``SignerWorker.submit`` (real signing on the worker thread).
 
 Stage stamps (``time.perf_counter_ns``) go into ``Stamps``: received, book applied, quote
-computed, diff done, first tx handed over, all txs handed over. The later pipeline (the strategy,
-the connector's order path) slots in between "quote" and "handed over" with its own stamps.
+computed, diff done, first tx handed over, all txs handed over.
 """
 
 from __future__ import annotations
@@ -211,13 +212,13 @@ class PythonPipeline(_Base):
 
 
 class PlannerPipeline(CompiledPipeline):
-    """The compiled path, then the committed requote planner and the risk gate (pure Python).
+    """The compiled path, then the requote planner (compiled) and the risk gate (Python).
 
     Live orders are ``mmfast.core.types.Order`` objects; after each plan (untimed part) the
     actions are applied to them as if acknowledged at once, so the next frame plans against
     the ladder the venue would hold."""
 
-    name = "mmfast compiled + planner + risk gate (Python, as committed)"
+    name = "mmfast compiled book, quote and planner + risk gate (Python)"
 
     def __init__(self, stream: L2Stream, sink: Sink, position: int = 0) -> None:
         super().__init__(stream, sink, position)
