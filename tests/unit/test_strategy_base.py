@@ -270,16 +270,23 @@ def test_mm_one_modify_per_order_until_the_venue_shows_it() -> None:
     run(go())
 
 
+async def _venue_order(price: str) -> tuple[Harness, Order, dict[str, str]]:
+    """A quoting strategy whose order coi 1 the venue's order stream shows (order_index 77)
+    at ``price`` with 0.0100 left."""
+    h = Harness(MarketMaking)
+    h.start()
+    await h.book_event()
+    h.open_all()
+    o = h.conn.orders[1]
+    o.order_index = 77
+    raw = {"price": price, "remaining_base_amount": "0.0100"}
+    h.conn.account_orders = {0: {77: raw}}  # type: ignore[attr-defined]
+    return h, o, raw
+
+
 def test_sync_from_venue_confirms_or_reverts_a_modify() -> None:
     async def go() -> None:
-        h = Harness(MarketMaking)
-        h.start()
-        await h.book_event()
-        h.open_all()
-        o = h.conn.orders[1]
-        o.order_index = 77
-        raw = {"price": "2999.95", "remaining_base_amount": "0.0100"}
-        h.conn.account_orders = {0: {77: raw}}  # type: ignore[attr-defined]
+        h, o, raw = await _venue_order("2999.95")
         assert h.s.modify(o, 299_900, 80)
         assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # optimistic
         h.s.sync_from_venue()
@@ -298,14 +305,7 @@ def test_sync_from_venue_confirms_or_reverts_a_modify() -> None:
 
 def test_sync_from_venue_runs_only_after_an_order_message_or_an_expired_wait() -> None:
     async def go() -> None:
-        h = Harness(MarketMaking)
-        h.start()
-        await h.book_event()
-        h.open_all()
-        o = h.conn.orders[1]
-        o.order_index = 77
-        raw = {"price": "2999.00", "remaining_base_amount": "0.0100"}
-        h.conn.account_orders = {0: {77: raw}}  # type: ignore[attr-defined]
+        h, o, raw = await _venue_order("2999.00")
         h.conn.account_orders_version = 1  # type: ignore[attr-defined]
         h.s.sync_from_venue()
         assert (o.price_ticks, o.remaining_lots) == (299_900, 100)
