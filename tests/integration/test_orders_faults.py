@@ -525,9 +525,10 @@ def test_nonce_protocol_under_load(sim: SimThread, stime: ScaledTime, tmp_path: 
 
 
 @pytest.mark.soak
+@pytest.mark.parametrize("frames", [1, 4])
 def test_nonce_protocol_under_load_soak(sim: SimThread, stime: ScaledTime,
-                                        tmp_path: Path) -> None:
-    _nonce_run(10_000, sim, stime, tmp_path)
+                                        tmp_path: Path, frames: int) -> None:
+    _nonce_run(10_000, sim, stime, tmp_path, frames)
 
 
 def test_inflight_cap_with_sequencer_delay(stime: ScaledTime, tmp_path: Path) -> None:
