@@ -77,6 +77,8 @@ class Metric:
     placement: str = "one process, no threads"  # how processes/threads sat on the cores
     figures: dict[str, Any] = field(default_factory=dict)  # other measured numbers (JSON)
     dists: dict[str, list[float]] = field(default_factory=dict, repr=False)  # for the PNG
+    # Baseline i is the same input as ours i (its ratio is against that row, not the headline).
+    paired: bool = False
 
     @property
     def headline(self) -> Stats | None:
@@ -95,8 +97,16 @@ class Metric:
             ok = ok and head.p99_ns <= self.target_p99_ns
         return ok
 
+    def counterpart(self, baseline: Stats) -> Stats | None:
+        """The row of ours a baseline is compared with: its pair, or the headline."""
+        if self.paired:
+            for i, b in enumerate(self.baselines):
+                if b is baseline and i < len(self.ours):
+                    return self.ours[i]
+        return self.headline
+
     def ratio(self, baseline: Stats, ours: Stats | None = None) -> float:
-        ours = ours or self.headline
+        ours = ours or self.counterpart(baseline)
         if ours is None or ours.p50_ns <= 0:
             return float("nan")
         return baseline.p50_ns / ours.p50_ns
@@ -858,6 +868,7 @@ def plan(stream: L2Stream, profile: Profile, chunk: int = 100, slow_chunk: int =
     stats = run_group(cases + slow, samples=profile.samples, warmup=profile.warmup,
                       rounds=profile.rounds)
     metric.ours, metric.baselines = stats[:2], stats[2:]
+    metric.paired = True  # on target vs on target, move vs move
     for label, ours, base in (("on_target", stats[0], stats[2]), ("move", stats[1], stats[3])):
         metric.figures[f"{label}_ns"] = round(ours.p50_ns, 1)
         metric.figures[f"{label}_reference_ns"] = round(base.p50_ns, 1)

@@ -72,8 +72,9 @@ def detail(m: Metric) -> str:
     if m.unavailable:
         lines += [f"Not available: {m.unavailable}", ""]
     if m.ours or m.baselines:
-        lines += ["| role | case | p50 | p99 | mean | min | samples | ratio (base p50 / ours "
-                  "p50) |", "|---|---|---|---|---|---|---|---|"]
+        against = "its pair's" if m.paired else "ours'"
+        lines += ["| role | case | p50 | p99 | mean | min | samples | ratio (base p50 / "
+                  f"{against} p50) |", "|---|---|---|---|---|---|---|---|"]
         for role, group in (("ours", m.ours), ("baseline", m.baselines)):
             for s in group:
                 ratio = f"{m.ratio(s):.2f}x" if role == "baseline" else "-"
