@@ -25,6 +25,7 @@ from test_orders_harness import (
     until,
 )
 
+from mmfast.connector.lighter.budget import BudgetLevel, Cost, Priority
 from mmfast.connector.lighter.nonces import NonceState
 from mmfast.core.timesource import ScaledTime
 from mmfast.core.types import OrderStatus, Side
@@ -170,6 +171,35 @@ def test_lost_ack_not_executed_resends_identical_bytes(sim: SimThread, stime: Sc
             assert info == orjson.loads(first.tx_info)
             assert OrderStatus.REJECTED not in [s for c, s in ev.orders if c == coi]
             assert venue_cois(sim) == [coi]
+
+    run(body())
+
+
+def test_pipelining_stops_when_the_message_budget_runs_low(sim: SimThread, stime: ScaledTime,
+                                                          tmp_path: Path) -> None:
+    """Frames go out one per signed tx only while the rate budget is OK: once the WebSocket
+    message budget runs low, txs signed meanwhile wait for the ack and go out as batches."""
+
+    async def body() -> None:
+        async with bot(sim, stime, tmp_path, max_ws_frames=4) as (conn, _):
+            e = conn.orders
+            faults(sim, lambda f: f.delay_acks(100))
+            first = [conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100) for i in range(6)]
+            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in first))
+            assert e.ws_frames_peak > 1
+            # Spend the WebSocket message budget down to its low level.
+            b = conn.budget
+            while b.level is BudgetLevel.OK:
+                assert b.try_acquire(Cost(ws_msgs=1), Priority.NORMAL)
+            sent_before, rest_before = e.frames_ws, e.frames_rest
+            e.ws_frames_peak = 0  # the peak of this phase
+            more = [conn.place_limit(MARKET, Side.SELL, MARK + 300 + i, 100) for i in range(12)]
+            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in more))
+            assert e.frames_rest == rest_before  # still on the WebSocket
+            assert e.ws_frames_peak == 1  # one frame at a time
+            assert e.frames_ws - sent_before < 12  # the rest batched behind it
+            cois = venue_cois(sim)
+            assert len(cois) == len(set(cois)) == 18
 
     run(body())
 

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from mmfast.connector.lighter.budget import Priority, RateBudget
+from mmfast.connector.lighter.budget import BudgetLevel, Priority, RateBudget
 from mmfast.connector.lighter.coi import CoiAllocator
 from mmfast.connector.lighter.nonces import NonceManager, NonceState
 from mmfast.connector.lighter.rest import (
@@ -681,8 +681,13 @@ class OrderEntry:
     def _pump(self) -> None:
         """Send the next frame if there is room for one and the nonce state allows it."""
         frames = self._frames
-        if frames and (frames[-1].via != "ws" or len(frames) >= self.config.max_ws_frames):
-            return
+        if frames:
+            if frames[-1].via != "ws" or len(frames) >= self.config.max_ws_frames:
+                return
+            if self.budget.level is not BudgetLevel.OK:
+                # Short of messages (200 a minute on the venue): one frame at a time, so what
+                # is signed meanwhile goes out as one batch when its ack is back.
+                return
         if not self._assigned or self._stopping:
             return
         if not self.nonces.can_send:
