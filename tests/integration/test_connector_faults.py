@@ -183,7 +183,11 @@ def test_quiet_market_is_not_a_dead_socket(stime: ScaledTime) -> None:
 
 
 # ------------------------------------------------------------------ 3. gaps, dups, reorders
-def sequence_scenario(sim: SimThread, stime: ScaledTime, n: int) -> None:
+def sequence_scenario(sim: SimThread, stime: ScaledTime, n: int, spacing_s: float = 0.0
+                      ) -> None:
+    """``n`` gap/duplicate/reorder faults, ``spacing_s`` simulated seconds apart. Each resync
+    costs WebSocket messages (unsubscribe, subscribe) from a budget of 136 a minute: a long run
+    must space its faults or the connector rightly holds resubscribes for the next window."""
     rng = random.Random(2)
 
     async def body(conn: LighterConnector, rec: Recorder) -> None:
@@ -200,10 +204,13 @@ def sequence_scenario(sim: SimThread, stime: ScaledTime, n: int) -> None:
             t = await until(stime, lambda s=snaps: book.snapshots > s and book.in_sync(), 5.0)
             assert t < math.inf, f"{kind} #{i}: no resync"
             await aligned_check(sim, stime, conn, 0)
+            if spacing_s:
+                await stime.sleep(spacing_s)
         assert conn.gaps == n  # 100% detected, one detection per fault
         assert conn.md_stream is not None and conn.md_stream.handler_errors == 0
 
-    run(run_connector(sim, stime, body, markets=(0,)), timeout_s=30 + n * 0.6)
+    run(run_connector(sim, stime, body, markets=(0,)),
+        timeout_s=30 + n * (0.6 + spacing_s / stime.scale))
 
 
 def test_gaps_duplicates_reorders_detected(sim: SimThread, stime: ScaledTime) -> None:
@@ -212,7 +219,7 @@ def test_gaps_duplicates_reorders_detected(sim: SimThread, stime: ScaledTime) ->
 
 @pytest.mark.soak
 def test_gaps_duplicates_reorders_soak(sim: SimThread, stime: ScaledTime) -> None:
-    sequence_scenario(sim, stime, 1000)
+    sequence_scenario(sim, stime, 1000, spacing_s=1.2)
 
 
 # ------------------------------------------------------ 4. pre-snapshot deltas, no snapshot
