@@ -549,7 +549,7 @@ class StrategyBase:
     def inflight_txs(self) -> int:
         """Order txs of this market in flight: the connector's count when it has one."""
         n = self.inflight
-        orders = getattr(self.connector, "orders", None)
+        orders: Any = getattr(self.connector, "orders", None)
         in_flight = getattr(orders, "in_flight", None)  # None: no counters on this connector
         if in_flight is not None:
             n = max(n, in_flight.get(self.market, 0), orders.pending_txs)
