@@ -207,8 +207,10 @@ def check_order(side: Side, price: int, size: int, state: RiskState, limits: Ris
                 modify_of: Order | None = None) -> RiskReason:
     """Every rule but the rate cap; the first that fails, or ``RiskReason.OK``.
 
-    ``modify_of``: the order being modified (same side): its remaining lots leave the side's
-    open lots and the open-order count does not grow.
+    ``modify_of``: the order being modified (same side): the open-order count does not grow.
+    Its remaining lots stay counted: a fill of the old order still on its way when the modify
+    lands is exposure on top of the new size (the venue sets the new remaining), so the
+    worst case is both.
     """
     # Guards: nothing goes out from an untrusted state.
     if not state.connector_ready:
@@ -250,17 +252,14 @@ def check_order(side: Side, price: int, size: int, state: RiskState, limits: Ris
             return RiskReason.REDUCE_ONLY_NO_POSITION
         extra = 0
     else:
-        replaced = 0
-        if modify_of is not None and not modify_of.reduce_only:
-            replaced = max(0, modify_of.remaining_lots)
         if side is Side.BUY:
-            before = pos + state.open_bid_lots - replaced
+            before = pos + state.open_bid_lots
             after = before + size
             if after > limits.max_position_lots:
                 return RiskReason.MAX_POSITION
             extra = max(after, 0) - max(before, 0)  # lots that add long exposure
         else:
-            before = pos - state.open_ask_lots + replaced
+            before = pos - state.open_ask_lots
             after = before - size
             if after < -limits.max_position_lots:
                 return RiskReason.MAX_POSITION

@@ -189,12 +189,16 @@ class StrategyBase:
         self.inflight = 0  # order txs of this market handed to the connector, not returned
         self.position = Position(market)  # fill-driven position, PnL and fees (micro-USDC)
         self.venue_position_lots: int | None = None  # the venue's size (authoritative)
+        # Our fills since the venue's last position message (signed lots). A fill takes its
+        # lots off the open order at once, so until the position stream shows it the gate
+        # would see less exposure than there is; counted here, cleared by the next message.
+        self.fills_since_venue_lots = 0
         self.funding_micro = 0  # funding received (> 0) or paid, micro-USDC
         self.fills = 0  # fills of ours
         self.filled_lots = 0  # lots filled
         self.counts: dict[str, int] = {"placed": 0, "modified": 0, "cancelled": 0,
                                        "rejected": 0, "denied": 0, "send_errors": 0,
-                                       "cancel_alls": 0}
+                                       "cancel_alls": 0, "modify_to_cancel": 0}
         self.running = False
         self.last_fill_ns = 0  # monotonic ns of the last fill
         self.last_trade_ticks = 0  # last trade price seen (market, not only ours)
@@ -362,6 +366,7 @@ class StrategyBase:
         self.filled_lots += fill.size_lots
         self.last_fill_ns = now
         self._fill_trigger_ns = now
+        self.fills_since_venue_lots += fill.side.sign * fill.size_lots
         if self.gate is not None:
             self.gate.state.position_lots = self.position_lots
         if self.kill is not None:
@@ -381,6 +386,7 @@ class StrategyBase:
     def on_position(self, position: Position) -> None:
         """The venue's position (authoritative for inventory)."""
         self.venue_position_lots = position.size_lots
+        self.fills_since_venue_lots = 0
         # Funding is on the venue's books only (not a fill): received counts as PnL.
         self.funding_micro = -position.funding_paid
         if self.gate is not None:
@@ -418,9 +424,12 @@ class StrategyBase:
     # ------------------------------------------------------------------ state
     @property
     def position_lots(self) -> int:
-        """Inventory: the venue's size when known, else the fill-driven one."""
+        """Inventory: the venue's size plus our fills it has not shown yet (the simulator
+        sends a fill's position after its trade; a venue that sent it first would make this
+        count the fill twice until its next position message: more exposure, never less),
+        else the fill-driven one."""
         v = self.venue_position_lots
-        return self.position.size_lots if v is None else v
+        return self.position.size_lots if v is None else v + self.fills_since_venue_lots
 
     def _mid(self, book: Any) -> int:
         try:
@@ -692,6 +701,16 @@ class StrategyBase:
             self.counts["denied"] += 1
             self.journal.write("denied", op="modify", coi=order.client_order_index,
                                price=price, size=size, reason=reason.name)
+            away = price < order.price_ticks if order.side is Side.BUY \
+                else price > order.price_ticks
+            if (reason is RiskReason.MAX_POSITION and away
+                    and order.client_order_index not in self.busy):
+                # Near the limit a modify is refused (the old remaining may fill before it
+                # lands). Left where it is the order would now be more aggressive than the
+                # target: take it off; the planner places the level again once the cancel is
+                # done and it fits. (An order the target moved away from rests where it is.)
+                self.counts["modify_to_cancel"] += 1
+                self.cancel(order)
             return False
         coi = order.client_order_index
         now = self.time.monotonic_ns()

@@ -86,9 +86,12 @@ class Run:
         self.out, self.err = io.StringIO(), io.StringIO()
         self.time = ScaledTime(scale)
         v = self.cfg.venue
+        # Every trade kept (the default keeps the last 1000 of the market, and the flow alone
+        # makes ~900 in a run): the tests compare the bot's fills with the venue's whole list.
         self.sim = SimThread(SimConfig(seed=seed, chain_id=v.chain_id,
                                        account_index=v.account_index, flow=run_flow(),
-                                       speed_bumps=False), self.time)
+                                       speed_bumps=False, recent_trades_kept=1_000_000),
+                             self.time)
         self.runner = Runner(self.cfg, RunOptions(quiet=True, journal=str(self.journal),
                                                   seed=seed, time_scale=scale),
                              out=self.out, err=self.err, key=key, sim=self.sim,

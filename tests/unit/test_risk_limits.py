@@ -103,13 +103,17 @@ TABLE: list[tuple[str, dict[str, object], Side, int, int, bool, Order | None, Ri
      None, R.MAX_POSITION),
     ("position-short-reducing-ok", {"position_lots": -1000}, B, 299_000, 100, False, None,
      R.OK),
-    ("position-modify-replaces", {"position_lots": 900, "open_bid_lots": 100}, B, 299_000,
+    # A modify keeps the old remaining counted: it may fill before the modify lands.
+    ("position-modify-worst-case", {"position_lots": 900, "open_bid_lots": 100}, B, 299_000,
+     100, False, order(B, 298_000, 100), R.MAX_POSITION),
+    ("position-modify-fits", {"position_lots": 800, "open_bid_lots": 100}, B, 299_000,
      100, False, order(B, 298_000, 100), R.OK),
-    ("position-modify-partial", {"position_lots": 900, "open_bid_lots": 60}, B, 299_000,
+    ("position-modify-partial", {"position_lots": 840, "open_bid_lots": 60}, B, 299_000,
      100, False, order(B, 298_000, 100, status=OrderStatus.PARTIALLY_FILLED, filled=40),
      R.OK),
-    ("position-modify-grows", {"position_lots": 900, "open_bid_lots": 100}, B, 299_000,
-     110, False, order(B, 298_000, 100), R.MAX_POSITION),
+    ("position-modify-partial-over", {"position_lots": 841, "open_bid_lots": 60}, B,
+     299_000, 100, False,
+     order(B, 298_000, 100, status=OrderStatus.PARTIALLY_FILLED, filled=40), R.MAX_POSITION),
     ("open-orders", {"open_orders": 4}, B, 299_000, 100, False, None, R.MAX_OPEN_ORDERS),
     ("open-orders-modify-ok", {"open_orders": 4}, B, 299_000, 100, False,
      order(B, 298_000, 100), R.OK),
@@ -264,10 +268,10 @@ def oracle(side: Side, price: int, size: int, st: RiskState, lim: RiskLimits,
         if held < size:
             v.add(R.REDUCE_ONLY_NO_POSITION)
     else:
-        rep = mod.remaining_lots if mod is not None and not mod.reduce_only else 0
         sign = side.sign
         open_side = st.open_bid_lots if side is Side.BUY else st.open_ask_lots
-        worst_before = sign * pos + open_side - rep  # exposure in the order's direction
+        # A modified order's remaining stays in: it may fill before the modify lands.
+        worst_before = sign * pos + open_side  # exposure in the order's direction
         worst_after = worst_before + size
         if worst_after > lim.max_position_lots:
             v.add(R.MAX_POSITION)

@@ -365,6 +365,57 @@ def test_mm_risk_gate_denies_before_connector() -> None:
     run(go())
 
 
+def test_mm_modify_denied_at_the_position_limit_cancels_the_order() -> None:
+    """Long 750 of 1000 with two bids of 100 resting: moving a bid would leave 750 + 200 + 100
+    lots of worst-case exposure (the old remaining may fill before the modify lands), so the
+    modify is refused. When the market falls the old bids are too aggressive: cancelled.
+    When it rises they rest where they are (behind the target, no risk added)."""
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.s.venue_position_lots = 750
+        h.s.gate.state.position_lots = 750
+        buys = {o.client_order_index for o in h.conn.orders.values() if o.side is Side.BUY}
+
+        def bid_calls() -> list[tuple[Any, ...]]:
+            return [c for c in h.conn.calls if c[0] in ("modify", "cancel") and c[1] in buys]
+
+        h.conn.calls.clear()
+        await h.book_event(make_book(300_020, 300_030))  # up: bids would move up
+        assert bid_calls() == [] and h.s.counts["modify_to_cancel"] == 0
+        assert h.s.gate.denials.get(RiskReason.MAX_POSITION, 0) >= 1
+        # The ask side reduces the position: its modifies go through.
+        assert any(c[0] == "modify" and c[1] not in buys for c in h.conn.calls)
+        h.conn.apply_modifies(h.bus)
+        h.conn.calls.clear()
+        await h.book_event(make_book(299_960, 299_970))  # down: the old bids are too high
+        assert bid_calls() and all(c[0] == "cancel" for c in bid_calls())
+        assert h.s.counts["modify_to_cancel"] == len(bid_calls())
+    run(go())
+
+
+def test_fill_counts_in_the_position_until_the_venue_position_shows_it() -> None:
+    """A fill takes its lots off the open order at once; the position (and the gate's) must
+    include it before the venue's position message does, or exposure looks smaller than it
+    is in between."""
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.bus.publish(PositionUpdated(Position(0, 200), 0))
+        assert h.s.position_lots == 200
+        h.bus.publish(FillReceived(Fill(7, 0, Side.BUY, 300_000, 100, 0, True, 1, None, 0)))
+        assert h.s.position_lots == 300 and h.s.gate.state.position_lots == 300
+        h.bus.publish(FillReceived(Fill(8, 0, Side.SELL, 300_010, 30, 0, True, 2, None, 0)))
+        assert h.s.position_lots == 270
+        h.bus.publish(PositionUpdated(Position(0, 270), 0))  # the venue shows both
+        assert h.s.position_lots == 270 and h.s.fills_since_venue_lots == 0
+    run(go())
+
+
 def test_mm_no_quotes_in_reduce_only_or_inactive_market() -> None:
     async def go() -> None:
         h = Harness(MarketMaking)
