@@ -284,6 +284,27 @@ def _verdict(metric: Metric, bad: list[str], ok: bool, text: str) -> None:
         metric.target_text = text
 
 
+def _bot_run(metric: Metric, stream: L2Stream, n: int, gap: int, pin: bool,
+             worker_signer: bool, signer_text: str
+             ) -> tuple[Any, dict[str, int], list[str]] | None:
+    """The real-stack case of a metric: its rows on ``metric`` and (run, CPUs, failed checks),
+    or None with ``metric.unavailable`` set."""
+    try:
+        from bench.botpath import bot_case
+    except Exception as exc:
+        metric.unavailable = f"bot stack: {type(exc).__name__}: {exc}"
+        return None
+    cpus: dict[str, int] = {}
+    try:
+        run, cpus[BOT] = bot_case(stream, n, gap, pin, worker_signer=worker_signer,
+                                  venue_cpu=REMOTE_CPU)
+        bad = _bot_rows(metric, run, stream, n, signer_text)
+    except Exception as exc:
+        metric.unavailable = f"{BOT}: {type(exc).__name__}: {exc}"
+        return None
+    return run, cpus, bad
+
+
 def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
     """Simulator (other process) sends a delta -> receives the bot's order frame; no signing."""
     metric = Metric(
@@ -295,21 +316,11 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
     )
     n = 1_500 if profile.quick else 5_000
     gap = 2_000
-    try:
-        from bench.botpath import bot_case
-    except Exception as exc:
-        metric.unavailable = f"bot stack: {type(exc).__name__}: {exc}"
+    got = _bot_run(metric, stream, n, gap, pin, False,
+                   "PreSignedSigner, signature ready at submit")
+    if got is None:
         return metric
-    cpus: dict[str, int] = {}
-    run = None
-    bad: list[str] = []
-    try:
-        run, cpus[BOT] = bot_case(stream, n, gap, pin, worker_signer=False,
-                                  venue_cpu=REMOTE_CPU)
-        bad = _bot_rows(metric, run, stream, n, "PreSignedSigner, signature ready at submit")
-    except Exception as exc:
-        metric.unavailable = f"{BOT}: {type(exc).__name__}: {exc}"
-        return metric
+    run, cpus, bad = got
     # Reference: the core pipeline alone against the same simulator.
     try:
         import uvloop
@@ -368,20 +379,10 @@ def tick_to_trade(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
     )
     n = 300 if profile.quick else 1_000
     gap = 10_000
-    try:
-        from bench.botpath import bot_case
-    except Exception as exc:
-        metric.unavailable = f"bot stack: {type(exc).__name__}: {exc}"
+    got = _bot_run(metric, stream, n, gap, pin, True, "SignerWorker, lighter-sdk on its thread")
+    if got is None:
         return metric
-    cpus: dict[str, int] = {}
-    run = None
-    try:
-        run, cpus[BOT] = bot_case(stream, n, gap, pin, worker_signer=True,
-                                  venue_cpu=REMOTE_CPU)
-        bad = _bot_rows(metric, run, stream, n, "SignerWorker, lighter-sdk on its thread")
-    except Exception as exc:
-        metric.unavailable = f"{BOT}: {type(exc).__name__}: {exc}"
-        return metric
+    run, cpus, bad = got
     try:
         import uvloop
 
@@ -410,8 +411,8 @@ def tick_to_trade(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
     metric.notes.insert(0, (
         f"one delta every {gap / 1000:g} ms (a one-tick move signs ten modifies, ~0.5 ms "
         "each, before the next delta) with an echo probe between on the bot's market-data "
-        "connection; the first signed modify of a delta goes out alone (jsonapi/sendtx) as "
-        "soon as its callback runs, the rest follow in batches; deltas joined to the order "
+        "connection; each signed modify goes out as soon as its callback runs while fewer "
+        "than 4 order frames await their acks, later ones batched; deltas joined to the order "
         "frame carrying their first tx by nonce, as in wire_to_wire"))
     _placement(metric, pin, run, cpus)
     return metric

@@ -35,6 +35,8 @@ from mmfast.sim.config import (
     LOOPBACK_HOSTS,
 )
 
+SIM_WS_ORDER_FRAMES: Final = 4  # [venue] ws_order_frames in sim mode when not set
+
 __all__ = [
     "ENV_KEY_FILE",
     "ENV_PRIVATE_KEY",
@@ -383,6 +385,11 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
                                           "relative to the working directory"))
     rest_url, ws_url, chain_id = v.rest_url, v.ws_url, v.chain_id
     account_index, api_key_index = v.account_index, v.api_key_index
+    # Order frames awaiting acks: the simulator answers a connection in order; Lighter's answer
+    # order is unconfirmed, so one at a time there.
+    ws_order_frames = v.ws_order_frames
+    if ws_order_frames is None:
+        ws_order_frames = SIM_WS_ORDER_FRAMES if mode == "sim" else 1
 
     if mode == "sim":
         if chain_id is None:
@@ -463,7 +470,7 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
     return dataclasses.replace(v, rest_url=rest_url, ws_url=ws_url, chain_id=chain_id,
                                account_index=account_index, api_key_index=api_key_index,
                                state_dir=state_dir, key_file=key_file, private_key=key,
-                               live=live)
+                               live=live, ws_order_frames=ws_order_frames)
 
 
 def _check_market(cfg: Config, errors: list[tuple[str, str]]) -> None:

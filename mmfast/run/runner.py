@@ -274,10 +274,10 @@ class Runner:
         lc = LighterConfig(rest_url=rest_url, ws_url=ws_url, account_index=v.account_index,
                            api_key_index=v.api_key_index, markets=(self.market,), tier=tier,
                            seed=self.opts.seed if v.mode == "sim" else None)
-        frames = v.ws_order_frames or (4 if v.mode == "sim" else 1)
+        assert v.ws_order_frames is not None  # resolved per mode by the config loader
         oc = OrderEntryConfig(environment=v.mode, state_dir=str(state_dir),
                               quote_expiry_s=float(section.order_expiry_s),
-                              max_ws_frames=frames)
+                              max_ws_frames=v.ws_order_frames)
         self.connector = LighterConnector(lc, self.signer, time=self.time, signer=self.signer,
                                           orders=oc)
         self.journal = JsonlJournal(self._journal_path(), time=self.time,

@@ -346,6 +346,20 @@ def test_testnet_example_with_env_key(tmp_path: Path) -> None:
     assert "[REDACTED]" in repr(cfg)
 
 
+def test_ws_order_frames_default_per_mode(tmp_path: Path) -> None:
+    """Sim keeps several order frames awaiting acks; testnet/mainnet one unless configured."""
+    home = {"HOME": str(tmp_path)}
+    assert load_config(example_path("sim"), env=home).venue.ws_order_frames == 4
+    testnet = load_config(example_path("testnet"), env={**KEY_ENV, **home})
+    assert testnet.venue.ws_order_frames == 1
+    doc = sim()
+    doc["venue"]["ws_order_frames"] = 2
+    assert parse_config(doc, env=home).venue.ws_order_frames == 2
+    doc["venue"]["ws_order_frames"] = 0
+    with pytest.raises(ConfigError):
+        parse_config(doc, env=home)
+
+
 def test_mainnet_example_needs_live_and_opt_in(tmp_path: Path) -> None:
     env = {**KEY_ENV, "HOME": str(tmp_path)}
     path = example_path("mainnet")
