@@ -34,11 +34,13 @@ else:
     cflags = ["-O3"] if sys.platform != "win32" else ["/O2"]
 
 # Listed explicitly: one entry per compiled module.
-MODULES = ["book", "clock", "plan", "quote"]
+MODULES = ["book", "clock", "plan", "quote", "signer"]
 # Development aid: MMFAST_BUILD_ONLY=book,quote rebuilds a subset in place.
 _only = os.environ.get("MMFAST_BUILD_ONLY", "")
 if _only:
     MODULES = [m for m in MODULES if m in _only.split(",")]
+
+_LSIG_HEADERS = ["field.h", "poseidon2.h", "curve.h", "pool.h"]
 
 extensions = [
     Extension(
@@ -46,6 +48,9 @@ extensions = [
         [f"cython_src/mmfast/_core/{name}.pyx"],
         define_macros=macros,
         extra_compile_args=cflags,
+        # signer's C headers (lsig/*.h) sit beside it; header-only, compiled into the module.
+        include_dirs=["cython_src/mmfast/_core"],
+        depends=[f"cython_src/mmfast/_core/lsig/{h}" for h in _LSIG_HEADERS] if name == "signer" else [],
     )
     for name in MODULES
 ]
