@@ -17,7 +17,11 @@ typedef unsigned __int128 lsig_u128;
 #define GL_P 0xFFFFFFFF00000001ULL
 #define GL_EPS 0x00000000FFFFFFFFULL /* 2^64 mod p */
 
-static inline uint64_t gl_canon(uint64_t x) { return x >= GL_P ? x - GL_P : x; }
+/* Branch-free throughout: field values are data, and a mispredicted branch costs more than
+ * the arithmetic it skips. */
+static inline uint64_t gl_canon(uint64_t x) {
+    return x - (GL_P & ((uint64_t)0 - (uint64_t)(x >= GL_P)));
+}
 
 /* a canonical, b any 64-bit value. */
 static inline uint64_t gl_add(uint64_t a, uint64_t b) {
@@ -28,21 +32,34 @@ static inline uint64_t gl_add(uint64_t a, uint64_t b) {
 
 static inline uint64_t gl_sub(uint64_t a, uint64_t b) {
     uint64_t d = a - b;
-    return a < b ? d + GL_P : d; /* wraps to a - b + p */
+    return d + (GL_P & ((uint64_t)0 - (uint64_t)(a < b))); /* wraps to a - b + p */
 }
 
-static inline uint64_t gl_neg(uint64_t a) { return a ? GL_P - a : 0; }
+static inline uint64_t gl_neg(uint64_t a) { return gl_sub(0, a); }
 
-/* x mod p for any 128-bit x: x = lo + 2^64 (hl + 2^32 hh), 2^64 = EPS, 2^96 = -1. */
-static inline uint64_t gl_reduce128(lsig_u128 x) {
+/* x mod p for any 128-bit x, as a 64-bit value that may still be >= p (callers that keep
+ * intermediate values in that form canonicalise once at the end):
+ * x = lo + 2^64 (hl + 2^32 hh), 2^64 = EPS, 2^96 = -1. */
+static inline uint64_t gl_reduce128_nc(lsig_u128 x) {
     uint64_t lo = (uint64_t)x, hi = (uint64_t)(x >> 64);
     uint64_t hh = hi >> 32, hl = hi & GL_EPS;
     uint64_t t0 = lo - hh;
-    if (lo < hh) t0 -= GL_EPS; /* borrow of 2^64 = EPS */
+    t0 -= GL_EPS & ((uint64_t)0 - (uint64_t)(lo < hh)); /* a borrow of 2^64 = EPS */
     uint64_t t1 = hl * GL_EPS;
     uint64_t s = t0 + t1;
     s += (uint64_t)(s < t1) * GL_EPS;
-    return gl_canon(s);
+    return s;
+}
+
+static inline uint64_t gl_reduce128(lsig_u128 x) { return gl_canon(gl_reduce128_nc(x)); }
+
+/* a any 64-bit value, c < p: a + c mod p, possibly >= p. */
+static inline uint64_t gl_add_nc(uint64_t a, uint64_t c) {
+    uint64_t s = a + c;
+    return s + (GL_EPS & ((uint64_t)0 - (uint64_t)(s < c)));
+}
+static inline uint64_t gl_mul_nc(uint64_t a, uint64_t b) {
+    return gl_reduce128_nc((lsig_u128)a * b);
 }
 
 static inline uint64_t gl_mul(uint64_t a, uint64_t b) { return gl_reduce128((lsig_u128)a * b); }

@@ -52,40 +52,41 @@ static inline void p2_external(uint64_t s[P2_WIDTH]) {
     }
     for (int i = 0; i < 4; i++) {
         lsig_u128 col = t[i] + t[i + 4] + t[i + 8];
-        s[i] = gl_reduce128(t[i] + col);
-        s[i + 4] = gl_reduce128(t[i + 4] + col);
-        s[i + 8] = gl_reduce128(t[i + 8] + col);
+        s[i] = gl_reduce128_nc(t[i] + col);
+        s[i + 4] = gl_reduce128_nc(t[i + 4] + col);
+        s[i + 8] = gl_reduce128_nc(t[i + 8] + col);
     }
 }
 
 static inline uint64_t p2_sbox(uint64_t x) {
-    uint64_t x2 = gl_sqr(x);
-    uint64_t x3 = gl_mul(x2, x);
-    return gl_mul(gl_sqr(x3), x); /* x^7 */
+    uint64_t x2 = gl_mul_nc(x, x);
+    return gl_mul_nc(gl_mul_nc(x2, x), gl_mul_nc(x2, x2)); /* x^7 = x^3 x^4: two deep */
 }
 
 static inline void p2_internal(uint64_t s[P2_WIDTH]) {
     lsig_u128 sum = 0;
     for (int i = 0; i < P2_WIDTH; i++) sum += s[i];
-    uint64_t sf = gl_reduce128(sum);
+    uint64_t sf = gl_reduce128_nc(sum);
     for (int i = 0; i < P2_WIDTH; i++)
-        s[i] = gl_reduce128((lsig_u128)s[i] * P2_DIAG[i] + sf);
+        s[i] = gl_reduce128_nc((lsig_u128)s[i] * P2_DIAG[i] + sf);
 }
 
 static inline void p2_full_round(uint64_t s[P2_WIDTH], int r) {
-    for (int i = 0; i < P2_WIDTH; i++) s[i] = p2_sbox(gl_add(s[i], P2_EXT_RC[r][i]));
+    for (int i = 0; i < P2_WIDTH; i++) s[i] = p2_sbox(gl_add_nc(s[i], P2_EXT_RC[r][i]));
     p2_external(s);
 }
 
-/* state: 12 canonical lanes, permuted in place. */
+/* state: 12 lanes (any 64-bit values), permuted in place; the result is canonical. Inside,
+ * lanes stay below 2^64 but not necessarily below p (one canonicalisation at the end). */
 static inline void p2_permute(uint64_t s[P2_WIDTH]) {
     p2_external(s);
     for (int r = 0; r < 4; r++) p2_full_round(s, r);
     for (int r = 0; r < 22; r++) {
-        s[0] = p2_sbox(gl_add(s[0], P2_INT_RC[r]));
+        s[0] = p2_sbox(gl_add_nc(s[0], P2_INT_RC[r]));
         p2_internal(s);
     }
     for (int r = 4; r < 8; r++) p2_full_round(s, r);
+    for (int i = 0; i < P2_WIDTH; i++) s[i] = gl_canon(s[i]);
 }
 
 /* Sponge without padding: n inputs (any 64-bit values, taken mod p) -> m outputs. */
