@@ -26,6 +26,7 @@ __all__ = [
     "MAX_LOTS",
     "MAX_TICKS",
     "MODES",
+    "SIGNERS",
     "ApiKey",
     "AvellanedaStoikovConfig",
     "Config",
@@ -47,6 +48,7 @@ MAX_LEVELS: Final = 32
 MAX_TICKS: Final = 1 << 50
 MAX_LOTS: Final = 1 << 61
 MODES: Final = ("sim", "testnet", "mainnet")
+SIGNERS: Final = ("native", "official")
 _DAY_S: Final = 86_400
 # Lighter's order expiry window for resting orders: 5 minutes to 30 days.
 _MIN_EXPIRY_S: Final = 300
@@ -112,6 +114,10 @@ class VenueConfig:
                                      "acks matched in send order; default per mode: sim 4, "
                                      "testnet and mainnet 1 (the venue's answer order is "
                                      "unconfirmed)")
+    signer: str = _f("native", choices=SIGNERS,
+                     doc="who signs txs: native (mmfast's signer, inline on the event loop, "
+                     "checked against the official one at start) or official (lighter-sdk's "
+                     "signer on a worker thread)")
     allow_mainnet: bool = _f(False, doc="mainnet opt-in; mainnet also needs --live")
     private_key: ApiKey | None = _f(None, source="env",
                                     doc="API private key, from MMFAST_API_PRIVATE_KEY only")

@@ -251,6 +251,7 @@ class Runner:
         from mmfast.connector.lighter.budget import PREMIUM, STANDARD
         from mmfast.connector.lighter.config import LighterConfig
         from mmfast.connector.lighter.connector import LighterConnector
+        from mmfast.connector.lighter.native_signer import InlineSigner
         from mmfast.connector.lighter.orders import OrderEntryConfig
         from mmfast.connector.lighter.signer import SignerWorker
         from mmfast.core.trading_core import TradingCore
@@ -262,6 +263,10 @@ class Runner:
         assert v.chain_id is not None
         if self._signer_in is not None:
             self.signer = self._signer_in
+        elif v.signer == "native":
+            self.signer = InlineSigner(key, account_index=v.account_index,
+                                       api_key_index=v.api_key_index, chain_id=v.chain_id,
+                                       name="mmfast-run-signer")
         else:
             self.signer = SignerWorker(key, account_index=v.account_index,
                                        api_key_index=v.api_key_index, chain_id=v.chain_id,
