@@ -20,6 +20,7 @@ import pytest
 
 from mmfast.connector.lighter.config import LighterConfig
 from mmfast.connector.lighter.connector import LighterConnector
+from mmfast.connector.lighter.native_signer import InlineSigner
 from mmfast.connector.lighter.orders import OrderEntryConfig
 from mmfast.connector.lighter.secret import ApiKey
 from mmfast.connector.lighter.signer import SignerWorker
@@ -78,11 +79,17 @@ class Events:
 @contextlib.asynccontextmanager
 async def bot(sim: SimThread, stime: ScaledTime, state_dir: Path, *, key: str = TEST_KEY,
               markets: tuple[int, ...] = (MARKET,), wait_ready: bool = True,
-              dbg: Callable[..., None] | None = None, **orders_kw: Any
-              ) -> AsyncIterator[tuple[LighterConnector, Events]]:
-    """A started connector with order entry; stopped (signer too) on exit."""
-    signer = SignerWorker(ApiKey(key), account_index=ACCOUNT, api_key_index=KEY,
-                          chain_id=sim.config.chain_id)
+              dbg: Callable[..., None] | None = None, signer_kind: str = "native",
+              **orders_kw: Any) -> AsyncIterator[tuple[LighterConnector, Events]]:
+    """A started connector with order entry; stopped (signer too) on exit. ``signer_kind``:
+    "native" (InlineSigner, the default of a run) or "official" (SignerWorker)."""
+    signer: Any
+    if signer_kind == "native":
+        signer = InlineSigner(ApiKey(key), account_index=ACCOUNT, api_key_index=KEY,
+                              chain_id=sim.config.chain_id, pool_size=32, check=False)
+    else:
+        signer = SignerWorker(ApiKey(key), account_index=ACCOUNT, api_key_index=KEY,
+                              chain_id=sim.config.chain_id)
     signer.start()
     bus = EventBus()
     events = Events(bus)

@@ -40,11 +40,13 @@ def other_order(sim: SimThread, is_ask: bool, price: int, size: int, tif: int = 
         OTHER, MARKET, is_ask, price, size, tif=tif)))
 
 
+@pytest.mark.parametrize("signer_kind", ["native", "official"])
 def test_place_modify_cancel_confirmed_by_truth(sim: SimThread, stime: ScaledTime,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, signer_kind: str) -> None:
     async def body() -> None:
         with capture_logs() as logs:
-            async with bot(sim, stime, tmp_path, dbg=_dbg_to("mmfast.core")) as (conn, ev):
+            async with bot(sim, stime, tmp_path, dbg=_dbg_to("mmfast.core"),
+                           signer_kind=signer_kind) as (conn, ev):
                 o = conn.place_limit(MARKET, Side.BUY, MARK - 500, 200,
                                            tif=TimeInForce.POST_ONLY)
                 assert o.status is OrderStatus.PENDING_NEW  # accepted is not live
