@@ -137,6 +137,14 @@ class FlowConfig:
             raise ValueError("flow accounts must be distinct and > 2")
 
 
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class SimConfig:
     """Everything the simulator can be told at start."""
@@ -148,8 +156,16 @@ class SimConfig:
     markets: tuple[MarketSpec, ...] = field(default_factory=default_markets)
     account_index: int = DEFAULT_ACCOUNT_INDEX
     initial_collateral: int = 1_000_000 * 1_000_000  # micro-USDC (1M USDC)
-    # None: the funded account accepts any API key index 0..254 on first use.
+    # None: the funded account accepts any API key index 0..254 on first use (with
+    # verify_signatures a tx still needs a public key registered for its index).
     api_key_indexes: tuple[int, ...] | None = None
+    # Public keys registered at start: (account_index, api_key_index, public key as 80 hex
+    # digits, 0x optional). The account must be the funded one (others do not exist yet).
+    api_keys: tuple[tuple[int, int, str], ...] = ()
+    # True (the venue's rule): every tx's L2 signature and every auth token must verify under
+    # the public key registered for its (account, api_key_index), else 21120. False: any
+    # non-empty Sig and any well-formed token pass (tests and benches with stand-in signatures).
+    verify_signatures: bool = True
     modify_keeps_priority: bool = False  # venue unconfirmed: default loses priority
     max_inflight_per_market: int = 16  # order txs accepted but not yet executed, per market
     max_resting_per_market: int = 1000  # resting orders per account and market
@@ -205,6 +221,19 @@ class SimConfig:
             raise ValueError("WebSocket limits must be > 0")
         if self.block_after_breaches <= 0 or self.block_s <= 0:
             raise ValueError("block_after_breaches and block_s must be > 0")
+        for entry in self.api_keys:
+            if len(entry) != 3:
+                raise ValueError("api_keys entries are (account_index, api_key_index, "
+                                 "public_key_hex)")
+            acct, idx, pk = entry
+            if acct != self.account_index:
+                raise ValueError(f"api_keys: account {acct} is not the funded account "
+                                 f"{self.account_index}")
+            if not 0 <= idx <= 254:
+                raise ValueError("api_keys: api key index must be within 0..254")
+            text = pk[2:] if isinstance(pk, str) and pk[:2] in ("0x", "0X") else pk
+            if not isinstance(text, str) or len(text) != 80 or not _is_hex(text):
+                raise ValueError("api_keys: public key must be 80 hex digits (0x optional)")
         if self.flow is not None:
             flow_accts = {self.flow.maker_account, self.flow.taker_account}
             if self.account_index in flow_accts:

@@ -6,12 +6,19 @@ it directly. All quantities are integers: prices in ticks, sizes in lots, money 
 Nonce rule (as on the venue): a tx rejected at the API level (`VenueError` raised by
 `submit`/`submit_batch`, HTTP 400) does not consume its nonce; an accepted tx consumes it even if
 the sequencer then fails it or cancels its order.
+
+Signatures (as on the venue): every tx's hash is Lighter's own (Poseidon2 over the signed fields,
+`mmfast._core.signer.tx_info_hash`), and with `SimConfig.verify_signatures` (the default) its
+`Sig` must verify under the public key registered for (account, api_key_index), else 21120. Keys
+are registered by a ChangePubKey tx (type 8, signed by the new key; its L1 signature is not
+checked), by `register_api_key`, or by `SimConfig.api_keys`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
-import hashlib
 import heapq
 import json
 import random
@@ -20,12 +27,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmfast._core import signer as _signer
 from mmfast.sim import errors as E
 from mmfast.sim.clock import SimClock
 from mmfast.sim.config import MarketSpec, SimConfig
 from mmfast.sim.errors import VenueError
 from mmfast.sim.units import div_round
 
+TX_CHANGE_PUB_KEY = 8
 TX_CREATE_ORDER = 14
 TX_CANCEL_ORDER = 15
 TX_CANCEL_ALL = 16
@@ -82,9 +91,12 @@ _MODIFY_FIELDS = (*_CANCEL_FIELDS, "BaseAmount", "Price", "TriggerPrice")
 _CANCEL_ALL_FIELDS = ("AccountIndex", "ApiKeyIndex", "TimeInForce", "Time", "ExpiredAt", "Nonce")
 _LEVERAGE_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "InitialMarginFraction",
                    "MarginMode", "ExpiredAt", "Nonce")
+_CHANGE_PUB_KEY_FIELDS = ("AccountIndex", "ApiKeyIndex", "ExpiredAt", "Nonce")  # + PubKey
 _FIELDS = {TX_CREATE_ORDER: _CREATE_FIELDS, TX_CANCEL_ORDER: _CANCEL_FIELDS,
            TX_MODIFY_ORDER: _MODIFY_FIELDS, TX_CANCEL_ALL: _CANCEL_ALL_FIELDS,
-           TX_UPDATE_LEVERAGE: _LEVERAGE_FIELDS}
+           TX_UPDATE_LEVERAGE: _LEVERAGE_FIELDS, TX_CHANGE_PUB_KEY: _CHANGE_PUB_KEY_FIELDS}
+PUBLIC_KEY_BYTES = 40
+SIGNATURE_BYTES = 80
 MARGIN_CROSS = 0
 MARGIN_ISOLATED = 1
 
@@ -138,7 +150,8 @@ class ApiKey:
 
     index: int  # 0..254
     nonce: int = 0  # next expected nonce
-    public_key: str = ""  # as registered (not verified)
+    public_key: str = ""  # 80 lowercase hex digits (no 0x) as `apikeys` shows it; "" = none
+    pk: bytes = b""  # the same 40 bytes, what signatures are verified against
 
 
 @dataclass(slots=True)
@@ -294,9 +307,8 @@ def parse_tx_info(tx_type: int, tx_info: str | bytes | dict[str, Any]) -> dict[s
         raise VenueError(E.INVALID_TX_INFO, "tx_info is not an object")
     for name in _FIELDS[tx_type]:
         _int_field(info, name)
-    sig = info.get("Sig")
-    if not isinstance(sig, str) or not sig:
-        raise VenueError(E.INVALID_TX_INFO, "Sig missing")
+    if tx_type == TX_CHANGE_PUB_KEY:
+        change_pub_key_bytes(info)
     attrs = info.get("L2TxAttributes")
     if attrs is not None and not (
         isinstance(attrs, dict) and all(type(v) is int for v in attrs.values())
@@ -305,16 +317,65 @@ def parse_tx_info(tx_type: int, tx_info: str | bytes | dict[str, Any]) -> dict[s
     return info
 
 
-def tx_hash(chain_id: int, tx_type: int, info: dict[str, Any]) -> str:
-    """The simulator's tx hash: 80 hex chars over the tx content (signature excluded).
+def change_pub_key_bytes(info: dict[str, Any]) -> bytes:
+    """The new public key a ChangePubKey tx carries (`PubKey`, base64 of 40 bytes)."""
+    raw = info.get("PubKey")
+    try:
+        pk = base64.b64decode(raw, validate=True) if isinstance(raw, str) else b""
+    except (binascii.Error, ValueError):
+        pk = b""
+    if len(pk) != PUBLIC_KEY_BYTES:
+        raise VenueError(E.INVALID_TX_INFO, "PubKey must be the base64 of 40 bytes")
+    return pk
 
-    Lighter's hash is Poseidon2 over the signed fields; the simulator does not reimplement it,
-    so this hash differs from the one the signer returns. It is deterministic: the same tx
-    content gives the same hash.
+
+def signature_bytes(info: dict[str, Any]) -> bytes:
+    """The tx's `Sig` (base64 of 80 bytes); VenueError(21120) if missing or malformed."""
+    sig = info.get("Sig")
+    if not isinstance(sig, str) or not sig:
+        raise VenueError(E.INVALID_SIGNATURE, "Sig missing")
+    try:
+        raw = base64.b64decode(sig, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise VenueError(E.INVALID_SIGNATURE, "Sig is not base64") from exc
+    if len(raw) != SIGNATURE_BYTES:
+        raise VenueError(E.INVALID_SIGNATURE, "Sig must be 80 bytes")
+    return raw
+
+
+def tx_hash_bytes(chain_id: int, tx_type: int, info: dict[str, Any]) -> bytes:
+    """Lighter's 40-byte tx hash of a parsed tx_info (what the L2 signature signs).
+
+    A tx whose hash cannot be computed is malformed: VenueError(21501).
     """
-    body = {k: v for k, v in info.items() if k not in ("Sig", "L1Sig")}
-    data = json.dumps([chain_id, tx_type, body], sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(data.encode(), digest_size=40).hexdigest()
+    try:
+        return _signer.tx_info_hash(tx_type, info, chain_id)
+    except (ValueError, TypeError, OverflowError) as exc:  # NativeSignerError is a ValueError
+        raise VenueError(E.INVALID_TX_INFO, f"cannot hash the tx: {exc}") from exc
+
+
+def tx_hash(chain_id: int, tx_type: int, info: dict[str, Any]) -> str:
+    """Lighter's tx hash (80 hex chars): the one the venue and the official signer report."""
+    return tx_hash_bytes(chain_id, tx_type, info).hex()
+
+
+def public_key_bytes(public_key: str | bytes) -> bytes:
+    """A public key as 40 bytes, from bytes or hex (with or without 0x); ValueError if not."""
+    if isinstance(public_key, (bytes, bytearray)):
+        pk = bytes(public_key)
+    elif isinstance(public_key, str):
+        text = public_key.strip()
+        if text[:2] in ("0x", "0X"):
+            text = text[2:]
+        try:
+            pk = bytes.fromhex(text)
+        except ValueError as exc:
+            raise ValueError("public key must be hex") from exc
+    else:
+        raise ValueError("public key must be hex or bytes")
+    if len(pk) != PUBLIC_KEY_BYTES:
+        raise ValueError(f"public key must be {PUBLIC_KEY_BYTES} bytes, got {len(pk)}")
+    return pk
 
 
 class Exchange:
@@ -352,6 +413,8 @@ class Exchange:
         self.late_rejects: list[int] = []  # codes the sequencer gives the next accepted txs
         self.add_account(config.account_index, config.initial_collateral,
                          api_key_indexes=config.api_key_indexes)
+        for account, api_key_index, public_key in config.api_keys:
+            self.register_api_key(account, api_key_index, public_key)
 
     # ------------------------------------------------------------------ accounts and keys
     def add_account(self, index: int, collateral: int,
@@ -367,19 +430,30 @@ class Exchange:
             self.register_api_key(index, k)
         return acct
 
-    def register_api_key(self, account: int, api_key_index: int, public_key: str = "",
-                         nonce: int = 0) -> ApiKey:
-        """Tell the simulator about an API key (the funded account accepts it from then on)."""
+    def register_api_key(self, account: int, api_key_index: int,
+                         public_key: str | bytes = "", nonce: int | None = None) -> ApiKey:
+        """Register an API key slot of a funded account and, if given, its public key.
+
+        `public_key`: the 40-byte key as bytes or hex (with or without 0x), as
+        `lighter.signer_client.create_api_key()` returns it; it replaces any key registered for
+        the slot (txs signed with the old key are refused from then on). `nonce` sets the slot's
+        next nonce (None: 0 for a new slot, unchanged for an existing one). Raises ValueError
+        for an unknown account, an index outside 0..254 or a malformed key.
+        """
         if not 0 <= api_key_index <= MAX_API_KEY:
             raise ValueError("api key index must be within 0..254")
         acct = self.accounts.get(account)
         if acct is None:
             raise ValueError(f"no account {account}")
+        pk = public_key_bytes(public_key) if public_key else b""
         key = acct.keys.get(api_key_index)
         if key is None:
-            key = acct.keys[api_key_index] = ApiKey(api_key_index, nonce, public_key)
-        elif public_key:
-            key.public_key = public_key
+            key = acct.keys[api_key_index] = ApiKey(api_key_index, nonce or 0)
+        elif nonce is not None:
+            key.nonce = nonce
+        if pk:
+            key.pk = pk
+            key.public_key = pk.hex()
         return key
 
     def _key(self, acct: Account, api_key_index: int, create: bool) -> ApiKey:
@@ -405,7 +479,8 @@ class Exchange:
         return self._key(self.account(account), api_key_index, create=False).nonce
 
     def check_auth(self, token: str, account: int | None = None) -> int:
-        """Check an auth token's structure, deadline, account and key (not its signature).
+        """Check an auth token's structure, deadline, account and key, and (with
+        `verify_signatures`) its signature against the key's registered public key.
 
         Returns the token's account index; raises VenueError(21120) if it is not acceptable.
         """
@@ -428,9 +503,15 @@ class Exchange:
         if acct is None:
             raise VenueError(E.INVALID_SIGNATURE, "auth token account unknown")
         try:
-            self._key(acct, key_idx, create=False)
+            key = self._key(acct, key_idx, create=False)
         except VenueError as exc:
             raise VenueError(E.INVALID_SIGNATURE, "auth token key unknown") from exc
+        if self.config.verify_signatures:
+            if not key.pk:
+                raise VenueError(E.INVALID_SIGNATURE,
+                                 f"no public key registered for api key {key_idx}")
+            if not _signer.verify_auth_token(key.pk, token):
+                raise VenueError(E.INVALID_SIGNATURE, "auth token signature")
         return acct_idx
 
     # ------------------------------------------------------------------ clock helpers
@@ -470,7 +551,16 @@ class Exchange:
             if i and f["Nonce"] != parsed[i - 1][1]["Nonce"] + 1:
                 raise VenueError(E.BATCH_NONCE_NOT_INCREASING)
         acct = self.account(owner[0])
-        key = self._key(acct, owner[1], create=False)
+        if any(t == TX_CHANGE_PUB_KEY for t, _, _ in parsed):
+            # ChangePubKey may add a key slot, whatever the account's configured indexes.
+            if not 0 <= owner[1] <= MAX_API_KEY:
+                raise VenueError(E.INVALID_API_KEY_INDEX, str(owner[1]))
+            key = acct.keys.get(owner[1]) or ApiKey(owner[1])
+        else:
+            key = self._key(acct, owner[1], create=False)
+        chain_id = self.config.chain_id
+        hashes = [tx_hash_bytes(chain_id, t, f) for t, f, _ in parsed]
+        self._check_signatures(parsed, hashes, key)
         batch_cois: set[int] = set()
         inflight = dict(self.inflight)
         markets = []
@@ -480,17 +570,17 @@ class Exchange:
                                  f"expected {key.nonce + i}, got {f['Nonce']}")
             markets.append(self._validate(t, f, acct, batch_cois, inflight))
         # Accepted: nonces are consumed from here on, whatever the sequencer does.
-        key = self._key(acct, owner[1], create=True)
+        key = acct.keys.setdefault(owner[1], key)
         key.nonce += len(parsed)
         now_ns = self.clock.monotonic_ns()
         now_ms = self.clock.wall_ms()
         out = []
-        for (t, f, raw), market in zip(parsed, markets, strict=True):
+        for (t, f, raw), market, h in zip(parsed, markets, hashes, strict=True):
             info_str = raw if isinstance(raw, str) else (
                 raw.decode() if isinstance(raw, bytes) else json.dumps(raw, separators=(",", ":")))
             delay = self._delay_ms(t, f, market)
             rec = TxRecord(
-                hash=tx_hash(self.config.chain_id, t, f), type=t, info=info_str, fields=f,
+                hash=h.hex(), type=t, info=info_str, fields=f,
                 account=f["AccountIndex"], api_key=f["ApiKeyIndex"], nonce=f["Nonce"],
                 expired_at=f["ExpiredAt"], market=market, queued_at_ms=now_ms,
                 due_ns=now_ns + delay * 1_000_000, seq=self._tick(),
@@ -507,6 +597,28 @@ class Exchange:
             out.append(rec)
         self.poll()
         return out
+
+    def _check_signatures(self, parsed: list[tuple[int, dict[str, Any], Any]],
+                          hashes: list[bytes], key: ApiKey) -> None:
+        """Every tx's L2 signature over its hash, under the key registered for its (account,
+        key index) — a ChangePubKey's under the key it carries. VenueError(21120) otherwise."""
+        verify = self.config.verify_signatures
+        for (t, f, _), h in zip(parsed, hashes, strict=True):
+            if not verify:
+                sig = f.get("Sig")
+                if not isinstance(sig, str) or not sig:
+                    raise VenueError(E.INVALID_SIGNATURE, "Sig missing")
+                continue
+            sig_bytes = signature_bytes(f)
+            if t == TX_CHANGE_PUB_KEY:
+                pk = change_pub_key_bytes(f)
+            else:
+                pk = key.pk
+                if not pk:
+                    raise VenueError(E.INVALID_SIGNATURE,
+                                     f"no public key registered for api key {key.index}")
+            if not _signer.verify_hashed(pk, h, sig_bytes):
+                raise VenueError(E.INVALID_SIGNATURE)
 
     def _delay_ms(self, t: int, f: dict[str, Any], market: int | None) -> int:
         """Speed bump of one tx: maker and cancel waits, or a taker wait when a create would
@@ -542,6 +654,8 @@ class Exchange:
         self._check_expired_at(f)
         if t == TX_CREATE_ORDER:
             return self._validate_create(f, acct, batch_cois, inflight)
+        if t == TX_CHANGE_PUB_KEY:
+            return None  # its L2 signature was checked with the signatures
         if t == TX_UPDATE_LEVERAGE:
             m = self._market(f["MarketIndex"])
             imf = f["InitialMarginFraction"]
@@ -774,6 +888,9 @@ class Exchange:
                 self._exec_modify(rec, acct)
             elif rec.type == TX_UPDATE_LEVERAGE:
                 acct.leverage[f["MarketIndex"]] = (f["InitialMarginFraction"], f["MarginMode"])
+            elif rec.type == TX_CHANGE_PUB_KEY:
+                # The new key signs from here on (its nonce went on at acceptance).
+                self.register_api_key(acct.index, rec.api_key, change_pub_key_bytes(f))
             else:
                 self._exec_cancel_all(rec, acct)
             rec.status = TX_EXECUTED

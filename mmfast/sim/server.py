@@ -219,6 +219,7 @@ class Simulator:
         r.add_post(f"{API}/sendTxBatch", self._send_tx_batch)
         r.add_get("/stream", self._stream)
         r.add_post(f"{CONTROL}/faults", self._control_fault)
+        r.add_post(f"{CONTROL}/api_keys", self._control_api_key)
         r.add_get(f"{CONTROL}/truth/{{name}}", self._control_truth)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -684,6 +685,39 @@ class Simulator:
                 raise ValueError("args must be an object")
             result = self.run_engine(lambda: self.faults.apply(body["kind"], args))
         except (ValueError, TypeError, KeyError, VenueError) as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        return web.json_response({"ok": True, "result": result}, dumps=_dumps)
+
+    def register_api_key(self, account: int, api_key_index: int, public_key: str | bytes,
+                         nonce: int | None = None) -> dict[str, Any]:
+        """Register (or replace) the public key of (account, api_key_index), as a ChangePubKey
+        would; on the simulator's loop thread. Returns the slot as `apikeys` shows it."""
+        key = self.run_engine(lambda: self.exchange.register_api_key(
+            account, api_key_index, public_key, nonce))
+        return {"account_index": account, "api_key_index": key.index, "nonce": key.nonce,
+                "public_key": key.public_key}
+
+    async def _control_api_key(self, request: web.Request) -> web.Response:
+        """`POST /_sim/api_keys` {"account_index", "api_key_index", "public_key"[, "nonce"]}."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            ints = {}
+            for name in ("account_index", "api_key_index", "nonce"):
+                v = body.get(name)
+                if v is None and name == "nonce":
+                    ints[name] = None
+                    continue
+                if type(v) is not int:
+                    raise ValueError(f"{name} must be an integer")
+                ints[name] = v
+            pk = body.get("public_key")
+            if not isinstance(pk, str) or not pk:
+                raise ValueError("public_key must be a hex string")
+            result = self.register_api_key(ints["account_index"], ints["api_key_index"], pk,
+                                           ints["nonce"])
+        except (ValueError, TypeError, VenueError) as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 

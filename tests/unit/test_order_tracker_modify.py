@@ -257,7 +257,10 @@ def test_modify_through_simulator_engine_matches_truth() -> None:
 
     main, other, key = 1001, 2002, 12
     clock = ManualClock(wall_ms=int(time.time() * 1000))
-    cfg = SimConfig(speed_bumps=False, modify_keeps_priority=True)
+    from mmfast._core.signer import public_key
+
+    cfg = SimConfig(speed_bumps=False, modify_keeps_priority=True,
+                    api_keys=((main, key, public_key("77" * 40).hex()),))  # the signer's key
     ex = Exchange(cfg, clock)
     ex.add_account(other, 10**12)
     markets = {m.market_id: m for m in cfg.markets}

@@ -6,6 +6,8 @@ import asyncio
 import random
 import time
 
+from mmfast._core.signer import public_key
+
 from mmfast.connector.lighter.nonces import NonceManager
 from mmfast.connector.lighter.secret import ApiKey
 from mmfast.connector.lighter.signer import CancelOrderRequest, CreateOrderRequest, SignerWorker
@@ -37,7 +39,8 @@ def payloads(ex: Exchange) -> tuple[dict, dict, dict]:
 def test_tracker_matches_simulator_truth() -> None:
     rng = random.Random(7)
     clock = ManualClock(wall_ms=int(time.time() * 1000))
-    cfg = SimConfig(speed_bumps=False)
+    cfg = SimConfig(speed_bumps=False,
+                    api_keys=((MAIN, KEY, public_key("77" * 40).hex()),))  # the signer's key
     ex = Exchange(cfg, clock)
     ex.add_account(OTHER, 10**12)
     markets = {m.market_id: m for m in cfg.markets}
