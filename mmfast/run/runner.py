@@ -183,6 +183,29 @@ class Runner:
             self.sim.start()
         return self.sim.rest_url, self.sim.ws_url
 
+    async def _register_sim_key(self, key: ApiKey, rest_url: str) -> None:
+        """The simulator verifies every signature, as the venue does: register this run's
+        public key for (account, API key) before trading, in process or through the
+        simulator's loopback control endpoint."""
+        from mmfast._core.signer import public_key
+        from mmfast.sim.server import CONTROL as SIM_CONTROL_PREFIX
+
+        v = self.cfg.venue
+        pk = public_key(key.reveal()).hex()
+        if self.sim is not None:
+            self.sim.register_api_key(v.account_index, v.api_key_index, pk)
+            return
+        import aiohttp
+
+        async with aiohttp.ClientSession() as s, s.post(
+                f"{rest_url}{SIM_CONTROL_PREFIX}/api_keys",
+                json={"account_index": v.account_index, "api_key_index": v.api_key_index,
+                      "public_key": pk},
+                timeout=aiohttp.ClientTimeout(total=10)) as r:
+            if r.status != 200:
+                raise RuntimeError(f"the simulator at {rest_url} refused this run's API key"
+                                   f" (HTTP {r.status})")
+
     def _make_key(self) -> ApiKey:
         v = self.cfg.venue
         if v.mode == "sim":
@@ -350,6 +373,8 @@ class Runner:
                 rest_url, ws_url = v.rest_url, v.ws_url
             key = self._make_key()
             self._add_secret(key)
+            if v.mode == "sim":
+                await self._register_sim_key(key, rest_url)
             await self._resolve_market(rest_url)
             self._build(rest_url, ws_url, key, self._state_dir())
             self.journal.write("run_start", mode=v.mode, market=self.market,

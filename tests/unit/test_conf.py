@@ -519,3 +519,15 @@ def test_error_never_echoes_hex_values() -> None:
         parse_config(_mut("market.symbol", CANARY), env={})
     assert info.value.key == "market.symbol"
     assert CANARY[:16] not in str(info.value)
+
+
+def test_signer_choice(tmp_path: Path) -> None:
+    """The native signer by default; the official one on request; nothing else."""
+    home = {"HOME": str(tmp_path)}
+    doc = sim()
+    assert parse_config(doc, env=home).venue.signer == "native"
+    doc["venue"]["signer"] = "official"
+    assert parse_config(doc, env=home).venue.signer == "official"
+    doc["venue"]["signer"] = "go"
+    with pytest.raises(ConfigError, match="signer"):
+        parse_config(doc, env=home)
