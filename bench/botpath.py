@@ -65,6 +65,7 @@ __all__ = [
     "bot_case",
     "bot_config",
     "join_wire",
+    "make_signer",
     "problems",
     "retime",
     "run_bot",
@@ -230,7 +231,7 @@ class VenueInfo:
                    chain_id=int(kv["chain"]), market=int(kv.get("market", MARKET)))
 
 
-def bot_config(venue: VenueInfo) -> Any:
+def bot_config(venue: VenueInfo, signer: str | None = None) -> Any:
     """The shipped sim config with the bench's changes (module doc), validated as ``mmfast
     run`` validates it."""
     from mmfast.conf import example_path, parse_config
@@ -239,6 +240,8 @@ def bot_config(venue: VenueInfo) -> Any:
     data = tomllib.loads(path.read_text())
     data["venue"].update(rest_url=venue.rest_url, ws_url=venue.ws_url,
                          account_index=venue.account_index, chain_id=venue.chain_id)
+    if signer in ("native", "official"):
+        data["venue"]["signer"] = signer  # the one injected (PreSignedSigner: left alone)
     data["market"] = {"market_id": venue.market}
     data["strategy"]["name"] = "market_making"
     mm = data["strategy"]["market_making"]
@@ -249,6 +252,29 @@ def bot_config(venue: VenueInfo) -> Any:
     risk["kill_switch"].update(max_order_txs_per_min=1_000_000)
     data["run"].update(log_level="warning")
     return parse_config(data, env={}, source=f"{path} (bench)")
+
+
+def make_signer(kind: str, v: Any, key: Any = None) -> tuple[Any, Any]:
+    """The signer a case injects into the Runner and its key: ``PreSignedSigner`` (no key),
+    mmfast's ``SignerWorker`` (official) or ``InlineSigner`` (native) on ``key`` or a
+    throwaway one."""
+    if kind == "presigned":
+        return PreSignedSigner(account_index=v.account_index, api_key_index=v.api_key_index,
+                               chain_id=v.chain_id), key
+    from bench.signing import inline_signer, make_key
+
+    if key is None:
+        key, _pub = make_key()
+    if kind == "native":
+        signer, _which = inline_signer(key, account_index=v.account_index,
+                                       api_key_index=v.api_key_index, chain_id=v.chain_id)
+        return signer, key
+    if kind != "official":
+        raise ValueError(f"unknown signer kind {kind!r}")
+    from mmfast.connector.lighter.signer import SignerWorker
+
+    return SignerWorker(key, account_index=v.account_index, api_key_index=v.api_key_index,
+                        chain_id=v.chain_id, name="mmfast-run-signer"), key
 
 
 # --- stamps -------------------------------------------------------------------------------------
@@ -499,7 +525,8 @@ async def _settle(c: Any, s: Any, limit_ns: int) -> None:
 
 async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[str, Any]],
                   worker_signer: bool, direct: int = 0, seed: int = 1,
-                  timeout_s: float = 120.0) -> BotRun:
+                  timeout_s: float = 120.0, signer_kind: str | None = None,
+                  key: Any = None) -> BotRun:
     """Build and start the real stack against the venue at ``address`` (its port line), wait
     until its ladder rests, stamp it (``Taps``). Then ``direct`` frames of the stream (1..) are
     handed straight to the frame callback, one at a time, each once the previous one's txs
@@ -507,15 +534,18 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
     then the venue is told to go and ``result`` (the venue's result line,
     blocking, run in a thread) awaited; the bot's book is checked, the stack stopped.
 
-    ``worker_signer``: mmfast's SignerWorker (lighter-sdk, a throwaway key); otherwise
-    ``PreSignedSigner``."""
+    ``signer_kind``: ``"official"`` (mmfast's SignerWorker, lighter-sdk on its thread),
+    ``"native"`` (mmfast's InlineSigner, its start-up self-check included) or ``"presigned"``
+    (``PreSignedSigner``); None: official with ``worker_signer``, else presigned. The real
+    signers sign with ``key`` (an ``ApiKey``; None: a throwaway one), injected into the
+    Runner with the config's ``[venue] signer`` set to match."""
     from mmfast.run import Runner, RunOptions
 
+    kind = signer_kind or ("official" if worker_signer else "presigned")
     info = VenueInfo.parse(address)
-    cfg = bot_config(info)
+    cfg = bot_config(info, signer=kind)
     v = cfg.venue
-    signer = None if worker_signer else PreSignedSigner(
-        account_index=v.account_index, api_key_index=v.api_key_index, chain_id=v.chain_id)
+    signer, key = make_signer(kind, v, key)
     tmp = tempfile.mkdtemp(prefix="mmfast-bench-bot-")
     capture = _Capture()
     mlog = logging.getLogger("mmfast")
@@ -525,7 +555,8 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
     mlog.setLevel(logging.WARNING)
     out = BotRun()
     runner = Runner(cfg, RunOptions(quiet=True, journal=f"{tmp}/journal.jsonl", seed=seed),
-                    out=io.StringIO(), err=io.StringIO(), signer=signer, tier=BENCH_TIER)
+                    out=io.StringIO(), err=io.StringIO(), key=key, signer=signer,
+                    tier=BENCH_TIER)
     loop = asyncio.get_running_loop()
     t_start = time.monotonic()
     task = loop.create_task(runner.run())
@@ -597,19 +628,34 @@ def _cpus(signer: Any) -> dict[str, int]:
 
 
 def bot_case(stream: Any, n: int, gap_us: int, pin: bool, *, worker_signer: bool,
-             direct: int = 0, venue_cpu: int = 0) -> tuple[BotRun, int]:
+             direct: int = 0, venue_cpu: int = 0, signer_kind: str | None = None
+             ) -> tuple[BotRun, int]:
     """The venue process (``--kind bot``, ``n`` deltas ``gap_us`` apart; pinned to
     ``venue_cpu`` with ``pin``) and ``run_bot`` against it on uvloop. Returns the run and the
-    CPU the venue was last seen on."""
+    CPU the venue was last seen on. With a real signer (``signer_kind`` official or native,
+    or ``worker_signer``) the venue registers the throwaway key's public key and verifies
+    every signature and auth token; with ``PreSignedSigner`` verification is off."""
     import uvloop
 
     from bench.procs import Remote, child_cpu
 
+    kind = signer_kind or ("official" if worker_signer else "presigned")
+    key = None
+    extra: list[str] = []
+    if kind != "presigned":
+        from bench.signing import make_key
+        from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID
+
+        key, pub = make_key()
+        probe = bot_config(VenueInfo("ws://127.0.0.1:1/", "http://127.0.0.1:1",
+                                     DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID))
+        extra = ["--api-key", f"{DEFAULT_ACCOUNT_INDEX}:{probe.venue.api_key_index}:{pub}"]
     with Remote("venue", "--kind", "bot", "--n", str(n), "--seed", str(stream.config.seed),
-                "--gap-us", str(gap_us), cpu=venue_cpu if pin else None, timeout=120) as far:
+                "--gap-us", str(gap_us), *extra, cpu=venue_cpu if pin else None,
+                timeout=120) as far:
         run = uvloop.run(run_bot(far.address, stream, result=far.result,
                                  worker_signer=worker_signer, direct=direct,
-                                 seed=stream.config.seed))
+                                 seed=stream.config.seed, signer_kind=kind, key=key))
         cpu = child_cpu(far.pid)
     return run, cpu
 

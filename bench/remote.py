@@ -202,7 +202,26 @@ async def _drive(send_delta: Any, send_echo: Any, ready: asyncio.Future[Any], fr
     await asyncio.sleep(0.2)
 
 
-async def _venue(kind: str, n: int, seed: int, gap_us: int) -> None:
+def _sim_keys(api_key: str | None) -> dict[str, Any]:
+    """SimConfig's signature settings: with ``api_key`` ("account:index:public key hex") the
+    key is registered and every signature verified; without one (stand-in signatures)
+    verification is off. Empty where the simulator has no such settings."""
+    import dataclasses
+
+    from mmfast.sim.config import SimConfig
+
+    names = {f.name for f in dataclasses.fields(SimConfig)}
+    out: dict[str, Any] = {}
+    if "verify_signatures" in names:
+        out["verify_signatures"] = api_key is not None
+    if api_key is not None and "api_keys" in names:
+        acct, idx, pub = api_key.split(":", 2)
+        out["api_keys"] = ((int(acct), int(idx), pub),)
+    return out
+
+
+async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None = None
+                 ) -> None:
     from bench.l2stream import StreamConfig, generate
 
     stream = generate(StreamConfig(seed=seed, n_deltas=n))
@@ -217,7 +236,8 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int) -> None:
         from mmfast.sim.server import Simulator
 
         cfg = SimConfig(seed=seed, speed_bumps=False, rate_limits=False,
-                        ws_ping_interval_ms=3_600_000, ws_pong_timeout_ms=7_200_000)
+                        ws_ping_interval_ms=3_600_000, ws_pong_timeout_ms=7_200_000,
+                        **_sim_keys(api_key))
         async with Simulator(cfg) as sim:
             orig = sim._on_frame
 
@@ -364,7 +384,7 @@ def _book_state(messages: list[dict[str, Any]], upto: int) -> dict[str, Any]:
     return snap
 
 
-async def _venue_bot(n: int, seed: int, gap_us: int) -> None:
+async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None) -> None:
     import dataclasses
 
     from bench.botpath import retime
@@ -384,7 +404,7 @@ async def _venue_bot(n: int, seed: int, gap_us: int) -> None:
     eth = dataclasses.replace(eth, mark_price=(bid0 + ask0) // 2)
     cfg = SimConfig(seed=seed, markets=(eth, *others), flow=None, speed_bumps=False,
                     rate_limits=False, ws_ping_interval_ms=3_600_000,
-                    ws_pong_timeout_ms=7_200_000)
+                    ws_pong_timeout_ms=7_200_000, **_sim_keys(api_key))
     messages, frames = stream.messages, stream.frames
     nonces = [m["order_book"]["nonce"] for m in messages]
     win = _Windows()
@@ -476,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--gap-us", type=int, default=2000)
     ap.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    ap.add_argument("--api-key", default=None, metavar="ACCOUNT:INDEX:PUBKEY",
+                    help="venue kinds sim/bot: register this public key and verify every "
+                    "signature (without it: verification off, for stand-in signatures)")
     args = ap.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -485,9 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mode == "feed":
         run(_feed(args.rate, args.n, args.seed))
     elif args.kind == "bot":
-        run(_venue_bot(args.n, args.seed, args.gap_us))
+        run(_venue_bot(args.n, args.seed, args.gap_us, args.api_key))
     else:
-        run(_venue(args.kind, args.n, args.seed, args.gap_us))
+        run(_venue(args.kind, args.n, args.seed, args.gap_us, args.api_key))
     return 0
 
 

@@ -30,8 +30,8 @@ TARGET_METRICS = (
     "tick_to_trade", "feed_throughput", "book_memory", "scheduler_jitter", "loop_lag",
 )
 # Reference figures run beside them (no target of their own).
-EXTRA_METRICS = ("plan", "peers_parse_apply", "peers_book_apply", "ws_echo", "feed_loopback",
-                 "parse_only", "call_floor")
+EXTRA_METRICS = ("sign_parts", "plan", "peers_parse_apply", "peers_book_apply", "ws_echo",
+                 "feed_loopback", "parse_only", "call_floor")
 ORDER = TARGET_METRICS + EXTRA_METRICS
 
 
@@ -46,6 +46,15 @@ def _runners() -> dict[str, Callable[..., Metric]]:
             return m
         return run
 
+    def micro_placed(fn: Callable[..., Metric]) -> Callable[..., Metric]:
+        def run(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
+            m = fn(stream, profile, pin)
+            m.placement = ("one process; the calls on this thread, no pool thread (" + (
+                "pinned to CPU 1" if pin else
+                f"affinity {sorted(os.sched_getaffinity(0))}, not pinned") + ")")
+            return m
+        return run
+
     return {
         "book_apply": micro(book_apply),
         "parse_apply": micro(parse_apply),
@@ -54,6 +63,7 @@ def _runners() -> dict[str, Callable[..., Metric]]:
         "step_internal": latency.step_internal,  # runs a venue process: places itself
         "wire_to_wire": wire.wire_to_wire,
         "sign": signing.sign,
+        "sign_parts": micro_placed(signing.sign_parts),
         "tick_to_trade": wire.tick_to_trade,
         "feed_throughput": micro(latency.feed_throughput),
         "book_memory": micro(latency.book_memory),
