@@ -156,9 +156,8 @@ typedef struct { fp5 x, u; } ec_affine; /* z = t = 1 */
 /* b = 263 X: multiplying by it shifts limbs up one (X^5 = 3 wraps the top limb) and scales. */
 static inline void fp5_mul_b(fp5 *r, const fp5 *a, uint64_t k /* multiple of b */) {
     uint64_t c = EC_B1 * k;
-    uint64_t t4 = a->v[4];
     fp5 s;
-    s.v[0] = gl_mul(gl_mul(t4, FP5_W), c);
+    s.v[0] = gl_mul(a->v[4], c * FP5_W);
     s.v[1] = gl_mul(a->v[0], c);
     s.v[2] = gl_mul(a->v[1], c);
     s.v[3] = gl_mul(a->v[2], c);
@@ -187,12 +186,13 @@ static inline void ec_add(ec_point *r, const ec_point *p, const ec_point *q) {
     fp5_add(&a, &t1, &t2); fp5_sub(&t5, &t5, &a);
     fp5_add(&a, &p->u, &p->t); fp5_add(&b, &q->u, &q->t); fp5_mul(&t6, &a, &b);
     fp5_add(&a, &t3, &t4); fp5_sub(&t6, &t6, &a);
-    fp5_mul_b(&a, &t2, 1); fp5_add(&t7, &t1, &a);
+    fp5 t2b;
+    fp5_mul_b(&t2b, &t2, 1); fp5_add(&t7, &t1, &t2b);
     fp5_mul(&t8, &t4, &t7);
     fp5_mul_b(&a, &t5, 2); fp5_double(&b, &t7); fp5_add(&a, &a, &b); fp5_mul(&t9, &t3, &a);
     fp5_double(&a, &t3); fp5_add(&a, &t4, &a); fp5_add(&b, &t5, &t7); fp5_mul(&t10, &a, &b);
     fp5_sub(&a, &t10, &t8); fp5_mul_b(&r->x, &a, 1);
-    fp5_mul_b(&a, &t2, 1); fp5_sub(&a, &a, &t1);
+    fp5_sub(&a, &t2b, &t1);
     fp5 nz, nt;
     fp5_sub(&nz, &t8, &t9);
     fp5_add(&nt, &t8, &t9);
@@ -207,13 +207,14 @@ static inline void ec_add_affine(ec_point *r, const ec_point *p, const ec_affine
     fp5_mul(&t3, &p->u, &q->u);
     fp5_mul(&a, &q->x, &p->z); fp5_add(&t5, &p->x, &a);
     fp5_mul(&a, &q->u, &p->t); fp5_add(&t6, &p->u, &a);
-    fp5_mul_b(&a, t2, 1); fp5_add(&t7, &t1, &a);
+    fp5 t2b;
+    fp5_mul_b(&t2b, t2, 1); fp5_add(&t7, &t1, &t2b);
     fp5_mul(&t8, t4, &t7);
     fp5_mul_b(&a, &t5, 2); fp5_double(&b, &t7); fp5_add(&a, &a, &b); fp5_mul(&t9, &t3, &a);
     fp5_double(&a, &t3); fp5_add(&a, t4, &a); fp5_add(&b, &t5, &t7); fp5_mul(&t10, &a, &b);
     fp5 nx, nu;
     fp5_sub(&a, &t10, &t8); fp5_mul_b(&nx, &a, 1);
-    fp5_mul_b(&a, t2, 1); fp5_sub(&a, &a, &t1); fp5_mul(&nu, &t6, &a);
+    fp5_sub(&a, &t2b, &t1); fp5_mul(&nu, &t6, &a);
     fp5_sub(&r->z, &t8, &t9);
     fp5_add(&r->t, &t8, &t9);
     r->x = nx; r->u = nu;

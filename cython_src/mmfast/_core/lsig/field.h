@@ -151,25 +151,27 @@ static inline uint64_t acc_reduce(const lsig_acc *a) {
     return gl_sub(gl_reduce128(a->lo), gl_mul(a->hi, 1ULL << 32));
 }
 
+/* Schoolbook product with X^5 = 3 folded in: the limbs of b that wrap around are tripled first,
+ * so each output limb is one sum of five products, reduced once. */
 static inline void fp5_mul(fp5 *r, const fp5 *a, const fp5 *b) {
     const uint64_t *x = a->v, *y = b->v;
+    uint64_t y3[5];
+    for (int i = 1; i < 5; i++) y3[i] = gl_add(gl_add(y[i], y[i]), y[i]);
     lsig_acc c0 = {0, 0}, c1 = {0, 0}, c2 = {0, 0}, c3 = {0, 0}, c4 = {0, 0};
-    lsig_acc w0 = {0, 0}, w1 = {0, 0}, w2 = {0, 0}, w3 = {0, 0};
-    acc_add(&c0, x[0], y[0]);
-    acc_add(&w0, x[1], y[4]); acc_add(&w0, x[2], y[3]); acc_add(&w0, x[3], y[2]); acc_add(&w0, x[4], y[1]);
-    acc_add(&c1, x[0], y[1]); acc_add(&c1, x[1], y[0]);
-    acc_add(&w1, x[2], y[4]); acc_add(&w1, x[3], y[3]); acc_add(&w1, x[4], y[2]);
+    acc_add(&c0, x[0], y[0]); acc_add(&c0, x[1], y3[4]); acc_add(&c0, x[2], y3[3]);
+    acc_add(&c0, x[3], y3[2]); acc_add(&c0, x[4], y3[1]);
+    acc_add(&c1, x[0], y[1]); acc_add(&c1, x[1], y[0]); acc_add(&c1, x[2], y3[4]);
+    acc_add(&c1, x[3], y3[3]); acc_add(&c1, x[4], y3[2]);
     acc_add(&c2, x[0], y[2]); acc_add(&c2, x[1], y[1]); acc_add(&c2, x[2], y[0]);
-    acc_add(&w2, x[3], y[4]); acc_add(&w2, x[4], y[3]);
-    acc_add(&c3, x[0], y[3]); acc_add(&c3, x[1], y[2]); acc_add(&c3, x[2], y[1]); acc_add(&c3, x[3], y[0]);
-    acc_add(&w3, x[4], y[4]);
+    acc_add(&c2, x[3], y3[4]); acc_add(&c2, x[4], y3[3]);
+    acc_add(&c3, x[0], y[3]); acc_add(&c3, x[1], y[2]); acc_add(&c3, x[2], y[1]);
+    acc_add(&c3, x[3], y[0]); acc_add(&c3, x[4], y3[4]);
     acc_add(&c4, x[0], y[4]); acc_add(&c4, x[1], y[3]); acc_add(&c4, x[2], y[2]);
     acc_add(&c4, x[3], y[1]); acc_add(&c4, x[4], y[0]);
-    uint64_t t;
-    t = acc_reduce(&w0); r->v[0] = gl_add(acc_reduce(&c0), gl_add(gl_add(t, t), t));
-    t = acc_reduce(&w1); r->v[1] = gl_add(acc_reduce(&c1), gl_add(gl_add(t, t), t));
-    t = acc_reduce(&w2); r->v[2] = gl_add(acc_reduce(&c2), gl_add(gl_add(t, t), t));
-    t = acc_reduce(&w3); r->v[3] = gl_add(acc_reduce(&c3), gl_add(gl_add(t, t), t));
+    r->v[0] = acc_reduce(&c0);
+    r->v[1] = acc_reduce(&c1);
+    r->v[2] = acc_reduce(&c2);
+    r->v[3] = acc_reduce(&c3);
     r->v[4] = acc_reduce(&c4);
 }
 
