@@ -12,6 +12,11 @@ Units per group (every case of a group does the same work per call, so rows comp
 - ``plan``: one call = one plan of a 2 x 5 ladder against its 10 live orders, on target (no
   action) or after a 1-tick move (10 modifies); compiled and the Python twin per input.
 - ``call_floor``: one call = nothing (the price of calling at all).
+- ``sign``: one call = one ModifyOrder signed by the native signer (pooled commitment, the pool
+  refilled untimed before each call; no pool) or by the official lighter-sdk signer called on
+  this thread.
+- ``sign_parts``: one call = one Poseidon2 permutation, one 16-element hash to Fp5, one k*G
+  (a new k each call), one verification, each from Python.
 
 Each benchmark also checks its path against the stream's truth, so it fails rather than time a
 wrong result. ``python -m bench`` gives the same metrics with p99 and ratios in one table.
@@ -19,8 +24,11 @@ wrong result. ``python -m bench`` gives the same metrics with p99 and ratios in 
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -221,3 +229,113 @@ def test_call_floor_compiled_method(benchmark: Any, stream: L2Stream) -> None:
     book = _new("ours", stream)
     book.apply_frame(stream.snapshot_frame)
     assert benchmark(book.best_bid) == stream.tops[0][0]
+
+
+# --- sign, sign_parts ---------------------------------------------------------------------------
+
+_CHAIN, _ACCOUNT, _KEY_INDEX = 7_357_001, 1001, 3
+
+
+def _signer_mod() -> Any:
+    return pytest.importorskip("mmfast._core.signer", reason="native signer not built")
+
+
+def _wait_full(ns: Any) -> None:
+    end = time.monotonic() + 5
+    while ns.pool_available < ns.pool_size and time.monotonic() < end:
+        time.sleep(0.0005)
+
+
+@pytest.mark.benchmark(group="sign")
+@pytest.mark.parametrize("kind", ["native_pooled", "native_no_pool"])
+def test_sign_native(benchmark: Any, kind: str) -> None:
+    s = _signer_mod()
+    pool = 256 if kind == "native_pooled" else 0
+    ns = s.NativeSigner(os.urandom(40), chain_id=_CHAIN, account_index=_ACCOUNT,
+                        api_key_index=_KEY_INDEX, pool_size=pool)
+    try:
+        nonce = itertools.count(1).__next__
+        exp = time.time_ns() // 1_000_000 + 599_000
+
+        def call() -> Any:
+            return ns.sign_modify_order(0, 1_001, 1_000, 300_000, 0, nonce(), exp)
+
+        # One call per round; pooled: the pool refilled (untimed) before each, so every timed
+        # call takes a pooled commitment. A fresh nonce each call.
+        fresh_before = ns.fresh
+        tx_info, tx_hash = benchmark.pedantic(
+            call, setup=(lambda: _wait_full(ns)) if pool else None, rounds=300, iterations=1,
+            warmup_rounds=2)
+        if pool:
+            assert ns.fresh == fresh_before, "a pooled call found the pool empty"
+            assert ns.pooled >= 300
+        sig = base64.b64decode(json.loads(tx_info)["Sig"])
+        assert s.verify_hashed(ns.public_key, bytes.fromhex(tx_hash), sig)
+    finally:
+        ns.close()
+
+
+@pytest.mark.benchmark(group="sign")
+def test_sign_official_call(benchmark: Any) -> None:
+    """The official lighter-sdk signer called on this thread (SignerWorker makes the same call
+    on its thread; ``python -m bench`` times that end to end)."""
+    signer_client = pytest.importorskip("lighter.signer_client", reason="lighter-sdk missing")
+    from mmfast.connector.lighter.signer import ModifyOrderRequest
+
+    priv, _pub, err = signer_client.create_api_key()
+    assert not err
+    lib, decode = signer_client.get_signer(), signer_client.decode_and_free
+    assert not decode(lib.CreateClient(b"", priv.removeprefix("0x").encode(), _CHAIN,
+                                       _KEY_INDEX + 2, _ACCOUNT))
+    nonce = itertools.count(1).__next__
+
+    def call() -> Any:
+        r = ModifyOrderRequest(0, 1_001, 1_000, 300_000, nonce())._call(lib, _KEY_INDEX + 2,
+                                                                         _ACCOUNT)
+        out = [decode(f) for f in (r.err, r.txInfo, r.txHash, r.messageToSign)]
+        return out
+
+    err_s, tx_info, _h, _m = benchmark.pedantic(call, rounds=40, iterations=1, warmup_rounds=2)
+    assert not err_s and tx_info
+
+
+@pytest.fixture(scope="module")
+def sign_inputs() -> dict[str, Any]:
+    s = _signer_mod()
+    sk = os.urandom(40)
+    msg16 = b"".join(((i * 0x9E3779B97F4A7C15) % 0xFFFFFFFF00000001).to_bytes(8, "little")
+                     for i in range(1, 17))
+    h = s.hash_to_quintic(msg16)
+    return {"s": s, "sk": sk, "pk": s.public_key(sk), "msg16": msg16, "h": h,
+            "sig": s.sign_hashed(sk, h, os.urandom(40)),
+            "state": b"".join(i.to_bytes(8, "little") for i in range(12))}
+
+
+@pytest.mark.benchmark(group="sign_parts")
+def test_sign_parts_poseidon2_permute(benchmark: Any, sign_inputs: dict[str, Any]) -> None:
+    s = sign_inputs["s"]
+    out = benchmark(s.poseidon2_permute, sign_inputs["state"])
+    assert len(out) == 96 and out != sign_inputs["state"]
+
+
+@pytest.mark.benchmark(group="sign_parts")
+def test_sign_parts_hash_to_quintic_16(benchmark: Any, sign_inputs: dict[str, Any]) -> None:
+    s = sign_inputs["s"]
+    assert benchmark(s.hash_to_quintic, sign_inputs["msg16"]) == sign_inputs["h"]
+
+
+@pytest.mark.benchmark(group="sign_parts")
+def test_sign_parts_generator_mul(benchmark: Any, sign_inputs: dict[str, Any]) -> None:
+    s = sign_inputs["s"]
+    scalars = itertools.cycle([os.urandom(40) for _ in range(64)]).__next__
+    benchmark.pedantic(lambda: s.generator_mul(scalars()), rounds=300, iterations=1,
+                       warmup_rounds=5)
+    assert s.generator_mul(sign_inputs["sk"]) == sign_inputs["pk"]
+
+
+@pytest.mark.benchmark(group="sign_parts")
+def test_sign_parts_verify_hashed(benchmark: Any, sign_inputs: dict[str, Any]) -> None:
+    s, i = sign_inputs["s"], sign_inputs
+    ok = benchmark.pedantic(s.verify_hashed, args=(i["pk"], i["h"], i["sig"]), rounds=60,
+                            iterations=1, warmup_rounds=2)
+    assert ok
