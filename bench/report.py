@@ -118,7 +118,8 @@ def plot(metrics: list[Metric], path: Path) -> str | None:
         ("step_internal", "step_internal: frame received -> first tx on the signer queue"),
         ("wire_to_wire", "wire_to_wire vs the echo floor (same run, same connection)"),
         ("parse_apply", "parse_apply: frame bytes -> book updated (per msg, batch means)"),
-        ("tick_to_trade", "tick_to_trade (real signing on the worker thread)"),
+        ("tick_to_trade", "tick_to_trade: native signer inline vs the official one on its "
+         "thread (same run)"),
     ) if n in by and not by[n].unavailable]
     if not panels:
         return "no latency metric ran"
