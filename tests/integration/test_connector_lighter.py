@@ -69,13 +69,17 @@ def connector_config(sim: SimThread, markets: tuple[int, ...] = (0, 1), **kw: An
     return LighterConfig(**base)
 
 
-async def signer_provider(chain_id: int) -> tuple[SignerTokenProvider, Any]:
-    """A token provider on lighter-sdk's signer with a throwaway key (no network calls)."""
+async def signer_provider(chain_id: int, sim: SimThread | None = None
+                          ) -> tuple[SignerTokenProvider, Any]:
+    """A token provider on lighter-sdk's signer with a throwaway key (no network calls); its
+    public key is registered with ``sim`` (the simulator verifies auth tokens)."""
     import lighter
     from lighter.signer_client import create_api_key
 
-    priv, _pub, err = create_api_key()
+    priv, pub, err = create_api_key()
     assert err is None
+    if sim is not None:
+        sim.register_api_key(ACCOUNT, KEY, pub)
     client = lighter.SignerClient(url="http://127.0.0.1:1", account_index=ACCOUNT,
                                   api_private_keys={KEY: priv}, chain_id=chain_id)
     return SignerTokenProvider(client, KEY), client
@@ -84,7 +88,7 @@ async def signer_provider(chain_id: int) -> tuple[SignerTokenProvider, Any]:
 async def run_connector(sim: SimThread, stime: ScaledTime,
                         body: Callable[[LighterConnector, Recorder], Any],
                         **cfg: Any) -> None:
-    provider, client = await signer_provider(sim.config.chain_id)
+    provider, client = await signer_provider(sim.config.chain_id, sim)
     bus = EventBus()
     rec = Recorder(bus)
     conn = LighterConnector(connector_config(sim, **cfg), provider, time=stime, bus=bus)
@@ -208,7 +212,7 @@ def test_rest_endpoints_and_account_stream(sim: SimThread, stime: ScaledTime,
     sessions: list[Any] = []
 
     async def main() -> None:
-        provider, client = await signer_provider(sim.config.chain_id)
+        provider, client = await signer_provider(sim.config.chain_id, sim)
         signer_client.append(client)
         bus = EventBus()
         rec = Recorder(bus)

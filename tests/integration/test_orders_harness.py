@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mmfast._core.signer import public_key
 
 from mmfast.connector.lighter.config import LighterConfig
 from mmfast.connector.lighter.connector import LighterConnector
@@ -91,6 +92,8 @@ async def bot(sim: SimThread, stime: ScaledTime, state_dir: Path, *, key: str = 
         signer = SignerWorker(ApiKey(key), account_index=ACCOUNT, api_key_index=KEY,
                               chain_id=sim.config.chain_id)
     signer.start()
+    # The simulator verifies signatures: register the key's public half, as a run does.
+    sim.register_api_key(ACCOUNT, KEY, public_key(ApiKey(key).reveal()).hex())
     bus = EventBus()
     events = Events(bus)
     ocfg: dict[str, Any] = dict(state_dir=str(state_dir), ack_timeout_s=2.0,

@@ -24,10 +24,18 @@ from lighter.models.resp_send_tx_batch import RespSendTxBatch
 from lighter.models.trades import Trades
 from websockets.asyncio.client import connect
 
+from mmfast.sim.config import SimConfig
 from mmfast.sim.thread import SimThread
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "lighter"
 MAIN, OTHER, KEY = 1001, 2002, 3
+
+
+@pytest.fixture
+def sim_config() -> SimConfig:
+    # Stand-in signatures and tokens: shapes only (test_sim_signatures checks verification).
+    return SimConfig(verify_signatures=False, seed=7, ws_ping_interval_ms=1000,
+                     ws_pong_timeout_ms=5000, speed_bumps=False)
 MIN = 60_000
 
 

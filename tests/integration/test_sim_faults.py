@@ -22,9 +22,15 @@ ETH = 0
 MAIN = 1001
 
 
+def stand_in(**kw: Any) -> SimConfig:
+    """A config for txs and tokens with stand-in signatures: verification off (the checks
+    themselves are in test_sim_signatures)."""
+    return SimConfig(verify_signatures=False, **kw)
+
+
 @pytest.fixture
 def sim_config() -> SimConfig:
-    return SimConfig(seed=5, ws_ping_interval_ms=200, ws_pong_timeout_ms=60_000,
+    return stand_in(seed=5, ws_ping_interval_ms=200, ws_pong_timeout_ms=60_000,
                      speed_bumps=False)
 
 
@@ -266,7 +272,7 @@ def test_fault_script_plays_in_simulated_time() -> None:
 
     async def main() -> list[tuple[str, str]]:
         ts = ScaledTime(100.0)
-        async with Simulator(SimConfig(seed=1, speed_bumps=False), ts) as sim:
+        async with Simulator(stand_in(seed=1, speed_bumps=False), ts) as sim:
             task = sim.faults.run_script(script)
             await asyncio.wait_for(task, 5)  # up to 60 simulated seconds in < 1 s
             return [(r.kind, json.dumps(r.details, sort_keys=True))
@@ -435,7 +441,7 @@ def test_out_of_band_fill_and_liquidation(sim: SimThread) -> None:
 def test_wall_offset_moves_the_venue_clock() -> None:
     async def main() -> int:
         ts = ScaledTime(1.0, start_wall_ms=1_800_000_000_000)
-        async with Simulator(SimConfig(seed=2, speed_bumps=False), ts) as sim:
+        async with Simulator(stand_in(seed=2, speed_bumps=False), ts) as sim:
             sim.faults.wall_offset_ms(-30_000)
             skew = sim.clock.wall_ms() - ts.wall_ms()
             assert sim.truth.faults("wall_offset_ms")[0].details == {"ms": -30_000}
@@ -477,7 +483,7 @@ def _book_fault_storm(count: int) -> tuple[int, int, int]:
     kinds = ("book_gap", "book_duplicate", "book_reorder")
 
     async def main() -> tuple[int, int, int]:
-        async with Simulator(SimConfig(seed=3, speed_bumps=False, rate_limits=False,
+        async with Simulator(stand_in(seed=3, speed_bumps=False, rate_limits=False,
                                        ws_ping_interval_ms=600_000)) as sim:
             ws = await book_client(sim.ws_url)
             last = nonces(await recv(ws))[1]

@@ -18,11 +18,17 @@ MIN = 60_000
 WIDE = 70_000  # a market id beyond 16 bits
 
 
+def stand_in(**kw: Any) -> SimConfig:
+    """A config for txs and tokens with stand-in signatures: verification off (the checks
+    themselves are in test_sim_signatures)."""
+    return SimConfig(verify_signatures=False, **kw)
+
+
 @pytest.fixture
 def sim_config() -> SimConfig:
     wide = MarketSpec(WIDE, "WIDE", size_decimals=2, price_decimals=3, mark_price=50_000,
                       min_base_amount=1, min_quote_amount=1_000_000)
-    return SimConfig(seed=3, markets=(*default_markets(), wide), cancel_delay_ms=300,
+    return stand_in(seed=3, markets=(*default_markets(), wide), cancel_delay_ms=300,
                      ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000, speed_bumps=False)
 
 

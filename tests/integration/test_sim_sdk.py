@@ -6,11 +6,13 @@ import asyncio
 import json
 import time
 
+import aiohttp
 import lighter
 import pytest
 import websockets
 from lighter.signer_client import create_api_key
 
+from mmfast._core import signer as S
 from mmfast.sim.engine import TX_CREATE_ORDER
 from mmfast.sim.thread import SimThread
 
@@ -19,18 +21,23 @@ OTHER = 2002
 KEY = 3
 
 
+OTHER_SK = "5a" * 40  # the second trader's throwaway key (mmfast's native signer)
+
+
 def _rest_order(st: SimThread, account: int, coi: int, price: int, size: int, is_ask: bool,
                 nonce: int) -> None:
-    """Place a GTT order directly in the engine (a second trader, no signer needed)."""
+    """Place a GTT order directly in the engine (a second trader, natively signed)."""
     def place(sim):  # runs on the simulator thread
         if account not in sim.exchange.accounts:
             sim.exchange.add_account(account, 10**12)
+            sim.exchange.register_api_key(account, 0, S.public_key(OTHER_SK))
         now = sim.clock.wall_ms()
-        info = {"AccountIndex": account, "ApiKeyIndex": 0, "MarketIndex": 0,
-                "ClientOrderIndex": coi, "BaseAmount": size, "Price": price,
-                "IsAsk": int(is_ask), "Type": 0, "TimeInForce": 1, "ReduceOnly": 0,
-                "TriggerPrice": 0, "OrderExpiry": now + 3_600_000, "ExpiredAt": now + 600_000,
-                "Nonce": nonce, "Sig": "x", "L2TxAttributes": None}
+        info, _hash = S.sign_tx("create_order", {
+            "market_index": 0, "client_order_index": coi, "base_amount": size, "price": price,
+            "is_ask": int(is_ask), "order_type": 0, "time_in_force": 1, "reduce_only": 0,
+            "trigger_price": 0, "order_expiry": now + 3_600_000}, sk=OTHER_SK,
+            chain_id=sim.config.chain_id, account_index=account, api_key_index=0, nonce=nonce,
+            expired_at=now + 600_000)
         return sim.exchange.submit(TX_CREATE_ORDER, info)
     st.call(place)
 
@@ -109,8 +116,13 @@ def test_signed_order_via_send_tx_is_open_and_streamed(sim: SimThread, run) -> N
     assert chain_id not in (300, 304, 466324)
 
     async def main():
-        priv, _pub, err = create_api_key()
+        priv, pub, err = create_api_key()
         assert err is None
+        # The simulator verifies signatures: register the key through the control endpoint.
+        async with aiohttp.ClientSession() as s, s.post(
+                f"{sim.rest_url}/_sim/api_keys",
+                json={"account_index": ACCOUNT, "api_key_index": KEY, "public_key": pub}) as r:
+            assert r.status == 200, await r.text()
         client = lighter.SignerClient(url=sim.rest_url, account_index=ACCOUNT,
                                       api_private_keys={KEY: priv}, chain_id=chain_id)
         api = lighter.ApiClient(configuration=lighter.Configuration(host=sim.rest_url))
@@ -132,7 +144,7 @@ def test_signed_order_via_send_tx_is_open_and_streamed(sim: SimThread, run) -> N
                     nonce=0, api_key_index=KEY)
                 assert err is None
                 resp = await client.send_tx(tx_type=tx_type, tx_info=tx_info)
-                assert resp.code == 200 and len(resp.tx_hash) == 80
+                assert resp.code == 200 and resp.tx_hash == _tx_hash  # the signer's hash
                 while True:
                     msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
                     if msg["type"] == "update/account_all_orders":

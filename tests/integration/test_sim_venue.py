@@ -20,6 +20,12 @@ MAIN, KEY, ETH = 1001, 3, 0
 MIN = 60_000
 
 
+def stand_in(**kw: Any) -> SimConfig:
+    """A config for txs and tokens with stand-in signatures: verification off (the checks
+    themselves are in test_sim_signatures)."""
+    return SimConfig(verify_signatures=False, **kw)
+
+
 def tx(now: int, nonce: int, coi: int, price: int, is_ask: bool = False, tif: int = 1
        ) -> dict[str, Any]:
     return {"AccountIndex": MAIN, "ApiKeyIndex": KEY, "MarketIndex": ETH,
@@ -96,7 +102,7 @@ def test_speed_bumps_in_simulated_time(tier: str) -> None:
         await ws.close()
         return out
 
-    got = with_sim(SimConfig(seed=4, tier=tier), 10.0, body)
+    got = with_sim(stand_in(seed=4, tier=tier), 10.0, body)
     # Margins: the client is on the same loop; timers have ~1 ms real = 10 ms simulated grain.
     slack = 80.0
     if tier == "standard":
@@ -125,7 +131,7 @@ def test_standard_tier_allows_60_requests_a_minute_then_429_with_retry_after() -
                 after = r.status
         return statuses, retry, body, first_window_s, after
 
-    statuses, retry, body, window_s, after = with_sim(SimConfig(seed=1, tier="standard"),
+    statuses, retry, body, window_s, after = with_sim(stand_in(seed=1, tier="standard"),
                                                       100.0, body)
     assert statuses[:60] == [200] * 60 and statuses[60] == 429
     assert body["code"] == 23000
@@ -149,7 +155,7 @@ def test_premium_weights_and_ws_limits() -> None:
         await ws.close()
         return statuses, replies
 
-    statuses, replies = with_sim(SimConfig(seed=1, tier="premium", ws_ping_interval_ms=600_000,
+    statuses, replies = with_sim(stand_in(seed=1, tier="premium", ws_ping_interval_ms=600_000,
                                            block_after_breaches=100), 100.0, body)
     assert statuses.count(200) == 40 and statuses[-1] == 429
     assert [r["type"] for r in replies[:200]] == ["pong"] * 200
@@ -170,7 +176,7 @@ def test_ws_inflight_cap() -> None:
         await ws.close()
         return [first, *rest]
 
-    frames = with_sim(SimConfig(seed=1, ws_ping_interval_ms=600_000), 100.0, body)
+    frames = with_sim(stand_in(seed=1, ws_ping_interval_ms=600_000), 100.0, body)
     assert frames[0]["data"]["code"] == 23000
     assert [f["data"]["code"] for f in frames[1:]] == [21501] * 50  # the held acks
 
@@ -191,7 +197,7 @@ def test_repeated_breaches_escalate_to_a_temporary_block() -> None:
                 free = r.status
         return out, still, free, sim.truth.rate_limits()
 
-    out, still, free, counts = with_sim(SimConfig(seed=1, tier="standard"), 200.0, body)
+    out, still, free, counts = with_sim(stand_in(seed=1, tier="standard"), 200.0, body)
     assert [s for s, _ in out[:60]] == [200] * 60
     assert [s for s, _ in out[60:64]] == [429] * 4
     assert out[64] == (418, "60")  # the fifth breach in a minute earns a 60 s block
@@ -225,7 +231,7 @@ def test_flow_fills_a_quote_at_the_touch_in_shared_scaled_time() -> None:
                         await ws.close()
                         return (ts.monotonic_ns() - t0) / 1e9, len(sim.truth.fills(MAIN))
 
-    waited_s, fills = with_sim(SimConfig(seed=9, flow=FlowConfig(), speed_bumps=False,
+    waited_s, fills = with_sim(stand_in(seed=9, flow=FlowConfig(), speed_bumps=False,
                                          ws_ping_interval_ms=600_000), 20.0, body)
     assert fills >= 1
     assert waited_s <= 60.0  # simulated seconds

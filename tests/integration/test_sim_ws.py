@@ -20,9 +20,15 @@ MAIN, KEY = 1001, 3
 MIN = 60_000
 
 
+def stand_in(**kw: Any) -> SimConfig:
+    """A config for txs and tokens with stand-in signatures: verification off (the checks
+    themselves are in test_sim_signatures)."""
+    return SimConfig(verify_signatures=False, **kw)
+
+
 @pytest.fixture
 def sim_config() -> SimConfig:
-    return SimConfig(seed=11, ws_ping_interval_ms=50, ws_pong_timeout_ms=300,
+    return stand_in(seed=11, ws_ping_interval_ms=50, ws_pong_timeout_ms=300,
                      speed_bumps=False)
 
 
