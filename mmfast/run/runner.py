@@ -340,6 +340,14 @@ class Runner:
         s.update(stop_reason=self.stop_reason or "-", orders_left=self.orders_left,
                  exit_code=self.exit_code,
                  journal=str(self.journal.path) if self.journal is not None else None)
+        sig = self.signer
+        if sig is not None:
+            info: dict[str, Any] = {"kind": "native" if hasattr(sig, "pool_stats")
+                                    else "official", "signed": getattr(sig, "signed", 0),
+                                    "failed": getattr(sig, "failed", 0)}
+            if hasattr(sig, "pool_stats"):
+                info.update(sig.pool_stats())
+            s["signer"] = info
         return s
 
     async def _status_loop(self, printer: Any) -> None:

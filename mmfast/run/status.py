@@ -112,6 +112,13 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         if v.get("n"):
             lines.append(f"order entry  {k:<13} p50 {v['p50_us']:>9.1f} us  p99 "
                          f"{v['p99_us']:>9.1f} us  (n {v['n']:.0f})")
+    sig = s.get("signer")
+    if sig:
+        line = f"signer       {sig['kind']}  signed {sig['signed']}  failed {sig['failed']}"
+        if "pooled" in sig:
+            line += (f"  nonce pool {sig['size']} (ready {sig['ready']}): pooled "
+                     f"{sig['pooled']}  fresh {sig['fresh']}")
+        lines.append(line)
     left = s.get("orders_left")
     lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}")
     if s.get("journal"):

@@ -77,3 +77,17 @@ def test_summary_lines() -> None:
         assert part in text
     s["orders_left"] = None
     assert "orders left open: unknown" in "\n".join(render_summary(s))
+
+
+def test_summary_signer_line() -> None:
+    s = {"elapsed_s": 5.2, "symbol": "ETH", "market": 0, "mode": "sim", "price_decimals": 2,
+         "size_decimals": 4, "strategy": _strategy_status(), "order_latency": {},
+         "stop_reason": "SIGTERM", "orders_left": 0, "exit_code": 0, "journal": None,
+         "signer": {"kind": "native", "signed": 90, "failed": 0, "size": 256, "ready": 250,
+                    "pooled": 88, "fresh": 2}}
+    text = "\n".join(render_summary(s))
+    assert ("signer       native  signed 90  failed 0  nonce pool 256 (ready 250): pooled 88"
+            "  fresh 2") in text
+    s["signer"] = {"kind": "official", "signed": 7, "failed": 1}
+    text = "\n".join(render_summary(s))
+    assert "signer       official  signed 7  failed 1" in text and "nonce pool" not in text

@@ -78,6 +78,7 @@ class InlineSigner:
         self._wall_ms = wall_ms if wall_ms is not None else (lambda: time.time_ns() // 1_000_000)
         self._redactor = Redactor([key])
         self._ns: NativeSigner | None = None
+        self._last_stats = {"size": pool_size, "ready": 0, "pooled": 0, "fresh": 0}
         self.signed = 0  # txs and tokens signed
         self.failed = 0  # requests that ended in an error
         self.dropped = 0  # kept for SignerWorker's interface: nothing is ever dropped here
@@ -107,6 +108,7 @@ class InlineSigner:
         """Wipe the key and the pool (idempotent)."""
         ns, self._ns = self._ns, None
         if ns is not None:
+            self._last_stats = self.pool_stats_of(ns)
             ns.close()
 
     @property
@@ -139,8 +141,12 @@ class InlineSigner:
     def pool_stats(self) -> dict[str, int]:
         """Pool size, commitments ready, signatures that used one or made their own."""
         ns = self._ns
-        if ns is None:
-            return {"size": self._pool_size, "ready": 0, "pooled": 0, "fresh": 0}
+        if ns is None:  # stopped: the figures at stop (never started: zeros)
+            return dict(self._last_stats)
+        return self.pool_stats_of(ns)
+
+    @staticmethod
+    def pool_stats_of(ns: NativeSigner) -> dict[str, int]:
         return {"size": ns.pool_size, "ready": ns.pool_available, "pooled": ns.pooled,
                 "fresh": ns.fresh}
 

@@ -17,22 +17,27 @@ typedef unsigned __int128 lsig_u128;
 #define GL_P 0xFFFFFFFF00000001ULL
 #define GL_EPS 0x00000000FFFFFFFFULL /* 2^64 mod p */
 
-/* Branch-free throughout: field values are data, and a mispredicted branch costs more than
- * the arithmetic it skips. */
-static inline uint64_t gl_canon(uint64_t x) {
-    return x - (GL_P & ((uint64_t)0 - (uint64_t)(x >= GL_P)));
+/* All-ones if cond else 0, through an empty asm so the compiler cannot turn the select that
+ * uses it back into a branch: field values depend on secrets (nonces, keys), and a branch on
+ * them would leak timing (and mispredicts cost more than the arithmetic they skip). */
+static inline uint64_t lsig_mask(int cond) {
+    uint64_t m = (uint64_t)0 - (uint64_t)(cond != 0);
+    __asm__("" : "+r"(m));
+    return m;
 }
+
+static inline uint64_t gl_canon(uint64_t x) { return x - (GL_P & lsig_mask(x >= GL_P)); }
 
 /* a canonical, b any 64-bit value. */
 static inline uint64_t gl_add(uint64_t a, uint64_t b) {
     uint64_t s = a + b;
-    s += (uint64_t)(s < a) * GL_EPS; /* 2^64 = EPS (mod p); cannot overflow again */
+    s += GL_EPS & lsig_mask(s < a); /* 2^64 = EPS (mod p); cannot overflow again */
     return gl_canon(s);
 }
 
 static inline uint64_t gl_sub(uint64_t a, uint64_t b) {
     uint64_t d = a - b;
-    return d + (GL_P & ((uint64_t)0 - (uint64_t)(a < b))); /* wraps to a - b + p */
+    return d + (GL_P & lsig_mask(a < b)); /* wraps to a - b + p */
 }
 
 static inline uint64_t gl_neg(uint64_t a) { return gl_sub(0, a); }
@@ -44,10 +49,10 @@ static inline uint64_t gl_reduce128_nc(lsig_u128 x) {
     uint64_t lo = (uint64_t)x, hi = (uint64_t)(x >> 64);
     uint64_t hh = hi >> 32, hl = hi & GL_EPS;
     uint64_t t0 = lo - hh;
-    t0 -= GL_EPS & ((uint64_t)0 - (uint64_t)(lo < hh)); /* a borrow of 2^64 = EPS */
+    t0 -= GL_EPS & lsig_mask(lo < hh); /* a borrow of 2^64 = EPS */
     uint64_t t1 = hl * GL_EPS;
     uint64_t s = t0 + t1;
-    s += (uint64_t)(s < t1) * GL_EPS;
+    s += GL_EPS & lsig_mask(s < t1);
     return s;
 }
 
@@ -56,7 +61,7 @@ static inline uint64_t gl_reduce128(lsig_u128 x) { return gl_canon(gl_reduce128_
 /* a any 64-bit value, c < p: a + c mod p, possibly >= p. */
 static inline uint64_t gl_add_nc(uint64_t a, uint64_t c) {
     uint64_t s = a + c;
-    return s + (GL_EPS & ((uint64_t)0 - (uint64_t)(s < c)));
+    return s + (GL_EPS & lsig_mask(s < c));
 }
 static inline uint64_t gl_mul_nc(uint64_t a, uint64_t b) {
     return gl_reduce128_nc((lsig_u128)a * b);

@@ -56,6 +56,8 @@ typedef struct {
     pthread_cond_t cv;
     lsig_commit *ring;  /* cap slots; [head, head + count) are filled */
     int cap, head, count;
+    int low;            /* refill starts when count drops to this, and runs until full */
+    int refilling;      /* the filler is topping the pool up */
     int stop;           /* asks the filler to exit */
     int running;        /* the filler thread exists */
     int dead;           /* wiped after a fork, or stopped: never hand anything out */
@@ -68,8 +70,16 @@ static void *lsig_pool_fill(void *arg) {
     lsig_pool *p = (lsig_pool *)arg;
     lsig_commit c;
     for (;;) {
+        /* Refill in batches from the low-water mark up to full, not after every take: the
+         * filler then rarely computes k*G on the other core while the loop signs a burst. */
         pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->count == p->cap) pthread_cond_wait(&p->cv, &p->mu);
+        for (;;) {
+            if (p->stop) break;
+            if (p->count >= p->cap) p->refilling = 0;
+            else if (p->count <= p->low) p->refilling = 1;
+            if (p->refilling) break;
+            pthread_cond_wait(&p->cv, &p->mu);
+        }
         int stop = p->stop;
         pthread_mutex_unlock(&p->mu);
         if (stop) break;
@@ -99,6 +109,7 @@ static inline int lsig_pool_init(lsig_pool *p, int cap) {
     p->ring = (lsig_commit *)calloc((size_t)cap, sizeof(lsig_commit));
     if (!p->ring) return -1;
     p->cap = cap;
+    p->low = cap / 2;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (pthread_create(&p->th, NULL, lsig_pool_fill, p) != 0) {
@@ -121,7 +132,7 @@ static inline int lsig_pool_take(lsig_pool *p, lsig_commit *out) {
         p->head = (p->head + 1) % p->cap;
         p->count--;
         got = 1;
-        pthread_cond_signal(&p->cv);
+        if (p->count <= p->low) pthread_cond_signal(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
     return got;
