@@ -289,6 +289,11 @@ static void ec_batch_affine(ec_affine *out, const ec_point *in, int n) {
     }
 }
 
+static inline void lsig_wipe_small(void *p, size_t n) {
+    volatile uint8_t *v = (volatile uint8_t *)p;
+    while (n--) *v++ = 0;
+}
+
 /* Signed 5-bit recoding of a canonical scalar: 64 digits in -16..16, sum d_i 32^i. */
 static inline void sc_recode5(int8_t d[64], const scalar *s) {
     int carry = 0;
@@ -302,25 +307,32 @@ static inline void sc_recode5(int8_t d[64], const scalar *s) {
     }
 }
 
-/* Fixed-base table: TAB[i][j] = (j + 1) * 32^i * G, affine. 64 x 16 entries (80 KiB). */
-static ec_affine EC_GTAB[64][16];
-static int EC_GTAB_READY = 0;
+/* Fixed-base table of a point P: TAB[i][j] = (j + 1) * 32^i * P, affine; 64 x 16 entries
+ * (80 KiB). One for G (signing); the simulator builds one per registered public key, so a
+ * verification costs two table walks instead of a variable-base multiplication. */
+typedef ec_affine ec_table[64][16];
 
-static void ec_gtab_init(void) {
-    ec_point base, row[16];
-    ec_generator(&base);
+static void ec_table_build(ec_table tab, const ec_point *p) {
+    ec_point base = *p, row[16];
     for (int i = 0; i < 64; i++) {
         row[0] = base;
         for (int j = 1; j < 16; j++) ec_add(&row[j], &row[j - 1], &base);
-        ec_batch_affine(EC_GTAB[i], row, 16);
+        ec_batch_affine(tab[i], row, 16);
         ec_double(&base, &row[15]);               /* 32 * base */
     }
-    EC_GTAB_READY = 1;
+}
+
+static ec_table EC_GTAB;
+
+static void ec_gtab_init(void) {
+    ec_point g;
+    ec_generator(&g);
+    ec_table_build(EC_GTAB, &g);
 }
 
 /* Constant-time: read every entry, keep |d|'s, negate u if d < 0; d = 0 gives (0, 0), the
  * affine neutral. */
-static inline void ec_gtab_lookup(ec_affine *r, int i, int d) {
+static inline void ec_table_lookup(ec_affine *r, ec_table tab, int i, int d) {
     uint64_t sign = (uint64_t)0 - (uint64_t)((unsigned)d >> 31);
     int a = (d ^ (int)sign) - (int)sign;          /* |d| */
     memset(r, 0, sizeof *r);
@@ -328,8 +340,8 @@ static inline void ec_gtab_lookup(ec_affine *r, int i, int d) {
         uint32_t diff = (uint32_t)((j + 1) ^ a);
         uint64_t m = (uint64_t)0 - (uint64_t)(((diff | (0u - diff)) >> 31) ^ 1u); /* j+1 == |d| */
         for (int k = 0; k < 5; k++) {
-            r->x.v[k] |= m & EC_GTAB[i][j].x.v[k];
-            r->u.v[k] |= m & EC_GTAB[i][j].u.v[k];
+            r->x.v[k] |= m & tab[i][j].x.v[k];
+            r->u.v[k] |= m & tab[i][j].u.v[k];
         }
     }
     fp5 nu;
@@ -337,18 +349,21 @@ static inline void ec_gtab_lookup(ec_affine *r, int i, int d) {
     for (int k = 0; k < 5; k++) r->u.v[k] = r->u.v[k] ^ (sign & (r->u.v[k] ^ nu.v[k]));
 }
 
-/* k * G for a canonical scalar k. */
-static inline void ec_mul_gen(ec_point *r, const scalar *k) {
+/* k * P through P's table, for a canonical scalar k. */
+static inline void ec_mul_table(ec_point *r, ec_table tab, const scalar *k) {
     int8_t d[64];
     ec_affine a;
     sc_recode5(d, k);
     ec_neutral(r);
     for (int i = 0; i < 64; i++) {
-        ec_gtab_lookup(&a, i, d[i]);
+        ec_table_lookup(&a, tab, i, d[i]);
         ec_add_affine(r, r, &a);
     }
-    memset(d, 0, sizeof d);
+    lsig_wipe_small(d, sizeof d);
 }
+
+/* k * G. */
+static inline void ec_mul_gen(ec_point *r, const scalar *k) { ec_mul_table(r, EC_GTAB, k); }
 
 /* k * P, variable time (public scalars and points only: verification, test vectors). */
 static inline void ec_mul_var(ec_point *r, const ec_point *p, const scalar *k) {
@@ -395,6 +410,22 @@ static inline void schnorr_commit(fp5 *r_enc, const scalar *k) {
 
 static inline void schnorr_public_key(fp5 *pk, const scalar *sk) { schnorr_commit(pk, sk); }
 
+/* s G + e PK == R with enc(R) hashing back to e, PK given by its table. */
+static inline int schnorr_verify_table(ec_table pk_tab, const fp5 *msg, const uint8_t sig[80]) {
+    scalar s, e, e2;
+    ec_point a, b;
+    fp5 w;
+    sc_from_le(&s, sig);
+    sc_from_le(&e, sig + 40);
+    if (!sc_is_canonical(&s) || !sc_is_canonical(&e)) return 0;
+    ec_mul_gen(&a, &s);
+    ec_mul_table(&b, pk_tab, &e);
+    ec_add(&a, &a, &b);
+    ec_encode(&w, &a);
+    schnorr_challenge(&e2, &w, msg);
+    return sc_eq(&e2, &e);
+}
+
 /* 1 if sig is a valid signature of msg under pk (encoded point). */
 static inline int schnorr_verify(const fp5 *pk, const fp5 *msg, const uint8_t sig[80]) {
     scalar s, e, e2;
@@ -411,6 +442,14 @@ static inline int schnorr_verify(const fp5 *pk, const fp5 *msg, const uint8_t si
     ec_encode(&w, &a);
     schnorr_challenge(&e2, &w, msg);
     return sc_eq(&e2, &e);
+}
+
+/* Flat-pointer forms for callers that hold a table as ec_affine[1024] (Cython). */
+static inline void ec_table_build_flat(ec_affine *tab, const ec_point *p) {
+    ec_table_build((ec_affine (*)[16])tab, p);
+}
+static inline int schnorr_verify_flat(ec_affine *tab, const fp5 *msg, const uint8_t *sig) {
+    return schnorr_verify_table((ec_affine (*)[16])tab, msg, sig);
 }
 
 #endif

@@ -14,10 +14,7 @@
 #include <sys/random.h>
 #include "curve.h"
 
-static inline void lsig_wipe(void *p, size_t n) {
-    volatile uint8_t *v = (volatile uint8_t *)p;
-    while (n--) *v++ = 0;
-}
+static inline void lsig_wipe(void *p, size_t n) { lsig_wipe_small(p, n); }
 
 /* 0 on success, -1 if the OS refused randomness. */
 static inline int lsig_random(uint8_t *buf, size_t n) {
