@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 from dataclasses import replace
 from typing import Any
@@ -10,12 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mmfast._core import signer as S
 from mmfast.sim import errors as E
 from mmfast.sim.clock import ManualClock
 from mmfast.sim.config import MarketSpec, SimConfig
 from mmfast.sim.engine import (
     TX_CANCEL_ALL,
     TX_CANCEL_ORDER,
+    TX_CHANGE_PUB_KEY,
     TX_CREATE_ORDER,
     TX_EXECUTED,
     TX_FAILED,
@@ -623,3 +626,122 @@ def test_random_flow_exercised_matching() -> None:
     assert _SEEN["trades"] > 20
     assert {"open", "filled", "canceled", "canceled-post-only", "canceled-self-trade",
             "canceled-reduce-only"} <= _SEEN["statuses"]
+
+
+# ---------------------------------------------------------------- signatures and keys
+SK, SK2 = "77" * 40, "5a" * 40
+
+
+def signed(info: dict[str, Any], sk: str, chain_id: int, tx_type: int = TX_CREATE_ORDER,
+           k: int = 12345) -> dict[str, Any]:
+    """`info` with a real Sig over Lighter's hash (a fixed nonce k: deterministic tests)."""
+    h = S.tx_info_hash(tx_type, info, chain_id)
+    sig = S.sign_hashed(sk, h, k.to_bytes(40, "little"))
+    return dict(info, Sig=base64.b64encode(sig).decode())
+
+
+def strict() -> tuple[Exchange, ManualClock, Client]:
+    ex, clock, a, _ = make(verify_signatures=True,
+                           api_keys=((MAIN, 3, S.public_key(SK).hex()),))
+    return ex, clock, a
+
+
+def test_signed_tx_accepted_with_the_venue_hash() -> None:
+    ex, _clock, a = strict()
+    info = signed(a.create_info(299_000, 100, False), SK, ex.config.chain_id)
+    rec = a.send(TX_CREATE_ORDER, info)
+    assert rec.status == TX_EXECUTED
+    assert rec.hash == S.tx_info_hash(TX_CREATE_ORDER, info, ex.config.chain_id).hex()
+    assert ex.txs[rec.hash] is rec and len(rec.hash) == 80
+
+
+@pytest.mark.parametrize("case", ["wrong_key", "tampered", "missing", "garbage", "unregistered"])
+def test_bad_signature_refused_nonce_kept(case: str) -> None:
+    ex, _clock, a = strict()
+    cid = ex.config.chain_id
+    info = signed(a.create_info(299_000, 100, False), SK, cid)
+    if case == "wrong_key":
+        info = signed(info, SK2, cid)
+    elif case == "tampered":
+        info["Price"] += 1
+    elif case == "missing":
+        del info["Sig"]
+    elif case == "garbage":
+        info["Sig"] = "c2ln"  # base64, but not 80 bytes
+    else:
+        a.key = info["ApiKeyIndex"] = 4  # accepted index, no public key
+        info = signed(info, SK, cid)
+    assert reject_code(ex.submit, TX_CREATE_ORDER, info) == E.INVALID_SIGNATURE
+    assert ex.next_nonce(MAIN, a.key) == 0 and not ex.open_orders(MAIN) and not ex.txs
+
+
+def test_batch_with_one_bad_signature_refused_whole() -> None:
+    ex, _clock, a = strict()
+    cid = ex.config.chain_id
+    i0 = signed(a.create_info(299_000, 100, False, Nonce=0), SK, cid)
+    i1 = signed(a.create_info(298_000, 100, False, Nonce=1), SK2, cid)
+    assert reject_code(ex.submit_batch, [14, 14], [i0, i1]) == E.INVALID_SIGNATURE
+    assert ex.next_nonce(MAIN, 3) == 0 and not ex.open_orders(MAIN)
+    i1 = signed(i1, SK, cid)
+    assert [r.status for r in ex.submit_batch([14, 14], [i0, i1])] == [TX_EXECUTED] * 2
+
+
+def test_change_pub_key_in_the_engine() -> None:
+    ex, clock, a, _ = make(verify_signatures=True, api_key_indexes=(3,))
+    cid = ex.config.chain_id
+    pk2 = S.public_key(SK2)
+
+    def change(key: int, sk: str, pk: bytes, nonce: int) -> dict[str, Any]:
+        info = {"AccountIndex": MAIN, "ApiKeyIndex": key, "PubKey": base64.b64encode(pk).decode(),
+                "L1Sig": "0x" + "00" * 65, "ExpiredAt": clock.wall_ms() + 60_000,
+                "Nonce": nonce, "L2TxAttributes": None}
+        return signed(info, sk, cid, tx_type=TX_CHANGE_PUB_KEY)
+
+    # Signed by another key than the one it carries: refused.
+    assert reject_code(ex.submit, TX_CHANGE_PUB_KEY, change(3, SK, pk2, 0)) == \
+        E.INVALID_SIGNATURE
+    bad_pk = change(3, SK2, pk2, 0)
+    bad_pk["PubKey"] = "AAAA"
+    assert reject_code(ex.submit, TX_CHANGE_PUB_KEY, bad_pk) == E.INVALID_TX_INFO
+    rec = ex.submit(TX_CHANGE_PUB_KEY, change(3, SK2, pk2, 0))
+    assert rec.status == TX_EXECUTED and ex.next_nonce(MAIN, 3) == 1
+    assert ex.accounts[MAIN].keys[3].public_key == pk2.hex()
+    a.nonce = 1
+    info = a.create_info(299_000, 100, False)
+    assert reject_code(ex.submit, TX_CREATE_ORDER, signed(info, SK, cid)) == E.INVALID_SIGNATURE
+    assert a.send(TX_CREATE_ORDER, signed(info, SK2, cid)).status == TX_EXECUTED
+    # It may add a slot the account's configured indexes do not list.
+    assert ex.submit(TX_CHANGE_PUB_KEY, change(9, SK, S.public_key(SK), 0)).status == \
+        TX_EXECUTED
+    assert ex.accounts[MAIN].keys[9].public_key == S.public_key(SK).hex()
+
+
+def test_auth_token_signature_checked() -> None:
+    ex, clock, _a = strict()
+    deadline = clock.wall_ms() // 1000 + 600
+    good = S.auth_token(SK, account_index=MAIN, api_key_index=3, deadline=deadline)
+    bad = S.auth_token(SK2, account_index=MAIN, api_key_index=3, deadline=deadline)
+    assert ex.check_auth(good, MAIN) == MAIN
+    assert reject_code(ex.check_auth, bad, MAIN) == E.INVALID_SIGNATURE
+    unreg = S.auth_token(SK, account_index=MAIN, api_key_index=4, deadline=deadline)
+    assert reject_code(ex.check_auth, unreg, MAIN) == E.INVALID_SIGNATURE
+
+
+def test_register_api_key_and_config_validation() -> None:
+    ex, _clock, _a, _ = make()
+    pk = S.public_key(SK)
+    for form in (pk, pk.hex(), "0x" + pk.hex().upper()):
+        assert ex.register_api_key(MAIN, 5, form).public_key == pk.hex()
+    ex.accounts[MAIN].keys[5].nonce = 7
+    assert ex.register_api_key(MAIN, 5, S.public_key(SK2)).nonce == 7  # nonce kept
+    for bad in ("zz", pk.hex()[:-2], b"\x00" * 39):
+        with pytest.raises(ValueError):
+            ex.register_api_key(MAIN, 5, bad)
+    with pytest.raises(ValueError):
+        ex.register_api_key(MAIN, 255, pk)
+    with pytest.raises(ValueError):
+        ex.register_api_key(4242, 5, pk)
+    for keys in (((OTHER, 3, pk.hex()),), ((MAIN, 300, pk.hex()),), ((MAIN, 3, "00"),)):
+        with pytest.raises(ValueError):
+            SimConfig(api_keys=keys)
+    assert SimConfig().verify_signatures is True
