@@ -29,7 +29,7 @@ def sim_config() -> SimConfig:
     wide = MarketSpec(WIDE, "WIDE", size_decimals=2, price_decimals=3, mark_price=50_000,
                       min_base_amount=1, min_quote_amount=1_000_000)
     return stand_in(seed=3, markets=(*default_markets(), wide), cancel_delay_ms=300,
-                     ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000, speed_bumps=False)
+                    ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000, speed_bumps=False)
 
 
 def info(now: int, account: int, nonce: int, coi: int, price: int, size: int = 100,

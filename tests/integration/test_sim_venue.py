@@ -156,7 +156,7 @@ def test_premium_weights_and_ws_limits() -> None:
         return statuses, replies
 
     statuses, replies = with_sim(stand_in(seed=1, tier="premium", ws_ping_interval_ms=600_000,
-                                           block_after_breaches=100), 100.0, body)
+                                          block_after_breaches=100), 100.0, body)
     assert statuses.count(200) == 40 and statuses[-1] == 429
     assert [r["type"] for r in replies[:200]] == ["pong"] * 200
     assert replies[200]["type"] == "error" and replies[200]["code"] == 23000
@@ -232,6 +232,6 @@ def test_flow_fills_a_quote_at_the_touch_in_shared_scaled_time() -> None:
                         return (ts.monotonic_ns() - t0) / 1e9, len(sim.truth.fills(MAIN))
 
     waited_s, fills = with_sim(stand_in(seed=9, flow=FlowConfig(), speed_bumps=False,
-                                         ws_ping_interval_ms=600_000), 20.0, body)
+                                        ws_ping_interval_ms=600_000), 20.0, body)
     assert fills >= 1
     assert waited_s <= 60.0  # simulated seconds

@@ -29,7 +29,7 @@ def stand_in(**kw: Any) -> SimConfig:
 @pytest.fixture
 def sim_config() -> SimConfig:
     return stand_in(seed=11, ws_ping_interval_ms=50, ws_pong_timeout_ms=300,
-                     speed_bumps=False)
+                    speed_bumps=False)
 
 
 def info(now: int, nonce: int, coi: int, price: int, size: int = 100, is_ask: bool = False,
