@@ -151,7 +151,8 @@ class ApiKey:
     index: int  # 0..254
     nonce: int = 0  # next expected nonce
     public_key: str = ""  # 80 lowercase hex digits (no 0x) as `apikeys` shows it; "" = none
-    pk: bytes = b""  # the same 40 bytes, what signatures are verified against
+    pk: bytes = b""  # the same 40 bytes
+    verifier: Any = None  # signer.Verifier prepared for pk (what txs are verified with)
 
 
 @dataclass(slots=True)
@@ -446,6 +447,12 @@ class Exchange:
         if acct is None:
             raise ValueError(f"no account {account}")
         pk = public_key_bytes(public_key) if public_key else b""
+        verifier = None
+        if pk:
+            try:
+                verifier = _signer.Verifier(pk)
+            except ValueError as exc:  # NativeSignerError: not a point of the curve
+                raise ValueError(f"public key: {exc}") from exc
         key = acct.keys.get(api_key_index)
         if key is None:
             key = acct.keys[api_key_index] = ApiKey(api_key_index, nonce or 0)
@@ -454,6 +461,7 @@ class Exchange:
         if pk:
             key.pk = pk
             key.public_key = pk.hex()
+            key.verifier = verifier
         return key
 
     def _key(self, acct: Account, api_key_index: int, create: bool) -> ApiKey:
@@ -611,13 +619,13 @@ class Exchange:
                 continue
             sig_bytes = signature_bytes(f)
             if t == TX_CHANGE_PUB_KEY:
-                pk = change_pub_key_bytes(f)
+                ok = _signer.verify_hashed(change_pub_key_bytes(f), h, sig_bytes)
             else:
-                pk = key.pk
-                if not pk:
+                if key.verifier is None:
                     raise VenueError(E.INVALID_SIGNATURE,
                                      f"no public key registered for api key {key.index}")
-            if not _signer.verify_hashed(pk, h, sig_bytes):
+                ok = key.verifier.verify(h, sig_bytes)
+            if not ok:
                 raise VenueError(E.INVALID_SIGNATURE)
 
     def _delay_ms(self, t: int, f: dict[str, Any], market: int | None) -> int:
@@ -890,7 +898,10 @@ class Exchange:
                 acct.leverage[f["MarketIndex"]] = (f["InitialMarginFraction"], f["MarginMode"])
             elif rec.type == TX_CHANGE_PUB_KEY:
                 # The new key signs from here on (its nonce went on at acceptance).
-                self.register_api_key(acct.index, rec.api_key, change_pub_key_bytes(f))
+                try:
+                    self.register_api_key(acct.index, rec.api_key, change_pub_key_bytes(f))
+                except ValueError as exc:  # not a point (reachable without verification)
+                    raise VenueError(E.INVALID_TX_INFO, str(exc)) from exc
             else:
                 self._exec_cancel_all(rec, acct)
             rec.status = TX_EXECUTED

@@ -7,7 +7,6 @@ import random
 import time
 
 from mmfast._core.signer import public_key
-
 from mmfast.connector.lighter.nonces import NonceManager
 from mmfast.connector.lighter.secret import ApiKey
 from mmfast.connector.lighter.signer import CancelOrderRequest, CreateOrderRequest, SignerWorker

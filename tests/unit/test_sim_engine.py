@@ -734,7 +734,7 @@ def test_register_api_key_and_config_validation() -> None:
         assert ex.register_api_key(MAIN, 5, form).public_key == pk.hex()
     ex.accounts[MAIN].keys[5].nonce = 7
     assert ex.register_api_key(MAIN, 5, S.public_key(SK2)).nonce == 7  # nonce kept
-    for bad in ("zz", pk.hex()[:-2], b"\x00" * 39):
+    for bad in ("zz", pk.hex()[:-2], b"\x00" * 39, b"\xff" * 40):  # the last: not a point
         with pytest.raises(ValueError):
             ex.register_api_key(MAIN, 5, bad)
     with pytest.raises(ValueError):
