@@ -594,8 +594,7 @@ def test_we_refuse_bad_envelope(envelope: dict[str, int]) -> None:
         S.tx_hash("cancel_order", CANCEL_OK, **kw)
 
 
-# Requests the official signer refuses and ours signs (kept visible: strict xfail flips to a
-# failure once the native signer refuses them too).
+# Requests the official signer refuses: the native signer refuses each of them too.
 LENIENT = [
     ("create_order", dict(base_amount=0)),  # only a reduce-only order may have base 0
     ("create_order", dict(order_type=7)),
@@ -618,9 +617,8 @@ LENIENT = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="native signer accepts what the official one refuses")
 @pytest.mark.parametrize("case", LENIENT, ids=[_refused_id(c) for c in LENIENT])
-def test_official_refuses_native_accepts(case: tuple[str, dict[str, int]]) -> None:
+def test_official_refuses_native_refuses_too(case: tuple[str, dict[str, int]]) -> None:
     kind, change = case
     ok, call = CALLS[kind]
     fields = ok | change
@@ -630,12 +628,13 @@ def test_official_refuses_native_accepts(case: tuple[str, dict[str, int]]) -> No
                   nonce=5, expired_at=1)
 
 
-def test_default_order_expiry_differs() -> None:
+def test_default_order_expiry_is_refused() -> None:
     # order_expiry -1 asks the official signer for its default (now + 28 days, written into
-    # tx_info); the native signer signs -1 as given. mmfast always passes an explicit expiry.
+    # tx_info): a clock-dependent value no differential test can pin. The native signer refuses
+    # it and asks for an explicit expiry (mmfast always passes one).
     info, _, err, _ = _official(call_create(CREATE_OK | dict(order_expiry=-1), 5))
     assert err is None and info is not None
     assert json.loads(info)["OrderExpiry"] > 0
-    ours, _ = S.sign_tx("create_order", CREATE_OK | dict(order_expiry=-1), sk=SK, chain_id=CHAIN,
-                        account_index=ACC, api_key_index=AK, nonce=5, expired_at=1)
-    assert json.loads(ours)["OrderExpiry"] == -1
+    with pytest.raises(S.NativeSignerError, match="order_expiry"):
+        S.sign_tx("create_order", CREATE_OK | dict(order_expiry=-1), sk=SK, chain_id=CHAIN,
+                  account_index=ACC, api_key_index=AK, nonce=5, expired_at=1)

@@ -301,11 +301,9 @@ def test_oracle_tx_info_hash(v: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------ robustness
-@pytest.mark.xfail(strict=True, reason="poseidon2_hash crashes the process on num_outputs < 0")
 @pytest.mark.parametrize("num_outputs", [-1, -3])
 def test_poseidon2_hash_negative_outputs_refused(num_outputs: int) -> None:
-    # Run in a child interpreter: today the call segfaults (no check on num_outputs before the
-    # buffers are sized and written), which would take the test run down with it.
+    # Run in a child interpreter: a crash here must not take the test run down with it.
     import subprocess
     import sys
 
@@ -320,10 +318,9 @@ def test_poseidon2_hash_negative_outputs_refused(num_outputs: int) -> None:
     assert r.returncode == 3, (r.returncode, r.stderr[-300:])
 
 
-@pytest.mark.xfail(strict=True, reason="tx_info_hash drops attributes past the 4th silently")
 def test_tx_info_hash_refuses_five_attributes() -> None:
-    # The venue allows at most 4 attributes; today a 5th is ignored, so the tx hashes the same as
-    # the one without it.
+    # The venue allows at most 4 attributes: a 5th must not be ignored (the tx would hash the
+    # same as the one without it).
     body = {"AccountIndex": 5, "ApiKeyIndex": 1, "Nonce": 1, "ExpiredAt": 1, "MarketIndex": 0,
             "Index": 1, "BaseAmount": 1, "Price": 1, "TriggerPrice": 0,
             "L2TxAttributes": {"1": 5, "2": 1, "3": 1, "4": 1, "8": 9}}

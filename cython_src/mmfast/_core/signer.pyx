@@ -360,16 +360,24 @@ _U32 = (1 << 32) - 1
 _I64 = (1 << 63) - 1
 
 
+def _shown(value):
+    """A refused value as an error may show it: short ints only (a key passed in the wrong
+    field must not end up in an error text or a log)."""
+    if isinstance(value, int) and abs(value) < 10 ** 20:
+        return repr(int(value))
+    return f"a {type(value).__name__}"
+
+
 def _check(name, value, lo, hi):
     if isinstance(value, bool):
         value = int(value)
     if not isinstance(value, int) or not lo <= value <= hi:
-        raise NativeSignerError(f"{name} must be an int in {lo}..{hi}, got {value!r}")
+        raise NativeSignerError(f"{name} must be an int in {lo}..{hi}, got {_shown(value)}")
     return value
 
 
 _FIELD_RANGES = {
-    "market_index": (0, 32767),
+    "market_index": (0, _MAX_INDEX),  # and not 255: _validate has the rule
     "client_order_index": (0, _MAX_INDEX),
     "base_amount": (0, _MAX_INDEX),
     "price": (1, _U32),
@@ -378,7 +386,7 @@ _FIELD_RANGES = {
     "time_in_force": (0, 2),
     "reduce_only": (0, 1),
     "trigger_price": (0, _U32),
-    "order_expiry": (-1, _I64),
+    "order_expiry": (0, _I64),
     "index": (1, _MAX_ORDER_INDEX),
     "scheduled_time_ms": (0, _I64),
     "initial_margin_fraction": (1, 10_000),
@@ -395,8 +403,157 @@ _FIELD_RANGES = {
     "cancel_all_market_index": (0, 255),
     "self_trade_behavior": (0, 3),
     "self_trade_equality": (0, 1),
-    "order_version": (0, _I64),
+    "order_version": (0, _MAX_INDEX),
 }
+
+
+# ---------------------------------------------------------------------------- validation
+# The official signer's rules (its Validate of each tx type), checked on the final TxBody by
+# both paths (NativeSigner's methods and sign_tx), so nothing it refuses is ever signed here.
+# Messages name the rule, never a value.
+cdef enum:
+    OT_LIMIT = 0
+    OT_MARKET = 1
+    OT_STOP_LOSS = 2
+    OT_STOP_LOSS_LIMIT = 3
+    OT_TAKE_PROFIT = 4
+    OT_TAKE_PROFIT_LIMIT = 5
+    OT_TWAP = 6
+    TIF_IOC = 0
+    TIF_GTT = 1
+
+cdef int64_t MAX_TIMESTAMP = (1 << 48) - 1
+cdef int64_t MAX_COI = (1 << 48) - 1
+cdef int64_t MAX_OIDX = (1 << 60) - 1
+cdef int64_t MAX_PRICE = (1 << 32) - 1
+cdef int64_t MAX_ACCT = (1 << 48) - 2
+
+
+cdef inline bint _market_ok(int64_t m) noexcept nogil:
+    # The official signer (lighter-sdk 1.1.8) takes any market id 0..2^48-1 but 255, its
+    # "no market"; it no longer tells perps from spot ranges.
+    return 0 <= m <= MAX_COI and m != 255
+
+
+cdef const char *_validate(const TxBody *b, int64_t nonce, int64_t expired_at) noexcept nogil:
+    """NULL if the official signer would sign this tx, else why not."""
+    cdef const int64_t *v = b.vals
+    cdef int i, n = 0
+    cdef int64_t typ, tif, exp, trig
+    if nonce < 0:
+        return "nonce must be >= 0"
+    if expired_at < 0 or expired_at > MAX_TIMESTAMP:
+        return "expired_at must be within 0..2^48-1"
+    # attributes
+    for i in range(1, N_ATTR):
+        n += b.attr_set[i]
+    if n > ATTRS_PER_TX:
+        return "at most 4 tx attributes"
+    if b.attr_set[1] and not 0 <= b.attr_val[1] <= MAX_ACCT:
+        return "integrator_account_index out of range"
+    if (b.attr_set[2] and not 0 <= b.attr_val[2] <= 1_000_000) or (
+            b.attr_set[3] and not 0 <= b.attr_val[3] <= 1_000_000):
+        return "integrator fee out of range (0..1000000)"
+    if b.attr_set[4] and b.attr_val[4] != 1:
+        return "skip_nonce must be 0 or 1"
+    if b.attr_set[5] and not 0 <= b.attr_val[5] <= 255:
+        return "cancel_all_market_index out of range"
+    if b.attr_set[6] and not 0 <= b.attr_val[6] <= 3:
+        return "self_trade_behavior out of range (0..3)"
+    if b.attr_set[7] and not 0 <= b.attr_val[7] <= 1:
+        return "self_trade_equality out of range (0..1)"
+    if b.attr_set[8] and not 0 <= b.attr_val[8] <= MAX_COI:
+        return "order_version out of range"
+    if (b.attr_set[2] or b.attr_set[3]) and not b.attr_set[1]:
+        return "integrator fees need an integrator_account_index"
+    if (b.attr_set[6] or b.attr_set[7]) and (b.attr_set[2] or b.attr_set[3]):
+        return "a self-trade mode cannot go with integrator fees"
+    if b.attr_set[6] and b.attr_val[6] == 3 and b.attr_set[7] and b.attr_val[7] == 1:
+        return "self-trade reduce mode cannot go with master-account equality"
+    if b.kind == K_CREATE_ORDER:
+        # market, coi, base, price, is_ask, type, tif, reduce_only, trigger, order_expiry
+        if not _market_ok(v[0]):
+            return "market_index must be within 0..2^48-1 and not 255 (no market)"
+        if v[1] != 0 and not 1 <= v[1] <= MAX_COI:
+            return "client_order_index out of range"
+        if v[7] != 1 and v[2] == 0:
+            return "base_amount 0 needs reduce_only"
+        if not 0 <= v[2] <= MAX_COI:
+            return "base_amount out of range"
+        if not 1 <= v[3] <= MAX_PRICE:
+            return "price out of range (1..2^32-1)"
+        if not 0 <= v[4] <= 1:
+            return "is_ask must be 0 or 1"
+        tif = v[6]
+        if not 0 <= tif <= 2:
+            return "time_in_force must be 0, 1 or 2"
+        if not 0 <= v[7] <= 1:
+            return "reduce_only must be 0 or 1"
+        exp = v[9]
+        if exp < 0:
+            return "order_expiry must be 0 (none) or an epoch millisecond"
+        trig = v[8]
+        if not 0 <= trig <= MAX_PRICE:
+            return "trigger_price out of range"
+        typ = v[5]
+        if typ == OT_MARKET:
+            if tif != TIF_IOC or exp != 0 or trig != 0:
+                return "a market order is IOC with no expiry and no trigger"
+        elif typ == OT_LIMIT:
+            if trig != 0:
+                return "a limit order takes no trigger price"
+            if (tif == TIF_IOC) != (exp == 0):
+                return "a limit order has an expiry unless it is IOC"
+        elif typ == OT_STOP_LOSS or typ == OT_TAKE_PROFIT:
+            if tif != TIF_IOC or trig == 0 or exp == 0:
+                return "stop-loss / take-profit: IOC, a trigger and an expiry"
+        elif typ == OT_STOP_LOSS_LIMIT or typ == OT_TAKE_PROFIT_LIMIT:
+            if trig == 0 or exp == 0:
+                return "stop-loss / take-profit limit: a trigger and an expiry"
+        elif typ == OT_TWAP:
+            if tif != TIF_GTT or trig != 0 or exp == 0:
+                return "a TWAP order is GTT with an expiry and no trigger"
+        else:
+            return "order_type must be 0..6"
+    elif b.kind == K_CANCEL_ORDER or b.kind == K_MODIFY_ORDER:
+        if not _market_ok(v[0]):
+            return "market_index must be within 0..2^48-1 and not 255 (no market)"
+        if not 1 <= v[1] <= MAX_OIDX:
+            return "index out of range (1..2^60-1)"
+        if b.kind == K_MODIFY_ORDER:
+            if not 0 <= v[2] <= MAX_COI:
+                return "base_amount out of range"
+            if not 1 <= v[3] <= MAX_PRICE:
+                return "price out of range (1..2^32-1)"
+            if not 0 <= v[4] <= MAX_PRICE:
+                return "trigger_price out of range"
+    elif b.kind == K_CANCEL_ALL:
+        tif = v[0]
+        if b.attr_set[5] and tif != 0:
+            return "a market-scoped cancel-all can only be immediate"
+        if tif == 0 or tif == 2:
+            if v[1] != 0:
+                return "an immediate or abort cancel-all takes time 0"
+        elif tif == 1:
+            if v[1] < 1:
+                return "a scheduled cancel-all needs a time"
+        else:
+            return "cancel-all time_in_force must be 0, 1 or 2"
+    elif b.kind == K_UPDATE_LEVERAGE:
+        if not _market_ok(v[0]):
+            return "market_index must be within 0..2^48-1 and not 255 (no market)"
+        if not 0 <= v[2] <= 1:
+            return "margin_mode must be 0 or 1"
+        if not 1 <= v[1] <= 10_000:
+            return "initial_margin_fraction out of range (1..10000)"
+    return NULL
+
+
+cdef int _validate_or_raise(const TxBody *b, int64_t nonce, int64_t expired_at) except -1:
+    cdef const char *why = _validate(b, nonce, expired_at)
+    if why != NULL:
+        raise NativeSignerError(f"{KINDS[b.kind]}: {why.decode()}")
+    return 0
 
 
 cdef int _kind_index(str kind) except -1:
@@ -426,7 +583,7 @@ cdef void _body_from_fields(TxBody *b, str kind, object fields) except *:
             lo, hi = _FIELD_RANGES[field]
             _attr_put(b, typ, _check(field, fields[field], lo, hi))
     if sum(b.attr_set[i] for i in range(1, N_ATTR)) > ATTRS_PER_TX:
-        raise NativeSignerError(f"{kind}: more than {ATTRS_PER_TX} tx attributes")
+        raise NativeSignerError(f"{kind}: at most {ATTRS_PER_TX} tx attributes")
 
 
 cdef void _check_envelope(uint64_t chain_id, int64_t account_index, int64_t api_key_index,
@@ -538,10 +695,16 @@ def poseidon2_permute(bytes state):
 
 def poseidon2_hash(bytes data, int num_outputs):
     """The sponge without padding: 8-byte little-endian elements in, num_outputs elements out."""
+    if not 0 <= num_outputs <= (1 << 16):
+        raise NativeSignerError("num_outputs must be within 0..65536")
     vals = _elems(data)
     cdef size_t n = len(vals), i
     cdef uint64_t *inp = <uint64_t *>malloc(8 * (n + 1))
     cdef uint64_t *out = <uint64_t *>malloc(8 * (num_outputs + 1))
+    if inp == NULL or out == NULL:
+        free(inp)
+        free(out)
+        raise MemoryError()
     try:
         for i in range(n):
             inp[i] = vals[i]
@@ -767,6 +930,7 @@ def tx_hash(str kind, fields, *, chain_id, account_index, api_key_index, nonce, 
     cdef uint8_t out[40]
     _check_envelope(chain_id, account_index, api_key_index, nonce, expired_at)
     _body_from_fields(&b, kind, fields)
+    _validate_or_raise(&b, nonce, expired_at)
     _tx_hash(&b, chain_id, account_index, api_key_index, nonce, expired_at, &h)
     fp5_to_le(out, &h)
     return PyBytes_FromStringAndSize(<char *>out, 40)
@@ -782,6 +946,7 @@ def sign_tx(str kind, fields, *, sk, chain_id, account_index, api_key_index, non
     cdef char buf[JSON_CAP]
     _check_envelope(chain_id, account_index, api_key_index, nonce, expired_at)
     _body_from_fields(&b, kind, fields)
+    _validate_or_raise(&b, nonce, expired_at)
     _scalar_from_key(&s, sk)
     try:
         _tx_hash(&b, chain_id, account_index, api_key_index, nonce, expired_at, &h)
@@ -810,18 +975,23 @@ def tx_info_hash(int tx_type, info, uint64_t chain_id):
     cdef uint64_t pair[10]
     cdef int i, k = -1
     try:
-        account = int(info["AccountIndex"])
-        api_key = int(info["ApiKeyIndex"])
-        nonce = int(info["Nonce"])
-        expired_at = int(info["ExpiredAt"])
+        account, api_key, nonce, expired_at = (
+            info["AccountIndex"], info["ApiKeyIndex"], info["Nonce"], info["ExpiredAt"])
         attrs = info.get("L2TxAttributes") or {}
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise NativeSignerError(f"tx_info: {exc!r}") from None
+    except (KeyError, TypeError, AttributeError):
+        raise NativeSignerError("tx_info: AccountIndex, ApiKeyIndex, Nonce or ExpiredAt missing"
+                                ) from None
+    for v in (account, api_key, nonce, expired_at):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _I64:
+            raise NativeSignerError("tx_info: AccountIndex, ApiKeyIndex, Nonce and ExpiredAt"
+                                    " must be ints >= 0")
     _attrs_clear(&b)
     if not isinstance(attrs, dict) or not set(attrs) <= _INFO_ATTRS:
         raise NativeSignerError("tx_info: bad L2TxAttributes")
+    if len(attrs) > ATTRS_PER_TX:
+        raise NativeSignerError(f"tx_info: at most {ATTRS_PER_TX} L2TxAttributes")
     for key, value in attrs.items():
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int) or not -_I64 <= value <= _I64:
             raise NativeSignerError("tx_info: bad L2TxAttributes value")
         _attr_put(&b, int(key), value)
     if tx_type == 8:
@@ -862,7 +1032,7 @@ def tx_info_hash(int tx_type, info, uint64_t chain_id):
         b.kind = k
         for i, (json_name, _field) in enumerate(_KINDS[k][2]):
             v = info.get(json_name)
-            if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, bool) or not isinstance(v, int) or not -_I64 <= v <= _I64:
                 raise NativeSignerError(f"tx_info: {json_name} missing or not an int")
             b.vals[i] = v
         _tx_hash(&b, chain_id, account, api_key, nonce, expired_at, &h)
@@ -1078,6 +1248,7 @@ cdef class NativeSigner:
 
     cdef tuple _finish(self, int64_t nonce, int64_t expired_at):
         cdef fp5 h
+        _validate_or_raise(&self._body, nonce, expired_at)
         cdef uint8_t sig[80]
         cdef uint8_t hb[40]
         cdef char hx[80]
@@ -1090,12 +1261,8 @@ cdef class NativeSigner:
         return (PyUnicode_DecodeASCII(self._json, n, NULL), PyUnicode_DecodeASCII(hx, 80, NULL))
 
     cdef int _envelope(self, int64_t nonce, int64_t expired_at) except -1:
-        self._ready()
-        if nonce < 0:
-            raise NativeSignerError(f"nonce must be >= 0, got {nonce}")
-        if expired_at < 0:
-            raise NativeSignerError(f"expired_at must be >= 0, got {expired_at}")
-        return 0
+        # Field rules are checked on the finished body by _validate (one place for both paths).
+        return self._ready()
 
     def sign_create_order(self, int64_t market_index, int64_t client_order_index,
                           int64_t base_amount, int64_t price, bint is_ask, int order_type,
@@ -1103,16 +1270,6 @@ cdef class NativeSigner:
                           int64_t order_expiry, int64_t nonce, int64_t expired_at):
         """CreateOrder (type 14) with the venue's default attributes (none)."""
         self._envelope(nonce, expired_at)
-        if not 0 <= market_index <= 32767:
-            raise NativeSignerError(f"market_index out of range: {market_index}")
-        if not 0 <= client_order_index <= _MAX_INDEX:
-            raise NativeSignerError(f"client_order_index out of range: {client_order_index}")
-        if not (0 if reduce_only else 1) <= base_amount <= _MAX_INDEX:
-            raise NativeSignerError(f"base_amount out of range: {base_amount}")
-        if not 1 <= price <= _U32 or not 0 <= trigger_price <= _U32:
-            raise NativeSignerError(f"price/trigger_price out of range: {price}/{trigger_price}")
-        if not 0 <= order_type <= 8 or not 0 <= time_in_force <= 2 or order_expiry < -1:
-            raise NativeSignerError("order_type, time_in_force or order_expiry out of range")
         cdef TxBody *b = &self._body
         b.kind = K_CREATE_ORDER
         _attrs_clear(b)
@@ -1132,8 +1289,6 @@ cdef class NativeSigner:
                           int64_t expired_at):
         """CancelOrder (type 15): index is a client_order_index (< 2^48) or an order_index."""
         self._envelope(nonce, expired_at)
-        if not 0 <= market_index <= 32767 or not 1 <= index <= _MAX_ORDER_INDEX:
-            raise NativeSignerError(f"market_index/index out of range: {market_index}/{index}")
         cdef TxBody *b = &self._body
         b.kind = K_CANCEL_ORDER
         _attrs_clear(b)
@@ -1146,12 +1301,6 @@ cdef class NativeSigner:
                           int64_t expired_at):
         """ModifyOrder (type 17)."""
         self._envelope(nonce, expired_at)
-        if not 0 <= market_index <= 32767 or not 1 <= index <= _MAX_ORDER_INDEX:
-            raise NativeSignerError(f"market_index/index out of range: {market_index}/{index}")
-        if not 0 <= base_amount <= _MAX_INDEX:
-            raise NativeSignerError(f"base_amount out of range: {base_amount}")
-        if not 1 <= price <= _U32 or not 0 <= trigger_price <= _U32:
-            raise NativeSignerError(f"price/trigger_price out of range: {price}/{trigger_price}")
         cdef TxBody *b = &self._body
         b.kind = K_MODIFY_ORDER
         _attrs_clear(b)
@@ -1166,8 +1315,6 @@ cdef class NativeSigner:
                         int64_t nonce, int64_t expired_at):
         """CancelAllOrders (type 16); market_index 255 = every market (no attribute)."""
         self._envelope(nonce, expired_at)
-        if not 0 <= time_in_force <= 2 or time_ms < 0 or not 0 <= market_index <= 255:
-            raise NativeSignerError("cancel-all time_in_force, time or market out of range")
         cdef TxBody *b = &self._body
         b.kind = K_CANCEL_ALL
         _attrs_clear(b)
@@ -1180,10 +1327,6 @@ cdef class NativeSigner:
                              int margin_mode, int64_t nonce, int64_t expired_at):
         """UpdateLeverage (type 20)."""
         self._envelope(nonce, expired_at)
-        if not 0 <= market_index <= 32767 or not 1 <= initial_margin_fraction <= 10_000:
-            raise NativeSignerError("market_index or initial_margin_fraction out of range")
-        if not 0 <= margin_mode <= 1:
-            raise NativeSignerError(f"margin_mode out of range: {margin_mode}")
         cdef TxBody *b = &self._body
         b.kind = K_UPDATE_LEVERAGE
         _attrs_clear(b)
