@@ -40,7 +40,8 @@ _only = os.environ.get("MMFAST_BUILD_ONLY", "")
 if _only:
     MODULES = [m for m in MODULES if m in _only.split(",")]
 
-_LSIG_HEADERS = ["field.h", "poseidon2.h", "curve.h", "pool.h"]
+_LSIG_HEADERS = [f"cython_src/mmfast/_core/lsig/{h}"
+                 for h in ("field.h", "poseidon2.h", "curve.h", "pool.h")]
 
 extensions = [
     Extension(
@@ -50,7 +51,7 @@ extensions = [
         extra_compile_args=cflags,
         # signer's C headers (lsig/*.h) sit beside it; header-only, compiled into the module.
         include_dirs=["cython_src/mmfast/_core"],
-        depends=[f"cython_src/mmfast/_core/lsig/{h}" for h in _LSIG_HEADERS] if name == "signer" else [],
+        depends=_LSIG_HEADERS if name == "signer" else [],
     )
     for name in MODULES
 ]

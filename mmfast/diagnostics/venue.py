@@ -291,6 +291,7 @@ class VenueSession:
         self._provider = token_provider  # an AuthTokenProvider (tests); default: the signer
         self._priority = priority
         self._signer: Any = None  # SignerWorker, when this session started one
+        self._sim_public_key: bytes | None = None  # registered with the simulator (sim mode)
         self.tokens: TokenCache | None = None
         self.rest: LighterRest | None = None
         self.stream: WsStream | None = None
@@ -322,6 +323,17 @@ class VenueSession:
         t = self.target
         if self._provider is None:
             self._provider = self._start_signer()
+            if t.mode == "sim" and self._sim_public_key is not None:
+                # The simulator verifies auth tokens against the registered key, as the venue.
+                from mmfast.sim.keys import register_api_key_http
+
+                # Best effort: an account the simulator does not know refuses the key here and
+                # the subscription later, which is the error the tools report.
+                try:
+                    await register_api_key_http(t.rest_url, t.account_index, t.api_key_index,
+                                                self._sim_public_key, timeout_s=self._timeout_s)
+                except RuntimeError as exc:
+                    _log.info("diagnostics: %s", exc)
         self.tokens = TokenCache(self._provider, lifetime_s=TOKEN_LIFETIME_S,
                                  refresh_margin_s=TOKEN_REFRESH_MARGIN_S,
                                  venue_now_s=lambda: self._time.wall_ms() / 1000)
@@ -346,6 +358,10 @@ class VenueSession:
             if err:
                 raise DiagError("could not make a throwaway key for the simulator")
             key = ApiKey(priv)
+        if self.target.mode == "sim":
+            from mmfast._core.signer import public_key
+
+            self._sim_public_key = public_key(key.reveal())
         worker = SignerWorker(key, account_index=self.target.account_index,
                               api_key_index=self.target.api_key_index,
                               chain_id=self.target.chain_id, name="mmfast-diag-signer")

@@ -188,23 +188,15 @@ class Runner:
         public key for (account, API key) before trading, in process or through the
         simulator's loopback control endpoint."""
         from mmfast._core.signer import public_key
-        from mmfast.sim.server import CONTROL as SIM_CONTROL_PREFIX
+        from mmfast.sim.keys import register_api_key_http
 
         v = self.cfg.venue
-        pk = public_key(key.reveal()).hex()
+        assert v.account_index is not None and v.api_key_index is not None
+        pk = public_key(key.reveal())
         if self.sim is not None:
-            self.sim.register_api_key(v.account_index, v.api_key_index, pk)
-            return
-        import aiohttp
-
-        async with aiohttp.ClientSession() as s, s.post(
-                f"{rest_url}{SIM_CONTROL_PREFIX}/api_keys",
-                json={"account_index": v.account_index, "api_key_index": v.api_key_index,
-                      "public_key": pk},
-                timeout=aiohttp.ClientTimeout(total=10)) as r:
-            if r.status != 200:
-                raise RuntimeError(f"the simulator at {rest_url} refused this run's API key"
-                                   f" (HTTP {r.status})")
+            self.sim.register_api_key(v.account_index, v.api_key_index, pk.hex())
+        else:
+            await register_api_key_http(rest_url, v.account_index, v.api_key_index, pk)
 
     def _make_key(self) -> ApiKey:
         v = self.cfg.venue
