@@ -194,6 +194,7 @@ async def _wait_full(ns: Any, limit_s: float = 5.0) -> None:
 def _check_native(ns: Any, txs: list[tuple[str, str]]) -> int:
     """Every signature verifies under the signer's public key over its tx hash."""
     import orjson
+
     from mmfast._core.signer import verify_hashed
 
     pk = ns.public_key
@@ -223,8 +224,8 @@ def _same_as_official(ns: Any, official: list[Any]) -> int:
 
 async def _sign_run(rounds: int, per_round: int, n_loop: int, price: int) -> dict[str, Any]:
     from lighter import signer_client
-    from mmfast._core.signer import NativeSigner
 
+    from mmfast._core.signer import NativeSigner
     from mmfast.sim.config import DEFAULT_CHAIN_ID
 
     key, _pub = make_key()

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mmfast._core.signer import public_key
 
+from mmfast._core.signer import public_key
 from mmfast.connector.lighter.config import LighterConfig
 from mmfast.connector.lighter.connector import LighterConnector
 from mmfast.connector.lighter.native_signer import InlineSigner
