@@ -295,9 +295,15 @@ def test_kill_switch_pause_cancels_all_keeps_running_and_resumes(tmp_path: Path)
     # Paused: every order of the market cancelled, the bot still running.
     assert state["open_while_paused"] and state["open_while_paused"][-1] == 0
     assert any(x["kind"] == "cancel_all_done" and x["left"] == 0 for x in recs)
-    # Cleared after a rolling minute (12 s real at scale 5): resumed and quoting again.
-    assert any(x["kind"] == "kill_switch" and x["action"] == "resume" for x in recs)
-    assert state["resumed"] and state["quoted_after_resume"] > 0
+    # Cleared after a rolling minute (12 s real at scale 5): resumed and quoting again: an
+    # order the venue shows open after the resume, seen by the probe or in the journal (fast
+    # fills may pause it again before the next 0.1 s probe looks).
+    resumes = [i for i, x in enumerate(recs) if x["kind"] == "kill_switch"
+               and x["action"] == "resume"]
+    assert resumes
+    open_after = any(x["kind"] == "order" and x["status"] == "OPEN"
+                     for x in recs[resumes[0]:])
+    assert (state["resumed"] and state["quoted_after_resume"] > 0) or open_after
 
 
 def test_kill_switch_stop_exits(tmp_path: Path) -> None:
