@@ -8,6 +8,9 @@ naming the value, and a message with any malformed part changes nothing.
 
 from typing import Any, Final, final
 
+# The one BookError (MmfastError, ValueError), shared with mmfast.reference.book.
+from mmfast.core.errors import BookError as BookError
+
 BID: Final[int]  # 0
 ASK: Final[int]  # 1
 APPLIED: Final[int]  # 0: the message was applied
@@ -16,9 +19,6 @@ GAP: Final[int]  # 2: begin_nonce != last nonce; book now out of sync, nothing a
 IGNORED_OUT_OF_SYNC: Final[int]  # 3: already out of sync; waiting for a snapshot
 NOT_BOOK: Final[int]  # 4: a well-formed message whose type is not subscribed/ or update/order_book
 DEFAULT_WINDOW: Final[int]  # 2048 tick slots per side
-
-class BookError(ValueError):
-    """A malformed order-book message, level or value; the book was not changed."""
 
 def parse_decimal(s: str | bytes, decimals: int) -> int:
     """Parse a venue decimal string exactly into an int scaled by 10**decimals (0 <= decimals <= 18).

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mmfast.connector.lighter.secret import ApiKey, Secret
+from mmfast.core.errors import MmfastError
 
 __all__ = [
     "MAX_LEVELS",
@@ -55,7 +56,7 @@ _MIN_EXPIRY_S: Final = 300
 _MAX_EXPIRY_S: Final = 30 * _DAY_S
 
 
-class ConfigError(ValueError):
+class ConfigError(MmfastError, ValueError):
     """Invalid configuration. ``errors`` lists ``(key_path, message)``; ``key`` is the first path.
 
     Messages name the key path (``strategy.market_making.levels``) and never contain a secret.

@@ -1,10 +1,11 @@
-"""mmfast's trading core: lifecycle (TradingCore), event bus, data types, logging, clock access.
+"""mmfast's trading core: lifecycle (TradingCore), event bus, data types, errors, logging, clock.
 
 The tick clock itself is compiled (``mmfast._core.clock``); its public names are re-exported
 here so callers need one import.
 """
 
 from mmfast._core.clock import Clock, Timer, monotonic_ns, wall_ms
+from mmfast.core.errors import BookError, ExchangeError, MmfastError, OrderError, SigningError
 from mmfast.core.events import (
     BookUpdated,
     ConnectorState,
@@ -39,6 +40,7 @@ from mmfast.core.types import (
 
 __all__ = [
     "MAX_CLIENT_ORDER_INDEX",
+    "BookError",
     "BookListener",
     "BookUpdated",
     "Clock",
@@ -46,13 +48,16 @@ __all__ = [
     "Connector",
     "ConnectorState",
     "EventBus",
+    "ExchangeError",
     "Fill",
     "FillListener",
     "FillReceived",
     "LifecycleChanged",
     "LifecycleState",
+    "MmfastError",
     "Order",
     "OrderConnector",
+    "OrderError",
     "OrderListener",
     "OrderStatus",
     "OrderType",
@@ -61,6 +66,7 @@ __all__ = [
     "PositionUpdated",
     "PullQuotes",
     "Side",
+    "SigningError",
     "Strategy",
     "TimeInForce",
     "Timer",

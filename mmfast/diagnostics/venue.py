@@ -35,6 +35,7 @@ from mmfast.connector.lighter.markets import MarketInfo, parse_order_book_detail
 from mmfast.connector.lighter.rest import LighterRest
 from mmfast.connector.lighter.secret import ApiKey, redact
 from mmfast.connector.lighter.ws import StreamHalted, StreamState, Subscription, WsStream
+from mmfast.core.errors import MmfastError
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
@@ -58,7 +59,7 @@ TOKEN_LIFETIME_S = 3600
 TOKEN_REFRESH_MARGIN_S = 300.0
 
 
-class DiagError(RuntimeError):
+class DiagError(MmfastError, RuntimeError):
     """A diagnostic could not run (bad config, venue unreachable, auth refused, ...).
 
     The message is for the operator; it never contains the key or an auth token.

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from mmfast.core.errors import BookError  # the compiled book raises the same class
+
 BID = 0
 ASK = 1
 APPLIED = 0
@@ -30,10 +32,6 @@ SNAPSHOT_TYPE = "subscribed/order_book"
 DELTA_TYPE = "update/order_book"
 
 _DECIMAL = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
-
-
-class BookError(ValueError):
-    """A malformed order-book message, level or value; the book was not changed."""
 
 
 def _short(value: object) -> str:

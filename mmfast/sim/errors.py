@@ -105,6 +105,12 @@ MESSAGES: dict[int, str] = {
 }
 
 
+# Deliberately NOT an mmfast.core.errors.MmfastError. A VenueError is the simulated venue's answer
+# (a code and message that go over the wire as {code, message}), not a failure of mmfast: the bot
+# only ever sees it as the LighterApiError (an ExchangeError) it parses from that wire answer.
+# Kept outside the tree so the two sides never mix: an `except MmfastError` in bot code that
+# drives the engine in-process (tests, tools) cannot swallow a venue rejection as mmfast's own
+# error, and `except VenueError` in the simulator catches venue answers, never mmfast errors.
 class VenueError(Exception):
     """A rejection with the venue's numeric code (HTTP 400 at the API, or a failed tx)."""
 

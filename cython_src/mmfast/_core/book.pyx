@@ -20,6 +20,9 @@ from libc.string cimport memcmp, memmove, memset
 
 import orjson
 
+# One BookError for this book and its pure-Python twin (mmfast.reference.book).
+from mmfast.core.errors import BookError
+
 
 cdef extern from "Python.h":
     # Declared with PyObject* so borrowed references are read without refcount traffic.
@@ -55,10 +58,6 @@ GAP = BOOK_GAP
 IGNORED_OUT_OF_SYNC = BOOK_IGNORED_OUT_OF_SYNC
 NOT_BOOK = BOOK_NOT_BOOK
 DEFAULT_WINDOW = 2048
-
-
-class BookError(ValueError):
-    """A malformed order-book message, level or value; the book was not changed."""
 
 
 cdef enum:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from mmfast.core.errors import SigningError
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
@@ -26,7 +27,7 @@ class AuthTokenProvider(Protocol):
     async def token(self, deadline_s: int) -> str: ...
 
 
-class TokenError(RuntimeError):
+class TokenError(SigningError, RuntimeError):
     """The provider failed to make a token (the message never contains a token)."""
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
 
+from mmfast.core.errors import ExchangeError
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
 __all__ = [
@@ -94,7 +95,7 @@ class BudgetLevel(IntEnum):
     BLOCKED = 3  # a limit is blocked (Retry-After or backoff after 429/5xx)
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(ExchangeError):
     """``acquire`` could not get its cost within its timeout."""
 
 

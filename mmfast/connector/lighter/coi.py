@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from mmfast.core.errors import OrderError
 from mmfast.core.types import MAX_CLIENT_ORDER_INDEX
 
 __all__ = [
@@ -47,7 +48,7 @@ _STATE_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-class CoiError(RuntimeError):
+class CoiError(OrderError, RuntimeError):
     """Base of the client-order-id allocator's errors."""
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from mmfast._core.book import parse_decimal
+from mmfast.core.errors import ExchangeError
 
 __all__ = ["USDC_DECIMALS", "MarketInfo", "MetadataError", "parse_order_book_details"]
 
@@ -21,7 +22,7 @@ USDC_DECIMALS = 6  # money is micro-USDC
 FEE_PERCENT_DECIMALS = 4  # "0.0196" (percent, 4 decimals) -> 196 (1e-6 of notional)
 
 
-class MetadataError(ValueError):
+class MetadataError(ExchangeError, ValueError):
     """orderBookDetails is missing a field or carries a malformed value."""
 
 

@@ -34,6 +34,8 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
+from mmfast.core.errors import OrderError
+
 __all__ = ["NonceError", "NonceManager", "NonceState"]
 
 T = TypeVar("T")
@@ -46,7 +48,7 @@ class NonceState(IntEnum):
     BLOCKED = 3  # a reject happened: waiting for in-flight txs to resolve, then refresh
 
 
-class NonceError(RuntimeError):
+class NonceError(OrderError, RuntimeError):
     """A call that breaks the protocol (e.g. a bad nonce from the fetcher)."""
 
 

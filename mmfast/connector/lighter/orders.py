@@ -72,6 +72,7 @@ from mmfast.connector.lighter.signer import (
 )
 from mmfast.connector.lighter.tracker import OrderTracker, TrackedOrder
 from mmfast.connector.lighter.ws import StreamHalted, WsStream
+from mmfast.core.errors import OrderError
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.core.types import MAX_CLIENT_ORDER_INDEX, Order, OrderStatus, Side, TimeInForce
@@ -103,7 +104,7 @@ _TX_FAILED, _TX_PENDING, _TX_EXECUTED, _TX_FINAL = 0, 1, 2, 3
 _ACK_TYPES = ("jsonapi/sendtx", "jsonapi/sendtxbatch")
 
 
-class OrderEntryError(RuntimeError):
+class OrderEntryError(OrderError, RuntimeError):
     """An order request refused before anything was signed (bad arguments, not ready)."""
 
 

@@ -35,6 +35,7 @@ import aiohttp
 
 from mmfast.connector.lighter.budget import Priority
 from mmfast.connector.lighter.rest import MAX_COI_LOOKUP, OutcomeUnknown, VenueUnavailable
+from mmfast.core.errors import OrderError
 from mmfast.core.log import get_logger
 from mmfast.core.types import OrderStatus
 
@@ -49,7 +50,7 @@ T = TypeVar("T")
 TRIGGERS = ("cancel_failed", "position_mismatch", "rest_unreachable", "unknown_unresolved")
 
 
-class ReconcileFailed(RuntimeError):
+class ReconcileFailed(OrderError, RuntimeError):
     """Reconciliation failed closed; ``trigger`` is one of ``TRIGGERS``."""
 
     def __init__(self, trigger: str, message: str) -> None:

@@ -21,6 +21,7 @@ import orjson
 from mmfast.connector.lighter.auth import TokenCache
 from mmfast.connector.lighter.budget import Priority, RateBudget
 from mmfast.connector.lighter.skew import SkewMonitor
+from mmfast.core.errors import ExchangeError
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
@@ -40,7 +41,7 @@ MAX_COI_LOOKUP = 20  # accountOrders takes at most 20 client_order_indexes
 RATE_LIMIT_CODES = frozenset({23000, 23001, 23002, 23003, 23004})
 
 
-class LighterApiError(Exception):
+class LighterApiError(ExchangeError):
     """The venue refused the request at the API level (HTTP 400 {code, message})."""
 
     def __init__(self, code: int, message: str, status: int = 400) -> None:
@@ -58,11 +59,11 @@ class RateLimited(LighterApiError):
         self.retry_after_s = retry_after_s
 
 
-class VenueUnavailable(Exception):
+class VenueUnavailable(ExchangeError):
     """A read failed with 5xx / transport errors after its retries."""
 
 
-class OutcomeUnknown(Exception):
+class OutcomeUnknown(ExchangeError):
     """A send ended in a 5xx, timeout or transport error: it may or may not have been accepted."""
 
 

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from mmfast.core.errors import MmfastError
+
 __all__ = [
     "MIN_RUN",
     "REDACTED",
@@ -49,7 +51,7 @@ _API_KEY_BYTES = 40
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-class SecretError(ValueError):
+class SecretError(MmfastError, ValueError):
     """A secret could not be loaded or is malformed. The message never contains the secret."""
 
 

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 from mmfast.connector.lighter.secret import ApiKey, Redactor
 from mmfast.connector.lighter.txcheck import TxCheckError, check_signed
+from mmfast.core.errors import SigningError
 from mmfast.core.types import MAX_CLIENT_ORDER_INDEX, OrderType, TimeInForce
 
 __all__ = [
@@ -84,7 +85,7 @@ _I64 = (1 << 63) - 1
 _SDK_LOGGERS = ("lighter", "urllib3", "aiohttp")
 
 
-class SignerError(RuntimeError):
+class SignerError(SigningError, RuntimeError):
     """Signing failed (signer error string, bad request, or a signed tx that fails its check)."""
 
 

@@ -69,6 +69,7 @@ from mmfast.connector.lighter.coi import (
     durable_write,
     state_file_stem,
 )
+from mmfast.core.errors import OrderError
 from mmfast.core.events import EventBus, FillReceived, OrderUpdated, PositionUpdated
 from mmfast.core.types import (
     Fill,
@@ -100,7 +101,7 @@ _TYPE_BY_NAME = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
 _PENDING_VENUE = frozenset({"pending", "in-progress"})
 
 
-class TrackerError(RuntimeError):
+class TrackerError(OrderError, RuntimeError):
     """A tracker input that cannot be applied (malformed payload, unknown market)."""
 
 

@@ -18,10 +18,12 @@ from typing import Any, Protocol
 
 import orjson
 
+from mmfast.core.errors import SigningError
+
 __all__ = ["CheckableRequest", "TxCheckError", "check_signed"]
 
 
-class TxCheckError(ValueError):
+class TxCheckError(SigningError, ValueError):
     """The signed tx does not match the request. The message names the field, never the Sig."""
 
 

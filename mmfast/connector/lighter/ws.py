@@ -37,6 +37,7 @@ from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
 
 from mmfast._core.book import NOT_BOOK, BookError, OrderBook
 from mmfast.connector.lighter.budget import BudgetExhausted, Priority, RateBudget
+from mmfast.core.errors import ExchangeError
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
@@ -65,7 +66,7 @@ class StreamState(IntEnum):
     STOPPED = 6
 
 
-class StreamHalted(RuntimeError):
+class StreamHalted(ExchangeError, RuntimeError):
     """Too many consecutive connection failures: the stream gave up."""
 
 
