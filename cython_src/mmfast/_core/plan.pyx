@@ -13,6 +13,9 @@ C path does not take (more than ``MAX_PER_SIDE`` levels or orders on a side, an 
 bounds, a field that is not an exact int, an order that is not an ``Order``, parameters that are
 not a ``PlannerParams``, a ``busy``/``no_create`` that is not a list, tuple, set, frozenset or
 dict) goes to the reference, before the budget is read, so the budget is asked once either way.
+
+A compiled caller cimports ``plan_into`` and ``PlanScratch`` from plan.pxd and plans in a scratch
+it owns; ``plan_requotes`` is ``plan_into`` with a scratch on its stack.
 """
 
 from cpython.object cimport PyObject
@@ -203,18 +206,12 @@ cdef extern from *:
     Py_ssize_t mmp_tuple_size(PyObject* t) noexcept
 
 
+# In plan.pxd: PLAN_CAP, the action kinds PLAN_*, the back-off levels PLAN_DEGRADE_*, the
+# structs (Ord, SideIn, Act, Grp, PlanScratch) and plan_into.
 cdef enum:
-    _CAP = 64                    # levels or orders per side taken by the C path
     _SURPLUS_LEVEL = 1000        # rank offset of surplus cancels (after every real level)
-    _CREATE = 0
-    _MODIFY = 1
-    _CANCEL = 2
-    _NONE = 0
-    _WIDE = 1
-    _FEW_LEVELS = 2
-    _ONE_SIDE = 3
 
-MAX_PER_SIDE = _CAP
+MAX_PER_SIDE = PLAN_CAP
 
 # Value bounds of the C path: every difference and sum below stays inside int64.
 cdef int64_t _LIM_PRICE = (1 << 61) - 1      # prices (ticks), order and target
@@ -224,59 +221,6 @@ cdef int64_t _TOL_CAP = 1 << 62              # a tolerance this wide already kee
 cdef int64_t _INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef int64_t _BIG = 1 << 61
 cdef int64_t _SLOTS_CAP = 1 << 40            # in-flight slots beyond any plan's tx count
-
-
-cdef struct Ord:
-    PyObject* obj                # the Order (held)
-    PyObject* price_obj          # its price_ticks (held): a cancel carries this object
-    int64_t price
-    int64_t rem                  # size_lots - filled_lots
-    int64_t coi
-    int64_t created
-    int status
-    bint busy                    # tx in flight: PENDING_NEW / UNKNOWN, or listed in busy
-    bint aged                    # max_age > 0 and now - created >= max_age
-
-
-cdef struct SideIn:
-    int n_lvl                    # levels in play (after the FEW_LEVELS cut)
-    int64_t tp[_CAP]             # level price (ticks), best first
-    int64_t tq[_CAP]             # level size (lots)
-    PyObject* lvl[_CAP]          # the (price, size) tuples (held): creates/modifies reuse them
-    int m                        # orders of this side (OPEN, PARTIALLY_FILLED, in motion)
-    Ord o[_CAP]                  # best first once sorted
-    bint no_create
-    bint active
-
-
-cdef struct Act:
-    int kind
-    int level                    # Action.level: target level, -1 for surplus cancels
-    int ordi                     # index into the side's orders, -1 for a create
-
-
-cdef struct Grp:
-    int64_t key                  # (not urgent, level, side) packed: lower goes first
-    int side
-    int n                        # 1, or 2 for a replace (create, then cancel)
-    bint chosen
-    bint urgent_cancels          # every action an urgent cancel: skips the budget check
-    bint holdable                # has a non-urgent cancel (the never-dark pass may hold it)
-    bint urgent[2]
-    Act a[2]
-
-
-cdef struct Ws:
-    SideIn s[2]
-    int n_grp
-    Grp g[4 * _CAP]
-    int rank[4 * _CAP]           # group indexes in send order
-    int n_kept
-    PyObject* kept[2 * _CAP]
-    int n_wait
-    PyObject* wait[2 * _CAP]
-    int n_held
-    PyObject* held[6 * _CAP]     # references taken by this call, released at its end
 
 
 # ------------------------------------------------------------------ import-time slot layout
@@ -354,13 +298,13 @@ cdef inline int64_t _abs(int64_t x) noexcept nogil:
     return -x if x < 0 else x
 
 
-cdef bint _read_levels(Ws* w, int s, object target) noexcept:
+cdef bint _read_levels(PlanScratch* w, int s, object target) noexcept:
     """Target levels of side s into C arrays; False when the C path does not take them."""
     cdef PyObject** items
     cdef Py_ssize_t n, i
     cdef PyObject* e
     cdef SideIn* S = &w.s[s]
-    if not mmp_items(<PyObject*>target, &items, &n) or n > _CAP:
+    if not mmp_items(<PyObject*>target, &items, &n) or n > PLAN_CAP:
         return False
     for i in range(n):
         e = items[i]
@@ -376,7 +320,7 @@ cdef bint _read_levels(Ws* w, int s, object target) noexcept:
     return True
 
 
-cdef bint _read_orders(Ws* w, object live, bint need_created) noexcept:
+cdef bint _read_orders(PlanScratch* w, object live, bint need_created) noexcept:
     """Our orders of the market into the per-side arrays (unsorted); terminal and
     PENDING_CANCEL ones are skipped. False when the C path does not take them."""
     cdef PyObject** items
@@ -399,7 +343,7 @@ cdef bint _read_orders(Ws* w, object live, bint need_created) noexcept:
                                                                              and side != 1):
             return False
         S = &w.s[side]
-        if S.m == _CAP:
+        if S.m == PLAN_CAP:
             return False
         r = &S.o[S.m]
         if not mmp_int(mmp_get(o, _O_PRICE), -_LIM_PRICE, _LIM_PRICE, &r.price):
@@ -464,7 +408,7 @@ cdef bint _whole(SideIn* S, int64_t ptol, int64_t stol, bint use_age) noexcept n
     return True
 
 
-cdef inline void _group(Ws* w, int side, int64_t not_urgent, int64_t level) noexcept nogil:
+cdef inline void _group(PlanScratch* w, int side, int64_t not_urgent, int64_t level) noexcept nogil:
     cdef Grp* g = &w.g[w.n_grp]
     g.key = (not_urgent << 40) | (level << 1) | side
     g.side = side
@@ -473,7 +417,7 @@ cdef inline void _group(Ws* w, int side, int64_t not_urgent, int64_t level) noex
     w.n_grp += 1
 
 
-cdef inline void _act(Ws* w, int kind, int level, int ordi, bint urgent) noexcept nogil:
+cdef inline void _act(PlanScratch* w, int kind, int level, int ordi, bint urgent) noexcept nogil:
     cdef Grp* g = &w.g[w.n_grp - 1]
     g.a[g.n].kind = kind
     g.a[g.n].level = level
@@ -482,21 +426,21 @@ cdef inline void _act(Ws* w, int kind, int level, int ordi, bint urgent) noexcep
     g.n += 1
 
 
-cdef void _plan_side(Ws* w, int s, int64_t ptol, int64_t stol, int degrade,
+cdef void _plan_side(PlanScratch* w, int s, int64_t ptol, int64_t stol, int degrade,
                      bint whole) noexcept nogil:
     cdef SideIn* S = &w.s[s]
     cdef int n = S.n_lvl, m = S.m
     cdef int i, k, q, lvl, pick, n_free = 0, n_mov = 0, n_stale = 0, n_pairs, sp, rank
     cdef int64_t d, pick_dist, best_lim = 0
     cdef bint has_best = n > 0, u
-    cdef bint covered[_CAP]
-    cdef bint used[_CAP]
-    cdef bint stale[_CAP]
-    cdef bint urgent[_CAP]
-    cdef int free_lv[_CAP]
-    cdef int movable[_CAP]
-    cdef int stale_l[_CAP]
-    cdef int tail[2 * _CAP]
+    cdef bint covered[PLAN_CAP]
+    cdef bint used[PLAN_CAP]
+    cdef bint stale[PLAN_CAP]
+    cdef bint urgent[PLAN_CAP]
+    cdef int free_lv[PLAN_CAP]
+    cdef int movable[PLAN_CAP]
+    cdef int stale_l[PLAN_CAP]
+    cdef int tail[2 * PLAN_CAP]
     cdef int n_tail
     cdef Ord* o
     if whole:
@@ -564,7 +508,7 @@ cdef void _plan_side(Ws* w, int s, int64_t ptol, int64_t stol, int degrade,
             w.n_wait += 1
         else:
             _group(w, s, 0 if urgent[i] else 1, lvl)
-            _act(w, _MODIFY, lvl, i, urgent[i])
+            _act(w, PLAN_MODIFY, lvl, i, urgent[i])
     # 3. Replace stale orders on free levels (create first: the side stays lit), create the
     # rest, cancel what is left over.
     sp = 0
@@ -573,11 +517,11 @@ cdef void _plan_side(Ws* w, int s, int64_t ptol, int64_t stol, int degrade,
         if S.no_create or not S.active:
             continue
         _group(w, s, 1, lvl)
-        _act(w, _CREATE, lvl, -1, False)
+        _act(w, PLAN_CREATE, lvl, -1, False)
         if sp < n_stale:
             i = stale_l[sp]
             sp += 1
-            _act(w, _CANCEL, lvl, i, urgent[i])
+            _act(w, PLAN_CANCEL, lvl, i, urgent[i])
     n_tail = 0
     for q in range(sp, n_stale):
         tail[n_tail] = stale_l[q]
@@ -593,15 +537,15 @@ cdef void _plan_side(Ws* w, int s, int64_t ptol, int64_t stol, int degrade,
             continue
         u = urgent[i]
         # Degraded: a surplus order behind the target costs nothing where it is; keep it.
-        if not u and (degrade >= _FEW_LEVELS or not S.active):
+        if not u and (degrade >= PLAN_DEGRADE_FEW_LEVELS or not S.active):
             w.wait[w.n_wait] = S.o[i].obj
             w.n_wait += 1
             continue
         _group(w, s, 0 if u else 1, _SURPLUS_LEVEL + rank)
-        _act(w, _CANCEL, -1, i, u)
+        _act(w, PLAN_CANCEL, -1, i, u)
 
 
-cdef void _rank_groups(Ws* w) noexcept nogil:
+cdef void _rank_groups(PlanScratch* w) noexcept nogil:
     """Send order: urgent first, then level by level with both sides interleaved (a stable
     insertion sort on the packed key)."""
     cdef int i, j, k, u, c
@@ -611,9 +555,9 @@ cdef void _rank_groups(Ws* w) noexcept nogil:
         u = 1
         c = 0
         for k in range(g.n):
-            if not (g.urgent[k] and g.a[k].kind == _CANCEL):
+            if not (g.urgent[k] and g.a[k].kind == PLAN_CANCEL):
                 u = 0
-            if g.a[k].kind == _CANCEL and not g.urgent[k]:
+            if g.a[k].kind == PLAN_CANCEL and not g.urgent[k]:
                 c = 1
         g.urgent_cancels = u
         g.holdable = c
@@ -624,7 +568,7 @@ cdef void _rank_groups(Ws* w) noexcept nogil:
         w.rank[j] = i
 
 
-cdef int _never_dark(Ws* w) noexcept nogil:
+cdef int _never_dark(PlanScratch* w) noexcept nogil:
     """Hold back the non-urgent cancels that would leave a side with a target and orders
     without any order; returns the txs held back. A safety net, as in the reference: with the
     steps above a side with a free level always keeps a modified, kept or waiting order, so no
@@ -639,9 +583,9 @@ cdef int _never_dark(Ws* w) noexcept nogil:
             g = &w.g[i]
             if g.chosen and g.side == s:
                 for k in range(g.n):
-                    if g.a[k].kind == _CREATE:
+                    if g.a[k].kind == PLAN_CREATE:
                         n_after += 1
-                    elif g.a[k].kind == _CANCEL:
+                    elif g.a[k].kind == PLAN_CANCEL:
                         n_after -= 1
         if n_after <= 0:
             for i in range(w.n_grp):
@@ -654,7 +598,7 @@ cdef int _never_dark(Ws* w) noexcept nogil:
 
 # ------------------------------------------------------------------ output objects
 
-cdef object _action(Ws* w, Grp* g, int k):
+cdef object _action(PlanScratch* w, Grp* g, int k):
     cdef Act* a = &g.a[k]
     cdef SideIn* S = &w.s[g.side]
     cdef PyObject* vals[7]
@@ -664,7 +608,7 @@ cdef object _action(Ws* w, Grp* g, int k):
     vals[0] = _KIND[a.kind]
     vals[1] = _SIDES[g.side]
     vals[2] = <PyObject*>level
-    if a.kind == _CANCEL:
+    if a.kind == PLAN_CANCEL:
         o = &S.o[a.ordi]
         size = o.rem
         vals[3] = o.price_obj
@@ -673,7 +617,7 @@ cdef object _action(Ws* w, Grp* g, int k):
     else:
         vals[3] = mmp_tuple_item(S.lvl[a.level], 0)
         vals[4] = mmp_tuple_item(S.lvl[a.level], 1)
-        vals[5] = S.o[a.ordi].obj if a.kind == _MODIFY else <PyObject*>None
+        vals[5] = S.o[a.ordi].obj if a.kind == PLAN_MODIFY else <PyObject*>None
     vals[6] = mmp_bool(g.urgent[k])
     return mmp_make(_ACTION_T, _ACT_OFF, vals, 7)
 
@@ -697,9 +641,9 @@ cdef inline bint _tol(object v, int64_t* out) noexcept:
     return mmp_int_clamp(<PyObject*>v, NULL, -_TOL_CAP, _TOL_CAP, out)
 
 
-cdef object _plan(Ws* w, object bids, object asks, object live, object now_ns, object params,
-                  object inflight, object budget, object position_lots, object busy,
-                  object no_create):
+cdef object _plan(PlanScratch* w, object bids, object asks, object live, object now_ns,
+                  object params, object inflight, object budget, object position_lots,
+                  object busy, object no_create):
     """The plan, or None when the C path does not take these inputs (nothing has been called
     on them yet: the reference takes over)."""
     cdef PyObject* p = <PyObject*>params
@@ -775,28 +719,28 @@ cdef object _plan(Ws* w, object bids, object asks, object live, object now_ns, o
         fb = few_o
         ob = one_o
         if h >= wb:
-            degrade = _NONE
+            degrade = PLAN_DEGRADE_NONE
         elif h >= fb:
-            degrade = _WIDE
+            degrade = PLAN_DEGRADE_WIDE
         elif h >= ob:
-            degrade = _FEW_LEVELS
+            degrade = PLAN_DEGRADE_FEW_LEVELS
         else:
-            degrade = _ONE_SIDE
+            degrade = PLAN_DEGRADE_ONE_SIDE
     elif h_o >= wide_o:
-        degrade = _NONE
+        degrade = PLAN_DEGRADE_NONE
     elif h_o >= few_o:
-        degrade = _WIDE
+        degrade = PLAN_DEGRADE_WIDE
     elif h_o >= one_o:
-        degrade = _FEW_LEVELS
+        degrade = PLAN_DEGRADE_FEW_LEVELS
     else:
-        degrade = _ONE_SIDE
+        degrade = PLAN_DEGRADE_ONE_SIDE
     steps = degrade if degrade < 2 else 2
     for _ in range(steps):
         ptol_o = (ptol_o + 1) * factor_o - 1
         stol_o = (stol_o + 1) * factor_o - 1
     _tol(ptol_o, &ptol)
     _tol(stol_o, &stol)
-    if degrade >= _FEW_LEVELS:
+    if degrade >= PLAN_DEGRADE_FEW_LEVELS:
         # bids[:degraded_levels], with Python's slice bounds.
         for s in range(2):
             k = w.s[s].n_lvl
@@ -807,7 +751,7 @@ cdef object _plan(Ws* w, object bids, object asks, object live, object now_ns, o
                 w.s[s].n_lvl = <int>x
     w.s[0].active = True
     w.s[1].active = True
-    if degrade == _ONE_SIDE:
+    if degrade == PLAN_DEGRADE_ONE_SIDE:
         if position_lots > 0:
             w.s[0].active = False
         elif position_lots < 0:
@@ -874,6 +818,27 @@ cdef object _plan(Ws* w, object bids, object asks, object live, object now_ns, o
                       mmp_tuple(w.wait, w.n_wait), deferred, degrade)
 
 
+cdef object plan_into(PlanScratch* w, object bids, object asks, object live, object now_ns,
+                      object params, object inflight, object budget, object position_lots,
+                      object busy, object no_create):
+    """``plan_requotes`` in a scratch the caller owns (plan.pxd): the C path, or the reference
+    for what it does not take."""
+    if type(live) is not list and type(live) is not tuple:
+        live = list(live)  # read once, here and by the reference if it takes over
+    w.n_held = 0
+    try:
+        plan = _plan(w, bids, asks, live, now_ns, params, inflight, budget, position_lots,
+                     busy, no_create)
+    finally:
+        mmp_release(w.held, w.n_held)
+        w.n_held = 0
+    if plan is None:
+        return _reference_plan(bids, asks, live, now_ns=now_ns, params=params,
+                               inflight=inflight, budget=budget, position_lots=position_lots,
+                               busy=busy, no_create=no_create)
+    return plan
+
+
 def plan_requotes(bids, asks, live, *, now_ns, params=_DEFAULT_PARAMS, inflight=0,
                   budget=UNLIMITED, position_lots=0, busy=(), no_create=()):
     """Plan the txs that move ``live`` toward the target ladder.
@@ -886,17 +851,6 @@ def plan_requotes(bids, asks, live, *, now_ns, params=_DEFAULT_PARAMS, inflight=
     new order may be created now (e.g. the filled-order delay); modifies and cancels still go.
     Same plan as ``mmfast.reference.planner.plan_requotes``.
     """
-    cdef Ws w
-    if type(live) is not list and type(live) is not tuple:
-        live = list(live)  # read once, here and by the reference if it takes over
-    w.n_held = 0
-    try:
-        plan = _plan(&w, bids, asks, live, now_ns, params, inflight, budget, position_lots,
+    cdef PlanScratch w
+    return plan_into(&w, bids, asks, live, now_ns, params, inflight, budget, position_lots,
                      busy, no_create)
-    finally:
-        mmp_release(w.held, w.n_held)
-    if plan is None:
-        return _reference_plan(bids, asks, live, now_ns=now_ns, params=params,
-                               inflight=inflight, budget=budget, position_lots=position_lots,
-                               busy=busy, no_create=no_create)
-    return plan
