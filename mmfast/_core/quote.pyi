@@ -23,14 +23,12 @@ def notional_at_least(price: int, size: int, min_notional: int) -> bool:
     """True when ``price * size >= min_notional``, exact (128-bit) for any int64 inputs."""
 
 def min_notional_from_venue(min_quote_amount: str, price_decimals: int, size_decimals: int) -> int:
-    """Venue ``min_quote_amount`` string -> minimum notional in tick*lot units.
-
-    Exact: ``ceil(amount * 10**(price_decimals + size_decimals))``; no float. ValueError on a
-    malformed string, decimals outside [0, 18] or a result above int64.
+    """Re-export of ``mmfast._core.units.min_notional_from_venue`` (venue ``min_quote_amount``
+    -> minimum notional in tick*lot units, ``ceil(amount * 10**(price_decimals + size_decimals))``).
     """
 
 def min_size_from_venue(min_base_amount: str, size_decimals: int) -> int:
-    """Venue ``min_base_amount`` string -> minimum size in lots: ``ceil(amount * 10**size_decimals)``."""
+    """Re-export of ``mmfast._core.units.min_size_from_venue`` (``min_base_amount`` -> lots, ceil)."""
 
 @final
 class QuoteParams:

@@ -5,7 +5,14 @@ here so callers need one import.
 """
 
 from mmfast._core.clock import Clock, Timer, monotonic_ns, wall_ms
-from mmfast.core.errors import BookError, ExchangeError, MmfastError, OrderError, SigningError
+from mmfast.core.errors import (
+    BookError,
+    ExchangeError,
+    MmfastError,
+    OrderError,
+    SigningError,
+    UnitsError,
+)
 from mmfast.core.events import (
     BookUpdated,
     ConnectorState,
@@ -71,6 +78,7 @@ __all__ = [
     "TimeInForce",
     "Timer",
     "TradingCore",
+    "UnitsError",
     "configure_logging",
     "debug_from_env",
     "default_clock_factory",

@@ -11,6 +11,7 @@ the concrete classes stay where they are raised and keep their import paths. Cla
     ├── ConfigError(MmfastError, ValueError)            mmfast.conf.schema
     ├── SecretError(MmfastError, ValueError)            mmfast.connector.lighter.secret
     ├── BookError(MmfastError, ValueError)              here (_core.book, reference.book)
+    ├── UnitsError(MmfastError, ValueError)             here (_core.units, reference.units)
     ├── SigningError                                    signing txs and auth tokens
     │   ├── SignerError(SigningError, RuntimeError)     mmfast.connector.lighter.signer
     │   ├── TokenError(SigningError, RuntimeError)      mmfast.connector.lighter.auth
@@ -39,7 +40,7 @@ This module imports nothing from mmfast, so any module (the compiled ones includ
 
 from __future__ import annotations
 
-__all__ = ["BookError", "ExchangeError", "MmfastError", "OrderError", "SigningError"]
+__all__ = ["BookError", "ExchangeError", "MmfastError", "OrderError", "SigningError", "UnitsError"]
 
 
 class MmfastError(Exception):
@@ -51,6 +52,14 @@ class BookError(MmfastError, ValueError):
 
     One class for the compiled book (``mmfast._core.book``) and its pure-Python twin
     (``mmfast.reference.book``): both import it from here.
+    """
+
+
+class UnitsError(MmfastError, ValueError):
+    """A decimal string that is not a valid amount under the rules asked for (names the value).
+
+    One class for the compiled units module (``mmfast._core.units``) and its pure-Python twin
+    (``mmfast.reference.units``): both import it from here.
     """
 
 

@@ -1,15 +1,14 @@
 """Pure-Python twin of :class:`mmfast._core.book.OrderBook` (test oracle and benchmark baseline).
 
 Same method names, return codes, counters and error rules as the compiled book, written plainly:
-one dict price -> size per side plus a bisect-sorted price list. Decimal strings are parsed with
-str operations only (exact, no float). ``apply_frame`` is ``orjson.loads`` + ``apply_message``,
-which is the definition the compiled byte scanner is tested against.
+one dict price -> size per side plus a bisect-sorted price list. Decimal strings are parsed by
+``mmfast.reference.units`` (exact, no float). ``apply_frame`` is ``orjson.loads`` +
+``apply_message``, which is the definition the compiled byte scanner is tested against.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import orjson
 
 from mmfast.core.errors import BookError  # the compiled book raises the same class
+from mmfast.reference.units import UnitsError, parse_units
 
 BID = 0
 ASK = 1
@@ -31,8 +31,6 @@ MAX_DECIMALS = 18
 SNAPSHOT_TYPE = "subscribed/order_book"
 DELTA_TYPE = "update/order_book"
 
-_DECIMAL = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
-
 
 def _short(value: object) -> str:
     r = repr(value)
@@ -43,25 +41,10 @@ def parse_decimal(s: str | bytes, decimals: int) -> int:
     """Exact ``[0-9]+(.[0-9]+)?`` -> int scaled by 10**decimals (at most ``decimals`` digits)."""
     if not 0 <= decimals <= MAX_DECIMALS:
         raise ValueError(f"decimals must be in 0..{MAX_DECIMALS}, got {decimals}")
-    if isinstance(s, bytes):
-        try:
-            text = s.decode("ascii")
-        except UnicodeDecodeError:
-            raise BookError(f"invalid value {_short(s)}: not a plain decimal") from None
-    elif isinstance(s, str) and s.isascii():
-        text = s
-    else:
-        raise BookError(f"invalid value {_short(s)}: not an ASCII string")
-    m = _DECIMAL.fullmatch(text)
-    if m is None:
-        raise BookError(f"invalid value {_short(s)}: not a plain decimal")
-    whole, frac = m.group(1), m.group(2) or ""
-    if len(frac) > decimals:
-        raise BookError(f"invalid value {_short(s)}: more than {decimals} fraction digits")
-    value = int(whole) * 10**decimals + (int(frac) * 10 ** (decimals - len(frac)) if frac else 0)
-    if value > INT64_MAX:
-        raise BookError(f"invalid value {_short(s)}: out of int64 range")
-    return value
+    try:
+        return parse_units(s, decimals)  # strict: the venue's wire format
+    except UnitsError as exc:
+        raise BookError(str(exc)) from None
 
 
 class ReferenceBook:

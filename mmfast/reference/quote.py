@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Context, Decimal, InvalidOperation
 from typing import Protocol
+
+# Venue metadata -> minimums: the reference units module converts (re-exported for callers).
+from mmfast.reference.units import min_notional_from_venue, min_size_from_venue  # noqa: F401
 
 MODE_FIXED = 0
 MODE_AS = 1
@@ -247,46 +249,3 @@ class ReferenceQuoteEngine:
 
     def asks(self) -> list[Level]:
         return list(self._asks)
-
-
-# Enough digits that scaling a venue string never rounds.
-_EXACT = Context(prec=200)
-
-
-def _check_decimals(v: int, name: str) -> None:
-    if not 0 <= v <= 18:
-        raise ValueError(f"{name} must be in [0, 18], got {v}")
-
-
-def _venue_decimal(text: str, name: str) -> Decimal:
-    try:
-        d = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{name}: not a decimal string: {text!r}") from None
-    if not d.is_finite() or d < 0:
-        raise ValueError(f"{name}: must be a finite non-negative decimal: {text!r}")
-    return d
-
-
-def _to_int64(scaled: Decimal, name: str) -> int:
-    v = int(scaled.to_integral_value(rounding=ROUND_CEILING, context=_EXACT))
-    if v > (1 << 63) - 1:
-        raise ValueError(f"{name}: scaled value does not fit int64")
-    return v
-
-
-def min_notional_from_venue(min_quote_amount: str, price_decimals: int, size_decimals: int) -> int:
-    """Venue ``min_quote_amount`` -> minimum notional in tick*lot units, rounded up."""
-    _check_decimals(price_decimals, "price_decimals")
-    _check_decimals(size_decimals, "size_decimals")
-    d = _venue_decimal(min_quote_amount, "min_quote_amount")
-    scaled = d.scaleb(price_decimals + size_decimals, context=_EXACT)
-    return _to_int64(scaled, "min_quote_amount")
-
-
-def min_size_from_venue(min_base_amount: str, size_decimals: int) -> int:
-    """Venue ``min_base_amount`` -> minimum size in lots, rounded up."""
-    _check_decimals(size_decimals, "size_decimals")
-    d = _venue_decimal(min_base_amount, "min_base_amount")
-    scaled = d.scaleb(size_decimals, context=_EXACT)
-    return _to_int64(scaled, "min_base_amount")

@@ -30,6 +30,7 @@ PENDING = {"mmfast._core.signer.NativeSignerError"}
 EXPECTED: dict[str, tuple[type[BaseException], type[BaseException] | None]] = {
     "mmfast.core.errors.MmfastError": (Exception, None),
     "mmfast.core.errors.BookError": (MmfastError, ValueError),
+    "mmfast.core.errors.UnitsError": (MmfastError, ValueError),
     "mmfast.core.errors.SigningError": (MmfastError, None),
     "mmfast.core.errors.ExchangeError": (MmfastError, None),
     "mmfast.core.errors.OrderError": (MmfastError, None),
@@ -136,7 +137,7 @@ def test_categories_are_plain() -> None:
 
 def test_errors_module_names_each_category_once() -> None:
     assert set(errors.__all__) == {"BookError", "ExchangeError", "MmfastError", "OrderError",
-                                   "SigningError"}
+                                   "SigningError", "UnitsError"}
     import mmfast.core as core
 
     for n in errors.__all__:
@@ -179,6 +180,17 @@ def test_both_books_raise_the_one_book_error(which: str) -> None:
     assert type(info.value) is BookError
     with pytest.raises(MmfastError):
         book.parse_price("-1")
+
+
+def test_one_units_error() -> None:
+    import mmfast._core.units as cunits
+    import mmfast.reference.units as runits
+    from mmfast.core.errors import UnitsError
+
+    assert cunits.UnitsError is runits.UnitsError is UnitsError
+    for parse in (cunits.parse_units, runits.parse_units):
+        with pytest.raises(UnitsError):
+            parse("1e3", 2)
 
 
 def test_sim_venue_error_stays_outside() -> None:

@@ -18,6 +18,14 @@ from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memmove, memset
 
+from mmfast._core.units cimport (
+    DEC_NOT_STR,
+    DEC_OK,
+    DEC_ZERO,
+    units_parse,
+    units_reason,
+)
+
 import orjson
 
 # One BookError for this book and its pure-Python twin (mmfast.reference.book).
@@ -65,25 +73,8 @@ cdef enum:
     SCR_BASE = 128               # scratch levels per side kept between messages
     MAX_WINDOW = 1 << 20         # upper bound on window slots per side
 
-# Parse status codes of _parse_dec (DEC_REASONS is indexed by them).
-cdef enum:
-    DEC_OK = 0
-    DEC_EMPTY = 1
-    DEC_SYNTAX = 2
-    DEC_DECIMALS = 3
-    DEC_OVERFLOW = 4
-    DEC_ZERO = 5
-    DEC_NOT_STR = 6
-
-DEC_REASONS = (
-    "",
-    "empty",
-    "not a plain decimal (digits with an optional '.' and fraction)",
-    "more fraction digits than the market's decimals",
-    "out of int64 range",
-    "zero price",
-    "not an ASCII string",
-)
+# Parse status codes of units_parse (mmfast._core.units; DEC_REASONS is indexed by them).
+DEC_REASONS = tuple(units_reason(c, -1) for c in range(DEC_NOT_STR + 1))
 
 # Interned keys: dict lookups hash them once (str caches its hash).
 cdef str K_TYPE = "type"
@@ -95,11 +86,6 @@ cdef str K_BEGIN_NONCE = "begin_nonce"
 cdef str K_PRICE = "price"
 cdef str K_SIZE = "size"
 
-cdef int64_t POW10[19]
-POW10[0] = 1
-for _i in range(1, 19):
-    POW10[_i] = POW10[_i - 1] * 10
-
 
 cdef str _short(object value):
     """repr of an offending value, truncated so a 10 MB frame never lands in a message."""
@@ -110,56 +96,8 @@ cdef str _short(object value):
 
 
 # ---------------------------------------------------------------------------------------------
-# Exact decimal parser (no float, no allocation)
+# Exact decimal parser: units_parse of mmfast._core.units (units.pxd), strict flags (0)
 # ---------------------------------------------------------------------------------------------
-
-cdef inline int _parse_dec(const char *s, Py_ssize_t n, int dec, int64_t *out) noexcept nogil:
-    """Parse ``[0-9]+(\\.[0-9]+)?`` with at most ``dec`` fraction digits into value * 10**dec."""
-    cdef Py_ssize_t i = 0
-    cdef int nf = 0
-    cdef uint64_t v = 0
-    cdef uint64_t d
-    cdef bint overflow = False
-    if n == 0:
-        return DEC_EMPTY
-    while i < n:
-        d = <unsigned char>s[i] - 48
-        if d > 9:
-            break
-        # Keep accumulating after an overflow so syntax errors still win over range errors.
-        if v > (<uint64_t>INT64_MAX - d) // 10:
-            overflow = True
-        else:
-            v = v * 10 + d
-        i += 1
-    if i == 0:
-        return DEC_SYNTAX
-    if i < n:
-        if s[i] != b'.':
-            return DEC_SYNTAX
-        i += 1
-        while i < n:
-            d = <unsigned char>s[i] - 48
-            if d > 9:
-                return DEC_SYNTAX
-            if v > (<uint64_t>INT64_MAX - d) // 10:
-                overflow = True
-            else:
-                v = v * 10 + d
-            nf += 1
-            i += 1
-        if nf == 0:
-            return DEC_SYNTAX
-        if nf > dec:
-            return DEC_DECIMALS
-    if overflow:
-        return DEC_OVERFLOW
-    d = <uint64_t>POW10[dec - nf]
-    if d != 1 and v > <uint64_t>INT64_MAX // d:
-        return DEC_OVERFLOW
-    out[0] = <int64_t>(v * d)
-    return DEC_OK
-
 
 cdef inline int _ascii_span(PyObject *o, const char **s, Py_ssize_t *n) noexcept:
     """Point at the bytes of an ASCII str (its own buffer: no allocation); 0 if not one."""
@@ -171,10 +109,7 @@ cdef inline int _ascii_span(PyObject *o, const char **s, Py_ssize_t *n) noexcept
 
 
 cdef str _dec_message(str what, object value, int code, int decimals):
-    reason = DEC_REASONS[code]
-    if code == DEC_DECIMALS:
-        reason = f"more than {decimals} fraction digits"
-    return f"invalid {what} {_short(value)}: {reason}"
+    return f"invalid {what} {_short(value)}: {units_reason(code, decimals)}"
 
 
 def parse_decimal(s, int decimals):
@@ -194,7 +129,7 @@ def parse_decimal(s, int decimals):
         n = PyBytes_GET_SIZE(s)
     elif not _ascii_span(<PyObject *>s, &p, &n):
         raise BookError(_dec_message("value", s, DEC_NOT_STR, decimals))
-    code = _parse_dec(p, n, decimals, &v)
+    code = units_parse(p, n, decimals, 0, &v)
     if code != DEC_OK:
         raise BookError(_dec_message("value", s, code, decimals))
     return v
@@ -626,14 +561,14 @@ cdef const char *_levels(const char *p, const char *end, BookSide *s, bint ask,
                     return NULL
                 have_p = True
                 p = _str(p, end, &vs, &vn)
-                if p == NULL or _parse_dec(vs, vn, pd, &price) != DEC_OK or price == 0:
+                if p == NULL or units_parse(vs, vn, pd, 0, &price) != DEC_OK or price == 0:
                     return NULL
             elif _key_is(ks, kn, b"size", 4):
                 if have_s or p >= end or p[0] != b'"':
                     return NULL
                 have_s = True
                 p = _str(p, end, &vs, &vn)
-                if p == NULL or _parse_dec(vs, vn, sd, &size) != DEC_OK:
+                if p == NULL or units_parse(vs, vn, sd, 0, &size) != DEC_OK:
                     return NULL
             else:
                 p = _skip(p, end)
@@ -917,7 +852,7 @@ cdef class OrderBook:
             if not _ascii_span(po, &p, &pn):
                 code = DEC_NOT_STR
             else:
-                code = _parse_dec(p, pn, self.price_decimals, &price)
+                code = units_parse(p, pn, self.price_decimals, 0, &price)
                 if code == DEC_OK and price == 0:
                     code = DEC_ZERO
             if code != DEC_OK:
@@ -926,7 +861,7 @@ cdef class OrderBook:
             if not _ascii_span(so, &p, &pn):
                 code = DEC_NOT_STR
             else:
-                code = _parse_dec(p, pn, self.size_decimals, &size)
+                code = units_parse(p, pn, self.size_decimals, 0, &size)
             if code != DEC_OK:
                 return self._bad(_dec_message(f"size in {name}[{i}]", <object>so, code,
                                               self.size_decimals))

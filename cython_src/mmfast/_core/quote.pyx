@@ -14,6 +14,9 @@ import numpy as np
 
 from mmfast._core.book cimport OrderBook
 
+# Venue metadata -> minimums: converted in the one units module, re-exported here for callers.
+from mmfast._core.units import min_notional_from_venue, min_size_from_venue  # noqa: F401
+
 # 128-bit helpers: price*size and skew*inventory overflow int64 at the extremes.
 cdef extern from *:
     """
@@ -342,34 +345,3 @@ cdef class QuoteEngine:
     def asks(self):
         """Copy of the ask ladder as [(price_ticks, size_lots)], best first."""
         return [(self._ask_px[i], self._ask_sz[i]) for i in range(self.n_asks)]
-
-
-# ---------------------------------------------------------------- venue metadata (cold path)
-
-cdef object _scale_up(str text, int decimals, str name):
-    # Exact decimal string -> integer units of 10^-decimals, rounded up; no float, no Decimal.
-    int_part, dot, frac = text.partition(".")
-    if (not (int_part or frac) or ("." in frac)
-            or not (int_part == "" or (int_part.isascii() and int_part.isdigit()))
-            or not (frac == "" or (frac.isascii() and frac.isdigit()))):
-        raise ValueError(f"{name}: not a non-negative decimal string: {text!r}")
-    n = int(int_part + frac)
-    e = decimals - len(frac)
-    v = n * 10 ** e if e >= 0 else -((-n) // 10 ** (-e))
-    if v > _INT64_MAX:
-        raise ValueError(f"{name}: scaled value does not fit int64")
-    return v
-
-
-def min_notional_from_venue(str min_quote_amount not None, int price_decimals,
-                            int size_decimals):
-    """Venue min_quote_amount (decimal string) -> min notional in tick*lot units, rounded up."""
-    _int_arg("price_decimals", price_decimals, 0, 18)
-    _int_arg("size_decimals", size_decimals, 0, 18)
-    return _scale_up(min_quote_amount, price_decimals + size_decimals, "min_quote_amount")
-
-
-def min_size_from_venue(str min_base_amount not None, int size_decimals):
-    """Venue min_base_amount (decimal string) -> min size in lots, rounded up."""
-    _int_arg("size_decimals", size_decimals, 0, 18)
-    return _scale_up(min_base_amount, size_decimals, "min_base_amount")
