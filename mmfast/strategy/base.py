@@ -6,7 +6,8 @@
   (``BookUpdated`` of this market, ``OrderUpdated``, ``FillReceived``, ``PositionUpdated``,
   ``PullQuotes``, ``ConnectorState``): this is the one place book events reach a strategy (the
   core does not forward them), so nothing is delivered twice.
-- **Order entry through the risk gate**: ``place``/``modify`` call ``RiskGate.admit`` before the
+- **Order entry through the risk gate**: ``place``/``modify`` call the compiled gate's ``admit``
+  (``mmfast._core.gate.GateCore``, the twin of ``RiskGate``) before the
   connector signs anything; ``cancel`` is never gated (it only reduces risk).
 - **Guards**: no new order while the connector is not ready, the book is out of sync, the market
   is inactive or reduce-only (the gate's reasons), or the kill switch is tripped.
@@ -32,6 +33,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
 from mmfast._core.book import parse_decimal
+from mmfast._core.gate import GateCore
 from mmfast.core.events import (
     BookUpdated,
     ConnectorState,
@@ -56,7 +58,6 @@ from mmfast.risk.limits import (
     MarginState,
     MarketRules,
     MarketState,
-    RiskGate,
     RiskLimits,
     RiskReason,
 )
@@ -158,7 +159,7 @@ class StrategyBase:
         *,
         risk: RiskConfig | None = None,
         rules: MarketRules | None = None,
-        gate: RiskGate | None = None,
+        gate: GateCore | None = None,
         kill: KillSwitch | None = None,
         journal: Journal | None = None,
         time: TimeSource = REAL_TIME,
@@ -167,7 +168,7 @@ class StrategyBase:
         latency: LatencyStats | None = None,
     ) -> None:
         if gate is None and risk is None:
-            raise ValueError("a strategy needs a risk config or a RiskGate")
+            raise ValueError("a strategy needs a risk config or a GateCore")
         self.market = market  # the one market this instance trades
         self.connector = connector  # order entry and (optionally) market state
         self.risk_config = risk  # [risk] (gate and kill switch built at start when not given)
@@ -234,8 +235,8 @@ class StrategyBase:
             self.rules = rules_from_market_info(info)
         if self.gate is None:
             assert self.risk_config is not None
-            self.gate = RiskGate(RiskLimits.from_config(self.risk_config, self.rules),
-                                 self.rules, now_ns=self.time.monotonic_ns)
+            self.gate = GateCore(RiskLimits.from_config(self.risk_config, self.rules),
+                                 self.rules)
         if self.kill is None and self.risk_config is not None:
             self.kill = KillSwitch(KillSwitchLimits.from_config(self.risk_config.kill_switch),
                                    now_ns=self.time.monotonic_ns)
@@ -317,11 +318,11 @@ class StrategyBase:
     def on_book(self, book: Any, now_ns: int) -> None:
         """A book update of this market (only while in sync and not crossed)."""
         self.book = book
-        if self.gate is not None:
-            st = self.gate.state
-            st.book_in_sync = bool(book.in_sync())
-            if not st.mark_price:
-                st.mark_price = self._mid(book)
+        gate = self.gate
+        if gate is not None:
+            gate.book_in_sync = bool(book.in_sync())
+            if not gate.mark_price:
+                gate.mark_price = self._mid(book)
         self.book_changed(book, now_ns)
 
     def on_order_update(self, order: Order) -> None:
@@ -368,7 +369,7 @@ class StrategyBase:
         self._fill_trigger_ns = now
         self.fills_since_venue_lots += fill.side.sign * fill.size_lots
         if self.gate is not None:
-            self.gate.state.position_lots = self.position_lots
+            self.gate.position_lots = self.position_lots
         if self.kill is not None:
             self.kill.on_fill(now)
         self.journal.write("fill", trade_id=fill.trade_id, coi=fill.client_order_index,
@@ -390,7 +391,7 @@ class StrategyBase:
         # Funding is on the venue's books only (not a fill): received counts as PnL.
         self.funding_micro = -position.funding_paid
         if self.gate is not None:
-            self.gate.state.position_lots = position.size_lots
+            self.gate.position_lots = position.size_lots
 
     def on_pull(self, reason: str) -> None:
         """Quotes must come off (stale/crossed book, stream down, halt, skew...)."""
@@ -459,46 +460,46 @@ class StrategyBase:
         gate = self.gate
         if gate is None:
             return
-        st = gate.state
         c = self.connector
-        st.connector_ready = bool(getattr(c, "ready", True))
+        gate.connector_ready = bool(getattr(c, "ready", True))
         if self.book is not None:
-            st.book_in_sync = bool(self.book.in_sync())
+            gate.book_in_sync = bool(self.book.in_sync())
         info = (getattr(c, "markets", None) or {}).get(self.market)
         if info is not None:
             if info.status != "active":
-                st.market_state = MarketState.INACTIVE
+                gate.market_state = MarketState.INACTIVE
             elif info.force_reduce_only:
-                st.market_state = MarketState.REDUCE_ONLY
+                gate.market_state = MarketState.REDUCE_ONLY
             else:
-                st.market_state = MarketState.ACTIVE
+                gate.market_state = MarketState.ACTIVE
         mark = self.mark_price()
         if mark > 0:
-            st.mark_price = mark
+            gate.mark_price = mark
         us = getattr(c, "user_stats", None)
         if us:
             with contextlib.suppress(KeyError, ValueError, TypeError):
-                st.margin = MarginState.from_user_stats(us)
-        st.kill_switch_tripped = self.kill is not None and self.kill.tripped
-        st.position_lots = self.position_lots
+                m = MarginState.from_user_stats(us)
+                gate.set_margin(m.available_balance, m.portfolio_value)
+        gate.kill_switch_tripped = self.kill is not None and self.kill.tripped
+        gate.position_lots = self.position_lots
 
     def _recount(self) -> None:
         if self.gate is not None:
-            self.gate.state.set_orders(self.orders.values())
+            self.gate.set_orders(self.orders.values())
 
     def can_quote(self) -> RiskReason:
         """OK when new orders may go out (guards only: ready, in sync, market, kill switch)."""
         if not self.running:
             return RiskReason.NOT_READY
-        assert self.gate is not None
-        st = self.gate.state
-        if not st.connector_ready:
+        gate = self.gate
+        assert gate is not None
+        if not gate.connector_ready:
             return RiskReason.NOT_READY
-        if not st.book_in_sync:
+        if not gate.book_in_sync:
             return RiskReason.BOOK_OUT_OF_SYNC
         if self.kill is not None and self.kill.tripped:
             return RiskReason.KILL_SWITCH
-        if st.market_state is MarketState.INACTIVE:
+        if gate.market_state == MarketState.INACTIVE:
             return RiskReason.MARKET_INACTIVE
         return RiskReason.OK
 
@@ -567,8 +568,7 @@ class StrategyBase:
     def may_add_exposure(self) -> bool:
         """False while the market takes reduce-only orders only (or none): no new quotes or
         entries then; take-profits (reduce-only) still go."""
-        st = None if self.gate is None else self.gate.state
-        return st is None or st.market_state is MarketState.ACTIVE
+        return self.gate is None or self.gate.market_state == MarketState.ACTIVE
 
     def budget(self) -> RateBudget:
         """The planner's view of the connector's rate budget (unlimited without one)."""
@@ -644,7 +644,8 @@ class StrategyBase:
             return None
         gate = self.gate
         assert gate is not None
-        reason = gate.admit(side, price, size, reduce_only=reduce_only)
+        reason = gate.admit(side, price, size, reduce_only=reduce_only,
+                            now_ns=self.time.monotonic_ns())
         if reason:
             self.counts["denied"] += 1
             self.journal.write("denied", side=side.name, price=price, size=size,
@@ -696,7 +697,7 @@ class StrategyBase:
         gate = self.gate
         assert gate is not None
         reason = gate.admit(order.side, price, size, reduce_only=order.reduce_only,
-                            modify_of=order)
+                            is_modify=True, now_ns=self.time.monotonic_ns())
         if reason:
             self.counts["denied"] += 1
             self.journal.write("denied", op="modify", coi=order.client_order_index,

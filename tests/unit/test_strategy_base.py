@@ -356,7 +356,7 @@ def test_mm_risk_gate_denies_before_connector() -> None:
         h = Harness(MarketMaking, "")
         h.start()
         # Mark far away: every order is outside the price band -> denied, none sent.
-        h.s.gate.state.mark_price = 100_000
+        h.s.gate.mark_price = 100_000
         h.s.mark_price = lambda: 100_000  # type: ignore[method-assign]
         await h.book_event()
         assert h.places() == []
@@ -376,7 +376,7 @@ def test_mm_modify_denied_at_the_position_limit_cancels_the_order() -> None:
         await h.book_event()
         h.open_all()
         h.s.venue_position_lots = 750
-        h.s.gate.state.position_lots = 750
+        h.s.gate.position_lots = 750
         buys = {o.client_order_index for o in h.conn.orders.values() if o.side is Side.BUY}
 
         def bid_calls() -> list[tuple[Any, ...]]:
@@ -408,7 +408,7 @@ def test_fill_counts_in_the_position_until_the_venue_position_shows_it() -> None
         h.bus.publish(PositionUpdated(Position(0, 200), 0))
         assert h.s.position_lots == 200
         h.bus.publish(FillReceived(Fill(7, 0, Side.BUY, 300_000, 100, 0, True, 1, None, 0)))
-        assert h.s.position_lots == 300 and h.s.gate.state.position_lots == 300
+        assert h.s.position_lots == 300 and h.s.gate.position_lots == 300
         h.bus.publish(FillReceived(Fill(8, 0, Side.SELL, 300_010, 30, 0, True, 2, None, 0)))
         assert h.s.position_lots == 270
         h.bus.publish(PositionUpdated(Position(0, 270), 0))  # the venue shows both
