@@ -217,8 +217,8 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         "core only: bench.pipeline.CompiledPipeline, the compiled book and quote engine and a "
         "minimal diff, ending with a ModifyOrderRequest on a queue.SimpleQueue (what "
         "SignerWorker.submit does); core + planner + risk gate: the same followed by "
-        "mmfast.strategy.planner and mmfast.risk.RiskGate without the strategy, connector or "
-        "order entry around them; pure Python: the core-only job in Python (the baseline)"
+        "mmfast.strategy.planner and mmfast.reference.gate.RiskGate without the strategy, "
+        "connector or order entry around them; pure Python: the core-only job in Python (the baseline)"
     )
     return metric
 

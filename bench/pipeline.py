@@ -8,7 +8,7 @@ reference rows beside the real stack of ``bench.botpath``).
 job: stdlib ``json.loads``, ``ReferenceBook`` (dict + bisect) and the Python quote twin.
 ``PlannerPipeline`` is the compiled path followed by the requote planner
 (``mmfast.strategy.planner.plan_requotes``, compiled) and the pre-trade risk gate
-(``mmfast.risk.RiskGate.check``), without the strategy, connector and order entry the real
+(``mmfast.reference.gate.RiskGate.check``), without the strategy, connector and order entry the real
 stack has around them.
 
 The diff: the resting ladder is what the last plan asked for (fills and acks are not part of
@@ -223,9 +223,9 @@ class PlannerPipeline(CompiledPipeline):
     def __init__(self, stream: L2Stream, sink: Sink, position: int = 0) -> None:
         super().__init__(stream, sink, position)
         from mmfast.core.types import Order, OrderStatus, Side
+        from mmfast.reference.gate import RiskGate
         from mmfast.risk.limits import (
             MarketRules,
-            RiskGate,
             RiskLimits,
             RiskReason,
             RiskState,

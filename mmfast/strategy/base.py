@@ -7,7 +7,7 @@
   ``PullQuotes``, ``ConnectorState``): this is the one place book events reach a strategy (the
   core does not forward them), so nothing is delivered twice.
 - **Order entry through the risk gate**: ``place``/``modify`` call the compiled gate's ``admit``
-  (``mmfast._core.gate.GateCore``, the twin of ``RiskGate``) before the
+  (``mmfast._core.gate.GateCore``; its Python twin is ``mmfast.reference.gate``) before the
   connector signs anything; ``cancel`` is never gated (it only reduces risk).
 - **Guards**: no new order while the connector is not ready, the book is out of sync, the market
   is inactive or reduce-only (the gate's reasons), or the kill switch is tripped.

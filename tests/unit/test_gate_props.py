@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from mmfast._core.gate import GateCore
 from mmfast.core.types import Order, OrderStatus, Side, TimeInForce
+from mmfast.reference.gate import RiskGate
 from mmfast.risk.limits import (
     MarginState,
     MarketRules,
     MarketState,
-    RiskGate,
     RiskLimits,
     RiskReason,
 )

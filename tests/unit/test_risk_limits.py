@@ -11,11 +11,11 @@ import pytest
 
 from mmfast.conf import example_path, load_config
 from mmfast.core.types import Order, OrderStatus, Side, TimeInForce
+from mmfast.reference.gate import RiskGate
 from mmfast.risk import (
     MarginState,
     MarketRules,
     MarketState,
-    RiskGate,
     RiskLimits,
     RiskReason,
     RiskState,
