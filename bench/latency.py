@@ -218,7 +218,8 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         "minimal diff, ending with a ModifyOrderRequest on a queue.SimpleQueue (what "
         "SignerWorker.submit does); core + planner + risk gate: the same followed by "
         "mmfast.strategy.planner and mmfast.reference.gate.RiskGate without the strategy, "
-        "connector or order entry around them; pure Python: the core-only job in Python (the baseline)"
+        "connector or order entry around them; pure Python: the core-only job in Python "
+        "(the baseline)"
     )
     return metric
 
