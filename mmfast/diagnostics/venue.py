@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmfast._core.book import BookError, parse_decimal
 from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.connector.lighter.auth import TokenCache
 from mmfast.connector.lighter.budget import PREMIUM, Priority, RateBudget
@@ -38,6 +37,7 @@ from mmfast.connector.lighter.ws import StreamHalted, StreamState, Subscription,
 from mmfast.core.errors import MmfastError
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
+from mmfast.core.units import parse_units
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -202,8 +202,8 @@ def _decimal(o: Mapping[str, Any], key: str, decimals: int) -> int:
     if not isinstance(v, str):
         raise ValueError(f"{key} missing or not a decimal string")
     try:
-        return parse_decimal(v, decimals)
-    except BookError as exc:
+        return parse_units(v, decimals)
+    except ValueError as exc:
         raise ValueError(f"{key}: {exc}") from None
 
 

@@ -12,13 +12,13 @@ Reference: docs/risk.md.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from mmfast.core.types import Order, Side
+from mmfast.core.units import USDC_DECIMALS, parse_units
 
 if TYPE_CHECKING:
     from mmfast.conf.schema import RiskConfig
@@ -36,9 +36,6 @@ __all__ = [
 
 _PPM: Final = 1_000_000
 _BPS: Final = 10_000
-_MICRO_DECIMALS: Final = 6
-_DECIMAL_RE: Final = re.compile(r"(?P<sign>[-+]?)(?P<whole>[0-9]*)(?:\.(?P<frac>[0-9]*))?",
-                                re.ASCII)
 
 
 class RiskReason(IntEnum):
@@ -78,12 +75,10 @@ class MarketState(IntEnum):
 def parse_micro(text: str) -> int:
     """A venue decimal string (``"39.168314"``, ``"-1.5"``) -> micro units, exact; digits beyond
     the sixth decimal are truncated toward zero. ValueError on anything else."""
-    m = _DECIMAL_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if m is None or not (m["whole"] or m["frac"]):
+    if not isinstance(text, str):
         raise ValueError(f"not a decimal string: {text!r}")
-    frac = ((m["frac"] or "") + "000000")[:_MICRO_DECIMALS]
-    value = int(m["whole"] or "0") * _PPM + int(frac)
-    return -value if m["sign"] == "-" else value
+    return parse_units(text, USDC_DECIMALS, sign="+-", extra="truncate", loose=True, strip=True,
+                       what="decimal string")
 
 
 @dataclass(frozen=True, slots=True)

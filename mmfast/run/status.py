@@ -5,7 +5,7 @@ into a few lines: book top, our quotes, position, PnL, fills, order counts, late
 stage. ``StatusPrinter`` redraws them in place on a terminal (ANSI cursor-up) and prints plain
 lines otherwise (a pipe, a log file). ``render_summary`` is the block printed at exit.
 
-Human units only here, at the edge: ticks / 10**price_decimals, lots / 10**size_decimals.
+Human units only here, at the edge: ticks and lots formatted exactly by mmfast.core.units.
 """
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
+from mmfast.core.units import format_units
+
 __all__ = ["StatusPrinter", "render_status", "render_summary"]
 
 
 def _px(ticks: int | None, pd: int) -> str:
     if ticks is None or ticks <= 0:
         return "-"
-    return f"{ticks / 10**pd:.{pd}f}"
+    return format_units(ticks, pd)
 
 
 def _sz(lots: int, sd: int) -> str:
-    return f"{lots / 10**sd:.{sd}f}"
+    return format_units(lots, sd)
 
 
 def _quotes(levels: list[tuple[int, int]], pd: int, sd: int, n: int = 3) -> str:

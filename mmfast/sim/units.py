@@ -1,35 +1,22 @@
-"""Exact conversions between integer ticks/lots and the venue's decimal strings."""
+"""Exact conversions between integer ticks/lots and the venue's decimal strings (the sim's
+names for mmfast.core.units), and the sim's rounding helpers."""
 
 from __future__ import annotations
 
-USDC_DECIMALS = 6  # collateral, fees and PnL are kept in micro-USDC
+from mmfast.core.units import USDC_DECIMALS, format_units, parse_units
+
+__all__ = ["USDC_DECIMALS", "ceil_div", "div_round", "fmt_fixed", "parse_fixed"]
 
 
 def fmt_fixed(value: int, decimals: int) -> str:
     """Integer in units of 10^-decimals -> decimal string with exactly `decimals` places."""
-    if decimals == 0:
-        return str(value)
-    sign = "-" if value < 0 else ""
-    v = -value if value < 0 else value
-    whole, frac = divmod(v, 10**decimals)
-    return f"{sign}{whole}.{frac:0{decimals}d}"
+    return format_units(value, decimals)
 
 
 def parse_fixed(text: str, decimals: int) -> int:
-    """Decimal string -> integer in units of 10^-decimals; raises ValueError if not exact."""
-    s = text.strip()
-    neg = s.startswith("-")
-    if neg or s.startswith("+"):
-        s = s[1:]
-    whole, _, frac = s.partition(".")
-    if not whole.isdigit() or (frac and not frac.isdigit()):
-        raise ValueError(f"not a decimal: {text!r}")
-    if len(frac) > decimals:
-        if frac[decimals:].strip("0"):
-            raise ValueError(f"{text!r} has more than {decimals} decimals")
-        frac = frac[:decimals]
-    value = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
-    return -value if neg else value
+    """Decimal string -> integer in units of 10^-decimals; raises ValueError if not exact
+    (signed, padded, extra fraction digits only when zeros; int64)."""
+    return parse_units(text, decimals, sign="+-", extra="zeros", strip=True)
 
 
 def div_round(num: int, den: int) -> int:

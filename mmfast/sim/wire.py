@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mmfast.core.units import to_float
 from mmfast.sim.engine import (
     TIF_NAMES,
     TX_FAILED,
@@ -44,7 +45,7 @@ def _pct4(fee_1e6: int) -> str:
 
 
 def _float(ticks: int, decimals: int) -> float:
-    return ticks / 10**decimals
+    return to_float(ticks, decimals)
 
 
 # ---------------------------------------------------------------- markets

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mmfast._core.book import APPLIED, GAP, BookError, OrderBook, parse_decimal
+from mmfast._core.book import APPLIED, GAP, BookError, OrderBook
 from mmfast.connector.lighter.auth import AuthTokenProvider, TokenCache
 from mmfast.connector.lighter.budget import RateBudget
 from mmfast.connector.lighter.coi import CoiAllocator
@@ -47,6 +47,7 @@ from mmfast.core.events import BookUpdated, EventBus, PullQuotes
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.core.types import Order, Side, TimeInForce
+from mmfast.core.units import parse_units
 
 if TYPE_CHECKING:
     from mmfast.core.trading_core import TradingCore
@@ -668,9 +669,9 @@ class LighterConnector:
             pd = info.price_decimals
             last = s.get("last_trade_price") or "0"
             self.stats[info.market_id] = MarketStats(
-                mark_price_ticks=parse_decimal(s["mark_price"], pd),
-                index_price_ticks=parse_decimal(s["index_price"], pd),
-                last_trade_price_ticks=parse_decimal(last, pd),
+                mark_price_ticks=parse_units(s["mark_price"], pd),
+                index_price_ticks=parse_units(s["index_price"], pd),
+                last_trade_price_ticks=parse_units(last, pd),
                 current_funding_rate=Decimal(str(s.get("current_funding_rate") or "0")),
                 funding_timestamp_ms=int(s.get("funding_timestamp") or 0),
                 ts_ns=now_ns,
@@ -714,7 +715,7 @@ class LighterConnector:
             info = self._market_of(mkey)
             if info is None:
                 continue
-            size = parse_decimal(p["position"], info.size_decimals)
+            size = parse_units(p["position"], info.size_decimals)
             sign = p.get("sign", 1)
             out[info.market_id] = VenuePosition(
                 market=info.market_id,
@@ -756,19 +757,16 @@ class LighterConnector:
 
 def _signed(v: Any, decimals: int) -> int:
     """A possibly negative venue decimal string -> int units (0 when absent)."""
-    if not isinstance(v, str) or not v:
-        return 0
-    neg = v.startswith("-")
-    return _lenient(v[1:] if neg else v, decimals) * (-1 if neg else 1)
+    return _lenient(v, decimals)
 
 
 def _lenient(v: Any, decimals: int) -> int:
     """A decimal string with possibly fewer or more digits than ``decimals`` -> int units,
-    rounded toward zero (display values such as avg_entry_price)."""
+    rounded toward zero (display values such as avg_entry_price); 0 when absent. Signed, padded,
+    "5." / ".5" accepted (what a Decimal took, exponents aside); UnitsError otherwise."""
     if not isinstance(v, str) or not v:
         return 0
-    d = Decimal(v).scaleb(decimals)
-    return int(d.to_integral_value(rounding="ROUND_DOWN"))
+    return parse_units(v, decimals, sign="+-", extra="truncate", loose=True, strip=True)
 
 
 class _NullBus:

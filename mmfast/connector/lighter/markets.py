@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from mmfast._core.book import parse_decimal
 from mmfast.core.errors import ExchangeError
+from mmfast.core.units import USDC_DECIMALS, from_human, parse_units, rescale, to_decimal
 
 __all__ = ["USDC_DECIMALS", "MarketInfo", "MetadataError", "parse_order_book_details"]
 
-USDC_DECIMALS = 6  # money is micro-USDC
 FEE_PERCENT_DECIMALS = 4  # "0.0196" (percent, 4 decimals) -> 196 (1e-6 of notional)
 
 
@@ -67,33 +66,23 @@ class MarketInfo:
     # --- edges: exact conversions ---------------------------------------------------------------
     def ticks(self, price: Decimal | str) -> int:
         """Human price -> ticks; ValueError if it is not a whole number of ticks."""
-        return _to_units(price, self.price_decimals, "price")
+        return from_human(price, self.price_decimals, "price")
 
     def lots(self, size: Decimal | str) -> int:
         """Human size -> lots; ValueError if it is not a whole number of lots."""
-        return _to_units(size, self.size_decimals, "size")
+        return from_human(size, self.size_decimals, "size")
 
     def price_of(self, ticks: int) -> Decimal:
-        return Decimal(ticks).scaleb(-self.price_decimals)
+        return to_decimal(ticks, self.price_decimals)
 
     def size_of(self, lots: int) -> Decimal:
-        return Decimal(lots).scaleb(-self.size_decimals)
+        return to_decimal(lots, self.size_decimals)
 
     def notional_micro(self, price_ticks: int, size_lots: int) -> int:
         """price x size in micro-USDC, exact when size+price decimals <= 6 (floored otherwise)."""
-        shift = USDC_DECIMALS - self.size_decimals - self.price_decimals
-        prod = price_ticks * size_lots  # Python ints: no overflow
-        return prod * 10**shift if shift >= 0 else prod // 10**(-shift)
-
-
-def _to_units(value: Decimal | str, decimals: int, what: str) -> int:
-    d = Decimal(value)
-    if not d.is_finite():
-        raise ValueError(f"{what} {value!r} is not finite")
-    scaled = d.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{what} {value!r} has more than {decimals} decimals")
-    return int(scaled)
+        # Python ints: no overflow
+        return rescale(price_ticks * size_lots, self.price_decimals + self.size_decimals,
+                       USDC_DECIMALS)
 
 
 def _dec(obj: Mapping[str, Any], key: str, decimals: int) -> int:
@@ -101,14 +90,15 @@ def _dec(obj: Mapping[str, Any], key: str, decimals: int) -> int:
     if not isinstance(v, str):
         raise MetadataError(f"{key} must be a decimal string, got {v!r}")
     try:
-        return parse_decimal(v, decimals)
+        return parse_units(v, decimals)
     except ValueError as exc:
-        # The venue may print more digits than the unit (e.g. "10.0000000"); accept exact ones.
+        # The venue may print more digits than the unit (e.g. "10.0000000"); accept exact ones,
+        # and the forms a Decimal would ("+1", ".5", "5."); never a negative or padded value.
         try:
-            units = _to_units(v, decimals, key)
-        except (ValueError, ArithmeticError):
+            units = parse_units(v, decimals, sign="+-", extra="zeros", loose=True)
+        except ValueError:
             raise MetadataError(f"{key}: {exc}") from None
-        if units < 0 or v.strip() != v:
+        if units < 0:
             raise MetadataError(f"{key}: {exc}") from None
         return units
 

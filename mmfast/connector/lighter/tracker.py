@@ -47,8 +47,8 @@ fills onto a baseline (``rebase_positions`` copies the venue's sizes, at reconci
 Inputs are the venue's payload dicts: ``account_orders`` / ``account_all_orders`` updates and
 REST ``accountActiveOrders`` (``apply_orders``), ``account_all_trades`` (``apply_trades``),
 ``account_all_positions`` (``apply_positions``); decimal strings become ints with the compiled
-``parse_decimal``. Events go out on the core's EventBus: OrderUpdated, FillReceived,
-PositionUpdated. Loop thread only.
+``parse_units`` (mmfast.core.units, strict rules). Events go out on the core's EventBus:
+OrderUpdated, FillReceived, PositionUpdated. Loop thread only.
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ from typing import Any
 
 import orjson
 
-from mmfast._core.book import parse_decimal
 from mmfast.connector.lighter.coi import (
     CoiStateError,
     default_state_dir,
@@ -80,6 +79,7 @@ from mmfast.core.types import (
     Side,
     TimeInForce,
 )
+from mmfast.core.units import USDC_DECIMALS, parse_units
 
 __all__ = [
     "CODE_DUPLICATE_COI",
@@ -91,7 +91,6 @@ __all__ = [
 ]
 
 CODE_DUPLICATE_COI = 21728  # the venue already has an order with this client_order_index
-_USDC_DECIMALS = 6
 _TIF_BY_NAME = {
     "immediate-or-cancel": TimeInForce.IOC,
     "good-till-time": TimeInForce.GTT,
@@ -473,11 +472,11 @@ class OrderTracker:
             if not isinstance(status, str):
                 raise TrackerError("status missing")
             dec = self._decimals(market)
-            filled = parse_decimal(str(od.get("filled_base_amount", "0")), dec.size_decimals)
-            initial = parse_decimal(str(od["initial_base_amount"]), dec.size_decimals)
-            price = parse_decimal(str(od["price"]), dec.price_decimals)
+            filled = parse_units(str(od.get("filled_base_amount", "0")), dec.size_decimals)
+            initial = parse_units(str(od["initial_base_amount"]), dec.size_decimals)
+            price = parse_units(str(od["price"]), dec.price_decimals)
             rem = od.get("remaining_base_amount")
-            remaining = parse_decimal(str(rem), dec.size_decimals) if rem is not None else None
+            remaining = parse_units(str(rem), dec.size_decimals) if rem is not None else None
             vtime = _opt_int(od.get("transaction_time"))
             key = (vtime, _opt_int(od.get("updated_at")), _opt_int(od.get("block_height")))
         except (KeyError, ValueError) as exc:
@@ -637,9 +636,9 @@ class OrderTracker:
         try:
             market = _int_field(td, "market_id")
             dec = self._decimals(market)
-            price = parse_decimal(str(td["price"]), dec.price_decimals)
-            size = parse_decimal(str(td["size"]), dec.size_decimals)
-            usd = parse_decimal(str(td["usd_amount"]), _USDC_DECIMALS)
+            price = parse_units(str(td["price"]), dec.price_decimals)
+            size = parse_units(str(td["size"]), dec.size_decimals)
+            usd = parse_units(str(td["usd_amount"]), USDC_DECIMALS)
             is_maker = bool(td.get("is_maker_ask")) == is_ask
             rate = _int_field(td, "maker_fee" if is_maker else "taker_fee")
             coi = _int_field(td, "ask_client_id" if is_ask else "bid_client_id")
@@ -711,9 +710,9 @@ class OrderTracker:
                 continue
             dec = self._markets[market]
             try:
-                size = parse_decimal(str(pd["position"]), dec.size_decimals)
+                size = parse_units(str(pd["position"]), dec.size_decimals)
                 sign = _int_field(pd, "sign")
-                avg = parse_decimal(str(pd.get("avg_entry_price", "0")), dec.price_decimals)
+                avg = parse_units(str(pd.get("avg_entry_price", "0")), dec.price_decimals)
                 funding = _signed_usdc(pd.get("total_funding_paid_out"))
             except (KeyError, ValueError) as exc:
                 raise TrackerError(f"malformed position for market {market}: {exc}") from None
@@ -813,7 +812,4 @@ def _signed_usdc(value: Any) -> int:
     absent or null is 0."""
     if value is None or value == "":
         return 0
-    text = str(value)
-    neg = text.startswith("-")
-    amount = parse_decimal(text[1:] if neg else text, _USDC_DECIMALS)
-    return -amount if neg else amount
+    return parse_units(str(value), USDC_DECIMALS, sign="-")
