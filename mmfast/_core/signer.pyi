@@ -16,6 +16,8 @@ C memory. Refused requests raise ``NativeSignerError`` (a ``ValueError``).
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias, final, overload
 
+from mmfast.core.errors import SigningError
+
 KINDS: Final[tuple[str, ...]]
 """Tx kinds ``sign_tx``/``tx_hash`` take: create_order, cancel_order, cancel_all_orders,
 modify_order, update_leverage, approve_integrator."""
@@ -40,7 +42,7 @@ at most 4 non-nil ones per tx, and only those the kind carries."""
 _TxResult: TypeAlias = tuple[str, str]
 """``(tx_info JSON text, tx hash as 80 lowercase hex digits)``."""
 
-class NativeSignerError(ValueError):
+class NativeSignerError(SigningError, ValueError):
     """A request the native signer refuses (a field out of range, a closed signer, bad key)."""
 
 # ---------------------------------------------------------------------------- primitives

@@ -22,9 +22,6 @@ from mmfast.core.errors import BookError, ExchangeError, MmfastError, OrderError
 
 # Deliberately outside the tree (see the comment on the class): the simulated venue's answer.
 OUTSIDE = {"mmfast.sim.errors.VenueError"}
-# Still outside, to be re-based by the owner of cython_src/mmfast/_core/signer.pyx as
-# `class NativeSignerError(SigningError, ValueError)`; remove the entry once that is done.
-PENDING = {"mmfast._core.signer.NativeSignerError"}
 
 # class -> (category it belongs to, builtin base callers rely on or None)
 EXPECTED: dict[str, tuple[type[BaseException], type[BaseException] | None]] = {
@@ -97,11 +94,7 @@ def test_the_walk_finds_the_known_classes() -> None:
     assert set(EXPECTED) <= set(FOUND)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="signer.pyx: not re-based yet"))
-     if n in PENDING else n for n in sorted(FOUND)],
-)
+@pytest.mark.parametrize("name", sorted(FOUND))
 def test_every_mmfast_exception_is_in_the_tree(name: str) -> None:
     cls = FOUND[name]
     if name in OUTSIDE:
@@ -115,8 +108,6 @@ def test_every_mmfast_exception_is_in_the_tree(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_category_and_builtin_base(name: str) -> None:
-    if name in PENDING and not issubclass(FOUND[name], MmfastError):
-        pytest.xfail("signer.pyx: not re-based yet")
     cls = FOUND[name]
     category, builtin = EXPECTED[name]
     assert issubclass(cls, category)

@@ -23,6 +23,8 @@ from libc.string cimport memcpy, memset
 import os
 import weakref
 
+from mmfast.core.errors import SigningError
+
 
 cdef extern from "lsig/pool.h" nogil:
     ctypedef struct fp5:
@@ -111,7 +113,7 @@ sc_init_constants()
 ec_gtab_init()
 
 
-class NativeSignerError(ValueError):
+class NativeSignerError(SigningError, ValueError):
     """A request the native signer refuses (a field out of range, a closed signer, bad key)."""
 
 
