@@ -1,4 +1,5 @@
-"""mmfast's trading core: lifecycle (TradingCore), event bus, data types, errors, logging, clock.
+"""mmfast's trading core: lifecycle (TradingCore), event bus, data types, errors, logging, clock,
+the journal protocol and per-stage latency stats.
 
 The tick clock itself is compiled (``mmfast._core.clock``); its public names are re-exported
 here so callers need one import.
@@ -27,10 +28,13 @@ from mmfast.core.interfaces import (
     BookListener,
     Connector,
     FillListener,
+    Journal,
+    NullJournal,
     OrderConnector,
     OrderListener,
     Strategy,
 )
+from mmfast.core.latency import STAGES, LatencyStats
 from mmfast.core.log import configure_logging, debug_from_env, get_logger
 from mmfast.core.trading_core import ClockFactory, TradingCore, default_clock_factory
 from mmfast.core.types import (
@@ -47,6 +51,7 @@ from mmfast.core.types import (
 
 __all__ = [
     "MAX_CLIENT_ORDER_INDEX",
+    "STAGES",
     "BookError",
     "BookListener",
     "BookUpdated",
@@ -59,9 +64,12 @@ __all__ = [
     "Fill",
     "FillListener",
     "FillReceived",
+    "Journal",
+    "LatencyStats",
     "LifecycleChanged",
     "LifecycleState",
     "MmfastError",
+    "NullJournal",
     "Order",
     "OrderConnector",
     "OrderError",

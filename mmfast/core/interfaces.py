@@ -1,6 +1,7 @@
-"""Protocols the TradingCore works with: strategies and the connector.
+"""Protocols the TradingCore works with: strategies, the connector and the journal.
 
 Structural (``typing.Protocol``): any object with these methods fits, no base class needed.
+``NullJournal`` is the journal that drops everything (a strategy without one).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ __all__ = [
     "BookListener",
     "Connector",
     "FillListener",
+    "Journal",
+    "NullJournal",
     "OrderConnector",
     "OrderListener",
     "Strategy",
@@ -98,3 +101,23 @@ class OrderConnector(Connector, Protocol):
     def modify(self, order: Order, price_ticks: int, size_lots: int) -> None: ...
 
     def cancel(self, order: Order) -> None: ...
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """Where structured events go: ``write(kind, **fields)``, one record per call.
+
+    Implemented by ``mmfast.run.journal.JsonlJournal`` (a JSONL file per run) and
+    ``MemoryJournal`` (tests); ``NullJournal`` drops everything. Called on the event path:
+    ``write`` must not block (buffer, flush elsewhere)."""
+
+    def write(self, kind: str, **fields: Any) -> None: ...
+
+
+class NullJournal:
+    """A ``Journal`` that drops every record."""
+
+    __slots__ = ()
+
+    def write(self, kind: str, **fields: Any) -> None:
+        return None

@@ -6,7 +6,7 @@ gate before signing, guards, kill switch). ``market_making`` and ``trend_ladder`
 strategies (``STRATEGIES`` maps config names to classes). ``estimators``: online sigma/kappa.
 """
 
-from mmfast.strategy.base import STAGES, Journal, LatencyStats, StrategyBase
+from mmfast.strategy.base import StrategyBase
 from mmfast.strategy.estimators import ArrivalIntensity, VolatilityEstimator
 from mmfast.strategy.market_making import MarketMaking
 from mmfast.strategy.planner import (
@@ -31,7 +31,6 @@ STRATEGIES: dict[str, type[StrategyBase]] = {
 
 __all__ = [
     "MAX_INFLIGHT_PER_MARKET",
-    "STAGES",
     "STRATEGIES",
     "UNLIMITED",
     "Action",
@@ -40,8 +39,6 @@ __all__ = [
     "BudgetView",
     "Degrade",
     "EntryLevel",
-    "Journal",
-    "LatencyStats",
     "MarketMaking",
     "Plan",
     "PlannerParams",

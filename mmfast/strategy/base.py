@@ -20,15 +20,17 @@
   ``request_requote``, which runs one pass on the next loop iteration; requests arriving
   meanwhile, or during a pass (an order event the pass itself caused), fold into one more pass.
 - **Latency**: each stage is stamped (book received -> quote computed -> sent -> acked -> open,
-  fill -> requote) into ``LatencyStats``.
+  fill -> requote) into a ``LatencyStats`` (``mmfast.core.latency``).
+
+Structured events go to a ``Journal`` (``mmfast.core.interfaces``; ``NullJournal`` without one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,7 +44,8 @@ from mmfast.core.events import (
     PositionUpdated,
     PullQuotes,
 )
-from mmfast.core.interfaces import OrderConnector
+from mmfast.core.interfaces import Journal, NullJournal, OrderConnector
+from mmfast.core.latency import LatencyStats
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.core.types import Fill, Order, OrderStatus, Position, Side, TimeInForce
@@ -67,66 +70,14 @@ if TYPE_CHECKING:
     from mmfast.conf.schema import RiskConfig
     from mmfast.core.trading_core import TradingCore
 
-__all__ = ["STAGES", "Journal", "LatencyStats", "StrategyBase", "rules_from_market_info"]
+__all__ = ["StrategyBase", "rules_from_market_info"]
 
 _log = get_logger("strategy")
 
-# Latency stages stamped by the strategy (names as shown by the status line).
-STAGES: Final = ("book>quote", "quote>send", "send>ack", "ack>open", "book>send", "fill>requote")
-_RING: Final = 4096
 _CANCEL_TIMEOUT_S: Final = 5.0
 _MODIFY_WAIT_NS: Final = 3_000_000_000  # a modify unseen by then no longer blocks its order
 _MAX_PASSES: Final = 4  # requote passes run back to back before yielding to the loop
 _PLACED_KEEP: Final = 100_000  # orders remembered after they end (late fills still match)
-
-
-class Journal:
-    """Where structured events go (``mmfast.run.journal.JsonlJournal`` or a test recorder)."""
-
-    def write(self, kind: str, **fields: Any) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class _NullJournal(Journal):
-    def write(self, kind: str, **fields: Any) -> None:
-        return None
-
-
-class LatencyStats:
-    """Samples (ns) per stage in bounded rings; percentiles on demand (status, summary)."""
-
-    __slots__ = ("_rings", "counts")
-
-    def __init__(self, stages: Iterable[str] = STAGES) -> None:
-        self._rings: dict[str, deque[int]] = {s: deque(maxlen=_RING) for s in stages}
-        self.counts: dict[str, int] = dict.fromkeys(self._rings, 0)  # samples ever taken
-
-    def add(self, stage: str, ns: int) -> None:
-        ring = self._rings.get(stage)
-        if ring is None:
-            ring = self._rings[stage] = deque(maxlen=_RING)
-            self.counts[stage] = 0
-        ring.append(max(0, ns))
-        self.counts[stage] += 1
-
-    def percentiles(self, stage: str, qs: tuple[float, ...] = (0.5, 0.99)) -> tuple[int, ...]:
-        """Nearest-rank percentiles of the ring (ns); zeros when empty."""
-        ring = self._rings.get(stage)
-        if not ring:
-            return tuple(0 for _ in qs)
-        data = sorted(ring)
-        n = len(data)
-        return tuple(data[min(n - 1, max(0, int(q * n + 0.999999) - 1))] for q in qs)
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        """stage -> {n, p50_us, p99_us} for stages with samples."""
-        out: dict[str, dict[str, float]] = {}
-        for s, ring in self._rings.items():
-            if ring:
-                p50, p99 = self.percentiles(s)
-                out[s] = {"n": self.counts[s], "p50_us": round(p50 / 1e3, 1),
-                          "p99_us": round(p99 / 1e3, 1)}
-        return out
 
 
 def rules_from_market_info(info: Any) -> MarketRules:
@@ -175,7 +126,7 @@ class StrategyBase:
         self.rules = rules  # market order rules (from the connector at start when None)
         self.gate = gate  # pre-trade gate, called before anything is signed
         self.kill = kill  # kill switch
-        self.journal: Journal = journal or _NullJournal()  # structured events
+        self.journal: Journal = journal or NullJournal()  # structured events
         self.time = time  # monotonic ns and wall ms (order expiry)
         self.order_expiry_s = order_expiry_s  # venue expiry of each order
         self.on_stop_request = on_stop_request  # called when the kill switch says stop

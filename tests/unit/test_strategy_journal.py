@@ -9,7 +9,9 @@ from pathlib import Path
 import orjson
 
 from mmfast.connector.lighter.secret import ApiKey, Redactor
-from mmfast.run.journal import JsonlJournal
+from mmfast.core.interfaces import Journal, NullJournal
+from mmfast.core.latency import STAGES, LatencyStats
+from mmfast.run.journal import JsonlJournal, MemoryJournal
 from mmfast.run.status import StatusPrinter, render_status, render_summary
 
 KEY = "9e" * 40
@@ -30,6 +32,30 @@ def test_journal_lines_mode_and_redaction(tmp_path: Path) -> None:
     assert KEY[:16] not in path.read_text() and recs[1]["short"] == "ok"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert j.counts == {"order": 1, "send_error": 1}
+
+
+def test_journals_implement_the_core_protocol(tmp_path: Path) -> None:
+    j = JsonlJournal(tmp_path / "j.jsonl")
+    for journal in (j, MemoryJournal(), NullJournal()):
+        assert isinstance(journal, Journal)
+    assert NullJournal().write("order", coi=1) is None
+    j.close()
+
+
+def test_latency_stats_rings_and_percentiles() -> None:
+    lat = LatencyStats()
+    assert tuple(lat.counts) == STAGES
+    assert lat.percentiles("book>send") == (0, 0) and lat.summary() == {}
+    for ns in range(1, 101):
+        lat.add("book>send", ns * 1000)
+    lat.add("book>send", -5)  # clamped to 0
+    lat.add("extra", 7)  # a stage not in STAGES gets its own ring
+    assert lat.percentiles("book>send") == (50_000, 99_000)
+    assert lat.summary()["book>send"] == {"n": 101, "p50_us": 50.0, "p99_us": 99.0}
+    assert lat.counts["extra"] == 1
+    for _ in range(5000):
+        lat.add("ack>open", 1)
+    assert lat.counts["ack>open"] == 5000 and len(lat._rings["ack>open"]) == 4096
 
 
 def _strategy_status() -> dict:
