@@ -19,6 +19,9 @@
   tx and return), so a pass never suspends. Other triggers (orders, fills, ticks, readiness)
   ``request_requote``, which runs one pass on the next loop iteration; requests arriving
   meanwhile, or during a pass (an order event the pass itself caused), fold into one more pass.
+- **Venue orders**: after a modify an Order holds the values the venue will hold; before each
+  requote pass ``venue_orders`` (``mmfast.strategy.venue_orders.VenueOrders``) checks our orders
+  against the venue's order stream (confirms or, after the wait, reverts the modify).
 - **Latency**: each stage is stamped (book received -> quote computed -> sent -> acked -> open,
   fill -> requote) into a ``LatencyStats`` (``mmfast.core.latency``).
 
@@ -34,7 +37,6 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
-from mmfast._core.book import parse_decimal
 from mmfast._core.gate import GateCore
 from mmfast.core.events import (
     BookUpdated,
@@ -65,6 +67,7 @@ from mmfast.risk.limits import (
     RiskReason,
 )
 from mmfast.strategy.planner import UNLIMITED, ActionKind, BudgetView, Plan, RateBudget
+from mmfast.strategy.venue_orders import VenueOrders
 
 if TYPE_CHECKING:
     from mmfast.conf.schema import RiskConfig
@@ -75,7 +78,6 @@ __all__ = ["StrategyBase", "rules_from_market_info"]
 _log = get_logger("strategy")
 
 _CANCEL_TIMEOUT_S: Final = 5.0
-_MODIFY_WAIT_NS: Final = 3_000_000_000  # a modify unseen by then no longer blocks its order
 _MAX_PASSES: Final = 4  # requote passes run back to back before yielding to the loop
 _PLACED_KEEP: Final = 100_000  # orders remembered after they end (late fills still match)
 
@@ -135,9 +137,10 @@ class StrategyBase:
         self.book: Any = None  # the market's OrderBook (from BookUpdated or the connector)
         self.orders: dict[int, Order] = {}  # coi -> our non-terminal orders of this market
         self.busy: set[int] = set()  # cois with a modify/cancel call in progress
-        # coi -> (price, remaining, deadline ns) of a modify the venue has not shown yet: the
-        # connector queues txs, so the Order changes only when the account stream says so.
-        self.modifying: dict[int, tuple[int, int, int]] = {}
+        # Our orders as the venue's order stream shows them, and the modifies it has not
+        # shown yet (the connector queues txs: an Order changes when the stream says so).
+        self.venue_orders = VenueOrders(connector, market, self.orders,
+                                        now_ns=time.monotonic_ns, rules=rules)
         self.inflight = 0  # order txs of this market handed to the connector, not returned
         self.position = Position(market)  # fill-driven position, PnL and fees (micro-USDC)
         self.venue_position_lots: int | None = None  # the venue's size (authoritative)
@@ -165,13 +168,6 @@ class StrategyBase:
         self._bg: set[asyncio.Task[Any]] = set()  # cancel-alls and other fire-and-forget work
         self._pulled = False  # quotes are off because of a pull / guard
         self._unclaimed: dict[int, list[Fill]] = {}  # fills for cois not yet returned by place
-        # coi -> (venue price text, remaining text, price ticks, remaining lots): unchanged text
-        # needs no decimal parsing on the next requote.
-        self._venue_seen: dict[int, tuple[Any, Any, int, int]] = {}
-        # The connector's account_orders_version at the last sync, and whether something of
-        # ours changed since (a modify's wait ran out): no change, nothing to sync.
-        self._venue_version: int | None = None
-        self._venue_dirty = True
         self._budget_view: tuple[Any, RateBudget] | None = None  # (connector budget, view)
 
     # ------------------------------------------------------------------ lifecycle
@@ -184,6 +180,7 @@ class StrategyBase:
             if info is None:
                 raise ValueError(f"no metadata for market {self.market}")
             self.rules = rules_from_market_info(info)
+        self.venue_orders.rules = self.rules  # the decimals of the venue's order stream
         if self.gate is None:
             assert self.risk_config is not None
             self.gate = GateCore(RiskLimits.from_config(self.risk_config, self.rules),
@@ -283,10 +280,7 @@ class StrategyBase:
         if not known and order.status.is_terminal:
             return
         now = self.time.monotonic_ns()
-        pend = self.modifying.get(coi)
-        if pend is not None and (order.status.is_terminal or (
-                order.price_ticks == pend[0] and order.remaining_lots == pend[1])):
-            del self.modifying[coi]
+        self.venue_orders.order_update(order)
         if order.status is OrderStatus.OPEN and coi in self._ack_ns:
             self.latency.add("ack>open", now - self._ack_ns.pop(coi))
         if order.status.is_terminal:
@@ -454,58 +448,16 @@ class StrategyBase:
             return RiskReason.MARKET_INACTIVE
         return RiskReason.OK
 
-    def sync_from_venue(self) -> None:
-        """Price and size of our live orders from the venue's order stream (the connector's
-        ``account_orders``): a modify changes them on the venue, and the stream is the truth.
-        An order with a modify not yet shown keeps its optimistic values until the stream
-        shows the modify or the wait runs out."""
-        version = getattr(self.connector, "account_orders_version", None)
-        if version is not None:
-            if version == self._venue_version and not self._venue_dirty:
-                return  # no order message since the last sync and no wait ran out
-            self._venue_version, self._venue_dirty = version, False
-        raw_orders = (getattr(self.connector, "account_orders", None) or {}).get(self.market)
-        if not raw_orders or self.rules is None:
-            return
-        pd, sd = self.rules.price_decimals, self.rules.size_decimals
-        seen = self._venue_seen
-        if len(seen) > 2 * len(self.orders) + 64:  # drop ended orders now and then
-            for c in [c for c in seen if c not in self.orders]:
-                del seen[c]
-        for coi, o in self.orders.items():
-            oi = o.order_index
-            raw = raw_orders.get(oi) if oi is not None else None
-            if raw is None:
-                continue
-            p_txt, r_txt = raw.get("price"), raw.get("remaining_base_amount")
-            last = seen.get(coi)
-            if last is not None and last[0] == p_txt and last[1] == r_txt:
-                price, remaining = last[2], last[3]
-            else:
-                try:
-                    price = parse_decimal(str(p_txt), pd)
-                    remaining = parse_decimal(str(r_txt), sd)
-                except ValueError:
-                    continue
-                seen[coi] = (p_txt, r_txt, price, remaining)
-            pend = self.modifying.get(coi)
-            if pend is not None:
-                if price == pend[0] and remaining == pend[1]:
-                    del self.modifying[coi]
-                continue
-            if price != o.price_ticks or remaining != o.remaining_lots:
-                o.price_ticks = price
-                o.size_lots = o.filled_lots + remaining
+    @property
+    def modifying(self) -> dict[int, tuple[int, int, int]]:
+        """coi -> (price, remaining, deadline ns) of the modifies the venue has not shown yet
+        (``venue_orders.modifying``; read by the benchmarks)."""
+        return self.venue_orders.modifying
 
     def busy_cois(self) -> set[int]:
         """Orders not to act on now: a call in progress or a modify the venue has not shown
         (expired after a few seconds, so a lost update does not freeze an order)."""
-        if self.modifying:
-            now = self.time.monotonic_ns()
-            for coi in [c for c, p in self.modifying.items() if p[2] <= now]:
-                del self.modifying[coi]
-                self._venue_dirty = True  # the venue's values come back at the next sync
-        return self.busy | self.modifying.keys() if self.modifying else self.busy
+        return self.venue_orders.busy_cois(self.busy)
 
     def inflight_txs(self) -> int:
         """Order txs of this market in flight: the connector's count when it has one."""
@@ -572,7 +524,7 @@ class StrategyBase:
                                      self.time.monotonic_ns() - self._fill_trigger_ns)
                     self._fill_trigger_ns = 0
                 try:
-                    self.sync_from_venue()
+                    self.venue_orders.sync()
                     self.requote(trigger)
                 except Exception:
                     _log.exception("%s: requote failed", self.name)
@@ -671,9 +623,9 @@ class StrategyBase:
         if not self._send_on(order, "modify", self.connector.modify, order, price, size):
             return False
         self.counts["modified"] += 1
-        self.modifying[coi] = (price, size, now + _MODIFY_WAIT_NS)
+        self.venue_orders.expect(coi, price, size, now)
         # Optimistic: the order as the venue will hold it (remaining = size); checked against
-        # the venue's order stream by sync_from_venue, reverted there if it never shows.
+        # the venue's order stream by venue_orders.sync, reverted there if it never shows.
         order.price_ticks = price
         order.size_lots = order.filled_lots + size
         self.journal.write("order_modify", coi=coi, price=price, size=size)

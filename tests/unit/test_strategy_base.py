@@ -284,44 +284,44 @@ async def _venue_order(price: str) -> tuple[Harness, Order, dict[str, str]]:
     return h, o, raw
 
 
-def test_sync_from_venue_confirms_or_reverts_a_modify() -> None:
+def test_venue_orders_sync_confirms_or_reverts_a_modify() -> None:
     async def go() -> None:
         h, o, raw = await _venue_order("2999.95")
         assert h.s.modify(o, 299_900, 80)
         assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # optimistic
-        h.s.sync_from_venue()
+        h.s.venue_orders.sync()
         assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # stream not there yet
         raw.update(price="2999.00", remaining_base_amount="0.0080")
-        h.s.sync_from_venue()
-        assert 1 not in h.s.modifying  # the stream shows it: confirmed
+        h.s.venue_orders.sync()
+        assert 1 not in h.s.venue_orders.modifying  # the stream shows it: confirmed
         # A modify the stream never shows is reverted to the venue's values after the wait.
         assert h.s.modify(o, 299_800, 60)
-        h.s.modifying[1] = (299_800, 60, 0)  # wait over
+        h.s.venue_orders.modifying[1] = (299_800, 60, 0)  # wait over
         assert 1 not in h.s.busy_cois()
-        h.s.sync_from_venue()
+        h.s.venue_orders.sync()
         assert (o.price_ticks, o.remaining_lots) == (299_900, 80)
     run(go())
 
 
-def test_sync_from_venue_runs_only_after_an_order_message_or_an_expired_wait() -> None:
+def test_venue_orders_sync_runs_only_after_an_order_message_or_an_expired_wait() -> None:
     async def go() -> None:
         h, o, raw = await _venue_order("2999.00")
         h.conn.account_orders_version = 1  # type: ignore[attr-defined]
-        h.s.sync_from_venue()
+        h.s.venue_orders.sync()
         assert (o.price_ticks, o.remaining_lots) == (299_900, 100)
         raw["price"] = "2998.00"  # no new message (version unchanged): nothing to sync
-        h.s.sync_from_venue()
+        h.s.venue_orders.sync()
         assert o.price_ticks == 299_900
         h.conn.account_orders_version = 2  # type: ignore[attr-defined]
-        h.s.sync_from_venue()
+        h.s.venue_orders.sync()
         assert o.price_ticks == 299_800
         # A modify the venue never shows: when its wait runs out, the next sync reverts it.
         assert h.s.modify(o, 299_700, 100)
-        h.s.sync_from_venue()
+        h.s.venue_orders.sync()
         assert o.price_ticks == 299_700  # optimistic while the wait runs
-        h.s.modifying[1] = (299_700, 100, 0)
+        h.s.venue_orders.modifying[1] = (299_700, 100, 0)
         assert 1 not in h.s.busy_cois()
-        h.s.sync_from_venue()
+        h.s.venue_orders.sync()
         assert o.price_ticks == 299_800
     run(go())
 
