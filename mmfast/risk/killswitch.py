@@ -139,6 +139,13 @@ class KillSwitch:
         self.pnl: Fraction | int | None = None  # last PnL reported
         self.peak_pnl: Fraction | int | None = None  # highest PnL reported
 
+    def set_hooks(self, on_trip: OnTrip | None, on_resume: OnResume | None) -> None:
+        """Replace both hooks (``None`` removes one): ``on_trip(action, reason)`` on ARMED ->
+        PAUSED/STOPPED (and PAUSED -> STOPPED), ``on_resume(reason)`` on PAUSED -> ARMED. For
+        an owner that gets a ready switch and reacts to it (a strategy)."""
+        self._on_trip = on_trip
+        self._on_resume = on_resume
+
     # --- inputs -----------------------------------------------------------------------------
     def update_pnl(self, pnl: int | Fraction, now_ns: int | None = None) -> KillState:
         """Total PnL now (micro-USDC, fees and funding included: see ``total_pnl_micro``)."""

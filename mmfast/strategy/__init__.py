@@ -2,8 +2,10 @@
 
 ``planner``: the requote planner (target ladder vs live orders -> keep / modify / cancel /
 create, within the in-flight cap and the rate budget). ``base``: ``StrategyBase`` (hooks, risk
-gate before signing, guards, kill switch). ``market_making`` and ``trend_ladder``: the two
-strategies (``STRATEGIES`` maps config names to classes). ``estimators``: online sigma/kappa.
+gate before signing, guards, kill switch). ``venue_orders``: ``VenueOrders`` (our orders as the
+venue's order stream shows them, modifies in flight). ``market_making`` and ``trend_ladder``:
+the two strategies (``STRATEGIES`` maps config names to classes). ``estimators``: online
+sigma/kappa.
 """
 
 from mmfast.strategy.base import StrategyBase

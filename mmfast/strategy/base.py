@@ -187,10 +187,10 @@ class StrategyBase:
                                  self.rules)
         if self.kill is None and self.risk_config is not None:
             self.kill = KillSwitch(KillSwitchLimits.from_config(self.risk_config.kill_switch),
+                                   on_trip=self._on_kill_trip, on_resume=self._on_kill_resume,
                                    now_ns=self.time.monotonic_ns)
-        if self.kill is not None:
-            self.kill._on_trip = self._on_kill_trip
-            self.kill._on_resume = self._on_kill_resume
+        elif self.kill is not None:
+            self.kill.set_hooks(self._on_kill_trip, self._on_kill_resume)
         books = getattr(c, "books", None)
         if books and self.market in books:
             self.book = books[self.market]
@@ -432,8 +432,10 @@ class StrategyBase:
         if self.gate is not None:
             self.gate.set_orders(self.orders.values())
 
-    def can_quote(self) -> RiskReason:
-        """OK when new orders may go out (guards only: ready, in sync, market, kill switch)."""
+    def why_not_quote(self) -> RiskReason:
+        """Why no new order may go out now, ``RiskReason.OK`` (falsy) when they may: guards
+        only (running and connector ready, book in sync, kill switch armed, market not
+        inactive). ``if self.why_not_quote(): return`` skips a pass while blocked."""
         if not self.running:
             return RiskReason.NOT_READY
         gate = self.gate
@@ -543,7 +545,7 @@ class StrategyBase:
               tif: TimeInForce = TimeInForce.POST_ONLY, trigger_ns: int = 0,
               tag: str = "") -> Order | None:
         """Gate, then place a limit order; the Order (PENDING_NEW) or None when denied/failed."""
-        if self.can_quote():
+        if self.why_not_quote():
             return None
         gate = self.gate
         assert gate is not None
@@ -595,7 +597,7 @@ class StrategyBase:
 
     def modify(self, order: Order, price: int, size: int, trigger_ns: int = 0) -> bool:
         """Gate, then modify ``order`` to ``price`` with ``size`` lots left on the book."""
-        if self.can_quote():
+        if self.why_not_quote():
             return False
         gate = self.gate
         assert gate is not None
@@ -754,6 +756,6 @@ class StrategyBase:
             "counts": dict(self.counts),
             "denials": {} if gate is None else {r.name: n for r, n in gate.denials.items()},
             "kill_switch": None if self.kill is None else self.kill.status(),
-            "guard": self.can_quote().name,
+            "guard": self.why_not_quote().name,
             "latency": self.latency.summary(),
         }

@@ -179,7 +179,7 @@ class MarketMaking(StrategyBase):
         self.request_requote(now_ns)
 
     def requote(self, trigger_ns: int) -> None:
-        if self.can_quote():
+        if self.why_not_quote():
             return
         t0 = self.time.monotonic_ns()
         bids, asks = self.target()

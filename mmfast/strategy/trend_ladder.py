@@ -276,7 +276,7 @@ class TrendLadder(StrategyBase):
                 if not o.is_terminal and coi not in self._level_of_entry]
 
     def requote(self, trigger_ns: int) -> None:
-        if self.can_quote():
+        if self.why_not_quote():
             return
         t0 = self.time.monotonic_ns()
         bids, asks = self.entry_target()

@@ -332,7 +332,7 @@ def test_no_quotes_while_the_book_is_out_of_sync_then_requote(tmp_path: Path) ->
             return
         if not st["fault"]:
             return
-        guard = s.can_quote().name
+        guard = s.why_not_quote().name
         if guard != "OK":
             st["guards"].add(guard)
             st["since"] = st["since"] or now

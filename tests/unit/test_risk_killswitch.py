@@ -201,3 +201,20 @@ def test_status() -> None:
     st = h.ks.status()
     assert st["state"] == "armed" and st["fills_last_min"] == 1 and st["rejects"] == 1
     assert st["peak_pnl_micro"] == 10.0
+
+
+def test_set_hooks_replaces_both_hooks() -> None:
+    h = Harness(max_drawdown=100, pause_cooldown_ns=0)
+    trips: list[tuple[KillAction, TripReason]] = []
+    resumes: list[TripReason] = []
+    h.ks.set_hooks(lambda a, r: trips.append((a, r)), resumes.append)
+    h.ks.update_pnl(0)
+    h.ks.update_pnl(-100)
+    assert trips == [(KillAction.PAUSE, TripReason.DRAWDOWN)] and h.trips == []
+    h.ks.update_pnl(0)
+    h.ks.reset_peak()
+    h.ks.evaluate()
+    assert resumes == [TripReason.DRAWDOWN] and h.resumes == []
+    h.ks.set_hooks(None, None)  # no hooks: trips still change the state
+    assert h.ks.trip(TripReason.MANUAL, KillAction.STOP) is KillState.STOPPED
+    assert len(trips) == 1

@@ -345,7 +345,7 @@ def test_mm_guards_no_quotes_when_not_ready_or_out_of_sync() -> None:
         await h.s.on_tick(0)
         await h.book_event(book)
         assert h.places() == []
-        assert h.s.can_quote() is RiskReason.BOOK_OUT_OF_SYNC
+        assert h.s.why_not_quote() is RiskReason.BOOK_OUT_OF_SYNC
         await h.book_event(make_book())
         assert len(h.places()) == 4
     run(go())
@@ -435,7 +435,7 @@ def test_mm_no_quotes_in_reduce_only_or_inactive_market() -> None:
         assert len(h.places()) == n
         info.force_reduce_only, info.status = False, "inactive"
         await h.s.on_tick(0)
-        assert h.s.can_quote() is RiskReason.MARKET_INACTIVE
+        assert h.s.why_not_quote() is RiskReason.MARKET_INACTIVE
     run(go())
 
 
@@ -467,7 +467,7 @@ def test_kill_switch_pause_cancels_and_resumes_then_stop_requests_exit() -> None
         n = len(h.places())
         await h.book_event()
         assert len(h.places()) == n  # paused: no new orders
-        assert h.s.can_quote() is RiskReason.KILL_SWITCH
+        assert h.s.why_not_quote() is RiskReason.KILL_SWITCH
         # A minute later the fill window is clear (cooldown 0): resumes and quotes again.
         later = h.s.time.monotonic_ns() + 61_000_000_000
         h.s.kill.evaluate(later)
@@ -682,4 +682,22 @@ def test_trend_ladder_signal_from_emas() -> None:
         for m in (1000, 980, 960, 940, 920, 900):
             h.s.sample(float(m))
         assert h.s.trend == -1
+    run(go())
+
+
+def test_a_kill_switch_passed_in_gets_the_strategys_hooks() -> None:
+    async def go() -> None:
+        from mmfast.risk import KillAction, KillSwitch, KillSwitchLimits, TripReason
+        h = Harness(MarketMaking)
+        foreign: list[TripReason] = []
+        ks = KillSwitch(KillSwitchLimits(max_drawdown=100), on_trip=lambda a, r: foreign.append(r))
+        h.s.kill = ks
+        h.start()
+        await h.book_event()
+        h.open_all()
+        ks.trip(TripReason.MANUAL, KillAction.STOP)
+        await h.settle()
+        assert foreign == []  # replaced by the strategy's
+        assert ("cancel_all", 0) in h.conn.calls and h.stops
+        assert any(k == "kill_switch" for k, _ in h.journal)
     run(go())
