@@ -450,12 +450,6 @@ class StrategyBase:
             return RiskReason.MARKET_INACTIVE
         return RiskReason.OK
 
-    @property
-    def modifying(self) -> dict[int, tuple[int, int, int]]:
-        """coi -> (price, remaining, deadline ns) of the modifies the venue has not shown yet
-        (``venue_orders.modifying``; read by the benchmarks)."""
-        return self.venue_orders.modifying
-
     def busy_cois(self) -> set[int]:
         """Orders not to act on now: a call in progress or a modify the venue has not shown
         (expired after a few seconds, so a lost update does not freeze an order)."""
