@@ -21,13 +21,14 @@ from bench.harness import Case, Stats, run_group
 from bench.l2stream import L2Stream
 from bench.micro import Metric, Profile
 from bench.procs import bot_desc, describe_placement, last_cpu
+from mmfast.connector.lighter.native_signer import TX_EXPIRY_MS
 
-__all__ = ["ACCOUNT", "API_KEY_INDEX", "BenchInlineSigner", "inline_signer", "make_key",
+__all__ = ["ACCOUNT", "API_KEY_INDEX", "inline_signer", "make_key",
            "make_worker", "modify", "presign_pool", "sign", "sign_parts"]
 
 API_KEY_INDEX = 3
 ACCOUNT = 1001  # the simulator's funded account
-EXPIRY_MS = 10 * 60_000 - 1_000  # ExpiredAt as the official signer sets it: now + 10 min - 1 s
+EXPIRY_MS = TX_EXPIRY_MS  # ExpiredAt as the official signer sets it: now + 10 min - 1 s
 NATIVE_POOLED = "native, pooled commitment: NativeSigner.sign_modify_order inline"
 NATIVE_FRESH = "native, no pool (pool_size=0): k*G inline"
 NATIVE_SUBMIT = "native InlineSigner.submit -> callback (inline, pooled)"
@@ -61,106 +62,11 @@ def make_worker(name: str = "mmfast-bench-signer", key: Any = None,
                         chain_id=DEFAULT_CHAIN_ID, name=name)
 
 
-class BenchInlineSigner:
-    """SignerWorker's interface over ``NativeSigner``, signing inside ``submit``: the stand-in
-    for mmfast's ``InlineSigner`` when that is not importable. Each request's own
-    ``_native`` call, else its fields through ``sign_tx``; ExpiredAt as the official signer
-    sets it; no start-up self-check."""
-
-    def __init__(self, key: Any, *, account_index: int, api_key_index: int, chain_id: int,
-                 pool_size: int = 256, name: str = "bench-native-signer") -> None:
-        self._key = key
-        self._args = dict(chain_id=chain_id, account_index=account_index,
-                          api_key_index=api_key_index, pool_size=pool_size)
-        self._account_index, self._api_key_index, self._chain_id = (
-            account_index, api_key_index, chain_id)
-        self._ns: Any = None
-        self.signed = 0
-        self.failed = 0
-        self.dropped = 0
-        self.last_sign_ns = 0
-
-    def start(self, loop: Any = None, timeout: float = 10.0) -> None:
-        from mmfast._core.signer import NativeSigner
-
-        self._ns = NativeSigner(self._key.reveal(), **self._args)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        ns, self._ns = self._ns, None
-        if ns is not None:
-            ns.close()
-
-    @property
-    def running(self) -> bool:
-        return self._ns is not None
-
-    @property
-    def thread_ident(self) -> int | None:
-        return None
-
-    @property
-    def account_index(self) -> int:
-        return self._account_index
-
-    @property
-    def api_key_index(self) -> int:
-        return self._api_key_index
-
-    @property
-    def chain_id(self) -> int:
-        return self._chain_id
-
-    def _sign(self, request: Any) -> Any:
-        from mmfast.connector.lighter.signer import AuthTokenRequest, SignedTx
-
-        ns = self._ns
-        t0 = time.monotonic_ns()
-        if isinstance(request, AuthTokenRequest):
-            self.signed += 1
-            return ns.auth_token(request.deadline_s)
-        request.validate()
-        expired_at = time.time_ns() // 1_000_000 + EXPIRY_MS
-        tx_info, tx_hash = request._native(ns, expired_at)
-        t1 = time.monotonic_ns()
-        self.last_sign_ns = t1 - t0
-        self.signed += 1
-        return SignedTx(request=request, tx_type=request.TX_TYPE, tx_info=tx_info,
-                        info={"ExpiredAt": expired_at, "Nonce": request.nonce},
-                        tx_hash=tx_hash, nonce=request.nonce, queued_ns=t0, signed_ns=t1,
-                        sign_ns=t1 - t0)
-
-    def submit(self, request: Any, callback: Any) -> None:
-        from mmfast.connector.lighter.signer import SignerError
-
-        if self._ns is None:
-            raise SignerError("BenchInlineSigner is not running")
-        try:
-            result = self._sign(request)
-        except Exception as exc:
-            self.failed += 1
-            callback(None, SignerError(f"{type(exc).__name__}: {exc}"))
-            return
-        callback(result, None)
-
-    async def sign(self, request: Any) -> Any:
-        return self._sign(request)
-
-    async def token(self, deadline_s: int) -> str:
-        from mmfast.connector.lighter.signer import AuthTokenRequest
-
-        return self._sign(AuthTokenRequest(deadline_s))  # type: ignore[no-any-return]
-
-
 def inline_signer(key: Any, *, account_index: int, api_key_index: int, chain_id: int,
                   pool_size: int = 256) -> tuple[Any, str]:
-    """mmfast's ``InlineSigner`` (its start-up self-check included) or, when that is not
-    importable, ``BenchInlineSigner``; returns (signer, which)."""
-    try:
-        from mmfast.connector.lighter.native_signer import InlineSigner
-    except ImportError:
-        return (BenchInlineSigner(key, account_index=account_index, api_key_index=api_key_index,
-                                  chain_id=chain_id, pool_size=pool_size),
-                "bench.signing.BenchInlineSigner (mmfast's InlineSigner not importable)")
+    """mmfast's ``InlineSigner`` (its start-up self-check included); returns (signer, name)."""
+    from mmfast.connector.lighter.native_signer import InlineSigner
+
     return (InlineSigner(key, account_index=account_index, api_key_index=api_key_index,
                          chain_id=chain_id, pool_size=pool_size, name="mmfast-bench-native"),
             "mmfast InlineSigner")
@@ -293,7 +199,7 @@ async def _sign_run(rounds: int, per_round: int, n_loop: int, price: int) -> dic
                 out.append(clock() - t0)
                 if i % 16 == 0:
                     signed.append(tx)
-            # InlineSigner (or the stand-in): submit -> callback, the request path.
+            # InlineSigner: submit -> callback, the request path.
             if inline_ok:
                 ns_in = getattr(inline, "_ns", None)
                 if ns_in is not None:

@@ -268,7 +268,7 @@ def test_sign_native(benchmark: Any, kind: str) -> None:
             warmup_rounds=2)
         if pool:
             assert ns.fresh == fresh_before, "a pooled call found the pool empty"
-            assert ns.pooled >= 300
+            assert ns.pooled >= 1  # every call (300 timed, or 1 with --benchmark-disable)
         sig = base64.b64decode(json.loads(tx_info)["Sig"])
         assert s.verify_hashed(ns.public_key, bytes.fromhex(tx_hash), sig)
     finally:
