@@ -1262,19 +1262,21 @@ cdef class NativeSigner:
         _hex(hx, hb, 40)
         return (PyUnicode_DecodeASCII(self._json, n, NULL), PyUnicode_DecodeASCII(hx, 80, NULL))
 
-    cdef int _envelope(self, int64_t nonce, int64_t expired_at) except -1:
-        # Field rules are checked on the finished body by _validate (one place for both paths).
-        return self._ready()
+    cdef TxBody *_begin(self, int kind) except NULL:
+        """The scratch body, cleared for ``kind`` (field rules are checked on the finished
+        body by _validate: one place for both paths)."""
+        self._ready()
+        cdef TxBody *b = &self._body
+        b.kind = kind
+        _attrs_clear(b)
+        return b
 
     def sign_create_order(self, int64_t market_index, int64_t client_order_index,
                           int64_t base_amount, int64_t price, bint is_ask, int order_type,
                           int time_in_force, bint reduce_only, int64_t trigger_price,
                           int64_t order_expiry, int64_t nonce, int64_t expired_at):
         """CreateOrder (type 14) with the venue's default attributes (none)."""
-        self._envelope(nonce, expired_at)
-        cdef TxBody *b = &self._body
-        b.kind = K_CREATE_ORDER
-        _attrs_clear(b)
+        cdef TxBody *b = self._begin(K_CREATE_ORDER)
         b.vals[0] = market_index
         b.vals[1] = client_order_index
         b.vals[2] = base_amount
@@ -1290,10 +1292,7 @@ cdef class NativeSigner:
     def sign_cancel_order(self, int64_t market_index, int64_t index, int64_t nonce,
                           int64_t expired_at):
         """CancelOrder (type 15): index is a client_order_index (< 2^48) or an order_index."""
-        self._envelope(nonce, expired_at)
-        cdef TxBody *b = &self._body
-        b.kind = K_CANCEL_ORDER
-        _attrs_clear(b)
+        cdef TxBody *b = self._begin(K_CANCEL_ORDER)
         b.vals[0] = market_index
         b.vals[1] = index
         return self._finish(nonce, expired_at)
@@ -1302,10 +1301,7 @@ cdef class NativeSigner:
                           int64_t price, int64_t trigger_price, int64_t nonce,
                           int64_t expired_at):
         """ModifyOrder (type 17)."""
-        self._envelope(nonce, expired_at)
-        cdef TxBody *b = &self._body
-        b.kind = K_MODIFY_ORDER
-        _attrs_clear(b)
+        cdef TxBody *b = self._begin(K_MODIFY_ORDER)
         b.vals[0] = market_index
         b.vals[1] = index
         b.vals[2] = base_amount
@@ -1316,10 +1312,7 @@ cdef class NativeSigner:
     def sign_cancel_all(self, int time_in_force, int64_t time_ms, int market_index,
                         int64_t nonce, int64_t expired_at):
         """CancelAllOrders (type 16); market_index 255 = every market (no attribute)."""
-        self._envelope(nonce, expired_at)
-        cdef TxBody *b = &self._body
-        b.kind = K_CANCEL_ALL
-        _attrs_clear(b)
+        cdef TxBody *b = self._begin(K_CANCEL_ALL)
         b.vals[0] = time_in_force
         b.vals[1] = time_ms
         _attr_put(b, 5, market_index)
@@ -1328,10 +1321,7 @@ cdef class NativeSigner:
     def sign_update_leverage(self, int64_t market_index, int initial_margin_fraction,
                              int margin_mode, int64_t nonce, int64_t expired_at):
         """UpdateLeverage (type 20)."""
-        self._envelope(nonce, expired_at)
-        cdef TxBody *b = &self._body
-        b.kind = K_UPDATE_LEVERAGE
-        _attrs_clear(b)
+        cdef TxBody *b = self._begin(K_UPDATE_LEVERAGE)
         b.vals[0] = market_index
         b.vals[1] = initial_margin_fraction
         b.vals[2] = margin_mode
@@ -1339,7 +1329,7 @@ cdef class NativeSigner:
 
     def sign_tx(self, str kind, fields, *, nonce, expired_at):
         """Any supported kind by name, fields as in ``sign_tx`` (module level)."""
-        self._envelope(nonce, expired_at)
+        self._ready()
         _body_from_fields(&self._body, kind, fields)
         return self._finish(nonce, expired_at)
 
