@@ -487,8 +487,7 @@ def parse_apply(stream: L2Stream, profile: Profile, chunk: int = 64) -> Metric:
         name="parse_apply",
         unit="ns/msg",
         definition="bytes of one order-book WS delta -> book updated + best bid/ask read",
-        target_ns=1000.0,
-        stretch_ns=400.0,
+        target_ns=400.0,
     )
     cfg = stream.config
     book_mod, why = _try_import("mmfast._core.book")
