@@ -334,12 +334,12 @@ class Taps:
     def __init__(self, connector: Any, signer: Any, market: int = MARKET) -> None:
         from picows import WSMsgType
 
-        md = connector.md_stream
+        md = connector.market_data.stream
         ows = connector.orders.ws if connector.orders is not None else None
         if md is None or ows is None:
             raise RuntimeError("the connector has no market-data or order WebSocket")
         self.md, self.ows, self.signer = md, ows, signer
-        self.book = connector.books[market]
+        self.book = connector.market_data.books[market]
         self.t0: list[int] = []
         self.submit: list[int] = []
         self.sent: list[int] = []
@@ -576,22 +576,24 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
                 feed(retime(frames[i], int(wall() * 1000)))
                 await _settle(c, s, 20_000_000)
             out.direct = taps.rows(nonce_index)
-            out.direct_top = (c.books[info.market].best_bid(), c.books[info.market].best_ask())
+            direct_book = c.market_data.books[info.market]
+            out.direct_top = (direct_book.best_bid(), direct_book.best_ask())
             out.latency["direct"] = {"strategy": s.latency.summary(),
                                      "order_entry": c.orders.latency()}
             s.latency = type(s.latency)()
             taps.clear()
-        if not c.md_stream.send_text(GO):
+        if not c.market_data.stream.send_text(GO):
             raise RuntimeError("market-data connection down before go")
         out.venue = await loop.run_in_executor(None, result, timeout_s)
         await asyncio.sleep(0.05)  # the last frames' txs and acks
-        book = c.books[info.market]
+        book = c.market_data.books[info.market]
         out.top = (book.best_bid(), book.best_ask())
         out.rows = taps.rows(nonce_index)
         out.latency["live"] = {"strategy": s.latency.summary(),
                                "order_entry": c.orders.latency()}
-        out.status = {"orders": c.orders.status(), "gaps": c.gaps, "crossed": c.crossed,
-                      "pulls": c.pulls, "md_stream": c.md_stream.stats(),
+        md = c.market_data
+        out.status = {"orders": c.orders.status(), "gaps": md.gaps, "crossed": md.crossed,
+                      "pulls": c.signals.pulls, "md_stream": md.stream.stats(),
                       "strategy_counts": dict(s.counts), "orders_open": len(s.orders),
                       "signer_signed": getattr(runner.signer, "signed", None),
                       "denials": {r.name: n for r, n in s.gate.denials.items()}}

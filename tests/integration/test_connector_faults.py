@@ -61,7 +61,7 @@ def faults(sim: SimThread, fn: Callable[[Any], Any]) -> Any:
 def assert_book_matches(sim: SimThread, conn: LighterConnector, m: int) -> bool:
     """True if the nonces align now (and then the books are equal)."""
     (asks, bids), nonce = sim_levels(sim, m)
-    book = conn.books[m]
+    book = conn.market_data.books[m]
     if book.nonce != nonce or not book.in_sync():
         return False
     assert book.top(ASK, 10_000) == sorted(asks)
@@ -91,15 +91,15 @@ def drops_scenario(sim: SimThread, stime: ScaledTime, n: int,
 
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0)
-        md = conn.md_stream
+        md = conn.market_data.stream
         assert md is not None
         for i in range(n):
             code = rng.choice([1000, 1006, "rst"])
-            snaps = conn.books[0].snapshots
+            snaps = conn.market_data.books[0].snapshots
             pulls = len(rec.pulls)
             faults(sim, lambda f, c=code: f.drop(c, "order_book:0"))
-            t = await until(stime, lambda s=snaps: conn.books[0].snapshots > s
-                            and conn.books[0].in_sync(), 10.0)
+            t = await until(stime, lambda s=snaps: conn.market_data.books[0].snapshots > s
+                            and conn.market_data.books[0].in_sync(), 10.0)
             assert t < math.inf, f"drop {i} ({code}) never resynced: {conn.status()}"
             resync.append(t)
             assert len(rec.pulls) > pulls  # quotes were pulled
@@ -132,7 +132,7 @@ def stall_scenario(sim: SimThread, stime: ScaledTime, n: int) -> None:
 
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0)
-        md = conn.md_stream
+        md = conn.market_data.stream
         assert md is not None
         for i in range(n):
             downs = md.disconnects
@@ -172,7 +172,7 @@ def test_quiet_market_is_not_a_dead_socket(stime: ScaledTime) -> None:
     with SimThread(cfg, stime) as st:
         async def body(conn: LighterConnector, rec: Recorder) -> None:
             assert await conn.wait_ready(10.0), conn.status()
-            md = conn.md_stream
+            md = conn.market_data.stream
             assert md is not None
             await stime.sleep(20.0)
             assert md.disconnects == 0 and md.connects == 1
@@ -192,12 +192,12 @@ def sequence_scenario(sim: SimThread, stime: ScaledTime, n: int, spacing_s: floa
 
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0)
-        book = conn.books[0]
+        book = conn.market_data.books[0]
         for i in range(n):
             kind = rng.choice(["book_gap", "book_duplicate", "book_reorder"])
-            gaps, snaps, pulls = conn.gaps, book.snapshots, len(rec.pulls)
+            gaps, snaps, pulls = conn.market_data.gaps, book.snapshots, len(rec.pulls)
             faults(sim, lambda f, k=kind: getattr(f, k)(0))
-            t = await until(stime, lambda g=gaps: conn.gaps > g, 5.0)
+            t = await until(stime, lambda g=gaps: conn.market_data.gaps > g, 5.0)
             assert t < math.inf, f"{kind} #{i} not detected"
             assert any(p.market == 0 and "gap" in p.reason for p in rec.pulls[pulls:])
             assert not conn.readiness.holds("book:0") or book.snapshots > snaps
@@ -206,8 +206,8 @@ def sequence_scenario(sim: SimThread, stime: ScaledTime, n: int, spacing_s: floa
             await aligned_check(sim, stime, conn, 0)
             if spacing_s:
                 await stime.sleep(spacing_s)
-        assert conn.gaps == n  # 100% detected, one detection per fault
-        assert conn.md_stream is not None and conn.md_stream.handler_errors == 0
+        assert conn.market_data.gaps == n  # 100% detected, one detection per fault
+        assert conn.market_data.stream is not None and conn.market_data.stream.handler_errors == 0
 
     run(run_connector(sim, stime, body, markets=(0,)),
         timeout_s=30 + n * (0.6 + spacing_s / stime.scale))
@@ -229,8 +229,8 @@ def test_delta_before_snapshot_and_missing_snapshot(sim: SimThread, stime: Scale
 
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0)
-        assert conn.books[0].dropped_pre_snapshot >= 1
-        md = conn.md_stream
+        assert conn.market_data.books[0].dropped_pre_snapshot >= 1
+        md = conn.market_data.stream
         assert md is not None
         # The next two subscribes get deltas but no snapshot.
         faults(sim, lambda f: f.book_skip_snapshot(0, 2))
@@ -244,7 +244,7 @@ def test_delta_before_snapshot_and_missing_snapshot(sim: SimThread, stime: Scale
         def watch() -> bool:
             seen_events.append(rec.book_events)
             ready_seen.append(conn.ready)
-            return conn.books[0].in_sync()
+            return conn.market_data.books[0].in_sync()
 
         t = await until(stime, watch, 20.0, 0.01)
         assert t < math.inf
@@ -267,20 +267,21 @@ def test_crossed_book_pulls_and_resyncs(sim: SimThread, stime: ScaledTime) -> No
         # A short cross (< 1 s): pulled, not ready, no book events, then back without resync.
         pulls, events = len(rec.pulls), rec.book_events
         faults(sim, lambda f: f.book_crossed(0, 0.5))
-        assert await until(stime, lambda: conn.crossed >= 1, 3.0, 0.005) < math.inf
+        assert await until(stime, lambda: conn.market_data.crossed >= 1, 3.0, 0.005) < math.inf
         assert not conn.ready
         assert any(p.reason == "crossed book" for p in rec.pulls[pulls:])
         assert await until(stime, lambda: conn.ready, 5.0) < math.inf
-        assert conn.cross_resyncs == 0
+        assert conn.market_data.cross_resyncs == 0
         assert rec.book_events >= events
         # A long cross (3 s): resynced after 1 s.
         t0 = stime.monotonic_ns()
         faults(sim, lambda f: f.book_crossed(0, 3.0))
-        assert await until(stime, lambda: conn.cross_resyncs >= 1, 5.0, 0.005) < math.inf
+        md = conn.market_data
+        assert await until(stime, lambda: md.cross_resyncs >= 1, 5.0, 0.005) < math.inf
         first_resync = (stime.monotonic_ns() - t0) / 1e9
         assert 1.0 <= first_resync <= 1.6, first_resync
         assert await until(stime, lambda: conn.ready, 10.0) < math.inf
-        book = conn.books[0]
+        book = conn.market_data.books[0]
         assert not book.is_crossed() and not book.is_locked()
         await aligned_check(sim, stime, conn, 0)
 
@@ -291,14 +292,15 @@ def test_no_book_event_while_crossed(sim: SimThread, stime: ScaledTime) -> None:
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0)
         crossed_events: list[bool] = []
-        from mmfast.core.events import BookUpdated
-        assert conn._bus is not None
-        conn._bus.subscribe(BookUpdated, lambda ev: crossed_events.append(
+        from mmfast.core.events import BookUpdated, EventBus
+        bus = conn.signals.bus
+        assert isinstance(bus, EventBus)
+        bus.subscribe(BookUpdated, lambda ev: crossed_events.append(
             ev.book.is_crossed() or ev.book.is_locked()))
         faults(sim, lambda f: f.book_crossed(0, 2.0))
         await stime.sleep(4.0)
         assert crossed_events and not any(crossed_events)
-        assert conn.crossed >= 1
+        assert conn.market_data.crossed >= 1
 
     run(run_connector(sim, stime, body, markets=(0,)))
 
@@ -307,18 +309,18 @@ def test_no_book_event_while_crossed(sim: SimThread, stime: ScaledTime) -> None:
 def test_malformed_frames_counted_never_crash(sim: SimThread, stime: ScaledTime) -> None:
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0)
-        md = conn.md_stream
+        md = conn.market_data.stream
         assert md is not None
-        before = md.malformed + conn.books[0].malformed
+        before = md.malformed + conn.market_data.books[0].malformed
         faults(sim, lambda f: f.corrupt_frames(20, "order_book:0"))
         faults(sim, lambda f: f.truncated_frames(20, "order_book:0"))
         faults(sim, lambda f: f.oversized_frame(10 * 1024 * 1024, "order_book:0"))
         await stime.sleep(3.0)
-        counted = md.malformed + conn.books[0].malformed - before
+        counted = md.malformed + conn.market_data.books[0].malformed - before
         assert counted >= 21, counted
         assert md.disconnects == 0  # a 10 MB frame is read and counted, not fatal
         assert md.handler_errors == 0
-        assert conn.md_stream is not None
+        assert conn.market_data.stream is not None
         # The loop survived: the book is live again (a corrupt delta may cost a resync).
         assert await conn.wait_ready(10.0)
         await aligned_check(sim, stime, conn, 0)
@@ -442,7 +444,7 @@ def test_halt_after_ten_failed_connects() -> None:
             faults(st, lambda f: f.drop("rst"))
             t = await until(stime, lambda: conn.halted is not None, 400.0, 0.1)
             assert t < math.inf
-            md = conn.md_stream
+            md = conn.market_data.stream
             assert md is not None and md.state is StreamState.HALTED
             assert md.failures == 10
             assert "10 consecutive connection failures" in str(conn.halted)
@@ -469,12 +471,12 @@ def test_clock_skew_detected_and_expiries_within_bounds(sim: SimThread, stime: S
         assert est is not None and abs(est - offset_ms) <= 300, est
         # A fresh token made now, at the longest lifetime, is accepted: its deadline is in
         # venue time, so it stays within (now, now + 8 h] on the venue's clock.
-        assert conn.tokens is not None and conn.account_stream is not None
+        assert conn.tokens is not None and conn.account.stream is not None
         conn.tokens.invalidate()
         faults(sim, lambda f: f.drop("rst", f"user_stats:{ACCOUNT}"))
         await stime.sleep(0.2)
         ok = await until(stime, lambda: all(
-            conn.readiness.holds(f"stream:{k}") for k in conn.account_stream.subscriptions), 10.0)
+            conn.readiness.holds(f"stream:{k}") for k in conn.account.stream.subscriptions), 10.0)
         assert ok < math.inf, conn.readiness.failing()
         # Order expiry: 5 min from now in venue time is inside the venue's window; the same
         # from the local clock is not when the venue runs ahead.

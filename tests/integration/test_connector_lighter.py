@@ -114,18 +114,18 @@ def test_ready_with_metadata_books_and_account_streams(sim: SimThread, stime: Sc
                                                        ) -> None:
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0), conn.readiness.failing()
-        eth = conn.markets[0]
+        eth = conn.market_data.markets[0]
         assert (eth.size_decimals, eth.price_decimals, eth.min_base_lots) == (4, 2, 50)
         assert eth.min_quote_micro == 10_000_000 and eth.taker_fee_1e6 == 196
         assert eth.default_imf_1e4 == 500 and eth.is_active
         for m in (0, 1):
-            assert conn.books[m].in_sync()
-            book = conn.books[m]
+            assert conn.market_data.books[m].in_sync()
+            book = conn.market_data.books[m]
             assert book.level_count(BID) + book.level_count(ASK) > 0
         await stime.sleep(2.0)
         assert rec.book_events > 0
-        assert conn.stats[0].mark_price_ticks > 0
-        assert conn.user_stats  # user_stats first frame was read
+        assert conn.market_data.stats[0].mark_price_ticks > 0
+        assert conn.account.user_stats  # user_stats first frame was read
         assert rec.states and rec.states[-1].ready
         assert conn.rest.sessions_opened == 1
 
@@ -142,15 +142,15 @@ def test_book_equals_simulator_at_aligned_nonces(sim: SimThread, stime: ScaledTi
             await stime.sleep(0.1)
             for m in (0, 1):
                 (asks, bids), nonce = sim_levels(sim, m)
-                book = conn.books[m]
+                book = conn.market_data.books[m]
                 if book.nonce != nonce:
                     continue
                 aligned += 1
                 assert book.top(ASK, 10_000) == sorted(asks)
                 assert book.top(BID, 10_000) == sorted(bids, reverse=True)
         assert aligned >= 20, aligned
-        assert conn.gaps == 0 and conn.md_stream is not None
-        assert conn.md_stream.malformed == 0
+        assert conn.market_data.gaps == 0 and conn.market_data.stream is not None
+        assert conn.market_data.stream.malformed == 0
 
     run(run_connector(sim, stime, body))
 
@@ -190,9 +190,9 @@ def test_rest_endpoints_and_account_stream(sim: SimThread, stime: ScaledTime,
         assert tx["hash"] == res.tx_hash
         for _ in range(100):  # the account stream reports the orders open
             await stime.sleep(0.05)
-            if len(conn.account_orders.get(0, {})) >= 3:
+            if len(conn.account.account_orders.get(0, {})) >= 3:
                 break
-        cois = {o["client_order_index"] for o in conn.account_orders[0].values()}
+        cois = {o["client_order_index"] for o in conn.account.account_orders[0].values()}
         assert {7000, 7001, 7002} <= cois
         active = await rest.account_active_orders(ACCOUNT, 0)
         assert {o["client_order_index"] for o in active} >= {7000, 7001, 7002}

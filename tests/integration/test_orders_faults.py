@@ -446,7 +446,7 @@ def test_partial_fills_random_splits_replayed(sim: SimThread, stime: ScaledTime,
             n_fills = len(ev.fills)
             # Replays: the account stream reconnects and re-sends recent trades.
             faults(sim, lambda f: f.drop(1006, conn=f"account_all_trades:{ACCOUNT}"))
-            assert await until(stime, lambda: conn.account_stream.disconnects >= 1)
+            assert await until(stime, lambda: conn.account.stream.disconnects >= 1)
             assert await until(stime, lambda: conn.ready, 10.0)
             assert len(ev.fills) == n_fills
             assert conn.tracker.duplicate_fills > 0

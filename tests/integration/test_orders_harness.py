@@ -186,8 +186,8 @@ def test_ready_with_order_entry(sim: SimThread, stime: ScaledTime, tmp_path: Pat
             assert conn.orders.nonces.next_nonce == sim.call(
                 lambda s: s.truth.next_nonce(ACCOUNT, KEY))
             assert conn.orders.connected  # its own connection, apart from market data
-            assert conn.orders.ws is not conn.md_stream and conn.orders.ws is not \
-                conn.account_stream
+            assert conn.orders.ws is not conn.market_data.stream and conn.orders.ws is not \
+                conn.account.stream
             assert conn.reconciler is not None and conn.reconciler.runs == 1
         log = sim.call(lambda s: s.truth.request_log("GET /api/v1/nextNonce"))
         assert len(log) >= 1

@@ -59,7 +59,7 @@ def test_place_modify_cancel_confirmed_by_truth(sim: SimThread, stime: ScaledTim
                 # Expiry: a short wall-clock default within the venue's 5 min..30 d window.
                 ahead_ms = t.expiry_ms - stime.wall_ms()
                 assert 5 * 60_000 < ahead_ms <= 10 * 60_000
-                assert await conn.is_coi_open(coi)
+                assert await conn.orders.is_coi_open(coi)
 
                 conn.modify(o, MARK - 700, 300)
                 assert await until(stime, lambda: truth_by_coi(sim, coi).price == MARK - 700)
@@ -73,7 +73,7 @@ def test_place_modify_cancel_confirmed_by_truth(sim: SimThread, stime: ScaledTim
                 assert await until(stime, lambda: o.status is OrderStatus.CANCELED)
                 assert truth_by_coi(sim, coi).status == "canceled"
                 assert o.cancel_reason == "canceled"
-                assert not await conn.is_coi_open(coi)
+                assert not await conn.orders.is_coi_open(coi)
                 assert truth_open(sim) == []
                 states = [s for c, s in ev.orders if c == coi]
                 assert states[0] is OrderStatus.OPEN and states[-1] is OrderStatus.CANCELED

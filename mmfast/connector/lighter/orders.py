@@ -49,6 +49,7 @@ import orjson
 
 from mmfast.connector.lighter.budget import BudgetLevel, Priority, RateBudget
 from mmfast.connector.lighter.coi import CoiAllocator
+from mmfast.connector.lighter.listener import stream_listener
 from mmfast.connector.lighter.nonces import NonceManager, NonceState
 from mmfast.connector.lighter.rest import (
     RATE_LIMIT_CODES,
@@ -354,7 +355,7 @@ class OrderEntry:
         if config.use_ws:
             args = {k: v for k, v in (stream_args or {}).items()
                     if k not in ("budget", "time", "rng", "books", "token")}
-            self.ws = WsStream("ws.orders", ws_url, [], self, budget, time=time,
+            self.ws = WsStream("ws.orders", ws_url, [], stream_listener(self), budget, time=time,
                                rng=rng or random.Random(), **args)
         self._assigned: dict[int, _Tx] = {}  # nonce -> tx assigned and not yet answered
         # Sends awaiting their answer, oldest first: WebSocket frames (up to max_ws_frames,
@@ -1077,21 +1078,9 @@ class OrderEntry:
         self._revoke_unsent()
         self.nonces.require_refresh()  # sends continue over REST after the refresh
 
-    def on_subscribed(self, stream: WsStream, key: str) -> None:
-        pass
-
-    def on_subscribe_failed(self, stream: WsStream, key: str, code: int, message: str) -> None:
-        pass
-
-    def on_book(self, stream: WsStream, market: int, code: int, now_ns: int) -> None:
-        pass
-
     def on_message(self, stream: WsStream, msg: dict[str, Any], now_ns: int) -> None:
         if msg.get("type") in _ACK_TYPES:
             self._on_ws_ack(msg)
-
-    def on_venue_time(self, venue_ms: int) -> None:
-        pass
 
     def on_halt(self, stream: WsStream, error: StreamHalted) -> None:
         _log.error("order connection halted: %s (REST sendTx only from now on)", error)

@@ -4,16 +4,19 @@ Conditions are registered by name (``book:0``, ``stream:account_orders:0:1001``,
 ``skew``, ...) and start failing. The connector is ready when all hold; the moment one fails
 it is not ready, with that condition's reason. Every change of the overall state (or of the
 reason while not ready) is published as a ``ConnectorState`` event.
+
+``Signals`` is the connector's way onto the core's bus, shared by its parts (market data,
+account streams, order entry): ``publish`` an event, ``pull`` quotes (a counted ``PullQuotes``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from mmfast.core.events import ConnectorState
+from mmfast.core.events import ConnectorState, PullQuotes
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
-__all__ = ["Readiness"]
+__all__ = ["Readiness", "Signals"]
 
 
 class Readiness:
@@ -90,3 +93,35 @@ class Readiness:
             del self.history[:500]
         if self._publish is not None:
             self._publish(ConnectorState(ready, reason, now))
+
+
+class _NullBus:
+    """Stands in for the EventBus until the connector has one."""
+
+    __slots__ = ()
+
+    def publish(self, event: object) -> None:
+        pass
+
+
+NULL_BUS = _NullBus()
+
+
+class Signals:
+    """The connector's events to the core's bus (``bus`` set when the connector gets one),
+    shared by the connector's parts; ``pulls`` counts the PullQuotes published."""
+
+    __slots__ = ("_time", "bus", "pulls")
+
+    def __init__(self, time: TimeSource = REAL_TIME, bus: object | None = None) -> None:
+        self._time = time  # stamps the PullQuotes
+        self.bus: object = bus if bus is not None else NULL_BUS  # has publish(event)
+        self.pulls = 0  # PullQuotes published
+
+    def publish(self, event: object) -> None:
+        self.bus.publish(event)  # type: ignore[attr-defined]
+
+    def pull(self, market: int | None, reason: str) -> None:
+        """Quotes off: ``market`` (None: every market) for ``reason``."""
+        self.pulls += 1
+        self.bus.publish(PullQuotes(market, reason, self._time.monotonic_ns()))  # type: ignore[attr-defined]
