@@ -28,7 +28,7 @@ from bench.pipeline import (
     Stamps,
 )
 
-__all__ = ["book_memory", "feed_throughput", "step_internal"]
+__all__ = ["book_memory", "feed_throughput", "step_internal", "step_signed"]
 
 
 def _stats(name: str, values: list[float]) -> Stats:
@@ -118,6 +118,72 @@ def _bot_row(stream: L2Stream, profile: Profile, pin: bool) -> dict[str, Any]:
          "core-only and Python rows": "this process, no threads"}, pin)
     return {"stats": st, "samples": lists["submit"], "notes": notes, "figures": figures,
             "bad": bad, "placement": placement}
+
+
+SIGNED_ROWS = {
+    "native": "mmfast bot (real stack, in process), native signer inline: frame callback -> "
+              "signed order frame handed to the socket",
+    "official": "mmfast bot (real stack, in process), official signer on SignerWorker: frame "
+                "callback -> signed order frame handed to the socket",
+}
+
+
+def step_signed(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
+    """Frame received -> the order frame carrying the first tx for it, signed, handed to the
+    order socket: the real bot stack with mmfast's native signer (InlineSigner), beside the
+    same stack with the official signer on its SignerWorker thread, same run."""
+    from bench.botpath import bot_case, problems, stage_lists
+
+    metric = Metric(
+        name="step_signed",
+        unit="ns/frame",
+        definition="frame received -> book -> strategy -> order entry -> tx signed -> the "
+        "order frame carrying it handed to the order socket (frames that produce a tx)",
+        target_ns=25_000.0,
+    )
+    direct = min(len(stream.frames) - 1, 600 if profile.quick else 1_500)
+    cpus: dict[str, int] = {}
+    for kind in ("native", "official"):
+        try:
+            run, cpu = bot_case(stream, 0, 2_000, pin, worker_signer=False, direct=direct,
+                                signer_kind=kind)
+        except Exception as exc:
+            metric.notes.append(f"{kind}: not measured: {type(exc).__name__}: {exc}")
+            continue
+        cpus[kind] = cpu
+        bad = problems(run, stream, 0, direct)
+        if bad:
+            metric.notes.append(f"{kind}: checks failed: {'; '.join(bad)}")
+        lists = stage_lists(run.direct)
+        if not lists["sent"]:
+            metric.notes.append(f"{kind}: no frame led to a signed order frame")
+            continue
+        st = _stats(SIGNED_ROWS[kind], lists["sent"])
+        sub = _stats("submit", lists["submit"])
+        (metric.ours if kind == "native" else metric.baselines).append(st)
+        metric.figures[f"{kind}_frame_to_first_submit"] = sub.as_dict()
+        metric.notes.append(
+            f"{kind}: {len(lists['sent'])} of {direct} frames fed straight to the frame "
+            f"callback led to a tx; frame -> first submit {sub.p50_ns / 1000:.1f}/"
+            f"{sub.p99_ns / 1000:.1f} us p50/p99, -> its order frame sent "
+            f"{st.p50_ns / 1000:.1f}/{st.p99_ns / 1000:.1f} us")
+    if not metric.ours:
+        metric.unavailable = "; ".join(metric.notes) or "nothing could run"
+        return metric
+    metric.notes.insert(0, (
+        "mmfast run's stack (TradingCore, LighterConnector, market_making with the planner "
+        "and the compiled risk gate, order entry, nonce manager) against mmfast.sim in another "
+        "process, which registers the case's throwaway key and verifies every signature; "
+        "stream frames handed to the market-data stream's frame callback one at a time, each "
+        "once the previous one's txs were acked; the end is the order WebSocket's send of the "
+        "frame carrying the first tx signed for that frame (native: signed inside submit; "
+        "official: signed on the worker thread, handed back through call_soon_threadsafe)"))
+    from bench.procs import bot_desc, describe_placement
+
+    metric.placement = describe_placement(
+        {"bot (this process, uvloop)": bot_desc(),
+         "venue (mmfast.sim)": f"child process per case, last on CPUs {cpus}"}, pin)
+    return metric
 
 
 def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:

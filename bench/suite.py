@@ -26,7 +26,7 @@ __all__ = ["ORDER", "TARGET_METRICS", "run_suite"]
 
 # The metrics of the performance targets, in the targets' order.
 TARGET_METRICS = (
-    "book_apply", "parse_apply", "quote", "step_internal", "wire_to_wire", "sign",
+    "book_apply", "parse_apply", "quote", "step_internal", "step_signed", "wire_to_wire", "sign",
     "tick_to_trade", "feed_throughput", "book_memory", "scheduler_jitter", "loop_lag",
 )
 # Reference figures run beside them (no target of their own).
@@ -61,6 +61,7 @@ def _runners() -> dict[str, Callable[..., Metric]]:
         "quote": micro(quote),
         "plan": micro(plan),
         "step_internal": latency.step_internal,  # runs a venue process: places itself
+        "step_signed": latency.step_signed,  # two venue processes: places itself
         "wire_to_wire": wire.wire_to_wire,
         "sign": signing.sign,
         "sign_parts": micro_placed(signing.sign_parts),
