@@ -31,7 +31,7 @@ __all__ = [
     "UnlimitedBudget",
 ]
 
-# Order txs accepted but not yet executed, per market (lighter-protocol.md §9; 21506 beyond).
+# Order txs accepted but not yet executed, per market (the venue's cap; 21506 beyond).
 MAX_INFLIGHT_PER_MARKET: Final = 16
 
 

@@ -1,4 +1,4 @@
-"""Order entry under faults (reliability-targets.md items 8, 9, 10, 11, 12, 14), against the
+"""Order entry under faults (reliability targets 8, 9, 10, 11, 12, 14), against the
 simulator over real sockets; counts scaled down here, full counts under the ``soak`` marker."""
 
 from __future__ import annotations

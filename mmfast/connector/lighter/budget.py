@@ -1,6 +1,6 @@
 """One rate budget per venue: every request draws from it (mmfast's throttler).
 
-The venue enforces several limits at once (lighter-protocol.md §9): a weighted REST budget per
+The venue enforces several limits at once (docs/connector.md, rate limits): a weighted REST budget per
 rolling minute, a sendTx bucket shared by REST and WebSocket sends, and per-IP WebSocket limits
 (messages per minute, requests in flight). ``RateBudget`` keeps one allocator per limit; a
 request's ``Cost`` names what it draws from each, and is granted all-or-nothing.
@@ -47,7 +47,7 @@ __all__ = [
 
 WINDOW_NS = 60_000_000_000  # the venue's limits are per rolling minute
 
-# REST weights of the premium tiers (lighter-protocol.md §9); anything else weighs 300.
+# REST weights of the premium tiers (the venue's published weights); anything else weighs 300.
 REST_WEIGHTS: Mapping[str, int] = MappingProxyType({
     "sendTx": 6, "sendTxBatch": 6, "nextNonce": 6,
     "publicPools": 50, "txFromL1TxHash": 50,

@@ -9,7 +9,7 @@ from mmfast.connector.lighter.budget import PREMIUM, RateTier
 
 __all__ = ["MAX_AUTH_LIFETIME_S", "LighterConfig"]
 
-# The venue accepts auth tokens whose deadline is at most 8 h ahead (lighter-protocol.md §7).
+# The venue accepts auth tokens whose deadline is at most 8 h ahead (the venue's rule).
 MAX_AUTH_LIFETIME_S = 8 * 3600
 
 

@@ -1,4 +1,4 @@
-"""The nonce protocol (design.md §4) as a state machine owned by the loop thread.
+"""The nonce protocol (docs/order-entry.md) as a state machine owned by the loop thread.
 
 Lighter checks nonces per (account, API key), strictly +1. A tx rejected at the API level
 (HTTP 400, a non-200 WS ack, 21104 "invalid nonce") does *not* consume its nonce, so every later

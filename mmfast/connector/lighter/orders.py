@@ -1,7 +1,7 @@
 """Order entry: the nonce -> sign -> check -> send pipeline on its own WebSocket, REST fallback.
 
-Rules: design.md §1 (sign off the loop, callbacks, no task per tx) and §4 (nonces, unknown
-outcomes, whose truth, cancel-all per market).
+Rules: signing never blocks the loop, callbacks not tasks per tx; nonces, unknown outcomes,
+whose truth, cancel-all per market (docs/order-entry.md, docs/connector.md).
 
 Flow of one tx (all on the loop thread except the signer's worker):
 

@@ -1,6 +1,6 @@
 """Reconciliation: align the tracker with the venue at start and after every reconnect.
 
-Before the connector reports ready (design.md §4 "Reconciliation"):
+Before the connector reports ready (reconciliation, docs/connector.md):
 
 1. The account streams have delivered their first frames on the current connection: the
    orders snapshot, the recent trades (fills since the persisted watermark are booked, replays
