@@ -1,6 +1,6 @@
 """One rate budget per venue: every request draws from it (mmfast's throttler).
 
-The venue enforces several limits at once (docs/connector.md, rate limits): a weighted REST budget per
+The venue enforces several limits at once (docs/connector.md): a weighted REST budget per
 rolling minute, a sendTx bucket shared by REST and WebSocket sends, and per-IP WebSocket limits
 (messages per minute, requests in flight). ``RateBudget`` keeps one allocator per limit; a
 request's ``Cost`` names what it draws from each, and is granted all-or-nothing.
