@@ -22,6 +22,10 @@
 - **Venue orders**: after a modify an Order holds the values the venue will hold; before each
   requote pass ``venue_orders`` (``mmfast.strategy.venue_orders.VenueOrders``) checks our orders
   against the venue's order stream (confirms or, after the wait, reverts the modify).
+- **Market view**: what the strategy reads of its market (book, metadata, stats, trades,
+  readiness, user stats, rate budget, in-flight txs, the venue's raw orders) comes from one
+  ``MarketView`` (``mmfast.core.market_view``), taken from the connector at ``start``
+  (``view_of``) or passed in (``view=``); no ``getattr`` on the connector.
 - **Latency**: each stage is stamped (book received -> quote computed -> sent -> acked -> open,
   fill -> requote) into a ``LatencyStats`` (``mmfast.core.latency``).
 
@@ -49,6 +53,7 @@ from mmfast.core.events import (
 from mmfast.core.interfaces import Journal, NullJournal, OrderConnector
 from mmfast.core.latency import LatencyStats
 from mmfast.core.log import get_logger
+from mmfast.core.market_view import MarketView, view_of
 from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.core.types import Fill, Order, OrderStatus, Position, Side, TimeInForce
 from mmfast.risk.killswitch import (
@@ -96,9 +101,9 @@ def rules_from_market_info(info: Any) -> MarketRules:
 class StrategyBase:
     """Base of mmfast strategies (see the module doc). One market per strategy instance.
 
-    Collaborators are constructor arguments: the ``connector`` (``OrderConnector``; extra
-    attributes used when present: ``ready``, ``books``, ``markets``, ``stats``, ``user_stats``,
-    ``budget``, ``trades``), the market ``rules`` (default: from ``connector.markets``), the risk
+    Collaborators are constructor arguments: the ``connector`` (``OrderConnector``: order calls),
+    the market's ``view`` (``MarketView``; default: ``view_of(connector, market)`` at start),
+    the market ``rules`` (default: from the view's metadata), the risk
     config or a ready ``gate``/``kill`` pair, a ``journal``, a ``TimeSource`` and
     ``on_stop_request(reason)`` (the runner exits when the kill switch says stop).
     """
@@ -119,13 +124,15 @@ class StrategyBase:
         order_expiry_s: int = 900,
         on_stop_request: Callable[[str], Any] | None = None,
         latency: LatencyStats | None = None,
+        view: MarketView | None = None,
     ) -> None:
         if gate is None and risk is None:
             raise ValueError("a strategy needs a risk config or a GateCore")
         self.market = market  # the one market this instance trades
-        self.connector = connector  # order entry and (optionally) market state
+        self.connector = connector  # order entry
+        self.view = view  # what this market looks like at the connector (set at start)
         self.risk_config = risk  # [risk] (gate and kill switch built at start when not given)
-        self.rules = rules  # market order rules (from the connector at start when None)
+        self.rules = rules  # market order rules (from the view's metadata at start when None)
         self.gate = gate  # pre-trade gate, called before anything is signed
         self.kill = kill  # kill switch
         self.journal: Journal = journal or NullJournal()  # structured events
@@ -139,7 +146,7 @@ class StrategyBase:
         self.busy: set[int] = set()  # cois with a modify/cancel call in progress
         # Our orders as the venue's order stream shows them, and the modifies it has not
         # shown yet (the connector queues txs: an Order changes when the stream says so).
-        self.venue_orders = VenueOrders(connector, market, self.orders,
+        self.venue_orders = VenueOrders(view, market, self.orders,
                                         now_ns=time.monotonic_ns, rules=rules)
         self.inflight = 0  # order txs of this market handed to the connector, not returned
         self.position = Position(market)  # fill-driven position, PnL and fees (micro-USDC)
@@ -168,15 +175,20 @@ class StrategyBase:
         self._bg: set[asyncio.Task[Any]] = set()  # cancel-alls and other fire-and-forget work
         self._pulled = False  # quotes are off because of a pull / guard
         self._unclaimed: dict[int, list[Fill]] = {}  # fills for cois not yet returned by place
-        self._budget_view: tuple[Any, RateBudget] | None = None  # (connector budget, view)
+        self._budget: RateBudget = UNLIMITED  # the planner's view of the rate budget
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, core: TradingCore) -> None:
         """Subscribe the hooks to the core's bus and build the gate/kill switch."""
         self.core = core
-        c = self.connector
+        view = self.view
+        if view is None:
+            view = self.view = view_of(self.connector, self.market)
+        self.venue_orders.view = view
+        b = view.budget
+        self._budget = UNLIMITED if b is None else BudgetView(b)
         if self.rules is None:
-            info = getattr(c, "markets", {}).get(self.market)
+            info = view.info
             if info is None:
                 raise ValueError(f"no metadata for market {self.market}")
             self.rules = rules_from_market_info(info)
@@ -191,9 +203,8 @@ class StrategyBase:
                                    now_ns=self.time.monotonic_ns)
         elif self.kill is not None:
             self.kill.set_hooks(self._on_kill_trip, self._on_kill_resume)
-        books = getattr(c, "books", None)
-        if books and self.market in books:
-            self.book = books[self.market]
+        if view.book is not None:
+            self.book = view.book
         bus = core.bus
         self._unsub = [
             bus.subscribe(BookUpdated, self._on_book_event),
@@ -386,9 +397,9 @@ class StrategyBase:
 
     def mark_price(self) -> int:
         """Mark price (ticks): the venue's market_stats when present, else the book mid."""
-        stats = getattr(self.connector, "stats", None)
-        if stats:
-            s = stats.get(self.market)
+        view = self.view
+        if view is not None:
+            s = view.stats
             if s is not None and s.mark_price_ticks > 0:
                 return int(s.mark_price_ticks)
         return self._mid(self.book) if self.book is not None else 0
@@ -403,13 +414,13 @@ class StrategyBase:
     def _refresh_state(self) -> None:
         """Copy the connector's readiness, market status, mark and margin into the gate."""
         gate = self.gate
-        if gate is None:
+        view = self.view
+        if gate is None or view is None:
             return
-        c = self.connector
-        gate.connector_ready = bool(getattr(c, "ready", True))
+        gate.connector_ready = bool(view.ready)
         if self.book is not None:
             gate.book_in_sync = bool(self.book.in_sync())
-        info = (getattr(c, "markets", None) or {}).get(self.market)
+        info = view.info
         if info is not None:
             if info.status != "active":
                 gate.market_state = MarketState.INACTIVE
@@ -420,7 +431,7 @@ class StrategyBase:
         mark = self.mark_price()
         if mark > 0:
             gate.mark_price = mark
-        us = getattr(c, "user_stats", None)
+        us = view.user_stats
         if us:
             with contextlib.suppress(KeyError, ValueError, TypeError):
                 m = MarginState.from_user_stats(us)
@@ -458,10 +469,11 @@ class StrategyBase:
     def inflight_txs(self) -> int:
         """Order txs of this market in flight: the connector's count when it has one."""
         n = self.inflight
-        orders: Any = getattr(self.connector, "orders", None)
-        in_flight = getattr(orders, "in_flight", None)  # None: no counters on this connector
-        if in_flight is not None:
-            n = max(n, in_flight.get(self.market, 0), orders.pending_txs)
+        view = self.view
+        if view is not None:
+            c = view.in_flight()
+            if c > n:
+                return c
         return n
 
     def may_add_exposure(self) -> bool:
@@ -470,14 +482,9 @@ class StrategyBase:
         return self.gate is None or self.gate.market_state == MarketState.ACTIVE
 
     def budget(self) -> RateBudget:
-        """The planner's view of the connector's rate budget (unlimited without one)."""
-        b = getattr(self.connector, "budget", None)
-        if b is None or not hasattr(b, "state"):
-            return UNLIMITED
-        cached = self._budget_view
-        if cached is None or cached[0] is not b:
-            cached = self._budget_view = (b, BudgetView(b))
-        return cached[1]
+        """The planner's view of the connector's rate budget (unlimited without one; built at
+        start from the market view)."""
+        return self._budget
 
     # ------------------------------------------------------------------ requote scheduling
     def request_requote(self, trigger_ns: int) -> None:

@@ -83,7 +83,8 @@ class MarketMaking(StrategyBase):
             return
         m2 = book.mid_x2()
         self.vol.update(m2, now_ns)
-        trades = (getattr(self.connector, "trades", None) or {}).get(self.market)
+        view = self.view
+        trades = view.trades if view is not None else None
         if trades:
             new = []
             for t in reversed(trades):
@@ -128,7 +129,7 @@ class MarketMaking(StrategyBase):
             mp = book.microprice()
             return round(mp) if math.isfinite(mp) and mp > 0 else 0
         if ref == "last_trade":
-            stats = (getattr(self.connector, "stats", None) or {}).get(self.market)
+            stats = self.view.stats if self.view is not None else None
             last = self.last_trade_ticks or (stats.last_trade_price_ticks if stats else 0)
             return max(0, int(last))
         return 0

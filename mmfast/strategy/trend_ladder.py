@@ -501,18 +501,17 @@ class TrendLadder(StrategyBase):
 
     async def verify_tp(self, order: Order) -> dict[str, Any]:
         """Where the venue shows a TP: WS (account orders stream) and REST."""
-        c = self.connector
+        view = self.view
         coi = order.client_order_index
-        ws_orders = (getattr(c, "account_orders", None) or {}).get(self.market, {})
+        ws_orders = view.raw_orders if view is not None else {}
         ws_hits = [o for o in ws_orders.values() if o.get("client_order_index") == coi]
         hist = Counter(str(o.get("status")) for o in ws_orders.values())
         rest_present: bool | None = None
-        rest = getattr(c, "rest", None)
-        account = getattr(getattr(c, "config", None), "account_index", None)
-        if rest is not None and account is not None:
+        if view is not None:
             try:
-                active = await rest.account_active_orders(account, self.market)
-                rest_present = any(o.get("client_order_index") == coi for o in active)
+                active = await view.active_orders()
+                if active is not None:
+                    rest_present = any(o.get("client_order_index") == coi for o in active)
             except Exception as exc:
                 _tp_log.warning("tp verify: coi=%d REST failed: %s", coi, type(exc).__name__)
         result = {"coi": coi, "status": order.status.name, "ws_present": bool(ws_hits),

@@ -4,7 +4,7 @@ The connector queues order txs and returns at once, and its order tracker keeps 
 placed price and size (it applies status and fills from the venue, not a modified price). So
 after a modify the strategy sets the ``Order`` to the values the venue will hold and tells this
 class (``expect``); ``sync`` then checks our orders against the venue's order stream (the
-connector's ``account_orders``: market -> order_index -> raw dict with ``price`` and
+market view's ``raw_orders``: order_index -> raw dict with ``price`` and
 ``remaining_base_amount`` as decimal text):
 
 - a modify the stream shows is confirmed (the wait ends, the order is free again);
@@ -12,8 +12,8 @@ connector's ``account_orders``: market -> order_index -> raw dict with ``price``
   the next ``sync`` restores the venue's values (the planner decides again);
 - an order without a modify in flight takes the venue's price and size.
 
-Cheap on the requote path (``sync`` runs before every requote pass): with a connector that
-counts its order messages (``account_orders_version``) a sync with no message since the last
+Cheap on the requote path (``sync`` runs before every requote pass): with a view that
+counts the order messages (``orders_version``) a sync with no message since the last
 one and no expired wait returns at once, and a raw price/size text unchanged since the last
 sync is not parsed again. No per-order objects: the strategy's ``orders`` dict is read in place
 and the ``Order`` objects are updated in place.
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from mmfast._core.book import parse_decimal
 
 if TYPE_CHECKING:
+    from mmfast.core.market_view import MarketView
     from mmfast.core.types import Order
     from mmfast.risk.limits import MarketRules
 
@@ -38,16 +39,17 @@ MODIFY_WAIT_NS: Final = 3_000_000_000  # a modify unseen by then no longer block
 class VenueOrders:
     """Venue-order bookkeeping of one strategy/market (see the module doc).
 
-    ``orders`` is the strategy's dict of live orders (coi -> ``Order``), shared, read here;
-    ``rules`` (the market's decimals) is set by the strategy once it knows them (until then
+    ``view`` is the market's ``MarketView`` (``raw_orders``, ``orders_version``); ``orders``
+    is the strategy's dict of live orders (coi -> ``Order``), shared, read here; ``view`` and
+    ``rules`` (the market's decimals) are set by the strategy once it knows them (until then
     ``sync`` changes nothing)."""
 
-    __slots__ = ("_dirty", "_now_ns", "_seen", "_version", "connector", "market",
-                 "modifying", "orders", "rules")
+    __slots__ = ("_dirty", "_now_ns", "_seen", "_version", "market", "modifying", "orders",
+                 "rules", "view")
 
-    def __init__(self, connector: Any, market: int, orders: dict[int, Order], *,
+    def __init__(self, view: MarketView | None, market: int, orders: dict[int, Order], *,
                  now_ns: Callable[[], int], rules: MarketRules | None = None) -> None:
-        self.connector = connector  # account_orders (+ account_orders_version when present)
+        self.view = view  # the market's raw venue orders and their version
         self.market = market  # the market of the orders
         self.orders = orders  # the strategy's live orders (coi -> Order), shared
         self.rules = rules  # price/size decimals of the raw text
@@ -57,7 +59,7 @@ class VenueOrders:
         # coi -> (venue price text, remaining text, price ticks, remaining lots): unchanged text
         # needs no decimal parsing on the next sync.
         self._seen: dict[int, tuple[Any, Any, int, int]] = {}
-        # The connector's account_orders_version at the last sync, and whether something of
+        # The view's orders_version at the last sync, and whether something of
         # ours changed since (a modify's wait ran out): no change, nothing to sync.
         self._version: int | None = None
         self._dirty = True
@@ -95,13 +97,15 @@ class VenueOrders:
         modify not yet shown keeps its optimistic values until the stream shows the modify or
         the wait runs out. Nothing to do when no order message came since the last sync and
         no wait ran out."""
-        connector = self.connector
-        version = getattr(connector, "account_orders_version", None)
+        view = self.view
+        if view is None:
+            return
+        version = view.orders_version
         if version is not None:
             if version == self._version and not self._dirty:
                 return  # no order message since the last sync and no wait ran out
             self._version, self._dirty = version, False
-        raw_orders = (getattr(connector, "account_orders", None) or {}).get(self.market)
+        raw_orders = view.raw_orders
         rules = self.rules
         if not raw_orders or rules is None:
             return

@@ -44,6 +44,7 @@ class FakeConnector:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.ready = True
+        self.account_orders: dict[int, dict[int, dict[str, str]]] = {}  # market -> oi -> raw
         self.cois = itertools.count(1)
         self.orders: dict[int, Order] = {}
         self.cancel_all_left = 0
@@ -280,7 +281,7 @@ async def _venue_order(price: str) -> tuple[Harness, Order, dict[str, str]]:
     o = h.conn.orders[1]
     o.order_index = 77
     raw = {"price": price, "remaining_base_amount": "0.0100"}
-    h.conn.account_orders = {0: {77: raw}}  # type: ignore[attr-defined]
+    h.conn.account_orders[0][77] = raw  # the market's dict the strategy's view holds
     return h, o, raw
 
 

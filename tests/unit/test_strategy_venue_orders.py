@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from mmfast.core.market_view import view_of
 from mmfast.core.types import Order, OrderStatus, Side
 from mmfast.risk import MarketRules
 from mmfast.strategy.venue_orders import MODIFY_WAIT_NS, VenueOrders
@@ -19,7 +20,7 @@ def _setup() -> tuple[VenueOrders, Order, dict[str, str], SimpleNamespace, list[
     o.status = OrderStatus.OPEN
     raw = {"price": "2999.95", "remaining_base_amount": "0.0100"}
     conn = SimpleNamespace(account_orders={0: {77: raw}})
-    v = VenueOrders(conn, 0, {1: o}, now_ns=lambda: now[0], rules=RULES)
+    v = VenueOrders(view_of(conn, 0), 0, {1: o}, now_ns=lambda: now[0], rules=RULES)
     return v, o, raw, conn, now
 
 

@@ -9,7 +9,8 @@ down). What the frames carry goes
   positions into ``Order`` states, ``Fill`` and ``Position`` events), when the connector has one;
 - to an optional ``AccountListener``;
 - into the raw state kept here: ``account_orders`` (market -> order_index -> the venue's order
-  dict, ``account_orders_version`` +1 per message; read by the strategies' venue-order sync),
+  dict, ``account_orders_version`` +1 per message; a market's dict is never replaced, a
+  snapshot clears it in place, so a ``MarketView`` holds it: the strategies' venue-order sync),
   ``positions`` (``VenuePosition`` per market, a full snapshot each frame) and ``user_stats``
   (the venue's dict; the strategies' margin figures).
 
@@ -88,7 +89,8 @@ class AccountStreams:
         self.listener = listener
         self.entry: OrderEntry | None = None  # order entry, set by the connector when it has one
         self.stream: WsStream | None = None
-        self.account_orders: dict[int, dict[int, dict[str, Any]]] = {}  # market -> oi -> order
+        # market -> order_index -> order; a market's dict is never replaced (cleared in place)
+        self.account_orders: dict[int, dict[int, dict[str, Any]]] = {}
         self.account_orders_version = 0  # +1 per account orders message (strategies' sync)
         self.positions: dict[int, VenuePosition] = {}
         self.user_stats: dict[str, Any] = {}
@@ -110,6 +112,12 @@ class AccountStreams:
     async def stop(self) -> None:
         if self.stream is not None:
             await self.stream.stop()
+
+    def orders_of(self, market: int) -> dict[int, dict[str, Any]]:
+        """The raw order dicts of ``market`` (order_index -> the venue's dict): the same dict
+        for the life of this object (a snapshot clears it in place), so a ``MarketView`` holds
+        it."""
+        return self.account_orders.setdefault(market, {})
 
     def all_subscribed(self) -> bool:
         """Every subscription has had its first frame since the last connect."""

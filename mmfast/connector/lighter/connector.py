@@ -16,7 +16,8 @@ The connector itself runs the lifecycle (start, stop, housekeeping), the halt of
 reconciliation (at start and after every reconnect of the account or order connection) and the
 venue-position check, and keeps the ``OrderConnector`` calls strategies and the core use
 (``place_limit``, ``modify``, ``cancel``, ``cancel_all``: readiness checked here, then order
-entry). Everything else is read from the parts.
+entry) and builds at start one ``MarketView`` per configured market (``market_view(m)``: what a
+strategy reads of its market). Everything else is read from the parts.
 
 Events on the core's bus: ``BookUpdated`` (only while the book is in sync and not crossed),
 ``PullQuotes`` (gap, crossed book, stream down, halt, market inactive, skew, reconciliation
@@ -49,6 +50,7 @@ from mmfast.connector.lighter.tracker import FillWatermark, OrderTracker
 from mmfast.connector.lighter.ws import StreamHalted, WsStream
 from mmfast.core.events import EventBus
 from mmfast.core.log import get_logger
+from mmfast.core.market_view import MarketView
 from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.core.types import Order, Side, TimeInForce
 
@@ -126,35 +128,25 @@ class LighterConnector:
         self.halted: StreamHalted | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._started = False
+        self._views: dict[int, MarketView] = {}  # market -> its MarketView (built at start)
 
-    # --- what strategies read with getattr, until they read a MarketView (docs/connector.md) --
-    @property
-    def books(self) -> dict[int, Any]:
-        return self.market_data.books
+    # --- what strategies read ----------------------------------------------------------------
+    def market_view(self, market: int) -> MarketView:
+        """The ``MarketView`` of ``market`` (a configured market), built once at ``start``."""
+        view = self._views.get(market)
+        if view is None:
+            raise KeyError(f"no market view for market {market} (configured and started?)")
+        return view
 
-    @property
-    def markets(self) -> dict[int, Any]:
-        return self.market_data.markets
-
-    @property
-    def stats(self) -> dict[int, Any]:
-        return self.market_data.stats
-
-    @property
-    def trades(self) -> dict[int, Any]:
-        return self.market_data.trades
-
-    @property
-    def user_stats(self) -> dict[str, Any]:
-        return self.account.user_stats if self.account is not None else {}
-
-    @property
-    def account_orders(self) -> dict[int, dict[int, dict[str, Any]]]:
-        return self.account.account_orders if self.account is not None else {}
-
-    @property
-    def account_orders_version(self) -> int | None:
-        return self.account.account_orders_version if self.account is not None else None
+    def _build_views(self) -> None:
+        md, acct = self.market_data, self.account
+        for m in self.config.markets:
+            self._views[m] = MarketView(
+                m, book=md.books[m], market_data=md, trades=md.trades[m],
+                readiness=self.readiness, account=acct,
+                raw_orders=acct.orders_of(m) if acct is not None else None,
+                entry=self.orders, budget=self.budget, rest=self.rest,
+                account_index=self.config.account_index)
 
     @property
     def ready(self) -> bool:
@@ -207,6 +199,7 @@ class LighterConnector:
             self.account.open(stream_args, random.Random(self._rng.getrandbits(64)))
         if self.orders_config is not None:
             self._build_orders(core, stream_args)
+        self._build_views()
         r.set("connector", True)
         assert md.stream is not None
         md.stream.start()

@@ -1212,6 +1212,11 @@ class OrderEntry:
         self._release_due()
         return {m: n for m, n in self._inflight.items() if n}
 
+    def in_flight_of(self, market: int) -> int:
+        """Order txs of ``market`` sent and not yet executed (``in_flight`` without the dict)."""
+        self._release_due()
+        return self._inflight.get(market, 0)
+
     @property
     def frames_outstanding(self) -> int:
         """Sends awaiting their answer (WebSocket frames, or the one REST send)."""

@@ -1,0 +1,167 @@
+"""``MarketView``: one typed view of a market, what a strategy reads from its connector.
+
+Built once per (connector, market) when the connector has started (``connector.market_view(m)``,
+see ``LighterConnector.market_view``) and handed to the strategy (``StrategyBase`` asks for it
+at start through ``view_of``; a test may pass one). Slotted; every read is an attribute read
+(plus one dict lookup for what a refresh replaces), nothing is allocated per read:
+
+- ``book``: the market's ``OrderBook`` itself (updated in place by the stream);
+- ``info``: the market's current metadata (``MarketInfo``), looked up on each read since a
+  metadata refresh replaces it; ``stats``: the latest ``MarketStats`` (replaced per message);
+- ``trades``: the market's recent public trades (a deque kept by the market-data part);
+- ``ready``: the connector's readiness;
+- ``user_stats``: the venue's account figures (margin), replaced per message;
+- ``budget``: the connector's rate budget (None without one);
+- ``in_flight()``: order txs in flight for the market (the larger of the market's count and
+  every pending tx), 0 without order entry;
+- ``raw_orders``: the venue's raw order dicts of the market (order_index -> dict), the
+  account part's own dict (kept stable and cleared in place), and ``orders_version``: +1 per
+  account orders message, None when the connector does not count them;
+- ``active_orders()``: the account's open orders in the market over REST (diagnostics).
+
+The view reads from *sources* with fixed attribute names: market data (``markets``,
+``stats``), readiness (``ready``), the account (``user_stats``, ``account_orders_version``)
+and order entry (``in_flight_of(market)``, ``pending_txs``). Venue-neutral: any connector whose
+parts have these names builds one with the constructor. Connectors without ``market_view``
+(test fakes) get one from ``view_of``, which reads their plain attributes (``books``,
+``markets``, ``stats``, ``trades``, ``ready``, ``user_stats``, ``budget``, ``account_orders``,
+``account_orders_version``, ``orders``, ``rest``, ``config.account_index``): the one place that
+falls back with ``getattr``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+__all__ = ["MarketView", "view_of"]
+
+
+class _Always:
+    """Sources of a connector without the part: always ready, no account figures."""
+
+    __slots__ = ()
+    ready: Final = True
+    user_stats: Final[Mapping[str, Any]] = {}
+    account_orders_version: Final = None
+    markets: Final[Mapping[int, Any]] = {}
+    stats: Final[Mapping[int, Any]] = {}
+
+
+_NONE: Final = _Always()
+
+
+class MarketView:
+    """What a strategy reads of one market (see the module doc)."""
+
+    __slots__ = ("_account", "_account_index", "_entry", "_md", "_ready", "_rest", "book",
+                 "budget", "market", "raw_orders", "trades")
+
+    def __init__(self, market: int, *, book: Any = None, market_data: Any = None,
+                 trades: Any = (), readiness: Any = None, account: Any = None,
+                 raw_orders: dict[int, dict[str, Any]] | None = None, entry: Any = None,
+                 budget: Any = None, rest: Any = None, account_index: int | None = None
+                 ) -> None:
+        self.market = market  # the market id
+        self.book = book  # the market's OrderBook (None: none yet)
+        self.trades = trades  # recent public trades of the market (oldest first)
+        self.raw_orders: dict[int, dict[str, Any]] = {} if raw_orders is None else raw_orders
+        self.budget = budget  # the connector's rate budget (None: unlimited)
+        self._md = _NONE if market_data is None else market_data  # .markets, .stats
+        self._ready = _NONE if readiness is None else readiness  # .ready
+        self._account = _NONE if account is None else account  # .user_stats, .orders version
+        self._entry = entry  # .in_flight_of(market), .pending_txs (None: no order entry)
+        self._rest = rest  # .account_active_orders(account, market) (None: no REST)
+        self._account_index = account_index
+
+    @property
+    def info(self) -> Any:
+        """The market's current metadata (None when the venue does not list it)."""
+        return self._md.markets.get(self.market)
+
+    @property
+    def stats(self) -> Any:
+        """The market's latest stats (mark, index, last trade), None before the first."""
+        return self._md.stats.get(self.market)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.ready
+
+    @property
+    def user_stats(self) -> Mapping[str, Any]:
+        """The venue's account figures (empty before the first message)."""
+        return self._account.user_stats
+
+    @property
+    def orders_version(self) -> int | None:
+        """+1 per account orders message; None when not counted (sync every time)."""
+        return self._account.account_orders_version
+
+    def in_flight(self) -> int:
+        """Order txs of this market in flight at the connector (0 without order entry)."""
+        e = self._entry
+        if e is None:
+            return 0
+        n = e.in_flight_of(self.market)
+        p = e.pending_txs
+        return n if n >= p else p
+
+    async def active_orders(self) -> list[dict[str, Any]] | None:
+        """The account's open orders in this market over REST; None without REST."""
+        if self._rest is None or self._account_index is None:
+            return None
+        return list(await self._rest.account_active_orders(self._account_index, self.market))
+
+
+class _Attrs:
+    """The sources of a connector that only has plain attributes (test fakes), read live."""
+
+    __slots__ = ("_c",)
+
+    def __init__(self, connector: Any) -> None:
+        self._c = connector
+
+    @property
+    def markets(self) -> Mapping[int, Any]:
+        return getattr(self._c, "markets", None) or {}
+
+    @property
+    def stats(self) -> Mapping[int, Any]:
+        return getattr(self._c, "stats", None) or {}
+
+    @property
+    def ready(self) -> bool:
+        return bool(getattr(self._c, "ready", True))
+
+    @property
+    def user_stats(self) -> Mapping[str, Any]:
+        return getattr(self._c, "user_stats", None) or {}
+
+    @property
+    def account_orders_version(self) -> int | None:
+        return getattr(self._c, "account_orders_version", None)
+
+
+def view_of(connector: Any, market: int) -> MarketView:
+    """The connector's view of ``market``: ``connector.market_view(market)`` when it has one,
+    else a view over its plain attributes (the readiness, stats, metadata, user stats and
+    orders version read live; the book, trades, raw orders dict and budget taken now)."""
+    build = getattr(connector, "market_view", None)
+    if build is not None:
+        view: MarketView = build(market)
+        return view
+    c = connector
+    books = getattr(c, "books", None) or {}
+    trades = (getattr(c, "trades", None) or {}).get(market) or ()
+    acct_orders = getattr(c, "account_orders", None)
+    raw = acct_orders.setdefault(market, {}) if isinstance(acct_orders, dict) else {}
+    budget = getattr(c, "budget", None)
+    orders = getattr(c, "orders", None)
+    entry = orders if hasattr(orders, "in_flight_of") else None
+    src = _Attrs(c)
+    return MarketView(market, book=books.get(market), market_data=src, trades=trades,
+                      readiness=src, account=src, raw_orders=raw, entry=entry,
+                      budget=budget if hasattr(budget, "state") else None,
+                      rest=getattr(c, "rest", None),
+                      account_index=getattr(getattr(c, "config", None), "account_index", None))
