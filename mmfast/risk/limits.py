@@ -31,6 +31,7 @@ __all__ = [
     "RiskReason",
     "RiskState",
     "check_order",
+    "count_open",
     "parse_micro",
 ]
 
@@ -179,20 +180,26 @@ class RiskState:
     margin: MarginState | None = None  # last user_stats (None: none yet)
 
     def set_orders(self, orders: Iterable[Order]) -> None:
-        """Recount ``open_*`` from our orders of this market (terminal ones are skipped;
-        UNKNOWN ones count: they may still rest)."""
-        n = bids = asks = 0
-        for o in orders:
-            if o.status.is_terminal:
-                continue
-            n += 1
-            if o.reduce_only:
-                continue
-            if o.side is Side.BUY:
-                bids += o.remaining_lots
-            else:
-                asks += o.remaining_lots
-        self.open_orders, self.open_bid_lots, self.open_ask_lots = n, bids, asks
+        """Recount ``open_*`` from our orders of this market (``count_open``)."""
+        self.open_orders, self.open_bid_lots, self.open_ask_lots = count_open(orders)
+
+
+def count_open(orders: Iterable[Order]) -> tuple[int, int, int]:
+    """(open orders, open bid lots, open ask lots) of our orders of one market, as the gate
+    reads them: terminal orders are skipped; UNKNOWN ones count (they may still rest);
+    reduce-only ones count as orders but not as lots (they cannot add exposure)."""
+    n = bids = asks = 0
+    for o in orders:
+        if o.status.is_terminal:
+            continue
+        n += 1
+        if o.reduce_only:
+            continue
+        if o.side is Side.BUY:
+            bids += o.remaining_lots
+        else:
+            asks += o.remaining_lots
+    return n, bids, asks
 
 
 def check_order(side: Side, price: int, size: int, state: RiskState, limits: RiskLimits,

@@ -32,12 +32,12 @@ from mmfast.risk.limits import (
     RiskReason,
     RiskState,
     check_order,
+    count_open,
 )
 
 
 # check_order only asks whether a modify is given (the open-order count does not grow).
 _MODIFY = object()
-_BUY = Side.BUY
 
 
 cdef extern from *:
@@ -135,20 +135,8 @@ cdef class GateCore:
         return self._rules_obj
 
     def set_orders(self, orders) -> None:
-        """Recount ``open_*`` from our orders of this market (terminal ones skipped; UNKNOWN
-        ones count: they may still rest; reduce-only ones count as orders, not as lots)."""
-        cdef int64_t n = 0, bids = 0, asks = 0
-        for o in orders:
-            if o.status.is_terminal:
-                continue
-            n += 1
-            if o.reduce_only:
-                continue
-            if o.side is _BUY:
-                bids += o.remaining_lots
-            else:
-                asks += o.remaining_lots
-        self.open_orders, self.open_bid_lots, self.open_ask_lots = n, bids, asks
+        """Recount ``open_*`` from our orders of this market (``count_open``'s rules)."""
+        self.open_orders, self.open_bid_lots, self.open_ask_lots = count_open(orders)
 
     def set_margin(self, available_micro: int | None, portfolio_micro: int = 0) -> None:
         """Margin figures from user_stats (micro-USDC); ``None``: not known."""
