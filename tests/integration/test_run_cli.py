@@ -51,11 +51,13 @@ max_fills_per_min = 1000
 """
 
 
-def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signer", ["native", "official"])
+def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: str) -> None:
     # Seeded simulator flow at 4x time (20 simulated seconds in 5 s), quotes 8 ticks from the
-    # mid kept in place within 20 ticks (queue priority): fills within the 5 s.
+    # mid kept in place within 20 ticks (queue priority): fills within the 5 s. The native
+    # signer is the default; the official one is the fallback ([venue] signer).
     cfg = tmp_path / "tight.toml"
-    cfg.write_text(TIGHT)
+    cfg.write_text(TIGHT if signer == "native" else f'[venue]\nsigner = "{signer}"\n{TIGHT}')
     p = subprocess.run([*MMFAST, "run", "--duration", "5", "--seed", "2", "--time-scale", "4",
                         "--config", str(cfg)],
                        env=_env(tmp_path), capture_output=True, text=True, timeout=90)
@@ -66,6 +68,10 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path) -> None:
     assert fills >= 1, out
     assert _summary_value(out, "shutdown") == "orders left open: 0"
     assert _summary_value(out, "exit code") == "0"
+    signed = _summary_value(out, "signer")
+    assert signed.startswith(f"{signer}  signed ") and "failed 0" in signed, signed
+    if signer == "native":
+        assert re.search(r"pooled [1-9][0-9]*", signed), signed
     # The live status printed (about once a second) before the summary.
     status = out.split("=== mmfast run summary ===")[0]
     assert status.count("latency p50/p99") >= 3
