@@ -128,6 +128,24 @@ def _same_as_official(ns: Any, official: list[Any]) -> int:
     return len(official)
 
 
+def _time_modifies(ns: Any, out: list[int], signed: list[tuple[str, str]], n: int,
+                   price: int, nonce: int) -> int:
+    """``n`` modifies signed by ``ns``, each timed alone (fresh nonce, ExpiredAt as the
+    official signer sets it); every 16th tx kept for the verification check. Returns the last
+    nonce used."""
+    clock = time.perf_counter_ns
+    sm = ns.sign_modify_order
+    for i in range(n):
+        nonce += 1
+        exp = _wall_ms() + EXPIRY_MS
+        t0 = clock()
+        tx = sm(0, 1_000 + i % 10, 1_000 + i, price + i % 5, 0, nonce, exp)
+        out.append(clock() - t0)
+        if i % 16 == 0:
+            signed.append(tx)
+    return nonce
+
+
 async def _sign_run(rounds: int, per_round: int, n_loop: int, price: int) -> dict[str, Any]:
     from lighter import signer_client
 
@@ -176,29 +194,11 @@ async def _sign_run(rounds: int, per_round: int, n_loop: int, price: int) -> dic
             # it (each sign takes one; the C thread refills meanwhile).
             await _wait_full(pooled_ns)
             fresh_before_pool = pooled_ns.fresh
-            sm = pooled_ns.sign_modify_order
-            out = res["pooled"]
-            for i in range(per_round):
-                nonce += 1
-                exp = _wall_ms() + EXPIRY_MS
-                t0 = clock()
-                tx = sm(0, 1_000 + i % 10, 1_000 + i, price + i % 5, 0, nonce, exp)
-                out.append(clock() - t0)
-                if i % 16 == 0:
-                    signed.append(tx)
+            nonce = _time_modifies(pooled_ns, res["pooled"], signed, per_round, price, nonce)
             if pooled_ns.fresh != fresh_before_pool:
                 raise AssertionError("the pooled case ran out of commitments mid-batch")
             # Native without a pool: k*G computed in the call.
-            sm = fresh_ns.sign_modify_order
-            out = res["fresh"]
-            for i in range(per_round):
-                nonce += 1
-                exp = _wall_ms() + EXPIRY_MS
-                t0 = clock()
-                tx = sm(0, 1_000 + i % 10, 1_000 + i, price + i % 5, 0, nonce, exp)
-                out.append(clock() - t0)
-                if i % 16 == 0:
-                    signed.append(tx)
+            nonce = _time_modifies(fresh_ns, res["fresh"], signed, per_round, price, nonce)
             # InlineSigner: submit -> callback, the request path.
             if inline_ok:
                 ns_in = getattr(inline, "_ns", None)
