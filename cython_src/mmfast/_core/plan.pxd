@@ -90,3 +90,19 @@ cdef struct PlanScratch:
 cdef object plan_into(PlanScratch* w, object bids, object asks, object live, object now_ns,
                       object params, object inflight, object budget, object position_lots,
                       object busy, object no_create)
+
+
+# The steps of a plan, for a compiled caller that fills the scratch itself (the sides' levels,
+# orders sorted best first with busy/aged set, no_create): read our Order objects, back off
+# for the budget, cut the ladder, match and rank, choose what fits. plan_into runs the same
+# steps on Python inputs.
+cdef bint plan_read_orders(PlanScratch* w, object live, bint need_created) noexcept
+cdef void plan_sort(PlanScratch* w) noexcept nogil
+cdef int plan_degrade(double headroom, double wide_below, double few_below,
+                      double one_below) noexcept nogil
+cdef int64_t plan_widen(int64_t tol, int64_t factor, int degrade) noexcept nogil
+cdef void plan_shape(PlanScratch* w, int degrade, int64_t k_levels,
+                     int position_sign) noexcept nogil
+cdef bint plan_sides(PlanScratch* w, int64_t ptol, int64_t stol, int degrade) noexcept nogil
+cdef double plan_room(const int64_t* room, int64_t n) noexcept nogil
+cdef int plan_choose(PlanScratch* w, int64_t slots, const int64_t* room) noexcept nogil

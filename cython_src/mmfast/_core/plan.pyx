@@ -19,6 +19,8 @@ it owns; ``plan_requotes`` is ``plan_into`` with a scratch on its stack.
 """
 
 from cpython.object cimport PyObject
+from cpython.dict cimport PyDict_Next, PyDict_Size
+from cpython.dict cimport PyDict_CheckExact
 from cpython.tuple cimport PyTuple_New
 from libc.stdint cimport int64_t
 
@@ -320,19 +322,28 @@ cdef bint _read_levels(PlanScratch* w, int s, object target) noexcept:
     return True
 
 
-cdef bint _read_orders(PlanScratch* w, object live, bint need_created) noexcept:
-    """Our orders of the market into the per-side arrays (unsorted); terminal and
-    PENDING_CANCEL ones are skipped. False when the C path does not take them."""
+cdef bint plan_read_orders(PlanScratch* w, object live, bint need_created) noexcept:
+    """Our orders of the market (a list, tuple or the values of a dict) into the per-side
+    arrays (unsorted, references held in ``w.held``); terminal and PENDING_CANCEL ones are
+    skipped. False when the C path does not take them."""
     cdef PyObject** items
     cdef Py_ssize_t n, j
     cdef PyObject* o
     cdef int64_t status, side, size, filled
     cdef SideIn* S
     cdef Ord* r
-    if not mmp_items(<PyObject*>live, &items, &n):
+    cdef Py_ssize_t pos = 0
+    cdef bint is_dict = PyDict_CheckExact(live)
+    if is_dict:
+        n = PyDict_Size(live)
+    elif not mmp_items(<PyObject*>live, &items, &n):
         return False
     for j in range(n):
-        o = items[j]
+        if is_dict:
+            if not PyDict_Next(live, &pos, NULL, &o):
+                return False  # changed while read (never: nothing runs meanwhile)
+        else:
+            o = items[j]
         if not mmp_type_is(o, _ORDER_T):
             return False  # duck-typed orders (or subclasses) go to the reference
         if not mmp_int_clamp(mmp_get(o, _O_STATUS), _STATUS_T, -1, 100, &status):
@@ -374,6 +385,12 @@ cdef inline bint _before(Ord* a, Ord* b, int64_t sign) noexcept nogil:
     # Sort key (sign * price, client order index): bids by price descending, asks ascending.
     cdef int64_t ka = sign * a.price, kb = sign * b.price
     return ka < kb or (ka == kb and a.coi < b.coi)
+
+
+cdef void plan_sort(PlanScratch* w) noexcept nogil:
+    """Both sides' orders best first (bids by price descending, asks ascending)."""
+    _sort_orders(&w.s[0], -1)
+    _sort_orders(&w.s[1], 1)
 
 
 cdef void _sort_orders(SideIn* S, int64_t sign) noexcept nogil:
@@ -596,6 +613,122 @@ cdef int _never_dark(PlanScratch* w) noexcept nogil:
     return held
 
 
+# ------------------------------------------------------------------ shared steps (plan.pxd)
+
+cdef inline int64_t _clamp_slots(int64_t slots) noexcept nogil:
+    if slots < 0:
+        return 0
+    return _SLOTS_CAP if slots > _SLOTS_CAP else slots
+
+
+cdef int plan_degrade(double headroom, double wide_below, double few_below,
+                      double one_below) noexcept nogil:
+    """How far to back off for this budget headroom (PLAN_DEGRADE_*)."""
+    if headroom >= wide_below:
+        return PLAN_DEGRADE_NONE
+    if headroom >= few_below:
+        return PLAN_DEGRADE_WIDE
+    if headroom >= one_below:
+        return PLAN_DEGRADE_FEW_LEVELS
+    return PLAN_DEGRADE_ONE_SIDE
+
+
+cdef int64_t plan_widen(int64_t tol, int64_t factor, int degrade) noexcept nogil:
+    """A tolerance widened for ``degrade`` ((t + 1) * factor - 1 per step, at most two steps),
+    clamped where wider changes nothing."""
+    cdef int steps = degrade if degrade < 2 else 2
+    cdef int i
+    for i in range(steps):
+        if tol >= _TOL_CAP or factor >= _TOL_CAP or (tol + 1) > _TOL_CAP // factor:
+            return _TOL_CAP
+        tol = (tol + 1) * factor - 1
+    return _TOL_CAP if tol > _TOL_CAP else tol
+
+
+cdef void plan_shape(PlanScratch* w, int degrade, int64_t k_levels,
+                     int position_sign) noexcept nogil:
+    """The back-off's cut: FEW_LEVELS keeps the first ``k_levels`` levels of each side (Python
+    slice bounds), ONE_SIDE quotes only the side that reduces the position (none when flat)."""
+    cdef int s
+    cdef int64_t k, x
+    if degrade >= PLAN_DEGRADE_FEW_LEVELS:
+        for s in range(2):
+            k = w.s[s].n_lvl
+            x = k_levels + k if k_levels < 0 else k_levels
+            if x < 0:
+                x = 0
+            if x < k:
+                w.s[s].n_lvl = <int>x
+    w.s[0].active = True
+    w.s[1].active = True
+    if degrade == PLAN_DEGRADE_ONE_SIDE:
+        if position_sign > 0:
+            w.s[0].active = False
+        elif position_sign < 0:
+            w.s[1].active = False
+        else:
+            w.s[0].active = False
+            w.s[1].active = False
+
+
+cdef bint plan_sides(PlanScratch* w, int64_t ptol, int64_t stol, int degrade) noexcept nogil:
+    """Match, pair and rank both sides (orders sorted, levels and flags set): kept, waiting and
+    the groups in send order. True when both sides are on target (no group)."""
+    cdef bint whole0, whole1
+    w.n_kept = 0
+    w.n_wait = 0
+    w.n_grp = 0
+    whole0 = _whole(&w.s[0], ptol, stol, w.s[0].active and not w.s[0].no_create)
+    whole1 = _whole(&w.s[1], ptol, stol, w.s[1].active and not w.s[1].no_create)
+    if whole0 and whole1:
+        _plan_side(w, 0, ptol, stol, degrade, True)
+        _plan_side(w, 1, ptol, stol, degrade, True)
+        return True
+    _plan_side(w, 0, ptol, stol, degrade, whole0)
+    _plan_side(w, 1, ptol, stol, degrade, whole1)
+    _rank_groups(w)
+    return False
+
+
+cdef double plan_room(const int64_t* room, int64_t n) noexcept nogil:
+    """BudgetView's free share after spending ``n`` txs in one frame, from an ``order_room``
+    snapshot (usable, sendtx used, sendtx cap, ws used, ws cap); -1 when it does not fit."""
+    cdef int64_t s_free, w_free
+    cdef double a, b
+    if not room[0] or room[2] <= 0 or room[4] <= 0:
+        return -1.0
+    s_free = room[2] - room[1] - n
+    w_free = room[4] - room[3] - (1 if n else 0)
+    if s_free < 0 or w_free < 0:
+        return -1.0
+    a = <double>s_free / <double>room[2]
+    b = <double>w_free / <double>room[4]
+    if b < a:
+        a = b
+    return 1.0 if a > 1.0 else a
+
+
+cdef int plan_choose(PlanScratch* w, int64_t slots, const int64_t* room) noexcept nogil:
+    """Choose the ranked groups that fit the in-flight ``slots`` and the budget (``room``: an
+    ``order_room`` snapshot, NULL for unlimited), then the never-dark hold. Returns the txs
+    deferred."""
+    cdef int i, deferred = 0
+    cdef int64_t used = 0, spent = 0
+    cdef Grp* g
+    slots = _clamp_slots(slots)
+    for i in range(w.n_grp):
+        g = &w.g[w.rank[i]]
+        if used + g.n <= slots:
+            g.chosen = g.urgent_cancels or room == NULL or plan_room(room, spent + g.n) >= 0.0
+        if g.chosen:
+            used += g.n
+            if not g.urgent_cancels:
+                spent += g.n
+        else:
+            deferred += g.n
+    return deferred + _never_dark(w)
+
+
 # ------------------------------------------------------------------ output objects
 
 cdef object _action(PlanScratch* w, Grp* g, int k):
@@ -651,7 +784,6 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
     cdef int64_t used = 0, spent = 0, x
     cdef int degrade, steps, s, i, k, n_act, deferred = 0
     cdef Py_ssize_t busy_n, no_create_n
-    cdef double h, wb, fb, ob
     cdef bint whole0, whole1, unlimited
     cdef Grp* g
     cdef Ord* o
@@ -693,7 +825,7 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
     w.s[0].n_lvl = 0
     w.s[1].n_lvl = 0
     if not (_read_levels(w, 0, bids) and _read_levels(w, 1, asks)
-            and _read_orders(w, live, max_age > 0)):
+            and plan_read_orders(w, live, max_age > 0)):
         return None
     # From here on the C path is committed.
     for s in range(2):
@@ -714,18 +846,7 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
         h_o = budget.headroom
     if (type(h_o) is float and type(wide_o) is float and type(few_o) is float
             and type(one_o) is float):
-        h = h_o
-        wb = wide_o
-        fb = few_o
-        ob = one_o
-        if h >= wb:
-            degrade = PLAN_DEGRADE_NONE
-        elif h >= fb:
-            degrade = PLAN_DEGRADE_WIDE
-        elif h >= ob:
-            degrade = PLAN_DEGRADE_FEW_LEVELS
-        else:
-            degrade = PLAN_DEGRADE_ONE_SIDE
+        degrade = plan_degrade(h_o, wide_o, few_o, one_o)
     elif h_o >= wide_o:
         degrade = PLAN_DEGRADE_NONE
     elif h_o >= few_o:
@@ -740,65 +861,36 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
         stol_o = (stol_o + 1) * factor_o - 1
     _tol(ptol_o, &ptol)
     _tol(stol_o, &stol)
-    if degrade >= PLAN_DEGRADE_FEW_LEVELS:
-        # bids[:degraded_levels], with Python's slice bounds.
-        for s in range(2):
-            k = w.s[s].n_lvl
-            x = k_levels + k if k_levels < 0 else k_levels
-            if x < 0:
-                x = 0
-            if x < k:
-                w.s[s].n_lvl = <int>x
-    w.s[0].active = True
-    w.s[1].active = True
-    if degrade == PLAN_DEGRADE_ONE_SIDE:
-        if position_lots > 0:
-            w.s[0].active = False
-        elif position_lots < 0:
-            w.s[1].active = False
-        else:
-            w.s[0].active = False
-            w.s[1].active = False
-
-    w.n_kept = 0
-    w.n_wait = 0
-    w.n_grp = 0
-    whole0 = _whole(&w.s[0], ptol, stol, w.s[0].active and not w.s[0].no_create)
-    whole1 = _whole(&w.s[1], ptol, stol, w.s[1].active and not w.s[1].no_create)
-    if whole0 and whole1:
+    plan_shape(w, degrade, k_levels, 1 if position_lots > 0 else (-1 if position_lots < 0 else 0))
+    if plan_sides(w, ptol, stol, degrade):
         # The common case between price moves: both sides on target, nothing to send.
-        _plan_side(w, 0, ptol, stol, degrade, True)
-        _plan_side(w, 1, ptol, stol, degrade, True)
         return _make_plan((), mmp_tuple(w.kept, w.n_kept), (), 0, degrade)
-    _plan_side(w, 0, ptol, stol, degrade, whole0)
-    _plan_side(w, 1, ptol, stol, degrade, whole1)
-    _rank_groups(w)
 
     # Take the groups in order while they fit the in-flight cap and the budget.
     slots = max_inflight - n_inflight
-    if slots < 0:
-        slots = 0
-    elif slots > _SLOTS_CAP:
-        slots = _SLOTS_CAP
     can_spend = None
     # UnlimitedBudget.can_spend is always True: not called.
     unlimited = mmp_type_is(<PyObject*>budget, _UNLIMITED_T)
-    for i in range(w.n_grp):
-        g = &w.g[w.rank[i]]
-        if used + g.n <= slots:
-            if g.urgent_cancels or unlimited:
-                g.chosen = True
+    if unlimited:
+        deferred = plan_choose(w, slots, NULL)
+    else:
+        slots = _clamp_slots(slots)
+        for i in range(w.n_grp):
+            g = &w.g[w.rank[i]]
+            if used + g.n <= slots:
+                if g.urgent_cancels:
+                    g.chosen = True
+                else:
+                    if can_spend is None:
+                        can_spend = budget.can_spend
+                    g.chosen = bool(can_spend(spent + g.n))
+            if g.chosen:
+                used += g.n
+                if not g.urgent_cancels:
+                    spent += g.n
             else:
-                if can_spend is None:
-                    can_spend = budget.can_spend
-                g.chosen = bool(can_spend(spent + g.n))
-        if g.chosen:
-            used += g.n
-            if not g.urgent_cancels:
-                spent += g.n
-        else:
-            deferred += g.n
-    deferred += _never_dark(w)
+                deferred += g.n
+        deferred += _never_dark(w)
 
     n_act = 0
     for i in range(w.n_grp):
