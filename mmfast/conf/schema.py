@@ -192,6 +192,8 @@ class MarketMakingConfig:
                               doc="price the ladder is built around")
     avellaneda_stoikov: AvellanedaStoikovConfig = _f(AvellanedaStoikovConfig,
                                                      doc="A-S model parameters")
+    compiled_step: bool = _f(True, doc="plan on the compiled per-frame step "
+                             "(false: the Python twin, for benchmarks and diagnosis)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

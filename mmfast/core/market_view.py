@@ -17,7 +17,10 @@ at start through ``view_of``; a test may pass one). Slotted; every read is an at
 - ``raw_orders``: the venue's raw order dicts of the market (order_index -> dict), the
   account part's own dict (kept stable and cleared in place), and ``orders_version``: +1 per
   account orders message, None when the connector does not count them;
-- ``active_orders()``: the account's open orders in the market over REST (diagnostics).
+- ``active_orders()``: the account's open orders in the market over REST (diagnostics);
+- ``attach_step(step)``: route the market's book frames to a compiled step
+  (``step(data, now_ns) -> book code``, which applies them to ``book`` itself); False when the
+  connector has no such route (the strategy then plans on its book events).
 
 The view reads from *sources* with fixed attribute names: market data (``markets``,
 ``stats``), readiness (``ready``), the account (``user_stats``, ``account_orders_version``)
@@ -31,7 +34,7 @@ falls back with ``getattr``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 __all__ = ["MarketView", "view_of"]
@@ -54,14 +57,14 @@ _NONE: Final = _Always()
 class MarketView:
     """What a strategy reads of one market (see the module doc)."""
 
-    __slots__ = ("_account", "_account_index", "_entry", "_md", "_ready", "_rest", "book",
-                 "budget", "market", "raw_orders", "trades")
+    __slots__ = ("_account", "_account_index", "_entry", "_md", "_ready", "_rest", "_steps",
+                 "book", "budget", "market", "raw_orders", "trades")
 
     def __init__(self, market: int, *, book: Any = None, market_data: Any = None,
                  trades: Any = (), readiness: Any = None, account: Any = None,
                  raw_orders: dict[int, dict[str, Any]] | None = None, entry: Any = None,
-                 budget: Any = None, rest: Any = None, account_index: int | None = None
-                 ) -> None:
+                 budget: Any = None, rest: Any = None, account_index: int | None = None,
+                 steps: Any = None) -> None:
         self.market = market  # the market id
         self.book = book  # the market's OrderBook (None: none yet)
         self.trades = trades  # recent public trades of the market (oldest first)
@@ -73,6 +76,7 @@ class MarketView:
         self._entry = entry  # .in_flight_of(market), .pending_txs (None: no order entry)
         self._rest = rest  # .account_active_orders(account, market) (None: no REST)
         self._account_index = account_index
+        self._steps = steps  # .attach_step(market, step) (None: frames go to the book only)
 
     @property
     def info(self) -> Any:
@@ -106,6 +110,12 @@ class MarketView:
         n = e.in_flight_of(self.market)
         p = e.pending_txs
         return n if n >= p else p
+
+    def attach_step(self, step: Callable[[bytes, int], int] | None) -> bool:
+        """Route this market's book frames to ``step`` (None: back to the book alone)."""
+        if self._steps is None:
+            return False
+        return bool(self._steps.attach_step(self.market, step))
 
     async def active_orders(self) -> list[dict[str, Any]] | None:
         """The account's open orders in this market over REST; None without REST."""

@@ -87,6 +87,11 @@ class BudgetView:
         # (usable, sendtx used, sendtx cap, ws used, ws cap) at the last headroom read
         self._snap: tuple[bool, int, int, int, int] | None = None
 
+    def snapshot(self) -> tuple[bool, int, int, int, int]:
+        """A fresh snapshot (usable, sendtx used, sendtx cap, ws used, ws cap): what a
+        compiled plan reads once per plan (``mmfast._core.pipeline``)."""
+        return self._take()
+
     def _take(self) -> tuple[bool, int, int, int, int]:
         if self._order_room is not None:
             snap = self._order_room()

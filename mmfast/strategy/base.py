@@ -176,6 +176,9 @@ class StrategyBase:
         self._pulled = False  # quotes are off because of a pull / guard
         self._unclaimed: dict[int, list[Fill]] = {}  # fills for cois not yet returned by place
         self._budget: RateBudget = UNLIMITED  # the planner's view of the rate budget
+        # The compiled step of a strategy that has one (``mmfast._core.pipeline.Pipeline``):
+        # it reads ``orders`` in place, and ``_touch`` tells it they changed.
+        self.pipe: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, core: TradingCore) -> None:
@@ -290,6 +293,7 @@ class StrategyBase:
         known = coi in self.orders
         if not known and order.status.is_terminal:
             return
+        self._touch()
         now = self.time.monotonic_ns()
         self.venue_orders.order_update(order)
         if order.status is OrderStatus.OPEN and coi in self._ack_ns:
@@ -439,6 +443,13 @@ class StrategyBase:
         gate.kill_switch_tripped = self.kill is not None and self.kill.tripped
         gate.position_lots = self.position_lots
 
+    def _touch(self) -> None:
+        """Our orders (or what the plan reads of them) changed: a compiled step must plan
+        again rather than skip."""
+        p = self.pipe
+        if p is not None:
+            p.version += 1
+
     def _recount(self) -> None:
         if self.gate is not None:
             self.gate.set_orders(self.orders.values())
@@ -527,6 +538,7 @@ class StrategyBase:
                                      self.time.monotonic_ns() - self._fill_trigger_ns)
                     self._fill_trigger_ns = 0
                 try:
+                    self._touch()  # sync may change our orders' price and size
                     self.venue_orders.sync()
                     self.requote(trigger)
                 except Exception:
@@ -553,10 +565,21 @@ class StrategyBase:
         reason = gate.admit(side, price, size, reduce_only=reduce_only,
                             now_ns=self.time.monotonic_ns())
         if reason:
-            self.counts["denied"] += 1
-            self.journal.write("denied", side=side.name, price=price, size=size,
-                               reduce_only=reduce_only, reason=reason.name, tag=tag)
+            self._denied_place(side, price, size, reduce_only, reason, tag)
             return None
+        return self._place_admitted(side, price, size, reduce_only=reduce_only, tif=tif,
+                                    trigger_ns=trigger_ns, tag=tag)
+
+    def _denied_place(self, side: Side, price: int, size: int, reduce_only: bool,
+                      reason: RiskReason, tag: str) -> None:
+        self.counts["denied"] += 1
+        self.journal.write("denied", side=side.name, price=price, size=size,
+                           reduce_only=reduce_only, reason=reason.name, tag=tag)
+
+    def _place_admitted(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
+                        tif: TimeInForce = TimeInForce.POST_ONLY, trigger_ns: int = 0,
+                        tag: str = "") -> Order | None:
+        """``place`` after the gate admitted it: the connector call and the bookkeeping."""
         now = self.time.monotonic_ns()
         if trigger_ns:
             self.latency.add("book>send", now - trigger_ns)
@@ -575,6 +598,7 @@ class StrategyBase:
             return None
         finally:
             self.inflight -= 1
+            self._touch()
         done = self.time.monotonic_ns()
         self.latency.add("send>ack", done - now)
         self.counts["placed"] += 1
@@ -605,9 +629,7 @@ class StrategyBase:
         reason = gate.admit(order.side, price, size, reduce_only=order.reduce_only,
                             is_modify=True, now_ns=self.time.monotonic_ns())
         if reason:
-            self.counts["denied"] += 1
-            self.journal.write("denied", op="modify", coi=order.client_order_index,
-                               price=price, size=size, reason=reason.name)
+            self._denied_modify(order, price, size, reason)
             away = price < order.price_ticks if order.side is Side.BUY \
                 else price > order.price_ticks
             if (reason is RiskReason.MAX_POSITION and away
@@ -616,9 +638,19 @@ class StrategyBase:
                 # lands). Left where it is the order would now be more aggressive than the
                 # target: take it off; the planner places the level again once the cancel is
                 # done and it fits. (An order the target moved away from rests where it is.)
+                # The compiled step applies the same rule (mmfast._core.pipeline).
                 self.counts["modify_to_cancel"] += 1
                 self.cancel(order)
             return False
+        return self._modify_admitted(order, price, size, trigger_ns)
+
+    def _denied_modify(self, order: Order, price: int, size: int, reason: RiskReason) -> None:
+        self.counts["denied"] += 1
+        self.journal.write("denied", op="modify", coi=order.client_order_index,
+                           price=price, size=size, reason=reason.name)
+
+    def _modify_admitted(self, order: Order, price: int, size: int, trigger_ns: int = 0) -> bool:
+        """``modify`` after the gate admitted it: the connector call and the bookkeeping."""
         coi = order.client_order_index
         now = self.time.monotonic_ns()
         if trigger_ns:
@@ -651,6 +683,7 @@ class StrategyBase:
         finally:
             self.inflight -= 1
             self.busy.discard(coi)
+            self._touch()
         return True
 
     def cancel(self, order: Order) -> bool:

@@ -7,7 +7,18 @@ price ceiling/floor, reference price (mid, microprice, last trade), and an A-S m
 and kappa are estimated online (``estimators``).
 
 Every price is an int tick computed by the compiled ``QuoteEngine``; the planner turns the
-target ladder and the live orders into the fewest txs; the base class gates each one.
+target ladder and the live orders into the fewest txs; each one is gated before it is sent.
+
+Two paths, the same actions (the twin property test holds them equal):
+
+- the compiled step (``compiled_step = true``, the default): a ``Pipeline``
+  (``mmfast._core.pipeline``) takes this market's book frames from the connector's stream
+  (``MarketView.attach_step``) and runs book -> quote -> plan -> risk gate in C; ``on_frame``
+  then sends the gated actions (``_send_step``). Ticks, order and fill events run the same
+  step through ``requote``;
+- the Python path (``requote_python``): quote, ``plan_requotes`` and the gate per order call,
+  on book events from the bus. Kept as the reference the compiled step is tested against and
+  as the benchmarks' baseline.
 """
 
 from __future__ import annotations
@@ -16,8 +27,11 @@ import contextlib
 import math
 from typing import TYPE_CHECKING, Any
 
+from mmfast._core.pipeline import Pipeline
 from mmfast._core.quote import MODE_AS, MODE_FIXED, QuoteEngine, QuoteParams, notional_at_least
-from mmfast.core.types import Order, Side
+from mmfast.core.log import get_logger
+from mmfast.core.plan_types import ActionKind, BudgetView, UnlimitedBudget
+from mmfast.core.types import Fill, Order, Side
 from mmfast.strategy.base import StrategyBase
 from mmfast.strategy.estimators import ArrivalIntensity, VolatilityEstimator
 from mmfast.strategy.planner import PlannerParams, plan_requotes
@@ -27,6 +41,8 @@ if TYPE_CHECKING:
     from mmfast.core.interfaces import OrderConnector
 
 __all__ = ["MarketMaking"]
+
+_log = get_logger("strategy")
 
 
 class MarketMaking(StrategyBase):
@@ -49,7 +65,9 @@ class MarketMaking(StrategyBase):
         self._seen_trades = 0  # trades of the connector's deque already fed to the estimator
         self._last_trade_id: Any = None  # last trade fed (the deque is bounded)
         self.last_target: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
-        self.requotes = 0  # requote passes that computed a target
+        self.requotes = 0  # requote passes that computed a target (Python path)
+        self._attached = False  # the compiled step takes this market's frames from the stream
+        self._step_errors = 0  # the compiled step's errors already logged
 
     # ------------------------------------------------------------------ setup
     def start(self, core: Any) -> None:
@@ -58,6 +76,97 @@ class MarketMaking(StrategyBase):
         self.engine = QuoteEngine(self._params(), min_size_lots=self.rules.min_size_lots,
                                   min_notional=self.rules.min_notional,
                                   price_step=self.rules.price_step, lot_step=self.rules.lot_step)
+        if self.book is not None:
+            self._build_pipe(self.book)
+
+    async def stop(self) -> None:
+        pipe = self.pipe
+        if pipe is not None:
+            pipe.running = False
+            if self._attached and self.view is not None:
+                self.view.attach_step(None)
+                self._attached = False
+        await super().stop()
+
+    # ------------------------------------------------------------------ the compiled step
+    def _build_pipe(self, book: Any) -> None:
+        """The compiled step over ``book`` (compiled_step on, a budget it can read), routed
+        the market's frames when the connector can."""
+        c = self.config
+        budget = self.budget()
+        if not c.compiled_step or not (isinstance(budget, (BudgetView, UnlimitedBudget))):
+            return
+        assert self.engine is not None and self.gate is not None and self.rules is not None
+        d, up = 0, True
+        if c.mode == "fixed" and c.bid_spread_ticks != c.ask_spread_ticks:
+            step = self.rules.price_step
+            d = abs(c.ask_spread_ticks - c.bid_spread_ticks)
+            d = -(-d // step) * step
+            up = c.ask_spread_ticks > c.bid_spread_ticks
+        view = self.view
+        pipe = Pipeline(book, self.engine, self.gate, self.planner, orders=self.orders,
+                        modifying=self.venue_orders.modifying, calls=self.busy,
+                        room=budget.snapshot if isinstance(budget, BudgetView) else None,
+                        in_flight=view.in_flight if view is not None else None,
+                        reference=c.reference_price, widen_ticks=d, widen_asks=up,
+                        ceiling=c.price_ceiling_ticks, floor=c.price_floor_ticks,
+                        fill_delay_s=c.filled_order_delay_s,
+                        min_notional=self.rules.min_notional)
+        pipe.running = self.running
+        pipe.last_fill_ns = self.last_fill_ns
+        pipe.last_trade_ref = self.reference_price() if c.reference_price == "last_trade" else 0
+        self.pipe = pipe
+        self._attached = view is not None and view.attach_step(self.on_frame)
+
+    def on_frame(self, data: bytes, now_ns: int) -> int:
+        """A book frame of this market from the stream: the compiled step, then its actions
+        sent. Returns the book's code (the stream's readiness and pulls follow it)."""
+        pipe = self.pipe
+        self.venue_orders.sync()  # an order message since the last step: its values first
+        code: int = pipe.on_frame(data, now_ns)
+        if pipe.n_out:
+            try:
+                self._send_step(now_ns)
+            except Exception:
+                _log.exception("%s: sending the step's actions failed", self.name)
+        elif pipe.errors != self._step_errors:
+            self._step_errors = pipe.errors
+            _log.error("%s: compiled step failed: %r", self.name, pipe.last_error)
+        if self.venue_orders.modifying:
+            self.venue_orders.busy_cois(self.busy)  # waits that ran out: venue values next
+        return code
+
+    def _send_step(self, trigger_ns: int) -> None:
+        """Send the step's actions in order: admitted creates and modifies through order
+        entry, denials journaled, cancels (never gated) sent; nothing more once a guard holds
+        (a kill switch tripped by one of them)."""
+        pipe = self.pipe
+        cancel, modify = ActionKind.CANCEL, ActionKind.MODIFY
+        for i in range(pipe.n_out):
+            kind, side, level, price, size, order, reason, _urgent, instead = pipe.action(i)
+            if kind is cancel:
+                if instead:
+                    if self.why_not_quote():
+                        continue
+                    self.counts["modify_to_cancel"] += 1
+                self.cancel(order)
+            elif self.why_not_quote():
+                continue
+            elif kind is modify:
+                if reason:
+                    self._denied_modify(order, price, size, reason)
+                else:
+                    self._modify_admitted(order, price, size, trigger_ns)
+            elif reason:
+                self._denied_place(side, price, size, False, reason, f"L{level}")
+            else:
+                self._place_admitted(side, price, size, trigger_ns=trigger_ns,
+                                     tag=f"L{level}")
+
+    def on_fill(self, fill: Fill) -> None:
+        super().on_fill(fill)
+        if self.pipe is not None:
+            self.pipe.last_fill_ns = self.last_fill_ns
 
     def _params(self) -> QuoteParams:
         c = self.config
@@ -119,6 +228,7 @@ class MarketMaking(StrategyBase):
             # An estimate the engine refuses (non-finite spread): keep the last parameters.
             with contextlib.suppress(ValueError):
                 self.engine.set_params(self._params())
+                self._touch()  # a new ladder: the compiled step must not skip
 
     # ------------------------------------------------------------------ target
     def reference_price(self) -> int:
@@ -172,14 +282,52 @@ class MarketMaking(StrategyBase):
 
     # ------------------------------------------------------------------ reactions
     def book_changed(self, book: Any, now_ns: int) -> None:
+        pipe = self.pipe
+        if (pipe is None or pipe.book is not book) and self.config.compiled_step \
+                and self.engine is not None:
+            if pipe is not None and self._attached and self.view is not None:
+                self.view.attach_step(None)  # another book object: a step over that one
+                self._attached = False
+            self.pipe = None
+            self._build_pipe(book)
+            pipe = self.pipe
+        if pipe is not None and self._attached and pipe.seen_messages == book.messages:
+            return  # the compiled step planned on this frame already
         self.requote_now(now_ns)
 
     async def tick(self, now_ns: int) -> None:
         self._feed_estimators(now_ns)
         self._update_model()
+        pipe = self.pipe
+        if pipe is not None:
+            pipe.running = self.running
+            self._drain_stages()
         self.request_requote(now_ns)
 
+    def _drain_stages(self) -> None:
+        """The compiled step's stage stamps into the latency statistics: step entry -> target
+        quoted ("book>quote"), -> planned ("quote>plan"), -> gated ("plan>gate")."""
+        pipe = self.pipe
+        add = self.latency.add
+        for entry, quoted, planned, gated in pipe.drain_stages():
+            add("book>quote", quoted - entry)
+            add("quote>plan", planned - quoted)
+            add("plan>gate", gated - planned)
+        self.requotes = pipe.steps
+
     def requote(self, trigger_ns: int) -> None:
+        pipe = self.pipe
+        if pipe is None:
+            self.requote_python(trigger_ns)
+            return
+        pipe.running = self.running
+        if self.config.reference_price == "last_trade":
+            pipe.last_trade_ref = self.reference_price()
+        if pipe.requote(self.time.monotonic_ns(), trigger_ns):
+            self._send_step(trigger_ns)
+
+    def requote_python(self, trigger_ns: int) -> None:
+        """The Python path of a requote pass: quote, plan, gate per order call."""
         if self.why_not_quote():
             return
         t0 = self.time.monotonic_ns()
@@ -201,8 +349,16 @@ class MarketMaking(StrategyBase):
         self.execute(plan, trigger_ns, quote_ns=tq)
 
     def status(self) -> dict[str, Any]:
+        pipe = self.pipe
+        if pipe is not None:
+            self._drain_stages()
         st = super().status()
-        st["target"] = {"bids": self.last_target[0], "asks": self.last_target[1]}
+        bids, asks = self.last_target if pipe is None else pipe.target()
+        st["target"] = {"bids": bids, "asks": asks}
+        if pipe is not None:
+            st["step"] = {"frames": pipe.frames, "planned": pipe.steps,
+                          "skipped": pipe.skipped, "errors": pipe.errors,
+                          "on_stream": self._attached}
         if self.config.mode == "avellaneda_stoikov":
             st["model"] = {"sigma": round(self.sigma, 4), "kappa": round(self.kappa, 4),
                            "sigma_samples": self.vol.samples,

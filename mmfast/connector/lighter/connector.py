@@ -146,7 +146,7 @@ class LighterConnector:
                 readiness=self.readiness, account=acct,
                 raw_orders=acct.orders_of(m) if acct is not None else None,
                 entry=self.orders, budget=self.budget, rest=self.rest,
-                account_index=self.config.account_index)
+                account_index=self.config.account_index, steps=md)
 
     @property
     def ready(self) -> bool:

@@ -124,6 +124,18 @@ class MarketData:
             if was and not info.is_active:
                 self._signals.pull(m, info.inactive_reason)
 
+    def attach_step(self, market: int, step: Callable[[bytes, int], int] | None) -> bool:
+        """Route ``market``'s book frames to ``step(data, now_ns) -> book code`` (a compiled
+        step that applies them to this market's book itself), or back to the book (None).
+        False when the market has no stream here."""
+        if self.stream is None or market not in self.books:
+            return False
+        if step is None:
+            self.stream.steps.pop(market, None)
+        else:
+            self.stream.steps[market] = step
+        return True
+
     def mid(self, market: int) -> float | None:
         """The book's mid (prices in ticks) while in sync, else None."""
         book = self.books.get(market)

@@ -154,6 +154,9 @@ class WsStream:
         self._listener = listener
         self._budget = budget
         self.books = books if books is not None else {}
+        # market -> a compiled step that applies that market's book frames itself and plans
+        # on them (a strategy's ``on_frame(data, now_ns) -> book code``); else apply_frame.
+        self.steps: dict[int, Callable[[bytes, int], int]] = {}
         self._token = token
         self._time = time
         self._rng = rng or random.Random()
@@ -478,8 +481,9 @@ class WsStream:
                 book = self.books.get(market) if market >= 0 else None
                 if book is not None:
                     snaps = book.snapshots
+                    step = self.steps.get(market) if self.steps else None
                     try:
-                        code = book.apply_frame(data)
+                        code = book.apply_frame(data) if step is None else step(data, now)
                     except BookError:
                         self.malformed += 1
                         return

@@ -1,0 +1,96 @@
+# cython: language_level=3
+# The compiled per-market step of market_making (docs/core.md, "The compiled step"): a book frame
+# -> book -> quote -> plan -> risk gate -> the gated actions, with no Python object on the way.
+
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t
+
+cimport cython
+
+from mmfast._core.book cimport OrderBook
+from mmfast._core.gate cimport GateCore
+from mmfast._core.plan cimport PLAN_CAP, PlanScratch
+from mmfast._core.quote cimport QuoteEngine
+
+
+# Where the ladder is centred (market_making's reference_price).
+cdef enum:
+    REF_MID = 0
+    REF_MICROPRICE = 1
+    REF_LAST_TRADE = 2
+
+# Stage stamps kept per step that planned (a ring read by Python on the tick).
+cdef enum:
+    STAGE_RING = 1024
+
+
+# One action of a step, in send order: what Python sends (or journals, when denied).
+cdef struct Out:
+    int kind                 # PLAN_CREATE, PLAN_MODIFY or PLAN_CANCEL
+    int side                 # 0 buy, 1 sell
+    int level                # target level, -1 for a surplus cancel
+    int64_t price            # create/modify: the new price; cancel: the order's price
+    int64_t size             # create/modify: the size left on the book; cancel: remaining
+    PyObject* order          # modify/cancel: the Order (held until the next step), else NULL
+    int reason               # 0 admitted (cancels always), else the gate's RiskReason value
+    bint urgent              # the planner's urgency
+    bint instead             # a cancel sent instead of a modify the position cap refused
+
+
+@cython.final
+cdef class Pipeline:
+    cdef readonly OrderBook book          # the market's book (the connector's)
+    cdef readonly QuoteEngine engine      # the strategy's quote engine
+    cdef readonly GateCore gate           # the strategy's risk gate (its state is the truth)
+    cdef PlanScratch* w                   # the plan's scratch (malloc'd, ~34 KB)
+    # planner parameters (PlannerParams)
+    cdef int64_t ptol, stol, max_age_ns, max_inflight, wide_factor, degraded_levels
+    cdef double wide_below, few_below, one_below
+    # the ladder's shape beyond the engine (market_making's fixed-mode spreads, price band)
+    cdef int64_t widen_ticks              # the wider side moves out by this (multiple of step)
+    cdef bint widen_asks                  # True: asks move up; False: bids move down
+    cdef int64_t ceiling, floor           # bids above / asks below are dropped (0: none)
+    cdef int64_t min_notional             # the venue minimum (widened bids are checked)
+    cdef int ref_kind                     # REF_*
+    # inputs Python keeps current
+    cdef public int64_t last_trade_ref    # REF_LAST_TRADE: the ladder's centre in ticks
+    cdef public bint running              # the strategy runs (else no step plans)
+    cdef public int64_t last_fill_ns      # the filled-order delay counts from here (0: none)
+    cdef public double fill_delay_ns      # no creates while now - last_fill_ns < this
+    cdef public int64_t version           # bumped by Python on any change of our orders
+    cdef object orders                    # the strategy's dict coi -> Order (read in place)
+    cdef object modifying                 # VenueOrders.modifying: coi -> (price, rem, deadline)
+    cdef object calls                     # the strategy's set of cois with a call in progress
+    cdef object room                      # () -> order_room snapshot, or None (unlimited)
+    cdef object in_flight                 # () -> order txs of the market in flight, or None
+    # the last plan, for skipping a step whose inputs are those of a plan on target
+    cdef bint last_whole
+    cdef int64_t k_bid, k_ask, k_ref, k_pos, k_version, k_until
+    cdef int k_state
+    # output
+    cdef readonly int n_out               # actions of the last step
+    cdef Out out[4 * PLAN_CAP]
+    cdef readonly int degrade             # the last plan's back-off (Degrade value)
+    cdef readonly int deferred            # txs the last plan left for later
+    # counters
+    cdef readonly int64_t frames          # frames applied through on_frame
+    cdef readonly int64_t steps           # steps that planned
+    cdef readonly int64_t skipped         # steps skipped: same inputs as a plan on target
+    cdef readonly int64_t errors          # steps that raised (book applied, no plan)
+    cdef readonly object last_error       # the last such exception (Python logs it)
+    cdef readonly int64_t seen_messages   # the book's message count after the last on_frame
+    # stage stamps: entry, quoted, planned, gated (CLOCK_MONOTONIC ns)
+    cdef int64_t t_entry
+    cdef int64_t stamps[STAGE_RING][4]
+    cdef Py_ssize_t st_head, st_count
+
+    cdef void _release(self) noexcept
+    cdef void _sync_book(self) except *
+    cdef int _step(self, int64_t now_ns, int64_t trigger_ns) except -1
+    cdef void _target(self) noexcept
+    cdef int _busy_aged(self, int64_t now_ns) except -1
+    cdef int64_t _next_age(self, int64_t now_ns) noexcept
+    cdef int _gate_all(self, int64_t now_ns) except -1
+    cdef void _recount(self, tuple base, list mods, list creates) except *
+    cdef void _put(self, int kind, int side, int level, int64_t price, int64_t size,
+                   PyObject* order, int reason, bint urgent, bint instead) noexcept

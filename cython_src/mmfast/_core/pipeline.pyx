@@ -1,0 +1,503 @@
+# cython: language_level=3
+"""The compiled per-market step of ``market_making``: a book frame -> book -> quote -> plan ->
+risk gate -> the gated actions, in one call with no Python object on the way.
+
+``Pipeline.on_frame(data, now_ns)`` applies an order-book frame to the market's ``OrderBook``
+and, when it moved what the ladder depends on, runs the step: the guards (the gate's ready /
+in-sync / kill / market flags), the target ladder (``QuoteEngine`` on the book, then the fixed
+mode's wider side and the price band), the plan (``mmfast._core.plan``'s C steps on a scratch
+this object owns, our orders read in place from the strategy's dict, the budget from one
+``order_room`` snapshot), and the risk gate on each action (``GateCore.admit_c``, its open-order
+counts kept as the strategy's recount would leave them). ``requote(now_ns)`` runs the same step
+without a frame (ticks, order and fill events).
+
+What the step leaves is a short array of actions in send order (``n_out``, ``action(i)``),
+each admitted or carrying its denial; the strategy sends them through order entry and keeps
+its books (``MarketMaking``). It is the same plan, action for action, as the strategy's
+Python path (``requote_python``): the twin property test holds the two equal.
+
+A step whose inputs (touch, reference, position, market state, our orders' version) are those
+of the last plan, when that plan was on target with no back-off and no order has aged since,
+is skipped: it would plan nothing (counted in ``skipped``).
+"""
+
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF, Py_XINCREF
+from libc.math cimport isfinite, rint
+from libc.stdint cimport INT64_MAX, int64_t
+from libc.stdlib cimport free, malloc
+
+cimport cython
+
+from mmfast._core.book cimport BOOK_APPLIED, OrderBook
+from mmfast._core.gate cimport G_MAX_POSITION, G_OK, GM_ACTIVE, GM_INACTIVE, GateCore
+from mmfast._core.plan cimport (
+    PLAN_CANCEL,
+    PLAN_CREATE,
+    PLAN_DEGRADE_NONE,
+    PLAN_MODIFY,
+    Act,
+    Grp,
+    Ord,
+    PlanScratch,
+    SideIn,
+    plan_choose,
+    plan_degrade,
+    plan_read_orders,
+    plan_room,
+    plan_shape,
+    plan_sides,
+    plan_sort,
+    plan_widen,
+)
+from mmfast._core.quote cimport QuoteEngine
+
+from mmfast.core.plan_types import ActionKind, PlannerParams
+from mmfast.core.types import OrderStatus, Side
+from mmfast.risk.limits import RiskReason, count_open
+
+cdef extern from "time.h" nogil:
+    ctypedef int clockid_t
+    cdef struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(clockid_t clk, timespec* tp)
+    clockid_t CLOCK_MONOTONIC
+
+cdef extern from *:
+    """
+    static inline int mmpl_ge128(long long a, long long b, long long c) {
+        return (__int128)a * b >= (__int128)c;
+    }
+    """
+    bint mmpl_ge128(long long a, long long b, long long c) noexcept nogil
+
+
+REFERENCES = {"mid": REF_MID, "microprice": REF_MICROPRICE, "last_trade": REF_LAST_TRADE}
+_KINDS = (ActionKind.CREATE, ActionKind.MODIFY, ActionKind.CANCEL)
+_SIDES = (Side.BUY, Side.SELL)
+
+
+cdef inline int64_t _mono_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline bint _read_int(object v, int64_t* out):
+    # An exact int that fits int64 (the budget snapshot's numbers).
+    if type(v) is not int and type(v) is not bool:
+        raise TypeError(f"order_room gave {type(v).__name__}, not an int")
+    out[0] = v
+    return True
+
+
+@cython.final
+cdef class Pipeline:
+    """The compiled step of one market (see the module doc).
+
+    ``orders`` is the strategy's dict client_order_index -> ``Order`` (read in place at each
+    plan); ``modifying`` the venue-order bookkeeping's dict of modifies not yet shown
+    (coi -> (price, remaining, deadline ns): busy until the deadline); ``calls`` the set of
+    cois with an order call in progress. ``room()`` gives the rate budget's ``order_room``
+    snapshot (None: unlimited) and ``in_flight()`` the market's order txs in flight.
+    """
+
+    def __cinit__(self):
+        self.w = <PlanScratch*>malloc(sizeof(PlanScratch))
+        if self.w == NULL:
+            raise MemoryError()
+        self.w.n_held = 0
+        self.n_out = 0
+
+    def __dealloc__(self):
+        self._release()
+        if self.w != NULL:
+            free(self.w)
+            self.w = NULL
+
+    def __init__(self, OrderBook book not None, QuoteEngine engine not None,
+                 GateCore gate not None, params, *, orders, modifying, calls, room=None,
+                 in_flight=None, str reference="mid", int64_t widen_ticks=0,
+                 bint widen_asks=True, int64_t ceiling=0, int64_t floor=0,
+                 double fill_delay_s=0.0, int64_t min_notional=0):
+        if not isinstance(params, PlannerParams):
+            raise TypeError("params must be a PlannerParams")
+        if type(orders) is not dict or type(modifying) is not dict or type(calls) is not set:
+            raise TypeError("orders and modifying must be dicts, calls a set")
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {sorted(REFERENCES)}, got {reference!r}")
+        if widen_ticks < 0 or ceiling < 0 or floor < 0 or fill_delay_s < 0:
+            raise ValueError("widen_ticks, ceiling, floor and fill_delay_s must be >= 0")
+        self.book = book
+        self.engine = engine
+        self.gate = gate
+        self.set_params(params)
+        self.orders = orders
+        self.modifying = modifying
+        self.calls = calls
+        self.room = room
+        self.in_flight = in_flight
+        self.ref_kind = REFERENCES[reference]
+        self.widen_ticks = widen_ticks
+        self.widen_asks = widen_asks
+        self.ceiling = ceiling
+        self.floor = floor
+        self.min_notional = min_notional
+        self.fill_delay_ns = fill_delay_s * 1e9
+        self.running = False
+        self.last_whole = False
+
+    def set_params(self, params) -> None:
+        """Take a ``PlannerParams`` (tolerances, age, in-flight cap, back-off)."""
+        if not isinstance(params, PlannerParams):
+            raise TypeError("params must be a PlannerParams")
+        self.ptol = min(params.price_tolerance_ticks, 1 << 62)
+        self.stol = min(params.size_tolerance_lots, 1 << 62)
+        self.max_age_ns = min(params.max_order_age_ns, INT64_MAX)
+        self.max_inflight = params.max_inflight
+        self.wide_factor = min(params.wide_factor, 1 << 62)
+        self.degraded_levels = min(params.degraded_levels, 1 << 61)
+        self.wide_below = params.wide_below
+        self.few_below = params.few_levels_below
+        self.one_below = params.one_side_below
+        self.version += 1
+
+    # ------------------------------------------------------------------ the step
+    cdef void _release(self) noexcept:
+        cdef int i
+        for i in range(self.n_out):
+            Py_XDECREF(self.out[i].order)
+            self.out[i].order = NULL
+        self.n_out = 0
+
+    def on_frame(self, data, int64_t now_ns) -> int:
+        """Apply a market-data frame to the book; when it applied, the book is in sync and
+        neither crossed nor locked, run the step. Returns the book's code (``APPLIED``,
+        ``GAP``, ...); the actions are in ``n_out`` / ``action(i)``. A malformed frame raises
+        ``BookError`` (nothing applied); a step that raises is counted in ``errors`` and
+        left for the next one (the book stays applied)."""
+        cdef OrderBook book = self.book
+        self.t_entry = _mono_ns()
+        cdef int code = book.apply_frame(data)
+        self.frames += 1
+        self.seen_messages = book.messages
+        self._release()
+        if code != BOOK_APPLIED or book.is_crossed() or book.is_locked():
+            return code
+        try:
+            self._sync_book()
+            self._step(now_ns, now_ns)
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = exc
+            self._release()
+        return code
+
+    def requote(self, int64_t now_ns, int64_t trigger_ns=0) -> int:
+        """Run the step on the book as it is (no frame); the number of actions."""
+        self.t_entry = _mono_ns()
+        self._release()
+        self._sync_book()
+        self._step(now_ns, trigger_ns or now_ns)
+        return self.n_out
+
+    cdef void _sync_book(self) except *:
+        # What the strategy's on_book does: the gate's in-sync flag, a first mark.
+        cdef OrderBook book = self.book
+        cdef GateCore gate = self.gate
+        cdef int64_t m2
+        gate.book_in_sync = book.in_sync()
+        if gate.mark_price == 0 and gate.book_in_sync:
+            m2 = <int64_t>book.mid_x2()
+            if m2 > 0:
+                gate.mark_price = m2 // 2
+
+    cdef int _step(self, int64_t now_ns, int64_t trigger_ns) except -1:
+        cdef GateCore gate = self.gate
+        cdef OrderBook book = self.book
+        cdef QuoteEngine engine = self.engine
+        cdef PlanScratch* w = self.w
+        cdef int64_t pos, ref, bid, ask, x
+        cdef int64_t room[5]
+        cdef const int64_t* room_p = NULL
+        cdef int s, i, n, degrade, state
+        cdef bint no_create, whole
+        cdef double mp, h
+        cdef Ord* o
+        cdef SideIn* S
+        cdef Py_ssize_t slot = self.st_head
+        self.n_out = 0
+        self.deferred = 0
+        # Guards (why_not_quote): no plan at all while one holds.
+        if (not self.running or not gate.connector_ready or not gate.book_in_sync
+                or gate.kill_switch_tripped or gate.market_state == GM_INACTIVE):
+            self.last_whole = False
+            return 0
+        pos = gate.position_lots
+        state = gate.market_state
+        bid = book.best_bid()
+        ask = book.best_ask()
+        ref = 0
+        if self.ref_kind == REF_MICROPRICE:
+            mp = book.microprice()
+            if isfinite(mp) and mp > 0:
+                ref = <int64_t>rint(mp)
+        elif self.ref_kind == REF_LAST_TRADE:
+            ref = self.last_trade_ref if self.last_trade_ref > 0 else 0
+        no_create = (self.fill_delay_ns > 0 and self.last_fill_ns != 0
+                     and <double>(now_ns - self.last_fill_ns) < self.fill_delay_ns)
+        state = state | (no_create << 4)
+        if (self.last_whole and bid == self.k_bid and ask == self.k_ask and ref == self.k_ref
+                and pos == self.k_pos and self.version == self.k_version
+                and state == self.k_state and now_ns < self.k_until):
+            self.skipped += 1
+            return 0
+        self.steps += 1
+        self.stamps[slot][0] = self.t_entry
+        # Target ladder.
+        w.s[0].n_lvl = 0
+        w.s[1].n_lvl = 0
+        if gate.market_state == GM_ACTIVE and engine.compute_from_book(book, pos, ref) > 0:
+            self._target()
+        self.stamps[slot][1] = _mono_ns()
+        # Our orders, busy and aged, best first.
+        w.s[0].m = 0
+        w.s[1].m = 0
+        w.n_held = 0
+        try:
+            if not plan_read_orders(w, self.orders, self.max_age_ns > 0):
+                raise ValueError("an order the compiled plan does not take (not an Order, a "
+                                 "field out of range, or more than 64 on a side)")
+            self._busy_aged(now_ns)
+            plan_sort(w)
+            w.s[0].no_create = no_create
+            w.s[1].no_create = no_create
+            # Budget back-off from one snapshot.
+            degrade = PLAN_DEGRADE_NONE
+            if self.room is not None:
+                snap = self.room()
+                for i in range(5):
+                    _read_int(snap[i], &room[i])
+                room_p = room
+                h = plan_room(room_p, 0)
+                degrade = plan_degrade(h if h > 0 else 0.0, self.wide_below, self.few_below,
+                                       self.one_below)
+            self.degrade = degrade
+            plan_shape(w, degrade, self.degraded_levels, 1 if pos > 0 else (-1 if pos < 0 else 0))
+            whole = plan_sides(w, plan_widen(self.ptol, self.wide_factor, degrade),
+                               plan_widen(self.stol, self.wide_factor, degrade), degrade)
+            self.stamps[slot][2] = _mono_ns()
+            if whole:
+                self.last_whole = degrade == PLAN_DEGRADE_NONE
+                self.k_bid, self.k_ask, self.k_ref, self.k_pos = bid, ask, ref, pos
+                self.k_version, self.k_state = self.version, state
+                self.k_until = self._next_age(now_ns)
+                self.stamps[slot][3] = self.stamps[slot][2]
+            else:
+                self.last_whole = False
+                x = 0
+                if self.in_flight is not None:
+                    x = self.in_flight()
+                self.deferred = plan_choose(w, self.max_inflight - x, room_p)
+                self._gate_all(now_ns)
+                self.stamps[slot][3] = _mono_ns()
+        finally:
+            for i in range(w.n_held):
+                Py_XDECREF(w.held[i])
+            w.n_held = 0
+        self.st_head = (slot + 1) % STAGE_RING
+        if self.st_count < STAGE_RING:
+            self.st_count += 1
+        return self.n_out
+
+    cdef void _target(self) noexcept:
+        """The engine's ladder into the scratch's levels, then market_making's shaping: the
+        wider fixed-mode side moved out (bids that fall to zero or under the venue minimum
+        dropped), bids above the ceiling and asks below the floor dropped."""
+        cdef QuoteEngine e = self.engine
+        cdef SideIn* B = &self.w.s[0]
+        cdef SideIn* A = &self.w.s[1]
+        cdef int i, n = 0
+        cdef int64_t p, q, d = self.widen_ticks
+        for i in range(e.n_bids):
+            p = e._bid_px[i]
+            q = e._bid_sz[i]
+            if d and not self.widen_asks:
+                p -= d
+                if p <= 0 or not mmpl_ge128(p, q, self.min_notional):
+                    continue
+            if self.ceiling and p > self.ceiling:
+                continue
+            B.tp[n] = p
+            B.tq[n] = q
+            n += 1
+        B.n_lvl = n
+        n = 0
+        for i in range(e.n_asks):
+            p = e._ask_px[i]
+            q = e._ask_sz[i]
+            if d and self.widen_asks:
+                p += d
+            if self.floor and p < self.floor:
+                continue
+            A.tp[n] = p
+            A.tq[n] = q
+            n += 1
+        A.n_lvl = n
+
+    cdef int _busy_aged(self, int64_t now_ns) except -1:
+        cdef PlanScratch* w = self.w
+        cdef int s, i
+        cdef Ord* o
+        cdef object coi
+        cdef bint any_calls = len(self.calls) > 0
+        cdef bint any_mod = len(self.modifying) > 0
+        for s in range(2):
+            for i in range(w.s[s].m):
+                o = &w.s[s].o[i]
+                if (any_calls or any_mod) and not o.busy:
+                    coi = o.coi
+                    if any_calls and coi in self.calls:
+                        o.busy = True
+                    elif any_mod:
+                        p = self.modifying.get(coi)
+                        if p is not None and p[2] > now_ns:
+                            o.busy = True
+                if self.max_age_ns > 0:
+                    o.aged = now_ns - o.created >= self.max_age_ns
+        return 0
+
+    cdef int64_t _next_age(self, int64_t now_ns) noexcept:
+        # The first time an order of the plan ages (a replace is due then): INT64_MAX if never.
+        cdef PlanScratch* w = self.w
+        cdef int s, i
+        cdef int64_t t, first = INT64_MAX
+        if self.max_age_ns <= 0:
+            return INT64_MAX
+        for s in range(2):
+            for i in range(w.s[s].m):
+                t = w.s[s].o[i].created
+                if t <= INT64_MAX - self.max_age_ns and t + self.max_age_ns < first:
+                    first = t + self.max_age_ns
+        return first
+
+    cdef int _gate_all(self, int64_t now_ns) except -1:
+        """The chosen groups' actions, in send order, through the risk gate: creates and
+        modifies admitted or denied (a refused modify the position cap catches moving away is
+        replaced by a cancel), cancels never gated. After each admitted create the gate's open
+        counts are those the strategy's recount gives once it has placed it."""
+        cdef PlanScratch* w = self.w
+        cdef GateCore gate = self.gate
+        cdef int i, k, r, side
+        cdef Grp* g
+        cdef Act* a
+        cdef Ord* o
+        cdef int64_t price, size
+        cdef bint away
+        cdef int n_mod = 0
+        cdef object base = None
+        mods = []  # (Order, new remaining) of admitted modifies
+        creates = [0, 0, 0]  # orders, bid lots, ask lots of admitted creates
+        for i in range(w.n_grp):
+            g = &w.g[w.rank[i]]
+            if not g.chosen:
+                continue
+            side = g.side
+            for k in range(g.n):
+                a = &g.a[k]
+                if a.kind == PLAN_CANCEL:
+                    o = &w.s[side].o[a.ordi]
+                    self._put(PLAN_CANCEL, side, a.level, o.price, o.rem, o.obj, G_OK,
+                              g.urgent[k], False)
+                    continue
+                price = w.s[side].tp[a.level]
+                size = w.s[side].tq[a.level]
+                if a.kind == PLAN_MODIFY:
+                    o = &w.s[side].o[a.ordi]
+                    order = <object>o.obj
+                    r = gate.admit_c(side, price, size, order.reduce_only, True, now_ns)
+                    self._put(PLAN_MODIFY, side, a.level, price, size, o.obj, r, g.urgent[k],
+                              False)
+                    if r == G_OK:
+                        mods.append((order, size))
+                    elif r == G_MAX_POSITION:
+                        away = price < o.price if side == 0 else price > o.price
+                        if away:
+                            self._put(PLAN_CANCEL, side, a.level, o.price, o.rem, o.obj, G_OK,
+                                      g.urgent[k], True)
+                    continue
+                r = gate.admit_c(side, price, size, False, False, now_ns)
+                self._put(PLAN_CREATE, side, a.level, price, size, NULL, r, g.urgent[k], False)
+                if r == G_OK:
+                    creates[0] += 1
+                    creates[1 + side] += size
+                    if base is None:
+                        base = count_open(self.orders.values())
+                    self._recount(base, mods, creates)
+        return 0
+
+    cdef void _recount(self, tuple base, list mods, list creates) except *:
+        cdef GateCore gate = self.gate
+        n, bids, asks = base
+        for order, size in mods:
+            if order.reduce_only or order.status.is_terminal:
+                continue
+            if order.side is Side.BUY:
+                bids += size - order.remaining_lots
+            else:
+                asks += size - order.remaining_lots
+        gate.open_orders = n + creates[0]
+        gate.open_bid_lots = bids + creates[1]
+        gate.open_ask_lots = asks + creates[2]
+
+    cdef void _put(self, int kind, int side, int level, int64_t price, int64_t size,
+                          PyObject* order, int reason, bint urgent, bint instead) noexcept:
+        cdef Out* out = &self.out[self.n_out]
+        out.kind = kind
+        out.side = side
+        out.level = level
+        out.price = price
+        out.size = size
+        out.order = order
+        Py_XINCREF(order)
+        out.reason = reason
+        out.urgent = urgent
+        out.instead = instead
+        self.n_out += 1
+
+    # ------------------------------------------------------------------ reading
+    def action(self, int i):
+        """Action ``i`` of the last step: (kind, side, level, price_ticks, size_lots, order,
+        reason, urgent, instead); ``order`` None for a create, ``reason`` ``RiskReason.OK``
+        when admitted, ``instead``: a cancel replacing a modify the position cap refused."""
+        if not 0 <= i < self.n_out:
+            raise IndexError(f"action {i} of {self.n_out}")
+        cdef Out* a = &self.out[i]
+        return (_KINDS[a.kind], _SIDES[a.side], a.level, a.price, a.size,
+                None if a.order == NULL else <object>a.order, RiskReason(a.reason),
+                a.urgent, a.instead)
+
+    def target(self):
+        """The last step's target ladder (bids, asks) as (price_ticks, size_lots), best first,
+        after the back-off's cut."""
+        cdef SideIn* S
+        out = []
+        for s in range(2):
+            S = &self.w.s[s]
+            out.append([(S.tp[i], S.tq[i]) for i in range(S.n_lvl)])
+        return out[0], out[1]
+
+    def drain_stages(self):
+        """The stage stamps of the steps that planned since the last drain (the last
+        ``STAGE_RING`` at most), oldest first: (entry, quoted, planned, gated), CLOCK_MONOTONIC
+        ns; entry is the call's start (on_frame: before the frame is applied)."""
+        cdef Py_ssize_t n = self.st_count, start = (self.st_head - n) % STAGE_RING, i, j
+        out = []
+        for i in range(n):
+            j = (start + i) % STAGE_RING
+            out.append((self.stamps[j][0], self.stamps[j][1], self.stamps[j][2],
+                        self.stamps[j][3]))
+        self.st_count = 0
+        return out
+
