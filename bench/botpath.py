@@ -19,9 +19,13 @@ Stage stamps (``time.perf_counter_ns``, this process), per order-book frame, by 
 
 - ``t0``: entry of the market-data stream's frame callback (``WsStream._on_frame``, wrapped on
   the instance; the stream's picows listener calls it from ``on_ws_frame``);
-- ``submit``: the first ``signer.submit`` call after ``t0`` (the tx handed to the signer queue);
-- ``sent``: the order frame carrying that tx handed to the order WebSocket (the order
-  stream's ``send_text``, wrapped; stamped on entry, the tx found by its nonce after the send);
+- ``submit``: the first tx ready to sign after ``t0``: on market_making's compiled step, when
+  it signs and sends the tx itself, the step's own stamp as it took the tx's nonce
+  (``Pipeline.t_ready``, CLOCK_MONOTONIC as perf_counter_ns); otherwise the first
+  ``signer.submit`` call (the tx handed to the signer);
+- ``sent``: the order frame carrying that tx handed to the order WebSocket (the step's own
+  stamp before its write, ``Pipeline.t_sent``; otherwise the order stream's ``send_text``,
+  wrapped, stamped on entry, the tx found by its nonce after the send);
 - ``end``: the frame callback's return (``submit < end``: the tx was queued inside the callback).
 
 A frame counts as an order-book frame when the book's nonce moved. The wrapper also answers the
@@ -231,9 +235,10 @@ class VenueInfo:
                    chain_id=int(kv["chain"]), market=int(kv.get("market", MARKET)))
 
 
-def bot_config(venue: VenueInfo, signer: str | None = None) -> Any:
+def bot_config(venue: VenueInfo, signer: str | None = None, compiled: bool = True) -> Any:
     """The shipped sim config with the bench's changes (module doc), validated as ``mmfast
-    run`` validates it."""
+    run`` validates it. ``compiled``: market_making on its compiled step (False: its Python
+    path, the baseline)."""
     from mmfast.conf import example_path, parse_config
 
     path = example_path("sim")
@@ -245,7 +250,8 @@ def bot_config(venue: VenueInfo, signer: str | None = None) -> Any:
     data["market"] = {"market_id": venue.market}
     data["strategy"]["name"] = "market_making"
     mm = data["strategy"]["market_making"]
-    mm.update(mode="fixed", levels=LEVELS, refresh_tolerance_ticks=0, size_tolerance_lots=0)
+    mm.update(mode="fixed", levels=LEVELS, refresh_tolerance_ticks=0, size_tolerance_lots=0,
+              compiled_step=compiled)
     risk = data["risk"]
     risk.update(order_rate_cap=1_000_000, max_open_orders=max(risk.get("max_open_orders", 20),
                                                               4 * LEVELS))
@@ -331,7 +337,8 @@ class Taps:
     ``sent_any`` the first order frame after the book frame, which may still carry txs of an
     earlier one (order entry sends in nonce order)."""
 
-    def __init__(self, connector: Any, signer: Any, market: int = MARKET) -> None:
+    def __init__(self, connector: Any, signer: Any, market: int = MARKET,
+                 pipe: Any = None) -> None:
         from picows import WSMsgType
 
         md = connector.market_data.stream
@@ -364,6 +371,7 @@ class Taps:
 
         def on_frame(listener: Any, transport: Any, frame: Any) -> None:
             t0 = clock()
+            direct0 = pipe.direct_sends if pipe is not None else 0
             if frame.payload_size < 48:  # echo probes are ~15 bytes, book frames ~300
                 data = frame.get_payload_as_bytes()
                 if data.startswith(ECHO):
@@ -379,6 +387,16 @@ class Taps:
             txns.append(-1)
             arm.sub = arm.send = True
             orig_frame(listener, transport, frame)
+            if pipe is not None and pipe.direct_sends != direct0:
+                # The compiled step signed and sent this frame's first tx itself: its own
+                # stamps (CLOCK_MONOTONIC, perf_counter_ns's clock) are the tx ready to sign
+                # (nonce taken) and its frame handed to the socket.
+                if subs[n] and txns[n] >= 0:
+                    pending.pop(txns[n], None)  # a later tx of the same frame
+                subs[n] = pipe.t_ready
+                txns[n] = pipe.direct_nonce
+                sents[n] = pipe.t_sent if pipe.direct_sent else 0
+                pending.pop(pipe.direct_nonce, None)
             nb = book.nonce
             if nb == arm.nonce and not subs[n] and not anys[n]:
                 # Not an order-book delta (stats, pong, ack): forget it, re-arm as before.
@@ -526,7 +544,7 @@ async def _settle(c: Any, s: Any, limit_ns: int) -> None:
 async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[str, Any]],
                   worker_signer: bool, direct: int = 0, seed: int = 1,
                   timeout_s: float = 120.0, signer_kind: str | None = None,
-                  key: Any = None) -> BotRun:
+                  key: Any = None, compiled: bool = True) -> BotRun:
     """Build and start the real stack against the venue at ``address`` (its port line), wait
     until its ladder rests, stamp it (``Taps``). Then ``direct`` frames of the stream (1..) are
     handed straight to the frame callback, one at a time, each once the previous one's txs
@@ -543,7 +561,7 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
 
     kind = signer_kind or ("official" if worker_signer else "presigned")
     info = VenueInfo.parse(address)
-    cfg = bot_config(info, signer=kind)
+    cfg = bot_config(info, signer=kind, compiled=compiled)
     v = cfg.venue
     signer, key = make_signer(kind, v, key)
     tmp = tempfile.mkdtemp(prefix="mmfast-bench-bot-")
@@ -565,7 +583,7 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
         await _ready(runner, task, 30.0)
         out.startup_s = time.monotonic() - t_start
         c, s = runner.connector, runner.strategy
-        taps = Taps(c, runner.signer, info.market)
+        taps = Taps(c, runner.signer, info.market, getattr(s, "pipe", None))
         s.latency = type(s.latency)()  # the strategy's own stage stamps, from here on
         nonce_index = {m["order_book"]["nonce"]: i for i, m in enumerate(stream.messages)}
         if direct:
@@ -630,8 +648,8 @@ def _cpus(signer: Any) -> dict[str, int]:
 
 
 def bot_case(stream: Any, n: int, gap_us: int, pin: bool, *, worker_signer: bool,
-             direct: int = 0, venue_cpu: int = 0, signer_kind: str | None = None
-             ) -> tuple[BotRun, int]:
+             direct: int = 0, venue_cpu: int = 0, signer_kind: str | None = None,
+             compiled: bool = True) -> tuple[BotRun, int]:
     """The venue process (``--kind bot``, ``n`` deltas ``gap_us`` apart; pinned to
     ``venue_cpu`` with ``pin``) and ``run_bot`` against it on uvloop. Returns the run and the
     CPU the venue was last seen on. With a real signer (``signer_kind`` official or native,
@@ -657,7 +675,8 @@ def bot_case(stream: Any, n: int, gap_us: int, pin: bool, *, worker_signer: bool
                 timeout=120) as far:
         run = uvloop.run(run_bot(far.address, stream, result=far.result,
                                  worker_signer=worker_signer, direct=direct,
-                                 seed=stream.config.seed, signer_kind=kind, key=key))
+                                 seed=stream.config.seed, signer_kind=kind, key=key,
+                                 compiled=compiled))
         cpu = child_cpu(far.pid)
     return run, cpu
 

@@ -60,17 +60,24 @@ LABELS = {
     "planner": "core + planner + risk gate (no strategy, connector, order entry)",
     "python": "pure Python (json + ReferenceBook + Python quote + diff)",
 }
-BOT_ROW = "mmfast bot (real stack, in process): frame callback -> first signer.submit"
+BOT_ROW = ("mmfast bot (real stack, in process), market_making's compiled step: frame "
+           "callback -> first tx ready to sign")
+BOT_PY_ROW = ("mmfast bot (real stack, in process), market_making's Python path: frame "
+              "callback -> first tx ready to sign (signer.submit)")
 
 
-def _bot_row(stream: L2Stream, profile: Profile, pin: bool) -> dict[str, Any]:
-    """The real stack's row: frames fed straight into the running bot's frame callback.
-    Returns its stats, samples, notes, figures, problems and placement."""
+def _bot_row(stream: L2Stream, profile: Profile, pin: bool, compiled: bool = True
+             ) -> dict[str, Any]:
+    """A real stack's row: frames fed straight into the running bot's frame callback, with
+    market_making on its compiled step (or its Python path) and the native signer. Returns its
+    stats, samples, notes, figures, problems and placement."""
     from bench.botpath import bot_case, problems, stage_lists
     from bench.procs import bot_desc, describe_placement
 
+    row = BOT_ROW if compiled else BOT_PY_ROW
     direct = min(len(stream.frames) - 1, 1_500 if profile.quick else 5_000)
-    run, cpu = bot_case(stream, 0, 2_000, pin, worker_signer=False, direct=direct)
+    run, cpu = bot_case(stream, 0, 2_000, pin, worker_signer=False, direct=direct,
+                        signer_kind="native", compiled=compiled)
     bad = problems(run, stream, 0, direct)
     lists = stage_lists(run.direct)
     figures: dict[str, Any] = {"bot_frames_fed": direct,
@@ -82,17 +89,20 @@ def _bot_row(stream: L2Stream, profile: Profile, pin: bool) -> dict[str, Any]:
     notes: list[str] = []
     st = None
     if lists["submit"]:
-        st = _stats(BOT_ROW, lists["submit"])
+        st = _stats(row, lists["submit"])
         if lists["sent"]:
             sent = _stats("s", lists["sent"])
             figures["bot_frame_to_order_frame_sent"] = sent.as_dict()
         own = run.latency.get("direct", {}).get("strategy", {})
         own_txt = ", ".join(f"{k} {v['p50_us']}/{v['p99_us']} us" for k, v in own.items()
                             if k in ("book>quote", "quote>send", "book>send"))
+        how = ("compiled step: book -> quote -> plan -> risk gate in C, the first tx's nonce "
+               "taken in C (its stamp is the end), signed and sent there" if compiled else
+               "Python path: quote, planner and gate per order call, order entry, nonce "
+               "manager; the end is the first signer.submit")
         notes.append(
-            f"{BOT_ROW}: mmfast run's stack (TradingCore, LighterConnector, market_making "
-            f"with the planner and risk gate, order entry, nonce manager; PreSignedSigner, "
-            f"so the end is the submit call itself) running against mmfast.sim in another "
+            f"{row}: mmfast run's stack (TradingCore, LighterConnector, market_making, "
+            f"{how}; the native signer inline) running against mmfast.sim in another "
             f"process, its 2 x 5 ladder resting there; {direct} stream frames handed straight "
             f"to the market-data stream's frame callback (WsStream._on_frame, which its picows "
             f"listener calls), each once the previous one's txs were acked and shown by the "
@@ -100,16 +110,17 @@ def _bot_row(stream: L2Stream, profile: Profile, pin: bool) -> dict[str, Any]:
             f"submit "
             f"({int(sum(lists['inside']))} inside the callback); the GC stays on, as in the "
             f"bot")
-        detail = [f"frame -> first signer.submit p50/p99 {st.p50_ns / 1000:.1f}/"
+        detail = [f"frame -> first tx ready to sign p50/p99 {st.p50_ns / 1000:.1f}/"
                   f"{st.p99_ns / 1000:.1f} us"]
         if lists["sent"]:
             detail.append(f"frame -> the order frame carrying that tx sent "
                           f"{sent.p50_ns / 1000:.1f}/{sent.p99_ns / 1000:.1f} us")
         if own_txt:
             detail.append(f"the strategy's own stamps (every requote / order call): {own_txt}")
-        notes.append("real stack, stages: " + "; ".join(detail))
+        notes.append(f"real stack ({'compiled step' if compiled else 'Python path'}), "
+                     "stages: " + "; ".join(detail))
     else:
-        bad.append("no frame led to a signer submit")
+        bad.append("no frame led to a tx")
     if run.warnings:
         notes.append(f"real stack: {len(run.warnings)} warnings: {run.warnings[:3]}")
     placement = describe_placement(
@@ -121,10 +132,12 @@ def _bot_row(stream: L2Stream, profile: Profile, pin: bool) -> dict[str, Any]:
 
 
 SIGNED_ROWS = {
-    "native": "mmfast bot (real stack, in process), native signer inline: frame callback -> "
-              "signed order frame handed to the socket",
-    "official": "mmfast bot (real stack, in process), official signer on SignerWorker: frame "
-                "callback -> signed order frame handed to the socket",
+    "native": "mmfast bot (real stack, in process), compiled step, native signer: frame "
+              "callback -> signed order frame handed to the socket",
+    "native-python": "mmfast bot (real stack, in process), Python path, native signer inline: "
+                     "frame callback -> signed order frame handed to the socket",
+    "official": "mmfast bot (real stack, in process), compiled step, official signer on "
+                "SignerWorker: frame callback -> signed order frame handed to the socket",
 }
 
 
@@ -143,41 +156,46 @@ def step_signed(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric
     )
     direct = min(len(stream.frames) - 1, 600 if profile.quick else 1_500)
     cpus: dict[str, int] = {}
-    for kind in ("native", "official"):
+    for case in ("native", "native-python", "official"):
+        kind = case.partition("-")[0]
         try:
             run, cpu = bot_case(stream, 0, 2_000, pin, worker_signer=False, direct=direct,
-                                signer_kind=kind)
+                                signer_kind=kind, compiled=case != "native-python")
         except Exception as exc:
-            metric.notes.append(f"{kind}: not measured: {type(exc).__name__}: {exc}")
+            metric.notes.append(f"{case}: not measured: {type(exc).__name__}: {exc}")
             continue
-        cpus[kind] = cpu
+        cpus[case] = cpu
         bad = problems(run, stream, 0, direct)
         if bad:
-            metric.notes.append(f"{kind}: checks failed: {'; '.join(bad)}")
+            metric.notes.append(f"{case}: checks failed: {'; '.join(bad)}")
         lists = stage_lists(run.direct)
         if not lists["sent"]:
-            metric.notes.append(f"{kind}: no frame led to a signed order frame")
+            metric.notes.append(f"{case}: no frame led to a signed order frame")
             continue
-        st = _stats(SIGNED_ROWS[kind], lists["sent"])
+        st = _stats(SIGNED_ROWS[case], lists["sent"])
         sub = _stats("submit", lists["submit"])
-        (metric.ours if kind == "native" else metric.baselines).append(st)
-        metric.figures[f"{kind}_frame_to_first_submit"] = sub.as_dict()
+        (metric.ours if case == "native" else metric.baselines).append(st)
+        metric.figures[f"{case}_frame_to_first_submit"] = sub.as_dict()
         metric.notes.append(
-            f"{kind}: {len(lists['sent'])} of {direct} frames fed straight to the frame "
-            f"callback led to a tx; frame -> first submit {sub.p50_ns / 1000:.1f}/"
+            f"{case}: {len(lists['sent'])} of {direct} frames fed straight to the frame "
+            f"callback led to a tx; frame -> first tx ready to sign {sub.p50_ns / 1000:.1f}/"
             f"{sub.p99_ns / 1000:.1f} us p50/p99, -> its order frame sent "
             f"{st.p50_ns / 1000:.1f}/{st.p99_ns / 1000:.1f} us")
     if not metric.ours:
         metric.unavailable = "; ".join(metric.notes) or "nothing could run"
         return metric
     metric.notes.insert(0, (
-        "mmfast run's stack (TradingCore, LighterConnector, market_making with the planner "
-        "and the compiled risk gate, order entry, nonce manager) against mmfast.sim in another "
-        "process, which registers the case's throwaway key and verifies every signature; "
-        "stream frames handed to the market-data stream's frame callback one at a time, each "
-        "once the previous one's txs were acked; the end is the order WebSocket's send of the "
-        "frame carrying the first tx signed for that frame (native: signed inside submit; "
-        "official: signed on the worker thread, handed back through call_soon_threadsafe)"))
+        "mmfast run's stack (TradingCore, LighterConnector, market_making, order entry, "
+        "nonce manager) against mmfast.sim in another process, which registers the case's "
+        "throwaway key and verifies every signature; stream frames handed to the market-data "
+        "stream's frame callback one at a time, each once the previous one's txs were acked; "
+        "the end is the frame carrying the first tx signed for that frame handed to the order "
+        "WebSocket. Compiled step + native signer: book -> quote -> plan -> gate in C, the "
+        "first modify or cancel's nonce taken, signed and its frame handed over there, before "
+        "any Python bookkeeping (the step's own stamp, taken before the write); Python path + "
+        "native signer: signed inside submit, sent by order entry's pump; official signer: "
+        "signed on the worker thread, handed back through call_soon_threadsafe (no direct "
+        "send: the compiled step plans, order entry sends)"))
     from bench.procs import bot_desc, describe_placement
 
     metric.placement = describe_placement(
@@ -187,20 +205,23 @@ def step_signed(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric
 
 
 def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
-    """Frame received -> first tx handed to the signer queue: mmfast's real bot stack (in a
-    running bot, against the simulator in another process), and the pipelines in one
-    process."""
+    """Frame received -> first tx ready to sign: mmfast's real bot stack (in a running bot,
+    against the simulator in another process) on market_making's compiled step, beside the
+    same stack on its Python path, and the pipelines in one process."""
     metric = Metric(
         name="step_internal",
         unit="ns/frame",
-        definition="frame received -> book -> strategy (quote, plan, risk gate) -> order entry "
-        "-> first tx handed to the signer queue (frames that produce a tx)",
+        definition="frame received -> book -> strategy (quote, plan, risk gate) -> first tx "
+        "ready to sign: its nonce taken (compiled step) or handed to the signer (Python path) "
+        "(frames that produce a tx)",
         target_ns=4_000.0,
         target_p99_ns=12_000.0,
         target_text="p50 <= 4 us, p99 <= 12 us",
     )
     bot: Stats | None = None
+    bot_py: Stats | None = None
     bot_samples: list[float] = []
+    bot_py_samples: list[float] = []
     bad: list[str] = []
     try:
         res = _bot_row(stream, profile, pin)
@@ -212,6 +233,15 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         bad = [f"real stack not measured: {type(exc).__name__}: {exc}"]
         metric.placement = ("one process, no threads (" + ("pinned to CPU 1" if pin else
                             "not pinned") + ")")
+    try:
+        res = _bot_row(stream, profile, pin, compiled=False)
+        bot_py, bot_py_samples = res["stats"], res["samples"]
+        metric.notes += res["notes"]
+        metric.figures.update({f"python_path_{k}": v for k, v in res["figures"].items()})
+        bad += [f"Python path: {b}" for b in res["bad"]]
+    except Exception as exc:
+        metric.notes.append(f"real stack, Python path not measured: {type(exc).__name__}: "
+                            f"{exc}")
     passes = 2 if profile.samples < 1000 else 3
     kinds: list[tuple[str, type]] = [("ours", CompiledPipeline), ("python", PythonPipeline),
                                      ("planner", PlannerPipeline)]
@@ -243,12 +273,16 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         _check_equal(f"step_internal {key} best bid/ask", r["pipe"].top(), stream.tops[-1])
     if bot is not None:
         metric.ours.append(bot)
+    if bot_py is not None:
+        metric.baselines.append(bot_py)
     for key in ("ours", "planner"):
         if key in runs:
             metric.ours.append(_stats(LABELS[key], runs[key]["lat"]))
     if "python" in runs:
         metric.baselines.append(_stats(LABELS["python"], runs["python"]["lat"]))
     metric.dists = {LABELS[k]: r["lat"] for k, r in runs.items()}
+    if bot_py is not None:
+        metric.dists = {BOT_PY_ROW: bot_py_samples, **metric.dists}
     if bot is not None:
         metric.dists = {BOT_ROW: bot_samples, **metric.dists}
     for key, r in runs.items():

@@ -18,6 +18,7 @@ at start through ``view_of``; a test may pass one). Slotted; every read is an at
   account part's own dict (kept stable and cleared in place), and ``orders_version``: +1 per
   account orders message, None when the connector does not count them;
 - ``active_orders()``: the account's open orders in the market over REST (diagnostics);
+- ``direct_sender()``: order entry's signer-and-socket for a compiled step's first tx;
 - ``attach_step(step)``: route the market's book frames to a compiled step
   (``step(data, now_ns) -> book code``, which applies them to ``book`` itself); False when the
   connector has no such route (the strategy then plans on its book events).
@@ -116,6 +117,15 @@ class MarketView:
         if self._steps is None:
             return False
         return bool(self._steps.attach_step(self.market, step))
+
+    def direct_sender(self) -> Any:
+        """Order entry's way for a compiled step to sign and send a tx itself
+        (``OrderEntry.direct_sender``), None when the connector has none (another signer, no
+        order WebSocket, no order entry)."""
+        e = self._entry
+        if e is None or not hasattr(type(e), "direct_sender"):
+            return None
+        return e.direct_sender(self.market)
 
     async def active_orders(self) -> list[dict[str, Any]] | None:
         """The account's open orders in this market over REST; None without REST."""

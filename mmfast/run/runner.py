@@ -339,6 +339,9 @@ class Runner:
                                     "failed": getattr(sig, "failed", 0)}
             if hasattr(sig, "pool_stats"):
                 info.update(sig.pool_stats())
+            entry = getattr(self.connector, "orders", None)
+            if entry is not None and hasattr(entry, "direct_sends"):
+                info["direct"] = entry.direct_sends  # signed and sent by the compiled step
             s["signer"] = info
         return s
 

@@ -120,6 +120,8 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         if "pooled" in sig:
             line += (f"  nonce pool {sig['size']} (ready {sig['ready']}): pooled "
                      f"{sig['pooled']}  fresh {sig['fresh']}")
+        if "direct" in sig:
+            line += f"  sent by the compiled step {sig['direct']}"
         lines.append(line)
     left = s.get("orders_left")
     lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}")

@@ -87,6 +87,10 @@ _MAX_PASSES: Final = 4  # requote passes run back to back before yielding to the
 _PLACED_KEEP: Final = 100_000  # orders remembered after they end (late fills still match)
 
 
+def _already_sent(*args: Any) -> None:
+    """The connector call of a tx a compiled step signed and sent itself (nothing left)."""
+
+
 def rules_from_market_info(info: Any) -> MarketRules:
     """``MarketRules`` from the connector's ``MarketInfo`` (venue minimums in engine units)."""
     pd, sd = info.price_decimals, info.size_decimals
@@ -649,13 +653,16 @@ class StrategyBase:
         self.journal.write("denied", op="modify", coi=order.client_order_index,
                            price=price, size=size, reason=reason.name)
 
-    def _modify_admitted(self, order: Order, price: int, size: int, trigger_ns: int = 0) -> bool:
-        """``modify`` after the gate admitted it: the connector call and the bookkeeping."""
+    def _modify_admitted(self, order: Order, price: int, size: int, trigger_ns: int = 0, *,
+                         sent: bool = False) -> bool:
+        """``modify`` after the gate admitted it: the connector call and the bookkeeping
+        (``sent``: a compiled step signed and sent it already, order entry has booked it)."""
         coi = order.client_order_index
         now = self.time.monotonic_ns()
         if trigger_ns:
             self.latency.add("book>send", now - trigger_ns)
-        if not self._send_on(order, "modify", self.connector.modify, order, price, size):
+        call = _already_sent if sent else self.connector.modify
+        if not self._send_on(order, "modify", call, order, price, size):
             return False
         self.counts["modified"] += 1
         self.venue_orders.expect(coi, price, size, now)
@@ -686,10 +693,11 @@ class StrategyBase:
             self._touch()
         return True
 
-    def cancel(self, order: Order) -> bool:
-        """Cancel ``order`` (never gated)."""
+    def cancel(self, order: Order, *, sent: bool = False) -> bool:
+        """Cancel ``order`` (never gated; ``sent``: a compiled step sent it already)."""
         coi = order.client_order_index
-        if not self._send_on(order, "cancel", self.connector.cancel, order):
+        call = _already_sent if sent else self.connector.cancel
+        if not self._send_on(order, "cancel", call, order):
             return False
         self.journal.write("order_cancel", coi=coi)
         return True

@@ -68,6 +68,7 @@ class MarketMaking(StrategyBase):
         self.requotes = 0  # requote passes that computed a target (Python path)
         self._attached = False  # the compiled step takes this market's frames from the stream
         self._step_errors = 0  # the compiled step's errors already logged
+        self._sender: Any = None  # order entry's DirectSender (the step's first tx)
 
     # ------------------------------------------------------------------ setup
     def start(self, core: Any) -> None:
@@ -117,6 +118,8 @@ class MarketMaking(StrategyBase):
         pipe.last_trade_ref = self.reference_price() if c.reference_price == "last_trade" else 0
         self.pipe = pipe
         self._attached = view is not None and view.attach_step(self.on_frame)
+        self._sender = view.direct_sender() if view is not None else None
+        pipe.attach_sender(self._sender)
 
     def on_frame(self, data: bytes, now_ns: int) -> int:
         """A book frame of this market from the stream: the compiled step, then its actions
@@ -142,26 +145,46 @@ class MarketMaking(StrategyBase):
         (a kill switch tripped by one of them)."""
         pipe = self.pipe
         cancel, modify = ActionKind.CANCEL, ActionKind.MODIFY
+        d = pipe.direct_i
+        if d >= 0:
+            # The step signed and sent this one itself: order entry books it first (its nonce
+            # was taken for it), or takes the nonce back when signing failed.
+            self._book_direct(d)
+            if pipe.direct_info is None:
+                d = -1  # sent the normal way below
         for i in range(pipe.n_out):
             kind, side, level, price, size, order, reason, _urgent, instead = pipe.action(i)
             if kind is cancel:
                 if instead:
-                    if self.why_not_quote():
+                    if i != d and self.why_not_quote():
                         continue
                     self.counts["modify_to_cancel"] += 1
-                self.cancel(order)
-            elif self.why_not_quote():
+                self.cancel(order, sent=i == d)
+            elif i != d and self.why_not_quote():
                 continue
             elif kind is modify:
                 if reason:
                     self._denied_modify(order, price, size, reason)
                 else:
-                    self._modify_admitted(order, price, size, trigger_ns)
+                    self._modify_admitted(order, price, size, trigger_ns, sent=i == d)
             elif reason:
                 self._denied_place(side, price, size, False, reason, f"L{level}")
             else:
                 self._place_admitted(side, price, size, trigger_ns=trigger_ns,
                                      tag=f"L{level}")
+
+    def order_changed(self, order: Order) -> None:
+        if self.pipe is not None:
+            # An order message: our orders take the venue's values now, not in the next
+            # frame's callback (the compiled step reads them in place).
+            self.venue_orders.sync()
+
+    def _book_direct(self, i: int) -> None:
+        pipe = self.pipe
+        kind, _side, _level, price, size, order, _r, _u, _i = pipe.action(i)
+        self._sender.sent(int(kind), order.client_order_index, price, size, pipe.direct_nonce,
+                          pipe.direct_expired_at, pipe.direct_info, pipe.direct_hash,
+                          pipe.direct_sent, pipe.t_signed - pipe.t_ready)
 
     def on_fill(self, fill: Fill) -> None:
         super().on_fill(fill)

@@ -72,6 +72,10 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: s
     assert signed.startswith(f"{signer}  signed ") and "failed 0" in signed, signed
     if signer == "native":
         assert re.search(r"pooled [1-9][0-9]*", signed), signed
+        # market_making's compiled step signed and sent the first tx of its requotes itself.
+        assert re.search(r"sent by the compiled step [1-9][0-9]*", signed), signed
+    else:
+        assert "sent by the compiled step 0" in signed, signed  # official: order entry sends
     # The live status printed (about once a second) before the summary.
     status = out.split("=== mmfast run summary ===")[0]
     assert status.count("latency p50/p99") >= 3

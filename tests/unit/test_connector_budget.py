@@ -183,3 +183,24 @@ def test_never_above_cap_in_any_window(ops: list[tuple[int, str, bool]]) -> None
         win = [g for g in granted[: i + 1] if g[0] > ti - 60 * SEC]
         assert sum(g[1] for g in win) <= 2_400
         assert sum(g[2] for g in win) <= 40
+
+
+def test_budget_publishes_its_room_for_compiled_steps() -> None:
+    from mmfast._core.pipeline import SendRoom
+
+    b, t = make()
+    room = SendRoom()
+    b.attach_room(room)
+    assert room.order_room() == b.order_room() and room.ws_ok and room.usable
+    assert b.try_acquire(b.ws_sendtx_cost(3))
+    assert room.order_room() == b.order_room() and room.sendtx_used == 3
+    b.on_rate_limited("ws_msgs", retry_after_s=5.0)  # blocked: nothing fits, not usable
+    assert not room.ws_ok and not room.usable
+    t.ns += 6 * SEC
+    b.refresh()
+    assert room.ws_ok and room.usable
+    while b.try_acquire(b.WS_REQUEST):  # in flight at its cap: one more frame does not fit
+        pass
+    assert not room.ws_ok
+    b.release_inflight(1)
+    assert room.ws_ok

@@ -321,3 +321,37 @@ def test_random_faults_no_duplicate_and_contiguous(seed: int) -> None:
     assert mgr.refreshes == venue.fetches  # no failed fetches here
     # One refresh at start, then at most one per block and one per reconnect.
     assert mgr.refreshes <= 1 + mgr.blocks + reconnects
+
+
+def test_the_room_holds_the_counter_and_what_a_compiled_step_reads() -> None:
+    async def go() -> None:
+        venue = Venue(10)
+        mgr, sent = make(venue)
+        room = mgr.room
+        assert room.next_nonce == -1 and not room.nonce_ready
+        mgr.require_refresh()
+        await settle()
+        assert mgr.state is NonceState.READY and room.next_nonce == 10 and room.nonce_ready
+        assert mgr.submit("a") == 10 and room.pending == 1 and room.next_nonce == 11
+        # A compiled step takes 11 from the room itself, then the tx is adopted.
+        room.next_nonce += 1
+        mgr.adopt(11, "direct")
+        assert room.pending == 2 and mgr.submit("b") == 12
+        with pytest.raises(NonceError):
+            mgr.adopt(11, "again")  # already in flight
+        with pytest.raises(NonceError):
+            mgr.adopt(20, "never taken")
+        # Taken and not signed: given back, the next submit gets it.
+        room.next_nonce += 1
+        with pytest.raises(NonceError):
+            mgr.give_back(12)  # not the last one taken
+        mgr.give_back(13)
+        assert mgr.submit("c") == 13
+        # A reject blocks: the room says not ready until the refresh.
+        mgr.rejected(10, 21104)
+        assert mgr.state is NonceState.BLOCKED and not room.nonce_ready
+        with pytest.raises(NonceError):
+            room.next_nonce += 1
+            mgr.adopt(room.next_nonce - 1, "while blocked")
+
+    asyncio.run(go())

@@ -16,10 +16,10 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mmfast._core.pipeline import Pipeline
 
 from mmfast._core.book import OrderBook
 from mmfast._core.clock import Clock
+from mmfast._core.pipeline import Pipeline
 from mmfast.conf import parse_config
 from mmfast.core.events import EventBus
 from mmfast.core.market_view import MarketView
@@ -425,3 +425,126 @@ def test_pipeline_budget_snapshot_backs_off() -> None:
     p2, _ = _pipe(room=lambda: (True, 0, 100, 0, 100), in_flight=lambda: cap - 1)
     p2.on_frame(SNAP, 1)
     assert p2.n_out == 1 and p2.deferred == 3  # the in-flight cap leaves one slot
+
+
+# ------------------------------------------------------------------ the step's own first tx
+class _Sender:
+    """Order entry's DirectSender as the step sees it: a room, a signer and a socket."""
+
+    def __init__(self, room: Any, native: Any, ok: bool = True) -> None:
+        self.room = room
+        self.native = native
+        self.frames: list[bytes] = []
+        self.ok = ok
+
+    def send(self, data: bytes) -> bool:
+        self.frames.append(data)
+        return self.ok
+
+
+def _resting(p: Pipeline, x: Any) -> None:
+    """The four orders of the first step resting at the venue, as the strategy books them."""
+    for i in range(p.n_out):
+        a = p.action(i)
+        o = Order(i + 1, 0, a[1], a[3], a[4])
+        o.status = OrderStatus.OPEN
+        x.orders[i + 1] = o
+    p.version += 1
+
+
+def _room(ready: bool = True) -> Any:
+    from mmfast._core.pipeline import SendRoom
+
+    r = SendRoom(16, 599_000)
+    r.next_nonce, r.nonce_ready, r.entry_ok, r.ws_ok = 40, ready, ready, ready
+    r.usable, r.sendtx_used, r.sendtx_cap, r.ws_used, r.ws_cap = True, 0, 100, 0, 100
+    return r
+
+
+def test_step_signs_and_sends_its_first_modify_itself() -> None:
+    from mmfast._core import signer as S
+
+    sk = S.scalar_op("add", bytes(range(40)), bytes(40))
+    ns = S.NativeSigner(sk, chain_id=300, account_index=7, api_key_index=3)
+    try:
+        p, x = _pipe()
+        p.on_frame(SNAP, 1)
+        _resting(p, x)
+        room = _room()
+        sender = _Sender(room, ns)
+        p.attach_sender(sender)
+        moved = orjson.dumps({"type": "update/order_book", "channel": "order_book:0",
+                              "order_book": {"asks": [_level(300_010, 0),
+                                                      _level(300_030, 10_000)],
+                                             "bids": [_level(300_000, 0),
+                                                      _level(300_020, 10_000)],
+                                             "nonce": 2, "begin_nonce": 1}})
+        p.on_frame(moved, 2)
+        assert p.n_out > 0 and p.direct_i == 0 and p.direct_sends == 1
+        kind, _side, _lvl, price, size, order, reason, _u, _i = p.action(0)
+        assert kind.name == "MODIFY" and not reason
+        # The nonce came from the room, whose flags now wait for order entry to publish.
+        assert p.direct_nonce == 40 and room.next_nonce == 41
+        assert not room.entry_ok and not room.ws_ok
+        assert p.t_ready <= p.t_signed <= p.t_sent
+        (frame,) = sender.frames
+        msg = orjson.loads(frame)
+        assert msg["type"] == "jsonapi/sendtx" and msg["data"]["tx_type"] == 17
+        info = msg["data"]["tx_info"]
+        assert info["Index"] == order.client_order_index and info["Price"] == price
+        assert info["BaseAmount"] == size and info["Nonce"] == 40
+        assert info["ExpiredAt"] == p.direct_expired_at
+        assert p.direct_info == frame[len(b'{"type":"jsonapi/sendtx","data":{"tx_type":17,'
+                                          b'"tx_info":'):-2].decode()
+        import base64
+
+        h = S.tx_info_hash(17, info, 300)
+        assert S.verify_hashed(S.public_key(sk), h, base64.b64decode(info["Sig"]))
+        # Not ready (a frame outstanding, nonce refresh...): order entry sends it instead.
+        p2, x2 = _pipe()
+        p2.on_frame(SNAP, 1)
+        _resting(p2, x2)
+        s2 = _Sender(_room(ready=False), ns)
+        p2.attach_sender(s2)
+        p2.on_frame(moved, 2)
+        assert p2.n_out > 0 and p2.direct_i == -1 and s2.frames == []
+        assert s2.room.next_nonce == 40
+    finally:
+        ns.close()
+
+
+def test_step_with_a_closed_signer_leaves_the_nonce_for_order_entry_to_give_back() -> None:
+    from mmfast._core import signer as S
+
+    ns = S.NativeSigner(S.scalar_op("add", bytes(range(40)), bytes(40)), chain_id=300,
+                        account_index=7, api_key_index=3)
+    ns.close()
+    p, x = _pipe()
+    p.on_frame(SNAP, 1)
+    _resting(p, x)
+    sender = _Sender(_room(), ns)
+    p.attach_sender(sender)
+    p.requote(5)
+    p.on_frame(orjson.dumps({"type": "update/order_book", "channel": "order_book:0",
+                             "order_book": {"asks": [], "bids": [_level(300_005, 10_000)],
+                                            "nonce": 2, "begin_nonce": 1}}), 6)
+    assert p.direct_i >= 0 and p.direct_info is None and sender.frames == []
+    assert sender.room.next_nonce == 41  # taken: the strategy hands it back (give_back)
+
+
+def test_send_room_publishes() -> None:
+    from mmfast._core.pipeline import SendRoom
+
+    r = SendRoom(4, 1000)
+    r.set_inflight(7, 3)
+    r.set_inflight(9, 1)
+    r.set_inflight(7, 2)
+    assert r.in_flight(7) == 2 and r.in_flight(9) == 1 and r.in_flight(1) == 0
+    r.pending = 5
+    assert r.in_flight(7) == 5  # every pending tx counts, as MarketView.in_flight
+    r.usable, r.sendtx_used, r.sendtx_cap, r.ws_used, r.ws_cap = True, 1, 2, 3, 4
+    assert r.order_room() == (True, 1, 2, 3, 4)
+    for m in range(100, 162):
+        r.set_inflight(m, 1)
+    with pytest.raises(ValueError, match="64 markets"):
+        r.set_inflight(999, 1)

@@ -37,6 +37,27 @@ cdef struct Out:
     bint instead             # a cancel sent instead of a modify the position cap refused
 
 
+# What order entry, its nonce manager and the rate budget publish for the compiled steps of one
+# account (each at its own changes), so a step reads them without calling Python: the nonce
+# counter itself, whether a tx may go out now, the budget and the txs in flight.
+@cython.final
+cdef class SendRoom:
+    cdef public int64_t next_nonce        # the nonce manager's counter (its one copy)
+    cdef public bint nonce_ready          # nonce state READY and nothing held
+    cdef public bint entry_ok             # order entry would send a frame now, first in order
+    cdef public bint ws_ok                # the budget admits one more sendtx frame now
+    cdef public bint usable               # order_room: the budget is not blocked or reserved
+    cdef public int64_t sendtx_used, sendtx_cap, ws_used, ws_cap   # order_room's counts
+    cdef public int64_t pending           # txs assigned or held, not yet answered
+    cdef public int64_t inflight_cap      # order txs in flight per market, at most
+    cdef public int64_t expiry_ms         # ExpiredAt = wall ms + this (the signer's rule)
+    cdef int n_markets
+    cdef int64_t markets[64]              # markets with an in-flight count
+    cdef int64_t counts[64]               # their order txs sent and not yet executed
+
+    cdef int64_t inflight_of(self, int64_t market) noexcept
+
+
 @cython.final
 cdef class Pipeline:
     cdef readonly OrderBook book          # the market's book (the connector's)
@@ -62,6 +83,7 @@ cdef class Pipeline:
     cdef object modifying                 # VenueOrders.modifying: coi -> (price, rem, deadline)
     cdef object calls                     # the strategy's set of cois with a call in progress
     cdef object room                      # () -> order_room snapshot, or None (unlimited)
+    cdef SendRoom sroom                   # the published state (room, in flight, nonces)
     cdef object in_flight                 # () -> order txs of the market in flight, or None
     # the last plan, for skipping a step whose inputs are those of a plan on target
     cdef bint last_whole
@@ -72,6 +94,19 @@ cdef class Pipeline:
     cdef Out out[4 * PLAN_CAP]
     cdef readonly int degrade             # the last plan's back-off (Degrade value)
     cdef readonly int deferred            # txs the last plan left for later
+    # the first tx signed and sent by the step itself (attach_sender), -1: none this step
+    cdef object sender                    # OrderEntry's DirectSender (None: not attached)
+    cdef readonly int direct_i            # its action index
+    cdef readonly int64_t direct_nonce    # its nonce
+    cdef readonly int64_t direct_expired_at   # its ExpiredAt (wall ms)
+    cdef readonly object direct_info      # its tx_info (None: signing failed, nonce given back)
+    cdef readonly object direct_hash      # its tx hash
+    cdef readonly bint direct_sent        # the socket took the frame
+    cdef readonly int64_t t_ready         # CLOCK_MONOTONIC ns: the tx had its nonce
+    cdef readonly int64_t t_signed        # ... was signed
+    cdef readonly int64_t t_sent          # ... its frame was handed to the socket (before
+                                          #     the write)
+    cdef readonly int64_t direct_sends    # txs sent this way
     # counters
     cdef readonly int64_t frames          # frames applied through on_frame
     cdef readonly int64_t steps           # steps that planned
@@ -91,6 +126,8 @@ cdef class Pipeline:
     cdef int _busy_aged(self, int64_t now_ns) except -1
     cdef int64_t _next_age(self, int64_t now_ns) noexcept
     cdef int _gate_all(self, int64_t now_ns) except -1
+    cdef int _direct(self, int i) except -1
+    cdef bint _first_sendable(self, int* scan) except -1
     cdef void _recount(self, tuple base, list mods, list creates) except *
     cdef void _put(self, int kind, int side, int level, int64_t price, int64_t size,
                    PyObject* order, int reason, bint urgent, bint instead) noexcept

@@ -63,6 +63,7 @@ cdef extern from "time.h" nogil:
         long tv_nsec
     int clock_gettime(clockid_t clk, timespec* tp)
     clockid_t CLOCK_MONOTONIC
+    clockid_t CLOCK_REALTIME
 
 cdef extern from *:
     """
@@ -82,6 +83,56 @@ cdef inline int64_t _mono_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline int64_t _wall_ms() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+@cython.final
+cdef class SendRoom:
+    """The account's send state as order entry, its ``NonceManager`` and its ``RateBudget``
+    publish it (pipeline.pxd): the nonce counter lives here, the rest is refreshed at each
+    change of what it mirrors. Between changes the windows and in-flight counts only drain,
+    so a stale value is the cautious one (less room, more in flight)."""
+
+    def __init__(self, int64_t inflight_cap=16, int64_t expiry_ms=599_000):
+        self.next_nonce = -1
+        self.inflight_cap = inflight_cap
+        self.expiry_ms = expiry_ms
+        self.n_markets = 0
+
+    cdef int64_t inflight_of(self, int64_t market) noexcept:
+        cdef int i
+        for i in range(self.n_markets):
+            if self.markets[i] == market:
+                return self.counts[i]
+        return 0
+
+    def set_inflight(self, int64_t market, int64_t n) -> None:
+        """Order txs of ``market`` sent and not yet executed."""
+        cdef int i
+        for i in range(self.n_markets):
+            if self.markets[i] == market:
+                self.counts[i] = n
+                return
+        if self.n_markets == 64:
+            raise ValueError("SendRoom tracks 64 markets at most")
+        self.markets[self.n_markets] = market
+        self.counts[self.n_markets] = n
+        self.n_markets += 1
+
+    def in_flight(self, int64_t market) -> int:
+        """What a strategy's plan reads as in flight: the market's count or every pending tx,
+        the larger."""
+        cdef int64_t n = self.inflight_of(market)
+        return n if n >= self.pending else self.pending
+
+    def order_room(self) -> tuple:
+        """The budget as ``RateBudget.order_room`` gave it when last published."""
+        return (self.usable, self.sendtx_used, self.sendtx_cap, self.ws_used, self.ws_cap)
 
 
 cdef inline bint _read_int(object v, int64_t* out):
@@ -136,8 +187,13 @@ cdef class Pipeline:
         self.orders = orders
         self.modifying = modifying
         self.calls = calls
-        self.room = room
-        self.in_flight = in_flight
+        if isinstance(room, SendRoom):
+            self.sroom = room
+            self.room = None
+            self.in_flight = None
+        else:
+            self.room = room
+            self.in_flight = in_flight
         self.ref_kind = REFERENCES[reference]
         self.widen_ticks = widen_ticks
         self.widen_asks = widen_asks
@@ -229,6 +285,7 @@ cdef class Pipeline:
         cdef Py_ssize_t slot = self.st_head
         self.n_out = 0
         self.deferred = 0
+        self.direct_i = -1
         # Guards (why_not_quote): no plan at all while one holds.
         if (not self.running or not gate.connector_ready or not gate.book_in_sync
                 or gate.kill_switch_tripped or gate.market_state == GM_INACTIVE):
@@ -275,7 +332,17 @@ cdef class Pipeline:
             w.s[1].no_create = no_create
             # Budget back-off from one snapshot.
             degrade = PLAN_DEGRADE_NONE
-            if self.room is not None:
+            if self.sroom is not None:
+                room[0] = self.sroom.usable
+                room[1] = self.sroom.sendtx_used
+                room[2] = self.sroom.sendtx_cap
+                room[3] = self.sroom.ws_used
+                room[4] = self.sroom.ws_cap
+                room_p = room
+                h = plan_room(room_p, 0)
+                degrade = plan_degrade(h if h > 0 else 0.0, self.wide_below, self.few_below,
+                                       self.one_below)
+            elif self.room is not None:
                 snap = self.room()
                 for i in range(5):
                     _read_int(snap[i], &room[i])
@@ -297,7 +364,11 @@ cdef class Pipeline:
             else:
                 self.last_whole = False
                 x = 0
-                if self.in_flight is not None:
+                if self.sroom is not None:
+                    x = self.sroom.inflight_of(self.book.market_id)
+                    if self.sroom.pending > x:
+                        x = self.sroom.pending
+                elif self.in_flight is not None:
                     x = self.in_flight()
                 self.deferred = plan_choose(w, self.max_inflight - x, room_p)
                 self._gate_all(now_ns)
@@ -395,7 +466,8 @@ cdef class Pipeline:
         cdef Ord* o
         cdef int64_t price, size
         cdef bint away
-        cdef int n_mod = 0
+        cdef int scan = 0
+        cdef bint tried = self.sender is None
         cdef object base = None
         mods = []  # (Order, new remaining) of admitted modifies
         creates = [0, 0, 0]  # orders, bid lots, ask lots of admitted creates
@@ -405,6 +477,8 @@ cdef class Pipeline:
                 continue
             side = g.side
             for k in range(g.n):
+                if not tried and scan < self.n_out:
+                    tried = self._first_sendable(&scan)
                 a = &g.a[k]
                 if a.kind == PLAN_CANCEL:
                     o = &w.s[side].o[a.ordi]
@@ -435,7 +509,22 @@ cdef class Pipeline:
                     if base is None:
                         base = count_open(self.orders.values())
                     self._recount(base, mods, creates)
+        if not tried and scan < self.n_out:
+            self._first_sendable(&scan)
         return 0
+
+    cdef bint _first_sendable(self, int* scan) except -1:
+        """Once the first action that is sent is gated: send it here when it can go (True:
+        decided, nothing more to try this step)."""
+        cdef Out* a
+        while scan[0] < self.n_out:
+            a = &self.out[scan[0]]
+            if a.kind == PLAN_CANCEL or a.reason == G_OK:
+                if a.kind != PLAN_CREATE:
+                    self._direct(scan[0])
+                return True
+            scan[0] += 1
+        return False
 
     cdef void _recount(self, tuple base, list mods, list creates) except *:
         cdef GateCore gate = self.gate
@@ -465,6 +554,65 @@ cdef class Pipeline:
         out.urgent = urgent
         out.instead = instead
         self.n_out += 1
+
+    def attach_sender(self, sender) -> None:
+        """Sign and send the first tx of each step here, before Python books it: ``sender``
+        is order entry's ``DirectSender`` (``native``, ``send``, ``sent``, ``room``: its
+        ``SendRoom``, which becomes the step's room), None to stop. Only a modify or a cancel goes this way (a create needs a client order index
+        and the tracker first); the strategy books it with ``sender.sent`` before anything
+        else (``MarketMaking._send_step``)."""
+        self.sender = sender
+        if sender is not None:
+            self.sroom = sender.room
+            self.room = None
+            self.in_flight = None
+
+    cdef int _direct(self, int i) except -1:
+        """Action ``i``, the step's first tx to send (a modify or a cancel), when order entry
+        would send it now: its nonce, signature and sendtx frame, handed to the order socket
+        before the rest of the plan is gated."""
+        cdef Out* a = &self.out[i]
+        cdef SendRoom r = self.sroom
+        cdef int64_t market = self.book.market_id
+        if (r is None or not r.nonce_ready or not r.entry_ok or not r.ws_ok
+                or r.next_nonce < 0 or r.inflight_of(market) >= r.inflight_cap):
+            return 0  # order entry sends it (after what waits, within its caps)
+        # The nonce, and the frame and budget spoken for until order entry publishes again.
+        self.direct_nonce = r.next_nonce
+        r.next_nonce += 1
+        r.entry_ok = False
+        r.ws_ok = False
+        self.t_ready = _mono_ns()
+        self.direct_i = i
+        self.direct_expired_at = _wall_ms() + r.expiry_ms
+        coi = (<object>a.order).client_order_index
+        self.direct_info = None
+        self.direct_hash = ""
+        self.direct_sent = False
+        sender = self.sender
+        ns = sender.native
+        try:
+            if a.kind == PLAN_MODIFY:
+                info, h = ns.sign_modify_order(market, coi, a.size, a.price, 0,
+                                               self.direct_nonce, self.direct_expired_at)
+                head = b'{"type":"jsonapi/sendtx","data":{"tx_type":17,"tx_info":'
+            else:
+                info, h = ns.sign_cancel_order(market, coi, self.direct_nonce,
+                                               self.direct_expired_at)
+                head = b'{"type":"jsonapi/sendtx","data":{"tx_type":15,"tx_info":'
+        except Exception:
+            return 0  # direct_info None: the strategy gives the nonce back, sends it normally
+        self.t_signed = _mono_ns()
+        self.direct_info = info
+        self.direct_hash = h
+        frame = head + (<str>info).encode() + b'}}'
+        self.t_sent = _mono_ns()  # handed to the socket (the write follows)
+        try:
+            self.direct_sent = bool(sender.send(frame))
+        except Exception:
+            self.direct_sent = False  # booked as a lost frame: recovered as any other
+        self.direct_sends += 1
+        return 0
 
     # ------------------------------------------------------------------ reading
     def action(self, int i):

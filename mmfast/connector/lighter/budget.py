@@ -27,9 +27,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from mmfast.core.errors import ExchangeError
 from mmfast.core.timesource import REAL_TIME, TimeSource
+
+if TYPE_CHECKING:
+    from mmfast._core.pipeline import SendRoom
 
 __all__ = [
     "DEFAULT_REST_WEIGHT",
@@ -230,6 +234,7 @@ class RateBudget:
         self.denied = 0  # try_acquire refusals
         self.rate_limited = 0  # 429s / venue "too many" errors reported
         self.server_errors = 0  # 5xx reported
+        self._room: SendRoom | None = None  # what compiled steps read (attach_room)
 
     # --- costs --------------------------------------------------------------------------------
     def rest_cost(self, endpoint: str, txs: int = 0) -> Cost:
@@ -297,6 +302,27 @@ class RateBudget:
     def release_inflight(self, n: int = 1) -> None:
         """An answered WS request (ack, error, snapshot) frees its in-flight slot."""
         self._inflight.count = max(0, self._inflight.count - n)
+        if self._room is not None:
+            now = self._time.monotonic_ns()
+            self._publish(now, self._compute(now)[0])
+
+    def attach_room(self, room: SendRoom) -> None:
+        """Publish ``order_room`` and whether one more sendtx frame fits into ``room`` (a
+        ``mmfast._core.pipeline.SendRoom``) at every change from now on."""
+        self._room = room
+        now = self._time.monotonic_ns()
+        self._publish(now, self._compute(now)[0])
+
+    def _publish(self, now: int, level: BudgetLevel) -> None:
+        r = self._room
+        assert r is not None
+        st, ws, inf = self._sendtx, self._ws, self._inflight
+        r.usable = level < BudgetLevel.RESERVE_ONLY
+        r.sendtx_used, r.sendtx_cap = st.used, st.normal_cap
+        r.ws_used, r.ws_cap = ws.used, ws.normal_cap
+        # What try_acquire(ws_sendtx_cost(1), NORMAL) would grant now.
+        r.ws_ok = (st.fits(now, 1, Priority.NORMAL) and ws.fits(now, 1, Priority.NORMAL)
+                   and inf.count + 1 <= inf.cap_for(Priority.NORMAL))
 
     def reset_inflight(self, n: int) -> None:
         """A dropped connection's unanswered requests (``n``) will never be answered."""
@@ -440,6 +466,8 @@ class RateBudget:
 
     def _check_level(self, now: int) -> None:
         level = self._compute(now)[0]
+        if self._room is not None:
+            self._publish(now, level)
         if level is not self._level:
             self._level = level
             if self._listeners:

@@ -133,6 +133,22 @@ class InlineSigner:
         return self._chain_id
 
     @property
+    def native(self) -> NativeSigner | None:
+        """The running ``NativeSigner`` (None when stopped): a compiled step signs its first
+        tx with it directly (``OrderEntry.direct_sender``)."""
+        ns = self._ns
+        return ns if ns is not None and ns.closed_reason is None else None
+
+    def expired_at(self) -> int:
+        """ExpiredAt for a tx signed now (wall ms), as ``submit`` sets it."""
+        return self._wall_ms() + TX_EXPIRY_MS
+
+    def count_signed(self, sign_ns: int) -> None:
+        """A signature made with ``native`` outside ``submit``: counted here as well."""
+        self.signed += 1
+        self.last_sign_ns = sign_ns
+
+    @property
     def public_key(self) -> bytes:
         if self._ns is None:
             raise SignerError("InlineSigner is not running")

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
+from mmfast._core.pipeline import SendRoom
 from mmfast.core.errors import OrderError
 
 __all__ = ["NonceError", "NonceManager", "NonceState"]
@@ -71,7 +72,6 @@ class NonceManager(Generic[T]):
         "_held",
         "_in_flight",
         "_loop",
-        "_next",
         "_on_refresh_failed",
         "_on_unknown_settled",
         "_retry",
@@ -83,6 +83,7 @@ class NonceManager(Generic[T]):
         "refresh_failures",
         "refreshes",
         "rejects",
+        "room",
         "stray",
     )
 
@@ -95,6 +96,7 @@ class NonceManager(Generic[T]):
         on_unknown_settled: Callable[[T, int, bool], object] | None = None,
         on_refresh_failed: Callable[[BaseException], object] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        room: SendRoom | None = None,
     ) -> None:
         self._fetch = fetch_next_nonce  # async () -> the venue's nextNonce
         self._dispatch = dispatch  # (item, nonce): hand the item to the signer
@@ -103,7 +105,10 @@ class NonceManager(Generic[T]):
         self._on_refresh_failed = on_refresh_failed  # (exception) after a failed fetch
         self._loop = loop  # where the fetch task runs (default: the running loop)
         self._state = NonceState.NEEDS_REFRESH  # protocol state
-        self._next = -1  # next nonce to assign (-1: unknown)
+        # The next nonce to assign (-1: unknown) lives in the SendRoom, where a compiled step
+        # takes one for the tx it sends itself (``adopt`` then books it here).
+        self.room = room if room is not None else SendRoom()
+        self.room.next_nonce = -1
         self._in_flight: dict[int, T] = {}  # nonce -> item, assigned and not yet resolved
         self._held: deque[T] = deque()  # submitted while not READY, FIFO
         self._retry: list[tuple[int, T, int | None]] = []  # (old nonce, item, code) rejected
@@ -114,6 +119,12 @@ class NonceManager(Generic[T]):
         self.rejects = 0  # txs resolved as rejected
         self.blocks = 0  # times READY turned BLOCKED
         self.stray = 0  # resolutions for nonces not in flight (ignored)
+
+    def _publish(self) -> None:
+        """Readiness and pending count into the SendRoom (after every change of either)."""
+        r = self.room
+        r.nonce_ready = self._state is NonceState.READY and not self._held
+        r.pending = len(self._held) + len(self._in_flight)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -128,7 +139,7 @@ class NonceManager(Generic[T]):
     @property
     def next_nonce(self) -> int | None:
         """The next nonce to assign (None before the first refresh)."""
-        return self._next if self._next >= 0 else None
+        return self.room.next_nonce if self.room.next_nonce >= 0 else None
 
     @property
     def in_flight(self) -> int:
@@ -160,11 +171,27 @@ class NonceManager(Generic[T]):
             self._held.append(item)
             self._maybe_refresh()
             return None
-        nonce = self._next
-        self._next = nonce + 1
+        nonce = self.room.next_nonce
+        self.room.next_nonce = nonce + 1
         self._in_flight[nonce] = item
+        self._publish()
         self._dispatch(item, nonce)
         return nonce
+
+    def adopt(self, nonce: int, item: T) -> None:
+        """``item`` holds a nonce a compiled step took from the room itself (while the room
+        said READY): it is in flight from now on. Called before anything else runs."""
+        if nonce in self._in_flight or nonce >= self.room.next_nonce or \
+                self._state is not NonceState.READY:
+            raise NonceError(f"adopt: nonce {nonce} was not taken while READY")
+        self._in_flight[nonce] = item
+        self._publish()
+
+    def give_back(self, nonce: int) -> None:
+        """A nonce taken from the room went unused (signing failed): the next tx gets it."""
+        if nonce != self.room.next_nonce - 1 or nonce in self._in_flight:
+            raise NonceError(f"give_back: nonce {nonce} is not the last one taken")
+        self.room.next_nonce = nonce
 
     # ------------------------------------------------------------------ resolutions
     def accepted(self, nonce: int) -> T | None:
@@ -221,6 +248,11 @@ class NonceManager(Generic[T]):
         return self._maybe_refresh()
 
     def _maybe_refresh(self) -> bool:
+        started = self._start_refresh()
+        self._publish()
+        return started
+
+    def _start_refresh(self) -> bool:
         state = self._state
         if state is NonceState.READY or state is NonceState.REFRESHING:
             return False
@@ -239,6 +271,7 @@ class NonceManager(Generic[T]):
         except BaseException as exc:
             self._task = None
             self._state = NonceState.NEEDS_REFRESH
+            self._publish()
             self.refresh_failures += 1
             if self._on_refresh_failed is not None:
                 self._on_refresh_failed(exc)
@@ -250,8 +283,9 @@ class NonceManager(Generic[T]):
         self._release(value)
 
     def _release(self, next_nonce: int) -> None:
-        self._next = next_nonce
+        self.room.next_nonce = next_nonce
         self._state = NonceState.READY
+        self._publish()
         unknown, self._unknown = self._unknown, {}
         if unknown and self._on_unknown_settled is not None:
             for nonce in sorted(unknown):
@@ -274,3 +308,4 @@ class NonceManager(Generic[T]):
             task.cancel()
         if self._state is NonceState.REFRESHING:
             self._state = NonceState.NEEDS_REFRESH
+        self._publish()

@@ -47,9 +47,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from mmfast._core.pipeline import SendRoom
 from mmfast.connector.lighter.budget import BudgetLevel, Priority, RateBudget
 from mmfast.connector.lighter.coi import CoiAllocator
 from mmfast.connector.lighter.listener import stream_listener
+from mmfast.connector.lighter.native_signer import TX_EXPIRY_MS
 from mmfast.connector.lighter.nonces import NonceManager, NonceState
 from mmfast.connector.lighter.rest import (
     RATE_LIMIT_CODES,
@@ -348,9 +350,14 @@ class OrderEntry:
         self._mid = mid
         self._on_reconnect = on_reconnect  # reconcile (after a reconnect, a venue 21728)
         self._on_out_of_band = on_out_of_band  # (market, reason) position changed under us
+        # What a compiled step reads of this order entry, its nonces and the budget (and the
+        # nonce counter itself): published at each change (direct_sender).
+        self.room = SendRoom(config.max_inflight_per_market, TX_EXPIRY_MS)
         self.nonces: NonceManager[_Tx] = NonceManager(
             self._fetch_nonce, self._dispatch, still_wanted=self._still_wanted,
-            on_unknown_settled=self._unknown_settled, on_refresh_failed=self._refresh_failed)
+            on_unknown_settled=self._unknown_settled, on_refresh_failed=self._refresh_failed,
+            room=self.room)
+        budget.attach_room(self.room)
         self.ws: WsStream | None = None
         if config.use_ws:
             args = {k: v for k, v in (stream_args or {}).items()
@@ -391,6 +398,8 @@ class OrderEntry:
         self.late_rejects = 0  # accepted txs found failed by a lookup
         self.lookups = 0  # tx / accountOrders lookups
         self.sends_while_blocked = 0  # must stay 0: a send while the nonce state forbids it
+        self.direct_sends = 0  # txs signed and sent by a compiled step (direct_sender)
+        self.direct_over_budget = 0  # of those, sent when the budget had no room (stays 0)
         self.inflight_peak: dict[int, int] = {}  # market -> highest in-flight count
         self.out_of_band = 0  # fills or position changes not caused by our orders
 
@@ -406,9 +415,11 @@ class OrderEntry:
         if self.ws is not None:
             self.ws.start()
         self._housekeeper = asyncio.get_running_loop().create_task(self._housekeep())
+        self._publish_entry()
 
     async def stop(self) -> None:
         self._stopping = True
+        self._publish_entry()
         if self._housekeeper is not None:
             self._housekeeper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -678,10 +689,34 @@ class OrderEntry:
         rel = self._releases
         while rel and rel[0][0] <= now:
             _, m = heapq.heappop(rel)
-            self._inflight[m] = max(0, self._inflight.get(m, 0) - 1)
+            self._set_inflight(m, max(0, self._inflight.get(m, 0) - 1))
+
+    def _set_inflight(self, market: int, n: int) -> None:
+        self._inflight[market] = n
+        self.room.set_inflight(market, n)
+
+    def _publish_entry(self) -> None:
+        """Whether a compiled step may send a frame now, first in nonce order (``SendRoom``'s
+        entry_ok): what ``_pump`` would allow for a tx signed now with nothing waiting before
+        it. Published after every change of what it reads (pump, answers, losses, the order
+        connection, start and stop); the step clears it when it sends."""
+        ws = self.ws
+        frames = self._frames
+        ok = self._started and not self._stopping and ws is not None and ws.live
+        if ok and frames:
+            ok = (frames[-1].via == "ws" and len(frames) < self.config.max_ws_frames
+                  and len(self._assigned) == sum(len(f.txs) for f in frames)
+                  and self.budget.level is BudgetLevel.OK)
+        elif ok:
+            ok = not self._assigned
+        self.room.entry_ok = ok
 
     def _pump(self) -> None:
         """Send the next frame if there is room for one and the nonce state allows it."""
+        self._pump_once()
+        self._publish_entry()
+
+    def _pump_once(self) -> None:
         frames = self._frames
         if frames:
             if frames[-1].via != "ws" or len(frames) >= self.config.max_ws_frames:
@@ -754,26 +789,11 @@ class OrderEntry:
         if not self.nonces.can_send:  # never expected: counted, and nothing goes out
             self.sends_while_blocked += 1
             return
-        now = self._time.monotonic_ns()
-        for tx in batch:
-            if tx.sends:
-                self.identical_resends += 1
-            tx.sends += 1
-            tx.state = _St.SENT
-            tx.t_sent = now
-            if tx.counted:
-                m = tx.market or 0
-                c = self._inflight.get(m, 0) + 1
-                self._inflight[m] = c
-                if c > self.inflight_peak.get(m, 0):
-                    self.inflight_peak[m] = c
-        self.txs_sent += len(batch)
+        self._mark_sent(batch)
         if via == "ws":
             ws = self.ws
             assert ws is not None
-            frame = _Frame(batch, via, ws.generation)
-            frame.held = True
-            self._frames.append(frame)
+            frame = self._ws_frame(batch, ws.generation)
             if len(batch) == 1:
                 s = batch[0].signed
                 assert s is not None
@@ -785,11 +805,6 @@ class OrderEntry:
                     "tx_types": orjson.dumps([t.signed.tx_type for t in batch]).decode(),  # type: ignore[union-attr]
                     "tx_infos": orjson.dumps([t.signed.tx_info for t in batch]).decode(),  # type: ignore[union-attr]
                 }})
-            frame.timer = self._time.call_later(self.config.ack_timeout_s, self._ack_timeout,
-                                                frame)
-            self.frames_ws += 1
-            if len(self._frames) > self.ws_frames_peak:
-                self.ws_frames_peak = len(self._frames)
             if not ws.send_text(data):
                 self._lost(frame, "order connection closed while sending")
             return
@@ -799,6 +814,34 @@ class OrderEntry:
         task = asyncio.get_running_loop().create_task(self._rest_send(frame))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _mark_sent(self, batch: list[_Tx]) -> None:
+        """Txs going out in one frame now: their state, stamps and in-flight counts."""
+        now = self._time.monotonic_ns()
+        for tx in batch:
+            if tx.sends:
+                self.identical_resends += 1
+            tx.sends += 1
+            tx.state = _St.SENT
+            tx.t_sent = now
+            if tx.counted:
+                m = tx.market or 0
+                c = self._inflight.get(m, 0) + 1
+                self._set_inflight(m, c)
+                if c > self.inflight_peak.get(m, 0):
+                    self.inflight_peak[m] = c
+        self.txs_sent += len(batch)
+
+    def _ws_frame(self, batch: list[_Tx], gen: int) -> _Frame:
+        """The outstanding WebSocket frame carrying ``batch`` (its ack timer armed)."""
+        frame = _Frame(batch, "ws", gen)
+        frame.held = True
+        self._frames.append(frame)
+        frame.timer = self._time.call_later(self.config.ack_timeout_s, self._ack_timeout, frame)
+        self.frames_ws += 1
+        if len(self._frames) > self.ws_frames_peak:
+            self.ws_frames_peak = len(self._frames)
+        return frame
 
     async def _rest_send(self, frame: _Frame) -> None:
         txs = frame.txs
@@ -825,6 +868,57 @@ class OrderEntry:
             self._lost(frame, f"rest: {type(exc).__name__}")
         else:
             self._replied(frame, 200, res.message, res.tx_hash, res.predicted_execution_time_ms)
+
+    # ------------------------------------------------------------------ the compiled step's tx
+    def direct_sender(self, market: int) -> DirectSender | None:
+        """What a compiled step needs to sign and send the first tx of a requote itself, before
+        any Python bookkeeping (``mmfast._core.pipeline``): the native signer signing inline
+        and the order WebSocket. None otherwise (the step's txs then all come here)."""
+        native = getattr(self.signer, "native", None)
+        if self.ws is None or native is None or self.markets.get(market) is None:
+            return None
+        return DirectSender(self, market)
+
+    def _direct_sent(self, kind: TxKind, market: int, coi: int, price: int, size: int,
+                     nonce: int, expired_at: int, tx_info: str | None, tx_hash: str,
+                     sent: bool, sign_ns: int) -> None:
+        """Book the tx a compiled step took ``nonce`` for from the room (which said this
+        entry would send it now): signed and sent (``sent``: the socket took the frame; else
+        it is lost and recovered as any lost frame), or not signed (``tx_info`` None: the
+        nonce goes back)."""
+        if tx_info is None:
+            self.nonces.give_back(nonce)
+            self._publish_entry()
+            return
+        # The frame's budget: the room said it fits, and windows only drain meanwhile.
+        if not self.budget.try_acquire(self.budget.ws_sendtx_cost(1), Priority.NORMAL):
+            self.direct_over_budget += 1
+        now = self._time.monotonic_ns()
+        tx = _Tx(kind, market, now)
+        tx.coi = tx.index = coi
+        tx.price, tx.size = price, size
+        tx.gen = 1
+        tx.nonce = nonce
+        if kind is TxKind.CANCEL:
+            self.tracker.cancel_requested(coi)
+            request: TxRequest = CancelOrderRequest(market, coi, nonce)
+        else:
+            request = ModifyOrderRequest(market, coi, size, price, nonce)
+        tx.signed = SignedTx(request=request, tx_type=request.TX_TYPE, tx_info=tx_info,
+                             info={"ExpiredAt": expired_at, "Nonce": nonce}, tx_hash=tx_hash,
+                             nonce=nonce, queued_ns=now, signed_ns=now, sign_ns=sign_ns)
+        tx.t_signq = tx.t_signed = now
+        self.signer.count_signed(sign_ns)  # type: ignore[attr-defined]
+        self.nonces.adopt(nonce, tx)
+        self._assigned[nonce] = tx
+        self.direct_sends += 1
+        self._mark_sent([tx])
+        ws = self.ws
+        assert ws is not None
+        frame = self._ws_frame([tx], ws.generation)
+        if not sent:
+            self._lost(frame, "order connection closed while sending")
+        self._publish_entry()
 
     # ------------------------------------------------------------------ answers
     def _ack_timeout(self, frame: _Frame) -> None:
@@ -925,6 +1019,8 @@ class OrderEntry:
                     self._watch[id(tx)] = tx
                 self._lat.append((tx.t_intent, tx.t_signq, tx.t_signed, tx.t_sent, now))
                 self._wake(tx)
+            if self._releases:
+                self._arm_pump(self._cap_wait_s())  # the releases drain the published count
             self._pump()
             return
         # Not accepted: no nonce of the frame was consumed.
@@ -938,8 +1034,9 @@ class OrderEntry:
             for m in {t.market for t in txs if t.counted}:
                 extra = self.config.max_inflight_per_market - self._inflight.get(m or 0, 0)
                 for _ in range(max(0, extra)):
-                    self._inflight[m or 0] = self._inflight.get(m or 0, 0) + 1
+                    self._set_inflight(m or 0, self._inflight.get(m or 0, 0) + 1)
                     heapq.heappush(self._releases, (hold, m or 0))
+                self._arm_pump(self._cap_wait_s())  # releases drain the published count
         single = len(txs) == 1
         for tx in txs:
             self._assigned.pop(tx.nonce, None)
@@ -962,7 +1059,7 @@ class OrderEntry:
         for tx in txs:
             if tx.counted:
                 m = tx.market or 0
-                self._inflight[m] = max(0, self._inflight.get(m, 0) - 1)
+                self._set_inflight(m, max(0, self._inflight.get(m, 0) - 1))
 
     def _revoke_unsent(self) -> None:
         """Assigned but unsent txs give their nonces back (held for the refresh, re-signed or
@@ -1067,6 +1164,7 @@ class OrderEntry:
         self._mark_needs_refresh()
         self._revoke_unsent()
         self.nonces.require_refresh()
+        self._publish_entry()
         if self._on_reconnect is not None and stream.connects > 1:
             self._on_reconnect("order connection reconnected")
 
@@ -1077,6 +1175,7 @@ class OrderEntry:
         self._mark_needs_refresh()
         self._revoke_unsent()
         self.nonces.require_refresh()  # sends continue over REST after the refresh
+        self._publish_entry()
 
     def on_message(self, stream: WsStream, msg: dict[str, Any], now_ns: int) -> None:
         if msg.get("type") in _ACK_TYPES:
@@ -1253,7 +1352,40 @@ class OrderEntry:
             "lookups": self.lookups, "in_flight": self.in_flight,
             "inflight_peak": dict(self.inflight_peak), "out_of_band": self.out_of_band,
             "sends_while_blocked": self.sends_while_blocked,
+            "direct_sends": self.direct_sends, "direct_over_budget": self.direct_over_budget,
         }
+
+
+class DirectSender:
+    """A compiled step's way to sign and send its first tx itself (``OrderEntry``'s
+    ``direct_sender``): the ``room`` it takes the nonce from (and reads whether the tx may go
+    now), the native signer (``native``), the order socket's ``send`` and ``sent(...)`` to
+    book it. Loop thread."""
+
+    __slots__ = ("_entry", "market")
+
+    def __init__(self, entry: OrderEntry, market: int) -> None:
+        self._entry = entry
+        self.market = market
+
+    @property
+    def native(self) -> Any:
+        return self._entry.signer.native  # type: ignore[attr-defined]
+
+    @property
+    def room(self) -> SendRoom:
+        return self._entry.room
+
+    def send(self, data: bytes) -> bool:
+        ws = self._entry.ws
+        return ws is not None and ws.send_text(data)
+
+    def sent(self, kind: int, coi: int, price: int, size: int, nonce: int, expired_at: int,
+             tx_info: str | None, tx_hash: str, sent: bool, sign_ns: int) -> None:
+        """``kind``: 1 modify, 2 cancel (the plan's ActionKind values)."""
+        self._entry._direct_sent(TxKind.MODIFY if kind == 1 else TxKind.CANCEL, self.market,
+                                 coi, price, size, nonce, expired_at, tx_info, tx_hash, sent,
+                                 sign_ns)
 
 
 def _event_error(event_info: Any) -> int | None:
