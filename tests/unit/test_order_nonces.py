@@ -326,7 +326,7 @@ def test_random_faults_no_duplicate_and_contiguous(seed: int) -> None:
 def test_the_room_holds_the_counter_and_what_a_compiled_step_reads() -> None:
     async def go() -> None:
         venue = Venue(10)
-        mgr, sent = make(venue)
+        mgr, _sent = make(venue)
         room = mgr.room
         assert room.next_nonce == -1 and not room.nonce_ready
         mgr.require_refresh()
