@@ -125,7 +125,8 @@ class MarketMaking(StrategyBase):
         """A book frame of this market from the stream: the compiled step, then its actions
         sent. Returns the book's code (the stream's readiness and pulls follow it)."""
         pipe = self.pipe
-        self.venue_orders.sync()  # an order message since the last step: its values first
+        if self.venue_orders.sync():  # an order message since the last step: its values
+            self._touch()
         code: int = pipe.on_frame(data, now_ns)
         if pipe.n_out:
             try:
@@ -176,7 +177,7 @@ class MarketMaking(StrategyBase):
     def order_changed(self, order: Order) -> None:
         if self.pipe is not None:
             # An order message: our orders take the venue's values now, not in the next
-            # frame's callback (the compiled step reads them in place).
+            # frame's callback (on_order_update has told the compiled step they changed).
             self.venue_orders.sync()
 
     def _book_direct(self, i: int) -> None:

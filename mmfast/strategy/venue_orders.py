@@ -92,25 +92,26 @@ class VenueOrders:
             self._dirty = True  # the venue's values come back at the next sync
         return busy | modifying.keys() if modifying else busy
 
-    def sync(self) -> None:
+    def sync(self) -> bool:
         """Price and size of our live orders from the venue's order stream; an order with a
         modify not yet shown keeps its optimistic values until the stream shows the modify or
         the wait runs out. Nothing to do when no order message came since the last sync and
-        no wait ran out."""
+        no wait ran out. True when it changed an order's price or size."""
         view = self.view
         if view is None:
-            return
+            return False
         version = view.orders_version
         if version is not None:
             if version == self._version and not self._dirty:
-                return  # no order message since the last sync and no wait ran out
+                return False  # no order message since the last sync and no wait ran out
             self._version, self._dirty = version, False
         raw_orders = view.raw_orders
         rules = self.rules
         if not raw_orders or rules is None:
-            return
+            return False
         pd, sd = rules.price_decimals, rules.size_decimals
         orders, seen, modifying = self.orders, self._seen, self.modifying
+        changed = False
         if len(seen) > 2 * len(orders) + 64:  # drop ended orders now and then
             for c in [c for c in seen if c not in orders]:
                 del seen[c]
@@ -138,3 +139,5 @@ class VenueOrders:
             if price != o.price_ticks or remaining != o.remaining_lots:
                 o.price_ticks = price
                 o.size_lots = o.filled_lots + remaining
+                changed = True
+        return changed

@@ -335,7 +335,8 @@ def test_compiled_step_sends_what_the_python_path_sends(extra: str, seed: int) -
 def test_twin_drive_exercises_every_kind_of_action() -> None:
     """The drive above is not vacuous: one fixed sequence creates, modifies, cancels and denies
     on both paths alike."""
-    ops = [("book", 0, 10, 1), ("ack_all",), ("book", 30, 10, 1), ("shown", 1),
+    ops = [("book", 0, 10, 1), ("deep", 3), ("ack_all",), ("book", 30, 10, 1), ("deep", 4),
+           ("shown", 1),
            ("book", -30, 12, 2), ("position", 650), ("book", 10, 10, 1), ("time", 2_100),
            ("book", 15, 10, 1)]
     a, b = asyncio.run(_drive("", ops))
@@ -343,6 +344,8 @@ def test_twin_drive_exercises_every_kind_of_action() -> None:
     assert kinds == {"place", "modify", "cancel"}, a.conn.calls
     assert a.s.counts["denied"] > 0
     assert a.s.pipe.steps > 0
+    # Frames between changes of our orders plan from the slots, not the Order objects.
+    assert 0 < a.s.pipe.order_reads < a.s.pipe.steps
     assert a.conn.calls == b.conn.calls
 
 

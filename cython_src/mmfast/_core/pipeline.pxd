@@ -9,7 +9,7 @@ cimport cython
 
 from mmfast._core.book cimport OrderBook
 from mmfast._core.gate cimport GateCore
-from mmfast._core.plan cimport PLAN_CAP, PlanScratch
+from mmfast._core.plan cimport PLAN_CAP, Ord, PlanScratch
 from mmfast._core.quote cimport QuoteEngine
 
 
@@ -85,6 +85,15 @@ cdef class Pipeline:
     cdef object room                      # () -> order_room snapshot, or None (unlimited)
     cdef SendRoom sroom                   # the published state (room, in flight, nonces)
     cdef object in_flight                 # () -> order txs of the market in flight, or None
+    # our orders as last read (sorted, busy from their status only), reused while `version`
+    # is unchanged: a frame reads contiguous C slots, not a dozen Python objects
+    cdef int64_t c_version
+    cdef bint c_valid
+    cdef int c_m[2]
+    cdef Ord c_o[2][PLAN_CAP]
+    cdef int c_n_held
+    cdef PyObject* c_held[4 * PLAN_CAP]
+    cdef readonly int64_t order_reads    # times our orders were read from the Python objects
     # the last plan, for skipping a step whose inputs are those of a plan on target
     cdef bint last_whole
     cdef int64_t k_bid, k_ask, k_ref, k_pos, k_version, k_until
@@ -120,6 +129,8 @@ cdef class Pipeline:
     cdef Py_ssize_t st_head, st_count
 
     cdef void _release(self) noexcept
+    cdef void _drop_cache(self) noexcept
+    cdef int _load_orders(self) except -1
     cdef void _sync_book(self) except *
     cdef int _step(self, int64_t now_ns, int64_t trigger_ns) except -1
     cdef void _target(self) noexcept

@@ -160,9 +160,12 @@ cdef class Pipeline:
             raise MemoryError()
         self.w.n_held = 0
         self.n_out = 0
+        self.c_valid = False
+        self.c_n_held = 0
 
     def __dealloc__(self):
         self._release()
+        self._drop_cache()
         if self.w != NULL:
             free(self.w)
             self.w = NULL
@@ -220,6 +223,48 @@ cdef class Pipeline:
         self.version += 1
 
     # ------------------------------------------------------------------ the step
+    cdef void _drop_cache(self) noexcept:
+        cdef int i
+        for i in range(self.c_n_held):
+            Py_XDECREF(self.c_held[i])
+        self.c_n_held = 0
+        self.c_valid = False
+
+    cdef int _load_orders(self) except -1:
+        """Our orders into the scratch, sorted, busy from their status only: from the slots
+        read at this ``version``, or read again from the Order objects (the references the
+        read takes are kept with the slots)."""
+        cdef PlanScratch* w = self.w
+        cdef int s, i
+        if self.c_valid and self.c_version == self.version:
+            for s in range(2):
+                w.s[s].m = self.c_m[s]
+                for i in range(self.c_m[s]):
+                    w.s[s].o[i] = self.c_o[s][i]
+            return 0
+        self._drop_cache()
+        w.s[0].m = 0
+        w.s[1].m = 0
+        w.n_held = 0
+        ok = plan_read_orders(w, self.orders, self.max_age_ns > 0)
+        for i in range(w.n_held):
+            self.c_held[i] = w.held[i]  # now the slots' (released with them)
+        self.c_n_held = w.n_held
+        w.n_held = 0
+        if not ok:
+            self._drop_cache()
+            raise ValueError("an order the compiled plan does not take (not an Order, a "
+                             "field out of range, or more than 64 on a side)")
+        plan_sort(w)
+        for s in range(2):
+            self.c_m[s] = w.s[s].m
+            for i in range(w.s[s].m):
+                self.c_o[s][i] = w.s[s].o[i]
+        self.c_version = self.version
+        self.c_valid = True
+        self.order_reads += 1
+        return 0
+
     cdef void _release(self) noexcept:
         cdef int i
         for i in range(self.n_out):
@@ -319,15 +364,10 @@ cdef class Pipeline:
             self._target()
         self.stamps[slot][1] = _mono_ns()
         # Our orders, busy and aged, best first.
-        w.s[0].m = 0
-        w.s[1].m = 0
         w.n_held = 0
         try:
-            if not plan_read_orders(w, self.orders, self.max_age_ns > 0):
-                raise ValueError("an order the compiled plan does not take (not an Order, a "
-                                 "field out of range, or more than 64 on a side)")
+            self._load_orders()
             self._busy_aged(now_ns)
-            plan_sort(w)
             w.s[0].no_create = no_create
             w.s[1].no_create = no_create
             # Budget back-off from one snapshot.
