@@ -1,12 +1,20 @@
-"""The `mmfast` command. Subcommands register themselves in `_COMMANDS`."""
+"""The `mmfast` command. Subcommands register themselves in `_COMMANDS`.
+
+Signals before a subcommand has its own handlers (imports, config, start-up): SIGINT, SIGTERM
+and SIGHUP end the command quietly with 128 + the signal's number (nothing has been sent yet:
+every subcommand that trades installs its own handlers before it connects)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+# Only what the early signal handlers need is imported with the module: main() installs them
+# before anything heavier is imported.
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
 
 
 def _add_sim(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +43,8 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
 
 
 async def _serve_sim(args: argparse.Namespace) -> int:
+    import asyncio
+
     from mmfast.core.timesource import REAL_TIME, ScaledTime
     from mmfast.sim.config import FlowConfig, SimConfig
     from mmfast.sim.server import Simulator
@@ -46,7 +56,7 @@ async def _serve_sim(args: argparse.Namespace) -> int:
     time_source = REAL_TIME if args.time_scale == 1.0 else ScaledTime(args.time_scale)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     async with Simulator(cfg, time_source) as sim:
         print(f"rest: {sim.rest_url}", flush=True)
@@ -60,6 +70,8 @@ async def _serve_sim(args: argparse.Namespace) -> int:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
+    import asyncio
+
     from mmfast.sim.config import LOOPBACK_HOSTS
 
     if args.host not in LOOPBACK_HOSTS:
@@ -141,7 +153,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 # name -> function adding the subcommand's parser
-_COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+_COMMANDS: dict[str, Callable[[Any], None]] = {
     "sim": _add_sim,
     "diagnose": _add_diagnose,
     "run": _add_run,
@@ -150,6 +162,8 @@ _COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="mmfast", description="Low-latency market making "
                                      "for Lighter, with a local simulator.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -158,9 +172,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A closed terminal or SSH session (SIGHUP) stops like SIGTERM: cancel, confirm, summary.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """A stop signal before the command had its own handlers."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _early(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    previous = {sig: signal.signal(sig, _early) for sig in STOP_SIGNALS}
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+        print(f"mmfast: stopped by {signal.Signals(signum).name} before it started; nothing "
+              f"was sent", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ Order of things, so that a bad config never touches the network:
    throwaway API key, sign under the simulator's chain id (a real key was already refused by
    the config). Other modes: the key from the environment or the 0600 key file.
 4. Signer thread, ``LighterConnector`` with order entry, the strategy (risk gate and kill switch
-   built from ``[risk]``), ``TradingCore``; SIGINT/SIGTERM and ``--duration`` set the stop.
+   built from ``[risk]``), ``TradingCore``; SIGINT/SIGTERM/SIGHUP and ``--duration`` set the
+   stop.
 5. Status every ``run.status_interval_s`` (unless ``--quiet``), journal flushed with it.
 6. Stop: the core stops the strategy, cancels all of the market's orders and waits for the venue
    to confirm none is left (REST), then the connector; the summary prints. Exit 0 when clean,
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from mmfast.cli import STOP_SIGNALS
 from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.conf.schema import Config
 from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor, Secret
@@ -363,7 +365,7 @@ class Runner:
         self._stop = asyncio.Event()
         self._t0 = _time.monotonic()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         started = False
@@ -417,7 +419,7 @@ class Runner:
             _log.error("run failed: %s", self._safe_exc(exc), exc_info=not expected)
         finally:
             await self._shutdown(started)
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
         if self.strategy is not None:

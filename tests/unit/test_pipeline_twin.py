@@ -551,3 +551,10 @@ def test_send_room_publishes() -> None:
         r.set_inflight(m, 1)
     with pytest.raises(ValueError, match="64 markets"):
         r.set_inflight(999, 1)
+
+
+def test_a_new_step_reads_as_empty_before_it_planned() -> None:
+    p, _ = _pipe()
+    assert p.target() == ([], []) and p.n_out == 0 and p.drain_stages() == []
+    with pytest.raises(IndexError):
+        p.action(0)

@@ -25,7 +25,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_XDECREF, Py_XINCREF
 from libc.math cimport isfinite, rint
 from libc.stdint cimport INT64_MAX, int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free
 
 cimport cython
 
@@ -155,7 +155,8 @@ cdef class Pipeline:
     """
 
     def __cinit__(self):
-        self.w = <PlanScratch*>malloc(sizeof(PlanScratch))
+        # Zeroed: target() and the counts read it before any step has planned.
+        self.w = <PlanScratch*>calloc(1, sizeof(PlanScratch))
         if self.w == NULL:
             raise MemoryError()
         self.w.n_held = 0
