@@ -10,7 +10,7 @@ thread) or, with signing taken out, ``PreSignedSigner``. It runs on this process
 simulator serving the shared seeded stream on market 0's order_book channel).
 
 Changes to the shipped ``sim.toml``, all for the benchmark: the venue's URLs, account and chain
-id; a 2 x 5 ladder with refresh tolerance 0 (a one-tick move of the mid re-prices all ten
+id; no guard process (``[guard] enabled = false``: it would share the CPUs); a 2 x 5 ladder with refresh tolerance 0 (a one-tick move of the mid re-prices all ten
 orders); the order-rate caps of the risk gate and the kill switch raised (the bench sends
 hundreds of txs a second); the connector's rate tier ``BENCH_TIER`` (every venue limit raised:
 the budget bookkeeping still runs on every tx, it just never throttles or degrades the plan).
@@ -257,6 +257,8 @@ def bot_config(venue: VenueInfo, signer: str | None = None, compiled: bool = Tru
                                                               4 * LEVELS))
     risk["kill_switch"].update(max_order_txs_per_min=1_000_000)
     data["run"].update(log_level="warning")
+    # No guard process: it would share the two CPUs with the stack being measured.
+    data["guard"] = {"enabled": False}
     return parse_config(data, env={}, source=f"{path} (bench)")
 
 

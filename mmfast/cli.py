@@ -1,8 +1,10 @@
 """The `mmfast` command. Subcommands register themselves in `_COMMANDS`.
 
 Signals before a subcommand has its own handlers (imports, config, start-up): SIGINT, SIGTERM
-and SIGHUP end the command quietly with 128 + the signal's number (nothing has been sent yet:
-every subcommand that trades installs its own handlers before it connects)."""
+and SIGHUP are noted (``pending_stop``), never raised into whatever code is running (an import
+could swallow an exception and lose the signal); the subcommand checks for one where it takes
+over its signals and stops there: before anything started, quietly with 128 + the signal's
+number, else through its normal shutdown."""
 
 from __future__ import annotations
 
@@ -58,6 +60,8 @@ async def _serve_sim(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    if pending_stop() is not None:
+        return stopped_early("mmfast sim")
     async with Simulator(cfg, time_source) as sim:
         print(f"rest: {sim.rest_url}", flush=True)
         print(f"ws: {sim.ws_url}", flush=True)
@@ -120,6 +124,61 @@ def _run_bot(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _add_guard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("guard", help="watch one bot and cancel its orders when it cannot "
+                       "(mmfast run starts one; docs/guard.md)")
+    p.add_argument("--rest-url", required=True, help="the venue's REST base URL")
+    p.add_argument("--chain-id", type=int, required=True, help="chain id signed into its txs")
+    p.add_argument("--account-index", type=int, required=True, help="the bot's account")
+    p.add_argument("--api-key-index", type=int, required=True,
+                   help="the guard's own API key index (not the bot's)")
+    p.add_argument("--market", type=int, action="append", required=True, dest="markets",
+                   help="a market of the bot (repeat for each)")
+    p.add_argument("--heartbeat", required=True, help="the bot's heartbeat file")
+    p.add_argument("--bot-pid", type=int, required=True, help="the bot's process id")
+    p.add_argument("--journal", required=True, help="the guard's JSONL journal")
+    p.add_argument("--max-silence-ms", type=int, default=1500,
+                   help="act when the bot's heartbeat is older than this (default 1500)")
+    p.add_argument("--no-scheduled-cancel-all", dest="scheduled", action="store_false",
+                   help="do not keep the venue's scheduled cancel-all armed")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="sim mode: simulated seconds per real second (default 1.0)")
+    p.set_defaults(func=_run_guard)
+
+
+def _run_guard(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from pathlib import Path
+
+    from mmfast.connector.lighter.secret import SecretError, load_api_key
+    from mmfast.core.log import SDK_LOGGERS, configure_logging
+    from mmfast.core.timesource import REAL_TIME, ScaledTime
+    from mmfast.run.guard import ENV_GUARD_KEY, Guard, GuardOptions
+
+    if not 0 <= args.api_key_index <= 254 or not 200 <= args.max_silence_ms <= 60_000:
+        print("mmfast guard: --api-key-index must be 0..254 and --max-silence-ms 200..60000",
+              file=sys.stderr)
+        return 2
+    try:
+        key = load_api_key(env_var=ENV_GUARD_KEY, environ=os.environ)
+    except SecretError as exc:
+        print(f"mmfast guard: {exc}", file=sys.stderr)
+        return 2
+    os.environ.pop(ENV_GUARD_KEY, None)  # read once; not passed on to anything it starts
+    configure_logging("INFO", quiet=SDK_LOGGERS)
+    opts = GuardOptions(rest_url=args.rest_url, chain_id=args.chain_id,
+                        account_index=args.account_index, api_key_index=args.api_key_index,
+                        markets=tuple(args.markets), heartbeat=Path(args.heartbeat),
+                        journal=Path(args.journal), bot_pid=args.bot_pid,
+                        max_silence_ms=args.max_silence_ms,
+                        scheduled_cancel_all=args.scheduled)
+    time_source = REAL_TIME if args.time_scale == 1.0 else ScaledTime(args.time_scale)
+    if pending_stop() is not None:
+        return stopped_early("mmfast guard")
+    return asyncio.run(Guard(opts, key, time=time_source).run())
+
+
 def _add_diagnose(sub: argparse._SubParsersAction) -> None:
     from mmfast.diagnostics.tp import add_diagnose_parsers
 
@@ -157,6 +216,7 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
     "sim": _add_sim,
     "diagnose": _add_diagnose,
     "run": _add_run,
+    "guard": _add_guard,
     "bench": _add_bench,
 }
 
@@ -176,28 +236,36 @@ def build_parser() -> argparse.ArgumentParser:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class Interrupted(BaseException):
-    """A stop signal before the command had its own handlers."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+_pending: list[int] = []  # stop signals received before a command took over its signals
 
 
 def _early(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
+    _pending.append(signum)
+
+
+def pending_stop() -> int | None:
+    """The first stop signal received before the command installed its own handlers."""
+    return _pending[0] if _pending else None
+
+
+def stopped_early(what: str = "mmfast") -> int:
+    """Report a stop signal that came before anything started; the exit code (128 + it)."""
+    signum = _pending[0]
+    print(f"{what}: stopped by {signal.Signals(signum).name} before it started; nothing was "
+          f"sent", file=sys.stderr)
+    return 128 + signum
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, _early) for sig in STOP_SIGNALS}
     try:
         args = build_parser().parse_args(argv)
+        if pending_stop() is not None:
+            return stopped_early()
         return int(args.func(args))
-    except (Interrupted, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
-        print(f"mmfast: stopped by {signal.Signals(signum).name} before it started; nothing "
-              f"was sent", file=sys.stderr)
-        return 128 + signum
+    except KeyboardInterrupt:  # a SIGINT before main() took it over
+        _pending.insert(0, int(signal.SIGINT))
+        return stopped_early()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

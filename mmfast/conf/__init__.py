@@ -6,6 +6,7 @@ every bad key path, before any network I/O. Examples: ``sim.toml``, ``testnet.to
 """
 
 from mmfast.conf.load import (
+    ENV_GUARD_KEY,
     ENV_KEY_FILE,
     ENV_PRIVATE_KEY,
     LIGHTER_ENDPOINTS,
@@ -19,6 +20,7 @@ from mmfast.conf.schema import (
     AvellanedaStoikovConfig,
     Config,
     ConfigError,
+    GuardConfig,
     KillSwitchConfig,
     MarketConfig,
     MarketMakingConfig,
@@ -31,6 +33,7 @@ from mmfast.conf.schema import (
 )
 
 __all__ = [
+    "ENV_GUARD_KEY",
     "ENV_KEY_FILE",
     "ENV_PRIVATE_KEY",
     "LIGHTER_ENDPOINTS",
@@ -38,6 +41,7 @@ __all__ = [
     "AvellanedaStoikovConfig",
     "Config",
     "ConfigError",
+    "GuardConfig",
     "KillSwitchConfig",
     "MarketConfig",
     "MarketMakingConfig",

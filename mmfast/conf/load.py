@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final, get_type_hints
 from urllib.parse import urlsplit
 
-from mmfast.conf.schema import MODES, Config, ConfigError, VenueConfig
+from mmfast.conf.schema import MODES, Config, ConfigError, GuardConfig, VenueConfig
 from mmfast.connector.lighter.secret import ApiKey, SecretError, load_api_key
 from mmfast.sim.config import (
     DEFAULT_ACCOUNT_INDEX as SIM_ACCOUNT_INDEX,
@@ -38,6 +38,7 @@ from mmfast.sim.config import (
 SIM_WS_ORDER_FRAMES: Final = 4  # [venue] ws_order_frames in sim mode when not set
 
 __all__ = [
+    "ENV_GUARD_KEY",
     "ENV_KEY_FILE",
     "ENV_PRIVATE_KEY",
     "LIGHTER_ENDPOINTS",
@@ -49,9 +50,10 @@ __all__ = [
 ]
 
 ENV_PRIVATE_KEY: Final = "MMFAST_API_PRIVATE_KEY"
+ENV_GUARD_KEY: Final = "MMFAST_GUARD_API_PRIVATE_KEY"
 ENV_KEY_FILE: Final = "MMFAST_API_KEY_FILE"
 # The only settings the environment may supply.
-SECRET_ENV_VARS: Final = (ENV_PRIVATE_KEY, ENV_KEY_FILE)
+SECRET_ENV_VARS: Final = (ENV_PRIVATE_KEY, ENV_KEY_FILE, ENV_GUARD_KEY)
 SIM_API_KEY_INDEX: Final = 4
 # (rest_url, ws_url, chain ids accepted, default chain id) per real environment.
 LIGHTER_ENDPOINTS: Final[Mapping[str, tuple[str, str, frozenset[int], int]]] = {
@@ -123,6 +125,10 @@ def parse_config(data: str | Mapping[str, Any], *, live: bool = False,
         key_var = ENV_KEY_FILE if env.get(ENV_KEY_FILE) else "venue.key_file"
         secret = read_key_file(cfg.venue.key_file, key_name=key_var)
         cfg = dataclasses.replace(cfg, venue=dataclasses.replace(cfg.venue, private_key=secret))
+    g = cfg.guard
+    if read_key and g.enabled and g.private_key is None and g.key_file is not None:
+        secret = read_key_file(g.key_file, key_name="guard.key_file")
+        cfg = dataclasses.replace(cfg, guard=dataclasses.replace(g, private_key=secret))
     return cfg
 
 
@@ -306,13 +312,56 @@ def _resolve(cfg: Config, live: bool, env: Mapping[str, str],
     venue = _resolve_venue(cfg.venue, live, env, errors)
     _check_market(cfg, errors)
     _check_strategy(cfg, errors)
-    if venue is None or errors:
+    guard = None if venue is None else _resolve_guard(cfg.guard, venue, env, errors)
+    if venue is None or guard is None or errors:
         return None
     journal = cfg.run.journal_path
     assert venue.state_dir is not None
     journal = venue.state_dir / "journal.jsonl" if journal is None else venue.state_dir / journal
-    return dataclasses.replace(cfg, venue=venue,
+    return dataclasses.replace(cfg, venue=venue, guard=guard,
                                run=dataclasses.replace(cfg.run, journal_path=journal))
+
+
+def _resolve_guard(g: GuardConfig, v: VenueConfig, env: Mapping[str, str],
+                   errors: list[tuple[str, str]]) -> GuardConfig | None:
+    """The guard's key index (sim default: the bot's + 1) and key (environment first, then
+    guard.key_file; sim mode makes a throwaway one at start)."""
+    n_before = len(errors)
+    key = None
+    if env.get(ENV_GUARD_KEY):
+        try:
+            key = load_api_key(env_var=ENV_GUARD_KEY, environ=env)
+        except SecretError as exc:
+            errors.append((ENV_GUARD_KEY, str(exc).removeprefix(
+                f"environment variable {ENV_GUARD_KEY}: ")))
+    key_file = None if g.key_file is None else _expand(g.key_file, env)
+    if g.heartbeat_interval_ms * 3 > g.max_silence_ms:
+        errors.append(("guard.heartbeat_interval_ms", "must be at most a third of "
+                       "guard.max_silence_ms (a late beat is not a dead bot)"))
+    index = g.api_key_index
+    if not g.enabled:
+        return dataclasses.replace(g, private_key=key, key_file=key_file) \
+            if len(errors) == n_before else None
+    if v.mode == "sim":
+        if key is not None or key_file is not None:
+            errors.append(("guard", "sim mode makes its own guard key: no "
+                           f"{ENV_GUARD_KEY} or guard.key_file"))
+        if index is None:
+            assert v.api_key_index is not None
+            index = v.api_key_index + 1 if v.api_key_index < 254 else v.api_key_index - 1
+    else:
+        if index is None:
+            errors.append(("guard.api_key_index", f"required in {v.mode} mode (or set "
+                           "guard.enabled = false)"))
+        if key is None and key_file is None:
+            errors.append(("guard", f"{v.mode} mode needs the guard's key: "
+                           f"{ENV_GUARD_KEY} or guard.key_file"))
+    if index is not None and index == v.api_key_index:
+        errors.append(("guard.api_key_index", "must differ from venue.api_key_index (nonces "
+                       "are per key: the guard must never race the bot's)"))
+    if len(errors) != n_before:
+        return None
+    return dataclasses.replace(g, api_key_index=index, private_key=key, key_file=key_file)
 
 
 def _default_state_dir(env: Mapping[str, str]) -> Path:

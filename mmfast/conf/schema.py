@@ -32,6 +32,7 @@ __all__ = [
     "AvellanedaStoikovConfig",
     "Config",
     "ConfigError",
+    "GuardConfig",
     "KillSwitchConfig",
     "MarketConfig",
     "MarketMakingConfig",
@@ -269,6 +270,28 @@ class RiskConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GuardConfig:
+    """[guard]: the separate process that cancels the bot's orders when the bot cannot
+    (docs/guard.md)."""
+
+    enabled: bool = _f(True, doc="start a guard with the bot")
+    api_key_index: int | None = _f(None, lo=0, hi=254,
+                                   doc="the guard's own API key index, not the bot's "
+                                   "(required outside sim; sim: the bot's + 1)")
+    key_file: Path | None = _f(None, doc="file holding the guard's API private key (0600); "
+                               "overridden by MMFAST_GUARD_API_PRIVATE_KEY")
+    max_silence_ms: int = _f(1500, lo=200, hi=60_000, unit="ms",
+                             doc="the guard acts when the bot's heartbeat is older than this")
+    heartbeat_interval_ms: int = _f(100, lo=10, hi=1000, unit="ms",
+                                    doc="how often the bot's event loop stamps its heartbeat")
+    scheduled_cancel_all: bool = _f(True, doc="keep the venue's scheduled cancel-all armed "
+                                    "(fires 5.5 min after the last renewal if both die)")
+    private_key: ApiKey | None = _f(None, source="env",
+                                    doc="the guard's API private key, from "
+                                    "MMFAST_GUARD_API_PRIVATE_KEY only")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunConfig:
     """[run]: process settings."""
 
@@ -291,3 +314,4 @@ class Config:
     strategy: StrategyConfig = _f(StrategyConfig, doc="[strategy]")
     risk: RiskConfig = _f(doc="[risk]")
     run: RunConfig = _f(RunConfig, doc="[run]")
+    guard: GuardConfig = _f(GuardConfig, doc="[guard]")

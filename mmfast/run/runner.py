@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from mmfast.cli import STOP_SIGNALS
+from mmfast.cli import STOP_SIGNALS, pending_stop, stopped_early
 from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.conf.schema import Config
 from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor, Secret
+from mmfast.core.errors import MmfastError
 from mmfast.core.log import SDK_LOGGERS, configure_logging, get_logger
 from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
 
@@ -148,6 +149,7 @@ class Runner:
         self._stop: asyncio.Event | None = None
         self._t0 = 0.0
         self._tmp_state: str | None = None
+        self.guard: Any = None  # GuardLink: the guard process and the heartbeat
 
     # ------------------------------------------------------------------ stop requests
     def request_stop(self, reason: str) -> None:
@@ -185,36 +187,42 @@ class Runner:
             self.sim.start()
         return self.sim.rest_url, self.sim.ws_url
 
-    async def _register_sim_key(self, key: ApiKey, rest_url: str) -> None:
+    async def _register_sim_key(self, key: ApiKey, rest_url: str,
+                                api_key_index: int | None = None) -> None:
         """The simulator verifies every signature, as the venue does: register this run's
-        public key for (account, API key) before trading, in process or through the
-        simulator's loopback control endpoint."""
+        public key for (account, API key; default the bot's) before trading, in process or
+        through the simulator's loopback control endpoint."""
         from mmfast._core.signer import public_key
         from mmfast.sim.keys import register_api_key_http
 
         v = self.cfg.venue
-        assert v.account_index is not None and v.api_key_index is not None
+        index = v.api_key_index if api_key_index is None else api_key_index
+        assert v.account_index is not None and index is not None
         pk = public_key(key.reveal())
         if self.sim is not None:
-            self.sim.register_api_key(v.account_index, v.api_key_index, pk.hex())
+            self.sim.register_api_key(v.account_index, index, pk.hex())
         else:
-            await register_api_key_http(rest_url, v.account_index, v.api_key_index, pk)
+            await register_api_key_http(rest_url, v.account_index, index, pk)
 
     def _make_key(self) -> ApiKey:
         v = self.cfg.venue
         if v.mode == "sim":
             if self._key is not None:
                 return self._key
-            from lighter.signer_client import create_api_key
-
-            priv, _pub, err = create_api_key()
-            if err:
-                raise RuntimeError("could not make a throwaway key for the simulator")
-            return ApiKey(priv)
+            return self._throwaway_key()
         if v.private_key is None:
             raise RuntimeError(f"{v.mode} needs the API private key (MMFAST_API_PRIVATE_KEY "
                                "or venue.key_file)")
         return v.private_key
+
+    @staticmethod
+    def _throwaway_key() -> ApiKey:
+        from lighter.signer_client import create_api_key
+
+        priv, _pub, err = create_api_key()
+        if err:
+            raise RuntimeError("could not make a throwaway key for the simulator")
+        return ApiKey(priv)
 
     async def _resolve_market(self, rest_url: str) -> None:
         """Market id and decimals from orderBookDetails (also checks symbol vs id)."""
@@ -341,10 +349,12 @@ class Runner:
                                     "failed": getattr(sig, "failed", 0)}
             if hasattr(sig, "pool_stats"):
                 info.update(sig.pool_stats())
-            entry = getattr(self.connector, "orders", None)
+            entry = self.connector.orders if self.connector is not None else None
             if entry is not None and hasattr(entry, "direct_sends"):
                 info["direct"] = entry.direct_sends  # signed and sent by the compiled step
             s["signer"] = info
+        if self.guard is not None:
+            s["guard"] = self.guard.status()
         return s
 
     async def _status_loop(self, printer: Any) -> None:
@@ -368,6 +378,9 @@ class Runner:
         for sig in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        early = pending_stop()  # a stop signal before these handlers: stop at the first step
+        if early is not None:
+            self.request_stop(signal.Signals(early).name)
         started = False
         try:
             v = self.cfg.venue
@@ -381,12 +394,21 @@ class Runner:
             if v.mode == "sim":
                 await self._register_sim_key(key, rest_url)
             await self._resolve_market(rest_url)
+            if self._stop.is_set():
+                raise _StoppedEarly
             self._build(rest_url, ws_url, key, self._state_dir())
+            await self._start_guard(rest_url)
+            if self._stop.is_set():
+                raise _StoppedEarly
             self.journal.write("run_start", mode=v.mode, market=self.market,
                                symbol=self.symbol, strategy=self.cfg.strategy.name,
                                chain_id=v.chain_id, account_index=v.account_index)
             await self.core.start()
             started = True
+            if self.guard is not None:
+                from mmfast.run.heartbeat import BotState
+
+                self.guard.set_state(BotState.RUNNING)
             if self.opts.control_port is not None:
                 from mmfast.run.control import ControlServer
 
@@ -409,6 +431,14 @@ class Runner:
                 status_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await status_task
+        except _StoppedEarly:
+            # A stop signal during start-up: nothing was quoted; the shutdown confirms. Before
+            # the strategy existed there is no summary: say so, exit 128 + the signal.
+            if self.strategy is None and self.stop_reason in signal.Signals.__members__:
+                signum = signal.Signals[self.stop_reason].value
+                self.err.write(f"mmfast run: stopped by {self.stop_reason} before it started; "
+                               "nothing was sent\n")
+                self.exit_code = 128 + signum
         except Exception as exc:
             self.exit_code = EXIT_ORDERS_LEFT
             self.stop_reason = self.stop_reason or f"error: {type(exc).__name__}"
@@ -442,7 +472,39 @@ class Runner:
     def _safe_exc(self, exc: BaseException) -> str:
         return self.redactor.redact(f"{type(exc).__name__}: {exc}")
 
+    async def _start_guard(self, rest_url: str) -> None:
+        """The guard process and the heartbeat (``[guard] enabled``): its key from the config,
+        or in sim mode a throwaway one registered with the simulator."""
+        g, v = self.cfg.guard, self.cfg.venue
+        if not g.enabled:
+            return
+        from mmfast.run.guard_link import GuardLink
+
+        assert g.api_key_index is not None and v.chain_id is not None
+        assert v.account_index is not None
+        if v.mode == "sim":
+            gkey = self._throwaway_key()
+            await self._register_sim_key(gkey, rest_url, g.api_key_index)
+        else:
+            if g.private_key is None:
+                raise RuntimeError("the guard needs its key (MMFAST_GUARD_API_PRIVATE_KEY or "
+                                   "guard.key_file)")
+            gkey = g.private_key
+        self._add_secret(gkey)
+        self.guard = GuardLink(g, gkey, rest_url=rest_url, chain_id=v.chain_id,
+                               account_index=v.account_index, market=self.market,
+                               run_dir=self._journal_path().parent,
+                               time_scale=self.opts.time_scale,
+                               ready=lambda: bool(getattr(self.connector, "ready", True)))
+        self.guard.start()
+        self.journal.write("guard_started", pid=self.guard.pid, api_key_index=g.api_key_index,
+                           journal=str(self.guard.journal_path))
+
     async def _shutdown(self, started: bool) -> None:
+        if self.guard is not None:
+            from mmfast.run.heartbeat import BotState
+
+            self.guard.set_state(BotState.STOPPING)
         if self.control is not None:
             with contextlib.suppress(Exception):
                 await self.control.stop()
@@ -465,6 +527,11 @@ class Runner:
                 and self.strategy.kill is not None and self.strategy.kill.state.value
                 == "stopped"):
             self.exit_code = EXIT_KILL_STOP
+        if self.guard is not None:
+            # Before the simulator stops: the guard aborts the venue's scheduled cancel-all.
+            code = await self.guard.stop(self.orders_left if started else 0)
+            if self.journal is not None:
+                self.journal.write("guard_stopped", exit_code=code)
         if self.journal is not None:
             self.journal.write("run_stop", reason=self.stop_reason, orders_left=self.orders_left)
         if self.signer is not None:
@@ -482,6 +549,10 @@ def _options(args: Any) -> RunOptions:
                       quiet=args.quiet, log_json=args.log_json, live=args.live,
                       journal=args.journal, seed=args.seed, time_scale=args.time_scale,
                       control_port=args.control_port, control_host=args.control_host)
+
+
+class _StoppedEarly(MmfastError):
+    """A stop signal arrived while the run was starting: on to the shutdown."""
 
 
 def run_from_args(args: Any) -> int:
@@ -511,6 +582,8 @@ def run_from_args(args: Any) -> int:
             print(f"mmfast run: {why or '--control-port must be within 0..65535'}",
                   file=sys.stderr)
             return EXIT_CONFIG
+    if pending_stop() is not None:
+        return stopped_early("mmfast run")
     runner = Runner(cfg, opts, control_token=token)
     runner.setup_logging()
     try:

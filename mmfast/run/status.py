@@ -123,6 +123,11 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         if "direct" in sig:
             line += f"  sent by the compiled step {sig['direct']}"
         lines.append(line)
+    g = s.get("guard")
+    if g:
+        how = ("running" if g["alive"] else "not running" if g["exit_code"] is None
+               else f"exited {g['exit_code']}")
+        lines.append(f"guard        pid {g['pid']}  {how}  journal {g['journal']}")
     left = s.get("orders_left")
     lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}")
     if s.get("journal"):

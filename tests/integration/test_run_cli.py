@@ -140,7 +140,7 @@ def test_signal_during_start_up_exits_cleanly(tmp_path: Path, sig: signal.Signal
                 p.wait()
         assert "Traceback" not in err and "Traceback" not in out, err
         if p.returncode == 128 + sig:
-            assert "before it started; nothing was sent" in err
+            assert "before it started; nothing was sent" in err, err
         else:
             assert p.returncode == 0, (delay, p.returncode, out, err)
             assert _summary_value(out, "shutdown") == "orders left open: 0"

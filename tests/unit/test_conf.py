@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mmfast.conf import (
+    ENV_GUARD_KEY,
     ENV_KEY_FILE,
     ENV_PRIVATE_KEY,
     Config,
@@ -29,7 +30,8 @@ from mmfast.sim.config import DEFAULT_CHAIN_ID
 # A canary key: any trace of it in a message or repr is a leak.
 CANARY = "c0ffee" + "5a" * 37
 assert len(CANARY) == 80
-KEY_ENV = {ENV_PRIVATE_KEY: CANARY}
+GUARD_CANARY = "beef00" + "6b" * 37
+KEY_ENV = {ENV_PRIVATE_KEY: CANARY, ENV_GUARD_KEY: GUARD_CANARY}
 
 
 def example(mode: str) -> dict[str, Any]:
@@ -377,10 +379,20 @@ def test_mainnet_key_file_read_and_checked(tmp_path: Path) -> None:
     key = tmp_path / "mainnet.key"
     key.write_text("0x" + CANARY + "\n")
     key.chmod(0o600)
+    gkey = tmp_path / "guard.key"
+    gkey.write_text(GUARD_CANARY)
+    gkey.chmod(0o600)
     data = example("mainnet")
     data["venue"]["key_file"] = str(key)
+    data["guard"]["key_file"] = str(gkey)
     cfg = parse_config(data, live=True, env={})
     assert cfg.venue.private_key is not None and cfg.venue.private_key.reveal() == CANARY
+    assert cfg.guard.private_key is not None and cfg.guard.private_key.reveal() == GUARD_CANARY
+    gkey.chmod(0o644)
+    with pytest.raises(ConfigError) as ginfo:
+        parse_config(data, live=True, env={})
+    assert ginfo.value.key == "guard.key_file" and GUARD_CANARY not in str(ginfo.value)
+    gkey.chmod(0o600)
     key.chmod(0o644)
     with pytest.raises(ConfigError) as info:
         parse_config(data, live=True, env={})
@@ -394,12 +406,13 @@ def test_env_key_file_overrides_config(tmp_path: Path) -> None:
     key.chmod(0o600)
     data = tn()
     data["venue"]["key_file"] = "/nonexistent/key"
-    cfg = parse_config(data, env={ENV_KEY_FILE: str(key)})
+    cfg = parse_config(data, env={ENV_KEY_FILE: str(key), ENV_GUARD_KEY: GUARD_CANARY})
     assert cfg.venue.key_file == key
     assert cfg.venue.private_key is not None and cfg.venue.private_key.reveal() == CANARY
     # The environment key wins over any key file.
     other = "ab" * 40
-    cfg2 = parse_config(data, env={ENV_PRIVATE_KEY: other, ENV_KEY_FILE: str(key)})
+    cfg2 = parse_config(data, env={ENV_PRIVATE_KEY: other, ENV_KEY_FILE: str(key),
+                                   ENV_GUARD_KEY: GUARD_CANARY})
     assert cfg2.venue.private_key is not None and cfg2.venue.private_key.reveal() == other
 
 
@@ -531,3 +544,45 @@ def test_signer_choice(tmp_path: Path) -> None:
     doc["venue"]["signer"] = "go"
     with pytest.raises(ConfigError, match="signer"):
         parse_config(doc, env=home)
+
+
+# ------------------------------------------------------------------ [guard]
+def test_guard_defaults_per_mode(tmp_path: Path) -> None:
+    home = {"HOME": str(tmp_path)}
+    g = load_config(example_path("sim"), env=home).guard
+    assert g.enabled and g.api_key_index is not None and g.private_key is None
+    assert g.max_silence_ms == 1500 and g.scheduled_cancel_all
+    cfg = load_config(example_path("testnet"), env={**KEY_ENV, **home})
+    assert cfg.guard.api_key_index == 5 and cfg.guard.api_key_index != cfg.venue.api_key_index
+    assert cfg.guard.private_key is not None and cfg.guard.private_key.reveal() == GUARD_CANARY
+    assert GUARD_CANARY not in repr(cfg)
+
+
+@pytest.mark.parametrize(("change", "env", "names"), [
+    (lambda d: None, {ENV_PRIVATE_KEY: CANARY}, "MMFAST_GUARD_API_PRIVATE_KEY"),
+    (lambda d: d["guard"].pop("api_key_index"), None, "guard.api_key_index"),
+    (lambda d: d["guard"].update(api_key_index=4), None, "must differ"),
+    (lambda d: d["guard"].update(heartbeat_interval_ms=600), None, "a third of"),
+    (lambda d: d["guard"].update(max_silence_ms=50), None, "guard.max_silence_ms"),
+    (lambda d: d["guard"].update(private_key="00"), None, "secrets are not read"),
+])
+def test_guard_config_errors(tmp_path: Path, change: Any, env: Any, names: str) -> None:
+    data = tomllib.loads(example_path("testnet").read_text())
+    change(data)
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, env={**(env if env is not None else KEY_ENV), "HOME": str(tmp_path)})
+    assert names in str(e.value)
+    assert CANARY not in str(e.value) and GUARD_CANARY not in str(e.value)
+
+
+def test_guard_off_needs_no_key(tmp_path: Path) -> None:
+    data = tomllib.loads(example_path("testnet").read_text())
+    data["guard"] = {"enabled": False}
+    cfg = parse_config(data, env={ENV_PRIVATE_KEY: CANARY, "HOME": str(tmp_path)})
+    assert not cfg.guard.enabled
+
+
+def test_sim_guard_key_is_made_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="sim mode makes its own guard key"):
+        load_config(example_path("sim"), env={ENV_GUARD_KEY: GUARD_CANARY,
+                                               "HOME": str(tmp_path)})

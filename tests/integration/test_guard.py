@@ -1,0 +1,152 @@
+"""The guard against the running simulator: it cancels a dead or silent bot's orders with its
+own key, confirms none is left, keeps the venue's scheduled cancel-all armed, and ends on a
+clean stop. The bot is stood in for by orders signed with another key and a heartbeat file
+this test writes (or stops writing)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mmfast._core import signer as S
+from mmfast.connector.lighter.secret import ApiKey
+from mmfast.run.guard import SCHEDULE_AHEAD_MS, Guard, GuardOptions
+from mmfast.run.heartbeat import BotState, HeartbeatWriter
+from mmfast.sim.engine import TX_CREATE_ORDER
+from mmfast.sim.thread import SimThread
+
+ACCOUNT = 1001  # the simulator's funded account
+BOT_KEY, GUARD_KEY = 3, 4
+MARKET = 0
+
+
+def _key(seed: int) -> tuple[ApiKey, bytes]:
+    sk = S.scalar_op("add", bytes([seed]) * 40, bytes(40))
+    return ApiKey("0x" + sk.hex()), S.public_key(sk)
+
+
+def _place(st: SimThread, sk: ApiKey, n: int, first_coi: int = 1) -> None:
+    """n resting bids of the stand-in bot (its own key, nonces from 0)."""
+    now = int(time.time() * 1000)
+    for i in range(n):
+        info, _h = S.sign_tx("create_order", {
+            "market_index": MARKET, "client_order_index": first_coi + i, "base_amount": 1000,
+            "price": 250_000 - 10 * i, "is_ask": 0, "order_type": 0, "time_in_force": 1,
+            "reduce_only": 0, "trigger_price": 0, "order_expiry": now + 3_600_000},
+            sk=sk.reveal().removeprefix("0x"), chain_id=st.config.chain_id,
+            account_index=ACCOUNT, api_key_index=BOT_KEY,
+            nonce=st.call(lambda s: s.exchange.next_nonce(ACCOUNT, BOT_KEY)),
+            expired_at=now + 600_000)
+        st.call(lambda s, info=info: s.exchange.submit(TX_CREATE_ORDER, orjson.loads(info)))
+    deadline = time.monotonic() + 5
+    while _open(st) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _open(st) == n
+
+
+def _open(st: SimThread) -> int:
+    return len(st.call(lambda s: s.truth.open_orders(ACCOUNT)))
+
+
+def _setup(sim: SimThread, tmp: Path, pid: int, **kw: Any) -> tuple[Guard, ApiKey]:
+    bot, bot_pub = _key(7)
+    guard_key, guard_pub = _key(9)
+    sim.register_api_key(ACCOUNT, BOT_KEY, bot_pub.hex())
+    sim.register_api_key(ACCOUNT, GUARD_KEY, guard_pub.hex())
+    opts = GuardOptions(rest_url=sim.rest_url, chain_id=sim.config.chain_id,
+                        account_index=ACCOUNT, api_key_index=GUARD_KEY, markets=(MARKET,),
+                        heartbeat=tmp / "hb", journal=tmp / "guard.jsonl", bot_pid=pid,
+                        first_beat_s=2.0, **kw)
+    return Guard(opts, guard_key), bot
+
+
+def _journal(tmp: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in (tmp / "guard.jsonl").read_bytes().splitlines()]
+
+
+def test_guard_flattens_a_dead_bot_and_exits(sim: SimThread, tmp_path: Path, run) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that is gone
+    guard, bot = _setup(sim, tmp_path, dead.pid)
+    hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
+    _place(sim, bot, 5)
+    t0 = time.monotonic()
+    code = run(guard.run(), 20)
+    took = time.monotonic() - t0
+    hb.close()
+    assert code == 0 and _open(sim) == 0
+    kinds = [r["kind"] for r in _journal(tmp_path)]
+    assert "guard_act" in kinds and "guard_cancel_all" in kinds
+    confirms = [r for r in _journal(tmp_path) if r["kind"] == "guard_confirm"]
+    assert confirms[-1]["orders_left"] == 0
+    assert guard.actions >= 1 and guard.flattened == 1
+    assert guard.reason == "bot process gone"
+    # The scheduled cancel-all was armed at start and aborted once the account was flat.
+    assert "guard_scheduled" in kinds and kinds[-2] == "guard_schedule_aborted"
+    assert sim.call(lambda s: s.exchange.account(ACCOUNT).cancel_all_time) == 0
+    assert took < 15  # bounded (the figure that matters is the process test's)
+
+
+def test_guard_cancels_for_a_silent_bot_keeps_watching_and_ends_on_clean_stop(
+        sim: SimThread, tmp_path: Path, run) -> None:
+    guard, bot = _setup(sim, tmp_path, os.getpid(), max_silence_ms=300, poll_ms=20)
+    hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
+    hb.beat(BotState.RUNNING)
+    _place(sim, bot, 3)
+
+    async def go() -> tuple[int, list[int], int]:
+        task = asyncio.create_task(guard.run())
+        seen: list[int] = []
+        for _ in range(10):  # beating: nothing happens, the schedule is armed
+            hb.beat()
+            await asyncio.sleep(0.05)
+        armed = sim.call(lambda s: s.exchange.account(ACCOUNT).cancel_all_time)
+        seen.append(_open(sim))
+        await asyncio.sleep(1.0)  # silent (a hung loop): the guard cancels
+        seen.append(_open(sim))
+        hb.beat(BotState.RUNNING)  # back
+        for _ in range(5):
+            hb.beat()
+            await asyncio.sleep(0.05)
+        hb.beat(BotState.STOPPED, orders_left=0)  # a clean stop ends the guard
+        return await asyncio.wait_for(task, 10), seen, armed
+
+    code, seen, armed = run(go(), 30)
+    hb.close()
+    assert code == 0
+    assert seen == [3, 0]
+    now = int(time.time() * 1000)
+    assert now < armed <= now + SCHEDULE_AHEAD_MS  # armed for ~5.5 min ahead
+    kinds = [r["kind"] for r in _journal(tmp_path)]
+    assert kinds.index("guard_act") < kinds.index("guard_bot_back") < kinds.index(
+        "guard_bot_stopped_clean")
+    assert "silent" in guard.reason
+    assert sim.call(lambda s: s.exchange.account(ACCOUNT).cancel_all_time) == 0  # aborted
+
+
+def test_guard_why_act() -> None:
+    from mmfast.run.heartbeat import Pulse
+
+    g = Guard(GuardOptions(rest_url="http://127.0.0.1:1", chain_id=1, account_index=1001,
+                           api_key_index=4, markets=(0,), heartbeat=Path("/nonexistent"),
+                           journal=Path("/nonexistent"), bot_pid=os.getpid(),
+                           max_silence_ms=1500), ApiKey("0x" + "11" * 40))
+    now = time.monotonic_ns()
+    ok = Pulse(os.getpid(), now - 100_000_000, BotState.RUNNING, -1, (0,))
+    assert g.why_act(ok, now) == ""
+    assert "silent for 2000 ms" in g.why_act(
+        Pulse(os.getpid(), now - 2_000_000_000, BotState.RUNNING, -1, (0,)), now)
+    assert g.why_act(Pulse(os.getpid(), now, BotState.UNREACHABLE, -1, (0,)), now) == \
+        "bot cannot reach the venue"
+    assert "without confirming" in g.why_act(
+        Pulse(os.getpid(), now, BotState.STOPPED, -1, (0,)), now)
+    # A clean stop is never "silent": the guard leaves then.
+    assert g.why_act(Pulse(os.getpid(), now - 10**10, BotState.STOPPED, 0, (0,)), now) == ""
+    assert g.why_act(None, now) == "bot heartbeat unreadable"

@@ -1,0 +1,139 @@
+"""Process-level: the simulator, the bot and its guard as three processes. Killing the bot
+(kill -9) while it quotes leaves no order on the venue: the guard sees the process gone and
+cancels with its own key. Truth comes from the simulator's control endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX
+
+MMFAST = [sys.executable, "-m", "mmfast.cli"]
+ACCOUNT = DEFAULT_ACCOUNT_INDEX
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMFAST_")}
+    env["XDG_STATE_HOME"] = str(tmp / "state")
+    env["HOME"] = str(tmp)
+    return env
+
+
+class Sim:
+    """``mmfast sim`` in its own process."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.p = subprocess.Popen([*MMFAST, "sim", "--seed", "5"], env=_env(tmp),
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines: dict[str, str] = {}
+        assert self.p.stdout is not None
+        while len(lines) < 2:
+            line = self.p.stdout.readline()
+            if not line:
+                raise RuntimeError("mmfast sim did not start")
+            k, _, v = line.partition(": ")
+            if k in ("rest", "ws"):
+                lines[k] = v.strip()
+        self.rest, self.ws = lines["rest"], lines["ws"]
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        r = _get(f"{self.rest}/_sim/truth/open_orders?account={ACCOUNT}")
+        return list(r["result"])
+
+    def wall_ms(self) -> int:
+        return int(_get(f"{self.rest}/_sim/truth/time")["result"]["wall_ms"])
+
+    def close(self) -> None:
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def _bot(sim: Sim, tmp: Path, n: int) -> tuple[subprocess.Popen[str], Path]:
+    from mmfast.conf import example_path
+
+    cfg = tmp / f"bot{n}.toml"
+    text = example_path("sim").read_text()  # the shipped sim config, on the external sim
+    cfg.write_text(text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\n'
+                                f'ws_url = "{sim.ws}"\n', 1))
+    journal = tmp / f"j{n}.jsonl"
+    p = subprocess.Popen([*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
+                          str(journal)], env=_env(tmp), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, text=True)
+    return p, journal
+
+
+def _wait_quoting(p: subprocess.Popen[str], journal: Path, sim: Sim) -> None:
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            pytest.fail(f"the bot exited {p.returncode} before quoting")
+        if journal.exists() and b'"status":"OPEN"' in journal.read_bytes() and \
+                len(sim.open_orders()) >= 2:
+            return
+        time.sleep(0.1)
+    pytest.fail("the bot never quoted")
+
+
+def _guard_records(journal: Path) -> list[dict[str, Any]]:
+    path = journal.parent / "guard.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_kill_9_leaves_no_order_on_the_venue(tmp_path: Path) -> None:
+    rng = random.Random(14)
+    sim = Sim(tmp_path)
+    flat_ms: list[int] = []
+    try:
+        for n in range(3):
+            p, journal = _bot(sim, tmp_path, n)
+            try:
+                _wait_quoting(p, journal, sim)
+                time.sleep(rng.uniform(0.0, 1.5))  # a random point of the quoting
+                before = len(sim.open_orders())
+                killed_at = sim.wall_ms()
+                p.kill()  # SIGKILL: no handler, no cancel-all of its own
+                p.wait(10)
+                deadline = time.monotonic() + 15
+                while sim.open_orders() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert sim.open_orders() == [], f"kill {n}: orders left after the guard"
+                flat_ms.append(sim.wall_ms() - killed_at)
+                assert before >= 2
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            deadline = time.monotonic() + 15  # the guard ends once the venue is flat
+            while not any(r["kind"] == "guard_stop" for r in _guard_records(journal)) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+            recs = _guard_records(journal)
+            acts = [r for r in recs if r["kind"] == "guard_act"]
+            assert acts and acts[-1]["reason"] == "bot process gone", recs[-5:]
+            confirms = [r for r in recs if r["kind"] == "guard_confirm"]
+            assert confirms and confirms[-1]["orders_left"] == 0
+            (journal.parent / "guard.jsonl").rename(journal.parent / f"guard{n}.jsonl")
+    finally:
+        sim.close()
+    print(f"flat after kill -9 (venue ms): {flat_ms}")
+    # Flat within 2 s of the kill on the venue's clock, every time.
+    assert max(flat_ms) <= 2000, flat_ms
