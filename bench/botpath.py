@@ -10,8 +10,9 @@ thread) or, with signing taken out, ``PreSignedSigner``. It runs on this process
 simulator serving the shared seeded stream on market 0's order_book channel).
 
 Changes to the shipped ``sim.toml``, all for the benchmark: the venue's URLs, account and chain
-id; no guard process (``[guard] enabled = false``: it would share the CPUs); a 2 x 5 ladder with refresh tolerance 0 (a one-tick move of the mid re-prices all ten
-orders); the order-rate caps of the risk gate and the kill switch raised (the bench sends
+id; no guard process (``[guard] enabled = false``: it would share the CPUs); a 2 x 5 ladder
+with refresh tolerance 0 (a one-tick move of the mid re-prices all ten orders); the order-rate
+caps of the risk gate and the kill switch raised (the bench sends
 hundreds of txs a second); the connector's rate tier ``BENCH_TIER`` (every venue limit raised:
 the budget bookkeeping still runs on every tx, it just never throttles or degrades the plan).
 
