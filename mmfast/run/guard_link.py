@@ -64,6 +64,7 @@ class GuardLink:
         self._state = BotState.STARTING
         self._not_ready_since = 0.0  # monotonic s the connector stopped being ready (0: ready)
         self.exit_code: int | None = None  # the guard's, once it ended
+        self.lost = False  # the guard died while the bot ran (warned once; the bot goes on)
 
     @property
     def pid(self) -> int | None:
@@ -112,6 +113,14 @@ class GuardLink:
                              "unreachable" if state is BotState.UNREACHABLE else "back")
                 self._state = state
         w.beat(state)
+        proc = self._proc
+        if not self.lost and proc is not None and proc.poll() is not None:
+            # The bot keeps quoting (the venue's scheduled cancel-all stays armed for another
+            # 5.5 min at most); the operator is told.
+            self.lost = True
+            self.exit_code = proc.returncode
+            _log.error("guard (pid %d) exited %s while the bot runs: no process watches "
+                       "this bot now (see %s)", proc.pid, proc.returncode, self.log_path)
         with contextlib.suppress(RuntimeError):  # no loop: the next start() beats again
             self._timer = asyncio.get_running_loop().call_later(
                 self.cfg.heartbeat_interval_ms / 1000, self._beat)
@@ -147,4 +156,5 @@ class GuardLink:
 
     def status(self) -> dict[str, Any]:
         return {"pid": self.pid, "alive": self.guard_alive(), "exit_code": self.exit_code,
-                "journal": str(self.journal_path), "state": self._state.name}
+                "lost": self.lost, "journal": str(self.journal_path),
+                "state": self._state.name}

@@ -127,6 +127,8 @@ def render_summary(s: dict[str, Any]) -> list[str]:
     if g:
         how = ("running" if g["alive"] else "not running" if g["exit_code"] is None
                else f"exited {g['exit_code']}")
+        if g.get("lost"):
+            how += " (died while the bot ran)"
         lines.append(f"guard        pid {g['pid']}  {how}  journal {g['journal']}")
     left = s.get("orders_left")
     lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}")

@@ -75,9 +75,10 @@ def _bot(sim: Sim, tmp: Path, n: int) -> tuple[subprocess.Popen[str], Path]:
     cfg.write_text(text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\n'
                                 f'ws_url = "{sim.ws}"\n', 1))
     journal = tmp / f"j{n}.jsonl"
-    p = subprocess.Popen([*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
-                          str(journal)], env=_env(tmp), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, text=True)
+    with open(tmp / f"bot{n}.err", "wb") as err:  # the bot's log, read after it ended
+        p = subprocess.Popen([*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
+                              str(journal)], env=_env(tmp), stdout=subprocess.DEVNULL,
+                             stderr=err, text=True)
     return p, journal
 
 
@@ -137,3 +138,78 @@ def test_kill_9_leaves_no_order_on_the_venue(tmp_path: Path) -> None:
     print(f"flat after kill -9 (venue ms): {flat_ms}")
     # Flat within 2 s of the kill on the venue's clock, every time.
     assert max(flat_ms) <= 2000, flat_ms
+
+
+def _cancel_all_time(sim: Sim) -> int:
+    body = _get(f"{sim.rest}/api/v1/account?by=index&value={ACCOUNT}")
+    return int(body["accounts"][0]["cancel_all_time"])
+
+
+def test_guard_killed_bot_keeps_quoting_warns_and_schedule_stays_armed(tmp_path: Path) -> None:
+    sim = Sim(tmp_path)
+    try:
+        p, journal = _bot(sim, tmp_path, 0)
+        try:
+            _wait_quoting(p, journal, sim)
+            started = [json.loads(x) for x in journal.read_text().splitlines()
+                       if '"guard_started"' in x]
+            assert started, "the run did not start its guard"
+            deadline = time.monotonic() + 20  # the guard arms the schedule once it is up
+            while _cancel_all_time(sim) == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            armed = _cancel_all_time(sim)
+            assert armed > sim.wall_ms()
+            os.kill(started[0]["pid"], signal.SIGKILL)
+            time.sleep(1.5)
+            assert p.poll() is None, "the bot stopped with its guard"
+            assert len(sim.open_orders()) >= 2  # still quoting
+            assert _cancel_all_time(sim) == armed  # the venue's dead-man's switch stays
+            p.send_signal(signal.SIGTERM)
+            p.wait(60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0
+        err = (tmp_path / "bot0.err").read_text()
+        assert "while the bot runs: no process watches this bot now" in err
+        assert sim.open_orders() == []
+    finally:
+        sim.close()
+
+
+def test_sigstop_bot_is_flattened_by_the_guard_and_stops_cleanly_after(tmp_path: Path) -> None:
+    sim = Sim(tmp_path)
+    try:
+        p, journal = _bot(sim, tmp_path, 0)
+        try:
+            _wait_quoting(p, journal, sim)
+            time.sleep(3.0)  # the guard is up (it starts beside the bot) and watching
+            stopped_at = sim.wall_ms()
+            p.send_signal(signal.SIGSTOP)
+            deadline = time.monotonic() + 15
+            while sim.open_orders() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            flat_ms = sim.wall_ms() - stopped_at
+            assert sim.open_orders() == [], "the guard did not flatten a stopped bot"
+            p.send_signal(signal.SIGCONT)
+            time.sleep(2.0)
+            assert p.poll() is None, "the bot died after SIGCONT"
+            p.send_signal(signal.SIGTERM)
+            p.wait(60)
+        finally:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.wait()
+        assert p.returncode == 0
+        assert sim.open_orders() == []
+        recs = _guard_records(journal)
+        kinds = [r["kind"] for r in recs]
+        assert "guard_act" in kinds and "silent" in next(
+            r for r in recs if r["kind"] == "guard_act")["reason"]
+        assert kinds[-1] == "guard_stop" and "guard_bot_stopped_clean" in kinds
+    finally:
+        sim.close()
+    print(f"flat after SIGSTOP (venue ms): {flat_ms}")
+    assert flat_ms <= 1500 + 2000  # max_silence_ms, then the cancel within 2 s
