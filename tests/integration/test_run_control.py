@@ -38,6 +38,9 @@ max_order_notional_usdc = 100000
 [risk.kill_switch]
 max_drawdown_usdc = 1000.0
 max_fills_per_min = 100000
+# The guard has its own tests (test_guard*.py).
+[guard]
+enabled = false
 """
 
 

@@ -43,6 +43,9 @@ max_order_notional_usdc = 100000
 max_drawdown_usdc = 1000.0
 [run]
 tick_interval_ms = 100
+# The guard has its own tests (test_guard*.py).
+[guard]
+enabled = false
 """
 TIER = RateTier("test", rest_units=10**9, min_rest_weight=0, sendtx_per_min=10**9,
                 ws_msgs_per_min=10**9, ws_inflight=10**6)

@@ -73,6 +73,9 @@ max_order_txs_per_min = 1000000
 {ks}
 [run]
 tick_interval_ms = 100
+# The guard has its own tests (test_guard*.py); these runs keep the two CPUs for the bot.
+[guard]
+enabled = false
 """
 
 

@@ -411,7 +411,7 @@ cdef class Pipeline:
                         x = self.sroom.pending
                 elif self.in_flight is not None:
                     x = self.in_flight()
-                self.deferred = plan_choose(w, self.max_inflight - x, room_p)
+                self.deferred = plan_choose(w, self.max_inflight - x, room_p, None)
                 self._gate_all(now_ns)
                 self.stamps[slot][3] = _mono_ns()
         finally:

@@ -105,4 +105,5 @@ cdef void plan_shape(PlanScratch* w, int degrade, int64_t k_levels,
                      int position_sign) noexcept nogil
 cdef bint plan_sides(PlanScratch* w, int64_t ptol, int64_t stol, int degrade) noexcept nogil
 cdef double plan_room(const int64_t* room, int64_t n) noexcept nogil
-cdef int plan_choose(PlanScratch* w, int64_t slots, const int64_t* room) noexcept nogil
+cdef int plan_choose(PlanScratch* w, int64_t slots, const int64_t* room,
+                     object budget) except -1

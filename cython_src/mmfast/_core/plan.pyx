@@ -708,18 +708,28 @@ cdef double plan_room(const int64_t* room, int64_t n) noexcept nogil:
     return 1.0 if a > 1.0 else a
 
 
-cdef int plan_choose(PlanScratch* w, int64_t slots, const int64_t* room) noexcept nogil:
-    """Choose the ranked groups that fit the in-flight ``slots`` and the budget (``room``: an
-    ``order_room`` snapshot, NULL for unlimited), then the never-dark hold. Returns the txs
-    deferred."""
+cdef int plan_choose(PlanScratch* w, int64_t slots, const int64_t* room,
+                     object budget) except -1:
+    """Choose the ranked groups that fit the in-flight ``slots`` and the budget, then the
+    never-dark hold. The budget: ``room`` (an ``order_room`` snapshot), else ``budget`` (a
+    RateBudget asked ``can_spend`` per group, looked up only when needed), else unlimited.
+    Returns the txs deferred."""
     cdef int i, deferred = 0
     cdef int64_t used = 0, spent = 0
     cdef Grp* g
+    can_spend = None
     slots = _clamp_slots(slots)
     for i in range(w.n_grp):
         g = &w.g[w.rank[i]]
         if used + g.n <= slots:
-            g.chosen = g.urgent_cancels or room == NULL or plan_room(room, spent + g.n) >= 0.0
+            if g.urgent_cancels or (room == NULL and budget is None):
+                g.chosen = True
+            elif room != NULL:
+                g.chosen = plan_room(room, spent + g.n) >= 0.0
+            else:
+                if can_spend is None:
+                    can_spend = budget.can_spend
+                g.chosen = bool(can_spend(spent + g.n))
         if g.chosen:
             used += g.n
             if not g.urgent_cancels:
@@ -780,8 +790,8 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
     """The plan, or None when the C path does not take these inputs (nothing has been called
     on them yet: the reference takes over)."""
     cdef PyObject* p = <PyObject*>params
-    cdef int64_t max_age, max_inflight, n_inflight, k_levels, now, ptol, stol, slots
-    cdef int64_t used = 0, spent = 0, x
+    cdef int64_t max_age, max_inflight, n_inflight, k_levels, now, ptol, stol
+    cdef int64_t x
     cdef int degrade, steps, s, i, k, n_act, deferred = 0
     cdef Py_ssize_t busy_n, no_create_n
     cdef bint whole0, whole1, unlimited
@@ -866,31 +876,10 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
         # The common case between price moves: both sides on target, nothing to send.
         return _make_plan((), mmp_tuple(w.kept, w.n_kept), (), 0, degrade)
 
-    # Take the groups in order while they fit the in-flight cap and the budget.
-    slots = max_inflight - n_inflight
-    can_spend = None
-    # UnlimitedBudget.can_spend is always True: not called.
+    # Take the groups in order while they fit the in-flight cap and the budget
+    # (UnlimitedBudget.can_spend is always True: not called).
     unlimited = mmp_type_is(<PyObject*>budget, _UNLIMITED_T)
-    if unlimited:
-        deferred = plan_choose(w, slots, NULL)
-    else:
-        slots = _clamp_slots(slots)
-        for i in range(w.n_grp):
-            g = &w.g[w.rank[i]]
-            if used + g.n <= slots:
-                if g.urgent_cancels:
-                    g.chosen = True
-                else:
-                    if can_spend is None:
-                        can_spend = budget.can_spend
-                    g.chosen = bool(can_spend(spent + g.n))
-            if g.chosen:
-                used += g.n
-                if not g.urgent_cancels:
-                    spent += g.n
-            else:
-                deferred += g.n
-        deferred += _never_dark(w)
+    deferred = plan_choose(w, max_inflight - n_inflight, NULL, None if unlimited else budget)
 
     n_act = 0
     for i in range(w.n_grp):
