@@ -53,7 +53,7 @@ MODES: Final = ("sim", "testnet", "mainnet")
 SIGNERS: Final = ("native", "official")
 _DAY_S: Final = 86_400
 # Lighter's order expiry window for resting orders: 5 minutes to 30 days.
-_MIN_EXPIRY_S: Final = 300
+_MIN_EXPIRY_S: Final = 305  # the venue's 5 minutes + the 5 s order entry keeps clear of the edge
 _MAX_EXPIRY_S: Final = 30 * _DAY_S
 
 
@@ -173,12 +173,13 @@ class MarketMakingConfig:
                                       doc="a live order this close to its target is kept")
     size_tolerance_lots: int = _f(0, lo=0, hi=MAX_LOTS, unit="lots",
                                   doc="a live order this close in size is kept")
-    max_order_age_s: float = _f(600.0, lo=0.0, lo_open=True, hi=float(_MAX_EXPIRY_S),
+    max_order_age_s: float = _f(240.0, lo=0.0, lo_open=True, hi=float(_MAX_EXPIRY_S),
                                 unit="s", doc="older orders are replaced (fresh expiry)")
     filled_order_delay_s: float = _f(0.0, lo=0.0, hi=3600.0, unit="s",
                                      doc="no new orders for this long after a fill")
-    order_expiry_s: int = _f(900, lo=_MIN_EXPIRY_S, hi=_MAX_EXPIRY_S, unit="s",
-                             doc="venue expiry of each quote (its own dead-man's switch)")
+    order_expiry_s: int = _f(_MIN_EXPIRY_S, lo=_MIN_EXPIRY_S, hi=_MAX_EXPIRY_S, unit="s",
+                             doc="venue expiry of each quote (its own dead-man's switch; the "
+                             "venue's minimum by default, renewed by max_order_age_s)")
     inventory_target_lots: int = _f(0, lo=-MAX_LOTS, hi=MAX_LOTS, unit="lots",
                                     doc="position the quotes steer toward")
     inventory_skew_ticks: int = _f(0, lo=0, hi=MAX_TICKS, unit="ticks",

@@ -586,3 +586,22 @@ def test_sim_guard_key_is_made_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="sim mode makes its own guard key"):
         load_config(example_path("sim"), env={ENV_GUARD_KEY: GUARD_CANARY,
                                                "HOME": str(tmp_path)})
+
+
+def test_quotes_expire_at_the_venue_minimum_and_are_renewed_before(tmp_path: Path) -> None:
+    """market_making's quotes: the venue's 5-minute minimum expiry (+5 s that order entry keeps
+    clear of the window's edge) by default and in every shipped example, replaced by the
+    planner (max_order_age_s) well before; below the minimum is refused."""
+    from mmfast.connector.lighter.orders import MIN_EXPIRY_MS
+
+    home = {"HOME": str(tmp_path)}
+    for mode in ("sim", "testnet", "mainnet"):
+        env = home if mode == "sim" else {**KEY_ENV, **home}
+        cfg = load_config(example_path(mode), env=env, live=mode == "mainnet", read_key=False)
+        mm = cfg.strategy.market_making
+        assert mm.order_expiry_s * 1000 == MIN_EXPIRY_MS + 5_000, mode
+        assert mm.max_order_age_s <= mm.order_expiry_s - 60, mode
+    data = tomllib.loads(example_path("sim").read_text())
+    data["strategy"]["market_making"]["order_expiry_s"] = 300
+    with pytest.raises(ConfigError, match="order_expiry_s"):
+        parse_config(data, env=home)
