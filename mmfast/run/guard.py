@@ -64,6 +64,8 @@ class GuardOptions:
     renew_s: float = 60.0
     confirm_interval_s: float = 0.25
     first_beat_s: float = 60.0  # the bot's first beat is awaited this long
+    give_up_s: float = 60.0  # a dead bot's venue unreachable this long: stop trying
+    request_timeout_s: float = 2.0  # any one REST call (a budget backoff waits no longer)
 
 
 class Guard:
@@ -112,10 +114,14 @@ class Guard:
                                 tokens=tokens, timeout_s=2.0, max_retries=1)
         await self.rest.start()
 
+    async def _call(self, coro: Any) -> Any:
+        """One REST call, bounded (the client's own retries and budget waits included)."""
+        return await asyncio.wait_for(coro, self.opts.request_timeout_s / self._time.scale)
+
     async def _next_nonce(self) -> int:
         if self._nonce < 0:
-            self._nonce = await self.rest.next_nonce(self.opts.account_index,
-                                                     self.opts.api_key_index)
+            self._nonce = await self._call(self.rest.next_nonce(self.opts.account_index,
+                                                                self.opts.api_key_index))
         n = self._nonce
         self._nonce += 1
         return n
@@ -126,20 +132,22 @@ class Guard:
         from mmfast.connector.lighter.budget import Priority
         from mmfast.connector.lighter.rest import LighterApiError, OutcomeUnknown
         from mmfast.connector.lighter.signer import CancelAllRequest, CancelAllTif, SignerError
+        from mmfast.core.errors import ExchangeError
 
         try:
             nonce = await self._next_nonce()
             req = CancelAllRequest(market, nonce, all_markets=market is None,
                                    tif=CancelAllTif(tif), time_ms=time_ms)
             signed = self._signer.sign_now(req)
-            await self.rest.send_tx(signed.tx_type, signed.tx_info, priority=Priority.RESERVED)
+            await self._call(self.rest.send_tx(signed.tx_type, signed.tx_info,
+                                               priority=Priority.RESERVED))
             return True
         except LighterApiError as exc:
             self._nonce = -1  # refetched next time (a reject consumes no nonce)
             self._rec("guard_venue_error", market=market, tif=tif, code=exc.code,
                                message=exc.message)
             return False
-        except (OutcomeUnknown, OSError, TimeoutError, SignerError) as exc:
+        except (OutcomeUnknown, ExchangeError, OSError, TimeoutError, SignerError) as exc:
             self._nonce = -1
             self._rec("guard_send_failed", market=market, tif=tif,
                                error=type(exc).__name__)
@@ -150,7 +158,8 @@ class Guard:
         n = 0
         try:
             for m in self.opts.markets:
-                n += len(await self.rest.account_active_orders(self.opts.account_index, m))
+                n += len(await self._call(
+                    self.rest.account_active_orders(self.opts.account_index, m)))
         except Exception as exc:  # any failure to read is "unknown", retried by the caller
             self._rec("guard_read_failed", error=type(exc).__name__)
             return None
@@ -281,8 +290,18 @@ class Guard:
                 acted = True
                 next_look = t.monotonic_ns() + int(1e9)
                 if not self._bot_alive():
-                    while not ok:  # nobody else will: until confirmed
+                    # Nobody else will: until confirmed, or until the venue has been out of
+                    # reach for give_up_s (it went with the bot, or the host lost it: the
+                    # venue's scheduled cancel-all stays armed then).
+                    give_up = t.monotonic_ns() + int(o.give_up_s * 1e9)
+                    while not ok and t.monotonic_ns() < give_up:
                         ok = await self.flatten(why, until_ns=t.monotonic_ns() + int(5e9))
+                    if not ok:
+                        self._rec("guard_gave_up", after_s=o.give_up_s)
+                        _log.error("guard: could not confirm the bot's markets flat within "
+                                   "%.0f s; the venue's scheduled cancel-all stays armed",
+                                   o.give_up_s)
+                        return 1
                     await self.abort_schedule()
                     return 0
             elif acted:

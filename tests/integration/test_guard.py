@@ -150,3 +150,41 @@ def test_guard_why_act() -> None:
     # A clean stop is never "silent": the guard leaves then.
     assert g.why_act(Pulse(os.getpid(), now - 10**10, BotState.STOPPED, 0, (0,)), now) == ""
     assert g.why_act(None, now) == "bot heartbeat unreadable"
+
+
+def test_guard_gives_up_when_a_dead_bot_took_the_venue_with_it(tmp_path: Path, run) -> None:
+    """The default `mmfast run`: the simulator lives in the bot's process and dies with it.
+    The guard finds no venue, says so, and ends (it does not spin forever)."""
+    from mmfast._core import signer as S2
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    key, _pub = _key(9)
+    sk = bytes.fromhex(key.reveal().removeprefix("0x"))
+    native = S2.NativeSigner(sk, chain_id=304, account_index=ACCOUNT, api_key_index=GUARD_KEY)
+
+    class Signer:  # no official self-check: nothing listens at the venue's address
+        def sign_now(self, req: Any) -> Any:
+            from mmfast.connector.lighter.native_signer import InlineSigner
+
+            return InlineSigner._sign(self, native, req)  # type: ignore[arg-type]
+
+        failed = signed = last_sign_ns = 0
+
+        def _wall_ms(self) -> int:
+            return int(time.time() * 1000)
+
+        async def token(self, deadline_s: int) -> str:
+            return str(native.auth_token(deadline_s))
+
+        def stop(self) -> None:
+            native.close()
+
+    opts = GuardOptions(rest_url="http://127.0.0.1:9", chain_id=304, account_index=ACCOUNT,
+                        api_key_index=GUARD_KEY, markets=(MARKET,), heartbeat=tmp_path / "hb",
+                        journal=tmp_path / "guard.jsonl", bot_pid=dead.pid, first_beat_s=0.2,
+                        give_up_s=1.0, confirm_interval_s=0.05)
+    code = run(Guard(opts, key, signer=Signer()).run(), 30)
+    assert code == 1
+    kinds = [r["kind"] for r in _journal(tmp_path)]
+    assert "guard_act" in kinds and "guard_gave_up" in kinds and kinds[-1] == "guard_stop"
