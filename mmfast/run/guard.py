@@ -18,6 +18,10 @@ renewal: the venue's minimum is 5 minutes): if both processes die, the venue fla
 account on its own. A clean stop of the bot (``STOPPED`` with 0 orders left) ends the guard:
 it aborts the scheduled cancel-all and exits 0.
 
+Times: the heartbeat's age, polls, confirmations and timeouts are host time (``CLOCK_MONOTONIC``,
+what the bot stamps with); only the scheduled cancel-all's deadline and its renewal follow the
+venue's clock (``time``: a simulator may run faster than real time).
+
 Exit codes: 0 the bot stopped cleanly or was flattened after it died; 1 the venue could not be
 confirmed flat (or the guard could not start); 2 bad options.
 """
@@ -29,6 +33,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic_ns as _mono  # host time: the heartbeat's clock, and the operator's
 from typing import Any, Final
 
 from mmfast.conf.load import ENV_GUARD_KEY
@@ -116,7 +121,7 @@ class Guard:
 
     async def _call(self, coro: Any) -> Any:
         """One REST call, bounded (the client's own retries and budget waits included)."""
-        return await asyncio.wait_for(coro, self.opts.request_timeout_s / self._time.scale)
+        return await asyncio.wait_for(coro, self.opts.request_timeout_s)
 
     async def _next_nonce(self) -> int:
         if self._nonce < 0:
@@ -185,16 +190,16 @@ class Guard:
                 if await self._send_cancel_all(m, 0):
                     self.actions += 1
                     self._rec("guard_cancel_all", market=m)
-            await asyncio.sleep(min(0.05, self.opts.confirm_interval_s) / self._time.scale)
+            await asyncio.sleep(min(0.05, self.opts.confirm_interval_s))
             left = await self._open_orders()
             self._rec("guard_confirm", orders_left=left)
             if left == 0:
                 self.flattened += 1
                 _log.warning("guard: markets %s confirmed flat", list(self.opts.markets))
                 return True
-            if until_ns is not None and self._time.monotonic_ns() >= until_ns:
+            if until_ns is not None and _mono() >= until_ns:
                 return False
-            await asyncio.sleep(self.opts.confirm_interval_s / self._time.scale)
+            await asyncio.sleep(self.opts.confirm_interval_s)
 
     async def schedule(self) -> None:
         """Arm (or renew) the venue's account-wide scheduled cancel-all."""
@@ -264,19 +269,19 @@ class Guard:
     async def _watch(self) -> int:
         o = self.opts
         t = self._time
-        deadline = t.monotonic_ns() + int(o.first_beat_s * 1e9)
+        deadline = _mono() + int(o.first_beat_s * 1e9)
         while self._pulse() is None:  # the bot's first beat
             if not self._bot_alive():
                 break
-            if t.monotonic_ns() >= deadline:
+            if _mono() >= deadline:
                 break
-            await asyncio.sleep(o.poll_ms / 1000 / t.scale)
+            await asyncio.sleep(o.poll_ms / 1000)
         if o.scheduled_cancel_all:
             await self.schedule()
         acted = False
         next_look = 0
         while True:
-            now = t.monotonic_ns()
+            now = _mono()
             p = self._pulse()
             if p is not None and p.state is BotState.STOPPED and p.orders_left == 0:
                 self._rec("guard_bot_stopped_clean")
@@ -288,14 +293,14 @@ class Guard:
                 # (a hung bot may still have txs in flight).
                 ok = await self.flatten(why, until_ns=now + int(2e9), look_first=acted)
                 acted = True
-                next_look = t.monotonic_ns() + int(1e9)
+                next_look = _mono() + int(1e9)
                 if not self._bot_alive():
                     # Nobody else will: until confirmed, or until the venue has been out of
                     # reach for give_up_s (it went with the bot, or the host lost it: the
                     # venue's scheduled cancel-all stays armed then).
-                    give_up = t.monotonic_ns() + int(o.give_up_s * 1e9)
-                    while not ok and t.monotonic_ns() < give_up:
-                        ok = await self.flatten(why, until_ns=t.monotonic_ns() + int(5e9))
+                    give_up = _mono() + int(o.give_up_s * 1e9)
+                    while not ok and _mono() < give_up:
+                        ok = await self.flatten(why, until_ns=_mono() + int(5e9))
                     if not ok:
                         self._rec("guard_gave_up", after_s=o.give_up_s)
                         _log.error("guard: could not confirm the bot's markets flat within "
@@ -311,4 +316,4 @@ class Guard:
             if o.scheduled_cancel_all and (
                     t.wall_ms() - self._scheduled_at_ms >= o.renew_s * 1000):
                 await self.schedule()
-            await asyncio.sleep(o.poll_ms / 1000 / t.scale)
+            await asyncio.sleep(o.poll_ms / 1000)

@@ -87,6 +87,14 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: s
     assert kinds.count("fill") == fills
     assert {"run_start", "order_sent", "order", "summary", "run_stop"} <= set(kinds)
     assert oct(journal.stat().st_mode & 0o777) == "0o600"
+    # Its guard watched (on the host's clock, while the simulator ran 4x faster), never acted,
+    # and ended with the clean stop.
+    assert "guard_started" in kinds
+    guard = [orjson.loads(line)["kind"] for line in
+             (journal.parent / "guard.jsonl").read_bytes().splitlines()]
+    assert "guard_act" not in guard and "guard_bot_stopped_clean" in guard, guard
+    assert _summary_value(out, "guard").endswith("guard.jsonl") and "exited 0" in \
+        _summary_value(out, "guard")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
