@@ -1,10 +1,7 @@
 """The `mmfast` command. Subcommands register themselves in `_COMMANDS`.
 
-Signals before a subcommand has its own handlers (imports, config, start-up): SIGINT, SIGTERM
-and SIGHUP are noted (``pending_stop``), never raised into whatever code is running (an import
-could swallow an exception and lose the signal); the subcommand checks for one where it takes
-over its signals and stops there: before anything started, quietly with 128 + the signal's
-number, else through its normal shutdown."""
+Its first statement takes over the stop signals until a subcommand installs its own
+(``mmfast.signals``): one that arrives meanwhile is noted and acted on there."""
 
 from __future__ import annotations
 
@@ -13,6 +10,14 @@ from __future__ import annotations
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
+
+from mmfast.signals import (
+    STOP_SIGNALS,
+    install_early,
+    note,
+    pending_stop,
+    stopped_early,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -232,39 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# A closed terminal or SSH session (SIGHUP) stops like SIGTERM: cancel, confirm, summary.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-_pending: list[int] = []  # stop signals received before a command took over its signals
-
-
-def _early(signum: int, frame: object) -> None:
-    _pending.append(signum)
-
-
-def pending_stop() -> int | None:
-    """The first stop signal received before the command installed its own handlers."""
-    return _pending[0] if _pending else None
-
-
-def stopped_early(what: str = "mmfast") -> int:
-    """Report a stop signal that came before anything started; the exit code (128 + it)."""
-    signum = _pending[0]
-    print(f"{what}: stopped by {signal.Signals(signum).name} before it started; nothing was "
-          f"sent", file=sys.stderr)
-    return 128 + signum
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    previous = {sig: signal.signal(sig, _early) for sig in STOP_SIGNALS}
+    previous = install_early()
     try:
         args = build_parser().parse_args(argv)
         if pending_stop() is not None:
             return stopped_early()
         return int(args.func(args))
     except KeyboardInterrupt:  # a SIGINT before main() took it over
-        _pending.insert(0, int(signal.SIGINT))
+        note(int(signal.SIGINT))
         return stopped_early()
     finally:
         for sig, handler in previous.items():

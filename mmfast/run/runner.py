@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from mmfast.cli import STOP_SIGNALS, pending_stop, stopped_early
 from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.conf.schema import Config
 from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor, Secret
 from mmfast.core.errors import MmfastError
 from mmfast.core.log import SDK_LOGGERS, configure_logging, get_logger
 from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
+from mmfast.signals import STOP_SIGNALS, pending_stop, stopped_early
 
 __all__ = ["EXIT_CONFIG", "EXIT_KILL_STOP", "EXIT_OK", "EXIT_ORDERS_LEFT", "RunOptions",
            "Runner", "load_run_config", "run_flow", "run_from_args"]
