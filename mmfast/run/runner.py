@@ -27,13 +27,13 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time as _time
 import tomllib
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.conf.schema import Config
@@ -255,15 +255,35 @@ class Runner:
         self.size_decimals = info.size_decimals
 
     def _state_dir(self) -> Path:
+        """Where the client-order-id state and the fill watermark live. Persistent whenever
+        the venue outlives the bot (testnet, mainnet, an external simulator: a restart must
+        reuse no id and count no fill twice); only the simulator embedded in this run gets
+        throwaway state (it restarts trade ids and knows no old orders), in a folder named by
+        this process, whose leftovers from runs that crashed are removed here."""
         v = self.cfg.venue
-        if v.mode == "sim":
-            # A fresh simulator restarts trade ids and knows no old orders: fresh state too
-            # (a persisted fill watermark would hide its first fills).
-            self._tmp_state = tempfile.mkdtemp(prefix="mmfast-sim-state-")
-            return Path(self._tmp_state)
         assert v.state_dir is not None
         v.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if v.mode == "sim" and self.sim is not None:  # a simulator inside this process
+            runs = v.state_dir / "sim-runs"
+            runs.mkdir(exist_ok=True, mode=0o700)
+            for d in runs.iterdir():
+                if d.name.isdigit() and not _pid_alive(int(d.name)):
+                    shutil.rmtree(d, ignore_errors=True)  # a crashed run's
+            mine = runs / str(os.getpid())
+            shutil.rmtree(mine, ignore_errors=True)
+            mine.mkdir(mode=0o700)
+            self._tmp_state = str(mine)
+            return mine
         return v.state_dir
+
+    def _environment(self) -> str:
+        """Names the per-key state files: the mode, and for an external simulator its address
+        too (another simulator is another venue: its ids and trades start over)."""
+        v = self.cfg.venue
+        if v.mode == "sim" and v.rest_url is not None:
+            parts = urlsplit(v.rest_url)
+            return f"sim-{parts.hostname}-{parts.port or 80}"
+        return v.mode
 
     def _journal_path(self) -> Path:
         if self.opts.journal:
@@ -305,7 +325,7 @@ class Runner:
                            api_key_index=v.api_key_index, markets=(self.market,), tier=tier,
                            seed=self.opts.seed if v.mode == "sim" else None)
         assert v.ws_order_frames is not None  # resolved per mode by the config loader
-        oc = OrderEntryConfig(environment=v.mode, state_dir=str(state_dir),
+        oc = OrderEntryConfig(environment=self._environment(), state_dir=str(state_dir),
                               quote_expiry_s=float(section.order_expiry_s),
                               max_ws_frames=v.ws_order_frames)
         self.connector = LighterConnector(lc, self.signer, time=self.time, signer=self.signer,
@@ -549,6 +569,16 @@ def _options(args: Any) -> RunOptions:
                       quiet=args.quiet, log_json=args.log_json, live=args.live,
                       journal=args.journal, seed=args.seed, time_scale=args.time_scale,
                       control_port=args.control_port, control_host=args.control_host)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _StoppedEarly(MmfastError):

@@ -213,3 +213,51 @@ def test_sigstop_bot_is_flattened_by_the_guard_and_stops_cleanly_after(tmp_path:
         sim.close()
     print(f"flat after SIGSTOP (venue ms): {flat_ms}")
     assert flat_ms <= 1500 + 2000  # max_silence_ms, then the cancel within 2 s
+
+
+def _cois(journal: Path) -> set[int]:
+    return {json.loads(x)["coi"] for x in journal.read_text().splitlines()
+            if '"kind":"order_sent"' in x}
+
+
+def test_restart_after_kill_9_reuses_no_id(tmp_path: Path) -> None:
+    """The bot killed, its guard flattens, a new bot on the same (external) simulator: its
+    client order ids continue from the persisted state, none is used twice, and it ends flat."""
+    sim = Sim(tmp_path)
+    try:
+        p, j0 = _bot(sim, tmp_path, 0)
+        try:
+            _wait_quoting(p, j0, sim)
+            time.sleep(1.0)
+            p.kill()
+            p.wait(10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        deadline = time.monotonic() + 15
+        while sim.open_orders() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sim.open_orders() == []
+        first = _cois(j0)
+        # The state of (this simulator's address, account, key) is kept where the config says.
+        state = tmp_path / "state" / "mmfast"
+        assert any(f.name.startswith("coi-sim-127.0.0.1-") for f in state.iterdir()), \
+            sorted(f.name for f in state.iterdir())
+        p2, j1 = _bot(sim, tmp_path, 1)
+        try:
+            _wait_quoting(p2, j1, sim)
+            time.sleep(1.0)
+            p2.send_signal(signal.SIGTERM)
+            p2.wait(60)
+        finally:
+            if p2.poll() is None:
+                p2.kill()
+                p2.wait()
+        assert p2.returncode == 0
+        second = _cois(j1)
+        assert first and second and not first & second, (sorted(first), sorted(second))
+        assert min(second) > max(first)
+        assert sim.open_orders() == []
+    finally:
+        sim.close()

@@ -198,3 +198,18 @@ def test_strategy_option_selects_trend_ladder(tmp_path: Path) -> None:
     logs = [orjson.loads(line) for line in p.stderr.splitlines() if line.strip()]
     assert logs and all({"ts", "level", "logger", "msg"} <= set(x) for x in logs)
     assert any(x["logger"] == "mmfast.core" and "RUNNING" in x["msg"] for x in logs)
+
+
+def test_embedded_simulator_state_is_thrown_away_even_after_a_crash(tmp_path: Path) -> None:
+    """Only the simulator inside `mmfast run` gets throwaway state: a folder named by the run's
+    process under the state dir, removed at the end; one left by a run that crashed is removed
+    by the next."""
+    runs = tmp_path / "state" / "mmfast" / "sim-runs"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (runs / str(dead.pid)).mkdir(parents=True)
+    (runs / str(dead.pid) / "coi-sim-1001-3.json").write_text("{}")
+    p = subprocess.run([*MMFAST, "run", "--duration", "1", "--quiet"], env=_env(tmp_path),
+                       capture_output=True, text=True, timeout=90)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert list(runs.iterdir()) == []
