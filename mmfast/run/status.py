@@ -120,9 +120,9 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         if "pooled" in sig:
             line += (f"  nonce pool {sig['size']} (ready {sig['ready']}): pooled "
                      f"{sig['pooled']}  fresh {sig['fresh']}")
-        if "direct" in sig:
-            line += f"  sent by the compiled step {sig['direct']}"
         lines.append(line)
+        if "direct" in sig:
+            lines.append(f"direct tx    {sig['direct']} signed and sent by the compiled step")
     g = s.get("guard")
     if g:
         how = ("running" if g["alive"] else "not running" if g["exit_code"] is None
