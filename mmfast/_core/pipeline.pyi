@@ -1,7 +1,7 @@
 """Type stub of the compiled ``mmfast._core.pipeline`` (cython_src/mmfast/_core/pipeline.pyx)."""
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from mmfast._core.book import OrderBook
 from mmfast._core.gate import GateCore
@@ -13,6 +13,27 @@ from mmfast.risk.limits import RiskReason
 REFERENCES: Final[dict[str, int]]
 
 Action = tuple[ActionKind, Side, int, int, int, Order | None, RiskReason, bool, bool]
+
+class SendRoom:
+    """What order entry, its nonce manager and the rate budget publish for compiled steps."""
+
+    next_nonce: int
+    nonce_ready: bool
+    entry_ok: bool
+    ws_ok: bool
+    usable: bool
+    sendtx_used: int
+    sendtx_cap: int
+    ws_used: int
+    ws_cap: int
+    pending: int
+    inflight_cap: int
+    expiry_ms: int
+    watched: bool
+    def __init__(self, inflight_cap: int = 16, expiry_ms: int = 599_000) -> None: ...
+    def set_inflight(self, market: int, n: int) -> None: ...
+    def in_flight(self, market: int) -> int: ...
+    def order_room(self) -> tuple[bool, int, int, int, int]: ...
 
 class Pipeline:
     """The compiled step of one market: frame -> book -> quote -> plan -> risk gate."""
@@ -43,6 +64,28 @@ class Pipeline:
     def last_error(self) -> BaseException | None: ...
     @property
     def seen_messages(self) -> int: ...
+    @property
+    def order_reads(self) -> int: ...
+    @property
+    def direct_i(self) -> int: ...
+    @property
+    def direct_nonce(self) -> int: ...
+    @property
+    def direct_expired_at(self) -> int: ...
+    @property
+    def direct_info(self) -> str | None: ...
+    @property
+    def direct_hash(self) -> str: ...
+    @property
+    def direct_sent(self) -> bool: ...
+    @property
+    def direct_sends(self) -> int: ...
+    @property
+    def t_ready(self) -> int: ...
+    @property
+    def t_signed(self) -> int: ...
+    @property
+    def t_sent(self) -> int: ...
     def __init__(
         self,
         book: OrderBook,
@@ -53,7 +96,7 @@ class Pipeline:
         orders: dict[int, Order],
         modifying: dict[int, tuple[int, int, int]],
         calls: set[int],
-        room: Callable[[], tuple[bool, int, int, int, int]] | None = None,
+        room: Callable[[], tuple[bool, int, int, int, int]] | SendRoom | None = None,
         in_flight: Callable[[], int] | None = None,
         reference: str = "mid",
         widen_ticks: int = 0,
@@ -64,6 +107,7 @@ class Pipeline:
         min_notional: int = 0,
     ) -> None: ...
     def set_params(self, params: PlannerParams) -> None: ...
+    def attach_sender(self, sender: Any) -> None: ...
     def on_frame(self, data: bytes, now_ns: int) -> int: ...
     def requote(self, now_ns: int, trigger_ns: int = 0) -> int: ...
     def action(self, i: int) -> Action: ...

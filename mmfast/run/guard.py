@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic_ns as _mono  # host time: the heartbeat's clock, and the operator's
@@ -40,7 +39,7 @@ from mmfast.conf.load import ENV_GUARD_KEY
 from mmfast.connector.lighter.secret import ApiKey
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
-from mmfast.run.heartbeat import BotState, HeartbeatError, Pulse, read_heartbeat
+from mmfast.run.heartbeat import BotState, HeartbeatError, Pulse, pid_alive, read_heartbeat
 
 __all__ = ["ENV_GUARD_KEY", "SCHEDULE_AHEAD_MS", "Guard", "GuardOptions"]
 
@@ -214,13 +213,7 @@ class Guard:
 
     # ------------------------------------------------------------------ watching
     def _bot_alive(self) -> bool:
-        try:
-            os.kill(self.opts.bot_pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # exists (another user's: never ours, but not gone either)
-        return True
+        return pid_alive(self.opts.bot_pid)
 
     def _pulse(self) -> Pulse | None:
         try:

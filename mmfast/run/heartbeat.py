@@ -24,7 +24,8 @@ from pathlib import Path
 
 from mmfast.core.errors import MmfastError
 
-__all__ = ["BotState", "HeartbeatError", "HeartbeatWriter", "Pulse", "read_heartbeat"]
+__all__ = ["BotState", "HeartbeatError", "HeartbeatWriter", "Pulse", "pid_alive",
+           "read_heartbeat"]
 
 _MAGIC = b"MMFHB1\0\0"
 _FMT = "<8sQqqqqqqq"  # magic, seq, pid, stamp, state, orders_left, n_markets, m0, m1 (+ pad)
@@ -95,6 +96,17 @@ class HeartbeatWriter:
 
     def close(self) -> None:
         self._mm.close()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts: it is not gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_heartbeat(path: str | os.PathLike[str], tries: int = 100) -> Pulse:

@@ -264,10 +264,12 @@ class Runner:
         assert v.state_dir is not None
         v.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if v.mode == "sim" and self.sim is not None:  # a simulator inside this process
+            from mmfast.run.heartbeat import pid_alive
+
             runs = v.state_dir / "sim-runs"
             runs.mkdir(exist_ok=True, mode=0o700)
             for d in runs.iterdir():
-                if d.name.isdigit() and not _pid_alive(int(d.name)):
+                if d.name.isdigit() and not pid_alive(int(d.name)):
                     shutil.rmtree(d, ignore_errors=True)  # a crashed run's
             mine = runs / str(os.getpid())
             shutil.rmtree(mine, ignore_errors=True)
@@ -569,16 +571,6 @@ def _options(args: Any) -> RunOptions:
                       quiet=args.quiet, log_json=args.log_json, live=args.live,
                       journal=args.journal, seed=args.seed, time_scale=args.time_scale,
                       control_port=args.control_port, control_host=args.control_host)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _StoppedEarly(MmfastError):

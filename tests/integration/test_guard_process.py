@@ -94,6 +94,13 @@ def _wait_quoting(p: subprocess.Popen[str], journal: Path, sim: Sim) -> None:
     pytest.fail("the bot never quoted")
 
 
+def _reap(p: subprocess.Popen[str]) -> None:
+    """Kill a bot a failed test left running (a stopped one too: SIGKILL ends it)."""
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+
+
 def _guard_records(journal: Path) -> list[dict[str, Any]]:
     path = journal.parent / "guard.jsonl"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
@@ -120,9 +127,7 @@ def test_kill_9_leaves_no_order_on_the_venue(tmp_path: Path) -> None:
                 flat_ms.append(sim.wall_ms() - killed_at)
                 assert before >= 2
             finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+                _reap(p)
             deadline = time.monotonic() + 15  # the guard ends once the venue is flat
             while not any(r["kind"] == "guard_stop" for r in _guard_records(journal)) and \
                     time.monotonic() < deadline:
@@ -167,9 +172,7 @@ def test_guard_killed_bot_keeps_quoting_warns_and_schedule_stays_armed(tmp_path:
             p.send_signal(signal.SIGTERM)
             p.wait(60)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            _reap(p)
         assert p.returncode == 0
         err = (tmp_path / "bot0.err").read_text()
         assert "while the bot runs: no process watches this bot now" in err
@@ -198,10 +201,7 @@ def test_sigstop_bot_is_flattened_by_the_guard_and_stops_cleanly_after(tmp_path:
             p.send_signal(signal.SIGTERM)
             p.wait(60)
         finally:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.kill()
-                p.wait()
+            _reap(p)
         assert p.returncode == 0
         assert sim.open_orders() == []
         recs = _guard_records(journal)
@@ -232,9 +232,7 @@ def test_restart_after_kill_9_reuses_no_id(tmp_path: Path) -> None:
             p.kill()
             p.wait(10)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            _reap(p)
         deadline = time.monotonic() + 15
         while sim.open_orders() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -251,9 +249,7 @@ def test_restart_after_kill_9_reuses_no_id(tmp_path: Path) -> None:
             p2.send_signal(signal.SIGTERM)
             p2.wait(60)
         finally:
-            if p2.poll() is None:
-                p2.kill()
-                p2.wait()
+            _reap(p2)
         assert p2.returncode == 0
         second = _cois(j1)
         assert first and second and not first & second, (sorted(first), sorted(second))

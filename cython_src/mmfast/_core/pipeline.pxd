@@ -51,11 +51,13 @@ cdef class SendRoom:
     cdef public int64_t pending           # txs assigned or held, not yet answered
     cdef public int64_t inflight_cap      # order txs in flight per market, at most
     cdef public int64_t expiry_ms         # ExpiredAt = wall ms + this (the signer's rule)
+    cdef public bint watched              # a step sends through it (else entry_ok stays False)
     cdef int n_markets
     cdef int64_t markets[64]              # markets with an in-flight count
     cdef int64_t counts[64]               # their order txs sent and not yet executed
 
     cdef int64_t inflight_of(self, int64_t market) noexcept
+    cdef int64_t plan_inflight(self, int64_t market) noexcept
 
 
 @cython.final

@@ -124,11 +124,14 @@ cdef class SendRoom:
         self.counts[self.n_markets] = n
         self.n_markets += 1
 
+    cdef int64_t plan_inflight(self, int64_t market) noexcept:
+        cdef int64_t n = self.inflight_of(market)
+        return n if n >= self.pending else self.pending
+
     def in_flight(self, int64_t market) -> int:
         """What a strategy's plan reads as in flight: the market's count or every pending tx,
         the larger."""
-        cdef int64_t n = self.inflight_of(market)
-        return n if n >= self.pending else self.pending
+        return self.plan_inflight(market)
 
     def order_room(self) -> tuple:
         """The budget as ``RateBudget.order_room`` gave it when last published."""
@@ -406,9 +409,7 @@ cdef class Pipeline:
                 self.last_whole = False
                 x = 0
                 if self.sroom is not None:
-                    x = self.sroom.inflight_of(self.book.market_id)
-                    if self.sroom.pending > x:
-                        x = self.sroom.pending
+                    x = self.sroom.plan_inflight(self.book.market_id)
                 elif self.in_flight is not None:
                     x = self.in_flight()
                 self.deferred = plan_choose(w, self.max_inflight - x, room_p, None)
@@ -605,6 +606,7 @@ cdef class Pipeline:
         self.sender = sender
         if sender is not None:
             self.sroom = sender.room
+            self.sroom.watched = True
             self.room = None
             self.in_flight = None
 

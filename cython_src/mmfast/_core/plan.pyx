@@ -792,7 +792,7 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
     cdef PyObject* p = <PyObject*>params
     cdef int64_t max_age, max_inflight, n_inflight, k_levels, now, ptol, stol
     cdef int64_t x
-    cdef int degrade, steps, s, i, k, n_act, deferred = 0
+    cdef int degrade, s, i, k, n_act, deferred = 0
     cdef Py_ssize_t busy_n, no_create_n
     cdef bint whole0, whole1, unlimited
     cdef Grp* g
@@ -865,12 +865,13 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
         degrade = PLAN_DEGRADE_FEW_LEVELS
     else:
         degrade = PLAN_DEGRADE_ONE_SIDE
-    steps = degrade if degrade < 2 else 2
-    for _ in range(steps):
-        ptol_o = (ptol_o + 1) * factor_o - 1
-        stol_o = (stol_o + 1) * factor_o - 1
+    # Tolerances (validated >= 0, the factor >= 1) widened in C: clamped at _TOL_CAP, where a
+    # wider one keeps the same orders.
     _tol(ptol_o, &ptol)
     _tol(stol_o, &stol)
+    mmp_int_clamp(<PyObject*>factor_o, NULL, 1, _TOL_CAP, &x)
+    ptol = plan_widen(ptol, x, degrade)
+    stol = plan_widen(stol, x, degrade)
     plan_shape(w, degrade, k_levels, 1 if position_lots > 0 else (-1 if position_lots < 0 else 0))
     if plan_sides(w, ptol, stol, degrade):
         # The common case between price moves: both sides on target, nothing to send.

@@ -699,7 +699,10 @@ class OrderEntry:
         """Whether a compiled step may send a frame now, first in nonce order (``SendRoom``'s
         entry_ok): what ``_pump`` would allow for a tx signed now with nothing waiting before
         it. Published after every change of what it reads (pump, answers, losses, the order
-        connection, start and stop); the step clears it when it sends."""
+        connection, start and stop); the step clears it when it sends. Nothing to compute while
+        no step sends through the room (the flag stays False)."""
+        if not self.room.watched:
+            return
         ws = self.ws
         frames = self._frames
         ok = self._started and not self._stopping and ws is not None and ws.live
