@@ -10,6 +10,8 @@ at start through ``view_of``; a test may pass one). Slotted; every read is an at
   metadata refresh replaces it; ``stats``: the latest ``MarketStats`` (replaced per message);
 - ``trades``: the market's recent public trades (a deque kept by the market-data part);
 - ``ready``: the connector's readiness;
+- ``loop_ran(now_ns)``: False once when the event loop was found stalled (the connector's
+  ``StallWatch`` reports it then: pull, nonce refresh, reconciliation), else True;
 - ``user_stats``: the venue's account figures (margin), replaced per message;
 - ``budget``: the connector's rate budget (None without one);
 - ``in_flight()``: order txs in flight for the market (the larger of the market's count and
@@ -58,14 +60,14 @@ _NONE: Final = _Always()
 class MarketView:
     """What a strategy reads of one market (see the module doc)."""
 
-    __slots__ = ("_account", "_account_index", "_entry", "_md", "_ready", "_rest", "_steps",
-                 "book", "budget", "market", "raw_orders", "trades")
+    __slots__ = ("_account", "_account_index", "_entry", "_md", "_ready", "_rest", "_stall",
+                 "_steps", "book", "budget", "market", "raw_orders", "trades")
 
     def __init__(self, market: int, *, book: Any = None, market_data: Any = None,
                  trades: Any = (), readiness: Any = None, account: Any = None,
                  raw_orders: dict[int, dict[str, Any]] | None = None, entry: Any = None,
                  budget: Any = None, rest: Any = None, account_index: int | None = None,
-                 steps: Any = None) -> None:
+                 steps: Any = None, stall: Any = None) -> None:
         self.market = market  # the market id
         self.book = book  # the market's OrderBook (None: none yet)
         self.trades = trades  # recent public trades of the market (oldest first)
@@ -78,6 +80,7 @@ class MarketView:
         self._rest = rest  # .account_active_orders(account, market) (None: no REST)
         self._account_index = account_index
         self._steps = steps  # .attach_step(market, step) (None: frames go to the book only)
+        self._stall = stall  # the loop's StallWatch (None: stalls not watched)
 
     @property
     def info(self) -> Any:
@@ -92,6 +95,13 @@ class MarketView:
     @property
     def ready(self) -> bool:
         return self._ready.ready
+
+    def loop_ran(self, now_ns: int) -> bool:
+        """Whether the event loop ran within the stall threshold of ``now_ns`` (always, when
+        stalls are not watched). A timer-driven decision asks first: after a stall it would act
+        on what the bot knew before it; the first caller reports the stall."""
+        w = self._stall
+        return w is None or now_ns - w.last_ns <= w.stall_ns or w.check(now_ns)
 
     @property
     def user_stats(self) -> Mapping[str, Any]:

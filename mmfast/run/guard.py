@@ -48,6 +48,9 @@ _log = get_logger("guard")
 # The scheduled cancel-all fires this far after its last renewal (the venue's minimum period
 # is 5 minutes; 30 s of slack for clocks and the renewal's own round trip).
 SCHEDULE_AHEAD_MS: Final = 5 * 60_000 + 30_000
+# While the bot stays silent after a flatten: looks at its markets this far apart, doubling.
+_LOOK_FIRST_S: Final = 1.0
+_LOOK_MAX_S: Final = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +176,8 @@ class Guard:
     async def flatten(self, reason: str, *, until_ns: int | None = None,
                       look_first: bool = False) -> bool:
         """Cancel-all for each of the bot's markets, then confirm none is left; again while
-        any is (every ``confirm_interval_s``), until confirmed or ``until_ns`` (monotonic).
+        any is (``confirm_interval_s`` apart, doubling up to 2 s: the venue limits REST weight
+        per IP, which the bot shares), until confirmed or ``until_ns`` (monotonic).
         ``look_first``: read the orders before the first cancel-all (a repeat check while a
         hung bot stays silent). True when confirmed."""
         self.reason = reason
@@ -184,6 +188,7 @@ class Guard:
         self._rec("guard_act", reason=reason, markets=list(self.opts.markets))
         _log.warning("guard: %s: cancelling every order of markets %s", reason,
                      list(self.opts.markets))
+        pause = self.opts.confirm_interval_s
         while True:
             for m in self.opts.markets:
                 if await self._send_cancel_all(m, 0):
@@ -198,7 +203,8 @@ class Guard:
                 return True
             if until_ns is not None and _mono() >= until_ns:
                 return False
-            await asyncio.sleep(self.opts.confirm_interval_s)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, max(2.0, self.opts.confirm_interval_s))
 
     async def schedule(self) -> None:
         """Arm (or renew) the venue's account-wide scheduled cancel-all."""
@@ -273,6 +279,7 @@ class Guard:
             await self.schedule()
         acted = False
         next_look = 0
+        look_s = _LOOK_FIRST_S  # the pause before the next look while the bot stays silent
         while True:
             now = _mono()
             p = self._pulse()
@@ -282,11 +289,13 @@ class Guard:
                 return 0
             why = self.why_act(p, now)
             if why and (not acted or now >= next_look):
-                # The first time at once; while the bot stays silent, a look every second
-                # (a hung bot may still have txs in flight).
+                # The first time at once; while the bot stays silent, a look now and then (a
+                # hung bot may still have txs in flight), further apart each time: every look
+                # is REST weight the bot, on the same IP, may need once it is back.
                 ok = await self.flatten(why, until_ns=now + int(2e9), look_first=acted)
+                look_s = min(2 * look_s, _LOOK_MAX_S) if acted else _LOOK_FIRST_S
+                next_look = _mono() + int(look_s * 1e9)
                 acted = True
-                next_look = _mono() + int(1e9)
                 if not self._bot_alive():
                     # Nobody else will: until confirmed, or until the venue has been out of
                     # reach for give_up_s (it went with the bot, or the host lost it: the
@@ -302,7 +311,7 @@ class Guard:
                         return 1
                     await self.abort_schedule()
                     return 0
-            elif acted:
+            elif acted and not why:
                 self._rec("guard_bot_back")
                 _log.warning("guard: the bot's heartbeat is back")
                 acted = False

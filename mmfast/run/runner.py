@@ -377,6 +377,8 @@ class Runner:
             s["signer"] = info
         if self.guard is not None:
             s["guard"] = self.guard.status()
+        if self.connector is not None:
+            s["loop"] = self.connector.stall.status()
         return s
 
     async def _status_loop(self, printer: Any) -> None:

@@ -130,6 +130,10 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         if g.get("lost"):
             how += " (died while the bot ran)"
         lines.append(f"guard        pid {g['pid']}  {how}  journal {g['journal']}")
+    loop = s.get("loop")
+    if loop and loop["stalls"]:
+        lines.append(f"loop stalls  {loop['stalls']} (longest {loop['max_stall_ms']:.0f} ms): "
+                     "each pulled the quotes and reconciled before quoting again")
     left = s.get("orders_left")
     lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}")
     if s.get("journal"):

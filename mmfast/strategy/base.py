@@ -244,6 +244,9 @@ class StrategyBase:
         if not self.running:
             return
         now = self.time.monotonic_ns()
+        view = self.view
+        if view is not None and not view.loop_ran(now):
+            return  # a stall: reported (not ready, quotes pulled); nothing from before it acts
         self._refresh_state()
         kill = self.kill
         if kill is not None:

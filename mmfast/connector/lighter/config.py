@@ -50,6 +50,8 @@ class LighterConfig:
     metadata_refresh_s: float = 60.0
     # Clock skew: not ready above this |venue - local| offset.
     max_clock_skew_ms: int = 1000
+    # Loop stall: the event loop not run this long (host ms) pulls, refreshes and reconciles.
+    max_loop_stall_ms: int = 1000
     # Rate budget: never above this fraction of a venue limit; this share of it kept for
     # cancels and reconciliation.
     budget_max_fraction: float = 0.8
@@ -92,6 +94,8 @@ class LighterConfig:
             raise ValueError("rest_max_retries must be >= 0")
         if self.max_clock_skew_ms <= 0:
             raise ValueError("max_clock_skew_ms must be > 0")
+        if self.max_loop_stall_ms < 40:
+            raise ValueError("max_loop_stall_ms must be >= 40")
         if not 0 < self.budget_max_fraction <= 0.8:
             raise ValueError("budget_max_fraction must be within (0, 0.8]")
         if not 0 <= self.budget_reserve_fraction < 1:

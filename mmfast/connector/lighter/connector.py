@@ -46,6 +46,7 @@ from mmfast.connector.lighter.reconcile import ReconcileFailed, Reconciler
 from mmfast.connector.lighter.rest import LighterRest
 from mmfast.connector.lighter.signer import SignerWorker
 from mmfast.connector.lighter.skew import SkewMonitor
+from mmfast.connector.lighter.stall import StallWatch
 from mmfast.connector.lighter.tracker import FillWatermark, OrderTracker
 from mmfast.connector.lighter.ws import StreamHalted, WsStream
 from mmfast.core.events import EventBus
@@ -98,6 +99,9 @@ class LighterConnector:
                                  rng=random.Random(self._rng.getrandbits(64)))
         self.readiness = Readiness(self.signals.publish, time)
         self.skew = SkewMonitor(config.max_clock_skew_ms, time, on_change=self._on_skew)
+        self.stall = StallWatch(config.max_loop_stall_ms, self._on_stall, time=time,
+                                interval_ms=min(100, config.max_loop_stall_ms // 4))
+        self.skew.watch = self.stall
         self.tokens: TokenCache | None = None
         if token_provider is not None:
             self.tokens = TokenCache(token_provider, lifetime_s=config.token_lifetime_s,
@@ -146,7 +150,7 @@ class LighterConnector:
                 readiness=self.readiness, account=acct,
                 raw_orders=acct.orders_of(m) if acct is not None else None,
                 entry=self.orders, budget=self.budget, rest=self.rest,
-                account_index=self.config.account_index, steps=md)
+                account_index=self.config.account_index, steps=md, stall=self.stall)
 
     @property
     def ready(self) -> bool:
@@ -202,6 +206,11 @@ class LighterConnector:
         self._build_views()
         r.set("connector", True)
         assert md.stream is not None
+        for s in (md.stream, self.account.stream if self.account is not None else None,
+                  self.orders.ws if self.orders is not None else None):
+            if s is not None:
+                s.watch = self.stall
+        self.stall.start()
         md.stream.start()
         if self.account is not None and self.account.stream is not None:
             self.account.stream.start()
@@ -219,6 +228,7 @@ class LighterConnector:
             return
         if self.readiness.holds("connector") or "connector" in self.readiness.failing():
             self.readiness.set("connector", False, "stopped")
+        self.stall.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -258,6 +268,18 @@ class LighterConnector:
             self.signals.pull(None, reason)
         else:
             self.readiness.set("skew", True)
+
+    def _on_stall(self, stalled_ms: float) -> None:
+        """The loop did not run for ``stalled_ms``: whatever it knew is that old (its guard may
+        have cancelled, its orders may have filled). Not ready until reconciled again; quotes
+        pulled; nonces read again before the next tx."""
+        reason = f"event loop stalled {stalled_ms:.0f} ms"
+        _log.warning("%s: quotes pulled; nonces and orders re-read from the venue before "
+                     "quoting again", reason)
+        if self.orders is not None:
+            self.orders.require_refresh()  # txs queued before the stall are not sent
+        self.request_reconcile(reason)
+        self.signals.pull(None, reason)
 
     def _on_account_reconnect(self, reason: str) -> None:
         if self.orders is not None:
@@ -497,6 +519,7 @@ class LighterConnector:
                        "caps": dict(b.caps), "volume_quota_remaining": b.volume_quota_remaining,
                        "blocked_for_s": round(b.blocked_for_s, 3)},
             "skew_ms": self.skew.offset_ms,
+            "loop": self.stall.status(),
             "gaps": md.gaps, "crossed": md.crossed, "cross_resyncs": md.cross_resyncs,
             "pulls": self.signals.pulls,
             "bad_messages": md.bad_messages + (acct.bad_messages if acct else 0),

@@ -5,6 +5,10 @@ lower than the true offset, so the estimate is the highest sample in a recent wi
 delayed one). Above ``max_skew_ms`` the connector is not ready. ``venue_now_ms()`` is local wall
 time corrected by the estimate: auth-token deadlines and order expiries are computed from it, so
 they stay within the venue's bounds even when the local clock is off.
+
+After a stall of this process (``StallWatch``) the sockets hand over frames queued while it did
+not run: their venue times are as old as the stall, so the samples taken until the watch's
+``fresh_after_ns`` are dropped (they would report a skew the clocks do not have).
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 from mmfast.core.timesource import REAL_TIME, TimeSource
+
+if TYPE_CHECKING:
+    from mmfast.connector.lighter.stall import StallWatch
 
 __all__ = ["SkewMonitor"]
 
@@ -22,7 +30,7 @@ class SkewMonitor:
     """Estimates ``venue - local`` wall-clock offset; reports when it crosses the threshold."""
 
     __slots__ = ("_coarse", "_fine", "_on_change", "_skewed", "_time", "_window_ns",
-                 "max_skew_ms", "samples")
+                 "dropped", "max_skew_ms", "samples", "watch")
 
     def __init__(self, max_skew_ms: int, time: TimeSource = REAL_TIME, *,
                  window_s: float = 10.0,
@@ -35,11 +43,17 @@ class SkewMonitor:
         self._skewed: bool | None = None  # last reported state (None before any sample)
         self._on_change = on_change  # called (skewed, reason) when the state flips
         self.samples = 0  # samples taken
+        self.dropped = 0  # samples dropped as a stall's backlog
+        self.watch: StallWatch | None = None  # the loop's stall watch (None: no stalls known)
 
     def sample(self, venue_ms: int, local_wall_ms: int | None = None) -> None:
         """A venue timestamp (epoch ms) just received."""
-        local = self._time.wall_ms() if local_wall_ms is None else local_wall_ms
         now = self._time.monotonic_ns()
+        watch = self.watch
+        if watch is not None and now < watch.fresh_after_ns:
+            self.dropped += 1
+            return
+        local = self._time.wall_ms() if local_wall_ms is None else local_wall_ms
         fine = self._fine
         fine.append((now, venue_ms - local))
         edge = now - self._window_ns

@@ -30,7 +30,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, ws_connect
@@ -40,6 +40,9 @@ from mmfast.connector.lighter.budget import BudgetExhausted, Priority, RateBudge
 from mmfast.core.errors import ExchangeError
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
+
+if TYPE_CHECKING:
+    from mmfast.connector.lighter.stall import StallWatch
 
 __all__ = ["StreamHalted", "StreamListener", "StreamState", "Subscription", "WsStream"]
 
@@ -157,6 +160,8 @@ class WsStream:
         # market -> a compiled step that applies that market's book frames itself and plans
         # on them (a strategy's ``on_frame(data, now_ns) -> book code``); else apply_frame.
         self.steps: dict[int, Callable[[bytes, int], int]] = {}
+        # The loop's stall watch: a frame that finds the loop stalled reports it first.
+        self.watch: StallWatch | None = None
         self._token = token
         self._time = time
         self._rng = rng or random.Random()
@@ -471,6 +476,9 @@ class WsStream:
                 transport.disconnect()
             return
         now = self._time.monotonic_ns()
+        watch = self.watch
+        if watch is not None and now - watch.last_ns > watch.stall_ns:
+            watch.check(now)  # the first frame after a stall: reported before it is used
         self.frames += 1
         self.last_frame_ns = now
         try:
