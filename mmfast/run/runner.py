@@ -379,6 +379,7 @@ class Runner:
             s["guard"] = self.guard.status()
         if self.connector is not None:
             s["loop"] = self.connector.stall.status()
+            s["confirmed_by"] = self.connector.cancel_confirmed_by
         return s
 
     async def _status_loop(self, printer: Any) -> None:

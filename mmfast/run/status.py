@@ -135,7 +135,10 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         lines.append(f"loop stalls  {loop['stalls']} (longest {loop['max_stall_ms']:.0f} ms): "
                      "each pulled the quotes and reconciled before quoting again")
     left = s.get("orders_left")
-    lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}")
+    how = ""
+    if left == 0 and s.get("confirmed_by") == "account stream":
+        how = " (confirmed by the account's order stream: REST could not answer)"
+    lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}{how}")
     if s.get("journal"):
         lines.append(f"journal      {s['journal']}")
     lines.append(f"exit code    {s['exit_code']}")

@@ -38,8 +38,8 @@ def _env(tmp: Path) -> dict[str, str]:
 class Sim:
     """``mmfast sim`` in its own process."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.p = subprocess.Popen([*MMFAST, "sim", "--seed", "5"], env=_env(tmp),
+    def __init__(self, tmp: Path, *extra: str) -> None:
+        self.p = subprocess.Popen([*MMFAST, "sim", "--seed", "5", *extra], env=_env(tmp),
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         lines: dict[str, str] = {}
         assert self.p.stdout is not None

@@ -370,13 +370,18 @@ def test_shutdown_exits_nonzero_when_open_orders_cannot_be_confirmed(tmp_path: P
         if not state["storm"] and len(s.orders) >= 4 and all(
                 o.status is OrderStatus.OPEN for o in s.orders.values()):
             state["storm"] = True
-            # Every REST call fails from here: the venue's open orders cannot be confirmed.
+            # Every REST call fails from here, and the account's streams are cut and cannot
+            # reconnect: the venue's open orders cannot be confirmed.
             r.sim.call(lambda sim: sim.faults.http_status_storm(503, 100_000))
+            r.sim.call(lambda sim: sim.faults.refuse_connections(True))
+            dropped = r.sim.call(lambda sim: sim.faults.drop(
+                1006, f"account_orders:{run.market}:{ACCOUNT}"))
+            assert dropped, "no account orders connection to drop"
             run.request_stop("test: REST down")
 
     code = asyncio.run(r.go(15.0, probe))
     assert state["storm"]
-    assert code == EXIT_ORDERS_LEFT
+    assert code == EXIT_ORDERS_LEFT, r.out.getvalue() + r.err.getvalue()[-3000:]
     assert "orders left open: unknown" in r.out.getvalue()
     assert "exit code    1" in r.out.getvalue()
 

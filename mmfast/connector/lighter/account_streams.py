@@ -29,6 +29,7 @@ from mmfast._core.book import BookError
 from mmfast.connector.lighter.listener import stream_listener
 from mmfast.connector.lighter.market_data import market_of
 from mmfast.connector.lighter.markets import USDC_DECIMALS, MarketInfo
+from mmfast.connector.lighter.tracker import LIVE_VENUE_STATUSES
 from mmfast.connector.lighter.ws import Subscription, WsStream
 from mmfast.core.log import get_logger
 from mmfast.core.units import parse_units
@@ -118,6 +119,14 @@ class AccountStreams:
         for the life of this object (a snapshot clears it in place), so a ``MarketView`` holds
         it."""
         return self.account_orders.setdefault(market, {})
+
+    def open_orders(self, market: int) -> int | None:
+        """The account's orders in ``market`` the order stream shows live; None while any
+        subscription lacks its first frame since the last connect (the view may be stale)."""
+        if not self.all_subscribed():
+            return None
+        return sum(1 for o in self.orders_of(market).values()
+                   if o.get("status") in LIVE_VENUE_STATUSES)
 
     def all_subscribed(self) -> bool:
         """Every subscription has had its first frame since the last connect."""

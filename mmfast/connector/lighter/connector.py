@@ -62,6 +62,8 @@ __all__ = ["LighterConnector"]
 
 _log = get_logger("connector.lighter")
 
+_CONFIRM_READ_S = 2.0  # one REST read of open orders while confirming a cancel-all
+
 
 class LighterConnector:
     """Composes market data, account streams and order entry (see the module doc)."""
@@ -130,6 +132,7 @@ class LighterConnector:
         self._position_task: asyncio.Task[None] | None = None
         self.out_of_band_events: list[tuple[int, int, str]] = []  # (mono ns, market, reason)
         self.halted: StreamHalted | None = None
+        self.cancel_confirmed_by = ""  # the last cancel_all's confirmation: rest, account stream
         self._housekeeping: asyncio.Task[None] | None = None
         self._started = False
         self._views: dict[int, MarketView] = {}  # market -> its MarketView (built at start)
@@ -488,11 +491,24 @@ class LighterConnector:
             try:
                 remaining = 0
                 for m in markets:
-                    orders = await self.rest.account_active_orders(self.config.account_index, m)
+                    # Each read bounded: a rate-limited REST must not hold the shutdown.
+                    left_s = max(0.1, (deadline - self._time.monotonic_ns()) / 1e9)
+                    orders = await asyncio.wait_for(
+                        self.rest.account_active_orders(self.config.account_index, m),
+                        min(_CONFIRM_READ_S, left_s) / self._time.scale)
                     remaining += len(orders)
                     if self.tracker is not None and orders:
                         self.tracker.apply_orders(orders)
+                self.cancel_confirmed_by = "rest"
             except Exception as exc:
+                remaining = self._stream_open(markets)
+                if remaining == 0:
+                    # REST cannot say (rate-limited, down): the account's order stream, fully
+                    # subscribed, shows none live after the cancel-all's answer.
+                    self.cancel_confirmed_by = "account stream"
+                    _log.warning("cancel_all(%s): REST could not confirm (%s); the account's "
+                                 "order stream shows no order open", market, type(exc).__name__)
+                    break
                 _log.warning("cancel_all(%s): cannot read open orders: %s", market,
                              type(exc).__name__)
                 remaining = -1
@@ -500,8 +516,22 @@ class LighterConnector:
                 break
             await self._time.sleep(0.2)
         if remaining < 0:
-            raise TimeoutError(f"cancel_all({market}): open orders unknown (REST failing)")
+            raise TimeoutError(f"cancel_all({market}): open orders unknown (REST failing, "
+                               "the account stream unsubscribed or showing orders)")
         return remaining
+
+    def _stream_open(self, markets: list[int]) -> int:
+        """Orders the account stream shows live in ``markets``; -1 when it cannot say."""
+        acct = self.account
+        if acct is None:
+            return -1
+        n = 0
+        for m in markets:
+            k = acct.open_orders(m)
+            if k is None:
+                return -1
+            n += k
+        return n
 
     # --- status ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -525,4 +555,5 @@ class LighterConnector:
             "bad_messages": md.bad_messages + (acct.bad_messages if acct else 0),
             "orders": self.orders.status() if self.orders is not None else None,
             "reconcile_error": self.reconcile_error,
+            "cancel_confirmed_by": self.cancel_confirmed_by,
         }

@@ -83,6 +83,7 @@ from mmfast.core.units import USDC_DECIMALS, parse_units
 
 __all__ = [
     "CODE_DUPLICATE_COI",
+    "LIVE_VENUE_STATUSES",
     "DuplicateClientOrderIndex",
     "FillWatermark",
     "OrderTracker",
@@ -98,6 +99,7 @@ _TIF_BY_NAME = {
 }
 _TYPE_BY_NAME = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
 _PENDING_VENUE = frozenset({"pending", "in-progress"})
+LIVE_VENUE_STATUSES = frozenset({"open"}) | _PENDING_VENUE  # the venue's not-ended orders
 
 
 class TrackerError(OrderError, RuntimeError):
@@ -504,7 +506,7 @@ class OrderTracker:
             t.unknown_since_ns = 0
             changed = True
         t.venue_status = status
-        if not o.status.is_terminal and (status == "open" or status in _PENDING_VENUE):
+        if not o.status.is_terminal and status in LIVE_VENUE_STATUSES:
             size = filled + remaining if remaining is not None else initial
             changed |= self._apply_amounts(t, key, filled, price, size, size - filled)
         if filled > t.venue_filled_lots:
