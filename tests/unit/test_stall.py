@@ -8,6 +8,7 @@ import time as _time
 from typing import Any
 
 import pytest
+from test_connector_readiness import Clock as ReadinessClock
 
 from mmfast.connector.lighter.skew import SkewMonitor
 from mmfast.connector.lighter.stall import StallWatch
@@ -15,21 +16,15 @@ from mmfast.core.market_view import MarketView
 from mmfast.core.timesource import ScaledTime
 
 
-class Clock:
-    """A hand-driven time source (no loop: the watch is driven through ``check``)."""
+class Clock(ReadinessClock):
+    """The readiness tests' hand-driven clock, at a chosen scale (no loop: the watch is
+    driven through ``check``)."""
 
     def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
         self.scale = scale
-        self.ns = 10**12
-        self.wall = 1_790_000_000_000
 
-    def monotonic_ns(self) -> int:
-        return self.ns
-
-    def wall_ms(self) -> int:
-        return self.wall
-
-    def advance(self, ms: float) -> None:
+    def advance(self, ms: float) -> None:  # type: ignore[override]
         self.ns += int(ms * 1_000_000)
         self.wall += int(ms)
 
