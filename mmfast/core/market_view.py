@@ -18,7 +18,8 @@ at start through ``view_of``; a test may pass one). Slotted; every read is an at
   every pending tx), 0 without order entry;
 - ``raw_orders``: the venue's raw order dicts of the market (order_index -> dict), the
   account part's own dict (kept stable and cleared in place), and ``orders_version``: +1 per
-  account orders message, None when the connector does not count them;
+  account orders message, None when the connector does not count them; ``on_orders_message``
+  registers a callable run after each such message (the account part's ``order_hooks``);
 - ``active_orders()``: the account's open orders in the market over REST (diagnostics);
 - ``direct_sender()``: order entry's signer-and-socket for a compiled step's first tx;
 - ``attach_step(step)``: route the market's book frames to a compiled step
@@ -112,6 +113,21 @@ class MarketView:
     def orders_version(self) -> int | None:
         """+1 per account orders message; None when not counted (sync every time)."""
         return self._account.account_orders_version
+
+    def on_orders_message(self, hook: Callable[[], object], *, remove: bool = False) -> bool:
+        """Run ``hook()`` after each account orders message of this market (``remove``: stop).
+        False when the account part cannot call back (the caller then polls ``orders_version``
+        itself)."""
+        hooks = getattr(self._account, "order_hooks", None)
+        if not isinstance(hooks, dict):
+            return False
+        lst = hooks.setdefault(self.market, [])
+        if remove:
+            if hook in lst:
+                lst.remove(hook)
+        elif hook not in lst:
+            lst.append(hook)
+        return True
 
     def in_flight(self) -> int:
         """Order txs of this market in flight at the connector (0 without order entry)."""

@@ -67,6 +67,7 @@ class MarketMaking(StrategyBase):
         self.last_target: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
         self.requotes = 0  # requote passes that computed a target (Python path)
         self._attached = False  # the compiled step takes this market's frames from the stream
+        self._pushed = False  # order messages reach _orders_message as they come
         self._step_errors = 0  # the compiled step's errors already logged
         self._sender: Any = None  # order entry's DirectSender (the step's first tx)
 
@@ -87,6 +88,9 @@ class MarketMaking(StrategyBase):
             if self._attached and self.view is not None:
                 self.view.attach_step(None)
                 self._attached = False
+            if self._pushed and self.view is not None:
+                self.view.on_orders_message(self._orders_message, remove=True)
+                self._pushed = False
         await super().stop()
 
     # ------------------------------------------------------------------ the compiled step
@@ -117,6 +121,9 @@ class MarketMaking(StrategyBase):
         pipe.last_fill_ns = self.last_fill_ns
         pipe.last_trade_ref = self.reference_price() if c.reference_price == "last_trade" else 0
         self.pipe = pipe
+        # Order messages update our orders as they come (off the frame path); a view that
+        # cannot call back leaves it to each frame.
+        self._pushed = view is not None and view.on_orders_message(self._orders_message)
         self._attached = view is not None and view.attach_step(self.on_frame)
         self._sender = view.direct_sender() if view is not None else None
         pipe.attach_sender(self._sender)
@@ -125,8 +132,8 @@ class MarketMaking(StrategyBase):
         """A book frame of this market from the stream: the compiled step, then its actions
         sent. Returns the book's code (the stream's readiness and pulls follow it)."""
         pipe = self.pipe
-        if self.venue_orders.sync():  # an order message since the last step: its values
-            self._touch()
+        if not self._pushed and self.venue_orders.sync():  # an order message since the last
+            self._touch()                                    # step: its values
         code: int = pipe.on_frame(data, now_ns)
         if pipe.n_out:
             try:
@@ -136,9 +143,18 @@ class MarketMaking(StrategyBase):
         elif pipe.errors != self._step_errors:
             self._step_errors = pipe.errors
             _log.error("%s: compiled step failed: %r", self.name, pipe.last_error)
-        if self.venue_orders.modifying:
-            self.venue_orders.busy_cois(self.busy)  # waits that ran out: venue values next
+        vo = self.venue_orders
+        if vo.modifying:
+            vo.busy_cois(self.busy)  # waits that ran out: the venue's values, now
+            if self._pushed and vo.sync():
+                self._touch()
         return code
+
+    def _orders_message(self) -> None:
+        """An account orders message of this market: our orders take the venue's price and
+        size now, and the compiled step plans again at its next frame."""
+        if self.pipe is not None and self.venue_orders.sync():
+            self._touch()
 
     def _send_step(self, trigger_ns: int) -> None:
         """Send the step's actions in order: admitted creates and modifies through order

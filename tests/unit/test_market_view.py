@@ -76,3 +76,29 @@ def test_view_of_active_orders_over_rest() -> None:
 
     conn = SimpleNamespace(rest=Rest(), config=SimpleNamespace(account_index=9))
     assert asyncio.run(view_of(conn, 3).active_orders()) == [{"account": 9, "market": 3}]
+
+
+def test_order_messages_call_back_through_the_view() -> None:
+    """A view over an account part with ``order_hooks`` registers a callable per market (once,
+    removable); AccountStreams runs them after each orders message of that market."""
+    from mmfast.connector.lighter.account_streams import AccountStreams
+
+    acct = SimpleNamespace(order_hooks={}, account_orders_version=0, user_stats={})
+    v = MarketView(3, account=acct)
+    calls: list[int] = []
+
+    def hook() -> None:
+        calls.append(1)
+
+    assert v.on_orders_message(hook) and v.on_orders_message(hook)
+    assert acct.order_hooks == {3: [hook]}  # registered once
+    # What AccountStreams does with an orders message of market 3 (and of market 4).
+    streams = AccountStreams.__new__(AccountStreams)
+    streams.account_orders, streams.account_orders_version = {}, 0
+    streams.entry = streams.listener = None
+    streams.order_hooks = acct.order_hooks
+    streams._on_account_orders({"orders": {"3": [{"order_index": 9, "status": "open"}],
+                                           "4": []}}, False)
+    assert calls == [1] and streams.account_orders_version == 2
+    assert v.on_orders_message(hook, remove=True) and acct.order_hooks == {3: []}
+    assert not MarketView(3).on_orders_message(hook)  # no account part: the caller polls

@@ -126,10 +126,12 @@ cdef class Pipeline:
     cdef readonly object last_error       # the last such exception (Python logs it)
     cdef readonly int64_t seen_messages   # the book's message count after the last on_frame
     # stage stamps: entry, quoted, planned, gated (CLOCK_MONOTONIC ns)
-    cdef int64_t t_entry
+    cdef readonly int64_t t_entry         # CLOCK_MONOTONIC ns: the last on_frame's start
     cdef int64_t stamps[STAGE_RING][4]
     cdef Py_ssize_t st_head, st_count
 
+    cdef int on_frame_c(self, const char* p, Py_ssize_t n, int64_t now_ns) except -2
+    cdef int _applied(self, int code, int64_t now_ns) except -2
     cdef void _release(self) noexcept
     cdef void _drop_cache(self) noexcept
     cdef int _load_orders(self) except -1

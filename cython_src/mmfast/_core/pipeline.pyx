@@ -282,9 +282,21 @@ cdef class Pipeline:
         ``GAP``, ...); the actions are in ``n_out`` / ``action(i)``. A malformed frame raises
         ``BookError`` (nothing applied); a step that raises is counted in ``errors`` and
         left for the next one (the book stays applied)."""
-        cdef OrderBook book = self.book
         self.t_entry = _mono_ns()
-        cdef int code = book.apply_frame(data)
+        return self._applied(self.book.apply_frame(data), now_ns)
+
+    cdef int on_frame_c(self, const char* p, Py_ssize_t n, int64_t now_ns) except -2:
+        """``on_frame`` on a frame's bytes in place (a compiled listener's); -1 when the book's
+        scanner does not take the frame: nothing applied, the caller takes the Python path."""
+        self.t_entry = _mono_ns()
+        cdef int code = self.book._scan_frame(p, n)
+        if code < 0:
+            return -1
+        return self._applied(code, now_ns)
+
+    cdef int _applied(self, int code, int64_t now_ns) except -2:
+        """After the book took a frame (``code``): the step, when the book is usable."""
+        cdef OrderBook book = self.book
         self.frames += 1
         self.seen_messages = book.messages
         self._release()

@@ -93,6 +93,9 @@ class AccountStreams:
         # market -> order_index -> order; a market's dict is never replaced (cleared in place)
         self.account_orders: dict[int, dict[int, dict[str, Any]]] = {}
         self.account_orders_version = 0  # +1 per account orders message (strategies' sync)
+        # market -> callables run after each orders message of the market (a strategy takes
+        # the venue's values then, not at its next book frame)
+        self.order_hooks: dict[int, list[Callable[[], object]]] = {}
         self.positions: dict[int, VenuePosition] = {}
         self.user_stats: dict[str, Any] = {}
         self.bad_messages = 0  # messages with malformed content
@@ -194,6 +197,8 @@ class AccountStreams:
                 self.entry.on_account_orders(market, lst, snapshot)
             if self.listener is not None:
                 self.listener.on_account_orders(market, lst, snapshot)
+            for hook in self.order_hooks.get(market, ()):
+                hook()
 
     def _on_account_trades(self, msg: dict[str, Any], snapshot: bool) -> None:
         trades = msg.get("trades")
