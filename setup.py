@@ -34,7 +34,7 @@ else:
     cflags = ["-O3"] if sys.platform != "win32" else ["/O2"]
 
 # Listed explicitly: one entry per compiled module.
-MODULES = ["book", "clock", "gate", "pipeline", "plan", "quote", "signer", "units"]
+MODULES = ["book", "clock", "feed", "gate", "pipeline", "plan", "quote", "signer", "units"]
 # Development aid: MMFAST_BUILD_ONLY=book,quote rebuilds a subset in place.
 _only = os.environ.get("MMFAST_BUILD_ONLY", "")
 if _only:

@@ -138,11 +138,13 @@ class MarketView:
         p = e.pending_txs
         return n if n >= p else p
 
-    def attach_step(self, step: Callable[[bytes, int], int] | None) -> bool:
-        """Route this market's book frames to ``step`` (None: back to the book alone)."""
+    def attach_step(self, step: Callable[[bytes, int], int] | None,
+                    fast: tuple[Any, Callable[[int, int], object]] | None = None) -> bool:
+        """Route this market's book frames to ``step`` (None: back to the book alone);
+        ``fast``: (its Pipeline, ``after(code, now_ns)``) for a compiled listener."""
         if self._steps is None:
             return False
-        return bool(self._steps.attach_step(self.market, step))
+        return bool(self._steps.attach_step(self.market, step, fast))
 
     def direct_sender(self) -> Any:
         """Order entry's way for a compiled step to sign and send a tx itself

@@ -374,6 +374,8 @@ class Runner:
             entry = self.connector.orders if self.connector is not None else None
             if entry is not None and hasattr(entry, "direct_sends"):
                 info["direct"] = entry.direct_sends  # signed and sent by the compiled step
+                stream = self.connector.market_data.stream
+                info["compiled_frames"] = stream.compiled_frames if stream is not None else 0
             s["signer"] = info
         if self.guard is not None:
             s["guard"] = self.guard.status()

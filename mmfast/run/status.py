@@ -122,7 +122,8 @@ def render_summary(s: dict[str, Any]) -> list[str]:
                      f"{sig['pooled']}  fresh {sig['fresh']}")
         lines.append(line)
         if "direct" in sig:
-            lines.append(f"direct tx    {sig['direct']} signed and sent by the compiled step")
+            lines.append(f"direct tx    {sig['direct']} signed and sent by the compiled step "
+                         f"({sig.get('compiled_frames', 0)} frames by the compiled listener)")
     g = s.get("guard")
     if g:
         how = ("running" if g["alive"] else "not running" if g["exit_code"] is None

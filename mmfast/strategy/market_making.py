@@ -124,7 +124,10 @@ class MarketMaking(StrategyBase):
         # Order messages update our orders as they come (off the frame path); a view that
         # cannot call back leaves it to each frame.
         self._pushed = view is not None and view.on_orders_message(self._orders_message)
-        self._attached = view is not None and view.attach_step(self.on_frame)
+        # With nothing to do before the step, a compiled listener may run it on the frame's
+        # bytes and call after_frame.
+        fast = (pipe, self.after_frame) if self._pushed else None
+        self._attached = view is not None and view.attach_step(self.on_frame, fast)
         self._sender = view.direct_sender() if view is not None else None
         pipe.attach_sender(self._sender)
 
@@ -135,6 +138,13 @@ class MarketMaking(StrategyBase):
         if not self._pushed and self.venue_orders.sync():  # an order message since the last
             self._touch()                                    # step: its values
         code: int = pipe.on_frame(data, now_ns)
+        self.after_frame(code, now_ns)
+        return code
+
+    def after_frame(self, code: int, now_ns: int) -> None:
+        """After the compiled step ran on a frame (here or in a compiled listener): its
+        actions sent (the first one may have gone already), errors logged, modify waits."""
+        pipe = self.pipe
         if pipe.n_out:
             try:
                 self._send_step(now_ns)
@@ -148,7 +158,6 @@ class MarketMaking(StrategyBase):
             vo.busy_cois(self.busy)  # waits that ran out: the venue's values, now
             if self._pushed and vo.sync():
                 self._touch()
-        return code
 
     def _orders_message(self) -> None:
         """An account orders message of this market: our orders take the venue's price and

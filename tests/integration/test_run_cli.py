@@ -123,6 +123,11 @@ def test_signal_cancels_all_and_confirms(tmp_path: Path, sig: signal.Signals) ->
     assert p.returncode == 0, out + err
     assert _summary_value(out, "shutdown") == "orders left open: 0"
     assert sig.name in _summary_value(out, "duration")
+    # On the host's clock (no --time-scale) the book frames reach the compiled step from the
+    # compiled picows listener.
+    frames = re.search(r"\((\d+) frames by the compiled listener\)",
+                       _summary_value(out, "direct tx"))
+    assert frames and int(frames.group(1)) > 0, out
     recs = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
     done = [r for r in recs if r["kind"] == "run_stop"]
     assert done and done[-1]["orders_left"] == 0

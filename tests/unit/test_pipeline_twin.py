@@ -92,7 +92,7 @@ class Steps:
     def __init__(self) -> None:
         self.step: Any = None
 
-    def attach_step(self, market: int, step: Any) -> bool:
+    def attach_step(self, market: int, step: Any, fast: Any = None) -> bool:
         self.step = step
         return True
 

@@ -124,16 +124,24 @@ class MarketData:
             if was and not info.is_active:
                 self._signals.pull(m, info.inactive_reason)
 
-    def attach_step(self, market: int, step: Callable[[bytes, int], int] | None) -> bool:
+    def attach_step(self, market: int, step: Callable[[bytes, int], int] | None,
+                    fast: tuple[Any, Callable[[int, int], object]] | None = None) -> bool:
         """Route ``market``'s book frames to ``step(data, now_ns) -> book code`` (a compiled
         step that applies them to this market's book itself), or back to the book (None).
-        False when the market has no stream here."""
+        ``fast``: (its ``Pipeline``, ``after(code, now_ns)``), the same step for the compiled
+        listener, which calls the pipeline on the frame's bytes and then ``after``. False when
+        the market has no stream here."""
         if self.stream is None or market not in self.books:
             return False
         if step is None:
             self.stream.steps.pop(market, None)
+            self.stream.fast.pop(market, None)
         else:
             self.stream.steps[market] = step
+            if fast is None:
+                self.stream.fast.pop(market, None)
+            else:
+                self.stream.fast[market] = fast
         return True
 
     def mid(self, market: int) -> float | None:

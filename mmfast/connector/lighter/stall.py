@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
@@ -31,8 +32,8 @@ __all__ = ["StallWatch"]
 class StallWatch:
     """Loop-stall detection of one event loop (see the module doc)."""
 
-    __slots__ = ("_handle", "_interval_s", "_on_stall", "_time", "fresh_after_ns", "last_ns",
-                 "last_stall_ms", "max_stall_ms", "stall_ns", "stalls")
+    __slots__ = ("_handle", "_interval_s", "_on_stall", "_time", "feeds", "fresh_after_ns",
+                 "last_ns", "last_stall_ms", "max_stall_ms", "stall_ns", "stalls")
 
     def __init__(self, stall_ms: int, on_stall: Callable[[float], object], *,
                  interval_ms: int = 100, time: TimeSource = REAL_TIME) -> None:
@@ -51,6 +52,8 @@ class StallWatch:
         self.last_stall_ms = 0.0  # host ms of the last one
         self.max_stall_ms = 0.0  # the longest
         self._handle: asyncio.TimerHandle | None = None
+        # Compiled listeners that check the stamp in C: each stamp sets their alive_until.
+        self.feeds: list[Any] = []
 
     def start(self) -> None:
         """Stamp from now on (on the running loop)."""
@@ -74,6 +77,8 @@ class StallWatch:
         stall (once) and return False. Stamps the loop either way."""
         gap = now_ns - self.last_ns
         self.last_ns = now_ns
+        for f in self.feeds:
+            f.alive_until = now_ns + self.stall_ns
         if gap <= self.stall_ns:
             return True
         ms = gap / 1e6 / self._time.scale

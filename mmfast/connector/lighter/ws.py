@@ -39,7 +39,12 @@ from mmfast._core.book import NOT_BOOK, BookError, OrderBook
 from mmfast.connector.lighter.budget import BudgetExhausted, Priority, RateBudget
 from mmfast.core.errors import ExchangeError
 from mmfast.core.log import get_logger
-from mmfast.core.timesource import REAL_TIME, TimeSource
+from mmfast.core.timesource import REAL_TIME, RealTime, TimeSource
+
+try:  # the compiled listener, built against the installed picows
+    from mmfast._core.feed import BookFeed
+except ImportError:  # another picows than the one it was built for: the Python listener
+    BookFeed = None
 
 if TYPE_CHECKING:
     from mmfast.connector.lighter.stall import StallWatch
@@ -160,6 +165,12 @@ class WsStream:
         # market -> a compiled step that applies that market's book frames itself and plans
         # on them (a strategy's ``on_frame(data, now_ns) -> book code``); else apply_frame.
         self.steps: dict[int, Callable[[bytes, int], int]] = {}
+        # market -> (Pipeline, after(code, now_ns)): the same step, taken by the compiled
+        # listener (``mmfast._core.feed.BookFeed``) on the frame's bytes with no Python call
+        # before it; the Python path (``steps``) serves whatever that listener hands back.
+        self.fast: dict[int, tuple[Any, Callable[[int, int], object]]] = {}
+        self._feed: Any = None  # the current connection's BookFeed (None: Python listener)
+        self._compiled_before = 0  # frames the BookFeeds of earlier connections took
         # The loop's stall watch: a frame that finds the loop stalled reports it first.
         self.watch: StallWatch | None = None
         self._token = token
@@ -300,7 +311,7 @@ class WsStream:
         scale = self._time.scale
         try:
             transport, _ = await asyncio.wait_for(ws_connect(
-                lambda: _Listener(self, gen), self.url,
+                lambda: self._new_listener(gen), self.url,
                 enable_auto_ping=True,
                 auto_ping_idle_timeout=self._ping_idle_s / scale,
                 auto_ping_reply_timeout=self._pong_timeout_s / scale,
@@ -465,6 +476,54 @@ class WsStream:
                 self._time.call_later(wait, self._send_pong)
 
     # --- frames (hot path) ------------------------------------------------------------------------
+    def _new_listener(self, gen: int) -> Any:
+        """The listener of connection ``gen``: the compiled one for a book stream on the
+        host's clock when it is built, else the Python one."""
+        old = self._feed
+        if old is not None:
+            old.fast = None  # the old connection's frames: the Python path, which drops them
+            self._compiled_before += old.fast_frames
+            if self.watch is not None and old in self.watch.feeds:
+                self.watch.feeds.remove(old)
+            self._feed = None
+        if BookFeed is None or not self.books or not isinstance(self._time, RealTime):
+            return _Listener(self, gen)
+        feed = BookFeed(self, gen, self.fast, self._skew_interval_ns)
+        if self.watch is not None:
+            self.watch.feeds.append(feed)
+            feed.alive_until = self.watch.last_ns + self.watch.stall_ns
+        self._feed = feed
+        return feed
+
+    def _after_book(self, market: int, code: int, now: int, snapped: bool, ts: int) -> None:
+        """The compiled listener applied a book frame of ``market`` (and ran its step): the
+        rest of what ``_on_frame`` does for one."""
+        try:
+            self.frames += 1
+            self.last_frame_ns = now
+            if ts > 0:
+                self._last_skew_ns = now
+                self._listener.on_venue_time(ts)
+            if snapped:
+                key = f"order_book:{market}"
+                self._answered(key)
+                if key not in self._acked:
+                    self._first_frame(key)
+            self._listener.on_book(self, market, code, now)
+        except Exception:
+            self.handler_errors += 1
+            _log.debug("%s: frame handler error", self.name, exc_info=True)
+
+    def _after_other(self, data: bytes, now: int) -> None:
+        """A frame the compiled listener found to be no book message: dispatched as usual."""
+        self.frames += 1
+        self.last_frame_ns = now
+        try:
+            self._dispatch(data, now)
+        except Exception:
+            self.handler_errors += 1
+            _log.debug("%s: frame handler error", self.name, exc_info=True)
+
     def _on_frame(self, listener: _Listener, transport: WSTransport, frame: Any) -> None:
         if listener.gen != self._gen:
             return
@@ -627,7 +686,14 @@ class WsStream:
             "pongs_sent": self.pongs_sent, "keepalive_skipped": self.keepalive_skipped,
             "subscribes_sent": self.subscribes_sent, "errors_received": self.errors_received,
             "subscribed": sorted(self._acked),
+            "compiled_frames": self.compiled_frames,
         }
+
+    @property
+    def compiled_frames(self) -> int:
+        """Book frames the compiled listener took (every connection so far)."""
+        f = self._feed
+        return self._compiled_before + (f.fast_frames if f is not None else 0)
 
 
 def _int_at(data: bytes, j: int) -> int:
