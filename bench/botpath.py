@@ -372,15 +372,8 @@ class Taps:
         findall = _NONCE_RE.findall
         taps = self
 
-        def on_frame(listener: Any, transport: Any, frame: Any) -> None:
-            t0 = clock()
-            direct0 = pipe.direct_sends if pipe is not None else 0
-            if frame.payload_size < 48:  # echo probes are ~15 bytes, book frames ~300
-                data = frame.get_payload_as_bytes()
-                if data.startswith(ECHO):
-                    transport.send(text, data)
-                    taps.echoes += 1
-                    return
+        def stamped(t0: int, direct0: int, run: Any, *args: Any) -> None:
+            """One frame's row around ``run(*args)``, the stack's handling of it."""
             prev = (arm.sub, arm.send)
             n = len(t0s)
             t0s.append(t0)
@@ -389,7 +382,7 @@ class Taps:
             anys.append(0)
             txns.append(-1)
             arm.sub = arm.send = True
-            orig_frame(listener, transport, frame)
+            run(*args)
             if pipe is not None and pipe.direct_sends != direct0:
                 # The compiled step signed and sent this frame's first tx itself: its own
                 # stamps (CLOCK_MONOTONIC, perf_counter_ns's clock) are the tx ready to sign
@@ -409,6 +402,29 @@ class Taps:
             ends.append(clock())
             nonces.append(nb)
             arm.nonce = nb
+
+        def on_frame(listener: Any, transport: Any, frame: Any) -> None:
+            t0 = clock()
+            if frame.payload_size < 48:  # echo probes are ~15 bytes, book frames ~300
+                data = frame.get_payload_as_bytes()
+                if data.startswith(ECHO):
+                    transport.send(text, data)
+                    taps.echoes += 1
+                    return
+            stamped(t0, pipe.direct_sends if pipe is not None else 0, orig_frame, listener,
+                    transport, frame)
+
+        def fast_after(orig_after: Any) -> Any:
+            # The compiled listener ran the step before calling this: the row starts at its
+            # own entry stamp, and a direct tx belongs to this frame when stamped after it.
+            def after(code: int, now: int) -> None:
+                f = md._feed
+                t0 = f.t_frame if f is not None else clock()
+                d = pipe.direct_sends if pipe is not None else 0
+                if pipe is not None and pipe.t_ready >= t0:
+                    d -= 1
+                stamped(t0, d, orig_after, code, now)
+            return after
 
         def submit(request: Any, callback: Any) -> None:
             if arm.sub:
@@ -440,12 +456,19 @@ class Taps:
         signer.submit = submit
         ows.send_text = send_text
         self.on_frame = on_frame
+        # The compiled listener's route (book frames it takes never reach _on_frame).
+        self._fast_orig = dict(md.fast)
+        for m, (p, a) in self._fast_orig.items():
+            md.fast[m] = (p, fast_after(a))
 
     def remove(self) -> None:
         for obj, name in ((self.md, "_on_frame"), (self.signer, "submit"),
                           (self.ows, "send_text")):
             with contextlib.suppress(AttributeError):
                 delattr(obj, name)
+        for m, entry in self._fast_orig.items():
+            if m in self.md.fast:
+                self.md.fast[m] = entry
 
     def clear(self) -> None:
         for lst in (self.t0, self.submit, self.sent, self.sent_any, self.end, self.nonce,
@@ -454,11 +477,19 @@ class Taps:
         self.pending.clear()
 
     def feed(self, data: bytes) -> None:
-        """Hand ``data`` to the wrapped frame callback as if picows had read it."""
+        """Hand ``data`` to the stream's listener as if picows had read it: the compiled
+        listener's ``on_ws_frame`` with a picows frame when the stream has one, else the
+        wrapped Python frame callback."""
         md = self.md
         transport = md._transport
         if transport is None:
             raise RuntimeError("the market-data stream is not connected")
+        f = md._feed
+        if f is not None:
+            from picows.picows import _make_test_ws_frame
+
+            f.on_ws_frame(transport, _make_test_ws_frame(self._text, data, True, False))
+            return
         self.on_frame(_Listener(md.generation), transport, _Frame(data, self._text))
 
     def rows(self, nonce_index: dict[int, int]) -> list[Row]:

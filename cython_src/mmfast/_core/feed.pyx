@@ -98,7 +98,7 @@ cdef class BookFeed(WSListener):
     cdef public int64_t skew_every_ns  # venue time read for the skew monitor this often
     cdef public int64_t last_ts_ns     # ... last read (CLOCK_MONOTONIC ns)
     cdef readonly int64_t fast_frames  # frames the compiled path took
-    cdef object _py_frame              # stream._on_frame (the Python path)
+    cdef readonly int64_t t_frame      # CLOCK_MONOTONIC ns at the last on_ws_frame's entry
     cdef object _after_book            # stream._after_book
     cdef object _after_other           # stream._after_other
 
@@ -110,32 +110,37 @@ cdef class BookFeed(WSListener):
         self.skew_every_ns = skew_every_ns
         self.last_ts_ns = -(1 << 62)
         self.fast_frames = 0
-        self._py_frame = stream._on_frame
+        self.t_frame = 0
         self._after_book = stream._after_book
         self._after_other = stream._after_other
 
+    cdef _py_frame(self, WSTransport transport, WSFrame frame):
+        # Looked up on each call: the stream's handler as it is now (a wrapper included).
+        return self.stream._on_frame(self, transport, frame)
+
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        cdef int64_t now = _mono_ns()
+        self.t_frame = now
         cdef const char* p = frame.payload_ptr
         cdef Py_ssize_t n = frame.payload_size
         cdef Py_ssize_t i
-        cdef int64_t market, now, ts
+        cdef int64_t market, ts
         cdef PyObject* entry
         cdef Pipeline pipe
         cdef int code
         cdef int64_t snaps
         cdef dict fast = self.fast
         if fast is None or not fast or frame.msg_type != WSMsgType.TEXT:
-            return self._py_frame(self, transport, frame)
+            return self._py_frame(transport, frame)
         i = _find(p, n, b"order_book:", 11)
         market = _int_at(p, n, i + 11) if i >= 0 else -1
         if market < 0:
-            return self._py_frame(self, transport, frame)
+            return self._py_frame(transport, frame)
         entry = PyDict_GetItem(fast, market)
         if entry is NULL:
-            return self._py_frame(self, transport, frame)
-        now = _mono_ns()
+            return self._py_frame(transport, frame)
         if self.alive_until != 0 and now > self.alive_until:
-            return self._py_frame(self, transport, frame)  # a stall: reported there first
+            return self._py_frame(transport, frame)  # a stall: reported there first
         pipe = <Pipeline>(<tuple>entry)[0]
         snaps = pipe.book.snapshots
         try:
@@ -144,7 +149,7 @@ cdef class BookFeed(WSListener):
             self.stream.malformed += 1
             return None
         if code < 0:
-            return self._py_frame(self, transport, frame)  # not taken: nothing applied
+            return self._py_frame(transport, frame)  # not taken: nothing applied
         self.fast_frames += 1
         if code == BOOK_NOT_BOOK:
             return self._after_other(frame.get_payload_as_bytes(), now)
