@@ -18,8 +18,10 @@ the budget bookkeeping still runs on every tx, it just never throttles or degrad
 
 Stage stamps (``time.perf_counter_ns``, this process), per order-book frame, by ``Taps``:
 
-- ``t0``: entry of the market-data stream's frame callback (``WsStream._on_frame``, wrapped on
-  the instance; the stream's picows listener calls it from ``on_ws_frame``);
+- ``t0``: entry of the market-data stream's frame callback: the compiled listener's own stamp
+  (``BookFeed.t_frame``, CLOCK_MONOTONIC) for the book frames it runs the step on (its
+  ``after`` callback is wrapped in the stream's ``fast`` route), else ``WsStream._on_frame``
+  (wrapped on the instance; the Python listener and the compiled one's other frames call it);
 - ``submit``: the first tx ready to sign after ``t0``: on market_making's compiled step, when
   it signs and sends the tx itself, the step's own stamp as it took the tx's nonce
   (``Pipeline.t_ready``, CLOCK_MONOTONIC as perf_counter_ns); otherwise the first
