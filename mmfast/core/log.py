@@ -78,18 +78,23 @@ def configure_logging(
     *,
     stream: TextIO | None = None,
     quiet: Iterable[str] = (),
+    others: bool = False,
 ) -> logging.Handler:
     """Send the ``mmfast`` logger tree to ``stream`` (default stderr) at ``level``.
 
     Idempotent: a second call replaces the handler the first one installed. The ``mmfast``
     logger stops propagating to the root so records are not printed twice by a root handler.
     ``quiet``: third-party logger names (e.g. ``SDK_LOGGERS``) raised to WARNING if lower.
+    ``others``: the root logger gets the same handler, so every other library's records
+    (aiohttp's server errors, asyncio's) go through its filters too (a redacting one).
     Returns the installed handler.
     """
     logger = logging.getLogger(ROOT_LOGGER)
-    for old in [h for h in logger.handlers if getattr(h, _HANDLER_ATTR, False)]:
-        logger.removeHandler(old)
-        old.close()
+    root = logging.getLogger()
+    for lg in (logger, root) if others else (logger,):
+        for old in [h for h in lg.handlers if getattr(h, _HANDLER_ATTR, False)]:
+            lg.removeHandler(old)
+            old.close()
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     if json:
         handler.setFormatter(JsonFormatter())
@@ -99,6 +104,8 @@ def configure_logging(
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    if others:
+        root.addHandler(handler)
     for name in quiet:
         if name == ROOT_LOGGER or name.startswith(ROOT_LOGGER + ".") or not name:
             raise ValueError(f"quiet is for third-party loggers, got {name!r}")

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hmac
+import secrets
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -24,10 +25,27 @@ from mmfast.risk.killswitch import KillAction, TripReason
 if TYPE_CHECKING:
     from mmfast.run.runner import Runner
 
-__all__ = ["ENV_CONTROL_TOKEN", "LOOPBACK", "ControlServer", "check_bind"]
+__all__ = ["ENV_CONTROL_TOKEN", "LOOPBACK", "MIN_TOKEN_CHARS", "ControlServer", "check_bind",
+           "check_token", "new_token"]
 
 ENV_CONTROL_TOKEN: Final = "MMFAST_CONTROL_TOKEN"
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+MIN_TOKEN_CHARS: Final = 32
+
+
+def check_token(token: Secret | None) -> str | None:
+    """Why ``token`` is refused (None: acceptable or absent)."""
+    if token is not None and len(token.reveal()) < MIN_TOKEN_CHARS:
+        return (f"{ENV_CONTROL_TOKEN} must be at least {MIN_TOKEN_CHARS} characters (got "
+                f"{len(token.reveal())}): a short token can be guessed")
+    return None
+
+
+def new_token() -> Secret:
+    """A fresh control token (43 URL-safe characters, 256 bits from the OS)."""
+    return Secret(secrets.token_urlsafe(32))
 
 
 def check_bind(host: str, token: Secret | None) -> str | None:
@@ -43,7 +61,7 @@ class ControlServer:
 
     def __init__(self, runner: Runner, host: str = "127.0.0.1", port: int = 0,
                  token: Secret | None = None) -> None:
-        why = check_bind(host, token)
+        why = check_token(token) or check_bind(host, token)
         if why:
             raise ValueError(why)
         self.runner = runner

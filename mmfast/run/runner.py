@@ -163,7 +163,8 @@ class Runner:
         """mmfast's loggers on ``err`` (JSON with --log-json), SDK loggers quiet, redacted."""
         run = self.cfg.run
         handler = configure_logging(run.log_level.upper(), json=self.opts.log_json
-                                    or run.log_json, stream=self.err, quiet=SDK_LOGGERS)
+                                    or run.log_json, stream=self.err, quiet=SDK_LOGGERS,
+                                    others=True)
         self._filter: RedactingFilter | None = RedactingFilter([])
         handler.addFilter(self._filter)
         if self._control_token is not None:
@@ -599,16 +600,26 @@ def run_from_args(args: Any) -> int:
     if opts.time_scale != 1.0 and cfg.venue.mode != "sim":
         print("mmfast run: --time-scale is for sim mode only", file=sys.stderr)
         return EXIT_CONFIG
-    from mmfast.run.control import ENV_CONTROL_TOKEN, check_bind
+    from mmfast.conf.load import ENV_GUARD_KEY, ENV_PRIVATE_KEY
+    from mmfast.run.control import ENV_CONTROL_TOKEN, LOOPBACK, check_token, new_token
 
     raw_token = os.environ.get(ENV_CONTROL_TOKEN) or None
+    # Secrets read: gone from the environment, so no process started from here inherits them
+    # (the guard gets its own key in its environment, explicitly).
+    for name in (ENV_PRIVATE_KEY, ENV_GUARD_KEY, ENV_CONTROL_TOKEN):
+        os.environ.pop(name, None)
     token = Secret(raw_token) if raw_token else None
     if opts.control_port is not None:
-        why = check_bind(opts.control_host, token)
+        why = check_token(token)
         if why or not 0 <= opts.control_port <= 65535:
             print(f"mmfast run: {why or '--control-port must be within 0..65535'}",
                   file=sys.stderr)
             return EXIT_CONFIG
+        if token is None and opts.control_host not in LOOPBACK:
+            token = new_token()
+            print(f"mmfast run: control token for {opts.control_host}:{opts.control_port} "
+                  f"(shown once, redacted everywhere else): {token.reveal()}",
+                  file=sys.stderr)
     if pending_stop() is not None:
         return stopped_early("mmfast run")
     runner = Runner(cfg, opts, control_token=token)

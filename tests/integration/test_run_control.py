@@ -1,21 +1,28 @@
-"""The control/metrics endpoint of ``mmfast run``: loopback by default, non-loopback refused
-without a token, unauthenticated mutations 401 with no change, pause/resume/stop with it."""
+"""The control/metrics endpoint of ``mmfast run``: loopback by default, a token of at least
+32 characters (one made and shown once for a bind beyond the loopback name), unauthenticated
+mutations 401 with no change, pause/resume/stop with it; secrets out of the environment and
+out of every library's log records."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from mmfast.conf import parse_config
-from mmfast.connector.lighter.secret import Secret
+from mmfast.connector.lighter.secret import Redactor, Secret
 from mmfast.core.timesource import ScaledTime
 from mmfast.run import EXIT_CONFIG, EXIT_OK, Runner, RunOptions
 from mmfast.run.control import ControlServer, check_bind
@@ -24,7 +31,7 @@ from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX as ACCOUNT
 from mmfast.sim.config import SimConfig
 from mmfast.sim.thread import SimThread
 
-TOKEN = "ctl-token-for-tests-only-5d1e"
+TOKEN = "ctl-token-for-tests-only-5d1e-0123456789abcdef"  # >= 32 characters
 CFG = """
 [market]
 market_id = 0
@@ -48,6 +55,9 @@ enabled = false
 def _logging() -> Any:
     yield
     logging.getLogger("mmfast").handlers.clear()
+    root = logging.getLogger()  # the run's handler for other libraries' records
+    for h in [h for h in root.handlers if getattr(h, "_mmfast_handler", False)]:
+        root.removeHandler(h)
 
 
 def test_bind_rules() -> None:
@@ -59,13 +69,86 @@ def test_bind_rules() -> None:
         ControlServer(None, "0.0.0.0", 0, None)  # type: ignore[arg-type]
 
 
-def test_cli_refuses_non_loopback_without_token(tmp_path: Path) -> None:
+def test_cli_refuses_a_short_token(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "mmfast.cli", "run", "--control-port", "0",
-                        "--control-host", "0.0.0.0", "--journal", str(tmp_path / "j")],
+                        "--journal", str(tmp_path / "j")],
                        capture_output=True, text=True, timeout=60,
-                       env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+                       env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
+                            "MMFAST_CONTROL_TOKEN": "a"})
     assert p.returncode == EXIT_CONFIG
-    assert "MMFAST_CONTROL_TOKEN" in p.stderr and p.stdout == ""
+    assert "at least 32 characters" in p.stderr and p.stdout == ""
+    with pytest.raises(ValueError, match="at least 32"):
+        ControlServer(None, "127.0.0.1", 0, Secret("x" * 31))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shorter than"):
+        Redactor([Secret("a")])
+
+
+def _run_proc(tmp_path: Path, *args: str, env: dict[str, str] | None = None
+              ) -> subprocess.Popen[str]:
+    e = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "mmfast.cli", "run", "--journal",
+                             str(tmp_path / "j.jsonl"), *args], env=e, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.2", port), 0.2):
+            return
+        time.sleep(0.1)
+    pytest.fail("the control endpoint never listened")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_generated_token_is_shown_once_and_secrets_leave_the_environment(
+        tmp_path: Path) -> None:
+    """No token for a bind beyond the loopback name (127.0.0.2, still on this host): one is
+    made and printed once on stderr, never again anywhere. An oversize header carrying it makes
+    aiohttp log its own error: through the run's redacting handler. The guard (a process the
+    run starts) inherits no secret from the environment."""
+    port = _free_port()
+    p = _run_proc(tmp_path, "--control-port", str(port), "--control-host", "127.0.0.2",
+                  "--quiet", "--duration", "30")
+    try:
+        _wait_port(port)
+        assert p.stderr is not None
+        first = p.stderr.readline()
+        while "control token" not in first:
+            first = p.stderr.readline()
+        token = first.rsplit(": ", 1)[1].strip()
+        assert len(token) >= 43
+        guard_pid = 0
+        deadline = time.monotonic() + 20
+        while not guard_pid and time.monotonic() < deadline:
+            for line in (tmp_path / "j.jsonl").read_text().splitlines():
+                if '"guard_started"' in line:
+                    guard_pid = orjson.loads(line)["pid"]
+            time.sleep(0.1)
+        env = Path(f"/proc/{guard_pid}/environ").read_bytes()
+        assert b"MMFAST_CONTROL_TOKEN" not in env and token.encode() not in env
+        with socket.create_connection(("127.0.0.2", port), 2) as c:
+            c.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                      + token.encode() + b"A" * 9000 + b"\r\n\r\n")
+            assert b"400" in c.recv(100)
+        req = urllib.request.Request(f"http://127.0.0.2:{port}/stop", method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 200
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == EXIT_OK, err
+    assert "Error handling request" in err  # aiohttp's own record, through the handler
+    assert token not in err and token[:16] not in err
+    assert token not in out and token not in (tmp_path / "j.jsonl").read_text()
 
 
 def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ __all__ = [
 REDACTED = "[REDACTED]"
 # A run of this many characters of a secret's encoding counts as a leak.
 MIN_RUN = 16
+_MIN_EXACT = 8  # shortest derived form matched whole
 _API_KEY_BYTES = 40
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -261,6 +262,11 @@ class Redactor:
         else:
             text = secret
             raw = _maybe_hex(text)
+        if len(text) < MIN_RUN:
+            # Replacing a short string everywhere blanks ordinary text ("a" in every word)
+            # and still does not hide a guessable secret: refused, not half-redacted.
+            raise ValueError(f"a secret shorter than {MIN_RUN} characters cannot be redacted "
+                             "safely; use a longer one")
         forms_ci = [text.lower()]
         forms_cs = [text]
         if raw is not None:
@@ -276,7 +282,9 @@ class Redactor:
 
     def _add_windows(self, form: str, into: set[str]) -> None:
         if len(form) < MIN_RUN:
-            if form and form not in self._exact:
+            # A short encoding of a long secret (base64 of a 16-hex-digit key): matched whole,
+            # never below _MIN_EXACT characters.
+            if len(form) >= _MIN_EXACT and form not in self._exact:
                 self._exact.append(form)
             return
         for i in range(len(form) - MIN_RUN + 1):
