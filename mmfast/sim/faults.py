@@ -19,6 +19,8 @@ replays from its seed.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import math
 import random
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +32,56 @@ if TYPE_CHECKING:
 
 DROP_CODES = (1000, 1006, "rst")
 HTTP_STORM_STATUSES = (429, 500, 502, 503, 504)
+
+
+# Bounds of fault arguments, by name: durations at most a simulated day, counts at most a
+# million (a fault of 1e308 s or 1e300 ms is a typo, not a scenario).
+MAX_FAULT_S = 86_400.0
+MAX_FAULT_MS = 86_400_000
+MAX_FAULT_COUNT = 1_000_000
+_BOOL_ARGS = frozenset({"on", "rest", "lost", "execute"})
+_COUNT_ARGS = frozenset({"n", "count"})
+_ID_ARGS = frozenset({"market", "account", "size", "price", "status", "nbytes"})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def check_fault_args(kind: str, fn: Callable[..., Any], args: dict[str, Any]) -> None:
+    """Raise ValueError with a clear message when ``args`` do not fit fault ``kind``: unknown
+    or missing names, wrong types, durations and counts out of bounds."""
+    try:
+        bound = inspect.signature(fn).bind(**args)
+    except TypeError as exc:
+        raise ValueError(f"{kind}: {exc}") from None
+    for name, v in bound.arguments.items():
+        if name in _BOOL_ARGS:
+            ok = isinstance(v, bool)
+            want = "true or false"
+        elif name in ("seconds", "retry_after_s"):
+            may_be_none = name == "retry_after_s" or kind == "refuse_connections"
+            ok = (v is None and may_be_none) or (_is_num(v) and 0 < v <= MAX_FAULT_S)
+            want = f"a number of seconds in (0, {MAX_FAULT_S:.0f}]"
+        elif name == "ms":
+            lo = -MAX_FAULT_MS if kind == "wall_offset_ms" else 0
+            ok = _is_num(v) and lo <= v <= MAX_FAULT_MS
+            want = f"a number of ms in [{lo}, {MAX_FAULT_MS}]"
+        elif name in _COUNT_ARGS:
+            ok = (v is None and kind == "delay_acks") or (
+                _is_int(v) and 1 <= v <= MAX_FAULT_COUNT)
+            want = f"an integer in [1, {MAX_FAULT_COUNT}]"
+        elif name in _ID_ARGS:
+            ok = _is_int(v) and v >= 0
+            want = "a non-negative integer"
+        else:
+            continue  # checked by the fault itself (conn, side, mode, a drop's code)
+        if not ok:
+            raise ValueError(f"{kind}: {name} must be {want}, got {v!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,10 +472,13 @@ class Faults:
         self._record("clear", "injected")
 
     def apply(self, kind: str, args: dict[str, Any] | None = None) -> Any:
-        """Call fault `kind` with keyword `args` (what the control endpoint does)."""
+        """Call fault `kind` with keyword `args` (what the control endpoint does), each
+        argument checked first (``check_fault_args``): a ValueError names what is wrong."""
         if kind not in self.KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}")
-        return getattr(self, kind)(**(args or {}))
+            raise ValueError(f"unknown fault kind {kind!r} (one of {', '.join(self.KINDS)})")
+        fn = getattr(self, kind)
+        check_fault_args(kind, fn, args or {})
+        return fn(**(args or {}))
 
     def run_script(self, script: FaultScript) -> asyncio.Task[None]:
         """Play `script` from now on, in simulated time (a task on the simulator's loop)."""

@@ -677,7 +677,10 @@ class Simulator:
     # ------------------------------------------------------------------ control endpoint
     async def _control_fault(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
+            try:
+                body = await request.json()
+            except ValueError as exc:
+                raise ValueError(f"the body is not JSON ({exc})") from None
             if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
                 raise ValueError('body must be {"kind": str, "args": {...}}')
             args = body.get("args") or {}
@@ -685,7 +688,7 @@ class Simulator:
                 raise ValueError("args must be an object")
             result = self.run_engine(lambda: self.faults.apply(body["kind"], args))
         except (ValueError, TypeError, KeyError, VenueError) as exc:
-            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+            return web.json_response({"ok": False, "error": _control_error(exc)}, status=400)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
     def register_api_key(self, account: int, api_key_index: int, public_key: str | bytes,
@@ -757,8 +760,8 @@ class Simulator:
             else:
                 return web.json_response({"ok": False, "error": f"unknown truth {name!r}"},
                                          status=404)
-        except (ValueError, KeyError, VenueError) as exc:
-            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        except (ValueError, TypeError, KeyError, VenueError) as exc:
+            return web.json_response({"ok": False, "error": _control_error(exc)}, status=400)
         if isinstance(out, list):
             out = [dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x for x in out]
         elif dataclasses.is_dataclass(out):
@@ -1168,3 +1171,12 @@ class Simulator:
             if subs.get("market_stats:all"):
                 self._publish("market_stats:all", self._stats_msg(
                     "update/market_stats", "market_stats:all", [], now))
+
+
+def _control_error(exc: BaseException) -> str:
+    """A control request's error as a sentence (a bare KeyError prints only the key)."""
+    if isinstance(exc, KeyError):
+        return f"missing {exc.args[0]!r}" if exc.args else "missing argument"
+    if isinstance(exc, TypeError):
+        return f"bad argument type: {exc}"
+    return str(exc)

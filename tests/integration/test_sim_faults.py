@@ -477,6 +477,47 @@ def test_control_endpoint_injects_and_reads_truth(sim: SimThread, run) -> None:
     assert "POST /_sim/faults" not in sim.call(lambda s: s.truth.request_counts())
 
 
+def test_control_refuses_bad_fault_arguments_with_clear_messages(sim: SimThread, run) -> None:
+    """Durations and counts are bounded, types checked, names known; every refusal is a JSON
+    error that says what is wrong, and nothing is injected."""
+    cases = [
+        ({"kind": "stall", "args": {"seconds": 1e308}}, "stall: seconds must be a number"),
+        ({"kind": "delay_acks", "args": {"ms": 1e300}}, "delay_acks: ms must be a number"),
+        ({"kind": "delay_acks", "args": {"ms": "5"}}, "delay_acks: ms must be"),
+        ({"kind": "http_status_storm", "args": {"status": 429, "n": 10**9}}, "n must be an"),
+        ({"kind": "book_gap", "args": {"market": ETH, "count": True}}, "count must be"),
+        ({"kind": "refuse_connections", "args": {"on": "yes"}}, "on must be true or false"),
+        ({"kind": "out_of_band_fill", "args": {"market": ETH}}, "missing a required argument"),
+        ({"kind": "stall", "args": {"seconds": 1, "colour": 3}}, "unexpected keyword"),
+        ({"kind": "wall_offset_ms", "args": {"ms": -10**10}}, "wall_offset_ms: ms must be"),
+        ({"kind": "nope", "args": {}}, "unknown fault kind 'nope' (one of drop, stall"),
+    ]
+
+    async def client() -> list[tuple[int, dict[str, Any]]]:
+        out = []
+        async with aiohttp.ClientSession() as http:
+            base = sim.sim.control_url  # type: ignore[union-attr]
+            for body, _ in cases:
+                async with http.post(f"{base}/faults", json=body) as r:
+                    out.append((r.status, await r.json()))
+            async with http.post(f"{base}/faults", data=b"{not json") as r:
+                out.append((r.status, await r.json()))
+            async with http.get(f"{base}/truth/position", params={"market": ETH}) as r:
+                out.append((r.status, await r.json()))
+        return out
+
+    got = run(client())
+    for (status, body), (_, want) in zip(got, cases, strict=False):
+        assert status == 400 and body["ok"] is False and want in body["error"], body
+    assert got[-2][0] == 400 and got[-2][1]["error"].startswith("the body is not JSON")
+    assert got[-1][0] == 400 and got[-1][1]["error"] == "missing 'account'"
+    assert sim.call(lambda s: s.truth.faults()) == []
+    # Within bounds it still injects (and a drop's code may be a string).
+    sim.call(lambda s: s.faults.apply("stall", {"seconds": 0.01}))
+    sim.call(lambda s: s.faults.apply("drop", {"code": "rst", "conn": "nobody"}))
+    assert [f.kind for f in sim.call(lambda s: s.truth.faults())] == ["stall", "drop"]
+
+
 def _book_fault_storm(count: int) -> tuple[int, int, int]:
     """`count` random gap/duplicate/reorder faults on a busy feed; returns (injected, chain
     breaks seen by a checking client, deltas received)."""
