@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.conf.schema import Config
 from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor, Secret
-from mmfast.core.errors import MmfastError
+from mmfast.core.errors import ExchangeError, MmfastError
 from mmfast.core.log import SDK_LOGGERS, configure_logging, get_logger
 from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
 from mmfast.signals import STOP_SIGNALS, pending_stop, stopped_early
@@ -52,6 +52,9 @@ EXIT_CONFIG = 2  # bad config or options: nothing was started
 EXIT_KILL_STOP = 3  # the kill switch stopped the run (orders cancelled)
 
 _log = get_logger("run")
+
+# Start-up reads (market metadata) retried on rate limits and venue errors this long.
+_STARTUP_DEADLINE_S = 30.0
 
 
 def run_flow() -> Any:
@@ -226,16 +229,20 @@ class Runner:
         return ApiKey(priv)
 
     async def _resolve_market(self, rest_url: str) -> None:
-        """Market id and decimals from orderBookDetails (also checks symbol vs id)."""
-        import aiohttp
-
+        """Market id and decimals from orderBookDetails (also checks symbol vs id), retried
+        on rate limits and venue errors for up to _STARTUP_DEADLINE_S."""
+        from mmfast.connector.lighter.budget import PREMIUM, RateBudget
         from mmfast.connector.lighter.markets import parse_order_book_details
+        from mmfast.connector.lighter.rest import LighterRest, retry_until
 
-        async with aiohttp.ClientSession() as s, s.get(
-                f"{rest_url}/api/v1/orderBookDetails",
-                timeout=aiohttp.ClientTimeout(total=10 / self.time.scale
-                                              if self.time.scale > 1 else 10)) as r:
-            body = await r.json()
+        rest = LighterRest(rest_url.rstrip("/") + "/api/v1", RateBudget(PREMIUM, self.time),
+                           self.time, timeout_s=10.0, max_retries=0)
+        await rest.start()
+        try:
+            body = await retry_until(rest.order_book_details, "orderBookDetails",
+                                     _STARTUP_DEADLINE_S, time=self.time)
+        finally:
+            await rest.close()
         markets = parse_order_book_details(body)
         m = self.cfg.market
         if m.market_id is not None:
@@ -472,7 +479,8 @@ class Runner:
             self.stop_reason = self.stop_reason or f"error: {type(exc).__name__}"
             # Expected failures (network, venue, our own checks): the message; anything else
             # is a bug: the traceback too (redacted by the handler's filter either way).
-            expected = isinstance(exc, (OSError, TimeoutError, RuntimeError, ValueError)) or \
+            expected = isinstance(exc, (OSError, TimeoutError, RuntimeError, ValueError,
+                                        ExchangeError)) or \
                 type(exc).__module__.startswith("aiohttp")
             _log.error("run failed: %s", self._safe_exc(exc), exc_info=not expected)
         finally:

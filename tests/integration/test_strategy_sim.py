@@ -103,9 +103,13 @@ class Run:
         _RUNS.append(self)
 
     async def go(self, seconds: float, probe: Callable[[Runner], Any] | None = None,
-                 every_s: float = 0.1, done: Callable[[], bool] | None = None) -> int:
-        """Run up to ``seconds`` (real), or until ``done()``."""
+                 every_s: float = 0.1, done: Callable[[], bool] | None = None,
+                 before: Callable[[SimThread], Any] | None = None) -> int:
+        """Run up to ``seconds`` (real), or until ``done()``; ``before(sim)`` once the
+        simulator is up, before the runner starts."""
         self.sim.start()
+        if before is not None:
+            before(self.sim)
         task = asyncio.get_running_loop().create_task(self.runner.run())
         t_end = asyncio.get_running_loop().time() + seconds
         while (asyncio.get_running_loop().time() < t_end and not task.done()
@@ -428,3 +432,28 @@ def test_canary_key_in_no_output(tmp_path: Path) -> None:
     for where, text in texts.items():
         for form in _forms(CANARY):
             assert form.lower() not in text.lower(), f"key material in {where}"
+
+
+def test_start_up_waits_out_a_429_storm_and_names_a_venue_that_keeps_failing(
+        tmp_path: Path) -> None:
+    """Rate limits at start-up are waited out (Retry-After, jittered backoff); a venue that
+    keeps answering 503 ends the run after the start-up deadline with what it answered."""
+    (tmp_path / "a").mkdir()
+    r = Run(tmp_path / "a", cfg_text())
+    code = asyncio.run(r.go(
+        20.0, done=lambda: r.runner.strategy is not None and len(r.runner.strategy.orders) >= 2,
+        before=lambda sim: sim.call(lambda s: s.faults.http_status_storm(
+            429, 12, retry_after_s=0.5))))
+    assert code == EXIT_OK, r.err.getvalue()[-2000:]
+    applied = r.truth(lambda t: t.faults("http_status_storm", "applied"))
+    assert len(applied) == 12  # every 429 answered, then started and quoted
+    assert "rate-limited (23000" in r.err.getvalue()
+
+    (tmp_path / "b").mkdir()
+    b = Run(tmp_path / "b", cfg_text())
+    code = asyncio.run(b.go(30.0, before=lambda sim: sim.call(
+        lambda s: s.faults.http_status_storm(503, 100_000))))
+    err = b.err.getvalue()
+    assert code == EXIT_ORDERS_LEFT
+    assert "StartupError: orderBookDetails: the venue answered HTTP 503" in err, err[-2000:]
+    assert "Traceback" not in err  # an expected failure: the message, not a stack

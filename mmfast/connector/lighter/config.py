@@ -48,6 +48,7 @@ class LighterConfig:
     request_timeout_s: float = 10.0
     rest_max_retries: int = 3
     metadata_refresh_s: float = 60.0
+    startup_deadline_s: float = 30.0  # start-up reads retried on rate limits / 5xx this long
     # Clock skew: not ready above this |venue - local| offset.
     max_clock_skew_ms: int = 1000
     # Loop stall: the event loop not run this long (host ms) pulls, refreshes and reconciles.
@@ -76,7 +77,7 @@ class LighterConfig:
             raise ValueError("market ids are >= 0")
         positive = ("snapshot_deadline_s", "cross_resync_s", "ping_idle_s", "pong_timeout_s",
                     "connect_timeout_s", "backoff_min_s", "backoff_max_s", "request_timeout_s",
-                    "metadata_refresh_s")
+                    "metadata_refresh_s", "startup_deadline_s")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")

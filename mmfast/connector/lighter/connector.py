@@ -43,7 +43,7 @@ from mmfast.connector.lighter.market_data import MarketData
 from mmfast.connector.lighter.orders import OrderEntry, OrderEntryConfig, OrderEntryError
 from mmfast.connector.lighter.readiness import NULL_BUS, Readiness, Signals
 from mmfast.connector.lighter.reconcile import ReconcileFailed, Reconciler
-from mmfast.connector.lighter.rest import LighterRest
+from mmfast.connector.lighter.rest import LighterRest, retry_until
 from mmfast.connector.lighter.signer import SignerWorker
 from mmfast.connector.lighter.skew import SkewMonitor
 from mmfast.connector.lighter.stall import StallWatch
@@ -191,7 +191,13 @@ class LighterConnector:
         for m in cfg.markets:
             r.add(f"book:{m}", "no snapshot yet")
         await self.rest.start()
-        await md.refresh_markets()
+        try:
+            # A rate limit or a venue error at start-up is waited out (jittered, bounded).
+            await retry_until(md.refresh_markets, "orderBookDetails", cfg.startup_deadline_s,
+                              time=self._time, rng=random.Random(self._rng.getrandbits(64)))
+        except Exception:
+            await self.rest.close()
+            raise
         missing = [m for m in cfg.markets if m not in md.markets]
         if missing:
             await self.rest.close()

@@ -10,10 +10,12 @@ An HTTP 400 is the venue's API-level refusal: ``LighterApiError(code, message)``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -32,8 +34,12 @@ __all__ = [
     "OutcomeUnknown",
     "RateLimited",
     "SendTxResult",
+    "StartupError",
     "VenueUnavailable",
+    "retry_until",
 ]
+
+T = TypeVar("T")
 
 _log = get_logger("connector.rest")
 
@@ -65,6 +71,48 @@ class VenueUnavailable(ExchangeError):
 
 class OutcomeUnknown(ExchangeError):
     """A send ended in a 5xx, timeout or transport error: it may or may not have been accepted."""
+
+
+class StartupError(ExchangeError):
+    """A start-up read the venue kept refusing until its deadline; says what it answered."""
+
+
+async def retry_until(call: Callable[[], Awaitable[T]], what: str, deadline_s: float, *,
+                      time: TimeSource = REAL_TIME, rng: random.Random | None = None,
+                      first_s: float = 0.25, max_s: float = 4.0) -> T:
+    """``await call()`` until it succeeds, retrying a rate limit (its Retry-After when given),
+    a 5xx or a transport error with jittered exponential backoff (``first_s`` doubling up to
+    ``max_s``, each x [0.5, 1.5)), for at most ``deadline_s`` (``time``'s seconds). Anything
+    else (a venue error code, malformed data) is raised at once. Fails with ``StartupError``
+    naming ``what`` and what the venue last answered."""
+    rng = rng or random.Random()
+    end = time.monotonic_ns() + int(deadline_s * 1e9)
+    pause = first_s
+    tries = 0
+    last = ""
+    while True:
+        tries += 1
+        left = max(0.001, (end - time.monotonic_ns()) / 1e9)
+        try:
+            # Bounded: the client's own budget waits (a 5xx backs it off) count too.
+            return await asyncio.wait_for(call(), left / time.scale)
+        except RateLimited as exc:
+            last = f"rate-limited ({exc.code} {exc.message or 'Too Many Requests'})"
+            wait = exc.retry_after_s if exc.retry_after_s else pause * rng.uniform(0.5, 1.5)
+        except (VenueUnavailable, OutcomeUnknown) as exc:
+            last = str(exc).removeprefix(f"{what}: ")
+            wait = pause * rng.uniform(0.5, 1.5)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if not (isinstance(exc, TimeoutError) and last and time.monotonic_ns() >= end):
+                last = f"{type(exc).__name__} {exc}".strip()  # else: our deadline cut a wait
+            wait = pause * rng.uniform(0.5, 1.5)
+        left = (end - time.monotonic_ns()) / 1e9
+        if left <= 0:
+            raise StartupError(f"{what}: the venue answered {last} for {deadline_s:.0f} s "
+                               f"({tries} tries); giving up") from None
+        _log.warning("%s: %s; again in %.2f s", what, last, min(wait, left))
+        await time.sleep(min(wait, left))
+        pause = min(2 * pause, max_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +259,10 @@ class LighterRest:
             raise LighterApiError(int(code), message, status)
         if isinstance(last_exc, LighterApiError):
             raise last_exc
-        raise VenueUnavailable(f"{endpoint}: failed after {attempts} attempts "
-                               f"({type(last_exc).__name__})") from None
+        what = (str(last_exc).removeprefix(f"{endpoint}: ")
+                if isinstance(last_exc, VenueUnavailable) else type(last_exc).__name__)
+        raise VenueUnavailable(f"{endpoint}: {what} ({attempts} "
+                               f"attempt{'s' if attempts > 1 else ''})") from None
 
     @staticmethod
     def _decode(raw: bytes) -> dict[str, Any]:
