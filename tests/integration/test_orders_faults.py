@@ -18,6 +18,7 @@ from test_orders_harness import (
     bot,
     make_sim_config,
     run,
+    sendtx_count,
     sim_config,
     stime,
     truth_by_coi,
@@ -580,3 +581,31 @@ def test_inflight_cap_with_sequencer_delay(stime: ScaledTime, tmp_path: Path) ->
         run(body())
     finally:
         st.stop()
+
+
+def test_order_frames_keep_going_during_a_rest_429_storm(sim: SimThread, stime: ScaledTime,
+                                                       tmp_path: Path) -> None:
+    """Every REST request answered 429 (Retry-After 5 s): REST is held, the order WebSocket
+    is not (separate budgets): orders placed and cancelled meanwhile go out and execute."""
+    from mmfast.connector.lighter.rest import RateLimited
+
+    async def body() -> None:
+        async with bot(sim, stime, tmp_path) as (conn, _):
+            sim.call(lambda s: s.faults.http_status_storm(429, 100_000, retry_after_s=5.0))
+            with pytest.raises(RateLimited):
+                await conn.rest.account(ACCOUNT)  # REST refused: its budget blocked
+            assert conn.budget.level is BudgetLevel.BLOCKED
+            assert conn.budget.order_level is BudgetLevel.OK
+            frames0 = sendtx_count(sim)
+            orders = [conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100) for i in range(4)]
+            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN
+                                                  for o in orders), timeout_s=3.0)
+            for o in orders[:2]:
+                conn.cancel(o)
+            assert await until(stime, lambda: len(truth_open(sim)) == 2, timeout_s=3.0)
+            sent = sendtx_count(sim) - frames0  # sendtx requests (a batch counts once)
+            print(f"order requests during the REST 429 storm: {sent} (6 txs executed)")
+            assert sent >= 2 and conn.budget.level is BudgetLevel.BLOCKED
+            sim.call(lambda s: s.faults.clear())
+
+    run(body())

@@ -10,6 +10,7 @@ resume, kill switch stop (exit code 3), and a canary key that appears in no outp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import orjson
 import pytest
 
 from mmfast.conf import parse_config
+from mmfast.connector.lighter.budget import BudgetLevel
 from mmfast.connector.lighter.secret import ApiKey
 from mmfast.core.timesource import ScaledTime
 from mmfast.core.types import OrderStatus
@@ -457,3 +459,34 @@ def test_start_up_waits_out_a_429_storm_and_names_a_venue_that_keeps_failing(
     assert code == EXIT_ORDERS_LEFT
     assert "StartupError: orderBookDetails: the venue answered HTTP 503" in err, err[-2000:]
     assert "Traceback" not in err  # an expected failure: the message, not a stack
+
+
+def test_quoting_goes_on_over_the_order_websocket_during_a_rest_429_storm(
+        tmp_path: Path) -> None:
+    """Every REST request answered 429 with Retry-After 10 s: REST is held, the planner still
+    sees room for order txs (sendtx and WebSocket messages are separate budgets) and keeps the
+    ladder on the book through the order WebSocket."""
+    r = Run(tmp_path, cfg_text())
+    st: dict[str, Any] = {"storm": False, "calls0": 0, "blocked": 0}
+
+    async def probe(run: Runner) -> None:
+        s, c = run.strategy, run.connector
+        if not st["storm"] and len(s.orders) >= 4:
+            st["storm"] = True
+            r.sim.call(lambda sim: sim.faults.http_status_storm(429, 100_000,
+                                                                retry_after_s=10.0))
+            # A REST read, refused: REST blocked from here (the read waits in the budget).
+            st["read"] = asyncio.get_running_loop().create_task(c.rest.account(ACCOUNT))
+            st["calls0"] = s.counts["placed"] + s.counts["modified"]
+        elif st["storm"] and c.budget.level is BudgetLevel.BLOCKED:
+            st["blocked"] += 1
+
+    code = asyncio.run(r.go(6.0, probe))
+    s = r.runner.strategy
+    with contextlib.suppress(BaseException):
+        st.pop("read").cancel()
+    assert st["storm"] and st["blocked"] >= 10, st
+    sent = s.counts["placed"] + s.counts["modified"] - st["calls0"]
+    print(f"order calls while REST was held by 429s: {sent}")
+    assert sent >= 5, (sent, s.counts)
+    assert code in (EXIT_OK, EXIT_ORDERS_LEFT)

@@ -204,3 +204,25 @@ def test_budget_publishes_its_room_for_compiled_steps() -> None:
     assert not room.ws_ok
     b.release_inflight(1)
     assert room.ws_ok
+
+
+def test_a_rest_429_holds_rest_not_the_order_websocket() -> None:
+    """Separate budgets, as on the venue: a rate limit on REST reads blocks REST for its
+    Retry-After while order txs (sendtx, WebSocket messages) keep their room; a limit on
+    sendtx blocks orders."""
+    from mmfast._core.pipeline import SendRoom
+
+    b, t = make()
+    room = SendRoom()
+    b.attach_room(room)
+    b.on_rate_limited("rest", 2.0)
+    assert b.level is BudgetLevel.BLOCKED and b.order_level is BudgetLevel.OK
+    assert b.order_room()[0] and room.usable and room.ws_ok
+    assert not b.try_acquire(b.rest_cost("account"), Priority.RESERVED)  # REST waits
+    assert b.try_acquire(b.ws_sendtx_cost(1), Priority.NORMAL)  # an order frame goes
+    b.on_rate_limited("sendtx", 1.0)
+    assert b.order_level is BudgetLevel.BLOCKED and not b.order_room()[0]
+    assert not room.usable
+    t.ns += 3 * SEC
+    b.refresh()
+    assert b.level is BudgetLevel.OK and b.order_level is BudgetLevel.OK and room.usable

@@ -304,14 +304,14 @@ class RateBudget:
         self._inflight.count = max(0, self._inflight.count - n)
         if self._room is not None:
             now = self._time.monotonic_ns()
-            self._publish(now, self._compute(now)[0])
+            self._publish(now, self._compute(now, True)[0])
 
     def attach_room(self, room: SendRoom) -> None:
         """Publish ``order_room`` and whether one more sendtx frame fits into ``room`` (a
         ``mmfast._core.pipeline.SendRoom``) at every change from now on."""
         self._room = room
         now = self._time.monotonic_ns()
-        self._publish(now, self._compute(now)[0])
+        self._publish(now, self._compute(now, True)[0])
 
     def _publish(self, now: int, level: BudgetLevel) -> None:
         r = self._room
@@ -397,17 +397,22 @@ class RateBudget:
             return self._inflight.cap_for(priority)
         return self._windows[limit].cap_for(priority)
 
-    def _compute(self, now: int) -> tuple[BudgetLevel, str, float]:
+    def _compute(self, now: int, orders: bool = False) -> tuple[BudgetLevel, str, float]:
+        """The level over every limit, or (``orders``) over those order txs draw on: sendtx
+        and WebSocket messages, not REST reads (separate budgets on the venue: a 429 on a REST
+        read holds REST, not the order WebSocket)."""
         blocked = 0.0
         level, reason = BudgetLevel.OK, ""
-        for w in self._windows.values():
+        windows = (self._sendtx, self._ws) if orders else tuple(self._windows.values())
+        for w in windows:
             w.prune(now)
+        for w in windows:
             if w.blocked_until_ns > now:
                 blocked = max(blocked, (w.blocked_until_ns - now) / 1e9)
                 level, reason = BudgetLevel.BLOCKED, f"{w.name} blocked"
         if level is BudgetLevel.BLOCKED:
             return level, reason, blocked
-        for name, used, normal in [(w.name, w.used, w.normal_cap) for w in self._windows.values()]:
+        for name, used, normal in [(w.name, w.used, w.normal_cap) for w in windows]:
             room = normal - used
             if room <= 0 and level < BudgetLevel.RESERVE_ONLY:
                 level, reason = BudgetLevel.RESERVE_ONLY, f"{name} reserve only"
@@ -426,7 +431,7 @@ class RateBudget:
         used, sendtx normal cap, ws_msgs used, ws_msgs normal cap). Not usable when a limit is
         blocked or one is down to its reserve (the levels ``state()`` reports as BLOCKED and
         RESERVE_ONLY)."""
-        usable = self._compute(self._time.monotonic_ns())[0] < BudgetLevel.RESERVE_ONLY
+        usable = self._compute(self._time.monotonic_ns(), True)[0] < BudgetLevel.RESERVE_ONLY
         st, ws = self._sendtx, self._ws
         return usable, st.used, st.normal_cap, ws.used, ws.normal_cap
 
@@ -450,6 +455,11 @@ class RateBudget:
     def level(self) -> BudgetLevel:
         return self._compute(self._time.monotonic_ns())[0]
 
+    @property
+    def order_level(self) -> BudgetLevel:
+        """The level of what order txs draw on (sendtx, WebSocket messages, volume quota)."""
+        return self._compute(self._time.monotonic_ns(), True)[0]
+
     def subscribe(self, listener: Callable[[BudgetState], object]) -> Callable[[], None]:
         """Call ``listener(state)`` whenever the level changes. Returns an unsubscribe."""
         self._listeners.append(listener)
@@ -467,7 +477,7 @@ class RateBudget:
     def _check_level(self, now: int) -> None:
         level = self._compute(now)[0]
         if self._room is not None:
-            self._publish(now, level)
+            self._publish(now, self._compute(now, True)[0])
         if level is not self._level:
             self._level = level
             if self._listeners:

@@ -709,7 +709,7 @@ class OrderEntry:
         if ok and frames:
             ok = (frames[-1].via == "ws" and len(frames) < self.config.max_ws_frames
                   and len(self._assigned) == sum(len(f.txs) for f in frames)
-                  and self.budget.level is BudgetLevel.OK)
+                  and self.budget.order_level is BudgetLevel.OK)
         elif ok:
             ok = not self._assigned
         self.room.entry_ok = ok
@@ -724,7 +724,7 @@ class OrderEntry:
         if frames:
             if frames[-1].via != "ws" or len(frames) >= self.config.max_ws_frames:
                 return
-            if self.budget.level is not BudgetLevel.OK:
+            if self.budget.order_level is not BudgetLevel.OK:
                 # Short of messages (200 a minute on the venue): one frame at a time, so what
                 # is signed meanwhile goes out as one batch when its ack is back.
                 return
