@@ -342,6 +342,7 @@ class Runner:
                                           orders=oc)
         self.journal = JsonlJournal(self._journal_path(), time=self.time,
                                     redact=self.redactor.redact)
+        self.journal.start()  # to the OS every 50 ms, fsynced every 100 ms
         cls = STRATEGIES[name]
         self.strategy = cls(self.market, self.connector, section, risk=cfg.risk,
                             journal=self.journal, time=self.time,

@@ -169,6 +169,7 @@ class StrategyBase:
         self.last_fill_ns = 0  # monotonic ns of the last fill
         self.last_trade_ticks = 0  # last trade price seen (market, not only ours)
         self._unsub: list[Callable[[], None]] = []
+        self._books_unsub: list[Callable[[], None]] = []  # order/fill/position bookkeeping
         self._requote_handle: asyncio.Handle | None = None  # a pass scheduled by request_requote
         self._requote_wanted = False
         self._requoting = False  # a pass is running (re-entry folds into one more pass)
@@ -213,13 +214,19 @@ class StrategyBase:
         if view.book is not None:
             self.book = view.book
         bus = core.bus
+        for u in self._books_unsub:  # a restart: the previous run's bookkeeping
+            u()
         self._unsub = [
             bus.subscribe(BookUpdated, self._on_book_event),
+            bus.subscribe(PullQuotes, self._on_pull_event),
+            bus.subscribe(ConnectorState, self._on_connector_event),
+        ]
+        # Bookkeeping outlives stop(): the shutdown cancel-all's order states and any last
+        # fill are journaled and counted (they come after the strategy stopped reacting).
+        self._books_unsub = [
             bus.subscribe(OrderUpdated, self._on_order_event),
             bus.subscribe(FillReceived, self._on_fill_event),
             bus.subscribe(PositionUpdated, self._on_position_event),
-            bus.subscribe(PullQuotes, self._on_pull_event),
-            bus.subscribe(ConnectorState, self._on_connector_event),
         ]
         self.running = True
         self._refresh_state()

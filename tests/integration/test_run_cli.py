@@ -131,6 +131,15 @@ def test_signal_cancels_all_and_confirms(tmp_path: Path, sig: signal.Signals) ->
     recs = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
     done = [r for r in recs if r["kind"] == "run_stop"]
     assert done and done[-1]["orders_left"] == 0
+    # The journal is the whole record: each order's last state is final (the shutdown
+    # cancel-all's states included), and the summary counts those cancels.
+    last: dict[int, str] = {}
+    for r in recs:
+        if r["kind"] == "order":
+            last[r["coi"]] = r["status"]
+    assert last and all(st in ("CANCELED", "FILLED", "REJECTED") for st in last.values()), last
+    cancelled = int(re.search(r"cancelled (\d+)", _summary_value(out, "orders")).group(1))
+    assert cancelled >= sum(st == "CANCELED" for st in last.values()) >= 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])

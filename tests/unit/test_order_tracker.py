@@ -229,8 +229,15 @@ def test_api_reject_retry_stays_pending_and_final_reject() -> None:
     t = tr.get(1)
     assert t.status is OrderStatus.PENDING_NEW and t.tx_hash is None
     tr.on_signed(1, "bb", 9)  # re-signed: same coi, new nonce
-    tr.on_api_reject(1, 21739, retry=False)
+    assert t.order.cancel_reason is None
+    tr.on_api_reject(1, 21739, retry=False, message="invalid expiry")
     assert t.status is OrderStatus.REJECTED and t.reject_code == 21739
+    # The reason the journal carries: the venue's code and message.
+    assert t.order.cancel_reason == "rejected 21739: invalid expiry"
+    tr.new_order(our_order(2))
+    tr.on_signed(2, "cc", 10)
+    tr.on_tx_outcome(2, False)
+    assert tr.get(2).order.cancel_reason == "rejected: the venue's tx lookup says it failed"
 
 
 def test_cancel_states_and_reason() -> None:

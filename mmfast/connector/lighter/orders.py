@@ -1080,7 +1080,7 @@ class OrderEntry:
     def _final_reject(self, tx: _Tx, code: int | None, message: str) -> None:
         tx.error = (code, message)
         if tx.kind is TxKind.CREATE:
-            self.tracker.on_api_reject(tx.coi, code, retry=False)
+            self.tracker.on_api_reject(tx.coi, code, retry=False, message=message)
             self.dbg("place_limit result: client_order_index=%d error=%s %s", tx.coi, code,
                      message)
             if code == CODE_DUPLICATE_COI and self._on_reconnect is not None:

@@ -362,10 +362,12 @@ class OrderTracker:
         if t.order.status is OrderStatus.UNKNOWN and not t.venue_seen:
             self._set(t, OrderStatus.PENDING_NEW)
 
-    def on_api_reject(self, coi: int, code: int | None, *, retry: bool) -> None:
+    def on_api_reject(self, coi: int, code: int | None, *, retry: bool,
+                      message: str = "") -> None:
         """An API-level reject of the create tx. ``retry``: it will be re-signed with a new
-        nonce (stays PENDING_NEW); otherwise REJECTED. A 21728 (duplicate coi) means the venue
-        may hold an order of ours: UNKNOWN, and a reconciliation is asked for."""
+        nonce (stays PENDING_NEW); otherwise REJECTED, the venue's code and message in the
+        order's ``cancel_reason``. A 21728 (duplicate coi) means the venue may hold an order
+        of ours: UNKNOWN, and a reconciliation is asked for."""
         t = self._require(coi)
         if t.venue_seen or t.order.status.is_terminal:
             return  # the venue already showed the order: its truth wins
@@ -379,6 +381,8 @@ class OrderTracker:
             self._set(t, OrderStatus.PENDING_NEW)
         else:
             t.reject_code = code
+            t.order.cancel_reason = (f"rejected {code}: {message}" if code is not None
+                                     else f"rejected: {message or 'its nonce passed unused'}")
             self._set(t, OrderStatus.REJECTED)
 
     def on_unknown(self, coi: int) -> None:
@@ -398,6 +402,7 @@ class OrderTracker:
             t.acked = True
             self._set(t, OrderStatus.PENDING_NEW)
         else:
+            t.order.cancel_reason = "rejected: the venue's tx lookup says it failed"
             self._set(t, OrderStatus.REJECTED)
 
     def on_nonce_settled(self, coi: int, consumed: bool, *, retry: bool) -> None:
