@@ -607,8 +607,8 @@ class StrategyBase:
         except Exception as exc:
             self.counts["send_errors"] += 1
             self.journal.write("send_error", op="place", side=side.name, price=price,
-                               size=size, error=type(exc).__name__)
-            _log.warning("%s: place failed: %s", self.name, type(exc).__name__)
+                               size=size, error=_why(exc))
+            _log.warning("%s: place failed: %s", self.name, _why(exc))
             return None
         finally:
             self.inflight -= 1
@@ -695,7 +695,7 @@ class StrategyBase:
             call(*args)
         except Exception as exc:
             self.counts["send_errors"] += 1
-            self.journal.write("send_error", op=op, coi=coi, error=type(exc).__name__)
+            self.journal.write("send_error", op=op, coi=coi, error=_why(exc))
             return False
         finally:
             self.inflight -= 1
@@ -719,8 +719,8 @@ class StrategyBase:
         try:
             left = await self.connector.cancel_all(self.market, _CANCEL_TIMEOUT_S)
         except Exception as exc:
-            self.journal.write("send_error", op="cancel_all", error=type(exc).__name__)
-            _log.error("%s: cancel_all failed: %s", self.name, type(exc).__name__)
+            self.journal.write("send_error", op="cancel_all", error=_why(exc))
+            _log.error("%s: cancel_all failed: %s", self.name, _why(exc))
             return -1
         self.journal.write("cancel_all_done", market=self.market, left=left)
         return left
@@ -811,3 +811,10 @@ class StrategyBase:
             "guard": self.why_not_quote().name,
             "latency": self.latency.summary(),
         }
+
+
+def _why(exc: BaseException) -> str:
+    """An order call's failure for the journal and the log: its type and message (order entry
+    and the connector say why: not ready and its reason, a venue code...)."""
+    msg = str(exc)
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__

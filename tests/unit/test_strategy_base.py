@@ -702,3 +702,22 @@ def test_a_kill_switch_passed_in_gets_the_strategys_hooks() -> None:
         assert ("cancel_all", 0) in h.conn.calls and h.stops
         assert any(k == "kill_switch" for k, _ in h.journal)
     run(go())
+
+
+def test_a_failed_order_call_says_why_in_the_journal() -> None:
+    async def body() -> None:
+        h = Harness(MarketMaking)
+        from mmfast.connector.lighter.orders import OrderEntryError
+
+        def refuse(*a: Any, **k: Any) -> Order:
+            raise OrderEntryError("connector not ready: orders:nonce: nonce refresh pending")
+
+        h.conn.place_limit = refuse  # type: ignore[method-assign]
+        h.start()
+        await h.book_event()
+        errs = [f for k, f in h.journal if k == "send_error"]
+        assert errs and errs[0]["error"] == ("OrderEntryError: connector not ready: "
+                                             "orders:nonce: nonce refresh pending")
+        assert h.s.counts["send_errors"] == len(errs)
+
+    asyncio.run(body())
