@@ -51,6 +51,7 @@ SCHEDULE_AHEAD_MS: Final = 5 * 60_000 + 30_000
 # While the bot stays silent after a flatten: looks at its markets this far apart, doubling.
 _LOOK_FIRST_S: Final = 1.0
 _LOOK_MAX_S: Final = 8.0
+_GONE: Final = "bot process gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +232,7 @@ class Guard:
     def why_act(self, p: Pulse | None, now_ns: int) -> str:
         """Why the guard must act now ("" = it need not)."""
         if not self._bot_alive():
-            return "bot process gone"
+            return _GONE
         if p is None:
             return "bot heartbeat unreadable"
         if p.state is BotState.UNREACHABLE:
@@ -280,6 +281,7 @@ class Guard:
         acted = False
         next_look = 0
         look_s = _LOOK_FIRST_S  # the pause before the next look while the bot stays silent
+        acted_why = ""  # the reason of the last act
         while True:
             now = _mono()
             p = self._pulse()
@@ -288,14 +290,18 @@ class Guard:
                 await self.abort_schedule()
                 return 0
             why = self.why_act(p, now)
-            if why and (not acted or now >= next_look):
+            # At once the first time, and whenever the bot's process is gone (it may die while
+            # the guard is between looks at a silent or cut-off bot); else at the next look.
+            gone = why == _GONE
+            if why and (not acted or now >= next_look or (gone and acted_why != _GONE)):
                 # The first time at once; while the bot stays silent, a look now and then (a
                 # hung bot may still have txs in flight), further apart each time: every look
                 # is REST weight the bot, on the same IP, may need once it is back.
-                ok = await self.flatten(why, until_ns=now + int(2e9), look_first=acted)
+                ok = await self.flatten(why, until_ns=now + int(2e9),
+                                        look_first=acted and acted_why == why)
                 look_s = min(2 * look_s, _LOOK_MAX_S) if acted else _LOOK_FIRST_S
                 next_look = _mono() + int(look_s * 1e9)
-                acted = True
+                acted, acted_why = True, why
                 if not self._bot_alive():
                     # Nobody else will: until confirmed, or until the venue has been out of
                     # reach for give_up_s (it went with the bot, or the host lost it: the

@@ -131,6 +131,48 @@ def test_guard_cancels_for_a_silent_bot_keeps_watching_and_ends_on_clean_stop(
     assert sim.call(lambda s: s.exchange.account(ACCOUNT).cancel_all_time) == 0  # aborted
 
 
+def test_a_bot_that_dies_between_looks_is_acted_on_at_once(sim: SimThread, tmp_path: Path,
+                                                           run) -> None:
+    """The bot said it cannot reach the venue (the guard acted and looks again later, further
+    apart each time); it then dies: the guard acts for that at once, not at its next look."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    guard, bot = _setup(sim, tmp_path, child.pid, max_silence_ms=60_000, poll_ms=20)
+    hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
+    hb._pid = child.pid  # stamps as the child's: the "bot" whose process dies below
+    hb.beat(BotState.UNREACHABLE)
+
+    async def go() -> tuple[int, float]:
+        task = asyncio.create_task(guard.run())
+        # The first act at once, looks 1 s and 3 s later, the next one 7 s after the first:
+        # the bot dies ~3.4 s in, just after a look.
+        for _ in range(60):
+            hb.beat(BotState.UNREACHABLE)
+            await asyncio.sleep(0.05)
+        _place(sim, bot, 3)  # what a hung send of the bot leaves behind
+        for _ in range(8):
+            hb.beat(BotState.UNREACHABLE)
+            await asyncio.sleep(0.05)
+        child.kill()
+        child.wait()
+        t0 = time.monotonic()
+        while _open(sim) and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - t0
+        return await asyncio.wait_for(task, 20), took
+
+    try:
+        code, took = run(go(), 40)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        hb.close()
+    acts = [r for r in _journal(tmp_path) if r["kind"] == "guard_act"]
+    assert code == 0 and _open(sim) == 0
+    assert acts[0]["reason"] == "bot cannot reach the venue"
+    assert acts[-1]["reason"] == "bot process gone"
+    assert took < 1.5, took  # well before the next look (~3.5 s later)
+
+
 def test_guard_why_act() -> None:
     from mmfast.run.heartbeat import Pulse
 
