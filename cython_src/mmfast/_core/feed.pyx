@@ -28,6 +28,7 @@ cimport cython
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
 from mmfast._core.book cimport BOOK_NOT_BOOK
+from mmfast._core.clock cimport monotonic_ns
 from mmfast._core.pipeline cimport Pipeline
 
 import picows as _picows
@@ -42,21 +43,6 @@ if _picows.__version__ != PICOWS_VERSION:
                       f"{_picows.__version__}: the stream uses its Python listener")
 
 __all__ = ["PICOWS_VERSION", "BookFeed"]
-
-
-cdef extern from "time.h" nogil:
-    ctypedef int clockid_t
-    cdef struct timespec:
-        long tv_sec
-        long tv_nsec
-    int clock_gettime(clockid_t clk, timespec* tp)
-    clockid_t CLOCK_MONOTONIC
-
-
-cdef inline int64_t _mono_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <int64_t>ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 
 
 cdef inline Py_ssize_t _find(const char* p, Py_ssize_t n, const char* tag,
@@ -119,7 +105,7 @@ cdef class BookFeed(WSListener):
         return self.stream._on_frame(self, transport, frame)
 
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
-        cdef int64_t now = _mono_ns()
+        cdef int64_t now = monotonic_ns()
         self.t_frame = now
         cdef const char* p = frame.payload_ptr
         cdef Py_ssize_t n = frame.payload_size

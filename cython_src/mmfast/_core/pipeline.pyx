@@ -30,6 +30,7 @@ from libc.stdlib cimport calloc, free
 cimport cython
 
 from mmfast._core.book cimport BOOK_APPLIED, OrderBook
+from mmfast._core.clock cimport monotonic_ns, wall_ms
 from mmfast._core.gate cimport G_MAX_POSITION, G_OK, GM_ACTIVE, GM_INACTIVE, GateCore
 from mmfast._core.plan cimport (
     PLAN_CANCEL,
@@ -56,15 +57,6 @@ from mmfast.core.plan_types import ActionKind, PlannerParams
 from mmfast.core.types import OrderStatus, Side
 from mmfast.risk.limits import RiskReason, count_open
 
-cdef extern from "time.h" nogil:
-    ctypedef int clockid_t
-    cdef struct timespec:
-        long tv_sec
-        long tv_nsec
-    int clock_gettime(clockid_t clk, timespec* tp)
-    clockid_t CLOCK_MONOTONIC
-    clockid_t CLOCK_REALTIME
-
 cdef extern from *:
     """
     static inline int mmpl_ge128(long long a, long long b, long long c) {
@@ -77,18 +69,6 @@ cdef extern from *:
 REFERENCES = {"mid": REF_MID, "microprice": REF_MICROPRICE, "last_trade": REF_LAST_TRADE}
 _KINDS = (ActionKind.CREATE, ActionKind.MODIFY, ActionKind.CANCEL)
 _SIDES = (Side.BUY, Side.SELL)
-
-
-cdef inline int64_t _mono_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
-
-
-cdef inline int64_t _wall_ms() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
 
 
 @cython.final
@@ -282,13 +262,13 @@ cdef class Pipeline:
         ``GAP``, ...); the actions are in ``n_out`` / ``action(i)``. A malformed frame raises
         ``BookError`` (nothing applied); a step that raises is counted in ``errors`` and
         left for the next one (the book stays applied)."""
-        self.t_entry = _mono_ns()
+        self.t_entry = monotonic_ns()
         return self._applied(self.book.apply_frame(data), now_ns)
 
     cdef int on_frame_c(self, const char* p, Py_ssize_t n, int64_t now_ns) except -2:
         """``on_frame`` on a frame's bytes in place (a compiled listener's); -1 when the book's
         scanner does not take the frame: nothing applied, the caller takes the Python path."""
-        self.t_entry = _mono_ns()
+        self.t_entry = monotonic_ns()
         cdef int code = self.book._scan_frame(p, n)
         if code < 0:
             return -1
@@ -313,7 +293,7 @@ cdef class Pipeline:
 
     def requote(self, int64_t now_ns, int64_t trigger_ns=0) -> int:
         """Run the step on the book as it is (no frame); the number of actions."""
-        self.t_entry = _mono_ns()
+        self.t_entry = monotonic_ns()
         self._release()
         self._sync_book()
         self._step(now_ns, trigger_ns or now_ns)
@@ -378,7 +358,7 @@ cdef class Pipeline:
         w.s[1].n_lvl = 0
         if gate.market_state == GM_ACTIVE and engine.compute_from_book(book, pos, ref) > 0:
             self._target()
-        self.stamps[slot][1] = _mono_ns()
+        self.stamps[slot][1] = monotonic_ns()
         # Our orders, busy and aged, best first.
         w.n_held = 0
         try:
@@ -410,7 +390,7 @@ cdef class Pipeline:
             plan_shape(w, degrade, self.degraded_levels, 1 if pos > 0 else (-1 if pos < 0 else 0))
             whole = plan_sides(w, plan_widen(self.ptol, self.wide_factor, degrade),
                                plan_widen(self.stol, self.wide_factor, degrade), degrade)
-            self.stamps[slot][2] = _mono_ns()
+            self.stamps[slot][2] = monotonic_ns()
             if whole:
                 self.last_whole = degrade == PLAN_DEGRADE_NONE
                 self.k_bid, self.k_ask, self.k_ref, self.k_pos = bid, ask, ref, pos
@@ -426,7 +406,7 @@ cdef class Pipeline:
                     x = self.in_flight()
                 self.deferred = plan_choose(w, self.max_inflight - x, room_p, None)
                 self._gate_all(now_ns)
-                self.stamps[slot][3] = _mono_ns()
+                self.stamps[slot][3] = monotonic_ns()
         finally:
             for i in range(w.n_held):
                 Py_XDECREF(w.held[i])
@@ -637,9 +617,9 @@ cdef class Pipeline:
         r.next_nonce += 1
         r.entry_ok = False
         r.ws_ok = False
-        self.t_ready = _mono_ns()
+        self.t_ready = monotonic_ns()
         self.direct_i = i
-        self.direct_expired_at = _wall_ms() + r.expiry_ms
+        self.direct_expired_at = wall_ms() + r.expiry_ms
         coi = (<object>a.order).client_order_index
         self.direct_info = None
         self.direct_hash = ""
@@ -657,11 +637,11 @@ cdef class Pipeline:
                 head = b'{"type":"jsonapi/sendtx","data":{"tx_type":15,"tx_info":'
         except Exception:
             return 0  # direct_info None: the strategy gives the nonce back, sends it normally
-        self.t_signed = _mono_ns()
+        self.t_signed = monotonic_ns()
         self.direct_info = info
         self.direct_hash = h
         frame = head + (<str>info).encode() + b'}}'
-        self.t_sent = _mono_ns()  # handed to the socket (the write follows)
+        self.t_sent = monotonic_ns()  # handed to the socket (the write follows)
         try:
             self.direct_sent = bool(sender.send(frame))
         except Exception:
