@@ -281,7 +281,7 @@ class Guard:
         acted = False
         next_look = 0
         look_s = _LOOK_FIRST_S  # the pause before the next look while the bot stays silent
-        acted_why = ""  # the reason of the last act
+        acted_gone = False  # the last act was for the bot's process being gone
         while True:
             now = _mono()
             p = self._pulse()
@@ -292,16 +292,16 @@ class Guard:
             why = self.why_act(p, now)
             # At once the first time, and whenever the bot's process is gone (it may die while
             # the guard is between looks at a silent or cut-off bot); else at the next look.
-            gone = why == _GONE
-            if why and (not acted or now >= next_look or (gone and acted_why != _GONE)):
+            fresh = why == _GONE and not acted_gone  # the process died since the last act
+            if why and (not acted or now >= next_look or fresh):
                 # The first time at once; while the bot stays silent, a look now and then (a
                 # hung bot may still have txs in flight), further apart each time: every look
                 # is REST weight the bot, on the same IP, may need once it is back.
                 ok = await self.flatten(why, until_ns=now + int(2e9),
-                                        look_first=acted and acted_why == why)
+                                        look_first=acted and not fresh)
                 look_s = min(2 * look_s, _LOOK_MAX_S) if acted else _LOOK_FIRST_S
                 next_look = _mono() + int(look_s * 1e9)
-                acted, acted_why = True, why
+                acted, acted_gone = True, why == _GONE
                 if not self._bot_alive():
                     # Nobody else will: until confirmed, or until the venue has been out of
                     # reach for give_up_s (it went with the bot, or the host lost it: the
