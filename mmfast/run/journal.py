@@ -11,8 +11,9 @@ secret is ever handed to the journal, and every string value long enough to hold
 ~47 us a line on the event path against ~2 us for the write itself.
 
 Crash-safe: lines are kept whole in memory and handed to the OS (one ``write`` of whole lines,
-so a line is never torn) at the first write 50 ms after the last hand-over, by ``start()``'s
-timer every 50 ms, and at ``close()``; the file is fsynced every 100 ms from a worker thread
+so a line is never torn) by ``start()``'s timer every 50 ms (not started: at the first write
+50 ms after the last hand-over; the event path never makes the syscall once started), and at
+``close()``; the file is fsynced every 100 ms from a worker thread
 (the loop never waits on the disk) and at ``close()``. A ``kill -9`` loses at most the lines of
 the last 50-100 ms (what the OS has is kept); a host crash at most the last 100-200 ms.
 """
@@ -86,8 +87,8 @@ class JsonlJournal:
                          + b"\n")
         self.lines += 1
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        if now - self._last_flush_ns >= self.FLUSH_NS:
-            self.flush()
+        if self._timer is None and now - self._last_flush_ns >= self.FLUSH_NS:
+            self.flush()  # not started (no timer): the writes themselves hand lines over
 
     def flush(self) -> None:
         """Hand every whole line kept to the OS (one write)."""

@@ -399,8 +399,6 @@ class Runner:
         interval = self.cfg.run.status_interval_s
         while True:
             await asyncio.sleep(interval)
-            if self.journal is not None:
-                self.journal.flush()
             if printer is not None:
                 printer.show([self.redactor.redact(x) for x in render_status(self.snapshot())])
 

@@ -169,7 +169,7 @@ class StrategyBase:
         self.last_fill_ns = 0  # monotonic ns of the last fill
         self.last_trade_ticks = 0  # last trade price seen (market, not only ours)
         self._unsub: list[Callable[[], None]] = []
-        self._books_unsub: list[Callable[[], None]] = []  # order/fill/position bookkeeping
+        self._bookkeeping_unsub: list[Callable[[], None]] = []  # order/fill/position bookkeeping
         self._requote_handle: asyncio.Handle | None = None  # a pass scheduled by request_requote
         self._requote_wanted = False
         self._requoting = False  # a pass is running (re-entry folds into one more pass)
@@ -214,7 +214,7 @@ class StrategyBase:
         if view.book is not None:
             self.book = view.book
         bus = core.bus
-        for u in self._books_unsub:  # a restart: the previous run's bookkeeping
+        for u in self._bookkeeping_unsub:  # a restart: the previous run's bookkeeping
             u()
         self._unsub = [
             bus.subscribe(BookUpdated, self._on_book_event),
@@ -223,7 +223,7 @@ class StrategyBase:
         ]
         # Bookkeeping outlives stop(): the shutdown cancel-all's order states and any last
         # fill are journaled and counted (they come after the strategy stopped reacting).
-        self._books_unsub = [
+        self._bookkeeping_unsub = [
             bus.subscribe(OrderUpdated, self._on_order_event),
             bus.subscribe(FillReceived, self._on_fill_event),
             bus.subscribe(PositionUpdated, self._on_position_event),

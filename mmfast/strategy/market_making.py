@@ -200,9 +200,10 @@ class MarketMaking(StrategyBase):
                                      tag=f"L{level}")
 
     def order_changed(self, order: Order) -> None:
-        if self.pipe is not None:
+        if self.pipe is not None and not self._pushed:
             # An order message: our orders take the venue's values now, not in the next
             # frame's callback (on_order_update has told the compiled step they changed).
+            # With the view calling back after each orders message, _orders_message does it.
             self.venue_orders.sync()
 
     def _book_direct(self, i: int) -> None:

@@ -116,7 +116,7 @@ cdef class BookFeed(WSListener):
         cdef int code
         cdef int64_t snaps
         cdef dict fast = self.fast
-        if fast is None or not fast or frame.msg_type != WSMsgType.TEXT:
+        if not fast or frame.msg_type != WSMsgType.TEXT:
             return self._py_frame(transport, frame)
         i = _find(p, n, b"order_book:", 11)
         market = _int_at(p, n, i + 11) if i >= 0 else -1

@@ -496,23 +496,17 @@ class WsStream:
         return feed
 
     def _after_book(self, market: int, code: int, now: int, snapped: bool, ts: int) -> None:
-        """The compiled listener applied a book frame of ``market`` (and ran its step): the
-        rest of what ``_on_frame`` does for one."""
+        """The compiled listener applied a book frame of ``market`` (and ran its step; ``ts``:
+        the frame's venue time when a skew sample was due, else -1): the rest of what
+        ``_on_frame`` does for one."""
+        self.frames += 1
+        self.last_frame_ns = now
         try:
-            self.frames += 1
-            self.last_frame_ns = now
             if ts > 0:
-                self._last_skew_ns = now
-                self._listener.on_venue_time(ts)
-            if snapped:
-                key = f"order_book:{market}"
-                self._answered(key)
-                if key not in self._acked:
-                    self._first_frame(key)
-            self._listener.on_book(self, market, code, now)
+                self._venue_time(ts, now)
+            self._book_done(market, code, now, snapped)
         except Exception:
-            self.handler_errors += 1
-            _log.debug("%s: frame handler error", self.name, exc_info=True)
+            self._handler_error()
 
     def _after_other(self, data: bytes, now: int) -> None:
         """A frame the compiled listener found to be no book message: dispatched as usual."""
@@ -521,8 +515,21 @@ class WsStream:
         try:
             self._dispatch(data, now)
         except Exception:
-            self.handler_errors += 1
-            _log.debug("%s: frame handler error", self.name, exc_info=True)
+            self._handler_error()
+
+    def _book_done(self, market: int, code: int, now: int, snapped: bool) -> None:
+        """A book frame of ``market`` applied (``snapped``: a snapshot): the subscription
+        answered, the listener told."""
+        if snapped:
+            key = f"order_book:{market}"
+            self._answered(key)
+            if key not in self._acked:
+                self._first_frame(key)
+        self._listener.on_book(self, market, code, now)
+
+    def _handler_error(self) -> None:
+        self.handler_errors += 1
+        _log.debug("%s: frame handler error", self.name, exc_info=True)
 
     def _on_frame(self, listener: _Listener, transport: WSTransport, frame: Any) -> None:
         if listener.gen != self._gen:
@@ -557,25 +564,22 @@ class WsStream:
                     if code != NOT_BOOK:
                         if now - self._last_skew_ns >= self._skew_interval_ns:
                             self._sample_time(data, now)
-                        if book.snapshots != snaps:
-                            key = f"order_book:{market}"
-                            self._answered(key)
-                            if key not in self._acked:
-                                self._first_frame(key)
-                        self._listener.on_book(self, market, code, now)
+                        self._book_done(market, code, now, book.snapshots != snaps)
                         return
             self._dispatch(data, now)
         except Exception:
-            self.handler_errors += 1
-            _log.debug("%s: frame handler error", self.name, exc_info=True)
+            self._handler_error()
 
     def _sample_time(self, data: bytes, now: int) -> None:
         i = data.find(_TS_TAG)
         if i >= 0:
             ts = _int_at(data, i + len(_TS_TAG))
             if ts > 1_000_000_000_000:  # epoch ms
-                self._last_skew_ns = now
-                self._listener.on_venue_time(ts)
+                self._venue_time(ts, now)
+
+    def _venue_time(self, ts: int, now: int) -> None:
+        self._last_skew_ns = now
+        self._listener.on_venue_time(ts)
 
     def _dispatch(self, data: bytes, now: int) -> None:
         try:
