@@ -148,6 +148,9 @@ def _add_guard(sub: argparse._SubParsersAction) -> None:
                    help="do not keep the venue's scheduled cancel-all armed")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="sim mode: simulated seconds per real second (default 1.0)")
+    p.add_argument("--signer-checked", dest="check_signer", action="store_false",
+                   help="skip the start-up comparison of the native signer with the official "
+                   "one (the bot that starts this guard has just run it on the same build)")
     p.set_defaults(func=_run_guard)
 
 
@@ -177,7 +180,7 @@ def _run_guard(args: argparse.Namespace) -> int:
                         markets=tuple(args.markets), heartbeat=Path(args.heartbeat),
                         journal=Path(args.journal), bot_pid=args.bot_pid,
                         max_silence_ms=args.max_silence_ms,
-                        scheduled_cancel_all=args.scheduled)
+                        scheduled_cancel_all=args.scheduled, check_signer=args.check_signer)
     time_source = REAL_TIME if args.time_scale == 1.0 else ScaledTime(args.time_scale)
     if pending_stop() is not None:
         return stopped_early("mmfast guard")
@@ -226,21 +229,29 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``command``, only that subcommand's options (the others by name):
+    some parsers import their modules for defaults and help, and ``mmfast guard``, started
+    beside every bot, must not pay for the simulator's and diagnostics' imports."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="mmfast", description="Low-latency market making "
                                      "for Lighter, with a local simulator.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in _COMMANDS.values():
-        add(sub)
+    for name, add in _COMMANDS.items():
+        if command is None or name == command:
+            add(sub)
+        else:
+            sub.add_parser(name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     previous = install_early()
     try:
-        args = build_parser().parse_args(argv)
+        args_in = sys.argv[1:] if argv is None else list(argv)
+        command = args_in[0] if args_in and args_in[0] in _COMMANDS else None
+        args = build_parser(command).parse_args(args_in)
         if pending_stop() is not None:
             return stopped_early()
         return int(args.func(args))

@@ -23,7 +23,15 @@ from typing import Any, Final, get_type_hints
 from urllib.parse import urlsplit
 
 from mmfast.conf.schema import MODES, Config, ConfigError, GuardConfig, VenueConfig
-from mmfast.connector.lighter.secret import ApiKey, SecretError, load_api_key
+from mmfast.connector.lighter.secret import (
+    ENV_GUARD_KEY,
+    ENV_KEY_FILE,
+    ENV_PRIVATE_KEY,
+    SECRET_ENV_VARS,
+    ApiKey,
+    SecretError,
+    load_api_key,
+)
 from mmfast.sim.config import (
     DEFAULT_ACCOUNT_INDEX as SIM_ACCOUNT_INDEX,
 )
@@ -49,11 +57,6 @@ __all__ = [
     "read_key_file",
 ]
 
-ENV_PRIVATE_KEY: Final = "MMFAST_API_PRIVATE_KEY"
-ENV_GUARD_KEY: Final = "MMFAST_GUARD_API_PRIVATE_KEY"
-ENV_KEY_FILE: Final = "MMFAST_API_KEY_FILE"
-# The only settings the environment may supply.
-SECRET_ENV_VARS: Final = (ENV_PRIVATE_KEY, ENV_KEY_FILE, ENV_GUARD_KEY)
 SIM_API_KEY_INDEX: Final = 4
 # (rest_url, ws_url, chain ids accepted, default chain id) per real environment.
 LIGHTER_ENDPOINTS: Final[Mapping[str, tuple[str, str, frozenset[int], int]]] = {

@@ -15,8 +15,10 @@ none is left, cancelling again while any is (a hung bot may still have txs in fl
 step goes to its JSONL journal. While the bot lives it also keeps the venue's scheduled
 cancel-all armed (account-wide, ``renew_s`` apart, firing ``SCHEDULE_AHEAD_MS`` after the last
 renewal: the venue's minimum is 5 minutes): if both processes die, the venue flattens the
-account on its own. A clean stop of the bot (``STOPPED`` with 0 orders left) ends the guard:
-it aborts the scheduled cancel-all and exits 0.
+account on its own. Renewals run beside the watch (a slow or rate-limited venue never delays a
+heartbeat check), a failed one is retried 1 s later, then further apart; an act cancels a
+renewal in flight (its txs go first). A clean stop of the bot (``STOPPED`` with 0 orders
+left) ends the guard: it aborts the scheduled cancel-all and exits 0.
 
 Times: the heartbeat's age, polls, confirmations and timeouts are host time (``CLOCK_MONOTONIC``,
 what the bot stamps with); only the scheduled cancel-all's deadline and its renewal follow the
@@ -35,8 +37,7 @@ from pathlib import Path
 from time import monotonic_ns as _mono  # host time: the heartbeat's clock, and the operator's
 from typing import Any, Final
 
-from mmfast.conf.load import ENV_GUARD_KEY
-from mmfast.connector.lighter.secret import ApiKey
+from mmfast.connector.lighter.secret import ENV_GUARD_KEY, ApiKey
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.run.heartbeat import BotState, HeartbeatError, Pulse, pid_alive, read_heartbeat
@@ -74,6 +75,10 @@ class GuardOptions:
     first_beat_s: float = 60.0  # the bot's first beat is awaited this long
     give_up_s: float = 60.0  # a dead bot's venue unreachable this long: stop trying
     request_timeout_s: float = 2.0  # any one REST call (a budget backoff waits no longer)
+    # Compare the native signer with the official one at start. The bot that starts its guard
+    # has just done so on the same build: loading the official SDK again costs the guard ~1 s
+    # of start-up, a second in which a dying bot's orders wait for it.
+    check_signer: bool = True
 
 
 class Guard:
@@ -89,6 +94,11 @@ class Guard:
         self.journal: Any = None
         self._nonce = -1
         self._scheduled_at_ms = 0  # wall ms of the last scheduled cancel-all sent
+        # The schedule's renewal runs beside the watch (a slow or rate-limited venue must not
+        # hold the heartbeat checks); after a failure it is retried _renew_pause_s later.
+        self._renewal: asyncio.Task[None] | None = None
+        self._renew_retry_ms = 0
+        self._renew_pause_s = _LOOK_FIRST_S
         self.actions = 0  # cancel-alls sent for the bot
         self.flattened = 0  # times the bot's markets were confirmed flat after acting
         self.reason = ""  # why it acted last
@@ -113,7 +123,8 @@ class Guard:
         if self._signer is None:
             self._signer = InlineSigner(self._key, account_index=o.account_index,
                                         api_key_index=o.api_key_index, chain_id=o.chain_id,
-                                        name="mmfast-guard-signer", pool_size=16)
+                                        name="mmfast-guard-signer", pool_size=16,
+                                        check=o.check_signer)
             self._signer.start()
         tokens = TokenCache(self._signer, lifetime_s=3600, refresh_margin_s=300,
                             venue_now_s=lambda: self._time.wall_ms() / 1000)
@@ -186,6 +197,7 @@ class Guard:
             left = await self._open_orders()
             if left == 0:
                 return True
+        await self._stop_renewal()  # the act's txs first (and one nonce sequence)
         self._rec("guard_act", reason=reason, markets=list(self.opts.markets))
         _log.warning("guard: %s: cancelling every order of markets %s", reason,
                      list(self.opts.markets))
@@ -207,14 +219,44 @@ class Guard:
             await asyncio.sleep(pause)
             pause = min(2 * pause, max(2.0, self.opts.confirm_interval_s))
 
-    async def schedule(self) -> None:
-        """Arm (or renew) the venue's account-wide scheduled cancel-all."""
+    async def schedule(self) -> bool:
+        """Arm (or renew) the venue's account-wide scheduled cancel-all. True when sent."""
         at = self._time.wall_ms() + SCHEDULE_AHEAD_MS
         if await self._send_cancel_all(None, 1, at):
             self._scheduled_at_ms = self._time.wall_ms()
             self._rec("guard_scheduled", fires_at_ms=at)
+            return True
+        return False
+
+    def _renew_if_due(self) -> None:
+        """Start the schedule's renewal in the background when it is due (not while one
+        runs, nor before a failed one's pause has passed)."""
+        if self._renewal is not None and not self._renewal.done():
+            return
+        now = self._time.wall_ms()
+        if now - self._scheduled_at_ms < self.opts.renew_s * 1000 or now < self._renew_retry_ms:
+            return
+        self._renewal = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        if await self.schedule():
+            self._renew_pause_s = _LOOK_FIRST_S
+            return
+        # Each attempt is REST weight the bot, on the same IP, may need: further apart.
+        self._renew_retry_ms = self._time.wall_ms() + int(self._renew_pause_s * 1000)
+        self._renew_pause_s = min(2 * self._renew_pause_s, self.opts.renew_s)
+
+    async def _stop_renewal(self) -> None:
+        t, self._renewal = self._renewal, None
+        if t is None or t.done():
+            return
+        t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+        self._nonce = -1  # its tx may or may not have reached the venue: ask for the next
 
     async def abort_schedule(self) -> None:
+        await self._stop_renewal()
         if self.opts.scheduled_cancel_all and await self._send_cancel_all(None, 2, 0):
             self._rec("guard_schedule_aborted")
 
@@ -257,6 +299,7 @@ class Guard:
         try:
             return await self._watch()
         finally:
+            await self._stop_renewal()
             self._rec("guard_stop", actions=self.actions, flattened=self.flattened,
                                reason=self.reason)
             self.journal.close()
@@ -268,7 +311,6 @@ class Guard:
 
     async def _watch(self) -> int:
         o = self.opts
-        t = self._time
         deadline = _mono() + int(o.first_beat_s * 1e9)
         while self._pulse() is None:  # the bot's first beat
             if not self._bot_alive():
@@ -276,8 +318,6 @@ class Guard:
             if _mono() >= deadline:
                 break
             await asyncio.sleep(o.poll_ms / 1000)
-        if o.scheduled_cancel_all:
-            await self.schedule()
         acted = False
         next_look = 0
         look_s = _LOOK_FIRST_S  # the pause before the next look while the bot stays silent
@@ -302,6 +342,10 @@ class Guard:
                 look_s = min(2 * look_s, _LOOK_MAX_S) if acted else _LOOK_FIRST_S
                 next_look = _mono() + int(look_s * 1e9)
                 acted, acted_gone = True, why == _GONE
+                if not acted_gone and not self._bot_alive():
+                    # It died while the guard acted for another reason: what that act confirmed
+                    # predates the death (the bot may have quoted again since). Act afresh.
+                    continue
                 if not self._bot_alive():
                     # Nobody else will: until confirmed, or until the venue has been out of
                     # reach for give_up_s (it went with the bot, or the host lost it: the
@@ -321,7 +365,6 @@ class Guard:
                 self._rec("guard_bot_back")
                 _log.warning("guard: the bot's heartbeat is back")
                 acted = False
-            if o.scheduled_cancel_all and (
-                    t.wall_ms() - self._scheduled_at_ms >= o.renew_s * 1000):
-                await self.schedule()
+            if o.scheduled_cancel_all:
+                self._renew_if_due()
             await asyncio.sleep(o.poll_ms / 1000)

@@ -23,9 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmfast.conf.load import ENV_GUARD_KEY
 from mmfast.conf.schema import GuardConfig
-from mmfast.connector.lighter.secret import ApiKey
+from mmfast.connector.lighter.secret import ENV_GUARD_KEY, ApiKey
 from mmfast.core.log import get_logger
 from mmfast.run.heartbeat import BotState, HeartbeatWriter
 
@@ -41,7 +40,8 @@ class GuardLink:
 
     def __init__(self, cfg: GuardConfig, key: ApiKey, *, rest_url: str, chain_id: int,
                  account_index: int, market: int, run_dir: Path, time_scale: float = 1.0,
-                 ready: Callable[[], bool] | None = None) -> None:
+                 ready: Callable[[], bool] | None = None, signer_checked: bool = False
+                 ) -> None:
         assert cfg.api_key_index is not None
         self.cfg = cfg
         self._key = key
@@ -52,6 +52,8 @@ class GuardLink:
             "--time-scale", repr(time_scale)]
         if not cfg.scheduled_cancel_all:
             self._args.append("--no-scheduled-cancel-all")
+        if signer_checked:  # this process compared the same native signer with the official
+            self._args.append("--signer-checked")
         self.market = market
         self.run_dir = run_dir
         self.heartbeat_path = run_dir / f"heartbeat-{os.getpid()}"

@@ -530,7 +530,8 @@ class Runner:
                                account_index=v.account_index, market=self.market,
                                run_dir=self._journal_path().parent,
                                time_scale=self.opts.time_scale,
-                               ready=lambda: bool(getattr(self.connector, "ready", True)))
+                               ready=lambda: bool(getattr(self.connector, "ready", True)),
+                               signer_checked=bool(getattr(self.signer, "checked", False)))
         self.guard.start()
         self.journal.write("guard_started", pid=self.guard.pid, api_key_index=g.api_key_index,
                            journal=str(self.guard.journal_path))

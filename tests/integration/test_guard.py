@@ -88,8 +88,10 @@ def test_guard_flattens_a_dead_bot_and_exits(sim: SimThread, tmp_path: Path, run
     assert confirms[-1]["orders_left"] == 0
     assert guard.actions >= 1 and guard.flattened == 1
     assert guard.reason == "bot process gone"
-    # The scheduled cancel-all was armed at start and aborted once the account was flat.
-    assert "guard_scheduled" in kinds and kinds[-2] == "guard_schedule_aborted"
+    # Acting came first (no schedule armed for a bot already gone); the account-wide schedule
+    # (a previous guard's, if any) is aborted once the account is flat.
+    assert kinds.index("guard_act") == 1 and "guard_scheduled" not in kinds
+    assert kinds[-2] == "guard_schedule_aborted"
     assert sim.call(lambda s: s.exchange.account(ACCOUNT).cancel_all_time) == 0
     assert took < 15  # bounded (the figure that matters is the process test's)
 
@@ -171,6 +173,84 @@ def test_a_bot_that_dies_between_looks_is_acted_on_at_once(sim: SimThread, tmp_p
     assert acts[0]["reason"] == "bot cannot reach the venue"
     assert acts[-1]["reason"] == "bot process gone"
     assert took < 1.5, took  # well before the next look (~3.5 s later)
+
+
+def test_a_bot_that_dies_while_the_guard_acts_for_another_reason_is_acted_on_again(
+        sim: SimThread, tmp_path: Path, run) -> None:
+    """The guard acts because the bot cannot reach the venue; between that act's confirmation
+    and the guard's next glance the bot comes back, quotes, and dies. What the first act
+    confirmed predates the death: the guard acts again for it and leaves the venue flat."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    guard, bot = _setup(sim, tmp_path, child.pid, max_silence_ms=60_000, poll_ms=20)
+    hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
+    hb._pid = child.pid
+    hb.beat(BotState.UNREACHABLE)
+    real_open = guard._open_orders
+    calls = 0
+
+    async def open_then_die() -> int:
+        nonlocal calls
+        calls += 1
+        left = await real_open()
+        if calls == 1:  # the first act's confirmation: flat, then the bot quotes and dies
+            _place(sim, bot, 3)
+            child.kill()
+            child.wait()
+        return left
+
+    guard._open_orders = open_then_die  # type: ignore[method-assign]
+    try:
+        code = run(guard.run(), 30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        hb.close()
+    acts = [r["reason"] for r in _journal(tmp_path) if r["kind"] == "guard_act"]
+    assert acts == ["bot cannot reach the venue", "bot process gone"]
+    assert code == 0 and _open(sim) == 0
+
+
+def test_a_rate_limited_renewal_neither_hammers_the_venue_nor_holds_the_watch(
+        sim: SimThread, tmp_path: Path, run) -> None:
+    """Every REST request answered 429 (Retry-After 0.5 s): the schedule's renewal fails, is
+    retried 1 s, 2 s, ... after each failure (not at every heartbeat check), and runs beside
+    the watch: the bot's death is acted on at once, not after a renewal's wait."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    guard, bot = _setup(sim, tmp_path, child.pid, poll_ms=20)
+    _place(sim, bot, 2)
+    hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
+    hb._pid = child.pid
+    hb.beat(BotState.RUNNING)
+    sim.call(lambda s: s.faults.http_status_storm(429, 100_000, retry_after_s=0.5))
+
+    async def go() -> tuple[int, int]:
+        task = asyncio.create_task(guard.run())
+        for _ in range(70):  # 3.5 s of a live bot under the storm
+            hb.beat(BotState.RUNNING)
+            await asyncio.sleep(0.05)
+        killed = time.monotonic_ns()
+        child.kill()
+        child.wait()
+        while not any(r["kind"] == "guard_act" for r in _journal(tmp_path)):
+            assert time.monotonic_ns() - killed < 10**10, "no act"
+            await asyncio.sleep(0.01)
+        sim.call(lambda s: s.faults.clear())
+        return await asyncio.wait_for(task, 20), killed
+
+    try:
+        code, killed = run(go(), 40)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        hb.close()
+    recs = _journal(tmp_path)
+    act = next(r for r in recs if r["kind"] == "guard_act")
+    before = [r for r in recs if r["mono_ns"] < act["mono_ns"]
+              and r["kind"] in ("guard_venue_error", "guard_send_failed")]
+    assert 1 <= len(before) <= 3, before  # ~1 s of 429s, then 1 s, then 2 s apart
+    assert act["reason"] == "bot process gone"
+    assert (act["mono_ns"] - killed) / 1e6 < 300  # not behind a renewal's wait
+    assert code == 0 and _open(sim) == 0
 
 
 def test_guard_why_act() -> None:

@@ -159,6 +159,10 @@ def test_guard_killed_bot_keeps_quoting_warns_and_schedule_stays_armed(tmp_path:
             started = [json.loads(x) for x in journal.read_text().splitlines()
                        if '"guard_started"' in x]
             assert started, "the run did not start its guard"
+            # The bot compared its native signer with the official one: the guard, on the
+            # same build, is told so and starts without loading the official SDK again.
+            argv = Path(f"/proc/{started[0]['pid']}/cmdline").read_bytes().split(b"\0")
+            assert b"--signer-checked" in argv
             deadline = time.monotonic() + 20  # the guard arms the schedule once it is up
             while _cancel_all_time(sim) == 0 and time.monotonic() < deadline:
                 time.sleep(0.1)

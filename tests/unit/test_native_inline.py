@@ -147,6 +147,19 @@ def test_self_check_passes_with_a_random_key(key_hex: str) -> None:
                api_key_index=KEY_INDEX)
 
 
+def test_checked_says_whether_the_self_check_ran(key_hex: str) -> None:
+    signers = [InlineSigner(ApiKey(key_hex), account_index=ACCOUNT + 3, api_key_index=KEY_INDEX,
+                            chain_id=CHAIN, check=check) for check in (False, True)]
+    try:
+        assert [s.checked for s in signers] == [False, False]
+        for s in signers:
+            s.start()
+        assert [s.checked for s in signers] == [False, True]
+    finally:
+        for s in signers:
+            s.stop()
+
+
 class _Skewed(ModifyOrderRequest):
     """A request whose native signature is of a different price: a signer that disagrees."""
 

@@ -37,3 +37,27 @@ def test_python_dash_m_sees_a_signal_noted_by_its_main_copy() -> None:
             "from mmfast.run.runner import pending_stop\n"
             "sys.exit(0 if pending_stop() == signal.SIGTERM else 1)\n")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_the_guard_process_loads_only_what_it_needs() -> None:
+    """``mmfast guard`` starts beside every bot and acts for it once up: its parser and module
+    load neither the simulator, the runner, the config loader nor (told the bot checked the
+    same native signer) the official SDK. Those cost ~1 s of its start-up before."""
+    code = (
+        "import sys\n"
+        "from mmfast.cli import build_parser\n"
+        "args = build_parser('guard').parse_args(['guard', '--rest-url', 'http://127.0.0.1:9',"
+        " '--chain-id', '1', '--account-index', '1', '--api-key-index', '5', '--market', '0',"
+        " '--heartbeat', 'hb', '--bot-pid', '1', '--journal', 'j', '--signer-checked'])\n"
+        "assert args.check_signer is False\n"
+        "import mmfast.run.guard\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'lighter' or m in ("
+        "'mmfast.sim', 'mmfast.run.runner', 'mmfast.conf.load', 'mmfast.diagnostics'))\n"
+        "print(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "[]", out
+    full = subprocess.run([sys.executable, "-c", "import sys; from mmfast.cli import "
+                           "build_parser; build_parser(); print('mmfast.sim' in sys.modules)"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    assert full.strip() == "True"  # the check above can see such an import

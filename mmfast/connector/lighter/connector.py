@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from mmfast.connector.lighter.account_streams import AccountListener, AccountStreams
 from mmfast.connector.lighter.auth import AuthTokenProvider, TokenCache
-from mmfast.connector.lighter.budget import RateBudget
+from mmfast.connector.lighter.budget import Priority, RateBudget
 from mmfast.connector.lighter.coi import CoiAllocator
 from mmfast.connector.lighter.config import LighterConfig
 from mmfast.connector.lighter.market_data import MarketData
@@ -494,30 +494,28 @@ class LighterConnector:
             await self._time.sleep(0.05)
             if entry.pending_txs and self._time.monotonic_ns() < deadline:
                 continue
+            left_s = max(0.1, (deadline - self._time.monotonic_ns()) / 1e9)
+            # Each read bounded (a rate-limited REST must not hold the shutdown), and given up
+            # early once REST is held by a 429 while the stream already shows none.
+            why = "REST held by a rate limit"
             try:
-                remaining = 0
-                for m in markets:
-                    # Each read bounded: a rate-limited REST must not hold the shutdown.
-                    left_s = max(0.1, (deadline - self._time.monotonic_ns()) / 1e9)
-                    orders = await asyncio.wait_for(
-                        self.rest.account_active_orders(self.config.account_index, m),
-                        min(_CONFIRM_READ_S, left_s) / self._time.scale)
-                    remaining += len(orders)
-                    if self.tracker is not None and orders:
-                        self.tracker.apply_orders(orders)
-                self.cancel_confirmed_by = "rest"
+                remaining = await self._read_or_stream(
+                    asyncio.ensure_future(self._rest_open(markets)), markets,
+                    min(_CONFIRM_READ_S, left_s))
             except Exception as exc:
-                remaining = self._stream_open(markets)
-                if remaining == 0:
-                    # REST cannot say (rate-limited, down): the account's order stream, fully
-                    # subscribed, shows none live after the cancel-all's answer.
-                    self.cancel_confirmed_by = "account stream"
-                    _log.warning("cancel_all(%s): REST could not confirm (%s); the account's "
-                                 "order stream shows no order open", market, type(exc).__name__)
-                    break
-                _log.warning("cancel_all(%s): cannot read open orders: %s", market,
-                             type(exc).__name__)
-                remaining = -1
+                why, remaining = type(exc).__name__, -1
+            if remaining >= 0:
+                self.cancel_confirmed_by = "rest"
+            elif self._stream_open(markets) == 0:
+                # REST cannot say (rate-limited, down): the account's order stream, fully
+                # subscribed, shows none live after the cancel-all's answer.
+                remaining = 0
+                self.cancel_confirmed_by = "account stream"
+                _log.warning("cancel_all(%s): REST could not confirm (%s); the account's "
+                             "order stream shows no order open", market, why)
+                break
+            else:
+                _log.warning("cancel_all(%s): cannot read open orders: %s", market, why)
             if remaining == 0 or self._time.monotonic_ns() >= deadline:
                 break
             await self._time.sleep(0.2)
@@ -525,6 +523,39 @@ class LighterConnector:
             raise TimeoutError(f"cancel_all({market}): open orders unknown (REST failing, "
                                "the account stream unsubscribed or showing orders)")
         return remaining
+
+    async def _rest_open(self, markets: list[int]) -> int:
+        """Orders REST shows active in ``markets`` (the tracker learns of any it lists)."""
+        n = 0
+        for m in markets:
+            orders = await self.rest.account_active_orders(self.config.account_index, m)
+            n += len(orders)
+            if self.tracker is not None and orders:
+                self.tracker.apply_orders(orders)
+        return n
+
+    async def _read_or_stream(self, read: asyncio.Future[int], markets: list[int],
+                              timeout_s: float) -> int:
+        """``read``'s count within ``timeout_s`` (TimeSource s); -1 (``read`` cancelled) as
+        soon as REST is held by the budget (a 429's Retry-After, a 5xx backoff) while the
+        account stream shows no order live: waiting out the hold would prove nothing more."""
+        cost = self.budget.rest_cost("accountActiveOrders")
+        end = self._time.monotonic_ns() + int(timeout_s * 1e9)
+        try:
+            while True:
+                done, _ = await asyncio.wait({read}, timeout=0.05 / self._time.scale)
+                if done:
+                    return read.result()
+                if self._time.monotonic_ns() >= end:
+                    raise TimeoutError("REST read of open orders")
+                if self.budget.wait_s(cost, Priority.RESERVED) > 0 \
+                        and self._stream_open(markets) == 0:
+                    return -1
+        finally:
+            if not read.done():
+                read.cancel()
+                with contextlib.suppress(BaseException):
+                    await read
 
     def _stream_open(self, markets: list[int]) -> int:
         """Orders the account stream shows live in ``markets``; -1 when it cannot say."""

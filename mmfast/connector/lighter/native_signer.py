@@ -83,6 +83,7 @@ class InlineSigner:
         self.failed = 0  # requests that ended in an error
         self.dropped = 0  # kept for SignerWorker's interface: nothing is ever dropped here
         self.last_sign_ns = 0  # duration of the last signature
+        self.checked = False  # the start-up self-check ran and passed
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, loop: asyncio.AbstractEventLoop | None = None, timeout: float = 10.0) -> None:
@@ -96,6 +97,7 @@ class InlineSigner:
                 self_check(self._key, chain_id=self._chain_id,
                            account_index=self._account_index,
                            api_key_index=self._api_key_index)
+                self.checked = True
             self._ns = NativeSigner(self._key.reveal(), chain_id=self._chain_id,
                                     account_index=self._account_index,
                                     api_key_index=self._api_key_index,

@@ -28,13 +28,17 @@ import stat
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from mmfast.core.errors import MmfastError
 
 __all__ = [
+    "ENV_GUARD_KEY",
+    "ENV_KEY_FILE",
+    "ENV_PRIVATE_KEY",
     "MIN_RUN",
     "REDACTED",
+    "SECRET_ENV_VARS",
     "ApiKey",
     "RedactingFilter",
     "Redactor",
@@ -45,6 +49,13 @@ __all__ = [
 ]
 
 REDACTED = "[REDACTED]"
+# Where keys may come from in the environment (here, not in the config loader: the guard
+# process reads its key and must not import the config's and simulator's modules to do so).
+ENV_PRIVATE_KEY: Final = "MMFAST_API_PRIVATE_KEY"
+ENV_GUARD_KEY: Final = "MMFAST_GUARD_API_PRIVATE_KEY"
+ENV_KEY_FILE: Final = "MMFAST_API_KEY_FILE"
+# The only settings the environment may supply.
+SECRET_ENV_VARS: Final = (ENV_PRIVATE_KEY, ENV_KEY_FILE, ENV_GUARD_KEY)
 # A run of this many characters of a secret's encoding counts as a leak.
 MIN_RUN = 16
 _MIN_EXACT = 8  # shortest derived form matched whole
