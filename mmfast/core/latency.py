@@ -3,15 +3,18 @@
 A strategy stamps each stage of its path (book received -> quote computed -> sent -> acked ->
 open, fill -> requote) into a ``LatencyStats``; the status line and the run summary show the
 p50/p99 of each stage. Samples are ns, kept in bounded rings (the last ``RING`` per stage).
+``LagHistogram`` and ``LoopLagProbe``: an event loop's lag (how late its timers run) over a
+whole run, in constant memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["RING", "STAGES", "LatencyStats"]
+__all__ = ["LAG_MAX_MS", "RING", "STAGES", "LagHistogram", "LatencyStats", "LoopLagProbe"]
 
 # Latency stages stamped by the strategy (names as shown by the status line).
 STAGES: Final = ("book>quote", "quote>send", "send>ack", "ack>open", "book>send", "fill>requote")
@@ -53,3 +56,73 @@ class LatencyStats:
                 out[s] = {"n": self.counts[s], "p50_us": round(p50 / 1e3, 1),
                           "p99_us": round(p99 / 1e3, 1)}
         return out
+
+
+LAG_MAX_MS: Final = 100
+_LAG_BUCKETS: Final = LAG_MAX_MS * 10
+
+
+class LagHistogram:
+    """How late a periodic loop timer ran (host ms), over a whole run: 0.1 ms buckets up to
+    ``LAG_MAX_MS``, the rest in one overflow bucket (reported as the largest seen). Constant
+    memory whatever the run's length (a soak reads p99 over hours)."""
+
+    __slots__ = ("counts", "max_ms", "n")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (_LAG_BUCKETS + 1)
+        self.n = 0
+        self.max_ms = 0.0
+
+    def add(self, ms: float) -> None:
+        ms = max(0.0, ms)
+        self.counts[min(int(ms * 10), _LAG_BUCKETS)] += 1
+        self.n += 1
+        if ms > self.max_ms:
+            self.max_ms = ms
+
+    def quantile(self, q: float) -> float:
+        """Nearest-rank quantile (ms, the bucket's upper edge); 0.0 when empty."""
+        if not self.n:
+            return 0.0
+        rank = max(1, -(-int(q * self.n * 1000) // 1000))
+        seen = 0
+        for i, c in enumerate(self.counts):
+            seen += c
+            if seen >= rank:
+                return self.max_ms if i == _LAG_BUCKETS else min((i + 1) / 10, self.max_ms)
+        return self.max_ms
+
+    def status(self) -> dict[str, float | int]:
+        return {"lag_samples": self.n, "lag_p50_ms": round(self.quantile(0.5), 1),
+                "lag_p99_ms": round(self.quantile(0.99), 1), "lag_max_ms": round(self.max_ms, 1)}
+
+
+class LoopLagProbe:
+    """A timer every ``interval_s`` (host seconds) on the running loop, recording into
+    ``lag`` how late each one ran (for a loop without a ``StallWatch``: the simulator's)."""
+
+    __slots__ = ("_due", "_handle", "_interval_s", "lag")
+
+    def __init__(self, interval_s: float = 0.1) -> None:
+        self._interval_s = interval_s
+        self._due = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self.lag = LagHistogram()
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._due = loop.time() + self._interval_s
+        self._handle = loop.call_at(self._due, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.lag.add((now - self._due) * 1000)
+        self._due = now + self._interval_s
+        self._handle = loop.call_at(self._due, self._tick)

@@ -2,8 +2,10 @@
 
 - Binds 127.0.0.1 by default. Any other (non-loopback) address is refused unless a token is
   set (``MMFAST_CONTROL_TOKEN``, a secret: redacted like the API key, never on argv).
-- ``GET /status`` (JSON snapshot) and ``GET /metrics`` (``name value`` lines) are read-only;
-  off loopback they need the token too.
+- ``GET /status`` (JSON snapshot), ``GET /metrics`` (``name value`` lines) and ``GET /book``
+  (the bot's order book of its market: nonce, in sync, snapshots taken, every level; what a
+  book oracle compares with the venue's at the same nonce) are read-only; off loopback they
+  need the token too.
 - Mutations need the token (``Authorization: Bearer <token>``) always: ``POST /pause`` (kill
   switch manual pause: cancel all, keep running), ``POST /resume``, ``POST /stop`` (shutdown as
   on SIGTERM). Without a valid token they answer 401 and change nothing.
@@ -94,6 +96,22 @@ class ControlServer:
         return web.Response(body=self.runner.redactor.redact(body.decode()).encode(),
                             content_type="application/json")
 
+    async def _book(self, request: web.Request) -> web.Response:
+        if not self._loopback and not self._authorized(request):
+            return self._deny()
+        from mmfast._core.book import ASK, BID
+
+        c, m = self.runner.connector, self.runner.market
+        books = getattr(getattr(c, "market_data", None), "books", None) or {}
+        book = books.get(m)
+        if book is None:
+            return web.json_response({"ok": False, "error": "no book yet"}, status=409)
+        # One read on the loop: levels and nonce of the same state.
+        return web.Response(body=orjson.dumps({
+            "market": m, "nonce": book.nonce, "in_sync": bool(book.in_sync()),
+            "snapshots": book.snapshots, "asks": book.top(ASK, 1_000_000),
+            "bids": book.top(BID, 1_000_000)}), content_type="application/json")
+
     async def _metrics(self, request: web.Request) -> web.Response:
         if not self._loopback and not self._authorized(request):
             return self._deny()
@@ -132,6 +150,7 @@ class ControlServer:
         app = web.Application()
         app.router.add_get("/status", self._status)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/book", self._book)
         app.router.add_post("/{action:pause|resume|stop}", self._mutate)
         self._app_runner = web.AppRunner(app, access_log=None)
         await self._app_runner.setup()

@@ -8,13 +8,16 @@ once the core has started, ``UNREACHABLE`` while the connector has not been read
 than ``guard.max_silence_ms`` (the guard then cancels for it), ``STOPPING`` at shutdown.
 ``stop(orders_left)`` writes ``STOPPED`` with what the bot's own cancel-all confirmed and waits
 for the guard to end (it aborts the venue's scheduled cancel-all and exits 0 on a clean stop,
-or cancels itself first when the bot could not confirm).
+or cancels itself first when the bot could not confirm). Each beat also hands the guard
+journal's new lines to ``on_record`` (the run's journal copies them: one record of the run,
+guard acts included, while the bot lives; after its death ``guard.jsonl`` alone has them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -40,8 +43,8 @@ class GuardLink:
 
     def __init__(self, cfg: GuardConfig, key: ApiKey, *, rest_url: str, chain_id: int,
                  account_index: int, market: int, run_dir: Path, time_scale: float = 1.0,
-                 ready: Callable[[], bool] | None = None, signer_checked: bool = False
-                 ) -> None:
+                 ready: Callable[[], bool] | None = None, signer_checked: bool = False,
+                 on_record: Callable[[dict[str, Any]], object] | None = None) -> None:
         assert cfg.api_key_index is not None
         self.cfg = cfg
         self._key = key
@@ -67,6 +70,8 @@ class GuardLink:
         self._not_ready_since = 0.0  # monotonic s the connector stopped being ready (0: ready)
         self.exit_code: int | None = None  # the guard's, once it ended
         self.lost = False  # the guard died while the bot ran (warned once; the bot goes on)
+        self._on_record = on_record
+        self._read_to = 0  # bytes of the guard's journal handed to on_record
 
     @property
     def pid(self) -> int | None:
@@ -76,6 +81,8 @@ class GuardLink:
         """The heartbeat, the guard process and the beats (on the running loop)."""
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._writer = HeartbeatWriter(self.heartbeat_path, (self.market,))
+        with contextlib.suppress(OSError):  # appended to across runs: only this run's lines
+            self._read_to = os.stat(self.journal_path).st_size
         env = {k: v for k, v in os.environ.items() if not k.startswith("MMFAST_")}
         env[ENV_GUARD_KEY] = self._key.reveal()
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
@@ -115,6 +122,8 @@ class GuardLink:
                              "unreachable" if state is BotState.UNREACHABLE else "back")
                 self._state = state
         w.beat(state)
+        if self._on_record is not None:
+            self._forward()
         proc = self._proc
         if not self.lost and proc is not None and proc.poll() is not None:
             # The bot keeps quoting (the venue's scheduled cancel-all stays armed for another
@@ -126,6 +135,26 @@ class GuardLink:
         with contextlib.suppress(RuntimeError):  # no loop: the next start() beats again
             self._timer = asyncio.get_running_loop().call_later(
                 self.cfg.heartbeat_interval_ms / 1000, self._beat)
+
+    def _forward(self) -> None:
+        """The guard journal's whole lines written since the last call, to ``on_record``."""
+        try:
+            if os.stat(self.journal_path).st_size <= self._read_to:
+                return
+            with open(self.journal_path, "rb") as f:
+                f.seek(self._read_to)
+                data = f.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next beat
+        self._read_to += end
+        for line in data[:end].splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and self._on_record is not None:
+                self._on_record(rec)
 
     def guard_alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -146,6 +175,8 @@ class GuardLink:
             while proc.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             self.exit_code = proc.poll()
+            if self._on_record is not None:
+                self._forward()  # its last lines (the clean stop, the end)
             if self.exit_code is None:
                 _log.warning("guard (pid %d) still running %.0f s after the stop",
                              proc.pid, _STOP_WAIT_S)

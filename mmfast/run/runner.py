@@ -343,12 +343,26 @@ class Runner:
         self.journal = JsonlJournal(self._journal_path(), time=self.time,
                                     redact=self.redactor.redact)
         self.journal.start()  # to the OS every 50 ms, fsynced every 100 ms
+        # Every condition change (stream drops and returns, resyncs, reconciliations), also
+        # while the connector is already not ready (connector_state has only the flips).
+        self.connector.readiness.watch(self._condition)
         cls = STRATEGIES[name]
         self.strategy = cls(self.market, self.connector, section, risk=cfg.risk,
                             journal=self.journal, time=self.time,
                             on_stop_request=self.request_stop)
         self.core = TradingCore(self.connector, [self.strategy], markets=(self.market,),
                                 tick_interval_ms=cfg.run.tick_interval_ms, cancel_timeout_s=5.0)
+
+    def _condition(self, name: str, holds: bool, reason: str) -> None:
+        if self.journal is not None:
+            self.journal.write("condition", name=name, holds=holds, reason=reason)
+
+    def _guard_record(self, rec: dict[str, Any]) -> None:
+        """A line of the guard's journal, copied into the run's (``guard`` + its kind)."""
+        if self.journal is not None:
+            fields = {k: v for k, v in rec.items() if k not in ("kind", "ts_ms", "mono_ns")}
+            self.journal.write("guard", event=str(rec.get("kind", "")),
+                               guard_ts_ms=rec.get("ts_ms"), **fields)
 
     # ------------------------------------------------------------------ status
     def snapshot(self) -> dict[str, Any]:
@@ -366,6 +380,7 @@ class Runner:
             "order_latency": lat,
             "ready": bool(getattr(c, "ready", True)),
             "not_ready_reason": getattr(c, "not_ready_reason", ""),
+            "loop": c.stall.status() if hasattr(c, "stall") else {},
         }
 
     def summary(self) -> dict[str, Any]:
@@ -389,7 +404,6 @@ class Runner:
         if self.guard is not None:
             s["guard"] = self.guard.status()
         if self.connector is not None:
-            s["loop"] = self.connector.stall.status()
             s["confirmed_by"] = self.connector.cancel_confirmed_by
         return s
 
@@ -436,7 +450,9 @@ class Runner:
                 raise _StoppedEarly
             self.journal.write("run_start", mode=v.mode, market=self.market,
                                symbol=self.symbol, strategy=self.cfg.strategy.name,
-                               chain_id=v.chain_id, account_index=v.account_index)
+                               chain_id=v.chain_id, account_index=v.account_index,
+                               price_decimals=self.price_decimals,
+                               size_decimals=self.size_decimals)
             await self.core.start()
             started = True
             if self.guard is not None:
@@ -531,7 +547,8 @@ class Runner:
                                run_dir=self._journal_path().parent,
                                time_scale=self.opts.time_scale,
                                ready=lambda: bool(getattr(self.connector, "ready", True)),
-                               signer_checked=bool(getattr(self.signer, "checked", False)))
+                               signer_checked=bool(getattr(self.signer, "checked", False)),
+                               on_record=self._guard_record)
         self.guard.start()
         self.journal.write("guard_started", pid=self.guard.pid, api_key_index=g.api_key_index,
                            journal=str(self.guard.journal_path))
@@ -546,6 +563,10 @@ class Runner:
                 await self.control.stop()
         core = self.core
         if core is not None:
+            if self.journal is not None:
+                # The stop: the strategy stops, then the core's cancel-all; its order states
+                # follow as `order` lines, its confirmation as `shutdown_confirmed`.
+                self.journal.write("shutdown", market=self.market, reason=self.stop_reason)
             try:
                 await core.stop()
                 left = core.status().get("cancel_all", {}).get(self.market)
@@ -553,6 +574,10 @@ class Runner:
             except Exception as exc:
                 _log.error("stop failed: %s", self._safe_exc(exc))
                 self.orders_left = None
+            if self.journal is not None:
+                self.journal.write("shutdown_confirmed", market=self.market,
+                                   orders_left=self.orders_left, confirmed_by=getattr(
+                                       self.connector, "cancel_confirmed_by", "") or None)
             with contextlib.suppress(Exception):
                 await core.shutdown()
         if started and self.orders_left != 0:

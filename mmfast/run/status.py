@@ -132,6 +132,10 @@ def render_summary(s: dict[str, Any]) -> list[str]:
             how += " (died while the bot ran)"
         lines.append(f"guard        pid {g['pid']}  {how}  journal {g['journal']}")
     loop = s.get("loop")
+    if loop and loop.get("lag_samples"):
+        lines.append(f"loop lag     p50 {loop['lag_p50_ms']:.1f} ms, p99 {loop['lag_p99_ms']:.1f}"
+                     f" ms, max {loop['lag_max_ms']:.1f} ms (a timer every 100 ms, "
+                     f"{loop['lag_samples']} samples)")
     if loop and loop["stalls"]:
         lines.append(f"loop stalls  {loop['stalls']} (longest {loop['max_stall_ms']:.0f} ms): "
                      "each pulled the quotes and reconciled before quoting again")

@@ -56,6 +56,7 @@ from mmfast.core.log import get_logger
 from mmfast.core.market_view import MarketView, view_of
 from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.core.types import Fill, Order, OrderStatus, Position, Side, TimeInForce
+from mmfast.core.units import format_units
 from mmfast.risk.killswitch import (
     KillAction,
     KillState,
@@ -330,7 +331,8 @@ class StrategyBase:
         self.journal.write("order", coi=coi, side=order.side.name, price=order.price_ticks,
                            size=order.size_lots, filled=order.filled_lots,
                            status=order.status.name, reduce_only=order.reduce_only,
-                           reason=order.cancel_reason)
+                           reason=order.cancel_reason, px=self.px(order.price_ticks),
+                           qty=self.qty(order.size_lots), filled_qty=self.qty(order.filled_lots))
         self.order_changed(order)
 
     def on_fill(self, fill: Fill) -> None:
@@ -349,7 +351,9 @@ class StrategyBase:
         self.journal.write("fill", trade_id=fill.trade_id, coi=fill.client_order_index,
                            side=fill.side.name, price=fill.price_ticks, size=fill.size_lots,
                            fee=fill.fee, maker=fill.is_maker,
-                           position=self.position_lots)
+                           position=self.position_lots, px=self.px(fill.price_ticks),
+                           qty=self.qty(fill.size_lots),
+                           position_qty=self.qty(self.position_lots))
         coi = fill.client_order_index
         if coi is not None and coi not in self.placed:
             # Not ours yet (place_limit has not returned): replayed when it does.
@@ -588,7 +592,8 @@ class StrategyBase:
                       reason: RiskReason, tag: str) -> None:
         self.counts["denied"] += 1
         self.journal.write("denied", side=side.name, price=price, size=size,
-                           reduce_only=reduce_only, reason=reason.name, tag=tag)
+                           reduce_only=reduce_only, reason=reason.name, tag=tag,
+                           px=self.px(price), qty=self.qty(size))
 
     def _place_admitted(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
                         tif: TimeInForce = TimeInForce.POST_ONLY, trigger_ns: int = 0,
@@ -607,7 +612,8 @@ class StrategyBase:
         except Exception as exc:
             self.counts["send_errors"] += 1
             self.journal.write("send_error", op="place", side=side.name, price=price,
-                               size=size, error=_why(exc))
+                               size=size, error=_why(exc), px=self.px(price),
+                               qty=self.qty(size))
             _log.warning("%s: place failed: %s", self.name, _why(exc))
             return None
         finally:
@@ -628,7 +634,8 @@ class StrategyBase:
                 self._ack_ns[coi] = done
         self._recount()
         self.journal.write("order_sent", coi=coi, side=side.name, price=price, size=size,
-                           reduce_only=reduce_only, tif=tif.name, tag=tag)
+                           reduce_only=reduce_only, tif=tif.name, tag=tag, px=self.px(price),
+                           qty=self.qty(size))
         self.order_placed(order, tag)
         for f in self._unclaimed.pop(coi, ()):
             self.filled(f)
@@ -661,7 +668,8 @@ class StrategyBase:
     def _denied_modify(self, order: Order, price: int, size: int, reason: RiskReason) -> None:
         self.counts["denied"] += 1
         self.journal.write("denied", op="modify", coi=order.client_order_index,
-                           price=price, size=size, reason=reason.name)
+                           price=price, size=size, reason=reason.name, px=self.px(price),
+                           qty=self.qty(size))
 
     def _modify_admitted(self, order: Order, price: int, size: int, trigger_ns: int = 0, *,
                          sent: bool = False) -> bool:
@@ -680,8 +688,19 @@ class StrategyBase:
         # the venue's order stream by venue_orders.sync, reverted there if it never shows.
         order.price_ticks = price
         order.size_lots = order.filled_lots + size
-        self.journal.write("order_modify", coi=coi, price=price, size=size)
+        self.journal.write("order_modify", coi=coi, price=price, size=size, px=self.px(price),
+                           qty=self.qty(size))
         return True
+
+    def px(self, ticks: int) -> str:
+        """A price in ticks as the venue prints it (the journal's human units beside ticks)."""
+        r = self.rules
+        return format_units(ticks, r.price_decimals) if r is not None else ""
+
+    def qty(self, lots: int) -> str:
+        """A size in lots as the venue prints it."""
+        r = self.rules
+        return format_units(lots, r.size_decimals) if r is not None else ""
 
     def _send_on(self, order: Order, op: str, call: Callable[..., Any], *args: Any) -> bool:
         """Run one connector call on a live order: counted against the kill switch's order

@@ -316,7 +316,8 @@ class TrendLadder(StrategyBase):
             lvl.tp_filled += fill.size_lots
             self.journal.write("tp_fill", coi=coi, entry_coi=lvl.entry.client_order_index,
                                size=fill.size_lots, price=fill.price_ticks,
-                               exposure=lvl.exposure)
+                               exposure=lvl.exposure, px=self.px(fill.price_ticks),
+                               qty=self.qty(fill.size_lots))
         else:
             if coi not in self._entry_cois:
                 self._stash_early_fill(coi, fill)
@@ -369,7 +370,8 @@ class TrendLadder(StrategyBase):
             touch = book.best_ask() if book is not None else 0
             lvl.tp_price = min(target, touch - step) if touch > 0 else target
         self.journal.write("tp_crossed", entry_coi=lvl.entry.client_order_index,
-                           retry=lvl.retries, price=lvl.tp_price, touch=touch)
+                           retry=lvl.retries, price=lvl.tp_price, touch=touch,
+                           px=self.px(lvl.tp_price))
 
     def _give_up(self, lvl: EntryLevel, why: str) -> None:
         lvl.gave_up = True

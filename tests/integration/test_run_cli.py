@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -87,6 +88,32 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: s
     kinds = [r["kind"] for r in recs]
     assert kinds.count("fill") == fills
     assert {"run_start", "order_sent", "order", "summary", "run_stop"} <= set(kinds)
+    # The summary's counts are the journal's.
+    summ = next(r for r in recs if r["kind"] == "summary")
+    n = {k: kinds.count(k) for k in set(kinds)}
+    status = [r["status"] for r in recs if r["kind"] == "order"]
+    assert summ["fills"] == n["fill"]
+    c = summ["counts"]
+    assert (c["placed"], c["modified"], c["denied"], c["send_errors"], c["cancel_alls"]) == (
+        n["order_sent"], n.get("order_modify", 0), n.get("denied", 0), n.get("send_error", 0),
+        n.get("cancel_all", 0))
+    assert (c["cancelled"], c["rejected"]) == (status.count("CANCELED"),
+                                               status.count("REJECTED"))
+    assert c["cancelled"] >= 1, c  # the shutdown cancel-all's, journaled
+    done = recs[kinds.index("shutdown_confirmed")]
+    assert kinds.index("shutdown") < kinds.index("shutdown_confirmed") < kinds.index("run_stop")
+    assert done["orders_left"] == 0 and done["confirmed_by"] == "rest", done
+    # Human units beside ticks and lots, as the venue prints them.
+    start = recs[kinds.index("run_start")]
+    pd, sd = start["price_decimals"], start["size_decimals"]
+    for r in recs:
+        if r["kind"] in ("order", "order_sent", "order_modify", "fill"):
+            assert Decimal(r["px"]) == Decimal(r["price"]).scaleb(-pd), r
+            assert Decimal(r["qty"]) == Decimal(r["size"]).scaleb(-sd), r
+    # Each change of a venue condition (streams, books, reconciliation), with its reason.
+    conds = [r for r in recs if r["kind"] == "condition"]
+    assert any(r["name"] == "book:0" and r["holds"] for r in conds), conds
+    assert any(not r["holds"] and r["reason"] for r in conds), conds
     assert oct(journal.stat().st_mode & 0o777) == "0o600"
     # Its guard watched (on the host's clock, while the simulator ran 4x faster), never acted,
     # and ended with the clean stop.
@@ -94,6 +121,9 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: s
     guard = [orjson.loads(line)["kind"] for line in
              (journal.parent / "guard.jsonl").read_bytes().splitlines()]
     assert "guard_act" not in guard and "guard_bot_stopped_clean" in guard, guard
+    # Copied into the run's journal as they happened: one record of the run.
+    copied = [r["event"] for r in recs if r["kind"] == "guard"]
+    assert copied == guard, (copied, guard)
     assert _summary_value(out, "guard").endswith("guard.jsonl") and "exited 0" in \
         _summary_value(out, "guard")
 

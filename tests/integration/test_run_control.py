@@ -190,6 +190,21 @@ def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
                 seen["status_strategy"] = body["strategy"]["strategy"]
             async with s.get(f"{url}/metrics") as r:
                 seen["metrics"] = await r.text()
+            # The bot's book equals the simulator's whenever their nonces align.
+            seen["book_aligned"] = 0
+            for _ in range(100):
+                async with s.get(f"{url}/book") as r:
+                    book = await r.json()
+                (asks, bids), nonce = sim.call(
+                    lambda st: (st.exchange.levels(0), st.exchange.markets[0].book_nonce))
+                if book["nonce"] == nonce and book["in_sync"]:
+                    assert [tuple(x) for x in book["asks"]] == sorted(asks)
+                    assert [tuple(x) for x in book["bids"]] == sorted(bids, reverse=True)
+                    assert book["snapshots"] >= 1 and book["market"] == 0
+                    seen["book_aligned"] += 1
+                    if seen["book_aligned"] >= 3:
+                        break
+                await asyncio.sleep(0.02)
             for headers in ({}, {"Authorization": "Bearer wrong"},
                             {"Authorization": TOKEN}):
                 for action in ("pause", "resume", "stop"):
@@ -217,6 +232,7 @@ def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
     assert code == EXIT_OK, err.getvalue()
     assert seen["status"] == 200 and seen["status_strategy"] == "market_making"
     assert "mmfast_orders_placed" in seen["metrics"]
+    assert seen["book_aligned"] >= 3
     assert seen["unauth"] == [401] * 9
     assert seen["armed_after_unauth"] == "armed" and seen["running_after_unauth"]
     assert seen["pause"] == (200, "paused")

@@ -54,6 +54,38 @@ def test_ready_only_when_all_hold_and_reason_on_loss() -> None:
         r.set("nope", True)
 
 
+def test_watchers_see_every_condition_change_also_while_not_ready() -> None:
+    """What the run journals: a second stream dropping while the first is down (the overall
+    state does not change, ConnectorState stays silent) is still seen."""
+    events: list[ConnectorState] = []
+    seen: list[tuple[str, bool, str]] = []
+    r = Readiness(events.append, Clock())  # type: ignore[arg-type]
+    unwatch = r.watch(lambda *c: seen.append(c))
+    r.add("book:0", "no snapshot")
+    r.add("stream:account_orders:0:1", "no first frame")
+    r.set("book:0", True)
+    r.set("stream:account_orders:0:1", True)
+    r.set("book:0", True)  # no change: nothing
+    r.set("book:0", False, "stream down: disconnected")
+    n_events = len(events)
+    r.set("stream:account_orders:0:1", False, "stream down: disconnected")
+    r.set("stream:account_orders:0:1", False, "stream down: disconnected")  # same: nothing
+    assert len(events) == n_events  # the overall reason stays book:0's
+    r.set("book:0", False, "nonce gap: resyncing")
+    assert seen == [
+        ("book:0", False, "no snapshot"),
+        ("stream:account_orders:0:1", False, "no first frame"),
+        ("book:0", True, ""),
+        ("stream:account_orders:0:1", True, ""),
+        ("book:0", False, "stream down: disconnected"),
+        ("stream:account_orders:0:1", False, "stream down: disconnected"),
+        ("book:0", False, "nonce gap: resyncing"),
+    ]
+    unwatch()
+    r.set("book:0", True)
+    assert len(seen) == 7
+
+
 def test_skew_estimate_threshold_and_expiry_bounds() -> None:
     c = Clock()
     flips: list[tuple[bool, str]] = []

@@ -48,7 +48,9 @@ def test_reported_once_past_the_threshold_and_not_below() -> None:
     c.advance(1)
     assert w.check(c.ns) and w.stalls == 1  # reported once: the stamp moved on
     assert w.fresh_after_ns == c.ns - 1_000_000 + 200_000_000  # two stamps after the report
-    assert w.status() == {"stalls": 1, "last_stall_ms": 20000.0, "max_stall_ms": 20000.0}
+    assert w.status() == {"stalls": 1, "last_stall_ms": 20000.0, "max_stall_ms": 20000.0,
+                          "lag_samples": 0, "lag_p50_ms": 0.0, "lag_p99_ms": 0.0,
+                          "lag_max_ms": 0.0}  # no timer ran: no lag sample
 
 
 def test_threshold_is_host_time_under_a_scaled_source() -> None:
@@ -123,3 +125,36 @@ def test_timer_stamps_a_running_loop_and_reports_a_blocked_one() -> None:
 
     w: Any = asyncio.run(asyncio.wait_for(body(), 10))
     assert w.stalls == 1 and 280 <= seen[0] < 2000, seen
+
+
+def test_lag_histogram_quantiles_and_bounded_memory() -> None:
+    from mmfast.core.latency import LAG_MAX_MS, LagHistogram
+
+    h = LagHistogram()
+    assert h.quantile(0.99) == 0.0
+    for i in range(1000):  # 0.00 .. 9.99 ms
+        h.add(i / 100)
+    h.add(250.0)  # beyond the buckets: the overflow, reported as the largest seen
+    assert h.n == 1001 and len(h.counts) == LAG_MAX_MS * 10 + 1
+    assert 4.9 <= h.quantile(0.5) <= 5.1
+    assert 9.8 <= h.quantile(0.99) <= 10.0
+    assert h.quantile(1.0) == 250.0 and h.max_ms == 250.0
+    st = h.status()
+    assert st["lag_samples"] == 1001 and st["lag_max_ms"] == 250.0
+
+
+def test_the_stamp_timer_records_how_late_it_ran() -> None:
+    """On a real loop at time scale 4: lag samples in host ms, a blocking call among them."""
+    async def go() -> dict[str, Any]:
+        w = StallWatch(1000, lambda ms: None, time=ScaledTime(4.0), interval_ms=100)
+        w.start()
+        await asyncio.sleep(0.35)
+        _time.sleep(0.15)  # blocked 150 ms: a timer (100 ms apart) falls due inside it
+        await asyncio.sleep(0.35)
+        w.stop()
+        return w.status()
+
+    st = asyncio.run(go())
+    assert st["lag_samples"] >= 4
+    assert st["lag_max_ms"] >= 40  # host ms (not source ms: 4x that)
+    assert st["lag_max_ms"] < 1000

@@ -3,7 +3,9 @@
 Conditions are registered by name (``book:0``, ``stream:account_orders:0:1001``, ``market:0``,
 ``skew``, ...) and start failing. The connector is ready when all hold; the moment one fails
 it is not ready, with that condition's reason. Every change of the overall state (or of the
-reason while not ready) is published as a ``ConnectorState`` event.
+reason while not ready) is published as a ``ConnectorState`` event; every change of any one
+condition goes to the ``watch``ers (the run's journal: stream drops and returns, resyncs,
+reconciliations, each with its reason, also while the connector is already not ready).
 
 ``Signals`` is the connector's way onto the core's bus, shared by its parts (market data,
 account streams, order entry): ``publish`` an event, ``pull`` quotes (a counted ``PullQuotes``).
@@ -22,7 +24,8 @@ __all__ = ["Readiness", "Signals"]
 class Readiness:
     """Named conditions; ready iff all hold. Publishes ConnectorState on every change."""
 
-    __slots__ = ("_failing", "_order", "_publish", "_ready", "_reason", "_time", "history")
+    __slots__ = ("_failing", "_order", "_publish", "_ready", "_reason", "_time", "_watchers",
+                 "history")
 
     def __init__(self, publish: Callable[[ConnectorState], object] | None = None,
                  time: TimeSource = REAL_TIME) -> None:
@@ -33,12 +36,29 @@ class Readiness:
         self._ready = False  # last published state
         self._reason = "starting"  # last published reason
         self.history: list[tuple[int, bool, str]] = []  # (mono ns, ready, reason) per change
+        self._watchers: list[Callable[[str, bool, str], object]] = []
+
+    def watch(self, fn: Callable[[str, bool, str], object]) -> Callable[[], None]:
+        """Call ``fn(name, holds, reason)`` on every change of a condition; returns the
+        unsubscribe."""
+        self._watchers.append(fn)
+
+        def unwatch() -> None:
+            if fn in self._watchers:
+                self._watchers.remove(fn)
+        return unwatch
+
+    def _changed(self, name: str, ok: bool, reason: str) -> None:
+        for fn in tuple(self._watchers):
+            fn(name, ok, reason)
 
     def add(self, name: str, reason: str) -> None:
         """Register a condition, failing with ``reason`` until ``set(name, True)``."""
         if name not in self._order:
             self._order.append(name)
         self._failing[name] = reason
+        if self._watchers:
+            self._changed(name, False, reason)
         self._emit()
 
     def remove(self, name: str) -> None:
@@ -59,6 +79,8 @@ class Readiness:
             if self._failing.get(name) == reason:
                 return
             self._failing[name] = reason or name
+        if self._watchers:
+            self._changed(name, ok, self._failing.get(name, ""))
         self._emit()
 
     def holds(self, name: str) -> bool:

@@ -24,6 +24,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from mmfast.core.latency import LagHistogram
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
 __all__ = ["StallWatch"]
@@ -32,8 +33,9 @@ __all__ = ["StallWatch"]
 class StallWatch:
     """Loop-stall detection of one event loop (see the module doc)."""
 
-    __slots__ = ("_handle", "_interval_s", "_on_stall", "_time", "feeds", "fresh_after_ns",
-                 "last_ns", "last_stall_ms", "max_stall_ms", "stall_ns", "stalls")
+    __slots__ = ("_due_ns", "_handle", "_interval_s", "_on_stall", "_time", "feeds",
+                 "fresh_after_ns", "lag", "last_ns", "last_stall_ms", "max_stall_ms", "stall_ns",
+                 "stalls")
 
     def __init__(self, stall_ms: int, on_stall: Callable[[float], object], *,
                  interval_ms: int = 100, time: TimeSource = REAL_TIME) -> None:
@@ -52,6 +54,8 @@ class StallWatch:
         self.last_stall_ms = 0.0  # host ms of the last one
         self.max_stall_ms = 0.0  # the longest
         self._handle: asyncio.TimerHandle | None = None
+        self._due_ns = 0  # when the stamp timer should run
+        self.lag = LagHistogram()  # how late it ran (host ms): the loop's lag over the run
         # Compiled listeners that check the stamp in C: each stamp sets their alive_until.
         self.feeds: list[Any] = []
 
@@ -66,10 +70,13 @@ class StallWatch:
             self._handle = None
 
     def _schedule(self) -> None:
+        self._due_ns = self._time.monotonic_ns() + int(self._interval_s * 1e9)
         self._handle = self._time.call_later(self._interval_s, self._tick)
 
     def _tick(self) -> None:
-        self.check(self._time.monotonic_ns())
+        now = self._time.monotonic_ns()
+        self.lag.add((now - self._due_ns) / 1e6 / self._time.scale)  # stalls included
+        self.check(now)
         self._schedule()
 
     def check(self, now_ns: int) -> bool:
@@ -92,4 +99,4 @@ class StallWatch:
 
     def status(self) -> dict[str, float | int]:
         return {"stalls": self.stalls, "last_stall_ms": round(self.last_stall_ms, 1),
-                "max_stall_ms": round(self.max_stall_ms, 1)}
+                "max_stall_ms": round(self.max_stall_ms, 1), **self.lag.status()}
