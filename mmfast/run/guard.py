@@ -124,7 +124,7 @@ class Guard:
             self._signer = InlineSigner(self._key, account_index=o.account_index,
                                         api_key_index=o.api_key_index, chain_id=o.chain_id,
                                         name="mmfast-guard-signer", pool_size=16,
-                                        check=o.check_signer)
+                                        check=o.check_signer, wall_ms=self._time.wall_ms)
             self._signer.start()
         tokens = TokenCache(self._signer, lifetime_s=3600, refresh_margin_s=300,
                             venue_now_s=lambda: self._time.wall_ms() / 1000)

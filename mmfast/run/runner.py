@@ -319,10 +319,16 @@ class Runner:
         if self._signer_in is not None:
             self.signer = self._signer_in
         elif v.signer == "native":
+            # ExpiredAt from the run's clock: a simulator at a time scale runs ahead of the
+            # host's, and its txs would expire there after 600 / (scale - 1) host seconds.
             self.signer = InlineSigner(key, account_index=v.account_index,
                                        api_key_index=v.api_key_index, chain_id=v.chain_id,
-                                       name="mmfast-run-signer")
+                                       name="mmfast-run-signer", wall_ms=self.time.wall_ms)
         else:
+            if self.time.scale != 1.0:
+                _log.warning("the official signer stamps ExpiredAt from the host's clock: at "
+                             "time scale %g its txs expire on the simulator after %.0f s",
+                             self.time.scale, 600 / max(self.time.scale - 1, 1e-9))
             self.signer = SignerWorker(key, account_index=v.account_index,
                                        api_key_index=v.api_key_index, chain_id=v.chain_id,
                                        name="mmfast-run-signer")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import time as _time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,11 +86,13 @@ class Run:
     """A Runner on the test's loop; ``probe()`` is called every ``every_s`` real seconds."""
 
     def __init__(self, tmp: Path, text: str, *, key: ApiKey | None = None, seed: int = 3,
-                 scale: float = SCALE) -> None:
+                 scale: float = SCALE, ahead_s: float = 0.0) -> None:
         self.cfg = parse_config(text, env={})
         self.journal = tmp / "journal.jsonl"
         self.out, self.err = io.StringIO(), io.StringIO()
-        self.time = ScaledTime(scale)
+        # ahead_s: the run's (and the simulator's) clock starts that far ahead of the host's,
+        # where a long run at a time scale gets to.
+        self.time = ScaledTime(scale, start_wall_ms=int(_time.time() * 1000 + ahead_s * 1000))
         v = self.cfg.venue
         # Every trade kept (the default keeps the last 1000 of the market, and the flow alone
         # makes ~900 in a run): the tests compare the bot's fills with the venue's whole list.
@@ -434,6 +437,22 @@ def test_canary_key_in_no_output(tmp_path: Path) -> None:
     for where, text in texts.items():
         for form in _forms(CANARY):
             assert form.lower() not in text.lower(), f"key material in {where}"
+
+
+def test_txs_carry_the_runs_clock_when_it_runs_ahead_of_the_hosts(tmp_path: Path) -> None:
+    """A run at a time scale gets ahead of the host's clock (at 4x, 30 simulated minutes after
+    10 real ones). Every tx's ExpiredAt, the compiled step's direct sends' and order entry's,
+    follows the run's clock: none is refused as expired. (Stamped from the host's clock, every
+    tx of a 300 s run at 4x was refused "ExpiredAt has passed" after 800 simulated seconds.)"""
+    r = Run(tmp_path, cfg_text(), ahead_s=1800)
+    code = asyncio.run(r.go(6.0))
+    assert code == EXIT_OK, r.err.getvalue()[-2000:]
+    recs = [orjson.loads(x) for x in r.journal.read_bytes().splitlines()]
+    rejected = [x for x in recs if x["kind"] == "order" and x["status"] == "REJECTED"]
+    assert rejected == [], rejected[:3]
+    assert r.runner.connector.orders.direct_sends > 0  # the compiled step's path was taken
+    assert sum(x["kind"] == "order_modify" for x in recs) > 0
+    assert [x for x in recs if x["kind"] == "send_error"] == []
 
 
 def test_start_up_waits_out_a_429_storm_and_names_a_venue_that_keeps_failing(

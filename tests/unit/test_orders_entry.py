@@ -159,6 +159,13 @@ def test_place_limit_argument_rules(tmp_path: Path) -> None:
         gtt = e.place_limit(0, Side.SELL, 100, 100, tif=TimeInForce.GTT,
                             expiry_ms=now + 86_400_000)
         assert gtt.expiry_ms == now + 86_400_000
+        # The shipped configs' 305 s (the minimum plus 5 s of slack), computed by a strategy a
+        # moment before this check (a second of a 4x simulated clock): accepted. A 300 s run
+        # at --time-scale 4 had 4 of its 201 places refused this way ("got 305 s ahead").
+        late = e.place_limit(0, Side.BUY, 100, 100, expiry_ms=now + 305_000 - 1_000)
+        assert late.expiry_ms == now + 304_000
+        with pytest.raises(OrderEntryError, match=r"got 301\.999 s ahead"):
+            e.place_limit(0, Side.BUY, 100, 100, expiry_ms=now + 301_999)
         e.coi.close()
 
     asyncio.run(body())

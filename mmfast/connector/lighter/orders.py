@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from mmfast._core.clock import wall_ms as host_wall_ms
 from mmfast._core.pipeline import SendRoom
 from mmfast.connector.lighter.budget import BudgetLevel, Priority, RateBudget
 from mmfast.connector.lighter.coi import CoiAllocator
@@ -97,6 +98,9 @@ _log = get_logger("connector.orders")
 MIN_EXPIRY_MS = 5 * 60_000  # the venue's order expiry window: 5 min ..
 MAX_EXPIRY_MS = 30 * 86_400_000  # .. 30 days from now
 _EXPIRY_SLACK_MS = 5_000  # keep clear of the window's edges (clock skew, transit)
+# At submit, a caller's expiry (computed with the slack above a moment earlier: more than a
+# moment on a scaled clock) still needs this much over the venue's minimum.
+_EXPIRY_SUBMIT_MARGIN_MS = 2_000
 _EXPIRED_AT_MARGIN_MS = 30_000  # a signed tx closer than this to its ExpiredAt is re-signed
 CODE_INVALID_NONCE = 21104
 CODE_TX_NOT_FOUND = 21500
@@ -414,6 +418,8 @@ class OrderEntry:
         self.nonces.require_refresh()
         if self.ws is not None:
             self.ws.start()
+        if self._time.scale != 1.0:
+            self._sync_room_clock()
         self._housekeeper = asyncio.get_running_loop().create_task(self._housekeep())
         self._publish_entry()
 
@@ -478,10 +484,11 @@ class OrderEntry:
             expiry = now_ms + int(self.config.quote_expiry_s * 1000) if expiry_ms is None \
                 else int(expiry_ms)
             ahead = expiry - now_ms
-            if not MIN_EXPIRY_MS + _EXPIRY_SLACK_MS <= ahead <= MAX_EXPIRY_MS - _EXPIRY_SLACK_MS:
+            if not MIN_EXPIRY_MS + _EXPIRY_SUBMIT_MARGIN_MS <= ahead \
+                    <= MAX_EXPIRY_MS - _EXPIRY_SLACK_MS:
                 raise OrderEntryError(
                     f"{tif.name} expiry must be 5 min..30 days from now (wall clock); got "
-                    f"{ahead / 1000:.0f} s ahead")
+                    f"{ahead / 1000:.3f} s ahead")
         coi = self.coi.next()
         order = Order(coi, market, side, price_ticks, size_lots, tif=tif,
                       reduce_only=reduce_only, expiry_ms=expiry)
@@ -1211,11 +1218,20 @@ class OrderEntry:
         self.tracker.apply_positions(msg, full=True)
 
     # ------------------------------------------------------------------ housekeeping
+    def _sync_room_clock(self) -> None:
+        """A compiled step stamps ExpiredAt from the host's wall clock plus the room's
+        ``expiry_ms``: under a time source running ahead of the host (a simulator at a time
+        scale) the difference goes into ``expiry_ms``, re-read every housekeeping round (the
+        drift in between is seconds against a 10-minute validity)."""
+        self.room.expiry_ms = TX_EXPIRY_MS + (self._time.wall_ms() - host_wall_ms())
+
     async def _housekeep(self) -> None:
         cfg = self.config
         while True:
             await self._time.sleep(cfg.check_interval_s)
             try:
+                if self._time.scale != 1.0:
+                    self._sync_room_clock()
                 self._release_due()
                 self._pump()
                 await self._confirm()
