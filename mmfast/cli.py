@@ -46,6 +46,9 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
                    help="do not enforce the venue's request limits")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="simulated seconds per real second (default 1.0)")
+    p.add_argument("--book-history", type=int, default=0, metavar="N",
+                   help="keep the aggregated book at each of the last N book nonces per "
+                   "market, served by GET /_sim/truth/book?market=M&nonce=X (default 0: off)")
     p.set_defaults(func=_run_sim)
 
 
@@ -59,7 +62,8 @@ async def _serve_sim(args: argparse.Namespace) -> int:
     cfg = SimConfig(host=args.host, port=args.port, seed=args.seed,
                     account_index=args.account_index, chain_id=args.chain_id,
                     tier=args.tier, speed_bumps=args.speed_bumps, rate_limits=args.rate_limits,
-                    flow=FlowConfig() if args.flow else None)
+                    flow=FlowConfig() if args.flow else None,
+                    book_history=args.book_history)
     time_source = REAL_TIME if args.time_scale == 1.0 else ScaledTime(args.time_scale)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -147,7 +151,8 @@ def _add_guard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-scheduled-cancel-all", dest="scheduled", action="store_false",
                    help="do not keep the venue's scheduled cancel-all armed")
     p.add_argument("--time-scale", type=float, default=1.0,
-                   help="sim mode: simulated seconds per real second (default 1.0)")
+                   help="sim mode: simulated seconds per real second (default 1.0; the "
+                   "guard's clock then starts where the simulator's is)")
     p.add_argument("--signer-checked", dest="check_signer", action="store_false",
                    help="skip the start-up comparison of the native signer with the official "
                    "one (the bot that starts this guard has just run it on the same build)")
@@ -181,7 +186,16 @@ def _run_guard(args: argparse.Namespace) -> int:
                         journal=Path(args.journal), bot_pid=args.bot_pid,
                         max_silence_ms=args.max_silence_ms,
                         scheduled_cancel_all=args.scheduled, check_signer=args.check_signer)
-    time_source = REAL_TIME if args.time_scale == 1.0 else ScaledTime(args.time_scale)
+    time_source: Any = REAL_TIME
+    if args.time_scale != 1.0:  # a simulator's: the guard's clock starts where its clock is
+        from mmfast.sim.keys import read_clock_http
+
+        try:
+            wall_ms, scale = asyncio.run(read_clock_http(args.rest_url))
+        except RuntimeError as exc:
+            print(f"mmfast guard: {exc}", file=sys.stderr)
+            return 1
+        time_source = ScaledTime(scale, start_wall_ms=wall_ms)
     if pending_stop() is not None:
         return stopped_early("mmfast guard")
     return asyncio.run(Guard(opts, key, time=time_source).run())

@@ -133,6 +133,7 @@ class Runner:
         self.control: Any = None  # ControlServer when --control-port is given
         self.time: TimeSource = time or (REAL_TIME if opts.time_scale == 1.0
                                          else ScaledTime(opts.time_scale))
+        self._own_time = time is None  # anchored to an external simulator's clock in run()
         self.redactor = Redactor()
         if control_token is not None:
             self.redactor.add(control_token)
@@ -190,6 +191,17 @@ class Runner:
             self.sim = SimThread(sc, self.time)
             self.sim.start()
         return self.sim.rest_url, self.sim.ws_url
+
+    async def _anchor_to_sim(self, rest_url: str) -> None:
+        """An external simulator at a time scale: this run's clock starts where the
+        simulator's is now, at the same scale (which must be this run's)."""
+        from mmfast.sim.keys import read_clock_http
+
+        wall_ms, scale = await read_clock_http(rest_url)
+        if abs(scale - self.opts.time_scale) > 1e-9:
+            raise RuntimeError(f"the simulator at {rest_url} runs at time scale {scale:g}: "
+                               f"--time-scale {self.opts.time_scale:g} must be the same")
+        self.time = ScaledTime(scale, start_wall_ms=wall_ms)
 
     async def _register_sim_key(self, key: ApiKey, rest_url: str,
                                 api_key_index: int | None = None) -> None:
@@ -443,6 +455,8 @@ class Runner:
             else:
                 assert v.rest_url is not None and v.ws_url is not None
                 rest_url, ws_url = v.rest_url, v.ws_url
+                if v.mode == "sim" and self._own_time and self.opts.time_scale != 1.0:
+                    await self._anchor_to_sim(rest_url)
             key = self._make_key()
             self._add_secret(key)
             if v.mode == "sim":

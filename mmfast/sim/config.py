@@ -195,8 +195,18 @@ class SimConfig:
     ws_ping_interval_ms: int = 30_000
     ws_pong_timeout_ms: int = 120_000
     echo_ack_ids: bool = False  # venue unconfirmed: default acks do not echo the request id
-    recent_trades_kept: int = 1000
+    # Memory windows: what the simulator keeps of its history (the rest is forgotten, so a
+    # long run stays within a fixed footprint; docs/sim.md "Memory windows").
+    recent_trades_kept: int = 1000  # trades per market (recentTrades, trade snapshots, fills)
+    # Finished orders per account (accountInactiveOrders); they also bound which finished
+    # orders `truth.order`, `accountOrders` and `truth.order_by_coi` still find.
     inactive_orders_kept: int = 10_000
+    txs_kept: int = 10_000  # executed or failed txs kept for `tx` lookups (pending: all)
+    request_log_kept: int = 100_000  # requests in the log (counts since start stay exact)
+    fault_log_kept: int = 10_000  # fault-log records
+    # Opt-in oracle: the aggregated book at each of the last `book_history` book nonces of
+    # every market (`truth.book`, GET /_sim/truth/book); 0 = off.
+    book_history: int = 0
     poll_interval_ms: int = 20  # timers (pending txs, expiries, scheduled cancel-all)
 
     def __post_init__(self) -> None:
@@ -221,6 +231,12 @@ class SimConfig:
             raise ValueError("WebSocket limits must be > 0")
         if self.block_after_breaches <= 0 or self.block_s <= 0:
             raise ValueError("block_after_breaches and block_s must be > 0")
+        for name in ("recent_trades_kept", "inactive_orders_kept", "txs_kept",
+                     "request_log_kept", "fault_log_kept"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.book_history < 0:
+            raise ValueError("book_history must be >= 0 (0 = off)")
         for entry in self.api_keys:
             if len(entry) != 3:
                 raise ValueError("api_keys entries are (account_index, api_key_index, "

@@ -99,6 +99,10 @@ PUBLIC_KEY_BYTES = 40
 SIGNATURE_BYTES = 80
 MARGIN_CROSS = 0
 MARGIN_ISOLATED = 1
+# The expiry heap keeps entries of orders that left the book before they expired (a flow
+# order lives seconds, its expiry is 30 days away); it is rebuilt from the live orders when it
+# grows past twice what it held after the last rebuild (and at least this).
+_MIN_EXPIRIES_COMPACT = 4096
 
 
 @dataclass(slots=True, eq=False)
@@ -167,8 +171,10 @@ class Account:
     positions: dict[int, Position] = field(default_factory=dict)  # market -> position
     live: dict[int, Order] = field(default_factory=dict)  # order_index -> live order
     by_coi: dict[int, Order] = field(default_factory=dict)  # coi -> live order
-    last_by_coi: dict[int, Order] = field(default_factory=dict)  # coi -> latest order
-    inactive: deque[Order] = field(default_factory=deque)  # finished orders, newest last
+    # coi -> latest order, while live or in `inactive`
+    last_by_coi: dict[int, Order] = field(default_factory=dict)
+    # the last `inactive_orders_kept` finished orders, newest last
+    inactive: deque[Order] = field(default_factory=deque)
     live_count: dict[int, int] = field(default_factory=dict)  # market -> resting orders
     # (market, is_ask) -> resting lots of orders that can add exposure (not reduce-only)
     open_lots: dict[tuple[int, bool], int] = field(default_factory=dict)
@@ -264,6 +270,53 @@ class BookSide:
         return best <= price if self.is_ask else best >= price
 
 
+Levels = list[tuple[int, int]]  # (price ticks, size lots)
+
+
+# One side of a recorded book: (prices ascending, sizes) as two tuples of ints.
+SideRecord = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+class BookHistory:
+    """The aggregated book of one market at each of its last `keep` book nonces (an oracle for
+    tests that compare a client's book with the venue's at the same nonce).
+
+    A side is stored as two tuples (prices, sizes), copied at C speed, and shared with the
+    previous record when the update did not touch it.
+    """
+
+    __slots__ = ("books", "keep", "last", "nonces")
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep  # nonces kept
+        self.nonces: deque[int] = deque()  # recorded nonces, oldest first
+        self.books: dict[int, tuple[SideRecord, SideRecord]] = {}  # nonce -> (asks, bids)
+        self.last: tuple[SideRecord, SideRecord] = (((), ()), ((), ()))  # newest record
+
+    def record(self, nonce: int, asks: SideRecord | None, bids: SideRecord | None) -> None:
+        """Record the book at `nonce`; a side given as None is the previous record's."""
+        last = self.last
+        book = self.last = (last[0] if asks is None else asks, last[1] if bids is None else bids)
+        if nonce not in self.books:
+            self.nonces.append(nonce)
+        self.books[nonce] = book
+        while len(self.nonces) > self.keep:
+            del self.books[self.nonces.popleft()]
+
+    def get(self, nonce: int) -> tuple[Levels, Levels] | None:
+        """(asks ascending, bids descending) at `nonce`, None if not recorded."""
+        book = self.books.get(nonce)
+        if book is None:
+            return None
+        (ap, asz), (bp, bsz) = book
+        return (list(zip(ap, asz, strict=True)),
+                list(zip(reversed(bp), reversed(bsz), strict=True)))
+
+    def window(self) -> tuple[int, int] | None:
+        """(oldest, newest) nonce kept, None before the first record."""
+        return (self.nonces[0], self.nonces[-1]) if self.nonces else None
+
+
 @dataclass(slots=True)
 class MarketState:
     """A market's spec and live state."""
@@ -281,6 +334,7 @@ class MarketState:
     quote_volume: int = 0  # micro-USDC since start
     open_interest: int = 0  # lots (sum of long positions)
     dirty: set[tuple[bool, int]] = field(default_factory=set)  # (is_ask, price) changed
+    history: BookHistory | None = None  # recent books by nonce (SimConfig.book_history)
 
     def side(self, is_ask: bool) -> BookSide:
         return self.asks if is_ask else self.bids
@@ -394,12 +448,18 @@ class Exchange:
                 mark_price=spec.mark_price, book_nonce=start, offset=start // 1000,
             )
         self.accounts: dict[int, Account] = {}
-        self.orders: dict[int, Order] = {}  # order_index -> order (live and finished)
-        self.txs: dict[str, TxRecord] = {}  # hash -> record
+        # order_index -> order: live ones, and finished ones while they are in their
+        # account's `inactive` window (SimConfig.inactive_orders_kept)
+        self.orders: dict[int, Order] = {}
+        self.txs: dict[str, TxRecord] = {}  # hash -> record: pending + the last `txs_kept` done
+        self._done_txs: deque[str] = deque()  # hashes of executed/failed txs, oldest first
         self.pending: list[tuple[int, int, TxRecord]] = []  # heap (due_ns, seq, tx)
         self.inflight: dict[int, int] = {}  # market -> order txs accepted, not executed
         self.pending_cois: dict[tuple[int, int], int] = {}  # (account, coi) -> pending creates
         self.expiries: list[tuple[int, int]] = []  # heap (expiry_ms, order_index)
+        self._expiries_limit = _MIN_EXPIRIES_COMPACT  # compact the heap beyond this size
+        # market -> phantom bid price shown in the feed (crossed-book fault; never matched)
+        self.phantom_bids: dict[int, int] = {}
         self.events: list[Event] = []
         self.block_height = 1_000
         self._next_order_index = ORDER_INDEX_BASE + self.rng.randrange(1, 1_000_000)
@@ -412,6 +472,10 @@ class Exchange:
         self._bump_rng = random.Random(f"{config.seed}:bumps")
         self._delays = config.delays_ms()
         self.late_rejects: list[int] = []  # codes the sequencer gives the next accepted txs
+        if config.book_history > 0:
+            for m in self.markets.values():
+                m.history = BookHistory(config.book_history)
+                m.history.record(m.book_nonce, ((), ()), ((), ()))
         self.add_account(config.account_index, config.initial_collateral,
                          api_key_indexes=config.api_key_indexes)
         for account, api_key_index, public_key in config.api_keys:
@@ -909,8 +973,20 @@ class Exchange:
             rec.status = TX_FAILED
             rec.error = exc
         self._current_tx = None
+        self._tx_done(rec)
         self.events.append(Event("tx", rec.market, rec.account, rec))
         self._flush_books()
+
+    def _tx_done(self, rec: TxRecord) -> None:
+        """Keep the last `txs_kept` executed/failed txs for lookups (pending ones stay)."""
+        done = self._done_txs
+        done.append(rec.hash)
+        keep = self.config.txs_kept
+        while len(done) > keep:
+            h = done.popleft()
+            old = self.txs.get(h)
+            if old is not None and old.status != TX_PENDING:
+                del self.txs[h]
 
     def _exec_create(self, rec: TxRecord, acct: Account) -> None:
         f = rec.fields
@@ -990,7 +1066,18 @@ class Exchange:
         m.side(o.is_ask).add(o)
         m.dirty.add((o.is_ask, o.price))
         heapq.heappush(self.expiries, (o.expiry_ms, o.order_index))
+        if len(self.expiries) > self._expiries_limit:
+            self._compact_expiries()
         self._order_changed(o)
+
+    def _compact_expiries(self) -> None:
+        """Rebuild the expiry heap from the resting orders (drops the entries of orders that
+        are gone; those would only be skipped when their expiry came)."""
+        heap = [(o.expiry_ms, o.order_index) for a in self.accounts.values()
+                for o in a.live.values()]
+        heapq.heapify(heap)
+        self.expiries = heap
+        self._expiries_limit = max(_MIN_EXPIRIES_COMPACT, 2 * len(heap))
 
     @staticmethod
     def _track(acct: Account, o: Order, lots: int, count: int) -> None:
@@ -1183,9 +1270,19 @@ class Exchange:
         o.status = status
         o.updated_ms = self.clock.wall_ms()
         acct.inactive.append(o)
-        while len(acct.inactive) > self.config.inactive_orders_kept:
-            acct.inactive.popleft()
+        keep = self.config.inactive_orders_kept
+        while len(acct.inactive) > keep:
+            self._forget(acct, acct.inactive.popleft())
         self._order_changed(o)
+
+    def _forget(self, acct: Account, o: Order) -> None:
+        """A finished order left its account's inactive window: drop it from the lookups."""
+        if o.live:
+            return
+        if self.orders.get(o.order_index) is o:
+            del self.orders[o.order_index]
+        if acct.last_by_coi.get(o.client_order_index) is o:
+            del acct.last_by_coi[o.client_order_index]
 
     def _exec_cancel(self, rec: TxRecord, acct: Account) -> None:
         f = rec.fields
@@ -1268,8 +1365,49 @@ class Exchange:
             m.book_nonce += len(m.dirty)
             m.offset += 1
             m.dirty.clear()
+            if m.history is not None:
+                self.record_book(m, bool(asks), bool(bids))
             self.events.append(Event("book", m.spec.market_id, None,
                                      (asks, bids, begin, m.book_nonce, m.offset)))
+
+    def record_book(self, m: MarketState, asks: bool = True, bids: bool = True) -> None:
+        """Record the published book at the market's current nonce (book history on);
+        `asks`/`bids`: whether that side changed since the previous record."""
+        h = m.history
+        if h is None:
+            return
+        ask_rec = bid_rec = None
+        if asks:
+            prices = tuple(m.asks.prices)
+            ask_rec = (prices, tuple(map(m.asks.sizes.__getitem__, prices)))
+        phantom = self.phantom_bids.get(m.spec.market_id)
+        if bids or phantom is not None:
+            sizes = m.bids.sizes
+            if phantom is not None:  # shown on top of the real level at its price
+                sizes = {**sizes, phantom: m.spec.min_base_amount}
+                prices = tuple(sorted(sizes))
+            else:
+                prices = tuple(m.bids.prices)
+            bid_rec = (prices, tuple(map(sizes.__getitem__, prices)))
+        h.record(m.book_nonce, ask_rec, bid_rec)
+
+    def book_at(self, market: int, nonce: int) -> tuple[Levels, Levels]:
+        """The published book (asks ascending, bids descending) at a recorded book nonce;
+        ValueError when history is off or the nonce is not in the window."""
+        m = self._market(market)
+        h = m.history
+        if h is None:
+            raise ValueError("book history is off (SimConfig.book_history / "
+                             "mmfast sim --book-history N)")
+        book = h.get(nonce)
+        if book is not None:
+            return book
+        lo, hi = h.window() or (m.book_nonce, m.book_nonce)
+        if not lo <= nonce <= hi:
+            raise ValueError(f"nonce {nonce} is outside the book history of market {market} "
+                             f"(kept: {lo}..{hi}, the last {h.keep} nonces)")
+        raise ValueError(f"nonce {nonce} is not a book nonce of market {market} (the nonce "
+                         f"advances by the number of levels a delta changes)")
 
     def drain_events(self) -> list[Event]:
         """Hand over and forget the events produced so far."""
@@ -1370,6 +1508,19 @@ class Exchange:
         m = self._market(market)
         asks = [(p, m.asks.sizes[p]) for p in m.asks.iter_prices()]
         bids = [(p, m.bids.sizes[p]) for p in m.bids.iter_prices()]
+        return asks, bids
+
+    def published_levels(self, market: int) -> tuple[Levels, Levels]:
+        """`levels`, as the order_book channel shows them: with the phantom bid of a
+        crossed-book fault on top of the bids (replacing a real level at its price)."""
+        asks, bids = self.levels(market)
+        phantom = self.phantom_bids.get(market)
+        if phantom is not None:
+            bids = [b for b in bids if b[0] != phantom]
+            i = 0
+            while i < len(bids) and bids[i][0] > phantom:
+                i += 1
+            bids.insert(i, (phantom, self.markets[market].spec.min_base_amount))
         return asks, bids
 
     def book_orders(self, market: int, is_ask: bool) -> list[Order]:

@@ -118,7 +118,8 @@ class Faults:
 
     def __init__(self, sim: Simulator) -> None:
         self._sim = sim
-        self.log: list[FaultRecord] = []  # every record, oldest first
+        # the last `SimConfig.fault_log_kept` records, oldest first
+        self.log: deque[FaultRecord] = deque(maxlen=sim.config.fault_log_kept)
         self.refusing_ws = False  # new WebSocket connections are reset
         self.refusing_rest = False  # new REST requests are reset
         self._book: dict[int, deque[str]] = {}  # market -> pending feed faults, in order
@@ -129,7 +130,7 @@ class Faults:
         self._ack_delay_s = 0.0  # standing ack delay (delay_acks with n=None)
         self._http: deque[tuple[int, float | None, bool]] = deque()  # (status, retry, execute)
         self._timeouts: deque[float] = deque()  # hold seconds of the next requests
-        self._timers: list[asyncio.TimerHandle] = []  # pending fault ends
+        self._timers: set[asyncio.TimerHandle] = set()  # pending fault ends
 
     # ------------------------------------------------------------------ records
     def _record(self, kind: str, phase: str, **details: Any) -> FaultRecord:
@@ -139,7 +140,15 @@ class Faults:
         return rec
 
     def _later(self, seconds: float, fn: Callable[[], None]) -> None:
-        self._timers.append(self._sim.clock.call_later(seconds, fn))
+        timers = self._timers
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            timers.discard(handle)  # type: ignore[arg-type]
+            fn()
+
+        handle = self._sim.clock.call_later(seconds, fire)
+        timers.add(handle)
 
     def _conns(self, conn: int | str | None) -> list[_Conn]:
         conns = sorted(self._sim.open_connections(), key=lambda c: c.id)

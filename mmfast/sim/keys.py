@@ -1,16 +1,20 @@
-"""Registering an API public key with a running simulator from another process.
+"""What a process trading on a running simulator asks of its loopback control endpoint.
 
-The simulator verifies every signature and auth token against the public key registered for
-the (account, API key), as the venue does. A process that trades on it with a key it made (the
-bot's sim mode, the diagnostics tools) registers that key first through the simulator's
-loopback control endpoint; in-process callers use ``SimThread.register_api_key`` instead.
+- ``register_api_key_http``: the simulator verifies every signature and auth token against the
+  public key registered for the (account, API key), as the venue does. A process that trades on
+  it with a key it made (the bot's sim mode, the diagnostics tools) registers that key first;
+  in-process callers use ``SimThread.register_api_key`` instead.
+- ``read_clock_http``: a simulator at a time scale runs its clock ahead of the host's from the
+  moment it started. A bot or guard at the same scale anchors its own clock there (else the
+  venue's times look skewed by the simulator's head start, and its scheduled times and tx
+  expiries are off by as much).
 """
 
 from __future__ import annotations
 
 from mmfast.sim.server import CONTROL
 
-__all__ = ["register_api_key_http"]
+__all__ = ["read_clock_http", "register_api_key_http"]
 
 
 async def register_api_key_http(rest_url: str, account_index: int, api_key_index: int,
@@ -31,3 +35,21 @@ async def register_api_key_http(rest_url: str, account_index: int, api_key_index
     except aiohttp.ClientError as exc:
         raise RuntimeError(f"could not register the API key with the simulator at {rest_url}:"
                            f" {type(exc).__name__}") from None
+
+
+async def read_clock_http(rest_url: str, *, timeout_s: float = 10.0) -> tuple[int, float]:
+    """The simulator's (wall ms, time scale) now; RuntimeError if it cannot be read."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as s, s.get(
+                f"{rest_url.rstrip('/')}{CONTROL}/truth/time",
+                timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
+            body = await r.json() if r.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise RuntimeError(f"could not read the clock of the simulator at {rest_url}:"
+                           f" {type(exc).__name__}") from None
+    result = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(result, dict) or not isinstance(result.get("wall_ms"), int):
+        raise RuntimeError(f"the simulator at {rest_url} did not tell its clock")
+    return int(result["wall_ms"]), float(result.get("scale", 1.0))

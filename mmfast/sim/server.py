@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from mmfast.core.latency import LoopLagProbe
 from mmfast.sim import errors as E
 from mmfast.sim import wire
 from mmfast.sim.clock import SimClock, SkewedTime, TimeSource, as_time_source
@@ -164,7 +165,7 @@ class Simulator:
         # The venue's clock: the shared time source, plus the skew a fault may set.
         self.clock = SkewedTime(as_time_source(clock))
         self.exchange = Exchange(self.config, self.clock)
-        self.requests = RequestLog(self.clock)
+        self.requests = RequestLog(self.clock, self.config.request_log_kept)
         self.limiter = RateLimiter(self.config, self.clock)
         self.faults = Faults(self)
         self.flow: MarketFlow | None = None
@@ -175,8 +176,11 @@ class Simulator:
         self._conns: set[_Conn] = set()
         self._next_conn_id = 1
         self._subs: dict[str, set[_Conn]] = {}  # channel -> connections
-        self._phantoms: dict[int, int] = {}  # market -> phantom bid price (crossed-book fault)
+        # market -> phantom bid price (crossed-book fault), held by the engine so that the
+        # book history records the book as published
+        self._phantoms: dict[int, int] = self.exchange.phantom_bids
         self._runner: web.AppRunner | None = None
+        self.loop_lag: LoopLagProbe | None = None  # set by start()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._due_timer: asyncio.TimerHandle | None = None
         self._due_ns: int | None = None  # when the armed sequencer timer fires
@@ -226,6 +230,9 @@ class Simulator:
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        # The loop's lag over the run (a soak reads it: /_sim/truth/loop).
+        self.loop_lag = LoopLagProbe(0.1)
+        self.loop_lag.start()
         self.spawn(self._poll_loop())
         flow = self.flow
         if flow is not None:
@@ -233,6 +240,8 @@ class Simulator:
             self.spawn(self._flow_loop())
 
     async def stop(self) -> None:
+        if self.loop_lag is not None:
+            self.loop_lag.stop()
         for h in self.faults._timers:
             h.cancel()
         if self._due_timer is not None:
@@ -364,6 +373,8 @@ class Simulator:
         begin = m.book_nonce
         m.book_nonce += 1
         m.offset += 1
+        if m.history is not None:
+            ex.record_book(m)
         key = f"order_book:{market}"
         msg = self._book_msg("update/order_book", key, m, [], bids, begin, m.book_nonce,
                              m.offset, self.clock.wall_ms())
@@ -754,6 +765,12 @@ class Simulator:
                 out = t.connections()
             elif name == "rate_limits":
                 out = t.rate_limits()
+            elif name == "book":
+                out = t.book(int(q["market"]), opt("nonce"))
+            elif name == "loop":
+                if self.loop_lag is None:
+                    raise ValueError("the simulator is not serving")
+                out = self.loop_lag.lag.status()
             elif name == "time":
                 out = {"monotonic_ns": self.clock.monotonic_ns(), "wall_ms": self.clock.wall_ms(),
                        "scale": self.clock.scale}
@@ -810,10 +827,15 @@ class Simulator:
         conn.held_out.clear()
         self._conns.discard(conn)
         for ch in conn.subs:
-            s = self._subs.get(ch)
-            if s is not None:
-                s.discard(conn)
+            self._unsub(ch, conn)
         conn.subs.clear()
+
+    def _unsub(self, channel: str, conn: _Conn) -> None:
+        s = self._subs.get(channel)
+        if s is not None:
+            s.discard(conn)
+            if not s:
+                del self._subs[channel]
 
     async def _pinger(self, conn: _Conn) -> None:
         interval = self.config.ws_ping_interval_ms / 1000
@@ -994,7 +1016,7 @@ class Simulator:
             self._error(conn, E.WS_NOT_SUBSCRIBED, key, channel=key)
             return
         conn.subs.discard(key)
-        self._subs.get(key, set()).discard(conn)
+        self._unsub(key, conn)
         conn.send({"type": f"unsubscribed/{kind}", "channel": key})
 
     # ------------------------------------------------------------------ messages
@@ -1004,10 +1026,7 @@ class Simulator:
         typ = f"subscribed/{kind}"
         if kind == "order_book":
             m = ex.markets[args[0]]
-            asks, bids = ex.levels(args[0])
-            phantom = self._phantoms.get(args[0])
-            if phantom is not None:
-                bids = [(phantom, m.spec.min_base_amount)] + [b for b in bids if b[0] != phantom]
+            asks, bids = ex.published_levels(args[0])
             return self._book_msg(typ, key, m, asks, bids, 0, m.book_nonce, m.offset, now)
         if kind == "trade":
             m = ex.markets[args[0]]

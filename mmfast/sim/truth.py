@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -73,23 +74,33 @@ class BalanceTruth:
 
 
 class RequestLog:
-    """Requests seen by the server, stamped with the simulator's monotonic clock."""
+    """Requests seen by the server, stamped with the simulator's monotonic clock: the last
+    `keep` in a log (`SimConfig.request_log_kept`), and a count per name since start."""
 
     def __init__(self, clock: SimClock, keep: int = 100_000) -> None:
         self._clock = clock
         self._log: deque[tuple[int, str]] = deque(maxlen=keep)
+        self._totals: dict[str, int] = {}  # name -> requests since start
 
     def record(self, name: str) -> None:
+        name = sys.intern(name)  # one str object per name, not one per request
+        totals = self._totals
+        totals[name] = totals.get(name, 0) + 1
         self._log.append((self._clock.monotonic_ns(), name))
+
+    def __len__(self) -> int:
+        """Entries in the log."""
+        return len(self._log)
 
     def entries(self, prefix: str = "") -> list[tuple[int, str]]:
         """Kept requests as (simulated monotonic ns, name), oldest first, filtered by prefix."""
         return [(t, n) for t, n in self._log if n.startswith(prefix)]
 
     def counts(self, window_ms: int | None = None) -> dict[str, int]:
-        """Requests per name within the last `window_ms` (all kept ones if None)."""
+        """Requests per name within the last `window_ms` (of the kept ones), or since start
+        if None."""
         if window_ms is None:
-            return dict(Counter(n for _, n in self._log))
+            return dict(self._totals)
         since = self._clock.monotonic_ns() - window_ms * 1_000_000
         return dict(Counter(n for t, n in self._log if t >= since))
 
@@ -115,15 +126,19 @@ class Truth:
         return [_order(o) for o in self._ex.open_orders(account, market)]
 
     def order(self, order_index: int) -> OrderTruth | None:
+        """A live order, or a finished one still in its account's inactive window
+        (`SimConfig.inactive_orders_kept`); None otherwise."""
         o = self._ex.orders.get(order_index)
         return _order(o) if o is not None else None
 
     def order_by_coi(self, account: int, client_order_index: int) -> OrderTruth | None:
-        """The latest order of `account` with this client_order_index."""
+        """The latest order of `account` with this client_order_index (live, or finished and
+        still in the account's inactive window)."""
         o = self._ex.account(account).last_by_coi.get(client_order_index)
         return _order(o) if o is not None else None
 
     def fills(self, account: int | None = None, market: int | None = None) -> list[FillTruth]:
+        """Trades of the last `SimConfig.recent_trades_kept` per market, oldest first."""
         out = []
         for t in self._ex.fills(account, market):
             maker_is_ask = t["is_maker_ask"]
@@ -155,7 +170,8 @@ class Truth:
         return self._ex.next_nonce(account, api_key_index)
 
     def tx_status(self, tx_hash: str) -> int | None:
-        """0 failed, 1 pending, 2 executed; None if the venue never accepted it."""
+        """0 failed, 1 pending, 2 executed; None if the venue never accepted it or it is older
+        than the last `SimConfig.txs_kept` executed/failed txs."""
         rec = self._ex.txs.get(tx_hash)
         return rec.status if rec is not None else None
 
@@ -174,7 +190,8 @@ class Truth:
         return rec.error.code if rec is not None and rec.error is not None else None
 
     def faults(self, kind: str | None = None, phase: str | None = None) -> list[FaultRecord]:
-        """The fault log (oldest first): every injection, and when faults acted or ended."""
+        """The fault log (oldest first, the last `SimConfig.fault_log_kept` records): every
+        injection, and when faults acted or ended."""
         if self._sim is None:
             return []
         return [r for r in self._sim.faults.log
@@ -186,6 +203,22 @@ class Truth:
             return []
         return [{"id": c.id, "remote": c.remote, "subs": sorted(c.subs), "stalled": c.stalled}
                 for c in sorted(self._sim.open_connections(), key=lambda c: c.id)]
+
+    def book(self, market: int, nonce: int | None = None) -> dict[str, Any]:
+        """The aggregated book of `market` as the order_book channel publishes it:
+        ``{"market", "nonce", "asks": [[price, size], ...] (ascending), "bids": [...]
+        (descending)}``, in ticks and lots. With `nonce`, the book at that book nonce from the
+        history (`SimConfig.book_history` > 0; ValueError when off or outside the window);
+        without, the current book and nonce."""
+        ex = self._ex
+        if nonce is None:
+            m = ex._market(market)
+            asks, bids = ex.published_levels(market)
+            nonce = m.book_nonce
+        else:
+            asks, bids = ex.book_at(market, nonce)
+        return {"market": market, "nonce": nonce, "asks": [[p, s] for p, s in asks],
+                "bids": [[p, s] for p, s in bids]}
 
     def rate_limits(self) -> dict[str, int]:
         """Breaches answered (429 or blocked) and blocks imposed since start."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -88,3 +89,38 @@ def test_sim_process_refuses_a_lighter_chain_id() -> None:
     proc = _start("--chain-id", "304")
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "belongs to Lighter" in err
+
+
+def _truth(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.parametrize(("flags", "kept"), [((), False), (("--book-history", "20000"), True)])
+def test_sim_process_book_history_option(flags: tuple[str, ...], kept: bool) -> None:
+    proc = _start("--port", "0", "--seed", "3", "--time-scale", "20", *flags)
+    try:
+        assert proc.stdout is not None
+        rest = proc.stdout.readline().strip()[6:]
+        for _ in range(3):
+            proc.stdout.readline()
+        status, now = _truth(f"{rest}/_sim/truth/book?market=0")
+        assert status == 200
+        nonce = now["result"]["nonce"]
+        status, at = _truth(f"{rest}/_sim/truth/book?market=0&nonce={nonce}")
+        if kept:
+            assert status == 200 and at["result"]["nonce"] == nonce
+        else:
+            assert status == 400 and "book history is off" in at["error"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_sim_process_refuses_a_negative_book_history() -> None:
+    proc = _start("--book-history", "-1")
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "book_history" in err
