@@ -169,7 +169,7 @@ class SimConfig:
     modify_keeps_priority: bool = False  # venue unconfirmed: default loses priority
     max_inflight_per_market: int = 16  # order txs accepted but not yet executed, per market
     max_resting_per_market: int = 1000  # resting orders per account and market
-    max_batch: int = 50
+    max_batch: int = 15  # txs per sendTxBatch: the venue's cap since early 2026 (was 50)
     # Account tier: speed bumps and REST budget ("standard" or "premium", see TIERS).
     tier: str = "premium"
     speed_bumps: bool = True  # False: txs execute right after acceptance (unless set below)
@@ -220,7 +220,7 @@ class SimConfig:
         if self.account_index <= 2:
             raise ValueError("account indexes 0..2 are system accounts")
         if not 1 <= self.max_batch <= 50:
-            raise ValueError("max_batch must be within 1..50")
+            raise ValueError("max_batch must be within 1..50 (the venue: 15)")
         if self.tier not in TIERS:
             raise ValueError(f"tier must be one of {sorted(TIERS)}, not {self.tier!r}")
         for name in ("maker_delay_ms", "taker_delay_ms", "cancel_delay_ms", "rest_budget"):

@@ -608,7 +608,7 @@ class Exchange:
         if not tx_types:
             raise VenueError(E.INVALID_TX_INFO, "empty batch")
         if len(tx_types) > self.config.max_batch:
-            raise VenueError(E.MAX_BATCH_TX)
+            raise VenueError(E.MAX_BATCH_TX, f"{len(tx_types)} > {self.config.max_batch}")
         self.poll()
         parsed = []
         for t, info in zip(tx_types, tx_infos, strict=True):

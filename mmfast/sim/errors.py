@@ -66,7 +66,7 @@ MESSAGES: dict[int, str] = {
     UNSUPPORTED_TX_TYPE: "unsupported tx type",
     TOO_MANY_PENDING_TXS: "too many pending txs. Please try again later",
     TX_INFO_TYPE_LENGTH_MISMATCH: "TxInfos and TxTypes should have the same length",
-    MAX_BATCH_TX: "maximum 50 transactions allowed per batch",
+    MAX_BATCH_TX: "too many transactions in the batch",
     INACTIVE_CANCEL: "given order is not an active limit order",
     ORDER_BOOK_FULL: "order book is full",
     INVALID_MARKET_INDEX: "invalid market index",

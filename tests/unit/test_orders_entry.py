@@ -71,6 +71,7 @@ class Venue:
         self.texts: list[str] = []
         self.lose_next = 0  # sends that raise OutcomeUnknown without reaching the venue
         self.requests = 0
+        self.batch_sizes: list[int] = []  # txs per request
 
     async def next_nonce(self, a: int, k: int) -> int:
         return self.nonce
@@ -88,6 +89,7 @@ class Venue:
     async def send_tx_batch(self, types: list[int], texts: list[str],
                             priority: Any = None) -> SendTxResult:
         self.requests += 1
+        self.batch_sizes.append(len(texts))
         await asyncio.sleep(0)
         if self.lose_next:
             self.lose_next -= 1
@@ -130,7 +132,7 @@ async def settle(e: OrderEntry, n: int = 400) -> None:
 
 
 def test_config_rules() -> None:
-    for bad in (dict(max_inflight_per_market=17), dict(max_batch=51), dict(ack_timeout_s=0),
+    for bad in (dict(max_inflight_per_market=17), dict(max_batch=16), dict(ack_timeout_s=0),
                 dict(quote_expiry_s=60), dict(unexpected_orders="ignore"),
                 dict(leverage={0: (0, 0)}), dict(max_cancel_attempts=0)):
         with pytest.raises(ValueError):
@@ -166,6 +168,25 @@ def test_place_limit_argument_rules(tmp_path: Path) -> None:
         assert late.expiry_ms == now + 304_000
         with pytest.raises(OrderEntryError, match=r"got 301\.999 s ahead"):
             e.place_limit(0, Side.BUY, 100, 100, expiry_ms=now + 301_999)
+        e.coi.close()
+
+    asyncio.run(body())
+
+
+def test_no_batch_over_the_venues_cap_leaves(tmp_path: Path) -> None:
+    """40 orders signed before the first ack go out in batches of at most 15 txs (the venue's
+    sendTxBatch cap since early 2026; a 16-tx batch is refused whole, 21514)."""
+    from mmfast.connector.lighter.orders import VENUE_MAX_BATCH
+
+    async def body() -> None:
+        e, venue, _, _ = make(tmp_path, max_inflight_per_market=16)
+        e.start()
+        await settle(e)
+        for i in range(40):
+            e.place_limit(0, Side.BUY, 1000 + i, 100)
+        await settle(e, 4000)
+        assert len(venue.accepted) == 40
+        assert max(venue.batch_sizes) == VENUE_MAX_BATCH == 15, venue.batch_sizes
         e.coi.close()
 
     asyncio.run(body())

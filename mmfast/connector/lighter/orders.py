@@ -87,6 +87,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_EXPIRY_MS",
     "MIN_EXPIRY_MS",
+    "VENUE_MAX_BATCH",
     "OrderEntry",
     "OrderEntryConfig",
     "OrderEntryError",
@@ -95,6 +96,9 @@ __all__ = [
 
 _log = get_logger("connector.orders")
 
+# The venue's sendTxBatch cap: 15 txs since early 2026 (50 before; Lighter's API docs of
+# 2026-03, checked 2026-12-06).
+VENUE_MAX_BATCH = 15
 MIN_EXPIRY_MS = 5 * 60_000  # the venue's order expiry window: 5 min ..
 MAX_EXPIRY_MS = 30 * 86_400_000  # .. 30 days from now
 _EXPIRY_SLACK_MS = 5_000  # keep clear of the window's edges (clock skew, transit)
@@ -142,7 +146,7 @@ class OrderEntryConfig:
     use_ws: bool = True  # send on the order WebSocket (REST only when False)
     ack_timeout_s: float = 3.0  # no ack by then: UNKNOWN, the order connection is cut
     max_inflight_per_market: int = 16  # order txs sent and not yet executed, per market
-    max_batch: int = 16  # txs per sendtxbatch frame (the venue allows 50)
+    max_batch: int = VENUE_MAX_BATCH  # txs per sendtxbatch frame (at most the venue's cap)
     # Order frames sent on the WebSocket and not yet acked, at most. Acks carry no request id,
     # so with more than one they are matched in order (the connection is one ordered stream
     # and the venue answers it in order: true of mmfast.sim, unconfirmed on Lighter, hence 1
@@ -178,8 +182,9 @@ class OrderEntryConfig:
                 raise ValueError(f"{name} must be > 0")
         if not 1 <= self.max_inflight_per_market <= 16:
             raise ValueError("max_inflight_per_market must be within 1..16 (venue pending cap)")
-        if not 1 <= self.max_batch <= 50:
-            raise ValueError("max_batch must be within 1..50 (venue batch cap)")
+        if not 1 <= self.max_batch <= VENUE_MAX_BATCH:
+            raise ValueError(f"max_batch must be within 1..{VENUE_MAX_BATCH} (the venue's "
+                             "batch cap: a longer batch is refused whole, 21514)")
         if not 1 <= self.max_ws_frames <= 16:
             raise ValueError("max_ws_frames must be within 1..16")
         if not MIN_EXPIRY_MS + _EXPIRY_SLACK_MS <= self.quote_expiry_s * 1000 <= MAX_EXPIRY_MS:
