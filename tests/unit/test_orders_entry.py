@@ -72,6 +72,7 @@ class Venue:
         self.lose_next = 0  # sends that raise OutcomeUnknown without reaching the venue
         self.requests = 0
         self.batch_sizes: list[int] = []  # txs per request
+        self.predicted_after_ms: int | None = None  # predicted_execution_time_ms - now
 
     async def next_nonce(self, a: int, k: int) -> int:
         return self.nonce
@@ -100,7 +101,9 @@ class Venue:
         self.accepted += infos
         self.texts += texts
         hashes = tuple(f"h{f['Nonce']}" for f in infos)
-        return SendTxResult(hashes if len(infos) > 1 else hashes[0], None, None, "")
+        pet = None if self.predicted_after_ms is None else \
+            Clock().wall_ms() + self.predicted_after_ms
+        return SendTxResult(hashes if len(infos) > 1 else hashes[0], pet, None, "")
 
     async def tx(self, h: str, priority: Any = None) -> dict[str, Any]:
         raise LighterApiError(21500, "not found")
@@ -187,6 +190,29 @@ def test_no_batch_over_the_venues_cap_leaves(tmp_path: Path) -> None:
         await settle(e, 4000)
         assert len(venue.accepted) == 40
         assert max(venue.batch_sizes) == VENUE_MAX_BATCH == 15, venue.batch_sizes
+        e.coi.close()
+
+    asyncio.run(body())
+
+
+def test_the_venues_predicted_execution_is_kept_beside_the_ack(tmp_path: Path) -> None:
+    """``predicted_execution_time_ms`` of each answer, as a delay after the send, beside the
+    measured ack latency; absent from the answers, no row."""
+    async def body() -> None:
+        e, venue, _, _ = make(tmp_path)
+        e.start()
+        await settle(e)
+        e.place_limit(0, Side.BUY, 1000, 100)
+        await settle(e)
+        assert "predicted" not in e.latency()
+        venue.predicted_after_ms = 50
+        for i in range(5):
+            e.place_limit(0, Side.BUY, 1001 + i, 100)
+            await settle(e)
+        lat = e.latency()
+        assert lat["predicted"]["n"] == 5 and lat["ack"]["n"] == 6
+        # 50 ms after the answer, plus the send->ack time (the clock's wall stands still)
+        assert 50_000 <= lat["predicted"]["p50_us"] <= 50_000 + lat["ack"]["p99_us"] + 1
         e.coi.close()
 
     asyncio.run(body())

@@ -389,7 +389,10 @@ class OrderEntry:
         self.refreshed_gen = 0  # nonce refreshes completed (readiness waits on it)
         self._needs_refresh_mark = 0  # refreshed_gen must exceed this before "nonce" holds
         self.on_nonce_ready: Callable[[bool, str], object] | None = None
-        self._lat: deque[tuple[int, int, int, int, int]] = deque(maxlen=config.latency_samples)
+        # (intent, signer queue, signed, sent, acked ns; the venue's predicted execution after
+        # the send, ns, or None when the answer had none)
+        self._lat: deque[tuple[int, int, int, int, int, int | None]] = deque(
+            maxlen=config.latency_samples)
         # counters
         self.frames_ws = 0  # frames sent on the order WebSocket
         self.ws_frames_peak = 0  # most WebSocket frames awaiting their ack at once
@@ -1032,7 +1035,11 @@ class OrderEntry:
                              tx.signed.tx_hash if tx.signed else "")
                 if tx.kind in (TxKind.CREATE, TxKind.CANCEL):
                     self._watch[id(tx)] = tx
-                self._lat.append((tx.t_intent, tx.t_signq, tx.t_signed, tx.t_sent, now))
+                # The venue's predicted execution, as a delay after the send (its wall time
+                # less the send's on the same clock): beside the measured ack.
+                pred = None if predicted_ms is None else \
+                    (predicted_ms - now_ms) * 1_000_000 + (now - tx.t_sent)
+                self._lat.append((tx.t_intent, tx.t_signq, tx.t_signed, tx.t_sent, now, pred))
                 self._wake(tx)
             if self._releases:
                 self._arm_pump(self._cap_wait_s())  # the releases drain the published count
@@ -1352,7 +1359,9 @@ class OrderEntry:
 
     def latency(self) -> dict[str, dict[str, float]]:
         """Per stage (microseconds, TimeSource time): median and p99 of intent->signer queue,
-        signer queue->signed, signed->sent, sent->acked, intent->acked."""
+        signer queue->signed, signed->sent, sent->acked, intent->acked, and beside the ack
+        the venue's ``predicted_execution_time_ms`` as a delay after the send (``predicted``;
+        only when the venue gave one)."""
         rows = [r for r in self._lat if r[1] and r[2] and r[3]]
         out: dict[str, dict[str, float]] = {}
         for name, a, b in (("queue", 0, 1), ("sign", 1, 2), ("send", 2, 3), ("ack", 3, 4),
@@ -1360,6 +1369,10 @@ class OrderEntry:
             vals = [r[b] - r[a] for r in rows]
             out[name] = {"n": float(len(vals)), "p50_us": _pct(vals, 0.5),
                          "p99_us": _pct(vals, 0.99)}
+        pred = [r[5] for r in rows if r[5] is not None]
+        if pred:
+            out["predicted"] = {"n": float(len(pred)), "p50_us": _pct(pred, 0.5),
+                                "p99_us": _pct(pred, 0.99)}
         return out
 
     def status(self) -> dict[str, Any]:
