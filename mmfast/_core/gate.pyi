@@ -14,6 +14,8 @@ class GateCore:
     open_orders: int
     open_bid_lots: int
     open_ask_lots: int
+    unreported_bid_lots: int
+    unreported_ask_lots: int
     mark_price: int
     market_state: int  # a MarketState value
     book_in_sync: bool

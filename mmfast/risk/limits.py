@@ -172,6 +172,10 @@ class RiskState:
     open_orders: int = 0  # our orders in the market not yet terminal (pending ones included)
     open_bid_lots: int = 0  # remaining lots of those bids (reduce-only ones excluded)
     open_ask_lots: int = 0  # remaining lots of those asks (reduce-only ones excluded)
+    # Lots our orders show filled that no fill has reported yet (the order and trade streams
+    # are not ordered): exposure the position lacks; set_orders adds them to the open lots.
+    unreported_bid_lots: int = 0
+    unreported_ask_lots: int = 0
     mark_price: int = 0  # ticks; 0 = not known yet
     market_state: MarketState = MarketState.ACTIVE  # the venue's market status
     book_in_sync: bool = False  # the book's nonce chain is intact and fresh
@@ -180,8 +184,11 @@ class RiskState:
     margin: MarginState | None = None  # last user_stats (None: none yet)
 
     def set_orders(self, orders: Iterable[Order]) -> None:
-        """Recount ``open_*`` from our orders of this market (``count_open``)."""
+        """Recount ``open_*`` from our orders of this market (``count_open``), plus the
+        ``unreported_*`` lots."""
         self.open_orders, self.open_bid_lots, self.open_ask_lots = count_open(orders)
+        self.open_bid_lots += self.unreported_bid_lots
+        self.open_ask_lots += self.unreported_ask_lots
 
 
 def count_open(orders: Iterable[Order]) -> tuple[int, int, int]:

@@ -86,6 +86,9 @@ _log = get_logger("strategy")
 _CANCEL_TIMEOUT_S: Final = 5.0
 _MAX_PASSES: Final = 4  # requote passes run back to back before yielding to the loop
 _PLACED_KEEP: Final = 100_000  # orders remembered after they end (late fills still match)
+# A finished order's filled lots count as exposure until their fill arrives, at most this long
+# (TimeSource ns): a fill message lost for good must not shrink the room forever.
+_UNREPORTED_NS: Final = 5_000_000_000
 
 
 def _already_sent(*args: Any) -> None:
@@ -148,6 +151,11 @@ class StrategyBase:
         self.core: TradingCore | None = None
         self.book: Any = None  # the market's OrderBook (from BookUpdated or the connector)
         self.orders: dict[int, Order] = {}  # coi -> our non-terminal orders of this market
+        # Lots an order shows filled before the trade stream's fill moved the position (the
+        # streams are not ordered): still exposure. coi -> lots of fills received, and the
+        # finished orders whose fills are still on their way (with when they finished).
+        self._fill_lots: dict[int, int] = {}
+        self._unreported: dict[int, tuple[Order, int]] = {}
         self.busy: set[int] = set()  # cois with a modify/cancel call in progress
         # Our orders as the venue's order stream shows them, and the modifies it has not
         # shown yet (the connector queues txs: an Order changes when the stream says so).
@@ -316,6 +324,10 @@ class StrategyBase:
         if order.status.is_terminal:
             self.orders.pop(coi, None)
             self._ack_ns.pop(coi, None)
+            if order.filled_lots > self._fill_lots.get(coi, 0):
+                self._unreported[coi] = (order, now)
+            else:
+                self._fill_lots.pop(coi, None)
             if order.status is OrderStatus.REJECTED:
                 self.counts["rejected"] += 1
                 if self.kill is not None:
@@ -346,6 +358,14 @@ class StrategyBase:
         self.fills_since_venue_lots += fill.side.sign * fill.size_lots
         if self.gate is not None:
             self.gate.position_lots = self.position_lots
+        coi = fill.client_order_index
+        if coi is not None and (coi in self.orders or coi in self._unreported):
+            seen = self._fill_lots[coi] = self._fill_lots.get(coi, 0) + fill.size_lots
+            got = self._unreported.get(coi)
+            if got is not None and seen >= got[0].filled_lots:
+                del self._unreported[coi]
+                del self._fill_lots[coi]
+            self._recount()
         if self.kill is not None:
             self.kill.on_fill(now)
         self.journal.write("fill", trade_id=fill.trade_id, coi=fill.client_order_index,
@@ -469,8 +489,28 @@ class StrategyBase:
             p.version += 1
 
     def _recount(self) -> None:
-        if self.gate is not None:
-            self.gate.set_orders(self.orders.values())
+        gate = self.gate
+        if gate is None:
+            return
+        seen = self._fill_lots
+        # Filled per the order stream, not yet per a fill: the position lacks them and the
+        # order's remaining no longer holds them.
+        if self._unreported:
+            old = self.time.monotonic_ns() - _UNREPORTED_NS
+            for coi in [c for c, (_, t) in self._unreported.items() if t < old]:
+                del self._unreported[coi]  # the venue's position has them by now
+                seen.pop(coi, None)
+        bids = asks = 0
+        for o in (*self.orders.values(), *(o for o, _ in self._unreported.values())):
+            gap = o.filled_lots - seen.get(o.client_order_index, 0)
+            if gap > 0 and not o.reduce_only:
+                if o.side is Side.BUY:
+                    bids += gap
+                else:
+                    asks += gap
+        gate.unreported_bid_lots = bids
+        gate.unreported_ask_lots = asks
+        gate.set_orders(self.orders.values())
 
     def why_not_quote(self) -> RiskReason:
         """Why no new order may go out now, ``RiskReason.OK`` (falsy) when they may: guards

@@ -25,7 +25,7 @@ from mmfast.core.events import EventBus
 from mmfast.core.market_view import MarketView
 from mmfast.core.plan_types import PlannerParams
 from mmfast.core.types import Fill, Order, OrderStatus, Position, Side, TimeInForce
-from mmfast.risk import MarketRules
+from mmfast.risk import MarketRules, RiskReason
 from mmfast.strategy import MarketMaking
 
 RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50,
@@ -558,3 +558,21 @@ def test_a_new_step_reads_as_empty_before_it_planned() -> None:
     assert p.target() == ([], []) and p.n_out == 0 and p.drain_stages() == []
     with pytest.raises(IndexError):
         p.action(0)
+
+
+def test_the_steps_recount_keeps_lots_filled_but_not_yet_reported() -> None:
+    """Lots an order showed filled before their fill moved the position (set by the strategy
+    as the gate's ``unreported_*``) stay exposure through the step's own recount after each
+    admitted create: with 450 such bid lots and a 600-lot cap, the first 100-lot bid fits,
+    the second does not (it would have, had the recount forgotten them)."""
+    p, x = _pipe()
+    assert x.gate.limits.max_position_lots == 600
+    x.gate.unreported_bid_lots = 450
+    x.gate.set_orders([])
+    assert x.gate.open_bid_lots == 450
+    assert p.on_frame(SNAP, 10) == 0
+    bids = [p.action(i) for i in range(p.n_out) if p.action(i)[1] is Side.BUY]
+    assert len(bids) == 2
+    assert [bool(a[6]) for a in bids] == [False, True]  # admitted, then denied
+    assert bids[1][6] is RiskReason.MAX_POSITION
+    assert x.gate.open_bid_lots == 450 + 100

@@ -721,3 +721,41 @@ def test_a_failed_order_call_says_why_in_the_journal() -> None:
         assert h.s.counts["send_errors"] == len(errs)
 
     asyncio.run(body())
+
+
+def test_lots_an_order_shows_filled_stay_exposure_until_their_fill_arrives() -> None:
+    """The order stream may say FILLED (or show a partial fill) before the trade stream's fill
+    moves the position: the order's remaining no longer holds those lots and the position
+    does not yet. The gate keeps counting them until the fill arrives (a trend-ladder run
+    once reached 50 lots over its position limit, the likely way being that gap)."""
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        g = h.s.gate
+
+        def counted_beyond_orders() -> int:
+            live = sum(o.remaining_lots for o in h.s.orders.values()
+                       if o.side is Side.BUY and not o.reduce_only)
+            return int(g.open_bid_lots) - live
+
+        buys = [o for o in h.conn.orders.values() if o.side is Side.BUY]
+        a, b = buys[0], buys[1]
+        assert counted_beyond_orders() == 0 and g.position_lots == 0
+        a.filled_lots = a.size_lots  # the order stream first
+        a.status = OrderStatus.FILLED
+        h.bus.publish(OrderUpdated(a, 0))
+        assert counted_beyond_orders() == a.size_lots and g.position_lots == 0
+        b.filled_lots = 60  # a partial fill of another, also seen first on the order
+        b.status = OrderStatus.PARTIALLY_FILLED
+        h.bus.publish(OrderUpdated(b, 0))
+        assert counted_beyond_orders() == a.size_lots + 60
+        h.bus.publish(FillReceived(Fill(1, 0, Side.BUY, a.price_ticks, a.size_lots, 0, True,
+                                        a.client_order_index, None, 0)))
+        assert g.position_lots == a.size_lots and counted_beyond_orders() == 60
+        h.bus.publish(FillReceived(Fill(2, 0, Side.BUY, b.price_ticks, 60, 0, True,
+                                        b.client_order_index, None, 0)))
+        assert g.position_lots == a.size_lots + 60 and counted_beyond_orders() == 0
+        assert h.s._unreported == {} and a.client_order_index not in h.s._fill_lots
+    run(go())

@@ -67,6 +67,10 @@ cdef class GateCore:
     cdef public int64_t open_orders    # our non-terminal orders of the market
     cdef public int64_t open_bid_lots  # remaining lots of open bids (reduce-only excluded)
     cdef public int64_t open_ask_lots  # remaining lots of open asks (reduce-only excluded)
+    # Lots our orders show filled that no fill has reported yet (the streams are not ordered):
+    # exposure the position lacks; set_orders adds them to the open lots.
+    cdef public int64_t unreported_bid_lots
+    cdef public int64_t unreported_ask_lots
     cdef public int64_t mark_price     # ticks, 0 = unknown
     cdef public int market_state       # GM_*
     cdef public bint book_in_sync      # nonce chain intact and fresh

@@ -135,8 +135,11 @@ cdef class GateCore:
         return self._rules_obj
 
     def set_orders(self, orders) -> None:
-        """Recount ``open_*`` from our orders of this market (``count_open``'s rules)."""
+        """Recount ``open_*`` from our orders of this market (``count_open``'s rules), plus
+        the ``unreported_*`` lots."""
         self.open_orders, self.open_bid_lots, self.open_ask_lots = count_open(orders)
+        self.open_bid_lots += self.unreported_bid_lots
+        self.open_ask_lots += self.unreported_ask_lots
 
     def set_margin(self, available_micro: int | None, portfolio_micro: int = 0) -> None:
         """Margin figures from user_stats (micro-USDC); ``None``: not known."""
@@ -234,7 +237,8 @@ cdef class GateCore:
         return RiskState(
             position_lots=self.position_lots, open_orders=self.open_orders,
             open_bid_lots=self.open_bid_lots, open_ask_lots=self.open_ask_lots,
-            mark_price=self.mark_price, market_state=MarketState(self.market_state),
+            unreported_bid_lots=self.unreported_bid_lots,
+            unreported_ask_lots=self.unreported_ask_lots, mark_price=self.mark_price, market_state=MarketState(self.market_state),
             book_in_sync=self.book_in_sync, connector_ready=self.connector_ready,
             kill_switch_tripped=self.kill_switch_tripped,
             margin=MarginState(self.available_micro, self.portfolio_micro)

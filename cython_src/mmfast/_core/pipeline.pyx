@@ -571,8 +571,8 @@ cdef class Pipeline:
             else:
                 asks += size - order.remaining_lots
         gate.open_orders = n + creates[0]
-        gate.open_bid_lots = bids + creates[1]
-        gate.open_ask_lots = asks + creates[2]
+        gate.open_bid_lots = bids + creates[1] + gate.unreported_bid_lots
+        gate.open_ask_lots = asks + creates[2] + gate.unreported_ask_lots
 
     cdef void _put(self, int kind, int side, int level, int64_t price, int64_t size,
                           PyObject* order, int reason, bint urgent, bint instead) noexcept:
