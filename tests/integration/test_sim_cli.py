@@ -48,6 +48,16 @@ def test_sim_process_prints_urls_serves_and_stops(sig: signal.Signals) -> None:
             proc.wait(timeout=10)
 
 
+def _start_fast(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """``mmfast sim`` on a fast clock (20x, seed 3) and its REST URL (its first line)."""
+    proc = _start("--port", "0", "--seed", "3", "--time-scale", "20", *flags)
+    assert proc.stdout is not None
+    rest = proc.stdout.readline().strip()[6:]
+    for _ in range(3):
+        proc.stdout.readline()
+    return proc, rest
+
+
 def _book_levels(rest_url: str) -> int:
     url = f"{rest_url}/api/v1/orderBookOrders?market_id=0&limit=250"
     with urllib.request.urlopen(url, timeout=5) as r:
@@ -58,12 +68,8 @@ def _book_levels(rest_url: str) -> int:
 @pytest.mark.parametrize(("flags", "alive"), [((), True), (("--no-flow",), False)])
 def test_sim_process_flow_on_by_default(flags: tuple[str, ...], alive: bool) -> None:
     # A fast clock so the flow has built its book by the first request.
-    proc = _start("--port", "0", "--seed", "3", "--time-scale", "20", *flags)
+    proc, rest = _start_fast(*flags)
     try:
-        assert proc.stdout is not None
-        rest = proc.stdout.readline().strip()[6:]
-        for _ in range(3):
-            proc.stdout.readline()
         levels = 0
         # Up to 2.5 s real (50 s simulated); without flow the book must stay empty all along.
         for _ in range(50):
@@ -101,12 +107,8 @@ def _truth(url: str) -> tuple[int, dict]:
 
 @pytest.mark.parametrize(("flags", "kept"), [((), False), (("--book-history", "20000"), True)])
 def test_sim_process_book_history_option(flags: tuple[str, ...], kept: bool) -> None:
-    proc = _start("--port", "0", "--seed", "3", "--time-scale", "20", *flags)
+    proc, rest = _start_fast(*flags)
     try:
-        assert proc.stdout is not None
-        rest = proc.stdout.readline().strip()[6:]
-        for _ in range(3):
-            proc.stdout.readline()
         status, now = _truth(f"{rest}/_sim/truth/book?market=0")
         assert status == 200
         nonce = now["result"]["nonce"]
