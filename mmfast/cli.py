@@ -166,7 +166,7 @@ def _run_guard(args: argparse.Namespace) -> int:
 
     from mmfast.connector.lighter.secret import SecretError, load_api_key
     from mmfast.core.log import SDK_LOGGERS, configure_logging
-    from mmfast.core.timesource import REAL_TIME, ScaledTime
+    from mmfast.core.timesource import REAL_TIME
     from mmfast.run.guard import ENV_GUARD_KEY, Guard, GuardOptions
 
     if not 0 <= args.api_key_index <= 254 or not 200 <= args.max_silence_ms <= 60_000:
@@ -188,14 +188,13 @@ def _run_guard(args: argparse.Namespace) -> int:
                         scheduled_cancel_all=args.scheduled, check_signer=args.check_signer)
     time_source: Any = REAL_TIME
     if args.time_scale != 1.0:  # a simulator's: the guard's clock starts where its clock is
-        from mmfast.sim.keys import read_clock_http
+        from mmfast.sim.keys import anchored_clock
 
         try:
-            wall_ms, scale = asyncio.run(read_clock_http(args.rest_url))
+            time_source = asyncio.run(anchored_clock(args.rest_url, args.time_scale))
         except RuntimeError as exc:
             print(f"mmfast guard: {exc}", file=sys.stderr)
             return 1
-        time_source = ScaledTime(scale, start_wall_ms=wall_ms)
     if pending_stop() is not None:
         return stopped_early("mmfast guard")
     return asyncio.run(Guard(opts, key, time=time_source).run())

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from mmfast.conf.schema import GuardConfig
 from mmfast.connector.lighter.secret import ENV_GUARD_KEY, ApiKey
@@ -122,8 +123,7 @@ class GuardLink:
                              "unreachable" if state is BotState.UNREACHABLE else "back")
                 self._state = state
         w.beat(state)
-        if self._on_record is not None:
-            self._forward()
+        self._forward()
         proc = self._proc
         if not self.lost and proc is not None and proc.poll() is not None:
             # The bot keeps quoting (the venue's scheduled cancel-all stays armed for another
@@ -138,6 +138,9 @@ class GuardLink:
 
     def _forward(self) -> None:
         """The guard journal's whole lines written since the last call, to ``on_record``."""
+        on_record = self._on_record
+        if on_record is None:
+            return
         try:
             if os.stat(self.journal_path).st_size <= self._read_to:
                 return
@@ -150,11 +153,11 @@ class GuardLink:
         self._read_to += end
         for line in data[:end].splitlines():
             try:
-                rec = json.loads(line)
+                rec = orjson.loads(line)
             except ValueError:
                 continue
-            if isinstance(rec, dict) and self._on_record is not None:
-                self._on_record(rec)
+            if isinstance(rec, dict):
+                on_record(rec)
 
     def guard_alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -175,8 +178,7 @@ class GuardLink:
             while proc.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             self.exit_code = proc.poll()
-            if self._on_record is not None:
-                self._forward()  # its last lines (the clean stop, the end)
+            self._forward()  # its last lines (the clean stop, the end)
             if self.exit_code is None:
                 _log.warning("guard (pid %d) still running %.0f s after the stop",
                              proc.pid, _STOP_WAIT_S)

@@ -195,13 +195,9 @@ class Runner:
     async def _anchor_to_sim(self, rest_url: str) -> None:
         """An external simulator at a time scale: this run's clock starts where the
         simulator's is now, at the same scale (which must be this run's)."""
-        from mmfast.sim.keys import read_clock_http
+        from mmfast.sim.keys import anchored_clock
 
-        wall_ms, scale = await read_clock_http(rest_url)
-        if abs(scale - self.opts.time_scale) > 1e-9:
-            raise RuntimeError(f"the simulator at {rest_url} runs at time scale {scale:g}: "
-                               f"--time-scale {self.opts.time_scale:g} must be the same")
-        self.time = ScaledTime(scale, start_wall_ms=wall_ms)
+        self.time = await anchored_clock(rest_url, self.opts.time_scale)
 
     async def _register_sim_key(self, key: ApiKey, rest_url: str,
                                 api_key_index: int | None = None) -> None:

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
+from mmfast.core.timesource import ScaledTime
 from mmfast.sim.server import CONTROL
 
-__all__ = ["read_clock_http", "register_api_key_http"]
+__all__ = ["anchored_clock", "read_clock_http", "register_api_key_http"]
 
 
 async def register_api_key_http(rest_url: str, account_index: int, api_key_index: int,
@@ -53,3 +54,13 @@ async def read_clock_http(rest_url: str, *, timeout_s: float = 10.0) -> tuple[in
     if not isinstance(result, dict) or not isinstance(result.get("wall_ms"), int):
         raise RuntimeError(f"the simulator at {rest_url} did not tell its clock")
     return int(result["wall_ms"]), float(result.get("scale", 1.0))
+
+
+async def anchored_clock(rest_url: str, scale: float) -> ScaledTime:
+    """A clock at ``scale`` starting where the simulator's is now; RuntimeError if it cannot
+    be read or runs at another scale."""
+    wall_ms, sim_scale = await read_clock_http(rest_url)
+    if abs(sim_scale - scale) > 1e-9:
+        raise RuntimeError(f"the simulator at {rest_url} runs at time scale {sim_scale:g}, "
+                           f"not {scale:g}: the time scales must be the same")
+    return ScaledTime(scale, start_wall_ms=wall_ms)

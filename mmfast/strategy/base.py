@@ -374,7 +374,6 @@ class StrategyBase:
                            position=self.position_lots, px=self.px(fill.price_ticks),
                            qty=self.qty(fill.size_lots),
                            position_qty=self.qty(self.position_lots))
-        coi = fill.client_order_index
         if coi is not None and coi not in self.placed:
             # Not ours yet (place_limit has not returned): replayed when it does.
             self._unclaimed.setdefault(coi, []).append(fill)
@@ -500,16 +499,13 @@ class StrategyBase:
             for coi in [c for c, (_, t) in self._unreported.items() if t < old]:
                 del self._unreported[coi]  # the venue's position has them by now
                 seen.pop(coi, None)
-        bids = asks = 0
-        for o in (*self.orders.values(), *(o for o, _ in self._unreported.values())):
-            gap = o.filled_lots - seen.get(o.client_order_index, 0)
-            if gap > 0 and not o.reduce_only:
-                if o.side is Side.BUY:
-                    bids += gap
-                else:
-                    asks += gap
-        gate.unreported_bid_lots = bids
-        gate.unreported_ask_lots = asks
+        lots = [0, 0]  # bids, asks
+        for orders in (self.orders.values(), (o for o, _ in self._unreported.values())):
+            for o in orders:
+                gap = o.filled_lots - seen.get(o.client_order_index, 0)
+                if gap > 0 and not o.reduce_only:
+                    lots[o.side is not Side.BUY] += gap
+        gate.unreported_bid_lots, gate.unreported_ask_lots = lots
         gate.set_orders(self.orders.values())
 
     def why_not_quote(self) -> RiskReason:

@@ -10,10 +10,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from mmfast._core import signer as S
 from mmfast.connector.lighter.secret import ApiKey
@@ -69,6 +71,30 @@ def _setup(sim: SimThread, tmp: Path, pid: int, **kw: Any) -> tuple[Guard, ApiKe
 
 def _journal(tmp: Path) -> list[dict[str, Any]]:
     return [orjson.loads(x) for x in (tmp / "guard.jsonl").read_bytes().splitlines()]
+
+
+@pytest.fixture
+def mortal_bot(sim: SimThread, tmp_path: Path) -> Iterator[Any]:
+    """A stand-in bot whose process the test kills: ``make(state, **guard_options)`` ->
+    (its process, its guard, its key, a heartbeat stamped as its own, beating ``state``);
+    the process and the heartbeat are ended after the test."""
+    made: list[tuple[subprocess.Popen[bytes], HeartbeatWriter]] = []
+
+    def make(state: BotState, **kw: Any) -> tuple[Any, Guard, ApiKey, HeartbeatWriter]:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        guard, bot = _setup(sim, tmp_path, child.pid, **kw)
+        hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
+        made.append((child, hb))
+        hb._pid = child.pid  # stamps as the child's: the "bot" whose process dies
+        hb.beat(state)
+        return child, guard, bot, hb
+
+    yield make
+    for child, hb in made:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        hb.close()
 
 
 def test_guard_flattens_a_dead_bot_and_exits(sim: SimThread, tmp_path: Path, run) -> None:
@@ -134,14 +160,10 @@ def test_guard_cancels_for_a_silent_bot_keeps_watching_and_ends_on_clean_stop(
 
 
 def test_a_bot_that_dies_between_looks_is_acted_on_at_once(sim: SimThread, tmp_path: Path,
-                                                           run) -> None:
+                                                           run, mortal_bot: Any) -> None:
     """The bot said it cannot reach the venue (the guard acted and looks again later, further
     apart each time); it then dies: the guard acts for that at once, not at its next look."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    guard, bot = _setup(sim, tmp_path, child.pid, max_silence_ms=60_000, poll_ms=20)
-    hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
-    hb._pid = child.pid  # stamps as the child's: the "bot" whose process dies below
-    hb.beat(BotState.UNREACHABLE)
+    child, guard, bot, hb = mortal_bot(BotState.UNREACHABLE, max_silence_ms=60_000, poll_ms=20)
 
     async def go() -> tuple[int, float]:
         task = asyncio.create_task(guard.run())
@@ -162,12 +184,7 @@ def test_a_bot_that_dies_between_looks_is_acted_on_at_once(sim: SimThread, tmp_p
         took = time.monotonic() - t0
         return await asyncio.wait_for(task, 20), took
 
-    try:
-        code, took = run(go(), 40)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        hb.close()
+    code, took = run(go(), 40)
     acts = [r for r in _journal(tmp_path) if r["kind"] == "guard_act"]
     assert code == 0 and _open(sim) == 0
     assert acts[0]["reason"] == "bot cannot reach the venue"
@@ -176,15 +193,12 @@ def test_a_bot_that_dies_between_looks_is_acted_on_at_once(sim: SimThread, tmp_p
 
 
 def test_a_bot_that_dies_while_the_guard_acts_for_another_reason_is_acted_on_again(
-        sim: SimThread, tmp_path: Path, run) -> None:
+        sim: SimThread, tmp_path: Path, run, mortal_bot: Any) -> None:
     """The guard acts because the bot cannot reach the venue; between that act's confirmation
     and the guard's next glance the bot comes back, quotes, and dies. What the first act
     confirmed predates the death: the guard acts again for it and leaves the venue flat."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    guard, bot = _setup(sim, tmp_path, child.pid, max_silence_ms=60_000, poll_ms=20)
-    hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
-    hb._pid = child.pid
-    hb.beat(BotState.UNREACHABLE)
+    child, guard, bot, _hb = mortal_bot(BotState.UNREACHABLE, max_silence_ms=60_000,
+                                        poll_ms=20)
     real_open = guard._open_orders
     calls = 0
 
@@ -199,28 +213,19 @@ def test_a_bot_that_dies_while_the_guard_acts_for_another_reason_is_acted_on_aga
         return left
 
     guard._open_orders = open_then_die  # type: ignore[method-assign]
-    try:
-        code = run(guard.run(), 30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        hb.close()
+    code = run(guard.run(), 30)
     acts = [r["reason"] for r in _journal(tmp_path) if r["kind"] == "guard_act"]
     assert acts == ["bot cannot reach the venue", "bot process gone"]
     assert code == 0 and _open(sim) == 0
 
 
 def test_a_rate_limited_renewal_neither_hammers_the_venue_nor_holds_the_watch(
-        sim: SimThread, tmp_path: Path, run) -> None:
+        sim: SimThread, tmp_path: Path, run, mortal_bot: Any) -> None:
     """Every REST request answered 429 (Retry-After 0.5 s): the schedule's renewal fails, is
     retried 1 s, 2 s, ... after each failure (not at every heartbeat check), and runs beside
     the watch: the bot's death is acted on at once, not after a renewal's wait."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    guard, bot = _setup(sim, tmp_path, child.pid, poll_ms=20)
+    child, guard, bot, hb = mortal_bot(BotState.RUNNING, poll_ms=20)
     _place(sim, bot, 2)
-    hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
-    hb._pid = child.pid
-    hb.beat(BotState.RUNNING)
     sim.call(lambda s: s.faults.http_status_storm(429, 100_000, retry_after_s=0.5))
 
     async def go() -> tuple[int, int]:
@@ -237,12 +242,7 @@ def test_a_rate_limited_renewal_neither_hammers_the_venue_nor_holds_the_watch(
         sim.call(lambda s: s.faults.clear())
         return await asyncio.wait_for(task, 20), killed
 
-    try:
-        code, killed = run(go(), 40)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        hb.close()
+    code, killed = run(go(), 40)
     recs = _journal(tmp_path)
     act = next(r for r in recs if r["kind"] == "guard_act")
     before = [r for r in recs if r["mono_ns"] < act["mono_ns"]

@@ -499,9 +499,7 @@ class LighterConnector:
             # early once REST is held by a 429 while the stream already shows none.
             why = "REST held by a rate limit"
             try:
-                remaining = await self._read_or_stream(
-                    asyncio.ensure_future(self._rest_open(markets)), markets,
-                    min(_CONFIRM_READ_S, left_s))
+                remaining = await self._read_or_stream(markets, min(_CONFIRM_READ_S, left_s))
             except Exception as exc:
                 why, remaining = type(exc).__name__, -1
             if remaining >= 0:
@@ -534,11 +532,12 @@ class LighterConnector:
                 self.tracker.apply_orders(orders)
         return n
 
-    async def _read_or_stream(self, read: asyncio.Future[int], markets: list[int],
-                              timeout_s: float) -> int:
-        """``read``'s count within ``timeout_s`` (TimeSource s); -1 (``read`` cancelled) as
-        soon as REST is held by the budget (a 429's Retry-After, a 5xx backoff) while the
-        account stream shows no order live: waiting out the hold would prove nothing more."""
+    async def _read_or_stream(self, markets: list[int], timeout_s: float) -> int:
+        """``_rest_open``'s count within ``timeout_s`` (TimeSource s); -1 (the read
+        cancelled) as soon as REST is held by the budget (a 429's Retry-After, a 5xx backoff)
+        while the account stream shows no order live: waiting out the hold would prove
+        nothing more."""
+        read = asyncio.ensure_future(self._rest_open(markets))
         cost = self.budget.rest_cost("accountActiveOrders")
         end = self._time.monotonic_ns() + int(timeout_s * 1e9)
         try:
