@@ -72,6 +72,7 @@ __all__ = [
     "bot_case",
     "bot_config",
     "join_wire",
+    "low_latency_cpu",
     "make_signer",
     "problems",
     "retime",
@@ -238,10 +239,12 @@ class VenueInfo:
                    chain_id=int(kv["chain"]), market=int(kv.get("market", MARKET)))
 
 
-def bot_config(venue: VenueInfo, signer: str | None = None, compiled: bool = True) -> Any:
+def bot_config(venue: VenueInfo, signer: str | None = None, compiled: bool = True,
+               loop_cpu: int | None = None) -> Any:
     """The shipped sim config with the bench's changes (module doc), validated as ``mmfast
     run`` validates it. ``compiled``: market_making on its compiled step (False: its Python
-    path, the baseline)."""
+    path, the baseline). ``loop_cpu``: the low-latency settings, ``[run] cpu`` that CPU and
+    ``busy_poll`` on."""
     from mmfast.conf import example_path, parse_config
 
     path = example_path("sim")
@@ -260,6 +263,8 @@ def bot_config(venue: VenueInfo, signer: str | None = None, compiled: bool = Tru
                                                               4 * LEVELS))
     risk["kill_switch"].update(max_order_txs_per_min=1_000_000)
     data["run"].update(log_level="warning")
+    if loop_cpu is not None:
+        data["run"].update(cpu=loop_cpu, busy_poll=True)
     # No guard process: it would share the two CPUs with the stack being measured.
     data["guard"] = {"enabled": False}
     return parse_config(data, env={}, source=f"{path} (bench)")
@@ -580,7 +585,8 @@ async def _settle(c: Any, s: Any, limit_ns: int) -> None:
 async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[str, Any]],
                   worker_signer: bool, direct: int = 0, seed: int = 1,
                   timeout_s: float = 120.0, signer_kind: str | None = None,
-                  key: Any = None, compiled: bool = True) -> BotRun:
+                  key: Any = None, compiled: bool = True, loop_cpu: int | None = None
+                  ) -> BotRun:
     """Build and start the real stack against the venue at ``address`` (its port line), wait
     until its ladder rests, stamp it (``Taps``). Then ``direct`` frames of the stream (1..) are
     handed straight to the frame callback, one at a time, each once the previous one's txs
@@ -597,7 +603,7 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
 
     kind = signer_kind or ("official" if worker_signer else "presigned")
     info = VenueInfo.parse(address)
-    cfg = bot_config(info, signer=kind, compiled=compiled)
+    cfg = bot_config(info, signer=kind, compiled=compiled, loop_cpu=loop_cpu)
     v = cfg.venue
     signer, key = make_signer(kind, v, key)
     tmp = tempfile.mkdtemp(prefix="mmfast-bench-bot-")
@@ -650,7 +656,8 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
                       "pulls": c.signals.pulls, "md_stream": md.stream.stats(),
                       "strategy_counts": dict(s.counts), "orders_open": len(s.orders),
                       "signer_signed": getattr(runner.signer, "signed", None),
-                      "denials": {r.name: n for r, n in s.gate.denials.items()}}
+                      "denials": {r.name: n for r, n in s.gate.denials.items()},
+                      "placement": runner._placement_status()}
         out.cpus = _cpus(runner.signer)
     finally:
         if taps is not None:
@@ -685,12 +692,16 @@ def _cpus(signer: Any) -> dict[str, int]:
 
 def bot_case(stream: Any, n: int, gap_us: int, pin: bool, *, worker_signer: bool,
              direct: int = 0, venue_cpu: int = 0, signer_kind: str | None = None,
-             compiled: bool = True) -> tuple[BotRun, int]:
+             compiled: bool = True, low_latency: bool = False) -> tuple[BotRun, int]:
     """The venue process (``--kind bot``, ``n`` deltas ``gap_us`` apart; pinned to
     ``venue_cpu`` with ``pin``) and ``run_bot`` against it on uvloop. Returns the run and the
     CPU the venue was last seen on. With a real signer (``signer_kind`` official or native,
     or ``worker_signer``) the venue registers the throwaway key's public key and verifies
-    every signature and auth token; with ``PreSignedSigner`` verification is off."""
+    every signature and auth token; with ``PreSignedSigner`` verification is off.
+
+    ``low_latency``: the bot with ``[run] cpu`` and ``busy_poll`` (its loop pinned to the CPU
+    that is not ``venue_cpu``, polling without sleeping) and the venue pinned to ``venue_cpu``,
+    as a remote venue would never share the bot's CPU. Needs two CPUs (else ignored)."""
     import uvloop
 
     from bench.procs import Remote, child_cpu
@@ -706,15 +717,25 @@ def bot_case(stream: Any, n: int, gap_us: int, pin: bool, *, worker_signer: bool
         probe = bot_config(VenueInfo("ws://127.0.0.1:1/", "http://127.0.0.1:1",
                                      DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID))
         extra = ["--api-key", f"{DEFAULT_ACCOUNT_INDEX}:{probe.venue.api_key_index}:{pub}"]
+    loop_cpu = low_latency_cpu(venue_cpu) if low_latency else None
     with Remote("venue", "--kind", "bot", "--n", str(n), "--seed", str(stream.config.seed),
-                "--gap-us", str(gap_us), *extra, cpu=venue_cpu if pin else None,
-                timeout=120) as far:
+                "--gap-us", str(gap_us), *extra,
+                cpu=venue_cpu if pin or loop_cpu is not None else None, timeout=120) as far:
         run = uvloop.run(run_bot(far.address, stream, result=far.result,
                                  worker_signer=worker_signer, direct=direct,
                                  seed=stream.config.seed, signer_kind=kind, key=key,
-                                 compiled=compiled))
+                                 compiled=compiled, loop_cpu=loop_cpu))
         cpu = child_cpu(far.pid)
     return run, cpu
+
+
+def low_latency_cpu(venue_cpu: int) -> int | None:
+    """The CPU for the bot's loop in a low-latency case: one this process may use that is not
+    the venue's (None with fewer than two)."""
+    import os
+
+    free = sorted(set(os.sched_getaffinity(0)) - {venue_cpu})
+    return free[0] if free else None
 
 
 def problems(run: BotRun, stream: Any, n: int, direct: int = 0) -> list[str]:

@@ -11,8 +11,9 @@ and, between them, an echo probe; it stamps (``perf_counter_ns``, this process) 
 sent, each order frame received (matched by the ``id`` the bot puts in it: the delta's nonce)
 and each echo's round trip, then prints one JSON line of results and exits. ``--kind sim`` runs
 mmfast's simulator (``mmfast.sim.server.Simulator``): deltas go out through its book-feed
-publish path and order frames are stamped on entry to its WebSocket frame handler, then handled
-by it as usual. ``--kind picows`` is a bare picows server doing the same, the transport floor.
+publish path and order frames are stamped as the socket read that brought them returns
+(``_ReadClock``; the frame handler's own stamp if that fails), then handled by it as usual.
+``--kind picows`` is a bare picows server doing the same, the transport floor.
 
 ``--kind bot`` is the venue of mmfast's real bot stack (``bench.botpath``): the simulator with
 market 0 shaped like the stream (ETH-like decimals, mark price at the stream's first mid), its
@@ -155,6 +156,92 @@ async def _feed(rate: float, n: int, seed: int) -> None:
 # --- venue (wire_to_wire driver) ----------------------------------------------------------------
 
 
+class _ReadClock:
+    """When each client frame was read off the simulator's socket: the venue's receive stamp.
+
+    aiohttp's reader parses a frame and wakes the connection's handler task, which runs the
+    frame handler one loop iteration or more later (~45 us on the development VMs): that is the
+    venue's own dispatch, not the wire. ``install`` wraps aiohttp's server protocol's
+    ``data_received`` (this process only) to stamp each read as it returns and walk the
+    WebSocket frame headers in it; every data frame completed by a read gets that read's stamp,
+    in order, per connection. The frame handler takes them back with ``pop(transport)``, one
+    per text frame (client frames are all text); None (then the handler's own stamp is used,
+    and ``fallbacks`` counts it) if the walk found none."""
+
+    def __init__(self) -> None:
+        from collections import deque
+
+        self._deque = deque
+        self.stamps: dict[Any, Any] = {}  # transport -> deque of read stamps
+        # transport -> [partial header, payload bytes left, a data frame's last fragment]
+        self.state: dict[Any, list[Any]] = {}
+        self.fallbacks = 0
+        self.installed = False
+
+    def install(self) -> None:
+        try:
+            from aiohttp import web_protocol
+        except ImportError:
+            return
+        cls = web_protocol.RequestHandler
+        orig = cls.data_received
+        clock = time.perf_counter_ns
+        feed = self.feed
+
+        def data_received(proto: Any, data: bytes) -> None:
+            now = clock()  # the read has just returned these bytes
+            if getattr(proto, "_upgraded", False):
+                feed(proto.transport, data, now)
+            orig(proto, data)
+
+        cls.data_received = data_received  # type: ignore[method-assign]
+        self.installed = True
+
+    def feed(self, key: Any, data: bytes, now: int) -> None:
+        st = self.state.get(key)
+        if st is None:
+            st = self.state[key] = [b"", 0, False]
+            self.stamps[key] = self._deque()
+        out = self.stamps[key]
+        head, left, data_fin = st
+        i, n = 0, len(data)
+        while i < n:
+            if left:
+                take = min(left, n - i)
+                left -= take
+                i += take
+                if not left and data_fin:
+                    out.append(now)
+                continue
+            buf = head + data[i:i + 14]
+            if len(buf) < 2:
+                head, i = buf, n
+                break
+            b0, b1 = buf[0], buf[1]
+            size = b1 & 0x7F
+            ext = 2 if size == 126 else 8 if size == 127 else 0
+            hlen = 2 + ext + (4 if b1 & 0x80 else 0)
+            if len(buf) < hlen:
+                head, i = buf, n
+                break
+            if ext:
+                size = int.from_bytes(buf[2:2 + ext], "big")
+            i += hlen - len(head)
+            head = b""
+            data_fin = bool(b0 & 0x80) and (b0 & 0x0F) in (0, 1, 2)  # not ping/pong/close
+            left = size
+            if not left and data_fin:
+                out.append(now)
+        st[0], st[1], st[2] = head, left, data_fin
+
+    def pop(self, key: Any) -> int | None:
+        q = self.stamps.get(key)
+        if q:
+            return int(q.popleft())
+        self.fallbacks += 1
+        return None
+
+
 class _Stamps:
     """Send/receive stamps of the driver, all from this process's perf_counter_ns."""
 
@@ -228,6 +315,7 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
     frames = stream.frames
     nonces = [m["order_book"]["nonce"] for m in stream.messages]
     stamps = _Stamps()
+    reads = _ReadClock()  # installed for the simulator only (picows stamps on its frame)
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[Any] = loop.create_future()
     clock = time.perf_counter_ns
@@ -238,11 +326,12 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
         cfg = SimConfig(seed=seed, speed_bumps=False, rate_limits=False,
                         ws_ping_interval_ms=3_600_000, ws_pong_timeout_ms=7_200_000,
                         **_sim_keys(api_key))
+        reads.install()
         async with Simulator(cfg) as sim:
             orig = sim._on_frame
 
             def hooked(conn: Any, data: str) -> None:
-                now = clock()  # first thing: the frame has just been read off the socket
+                now = reads.pop(conn.transport) or clock()
                 head = data[:24]
                 if head.startswith('{"echo":'):
                     stamps.on_echo(data.encode(), now)
@@ -298,7 +387,8 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
 
         await _drive(send_delta, send_echo, ready, frames, nonces, stamps, gap_us / 1e6)
     print(json.dumps({"w2w": stamps.w2w, "echo": stamps.echo, "deltas": len(frames) - 1,
-                      "order_frames": stamps.order_frames, "cpu": last_cpu(),
+                      "order_frames": stamps.order_frames, "read_stamps": reads.installed,
+                      "read_fallbacks": reads.fallbacks, "cpu": last_cpu(),
                       "pid": os.getpid()}), flush=True)
 
 
@@ -413,19 +503,26 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
     loop = asyncio.get_running_loop()
     go: asyncio.Future[Any] = loop.create_future()
     st = {"sent_upto": 0, "subscribes": 0, "dropped": 0}
+    reads = _ReadClock()
+    reads.install()
+    dispatch: list[int] = []  # order frames: read off the socket -> the frame handler
     async with Simulator(cfg) as sim:
         on_frame = sim._on_frame
         publish_book = sim._publish_book
         snapshot = sim._snapshot
 
         def hooked(conn: Any, data: str) -> None:
-            now = clock()  # first thing: the frame has just been read off the socket
+            handled = clock()
+            read = reads.pop(conn.transport)
+            now = read or handled
             head = data[:24]
             if head.startswith('{"echo":'):
                 echo.on_echo(data.encode(), now)
                 return
             if '"jsonapi/' in head:
                 win.on_order(now, data)
+                if read is not None:
+                    dispatch.append(handled - read)
             elif head.startswith('{"bench":'):
                 if data == GO_FRAME and not go.done():
                     go.set_result(conn)
@@ -476,7 +573,9 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
                           "delta_sent": win.sent, "order_nonces": win.nonces(),
                           "orders_outside": win.outside, "book_subscribes": st["subscribes"],
                           "engine_book_updates_dropped": st["dropped"],
-                          "open_orders": len(resting), "cpu": last_cpu(),
+                          "open_orders": len(resting), "read_stamps": reads.installed,
+                          "read_fallbacks": reads.fallbacks, "dispatch": dispatch,
+                          "cpu": last_cpu(),
                           "pid": os.getpid()}), flush=True)
         # Serve on (acks, the bot's cancel-all at its stop) until the bot has gone.
         t_end = time.monotonic() + 120

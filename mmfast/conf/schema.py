@@ -304,6 +304,12 @@ class RunConfig:
     log_json: bool = _f(False, doc="JSON log lines")
     status_interval_s: float = _f(1.0, lo=0.1, hi=60.0, unit="s",
                                   doc="terminal status refresh")
+    cpu: int | None = _f(None, lo=0, hi=4095,
+                         doc="pin the event loop to this CPU (Linux); the process's other "
+                         "threads go to the remaining CPUs")
+    busy_poll: bool = _f(False, doc="the event loop polls its sockets instead of sleeping: "
+                         "~70 us less per frame, one CPU at 100% (with cpu, on a dedicated "
+                         "core; not with the in-process simulator)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -44,7 +44,7 @@ from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
 from mmfast.signals import STOP_SIGNALS, pending_stop, stopped_early
 
 __all__ = ["EXIT_CONFIG", "EXIT_KILL_STOP", "EXIT_OK", "EXIT_ORDERS_LEFT", "RunOptions",
-           "Runner", "load_run_config", "run_flow", "run_from_args"]
+           "Runner", "load_run_config", "placement_problem", "run_flow", "run_from_args"]
 
 EXIT_OK = 0
 EXIT_ORDERS_LEFT = 1  # orders still open at exit (or unknown), or the run failed
@@ -154,6 +154,8 @@ class Runner:
         self._t0 = 0.0
         self._tmp_state: str | None = None
         self.guard: Any = None  # GuardLink: the guard process and the heartbeat
+        self.placement: Any = None  # Placement: [run] cpu, once applied
+        self.busy_poll: Any = None  # BusyPoll: [run] busy_poll, while trading
 
     # ------------------------------------------------------------------ stop requests
     def request_stop(self, reason: str) -> None:
@@ -395,6 +397,7 @@ class Runner:
             "ready": bool(getattr(c, "ready", True)),
             "not_ready_reason": getattr(c, "not_ready_reason", ""),
             "loop": c.stall.status() if hasattr(c, "stall") else {},
+            "placement": self._placement_status(),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -427,6 +430,8 @@ class Runner:
         interval = self.cfg.run.status_interval_s
         while True:
             await asyncio.sleep(interval)
+            if self.placement is not None:
+                self.placement.sweep()
             if printer is not None:
                 printer.show([self.redactor.redact(x) for x in render_status(self.snapshot())])
 
@@ -471,6 +476,7 @@ class Runner:
                                size_decimals=self.size_decimals)
             await self.core.start()
             started = True
+            self._place_loop()
             if self.guard is not None:
                 from mmfast.run.heartbeat import BotState
 
@@ -569,7 +575,33 @@ class Runner:
         self.journal.write("guard_started", pid=self.guard.pid, api_key_index=g.api_key_index,
                            journal=str(self.guard.journal_path))
 
+    def _place_loop(self) -> None:
+        """``[run] cpu`` and ``busy_poll``, once every thread of the start-up exists (the
+        ones started later are moved by the status loop's sweep)."""
+        r = self.cfg.run
+        if r.cpu is not None:
+            from mmfast.run.placement import pin_loop
+
+            self.placement = pin_loop(r.cpu)
+            _log.info("placement: %s", self.placement.describe())
+        if r.busy_poll:
+            from mmfast.run.placement import BusyPoll
+
+            self.busy_poll = BusyPoll()
+            self.busy_poll.start()
+
+    def _placement_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.placement is not None:
+            p = self.placement
+            out.update(cpu=p.cpu, threads_moved=p.moved_total, other_cpus=sorted(p.others))
+        if self.busy_poll is not None:
+            out.update(busy_poll=self.busy_poll.running, polls_per_s=self.busy_poll.per_s())
+        return out
+
     async def _shutdown(self, started: bool) -> None:
+        if self.busy_poll is not None:
+            self.busy_poll.stop()  # the stop's waits may sleep again
         if self.guard is not None:
             from mmfast.run.heartbeat import BotState
 
@@ -596,6 +628,8 @@ class Runner:
                                        self.connector, "cancel_confirmed_by", "") or None)
             with contextlib.suppress(Exception):
                 await core.shutdown()
+        if self.placement is not None:
+            self.placement.release()
         if started and self.orders_left != 0:
             self.exit_code = EXIT_ORDERS_LEFT
             _log.error("orders still open in market %d after shutdown: %s", self.market,
@@ -628,6 +662,20 @@ def _options(args: Any) -> RunOptions:
                       control_port=args.control_port, control_host=args.control_host)
 
 
+def placement_problem(cfg: Config) -> str:
+    """Why ``[run] cpu`` / ``busy_poll`` cannot be applied as configured ("" if they can)."""
+    r = cfg.run
+    if r.busy_poll and cfg.venue.mode == "sim" and cfg.venue.rest_url is None:
+        return ("[run] busy_poll needs the venue in another process (`mmfast sim`, with "
+                "venue.rest_url and venue.ws_url): the in-process simulator's thread would "
+                "wait for the GIL behind a loop that never sleeps")
+    if r.cpu is not None:
+        from mmfast.run.placement import cpu_problem
+
+        return cpu_problem(r.cpu)
+    return ""
+
+
 class _StoppedEarly(MmfastError):
     """A stop signal arrived while the run was starting: on to the shutdown."""
 
@@ -648,6 +696,10 @@ def run_from_args(args: Any) -> int:
         return EXIT_CONFIG
     if opts.time_scale != 1.0 and cfg.venue.mode != "sim":
         print("mmfast run: --time-scale is for sim mode only", file=sys.stderr)
+        return EXIT_CONFIG
+    why = placement_problem(cfg)
+    if why:
+        print(f"mmfast run: {why}", file=sys.stderr)
         return EXIT_CONFIG
     from mmfast.conf.load import ENV_GUARD_KEY, ENV_PRIVATE_KEY
     from mmfast.run.control import ENV_CONTROL_TOKEN, LOOPBACK, check_token, new_token

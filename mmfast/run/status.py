@@ -43,6 +43,21 @@ def _latency(lat: dict[str, dict[str, float]]) -> str:
                      if v.get("n"))
 
 
+def _placement(p: dict[str, Any] | None) -> str:
+    """``[run] cpu`` / ``busy_poll`` as applied ("" when neither is set)."""
+    if not p:
+        return ""
+    parts = []
+    if "cpu" in p:
+        rest = ",".join(map(str, p["other_cpus"])) or "none"
+        parts.append(f"loop pinned to CPU {p['cpu']} ({p['threads_moved']} other threads on "
+                     f"CPUs {rest})")
+    if "polls_per_s" in p:
+        parts.append(f"busy poll {'on' if p['busy_poll'] else 'stopped'} "
+                     f"({p['polls_per_s'] / 1000:.0f}k polls/s)")
+    return ", ".join(parts)
+
+
 def render_status(snap: dict[str, Any]) -> list[str]:
     """Status lines of one snapshot (see ``Runner.snapshot``)."""
     st = snap["strategy"]
@@ -77,6 +92,9 @@ def render_status(snap: dict[str, Any]) -> list[str]:
         lines.append(f"  trend {tr.get('trend', 0):+d} (fast {tr.get('fast')}, slow "
                      f"{tr.get('slow')})  tp levels {tp['levels']} tp {_sz(tp['tp_lots'], sd)} "
                      f"exposure {_sz(tp['exposure'], sd)} carried {_sz(tp['carried'], sd)}")
+    place = _placement(snap.get("placement"))
+    if place:
+        lines.append(f"  {place}")
     if not snap.get("ready", True):
         lines.append(f"  connector not ready: {snap.get('not_ready_reason', '')}")
     return lines
@@ -136,6 +154,9 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         lines.append(f"loop lag     p50 {loop['lag_p50_ms']:.1f} ms, p99 {loop['lag_p99_ms']:.1f}"
                      f" ms, max {loop['lag_max_ms']:.1f} ms (a timer every 100 ms, "
                      f"{loop['lag_samples']} samples)")
+    place = _placement(s.get("placement"))
+    if place:
+        lines.append(f"placement    {place}")
     if loop and loop["stalls"]:
         lines.append(f"loop stalls  {loop['stalls']} (longest {loop['max_stall_ms']:.0f} ms): "
                      "each pulled the quotes and reconciled before quoting again")

@@ -117,3 +117,20 @@ def test_summary_signer_line() -> None:
     s["signer"] = {"kind": "official", "signed": 7, "failed": 1}
     text = "\n".join(render_summary(s))
     assert "signer       official  signed 7  failed 1" in text and "nonce pool" not in text
+
+
+def test_summary_and_status_show_the_loop_placement_as_applied() -> None:
+    s = {"elapsed_s": 5.2, "symbol": "ETH", "market": 0, "mode": "sim", "price_decimals": 2,
+         "size_decimals": 4, "strategy": _strategy_status(), "order_latency": {},
+         "stop_reason": "SIGTERM", "orders_left": 0, "exit_code": 0, "journal": None,
+         "placement": {"cpu": 1, "threads_moved": 5, "other_cpus": [0], "busy_poll": False,
+                       "polls_per_s": 512_000.0}}
+    want = ("loop pinned to CPU 1 (5 other threads on CPUs 0), busy poll stopped "
+            "(512k polls/s)")
+    assert f"placement    {want}" in render_summary(s)
+    assert f"  {want}" in render_status(s)
+    s["placement"] = {"busy_poll": True, "polls_per_s": 2_000.0}  # busy poll alone
+    assert "placement    busy poll on (2k polls/s)" in render_summary(s)
+    s["placement"] = {}  # neither set: no line
+    assert not any("placement" in x or "busy poll" in x
+                   for x in render_summary(s) + render_status(s))

@@ -1,0 +1,136 @@
+"""``[run] cpu`` and ``[run] busy_poll`` (mmfast.run.placement): the loop thread pinned and the
+process's other threads kept off its CPU, as the kernel reports them; a loop that polls instead
+of sleeping; the refusals of what cannot be applied."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+from typing import Any
+
+import pytest
+import uvloop
+
+from mmfast.conf import Config, ConfigError, example_path, parse_config
+from mmfast.run.placement import BusyPoll, cpu_problem, pin_loop
+from mmfast.run.runner import placement_problem
+
+CPUS = sorted(os.sched_getaffinity(0))
+two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs")
+
+
+def _affinity(tid: int) -> set[int]:
+    return set(os.sched_getaffinity(tid))
+
+
+def _in_thread(fn: object) -> object:
+    """Run ``fn`` on a fresh thread (pinning it leaves the test's thread alone); its result."""
+    box: list[object] = []
+    t = threading.Thread(target=lambda: box.append(fn()))  # type: ignore[operator]
+    t.start()
+    t.join(30)
+    return box[0]
+
+
+@two_cpus
+def test_pin_loop_pins_the_calling_thread_and_moves_the_others() -> None:
+    cpu = CPUS[-1]
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)  # started before the pinning: full mask
+    helper.start()
+    try:
+        def body() -> dict[str, object]:
+            p = pin_loop(cpu)
+            seen = {"me": _affinity(0), "helper": _affinity(helper.native_id or 0),
+                    "main": _affinity(threading.main_thread().native_id or 0)}
+            # A thread started after the pinning inherits the loop's CPU: the sweep moves it.
+            late = threading.Thread(target=stop.wait)
+            late.start()
+            seen["late_before"] = _affinity(late.native_id or 0)
+            seen["swept"] = p.sweep()
+            seen["late_after"] = _affinity(late.native_id or 0)
+            seen["describe"] = p.describe()
+            p.release()
+            seen["me_released"] = _affinity(0)
+            seen["helper_released"] = _affinity(helper.native_id or 0)
+            stop.set()
+            late.join(10)
+            return seen
+
+        seen = _in_thread(body)
+    finally:
+        stop.set()
+        helper.join(10)
+    assert isinstance(seen, dict)
+    rest = set(CPUS) - {cpu}
+    assert seen["me"] == {cpu}
+    assert seen["helper"] == rest and seen["main"] == rest
+    assert seen["late_before"] == {cpu} and seen["swept"] == 1 and seen["late_after"] == rest
+    assert f"loop on CPU {cpu}" in str(seen["describe"])
+    # Released: every CPU the process had, for the loop and the threads it moved.
+    assert seen["me_released"] == set(CPUS) and seen["helper_released"] == set(CPUS)
+    assert _affinity(0) == set(CPUS)  # this (main) thread too
+
+
+def test_a_cpu_outside_the_process_affinity_is_refused_with_the_allowed_ones() -> None:
+    bad = max(CPUS) + 1
+    why = cpu_problem(bad)
+    assert f"[run] cpu = {bad}" in why and str(CPUS) in why
+    assert cpu_problem(CPUS[0]) == ""
+    with pytest.raises(RuntimeError, match=rf"cpu = {bad}"):
+        pin_loop(bad)
+    assert _affinity(0) == set(CPUS)  # nothing was pinned
+
+
+def _config(**run: Any) -> Config:
+    cfg = parse_config(example_path("sim").read_text(), env={})
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, **run))
+
+
+def test_placement_problem_names_what_cannot_run() -> None:
+    assert placement_problem(_config()) == ""
+    assert placement_problem(_config(cpu=CPUS[0])) == ""
+    why = placement_problem(_config(cpu=max(CPUS) + 1))
+    assert f"cpu = {max(CPUS) + 1}" in why
+    # Busy polling next to the simulator's thread in the same process would starve it.
+    why = placement_problem(_config(busy_poll=True))
+    assert "busy_poll" in why and "mmfast sim" in why
+    cfg = _config(busy_poll=True)
+    ext = dataclasses.replace(cfg, venue=dataclasses.replace(
+        cfg.venue, rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1/stream"))
+    assert placement_problem(ext) == ""
+
+
+@pytest.mark.parametrize("value", [-1, "1", 1.5])
+def test_config_rejects_a_bad_cpu(value: object) -> None:
+    text = example_path("sim").read_text().replace("[run]\n", f"[run]\ncpu = {value!r}\n")
+    text = text.replace("'", '"')
+    with pytest.raises(ConfigError, match=r"run\.cpu"):
+        parse_config(text, env={})
+
+
+async def _count_polls(busy: bool) -> tuple[int, int, bool]:
+    """Loop iterations seen in 50 ms of an otherwise idle loop; a timer still fires."""
+    bp = BusyPoll()
+    fired = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.02, fired.set_result, True)
+    if busy:
+        bp.start()
+    await asyncio.sleep(0.05)
+    during = bp.polls
+    bp.stop()
+    await asyncio.sleep(0.02)
+    return during, bp.polls - during, fired.done()
+
+
+@pytest.mark.parametrize("runner", [uvloop.run, asyncio.run])
+def test_busy_poll_keeps_the_loop_polling_until_stopped(runner: object) -> None:
+    during, after, fired = runner(_count_polls(True))  # type: ignore[operator]
+    # A sleeping loop wakes a handful of times in 50 ms; a polling one thousands of times.
+    assert during >= 200, during
+    assert after == 0  # stopped: no more polls
+    assert fired  # timers and I/O are served between polls
+    idle, _, _ = runner(_count_polls(False))  # type: ignore[operator]
+    assert idle == 0
