@@ -194,6 +194,13 @@ class SimConfig:
     max_auth_lifetime_s: int = 8 * 3600
     ws_ping_interval_ms: int = 30_000
     ws_pong_timeout_ms: int = 120_000
+    # The venue's connection rules (simulated seconds; 0 = off): a connection is closed after
+    # ws_max_lifetime_s (24 h), and when its client sent no frame for ws_client_idle_s (2 min).
+    ws_max_lifetime_s: int = 86_400
+    ws_client_idle_s: int = 120
+    # Order-book deltas of the engine go out in batches of this many ms of simulated time,
+    # on the clock's multiples (the venue publishes every 50 ms); 0 = each change at once.
+    book_batch_ms: int = 50
     echo_ack_ids: bool = False  # venue unconfirmed: default acks do not echo the request id
     # Memory windows: what the simulator keeps of its history (the rest is forgotten, so a
     # long run stays within a fixed footprint; docs/sim.md "Memory windows").
@@ -237,6 +244,9 @@ class SimConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.book_history < 0:
             raise ValueError("book_history must be >= 0 (0 = off)")
+        for name in ("ws_max_lifetime_s", "ws_client_idle_s", "book_batch_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = off)")
         for entry in self.api_keys:
             if len(entry) != 3:
                 raise ValueError("api_keys entries are (account_index, api_key_index, "

@@ -80,7 +80,8 @@ class _Conn:
     """One WebSocket client."""
 
     __slots__ = ("closed", "frame_faults", "held_in", "held_out", "id", "last_pong_ns",
-                 "remote", "sim", "stalled", "subs", "transport", "ws")
+                 "last_rx_ns", "opened_ns", "remote", "sim", "stalled", "subs", "transport",
+                 "ws")
 
     def __init__(self, sim: Simulator, conn_id: int, ws: web.WebSocketResponse,
                  transport: asyncio.Transport, remote: str, now_ns: int) -> None:
@@ -91,6 +92,8 @@ class _Conn:
         self.remote = remote  # client IP (rate limits are per IP)
         self.subs: set[str] = set()  # subscribed channels, in the inbound "kind:args" form
         self.last_pong_ns = now_ns  # monotonic ns of the last pong
+        self.opened_ns = now_ns  # the lifetime rule counts from here
+        self.last_rx_ns = now_ns  # the last frame the client sent (the idle rule)
         self.closed = False  # no more frames once set
         self.stalled = False  # frames held both ways (silent-stall fault)
         self.held_out: list[bytes] = []  # outbound frames held by a stall
@@ -184,6 +187,12 @@ class Simulator:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._due_timer: asyncio.TimerHandle | None = None
         self._due_ns: int | None = None  # when the armed sequencer timer fires
+        # Connections closed by the venue's rules (book_batch_ms and ws_* in SimConfig).
+        self.rule_drops = {"lifetime": 0, "idle": 0}
+        # market -> the engine's book changes not yet published: [asks {price: size},
+        # bids {price: size}, begin nonce, nonce, offset] (book_batch_ms)
+        self._book_batch: dict[int, list[Any]] = {}
+        self._book_timer: asyncio.TimerHandle | None = None
 
     @property
     def time(self) -> TimeSource:
@@ -247,6 +256,9 @@ class Simulator:
         if self._due_timer is not None:
             self._due_timer.cancel()
             self._due_timer = None
+        if self._book_timer is not None:
+            self._book_timer.cancel()
+            self._book_timer = None
         for conn in list(self._conns):
             self._drop(conn)
             with contextlib.suppress(Exception):
@@ -368,6 +380,7 @@ class Simulator:
     def _bump_book(self, market: int, bids: list[tuple[int, int]]) -> None:
         """Publish a delta outside the engine, keeping the nonce chain."""
         self.pump()
+        self.flush_books(market)
         ex = self.exchange
         m = ex.markets[market]
         begin = m.book_nonce
@@ -807,6 +820,7 @@ class Simulator:
                    "type": "connected"})
         try:
             async for msg in ws:
+                conn.last_rx_ns = self.clock.monotonic_ns()
                 if msg.type == WSMsgType.TEXT:
                     data = msg.data
                 elif msg.type == WSMsgType.BINARY:
@@ -838,17 +852,42 @@ class Simulator:
                 del self._subs[channel]
 
     async def _pinger(self, conn: _Conn) -> None:
-        interval = self.config.ws_ping_interval_ms / 1000
-        timeout_ns = self.config.ws_pong_timeout_ms * 1_000_000
+        """The server's pings and the connection rules: no pong in time, the lifetime, a
+        client that sent nothing for too long (each closes the connection)."""
+        cfg = self.config
+        interval_ns = cfg.ws_ping_interval_ms * 1_000_000
+        timeout_ns = cfg.ws_pong_timeout_ms * 1_000_000
+        life_ns = cfg.ws_max_lifetime_s * 1_000_000_000
+        idle_ns = cfg.ws_client_idle_s * 1_000_000_000
+        mono = self.clock.monotonic_ns
+        next_ping = mono() + interval_ns
         while not conn.closed:
-            await self.clock.sleep(interval)
+            wake = next_ping
+            if life_ns:
+                wake = min(wake, conn.opened_ns + life_ns)
+            if idle_ns:
+                wake = min(wake, conn.last_rx_ns + idle_ns)
+            await self.clock.sleep(max(0, wake - mono()) / 1e9)
             if conn.closed:
                 return
-            if self.clock.monotonic_ns() - conn.last_pong_ns > timeout_ns:
+            now = mono()
+            why = b""
+            if life_ns and now >= conn.opened_ns + life_ns:
+                why, code, self.rule_drops["lifetime"] = (b"connection lifetime reached", 1000,
+                                                          self.rule_drops["lifetime"] + 1)
+            elif idle_ns and now >= conn.last_rx_ns + idle_ns:
+                why, code, self.rule_drops["idle"] = (b"no frame from the client", 1008,
+                                                      self.rule_drops["idle"] + 1)
+            elif now >= next_ping:
+                if now - conn.last_pong_ns > timeout_ns:
+                    why, code = b"no pong", 1008
+                else:
+                    conn.send(b'{"type":"ping"}')
+                    next_ping = now + interval_ns
+            if why:
                 self._drop(conn)
-                await conn.ws.close(code=1008, message=b"no pong")
+                await conn.ws.close(code=code, message=why)
                 return
-            conn.send(b'{"type":"ping"}')
 
     def _error(self, conn: _Conn, code: int, detail: str = "", channel: str | None = None
                ) -> None:
@@ -988,6 +1027,8 @@ class Simulator:
             return
         # Publish anything pending first, so the snapshot and the deltas that follow chain.
         self.run_engine(ex.poll)
+        if kind == "order_book":
+            self.flush_books(args[0])
         conn.subs.add(key)
         self._subs.setdefault(key, set()).add(conn)
         if kind == "order_book":
@@ -1122,6 +1163,46 @@ class Simulator:
             for c in list(conns):
                 c.send_payload(out, frame)
 
+    def _batch_book(self, market: int, payload: Any) -> None:
+        """One engine book change into the market's pending batch (the latest size of a
+        level wins), published at the next multiple of book_batch_ms."""
+        asks, bids, begin, nonce, offset = payload
+        b = self._book_batch.get(market)
+        if b is None:
+            b = self._book_batch[market] = [{}, {}, begin, nonce, offset]
+        b[0].update(asks)
+        b[1].update(bids)
+        b[3], b[4] = nonce, offset
+        if self._book_timer is None:
+            step = self.config.book_batch_ms * 1_000_000
+            now = self.clock.monotonic_ns()
+            try:
+                self._book_timer = self.clock.call_later(
+                    (step - now % step) / 1e9, self.flush_books)
+            except RuntimeError:  # no running loop (engine driven directly): publish now
+                self.flush_books()
+
+    def flush_books(self, market: int | None = None) -> None:
+        """Publish the pending book batches (of ``market`` only, or all): one delta each,
+        from the nonce the last one ended at to the latest."""
+        if market is None:
+            if self._book_timer is not None:
+                self._book_timer.cancel()
+                self._book_timer = None
+            pending, self._book_batch = self._book_batch, {}
+        else:
+            one = self._book_batch.pop(market, None)
+            pending = {market: one} if one is not None else {}
+        now = self.clock.wall_ms()
+        for mid, (asks, bids, begin, nonce, offset) in pending.items():
+            key = f"order_book:{mid}"
+            if not self._subs.get(key):
+                continue
+            msg = self._book_msg("update/order_book", key, self.exchange.markets[mid],
+                                 sorted(asks.items()), sorted(bids.items(), reverse=True),
+                                 begin, nonce, offset, now)
+            self._publish_book(mid, orjson.dumps(msg), (begin, nonce))
+
     def pump(self) -> None:
         """Drain the engine's events and send them to subscribers."""
         ex = self.exchange
@@ -1137,6 +1218,9 @@ class Simulator:
             if kind == "book":
                 key = f"order_book:{ev.market}"
                 if subs.get(key):
+                    if self.config.book_batch_ms:
+                        self._batch_book(ev.market, ev.payload)
+                        continue
                     asks, bids, begin, nonce, offset = ev.payload
                     m = ex.markets[ev.market]
                     msg = self._book_msg("update/order_book", key, m, asks, bids, begin, nonce,

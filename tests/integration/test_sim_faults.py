@@ -30,8 +30,9 @@ def stand_in(**kw: Any) -> SimConfig:
 
 @pytest.fixture
 def sim_config() -> SimConfig:
+    # One delta per book change (no 50 ms batches): the faults act on single deltas.
     return stand_in(seed=5, ws_ping_interval_ms=200, ws_pong_timeout_ms=60_000,
-                    speed_bumps=False)
+                    speed_bumps=False, book_batch_ms=0)
 
 
 def place(st: SimThread, is_ask: bool, price: int, size: int = 100) -> int:
@@ -525,7 +526,7 @@ def _book_fault_storm(count: int) -> tuple[int, int, int]:
 
     async def main() -> tuple[int, int, int]:
         async with Simulator(stand_in(seed=3, speed_bumps=False, rate_limits=False,
-                                      ws_ping_interval_ms=600_000)) as sim:
+                                      ws_ping_interval_ms=600_000, book_batch_ms=0)) as sim:
             ws = await book_client(sim.ws_url)
             last = nonces(await recv(ws))[1]
             acct = sim.system_account(exclude=MAIN)

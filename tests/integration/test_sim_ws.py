@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 from typing import Any
 
@@ -190,28 +192,124 @@ def test_jsonapi_sendtx_and_batch_acks(sim: SimThread, run) -> None:
     assert counts["WS jsonapi/sendtx"] == 3 and counts["WS jsonapi/sendtxbatch"] == 2
 
 
-def test_book_deltas_chain_on_the_wire(sim: SimThread, run) -> None:
-    now = wall_ms(sim)
+@pytest.mark.parametrize("batch_ms", [0, 50])
+def test_book_deltas_chain_on_the_wire(sim_config: SimConfig, run, batch_ms: int) -> None:
+    """Five book changes in a burst: one delta each without batching; with the venue's 50 ms
+    batches fewer deltas, 50 ms or more apart on the venue's clock; chained either way, to the
+    same final book."""
+    import dataclasses
 
-    async def main() -> list[dict[str, Any]]:
-        frames = []
-        async with connect(sim.ws_url) as ws:
-            await recv(ws)
-            await ws.send(json.dumps({"type": "subscribe", "channel": "order_book/0"}))
-            frames.append(await recv(ws))
-            for n in range(5):
-                await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                    "tx_type": 14, "tx_info": info(now, n, n + 1, 299_000 - 100 * (n % 2))}}))
-            while sum(f["type"] == "update/order_book" for f in frames) < 5:
-                f = await recv(ws)
-                if f["type"] == "update/order_book":
-                    frames.append(f)
-        return frames
+    st = SimThread(dataclasses.replace(sim_config, book_batch_ms=batch_ms))
+    st.start()
+    try:
+        now = wall_ms(st)
 
-    frames = run(main())
+        async def main() -> list[dict[str, Any]]:
+            frames = []
+            async with connect(st.ws_url) as ws:
+                await recv(ws)
+                await ws.send(json.dumps({"type": "subscribe", "channel": "order_book/0"}))
+                frames.append(await recv(ws))
+                for n in range(5):
+                    await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
+                        "tx_type": 14,
+                        "tx_info": info(now, n, n + 1, 299_000 - 100 * (n % 2))}}))
+                last = frames[0]["order_book"]["nonce"] + 5  # five changes
+                while frames[-1]["order_book"]["nonce"] < last:
+                    f = await recv(ws)
+                    if f["type"] == "update/order_book":
+                        frames.append(f)
+            return frames
+
+        frames = run(main())
+    finally:
+        st.stop()
     prev = frames[0]["order_book"]["nonce"]
     for f in frames[1:]:
         assert f["order_book"]["begin_nonce"] == prev
         prev = f["order_book"]["nonce"]
-    sizes = [f["order_book"]["bids"] for f in frames[1:]]
-    assert sizes[-1] == [{"price": "2990.00", "size": "0.0300"}]
+    deltas = frames[1:]
+    if batch_ms == 0:
+        assert len(deltas) == 5  # one per change
+        assert [len(f["order_book"]["bids"]) for f in deltas] == [1] * 5
+    else:
+        assert 1 <= len(deltas) < 5  # merged: each level's latest size once
+        stamps = [f["timestamp"] for f in deltas]
+        assert all(b - a >= batch_ms - 2 for a, b in itertools.pairwise(stamps))  # ms rounding
+        for f in deltas:
+            prices = [x["price"] for x in f["order_book"]["bids"]]
+            assert len(prices) == len(set(prices))
+    book: dict[str, str] = {}
+    for f in deltas:
+        book.update((x["price"], x["size"]) for x in f["order_book"]["bids"])
+    assert book == {"2990.00": "0.0300", "2989.00": "0.0200"}
+
+
+def _rules_sim(**kw: Any) -> tuple[SimThread, Any]:
+    from mmfast.core.timesource import ScaledTime
+
+    t = ScaledTime(100.0)  # 120 simulated seconds in 1.2 real ones
+    st = SimThread(stand_in(seed=12, speed_bumps=False, ws_ping_interval_ms=3_600_000,
+                            ws_pong_timeout_ms=7_200_000, **kw), t)
+    st.start()
+    return st, t
+
+
+def test_a_client_silent_for_two_minutes_is_dropped_one_that_talks_is_not() -> None:
+    st, t = _rules_sim()  # the venue's defaults: 120 s idle, 24 h lifetime
+
+    async def client(talk: bool) -> tuple[int, str, float]:
+        async with connect(st.ws_url) as ws:
+            t0 = t.monotonic_ns()
+            await ws.recv()  # connected
+            try:
+                while True:
+                    if talk:  # a frame every 60 simulated seconds
+                        await ws.send(json.dumps({"type": "ping"}))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ws.recv(), 0.6)  # 60 s simulated
+                    if (t.monotonic_ns() - t0) / 1e9 > 400:
+                        return 0, "open", (t.monotonic_ns() - t0) / 1e9
+            except ConnectionClosed as exc:
+                assert exc.rcvd is not None
+                return exc.rcvd.code, exc.rcvd.reason, (t.monotonic_ns() - t0) / 1e9
+
+    async def both() -> tuple[Any, Any]:
+        return await asyncio.gather(client(False), client(True))
+
+    try:
+        silent, talking = asyncio.run(asyncio.wait_for(both(), 30))
+        drops = st.call(lambda s: dict(s.rule_drops))
+    finally:
+        st.stop()
+    code, reason, after_s = silent
+    assert (code, reason) == (1008, "no frame from the client")
+    assert 120 <= after_s < 200  # simulated seconds: the rule, plus a timer's slack
+    assert talking[:2] == (0, "open")  # 400 simulated seconds, still open
+    assert drops == {"lifetime": 0, "idle": 1}
+
+
+def test_a_connection_is_closed_at_its_lifetime_even_when_busy() -> None:
+    st, t = _rules_sim(ws_max_lifetime_s=300)  # 5 simulated minutes (the venue: 24 h)
+
+    async def client() -> tuple[int, str, float]:
+        async with connect(st.ws_url) as ws:
+            t0 = t.monotonic_ns()
+            await ws.recv()
+            try:
+                while True:
+                    await ws.send(json.dumps({"type": "ping"}))  # never idle
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ws.recv(), 0.3)
+            except ConnectionClosed as exc:
+                assert exc.rcvd is not None
+                return exc.rcvd.code, exc.rcvd.reason, (t.monotonic_ns() - t0) / 1e9
+
+    try:
+        code, reason, after_s = asyncio.run(asyncio.wait_for(client(), 30))
+        drops = st.call(lambda s: dict(s.rule_drops))
+    finally:
+        st.stop()
+    assert (code, reason) == (1000, "connection lifetime reached")
+    assert 300 <= after_s < 360
+    assert drops == {"lifetime": 1, "idle": 0}
