@@ -23,12 +23,14 @@ import os
 import threading
 import time
 
+from mmfast.core.errors import MmfastError
+
 __all__ = ["BusyPoll", "Placement", "PlacementError", "allowed_cpus", "cpu_problem", "pin_loop"]
 
 _TASKS = "/proc/self/task"
 
 
-class PlacementError(RuntimeError):
+class PlacementError(MmfastError, RuntimeError):
     """The loop cannot be placed as configured (the CPU is not allowed, or no affinity API)."""
 
 

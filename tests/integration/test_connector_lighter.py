@@ -240,3 +240,68 @@ def test_rest_endpoints_and_account_stream(sim: SimThread, stime: ScaledTime,
     for tok in tokens_seen:
         assert tok not in text
         assert tok.split(":")[3] not in text
+
+
+def _roll_over_run(max_age_s: float) -> dict[str, Any]:
+    """The connector for 200 simulated seconds against a venue that drops connections at
+    2 minutes (the venue's 24 h, scaled down), with connections replaced at ``max_age_s``."""
+    stime = ScaledTime(SCALE)
+    sim = SimThread(make_sim_config(ws_max_lifetime_s=120), stime)
+    sim.start()
+    out: dict[str, Any] = {}
+
+    async def body(conn: LighterConnector, rec: Recorder) -> None:
+        assert await conn.wait_ready(30.0), conn.readiness.failing()
+        seen = len(rec.states)
+        t0 = stime.monotonic_ns()
+        aligned = mismatched = 0
+        not_ready = 0
+        while stime.monotonic_ns() - t0 < 200 * 1_000_000_000:
+            await stime.sleep(1.0)
+            if not conn.ready:
+                not_ready += 1
+            for m in (0, 1):
+                (asks, bids), nonce = sim_levels(sim, m)
+                book = conn.market_data.books[m]
+                if book.nonce == nonce:
+                    aligned += 1
+                    mismatched += (book.top(ASK, 10_000) != sorted(asks)
+                                   or book.top(BID, 10_000) != sorted(bids, reverse=True))
+        streams = {"market": conn.market_data.stream, "account": conn.account.stream}
+        out.update(
+            streams={k: {n: s.stats()[n] for n in ("rollovers", "rollovers_abandoned",
+                                                   "connects", "disconnects")}
+                     for k, s in streams.items()},
+            aligned=aligned, mismatched=mismatched, not_ready=not_ready,
+            pulls=len(rec.pulls), gaps=conn.market_data.gaps,
+            downs=[s.reason for s in rec.states[seen:] if not s.ready],
+            drops=sim.call(lambda s: dict(s.rule_drops)))
+
+    try:
+        # Skew is not what is tested: at 20x, a millisecond of real jitter is 20 of venue time.
+        run(run_connector(sim, stime, body, ws_max_age_s=max_age_s, request_timeout_s=60.0,
+                          connect_timeout_s=30.0, max_clock_skew_ms=10_000), timeout_s=120)
+    finally:
+        sim.stop()
+    return out
+
+
+def test_connections_roll_over_before_the_venue_drops_them_with_no_gap() -> None:
+    got = _roll_over_run(40.0)
+    for name, st in got["streams"].items():
+        # Replaced every 40 simulated seconds, never lost: one connection opened by a
+        # connect, the others by roll-overs.
+        assert st["rollovers"] >= 3 and st["rollovers_abandoned"] == 0, (name, st)
+        assert (st["connects"], st["disconnects"]) == (1, 0), (name, st)
+    assert got["drops"] == {"lifetime": 0, "idle": 0}  # the venue never had to drop one
+    # No gap: never not ready, no quote pull, no book gap; the book right all along.
+    assert (got["not_ready"], got["pulls"], got["gaps"], got["downs"]) == (0, 0, 0, [])
+    assert got["aligned"] >= 10 and got["mismatched"] == 0
+
+
+def test_without_roll_over_the_venue_drops_connections_and_quoting_stops() -> None:
+    got = _roll_over_run(23.5 * 3600)  # never within the run: the venue's 2 minutes bite
+    assert got["drops"]["lifetime"] >= 2
+    assert all(st["disconnects"] >= 1 and st["rollovers"] == 0
+               for st in got["streams"].values()), got["streams"]
+    assert got["pulls"] >= 1 and got["downs"]

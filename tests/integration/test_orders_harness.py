@@ -81,9 +81,11 @@ class Events:
 async def bot(sim: SimThread, stime: ScaledTime, state_dir: Path, *, key: str = TEST_KEY,
               markets: tuple[int, ...] = (MARKET,), wait_ready: bool = True,
               dbg: Callable[..., None] | None = None, signer_kind: str = "native",
+              conn_kw: dict[str, Any] | None = None,
               **orders_kw: Any) -> AsyncIterator[tuple[LighterConnector, Events]]:
     """A started connector with order entry; stopped (signer too) on exit. ``signer_kind``:
-    "native" (InlineSigner, the default of a run) or "official" (SignerWorker)."""
+    "native" (InlineSigner, the default of a run) or "official" (SignerWorker); ``conn_kw``:
+    LighterConfig settings over the harness's."""
     signer: Any
     if signer_kind == "native":
         signer = InlineSigner(ApiKey(key), account_index=ACCOUNT, api_key_index=KEY,
@@ -99,11 +101,13 @@ async def bot(sim: SimThread, stime: ScaledTime, state_dir: Path, *, key: str = 
     ocfg: dict[str, Any] = dict(state_dir=str(state_dir), ack_timeout_s=2.0,
                                 check_interval_s=0.5, reconcile_timeout_s=10.0)
     ocfg.update(orders_kw)
+    ccfg: dict[str, Any] = dict(rest_url=sim.rest_url, ws_url=sim.ws_url, account_index=ACCOUNT,
+                                api_key_index=KEY, markets=markets, seed=3,
+                                # 0.5 s real at scale 10: room for a loaded 2-core machine
+                                ping_idle_s=10.0, pong_timeout_s=5.0)
+    ccfg.update(conn_kw or {})
     conn = LighterConnector(
-        LighterConfig(rest_url=sim.rest_url, ws_url=sim.ws_url, account_index=ACCOUNT,
-                      api_key_index=KEY, markets=markets, seed=3,
-                      # 0.5 s real at scale 10: room for a loaded 2-core machine
-                      ping_idle_s=10.0, pong_timeout_s=5.0),
+        LighterConfig(**ccfg),
         signer, time=stime, bus=bus, signer=signer, orders=OrderEntryConfig(**ocfg), dbg=dbg)
     try:
         await conn.start()

@@ -217,3 +217,53 @@ def test_terminal_states_post_only_reduce_only_self_trade(sim: SimThread, stime:
             assert conn.orders.txs_sent == 4 and conn.orders.api_rejects == 0
 
     run(body())
+
+
+def test_order_socket_rolls_over_between_answers_with_every_tx_answered(
+        stime: ScaledTime, tmp_path: Path) -> None:
+    """The venue drops connections at 60 simulated seconds; the connector replaces each at 20,
+    the order socket only while no frame awaits its answer (answers are matched in order).
+    Two orders re-priced in turn every second, up to 4 frames in flight."""
+    from test_orders_harness import make_sim_config
+
+    sim = SimThread(make_sim_config(ws_max_lifetime_s=60), stime)
+    sim.start()
+
+    async def body() -> None:
+        async with bot(sim, stime, tmp_path, max_ws_frames=4,
+                       conn_kw={"ws_max_age_s": 20.0, "connect_timeout_s": 30.0}) as (conn, _):
+            orders = [conn.place_limit(MARKET, Side.BUY, MARK - 500 - 10 * i, 100,
+                                       tif=TimeInForce.POST_ONLY) for i in range(2)]
+            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN
+                                                  for o in orders))
+            t0 = stime.monotonic_ns()
+            n = 0
+            while stime.monotonic_ns() - t0 < 100 * 1_000_000_000:
+                i = n % 2
+                conn.modify(orders[i], MARK - 500 - 10 * i - 5 * (n // 2 % 2), 100)
+                n += 1
+                # 60 frames a minute, well within the WebSocket budget with the roll-overs'
+                # subscribes: every frame goes over the WebSocket.
+                await stime.sleep(1.0)
+            assert await until(stime, lambda: all(
+                truth_by_coi(sim, o.client_order_index).price == o.price_ticks
+                for o in orders))
+            ws = conn.orders.ws
+            assert ws is not None
+            st = ws.stats()
+            # Replaced about every 20 s, never lost, and the venue never had to drop one.
+            assert st["rollovers"] >= 3 and (st["connects"], st["disconnects"]) == (1, 0), st
+            assert sim.call(lambda s: dict(s.rule_drops)) == {"lifetime": 0, "idle": 0}
+            status = conn.orders.status()
+            # Every tx answered on the socket it went out on: no reject, no unknown outcome,
+            # nothing sent over REST instead.
+            assert {k: status[k] for k in ("api_rejects", "frames_rest", "unknowns",
+                                           "ack_timeouts", "ack_mismatches")} == dict.fromkeys(
+                ("api_rejects", "frames_rest", "unknowns", "ack_timeouts", "ack_mismatches"), 0)
+            assert status["acks"] == status["txs_sent"] >= n + 2
+            assert n >= 90 and all(o.status is OrderStatus.OPEN for o in orders)
+
+    try:
+        run(body(), timeout_s=120)
+    finally:
+        sim.stop()

@@ -36,6 +36,11 @@ class LighterConfig:
     ping_idle_s: float = 2.5
     pong_timeout_s: float = 2.0
     connect_timeout_s: float = 5.0
+    # The venue drops a WebSocket after 24 h and one whose client sent nothing for 2 minutes:
+    # each connection is replaced (make before break) at this age, and pings when it sent
+    # nothing for this long.
+    ws_max_age_s: float = 23.5 * 3600
+    ws_send_idle_s: float = 60.0
     # Reconnect: jittered exponential backoff, halt after this many consecutive failures.
     backoff_min_s: float = 0.25
     backoff_max_s: float = 30.0
@@ -77,7 +82,8 @@ class LighterConfig:
             raise ValueError("market ids are >= 0")
         positive = ("snapshot_deadline_s", "cross_resync_s", "ping_idle_s", "pong_timeout_s",
                     "connect_timeout_s", "backoff_min_s", "backoff_max_s", "request_timeout_s",
-                    "metadata_refresh_s", "startup_deadline_s")
+                    "metadata_refresh_s", "startup_deadline_s", "ws_max_age_s",
+                    "ws_send_idle_s")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")

@@ -206,7 +206,8 @@ class LighterConnector:
             budget=self.budget, time=self._time, snapshot_deadline_s=cfg.snapshot_deadline_s,
             ping_idle_s=cfg.ping_idle_s, pong_timeout_s=cfg.pong_timeout_s,
             connect_timeout_s=cfg.connect_timeout_s, backoff_min_s=cfg.backoff_min_s,
-            backoff_max_s=cfg.backoff_max_s, max_connect_failures=cfg.max_connect_failures)
+            backoff_max_s=cfg.backoff_max_s, max_connect_failures=cfg.max_connect_failures,
+            max_age_s=cfg.ws_max_age_s, send_idle_s=cfg.ws_send_idle_s)
         md.open(stream_args, random.Random(self._rng.getrandbits(64)))
         if self.account is not None:
             self.account.open(stream_args, random.Random(self._rng.getrandbits(64)))

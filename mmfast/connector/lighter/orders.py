@@ -373,6 +373,9 @@ class OrderEntry:
                     if k not in ("budget", "time", "rng", "books", "token")}
             self.ws = WsStream("ws.orders", ws_url, [], stream_listener(self), budget, time=time,
                                rng=rng or random.Random(), **args)
+            # Answers are matched to frames in order: a roll-over switches sockets only
+            # when no frame awaits its answer on the old one.
+            self.ws.rollover_ready = self._ws_quiet
         self._assigned: dict[int, _Tx] = {}  # nonce -> tx assigned and not yet answered
         # Sends awaiting their answer, oldest first: WebSocket frames (up to max_ws_frames,
         # answered in order) or one REST send, never both.
@@ -1374,6 +1377,10 @@ class OrderEntry:
             out["predicted"] = {"n": float(len(pred)), "p50_us": _pct(pred, 0.5),
                                 "p99_us": _pct(pred, 0.99)}
         return out
+
+    def _ws_quiet(self) -> bool:
+        """No frame sent on the order WebSocket awaits its answer."""
+        return not any(f.via == "ws" for f in self._frames)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -13,6 +13,17 @@ once with orjson and dispatched. No task or future is created per frame.
 * **Subscriptions** have a first-frame deadline (``snapshot_deadline_s``): no snapshot or first
   frame in time means unsubscribe + subscribe. ``resubscribe(key)`` does the same on demand
   (a nonce gap, a crossed book).
+* **Roll-over** (make before break): the venue drops a connection after 24 h. At ``max_age_s``
+  a successor connection is opened and subscribed while the current one goes on; each channel
+  moves to the successor with its first frame there (a book with its snapshot: from then on the
+  old connection's frames of that channel are dropped), and once every channel has moved the
+  successor becomes the current connection and the old one is closed after ``drain_s`` (answers
+  to what was sent on it still count). No "down" in between: the book stays in sync and the
+  quotes stay up. ``rollover_ready`` (order entry: nothing awaiting an answer) gates the switch
+  of a connection without subscriptions. A successor that does not get every channel within
+  twice the snapshot deadline is closed and the roll-over retried later.
+* **Keepalive out**: the venue also drops a connection whose client sent nothing for 2 minutes;
+  a JSON ping goes out after ``send_idle_s`` without a frame sent.
 * **Reconnect** with jittered exponential backoff (``backoff_min_s`` .. ``backoff_max_s``), then
   every subscription again. A connection that never became live (every subscription answered)
   counts as a failure; after ``max_connect_failures`` consecutive ones the stream halts with a
@@ -153,6 +164,10 @@ class WsStream:
         backoff_max_s: float = 30.0,
         max_connect_failures: int = 10,
         skew_sample_interval_s: float = 0.5,
+        max_age_s: float = 0.0,
+        drain_s: float = 2.0,
+        send_idle_s: float = 60.0,
+        rollover_ready: Callable[[], bool] | None = None,
     ) -> None:
         if pong_timeout_s > ping_idle_s:
             raise ValueError("pong_timeout_s must be <= ping_idle_s (picows)")
@@ -170,6 +185,7 @@ class WsStream:
         # before it; the Python path (``steps``) serves whatever that listener hands back.
         self.fast: dict[int, tuple[Any, Callable[[int, int], object]]] = {}
         self._feed: Any = None  # the current connection's BookFeed (None: Python listener)
+        self._standby_feed: Any = None  # a roll-over successor's BookFeed, until the switch
         self._compiled_before = 0  # frames the BookFeeds of earlier connections took
         # The loop's stall watch: a frame that finds the loop stalled reports it first.
         self.watch: StallWatch | None = None
@@ -184,11 +200,27 @@ class WsStream:
         self._backoff_max_s = backoff_max_s
         self._max_failures = max_connect_failures
         self._skew_interval_ns = int(skew_sample_interval_s * 1e9)
+        self._max_age_s = max_age_s  # roll over at this connection age (0: never)
+        self._drain_s = drain_s  # the old connection stays open this long after a roll-over
+        self._send_idle_ns = int(send_idle_s * 1e9)  # ping when nothing was sent this long
+        self._last_sent_ns = 0
+        self.rollover_ready = rollover_ready
         self.state = StreamState.IDLE
         self.halt_error: StreamHalted | None = None
         self._task: asyncio.Task[None] | None = None
         self._transport: WSTransport | None = None
         self._gen = 0
+        self._last_gen = 0  # the newest generation handed out
+        # A roll-over: the successor's generation (0: none), the channels that moved to it
+        # (key -> its generation) and its answered keys; after the switch the predecessor's
+        # generation while it drains (0: none).
+        self._next_gen = 0
+        self._owner: dict[str, int] = {}
+        self._next_acked: set[str] = set()
+        self._next_done: asyncio.Event | None = None
+        self._next_failed = ""
+        self._next_transport: WSTransport | None = None
+        self._prev_gen = 0
         self._pending: dict[str, int] = {}  # key -> requests in flight (subscribe/unsubscribe)
         self._acked: set[str] = set()  # keys whose first frame arrived on this connection
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
@@ -208,6 +240,8 @@ class WsStream:
         self.deadline_misses = 0  # subscriptions with no first frame by the deadline
         self.pings_sent = 0
         self.pongs_sent = 0
+        self.rollovers = 0  # connections replaced before the venue's lifetime
+        self.rollovers_abandoned = 0  # successors closed without taking over
         self.keepalive_skipped = 0  # pings/pongs not sent for lack of budget
         self.subscribes_sent = 0
         self.errors_received = 0  # venue error frames
@@ -224,10 +258,10 @@ class WsStream:
     async def stop(self) -> None:
         self._stopping = True
         self.state = StreamState.STOPPED
-        t = self._transport
-        if t is not None and not t.is_disconnected:
-            t.send_close(WSCloseCode.OK)
-            t.disconnect()
+        for t in (self._transport, self._next_transport):
+            if t is not None and not t.is_disconnected:
+                t.send_close(WSCloseCode.OK)
+                t.disconnect()
         for task in [self._task, *self._tasks]:
             if task is not None and not task.done():
                 task.cancel()
@@ -257,6 +291,7 @@ class WsStream:
         if t is None or t.is_disconnected:
             return False
         t.send(_TEXT, data)
+        self._last_sent_ns = self._time.monotonic_ns()
         return True
 
     def disconnect(self, reason: str = "requested") -> None:
@@ -306,21 +341,10 @@ class WsStream:
         """One connection: connect, subscribe, run until it drops. True if it became live."""
         self.state = StreamState.CONNECTING
         self._was_live = False
-        self._gen += 1
-        gen = self._gen
-        scale = self._time.scale
+        self._last_gen += 1
+        self._gen = gen = self._last_gen
         try:
-            transport, _ = await asyncio.wait_for(ws_connect(
-                lambda: self._new_listener(gen), self.url,
-                enable_auto_ping=True,
-                auto_ping_idle_timeout=self._ping_idle_s / scale,
-                auto_ping_reply_timeout=self._pong_timeout_s / scale,
-                enable_auto_pong=True,
-                disconnect_on_exception=False,
-                websocket_handshake_timeout=self._connect_timeout_s / scale,
-                max_frame_size=MAX_FRAME_BYTES,
-                logger_name=f"mmfast.{self.name}",
-            ), self._connect_timeout_s / scale)
+            transport = await self._connect(gen, standby=False)
         except (TimeoutError, OSError, Exception) as exc:
             self.last_down_reason = f"connect failed: {type(exc).__name__}"
             _log.debug("%s: %s", self.name, self.last_down_reason)
@@ -332,7 +356,7 @@ class WsStream:
         self.connects += 1
         self._acked.clear()
         self._pending.clear()
-        self.last_frame_ns = self._time.monotonic_ns()
+        self.last_frame_ns = self._last_sent_ns = self._time.monotonic_ns()
         self.state = StreamState.SUBSCRIBING
         if not self.subscriptions:  # a connection with nothing to subscribe (order entry)
             self.state = StreamState.LIVE
@@ -351,17 +375,172 @@ class WsStream:
             self.last_down_reason = f"subscribe failed: {type(exc).__name__}"
             _log.warning("%s: %s", self.name, self.last_down_reason)
             transport.disconnect(graceful=False)
-        await transport.wait_disconnected()
+        transport = await self._watch(transport)
         if self._transport is transport:  # picows did not report it: clean up here
             self._cleanup_disconnect()
         return self.state is StreamState.LIVE or self._was_live
 
+    async def _connect(self, gen: int, standby: bool) -> WSTransport:
+        scale = self._time.scale
+        transport, _ = await asyncio.wait_for(ws_connect(
+            lambda: self._new_listener(gen, standby), self.url,
+            enable_auto_ping=True,
+            auto_ping_idle_timeout=self._ping_idle_s / scale,
+            auto_ping_reply_timeout=self._pong_timeout_s / scale,
+            enable_auto_pong=True,
+            disconnect_on_exception=False,
+            websocket_handshake_timeout=self._connect_timeout_s / scale,
+            max_frame_size=MAX_FRAME_BYTES,
+            logger_name=f"mmfast.{self.name}",
+        ), self._connect_timeout_s / scale)
+        return transport
+
+    async def _watch(self, transport: WSTransport) -> WSTransport:
+        """Until the current connection drops: pings when nothing was sent for a while, and
+        a roll-over at ``max_age_s``. Returns the connection that dropped (the last one, after
+        roll-overs)."""
+        scale = self._time.scale
+        born = self._time.monotonic_ns()
+        gone = asyncio.ensure_future(transport.wait_disconnected())
+        try:
+            while True:
+                now = self._time.monotonic_ns()
+                wake = self._last_sent_ns + self._send_idle_ns if self._send_idle_ns else 0
+                due = born + int(self._max_age_s * 1e9) if self._max_age_s > 0 else 0
+                nxt = min(x for x in (wake, due, now + 3_600_000_000_000) if x)
+                await asyncio.wait({gone}, timeout=max(0, nxt - now) / 1e9 / scale)
+                if gone.done() or self._stopping:
+                    return transport
+                now = self._time.monotonic_ns()
+                if self._send_idle_ns and now - self._last_sent_ns >= self._send_idle_ns:
+                    self._send_ping(transport)
+                if due and now >= due:
+                    new = await self._roll_over(transport)
+                    if new is transport:  # not this time: again a while later
+                        born += int(max(self._snapshot_deadline_s * 4, 1.0) * 1e9)
+                    else:
+                        gone.cancel()
+                        transport, born = new, self._time.monotonic_ns()
+                        gone = asyncio.ensure_future(transport.wait_disconnected())
+        finally:
+            gone.cancel()
+
+    # --- roll-over (make before break) --------------------------------------------------------
+    async def _roll_over(self, old: WSTransport) -> WSTransport:
+        """Open a successor, move every channel to it, make it current and close ``old``
+        after the drain. Returns the current connection (``old`` if it did not happen)."""
+        self._last_gen += 1
+        nxt = self._next_gen = self._last_gen
+        self._owner.clear()
+        self._next_acked = set()
+        self._next_failed = ""
+        done = self._next_done = asyncio.Event()
+        new: WSTransport | None = None
+        try:
+            new = await self._connect(nxt, standby=True)
+            if new.is_disconnected:
+                raise ConnectionError("closed during the handshake")
+            self._next_transport = new
+            for key in list(self.subscriptions):
+                await self._subscribe(key, nxt, new, arm=False)
+            if not self.subscriptions:
+                done.set()
+            limit = self._time.monotonic_ns() + int(self._snapshot_deadline_s * 2e9)
+            scale = self._time.scale
+            while not (done.is_set() and (self.rollover_ready is None or self.rollover_ready())):
+                if self._next_failed or new.is_disconnected or old.is_disconnected:
+                    raise ConnectionError(self._next_failed or "a connection dropped")
+                left = limit - self._time.monotonic_ns()
+                if left <= 0:
+                    raise TimeoutError("the successor did not get every channel in time")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), min(left / 1e9, 0.01) / scale)
+        except Exception as exc:
+            self.rollovers_abandoned += 1
+            _log.info("%s: roll-over abandoned: %s: %s", self.name, type(exc).__name__, exc)
+            moved = [k for k, g in self._owner.items() if g == nxt]
+            for key in self.subscriptions:
+                if key not in self._next_acked:
+                    self._answered(key)  # the successor's request, never answered
+            self._end_roll_over()
+            feed = self._feed
+            if feed is not None and feed.gen == self._gen:
+                feed.fast = self.fast  # the compiled path again for the current connection
+            if new is not None and not new.is_disconnected:
+                new.disconnect(graceful=False)
+            for key in moved:  # those follow the old connection again: a fresh snapshot
+                self._acked.discard(key)
+                self.resubscribe(key)
+            return old
+        # The switch: the successor is current, the old connection drains, then closes.
+        prev = self._gen
+        self._gen, self._transport = nxt, new
+        self._acked = set(self._next_acked)
+        self._end_roll_over()
+        feed = self._feed
+        if feed is not None and isinstance(feed, BookFeed) and feed.gen == prev:
+            feed.fast = None
+            self._compiled_before += feed.fast_frames
+            if self.watch is not None and feed in self.watch.feeds:
+                self.watch.feeds.remove(feed)
+            self._feed = None
+        succ = self._standby_feed
+        self._standby_feed = None
+        if succ is not None:
+            succ.fast = self.fast
+            if self.watch is not None:
+                self.watch.feeds.append(succ)
+                succ.alive_until = self.watch.last_ns + self.watch.stall_ns
+            self._feed = succ
+        self._prev_gen = prev
+        self.rollovers += 1
+        self._last_sent_ns = self._time.monotonic_ns()
+        _log.info("%s: rolled over to a new connection", self.name)
+        self._time.call_later(self._drain_s, self._close_prev, old, prev)
+        return new
+
+    def _end_roll_over(self) -> None:
+        self._next_gen = 0
+        self._owner.clear()
+        self._next_acked = set()
+        self._next_transport = None
+        self._next_done = None
+        if self._standby_feed is not None and self._feed is not self._standby_feed:
+            self._standby_feed = None
+
+    def _close_prev(self, old: WSTransport, gen: int) -> None:
+        if self._prev_gen == gen:
+            self._prev_gen = 0
+        if not old.is_disconnected:
+            old.send_close(WSCloseCode.OK)
+            old.disconnect()
+
+    def _moved(self, key: str, gen: int) -> None:
+        """Channel ``key``'s first frame on the successor ``gen``: it follows that one now."""
+        if self._owner.get(key) == gen:
+            return
+        self._owner[key] = gen
+        self._answered(key)
+        self._next_acked.add(key)
+        feed = self._feed
+        if feed is not None and feed.gen == self._gen:
+            feed.fast = None  # the current connection's book frames: checked in Python now
+        if self._next_done is not None and len(self._next_acked) >= len(self.subscriptions):
+            self._next_done.set()
+
     # --- subscriptions ------------------------------------------------------------------------
-    async def _subscribe(self, key: str, gen: int) -> None:
+    async def _subscribe(self, key: str, gen: int, transport: WSTransport | None = None,
+                         arm: bool = True) -> None:
+        """Subscribe ``key`` on connection ``gen`` (the current one, or ``transport``: a
+        roll-over's successor, whose deadline is the roll-over's own: ``arm`` False)."""
         sub = self.subscriptions[key]
-        await self._budget.acquire(self._budget.WS_REQUEST, Priority.NORMAL,
-                                   timeout_s=self._backoff_max_s * 2)
-        if gen != self._gen or self._transport is None or self._transport.is_disconnected:
+        # A roll-over's subscribes keep the quotes up: they may use the reserve, within the
+        # roll-over's own deadline.
+        await self._budget.acquire(
+            self._budget.WS_REQUEST, Priority.NORMAL if arm else Priority.RESERVED,
+            timeout_s=self._backoff_max_s * 2 if arm else self._snapshot_deadline_s)
+        t = transport if transport is not None else self._transport
+        if gen not in (self._gen, self._next_gen) or t is None or t.is_disconnected:
             self._budget.release_inflight()
             return
         msg: dict[str, Any] = {"type": "subscribe", "channel": sub.channel}
@@ -370,14 +549,16 @@ class WsStream:
                 self._budget.release_inflight()
                 raise RuntimeError(f"{sub.channel} needs an auth token")
             msg["auth"] = await self._token()
-            if gen != self._gen or self._transport.is_disconnected:
+            if gen not in (self._gen, self._next_gen) or t.is_disconnected:
                 self._budget.release_inflight()
                 return
         self._pending[key] = self._pending.get(key, 0) + 1
-        self._transport.send(_TEXT, orjson.dumps(msg))
+        t.send(_TEXT, orjson.dumps(msg))
         del msg  # holds the token
+        self._last_sent_ns = self._time.monotonic_ns()
         self.subscribes_sent += 1
-        self._arm_deadline(key)
+        if arm:
+            self._arm_deadline(key)
 
     def _arm_deadline(self, key: str) -> None:
         old = self._deadlines.pop(key, None)
@@ -459,26 +640,37 @@ class WsStream:
         if self._budget.try_acquire(self._budget.WS_MESSAGE, Priority.RESERVED):
             transport.send(_TEXT, PING)
             self.pings_sent += 1
+            if transport is self._transport:
+                self._last_sent_ns = self._time.monotonic_ns()
         else:
             self.keepalive_skipped += 1
 
-    def _send_pong(self) -> None:
-        t = self._transport
+    def _send_pong(self, transport: WSTransport | None = None) -> None:
+        """Answer a ping on the connection it came on (the current one by default)."""
+        t = transport if transport is not None else self._transport
         if t is None or t.is_disconnected:
             return
         if self._budget.try_acquire(self._budget.WS_MESSAGE, Priority.RESERVED):
             t.send(_TEXT, PONG)
             self.pongs_sent += 1
+            if t is self._transport:
+                self._last_sent_ns = self._time.monotonic_ns()
         else:
             self.keepalive_skipped += 1
             wait = self._budget.wait_s(self._budget.WS_MESSAGE, Priority.RESERVED)
             if wait < self._backoff_max_s:
-                self._time.call_later(wait, self._send_pong)
+                self._time.call_later(wait, self._send_pong, t)
 
     # --- frames (hot path) ------------------------------------------------------------------------
-    def _new_listener(self, gen: int) -> Any:
+    def _new_listener(self, gen: int, standby: bool = False) -> Any:
         """The listener of connection ``gen``: the compiled one for a book stream on the
-        host's clock when it is built, else the Python one."""
+        host's clock when it is built, else the Python one. ``standby``: a roll-over's
+        successor, its frames through the Python path until it takes over."""
+        if standby:
+            if BookFeed is None or not self.books or not isinstance(self._time, RealTime):
+                return _Listener(self, gen)
+            self._standby_feed = BookFeed(self, gen, None, self._skew_interval_ns)
+            return self._standby_feed
         old = self._feed
         if old is not None:
             old.fast = None  # the old connection's frames: the Python path, which drops them
@@ -533,6 +725,8 @@ class WsStream:
 
     def _on_frame(self, listener: _Listener, transport: WSTransport, frame: Any) -> None:
         if listener.gen != self._gen:
+            if listener.gen == self._next_gen or listener.gen == self._prev_gen:
+                self._other_frame(listener.gen, transport, frame)
             return
         mt = frame.msg_type
         if mt is not _TEXT and mt is not _BINARY:
@@ -553,13 +747,12 @@ class WsStream:
             if i >= 0:
                 market = _int_at(data, i + 11)
                 book = self.books.get(market) if market >= 0 else None
+                if self._owner and f"order_book:{market}" in self._owner:
+                    return  # moved to the roll-over's successor
                 if book is not None:
                     snaps = book.snapshots
-                    step = self.steps.get(market) if self.steps else None
-                    try:
-                        code = book.apply_frame(data) if step is None else step(data, now)
-                    except BookError:
-                        self.malformed += 1
+                    code = self._apply(book, market, data, now)
+                    if code is None:
                         return
                     if code != NOT_BOOK:
                         if now - self._last_skew_ns >= self._skew_interval_ns:
@@ -569,6 +762,16 @@ class WsStream:
             self._dispatch(data, now)
         except Exception:
             self._handler_error()
+
+    def _apply(self, book: OrderBook, market: int, data: bytes, now: int) -> int | None:
+        """A book frame into ``market``'s book (through its compiled step when it has one):
+        the book's code, or None for a frame that broke the book's rules (counted)."""
+        step = self.steps.get(market) if self.steps else None
+        try:
+            return book.apply_frame(data) if step is None else step(data, now)
+        except BookError:
+            self.malformed += 1
+            return None
 
     def _sample_time(self, data: bytes, now: int) -> None:
         i = data.find(_TS_TAG)
@@ -581,7 +784,45 @@ class WsStream:
         self._last_skew_ns = now
         self._listener.on_venue_time(ts)
 
-    def _dispatch(self, data: bytes, now: int) -> None:
+    def _other_frame(self, gen: int, transport: WSTransport, frame: Any) -> None:
+        """A frame of a roll-over's successor (``gen == _next_gen``: a channel moves to it
+        with its first frame there, a book with its snapshot) or of the predecessor draining
+        after the switch (answers to what was sent on it; its channels are gone)."""
+        mt = frame.msg_type
+        if mt is not _TEXT and mt is not _BINARY:
+            if mt is _CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+                if gen == self._next_gen:
+                    self._next_failed = f"server close {frame.get_close_code()}"
+            return
+        now = self._time.monotonic_ns()
+        try:
+            data = frame.get_payload_as_bytes()
+            i = data.find(_BOOK_TAG)
+            if i >= 0:
+                market = _int_at(data, i + 11)
+                key = f"order_book:{market}"
+                book = self.books.get(market) if market >= 0 else None
+                if gen != self._next_gen or book is None or key not in self.subscriptions:
+                    return
+                if self._owner.get(key) != gen:
+                    if b'"subscribed/' not in data:
+                        return  # a delta before the successor's snapshot: the old one has it
+                    self._moved(key, gen)
+                self.frames += 1
+                code = self._apply(book, market, data, now)
+                if code is not None and code != NOT_BOOK:
+                    self._listener.on_book(self, market, code, now)
+                return
+            self._dispatch(data, now, transport, gen)
+        except Exception:
+            self._handler_error()
+
+    def _dispatch(self, data: bytes, now: int, transport: WSTransport | None = None,
+                  gen: int = 0) -> None:
+        """One non-book frame; ``gen``: a roll-over's successor or draining predecessor
+        (0: the current connection)."""
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -598,9 +839,12 @@ class WsStream:
                 self.malformed += 1
             return
         if typ == "ping":
-            self._send_pong()
+            self._send_pong(transport)
             return
         if typ in ("pong", "connected"):
+            return
+        channel = msg.get("channel")
+        if (gen or self._owner) and self._roll_frame(msg, typ, channel, gen, now):
             return
         if typ == "error":
             self._on_error(msg)
@@ -608,7 +852,6 @@ class WsStream:
         if typ == "shutdown":
             self.disconnect("server shutdown")
             return
-        channel = msg.get("channel")
         ts = msg.get("timestamp")
         if (type(ts) is int and ts > 1_000_000_000_000
                 and typ.endswith(("/market_stats", "/user_stats", "/order_book"))
@@ -632,6 +875,30 @@ class WsStream:
             return
         self._listener.on_message(self, msg, now)
 
+    def _roll_frame(self, msg: dict[str, Any], typ: str, channel: Any, gen: int,
+                    now: int) -> bool:
+        """During a roll-over: True if the frame was handled here (taken for the successor or
+        dropped), False if it goes on as a frame of the current connection."""
+        owned = isinstance(channel, str) and channel in self._owner
+        if gen == 0:  # the current connection: its frames of moved channels are dropped
+            return owned
+        if gen != self._next_gen:  # the draining predecessor: answers only, no channel
+            return isinstance(channel, str) and channel in self.subscriptions
+        if typ == "error":
+            if isinstance(channel, str) and channel in self.subscriptions:
+                self._answered(channel)
+                self._next_failed = f"venue error {msg.get('code')} on {channel}"
+            return True
+        if not (isinstance(channel, str) and channel in self.subscriptions):
+            return True  # nothing else is expected on a successor
+        if not owned:
+            if not typ.startswith("subscribed/"):
+                return True  # an update before its first frame: the old connection has it
+            self._moved(channel, gen)
+        self.frames += 1
+        self._listener.on_message(self, msg, now)
+        return True
+
     def _on_error(self, err: dict[str, Any]) -> None:
         self.errors_received += 1
         code = err.get("code")
@@ -652,6 +919,9 @@ class WsStream:
             _log.debug("%s: venue error %s %s", self.name, code, message)
 
     def _on_disconnected(self, listener: _Listener) -> None:
+        if listener.gen == self._next_gen:
+            self._next_failed = "the successor dropped"
+            return
         if listener.gen != self._gen or self._transport is None:
             return
         self._cleanup_disconnect()
@@ -688,6 +958,7 @@ class WsStream:
             "handler_errors": self.handler_errors, "resubscribes": self.resubscribes,
             "deadline_misses": self.deadline_misses, "pings_sent": self.pings_sent,
             "pongs_sent": self.pongs_sent, "keepalive_skipped": self.keepalive_skipped,
+            "rollovers": self.rollovers, "rollovers_abandoned": self.rollovers_abandoned,
             "subscribes_sent": self.subscribes_sent, "errors_received": self.errors_received,
             "subscribed": sorted(self._acked),
             "compiled_frames": self.compiled_frames,
