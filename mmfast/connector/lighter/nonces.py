@@ -88,6 +88,7 @@ class NonceManager(Generic[T]):
         "_skip_at",
         "_skip_failed",
         "_skip_lost",
+        "_skip_task",
         "_state",
         "_still_wanted",
         "_task",
@@ -137,6 +138,7 @@ class NonceManager(Generic[T]):
         self._skip_lost = skip_lost  # end a block with skip-nonce instead of a fetch, if safe
         self._skip_at = -1  # the nonce to send with skip-nonce (-1: none)
         self._skip_failed = False  # a skip tx got 21104: fetch at the next refresh
+        self._skip_task = False  # the running "refresh" is a skip release, not a fetch
         self.skips = 0  # blocks ended with skip-nonce instead of a fetch
 
     def _publish(self) -> None:
@@ -267,7 +269,12 @@ class NonceManager(Generic[T]):
     def require_refresh(self) -> None:
         """After a reconnect: no send and no new nonce until nextNonce has been fetched again."""
         if self._state is NonceState.REFRESHING:
-            return  # nothing is in flight during a refresh, so its answer stays valid
+            if not self._skip_task:
+                return  # nothing is in flight during a refresh, so its answer stays valid
+            # A skip release not run yet: after a reconnect the venue is asked instead.
+            task, self._task, self._skip_task = self._task, None, False
+            if task is not None:
+                task.cancel()
         self._state = NonceState.NEEDS_REFRESH
         self._maybe_refresh()
 
@@ -293,12 +300,14 @@ class NonceManager(Generic[T]):
         skip = (self._skip_lost and state is NonceState.BLOCKED and not self._unknown
                 and not self._skip_failed and self.room.next_nonce >= 0)
         self._state = NonceState.REFRESHING
+        self._skip_task = skip
         self._task = loop.create_task(self._refresh(skip))
         return True
 
     async def _refresh(self, skip: bool = False) -> None:
         if skip:
             self._task = None
+            self._skip_task = False
             self.skips += 1
             self._skip_at = self.room.next_nonce
             self._release(self._skip_at)
@@ -345,6 +354,7 @@ class NonceManager(Generic[T]):
     def close(self) -> None:
         """Cancel a running refresh (shutdown)."""
         task, self._task = self._task, None
+        self._skip_task = False
         if task is not None:
             task.cancel()
         if self._state is NonceState.REFRESHING:
