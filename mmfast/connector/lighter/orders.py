@@ -486,8 +486,8 @@ class OrderEntry:
         tif = TimeInForce(tif)
         side = Side(side)
         if self.config.maker_only and tif is not TimeInForce.POST_ONLY:
-            raise OrderEntryError(f"maker-only API key: a {tif.name} create is not allowed "
-                                  "(post-only only)")
+            raise OrderEntryError(f"maker-only API key: creates must be post-only, not "
+                                  f"{tif.name}")
         info = self.markets.get(market)
         if info is None:
             raise OrderEntryError(f"market {market} is not configured")
@@ -680,7 +680,7 @@ class OrderEntry:
             return None
         if k is TxKind.CREATE:
             return None if tx.tif is TimeInForce.POST_ONLY else \
-                f"a {TimeInForce(tx.tif).name} create is not allowed (post-only only)"
+                f"creates must be post-only, not {TimeInForce(tx.tif).name}"
         if k is TxKind.MODIFY:
             t = self.tracker.get(tx.coi)
             if t is not None and t.order.tif is TimeInForce.POST_ONLY:
@@ -696,8 +696,11 @@ class OrderEntry:
         if self.config.maker_only:
             why = self._maker_only_refusal(tx)
             if why is not None:  # never signed: the nonce goes back (a local reject)
-                tx.state = _St.SIGNING
-                self._on_signed(tx, tx.gen, None, OrderEntryError(f"maker-only API key: {why}"))
+                _log.error("maker-only API key: refused before signing: %s", why)
+                self._assigned.pop(nonce, None)
+                tx.state = _St.DONE
+                self.nonces.rejected(nonce, None, retry=False)
+                self._final_reject(tx, None, f"maker-only API key: {why}")
                 return
         skip = self.nonces.skip_due(nonce)
         s = tx.signed
