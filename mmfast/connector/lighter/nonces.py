@@ -189,7 +189,7 @@ class NonceManager(Generic[T]):
         return (
             f"NonceManager(state={self._state.name}, next={self.next_nonce},"
             f" in_flight={len(self._in_flight)}, held={len(self._held)},"
-            f" unknown={len(self._unknown)}, refreshes={self.refreshes})"
+            f" unknown={len(self._unknown)}, refreshes={self.refreshes}, skips={self.skips})"
         )
 
     # ------------------------------------------------------------------ submit
