@@ -318,11 +318,26 @@ def _resolve(cfg: Config, live: bool, env: Mapping[str, str],
     guard = None if venue is None else _resolve_guard(cfg.guard, venue, env, errors)
     if venue is None or guard is None or errors:
         return None
+    _check_maker_only(venue, guard, errors)
+    if errors:
+        return None
     journal = cfg.run.journal_path
     assert venue.state_dir is not None
     journal = venue.state_dir / "journal.jsonl" if journal is None else venue.state_dir / journal
     return dataclasses.replace(cfg, venue=venue, guard=guard,
                                run=dataclasses.replace(cfg.run, journal_path=journal))
+
+
+def _check_maker_only(v: VenueConfig, g: GuardConfig, errors: list[tuple[str, str]]) -> None:
+    """The venue marks only API key indexes 4 and up maker-only (lighter-python's
+    set_maker_only_api_keys example, checked 2026-12-06); the simulator takes any."""
+    if v.mode == "sim":
+        return
+    for key, on, index in (("venue", v.maker_only, v.api_key_index),
+                           ("guard", g.enabled and g.maker_only, g.api_key_index)):
+        if on and index is not None and index < 4:
+            errors.append((f"{key}.maker_only", f"the venue marks only API key indexes >= 4 "
+                                                f"maker-only; {key}.api_key_index is {index}"))
 
 
 def _resolve_guard(g: GuardConfig, v: VenueConfig, env: Mapping[str, str],

@@ -121,6 +121,12 @@ class VenueConfig:
                      "checked against the official one at start) or official (lighter-sdk's "
                      "signer on a worker thread)")
     allow_mainnet: bool = _f(False, doc="mainnet opt-in; mainnet also needs --live")
+    maker_only: bool = _f(False, doc="the API key is maker-only on the venue (premium): only "
+                          "post-only creates, modifies and cancels are sent (sim: the key is "
+                          "registered maker-only)")
+    skip_nonce_recovery: bool = _f(False, doc="end a nonce block with a skip-nonce tx instead "
+                                   "of a nextNonce fetch when every skipped nonce is proven "
+                                   "lost (docs/order-entry.md)")
     private_key: ApiKey | None = _f(None, source="env",
                                     doc="API private key, from MMFAST_API_PRIVATE_KEY only")
     live: bool = _f(False, source="cli", doc="the --live command-line flag")
@@ -287,6 +293,8 @@ class GuardConfig:
                                     doc="how often the bot's event loop stamps its heartbeat")
     scheduled_cancel_all: bool = _f(True, doc="keep the venue's scheduled cancel-all armed "
                                     "(fires 5.5 min after the last renewal if both die)")
+    maker_only: bool = _f(False, doc="the guard's key is maker-only on the venue (it sends "
+                          "cancel-alls only, which a maker-only key may; sim: registered so)")
     private_key: ApiKey | None = _f(None, source="env",
                                     doc="the guard's API private key, from "
                                     "MMFAST_GUARD_API_PRIVATE_KEY only")

@@ -202,7 +202,8 @@ class Runner:
         self.time = await anchored_clock(rest_url, self.opts.time_scale)
 
     async def _register_sim_key(self, key: ApiKey, rest_url: str,
-                                api_key_index: int | None = None) -> None:
+                                api_key_index: int | None = None,
+                                maker_only: bool | None = None) -> None:
         """The simulator verifies every signature, as the venue does: register this run's
         public key for (account, API key; default the bot's) before trading, in process or
         through the simulator's loopback control endpoint."""
@@ -211,12 +212,15 @@ class Runner:
 
         v = self.cfg.venue
         index = v.api_key_index if api_key_index is None else api_key_index
+        # Maker-only as configured (default the bot's flag): the simulator then refuses what
+        # the venue would refuse such a key.
+        mo = v.maker_only if maker_only is None else maker_only
         assert v.account_index is not None and index is not None
         pk = public_key(key.reveal())
         if self.sim is not None:
-            self.sim.register_api_key(v.account_index, index, pk.hex())
+            self.sim.register_api_key(v.account_index, index, pk.hex(), maker_only=mo)
         else:
-            await register_api_key_http(rest_url, v.account_index, index, pk)
+            await register_api_key_http(rest_url, v.account_index, index, pk, maker_only=mo)
 
     def _make_key(self) -> ApiKey:
         v = self.cfg.venue
@@ -353,7 +357,8 @@ class Runner:
         assert v.ws_order_frames is not None  # resolved per mode by the config loader
         oc = OrderEntryConfig(environment=self._environment(), state_dir=str(state_dir),
                               quote_expiry_s=float(section.order_expiry_s),
-                              max_ws_frames=v.ws_order_frames)
+                              max_ws_frames=v.ws_order_frames, maker_only=v.maker_only,
+                              skip_nonce_recovery=v.skip_nonce_recovery)
         self.connector = LighterConnector(lc, self.signer, time=self.time, signer=self.signer,
                                           orders=oc)
         self.journal = JsonlJournal(self._journal_path(), time=self.time,
@@ -557,7 +562,7 @@ class Runner:
         assert v.account_index is not None
         if v.mode == "sim":
             gkey = self._throwaway_key()
-            await self._register_sim_key(gkey, rest_url, g.api_key_index)
+            await self._register_sim_key(gkey, rest_url, g.api_key_index, g.maker_only)
         else:
             if g.private_key is None:
                 raise RuntimeError("the guard needs its key (MMFAST_GUARD_API_PRIVATE_KEY or "

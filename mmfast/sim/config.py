@@ -160,8 +160,10 @@ class SimConfig:
     # verify_signatures a tx still needs a public key registered for its index).
     api_key_indexes: tuple[int, ...] | None = None
     # Public keys registered at start: (account_index, api_key_index, public key as 80 hex
-    # digits, 0x optional). The account must be the funded one (others do not exist yet).
-    api_keys: tuple[tuple[int, int, str], ...] = ()
+    # digits, 0x optional), optionally a 4th item: maker_only (bool, the venue's premium
+    # maker-only keys: post-only creates, modifies and cancels only). The account must be the
+    # funded one (others do not exist yet).
+    api_keys: tuple[tuple[int, int, str] | tuple[int, int, str, bool], ...] = ()
     # True (the venue's rule): every tx's L2 signature and every auth token must verify under
     # the public key registered for its (account, api_key_index), else 21120. False: any
     # non-empty Sig and any well-formed token pass (tests and benches with stand-in signatures).
@@ -248,10 +250,12 @@ class SimConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 = off)")
         for entry in self.api_keys:
-            if len(entry) != 3:
+            if len(entry) not in (3, 4):
                 raise ValueError("api_keys entries are (account_index, api_key_index, "
-                                 "public_key_hex)")
-            acct, idx, pk = entry
+                                 "public_key_hex[, maker_only])")
+            acct, idx, pk = entry[:3]
+            if len(entry) == 4 and not isinstance(entry[3], bool):
+                raise ValueError("api_keys: maker_only must be a bool")
             if acct != self.account_index:
                 raise ValueError(f"api_keys: account {acct} is not the funded account "
                                  f"{self.account_index}")

@@ -157,6 +157,9 @@ class ApiKey:
     public_key: str = ""  # 80 lowercase hex digits (no 0x) as `apikeys` shows it; "" = none
     pk: bytes = b""  # the same 40 bytes
     verifier: Any = None  # signer.Verifier prepared for pk (what txs are verified with)
+    # Maker-only (the venue's premium option): post-only creates, modifies of post-only
+    # orders and cancels only; anything else is refused with 21511 (docs/sim.md).
+    maker_only: bool = False
 
 
 @dataclass(slots=True)
@@ -478,8 +481,10 @@ class Exchange:
                 m.history.record(m.book_nonce, ((), ()), ((), ()))
         self.add_account(config.account_index, config.initial_collateral,
                          api_key_indexes=config.api_key_indexes)
-        for account, api_key_index, public_key in config.api_keys:
-            self.register_api_key(account, api_key_index, public_key)
+        for entry in config.api_keys:
+            # (account, key index, public key[, maker_only])
+            self.register_api_key(entry[0], entry[1], entry[2],
+                                  maker_only=bool(entry[3]) if len(entry) > 3 else None)
 
     # ------------------------------------------------------------------ accounts and keys
     def add_account(self, index: int, collateral: int,
@@ -496,13 +501,16 @@ class Exchange:
         return acct
 
     def register_api_key(self, account: int, api_key_index: int,
-                         public_key: str | bytes = "", nonce: int | None = None) -> ApiKey:
+                         public_key: str | bytes = "", nonce: int | None = None,
+                         maker_only: bool | None = None) -> ApiKey:
         """Register an API key slot of a funded account and, if given, its public key.
 
         `public_key`: the 40-byte key as bytes or hex (with or without 0x), as
         `lighter.signer_client.create_api_key()` returns it; it replaces any key registered for
         the slot (txs signed with the old key are refused from then on). `nonce` sets the slot's
-        next nonce (None: 0 for a new slot, unchanged for an existing one). Raises ValueError
+        next nonce (None: 0 for a new slot, unchanged for an existing one). `maker_only` marks
+        the slot maker-only or not (None: False for a new slot, unchanged for an existing
+        one). Raises ValueError
         for an unknown account, an index outside 0..254 or a malformed key.
         """
         if not 0 <= api_key_index <= MAX_API_KEY:
@@ -522,6 +530,8 @@ class Exchange:
             key = acct.keys[api_key_index] = ApiKey(api_key_index, nonce or 0)
         elif nonce is not None:
             key.nonce = nonce
+        if maker_only is not None:
+            key.maker_only = bool(maker_only)
         if pk:
             key.pk = pk
             key.public_key = pk.hex()
@@ -636,21 +646,29 @@ class Exchange:
         batch_cois: set[int] = set()
         inflight = dict(self.inflight)
         markets = []
-        for i, (t, f, _) in enumerate(parsed):
-            if f["Nonce"] != key.nonce + i:
-                raise VenueError(E.INVALID_NONCE,
-                                 f"expected {key.nonce + i}, got {f['Nonce']}")
+        expected = key.nonce
+        for t, f, _ in parsed:
+            nonce = f["Nonce"]
+            # Skip-nonce (attribute 4 = 1): the tx may jump over nonces, never back; the
+            # batch rule above keeps the rest of a batch consecutive after it.
+            if nonce != expected and not (
+                    nonce > expected and (f.get("L2TxAttributes") or {}).get("4") == 1):
+                raise VenueError(E.INVALID_NONCE, f"expected {expected}, got {nonce}")
+            expected = nonce + 1
+            if key.maker_only:
+                self._check_maker_only(t, f, acct)
             markets.append(self._validate(t, f, acct, batch_cois, inflight))
-        # Accepted: nonces are consumed from here on, whatever the sequencer does.
+        # Accepted: nonces are consumed from here on, whatever the sequencer does (a skip
+        # consumes every nonce it jumped over).
         key = acct.keys.setdefault(owner[1], key)
-        key.nonce += len(parsed)
+        key.nonce = expected
         now_ns = self.clock.monotonic_ns()
         now_ms = self.clock.wall_ms()
         out = []
         for (t, f, raw), market, h in zip(parsed, markets, hashes, strict=True):
             info_str = raw if isinstance(raw, str) else (
                 raw.decode() if isinstance(raw, bytes) else json.dumps(raw, separators=(",", ":")))
-            delay = self._delay_ms(t, f, market)
+            delay = self._delay_ms(t, f, market, key.maker_only)
             rec = TxRecord(
                 hash=h.hex(), type=t, info=info_str, fields=f,
                 account=f["AccountIndex"], api_key=f["ApiKeyIndex"], nonce=f["Nonce"],
@@ -692,9 +710,13 @@ class Exchange:
             if not ok:
                 raise VenueError(E.INVALID_SIGNATURE)
 
-    def _delay_ms(self, t: int, f: dict[str, Any], market: int | None) -> int:
+    def _delay_ms(self, t: int, f: dict[str, Any], market: int | None,
+                  maker_only: bool = False) -> int:
         """Speed bump of one tx: maker and cancel waits, or a taker wait when a create would
-        trade on arrival (judged against the book at acceptance)."""
+        trade on arrival (judged against the book at acceptance). A maker-only key's txs take
+        the 0 ms lane on premium (the venue's api-keys page), whatever the lanes are set to."""
+        if maker_only and self.config.tier == "premium":
+            return 0
         maker, cancel, (lo, hi) = self._delays
         if t != TX_CREATE_ORDER:
             return cancel
@@ -703,6 +725,28 @@ class Exchange:
         if crosses and f["TimeInForce"] != TIF_POST_ONLY:
             return lo if lo == hi else self._bump_rng.randint(lo, hi)
         return maker
+
+    def _check_maker_only(self, t: int, f: dict[str, Any], acct: Account) -> None:
+        """A maker-only key sends post-only creates, modifies of post-only orders and cancels
+        (one order or all), nothing else: 21511 otherwise, at the API (nonce kept)."""
+        if t in (TX_CANCEL_ORDER, TX_CANCEL_ALL):
+            return
+        if t == TX_CREATE_ORDER:
+            if f["TimeInForce"] == TIF_POST_ONLY:
+                return
+            raise VenueError(E.INVALID_TX_TYPE_FOR_ACCOUNT,
+                             "maker-only API key: creates must be post-only")
+        if t == TX_MODIFY_ORDER:
+            m = self.markets.get(f["MarketIndex"])
+            o = self._resolve(acct, f["MarketIndex"], f["Index"]) if m is not None else None
+            # An order still in the speed bump is not known yet: the create's own check
+            # (post-only when it came from a maker-only key) stands for it.
+            if o is None or o.tif == TIF_POST_ONLY:
+                return
+            raise VenueError(E.INVALID_TX_TYPE_FOR_ACCOUNT,
+                             "maker-only API key: only post-only orders may be modified")
+        raise VenueError(E.INVALID_TX_TYPE_FOR_ACCOUNT,
+                         f"maker-only API key: tx type {t} is not allowed")
 
     def _market(self, market_id: int) -> MarketState:
         m = self.markets.get(market_id)

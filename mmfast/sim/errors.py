@@ -14,6 +14,7 @@ TX_NOT_FOUND = 21500
 INVALID_TX_INFO = 21501
 UNSUPPORTED_TX_TYPE = 21505
 TOO_MANY_PENDING_TXS = 21506
+INVALID_TX_TYPE_FOR_ACCOUNT = 21511
 TX_INFO_TYPE_LENGTH_MISMATCH = 21513
 MAX_BATCH_TX = 21514
 INACTIVE_CANCEL = 21600
@@ -65,6 +66,7 @@ MESSAGES: dict[int, str] = {
     INVALID_TX_INFO: "invalid tx info",
     UNSUPPORTED_TX_TYPE: "unsupported tx type",
     TOO_MANY_PENDING_TXS: "too many pending txs. Please try again later",
+    INVALID_TX_TYPE_FOR_ACCOUNT: "invalid tx type for account",
     TX_INFO_TYPE_LENGTH_MISMATCH: "TxInfos and TxTypes should have the same length",
     MAX_BATCH_TX: "too many transactions in the batch",
     INACTIVE_CANCEL: "given order is not an active limit order",

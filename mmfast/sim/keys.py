@@ -19,13 +19,15 @@ __all__ = ["anchored_clock", "read_clock_http", "register_api_key_http"]
 
 
 async def register_api_key_http(rest_url: str, account_index: int, api_key_index: int,
-                                public_key: bytes, *, timeout_s: float = 10.0) -> None:
-    """POST the 40-byte public key to ``rest_url``'s control endpoint; raise RuntimeError if
-    the simulator refuses it or cannot be reached."""
+                                public_key: bytes, *, timeout_s: float = 10.0,
+                                maker_only: bool = False) -> None:
+    """POST the 40-byte public key to ``rest_url``'s control endpoint (``maker_only``: the
+    simulator refuses the key's non-maker txs, as the venue does); raise RuntimeError if the
+    simulator refuses it or cannot be reached."""
     import aiohttp
 
     body = {"account_index": account_index, "api_key_index": api_key_index,
-            "public_key": public_key.hex()}
+            "public_key": public_key.hex(), "maker_only": maker_only}
     try:
         async with aiohttp.ClientSession() as s, s.post(
                 f"{rest_url.rstrip('/')}{CONTROL}/api_keys", json=body,

@@ -716,16 +716,19 @@ class Simulator:
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
     def register_api_key(self, account: int, api_key_index: int, public_key: str | bytes,
-                         nonce: int | None = None) -> dict[str, Any]:
+                         nonce: int | None = None,
+                         maker_only: bool | None = None) -> dict[str, Any]:
         """Register (or replace) the public key of (account, api_key_index), as a ChangePubKey
-        would; on the simulator's loop thread. Returns the slot as `apikeys` shows it."""
+        would, maker-only or not (None: unchanged, False for a new slot); on the simulator's
+        loop thread. Returns the slot as `apikeys` shows it, with its maker_only flag."""
         key = self.run_engine(lambda: self.exchange.register_api_key(
-            account, api_key_index, public_key, nonce))
+            account, api_key_index, public_key, nonce, maker_only))
         return {"account_index": account, "api_key_index": key.index, "nonce": key.nonce,
-                "public_key": key.public_key}
+                "public_key": key.public_key, "maker_only": key.maker_only}
 
     async def _control_api_key(self, request: web.Request) -> web.Response:
-        """`POST /_sim/api_keys` {"account_index", "api_key_index", "public_key"[, "nonce"]}."""
+        """`POST /_sim/api_keys` {"account_index", "api_key_index", "public_key"[, "nonce"]
+        [, "maker_only"]}."""
         try:
             body = await request.json()
             if not isinstance(body, dict):
@@ -742,8 +745,11 @@ class Simulator:
             pk = body.get("public_key")
             if not isinstance(pk, str) or not pk:
                 raise ValueError("public_key must be a hex string")
+            maker_only = body.get("maker_only")
+            if maker_only is not None and not isinstance(maker_only, bool):
+                raise ValueError("maker_only must be true or false")
             result = self.register_api_key(ints["account_index"], ints["api_key_index"], pk,
-                                           ints["nonce"])
+                                           ints["nonce"], maker_only)
         except (ValueError, TypeError, VenueError) as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)

@@ -77,11 +77,12 @@ class SimThread:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout_s)
 
     def register_api_key(self, account: int, api_key_index: int, public_key: str | bytes,
-                         nonce: int | None = None) -> dict[str, Any]:
+                         nonce: int | None = None,
+                         maker_only: bool | None = None) -> dict[str, Any]:
         """Register (or replace) the public key of (account, api_key_index): see
         `Simulator.register_api_key`."""
         return self.call(lambda sim: sim.register_api_key(account, api_key_index, public_key,
-                                                          nonce))
+                                                          nonce, maker_only))
 
     @property
     def rest_url(self) -> str:

@@ -245,7 +245,33 @@ BAD: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], No
     ("tl-size-above-position", sim, both(setp("strategy.name", "trend_ladder"),
                                          setp(f"{TL}.size_lots", 5000)),
      {}, False, f"{TL}.size_lots"),
+    ("maker-only-low-index", tn, both(setp("venue.maker_only", True),
+                                      setp("venue.api_key_index", 3)),
+     KEY_ENV, False, "venue.maker_only"),
+    ("guard-maker-only-low-index", tn, both(setp("guard.maker_only", True),
+                                            setp("guard.api_key_index", 2)),
+     KEY_ENV, False, "guard.maker_only"),
+    ("maker-only-not-bool", sim, setp("venue.maker_only", 1), {}, False, "venue.maker_only"),
+    ("skip-nonce-not-bool", sim, setp("venue.skip_nonce_recovery", "yes"), {}, False,
+     "venue.skip_nonce_recovery"),
 ]
+
+
+def test_maker_only_and_skip_nonce_default_off_and_load(tmp_path: Path) -> None:
+    env = {**KEY_ENV, "HOME": str(tmp_path)}
+    cfg = parse_config(tn(), env=env, read_key=False)
+    assert not cfg.venue.maker_only and not cfg.venue.skip_nonce_recovery
+    assert not cfg.guard.maker_only
+    d = tn()
+    setp("venue.maker_only", True)(d)
+    setp("guard.maker_only", True)(d)
+    setp("venue.skip_nonce_recovery", True)(d)
+    cfg = parse_config(d, env=env, read_key=False)
+    assert cfg.venue.maker_only and cfg.guard.maker_only and cfg.venue.skip_nonce_recovery
+    d = sim()
+    setp("venue.maker_only", True)(d)
+    setp("venue.api_key_index", 3)(d)  # the simulator takes any index
+    assert parse_config(d, env={"HOME": str(tmp_path)}).venue.maker_only
 
 
 def test_bad_table_is_large_and_ids_unique() -> None:

@@ -759,3 +759,38 @@ def test_lots_an_order_shows_filled_stay_exposure_until_their_fill_arrives() -> 
         assert g.position_lots == a.size_lots + 60 and counted_beyond_orders() == 0
         assert h.s._unreported == {} and a.client_order_index not in h.s._fill_lots
     run(go())
+
+
+def test_every_order_the_strategies_place_is_post_only() -> None:
+    """What a maker-only key may send (docs/strategies.md): both strategies place post-only
+    orders only (entries, take-profits and their re-placements, quotes)."""
+    async def go() -> list[tuple[Any, ...]]:
+        calls: list[tuple[Any, ...]] = []
+        for trend in (1, -1):
+            h = Harness(TrendLadder)
+            h.start()
+            h.s.forced_trend = trend
+            await h.book_event()
+            h.open_all()
+            h.fill(1, 100, 1)  # entry 1 fills: its TP
+            await h.settle()
+            h.open_all()
+            tp = next(o for o in h.conn.orders.values() if o.reduce_only)
+            # The book moves through the TP, which the venue cancels for crossing: re-placed.
+            await h.book_event(make_book(300_040, 300_050) if trend > 0
+                               else make_book(299_950, 299_960))
+            tp.status, tp.cancel_reason = OrderStatus.CANCELED, "canceled-post-only"
+            h.bus.publish(OrderUpdated(tp, 0))
+            await h.settle()
+            calls += h.places()
+            assert len([c for c in h.places() if c[4]]) == 2
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        await h.book_event(make_book(299_000, 299_020))  # far away: new quotes
+        calls += h.places()
+        return calls
+
+    calls = run(go())
+    assert len(calls) >= 8
+    assert {c[5] for c in calls} == {TimeInForce.POST_ONLY}

@@ -267,6 +267,16 @@ def _corpus(market: int) -> list[TxRequest]:
                          time_ms=expiry, nonce=8),
         UpdateLeverageRequest(market=market, initial_margin_fraction=500, nonce=9,
                               margin_mode=MarginMode.ISOLATED),
+        # Skip-nonce (L2TxAttributes 4) on each kind order entry may send with it.
+        CreateOrderRequest(market=market, client_order_index=10, base_amount=1000,
+                           price=300_000, is_ask=True, tif=TimeInForce.POST_ONLY, nonce=10,
+                           order_expiry_ms=expiry, skip_nonce=True),
+        ModifyOrderRequest(market=market, index=10, base_amount=900, price=300_200, nonce=11,
+                           skip_nonce=True),
+        CancelOrderRequest(market=market, index=10, nonce=12, skip_nonce=True),
+        CancelAllRequest(market=market, nonce=13, skip_nonce=True),
+        UpdateLeverageRequest(market=market, initial_margin_fraction=500, nonce=14,
+                              skip_nonce=True),
     ]
 
 

@@ -21,6 +21,14 @@ tx already in flight fails too. The protocol:
   consumed when ``nextNonce`` has passed its nonce. ``settle_unknown`` drops one early (the tx
   lookup by hash answered).
 
+Skip-nonce recovery (``skip_lost=True``, off by default; docs/order-entry.md): when a block
+ends with nothing in flight and nothing unknown, every nonce below ``next_nonce`` has the
+venue's answer (accepted, refused) or never left this process, so none of those txs can still
+land. Instead of fetching ``nextNonce``, the manager then releases at its own ``next_nonce``
+and the first tx sent carries the skip-nonce attribute (``skip_due``): the venue jumps over the
+lost nonces to it. A 21104 on that tx means the local view was wrong (another sender on the
+key): the next refresh is a fetch, as are all refreshes after a reconnect or an unknown.
+
 No timers here: a failed refresh calls ``on_refresh_failed(exc)`` and waits for
 ``retry_refresh()`` (the caller owns backoff and the rate budget). The fetcher runs as one task
 per refresh (not per tx) on the loop.
@@ -40,6 +48,8 @@ from mmfast.core.errors import OrderError
 __all__ = ["NonceError", "NonceManager", "NonceState"]
 
 T = TypeVar("T")
+
+_INVALID_NONCE = 21104  # the venue's "invalid nonce"
 
 
 class NonceState(IntEnum):
@@ -75,6 +85,10 @@ class NonceManager(Generic[T]):
         "_on_refresh_failed",
         "_on_unknown_settled",
         "_retry",
+        "_skip_at",
+        "_skip_failed",
+        "_skip_lost",
+        "_skip_task",
         "_state",
         "_still_wanted",
         "_task",
@@ -84,6 +98,7 @@ class NonceManager(Generic[T]):
         "refreshes",
         "rejects",
         "room",
+        "skips",
         "stray",
     )
 
@@ -97,6 +112,7 @@ class NonceManager(Generic[T]):
         on_refresh_failed: Callable[[BaseException], object] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         room: SendRoom | None = None,
+        skip_lost: bool = False,
     ) -> None:
         self._fetch = fetch_next_nonce  # async () -> the venue's nextNonce
         self._dispatch = dispatch  # (item, nonce): hand the item to the signer
@@ -119,11 +135,19 @@ class NonceManager(Generic[T]):
         self.rejects = 0  # txs resolved as rejected
         self.blocks = 0  # times READY turned BLOCKED
         self.stray = 0  # resolutions for nonces not in flight (ignored)
+        self._skip_lost = skip_lost  # end a block with skip-nonce instead of a fetch, if safe
+        self._skip_at = -1  # the nonce to send with skip-nonce (-1: none)
+        self._skip_failed = False  # a skip tx got 21104: fetch at the next refresh
+        self._skip_task = False  # the running "refresh" is a skip release, not a fetch
+        self.skips = 0  # blocks ended with skip-nonce instead of a fetch
 
     def _publish(self) -> None:
         """Readiness and pending count into the SendRoom (after every change of either)."""
         r = self.room
-        r.nonce_ready = self._state is NonceState.READY and not self._held
+        # While a skip-nonce is due, the nonce goes through ``submit`` (whose dispatch signs
+        # the attribute), never to a compiled step that signs without it.
+        r.nonce_ready = self._state is NonceState.READY and not self._held and \
+            self._skip_at != r.next_nonce
         r.pending = len(self._held) + len(self._in_flight)
 
     # ------------------------------------------------------------------ queries
@@ -153,6 +177,10 @@ class NonceManager(Generic[T]):
     def unknown_count(self) -> int:
         return len(self._unknown)
 
+    def skip_due(self, nonce: int) -> bool:
+        """Whether the tx dispatched at ``nonce`` must carry the skip-nonce attribute."""
+        return nonce == self._skip_at
+
     def in_flight_items(self) -> list[tuple[int, T]]:
         """(nonce, item) of every unresolved tx, in nonce order."""
         return sorted(self._in_flight.items(), key=lambda kv: kv[0])
@@ -161,7 +189,7 @@ class NonceManager(Generic[T]):
         return (
             f"NonceManager(state={self._state.name}, next={self.next_nonce},"
             f" in_flight={len(self._in_flight)}, held={len(self._held)},"
-            f" unknown={len(self._unknown)}, refreshes={self.refreshes})"
+            f" unknown={len(self._unknown)}, refreshes={self.refreshes}, skips={self.skips})"
         )
 
     # ------------------------------------------------------------------ submit
@@ -212,6 +240,8 @@ class NonceManager(Generic[T]):
             self.stray += 1
             return None
         self.rejects += 1
+        if code == _INVALID_NONCE and nonce == self._skip_at:
+            self._skip_failed = True  # the venue's nonce is not what we inferred: fetch
         if retry:
             self._retry.append((nonce, item, code))
         if self._state is NonceState.READY:
@@ -239,7 +269,12 @@ class NonceManager(Generic[T]):
     def require_refresh(self) -> None:
         """After a reconnect: no send and no new nonce until nextNonce has been fetched again."""
         if self._state is NonceState.REFRESHING:
-            return  # nothing is in flight during a refresh, so its answer stays valid
+            if not self._skip_task:
+                return  # nothing is in flight during a refresh, so its answer stays valid
+            # A skip release not run yet: after a reconnect the venue is asked instead.
+            task, self._task, self._skip_task = self._task, None, False
+            if task is not None:
+                task.cancel()
         self._state = NonceState.NEEDS_REFRESH
         self._maybe_refresh()
 
@@ -259,11 +294,24 @@ class NonceManager(Generic[T]):
         if self._in_flight or self._task is not None:
             return False
         loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+        # Skip only out of a block (never after a reconnect or at start), with every assigned
+        # nonce answered (no unknown tx: it may still land) and no failed skip since the last
+        # fetch. The release runs as a task, like a fetch, not inside the reject that blocked.
+        skip = (self._skip_lost and state is NonceState.BLOCKED and not self._unknown
+                and not self._skip_failed and self.room.next_nonce >= 0)
         self._state = NonceState.REFRESHING
-        self._task = loop.create_task(self._refresh())
+        self._skip_task = skip
+        self._task = loop.create_task(self._refresh(skip))
         return True
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, skip: bool = False) -> None:
+        if skip:
+            self._task = None
+            self._skip_task = False
+            self.skips += 1
+            self._skip_at = self.room.next_nonce
+            self._release(self._skip_at)
+            return
         try:
             value = await self._fetch()
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -280,6 +328,8 @@ class NonceManager(Generic[T]):
             return
         self._task = None
         self.refreshes += 1
+        self._skip_failed = False
+        self._skip_at = -1
         self._release(value)
 
     def _release(self, next_nonce: int) -> None:
@@ -304,6 +354,7 @@ class NonceManager(Generic[T]):
     def close(self) -> None:
         """Cancel a running refresh (shutdown)."""
         task, self._task = self._task, None
+        self._skip_task = False
         if task is not None:
             task.cancel()
         if self._state is NonceState.REFRESHING:

@@ -173,6 +173,12 @@ class OrderEntryConfig:
     reconcile_min_interval_s: float = 5.0
     position_retries: int = 3  # position comparisons before a mismatch fails closed
     latency_samples: int = 4096  # stamps kept for latency()
+    # The key is maker-only (the venue's premium option): only post-only creates, modifies
+    # of post-only orders and cancels are signed; anything else is refused before signing.
+    maker_only: bool = False
+    # End a nonce block with skip-nonce instead of a nextNonce fetch when every nonce it
+    # steps over is proven lost (NonceManager skip_lost; docs/order-entry.md).
+    skip_nonce_recovery: bool = False
 
     def __post_init__(self) -> None:
         for name in ("ack_timeout_s", "quote_expiry_s", "confirm_grace_s", "check_interval_s",
@@ -200,6 +206,10 @@ class OrderEntryConfig:
             MarginMode(mode)
             if m < 0:
                 raise ValueError("leverage: market ids are >= 0")
+        if self.maker_only and self.leverage:
+            raise ValueError("leverage: a maker-only API key may not send UpdateLeverage "
+                             "(post-only creates, modifies and cancels only); set the "
+                             "leverage with another key")
 
 
 class _Tx:
@@ -270,20 +280,22 @@ class _Tx:
         self.t_sent = 0
         self.t_acked = 0
 
-    def request(self, nonce: int) -> TxRequest:
+    def request(self, nonce: int, skip_nonce: bool = False) -> TxRequest:
         k = self.kind
         if k is TxKind.CREATE:
             return CreateOrderRequest(self.market or 0, self.coi, self.size, self.price,
                                       self.is_ask, self.tif, nonce, self.reduce_only,
-                                      self.expiry_ms)
+                                      self.expiry_ms, skip_nonce=skip_nonce)
         if k is TxKind.CANCEL:
-            return CancelOrderRequest(self.market or 0, self.index, nonce)
+            return CancelOrderRequest(self.market or 0, self.index, nonce, skip_nonce)
         if k is TxKind.MODIFY:
-            return ModifyOrderRequest(self.market or 0, self.index, self.size, self.price, nonce)
+            return ModifyOrderRequest(self.market or 0, self.index, self.size, self.price, nonce,
+                                      skip_nonce=skip_nonce)
         if k is TxKind.CANCEL_ALL:
             return CancelAllRequest(None if self.all_markets else self.market, nonce,
-                                    all_markets=self.all_markets)
-        return UpdateLeverageRequest(self.market or 0, self.imf, nonce, self.margin_mode)
+                                    all_markets=self.all_markets, skip_nonce=skip_nonce)
+        return UpdateLeverageRequest(self.market or 0, self.imf, nonce, self.margin_mode,
+                                     skip_nonce)
 
     @property
     def counted(self) -> bool:
@@ -365,7 +377,7 @@ class OrderEntry:
         self.nonces: NonceManager[_Tx] = NonceManager(
             self._fetch_nonce, self._dispatch, still_wanted=self._still_wanted,
             on_unknown_settled=self._unknown_settled, on_refresh_failed=self._refresh_failed,
-            room=self.room)
+            room=self.room, skip_lost=config.skip_nonce_recovery)
         budget.attach_room(self.room)
         self.ws: WsStream | None = None
         if config.use_ws:
@@ -476,6 +488,9 @@ class OrderEntry:
         """
         tif = TimeInForce(tif)
         side = Side(side)
+        if self.config.maker_only and tif is not TimeInForce.POST_ONLY:
+            raise OrderEntryError(f"maker-only API key: creates must be post-only, not "
+                                  f"{tif.name}")
         info = self.markets.get(market)
         if info is None:
             raise OrderEntryError(f"market {market} is not configured")
@@ -521,6 +536,9 @@ class OrderEntry:
         t = self._ours(coi)
         if t.order.status.is_terminal:
             raise OrderEntryError(f"order {coi} is {t.order.status.name}: cannot modify")
+        if self.config.maker_only and t.order.tif is not TimeInForce.POST_ONLY:
+            raise OrderEntryError(f"maker-only API key: order {coi} is {t.order.tif.name}, "
+                                  "only post-only orders may be modified")
         if not 1 <= price_ticks <= (1 << 32) - 1 or not 1 <= size_lots <= MAX_CLIENT_ORDER_INDEX:
             raise OrderEntryError("modify: price_ticks/size_lots out of range")
         tx = _Tx(TxKind.MODIFY, t.order.market, self._time.monotonic_ns())
@@ -657,13 +675,40 @@ class OrderEntry:
     def _still_wanted(tx: _Tx, code: int | None) -> bool:
         return tx.wanted
 
+    def _maker_only_refusal(self, tx: _Tx) -> str | None:
+        """Why a maker-only key may not send ``tx`` (None: it may). The public calls refuse
+        first; this is the last check before signing, whatever path the tx came by."""
+        k = tx.kind
+        if k is TxKind.CANCEL or k is TxKind.CANCEL_ALL:
+            return None
+        if k is TxKind.CREATE:
+            return None if tx.tif is TimeInForce.POST_ONLY else \
+                f"creates must be post-only, not {TimeInForce(tx.tif).name}"
+        if k is TxKind.MODIFY:
+            t = self.tracker.get(tx.coi)
+            if t is not None and t.order.tif is TimeInForce.POST_ONLY:
+                return None
+            return f"order {tx.coi} is not known post-only: it may not be modified"
+        return "UpdateLeverage is not allowed"
+
     def _dispatch(self, tx: _Tx, nonce: int) -> None:
         """The nonce manager gave ``tx`` a nonce: sign it (or reuse its identical bytes)."""
         tx.gen += 1
         tx.nonce = nonce
         self._assigned[nonce] = tx
+        if self.config.maker_only:
+            why = self._maker_only_refusal(tx)
+            if why is not None:  # never signed: the nonce goes back (a local reject)
+                _log.error("maker-only API key: refused before signing: %s", why)
+                self._assigned.pop(nonce, None)
+                tx.state = _St.DONE
+                self.nonces.rejected(nonce, None, retry=False)
+                self._final_reject(tx, None, f"maker-only API key: {why}")
+                return
+        skip = self.nonces.skip_due(nonce)
         s = tx.signed
-        if s is not None and s.nonce == nonce and self._fresh(s):
+        if s is not None and s.nonce == nonce and self._fresh(s) and \
+                s.request.skip_nonce == skip:
             tx.state = _St.SIGNED  # same nonce, still valid: the identical signed bytes
             self._pump()
             return
@@ -674,7 +719,7 @@ class OrderEntry:
         tx.t_signq = self._time.monotonic_ns()
         gen = tx.gen
         try:
-            self.signer.submit(tx.request(nonce),
+            self.signer.submit(tx.request(nonce, skip),
                                lambda res, err: self._on_signed(tx, gen, res, err))
         except SignerError as exc:
             self._on_signed(tx, gen, None, exc)

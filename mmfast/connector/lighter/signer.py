@@ -114,6 +114,11 @@ def _int_in(name: str, value: object, lo: int, hi: int) -> None:
         raise SignerError(f"{name} must be an int in {lo}..{hi}, got {value!r}")
 
 
+def _skip_attrs(skip_nonce: bool) -> dict[str, Any]:
+    """Expected L2TxAttributes of a tx with or without skip-nonce (attribute 4 = 1)."""
+    return {"L2TxAttributes": {"4": 1}} if skip_nonce else {}
+
+
 def _common(nonce: int, market: int) -> None:
     _int_in("nonce", nonce, 0, _I64)
     _int_in("market", market, 0, _I64)
@@ -141,6 +146,9 @@ class CreateOrderRequest:
     order_expiry_ms: int = 0
     order_type: OrderType = OrderType.LIMIT
     trigger_price: int = 0
+    # L2TxAttributes skip-nonce: the venue accepts this tx at a nonce above its next one and
+    # jumps there (docs/order-entry.md "Skip-nonce recovery"). Every request kind has it.
+    skip_nonce: bool = False
 
     def validate(self) -> None:
         _common(self.nonce, self.market)
@@ -169,9 +177,19 @@ class CreateOrderRequest:
             "ReduceOnly": int(self.reduce_only),
             "TriggerPrice": self.trigger_price,
             "OrderExpiry": self.order_expiry_ms,
+            **_skip_attrs(self.skip_nonce),
         }
 
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
+        if self.skip_nonce:  # the generic path carries attributes; the fast one has none
+            return ns.sign_tx(  # type: ignore[no-any-return]
+                "create_order", {
+                    "market_index": self.market, "client_order_index": self.client_order_index,
+                    "base_amount": self.base_amount, "price": self.price,
+                    "is_ask": int(self.is_ask), "order_type": int(self.order_type),
+                    "time_in_force": int(self.tif), "reduce_only": int(self.reduce_only),
+                    "trigger_price": self.trigger_price, "order_expiry": self.order_expiry_ms,
+                    "skip_nonce": 1}, nonce=self.nonce, expired_at=expired_at)
         return ns.sign_create_order(  # type: ignore[no-any-return]
             self.market, self.client_order_index, self.base_amount, self.price,
             self.is_ask, int(self.order_type), int(self.tif), self.reduce_only,
@@ -185,7 +203,7 @@ class CreateOrderRequest:
             self.trigger_price, self.order_expiry_ms,
             0, 0, 0,  # no integrator
             0, 0,  # self-trade: expire maker, same account (venue defaults)
-            0,  # skip_nonce off
+            int(self.skip_nonce),
             self.nonce, api_key_index, account_index,
         )
 
@@ -198,21 +216,27 @@ class CancelOrderRequest:
     market: int
     index: int
     nonce: int
+    skip_nonce: bool = False
 
     def validate(self) -> None:
         _common(self.nonce, self.market)
         _int_in("index", self.index, 1, _MAX_ORDER_INDEX)
 
-    def expected_fields(self) -> dict[str, int]:
-        return {"MarketIndex": self.market, "Index": self.index}
+    def expected_fields(self) -> dict[str, Any]:
+        return {"MarketIndex": self.market, "Index": self.index, **_skip_attrs(self.skip_nonce)}
 
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
+        if self.skip_nonce:
+            return ns.sign_tx(  # type: ignore[no-any-return]
+                "cancel_order", {"market_index": self.market, "index": self.index,
+                                 "skip_nonce": 1}, nonce=self.nonce, expired_at=expired_at)
         return ns.sign_cancel_order(  # type: ignore[no-any-return]
             self.market, self.index, self.nonce, expired_at)
 
     def _call(self, lib: Any, api_key_index: int, account_index: int) -> Any:
         return lib.SignCancelOrder(
-            self.market, self.index, 0, self.nonce, api_key_index, account_index
+            self.market, self.index, int(self.skip_nonce), self.nonce, api_key_index,
+            account_index,
         )
 
 
@@ -227,6 +251,7 @@ class ModifyOrderRequest:
     price: int
     nonce: int
     trigger_price: int = 0
+    skip_nonce: bool = False
 
     def validate(self) -> None:
         _common(self.nonce, self.market)
@@ -235,16 +260,24 @@ class ModifyOrderRequest:
         _int_in("price", self.price, 1, _MAX_PRICE)
         _int_in("trigger_price", self.trigger_price, 0, _MAX_PRICE)
 
-    def expected_fields(self) -> dict[str, int]:
+    def expected_fields(self) -> dict[str, Any]:
         return {
             "MarketIndex": self.market,
             "Index": self.index,
             "BaseAmount": self.base_amount,
             "Price": self.price,
             "TriggerPrice": self.trigger_price,
+            **_skip_attrs(self.skip_nonce),
         }
 
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
+        if self.skip_nonce:
+            return ns.sign_tx(  # type: ignore[no-any-return]
+                "modify_order", {
+                    "market_index": self.market, "index": self.index,
+                    "base_amount": self.base_amount, "price": self.price,
+                    "trigger_price": self.trigger_price, "skip_nonce": 1},
+                nonce=self.nonce, expired_at=expired_at)
         return ns.sign_modify_order(  # type: ignore[no-any-return]
             self.market, self.index, self.base_amount, self.price, self.trigger_price,
             self.nonce, expired_at)
@@ -253,7 +286,7 @@ class ModifyOrderRequest:
         return lib.SignModifyOrder(
             self.market, self.index, self.base_amount, self.price, self.trigger_price,
             0, 0, 0, 0, 0,  # no integrator, default self-trade mode
-            0, self.nonce,
+            int(self.skip_nonce), self.nonce,
             0,  # order_version: nil
             api_key_index, account_index,
         )
@@ -274,6 +307,7 @@ class CancelAllRequest:
     all_markets: bool = False
     tif: CancelAllTif = CancelAllTif.IMMEDIATE
     time_ms: int = 0
+    skip_nonce: bool = False
 
     def validate(self) -> None:
         _int_in("nonce", self.nonce, 0, _I64)
@@ -305,16 +339,25 @@ class CancelAllRequest:
     def expected_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"TimeInForce": int(self.tif), "Time": self.time_ms}
         # The market of a scoped cancel-all travels as L2TxAttributes["5"]; none for all markets.
-        fields["L2TxAttributes"] = None if self.all_markets else {"5": self.market}
+        attrs: dict[str, Any] = {} if self.all_markets else {"5": self.market}
+        if self.skip_nonce:
+            attrs["4"] = 1
+        fields["L2TxAttributes"] = attrs or None
         return fields
 
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
+        if self.skip_nonce:
+            return ns.sign_tx(  # type: ignore[no-any-return]
+                "cancel_all_orders", {
+                    "time_in_force": int(self.tif), "scheduled_time_ms": self.time_ms,
+                    "cancel_all_market_index": self._market_arg(), "skip_nonce": 1},
+                nonce=self.nonce, expired_at=expired_at)
         return ns.sign_cancel_all(  # type: ignore[no-any-return]
             int(self.tif), self.time_ms, self._market_arg(), self.nonce, expired_at)
 
     def _call(self, lib: Any, api_key_index: int, account_index: int) -> Any:
         return lib.SignCancelAllOrders(
-            int(self.tif), self.time_ms, self._market_arg(), 0, self.nonce,
+            int(self.tif), self.time_ms, self._market_arg(), int(self.skip_nonce), self.nonce,
             api_key_index, account_index,
         )
 
@@ -328,27 +371,37 @@ class UpdateLeverageRequest:
     initial_margin_fraction: int
     nonce: int
     margin_mode: MarginMode = MarginMode.CROSS
+    skip_nonce: bool = False
 
     def validate(self) -> None:
         _common(self.nonce, self.market)
         _int_in("initial_margin_fraction", self.initial_margin_fraction, 1, 10_000)
         MarginMode(self.margin_mode)
 
-    def expected_fields(self) -> dict[str, int]:
+    def expected_fields(self) -> dict[str, Any]:
         return {
             "MarketIndex": self.market,
             "InitialMarginFraction": self.initial_margin_fraction,
             "MarginMode": int(self.margin_mode),
+            **_skip_attrs(self.skip_nonce),
         }
 
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
+        if self.skip_nonce:
+            return ns.sign_tx(  # type: ignore[no-any-return]
+                "update_leverage", {
+                    "market_index": self.market,
+                    "initial_margin_fraction": self.initial_margin_fraction,
+                    "margin_mode": int(self.margin_mode), "skip_nonce": 1},
+                nonce=self.nonce, expired_at=expired_at)
         return ns.sign_update_leverage(  # type: ignore[no-any-return]
             self.market, self.initial_margin_fraction, int(self.margin_mode), self.nonce,
             expired_at)
 
     def _call(self, lib: Any, api_key_index: int, account_index: int) -> Any:
         return lib.SignUpdateLeverage(
-            self.market, self.initial_margin_fraction, int(self.margin_mode), 0, self.nonce,
+            self.market, self.initial_margin_fraction, int(self.margin_mode),
+            int(self.skip_nonce), self.nonce,
             api_key_index, account_index,
         )
 
