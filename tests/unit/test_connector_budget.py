@@ -145,7 +145,10 @@ def test_volume_quota_and_listeners() -> None:
     assert b.volume_quota_remaining is None and not seen
     b.note_volume_quota(50)
     assert seen[-1].level is BudgetLevel.LOW and seen[-1].reason == "volume quota low"
-    b.note_volume_quota(0)
+    b.note_volume_quota(0)  # empty, but the venue's free tx is available
+    st = b.state()
+    assert st.level is BudgetLevel.LOW and "free tx" in st.reason
+    b.on_volume_quota_refused(0)  # and now it is not
     assert seen[-1].level is BudgetLevel.RESERVE_ONLY
     b.note_volume_quota(5000)
     assert seen[-1].level is BudgetLevel.OK and seen[-1].volume_quota_remaining == 5000
