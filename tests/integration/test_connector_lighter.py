@@ -30,8 +30,9 @@ KEY = 5
 def make_sim_config(**kw: Any) -> SimConfig:
     # Server pings every 10 s: each is answered with a pong that counts against the client's
     # 200 messages a minute, as on the venue.
+    # The premium tier the connector's budget keeps to (the simulator's default is standard).
     base: dict[str, Any] = dict(seed=11, ws_ping_interval_ms=10_000, ws_pong_timeout_ms=30_000,
-                                speed_bumps=False, flow=FlowConfig())
+                                speed_bumps=False, flow=FlowConfig(), tier="premium")
     base.update(kw)
     return SimConfig(**base)
 

@@ -23,7 +23,7 @@ Book = tuple[list[list[int]], list[list[int]]]  # (asks ascending, bids descendi
 @pytest.fixture
 def sim_config() -> SimConfig:
     return SimConfig(seed=21, flow=FlowConfig(), book_history=5000, speed_bumps=False,
-                     verify_signatures=False, ws_ping_interval_ms=1000,
+                     tier="premium", verify_signatures=False, ws_ping_interval_ms=1000,
                      ws_pong_timeout_ms=5000)
 
 

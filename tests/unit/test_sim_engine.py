@@ -750,7 +750,7 @@ def test_register_api_key_and_config_validation() -> None:
 
 # ---------------------------------------------------------------- volume quota
 def test_volume_quota_spent_by_creates_and_modifies_not_cancels() -> None:
-    ex, clock, a, _ = make(tier="premium", volume_quota_start=3)
+    ex, _clock, a, _ = make(tier="premium", volume_quota_start=3)
     r = a.create(299_000, 100, False)
     a.modify(r.order_index, 298_900, 100)
     assert ex.accounts[MAIN].quota == 1
@@ -784,7 +784,7 @@ def test_volume_quota_free_allowance_then_refused_without_consuming_the_nonce() 
 
 def test_volume_quota_earned_from_traded_notional_and_capped() -> None:
     # 1 ETH lot = 1e-4 ETH; 100 lots at 3000.00 = 30 USDC: 4 units at 7 USDC, 2 USDC carried.
-    ex, clock, a, b = make(tier="premium", volume_quota_start=10, volume_quota_cap=16)
+    ex, _clock, a, b = make(tier="premium", volume_quota_start=10, volume_quota_cap=16)
     a.create(300_000, 100, False)
     b.create(300_000, 100, True, tif=0)  # fills a's bid
     assert ex.accounts[MAIN].quota == 9 + 4  # the create spent 1, the fill earned 4
@@ -800,7 +800,7 @@ def test_volume_quota_earned_from_traded_notional_and_capped() -> None:
 
 
 def test_volume_quota_batches_and_standard_tier() -> None:
-    ex, clock, a, _ = make(tier="premium", volume_quota_start=2)
+    ex, _clock, a, _ = make(tier="premium", volume_quota_start=2)
     infos = [a.create_info(299_000 - i, 100, False, Nonce=i) for i in range(4)]
     # 4 creates against 2 units: short by more than the one free tx, refused whole
     assert reject_code(ex.submit_batch, [TX_CREATE_ORDER] * 4, infos) == E.TOO_MANY_REQUESTS
