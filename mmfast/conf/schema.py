@@ -128,12 +128,13 @@ class VenueConfig:
                           doc="the account's tier: the rate budget mmfast keeps to and, in sim "
                           "mode, the built-in simulator's tier; default per mode: sim premium, "
                           "testnet and mainnet standard")
-    volume_quota_low: int = _f(500, lo=0, hi=_QUOTA_CAP,
+    volume_quota_low: int = _f(400, lo=0, hi=_QUOTA_CAP,
                                doc="volume quota units under which the rate budget is LOW "
                                "(tiers with a quota)")
-    volume_quota_span: int = _f(1000, lo=1, hi=_QUOTA_CAP,
+    volume_quota_span: int = _f(900, lo=1, hi=_QUOTA_CAP,
                                 doc="volume quota units from which the quota no longer limits "
-                                "quoting; below, the planner backs off at 50/25/10% of it")
+                                "quoting; below, the planner's headroom is 0.1 + 0.9 * "
+                                "quota / span (WIDE under 4/9 of it, FEW_LEVELS under 1/6)")
     allow_mainnet: bool = _f(False, doc="mainnet opt-in; mainnet also needs --live")
     private_key: ApiKey | None = _f(None, source="env",
                                     doc="API private key, from MMFAST_API_PRIVATE_KEY only")

@@ -13,11 +13,12 @@ request's ``Cost`` names what it draws from each, and is granted all-or-nothing.
   off the same way. A success resets the backoff.
 * sendTx answers (REST and WebSocket) report ``volume_quota_remaining`` (may be null); it is
   kept, shown, and on the tiers that have a quota it drives the order room: below
-  ``volume_quota_span`` units the planner's headroom is the quota's share of the span (so its
-  WIDE / FEW_LEVELS / ONE_SIDE thresholds fall at 50% / 25% / 10% of the span), no plan spends
-  more units than are left, and an empty quota leaves one tx per free interval (the venue's
-  free sendTx every 15 s). A refusal for a spent quota sets it to 0 without blocking the order
-  path: cancels cost no quota and keep going (docs/connector.md, "Volume quota").
+  ``volume_quota_span`` (900) units the planner's headroom is ``0.1 + 0.9 * quota / span``
+  (with the planner's default thresholds: WIDE under 400 units, FEW_LEVELS under 150), no
+  plan spends more units than are left, and an empty quota leaves one tx per free interval
+  (the venue's free sendTx every 15 s). A refusal for a spent quota sets it to 0 without
+  blocking the order path: cancels cost no quota and keep going (docs/connector.md, "Volume
+  quota").
 * ``state()`` / ``subscribe(listener)`` tell whoever plans orders how much is left, so it can
   degrade (``BudgetLevel.LOW``) before the budget runs out.
 
@@ -238,8 +239,8 @@ class RateBudget:
         max_fraction: float = 0.8,
         reserve_fraction: float = 0.15,
         low_fraction: float = 0.25,
-        volume_quota_low: int = 500,
-        volume_quota_span: int = 1_000,
+        volume_quota_low: int = 400,
+        volume_quota_span: int = 900,
         backoff_min_s: float = 0.25,
         backoff_max_s: float = 30.0,
         rng: random.Random | None = None,
@@ -371,17 +372,23 @@ class RateBudget:
 
     def _sendtx_room(self, now: int) -> tuple[int, int]:
         """(used, cap) of the sendtx room the planner reads: the sendTx window's, or the
-        volume quota's when that is the scarcer (``span - avail`` used of ``span``), so that
-        the quota sets both the headroom the planner backs off by and how many txs one plan
-        may spend."""
+        volume quota's when that is the scarcer. The quota's room has exactly ``avail`` units
+        free (no plan spends more) and a free share of ``0.1 + 0.9 * avail / span``: the
+        planner's headroom falls with the quota but never below 0.1, so the quota alone
+        takes the plan to WIDE and FEW_LEVELS, never to ONE_SIDE (which sends nothing when
+        flat, and a bot that sends nothing never hears that its quota came back)."""
         st = self._sendtx
         avail = self._quota_avail(now)
-        if avail is not None and avail < self._volume_quota_span:
-            span = self._volume_quota_span
-            cap = st.normal_cap
-            if cap <= 0 or avail * cap < (cap - st.used) * span:
-                return span - avail, span
-        return st.used, st.normal_cap
+        span = self._volume_quota_span
+        if avail is None or avail >= span:
+            return st.used, st.normal_cap
+        if avail <= 0:
+            return 1, 1  # nothing free (the level is RESERVE_ONLY: not usable either)
+        cap = avail * span * 10 // (span + 9 * avail)  # >= avail while avail <= span
+        s_cap = st.normal_cap
+        if s_cap > 0 and avail * s_cap >= (s_cap - st.used) * cap:
+            return st.used, s_cap  # the sendTx window is the scarcer
+        return cap - avail, cap
 
     def reset_inflight(self, n: int) -> None:
         """A dropped connection's unanswered requests (``n``) will never be answered."""

@@ -58,9 +58,9 @@ class LighterConfig:
     budget_max_fraction: float = 0.8
     budget_reserve_fraction: float = 0.15
     # Volume quota (tiers that have one): under ``volume_quota_low`` units the budget is LOW;
-    # under ``volume_quota_span`` the quota's share of the span is the planner's headroom.
-    volume_quota_low: int = 500
-    volume_quota_span: int = 1_000
+    # under ``volume_quota_span`` the quota sets the planner's headroom (RateBudget).
+    volume_quota_low: int = 400
+    volume_quota_span: int = 900
     # Seed of the jitter (backoffs); None draws from the OS.
     seed: int | None = None
     extra: dict[str, str] = field(default_factory=dict)  # free-form labels for status output
