@@ -136,10 +136,12 @@ def test_quota_drains_the_bot_adapts_cancels_go_and_a_refill_resumes_quoting(
                                   if r.account == ACCOUNT])
         truth = sim.call(lambda s: s.truth.volume_quota(ACCOUNT))
         open_left = sim.call(lambda s: s.truth.open_orders(ACCOUNT, 0))
+        tiers = (runner.connector.budget.tier.name, sim.call(lambda s: s.config.tier))
         wall0_ms = sim.call(lambda s: s.clock.wall_ms()) - int(_sim_s(runner) * 1000)
     finally:
         sim.stop()
     assert code == EXIT_OK, err.getvalue()[-2000:]
+    assert tiers == ("premium", "premium")  # the connector keeps to the simulator's tier
     assert "empty" in marks, f"quota not drained in {MAX_DRAIN_S} s: {samples[-3:]}"
     assert "refill" in marks and samples[-1][0] - marks["refill"] >= AFTER_S - 1
 
@@ -192,3 +194,17 @@ def _scaled() -> Any:
     from mmfast.core.timesource import ScaledTime
 
     return ScaledTime(SCALE, start_wall_ms=int(_time.time() * 1000))
+
+
+def test_run_starts_its_simulator_on_the_configured_tier(tmp_path: Path) -> None:
+    from mmfast.connector.lighter.budget import PLUS, RATE_TIERS
+
+    cfg = parse_config(CFG.replace("[venue]", '[venue]\ntier = "plus"'), env={})
+    runner = Runner(cfg, RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"), seed=1),
+                    out=io.StringIO(), err=io.StringIO())
+    runner._start_sim()
+    try:
+        assert runner.sim.call(lambda s: (s.config.tier, s.config.quota_on)) == ("plus", True)
+    finally:
+        runner.sim.stop()
+    assert RATE_TIERS[cfg.venue.tier or ""] is PLUS and PLUS.sendtx_per_min == 8_000
