@@ -482,6 +482,11 @@ class Runner:
             key = self._make_key()
             self._add_secret(key)
             if v.mode == "sim":
+                if v.rest_url is not None and self._tier_in is None:
+                    # An external simulator: its tier must be the budget's (docs/config.md).
+                    from mmfast.sim.keys import check_tier_http
+
+                    await check_tier_http(rest_url, v.tier or "premium")
                 await self._register_sim_key(key, rest_url)
             await self._resolve_market(rest_url)
             if self._stop.is_set():

@@ -800,6 +800,8 @@ class Simulator:
                 out = t.rate_limits()
             elif name == "volume_quota":
                 out = t.volume_quota(int(q["account"]))
+            elif name == "tier":
+                out = {"tier": self.config.tier, "volume_quota": self.config.quota_on}
             elif name == "book":
                 out = t.book(int(q["market"]), opt("nonce"))
             elif name == "loop":

@@ -433,7 +433,7 @@ def _env() -> dict[str, str]:
 @pytest.fixture
 def sim_process() -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "mmfast.cli", "sim", "--port", "0",
-                             "--seed", "3", "--no-flow", "--no-speed-bumps"],
+                             "--seed", "3", "--no-flow", "--no-speed-bumps", "--tier", "premium"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())
     try:

@@ -208,3 +208,13 @@ def test_run_starts_its_simulator_on_the_configured_tier(tmp_path: Path) -> None
     finally:
         runner.sim.stop()
     assert RATE_TIERS[cfg.venue.tier or ""] is PLUS and PLUS.sendtx_per_min == 8_000
+
+
+def test_an_external_simulator_on_another_tier_is_refused_by_name() -> None:
+    from mmfast.sim.keys import check_tier_http
+
+    with SimThread(SimConfig(seed=1)) as st:  # the simulator's default: standard
+        asyncio.run(check_tier_http(st.rest_url, "standard"))
+        with pytest.raises(RuntimeError, match=r"'standard' tier, not venue.tier = 'premium'"
+                                               r": start it with --tier premium"):
+            asyncio.run(check_tier_http(st.rest_url, "premium"))
