@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def _add_sim(sub: argparse._SubParsersAction) -> None:
-    from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID
+    from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID, DEFAULT_TIER, TIERS
 
     p = sub.add_parser("sim", help="run the Lighter-compatible simulator on 127.0.0.1")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: "
@@ -36,8 +36,9 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
                    help=f"index of the funded account (default {DEFAULT_ACCOUNT_INDEX})")
     p.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID,
                    help=f"the simulator's chain id (default {DEFAULT_CHAIN_ID})")
-    p.add_argument("--tier", choices=("premium", "standard"), default="premium",
-                   help="account tier: speed bumps and rate limits (default premium)")
+    p.add_argument("--tier", choices=tuple(TIERS), default=DEFAULT_TIER,
+                   help="account tier: speed bumps, rate limits and volume quota "
+                   f"(default {DEFAULT_TIER})")
     p.add_argument("--no-flow", dest="flow", action="store_false",
                    help="no synthetic market flow (default: seeded flow keeps the books alive)")
     p.add_argument("--no-speed-bumps", dest="speed_bumps", action="store_false",

@@ -457,6 +457,9 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
     ws_order_frames = v.ws_order_frames
     if ws_order_frames is None:
         ws_order_frames = SIM_WS_ORDER_FRAMES if mode == "sim" else 1
+    # The tier: sim keeps the premium budget it always had (its simulator is started on the
+    # same tier); a real account is taken as standard, the least favourable, unless told.
+    tier = v.tier if v.tier is not None else ("premium" if mode == "sim" else "standard")
 
     if mode == "sim":
         if chain_id is None:
@@ -537,7 +540,7 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
     return dataclasses.replace(v, rest_url=rest_url, ws_url=ws_url, chain_id=chain_id,
                                account_index=account_index, api_key_index=api_key_index,
                                state_dir=state_dir, key_file=key_file, private_key=key,
-                               live=live, ws_order_frames=ws_order_frames)
+                               live=live, ws_order_frames=ws_order_frames, tier=tier)
 
 
 def _check_market(cfg: Config, errors: list[tuple[str, str]]) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_TICKS",
     "MODES",
     "SIGNERS",
+    "TIER_NAMES",
     "ApiKey",
     "AvellanedaStoikovConfig",
     "Config",
@@ -51,6 +52,9 @@ MAX_TICKS: Final = 1 << 50
 MAX_LOTS: Final = 1 << 61
 MODES: Final = ("sim", "testnet", "mainnet")
 SIGNERS: Final = ("native", "official")
+# The venue's account tiers (its account-types page): rate limits, speed bumps, volume quota.
+TIER_NAMES: Final = ("standard", "premium", "plus", "builder")
+_QUOTA_CAP: Final = 5_000_000  # the venue caps an account's volume quota here
 _DAY_S: Final = 86_400
 # Lighter's order expiry window for resting orders: 5 minutes to 30 days.
 _MIN_EXPIRY_S: Final = 305  # the venue's 5 minutes + the 5 s order entry keeps clear of the edge
@@ -120,6 +124,17 @@ class VenueConfig:
                      doc="who signs txs: native (mmfast's signer, inline on the event loop, "
                      "checked against the official one at start) or official (lighter-sdk's "
                      "signer on a worker thread)")
+    tier: str | None = _f(None, choices=TIER_NAMES,
+                          doc="the account's tier: the rate budget mmfast keeps to and, in sim "
+                          "mode, the built-in simulator's tier; default per mode: sim premium, "
+                          "testnet and mainnet standard")
+    volume_quota_low: int = _f(400, lo=0, hi=_QUOTA_CAP,
+                               doc="volume quota units under which the rate budget is LOW "
+                               "(tiers with a quota)")
+    volume_quota_span: int = _f(900, lo=1, hi=_QUOTA_CAP,
+                                doc="volume quota units from which the quota no longer limits "
+                                "quoting; below, the planner's headroom is 0.1 + 0.9 * "
+                                "quota / span (WIDE under 4/9 of it, FEW_LEVELS under 1/6)")
     allow_mainnet: bool = _f(False, doc="mainnet opt-in; mainnet also needs --live")
     maker_only: bool = _f(False, doc="the API key is maker-only on the venue (premium): only "
                           "post-only creates, modifies and cancels are sent (sim: the key is "

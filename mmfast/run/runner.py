@@ -188,8 +188,10 @@ class Runner:
 
         if self.sim is None:
             v = self.cfg.venue
+            # The simulator runs the configured tier, the one the connector's budget keeps to.
             sc = SimConfig(seed=self.opts.seed, chain_id=v.chain_id,
-                           account_index=v.account_index, flow=run_flow(), speed_bumps=False)
+                           account_index=v.account_index, flow=run_flow(), speed_bumps=False,
+                           tier=v.tier or "premium")
             self.sim = SimThread(sc, self.time)
             self.sim.start()
         return self.sim.rest_url, self.sim.ws_url
@@ -317,7 +319,7 @@ class Runner:
         return jp
 
     def _build(self, rest_url: str, ws_url: str, key: ApiKey, state_dir: Path) -> None:
-        from mmfast.connector.lighter.budget import PREMIUM, STANDARD
+        from mmfast.connector.lighter.budget import RATE_TIERS
         from mmfast.connector.lighter.config import LighterConfig
         from mmfast.connector.lighter.connector import LighterConnector
         from mmfast.connector.lighter.native_signer import InlineSigner
@@ -349,11 +351,13 @@ class Runner:
         self.signer.start()
         name = cfg.strategy.name
         section = getattr(cfg.strategy, name)
-        tier = self._tier_in if self._tier_in is not None else (
-            PREMIUM if v.mode == "sim" else STANDARD)
+        # [venue] tier (resolved per mode by the loader: sim premium, else standard).
+        tier = self._tier_in if self._tier_in is not None else RATE_TIERS[v.tier or "standard"]
         lc = LighterConfig(rest_url=rest_url, ws_url=ws_url, account_index=v.account_index,
                            api_key_index=v.api_key_index, markets=(self.market,), tier=tier,
-                           seed=self.opts.seed if v.mode == "sim" else None)
+                           seed=self.opts.seed if v.mode == "sim" else None,
+                           volume_quota_low=v.volume_quota_low,
+                           volume_quota_span=v.volume_quota_span)
         assert v.ws_order_frames is not None  # resolved per mode by the config loader
         oc = OrderEntryConfig(environment=self._environment(), state_dir=str(state_dir),
                               quote_expiry_s=float(section.order_expiry_s),
@@ -367,6 +371,8 @@ class Runner:
         # Every condition change (stream drops and returns, resyncs, reconciliations), also
         # while the connector is already not ready (connector_state has only the flips).
         self.connector.readiness.watch(self._condition)
+        # Each move of the volume quota between ok / low / exhausted (docs/connector.md).
+        self.connector.budget.subscribe_quota(self._quota_level)
         cls = STRATEGIES[name]
         self.strategy = cls(self.market, self.connector, section, risk=cfg.risk,
                             journal=self.journal, time=self.time,
@@ -377,6 +383,10 @@ class Runner:
     def _condition(self, name: str, holds: bool, reason: str) -> None:
         if self.journal is not None:
             self.journal.write("condition", name=name, holds=holds, reason=reason)
+
+    def _quota_level(self, level: Any, remaining: int | None) -> None:
+        if self.journal is not None:
+            self.journal.write("volume_quota", level=level.name.lower(), remaining=remaining)
 
     def _guard_record(self, rec: dict[str, Any]) -> None:
         """A line of the guard's journal, copied into the run's (``guard`` + its kind)."""
@@ -403,7 +413,18 @@ class Runner:
             "not_ready_reason": getattr(c, "not_ready_reason", ""),
             "loop": c.stall.status() if hasattr(c, "stall") else {},
             "placement": self._placement_status(),
+            "budget": self._budget_status(),
         }
+
+    def _budget_status(self) -> dict[str, Any]:
+        """The rate budget's level and the volume quota, for the status lines."""
+        b = getattr(self.connector, "budget", None)
+        if b is None:
+            return {}
+        st = b.state()
+        return {"tier": b.tier.name, "level": st.level.name, "reason": st.reason,
+                "volume_quota": st.volume_quota_remaining,
+                "volume_quota_level": b.quota_level.name.lower()}
 
     def summary(self) -> dict[str, Any]:
         s = self.snapshot()
@@ -466,6 +487,11 @@ class Runner:
             key = self._make_key()
             self._add_secret(key)
             if v.mode == "sim":
+                if v.rest_url is not None and self._tier_in is None:
+                    # An external simulator: its tier must be the budget's (docs/config.md).
+                    from mmfast.sim.keys import check_tier_http
+
+                    await check_tier_http(rest_url, v.tier or "premium")
                 await self._register_sim_key(key, rest_url)
             await self._resolve_market(rest_url)
             if self._stop.is_set():

@@ -92,6 +92,12 @@ def render_status(snap: dict[str, Any]) -> list[str]:
         lines.append(f"  trend {tr.get('trend', 0):+d} (fast {tr.get('fast')}, slow "
                      f"{tr.get('slow')})  tp levels {tp['levels']} tp {_sz(tp['tp_lots'], sd)} "
                      f"exposure {_sz(tp['exposure'], sd)} carried {_sz(tp['carried'], sd)}")
+    bud = snap.get("budget") or {}
+    if bud:
+        q = bud.get("volume_quota")
+        lines.append(f"  budget {bud['tier']} {bud['level']}"
+                     f"{' (' + bud['reason'] + ')' if bud.get('reason') else ''}  volume quota "
+                     f"{'-' if q is None else q} ({bud.get('volume_quota_level', '-')})")
     place = _placement(snap.get("placement"))
     if place:
         lines.append(f"  {place}")

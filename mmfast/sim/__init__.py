@@ -7,7 +7,15 @@
 """
 
 from mmfast.sim.clock import ManualClock, RealClock, SimClock, SkewedTime
-from mmfast.sim.config import TIERS, FlowConfig, MarketSpec, SimConfig, TierSpec, default_markets
+from mmfast.sim.config import (
+    DEFAULT_TIER,
+    TIERS,
+    FlowConfig,
+    MarketSpec,
+    SimConfig,
+    TierSpec,
+    default_markets,
+)
 from mmfast.sim.engine import Exchange
 from mmfast.sim.errors import VenueError
 from mmfast.sim.faults import FaultRecord, Faults, FaultScript, ScheduledFault
@@ -18,6 +26,7 @@ from mmfast.sim.thread import SimThread
 from mmfast.sim.truth import Truth
 
 __all__ = [
+    "DEFAULT_TIER",
     "TIERS",
     "Exchange",
     "FaultRecord",

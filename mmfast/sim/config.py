@@ -68,21 +68,29 @@ def default_markets() -> tuple[MarketSpec, ...]:
 
 @dataclass(frozen=True, slots=True)
 class TierSpec:
-    """An account tier's speed bumps and REST budget (the venue's account-types and rate-limit
-    pages): every request costs max(weight, min_cost) from `budget` per rolling minute."""
+    """An account tier's speed bumps, REST budget, sendTx bucket and whether the volume quota
+    applies (the venue's account-types, rate-limits and volume-quota-program pages, checked
+    2026-12-06): every request costs max(weight, min_cost) from `budget` per rolling minute."""
 
-    name: str  # "standard" or "premium"
+    name: str  # "standard", "premium", "plus" or "builder"
     maker_delay_ms: int  # sequencer wait of a maker (resting) order tx
     cancel_delay_ms: int  # sequencer wait of a cancel, modify or cancel-all tx
     taker_delay_ms: tuple[int, int]  # sequencer wait of a taker tx, uniform in [lo, hi]
     budget: int  # REST weight per rolling 60 s
     min_cost: int  # floor on a request's weight (standard: 24000/400 = 60 requests a minute)
+    sendtx_per_min: int  # sendTx / sendTxBatch requests per rolling 60 s (REST and WS)
+    volume_quota: bool  # order txs spend the account's volume quota
 
 
 TIERS: dict[str, TierSpec] = {
-    "standard": TierSpec("standard", 200, 200, (300, 300), 24_000, 400),
-    "premium": TierSpec("premium", 0, 0, (140, 200), 24_000, 0),
+    "standard": TierSpec("standard", 200, 200, (300, 300), 24_000, 400, 60, False),
+    "premium": TierSpec("premium", 0, 0, (140, 200), 24_000, 0, 4_000, True),
+    "plus": TierSpec("plus", 200, 200, (300, 300), 120_000, 0, 8_000, True),
+    # Builder: the venue publishes its read budget only; its speed bumps and sendTx bucket are
+    # taken from Standard (the least favourable, unconfirmed), its quota like the paid tiers.
+    "builder": TierSpec("builder", 200, 200, (300, 300), 240_000, 0, 60, True),
 }
+DEFAULT_TIER = "standard"  # the least favourable tier, as every unconfirmed default here
 
 # REST request weights (the venue's rate-limit page); anything not listed weighs 300.
 REQUEST_WEIGHTS: dict[str, int] = {
@@ -172,8 +180,8 @@ class SimConfig:
     max_inflight_per_market: int = 16  # order txs accepted but not yet executed, per market
     max_resting_per_market: int = 1000  # resting orders per account and market
     max_batch: int = 15  # txs per sendTxBatch: the venue's cap since early 2026 (was 50)
-    # Account tier: speed bumps and REST budget ("standard" or "premium", see TIERS).
-    tier: str = "premium"
+    # Account tier: speed bumps, REST budget, sendTx bucket and volume quota (see TIERS).
+    tier: str = DEFAULT_TIER
     speed_bumps: bool = True  # False: txs execute right after acceptance (unless set below)
     # Sequencer delays; None = the tier's (when speed_bumps), an int overrides the tier.
     maker_delay_ms: int | None = None
@@ -182,6 +190,15 @@ class SimConfig:
     # Rate limits (per client IP, rolling 60 s of simulated time).
     rate_limits: bool = True
     rest_budget: int | None = None  # REST weight per minute; None = the tier's
+    sendtx_per_min: int | None = None  # sendTx requests per minute; None = the tier's
+    # Volume quota (the venue's volume-quota-program page): None = the tier's rule (on for the
+    # paid tiers), True/False forces it. Kept per account here (the venue shares it across the
+    # sub-accounts of an L1 address).
+    volume_quota: bool | None = None
+    volume_quota_start: int = 1_000  # an account's quota when it is created
+    volume_quota_cap: int = 5_000_000  # the quota never grows beyond this
+    volume_quota_usd_per_unit: int = 7  # traded notional (USDC) that earns one unit
+    volume_quota_free_interval_ms: int = 15_000  # one tx per this goes through on an empty quota
     ws_msgs_per_min: int = 200  # client WebSocket messages per minute
     ws_max_inflight: int = 50  # WebSocket requests awaiting their answer
     block_after_breaches: int = 5  # breaches within 60 s that earn a temporary block
@@ -232,10 +249,17 @@ class SimConfig:
             raise ValueError("max_batch must be within 1..50 (the venue: 15)")
         if self.tier not in TIERS:
             raise ValueError(f"tier must be one of {sorted(TIERS)}, not {self.tier!r}")
-        for name in ("maker_delay_ms", "taker_delay_ms", "cancel_delay_ms", "rest_budget"):
+        for name in ("maker_delay_ms", "taker_delay_ms", "cancel_delay_ms", "rest_budget",
+                     "sendtx_per_min"):
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if not 0 <= self.volume_quota_start <= self.volume_quota_cap:
+            raise ValueError("volume_quota_start must be within 0..volume_quota_cap")
+        if self.volume_quota_usd_per_unit <= 0:
+            raise ValueError("volume_quota_usd_per_unit must be > 0")
+        if self.volume_quota_free_interval_ms <= 0:
+            raise ValueError("volume_quota_free_interval_ms must be > 0")
         if self.ws_msgs_per_min <= 0 or self.ws_max_inflight <= 0:
             raise ValueError("WebSocket limits must be > 0")
         if self.block_after_breaches <= 0 or self.block_s <= 0:
@@ -272,6 +296,11 @@ class SimConfig:
     @property
     def tier_spec(self) -> TierSpec:
         return TIERS[self.tier]
+
+    @property
+    def quota_on(self) -> bool:
+        """Whether order txs spend the volume quota (the tier's rule unless forced)."""
+        return self.tier_spec.volume_quota if self.volume_quota is None else self.volume_quota
 
     def delays_ms(self) -> tuple[int, int, tuple[int, int]]:
         """(maker, cancel, (taker lo, taker hi)) sequencer waits in effect."""

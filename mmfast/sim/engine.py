@@ -31,7 +31,7 @@ from mmfast._core import signer as _signer
 from mmfast.sim import errors as E
 from mmfast.sim.clock import SimClock
 from mmfast.sim.config import MarketSpec, SimConfig
-from mmfast.sim.errors import VenueError
+from mmfast.sim.errors import QuotaExceeded, VenueError
 from mmfast.sim.units import div_round
 
 TX_CHANGE_PUB_KEY = 8
@@ -41,6 +41,10 @@ TX_CANCEL_ALL = 16
 TX_MODIFY_ORDER = 17
 TX_UPDATE_LEVERAGE = 20
 ORDER_TX_TYPES = frozenset({TX_CREATE_ORDER, TX_CANCEL_ORDER, TX_CANCEL_ALL, TX_MODIFY_ORDER})
+# Txs that spend one unit of the volume quota each (the venue's volume-quota-program page):
+# create, modify, grouped orders (28) and transfers (12); cancels and cancel-all are free.
+# 12 and 28 are not simulated (21505) but listed so the rule reads whole.
+QUOTA_TX_TYPES = frozenset({12, TX_CREATE_ORDER, TX_MODIFY_ORDER, 28})
 
 ORDER_LIMIT = 0
 ORDER_MARKET = 1
@@ -185,6 +189,15 @@ class Account:
     total_order_count: int = 0  # orders ever created
     # market -> (initial margin fraction in 1e-4, margin mode) set by UpdateLeverage
     leverage: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Volume quota (SimConfig.volume_quota_*): units left, traded micro-USDC not yet worth a
+    # unit, when the next free tx is allowed (monotonic ns), and counters since start.
+    quota: int = 0
+    quota_volume: int = 0
+    quota_free_at_ns: int = 0
+    quota_spent: int = 0
+    quota_earned: int = 0
+    quota_free_used: int = 0
+    quota_refused: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -474,6 +487,8 @@ class Exchange:
         # shift the ids drawn from `rng`.
         self._bump_rng = random.Random(f"{config.seed}:bumps")
         self._delays = config.delays_ms()
+        self._quota_on = config.quota_on
+        self._quota_unit = config.volume_quota_usd_per_unit * 1_000_000  # micro-USDC per unit
         self.late_rejects: list[int] = []  # codes the sequencer gives the next accepted txs
         if config.book_history > 0:
             for m in self.markets.values():
@@ -494,7 +509,8 @@ class Exchange:
             raise ValueError(f"account {index} exists")
         if index <= 2:
             raise ValueError("account indexes 0..2 are system accounts")
-        acct = Account(index=index, collateral=collateral, accept_any_key=api_key_indexes is None)
+        acct = Account(index=index, collateral=collateral, accept_any_key=api_key_indexes is None,
+                       quota=self.config.volume_quota_start)
         self.accounts[index] = acct
         for k in api_key_indexes or ():
             self.register_api_key(index, k)
@@ -658,6 +674,8 @@ class Exchange:
             if key.maker_only:
                 self._check_maker_only(t, f, acct)
             markets.append(self._validate(t, f, acct, batch_cois, inflight))
+        if self._quota_on:
+            self._spend_quota(acct, sum(1 for t, _, _ in parsed if t in QUOTA_TX_TYPES))
         # Accepted: nonces are consumed from here on, whatever the sequencer does (a skip
         # consumes every nonce it jumped over).
         key = acct.keys.setdefault(owner[1], key)
@@ -687,6 +705,68 @@ class Exchange:
             out.append(rec)
         self.poll()
         return out
+
+    # ------------------------------------------------------------------ volume quota
+    def _spend_quota(self, acct: Account, n: int) -> None:
+        """Spend ``n`` units for an accepted tx or batch, or refuse it (QuotaExceeded) when the
+        quota is short: one tx past an empty quota goes through on the free allowance (one per
+        ``volume_quota_free_interval_ms``), a batch needs all but one unit in hand."""
+        if n <= 0:
+            return
+        if acct.quota >= n:
+            acct.quota -= n
+            acct.quota_spent += n
+            return
+        now = self.clock.monotonic_ns()
+        if n - acct.quota == 1 and now >= acct.quota_free_at_ns:
+            acct.quota_spent += acct.quota
+            acct.quota = 0
+            acct.quota_free_used += 1
+            acct.quota_free_at_ns = now + self.config.volume_quota_free_interval_ms * 1_000_000
+            return
+        acct.quota_refused += 1
+        wait_ms = max(0, acct.quota_free_at_ns - now) // 1_000_000
+        raise QuotaExceeded(acct.quota, wait_ms)
+
+    def _earn_quota(self, acct: Account, quote: int) -> None:
+        """Traded notional (micro-USDC) earns one unit per ``volume_quota_usd_per_unit``."""
+        v = acct.quota_volume + quote
+        units, acct.quota_volume = divmod(v, self._quota_unit)
+        if units:
+            cap = self.config.volume_quota_cap
+            got = min(units, cap - acct.quota) if acct.quota < cap else 0
+            acct.quota += got
+            acct.quota_earned += got
+
+    def set_volume_quota(self, account: int, remaining: int, *, free_now: bool = False) -> None:
+        """Set an account's quota (tests, control endpoint); ``free_now`` makes the free
+        allowance available at once."""
+        if type(remaining) is not int or not 0 <= remaining <= self.config.volume_quota_cap:
+            raise ValueError(f"remaining must be an integer within 0.."
+                             f"{self.config.volume_quota_cap}, got {remaining!r}")
+        acct = self.account(account)
+        acct.quota = remaining
+        if free_now:
+            acct.quota_free_at_ns = 0
+
+    def volume_quota(self, account: int) -> dict[str, Any]:
+        """An account's quota as the truth endpoint shows it."""
+        acct = self.account(account)
+        now = self.clock.monotonic_ns()
+        return {"account": account, "enabled": self._quota_on, "remaining": acct.quota,
+                "cap": self.config.volume_quota_cap,
+                "usd_per_unit": self.config.volume_quota_usd_per_unit,
+                "free_interval_ms": self.config.volume_quota_free_interval_ms,
+                "free_in_ms": max(0, acct.quota_free_at_ns - now) // 1_000_000,
+                "spent": acct.quota_spent, "earned": acct.quota_earned,
+                "free_used": acct.quota_free_used, "refused": acct.quota_refused}
+
+    def quota_remaining(self, account: int) -> int | None:
+        """What sendTx answers report: the account's quota, null when the tier has none."""
+        if not self._quota_on:
+            return None
+        acct = self.accounts.get(account)
+        return None if acct is None else acct.quota
 
     def _check_signatures(self, parsed: list[tuple[int, dict[str, Any], Any]],
                           hashes: list[bytes], key: ApiKey) -> None:
@@ -1210,6 +1290,9 @@ class Exchange:
         m_before = (mpos_before.size, mpos_before.entry_quote)
         t_pnl = self._fill(tacct, spec.market_id, not taker.is_ask, qty, quote, taker_fee)
         m_pnl = self._fill(macct, spec.market_id, not maker.is_ask, qty, quote, maker_fee)
+        if self._quota_on:
+            self._earn_quota(tacct, quote)
+            self._earn_quota(macct, quote)
         for o in (maker, taker):
             o.remaining -= qty
             o.filled_base += qty

@@ -125,3 +125,26 @@ class VenueError(Exception):
     def to_json(self) -> dict[str, object]:
         """The venue's error body."""
         return {"code": self.code, "message": self.message}
+
+
+# The simulator's wording for a spent volume quota (the venue's exact text is not published):
+# the rate-limit code and message, with a detail that names the quota, so a client can tell it
+# from a request-rate 429.
+VOLUME_QUOTA_DETAIL = "volume quota exhausted"
+
+
+class QuotaExceeded(VenueError):
+    """A tx refused for a spent volume quota: HTTP 429, code 23000 (not 400)."""
+
+    status = 429
+
+    def __init__(self, remaining: int, free_in_ms: int) -> None:
+        super().__init__(TOO_MANY_REQUESTS,
+                         f"{VOLUME_QUOTA_DETAIL} ({remaining} left, next free tx in "
+                         f"{free_in_ms} ms)")
+        self.remaining = remaining
+        self.free_in_ms = free_in_ms
+
+    def to_json(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "volume_quota_remaining":
+                self.remaining}

@@ -4,6 +4,9 @@
   public key registered for the (account, API key), as the venue does. A process that trades on
   it with a key it made (the bot's sim mode, the diagnostics tools) registers that key first;
   in-process callers use ``SimThread.register_api_key`` instead.
+- ``check_tier_http``: the simulator's account tier (speed bumps, rate limits, volume quota)
+  must be the one the bot's rate budget keeps to, else the bot runs into limits it does not
+  know of (or leaves room unused).
 - ``read_clock_http``: a simulator at a time scale runs its clock ahead of the host's from the
   moment it started. A bot or guard at the same scale anchors its own clock there (else the
   venue's times look skewed by the simulator's head start, and its scheduled times and tx
@@ -15,7 +18,7 @@ from __future__ import annotations
 from mmfast.core.timesource import ScaledTime
 from mmfast.sim.server import CONTROL
 
-__all__ = ["anchored_clock", "read_clock_http", "register_api_key_http"]
+__all__ = ["anchored_clock", "check_tier_http", "read_clock_http", "register_api_key_http"]
 
 
 async def register_api_key_http(rest_url: str, account_index: int, api_key_index: int,
@@ -66,3 +69,23 @@ async def anchored_clock(rest_url: str, scale: float) -> ScaledTime:
         raise RuntimeError(f"the simulator at {rest_url} runs at time scale {sim_scale:g}, "
                            f"not {scale:g}: the time scales must be the same")
     return ScaledTime(scale, start_wall_ms=wall_ms)
+
+
+async def check_tier_http(rest_url: str, tier: str, *, timeout_s: float = 10.0) -> None:
+    """RuntimeError unless the simulator at ``rest_url`` runs account tier ``tier``."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as s, s.get(
+                f"{rest_url.rstrip('/')}{CONTROL}/truth/tier",
+                timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
+            body = await r.json() if r.status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise RuntimeError(f"could not read the tier of the simulator at {rest_url}:"
+                           f" {type(exc).__name__}") from None
+    result = body.get("result") if isinstance(body, dict) else None
+    got = result.get("tier") if isinstance(result, dict) else None
+    if got != tier:
+        raise RuntimeError(f"the simulator at {rest_url} runs the {got!r} tier, not venue.tier "
+                           f"= {tier!r}: start it with --tier {tier} or set venue.tier = "
+                           f"{got!r}")

@@ -11,7 +11,8 @@ from mmfast.sim.clock import SimClock
 from mmfast.sim.config import DEFAULT_WEIGHT, REQUEST_WEIGHTS, SimConfig
 
 WINDOW_NS = 60 * 1_000_000_000
-MAX_BLOCK_DOUBLINGS = 4  # the block grows to at most 16x block_s
+MAX_BLOCK_DOUBLINGS = 4
+SENDTX_ENDPOINTS = frozenset({"sendTx", "sendTxBatch"})  # the block grows to at most 16x block_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,7 @@ class Breach:
     status: int  # HTTP status (429, or block_status while blocked)
     code: int  # venue error code (23000)
     retry_after_s: int  # whole seconds until a retry can succeed
-    reason: str  # "rest", "ws_messages", "ws_inflight" or "blocked"
+    reason: str  # "rest", "sendtx", "ws_messages", "ws_inflight" or "blocked"
 
 
 class RollingWindow:
@@ -56,10 +57,12 @@ class RollingWindow:
 
 
 class _Client:
-    __slots__ = ("block_count", "blocked_until_ns", "breaches", "inflight", "rest", "ws")
+    __slots__ = ("block_count", "blocked_until_ns", "breaches", "inflight", "rest", "sendtx",
+                 "ws")
 
-    def __init__(self, rest_budget: int, ws_budget: int) -> None:
+    def __init__(self, rest_budget: int, ws_budget: int, sendtx_budget: int) -> None:
         self.rest = RollingWindow(rest_budget)  # REST weights (WS sendTx included)
+        self.sendtx = RollingWindow(sendtx_budget)  # sendTx / sendTxBatch requests (REST + WS)
         self.ws = RollingWindow(ws_budget)  # WS client messages
         self.inflight = 0  # WS requests awaiting their answer
         self.breaches: deque[int] = deque()  # breach times in the last minute
@@ -80,6 +83,8 @@ class RateLimiter:
         tier = config.tier_spec
         self.rest_budget = config.rest_budget if config.rest_budget is not None else tier.budget
         self.min_cost = tier.min_cost
+        self.sendtx_budget = (config.sendtx_per_min if config.sendtx_per_min is not None
+                              else tier.sendtx_per_min)
         self.enabled = config.rate_limits
         self._clients: dict[str, _Client] = {}
         self.breach_count = 0  # breaches since start (blocked requests included)
@@ -88,7 +93,8 @@ class RateLimiter:
     def _client(self, ip: str) -> _Client:
         c = self._clients.get(ip)
         if c is None:
-            c = self._clients[ip] = _Client(self.rest_budget, self.config.ws_msgs_per_min)
+            c = self._clients[ip] = _Client(self.rest_budget, self.config.ws_msgs_per_min,
+                                              self.sendtx_budget)
         return c
 
     def weight(self, endpoint: str) -> int:
@@ -130,6 +136,12 @@ class RateLimiter:
             return b
         c = self._client(ip)
         now = self.clock.monotonic_ns()
+        if endpoint in SENDTX_ENDPOINTS:
+            # The tier's sendTx bucket first (one per request, a batch too: the venue's
+            # counting of batches is unconfirmed), then the weighted REST budget.
+            wait = c.sendtx.take(now, 1)
+            if wait:
+                return self._breach(c, now, wait, "sendtx")
         wait = c.rest.take(now, self.weight(endpoint))
         return self._breach(c, now, wait, "rest") if wait else None
 

@@ -45,7 +45,6 @@ PUBLIC_KINDS = frozenset({"order_book", "trade", "market_stats"})
 PRIVATE_KINDS = frozenset({"account_orders", "account_all_orders", "account_all_trades",
                            "account_all_positions", "user_stats"})
 RATE_LIMIT_MESSAGE = '{"ratelimit": "didn\'t use volume quota"}'
-VOLUME_QUOTA = 1_000_000  # reported by sendTx; quotas are not enforced
 LOOPBACK_REMOTES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 MAX_WRITE_BUFFER = 64 * 1024 * 1024  # a client this far behind is dropped (slow consumer)
 _LINGER_RST = struct.pack("ii", 1, 0)
@@ -233,6 +232,7 @@ class Simulator:
         r.add_get("/stream", self._stream)
         r.add_post(f"{CONTROL}/faults", self._control_fault)
         r.add_post(f"{CONTROL}/api_keys", self._control_api_key)
+        r.add_post(f"{CONTROL}/volume_quota", self._control_volume_quota)
         r.add_get(f"{CONTROL}/truth/{{name}}", self._control_truth)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -465,7 +465,8 @@ class Simulator:
         try:
             return await handler(request)
         except VenueError as exc:
-            return web.json_response(exc.to_json(), status=400, dumps=_dumps)
+            return web.json_response(exc.to_json(), status=getattr(exc, "status", 400),
+                                     dumps=_dumps)
         except (ValueError, KeyError) as exc:
             err = VenueError(E.INVALID_TX_INFO if request.method == "POST" else E.NOT_FOUND,
                              str(exc))
@@ -642,7 +643,8 @@ class Simulator:
         predicted = self.clock.wall_ms() + max(0, due - self.clock.monotonic_ns()) // 1_000_000
         hashes: Any = [r.hash for r in recs] if batch else recs[0].hash
         return {"code": 200, "message": RATE_LIMIT_MESSAGE, "tx_hash": hashes,
-                "predicted_execution_time_ms": predicted, "volume_quota_remaining": VOLUME_QUOTA}
+                "predicted_execution_time_ms": predicted,
+                "volume_quota_remaining": self.exchange.quota_remaining(recs[0].account)}
 
     def submit(self, tx_type: int, tx_info: Any) -> dict[str, Any]:
         """sendTx: accept (RespSendTx body) or raise VenueError."""
@@ -665,7 +667,8 @@ class Simulator:
         try:
             resp = self._ok(fn())
         except VenueError as exc:
-            resp = web.json_response(exc.to_json(), status=400, dumps=_dumps)
+            resp = web.json_response(exc.to_json(), status=getattr(exc, "status", 400),
+                                     dumps=_dumps)
         if fault is not None:
             if fault.lost:
                 _reset(request.transport)
@@ -754,6 +757,36 @@ class Simulator:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
+    def set_volume_quota(self, account: int, remaining: int, free_now: bool = False
+                         ) -> dict[str, Any]:
+        """Set an account's volume quota (tests); on the loop thread. Returns its truth."""
+        self.run_engine(lambda: self.exchange.set_volume_quota(account, remaining,
+                                                               free_now=free_now))
+        return self.exchange.volume_quota(account)
+
+    async def _control_volume_quota(self, request: web.Request) -> web.Response:
+        """`POST /_sim/volume_quota` {"account", "remaining"[, "free_now"]}."""
+        try:
+            try:
+                body = await request.json()
+            except ValueError as exc:
+                raise ValueError(f"the body is not JSON ({exc})") from None
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            unknown = sorted(set(body) - {"account", "remaining", "free_now"})
+            if unknown:
+                raise ValueError(f"unknown key {unknown[0]!r}")
+            for name in ("account", "remaining"):
+                if type(body.get(name)) is not int:
+                    raise ValueError(f"{name} must be an integer")
+            free_now = body.get("free_now", False)
+            if not isinstance(free_now, bool):
+                raise ValueError("free_now must be true or false")
+            result = self.set_volume_quota(body["account"], body["remaining"], free_now)
+        except (ValueError, TypeError, VenueError) as exc:
+            return web.json_response({"ok": False, "error": _control_error(exc)}, status=400)
+        return web.json_response({"ok": True, "result": result}, dumps=_dumps)
+
     async def _control_truth(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         q = request.query
@@ -784,6 +817,10 @@ class Simulator:
                 out = t.connections()
             elif name == "rate_limits":
                 out = t.rate_limits()
+            elif name == "volume_quota":
+                out = t.volume_quota(int(q["account"]))
+            elif name == "tier":
+                out = {"tier": self.config.tier, "volume_quota": self.config.quota_on}
             elif name == "book":
                 out = t.book(int(q["market"]), opt("nonce"))
             elif name == "loop":

@@ -220,6 +220,10 @@ class Truth:
         return {"market": market, "nonce": nonce, "asks": [[p, s] for p, s in asks],
                 "bids": [[p, s] for p, s in bids]}
 
+    def volume_quota(self, account: int) -> dict[str, Any]:
+        """An account's volume quota: remaining, cap, the free allowance and counters."""
+        return self._ex.volume_quota(account)
+
     def rate_limits(self) -> dict[str, int]:
         """Breaches answered (429 or blocked) and blocks imposed since start."""
         if self._sim is None:

@@ -30,8 +30,9 @@ KEY = 5
 def make_sim_config(**kw: Any) -> SimConfig:
     # Server pings every 10 s: each is answered with a pong that counts against the client's
     # 200 messages a minute, as on the venue.
+    # The premium tier the connector's budget keeps to (the simulator's default is standard).
     base: dict[str, Any] = dict(seed=11, ws_ping_interval_ms=10_000, ws_pong_timeout_ms=30_000,
-                                speed_bumps=False, flow=FlowConfig())
+                                speed_bumps=False, flow=FlowConfig(), tier="premium")
     base.update(kw)
     return SimConfig(**base)
 
@@ -305,3 +306,64 @@ def test_without_roll_over_the_venue_drops_connections_and_quoting_stops() -> No
     assert all(st["disconnects"] >= 1 and st["rollovers"] == 0
                for st in got["streams"].values()), got["streams"]
     assert got["pulls"] >= 1 and got["downs"]
+
+
+def test_volume_quota_tracked_from_sendtx_answers_and_a_refusal_blocks_no_cancel(
+        sim: SimThread, stime: ScaledTime) -> None:
+    """The quota each sendTx answer reports is the budget's; the free tx on an empty quota goes
+    through; the next create is refused (RateLimited, 23000 naming the quota) without blocking
+    the sendTx limit, so a cancel goes straight after; a refill shows in the next answer."""
+    from mmfast.connector.lighter.budget import QuotaLevel
+    from mmfast.connector.lighter.rest import RateLimited
+
+    got: dict[str, Any] = {}
+
+    async def main() -> None:
+        provider, client = await signer_provider(sim.config.chain_id, sim)
+        conn = LighterConnector(connector_config(sim), provider, time=stime, bus=EventBus())
+        try:
+            await conn.start()
+            assert await conn.wait_ready(10.0), conn.readiness.failing()
+            rest = conn.rest
+            nonce = await rest.next_nonce(ACCOUNT, KEY)
+            expiry = stime.wall_ms() + 3_600_000
+
+            def create(i: int) -> tuple[int, str]:
+                tx_type, tx_info, _h, err = client.sign_create_order(
+                    0, 8000 + i, 1000, 280_000 - i, 0, client.ORDER_TYPE_LIMIT,
+                    client.ORDER_TIME_IN_FORCE_POST_ONLY, False, 0, expiry,
+                    nonce=nonce + i, api_key_index=KEY)
+                assert err is None
+                return tx_type, tx_info
+
+            got["start"] = (await rest.send_tx(*create(0))).volume_quota_remaining
+            sim.call(lambda s: s.set_volume_quota(ACCOUNT, 0, free_now=True))
+            got["free"] = (await rest.send_tx(*create(1))).volume_quota_remaining
+            got["level"] = conn.budget.quota_level
+            with pytest.raises(RateLimited) as ei:
+                await rest.send_tx(*create(2))
+            got["refused"] = ei.value.code, ei.value.message
+            st = conn.budget.state()
+            got["blocked_for_s"], got["refusals"] = st.blocked_for_s, conn.budget.quota_refusals
+            tx_type, tx_info, _h, err = client.sign_cancel_order(0, 8000, nonce=nonce + 2,
+                                                                 api_key_index=KEY)
+            assert err is None
+            got["cancel"] = (await rest.send_tx(tx_type, tx_info)).tx_hash
+            sim.call(lambda s: s.set_volume_quota(ACCOUNT, 3000))
+            tx_type, tx_info = create(3)
+            got["refilled"] = (await rest.send_tx(tx_type, tx_info)).volume_quota_remaining
+            got["status"] = conn.status()["budget"]
+            await conn.cancel_all(0, 5.0)
+        finally:
+            await conn.stop()
+            await client.close()
+
+    run(main())
+    assert got["start"] == 999  # the simulator's start (1000) less this create
+    assert got["free"] == 0 and got["level"] is QuotaLevel.EXHAUSTED
+    assert got["refused"][0] == 23000 and "volume quota" in got["refused"][1]
+    assert got["blocked_for_s"] == 0.0 and got["refusals"] == 1
+    assert isinstance(got["cancel"], str) and len(got["cancel"]) == 80
+    assert got["refilled"] == 2999
+    assert got["status"]["volume_quota_remaining"] == 2999
+    assert got["status"]["volume_quota_level"] == "ok" and got["status"]["tier"] == "premium"

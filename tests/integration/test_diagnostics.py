@@ -62,7 +62,7 @@ def sim_config() -> SimConfig:
     # No server pings during a test: the frame after an injected fault is the order update.
     # Venue places orders with stand-in signatures, the tools read with throwaway keys.
     return SimConfig(seed=7, ws_ping_interval_ms=600_000, ws_pong_timeout_ms=900_000,
-                     speed_bumps=False, verify_signatures=False)
+                     speed_bumps=False, verify_signatures=False, tier="premium")
 
 
 class Venue:
@@ -433,7 +433,7 @@ def _env() -> dict[str, str]:
 @pytest.fixture
 def sim_process() -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, "-m", "mmfast.cli", "sim", "--port", "0",
-                             "--seed", "3", "--no-flow", "--no-speed-bumps"],
+                             "--seed", "3", "--no-flow", "--no-speed-bumps", "--tier", "premium"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())
     try:

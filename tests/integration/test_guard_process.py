@@ -39,8 +39,10 @@ class Sim:
     """``mmfast sim`` in its own process."""
 
     def __init__(self, tmp: Path, *extra: str) -> None:
-        self.p = subprocess.Popen([*MMFAST, "sim", "--seed", "5", *extra], env=_env(tmp),
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # The premium tier: the one the bot's sim-mode config keeps to.
+        self.p = subprocess.Popen([*MMFAST, "sim", "--seed", "5", "--tier", "premium", *extra],
+                                  env=_env(tmp), stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
         lines: dict[str, str] = {}
         assert self.p.stdout is not None
         while len(lines) < 2:

@@ -41,8 +41,9 @@ TEST_KEY = "5a" * 40
 
 
 def make_sim_config(**kw: Any) -> SimConfig:
+    # The premium tier the connector's budget keeps to (the simulator's default is standard).
     base: dict[str, Any] = dict(seed=5, ws_ping_interval_ms=10_000, ws_pong_timeout_ms=30_000,
-                                speed_bumps=False)
+                                speed_bumps=False, tier="premium")
     base.update(kw)
     return SimConfig(**base)
 

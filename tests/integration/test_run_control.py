@@ -156,7 +156,7 @@ def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
     stime = ScaledTime(4.0)
     sim = SimThread(SimConfig(seed=2, chain_id=cfg.venue.chain_id,
                               account_index=cfg.venue.account_index, flow=run_flow(),
-                              speed_bumps=False), stime)
+                              speed_bumps=False, tier=cfg.venue.tier or "premium"), stime)
     out, err = io.StringIO(), io.StringIO()
     runner = Runner(cfg, RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"),
                                     time_scale=4.0, control_port=0),

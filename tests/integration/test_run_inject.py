@@ -99,7 +99,7 @@ def test_run_signs_with_the_injected_signer_under_the_injected_tier(tmp_path: Pa
     # A live book to quote against: limit orders only, no market orders (so no fills).
     # The stand-in signer's signatures and tokens are fake: the simulator must not verify them.
     sim = SimThread(SimConfig(seed=2, speed_bumps=False, flow=FlowConfig(market_rate_per_s=0.0),
-                              verify_signatures=False))
+                              verify_signatures=False, tier="premium"))
     sim.start()
     try:
         text = CFG.replace("[market]", f'[venue]\nrest_url = "{sim.rest_url}"\n'

@@ -24,7 +24,7 @@ Book = tuple[list[list[int]], list[list[int]]]  # (asks ascending, bids descendi
 def sim_config() -> SimConfig:
     # One delta per book change (no 50 ms batches): every recorded nonce is published.
     return SimConfig(seed=21, flow=FlowConfig(), book_history=5000, speed_bumps=False,
-                     verify_signatures=False, ws_ping_interval_ms=1000,
+                     tier="premium", verify_signatures=False, ws_ping_interval_ms=1000,
                      ws_pong_timeout_ms=5000, book_batch_ms=0)
 
 

@@ -34,7 +34,7 @@ MAIN, OTHER, KEY = 1001, 2002, 3
 @pytest.fixture
 def sim_config() -> SimConfig:
     # Stand-in signatures and tokens: shapes only (test_sim_signatures checks verification).
-    return SimConfig(verify_signatures=False, seed=7, ws_ping_interval_ms=1000,
+    return SimConfig(tier="premium", verify_signatures=False, seed=7, ws_ping_interval_ms=1000,
                      ws_pong_timeout_ms=5000, speed_bumps=False)
 MIN = 60_000
 

@@ -21,6 +21,7 @@ WIDE = 70_000  # a market id beyond 16 bits
 def stand_in(**kw: Any) -> SimConfig:
     """A config for txs and tokens with stand-in signatures: verification off (the checks
     themselves are in test_sim_signatures)."""
+    kw.setdefault("tier", "premium")  # written for the premium tier (the old default)
     return SimConfig(verify_signatures=False, **kw)
 
 

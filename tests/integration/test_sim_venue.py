@@ -23,6 +23,7 @@ MIN = 60_000
 def stand_in(**kw: Any) -> SimConfig:
     """A config for txs and tokens with stand-in signatures: verification off (the checks
     themselves are in test_sim_signatures)."""
+    kw.setdefault("tier", "premium")  # written for the premium tier (the old default)
     return SimConfig(verify_signatures=False, **kw)
 
 
@@ -237,3 +238,107 @@ def test_flow_fills_a_quote_at_the_touch_in_shared_scaled_time() -> None:
                                         ws_ping_interval_ms=600_000), 20.0, body)
     assert fills >= 1
     assert waited_s <= 60.0  # simulated seconds
+
+
+def test_tier_table_and_least_favourable_default() -> None:
+    from mmfast.sim.config import TIERS
+
+    assert SimConfig().tier == "standard" and not SimConfig().quota_on
+    got = {n: (t.maker_delay_ms, t.cancel_delay_ms, t.taker_delay_ms, t.budget, t.min_cost,
+               t.sendtx_per_min, t.volume_quota) for n, t in TIERS.items()}
+    assert got == {
+        "standard": (200, 200, (300, 300), 24_000, 400, 60, False),
+        "premium": (0, 0, (140, 200), 24_000, 0, 4_000, True),
+        "plus": (200, 200, (300, 300), 120_000, 0, 8_000, True),
+        "builder": (200, 200, (300, 300), 240_000, 0, 60, True),
+    }
+    with pytest.raises(ValueError, match="tier must be one of"):
+        SimConfig(tier="gold")
+    with pytest.raises(ValueError, match="volume_quota_start"):
+        SimConfig(volume_quota_start=6_000_000)
+
+
+def test_sendtx_bucket_per_tier_counts_rest_and_ws_sends() -> None:
+    """Plus: 120000 REST weight but 8000 sendTx a minute (overridden to 3 here to count)."""
+    async def body(sim: Simulator, ts: ScaledTime) -> tuple[Any, ...]:
+        now = ts.wall_ms()
+        statuses = []
+        async with aiohttp.ClientSession() as http:
+            for i in range(3):
+                form = {"tx_type": "15", "tx_info": json.dumps(cancel(now, i, 99))}
+                async with http.post(f"{sim.rest_url}/api/v1/sendTx", data=form) as r:
+                    statuses.append(r.status)  # 400 (no such order): counted all the same
+            url = f"{sim.rest_url}/api/v1/nextNonce?account_index={MAIN}&api_key_index={KEY}"
+            async with http.get(url) as r:
+                read = r.status  # reads are not sendTx
+        ws = await connect(sim.ws_url)
+        json.loads(await ws.recv())
+        await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
+            "tx_type": 15, "tx_info": cancel(now, 3, 99)}}))
+        ack = json.loads(await ws.recv())
+        await ws.close()
+        return statuses, read, ack
+
+    statuses, read, ack = with_sim(stand_in(seed=1, tier="plus", sendtx_per_min=3,
+                                            speed_bumps=False), 50.0, body)
+    assert statuses == [400, 400, 400] and read == 200
+    assert ack["data"]["code"] == 23000 and ack["data"]["retry_after"] > 0
+
+
+def test_volume_quota_over_rest_ws_and_the_control_endpoint() -> None:
+    """Premium: every sendTx answer carries the account's quota; a spent quota is HTTP 429 /
+    23000 naming the volume quota (REST) or the same body in the WS ack; cancels go on; the
+    control endpoint shows and sets it."""
+    async def body(sim: Simulator, ts: ScaledTime) -> dict[str, Any]:
+        now = ts.wall_ms()
+        got: dict[str, Any] = {}
+        async with aiohttp.ClientSession() as http:
+            async def send(info: dict[str, Any], tx_type: int = 14) -> tuple[int, Any]:
+                form = {"tx_type": str(tx_type), "tx_info": json.dumps(info)}
+                async with http.post(f"{sim.rest_url}/api/v1/sendTx", data=form) as r:
+                    return r.status, await r.json()
+
+            got["first"] = await send(tx(now, 0, 1, 290_000))  # 2 -> 1
+            got["free"] = await send(tx(now, 1, 2, 290_100))  # 1 -> 0
+            got["free2"] = await send(tx(now, 2, 3, 290_200))  # 0: the free tx
+            got["refused"] = await send(tx(now, 3, 4, 290_300))
+            got["cancel"] = await send(cancel(now, 3, 1), 15)  # the refusal kept nonce 3
+            ws = await connect(sim.ws_url)
+            json.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
+                "tx_type": 14, "tx_info": tx(now, 4, 5, 290_400)}}))
+            got["ws_refused"] = json.loads(await ws.recv())
+            ctl = f"{sim.control_url}/volume_quota"
+            async with http.post(ctl, json={"account": MAIN, "remaining": 50}) as r:
+                got["set"] = r.status, await r.json()
+            async with http.post(ctl, json={"account": MAIN, "remaining": -1}) as r:
+                got["bad"] = r.status, await r.json()
+            async with http.post(ctl, json={"account": MAIN, "remainder": 5}) as r:
+                got["unknown"] = r.status, await r.json()
+            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
+                "tx_type": 14, "tx_info": tx(now, 4, 5, 290_400)}}))
+            got["ws_ok"] = json.loads(await ws.recv())
+            await ws.close()
+            async with http.get(f"{sim.control_url}/truth/volume_quota?account={MAIN}") as r:
+                got["truth"] = (await r.json())["result"]
+        return got
+
+    got = with_sim(stand_in(seed=1, tier="premium", volume_quota_start=2, speed_bumps=False),
+                   20.0, body)
+    assert got["first"][0] == 200 and got["first"][1]["volume_quota_remaining"] == 1
+    assert got["free"][1]["volume_quota_remaining"] == 0
+    assert got["free2"][0] == 200 and got["free2"][1]["volume_quota_remaining"] == 0
+    status, refused = got["refused"]
+    assert status == 429 and refused["code"] == 23000
+    assert refused["message"].startswith("Too Many Requests!") and "volume quota" in refused[
+        "message"] and refused["volume_quota_remaining"] == 0
+    assert got["cancel"][0] == 200  # free
+    ws_refused = got["ws_refused"]["data"]
+    assert ws_refused["code"] == 23000 and "volume quota" in ws_refused["message"]
+    assert got["set"][0] == 200 and got["set"][1]["result"]["remaining"] == 50
+    assert got["bad"][0] == 400 and "remaining" in got["bad"][1]["error"]
+    assert got["unknown"][0] == 400 and "remainder" in got["unknown"][1]["error"]
+    assert got["ws_ok"]["data"]["code"] == 200
+    assert got["ws_ok"]["data"]["volume_quota_remaining"] == 49
+    t = got["truth"]
+    assert (t["remaining"], t["refused"], t["free_used"], t["spent"]) == (49, 2, 1, 3)

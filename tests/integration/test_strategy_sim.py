@@ -98,7 +98,8 @@ class Run:
         # makes ~900 in a run): the tests compare the bot's fills with the venue's whole list.
         self.sim = SimThread(SimConfig(seed=seed, chain_id=v.chain_id,
                                        account_index=v.account_index, flow=run_flow(),
-                                       speed_bumps=False, recent_trades_kept=1_000_000),
+                                       speed_bumps=False, recent_trades_kept=1_000_000,
+                                       tier=v.tier or "premium"),
                              self.time)
         self.runner = Runner(self.cfg, RunOptions(quiet=True, journal=str(self.journal),
                                                   seed=seed, time_scale=scale),

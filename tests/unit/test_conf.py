@@ -91,6 +91,12 @@ BAD: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], No
     # unknown keys, at every level
     ("unknown-top", sim, setp("extra", 1), {}, False, "extra"),
     ("unknown-venue", sim, setp("venue.modee", "sim"), {}, False, "venue.modee"),
+    ("bad-tier", sim, setp("venue.tier", "gold"), {}, False, "venue.tier"),
+    ("tier-not-str", tn, setp("venue.tier", 2), KEY_ENV, False, "venue.tier"),
+    ("quota-span-zero", sim, setp("venue.volume_quota_span", 0), {}, False,
+     "venue.volume_quota_span"),
+    ("quota-low-negative", sim, setp("venue.volume_quota_low", -1), {}, False,
+     "venue.volume_quota_low"),
     ("unknown-mm", sim, setp(f"{MM}.level", 3), {}, False, f"{MM}.level"),
     ("unknown-as", sim, setp(f"{AS}.gama", 0.1), {}, False, f"{AS}.gama"),
     ("unknown-ks", sim, setp(f"{KS}.max_loss", 1.0), {}, False, f"{KS}.max_loss"),
@@ -386,6 +392,18 @@ def test_ws_order_frames_default_per_mode(tmp_path: Path) -> None:
     doc["venue"]["ws_order_frames"] = 0
     with pytest.raises(ConfigError):
         parse_config(doc, env=home)
+
+
+def test_tier_default_per_mode(tmp_path: Path) -> None:
+    """Sim keeps the premium tier it always had; a real account is standard unless told."""
+    home = {"HOME": str(tmp_path)}
+    assert load_config(example_path("sim"), env=home).venue.tier == "premium"
+    testnet = load_config(example_path("testnet"), env={**KEY_ENV, **home})
+    assert testnet.venue.tier == "standard"
+    for tier in ("standard", "premium", "plus", "builder"):
+        doc = sim()
+        doc["venue"]["tier"] = tier
+        assert parse_config(doc, env=home).venue.tier == tier
 
 
 def test_mainnet_example_needs_live_and_opt_in(tmp_path: Path) -> None:

@@ -19,9 +19,11 @@ from mmfast.connector.lighter.budget import (
     BudgetState,
     Cost,
     Priority,
+    QuotaLevel,
     RateBudget,
     RateTier,
 )
+from mmfast.core.plan_types import BudgetView, Degrade, PlannerParams
 
 SEC = 1_000_000_000
 
@@ -145,7 +147,10 @@ def test_volume_quota_and_listeners() -> None:
     assert b.volume_quota_remaining is None and not seen
     b.note_volume_quota(50)
     assert seen[-1].level is BudgetLevel.LOW and seen[-1].reason == "volume quota low"
-    b.note_volume_quota(0)
+    b.note_volume_quota(0)  # empty, but the venue's free tx is available
+    st = b.state()
+    assert st.level is BudgetLevel.LOW and "free tx" in st.reason
+    b.on_volume_quota_refused(0)  # and now it is not
     assert seen[-1].level is BudgetLevel.RESERVE_ONLY
     b.note_volume_quota(5000)
     assert seen[-1].level is BudgetLevel.OK and seen[-1].volume_quota_remaining == 5000
@@ -226,3 +231,53 @@ def test_a_rest_429_holds_rest_not_the_order_websocket() -> None:
     t.ns += 3 * SEC
     b.refresh()
     assert b.level is BudgetLevel.OK and b.order_level is BudgetLevel.OK and room.usable
+
+
+def _degrade(b: RateBudget) -> Degrade:
+    """What the planner's default thresholds make of the budget's order room now."""
+    h = BudgetView(b).headroom
+    p = PlannerParams()
+    if h >= p.wide_below:
+        return Degrade.NONE
+    if h >= p.few_levels_below:
+        return Degrade.WIDE
+    return Degrade.FEW_LEVELS if h >= p.one_side_below else Degrade.ONE_SIDE
+
+
+def test_volume_quota_drives_the_order_room_thresholds() -> None:
+    b, _ = make()  # premium: the quota applies; span 900, low 400
+    assert _degrade(b) is Degrade.NONE  # never reported: the windows alone
+    for q, want in ((5000, Degrade.NONE), (900, Degrade.NONE), (400, Degrade.NONE),
+                    (399, Degrade.WIDE), (150, Degrade.WIDE), (149, Degrade.FEW_LEVELS),
+                    (1, Degrade.FEW_LEVELS)):
+        b.note_volume_quota(q)
+        assert _degrade(b) is want, q
+    b.note_volume_quota(3)
+    view = BudgetView(b)
+    assert view.headroom > 0 and view.can_spend(3) and not view.can_spend(4)  # 3 units left
+    assert b.quota_level is QuotaLevel.LOW
+    # The standard tier has no quota: a reported value is shown but limits nothing.
+    s, _ = make(STANDARD)
+    s.note_volume_quota(0)
+    assert s.quota_level is QuotaLevel.UNKNOWN and s.order_level is BudgetLevel.OK
+
+
+def test_empty_volume_quota_leaves_one_free_tx_per_15_s_and_never_blocks_cancels() -> None:
+    b, t = make()
+    levels: list[tuple[QuotaLevel, int | None]] = []
+    b.subscribe_quota(lambda lv, q: levels.append((lv, q)))
+    b.note_volume_quota(0)
+    view = BudgetView(b)
+    assert view.can_spend(1) and not view.can_spend(2)  # the free tx
+    assert b.try_acquire(b.ws_sendtx_cost(1))  # a modify takes it
+    assert not BudgetView(b).can_spend(1) and b.order_level is BudgetLevel.RESERVE_ONLY
+    # A cancel (RESERVED) still goes: the quota blocks nothing at the windows.
+    assert b.try_acquire(b.ws_sendtx_cost(1), Priority.RESERVED)
+    t.ns += 15 * SEC
+    assert BudgetView(b).can_spend(1)  # the next free tx
+    b.on_volume_quota_refused(0)  # the venue disagreed: wait a free interval again
+    assert not BudgetView(b).can_spend(1) and b.quota_refusals == 1
+    assert b.try_acquire(b.ws_sendtx_cost(1), Priority.RESERVED)  # cancels still go
+    b.note_volume_quota(2000)  # fills earned it back
+    assert BudgetView(b).can_spend(10) and b.order_level is BudgetLevel.OK
+    assert [lv for lv, _ in levels] == [QuotaLevel.EXHAUSTED, QuotaLevel.OK]

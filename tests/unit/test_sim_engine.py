@@ -746,3 +746,67 @@ def test_register_api_key_and_config_validation() -> None:
         with pytest.raises(ValueError):
             SimConfig(api_keys=keys)
     assert SimConfig().verify_signatures is True
+
+
+# ---------------------------------------------------------------- volume quota
+def test_volume_quota_spent_by_creates_and_modifies_not_cancels() -> None:
+    ex, _clock, a, _ = make(tier="premium", volume_quota_start=3)
+    r = a.create(299_000, 100, False)
+    a.modify(r.order_index, 298_900, 100)
+    assert ex.accounts[MAIN].quota == 1
+    a.cancel(r.order_index)
+    a.cancel_all()
+    assert ex.accounts[MAIN].quota == 1  # cancels and cancel-all are free
+    q = ex.volume_quota(MAIN)
+    assert (q["remaining"], q["spent"], q["enabled"]) == (1, 2, True)
+
+
+def test_volume_quota_free_allowance_then_refused_without_consuming_the_nonce() -> None:
+    ex, clock, a, _ = make(tier="premium", volume_quota_start=1)
+    a.create(299_000, 100, False)  # the last unit
+    a.create(298_000, 100, False)  # empty quota: the free tx
+    assert ex.accounts[MAIN].quota == 0 and ex.accounts[MAIN].quota_free_used == 1
+    nonce = ex.accounts[MAIN].keys[3].nonce
+    with pytest.raises(E.QuotaExceeded) as ei:
+        a.create(297_000, 100, False)
+    assert ei.value.code == E.TOO_MANY_REQUESTS and ei.value.status == 429
+    assert E.VOLUME_QUOTA_DETAIL in ei.value.message
+    assert ei.value.to_json()["volume_quota_remaining"] == 0
+    assert ex.accounts[MAIN].keys[3].nonce == nonce  # refused at the API: nonce kept
+    r = a.cancel_all()  # a cancel still goes through
+    assert r.type == TX_CANCEL_ALL
+    clock.advance_ms(14_999)
+    assert reject_code(a.create, 297_000, 100, False) == E.TOO_MANY_REQUESTS
+    clock.advance_ms(1)
+    a.create(297_000, 100, False)  # 15 s later: the next free tx
+    assert ex.volume_quota(MAIN)["refused"] == 2
+
+
+def test_volume_quota_earned_from_traded_notional_and_capped() -> None:
+    # 1 ETH lot = 1e-4 ETH; 100 lots at 3000.00 = 30 USDC: 4 units at 7 USDC, 2 USDC carried.
+    ex, _clock, a, b = make(tier="premium", volume_quota_start=10, volume_quota_cap=16)
+    a.create(300_000, 100, False)
+    b.create(300_000, 100, True, tif=0)  # fills a's bid
+    assert ex.accounts[MAIN].quota == 9 + 4  # the create spent 1, the fill earned 4
+    assert ex.accounts[OTHER].quota == 9 + 4  # both sides earn
+    assert ex.accounts[MAIN].quota_volume == 2_000_000
+    a.create(300_000, 100, False)
+    b.create(300_000, 100, True, tif=0)  # 32 USDC: 4 more, capped at 16
+    assert ex.accounts[MAIN].quota == 16
+    ex.set_volume_quota(MAIN, 0)
+    assert ex.volume_quota(MAIN)["remaining"] == 0
+    with pytest.raises(ValueError, match="remaining"):
+        ex.set_volume_quota(MAIN, 17)
+
+
+def test_volume_quota_batches_and_standard_tier() -> None:
+    ex, _clock, a, _ = make(tier="premium", volume_quota_start=2)
+    infos = [a.create_info(299_000 - i, 100, False, Nonce=i) for i in range(4)]
+    # 4 creates against 2 units: short by more than the one free tx, refused whole
+    assert reject_code(ex.submit_batch, [TX_CREATE_ORDER] * 4, infos) == E.TOO_MANY_REQUESTS
+    ex.submit_batch([TX_CREATE_ORDER] * 3, infos[:3])  # 2 units and the free tx
+    assert ex.accounts[MAIN].quota == 0
+    std, _, s, _ = make()  # the default tier (standard) has no quota
+    for i in range(5):
+        s.create(299_000 - i, 100, False)
+    assert std.quota_remaining(MAIN) is None and std.accounts[MAIN].quota_spent == 0

@@ -11,7 +11,14 @@ request's ``Cost`` names what it draws from each, and is granted all-or-nothing.
 * A 429 (or a venue "too many" error) blocks the limit for Retry-After, or for a jittered
   exponential backoff (capped at ``backoff_max_s``) when no Retry-After came; 5xx replies back
   off the same way. A success resets the backoff.
-* sendTx responses report ``volume_quota_remaining`` (may be null); it is kept and shown.
+* sendTx answers (REST and WebSocket) report ``volume_quota_remaining`` (may be null); it is
+  kept, shown, and on the tiers that have a quota it drives the order room: below
+  ``volume_quota_span`` (900) units the planner's headroom is ``0.1 + 0.9 * quota / span``
+  (with the planner's default thresholds: WIDE under 400 units, FEW_LEVELS under 150), no
+  plan spends more units than are left, and an empty quota leaves one tx per free interval
+  (the venue's free sendTx every 15 s). A refusal for a spent quota sets it to 0 without
+  blocking the order path: cancels cost no quota and keep going (docs/connector.md, "Volume
+  quota").
 * ``state()`` / ``subscribe(listener)`` tell whoever plans orders how much is left, so it can
   degrade (``BudgetLevel.LOW``) before the budget runs out.
 
@@ -36,8 +43,11 @@ if TYPE_CHECKING:
     from mmfast._core.pipeline import SendRoom
 
 __all__ = [
+    "BUILDER",
     "DEFAULT_REST_WEIGHT",
+    "PLUS",
     "PREMIUM",
+    "RATE_TIERS",
     "REST_WEIGHTS",
     "STANDARD",
     "BudgetExhausted",
@@ -45,6 +55,7 @@ __all__ = [
     "BudgetState",
     "Cost",
     "Priority",
+    "QuotaLevel",
     "RateBudget",
     "RateTier",
 ]
@@ -75,6 +86,7 @@ class RateTier:
     rest_units: int
     min_rest_weight: int
     sendtx_per_min: int
+    volume_quota: bool = False  # order txs spend the account's volume quota (paid tiers)
     ws_msgs_per_min: int = 200
     ws_inflight: int = 50
     weights: Mapping[str, int] = field(default_factory=lambda: REST_WEIGHTS)
@@ -83,8 +95,21 @@ class RateTier:
         return max(self.weights.get(endpoint, DEFAULT_REST_WEIGHT), self.min_rest_weight)
 
 
+# The venue's account-types and rate-limits pages (checked 2026-12-06). Premium's sendTx bucket
+# grows to 40,000 with staked LIT: 4,000 is the unstaked floor. Builder publishes a read budget
+# only: its sendTx bucket is taken as Standard's (the least favourable; mmfast.sim does the same).
 STANDARD = RateTier("standard", rest_units=24_000, min_rest_weight=400, sendtx_per_min=60)
-PREMIUM = RateTier("premium", rest_units=24_000, min_rest_weight=0, sendtx_per_min=4_000)
+PREMIUM = RateTier("premium", rest_units=24_000, min_rest_weight=0, sendtx_per_min=4_000,
+                   volume_quota=True)
+PLUS = RateTier("plus", rest_units=120_000, min_rest_weight=0, sendtx_per_min=8_000,
+                volume_quota=True)
+BUILDER = RateTier("builder", rest_units=240_000, min_rest_weight=0, sendtx_per_min=60,
+                   volume_quota=True)
+RATE_TIERS: Mapping[str, RateTier] = MappingProxyType(
+    {t.name: t for t in (STANDARD, PREMIUM, PLUS, BUILDER)})
+
+# The venue lets one tx through every 15 s when the quota is empty (volume-quota-program).
+FREE_TX_INTERVAL_NS = 15_000_000_000
 
 
 class Priority(IntEnum):
@@ -97,6 +122,15 @@ class BudgetLevel(IntEnum):
     LOW = 1  # under ``low_fraction`` of normal room left somewhere: degrade now
     RESERVE_ONLY = 2  # normal room exhausted somewhere: only RESERVED work goes out
     BLOCKED = 3  # a limit is blocked (Retry-After or backoff after 429/5xx)
+
+
+class QuotaLevel(IntEnum):
+    """Where the volume quota stands (journaled on each change)."""
+
+    UNKNOWN = 0  # never reported, or the tier has none
+    OK = 1  # at least ``volume_quota_low`` units
+    LOW = 2  # under ``volume_quota_low``: the planner is already backing off
+    EXHAUSTED = 3  # none left: one tx per free interval
 
 
 class BudgetExhausted(ExchangeError):
@@ -205,7 +239,8 @@ class RateBudget:
         max_fraction: float = 0.8,
         reserve_fraction: float = 0.15,
         low_fraction: float = 0.25,
-        volume_quota_low: int = 100,
+        volume_quota_low: int = 400,
+        volume_quota_span: int = 900,
         backoff_min_s: float = 0.25,
         backoff_max_s: float = 30.0,
         rng: random.Random | None = None,
@@ -217,7 +252,10 @@ class RateBudget:
         self.tier = tier
         self._time = time
         self._low_fraction = low_fraction
+        if volume_quota_low < 0 or volume_quota_span < 1:
+            raise ValueError("volume_quota_low must be >= 0 and volume_quota_span >= 1")
         self._volume_quota_low = volume_quota_low
+        self._volume_quota_span = volume_quota_span
         self._backoff_min_s = backoff_min_s
         self._backoff_max_s = backoff_max_s
         self._rng = rng or random.Random()
@@ -228,6 +266,10 @@ class RateBudget:
         self._windows = {w.name: w for w in (self._rest, self._sendtx, self._ws)}
         self._inflight = _Inflight("ws_inflight", tier.ws_inflight, f, r)
         self._volume_quota: int | None = None
+        self._free_at_ns = 0  # when the venue's next free tx is expected (quota empty)
+        self._quota_level = QuotaLevel.UNKNOWN
+        self._quota_listeners: list[Callable[[QuotaLevel, int | None], object]] = []
+        self.quota_refusals = 0  # sends the venue refused for a spent volume quota
         self._listeners: list[Callable[[BudgetState], object]] = []
         self._level = BudgetLevel.OK
         self.granted = 0  # costs granted
@@ -268,6 +310,9 @@ class RateBudget:
         for w, amount in parts:
             if amount:
                 w.take(now, amount)
+        if cost.sendtx and not priority and self._quota_empty():
+            # A NORMAL send (create, modify) on an empty quota takes the free tx.
+            self._free_at_ns = now + FREE_TX_INTERVAL_NS
         if cost.ws_inflight:
             inf.count += cost.ws_inflight
             inf.peak = max(inf.peak, inf.count)
@@ -316,13 +361,34 @@ class RateBudget:
     def _publish(self, now: int, level: BudgetLevel) -> None:
         r = self._room
         assert r is not None
-        st, ws, inf = self._sendtx, self._ws, self._inflight
+        ws, inf = self._ws, self._inflight
+        st = self._sendtx
         r.usable = level < BudgetLevel.RESERVE_ONLY
-        r.sendtx_used, r.sendtx_cap = st.used, st.normal_cap
+        r.sendtx_used, r.sendtx_cap = self._sendtx_room(now)
         r.ws_used, r.ws_cap = ws.used, ws.normal_cap
         # What try_acquire(ws_sendtx_cost(1), NORMAL) would grant now.
         r.ws_ok = (st.fits(now, 1, Priority.NORMAL) and ws.fits(now, 1, Priority.NORMAL)
                    and inf.count + 1 <= inf.cap_for(Priority.NORMAL))
+
+    def _sendtx_room(self, now: int) -> tuple[int, int]:
+        """(used, cap) of the sendtx room the planner reads: the sendTx window's, or the
+        volume quota's when that is the scarcer. The quota's room has exactly ``avail`` units
+        free (no plan spends more) and a free share of ``0.1 + 0.9 * avail / span``: the
+        planner's headroom falls with the quota but never below 0.1, so the quota alone
+        takes the plan to WIDE and FEW_LEVELS, never to ONE_SIDE (which sends nothing when
+        flat, and a bot that sends nothing never hears that its quota came back)."""
+        st = self._sendtx
+        avail = self._quota_avail(now)
+        span = self._volume_quota_span
+        if avail is None or avail >= span:
+            return st.used, st.normal_cap
+        if avail <= 0:
+            return 1, 1  # nothing free (the level is RESERVE_ONLY: not usable either)
+        cap = avail * span * 10 // (span + 9 * avail)  # >= avail while avail <= span
+        s_cap = st.normal_cap
+        if s_cap > 0 and avail * s_cap >= (s_cap - st.used) * cap:
+            return st.used, s_cap  # the sendTx window is the scarcer
+        return cap - avail, cap
 
     def reset_inflight(self, n: int) -> None:
         """A dropped connection's unanswered requests (``n``) will never be answered."""
@@ -365,11 +431,60 @@ class RateBudget:
         return delay_s
 
     def note_volume_quota(self, remaining: int | None) -> None:
-        """From a sendTx response; null (None) leaves the last known value."""
+        """From a sendTx answer (REST or WebSocket); null (None) leaves the last known value."""
         if remaining is None or isinstance(remaining, bool) or not isinstance(remaining, int):
             return
         self._volume_quota = remaining
         self._check_level(self._time.monotonic_ns())
+
+    def on_volume_quota_refused(self, remaining: int | None = None) -> None:
+        """The venue refused a send for a spent volume quota: the quota is empty and the free
+        tx was not available, so none is expected for a free interval. Unlike a request-rate
+        429 this blocks nothing: cancels cost no quota and must keep going."""
+        self.quota_refusals += 1
+        self.rate_limited += 1
+        now = self._time.monotonic_ns()
+        self._volume_quota = remaining if type(remaining) is int else 0
+        self._free_at_ns = now + FREE_TX_INTERVAL_NS
+        self._check_level(now)
+
+    def _quota_applies(self) -> bool:
+        return self.tier.volume_quota and self._volume_quota is not None
+
+    def _quota_empty(self) -> bool:
+        return self._quota_applies() and self._volume_quota <= 0  # type: ignore[operator]
+
+    def _quota_avail(self, now: int) -> int | None:
+        """Quota units a plan may spend now (the free tx counts as one on an empty quota);
+        None when the quota does not apply."""
+        if not self._quota_applies():
+            return None
+        q = self._volume_quota
+        assert q is not None
+        if q > 0:
+            return q
+        return 1 if now >= self._free_at_ns else 0
+
+    def subscribe_quota(self, listener: Callable[[QuotaLevel, int | None], object]
+                        ) -> Callable[[], None]:
+        """Call ``listener(level, remaining)`` whenever the quota's level changes."""
+        self._quota_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._quota_listeners:
+                self._quota_listeners.remove(listener)
+
+        return unsubscribe
+
+    @property
+    def quota_level(self) -> QuotaLevel:
+        if not self._quota_applies():
+            return QuotaLevel.UNKNOWN
+        q = self._volume_quota
+        assert q is not None
+        if q <= 0:
+            return QuotaLevel.EXHAUSTED
+        return QuotaLevel.LOW if q < self._volume_quota_low else QuotaLevel.OK
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -418,10 +533,15 @@ class RateBudget:
                 level, reason = BudgetLevel.RESERVE_ONLY, f"{name} reserve only"
             elif room < self._low_fraction * normal and level < BudgetLevel.LOW:
                 level, reason = BudgetLevel.LOW, f"{name} low"
-        q = self._volume_quota
-        if q is not None:
-            if q <= 0 and level < BudgetLevel.RESERVE_ONLY:
+        avail = self._quota_avail(now)
+        if avail is not None:
+            q = self._volume_quota
+            assert q is not None
+            if avail <= 0 and level < BudgetLevel.RESERVE_ONLY:
+                # Creates and modifies wait for the free tx; cancels (RESERVED) go on.
                 level, reason = BudgetLevel.RESERVE_ONLY, "volume quota exhausted"
+            elif q <= 0 and level < BudgetLevel.LOW:
+                level, reason = BudgetLevel.LOW, "volume quota empty: free tx only"
             elif q < self._volume_quota_low and level < BudgetLevel.LOW:
                 level, reason = BudgetLevel.LOW, "volume quota low"
         return level, reason, blocked
@@ -431,9 +551,11 @@ class RateBudget:
         used, sendtx normal cap, ws_msgs used, ws_msgs normal cap). Not usable when a limit is
         blocked or one is down to its reserve (the levels ``state()`` reports as BLOCKED and
         RESERVE_ONLY)."""
-        usable = self._compute(self._time.monotonic_ns(), True)[0] < BudgetLevel.RESERVE_ONLY
-        st, ws = self._sendtx, self._ws
-        return usable, st.used, st.normal_cap, ws.used, ws.normal_cap
+        now = self._time.monotonic_ns()
+        usable = self._compute(now, True)[0] < BudgetLevel.RESERVE_ONLY
+        ws = self._ws
+        s_used, s_cap = self._sendtx_room(now)
+        return usable, s_used, s_cap, ws.used, ws.normal_cap
 
     def state(self) -> BudgetState:
         now = self._time.monotonic_ns()
@@ -475,6 +597,11 @@ class RateBudget:
         self._check_level(self._time.monotonic_ns())
 
     def _check_level(self, now: int) -> None:
+        ql = self.quota_level
+        if ql is not self._quota_level:
+            self._quota_level = ql
+            for qcb in list(self._quota_listeners):
+                qcb(ql, self._volume_quota)
         level = self._compute(now)[0]
         if self._room is not None:
             self._publish(now, self._compute(now, True)[0])

@@ -62,6 +62,10 @@ class LighterConfig:
     # cancels and reconciliation.
     budget_max_fraction: float = 0.8
     budget_reserve_fraction: float = 0.15
+    # Volume quota (tiers that have one): under ``volume_quota_low`` units the budget is LOW;
+    # under ``volume_quota_span`` the quota sets the planner's headroom (RateBudget).
+    volume_quota_low: int = 400
+    volume_quota_span: int = 900
     # Seed of the jitter (backoffs); None draws from the OS.
     seed: int | None = None
     extra: dict[str, str] = field(default_factory=dict)  # free-form labels for status output
@@ -99,6 +103,8 @@ class LighterConfig:
             raise ValueError("token_refresh_margin_s must be within (0, token_lifetime_s)")
         if self.rest_max_retries < 0:
             raise ValueError("rest_max_retries must be >= 0")
+        if self.volume_quota_low < 0 or self.volume_quota_span < 1:
+            raise ValueError("volume_quota_low must be >= 0 and volume_quota_span >= 1")
         if self.max_clock_skew_ms <= 0:
             raise ValueError("max_clock_skew_ms must be > 0")
         if self.max_loop_stall_ms < 40:

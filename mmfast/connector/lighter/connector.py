@@ -96,6 +96,8 @@ class LighterConnector:
         self.signals = Signals(time, bus)  # the core's bus (set at start(core)) and pulls
         self.budget = RateBudget(config.tier, time, max_fraction=config.budget_max_fraction,
                                  reserve_fraction=config.budget_reserve_fraction,
+                                 volume_quota_low=config.volume_quota_low,
+                                 volume_quota_span=config.volume_quota_span,
                                  backoff_min_s=config.backoff_min_s,
                                  backoff_max_s=config.backoff_max_s,
                                  rng=random.Random(self._rng.getrandbits(64)))
@@ -584,6 +586,9 @@ class LighterConnector:
                         if s is not None},
             "budget": {"level": b.level.name, "reason": b.reason, "used": dict(b.used),
                        "caps": dict(b.caps), "volume_quota_remaining": b.volume_quota_remaining,
+                       "volume_quota_level": self.budget.quota_level.name.lower(),
+                       "volume_quota_refusals": self.budget.quota_refusals,
+                       "tier": self.budget.tier.name,
                        "blocked_for_s": round(b.blocked_for_s, 3)},
             "skew_ms": self.skew.offset_ms,
             "loop": self.stall.status(),

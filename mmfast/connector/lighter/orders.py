@@ -60,6 +60,7 @@ from mmfast.connector.lighter.rest import (
     LighterRest,
     OutcomeUnknown,
     RateLimited,
+    is_volume_quota_refusal,
 )
 from mmfast.connector.lighter.signer import (
     CancelAllRequest,
@@ -1016,10 +1017,15 @@ class OrderEntry:
         self._unhold(frame)
         code = data.get("code")
         code = code if type(code) is int else -1
-        if code in RATE_LIMIT_CODES:
+        quota = data.get("volume_quota_remaining")
+        if is_volume_quota_refusal(code, str(data.get("message", ""))):
+            self.budget.on_volume_quota_refused(quota if type(quota) is int else None)
+        elif code in RATE_LIMIT_CODES:
             ra = data.get("retry_after")
             self.budget.on_rate_limited("sendtx", float(ra) if isinstance(ra, (int, float))
                                         else None)
+        elif type(quota) is int:
+            self.budget.note_volume_quota(quota)
         pet = data.get("predicted_execution_time_ms")
         self._replied(frame, code, str(data.get("message", ""))[:200], data.get("tx_hash"),
                       pet if type(pet) is int else None)
@@ -1097,7 +1103,10 @@ class OrderEntry:
         self.api_rejects += len(txs)
         self.reject_codes[code] = self.reject_codes.get(code, 0) + len(txs)
         self._release_counted(txs)
-        limited = code in RATE_LIMIT_CODES or code in CODES_TOO_MANY_PENDING
+        # A spent volume quota is no request rate to wait out: a create or modify it refused
+        # is final (the planner decides again from the budget), a cancel (free) goes again.
+        quota = is_volume_quota_refusal(code, message)
+        limited = (code in RATE_LIMIT_CODES and not quota) or code in CODES_TOO_MANY_PENDING
         if code in CODES_TOO_MANY_PENDING:
             # The venue holds more of our txs than we counted: fill the cap for a while.
             hold = self._time.wall_ms() + int(self.config.inflight_margin_s * 1000)
@@ -1110,7 +1119,8 @@ class OrderEntry:
         single = len(txs) == 1
         for tx in txs:
             self._assigned.pop(tx.nonce, None)
-            if limited or code == CODE_INVALID_NONCE or not single:
+            if (limited or code == CODE_INVALID_NONCE or not single
+                    or (quota and tx.kind in (TxKind.CANCEL, TxKind.CANCEL_ALL))):
                 # Re-sent after the refresh (a batch: one by one, to find the one at fault).
                 tx.state = _St.QUEUED
                 if not single and not limited and code != CODE_INVALID_NONCE:

@@ -47,6 +47,12 @@ MAX_COI_LOOKUP = 20  # accountOrders takes at most 20 client_order_indexes
 RATE_LIMIT_CODES = frozenset({23000, 23001, 23002, 23003, 23004})
 
 
+def is_volume_quota_refusal(code: object, message: str) -> bool:
+    """A send refused for a spent volume quota: 23000 with a message naming the quota (the
+    venue's exact wording is unpublished; mmfast.sim says "volume quota exhausted")."""
+    return code == 23000 and "volume quota" in message.lower()
+
+
 class LighterApiError(ExchangeError):
     """The venue refused the request at the API level (HTTP 400 {code, message})."""
 
@@ -238,6 +244,11 @@ class LighterRest:
             self.errors += 1
             code = body.get("code") if isinstance(body.get("code"), int) else status
             message = str(body.get("message", ""))[:200]
+            if txs and is_volume_quota_refusal(code, message):
+                # Not a request rate: nothing to wait out, cancels must keep going.
+                q = body.get("volume_quota_remaining")
+                self._budget.on_volume_quota_refused(q if type(q) is int else None)
+                raise RateLimited(int(code), message, None)
             if status == 429 or code in RATE_LIMIT_CODES:
                 ra = _retry_after_s(rheaders)
                 delay = self._budget.on_rate_limited(limit, ra)
