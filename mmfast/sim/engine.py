@@ -636,14 +636,19 @@ class Exchange:
         batch_cois: set[int] = set()
         inflight = dict(self.inflight)
         markets = []
+        # Skip-nonce (attribute "4" = 1, as ccxt signs with millisecond nonces): the first
+        # nonce may jump ahead of the next one, never back; the slot continues after it.
+        base = key.nonce
+        if (first.get("L2TxAttributes") or {}).get("4") == 1 and first["Nonce"] > base:
+            base = first["Nonce"]
         for i, (t, f, _) in enumerate(parsed):
-            if f["Nonce"] != key.nonce + i:
+            if f["Nonce"] != base + i:
                 raise VenueError(E.INVALID_NONCE,
-                                 f"expected {key.nonce + i}, got {f['Nonce']}")
+                                 f"expected {base + i}, got {f['Nonce']}")
             markets.append(self._validate(t, f, acct, batch_cois, inflight))
         # Accepted: nonces are consumed from here on, whatever the sequencer does.
         key = acct.keys.setdefault(owner[1], key)
-        key.nonce += len(parsed)
+        key.nonce = base + len(parsed)
         now_ns = self.clock.monotonic_ns()
         now_ms = self.clock.wall_ms()
         out = []
