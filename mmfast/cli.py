@@ -79,6 +79,10 @@ async def _serve_sim(args: argparse.Namespace) -> int:
         print(f"account: {cfg.account_index}  chain_id: {cfg.chain_id}  "
               f"markets: {', '.join(f'{m.market_id}={m.symbol}' for m in cfg.markets)}",
               flush=True)
+        # The funded account's L1 (Ethereum) key, a throwaway derived from the seed: clients
+        # that register their API key as on the venue (ccxt) sign the ChangePubKey with it.
+        print(f"l1_address: {sim.l1_address}  l1_private_key: {sim.l1_private_key}",
+              flush=True)
         await stop.wait()
     return 0
 

@@ -29,7 +29,7 @@ from aiohttp import WSMsgType, web
 
 from mmfast.core.latency import LoopLagProbe
 from mmfast.sim import errors as E
-from mmfast.sim import wire
+from mmfast.sim import public_api, wire
 from mmfast.sim.clock import SimClock, SkewedTime, TimeSource, as_time_source
 from mmfast.sim.config import LOOPBACK_HOSTS, FlowConfig, SimConfig
 from mmfast.sim.engine import MAX_COI, Exchange, TxRecord
@@ -175,6 +175,9 @@ class Simulator:
             self.flow = MarketFlow(self.exchange, self.config.flow, self.config.seed)
         self.truth = Truth(self.exchange, self.requests, self)
         self.port = 0
+        # The funded account's throwaway L1 key and address (public_api.install sets them).
+        self.l1_private_key = ""
+        self.l1_address = ""
         self._conns: set[_Conn] = set()
         self._next_conn_id = 1
         self._subs: dict[str, set[_Conn]] = {}  # channel -> connections
@@ -227,6 +230,7 @@ class Simulator:
             ("accountOrders", self._account_orders), ("tx", self._tx),
         ):
             r.add_get(f"{API}/{name}", handler)
+        public_api.install(self, r)  # assetDetails, candles, fundings, ... (other clients)
         r.add_post(f"{API}/sendTx", self._send_tx)
         r.add_post(f"{API}/sendTxBatch", self._send_tx_batch)
         r.add_get("/stream", self._stream)

@@ -84,6 +84,7 @@ def assert_frame(want: dict[str, Any], got: dict[str, Any]) -> None:
     assert got["type"] == want["type"]
     assert re.sub(r"\d+", "N", got["channel"]) == re.sub(r"\d+", "N", want["channel"])
     assert_shape(want, got)
+    assert_decimals(want, got)
 
 
 def wall_ms(st: SimThread) -> int:
@@ -160,23 +161,30 @@ def test_rest_messages_match_fixtures_and_sdk_models(sim: SimThread, run) -> Non
 
     r = run(main())
     assert_shape(fixture("http_order_books.json"), r["books"])
+    assert_decimals(fixture("http_order_books.json"), r["books"])
     OrderBooks.from_dict(r["books"])
     assert_shape(fixture("http_order_book_details.json"), r["details"])
+    assert_decimals(fixture("http_order_book_details.json"), r["details"])
     OrderBookDetails.from_dict(r["details"])
     assert_shape(fixture("http_order_book_orders.json"), r["ob_orders"])
+    assert_decimals(fixture("http_order_book_orders.json"), r["ob_orders"])
     OrderBookOrders.from_dict(r["ob_orders"])
     assert r["ob_orders"]["asks"][0]["remaining_base_amount"] == "0.0300"
     assert_shape(fixture("http_recent_trades.json"), r["trades"])
+    assert_decimals(fixture("http_recent_trades.json"), r["trades"])
     Trades.from_dict(r["trades"])
     assert r["trades"]["trades"][0]["size"] == "0.0200"
     assert_shape(fixture("http_next_nonce.json"), r["nonce"])
+    assert_decimals(fixture("http_next_nonce.json"), r["nonce"])
     assert NextNonce.from_dict(r["nonce"]).nonce == 4
     assert_shape(fixture("http_account.json"), r["account"])
+    assert_decimals(fixture("http_account.json"), r["account"])
     DetailedAccounts.from_dict(r["account"])
     pos = r["account"]["accounts"][0]["positions"][0]
     assert (pos["position"], pos["sign"], pos["avg_entry_price"]) == ("0.0200", 1, "3001.00")
     for name in ("active", "inactive", "by_coi"):
         assert_shape(fixture("http_orders.json"), r[name])
+        assert_decimals(fixture("http_orders.json"), r[name])
         Orders.from_dict(r[name])
     assert [o["client_order_index"] for o in r["active"]["orders"]] == [11]
     statuses = {o["client_order_index"]: o["status"] for o in r["inactive"]["orders"]}
@@ -332,3 +340,132 @@ def test_shape_checker_catches_a_missing_or_retyped_field(name: str) -> None:
     del item[key]
     with pytest.raises(AssertionError):
         assert_shape(want, got)
+
+
+# ---------------------------------------------------------------- decimal places and units
+# The unit of every fixed-precision decimal string the fixtures carry. "price"/"size": the
+# market's price_decimals/size_decimals; "usdc": 6 (micro-USDC); "pct2": a percentage with 2
+# places (margin fractions, leverage); "fixedN": N places whatever the market.
+UNITS: dict[str, str] = {
+    **dict.fromkeys(("price", "avg_entry_price", "mark_price", "index_price", "mid_price",
+                     "last_trade_price", "trigger_price"), "price"),
+    **dict.fromkeys(("size", "position", "initial_base_amount", "remaining_base_amount",
+                     "filled_base_amount", "min_base_amount", "open_interest",
+                     "taker_position_size_before", "maker_position_size_before"), "size"),
+    **dict.fromkeys(("collateral", "available_balance", "balance", "locked_balance",
+                     "margin_balance", "total_asset_value", "cross_asset_value",
+                     "cross_initial_margin_requirement", "cross_maintenance_margin_requirement",
+                     "usd_amount", "filled_quote_amount", "min_quote_amount", "order_quote_limit",
+                     "position_value", "unrealized_pnl", "realized_pnl", "allocated_margin",
+                     "total_funding_paid_out", "total_discount", "portfolio_value",
+                     "taker_entry_quote_before", "maker_entry_quote_before", "bid_account_pnl",
+                     "ask_account_pnl", "open_interest_limit", "max_llp_amount"), "usdc"),
+    **dict.fromkeys(("initial_margin_fraction", "leverage", "margin_usage"), "pct2"),
+    **dict.fromkeys(("taker_fee", "maker_fee", "liquidation_fee", "funding_clamp_small",
+                     "funding_clamp_big", "base_interest_rate", "current_funding_rate",
+                     "funding_rate", "rate"), "fixed4"),
+    "value": "fixed8",  # fundings: USDC paid per unit of position
+}
+# Decimal strings with no fixed precision: integers printed as strings, ids, placeholders.
+NOT_FIXED = frozenset({"liquidation_price", "buying_power", "multiplier", "created_at",
+                       "order_id", "client_order_id", "trade_id_str", "ask_id_str",
+                       "bid_id_str", "ask_client_id_str", "bid_client_id_str",
+                       "parent_order_id", "to_trigger_order_id_0", "to_trigger_order_id_1",
+                       "to_cancel_order_id_0", "integrator_fee_collector_index",
+                       "integrator_taker_fee", "integrator_maker_fee", "operator_fee",
+                       "min_operator_share_rate", "nonce", "daily_chart"})
+# (market id) -> (price_decimals, size_decimals): the fixtures' ETH and BTC perps (from the
+# captured orderBookDetails and the trades), which the simulator's defaults copy.
+MARKET_DECIMALS = {0: (2, 4), 1: (1, 5)}
+# Where the fixtures disagree with the unit above (the fixtures disagree among themselves
+# there; docs/sim.md "Formats" says which source each choice follows).
+FIXTURE_DISAGREEMENTS = {
+    ("ws_account_all_positions_update.json", f) for f in (
+        "initial_margin_fraction", "position_value", "unrealized_pnl", "realized_pnl",
+        "allocated_margin", "total_funding_paid_out", "total_discount")
+} | {
+    (name, f) for name in ("ws_market_stats_update_single.json",
+                           "ws_market_stats_update_all.json")
+    for f in ("open_interest_limit", "current_funding_rate", "funding_rate")
+} | {("ws_market_stats_subscribed_single.json", "open_interest"),
+     ("ws_account_all_assets_with_position.json", "margin_balance")}
+_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def _places(v: str) -> int:
+    return len(v.split(".", 1)[1]) if "." in v else 0
+
+
+def _expected_places(unit: str, market: int | None, path: str) -> int:
+    if unit == "usdc":
+        return 6
+    if unit == "pct2":
+        return 2
+    if unit.startswith("fixed"):
+        return int(unit[5:])
+    assert market in MARKET_DECIMALS, f"{path}: no market for a {unit} field"
+    price_dp, size_dp = MARKET_DECIMALS[market]
+    return price_dp if unit == "price" else size_dp
+
+
+def decimal_mismatches(want: Any, got: Any, path: str = "$", market: int | None = 0,
+                       field: str = "") -> list[tuple[str, str, int, int]]:
+    """(path, field, places in `got`, places its unit asks) for every fixed-precision decimal
+    string of `want` (a fixture) found in `got`; a decimal field of unknown unit is an error.
+
+    The market is the message's own (market_id, market_index, channel, id-keyed map); a body
+    that names none (orderBookOrders) is market 0, as its capture and the tests' requests are.
+    """
+    out: list[tuple[str, str, int, int]] = []
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in ("market_id", "market_index"):
+            if type(got.get(k)) is int:
+                market = got[k]
+        ch = got.get("channel")
+        if isinstance(ch, str) and ch.split(":")[0] in ("order_book", "trade", "market_stats",
+                                                        "ticker") and ch[-1].isdigit():
+            market = int(ch.rsplit(":", 1)[1])
+        keyed = bool(want) and all(k.isdigit() for k in want)
+        for k, wv in want.items():
+            if keyed:
+                for gk, gv in got.items():
+                    out += decimal_mismatches(wv, gv, f"{path}[{gk}]", int(gk), field)
+            elif k in got:
+                out += decimal_mismatches(wv, got[k], f"{path}.{k}", market, k)
+    elif isinstance(want, list) and want and isinstance(got, list):
+        for i, gv in enumerate(got):
+            out += decimal_mismatches(want[0], gv, f"{path}[{i}]", market, field)
+    elif isinstance(want, str) and isinstance(got, str) and _DECIMAL.match(want) \
+            and field not in NOT_FIXED and not field.endswith(("_at", "_id", "_index")):
+        assert field in UNITS, f"{path}: decimal field {field!r} has no unit in UNITS"
+        if _DECIMAL.match(got):
+            want_dp = _expected_places(UNITS[field], market, path)
+            if _places(got) != want_dp:
+                out.append((path, field, _places(got), want_dp))
+    return out
+
+
+def assert_decimals(want: Any, got: Any) -> None:
+    """Every fixed-precision decimal of `got` has the places its unit asks."""
+    bad = decimal_mismatches(want, got)
+    assert not bad, f"decimal places (path, field, got, want): {bad}"
+
+
+def test_fixture_decimals_follow_the_units_but_where_documented() -> None:
+    found = set()
+    for path in sorted(FIXTURES.glob("*.json")):
+        if "spot" in path.name:
+            continue  # no spot markets in the simulator
+        data = fixture(path.name)
+        found |= {(path.name, f) for _, f, _, _ in decimal_mismatches(data, data)}
+    assert found == FIXTURE_DISAGREEMENTS
+
+
+def test_decimal_check_catches_a_wrong_precision() -> None:
+    want = fixture("http_account.json")
+    got = json.loads(json.dumps(want))
+    assert_decimals(want, got)
+    got["accounts"][0]["collateral"] = "0.00"
+    got["accounts"][0]["positions"][0]["avg_entry_price"] = "0.00"  # BTC: 1 place
+    assert {f for _, f, _, _ in decimal_mismatches(want, got)} == {"collateral",
+                                                                   "avg_entry_price"}
