@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mmfast.core.timesource import ScaledTime
 from mmfast.sim.server import CONTROL
 
@@ -43,20 +45,27 @@ async def register_api_key_http(rest_url: str, account_index: int, api_key_index
                            f" {type(exc).__name__}") from None
 
 
-async def read_clock_http(rest_url: str, *, timeout_s: float = 10.0) -> tuple[int, float]:
-    """The simulator's (wall ms, time scale) now; RuntimeError if it cannot be read."""
+async def _read_truth(rest_url: str, path: str, what: str, timeout_s: float) -> dict[str, Any]:
+    """The ``result`` of the simulator's ``/_sim/truth/<path>``; RuntimeError naming ``what``
+    if it cannot be read."""
     import aiohttp
 
     try:
         async with aiohttp.ClientSession() as s, s.get(
-                f"{rest_url.rstrip('/')}{CONTROL}/truth/time",
+                f"{rest_url.rstrip('/')}{CONTROL}/truth/{path}",
                 timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
             body = await r.json() if r.status == 200 else None
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise RuntimeError(f"could not read the clock of the simulator at {rest_url}:"
+        raise RuntimeError(f"could not read the {what} of the simulator at {rest_url}:"
                            f" {type(exc).__name__}") from None
     result = body.get("result") if isinstance(body, dict) else None
-    if not isinstance(result, dict) or not isinstance(result.get("wall_ms"), int):
+    return result if isinstance(result, dict) else {}
+
+
+async def read_clock_http(rest_url: str, *, timeout_s: float = 10.0) -> tuple[int, float]:
+    """The simulator's (wall ms, time scale) now; RuntimeError if it cannot be read."""
+    result = await _read_truth(rest_url, "time", "clock", timeout_s)
+    if not isinstance(result.get("wall_ms"), int):
         raise RuntimeError(f"the simulator at {rest_url} did not tell its clock")
     return int(result["wall_ms"]), float(result.get("scale", 1.0))
 
@@ -73,18 +82,8 @@ async def anchored_clock(rest_url: str, scale: float) -> ScaledTime:
 
 async def check_tier_http(rest_url: str, tier: str, *, timeout_s: float = 10.0) -> None:
     """RuntimeError unless the simulator at ``rest_url`` runs account tier ``tier``."""
-    import aiohttp
-
-    try:
-        async with aiohttp.ClientSession() as s, s.get(
-                f"{rest_url.rstrip('/')}{CONTROL}/truth/tier",
-                timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
-            body = await r.json() if r.status == 200 else None
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise RuntimeError(f"could not read the tier of the simulator at {rest_url}:"
-                           f" {type(exc).__name__}") from None
-    result = body.get("result") if isinstance(body, dict) else None
-    got = result.get("tier") if isinstance(result, dict) else None
+    result = await _read_truth(rest_url, "tier", "tier", timeout_s)
+    got = result.get("tier")
     if got != tier:
         raise RuntimeError(f"the simulator at {rest_url} runs the {got!r} tier, not venue.tier "
                            f"= {tier!r}: start it with --tier {tier} or set venue.tier = "

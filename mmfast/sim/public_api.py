@@ -60,7 +60,7 @@ def install(sim: Simulator, router: web.UrlDispatcher) -> None:
         router.add_get(f"{API}/{name}", handler)
 
 
-def _int(q: Any, name: str, default: int | None = None, lo: int | None = None,
+def query_int(q: Any, name: str, default: int | None = None, lo: int | None = None,
          hi: int | None = None) -> int:
     """A query integer (VenueError 21501 naming the parameter when missing or malformed)."""
     v = q.get(name)
@@ -77,6 +77,16 @@ def _int(q: Any, name: str, default: int | None = None, lo: int | None = None,
     return n
 
 
+def _resolution(q: Any, table: dict[str, int]) -> tuple[str, int]:
+    """The query's ``resolution`` and its step in ms (VenueError 21501 if not in ``table``)."""
+    res = q.get("resolution", "")
+    step = table.get(res)
+    if step is None:
+        raise VenueError(E.INVALID_TX_INFO, f"resolution must be one of "
+                         f"{', '.join(table)}, got {res!r}")
+    return res, step
+
+
 def _ok(body: dict[str, Any]) -> web.Response:
     return web.json_response(body)
 
@@ -91,16 +101,16 @@ class PublicApi:
         self.started_ms = sim.clock.wall_ms()  # funding rounds start here
 
     def _market(self, q: Any) -> Any:
-        mid = _int(q, "market_id")
+        mid = query_int(q, "market_id")
         m = self.ex.markets.get(mid)
         if m is None:
             raise VenueError(E.INVALID_MARKET_INDEX, str(mid))
         return m
 
     def _window(self, q: Any) -> tuple[int, int, int]:
-        start = _int(q, "start_timestamp", lo=0, hi=MAX_TIMESTAMP)
-        end = _int(q, "end_timestamp", lo=0, hi=MAX_TIMESTAMP)
-        count_back = _int(q, "count_back", lo=0)
+        start = query_int(q, "start_timestamp", lo=0, hi=MAX_TIMESTAMP)
+        end = query_int(q, "end_timestamp", lo=0, hi=MAX_TIMESTAMP)
+        count_back = query_int(q, "count_back", lo=0)
         if end < start:
             raise VenueError(E.INVALID_TX_INFO,
                              f"end_timestamp {end} is before start_timestamp {start}")
@@ -112,7 +122,7 @@ class PublicApi:
                     "timestamp": self.sim.clock.wall_ms() // 1000})
 
     async def asset_details(self, request: web.Request) -> web.Response:
-        asset_id = _int(request.query, "asset_id", 0)
+        asset_id = query_int(request.query, "asset_id", 0)
         if asset_id not in (0, USDC_ASSET_ID):  # 0 = every asset
             raise VenueError(E.INVALID_TX_INFO, f"unknown asset_id {asset_id}")
         usdc = {
@@ -130,11 +140,7 @@ class PublicApi:
     async def candles(self, request: web.Request) -> web.Response:
         q = request.query
         m = self._market(q)
-        res = q.get("resolution", "")
-        step = RESOLUTIONS_MS.get(res)
-        if step is None:
-            raise VenueError(E.INVALID_TX_INFO, f"resolution must be one of "
-                             f"{', '.join(RESOLUTIONS_MS)}, got {res!r}")
+        res, step = _resolution(q, RESOLUTIONS_MS)
         start, end, count_back = self._window(q)
         self.ex.poll()
         s = m.spec
@@ -169,11 +175,7 @@ class PublicApi:
     async def fundings(self, request: web.Request) -> web.Response:
         q = request.query
         m = self._market(q)
-        res = q.get("resolution", "")
-        step = FUNDING_RESOLUTIONS_MS.get(res)
-        if step is None:
-            raise VenueError(E.INVALID_TX_INFO, f"resolution must be one of "
-                             f"{', '.join(FUNDING_RESOLUTIONS_MS)}, got {res!r}")
+        res, step = _resolution(q, FUNDING_RESOLUTIONS_MS)
         start, end, count_back = self._window(q)
         # Funding is not simulated: every round since the simulator started is a zero rate.
         now = self.sim.clock.wall_ms()
@@ -225,7 +227,7 @@ class PublicApi:
                     "sub_accounts": [wire.account_json(self.ex, a) for a in accts]})
 
     async def account_limits(self, request: web.Request) -> web.Response:
-        account = _int(request.query, "account_index")
+        account = query_int(request.query, "account_index")
         self.sim._auth(request, account)
         tier = self.sim.config.tier
         return _ok({"code": 200, "max_llp_percentage": 25, "user_tier": tier,

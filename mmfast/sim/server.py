@@ -37,6 +37,7 @@ from mmfast.sim.errors import VenueError
 from mmfast.sim.faults import Faults
 from mmfast.sim.flow import MarketFlow
 from mmfast.sim.limits import Breach, RateLimiter
+from mmfast.sim.public_api import query_int
 from mmfast.sim.truth import RequestLog, Truth
 
 API = "/api/v1"
@@ -480,17 +481,7 @@ class Simulator:
     def _ok(body: dict[str, Any]) -> web.Response:
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
-    @staticmethod
-    def _int(q: Any, name: str, default: int | None = None) -> int:
-        v = q.get(name)
-        if v is None or v == "":
-            if default is None:
-                raise VenueError(E.INVALID_TX_INFO, f"{name} is required")
-            return default
-        try:
-            return int(v)
-        except ValueError as exc:
-            raise VenueError(E.INVALID_TX_INFO, f"{name} must be an integer") from exc
+    _int = staticmethod(query_int)
 
     def _markets_for(self, request: web.Request) -> list[Any]:
         mid = self._int(request.query, "market_id", 255)

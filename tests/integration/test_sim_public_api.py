@@ -33,7 +33,7 @@ from tests.integration.test_sim_conformance import (
 
 @pytest.fixture
 def sim_config() -> SimConfig:
-    return SimConfig(verify_signatures=False, seed=7, speed_bumps=False)
+    return SimConfig(verify_signatures=False, seed=7, speed_bumps=False, tier="premium")
 
 
 async def _get(s: aiohttp.ClientSession, url: str, **params: Any) -> tuple[int, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from test_orders_entry import Clock  # the same stand-in clock
 
 from mmfast.connector.lighter.budget import PREMIUM, RateBudget
 from mmfast.connector.lighter.coi import CoiAllocator
@@ -31,22 +32,6 @@ from mmfast.core.types import Order, Side, TimeInForce
 ACCOUNT, KEY = 1001, 5
 WALL_MS = 1_800_000_000_000
 MARKETS = {0: SimpleNamespace(market_id=0, symbol="ETH", price_decimals=2, size_decimals=4)}
-
-
-class Clock:
-    scale = 1.0
-
-    def monotonic_ns(self) -> int:
-        return int(asyncio.get_running_loop().time() * 1e9)
-
-    def wall_ms(self) -> int:
-        return WALL_MS
-
-    async def sleep(self, s: float) -> None:
-        await asyncio.sleep(s)
-
-    def call_later(self, s: float, cb: Any, *a: Any) -> asyncio.TimerHandle:
-        return asyncio.get_running_loop().call_later(s, cb, *a)
 
 
 class Signer:
