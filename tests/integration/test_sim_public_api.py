@@ -14,11 +14,7 @@ from lighter.models.exchange_stats import ExchangeStats
 from lighter.models.funding_rates import FundingRates
 from lighter.models.fundings import Fundings
 from lighter.models.sub_accounts import SubAccounts
-
-from mmfast.sim.config import SimConfig
-from mmfast.sim.public_api import throwaway_l1_key
-from mmfast.sim.thread import SimThread
-from tests.integration.test_sim_conformance import (
+from test_sim_conformance import (
     KEY,
     MAIN,
     assert_decimals,
@@ -29,6 +25,10 @@ from tests.integration.test_sim_conformance import (
     token,
     wall_ms,
 )
+
+from mmfast.sim.config import SimConfig
+from mmfast.sim.public_api import throwaway_l1_key
+from mmfast.sim.thread import SimThread
 
 
 @pytest.fixture
