@@ -20,8 +20,8 @@ import mmfast._core as compiled
 from mmfast.core import errors
 from mmfast.core.errors import BookError, ExchangeError, MmfastError, OrderError, SigningError
 
-# Deliberately outside the tree (see the comment on the class): the simulated venue's answer.
-OUTSIDE = {"mmfast.sim.errors.VenueError"}
+# Deliberately outside the tree (see the comment on the class): the simulated venue's answers.
+OUTSIDE = {"mmfast.sim.errors.VenueError", "mmfast.sim.errors.QuotaExceeded"}
 
 # class -> (category it belongs to, builtin base callers rely on or None)
 EXPECTED: dict[str, tuple[type[BaseException], type[BaseException] | None]] = {
