@@ -126,6 +126,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--control-port", type=int, default=None, metavar="PORT",
                    help="serve the control/metrics endpoint on this port (0: any free port; "
                    "default: off); mutations need MMFAST_CONTROL_TOKEN")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free "
+                   "port; default: off)")
     p.add_argument("--control-host", default="127.0.0.1",
                    help="address of the control endpoint (default 127.0.0.1; anything else "
                    "needs MMFAST_CONTROL_TOKEN)")

@@ -10,33 +10,63 @@ whole run, in constant memory.
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["LAG_MAX_MS", "RING", "STAGES", "LagHistogram", "LatencyStats", "LoopLagProbe"]
+__all__ = ["HIST_BOUNDS_NS", "LAG_MAX_MS", "RING", "STAGES", "LagHistogram", "LatencyStats",
+           "LoopLagProbe", "StageHistograms"]
 
 # Latency stages stamped by the strategy (names as shown by the status line).
 STAGES: Final = ("book>quote", "quote>send", "send>ack", "ack>open", "book>send", "fill>requote")
 RING: Final = 4096  # samples kept per stage
 
 
+# Upper bounds of the cumulative histograms (ns): 1 us .. 1 s, then +Inf.
+HIST_BOUNDS_NS: Final = tuple(int(us * 1000) for us in (
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000,
+    1_000_000))
+
+
+class StageHistograms:
+    """Every sample ever taken, per stage, in fixed buckets (``HIST_BOUNDS_NS``, the last one
+    +Inf) with their sum: what a metrics scrape reads (the rings keep only recent samples)."""
+
+    __slots__ = ("buckets", "sums")
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, list[int]] = {}  # stage -> count per bucket (not cumulative)
+        self.sums: dict[str, int] = {}  # stage -> sum of the samples (ns)
+
+    def observe(self, stage: str, ns: int) -> None:
+        b = self.buckets.get(stage)
+        if b is None:
+            b = self.buckets[stage] = [0] * (len(HIST_BOUNDS_NS) + 1)
+            self.sums[stage] = 0
+        b[bisect_left(HIST_BOUNDS_NS, ns)] += 1
+        self.sums[stage] += ns
+
+
 class LatencyStats:
     """Samples (ns) per stage in bounded rings; percentiles on demand (status, summary)."""
 
-    __slots__ = ("_rings", "counts")
+    __slots__ = ("_rings", "counts", "hist")
 
     def __init__(self, stages: Iterable[str] = STAGES) -> None:
         self._rings: dict[str, deque[int]] = {s: deque(maxlen=RING) for s in stages}
         self.counts: dict[str, int] = dict.fromkeys(self._rings, 0)  # samples ever taken
+        self.hist = StageHistograms()
 
     def add(self, stage: str, ns: int) -> None:
         ring = self._rings.get(stage)
         if ring is None:
             ring = self._rings[stage] = deque(maxlen=RING)
             self.counts[stage] = 0
-        ring.append(max(0, ns))
+        ns = max(0, ns)
+        ring.append(ns)
         self.counts[stage] += 1
+        self.hist.observe(stage, ns)
 
     def percentiles(self, stage: str, qs: tuple[float, ...] = (0.5, 0.99)) -> tuple[int, ...]:
         """Nearest-rank percentiles of the ring (ns); zeros when empty."""

@@ -2,7 +2,8 @@
 
 - Binds 127.0.0.1 by default. Any other (non-loopback) address is refused unless a token is
   set (``MMFAST_CONTROL_TOKEN``, a secret: redacted like the API key, never on argv).
-- ``GET /status`` (JSON snapshot), ``GET /metrics`` (``name value`` lines) and ``GET /book``
+- ``GET /status`` (JSON snapshot), ``GET /metrics`` (Prometheus text, mmfast.run.metrics) and
+  ``GET /book``
   (the bot's order book of its market: nonce, in sync, snapshots taken, every level; what a
   book oracle compares with the venue's at the same nonce) are read-only; off loopback they
   need the token too.
@@ -115,18 +116,9 @@ class ControlServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         if not self._loopback and not self._authorized(request):
             return self._deny()
-        st = self.runner.snapshot()["strategy"]
-        lines = [f"mmfast_fills {st['fills']}", f"mmfast_filled_lots {st['filled_lots']}",
-                 f"mmfast_position_lots {st['position_lots']}",
-                 f"mmfast_orders_open {st['orders_open']}"]
-        lines += [f"mmfast_orders_{k} {v}" for k, v in st["counts"].items()]
-        if st.get("pnl_usdc") is not None:
-            lines.append(f"mmfast_pnl_usdc {st['pnl_usdc']}")
-        for stage, v in (st.get("latency") or {}).items():
-            name = stage.replace(">", "_to_")
-            lines.append(f'mmfast_latency_us{{stage="{name}",q="0.5"}} {v["p50_us"]}')
-            lines.append(f'mmfast_latency_us{{stage="{name}",q="0.99"}} {v["p99_us"]}')
-        return web.Response(text="\n".join(lines) + "\n")
+        from mmfast.run.metrics import metrics_response
+
+        return metrics_response(self.runner)
 
     async def _mutate(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

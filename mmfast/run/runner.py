@@ -83,6 +83,7 @@ class RunOptions:
     time_scale: float = 1.0  # sim mode: simulated seconds per real second
     control_port: int | None = None  # control/metrics endpoint port (None: off; 0: any)
     control_host: str = "127.0.0.1"  # its address (non-loopback needs a token)
+    metrics_port: int | None = None  # Prometheus metrics on 127.0.0.1 (None: off; 0: any)
 
 
 def load_run_config(opts: RunOptions, env: dict[str, str] | None = None) -> Config:
@@ -131,6 +132,7 @@ class Runner:
         self._own_sim = sim is None  # started (and stopped) here
         self._control_token = control_token
         self.control: Any = None  # ControlServer when --control-port is given
+        self.metrics: Any = None  # MetricsServer when --metrics-port is given
         self.time: TimeSource = time or (REAL_TIME if opts.time_scale == 1.0
                                          else ScaledTime(opts.time_scale))
         self._own_time = time is None  # anchored to an external simulator's clock in run()
@@ -520,6 +522,13 @@ class Runner:
                 await self.control.start()
                 self.out.write(f"control: {self.control.url}\n")
                 self.out.flush()
+            if self.opts.metrics_port is not None:
+                from mmfast.run.metrics import MetricsServer
+
+                self.metrics = MetricsServer(self, self.opts.metrics_port)
+                await self.metrics.start()
+                self.out.write(f"metrics: {self.metrics.url}\n")
+                self.out.flush()
             printer = None if self.opts.quiet else StatusPrinter(self.out)
             status_task = loop.create_task(self._status_loop(printer))
             try:
@@ -637,9 +646,10 @@ class Runner:
             from mmfast.run.heartbeat import BotState
 
             self.guard.set_state(BotState.STOPPING)
-        if self.control is not None:
-            with contextlib.suppress(Exception):
-                await self.control.stop()
+        for server in (self.control, self.metrics):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    await server.stop()
         core = self.core
         if core is not None:
             if self.journal is not None:
@@ -690,7 +700,8 @@ def _options(args: Any) -> RunOptions:
     return RunOptions(config=args.config, strategy=args.strategy, duration_s=args.duration,
                       quiet=args.quiet, log_json=args.log_json, live=args.live,
                       journal=args.journal, seed=args.seed, time_scale=args.time_scale,
-                      control_port=args.control_port, control_host=args.control_host)
+                      control_port=args.control_port, control_host=args.control_host,
+                      metrics_port=args.metrics_port)
 
 
 def placement_problem(cfg: Config) -> str:
@@ -741,6 +752,9 @@ def run_from_args(args: Any) -> int:
     for name in (ENV_PRIVATE_KEY, ENV_GUARD_KEY, ENV_CONTROL_TOKEN):
         os.environ.pop(name, None)
     token = Secret(raw_token) if raw_token else None
+    if opts.metrics_port is not None and not 0 <= opts.metrics_port <= 65535:
+        print("mmfast run: --metrics-port must be within 0..65535", file=sys.stderr)
+        return EXIT_CONFIG
     if opts.control_port is not None:
         why = check_token(token)
         if why or not 0 <= opts.control_port <= 65535:

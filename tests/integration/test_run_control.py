@@ -151,18 +151,26 @@ def test_a_generated_token_is_shown_once_and_secrets_leave_the_environment(
     assert token not in out and token not in (tmp_path / "j.jsonl").read_text()
 
 
-def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
+def _flow_run(tmp_path: Path, **opts: Any) -> tuple[Runner, SimThread, io.StringIO,
+                                                     io.StringIO]:
+    """A run of CFG against a simulator with flow (fills) at 4x; the simulator started."""
     cfg = parse_config(CFG, env={})
     stime = ScaledTime(4.0)
     sim = SimThread(SimConfig(seed=2, chain_id=cfg.venue.chain_id,
                               account_index=cfg.venue.account_index, flow=run_flow(),
                               speed_bumps=False, tier=cfg.venue.tier or "premium"), stime)
     out, err = io.StringIO(), io.StringIO()
+    token = opts.pop("control_token", None)
     runner = Runner(cfg, RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"),
-                                    time_scale=4.0, control_port=0),
-                    out=out, err=err, sim=sim, time=stime, control_token=Secret(TOKEN))
+                                    time_scale=4.0, **opts),
+                    out=out, err=err, sim=sim, time=stime, control_token=token)
     runner.setup_logging()
     sim.start()
+    return runner, sim, out, err
+
+
+def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
+    runner, sim, out, err = _flow_run(tmp_path, control_port=0, control_token=Secret(TOKEN))
 
     def open_orders() -> int:
         return len(sim.call(lambda s: s.truth.open_orders(ACCOUNT, 0)))
@@ -231,7 +239,7 @@ def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
         sim.stop()
     assert code == EXIT_OK, err.getvalue()
     assert seen["status"] == 200 and seen["status_strategy"] == "market_making"
-    assert "mmfast_orders_placed" in seen["metrics"]
+    assert 'mmfast_orders_total{action="placed"}' in seen["metrics"]
     assert seen["book_aligned"] >= 3
     assert seen["unauth"] == [401] * 9
     assert seen["armed_after_unauth"] == "armed" and seen["running_after_unauth"]
@@ -243,3 +251,69 @@ def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
     assert runner.control.unauthorized == 9
     for text in (out.getvalue(), err.getvalue(), (tmp_path / "j.jsonl").read_text()):
         assert TOKEN not in text
+
+
+def test_metrics_port_serves_every_series_with_its_help_and_type(tmp_path: Path) -> None:
+    """``--metrics-port``: Prometheus text on 127.0.0.1 while the bot quotes and fills; every
+    family typed and documented, the counters and gauges equal to the run's own status, the
+    latency histograms cumulative with their +Inf bucket equal to their count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    runner, sim, out, err = _flow_run(tmp_path, metrics_port=0)
+
+    async def go() -> tuple[int, str, str, dict[str, Any]]:
+        task = asyncio.get_running_loop().create_task(runner.run())
+        t_end = asyncio.get_running_loop().time() + 40
+        while asyncio.get_running_loop().time() < t_end and not (
+                runner.metrics is not None and runner.strategy is not None
+                and runner.strategy.fills >= 1):
+            await asyncio.sleep(0.05)
+        assert runner.metrics is not None and runner.metrics.url.startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as s, s.get(runner.metrics.url) as r:
+            text, ctype = await r.text(), r.headers["Content-Type"]
+        snap = runner.snapshot()  # on the loop: the same moment as the scrape's
+        runner.request_stop("test")
+        return await asyncio.wait_for(task, 30), text, ctype, snap
+
+    try:
+        code, text, ctype, snap = asyncio.run(go())
+    finally:
+        sim.stop()
+    assert code == EXIT_OK, err.getvalue()
+    assert ctype.startswith("text/plain") and "version=" in ctype
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    for f in fams.values():  # every series says what it is
+        assert f.documentation and f.type in ("gauge", "counter", "histogram", "info"), f.name
+    st = snap["strategy"]
+    assert st["fills"] >= 1
+
+    def one(name: str, **labels: str) -> float:
+        got = [s.value for s in fams[name].samples
+               if all(s.labels.get(k) == v for k, v in labels.items())
+               and not s.name.endswith(("_created", "_bucket", "_sum", "_count"))]
+        assert len(got) == 1, (name, labels, fams[name].samples)
+        return float(got[0])
+
+    assert fams["mmfast_run_info"].samples[0].labels["strategy"] == "market_making"
+    assert one("mmfast_ready") == 1.0
+    assert one("mmfast_fills") == st["fills"]
+    assert one("mmfast_orders", action="placed") == st["counts"]["placed"] >= 1
+    assert one("mmfast_orders_open") == st["orders_open"]
+    sd = snap["size_decimals"]
+    assert one("mmfast_position_base") == st["position_lots"] / 10**sd
+    assert one("mmfast_filled_base") == st["filled_lots"] / 10**sd
+    bid, ask = one("mmfast_book_best_price", side="bid"), one("mmfast_book_best_price", side="ask")
+    assert 0 < bid < ask
+    assert one("mmfast_budget_level", level="ok") == 1.0
+    for name, stages in (("mmfast_stage_latency_seconds", {"book>quote"}),
+                         ("mmfast_order_entry_latency_seconds",
+                          {"queue", "sign", "send", "ack", "total"})):
+        by_stage: dict[str, list[Any]] = {}
+        for s in fams[name].samples:
+            by_stage.setdefault(s.labels["stage"], []).append(s)
+        assert stages <= set(by_stage), (name, sorted(by_stage))
+        for stage, samples in by_stage.items():
+            buckets = [s.value for s in samples if s.name.endswith("_bucket")]
+            count = next(s.value for s in samples if s.name.endswith("_count"))
+            assert buckets == sorted(buckets) and buckets[-1] == count > 0, (name, stage)
+    assert "metrics: http://127.0.0.1:" in out.getvalue()

@@ -78,6 +78,7 @@ from mmfast.connector.lighter.signer import (
 from mmfast.connector.lighter.tracker import OrderTracker, TrackedOrder
 from mmfast.connector.lighter.ws import StreamHalted, WsStream
 from mmfast.core.errors import OrderError
+from mmfast.core.latency import StageHistograms
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, TimeSource
 from mmfast.core.types import MAX_CLIENT_ORDER_INDEX, Order, OrderStatus, Side, TimeInForce
@@ -420,6 +421,7 @@ class OrderEntry:
         self.acks = 0  # txs accepted
         self.api_rejects = 0  # txs rejected at the API level (incl. whole batches)
         self.reject_codes: dict[int, int] = {}  # code -> txs rejected with it
+        self.hist = StageHistograms()  # every acked tx's stages (metrics)
         self.unknowns = 0  # txs whose outcome became unknown
         self.ack_timeouts = 0  # frames with no ack in time
         self.ack_mismatches = 0  # acks that could not be the oldest frame's (connection cut)
@@ -1093,7 +1095,11 @@ class OrderEntry:
                 # less the send's on the same clock): beside the measured ack.
                 pred = None if predicted_ms is None else \
                     (predicted_ms - now_ms) * 1_000_000 + (now - tx.t_sent)
-                self._lat.append((tx.t_intent, tx.t_signq, tx.t_signed, tx.t_sent, now, pred))
+                row = (tx.t_intent, tx.t_signq, tx.t_signed, tx.t_sent, now, pred)
+                self._lat.append(row)
+                if row[1] and row[2] and row[3]:
+                    for name, a, b in _ENTRY_STAGES:
+                        self.hist.observe(name, row[b] - row[a])
                 self._wake(tx)
             if self._releases:
                 self._arm_pump(self._cap_wait_s())  # the releases drain the published count
@@ -1422,8 +1428,7 @@ class OrderEntry:
         only when the venue gave one)."""
         rows = [r for r in self._lat if r[1] and r[2] and r[3]]
         out: dict[str, dict[str, float]] = {}
-        for name, a, b in (("queue", 0, 1), ("sign", 1, 2), ("send", 2, 3), ("ack", 3, 4),
-                           ("total", 0, 4)):
+        for name, a, b in _ENTRY_STAGES:
             vals = [r[b] - r[a] for r in rows]
             out[name] = {"n": float(len(vals)), "p50_us": _pct(vals, 0.5),
                          "p99_us": _pct(vals, 0.99)}
@@ -1453,6 +1458,11 @@ class OrderEntry:
             "sends_while_blocked": self.sends_while_blocked,
             "direct_sends": self.direct_sends, "direct_over_budget": self.direct_over_budget,
         }
+
+
+# Order entry's stages: (name, stamp from, stamp to) in a latency row (intent, signer queue,
+# signed, sent, acked, predicted).
+_ENTRY_STAGES = (("queue", 0, 1), ("sign", 1, 2), ("send", 2, 3), ("ack", 3, 4), ("total", 0, 4))
 
 
 class DirectSender:
