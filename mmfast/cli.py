@@ -250,6 +250,23 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
 }
 
 
+def version_text() -> str:
+    """mmfast's version, the Python it runs on and the versions of what it is built against
+    (picows: the compiled listener; lighter-sdk: the official signer)."""
+    import platform
+    from importlib import metadata
+
+    from mmfast import __version__
+
+    parts = [f"Python {platform.python_version()}"]
+    for dist in ("picows", "uvloop", "lighter-sdk"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{dist} missing")
+    return f"mmfast {__version__} ({', '.join(parts)})"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; with ``command``, only that subcommand's options (the others by name):
     some parsers import their modules for defaults and help, and ``mmfast guard``, started
@@ -258,6 +275,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="mmfast", description="Low-latency market making "
                                      "for Lighter, with a local simulator.")
+    class VersionAction(argparse.Action):
+        """``--version``: the text is made only when asked (no imports on every start)."""
+
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                     values: Any, option_string: str | None = None) -> None:
+            print(version_text())
+            parser.exit()
+
+    parser.add_argument("--version", action=VersionAction, nargs=0,
+                        help="print mmfast's version and what it runs on, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, add in _COMMANDS.items():
         if command is None or name == command:
