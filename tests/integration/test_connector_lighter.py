@@ -367,3 +367,44 @@ def test_volume_quota_tracked_from_sendtx_answers_and_a_refusal_blocks_no_cancel
     assert got["refilled"] == 2999
     assert got["status"]["volume_quota_remaining"] == 2999
     assert got["status"]["volume_quota_level"] == "ok" and got["status"]["tier"] == "premium"
+
+
+def test_a_successor_that_cannot_connect_is_abandoned_and_the_current_connection_kept() -> None:
+    """The venue refuses new connections when the roll-over comes: the successor is abandoned,
+    the current connection keeps serving (no disconnect, no gap), and once the venue takes
+    connections again the next try rolls over."""
+    stime = ScaledTime(SCALE)
+    sim = SimThread(make_sim_config(ws_max_lifetime_s=600), stime)
+    sim.start()
+    got: dict[str, Any] = {}
+
+    async def body(conn: LighterConnector, rec: Recorder) -> None:
+        assert await conn.wait_ready(30.0), conn.readiness.failing()
+        seen = len(rec.states)
+        md = conn.market_data.stream
+        sim.call(lambda s: s.faults.refuse_connections(True))
+        t0 = stime.monotonic_ns()
+        while md.rollovers_abandoned < 1 and stime.monotonic_ns() - t0 < 120 * 10**9:
+            await stime.sleep(1.0)
+        got["abandoned_while_refused"] = md.rollovers_abandoned
+        got["rolled_while_refused"] = md.rollovers
+        got["ready_while_refused"] = conn.ready
+        sim.call(lambda s: s.faults.refuse_connections(False))
+        t0 = stime.monotonic_ns()
+        while md.rollovers < 1 and stime.monotonic_ns() - t0 < 120 * 10**9:
+            await stime.sleep(1.0)
+        got["stats"] = {k: md.stats()[k] for k in ("rollovers", "connects", "disconnects")}
+        got["downs"] = [s.reason for s in rec.states[seen:] if not s.ready]
+        got["pulls"] = len(rec.pulls)
+        got["in_sync"] = conn.market_data.books[0].in_sync()
+
+    try:
+        run(run_connector(sim, stime, body, ws_max_age_s=30.0, request_timeout_s=60.0,
+                          connect_timeout_s=5.0, max_clock_skew_ms=10_000), timeout_s=120)
+    finally:
+        sim.stop()
+    assert got["abandoned_while_refused"] >= 1 and got["rolled_while_refused"] == 0, got
+    assert got["ready_while_refused"]
+    assert got["stats"]["rollovers"] >= 1, got
+    assert (got["stats"]["connects"], got["stats"]["disconnects"]) == (1, 0), got
+    assert got["downs"] == [] and got["pulls"] == 0 and got["in_sync"], got
