@@ -34,8 +34,8 @@ SCALE = 10.0  # 2 s pong timeout = 200 ms real: robust on a busy machine
 
 
 @pytest.fixture
-def stime() -> ScaledTime:
-    return ScaledTime(SCALE)
+def stime(request: pytest.FixtureRequest) -> ScaledTime:
+    return ScaledTime(getattr(request, "param", SCALE))
 
 
 @pytest.fixture
@@ -114,6 +114,9 @@ def drops_scenario(sim: SimThread, stime: ScaledTime, n: int,
     assert p99(resync) <= 2.0, resync
 
 
+# At 5x: a 100 ms scheduling hiccup of the shared CI machine is 0.5 s of simulated resync
+# time, not 1 s (the target is 2 s; two CI runs saw 2.02 and 3.3 s at 10x under load).
+@pytest.mark.parametrize("stime", [5.0], indirect=True)
 def test_ws_drops_resync_from_fresh_snapshot(sim: SimThread, stime: ScaledTime) -> None:
     drops_scenario(sim, stime, 8, (1.0, 3.0))
 
