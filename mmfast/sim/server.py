@@ -911,11 +911,11 @@ class Simulator:
             now = mono()
             why = b""
             if life_ns and now >= conn.opened_ns + life_ns:
-                why, code, self.rule_drops["lifetime"] = (b"connection lifetime reached", 1000,
-                                                          self.rule_drops["lifetime"] + 1)
+                why, code = b"connection lifetime reached", 1000
+                self.rule_drops["lifetime"] += 1
             elif idle_ns and now >= conn.last_rx_ns + idle_ns:
-                why, code, self.rule_drops["idle"] = (b"no frame from the client", 1008,
-                                                      self.rule_drops["idle"] + 1)
+                why, code = b"no frame from the client", 1008
+                self.rule_drops["idle"] += 1
             elif now >= next_ping:
                 if now - conn.last_pong_ns > timeout_ns:
                     why, code = b"no pong", 1008

@@ -243,12 +243,23 @@ def test_rest_endpoints_and_account_stream(sim: SimThread, stime: ScaledTime,
         assert tok.split(":")[3] not in text
 
 
+# The roll-over runs: timeouts with room for a loaded machine at 20x; skew is not what they
+# test (a millisecond of real jitter is 20 of venue time).
+ROLL_CFG: dict[str, Any] = dict(request_timeout_s=60.0, max_clock_skew_ms=10_000)
+
+
+def _roll_sim(lifetime_s: int) -> tuple[ScaledTime, SimThread]:
+    """A started simulator (20x) that drops connections at ``lifetime_s`` (the venue: 24 h)."""
+    stime = ScaledTime(SCALE)
+    sim = SimThread(make_sim_config(ws_max_lifetime_s=lifetime_s), stime)
+    sim.start()
+    return stime, sim
+
+
 def _roll_over_run(max_age_s: float) -> dict[str, Any]:
     """The connector for 200 simulated seconds against a venue that drops connections at
     2 minutes (the venue's 24 h, scaled down), with connections replaced at ``max_age_s``."""
-    stime = ScaledTime(SCALE)
-    sim = SimThread(make_sim_config(ws_max_lifetime_s=120), stime)
-    sim.start()
+    stime, sim = _roll_sim(120)
     out: dict[str, Any] = {}
 
     async def body(conn: LighterConnector, rec: Recorder) -> None:
@@ -279,9 +290,8 @@ def _roll_over_run(max_age_s: float) -> dict[str, Any]:
             drops=sim.call(lambda s: dict(s.rule_drops)))
 
     try:
-        # Skew is not what is tested: at 20x, a millisecond of real jitter is 20 of venue time.
-        run(run_connector(sim, stime, body, ws_max_age_s=max_age_s, request_timeout_s=60.0,
-                          connect_timeout_s=30.0, max_clock_skew_ms=10_000), timeout_s=120)
+        run(run_connector(sim, stime, body, ws_max_age_s=max_age_s, connect_timeout_s=30.0,
+                          **ROLL_CFG), timeout_s=120)
     finally:
         sim.stop()
     return out
@@ -373,9 +383,7 @@ def test_a_successor_that_cannot_connect_is_abandoned_and_the_current_connection
     """The venue refuses new connections when the roll-over comes: the successor is abandoned,
     the current connection keeps serving (no disconnect, no gap), and once the venue takes
     connections again the next try rolls over."""
-    stime = ScaledTime(SCALE)
-    sim = SimThread(make_sim_config(ws_max_lifetime_s=600), stime)
-    sim.start()
+    stime, sim = _roll_sim(600)
     got: dict[str, Any] = {}
 
     async def body(conn: LighterConnector, rec: Recorder) -> None:
@@ -399,8 +407,8 @@ def test_a_successor_that_cannot_connect_is_abandoned_and_the_current_connection
         got["in_sync"] = conn.market_data.books[0].in_sync()
 
     try:
-        run(run_connector(sim, stime, body, ws_max_age_s=30.0, request_timeout_s=60.0,
-                          connect_timeout_s=5.0, max_clock_skew_ms=10_000), timeout_s=120)
+        run(run_connector(sim, stime, body, ws_max_age_s=30.0, connect_timeout_s=5.0,
+                          **ROLL_CFG), timeout_s=120)
     finally:
         sim.stop()
     assert got["abandoned_while_refused"] >= 1 and got["rolled_while_refused"] == 0, got
@@ -408,3 +416,32 @@ def test_a_successor_that_cannot_connect_is_abandoned_and_the_current_connection
     assert got["stats"]["rollovers"] >= 1, got
     assert (got["stats"]["connects"], got["stats"]["disconnects"]) == (1, 0), got
     assert got["downs"] == [] and got["pulls"] == 0 and got["in_sync"], got
+
+
+def test_the_compiled_listener_follows_the_roll_over() -> None:
+    """On the host's clock the market-data stream listens with the compiled BookFeed; after a
+    roll-over the successor's BookFeed is the stream's, with the stream's compiled steps."""
+    from mmfast.core.timesource import REAL_TIME
+
+    sim = SimThread(make_sim_config(ws_max_lifetime_s=600), REAL_TIME)
+    sim.start()
+    got: dict[str, Any] = {}
+
+    async def body(conn: LighterConnector, rec: Recorder) -> None:
+        assert await conn.wait_ready(10.0), conn.readiness.failing()
+        md = conn.market_data.stream
+        if md._feed is None:
+            pytest.skip("the compiled listener is not built for this picows")
+        while md.rollovers < 1:
+            await asyncio.sleep(0.05)
+        feed = md._feed
+        got.update(gen=(feed.gen if feed is not None else None, md.generation),
+                   steps=feed is not None and feed.fast is md.fast, stats=md.stats())
+
+    try:
+        run(run_connector(sim, REAL_TIME, body, ws_max_age_s=1.5, markets=(0,)),  # type: ignore[arg-type]
+            timeout_s=30)
+    finally:
+        sim.stop()
+    assert got["gen"][0] == got["gen"][1] and got["steps"], got
+    assert (got["stats"]["connects"], got["stats"]["disconnects"]) == (1, 0), got

@@ -23,6 +23,16 @@ def _checker() -> ModuleType:
     return mod
 
 
+def _broken(tmp_path: Path, name: str, old: str, new: str) -> ModuleType:
+    """The checker pointed at a copy of deploy/ whose ``name`` has ``old`` replaced."""
+    mod = _checker()
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    f = tmp_path / "deploy" / name
+    f.write_text(f.read_text().replace(old, new))
+    mod.DEPLOY = tmp_path / "deploy"
+    return mod
+
+
 def test_the_shipped_dockerfile_passes() -> None:
     assert _checker().check_dockerfile() == []
 
@@ -35,11 +45,7 @@ def test_the_shipped_dockerfile_passes() -> None:
     ('CMD ["run"]', 'CMD ["run", "--live"]', "simulator"),
 ])
 def test_a_broken_dockerfile_is_caught(tmp_path: Path, old: str, new: str, why: str) -> None:
-    mod = _checker()
-    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
-    f = tmp_path / "deploy" / "Dockerfile"
-    f.write_text(f.read_text().replace(old, new))
-    mod.DEPLOY = tmp_path / "deploy"
+    mod = _broken(tmp_path, "Dockerfile", old, new)
     assert any(why in b for b in mod.check_dockerfile())
 
 
@@ -49,9 +55,5 @@ def test_a_broken_dockerfile_is_caught(tmp_path: Path, old: str, new: str, why: 
      "Environment=MMFAST_API_PRIVATE_KEY=00", "key"),
 ])
 def test_a_broken_unit_is_caught(tmp_path: Path, old: str, new: str, why: str) -> None:
-    mod = _checker()
-    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
-    f = tmp_path / "deploy" / "mmfast.service"
-    f.write_text(f.read_text().replace(old, new))
-    mod.DEPLOY = tmp_path / "deploy"
+    mod = _broken(tmp_path, "mmfast.service", old, new)
     assert any(why in b for b in mod.check_unit("/bin/true"))

@@ -134,3 +134,22 @@ def test_summary_and_status_show_the_loop_placement_as_applied() -> None:
     s["placement"] = {}  # neither set: no line
     assert not any("placement" in x or "busy poll" in x
                    for x in render_summary(s) + render_status(s))
+
+
+def test_latency_histograms_fold_every_sample_off_the_add_path() -> None:
+    """``LatencyStats.hist`` counts every sample ever added, exactly, though the rings keep
+    only the last RING and the histogram is filled when read (and when a ring would drop a
+    sample not yet counted)."""
+    from mmfast.core.latency import HIST_BOUNDS_NS, RING
+
+    lat = LatencyStats()
+    n = 3 * RING + 17
+    for i in range(n):
+        lat.add("book>send", 1_500 if i % 2 else 30_000_000)  # 1.5 us and 30 ms
+    h = lat.hist
+    counts = h.buckets["book>send"]
+    assert sum(counts) == n == lat.counts["book>send"]
+    assert counts[1] == n // 2 and counts[HIST_BOUNDS_NS.index(50_000_000)] == n - n // 2
+    assert h.sums["book>send"] == (n // 2) * 1_500 + (n - n // 2) * 30_000_000
+    lat.add("book>send", 1_500)  # read again: only the new sample is added
+    assert sum(lat.hist.buckets["book>send"]) == n + 1

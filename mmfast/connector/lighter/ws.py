@@ -463,6 +463,7 @@ class WsStream:
                 if key not in self._next_acked:
                     self._answered(key)  # the successor's request, never answered
             self._end_roll_over()
+            self._standby_feed = None
             feed = self._feed
             if feed is not None and feed.gen == self._gen:
                 feed.fast = self.fast  # the compiled path again for the current connection
@@ -505,8 +506,6 @@ class WsStream:
         self._next_acked = set()
         self._next_transport = None
         self._next_done = None
-        if self._standby_feed is not None and self._feed is not self._standby_feed:
-            self._standby_feed = None
 
     def _close_prev(self, old: WSTransport, gen: int) -> None:
         if self._prev_gen == gen:
