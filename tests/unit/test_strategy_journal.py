@@ -136,10 +136,9 @@ def test_summary_and_status_show_the_loop_placement_as_applied() -> None:
                    for x in render_summary(s) + render_status(s))
 
 
-def test_latency_histograms_fold_every_sample_off_the_add_path() -> None:
-    """``LatencyStats.hist`` counts every sample ever added, exactly, though the rings keep
-    only the last RING and the histogram is filled when read (and when a ring would drop a
-    sample not yet counted)."""
+def test_latency_histograms_count_every_sample_beyond_the_rings() -> None:
+    """``LatencyStats.hist`` counts every sample ever added, exactly, though the rings (the
+    status's percentiles) keep only the last RING."""
     from mmfast.core.latency import HIST_BOUNDS_NS, RING
 
     lat = LatencyStats()
@@ -151,5 +150,5 @@ def test_latency_histograms_fold_every_sample_off_the_add_path() -> None:
     assert sum(counts) == n == lat.counts["book>send"]
     assert counts[1] == n // 2 and counts[HIST_BOUNDS_NS.index(50_000_000)] == n - n // 2
     assert h.sums["book>send"] == (n // 2) * 1_500 + (n - n // 2) * 30_000_000
-    lat.add("book>send", 1_500)  # read again: only the new sample is added
+    lat.add("book>send", 1_500)  # one more: counted once
     assert sum(lat.hist.buckets["book>send"]) == n + 1
