@@ -32,6 +32,7 @@ the concrete classes stay where they are raised and keep their import paths. Cla
     │   ├── TrackerError(OrderError, RuntimeError)      mmfast.connector.lighter.tracker
     │   │   └── DuplicateClientOrderIndex
     │   └── ReconcileFailed(OrderError, RuntimeError)   mmfast.connector.lighter.reconcile
+    ├── SimProcessError(MmfastError, RuntimeError)      mmfast.sim.process
     └── DiagError(MmfastError, RuntimeError)            mmfast.diagnostics.venue
 
 Not in the tree: ``mmfast.sim.errors.VenueError`` (the simulated venue's answer, see its comment).

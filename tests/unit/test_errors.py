@@ -56,6 +56,7 @@ EXPECTED: dict[str, tuple[type[BaseException], type[BaseException] | None]] = {
     "mmfast.diagnostics.venue.DiagError": (MmfastError, RuntimeError),
     "mmfast.run.heartbeat.HeartbeatError": (MmfastError, OSError),
     "mmfast.run.runner._StoppedEarly": (MmfastError, None),
+    "mmfast.sim.process.SimProcessError": (MmfastError, RuntimeError),
     "mmfast.sim.errors.VenueError": (Exception, None),
 }
 

@@ -94,10 +94,12 @@ def test_placement_problem_names_what_cannot_run() -> None:
     assert placement_problem(_config(cpu=CPUS[0])) == ""
     why = placement_problem(_config(cpu=max(CPUS) + 1))
     assert f"cpu = {max(CPUS) + 1}" in why
-    # Busy polling next to the simulator's thread in the same process would starve it.
-    why = placement_problem(_config(busy_poll=True))
-    assert "busy_poll" in why and "mmfast sim" in why
-    cfg = _config(busy_poll=True)
+    # Busy polling next to the simulator's thread in the same process would starve it; the
+    # simulator as the run's child process (the default) or on its own is another process.
+    why = placement_problem(_config(busy_poll=True, sim="thread"))
+    assert "busy_poll" in why and "mmfast sim" in why and 'sim = "process"' in why
+    assert placement_problem(_config(busy_poll=True)) == ""
+    cfg = _config(busy_poll=True, sim="thread")
     ext = dataclasses.replace(cfg, venue=dataclasses.replace(
         cfg.venue, rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1/stream"))
     assert placement_problem(ext) == ""
