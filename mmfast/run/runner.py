@@ -235,12 +235,14 @@ class Runner:
             self._sim_watch = asyncio.get_running_loop().call_later(_SIM_WATCH_S,
                                                                     self._watch_sim)
             return
+        from mmfast.sim.process import exit_text
+
         self.sim_lost = code
         said = proc.tail()
         _log.error("the simulator (pid %d) exited %s while the bot ran; stopping (its log: "
-                   "%s)%s", proc.pid, code, proc.log_path,
+                   "%s)%s", proc.pid, exit_text(code), proc.log_path,
                    f"; it said:\n{said}" if said else "")
-        self.request_stop(f"simulator exited {code}")
+        self.request_stop(f"simulator exited {exit_text(code)}")
 
     async def _anchor_to_sim(self, rest_url: str) -> None:
         """An external simulator at a time scale: this run's clock starts where the
@@ -737,7 +739,10 @@ class Runner:
             self.exit_code = EXIT_KILL_STOP
         if self.guard is not None:
             # Before the simulator stops: the guard aborts the venue's scheduled cancel-all.
-            code = await self.guard.stop(self.orders_left if started else 0)
+            # A simulator child that exited took its orders with it: nothing is left for the
+            # guard to cancel (it would try a venue that is gone for a minute).
+            left = 0 if not started or self.sim_lost is not None else self.orders_left
+            code = await self.guard.stop(left)
             if self.journal is not None:
                 self.journal.write("guard_stopped", exit_code=code)
         if self.signer is not None:
@@ -761,11 +766,13 @@ class Runner:
         proc = self.sim_proc
         if proc is None:
             return
+        from mmfast.sim.process import exit_text
+
         lost = self.sim_lost is not None
         code = await asyncio.to_thread(proc.stop)
         if proc.ready and not lost and code != 0:  # (a failed start was reported as such)
             _log.warning("the simulator (pid %d) exited %s at its stop (its log: %s)",
-                         proc.pid, code, proc.log_path)
+                         proc.pid, exit_text(code), proc.log_path)
         if self.journal is not None:
             self.journal.write("sim_stopped", pid=proc.pid, exit_code=code, early=lost)
         proc.close()
@@ -776,10 +783,13 @@ class Runner:
         if v.mode != "sim":
             return {}
         if self.sim_proc is not None:
+            from mmfast.sim.process import exit_text
+
             p = self.sim_proc
-            return {"mode": "process", "pid": p.pid, "running": p.running,
-                    "exit_code": p.poll(), "early_exit": self.sim_lost is not None,
-                    "log": str(p.log_path)}
+            code = p.poll()
+            return {"mode": "process", "pid": p.pid, "running": p.running, "exit_code": code,
+                    "exit": None if code is None else exit_text(code),
+                    "early_exit": self.sim_lost is not None, "log": str(p.log_path)}
         if self.sim is not None:
             return {"mode": "thread"}
         return {"mode": "external", "rest_url": v.rest_url}

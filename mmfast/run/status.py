@@ -64,7 +64,7 @@ def _sim(sim: dict[str, Any]) -> str:
         return "a thread of this process (its load is in the latencies above)"
     if sim["mode"] == "external":
         return f"external {sim.get('rest_url')}"
-    code = sim.get("exit_code")
+    code = sim.get("exit")
     how = "running" if sim.get("running") else "not running" if code is None else \
         f"exited {code}"
     if sim.get("early_exit"):
@@ -187,6 +187,8 @@ def render_summary(s: dict[str, Any]) -> list[str]:
     how = ""
     if left == 0 and s.get("confirmed_by") == "account stream":
         how = " (confirmed by the account's order stream: REST could not answer)"
+    elif (s.get("sim") or {}).get("early_exit"):
+        how = " (the simulator exited while the bot ran: its orders ended with it)"
     lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}{how}")
     if s.get("journal"):
         lines.append(f"journal      {s['journal']}")

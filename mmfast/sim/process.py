@@ -35,7 +35,7 @@ from typing import IO, Any
 from mmfast.core.errors import MmfastError
 from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID, DEFAULT_TIER
 
-__all__ = ["SimProcess", "SimProcessError"]
+__all__ = ["SimProcess", "SimProcessError", "exit_text"]
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding mmfast/
 _READY_KEYS = ("rest", "ws", "control")  # the lines `mmfast sim` prints once it listens
@@ -125,7 +125,7 @@ class SimProcess:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         proc.wait(2.0)
                     raise SimProcessError(f"the simulator (pid {proc.pid}) exited "
-                                          f"{_code(proc.returncode)} before it was ready"
+                                          f"{exit_text(proc.returncode)} before it was ready"
                                           f"{self._said()}")
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
@@ -233,7 +233,7 @@ class SimProcess:
         """One line for an operator: the pid and how the child is (or ended)."""
         code = self.poll()
         state = "running" if self._proc is not None and code is None else (
-            "not started" if self._proc is None else f"exited {_code(code)}")
+            "not started" if self._proc is None else f"exited {exit_text(code)}")
         where = f"  log {self.log_path}" if self.log_path is not None else ""
         return f"pid {self.pid}  {state}{where}"
 
@@ -246,8 +246,8 @@ class SimProcess:
         self.close()
 
 
-def _code(returncode: int | None) -> str:
-    """An exit code as an operator reads it ("1", "by SIGKILL")."""
+def exit_text(returncode: int | None) -> str:
+    """An exit code as an operator reads it ("1", "by SIGKILL": a signal's name, not -9)."""
     if returncode is None:
         return "(still running)"
     if returncode < 0:

@@ -1,5 +1,5 @@
 """``[run] cpu`` and ``[run] busy_poll`` in a real ``mmfast run`` process against ``mmfast sim`` in
-its own: the kernel's view of every thread's CPUs while the bot quotes (``/proc``), the loop
+its own (started by the test, or the run's own child): the kernel's view of every thread's CPUs while the bot quotes (``/proc``), the loop
 polling (its control endpoint's status), the summary, a clean stop; and the refusals before any
 I/O of what cannot be applied."""
 
@@ -46,10 +46,14 @@ def _cpus_of_threads(pid: int) -> dict[int, str]:
 
 
 @pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs")
-def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("venue", ["external", "child"])
+def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path,
+                                                                venue: str) -> None:
+    # external: `mmfast sim` started here; child: the run's own simulator process (the
+    # default), which busy polling may sit beside as well.
     cpu = CPUS[-1]
     rest = ",".join(map(str, CPUS[:-1]))
-    sim = Sim(tmp_path)
+    sim = Sim(tmp_path) if venue == "external" else None
     port = _free_port()
     cfg = _config(tmp_path, f"cpu = {cpu}\nbusy_poll = true", sim)
     bot = subprocess.Popen([*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
@@ -88,10 +92,15 @@ def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path) 
         line = next(x for x in out.splitlines() if x.startswith("placement"))
         assert re.fullmatch(rf"placement    loop pinned to CPU {cpu} \(\d+ other threads on CPUs "
                             rf"{rest}\), busy poll stopped \(\d+k polls/s\)", line), line
-        assert sim.open_orders() == []
+        assert re.search(r"^shutdown     orders left open: 0$", out, re.M), out
+        if sim is not None:
+            assert sim.open_orders() == []
+        else:
+            assert re.search(r"^simulator    child process pid \d+  exited 0  ", out, re.M), out
     finally:
         _reap(bot)  # type: ignore[arg-type]
-        sim.close()
+        if sim is not None:
+            sim.close()
 
 
 def _ranges(cpus: list[int]) -> str:
@@ -106,7 +115,7 @@ def _ranges(cpus: list[int]) -> str:
 
 @pytest.mark.parametrize(("run", "message"), [
     (f"cpu = {max(CPUS) + 1}", f"cpu = {max(CPUS) + 1}: this process may run on CPUs"),
-    ("busy_poll = true", "busy_poll needs the venue in another process"),
+    ('busy_poll = true\nsim = "thread"', "busy_poll needs the venue in another process"),
 ])
 def test_placement_that_cannot_apply_is_refused_before_any_io(tmp_path: Path, run: str,
                                                               message: str) -> None:
