@@ -335,7 +335,7 @@ class RunConfig:
                          "threads go to the remaining CPUs")
     busy_poll: bool = _f(False, doc="the event loop polls its sockets instead of sleeping: "
                          "~70 us less per frame, one CPU at 100% (with cpu, on a dedicated "
-                         "core; not with the in-process simulator)")
+                         "core; not with [run] sim = \"thread\")")
     sim: str = _f("process", choices=SIM_PLACES,
                   doc="where the built-in simulator runs (sim mode without URLs): process "
                   "(a child `mmfast sim`: the bot's latencies are its own) or thread (in the "

@@ -1,7 +1,7 @@
 """``[run] cpu`` and ``[run] busy_poll`` in a real ``mmfast run`` process against ``mmfast sim`` in
-its own (started by the test, or the run's own child): the kernel's view of every thread's CPUs while the bot quotes (``/proc``), the loop
-polling (its control endpoint's status), the summary, a clean stop; and the refusals before any
-I/O of what cannot be applied."""
+its own (started by the test, or the run's own child): the kernel's view of every thread's CPUs
+while the bot quotes (``/proc``), the loop polling (its control endpoint's status), the summary,
+a clean stop; and the refusals before any I/O of what cannot be applied."""
 
 from __future__ import annotations
 
