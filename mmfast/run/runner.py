@@ -508,6 +508,7 @@ class Runner:
             await asyncio.sleep(interval)
             if self.placement is not None:
                 self.placement.sweep()
+                self._keep_sim_off()
             if printer is not None:
                 printer.show([self.redactor.redact(x) for x in render_status(self.snapshot())])
 
@@ -679,12 +680,18 @@ class Runner:
             from mmfast.run.placement import pin_loop
 
             self.placement = pin_loop(r.cpu)
+            self._keep_sim_off()
             _log.info("placement: %s", self.placement.describe())
         if r.busy_poll:
             from mmfast.run.placement import BusyPoll
 
             self.busy_poll = BusyPoll()
             self.busy_poll.start()
+
+    def _keep_sim_off(self) -> None:
+        """The simulator child's threads off the loop's CPU (``[run] cpu``)."""
+        if self.placement is not None and self.sim_proc is not None and self.sim_proc.pid:
+            self.placement.keep_off(self.sim_proc.pid)
 
     def _placement_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -5,6 +5,7 @@ a clean stop; and the refusals before any I/O of what cannot be applied."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -83,6 +84,9 @@ def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path,
         assert threads.pop(bot.pid) == str(cpu)
         assert threads and set(threads.values()) == {_ranges(CPUS[:-1])}, threads
         assert place["cpu"] == cpu and place["other_cpus"] == CPUS[:-1]
+        if sim is None:  # the run's simulator child: every thread of it off the loop's CPU
+            child = _sim_child(tmp_path / "j.jsonl")
+            assert set(_cpus_of_threads(child).values()) == {_ranges(CPUS[:-1])}
         assert place["threads_moved"] >= len(threads) - 1
         # A sleeping loop wakes hundreds of times a second; this one polls far more often.
         assert place["busy_poll"] is True and place["polls_per_s"] > 10_000, place
@@ -101,6 +105,15 @@ def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path,
         _reap(bot)  # type: ignore[arg-type]
         if sim is not None:
             sim.close()
+
+
+def _sim_child(journal: Path) -> int:
+    """The run's simulator process, from its journal."""
+    for line in journal.read_bytes().splitlines():
+        rec = json.loads(line)
+        if rec["kind"] == "sim_started":
+            return int(rec["pid"])
+    raise AssertionError("no sim_started in the journal")
 
 
 def _ranges(cpus: list[int]) -> str:
