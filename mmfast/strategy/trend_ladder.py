@@ -53,6 +53,7 @@ TP_VERIFY_DELAY_MS: Final = 3000  # tp verify runs this long after a TP is place
 _EARLY_FILLS_MAX: Final = 256  # orders whose fills may wait for their placing call to return
 _ENTRY_COIS_KEEP: Final = 65_536  # entries whose late fills still open a level
 TP_RETRY_S: Final = 0.05  # a TP tx not sent (denied or failed) is retried after this long
+TP_LEVELS_SHOWN: Final = 50  # levels listed in the status (the count covers them all)
 
 
 @dataclass(slots=True)
@@ -551,8 +552,16 @@ class TrendLadder(StrategyBase):
         st = super().status()
         tps, exposure, carried = self.tp_invariant()
         st["trend"] = {"trend": self.trend, "fast": round(self.ema_fast, 2),
-                       "slow": round(self.ema_slow, 2), "samples": self.samples}
+                       "slow": round(self.ema_slow, 2), "samples": self.samples,
+                       "threshold_ticks": self.config.trend_threshold_ticks}
         st["tp"] = {"levels": len(self.levels), "tp_lots": tps, "exposure": exposure,
                     "carried": carried, "placed": self.tp_placed,
                     "crossings": self.tp_crossings}
+        # Each level with a fill and its take-profit, oldest first (bounded: the status is
+        # drawn every second and served by the control endpoint).
+        st["tp_levels"] = [
+            {"side": lvl.side.name, "price": lvl.price, "filled": lvl.filled,
+             "exposure": lvl.exposure, "tp_price": lvl.tp_price, "tp_lots": lvl.tp_remaining(),
+             "retries": lvl.retries, "gave_up": lvl.gave_up}
+            for lvl in self.levels[:TP_LEVELS_SHOWN]]
         return st
