@@ -493,8 +493,11 @@ class Runner:
     def _print_summary(self, lines: list[str]) -> None:
         """The summary below the logs (the panel is gone by now); on a terminal, a line wider
         than it continues under the values' column instead of wrapping at the edge."""
-        from mmfast.run.status import wrap_lines
+        from mmfast.run.status import ConsoleLog, wrap_lines
 
+        stream = getattr(self._log_handler, "stream", None)
+        if isinstance(stream, ConsoleLog):
+            stream.drain()  # the shutdown's records above the summary, not after it
         lines = [self.redactor.redact(x) for x in lines]
         try:
             width = os.get_terminal_size(self.out.fileno()).columns if _isatty(self.out) else 0

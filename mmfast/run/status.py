@@ -18,10 +18,12 @@ here, at the edge: ticks and lots formatted exactly by mmfast.core.units.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Final, Protocol
 
@@ -30,7 +32,6 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.panel import Panel
 from rich.segment import Segment
-from rich.table import Table
 from rich.text import Text
 
 from mmfast.core.log import TerminalFormatter
@@ -620,36 +621,78 @@ _LEVEL_STYLE: Final = {"DEBUG": "dim", "WARNING": _WARN, "ERROR": _BAD, "CRITICA
 class ConsoleLog:
     """A log handler's stream on a terminal: each record printed through a ``rich`` console
     as text (no markup, no highlighting): the panel's while it is up, so the record lands
-    above it. A record of the ``TerminalFormatter`` gets its message in a column of its own,
-    wrapped under itself; any other (a JSON log line) is printed as it is."""
+    above it. A record of the ``TerminalFormatter`` has its message wrapped under itself (its
+    first line's prefix styled by level); any other (a JSON log line) is printed as it is.
+
+    Written from the event loop's thread, records are printed together ``DELAY_S`` later,
+    not inside the logging call: printing above the panel redraws it (~2.5 ms), and a log
+    call sits on the order path (the trend ladder logs each TP before placing it). From any
+    other thread, or with no loop running, a record prints at once. ``drain`` prints what
+    waits (the panel's ``close``, the runner before the summary, logging.shutdown at exit
+    through ``flush``)."""
+
+    DELAY_S: Final = 0.1  # records of the loop's thread wait at most this long, batched
 
     def __init__(self, console: Console, prefix_width: int = 0) -> None:
         self._console = console
         self._prefix = prefix_width
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._armed = False
 
     @classmethod
     def for_handler(cls, console: Console, handler: logging.Handler) -> ConsoleLog:
         terminal = isinstance(handler.formatter, TerminalFormatter)
         return cls(console, TerminalFormatter.PREFIX_WIDTH if terminal else 0)
 
-    def write(self, s: str) -> int:
-        # StreamHandler.emit writes one record (with its terminator) per call, under its lock.
+    def _text(self, s: str) -> Text:
         text = s[:-1] if s.endswith("\n") else s
         p = self._prefix
         if not p or len(text) <= p or text[p - 1] != " ":
-            self._console.print(Text(text), soft_wrap=True, highlight=False, markup=False)
-            return len(s)
-        prefix, body = text[:p], text[p:]
-        level = prefix.split()[-1]
-        row = Table.grid()
-        row.add_column(no_wrap=True, width=p)
-        row.add_column(ratio=1, overflow="fold")
-        row.add_row(Text(prefix, style=_LEVEL_STYLE.get(level, "")), Text(body))
-        self._console.print(row, highlight=False, markup=False)
+            return Text(text)
+        width = max(p + 20, self._console.width)
+        lines: list[str] = []
+        for n, part in enumerate(text[p:].split("\n")):  # a traceback keeps its lines
+            lines += textwrap.wrap(part, width, initial_indent=" " * p if n else text[:p],
+                                   subsequent_indent=" " * p, break_on_hyphens=False,
+                                   drop_whitespace=True) or [" " * p]
+        out = Text("\n".join(lines))
+        out.stylize(_LEVEL_STYLE.get(text[:p].split()[-1], ""), 0, p)
+        return out
+
+    def write(self, s: str) -> int:
+        # StreamHandler.emit writes one record (with its terminator) per call, under its lock.
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            self._pending.append(s)  # laid out when printed: the log call stays cheap
+            if self._armed:
+                return len(s)
+            if loop is not None:
+                self._armed = True
+                loop.call_later(self.DELAY_S, self.drain)
+                return len(s)
+        self.drain()
         return len(s)
 
     def flush(self) -> None:
-        pass  # printed at once
+        """The handler's flush after each record: a no-op on the loop's thread (the timer
+        prints the batch), else ``drain`` (logging.shutdown at exit, another thread)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.drain()
+
+    def drain(self) -> None:
+        """Print every record waiting, now."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._armed = False
+        if batch:
+            self._console.print(Text("\n").join(self._text(x) for x in batch),
+                                soft_wrap=True, highlight=False, markup=False)
 
     def isatty(self) -> bool:
         return self._console.is_terminal
@@ -695,12 +738,16 @@ class LiveStatus:
             snap = _redacted(snap, self._redact)
         panel = StatusPanel(snap)
         if self._live is None:
+            for h in self._handlers:
+                old = h.setStream(ConsoleLog.for_handler(self.console, h))  # type: ignore[arg-type]
+                self._saved.append((h, old))
+                if isinstance(old, ConsoleLog):
+                    # Its records still waiting print now, before the panel: printed later
+                    # on the old console they would land inside it.
+                    old.drain()
             self._live = Live(panel, console=self.console, auto_refresh=False, transient=True,
                               redirect_stdout=True, redirect_stderr=bool(self._handlers))
             self._live.start(refresh=True)
-            for h in self._handlers:
-                stream = ConsoleLog.for_handler(self.console, h)
-                self._saved.append((h, h.setStream(stream)))  # type: ignore[arg-type]
         else:
             self._live.update(panel, refresh=True)
         self.printed += 1
@@ -709,8 +756,11 @@ class LiveStatus:
         live, self._live = self._live, None
         for h, stream in self._saved:
             # Handing the stream back before the panel goes: a record logged meanwhile goes
-            # straight to the terminal (above the panel's last frame, erased next).
-            h.setStream(stream)
+            # straight to the terminal (above the panel's last frame, erased next). What
+            # waits to be printed above the panel is printed first.
+            mine = h.setStream(stream)
+            if isinstance(mine, ConsoleLog):
+                mine.drain()
         self._saved.clear()
         if live is not None:
             live.stop()

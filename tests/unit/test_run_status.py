@@ -5,6 +5,7 @@ summary wrapped for a narrow terminal."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
@@ -251,6 +252,76 @@ def test_logs_print_above_the_panel_never_inside_it() -> None:
     # Closed: the panel erased (transient), nothing drawn after.
     assert not out.rstrip().endswith("╯")
     assert handler.stream.getvalue() == ""  # nothing went to the old stream meanwhile
+
+
+def test_records_of_the_loop_print_together_after_the_call_not_inside_it() -> None:
+    # Printing above the panel redraws it; a log call on the event loop (the trend ladder
+    # logs each TP before placing it) only queues its record, printed with the others of
+    # the next DELAY_S in one go (one redraw).
+    console, buf = _tty_console()
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(TerminalFormatter())
+    log = logging.getLogger("mmfast.test.batch")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    live = LiveStatus(io.StringIO(), log_handlers=[handler], console=console, route_logs=True)
+
+    async def go() -> tuple[str, str]:
+        live.show(mm_snap())
+        drawn = buf.getvalue()
+        for i in range(5):
+            log.info("record %d", i)
+        queued = buf.getvalue()
+        await asyncio.sleep(ConsoleLog.DELAY_S * 3)
+        return drawn, queued
+
+    try:
+        drawn, queued = asyncio.run(go())
+        after = buf.getvalue()
+        log.info("from no loop")  # printed at once
+        at_once = buf.getvalue()
+    finally:
+        live.close()
+        log.removeHandler(handler)
+    assert queued == drawn  # nothing printed inside the calls
+    batch = after[len(drawn):]
+    assert all(f"record {i}" in batch for i in range(5))
+    # One redraw for the five: the panel drawn once after the last of them.
+    assert batch.count("╭─ mmfast") == 1 and batch.index("record 4") < batch.index("╭─ mmfast")
+    assert "from no loop" in at_once[len(after):]
+
+
+def test_records_waiting_when_the_panel_starts_print_before_it() -> None:
+    # On a terminal the handler prints through a console from the start; records of the
+    # loop still waiting when the panel comes up print first, not later inside the panel.
+    console, buf = _tty_console()
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(TerminalFormatter())
+    handler.setStream(ConsoleLog.for_handler(console, handler))  # type: ignore[arg-type]
+    log = logging.getLogger("mmfast.test.start")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    live = LiveStatus(io.StringIO(), log_handlers=[handler], console=console, route_logs=True)
+
+    async def go() -> None:
+        log.info("before the panel")
+        live.show(mm_snap())
+        await asyncio.sleep(ConsoleLog.DELAY_S * 3)  # the old stream's timer has run
+        log.info("under the panel")
+        await asyncio.sleep(ConsoleLog.DELAY_S * 3)
+
+    try:
+        asyncio.run(go())
+    finally:
+        live.close()
+        log.removeHandler(handler)
+    out = buf.getvalue()
+    assert out.count("before the panel") == 1 and out.count("under the panel") == 1
+    assert out.index("before the panel") < out.index("╭─ mmfast")
+    drawings = re.findall(r"╭─ mmfast.*?╰─+╯", out, re.S)
+    assert not any("the panel" in d for d in drawings)
 
 
 def test_the_panel_is_redacted(tmp_path: Any) -> None:
