@@ -19,6 +19,7 @@ here, at the edge: ticks and lots formatted exactly by mmfast.core.units.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import sys
@@ -563,8 +564,6 @@ class StatusPanel:
 def render_panel(snap: dict[str, Any], width: int, height: int = 50) -> list[str]:
     """The panel as plain text lines at ``width`` x ``height`` (no escape codes): what the
     terminal shows, for tests and the docs."""
-    import io
-
     buf = io.StringIO()
     con = Console(file=buf, width=width, height=height, color_system=None,
                   force_terminal=False, force_interactive=False, legacy_windows=False,
