@@ -490,14 +490,20 @@ class Runner:
         return open_status(self.out, log_handlers=() if handler is None else (handler,),
                            redact=self.redactor.redact)
 
-    def _print_summary(self, lines: list[str]) -> None:
-        """The summary below the logs (the panel is gone by now); on a terminal, a line wider
-        than it continues under the values' column instead of wrapping at the edge."""
-        from mmfast.run.status import ConsoleLog, wrap_lines
+    def _drain_logs(self) -> None:
+        """Records of the loop still waiting on a terminal (``ConsoleLog``) printed now: the
+        shutdown's records above what the run prints last, not after it."""
+        from mmfast.run.status import ConsoleLog
 
         stream = getattr(self._log_handler, "stream", None)
         if isinstance(stream, ConsoleLog):
-            stream.drain()  # the shutdown's records above the summary, not after it
+            stream.drain()
+
+    def _print_summary(self, lines: list[str]) -> None:
+        """The summary below the logs (the panel is gone by now); on a terminal, a line wider
+        than it continues under the values' column instead of wrapping at the edge."""
+        from mmfast.run.status import wrap_lines
+
         lines = [self.redactor.redact(x) for x in lines]
         try:
             width = os.get_terminal_size(self.out.fileno()).columns if _isatty(self.out) else 0
@@ -598,6 +604,7 @@ class Runner:
             # the strategy existed there is no summary: say so, exit 128 + the signal.
             if self.strategy is None and self.stop_reason in signal.Signals.__members__:
                 signum = signal.Signals[self.stop_reason].value
+                self._drain_logs()
                 self.err.write(f"mmfast run: stopped by {self.stop_reason} before it started; "
                                "nothing was sent\n")
                 self.exit_code = 128 + signum
@@ -615,6 +622,7 @@ class Runner:
             for sig in STOP_SIGNALS:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
+            self._drain_logs()
         if self.strategy is not None:
             summary = self.summary()
             if self.journal is not None:
