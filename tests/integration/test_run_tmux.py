@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from test_run_cli import MMFAST, TIGHT, _env  # the subprocess harness (same directory)
 
@@ -74,8 +75,8 @@ class Pane:
         return subprocess.run([*self._base, *args], capture_output=True, text=True, check=True,
                               timeout=10).stdout
 
-    def capture(self, history: bool = False) -> list[str]:
-        return self.tmux("capture-pane", "-p", "-t", "mm",
+    def capture(self, history: bool = False, join: bool = False) -> list[str]:
+        return self.tmux("capture-pane", "-p", "-t", "mm", *(("-J",) if join else ()),
                          *(("-S", "-") if history else ())).rstrip("\n").split("\n")
 
     def close(self) -> None:
@@ -137,7 +138,12 @@ def _check_capture(lines: list[str], width: int, strategy: str) -> int:
     return len(above)
 
 
-def _run_in_pane(tmp_path: Path, strategy: str, width: int, height: int) -> None:
+def _pane_run(tmp_path: Path, strategy: str, width: int, height: int, *, duration: int,
+              extra: tuple[str, ...] = (), redirect: str = "", join: bool = False
+              ) -> tuple[list[list[str]], list[str], int]:
+    """``mmfast run`` in a pane: the captures showing the panel (taken about once a second;
+    ``join``: wrapped rows joined, as a copy from the terminal would), the whole history once
+    it has exited, and how many captures were retaken mid-draw."""
     cfg = tmp_path / "run.toml"
     cfg.write_text(FAST_TREND if strategy == "trend_ladder" else TIGHT)
     env = _env(tmp_path)
@@ -145,40 +151,62 @@ def _run_in_pane(tmp_path: Path, strategy: str, width: int, height: int) -> None
                 "TTY_INTERACTIVE"):
         env.pop(var, None)  # rich would take them over the terminal's own size and kind
     run = [*MMFAST, "run", "--config", str(cfg), "--strategy", strategy, "--duration",
-           str(DURATION_S), "--time-scale", "4", "--seed", "3"]
-    command = f"{shlex.join(run)}; echo MMFAST_EXIT=$?; sleep 600"
+           str(duration), "--time-scale", "4", "--seed", "3", *extra]
+    command = f"{shlex.join(run)}{redirect}; echo MMFAST_EXIT=$?; sleep 600"
     pane = Pane(width, height, command, env)
     captures: list[list[str]] = []
     mid_draw = 0
     try:
         assert pane.tmux("display-message", "-p", "-t", "mm",
                          "#{pane_width}x#{pane_height}").strip() == f"{width}x{height}"
-        deadline = time.monotonic() + DURATION_S + 40
+        deadline = time.monotonic() + duration + 40
         while time.monotonic() < deadline:
             time.sleep(1.0)
-            lines = pane.capture()
+            lines = pane.capture(join=join)
             for _ in range(10):  # caught mid-draw: look again once the frame is whole
                 if not _mid_draw(lines, width):
                     break
                 mid_draw += 1
                 time.sleep(0.05)
-                lines = pane.capture()
+                lines = pane.capture(join=join)
             if any(x.startswith("MMFAST_EXIT=") for x in lines):
                 break
             if _panel_bounds(lines) is not None:
                 captures.append(lines)
         else:
             pytest.fail("mmfast run did not exit in time:\n" + "\n".join(pane.capture()))
-        history = pane.capture(history=True)
+        history = pane.capture(history=True, join=join)
     finally:
         pane.close()
     # For a person reading the test's output (pytest -s): the last capture and the end.
-    print(f"\n--- {strategy} {width}x{height}: last capture with the panel ---")
+    print(f"\n--- {strategy} {width}x{height} {' '.join(extra)}{redirect}: last capture "
+          "with the panel ---")
     print("\n".join(captures[-1]) if captures else "(none)")
-    print(f"--- {strategy} {width}x{height}: end of the history ---")
+    print("--- end of the history ---")
     print("\n".join(history[-40:]))
-
     print(f"--- {len(captures)} captures with the panel, {mid_draw} retaken mid-draw")
+    return captures, history, mid_draw
+
+
+def _check_history(history: list[str]) -> int:
+    """No panel row left anywhere, the summary's rows whole or continued under their values,
+    exit 0; returns where the summary starts."""
+    text = "\n".join(history)
+    assert not any(x.startswith(("╭", "│", "╰")) for x in history), text
+    start = history.index("=== mmfast run summary ===")
+    end = next(i for i, x in enumerate(history) if x.startswith("MMFAST_EXIT="))
+    assert history[end] == "MMFAST_EXIT=0", text
+    summary = history[start + 1:end]
+    for x in summary:
+        assert x.startswith(SUMMARY_LABELS) or (x.startswith(" " * 13) and x[13] != " "), (
+            x, text)
+    assert "exit code    0" in summary and "shutdown     orders left open: 0" in summary
+    assert any(x.startswith("fills ") for x in summary)
+    return start
+
+
+def _run_in_pane(tmp_path: Path, strategy: str, width: int, height: int) -> None:
+    captures, history, _ = _pane_run(tmp_path, strategy, width, height, duration=DURATION_S)
     assert len(captures) >= DURATION_S // 2, f"{len(captures)} captures with the panel"
     logs_above = [_check_capture(c, width, strategy) for c in captures]
     assert max(logs_above) >= 3, "no log records above the panel"
@@ -194,21 +222,11 @@ def _run_in_pane(tmp_path: Path, strategy: str, width: int, height: int) -> None
         assert tp, "no TP record above the panel"
         joined = " ".join(" ".join(c) for c in captures)
         assert re.search(r"size=\d+\.\d{4}\s+entry=\d+\.\d{2}", " ".join(joined.split())), tp
-    # Gone before the summary: no panel row anywhere in the history, the summary whole.
-    text = "\n".join(history)
-    assert not any(x.startswith(("╭", "│", "╰")) for x in history), text
-    start = history.index("=== mmfast run summary ===")
-    end = next(i for i, x in enumerate(history) if x.startswith("MMFAST_EXIT="))
-    assert history[end] == "MMFAST_EXIT=0", text
-    summary = history[start + 1:end]
-    for x in summary:
-        assert x.startswith(SUMMARY_LABELS) or (x.startswith(" " * 13) and x[13] != " "), (
-            x, text)
-    assert "exit code    0" in summary and "shutdown     orders left open: 0" in summary
-    assert any(x.startswith("fills ") for x in summary)
-    # Shutdown records between the last panel and the summary (logged after it was removed).
+    # Gone before the summary; the shutdown's records between the last panel and the summary
+    # (logged after it was removed).
+    start = _check_history(history)
     assert any(RECORD.match(x) and "lifecycle RUNNING -> STOPPING" in x
-               for x in history[:start]), text
+               for x in history[:start]), "\n".join(history)
 
 
 @pytest.mark.parametrize("strategy", ["market_making", "trend_ladder"])
@@ -217,3 +235,49 @@ def test_status_panel_in_a_terminal(tmp_path: Path, strategy: str, size: tuple[i
                                     ) -> None:
     _run_in_pane(tmp_path, strategy, *size)
 
+
+
+def test_logs_sent_elsewhere_stay_there_with_the_panel_on_the_terminal(tmp_path: Path) -> None:
+    # stderr to a file: the records go there in the file's form (the date, no escape codes),
+    # none on the terminal; the panel alone at the bottom.
+    # The trend ladder: it logs its TPs while the panel is up.
+    log = tmp_path / "err.log"
+    captures, history, _ = _pane_run(tmp_path, "trend_ladder", 80, 24, duration=6,
+                                     redirect=f" 2>{shlex.quote(str(log))}")
+    assert len(captures) >= 3
+    for c in captures:
+        assert _check_capture(c, 80, "trend_ladder") == 0  # nothing above it
+    records = log.read_text().splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO +"
+    assert any(re.match(stamp + r"mmfast\.core: lifecycle", x) for x in records), records
+    assert any(re.match(stamp + r"mmfast\.strategy\.tp: tp submit intent: side=\w+ "
+                        r"size=\d+\.\d{4} entry=\d+\.\d{2}", x) for x in records), records
+    assert "\x1b" not in log.read_text()
+    _check_history(history)
+
+
+def test_json_logs_print_above_the_panel_as_they_are(tmp_path: Path) -> None:
+    # --log-json with stderr on the terminal: each JSON line above the panel, whole (the
+    # terminal wraps it; joined back it parses), never inside the panel.
+    # The trend ladder: it logs its TPs while the panel is up.
+    captures, history, _ = _pane_run(tmp_path, "trend_ladder", 80, 24, duration=6,
+                                     extra=("--log-json",), join=True)
+    assert len(captures) >= 3
+    loggers = set()
+    for c in captures:
+        top, bottom = _panel_bounds(c) or (0, 0)
+        assert all(x.startswith("│ ") and x.endswith("│") for x in c[top + 1:bottom])
+        above = [x for x in c[:top] if x.strip()]
+        for x in above[1:]:  # the topmost may be the tail of a line that scrolled away
+            doc = orjson.loads(x)
+            assert {"ts", "level", "logger", "msg"} <= set(doc), doc
+            loggers.add(doc["logger"])
+    assert "mmfast.strategy.tp" in loggers, loggers
+    _check_history(history)
+
+
+def test_quiet_shows_no_panel_on_a_terminal(tmp_path: Path) -> None:
+    captures, history, _ = _pane_run(tmp_path, "market_making", 80, 24, duration=4,
+                                     extra=("--quiet",))
+    assert captures == []
+    _check_history(history)
