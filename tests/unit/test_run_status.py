@@ -207,6 +207,18 @@ def test_no_samples_yet_and_no_quotes_are_said_plainly() -> None:
     assert wide.count("no samples yet") == 2 and "none" in wide
 
 
+def test_plain_lines_for_a_pipe_carry_the_trend_ladders_levels_in_human_units() -> None:
+    out = io.StringIO()
+    StatusPrinter(out).show(tl_snap())
+    text = out.getvalue()
+    assert "\x1b" not in text
+    assert ("  trend down (fast 3000.14, slow 3000.79)  tp levels 2 tp 0.0200 exposure 0.0200 "
+            "carried 0.0000") in text
+    assert ("  levels  SELL 0.0100@3000.12 holds 0.0100 tp BUY 0.0100@2999.52; "
+            "SELL 0.0100@3000.32 holds 0.0100 tp BUY 0.0100@2999.72") in text
+    assert "300013" not in text  # the EMAs were printed in ticks before
+
+
 # ---------------------------------------------------------------------------- displays
 def _tty_console(width: int = 80, height: int = 24) -> tuple[Console, io.StringIO]:
     buf = io.StringIO()
