@@ -753,16 +753,16 @@ class LiveStatus:
 
     def close(self) -> None:
         live, self._live = self._live, None
-        for h, stream in self._saved:
-            # Handing the stream back before the panel goes: a record logged meanwhile goes
-            # straight to the terminal (above the panel's last frame, erased next). What
-            # waits to be printed above the panel is printed first.
-            mine = h.setStream(stream)
-            if isinstance(mine, ConsoleLog):
-                mine.drain()
-        self._saved.clear()
+        mine = [h.stream for h, _ in self._saved if isinstance(h.stream, ConsoleLog)]
+        for stream in mine:
+            stream.drain()  # what waits goes above the panel's last frame
         if live is not None:
-            live.stop()
+            live.stop()  # erased: the console prints where the panel was from here on
+        for h, stream in self._saved:
+            h.setStream(stream)
+        self._saved.clear()
+        for stream in mine:
+            stream.drain()  # logged while it went: below the logs, in order
 
 
 def open_status(out: IO[str], *, log_handlers: Iterable[logging.Handler] = (),
