@@ -183,7 +183,7 @@ class Runner:
 
             handler.setFormatter(TerminalFormatter())
             assert isinstance(handler, logging.StreamHandler)
-            handler.setStream(ConsoleLog.for_handler(Console(file=self.err), handler))  # type: ignore[arg-type]
+            handler.setStream(ConsoleLog.for_handler(Console(file=self.err), handler))
         self._filter: RedactingFilter | None = RedactingFilter([])
         handler.addFilter(self._filter)
         self._log_handler = handler  # printed above the status panel while it is up

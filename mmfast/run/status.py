@@ -218,9 +218,10 @@ def _grid(header: list[str], rows: list[list[Cell]], justify: str) -> list[Text]
     def text(c: Cell) -> str:
         return c if isinstance(c, str) else c[0]
 
-    widths = [max(len(text(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    table: list[list[Cell]] = [list(header), *rows]
+    widths = [max(len(text(r[i])) for r in table) for i in range(len(header))]
     out = []
-    for n, row in enumerate([header, *rows]):
+    for n, row in enumerate(table):
         t = Text(style="bold" if n == 0 else "", no_wrap=True, overflow="ellipsis")
         for i, c in enumerate(row):
             s, style = (c, "") if isinstance(c, str) else c
@@ -738,7 +739,7 @@ class LiveStatus:
         panel = StatusPanel(snap)
         if self._live is None:
             for h in self._handlers:
-                old = h.setStream(ConsoleLog.for_handler(self.console, h))  # type: ignore[arg-type]
+                old = h.setStream(ConsoleLog.for_handler(self.console, h))
                 self._saved.append((h, old))
                 if isinstance(old, ConsoleLog):
                     # Its records still waiting print now, before the panel: printed later
