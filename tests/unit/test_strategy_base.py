@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
@@ -720,7 +721,13 @@ def test_tp_allocation_invariant(pairs: list[tuple[int, int]], min_size: int) ->
         assert s == c or s >= min_size or (s == 0 and c == 0)
 
 
-def test_trend_ladder_entries_tps_partial_fills_and_crossing() -> None:
+def test_trend_ladder_entries_tps_partial_fills_and_crossing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # On the logger itself: an earlier test may have stopped mmfast's tree propagating.
+    tp_log = logging.getLogger("mmfast.strategy.tp")
+    tp_log.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="mmfast.strategy.tp")
+
     async def go() -> None:
         h = Harness(TrendLadder)
         h.start()
@@ -743,6 +750,15 @@ def test_trend_ladder_entries_tps_partial_fills_and_crossing() -> None:
         assert tps == [("place", Side.SELL, 300_029, 60, True, TimeInForce.POST_ONLY)]
         h.open_all()
         tp1 = max(h.conn.orders)
+        # The status lists the level with its TP; the logs give prices and sizes as the venue
+        # prints them (2 price and 4 size decimals), not in ticks and lots.
+        assert h.s.status()["tp_levels"] == [
+            {"side": "BUY", "price": 299_999, "filled": 60, "exposure": 60,
+             "tp_price": 300_029, "tp_lots": 60, "retries": 0, "gave_up": False}]
+        logs = caplog.text
+        assert ("tp submit intent: side=SELL size=0.0060 entry=2999.99 target=3000.29 "
+                "post_only=True reduce_only=True bid=3000.00 ask=3000.10 retry=0") in logs
+        assert f"tp placed: coi={tp1} side=SELL size=0.0060 price=3000.29 entry_coi=1" in logs
         # More fill: the TP is modified up, never a second TP for the same level.
         h.fill(e1, 40, 3)
         await h.settle()
@@ -771,7 +787,12 @@ def test_trend_ladder_entries_tps_partial_fills_and_crossing() -> None:
             await h.settle()
         assert len([c for c in h.places() if c[4]]) == 3  # first + 2 retries
         assert any(k == "tp_gave_up" for k, _ in h.journal)
-    run(go())
+        assert "after 2 retries (crossing), 0.0050 uncovered" in caplog.text
+        assert h.s.status()["tp_levels"][0]["gave_up"] is True
+    try:
+        run(go())
+    finally:
+        tp_log.removeHandler(caplog.handler)
 
 
 def test_trend_ladder_signal_from_emas() -> None:

@@ -39,16 +39,28 @@ from mmfast.connector.lighter.rest import MAX_COI_LOOKUP, OutcomeUnknown, VenueU
 from mmfast.core.errors import OrderError
 from mmfast.core.log import get_logger
 from mmfast.core.types import OrderStatus
+from mmfast.core.units import format_units
 
 if TYPE_CHECKING:
+    from mmfast.connector.lighter.markets import MarketInfo
     from mmfast.connector.lighter.orders import OrderEntry
 
-__all__ = ["ReconcileFailed", "ReconcileReport", "Reconciler"]
+__all__ = ["ReconcileFailed", "ReconcileReport", "Reconciler", "position_mismatch"]
 
 _log = get_logger("connector.reconcile")
 T = TypeVar("T")
 
 TRIGGERS = ("cancel_failed", "position_mismatch", "rest_unreachable", "unknown_unresolved")
+
+
+def position_mismatch(info: MarketInfo | None, venue_lots: int, replayed_lots: int) -> str:
+    """A position that differs from the fills replayed, in the market's units (the lots beside
+    them: the journal's fills and positions are in lots)."""
+    if info is None:  # metadata gone (never for a configured market): lots only
+        return f"venue position {venue_lots} lots, fills replayed {replayed_lots} lots"
+    sd = info.size_decimals
+    return (f"venue position {format_units(venue_lots, sd)}, fills replayed "
+            f"{format_units(replayed_lots, sd)} ({venue_lots} vs {replayed_lots} lots)")
 
 
 class ReconcileFailed(OrderError, RuntimeError):
@@ -263,7 +275,7 @@ class Reconciler:
             if not mism:
                 break
             if attempt + 1 == cfg.position_retries:
-                detail = ", ".join(f"market {m}: venue {v} lots, fills replayed {r} lots"
+                detail = ", ".join(f"market {m}: {position_mismatch(e.markets.get(m), v, r)}"
                                    for m, (v, r) in sorted(mism.items()))
                 raise ReconcileFailed("position_mismatch",
                                       f"position differs from the venue's after replaying "
