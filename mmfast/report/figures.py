@@ -736,8 +736,8 @@ def _rows(d: dict[str, Any], u: MarketUnits) -> list[tuple[str, str]]:
                        else "")),
             ("Duration", f"{r['duration_s']:.1f} s (quoting {r['quoting_window_s']:.1f} s); "
                          f"stop: {r['stop_reason'] or 'unknown'}"),
-            ("Fills", f"{f['count']} ({f['buys']} buys, {f['sells']} sells; {f['maker']} maker, "
-                      f"{f['taker']} taker)"),
+            ("Fills", f"{f['count']} (buys {f['buys']}, sells {f['sells']}; maker "
+                      f"{f['maker']}, taker {f['taker']})"),
             ("Volume", f"{u.qty_text(f['volume_lots'])} {u.symbol} "
                        f"({f['notional_usdc']:.2f} USDC)"),
             ("Realized PnL", _usdc(p["realized_usdc"])),
@@ -766,21 +766,24 @@ def _rows(d: dict[str, Any], u: MarketUnits) -> list[tuple[str, str]]:
     rows.append(("Quote uptime", f"bid {_pct(up['bid'])}, ask {_pct(up['ask'])}, both "
                                  f"{_pct(up['both'])}"))
     rej = d["rejects"]
-    rows.append(("Rejects", f"{rej['orders']} orders rejected by the venue"
-                 + (f", {rej['txs']} txs refused" if rej["txs_by_code"] or rej["txs"] else "")
-                 + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(
-                     rej["orders_by_code"].items())) + ")" if rej["orders_by_code"] else "")))
+
+    def by(counts: dict[str, int]) -> str:
+        return " (" + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + ")" \
+            if counts else ""
+
+    rows.append(("Rejects", f"orders rejected by the venue {rej['orders']}"
+                 f"{by(rej['orders_by_code'])}" + (f"; txs refused {rej['txs']}"
+                                                   f"{by(rej['txs_by_code'])}"
+                                                   if rej["txs_by_code"] else "")))
     den = d["denials"]
-    rows.append(("Risk denials", f"{den['total']}" + (
-        " (" + ", ".join(f"{k} {v}" for k, v in den["by_reason"].items()) + ")"
-        if den["by_reason"] else "")))
+    rows.append(("Risk denials", f"{den['total']}{by(den['by_reason'])}"))
     rows.append(("Orders", f"placed {o['placed']}, modified {o['modified']}, cancelled "
-                           f"{o['cancelled']} ({o['cancel_requests']} cancel requests), send "
+                           f"{o['cancelled']} (cancel requests {o['cancel_requests']}), send "
                            f"errors {o['send_errors']}"))
-    rows.append(("Kill switch", f"{d['kill_switch']['trips']} trips"
-                 + (f" ({', '.join(d['kill_switch']['reasons'])})"
-                    if d["kill_switch"]["reasons"] else "")
-                 + f"; quotes pulled {d['quote_pulls']} times"))
+    ks = d["kill_switch"]
+    rows.append(("Kill switch", f"trips {ks['trips']}"
+                 + (f" ({', '.join(ks['reasons'])})" if ks["reasons"] else "")
+                 + f"; quote pulls {d['quote_pulls']}"))
     j = d["journal"]
     rows.append(("Journal", f"{j['path']}: {j['lines']} lines, run {r['index']} of "
                             f"{r['runs_in_journal']}, {j['malformed_lines']} malformed skipped"))

@@ -40,10 +40,12 @@ def _num(v: Any, fmt: str = "{:+.2f}") -> str:
 
 
 def _table(head: list[str], rows: list[list[Any]], left: int = 1) -> str:
-    th = "".join(f'<th class="{"l" if i < left else ""}">{_e(h)}</th>'
-                 for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{_e(c)}</td>'
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    def cls(i: int) -> str:
+        return ' class="l"' if i < left else ""
+
+    th = "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(head))
+    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{_e(c)}</td>" for i, c in enumerate(r))
+                   + "</tr>" for r in rows)
     return f"<table><tr>{th}</tr>{body}</table>"
 
 

@@ -51,6 +51,13 @@ def _plain(ax: Axes, axis: str = "y") -> None:
     ax.ticklabel_format(axis=axis, useOffset=False, style="plain")
 
 
+def _counts_axis(ax: Axes, axis: str = "x") -> None:
+    """Whole numbers on an axis of counts."""
+    from matplotlib.ticker import MaxNLocator
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+
+
 def _empty(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
             color="0.4")
@@ -199,6 +206,7 @@ def _spread(f: Figures, fig: Figure) -> str:
     right.set_title(f"distribution ({len(rows)} fills)")
     right.set_xlabel("bps")
     right.set_ylabel("fills")
+    _counts_axis(right, "y")
     right.legend(fontsize=8, loc="best")
     right.grid(alpha=0.3)
     return ""
@@ -257,6 +265,7 @@ def _latency(f: Figures, fig: Figure) -> str:
                      f"n {st['n']}, p50 ≤{_us(st['p50_us_le'])}, p99 ≤{_us(st['p99_us_le'])}",
                      fontsize=9)
         ax.set_ylabel("samples", fontsize=8)
+        _counts_axis(ax, "y")
         ax.grid(alpha=0.3, axis="y")
     for ax in list(axes.flat)[len(stages):]:
         ax.set_visible(False)
@@ -277,6 +286,7 @@ def _rejects(f: Figures, fig: Figure) -> str:
                       height=0.4, color="#fdae61", label="txs refused (summary)")
         left.set_yticks(y, codes)
         left.set_xlabel("count")
+        _counts_axis(left)
         left.legend(fontsize=8, loc="best")
         left.grid(alpha=0.3, axis="x")
     else:
@@ -288,6 +298,7 @@ def _rejects(f: Figures, fig: Figure) -> str:
         right.barh(left_y, [s.denials[r] for r in reasons], color="#7b3294")
         right.set_yticks(left_y, reasons, fontsize=8)
         right.set_xlabel("orders denied")
+        _counts_axis(right)
         right.grid(alpha=0.3, axis="x")
     else:
         _empty(right, "no risk denials")
