@@ -196,9 +196,9 @@ class StrategyBase:
         # The compiled step of a strategy that has one (``mmfast._core.pipeline.Pipeline``):
         # it reads ``orders`` in place, and ``_touch`` tells it they changed.
         self.pipe: Any = None
-        # `market` records: one per this many ns (0: none), at the first tick of each slot.
+        # `market` records: one per this many ns (0: none), from the tick.
         self.market_record_ns = MARKET_RECORD_NS
-        self._market_slot = -1
+        self._market_due = 0  # when the next one is due (monotonic ns)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, core: TradingCore) -> None:
@@ -277,10 +277,12 @@ class StrategyBase:
                 kill.update_pnl(self.pnl_micro(mark), now)
             kill.evaluate(now)
         every = self.market_record_ns
-        # A slot of the clock, not "every since the last": ticks a hair apart from the period
-        # would otherwise skip every other one.
-        if every > 0 and now // every != self._market_slot:
-            self._market_slot = now // every
+        due = self._market_due
+        # Due on a fixed schedule, a quarter period early at most: ticks of the record's own
+        # period that run late by a varying lag still write one each, and faster ticks write
+        # one per period on average; after a stall the schedule starts again from now.
+        if every > 0 and now >= due - every // 4:
+            self._market_due = due + every if now - due < every else now + every
             self.journal_market(mark)
         await self.tick(now)
 
