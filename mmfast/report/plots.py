@@ -105,7 +105,7 @@ def _price_fills(f: Figures, fig: Figure) -> str:
                 label="best bid")
         ax.step(s.book_t, _nan(s.ask), where="post", color="#f46d43", lw=0.8, alpha=0.8,
                 label="best ask")
-        ax.plot(s.book_t, _nan(s.mid), color="0.2", lw=1.0, label="mid")
+        ax.step(s.book_t, _nan(s.mid), where="post", color="0.2", lw=1.1, label="mid")
         if any(v is not None for v in s.our_bid):
             ax.step(s.book_t, _nan(s.our_bid), where="post", color="#4575b4", lw=0.8,
                     ls=":", label="our best bid")
@@ -141,6 +141,7 @@ def _markouts(f: Figures, fig: Figure) -> str:
     if not any(data.values()):
         return f.missing.get("markouts", "no markout")
     left, right = fig.subplots(1, 2, width_ratios=(3, 2))
+    mk = f.data["markouts"]
     hs = [h for h in HORIZONS_S if data[h]]
     left.boxplot([data[h] for h in hs], tick_labels=[f"{h} s" for h in hs], showmeans=True,
                  meanprops={"marker": "D", "markerfacecolor": "#2c7fb8",
@@ -152,9 +153,11 @@ def _markouts(f: Figures, fig: Figure) -> str:
     left.axhline(0, color="0.6", lw=0.6)
     left.set_title("markout per fill: side x (mid at t+h - fill price)")
     left.set_ylabel("bps of the fill price")
-    left.set_xlabel("horizon h (box: quartiles; diamond: mean)")
+    none = [f"{h} s: none ({', '.join(f'{n} {k}' for k, n in mk[f'{h}s']['missing'].items())})"
+            for h in HORIZONS_S if not data[h]]
+    left.set_xlabel("horizon h (box: quartiles; diamond: mean)"
+                    + (f"\n{'; '.join(none)}" if none else ""))
     left.grid(alpha=0.3, axis="y")
-    mk = f.data["markouts"]
     means = [mk[f"{h}s"]["bps"]["mean"] or 0.0 for h in hs]
     vw = [mk[f"{h}s"]["volume_weighted_bps"] or 0.0 for h in hs]
     x = list(range(len(hs)))
