@@ -232,7 +232,8 @@ class _Ctx:
     units: MarketUnits
     clock: _Clock
     t0: int  # ns of the start
-    by_kind: dict[str, list[dict[str, Any]]]
+    by_kind: dict[str, list[dict[str, Any]]]  # kept records (reader.KEPT)
+    counts: dict[str, int]  # records per kind, kept or not
     notes: list[str]
     missing: dict[str, str]
     ser: Series = field(default_factory=Series)
@@ -452,6 +453,7 @@ def _orders(c: _Ctx, summary: dict[str, Any] | None) -> dict[str, Any]:
     """Order counts (as the run's summary counts them), venue rejects by code, risk denials
     by reason, send errors by operation, kill-switch trips, quote pulls."""
     bk = c.by_kind
+    counts = c.counts
     status = [r.get("status") for r in bk.get("order", ())]
     by_code: dict[str, int] = {}
     for r in bk.get("order", ()):
@@ -475,10 +477,10 @@ def _orders(c: _Ctx, summary: dict[str, Any] | None) -> dict[str, Any]:
     c.ser.rejects_orders, c.ser.rejects_txs, c.ser.denials = by_code, txs, denials
     kills = [r for r in bk.get("kill_switch", ()) if r.get("action") != "resume"]
     return {
-        "orders": {"placed": len(bk.get("order_sent", ())),
-                   "modified": len(bk.get("order_modify", ())),
+        "orders": {"placed": counts.get("order_sent", 0),
+                   "modified": counts.get("order_modify", 0),
                    "cancelled": sum(1 for s in status if s == "CANCELED"),
-                   "cancel_requests": len(bk.get("order_cancel", ())),
+                   "cancel_requests": counts.get("order_cancel", 0),
                    "filled": sum(1 for s in status if s == "FILLED"),
                    "rejected": sum(1 for s in status if s == "REJECTED"),
                    "denied": len(bk.get("denied", ())), "send_errors": sum(errors.values())},
@@ -489,7 +491,7 @@ def _orders(c: _Ctx, summary: dict[str, Any] | None) -> dict[str, Any]:
         "send_errors": errors,
         "kill_switch": {"trips": len(kills),
                         "reasons": sorted({str(r.get("reason")) for r in kills})},
-        "quote_pulls": len(bk.get("pull_quotes", ())),
+        "quote_pulls": counts.get("pull_quotes", 0),
     }
 
 
@@ -502,7 +504,7 @@ def compute(journal: JournalFile, run: JournalRun) -> Figures:
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for r in run.records:
         by_kind.setdefault(r["kind"], []).append(r)
-    c = _Ctx(units, clock, clock.mono0 or 0, by_kind, notes, {})
+    c = _Ctx(units, clock, clock.mono0 or 0, by_kind, run.counts, notes, {})
     summary, stop, shut = c.last("summary"), c.last("run_stop"), c.last("shutdown")
     end_ns = clock.ns(stop) if stop is not None else max(
         (clock.ns(r) for r in run.records), default=c.t0)

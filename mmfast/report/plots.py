@@ -40,10 +40,29 @@ def _figure(w: float, h: float) -> Figure:
     return Figure(figsize=(w, h), dpi=_DPI, layout="constrained")
 
 
+def _time_unit(f: Figures) -> tuple[float, str]:
+    """Seconds per unit of the time axes, and the unit: s up to 10 min, then min, then h."""
+    d = f.data["run"]["duration_s"]
+    return (1.0, "s") if d <= 600 else (60.0, "min") if d <= 3 * 3600 else (3600.0, "h")
+
+
+def _ts(f: Figures, ts: list[float]) -> list[float]:
+    """Times (s since the start) in the time axes' unit."""
+    div = _time_unit(f)[0]
+    return ts if div == 1.0 else [t / div for t in ts]
+
+
 def _time_label(f: Figures) -> str:
     scale = f.data["run"]["time_scale"]
     sim = f" (run clock, {scale:g}x real time)" if scale not in (None, 1, 1.0) else ""
-    return f"time since start, s{sim}"
+    return f"time since start, {_time_unit(f)[1]}{sim}"
+
+
+def _marker(n: int) -> dict[str, Any]:
+    """Fill markers that stay apart: smaller and without edges as fills get many."""
+    if n <= 100:
+        return {"s": 46, "edgecolor": "k", "lw": 0.5}
+    return {"s": max(6.0, 46 * (100 / n) ** 0.5), "lw": 0, "alpha": 0.7}
 
 
 def _plain(ax: Axes, axis: str = "y") -> None:
@@ -71,9 +90,9 @@ def _pnl_inventory(f: Figures, fig: Figure) -> str:
         return "no fills and no mark prices"
     top, bottom = fig.subplots(2, 1, sharex=True)
     if any(v is not None for v in s.pnl_total):
-        top.plot(s.pnl_t, [float("nan") if v is None else v for v in s.pnl_total],
+        top.plot(_ts(f, s.pnl_t), [float("nan") if v is None else v for v in s.pnl_total],
                  color="#2c7fb8", lw=1.4, label="total at the mark (realized + unrealized - fees)")
-    top.step(s.pnl_t, s.pnl_realized, where="post", color="#7b3294", lw=1.0, ls="--",
+    top.step(_ts(f, s.pnl_t), s.pnl_realized, where="post", color="#7b3294", lw=1.0, ls="--",
              label="realized - fees")
     top.axhline(0, color="0.6", lw=0.6)
     top.set_ylabel("PnL, USDC")
@@ -81,7 +100,7 @@ def _pnl_inventory(f: Figures, fig: Figure) -> str:
     top.legend(loc="best", fontsize=8)
     top.grid(alpha=0.3)
     if s.inv_t:
-        bottom.step(s.inv_t, s.inventory, where="post", color="#e66101", lw=1.2,
+        bottom.step(_ts(f, s.inv_t), s.inventory, where="post", color="#e66101", lw=1.2,
                     label="position")
     bottom.axhline(0, color="0.6", lw=0.6)
     bottom.set_ylabel(f"inventory, {f.units.symbol}")
@@ -100,28 +119,30 @@ def _price_fills(f: Figures, fig: Figure) -> str:
     if not s.book_t and not s.fills:
         return "no price path and no fills"
     ax = fig.subplots()
+    bt = _ts(f, s.book_t)
     if s.book_t:
-        ax.step(s.book_t, _nan(s.bid), where="post", color="#4575b4", lw=0.8, alpha=0.8,
+        ax.step(bt, _nan(s.bid), where="post", color="#4575b4", lw=0.8, alpha=0.8,
                 label="best bid")
-        ax.step(s.book_t, _nan(s.ask), where="post", color="#f46d43", lw=0.8, alpha=0.8,
+        ax.step(bt, _nan(s.ask), where="post", color="#f46d43", lw=0.8, alpha=0.8,
                 label="best ask")
-        ax.step(s.book_t, _nan(s.mid), where="post", color="0.2", lw=1.1, label="mid")
+        ax.step(bt, _nan(s.mid), where="post", color="0.2", lw=1.1, label="mid")
         if any(v is not None for v in s.our_bid):
-            ax.step(s.book_t, _nan(s.our_bid), where="post", color="#4575b4", lw=0.8,
+            ax.step(bt, _nan(s.our_bid), where="post", color="#4575b4", lw=0.8,
                     ls=":", label="our best bid")
         if any(v is not None for v in s.our_ask):
-            ax.step(s.book_t, _nan(s.our_ask), where="post", color="#f46d43", lw=0.8,
+            ax.step(bt, _nan(s.our_ask), where="post", color="#f46d43", lw=0.8,
                     ls=":", label="our best ask")
     u = f.units
     buys = [r for r in s.fills if r.side > 0]
     sells = [r for r in s.fills if r.side < 0]
     if buys:
-        ax.scatter([r.t for r in buys], [u.price(r.price) for r in buys], marker="^", s=46,
-                   color=_BUY, edgecolor="k", lw=0.5, zorder=5, label=f"our buys ({len(buys)})")
+        ax.scatter(_ts(f, [r.t for r in buys]), [u.price(r.price) for r in buys], marker="^",
+                   color=_BUY, zorder=5, label=f"our buys ({len(buys)})",
+                   **_marker(len(s.fills)))
     if sells:
-        ax.scatter([r.t for r in sells], [u.price(r.price) for r in sells], marker="v", s=46,
-                   color=_SELL, edgecolor="k", lw=0.5, zorder=5,
-                   label=f"our sells ({len(sells)})")
+        ax.scatter(_ts(f, [r.t for r in sells]), [u.price(r.price) for r in sells], marker="v",
+                   color=_SELL, zorder=5, label=f"our sells ({len(sells)})",
+                   **_marker(len(s.fills)))
     title = f"{u.symbol}: price path and our fills"
     if not s.book_t:
         title += " (no price path in this journal)"
@@ -188,11 +209,11 @@ def _spread(f: Figures, fig: Figure) -> str:
         return float(r.edge_bps(r.side * (r.mid_x2 - 2 * r.price)))
 
     if buys:
-        left.scatter([r.t for r in buys], [cap(r) for r in buys], marker="^", color=_BUY,
-                     edgecolor="k", lw=0.4, label="buys: mid - price")
+        left.scatter(_ts(f, [r.t for r in buys]), [cap(r) for r in buys], marker="^",
+                     color=_BUY, label="buys: mid - price", **_marker(len(rows)))
     if sells:
-        left.scatter([r.t for r in sells], [cap(r) for r in sells], marker="v", color=_SELL,
-                     edgecolor="k", lw=0.4, label="sells: price - mid")
+        left.scatter(_ts(f, [r.t for r in sells]), [cap(r) for r in sells], marker="v",
+                     color=_SELL, label="sells: price - mid", **_marker(len(rows)))
     left.axhline(0, color="0.6", lw=0.6)
     left.set_title("spread captured at each fill (vs the mid at the fill)")
     left.set_xlabel(_time_label(f))
@@ -200,7 +221,11 @@ def _spread(f: Figures, fig: Figure) -> str:
     left.legend(fontsize=8, loc="best")
     left.grid(alpha=0.3)
     vals = [[cap(r) for r in buys], [cap(r) for r in sells]]
-    right.hist([v for v in vals if v], bins=20, stacked=True,
+    every = vals[0] + vals[1]
+    lo, hi = min(every), max(every)
+    if hi - lo < 0.2:  # (nearly) one value: a readable 1 bps around it, not 20 slivers
+        lo, hi = (lo + hi) / 2 - 0.5, (lo + hi) / 2 + 0.5
+    right.hist([v for v in vals if v], bins=20, range=(lo, hi), stacked=True,
                color=[c for c, v in zip((_BUY, _SELL), vals, strict=True) if v],
                label=[n for n, v in zip(("buys", "sells"), vals, strict=True) if v])
     sc = f.data["spread_captured"]
@@ -225,7 +250,7 @@ def _uptime(f: Figures, fig: Figure) -> str:
     # The bid drawn wide underneath: where both sides rest all the time, both stay visible.
     for vals, color, name, lw in ((s.uptime_bid, "#4575b4", "bid", 3.5),
                                   (s.uptime_ask, "#f46d43", "ask", 1.3)):
-        ax.stairs([v * 100 for v in vals], s.uptime_edges, color=color, lw=lw,
+        ax.stairs([v * 100 for v in vals], _ts(f, s.uptime_edges), color=color, lw=lw,
                   label=f"{name}: {up[name] * 100:.1f}% of the run")
     ax.set_ylim(-2, 105)
     ax.set_ylabel(f"% of each {up['bucket_s']:.3g} s with an order of ours resting")

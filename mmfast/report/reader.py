@@ -30,10 +30,16 @@ class ReportError(MmfastError, ValueError):
 
 # Kinds the figures read; every other kind is only counted.
 KEPT: Final = frozenset({
-    "run_start", "market", "fill", "order", "order_sent", "order_modify", "order_cancel",
-    "denied", "send_error", "kill_switch", "pull_quotes", "shutdown", "run_stop", "summary",
-    "strategy_started", "strategy_stopped", "cancel_all",
+    "run_start", "market", "fill", "order", "denied", "send_error", "kill_switch", "shutdown",
+    "run_stop", "summary",
 })
+# The fields kept of the kinds a long run writes most (4 market records a second, an order
+# record per state change): what the figures read of them, nothing more.
+_SLIM: Final = {
+    "market": ("ts_ms", "mono_ns", "kind", "bid", "ask", "mid", "mark", "our_bid", "our_ask",
+               "position"),
+    "order": ("ts_ms", "mono_ns", "kind", "coi", "side", "status", "reason"),
+}
 # Written by the runner between a run's journal opening and its run_start.
 _BEFORE_START: Final = frozenset({"guard_started", "guard", "condition"})
 _ENDS: Final = frozenset({"summary", "run_stop"})
@@ -169,8 +175,12 @@ def read_journal(path: str | Path) -> JournalFile:
                 bad.append(got)
             continue
         k = got["kind"]
-        # What is not read later is kept as its kind alone (runs are cut by kind).
-        records.append((i + 1, got if k in KEPT else {"kind": k}))
+        slim = _SLIM.get(k)
+        if slim is not None:
+            got = {f: got[f] for f in slim if f in got}
+        elif k not in KEPT:
+            got = {"kind": k}  # only counted (runs are cut by kind)
+        records.append((i + 1, got))
     if not records:
         why = f" ({nbad} malformed line{'s' if nbad != 1 else ''})" if nbad else ""
         raise ReportError(f"{p} holds no journal record{why}")
