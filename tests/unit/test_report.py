@@ -478,3 +478,28 @@ def test_report_json_never_imports_matplotlib(journal: Path, tmp_path: Path) -> 
                          timeout=60, cwd=REPO)
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == "[]"
+
+
+def test_an_output_folder_that_is_a_file_is_refused_clearly(journal: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    assert cli_main(["report", str(journal), "-o", str(taken)]) == 1
+    assert capsys.readouterr().err.startswith(f"mmfast report: cannot make the report folder "
+                                              f"{taken}: ")
+    assert taken.read_text() == "keep me"
+
+
+def test_journal_text_is_escaped_in_the_page(tmp_path: Path) -> None:
+    recs = journal_records()
+    for r in recs:
+        if r["kind"] == "denied":
+            r["reason"] = "<script>alert(1)</script>"
+        if r["kind"] == "run_start":
+            r["strategy"] = "<b>mm</b>"
+    res = make_report(write(tmp_path / "j.jsonl", recs), tmp_path / "out", plots=False)
+    page = res.html.read_text()
+    assert "<script>" not in page and "<b>mm</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;mm&lt;/b&gt;" in page
+    assert res.figures.data["denials"]["by_reason"]["<script>alert(1)</script>"] == 3
