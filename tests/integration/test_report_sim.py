@@ -5,7 +5,6 @@ process (``write_report``) and by the ``mmfast report`` command in a process of 
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from mmfast.report.plots import PLOTS, available
 from mmfast.run import EXIT_OK
 from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX as ACCOUNT
 
-REPO = Path(__file__).resolve().parents[2]
 RUN_S = 6.0  # real seconds: 30 simulated at SCALE 5
 
 
@@ -76,10 +74,9 @@ def test_report_of_a_run_on_the_simulator(tmp_path: Path) -> None:
     assert sum(lat["strategy"]["book>quote"]["counts"]) == lat["strategy"]["book>quote"]["n"]
 
     # The command, as an operator runs it.
-    env = dict(os.environ, PYTHONPATH=str(REPO))
     got = subprocess.run([sys.executable, "-m", "mmfast.cli", "report", str(r.journal), "-o",
                           str(tmp_path / "cli")], capture_output=True, text=True, timeout=120,
-                         env=env, cwd=tmp_path)
+                         cwd=tmp_path)
     assert got.returncode == 0, got.stderr
     assert f"Fills            {len(fill_recs)} (" in got.stdout
     assert f"report: {tmp_path / 'cli' / 'report.html'}" in got.stdout

@@ -37,7 +37,6 @@ from mmfast.report.plots import PLOTS, available
 T0 = 7_000_000_000  # mono_ns of run_start
 WALL0 = 1_796_600_000_000
 NS = 1_000_000_000
-REPO = Path(__file__).resolve().parents[2]
 HAVE_MPL = not available()
 
 
@@ -475,7 +474,7 @@ def test_report_json_never_imports_matplotlib(journal: Path, tmp_path: Path) -> 
             "assert r.figures.data['fills']['count'] == 3; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
     got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, cwd=REPO)
+                         timeout=60, cwd=tmp_path)
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == "[]"
 
