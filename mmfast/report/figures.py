@@ -240,6 +240,8 @@ class _Ctx:
     mids: _Mids = field(default_factory=_Mids)
     marks: list[tuple[int, int]] = field(default_factory=list)  # (ns, mark ticks)
     inv: list[tuple[int, int]] = field(default_factory=list)  # (ns, position lots)
+    venue_pos: list[tuple[int, int]] = field(default_factory=list)  # market records' (ns, lots)
+    end_ns: int = 0  # the last moment of the run (run_stop, else the last record)
 
     def last(self, kind: str) -> dict[str, Any] | None:
         got = self.by_kind.get(kind)
@@ -291,7 +293,7 @@ def _price_path(c: _Ctx) -> None:
             c.marks.append((t, m2 // 2))  # no mark: the mid, floored to a tick
         pos = _int(r.get("position"))
         if pos is not None:
-            c.inv.append((t, pos))
+            c.venue_pos.append((t, pos))
     if not c.by_kind.get("market"):
         why = ("no `market` records (a journal from before they were written, or a run "
                "stopped before its first tick)")
@@ -337,11 +339,30 @@ def _fills(c: _Ctx) -> None:
         c.notes.append(f"{bad} fill record(s) without a side, price or size: left out")
 
 
+def _start_position(c: _Ctx) -> int:
+    """The position before the run's first fill: a `market` record's from before it (the
+    venue's, no fill of ours pending), else the first fill's own record less that fill, else
+    flat. The records' later positions are the bot's live view, which counts a fill twice for
+    a moment when the venue's position message comes before the trade (more exposure, never
+    less): the inventory is this start plus the fills."""
+    fills = c.ser.fills
+    first = fills[0].t_ns if fills else None
+    for t, p in c.venue_pos:
+        if first is None or t < first:
+            return p
+        break
+    if fills and fills[0].position is not None:
+        return fills[0].position - fills[0].side * fills[0].size
+    return 0
+
+
 def _pnl_path(c: _Ctx) -> Position:
     """Fills replayed in time order through ``Position`` (the bot's own accounting), the
-    PnL taken at every fill and every mark; the inventory after each fill. Returns the
-    position after the last fill."""
+    PnL taken at every fill and every mark; the inventory from the start position and the
+    fills. Returns the position of the run's fills after the last one."""
     u, ser = c.units, c.ser
+    start = _start_position(c)
+    c.inv = [(c.t0, start)]
     scale = Fraction(1, 10 ** (u.price_decimals + u.size_decimals))
     pos = Position(u.market if u.market is not None else 0)
     events: list[tuple[int, int, Any]] = [(row.t_ns, 1, row) for row in ser.fills]
@@ -356,8 +377,7 @@ def _pnl_path(c: _Ctx) -> Position:
                                 price_ticks=row.price, size_lots=row.size, fee=row.fee,
                                 is_maker=bool(row.maker), client_order_index=None,
                                 order_index=None, ts_ns=t))
-            # The position the bot saw (the venue's) when the record has it.
-            c.inv.append((t, row.position if row.position is not None else pos.size_lots))
+            c.inv.append((t, start + pos.size_lots))
         else:
             mark = obj
         realized = float(pos.realized_pnl * scale) - pos.fees_paid / 1e6
@@ -365,7 +385,7 @@ def _pnl_path(c: _Ctx) -> Position:
         ser.pnl_realized.append(realized)
         ser.pnl_total.append(None if mark is None else
                              realized + float(pos.unrealized_pnl(mark) * scale))
-    c.inv.sort(key=lambda x: x[0])
+    c.inv.append((max(c.end_ns, c.inv[-1][0]), c.inv[-1][1]))  # held to the end
     ser.inv_t = [c.secs(t) for t, _ in c.inv]
     ser.inventory = [u.qty(p) for _, p in c.inv]
     return pos
@@ -512,6 +532,7 @@ def compute(journal: JournalFile, run: JournalRun) -> Figures:
         notes.append("no run_stop record: the run did not end cleanly (killed, crashed or "
                      "still running); figures go up to its last record")
     quote_end_ns = clock.ns(shut) if shut is not None else end_ns
+    c.end_ns = end_ns
 
     _price_path(c)
     _fills(c)
@@ -562,7 +583,8 @@ def compute(journal: JournalFile, run: JournalRun) -> Figures:
                   "notional_usdc": sum(units.usdc_x2(2 * f.price * f.size) for f in fills)},
         "pnl": _pnl(c, pos, summary),
         "inventory": {"max_abs_base": units.qty(max_inv), "max_abs_lots": max_inv,
-                      "final_base": units.qty(final_pos), "final_lots": final_pos},
+                      "final_base": units.qty(final_pos), "final_lots": final_pos,
+                      "start_lots": c.inv[0][1]},
         "markouts": _markouts(c),
         "spread_captured": _spread(c),
         "uptime": uptime,

@@ -54,7 +54,9 @@ def test_report_of_a_run_on_the_simulator(tmp_path: Path) -> None:
     assert data["orders"]["placed"] == summ["counts"]["placed"]
     assert data["orders"]["modified"] == summ["counts"]["modified"]
     assert data["orders"]["cancelled"] == summ["counts"]["cancelled"]
+    # The inventory is the venue's: within the run's limit, and where the venue ended.
     assert data["inventory"]["max_abs_lots"] <= 300
+    assert data["inventory"]["final_lots"] == r.truth(lambda t: t.position(ACCOUNT, 0)).size
     # The price path: a `market` record every 250 ms of run time, or each tick when ticks
     # are further apart: the strategy ticks every 100 ms of the host's clock, 500 ms of this
     # run's. A loaded machine runs some ticks late: at least half must be there.

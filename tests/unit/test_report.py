@@ -502,3 +502,24 @@ def test_journal_text_is_escaped_in_the_page(tmp_path: Path) -> None:
     assert "<script>" not in page and "<b>mm</b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;mm&lt;/b&gt;" in page
     assert res.figures.data["denials"]["by_reason"]["<script>alert(1)</script>"] == 3
+
+
+def test_inventory_from_the_start_position_and_the_fills(tmp_path: Path) -> None:
+    # The account held 0.0030 ETH before the run; the bot's live view of the second fill
+    # counted it twice for a moment (the venue's position message came before the trade).
+    recs = journal_records()
+    for r in recs:
+        if r["kind"] == "market":
+            r["position"] = 30 if r["mono_ns"] < T0 + NS else 0
+        if r["kind"] == "fill":
+            r["position"] = {11: 130, 12: 130, 13: 30}[r["trade_id"]]
+    f = figures(write(tmp_path / "j.jsonl", recs))
+    inv = f.data["inventory"]
+    assert (inv["start_lots"], inv["max_abs_lots"], inv["final_lots"]) == (30, 130, 30)
+    assert f.series.inventory == pytest.approx([0.003, 0.013, 0.008, 0.003, 0.003])
+    assert f.series.inv_t == pytest.approx([0, 1, 12, 75, 80.5])
+    # PnL counts the run's fills only, as the bot's does.
+    assert f.data["pnl"]["realized_usdc"] == pytest.approx(0.0115)
+    # No market record before the first fill: the fill's record less the fill.
+    late = [r for r in recs if r["kind"] != "market" or r["mono_ns"] >= T0 + 2 * NS]
+    assert figures(write(tmp_path / "k.jsonl", late)).data["inventory"]["start_lots"] == 30
