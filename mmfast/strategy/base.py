@@ -272,9 +272,10 @@ class StrategyBase:
         self._refresh_state()
         kill = self.kill
         mark = self.mark_price()
+        pnl = self.pnl_micro(mark) if mark > 0 and self.rules is not None else None
         if kill is not None:
-            if mark > 0 and self.rules is not None:
-                kill.update_pnl(self.pnl_micro(mark), now)
+            if pnl is not None:
+                kill.update_pnl(pnl, now)
             kill.evaluate(now)
         every = self.market_record_ns
         due = self._market_due
@@ -283,7 +284,7 @@ class StrategyBase:
         # one per period on average; after a stall the schedule starts again from now.
         if every > 0 and now >= due - every // 4:
             self._market_due = due + every if now - due < every else now + every
-            self.journal_market(mark)
+            self.journal_market(mark, pnl)
         await self.tick(now)
 
     # ------------------------------------------------------------------ bus adapters
@@ -455,9 +456,10 @@ class StrategyBase:
         except Exception:
             return 0
 
-    def journal_market(self, mark: int) -> None:
+    def journal_market(self, mark: int, pnl_micro: Fraction | None = None) -> None:
         """One `market` record: the book's top and mid, the mark, our best quote and quoted
-        lots per side, position and PnL (docs/run.md). From the tick, a few times a second."""
+        lots per side, position and PnL (docs/run.md). From the tick, a few times a second,
+        with the PnL at ``mark`` the tick computed already (computed here when not given)."""
         book = self.book
         top: dict[str, Any] = {"in_sync": False}
         if book is not None and book.in_sync():
@@ -469,8 +471,10 @@ class StrategyBase:
                    "ask_px": self.px(ask) if ask else None, "mid_px": self.px_x2(m2)}
         bids, asks = self.live_quotes()
         pnl = None
-        if self.rules is not None and mark > 0:
-            pnl = round(float(self.pnl_micro(mark)) / 1e6, 6)
+        if pnl_micro is None and self.rules is not None and mark > 0:
+            pnl_micro = self.pnl_micro(mark)
+        if pnl_micro is not None:
+            pnl = round(float(pnl_micro) / 1e6, 6)
         self.journal.write(
             "market", **top, mark=mark or None, mark_px=self.px(mark) if mark else None,
             our_bid=bids[0][0] if bids else None, our_bid_size=bids[0][1] if bids else 0,
