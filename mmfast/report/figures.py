@@ -63,9 +63,6 @@ class MarketUnits:
         """Twice an amount in tick x lot units -> USDC."""
         return to_float(ticklots_x2 * 5, self.price_decimals + self.size_decimals + 1)
 
-    def px(self, ticks: int) -> str:
-        return format_units(ticks, self.price_decimals)
-
     def qty_text(self, lots: int) -> str:
         return format_units(lots, self.size_decimals)
 

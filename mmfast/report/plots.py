@@ -353,11 +353,14 @@ def draw_all(f: Figures, out: Path) -> tuple[dict[str, Path], dict[str, str]]:
     skipped: dict[str, str] = {}
     for name, (file, _title, draw, size) in PLOTS.items():
         fig = _figure(*size)
-        why = draw(f, fig)
+        try:
+            why = draw(f, fig)
+        except Exception as exc:  # one plot that cannot be drawn: said, the others drawn
+            why = f"drawing failed ({type(exc).__name__}: {exc})"
         if why:
             skipped[name] = why
             continue
         path = out / file
-        fig.savefig(path, dpi=_DPI)
+        fig.savefig(path, dpi=_DPI)  # OSError: the caller's (the folder is not writable)
         done[name] = path
     return done, skipped

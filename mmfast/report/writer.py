@@ -75,9 +75,12 @@ def make_report(journal_path: str | Path, out_dir: str | Path | None = None, *,
         missing = (f"plots not drawn: {why}. Install it with: {INSTALL_HINT}"
                    if plots else "plots not drawn (not asked for)")
     else:
-        drawn, skipped = draw_all(figures, out)
-        for p in drawn.values():
-            os.chmod(p, _MODE)
+        try:
+            drawn, skipped = draw_all(figures, out)
+            for p in drawn.values():
+                os.chmod(p, _MODE)
+        except OSError as exc:
+            raise ReportError(f"cannot write the plots into {out}: {exc.strerror}") from None
     # A PNG of an earlier report of this folder that this one did not draw would be read as
     # this run's: gone.
     for name, (file, *_rest) in PLOTS.items():

@@ -523,3 +523,19 @@ def test_inventory_from_the_start_position_and_the_fills(tmp_path: Path) -> None
     # No market record before the first fill: the fill's record less the fill.
     late = [r for r in recs if r["kind"] != "market" or r["mono_ns"] >= T0 + 2 * NS]
     assert figures(write(tmp_path / "k.jsonl", late)).data["inventory"]["start_lots"] == 30
+
+
+@pytest.mark.skipif(not HAVE_MPL, reason="matplotlib not installed (pip install -e '.[report]')")
+def test_a_plot_that_fails_is_named_and_the_others_drawn(journal: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmfast.report import plots
+
+    def boom(f: Any, fig: Any) -> str:
+        raise RuntimeError("boom")
+
+    file, title, _draw, size = plots.PLOTS["uptime"]
+    monkeypatch.setitem(plots.PLOTS, "uptime", (file, title, boom, size))
+    res = make_report(journal, tmp_path / "out")
+    assert res.skipped == {"uptime": "drawing failed (RuntimeError: boom)"}
+    assert set(res.plots) == set(PLOTS) - {"uptime"} and not (tmp_path / "out" / file).exists()
+    assert "Not drawn: drawing failed (RuntimeError: boom)." in res.html.read_text()
