@@ -27,6 +27,7 @@ still unresolved when the wait ends).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -198,8 +199,8 @@ class Reconciler:
                        t.acked or t.venue_seen or t.order.status is OrderStatus.UNKNOWN)]
         for i in range(0, len(missing), MAX_COI_LOOKUP):
             chunk = missing[i:i + MAX_COI_LOOKUP]
-            found = await self._rest("accountOrders", lambda c=chunk: e.rest.account_orders(
-                e.account_index, c))
+            found = await self._rest("accountOrders", functools.partial(
+                e.rest.account_orders, e.account_index, chunk))
             report.looked_up += len(chunk)
             if found:
                 tracker.apply_orders(found)
@@ -221,17 +222,18 @@ class Reconciler:
         attempts: dict[int, int] = {}
         while to_cancel:
             for oi, market in list(to_cancel.items()):
-                t = tracker.by_order_index(oi)
-                ours = t is not None and t.ours
-                done = t.cancel_attempts if ours and t is not None else attempts.get(oi, 0)
+                held = tracker.by_order_index(oi)
+                ours = held is not None and held.ours
+                done = (held.cancel_attempts if ours and held is not None
+                        else attempts.get(oi, 0))
                 if done >= cfg.max_cancel_attempts:
-                    coi = t.order.client_order_index if t is not None else 0
+                    coi = held.order.client_order_index if held is not None else 0
                     raise ReconcileFailed(
                         "cancel_failed",
                         f"order {oi} (client_order_index {coi}, market {market}) still open "
                         f"after {done} cancel attempts")
-                if ours and t is not None:
-                    e.cancel(t.order.client_order_index)
+                if ours and held is not None:
+                    e.cancel(held.order.client_order_index)
                 else:
                     e.cancel_order_index(market, oi)
                     attempts[oi] = attempts.get(oi, 0) + 1
