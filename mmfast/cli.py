@@ -240,7 +240,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     return bench_main(list(args.bench_args))
 
 
-def _add_report(sub: argparse._SubParsersAction) -> None:
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mmfast.report.command import add_parser
 
     add_parser(sub)

@@ -16,7 +16,7 @@ EXIT_FAILED = 1
 EXIT_NO_PLOTS = 3
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="the report of a run from its journal: report.html, "
                        "PNG plots and report.json (docs/report.md)")
     p.add_argument("journal", metavar="JOURNAL", help="the run's JSONL journal")

@@ -339,11 +339,12 @@ def _fills(c: _Ctx) -> None:
 def _start_position(c: _Ctx) -> int:
     """The position before the run's first fill: a `market` record's from before it (the
     venue's, no fill of ours pending), else the first fill's own record less that fill, else
-    flat. The records' later positions are the bot's live view, which counts a fill twice for
-    a moment when the venue's position message comes before the trade (more exposure, never
-    less): the inventory is this start plus the fills."""
+    flat. The inventory is this start plus the fills, rebased where the bot took the venue's
+    size (`position_rebase`)."""
     fills = c.ser.fills
     first = fills[0].t_ns if fills else None
+    # The bot's records after its first fill are its live view (older builds counted a fill
+    # twice for a moment when the venue's position message came before the trade): not read.
     for t, p in c.venue_pos:
         if first is None or t < first:
             return p
@@ -364,9 +365,19 @@ def _pnl_path(c: _Ctx) -> Position:
     pos = Position(u.market if u.market is not None else 0)
     events: list[tuple[int, int, Any]] = [(row.t_ns, 1, row) for row in ser.fills]
     events += [(t, 0, m) for t, m in c.marks]
+    for r in c.by_kind.get("position_rebase", ()):
+        venue, ours = _int(r.get("venue")), _int(r.get("fills"))
+        if venue is not None and ours is not None:
+            events.append((c.clock.ns(r), 2, venue - ours))
     events.sort(key=lambda e: (e[0], e[1]))
     mark: int | None = None
     for t, what, obj in events:
+        if what == 2:
+            # The bot took the venue's size (a fill it never got, a trade of the account's
+            # not made by it): the inventory follows; the PnL has only the fills it got.
+            start += obj
+            c.inv.append((t, start + pos.size_lots))
+            continue
         if what == 1:
             row = obj
             pos.apply_fill(Fill(trade_id=0, market=pos.market,
@@ -548,6 +559,11 @@ def compute(journal: JournalFile, run: JournalRun) -> Figures:
         c.missing["latency"] = why
         notes.append(f"latency histograms: {why}")
 
+    if by_kind.get("position_rebase"):
+        notes.append(f"the bot took the venue's position {len(by_kind['position_rebase'])} "
+                     "time(s) (position_rebase: a fill it never got, or a trade of the "
+                     "account's not made by it): the inventory follows the venue, the PnL "
+                     "counts the journal's fills only")
     inv_lots = [p for _, p in c.inv]
     max_inv = max((abs(p) for p in inv_lots), default=0)
     final_pos = inv_lots[-1] if inv_lots else 0
@@ -581,7 +597,8 @@ def compute(journal: JournalFile, run: JournalRun) -> Figures:
         "pnl": _pnl(c, pos, summary),
         "inventory": {"max_abs_base": units.qty(max_inv), "max_abs_lots": max_inv,
                       "final_base": units.qty(final_pos), "final_lots": final_pos,
-                      "start_lots": c.inv[0][1]},
+                      "start_lots": c.inv[0][1],
+                      "rebases": len(by_kind.get("position_rebase", ()))},
         "markouts": _markouts(c),
         "spread_captured": _spread(c),
         "uptime": uptime,
@@ -642,12 +659,14 @@ def _uptime(orders: Iterable[dict[str, Any]], clock: _Clock, t0: int, end: int,
                 since[s] = t
         else:
             resting[s] -= 1
-            if resting[s] == 0 and since[s] is not None:
-                spans[s].append((since[s], t))
+            began = since[s]
+            if resting[s] == 0 and began is not None:
+                spans[s].append((began, t))
                 since[s] = None
     for s in (0, 1):
-        if since[s] is not None:
-            spans[s].append((since[s], end))  # still resting at the end of the window
+        began = since[s]
+        if began is not None:
+            spans[s].append((began, end))  # still resting at the end of the window
     total = max(end - t0, 1)
     frac = [sum(b - a for a, b in spans[s]) / total for s in (0, 1)]
     both = _overlap(spans[0], spans[1]) / total

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from mmfast.report.figures import HORIZONS_S, Figures
 
@@ -65,7 +65,7 @@ def _marker(n: int) -> dict[str, Any]:
     return {"s": max(6.0, 46 * (100 / n) ** 0.5), "lw": 0, "alpha": 0.7}
 
 
-def _plain(ax: Axes, axis: str = "y") -> None:
+def _plain(ax: Axes, axis: Literal["x", "y"] = "y") -> None:
     """Prices as they are (3001.25), not as an offset from 3000."""
     ax.ticklabel_format(axis=axis, useOffset=False, style="plain")
 

@@ -31,7 +31,7 @@ class ReportError(MmfastError, ValueError):
 # Kinds the figures read; every other kind is only counted.
 KEPT: Final = frozenset({
     "run_start", "market", "fill", "order", "denied", "send_error", "kill_switch", "shutdown",
-    "run_stop", "summary",
+    "run_stop", "summary", "position_rebase",
 })
 # The fields kept of the kinds a long run writes most (4 market records a second, an order
 # record per state change): what the figures read of them, nothing more.

@@ -539,3 +539,19 @@ def test_a_plot_that_fails_is_named_and_the_others_drawn(journal: Path, tmp_path
     assert res.skipped == {"uptime": "drawing failed (RuntimeError: boom)"}
     assert set(res.plots) == set(PLOTS) - {"uptime"} and not (tmp_path / "out" / file).exists()
     assert "Not drawn: drawing failed (RuntimeError: boom)." in res.html.read_text()
+
+
+def test_inventory_follows_the_bots_position_rebase(tmp_path: Path) -> None:
+    # At 50 s the bot took the venue's size: 80 lots where its fills said 50 (a fill it never
+    # got). The inventory jumps with it; the PnL keeps the fills it got.
+    recs = journal_records()
+    recs.append(rec("position_rebase", 50, venue=80, fills=50, venue_qty="0.0080",
+                    fills_qty="0.0050"))
+    recs.sort(key=lambda x: x["mono_ns"])
+    f = figures(write(tmp_path / "j.jsonl", recs))
+    assert f.series.inventory == pytest.approx([0, 0.01, 0.005, 0.008, 0.003, 0.003])
+    assert f.series.inv_t == pytest.approx([0, 1, 12, 50, 75, 80.5])
+    inv = f.data["inventory"]
+    assert (inv["final_lots"], inv["rebases"]) == (30, 1)
+    assert f.data["pnl"]["realized_usdc"] == pytest.approx(0.0115)
+    assert any(n.startswith("the bot took the venue's position 1 time(s)") for n in f.notes)
