@@ -557,7 +557,7 @@ class Runner:
                                symbol=self.symbol, strategy=self.cfg.strategy.name,
                                chain_id=v.chain_id, account_index=v.account_index,
                                price_decimals=self.price_decimals,
-                               size_decimals=self.size_decimals)
+                               size_decimals=self.size_decimals, time_scale=self.time.scale)
             await self.core.start()
             started = True
             self._place_loop()
@@ -631,12 +631,48 @@ class Runner:
                     fills=summary["strategy"]["fills"],
                     counts=summary["strategy"]["counts"],
                     position_lots=summary["strategy"]["position_lots"],
-                    pnl_usdc=summary["strategy"]["pnl_usdc"])
+                    pnl_usdc=summary["strategy"]["pnl_usdc"],
+                    **self._summary_for_report(summary))
                 self.journal.close()
             self._print_summary(render_summary(summary))
         elif self.journal is not None:
             self.journal.close()
         return self.exit_code
+
+    def _summary_for_report(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary record's fields for the run report (docs/report.md): PnL in parts,
+        risk denials by reason, venue refusals by code, and every latency sample of the run
+        in the stages' histograms (the percentiles beside them cover recent samples only)."""
+        from fractions import Fraction
+
+        from mmfast.core.latency import HIST_BOUNDS_NS
+
+        s, st = self.strategy, summary["strategy"]
+        out: dict[str, Any] = {"fees_usdc": st["fees_usdc"], "denials": st["denials"],
+                               "latency": st["latency"],
+                               "order_latency": summary.get("order_latency") or {}}
+        if s.rules is not None:
+            scale = Fraction(1, 10 ** (s.rules.price_decimals + s.rules.size_decimals))
+            mark = s.mark_price()
+            out.update(realized_usdc=round(float(s.position.realized_pnl * scale), 6),
+                       funding_usdc=s.funding_micro / 1e6, mark=mark or None)
+            if mark > 0:
+                out["unrealized_usdc"] = round(float(s.position.unrealized_pnl(mark) * scale),
+                                               6)
+
+        def hist(h: Any) -> dict[str, Any]:
+            return {k: {"counts": list(b), "sum_us": h.sums[k] / 1e3}
+                    for k, b in h.buckets.items()}
+
+        entry = getattr(self.connector, "orders", None)
+        out["latency_hist"] = {
+            "bounds_us": [b / 1e3 for b in HIST_BOUNDS_NS],
+            "strategy": hist(s.latency.hist),
+            "order_entry": hist(entry.hist) if entry is not None and hasattr(entry, "hist")
+            else {}}
+        if entry is not None and hasattr(entry, "reject_codes"):
+            out["reject_codes"] = {str(c): n for c, n in sorted(entry.reject_codes.items())}
+        return out
 
     def _safe_exc(self, exc: BaseException) -> str:
         return self.redactor.redact(f"{type(exc).__name__}: {exc}")

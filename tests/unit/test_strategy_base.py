@@ -916,3 +916,83 @@ def test_every_order_the_strategies_place_is_post_only() -> None:
     calls = run(go())
     assert len(calls) >= 8
     assert {c[5] for c in calls} == {TimeInForce.POST_ONLY}
+
+
+class _Ticks:
+    """The strategy's time moved by the test (monotonic ns)."""
+
+    scale = 1.0
+
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000_000
+
+    def monotonic_ns(self) -> int:
+        return self.ns
+
+    def wall_ms(self) -> int:
+        return 1_790_000_000_000 + self.ns // 1_000_000
+
+
+def test_market_records_from_the_tick_four_a_second() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        t = _Ticks()
+        h.s.time = t
+        h.start()
+        await h.book_event()  # bid 3000.00 x 1, ask 3000.10 x 1
+        h.open_all()
+        await h.settle()
+        h.fill(1, 40, trade_id=1)  # part of our best bid: long 40 lots
+        await h.settle()
+        fill = next(f for k, f in h.journal if k == "fill")
+        assert (fill["mid"], fill["mid_px"]) == (300_005, "3000.050")
+        # 100 ms ticks for 3 s: one record per 250 ms on average (at 0, .2, .5, .7, 1.0 ...).
+        written = []  # tick times (s) that wrote a record
+        for i in range(30):
+            n = sum(1 for k, _ in h.journal if k == "market")
+            await h.s.on_tick(0)
+            if sum(1 for k, _ in h.journal if k == "market") > n:
+                written.append(i / 10)
+            t.ns += 100_000_000
+        assert written == pytest.approx([0, .2, .5, .7, 1, 1.2, 1.5, 1.7, 2, 2.2, 2.5, 2.7])
+        r = [f for k, f in h.journal if k == "market"][-1]
+        bids, asks = h.s.live_quotes()
+        assert {k: r[k] for k in ("in_sync", "bid", "ask", "bid_size", "ask_size", "mid",
+                                  "bid_px", "ask_px", "mid_px", "mark", "mark_px")} == {
+            "in_sync": True, "bid": 300_000, "ask": 300_010, "bid_size": 10_000,
+            "ask_size": 10_000, "mid": 300_005, "bid_px": "3000.00", "ask_px": "3000.10",
+            "mid_px": "3000.050", "mark": 300_005, "mark_px": "3000.05"}
+        assert (r["our_bid"], r["our_bid_size"], r["our_bids"]) == (*bids[0], len(bids))
+        assert r["our_bid_lots"] == sum(s for _, s in bids) and r["our_ask"] == asks[0][0]
+        assert (r["position"], r["position_qty"]) == (40, "0.0040")
+        # Long 40 lots bought at our best bid (no fee), marked at the mid.
+        assert fill["price"] == 299_995
+        assert r["pnl_usdc"] == pytest.approx((300_005 - 299_995) * 40 / 1e6)
+
+    asyncio.run(go())
+
+
+def test_market_records_one_per_tick_of_their_own_period_despite_lag() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        t = _Ticks()
+        h.s.time = t
+        h.start()
+        grid = t.ns
+        lags_ms = [0, 40, 3, 55, 0, 12, 60, 1, 0, 30]  # ticks late by up to 60 ms
+        for i, lag in enumerate(lags_ms):
+            t.ns = grid + i * 250_000_000 + lag * 1_000_000
+            await h.s.on_tick(0)
+        assert sum(1 for k, _ in h.journal if k == "market") == len(lags_ms)
+        # A 2 s stall: one record when it ends, then on schedule from there.
+        t.ns += 2_000_000_000
+        await h.s.on_tick(0)
+        t.ns += 250_000_000
+        await h.s.on_tick(0)
+        assert sum(1 for k, _ in h.journal if k == "market") == len(lags_ms) + 2
+        h.s.market_record_ns = 0  # off
+        t.ns += 1_000_000_000
+        await h.s.on_tick(0)
+        assert sum(1 for k, _ in h.journal if k == "market") == len(lags_ms) + 2
+
+    asyncio.run(go())
