@@ -22,7 +22,7 @@ import socket
 import struct
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -39,6 +39,8 @@ from mmfast.sim.flow import MarketFlow
 from mmfast.sim.limits import Breach, RateLimiter
 from mmfast.sim.public_api import query_int
 from mmfast.sim.truth import RequestLog, Truth
+
+T = TypeVar("T")
 
 API = "/api/v1"
 CONTROL = "/_sim"
@@ -305,7 +307,7 @@ class Simulator:
             await self.clock.sleep(step)
             self.run_engine(lambda: flow.advance_to(self.clock.monotonic_ns()))
 
-    def run_engine(self, fn: Callable[[], Any]) -> Any:
+    def run_engine(self, fn: Callable[[], T]) -> T:
         """Run `fn` against the exchange, then publish what it changed."""
         try:
             return fn()
@@ -438,9 +440,11 @@ class Simulator:
         if path.startswith(CONTROL):
             if request.remote not in LOOPBACK_REMOTES:
                 return web.json_response({"ok": False, "error": "loopback only"}, status=403)
-            return await handler(request)
+            resp: web.StreamResponse = await handler(request)
+            return resp
         if path == "/stream":
-            return await handler(request)
+            resp = await handler(request)
+            return resp
         faults = self.faults
         if faults.refusing_rest:
             _reset(request.transport)
@@ -468,7 +472,8 @@ class Simulator:
     @staticmethod
     async def _handle(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            return await handler(request)
+            resp: web.StreamResponse = await handler(request)
+            return resp
         except VenueError as exc:
             return web.json_response(exc.to_json(), status=getattr(exc, "status", 400),
                                      dumps=_dumps)
@@ -731,7 +736,7 @@ class Simulator:
             body = await request.json()
             if not isinstance(body, dict):
                 raise ValueError("body must be a JSON object")
-            ints = {}
+            ints: dict[str, int | None] = {}
             for name in ("account_index", "api_key_index", "nonce"):
                 v = body.get(name)
                 if v is None and name == "nonce":
@@ -746,8 +751,9 @@ class Simulator:
             maker_only = body.get("maker_only")
             if maker_only is not None and not isinstance(maker_only, bool):
                 raise ValueError("maker_only must be true or false")
-            result = self.register_api_key(ints["account_index"], ints["api_key_index"], pk,
-                                           ints["nonce"], maker_only)
+            account, key_index = ints["account_index"], ints["api_key_index"]
+            assert account is not None and key_index is not None  # checked ints above
+            result = self.register_api_key(account, key_index, pk, ints["nonce"], maker_only)
         except (ValueError, TypeError, VenueError) as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
@@ -831,9 +837,10 @@ class Simulator:
         except (ValueError, TypeError, KeyError, VenueError) as exc:
             return web.json_response({"ok": False, "error": _control_error(exc)}, status=400)
         if isinstance(out, list):
-            out = [dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x for x in out]
-        elif dataclasses.is_dataclass(out):
-            out = dataclasses.asdict(out)  # type: ignore[arg-type]
+            out = [dataclasses.asdict(x) if dataclasses.is_dataclass(x)
+                   and not isinstance(x, type) else x for x in out]
+        elif dataclasses.is_dataclass(out) and not isinstance(out, type):
+            out = dataclasses.asdict(out)
         return web.json_response({"ok": True, "result": out}, dumps=_dumps)
 
     # ------------------------------------------------------------------ WebSocket
@@ -1254,6 +1261,7 @@ class Simulator:
         for ev in events:
             kind = ev.kind
             if kind == "book":
+                assert ev.market is not None  # a book event is of one market
                 key = f"order_book:{ev.market}"
                 if subs.get(key):
                     if self.config.book_batch_ms:
@@ -1265,6 +1273,7 @@ class Simulator:
                                          offset, now)
                     self._publish_book(ev.market, orjson.dumps(msg), (begin, nonce))
             elif kind == "trade":
+                assert ev.market is not None  # a trade is of one market
                 t = ev.payload
                 m = ex.markets[ev.market]
                 key = f"trade:{ev.market}"
