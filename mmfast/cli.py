@@ -50,6 +50,10 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--book-history", type=int, default=0, metavar="N",
                    help="keep the aggregated book at each of the last N book nonces per "
                    "market, served by GET /_sim/truth/book?market=M&nonce=X (default 0: off)")
+    p.add_argument("--stop-on-stdin-eof", dest="stdin_eof", action="store_true",
+                   help="stop (as on SIGTERM) when standard input reaches end of file: a "
+                   "parent holding the pipe's other end takes the simulator with it when it "
+                   "exits or is killed (mmfast run starts its simulator so)")
     p.set_defaults(func=_run_sim)
 
 
@@ -70,6 +74,8 @@ async def _serve_sim(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    if args.stdin_eof:
+        _stop_at_eof(loop, stop)
     if pending_stop() is not None:
         return stopped_early("mmfast sim")
     async with Simulator(cfg, time_source) as sim:
@@ -85,6 +91,32 @@ async def _serve_sim(args: argparse.Namespace) -> int:
               flush=True)
         await stop.wait()
     return 0
+
+
+def _stop_at_eof(loop: Any, stop: Any) -> None:
+    """Set ``stop`` once stdin reaches end of file (its writer, the parent, is gone or done).
+    Whatever is written to it is read and ignored."""
+    import os
+
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop.set()
+
+    try:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable)
+    except (OSError, ValueError):  # a regular file or a closed stdin: nothing to wait on
+        raise ValueError("--stop-on-stdin-eof needs standard input to be a pipe or a "
+                         "terminal") from None
 
 
 def _run_sim(args: argparse.Namespace) -> int:

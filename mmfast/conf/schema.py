@@ -28,6 +28,7 @@ __all__ = [
     "MAX_TICKS",
     "MODES",
     "SIGNERS",
+    "SIM_PLACES",
     "TIER_NAMES",
     "ApiKey",
     "AvellanedaStoikovConfig",
@@ -52,6 +53,8 @@ MAX_TICKS: Final = 1 << 50
 MAX_LOTS: Final = 1 << 61
 MODES: Final = ("sim", "testnet", "mainnet")
 SIGNERS: Final = ("native", "official")
+# Where `mmfast run` starts its built-in simulator: a child process, or a thread of its own.
+SIM_PLACES: Final = ("process", "thread")
 # The venue's account tiers (its account-types page): rate limits, speed bumps, volume quota.
 TIER_NAMES: Final = ("standard", "premium", "plus", "builder")
 _QUOTA_CAP: Final = 5_000_000  # the venue caps an account's volume quota here
@@ -332,7 +335,11 @@ class RunConfig:
                          "threads go to the remaining CPUs")
     busy_poll: bool = _f(False, doc="the event loop polls its sockets instead of sleeping: "
                          "~70 us less per frame, one CPU at 100% (with cpu, on a dedicated "
-                         "core; not with the in-process simulator)")
+                         "core; not with [run] sim = \"thread\")")
+    sim: str = _f("process", choices=SIM_PLACES,
+                  doc="where the built-in simulator runs (sim mode without URLs): process "
+                  "(a child `mmfast sim`: the bot's latencies are its own) or thread (in the "
+                  "bot's process, sharing its GIL and CPU)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

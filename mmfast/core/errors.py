@@ -32,6 +32,7 @@ the concrete classes stay where they are raised and keep their import paths. Cla
     │   ├── TrackerError(OrderError, RuntimeError)      mmfast.connector.lighter.tracker
     │   │   └── DuplicateClientOrderIndex
     │   └── ReconcileFailed(OrderError, RuntimeError)   mmfast.connector.lighter.reconcile
+    ├── SimProcessError(MmfastError, RuntimeError)      mmfast.sim.process
     ├── DiagError(MmfastError, RuntimeError)            mmfast.diagnostics.venue
     └── ReportError(MmfastError, ValueError)            mmfast.report.reader
 

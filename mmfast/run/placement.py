@@ -9,7 +9,9 @@ can find itself queued behind the bot's frame callback while the other CPU idles
 
 ``pin_loop(cpu)`` pins the calling (event-loop) thread to one CPU and moves every other thread
 of the process (the signer's, the in-process simulator's, executors) to the remaining ones;
-``Placement.sweep`` repeats the move for threads started later (they inherit the loop's CPU).
+``Placement.sweep`` repeats the move for threads started later (they inherit the loop's CPU);
+``Placement.keep_off(pid)`` moves another process's threads (the run's simulator child) there
+too.
 ``BusyPoll`` keeps one callback always ready on the loop, so uvloop polls its sockets with a
 zero timeout instead of sleeping: one CPU at 100% for the lowest latency.
 
@@ -90,6 +92,27 @@ class Placement:
             self.moved.add(tid)
             n += 1
         self.moved_total += n
+        return n
+
+    def keep_off(self, pid: int) -> int:
+        """Move every thread of another process (the run's simulator child) off the loop's
+        CPU: it is started before the pinning with every CPU, and on loopback the kernel would
+        wake it on the loop's. Returns how many threads were moved (0 once it is gone)."""
+        others = self.others
+        if not others or self.released:
+            return 0
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            return 0
+        n = 0
+        for tid in tids:
+            try:
+                if os.sched_getaffinity(tid) != others:
+                    os.sched_setaffinity(tid, others)
+                    n += 1
+            except OSError:  # exited between the listing and the call
+                continue
         return n
 
     def release(self) -> None:

@@ -5,17 +5,19 @@ Order of things, so that a bad config never touches the network:
 1. Load and validate the config (``--strategy`` is applied before validation, so the chosen
    strategy's cross-field rules are checked). An error names the key; exit 2.
 2. Logging (``--log-json``), with a redacting filter holding the run's key.
-3. Sim mode without URLs: start the built-in simulator WITH market flow on 127.0.0.1, make a
-   throwaway API key, sign under the simulator's chain id (a real key was already refused by
+3. Sim mode without URLs: start the built-in simulator WITH market flow on 127.0.0.1 (a child
+   ``mmfast sim`` process by default, ``[run] sim = "thread"`` for a thread of this one), make
+   a throwaway API key, sign under the simulator's chain id (a real key was already refused by
    the config). Other modes: the key from the environment or the 0600 key file.
 4. Signer thread, ``LighterConnector`` with order entry, the strategy (risk gate and kill switch
    built from ``[risk]``), ``TradingCore``; SIGINT/SIGTERM/SIGHUP and ``--duration`` set the
    stop.
 5. Status every ``run.status_interval_s`` (unless ``--quiet``), journal flushed with it.
 6. Stop: the core stops the strategy, cancels all of the market's orders and waits for the venue
-   to confirm none is left (REST), then the connector; the summary prints. Exit 0 when clean,
-   1 when orders remain open (or their count is unknown) or the run failed, 3 when the kill
-   switch stopped the run.
+   to confirm none is left (REST), then the connector, the guard, and last the simulator this
+   run started; the summary prints. Exit 0 when clean, 1 when orders remain open (or their
+   count is unknown) or the run failed (its simulator process exiting early included), 3 when
+   the kill switch stopped the run.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
 from mmfast.signals import STOP_SIGNALS, pending_stop, stopped_early
 
 __all__ = ["EXIT_CONFIG", "EXIT_KILL_STOP", "EXIT_OK", "EXIT_ORDERS_LEFT", "RunOptions",
-           "Runner", "load_run_config", "placement_problem", "run_flow", "run_from_args"]
+           "Runner", "load_run_config", "placement_problem", "run_from_args"]
 
 EXIT_OK = 0
 EXIT_ORDERS_LEFT = 1  # orders still open at exit (or unknown), or the run failed
@@ -57,15 +59,8 @@ _log = get_logger("run")
 _STARTUP_DEADLINE_S = 30.0
 
 
-def run_flow() -> Any:
-    from mmfast.sim.config import FlowConfig
-
-    # The simulator's default flow, with more and larger market orders so that a ladder a few
-    # bps from the mid trades within seconds (a new user sees fills, not only quotes).
-    return FlowConfig(market_rate_per_s=MARKET_ORDERS_PER_S, market_size=(5, 40))
-
-
-MARKET_ORDERS_PER_S = 4.0
+# The simulator child's exit is looked for this often (real seconds) while the bot runs.
+_SIM_WATCH_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +100,8 @@ def load_run_config(opts: RunOptions, env: dict[str, str] | None = None) -> Conf
 
 class Runner:
     """One run of the bot (see the module doc). For tests: ``key`` may be injected in sim mode
-    only (to prove a key never leaks); ``sim`` is a running ``SimThread`` to use instead of
-    starting one (the caller stops it, so its truth outlives the run), with its ``time``.
+    only (to prove a key never leaks); ``sim`` is a ``SimThread`` to use instead of starting
+    one (the caller starts and stops it, so its truth outlives the run), with its ``time``.
 
     For benchmarks, sim mode only: ``signer`` is an object with ``SignerWorker``'s interface
     used instead of the SignerWorker made from the key (started and stopped by the run), and
@@ -139,7 +134,10 @@ class Runner:
         self.redactor = Redactor()
         if control_token is not None:
             self.redactor.add(control_token)
-        self.sim: Any = sim  # SimThread in sim mode
+        self.sim: Any = sim  # SimThread: the simulator on a thread of this process
+        self.sim_proc: Any = None  # SimProcess: the simulator as this run's child process
+        self.sim_lost: int | None = None  # its exit code when it exited while the bot ran
+        self._sim_watch: asyncio.TimerHandle | None = None
         self.signer: Any = None
         self.connector: Any = None
         self.strategy: Any = None
@@ -197,18 +195,66 @@ class Runner:
             f.add(key)
 
     def _start_sim(self) -> tuple[str, str]:
-        from mmfast.sim.config import SimConfig
+        """The built-in simulator on a thread of this process (``[run] sim = "thread"``, or
+        the one a test injected), on this run's clock."""
+        from mmfast.sim.config import FlowConfig, SimConfig
         from mmfast.sim.thread import SimThread
 
         if self.sim is None:
             v = self.cfg.venue
-            # The simulator runs the configured tier, the one the connector's budget keeps to.
+            # What `mmfast sim` runs by default (its flow, rate limits), on the configured tier
+            # (the one the connector's budget keeps to), without speed bumps: the same market
+            # whether the simulator runs here, as this run's child or on its own.
+            assert v.chain_id is not None and v.account_index is not None
             sc = SimConfig(seed=self.opts.seed, chain_id=v.chain_id,
-                           account_index=v.account_index, flow=run_flow(), speed_bumps=False,
-                           tier=v.tier or "premium")
+                           account_index=v.account_index, flow=FlowConfig(),
+                           speed_bumps=False, tier=v.tier or "premium")
             self.sim = SimThread(sc, self.time)
             self.sim.start()
         return self.sim.rest_url, self.sim.ws_url
+
+    async def _start_sim_process(self) -> tuple[str, str]:
+        """The built-in simulator as this run's child process (``[run] sim = "process"``):
+        ``mmfast sim`` with the settings the thread gets, its stderr in ``sim.log`` beside the
+        journal. At a time scale, this run's clock is then anchored to the child's (which
+        started its own clock when it started)."""
+        from mmfast.sim.process import SimProcess
+
+        v = self.cfg.venue
+        assert v.chain_id is not None and v.account_index is not None
+        self.sim_proc = SimProcess(seed=self.opts.seed, chain_id=v.chain_id,
+                                   account_index=v.account_index, tier=v.tier or "premium",
+                                   speed_bumps=False, time_scale=self.opts.time_scale,
+                                   log_path=self._journal_path().parent / "sim.log")
+        # Its start (an interpreter and the simulator's imports, ~1 s) off the loop: a stop
+        # signal meanwhile is noted and acted on after it.
+        await asyncio.to_thread(self.sim_proc.start)
+        _log.info("simulator: child process %d at %s", self.sim_proc.pid,
+                  self.sim_proc.rest_url)
+        self._watch_sim()
+        if self._own_time and self.opts.time_scale != 1.0:
+            await self._anchor_to_sim(self.sim_proc.rest_url)
+        return self.sim_proc.rest_url, self.sim_proc.ws_url
+
+    def _watch_sim(self) -> None:
+        """Every _SIM_WATCH_S: the simulator child exiting before the stop ends the run (exit
+        1, the stop reason and the error naming it, with the end of its stderr)."""
+        proc = self.sim_proc
+        if proc is None or proc.stopped:
+            return
+        code = proc.poll()
+        if code is None:
+            self._sim_watch = asyncio.get_running_loop().call_later(_SIM_WATCH_S,
+                                                                    self._watch_sim)
+            return
+        from mmfast.sim.process import exit_text
+
+        self.sim_lost = code
+        said = proc.tail()
+        _log.error("the simulator (pid %d) exited %s while the bot ran; stopping (its log: "
+                   "%s)%s", proc.pid, exit_text(code), proc.log_path,
+                   f"; it said:\n{said}" if said else "")
+        self.request_stop(f"simulator exited {exit_text(code)}")
 
     async def _anchor_to_sim(self, rest_url: str) -> None:
         """An external simulator at a time scale: this run's clock starts where the
@@ -233,7 +279,7 @@ class Runner:
         mo = v.maker_only if maker_only is None else maker_only
         assert v.account_index is not None and index is not None
         pk = public_key(key.reveal())
-        if self.sim is not None:
+        if self.sim is not None:  # on a thread of this process
             self.sim.register_api_key(v.account_index, index, pk.hex(), maker_only=mo)
         else:
             await register_api_key_http(rest_url, v.account_index, index, pk, maker_only=mo)
@@ -301,7 +347,8 @@ class Runner:
         v = self.cfg.venue
         assert v.state_dir is not None
         v.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if v.mode == "sim" and self.sim is not None:  # a simulator inside this process
+        if v.mode == "sim" and (self.sim is not None or self.sim_proc is not None):
+            # A simulator of this run (a thread, or the child that dies with it).
             from mmfast.run.heartbeat import pid_alive
 
             runs = v.state_dir / "sim-runs"
@@ -428,6 +475,7 @@ class Runner:
             "loop": c.stall.status() if hasattr(c, "stall") else {},
             "placement": self._placement_status(),
             "budget": self._budget_status(),
+            "sim": self._sim_status(),
         }
 
     def _budget_status(self) -> dict[str, Any]:
@@ -471,6 +519,7 @@ class Runner:
             await asyncio.sleep(interval)
             if self.placement is not None:
                 self.placement.sweep()
+                self._keep_sim_off()
             if display is not None:
                 try:
                     display.show(self.snapshot())  # redacted by the display
@@ -531,7 +580,12 @@ class Runner:
         try:
             v = self.cfg.venue
             if v.mode == "sim" and v.rest_url is None:
-                rest_url, ws_url = self._start_sim()
+                if self.sim is not None or self.cfg.run.sim == "thread":
+                    rest_url, ws_url = self._start_sim()
+                else:
+                    rest_url, ws_url = await self._start_sim_process()
+                    if self._stop.is_set():
+                        raise _StoppedEarly
             else:
                 assert v.rest_url is not None and v.ws_url is not None
                 rest_url, ws_url = v.rest_url, v.ws_url
@@ -550,6 +604,9 @@ class Runner:
             if self._stop.is_set():
                 raise _StoppedEarly
             self._build(rest_url, ws_url, key, self._state_dir())
+            if self.sim_proc is not None:
+                self.journal.write("sim_started", pid=self.sim_proc.pid, rest_url=rest_url,
+                                   log=str(self.sim_proc.log_path))
             await self._start_guard(rest_url)
             if self._stop.is_set():
                 raise _StoppedEarly
@@ -715,12 +772,18 @@ class Runner:
             from mmfast.run.placement import pin_loop
 
             self.placement = pin_loop(r.cpu)
+            self._keep_sim_off()
             _log.info("placement: %s", self.placement.describe())
         if r.busy_poll:
             from mmfast.run.placement import BusyPoll
 
             self.busy_poll = BusyPoll()
             self.busy_poll.start()
+
+    def _keep_sim_off(self) -> None:
+        """The simulator child's threads off the loop's CPU (``[run] cpu``)."""
+        if self.placement is not None and self.sim_proc is not None and self.sim_proc.pid:
+            self.placement.keep_off(self.sim_proc.pid)
 
     def _placement_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -763,6 +826,8 @@ class Runner:
                 await core.shutdown()
         if self.placement is not None:
             self.placement.release()
+        if self.sim_lost is not None:  # the venue went away under the bot: a failure
+            self.exit_code = EXIT_ORDERS_LEFT
         if started and self.orders_left != 0:
             self.exit_code = EXIT_ORDERS_LEFT
             _log.error("orders still open in market %d after shutdown: %s", self.market,
@@ -773,19 +838,60 @@ class Runner:
             self.exit_code = EXIT_KILL_STOP
         if self.guard is not None:
             # Before the simulator stops: the guard aborts the venue's scheduled cancel-all.
-            code = await self.guard.stop(self.orders_left if started else 0)
+            # A simulator child that exited took its orders with it: nothing is left for the
+            # guard to cancel (it would try a venue that is gone for a minute).
+            left = 0 if not started or self.sim_lost is not None else self.orders_left
+            code = await self.guard.stop(left)
             if self.journal is not None:
                 self.journal.write("guard_stopped", exit_code=code)
-        if self.journal is not None:
-            self.journal.write("run_stop", reason=self.stop_reason, orders_left=self.orders_left)
         if self.signer is not None:
             with contextlib.suppress(Exception):
                 self.signer.stop()
+        await self._stop_sim_process()
+        if self.journal is not None:
+            self.journal.write("run_stop", reason=self.stop_reason, orders_left=self.orders_left)
         if self.sim is not None and self._own_sim:
             with contextlib.suppress(Exception):
                 self.sim.stop()
         if self._tmp_state is not None:
             shutil.rmtree(self._tmp_state, ignore_errors=True)
+
+    async def _stop_sim_process(self) -> None:
+        """The simulator child goes last: after the cancel-all and the guard (which must see
+        the venue until it is done)."""
+        if self._sim_watch is not None:
+            self._sim_watch.cancel()
+            self._sim_watch = None
+        proc = self.sim_proc
+        if proc is None:
+            return
+        from mmfast.sim.process import exit_text
+
+        lost = self.sim_lost is not None
+        code = await asyncio.to_thread(proc.stop)
+        if proc.ready and not lost and code != 0:  # (a failed start was reported as such)
+            _log.warning("the simulator (pid %d) exited %s at its stop (its log: %s)",
+                         proc.pid, exit_text(code), proc.log_path)
+        if self.journal is not None:
+            self.journal.write("sim_stopped", pid=proc.pid, exit_code=code, early=lost)
+        proc.close()
+
+    def _sim_status(self) -> dict[str, Any]:
+        """Where the venue runs: this run's child process, a thread of it, or elsewhere."""
+        v = self.cfg.venue
+        if v.mode != "sim":
+            return {}
+        if self.sim_proc is not None:
+            from mmfast.sim.process import exit_text
+
+            p = self.sim_proc
+            code = p.poll()
+            return {"mode": "process", "pid": p.pid, "running": p.running, "exit_code": code,
+                    "exit": None if code is None else exit_text(code),
+                    "early_exit": self.sim_lost is not None, "log": str(p.log_path)}
+        if self.sim is not None:
+            return {"mode": "thread"}
+        return {"mode": "external", "rest_url": v.rest_url}
 
 
 def _options(args: Any) -> RunOptions:
@@ -799,10 +905,12 @@ def _options(args: Any) -> RunOptions:
 def placement_problem(cfg: Config) -> str:
     """Why ``[run] cpu`` / ``busy_poll`` cannot be applied as configured ("" if they can)."""
     r = cfg.run
-    if r.busy_poll and cfg.venue.mode == "sim" and cfg.venue.rest_url is None:
-        return ("[run] busy_poll needs the venue in another process (`mmfast sim`, with "
-                "venue.rest_url and venue.ws_url): the in-process simulator's thread would "
-                "wait for the GIL behind a loop that never sleeps")
+    if r.busy_poll and cfg.venue.mode == "sim" and cfg.venue.rest_url is None and \
+            r.sim == "thread":
+        return ('[run] busy_poll needs the venue in another process ([run] sim = "process", '
+                "the default, or `mmfast sim` with venue.rest_url and venue.ws_url): the "
+                "in-process simulator's thread would wait for the GIL behind a loop that "
+                "never sleeps")
     if r.cpu is not None:
         from mmfast.run.placement import cpu_problem
 

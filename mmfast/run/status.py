@@ -130,6 +130,20 @@ def _placement(p: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
+def _sim(sim: dict[str, Any]) -> str:
+    """Where the simulator of a sim-mode run ran, and how its child process ended."""
+    if sim["mode"] == "thread":
+        return "a thread of this process (its load is in the latencies above)"
+    if sim["mode"] == "external":
+        return f"external {sim.get('rest_url')}"
+    code = sim.get("exit")
+    how = "running" if sim.get("running") else "not running" if code is None else \
+        f"exited {code}"
+    if sim.get("early_exit"):
+        how += " (while the bot ran)"
+    return f"child process pid {sim.get('pid')}  {how}  log {sim.get('log')}"
+
+
 def _tp_level(lvl: dict[str, Any], pd: int, sd: int) -> str:
     """One trend-ladder level: its entry, what it holds, its take-profit."""
     tp_side = "SELL" if lvl["side"] == "BUY" else "BUY"
@@ -837,6 +851,9 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         if g.get("lost"):
             how += " (died while the bot ran)"
         lines.append(f"guard        pid {g['pid']}  {how}  journal {g['journal']}")
+    sim = s.get("sim")
+    if sim:
+        lines.append(f"simulator    {_sim(sim)}")
     loop = s.get("loop")
     if loop and loop.get("lag_samples"):
         lines.append(f"loop lag     p50 {loop['lag_p50_ms']:.1f} ms, p99 {loop['lag_p99_ms']:.1f}"
@@ -852,6 +869,8 @@ def render_summary(s: dict[str, Any]) -> list[str]:
     how = ""
     if left == 0 and s.get("confirmed_by") == "account stream":
         how = " (confirmed by the account's order stream: REST could not answer)"
+    elif (s.get("sim") or {}).get("early_exit"):
+        how = " (the simulator exited while the bot ran: its orders ended with it)"
     lines.append(f"shutdown     orders left open: {'unknown' if left is None else left}{how}")
     if s.get("journal"):
         lines.append(f"journal      {s['journal']}")

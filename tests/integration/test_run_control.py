@@ -20,13 +20,13 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from test_strategy_sim import BUSY_FLOW
 
 from mmfast.conf import parse_config
 from mmfast.connector.lighter.secret import Redactor, Secret
 from mmfast.core.timesource import ScaledTime
 from mmfast.run import EXIT_CONFIG, EXIT_OK, Runner, RunOptions
 from mmfast.run.control import ControlServer, check_bind
-from mmfast.run.runner import run_flow
 from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX as ACCOUNT
 from mmfast.sim.config import SimConfig
 from mmfast.sim.thread import SimThread
@@ -157,7 +157,7 @@ def _flow_run(tmp_path: Path, **opts: Any) -> tuple[Runner, SimThread, io.String
     cfg = parse_config(CFG, env={})
     stime = ScaledTime(4.0)
     sim = SimThread(SimConfig(seed=2, chain_id=cfg.venue.chain_id,
-                              account_index=cfg.venue.account_index, flow=run_flow(),
+                              account_index=cfg.venue.account_index, flow=BUSY_FLOW,
                               speed_bumps=False, tier=cfg.venue.tier or "premium"), stime)
     out, err = io.StringIO(), io.StringIO()
     token = opts.pop("control_token", None)

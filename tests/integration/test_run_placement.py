@@ -1,10 +1,11 @@
 """``[run] cpu`` and ``[run] busy_poll`` in a real ``mmfast run`` process against ``mmfast sim`` in
-its own: the kernel's view of every thread's CPUs while the bot quotes (``/proc``), the loop
-polling (its control endpoint's status), the summary, a clean stop; and the refusals before any
-I/O of what cannot be applied."""
+its own (started by the test, or the run's own child): the kernel's view of every thread's CPUs
+while the bot quotes (``/proc``), the loop polling (its control endpoint's status), the summary,
+a clean stop; and the refusals before any I/O of what cannot be applied."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -46,10 +47,14 @@ def _cpus_of_threads(pid: int) -> dict[int, str]:
 
 
 @pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs")
-def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("venue", ["external", "child"])
+def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path,
+                                                                venue: str) -> None:
+    # external: `mmfast sim` started here; child: the run's own simulator process (the
+    # default), which busy polling may sit beside as well.
     cpu = CPUS[-1]
     rest = ",".join(map(str, CPUS[:-1]))
-    sim = Sim(tmp_path)
+    sim = Sim(tmp_path) if venue == "external" else None
     port = _free_port()
     cfg = _config(tmp_path, f"cpu = {cpu}\nbusy_poll = true", sim)
     bot = subprocess.Popen([*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
@@ -79,6 +84,9 @@ def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path) 
         assert threads.pop(bot.pid) == str(cpu)
         assert threads and set(threads.values()) == {_ranges(CPUS[:-1])}, threads
         assert place["cpu"] == cpu and place["other_cpus"] == CPUS[:-1]
+        if sim is None:  # the run's simulator child: every thread of it off the loop's CPU
+            child = _sim_child(tmp_path / "j.jsonl")
+            assert set(_cpus_of_threads(child).values()) == {_ranges(CPUS[:-1])}
         assert place["threads_moved"] >= len(threads) - 1
         # A sleeping loop wakes hundreds of times a second; this one polls far more often.
         assert place["busy_poll"] is True and place["polls_per_s"] > 10_000, place
@@ -88,10 +96,24 @@ def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path) 
         line = next(x for x in out.splitlines() if x.startswith("placement"))
         assert re.fullmatch(rf"placement    loop pinned to CPU {cpu} \(\d+ other threads on CPUs "
                             rf"{rest}\), busy poll stopped \(\d+k polls/s\)", line), line
-        assert sim.open_orders() == []
+        assert re.search(r"^shutdown     orders left open: 0$", out, re.M), out
+        if sim is not None:
+            assert sim.open_orders() == []
+        else:
+            assert re.search(r"^simulator    child process pid \d+  exited 0  ", out, re.M), out
     finally:
         _reap(bot)  # type: ignore[arg-type]
-        sim.close()
+        if sim is not None:
+            sim.close()
+
+
+def _sim_child(journal: Path) -> int:
+    """The run's simulator process, from its journal."""
+    for line in journal.read_bytes().splitlines():
+        rec = json.loads(line)
+        if rec["kind"] == "sim_started":
+            return int(rec["pid"])
+    raise AssertionError("no sim_started in the journal")
 
 
 def _ranges(cpus: list[int]) -> str:
@@ -106,7 +128,7 @@ def _ranges(cpus: list[int]) -> str:
 
 @pytest.mark.parametrize(("run", "message"), [
     (f"cpu = {max(CPUS) + 1}", f"cpu = {max(CPUS) + 1}: this process may run on CPUs"),
-    ("busy_poll = true", "busy_poll needs the venue in another process"),
+    ('busy_poll = true\nsim = "thread"', "busy_poll needs the venue in another process"),
 ])
 def test_placement_that_cannot_apply_is_refused_before_any_io(tmp_path: Path, run: str,
                                                               message: str) -> None:

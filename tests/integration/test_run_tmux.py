@@ -57,7 +57,8 @@ RECORD = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL)
 CONT = " " * TerminalFormatter.PREFIX_WIDTH  # a record's continuation
 SUMMARY_LABELS = ("venue", "duration", "fills", "position", "pnl", "orders", "kill switch",
                   "risk denials", "latency", "order entry", "signer", "direct tx", "guard",
-                  "loop lag", "placement", "loop stalls", "shutdown", "journal", "exit code")
+                  "simulator", "loop lag", "placement", "loop stalls", "shutdown", "journal",
+                  "exit code")
 
 
 class Pane:

@@ -27,14 +27,16 @@ from mmfast.connector.lighter.secret import ApiKey
 from mmfast.core.timesource import ScaledTime
 from mmfast.core.types import OrderStatus
 from mmfast.run import EXIT_KILL_STOP, EXIT_OK, EXIT_ORDERS_LEFT, Runner, RunOptions
-from mmfast.run.runner import run_flow
 from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX as ACCOUNT
-from mmfast.sim.config import SimConfig
+from mmfast.sim.config import FlowConfig, SimConfig
 from mmfast.sim.thread import SimThread
 
 SCALE = 5.0
 MARKET = 0
 MIN_SIZE = 50  # ETH min_base_amount in the simulator (lots)
+# The simulator's default flow with 4x the market orders, 5-40 minimum sizes each: these runs
+# go through partial fills, TP fills and crossings within seconds.
+BUSY_FLOW = FlowConfig(market_rate_per_s=4.0, market_size=(5, 40))
 
 
 def cfg_text(strategy: str = "market_making", *, max_pos: int = 400, mm: str = "",
@@ -97,7 +99,7 @@ class Run:
         # Every trade kept (the default keeps the last 1000 of the market, and the flow alone
         # makes ~900 in a run): the tests compare the bot's fills with the venue's whole list.
         self.sim = SimThread(SimConfig(seed=seed, chain_id=v.chain_id,
-                                       account_index=v.account_index, flow=run_flow(),
+                                       account_index=v.account_index, flow=BUSY_FLOW,
                                        speed_bumps=False, recent_trades_kept=1_000_000,
                                        tier=v.tier or "premium"),
                              self.time)

@@ -57,6 +57,7 @@ EXPECTED: dict[str, tuple[type[BaseException], type[BaseException] | None]] = {
     "mmfast.report.reader.ReportError": (MmfastError, ValueError),
     "mmfast.run.heartbeat.HeartbeatError": (MmfastError, OSError),
     "mmfast.run.runner._StoppedEarly": (MmfastError, None),
+    "mmfast.sim.process.SimProcessError": (MmfastError, RuntimeError),
     "mmfast.sim.errors.VenueError": (Exception, None),
 }
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import subprocess
+import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -74,6 +77,47 @@ def test_pin_loop_pins_the_calling_thread_and_moves_the_others() -> None:
     assert _affinity(0) == set(CPUS)  # this (main) thread too
 
 
+@two_cpus
+def test_keep_off_moves_another_process_off_the_loops_cpu() -> None:
+    cpu = CPUS[-1]
+    # Another process with two threads (the run's simulator child stands here), started with
+    # every CPU, as the child is before the pinning.
+    child = subprocess.Popen([sys.executable, "-c", "import threading, sys; "
+                              "threading.Thread(target=sys.stdin.read).start(); sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while len(os.listdir(f"/proc/{child.pid}/task")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        tids = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+        assert len(tids) >= 2 and all(_affinity(t) == set(CPUS) for t in tids)
+
+        def body() -> tuple[int, int, list[set[int]]]:
+            p = pin_loop(cpu)
+            moved, again = p.keep_off(child.pid), p.keep_off(child.pid)
+            seen = [_affinity(t) for t in tids]
+            p.release()
+            return moved, again, seen
+
+        moved, again, seen = _in_thread(body)  # type: ignore[misc]
+        assert moved == len(tids) and again == 0  # the second call finds nothing to move
+        assert all(a == set(CPUS) - {cpu} for a in seen)
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+
+    def gone() -> int:
+        p = pin_loop(cpu)
+        try:
+            return p.keep_off(child.pid)
+        finally:
+            p.release()
+
+    assert _in_thread(gone) == 0  # the process is gone: nothing to do
+    assert _affinity(0) == set(CPUS)
+
+
 def test_a_cpu_outside_the_process_affinity_is_refused_with_the_allowed_ones() -> None:
     bad = max(CPUS) + 1
     why = cpu_problem(bad)
@@ -94,10 +138,12 @@ def test_placement_problem_names_what_cannot_run() -> None:
     assert placement_problem(_config(cpu=CPUS[0])) == ""
     why = placement_problem(_config(cpu=max(CPUS) + 1))
     assert f"cpu = {max(CPUS) + 1}" in why
-    # Busy polling next to the simulator's thread in the same process would starve it.
-    why = placement_problem(_config(busy_poll=True))
-    assert "busy_poll" in why and "mmfast sim" in why
-    cfg = _config(busy_poll=True)
+    # Busy polling next to the simulator's thread in the same process would starve it; the
+    # simulator as the run's child process (the default) or on its own is another process.
+    why = placement_problem(_config(busy_poll=True, sim="thread"))
+    assert "busy_poll" in why and "mmfast sim" in why and 'sim = "process"' in why
+    assert placement_problem(_config(busy_poll=True)) == ""
+    cfg = _config(busy_poll=True, sim="thread")
     ext = dataclasses.replace(cfg, venue=dataclasses.replace(
         cfg.venue, rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1/stream"))
     assert placement_problem(ext) == ""

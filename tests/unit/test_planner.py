@@ -233,7 +233,7 @@ def test_params_from_config_and_validation() -> None:
     cfg = load_config(example_path("sim"), env={"HOME": "/nonexistent"})
     p = PlannerParams.from_config(cfg.strategy.market_making, max_inflight=8)
     assert (p.price_tolerance_ticks, p.size_tolerance_lots, p.max_order_age_ns,
-            p.max_inflight) == (20, 10, 240 * S, 8)
+            p.max_inflight) == (8, 10, 240 * S, 8)
     for bad in ({"max_inflight": 17}, {"max_inflight": 0}, {"price_tolerance_ticks": -1},
                 {"wide_below": 0.1, "few_levels_below": 0.2}, {"wide_factor": 0}):
         with pytest.raises(ValueError):
