@@ -141,6 +141,31 @@ def _run_bot(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _add_record(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("record", help="record the venue's public streams of some markets into "
+                       "a tape (docs/backtest.md)")
+    p.add_argument("--markets", required=True, metavar="M[,M...]",
+                   help="markets by symbol or id, comma-separated (ETH,BTC or 0,1)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--sim", metavar="URL", help="an mmfast sim's base URL (its rest: line)")
+    src.add_argument("--venue", choices=("mainnet", "testnet"), default=None,
+                     help="Lighter's public endpoints (default: mainnet, unless --sim or "
+                     "--rest-url/--ws-url)")
+    src.add_argument("--rest-url", metavar="URL", help="REST base URL (with --ws-url)")
+    p.add_argument("--ws-url", metavar="URL", help="WebSocket URL (with --rest-url)")
+    p.add_argument("--duration", metavar="SECONDS", type=float, default=None,
+                   help="stop after this many seconds (default: until SIGINT/SIGTERM)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE",
+                   help="the tape to write (must not exist)")
+    p.set_defaults(func=_run_record)
+
+
+def _run_record(args: argparse.Namespace) -> int:
+    from mmfast.tape.cli import run_record
+
+    return run_record(args)
+
+
 def _add_guard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("guard", help="watch one bot and cancel its orders when it cannot "
                        "(mmfast run starts one; docs/guard.md)")
@@ -245,6 +270,7 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
     "sim": _add_sim,
     "diagnose": _add_diagnose,
     "run": _add_run,
+    "record": _add_record,
     "guard": _add_guard,
     "bench": _add_bench,
 }

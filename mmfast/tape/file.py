@@ -21,13 +21,13 @@ and each compressed frame carries a checksum, so a corrupt file is an error, not
 
 The writer ends a zstandard frame at every flush (about once a second): a crash or a
 ``kill -9`` loses at most the last second, and the reader reads every whole frame before it.
-A file that ends inside a record or without its end record is read up to there and reported
-``truncated``; a record that is not a JSON array of that shape is counted and skipped.
+A file that ends inside a frame, inside a record or without its end record is read up to
+there and reported ``truncated``; a record that is not a JSON array of that shape is counted
+and skipped.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,18 +120,60 @@ class TapeWriter:
         return self._file is None
 
 
-def _open_lines(path: Path) -> tuple[IO[bytes], Any]:
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller (or by the events' finally)
-    try:
-        magic = raw.read(4)
-        raw.seek(0)
-        if magic != ZSTD_MAGIC:
+class _TapeLines:
+    """The decompressed lines of a tape, frame by frame (each line with its b"\n", a last
+    partial one without). ``cut``: the file ends inside a compressed frame (a crash or a
+    kill while it was written); TapeError for a frame that does not decompress or whose
+    checksum does not match."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cut = False
+        self._raw: IO[bytes] | None = open(path, "rb")  # noqa: SIM115 - closed by close()
+        if self._raw.read(4) != ZSTD_MAGIC:
+            self.close()
             raise TapeError(f"{path}: not an mmfast tape (not zstandard-compressed)")
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        return raw, io.BufferedReader(reader, _READ_CHUNK)  # type: ignore[arg-type]
-    except BaseException:
-        raw.close()
-        raise
+        self._raw.seek(0)
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        raw = self._raw
+        assert raw is not None
+        dctx = zstandard.ZstdDecompressor()
+        obj = dctx.decompressobj()
+        in_frame = False  # bytes of a frame fed, its end not seen yet
+        tail = b""
+        lineno = 0
+        while True:
+            buf = raw.read(_READ_CHUNK)
+            if not buf:
+                break
+            while buf:
+                try:
+                    out = obj.decompress(buf)
+                except zstandard.ZstdError as exc:
+                    raise TapeError(f"{self.path}: corrupt tape after line {lineno} "
+                                    f"({exc})") from None
+                in_frame = True
+                if out:
+                    parts = (tail + out).split(b"\n")
+                    tail = parts.pop()
+                    for line in parts:
+                        lineno += 1
+                        yield line + b"\n"
+                if obj.eof:
+                    buf = obj.unused_data
+                    obj = dctx.decompressobj()
+                    in_frame = False
+                else:
+                    buf = b""
+        self.cut = in_frame
+        if tail:
+            yield tail
 
 
 def _header(path: Path, first: bytes) -> tuple[TapeInfo, int]:
@@ -168,18 +210,19 @@ def read_mmfast_header(path: str | Path) -> TapeInfo:
     return _read_header(Path(path))[0]
 
 
+def _first_line(path: Path, lines: Iterator[bytes]) -> bytes:
+    first = next(lines, b"")
+    if not first.endswith(b"\n"):
+        raise TapeError(f"{path}: the tape has no complete header")
+    return first
+
+
 def _read_header(p: Path) -> tuple[TapeInfo, int]:
-    raw, lines = _open_lines(p)
+    src = _TapeLines(p)
     try:
-        try:
-            first = lines.readline()
-        except zstandard.ZstdError as exc:
-            raise TapeError(f"{p}: corrupt tape ({exc})") from None
-        if not first.endswith(b"\n"):
-            raise TapeError(f"{p}: the tape has no complete header")
-        return _header(p, first)
+        return _header(p, _first_line(p, iter(src)))
     finally:
-        raw.close()
+        src.close()
 
 
 def read_mmfast_tape(path: str | Path, stats: ReadStats) -> tuple[TapeInfo, Iterator[Event]]:
@@ -194,23 +237,15 @@ def _events(path: Path, info: TapeInfo, mono0: int, stats: ReadStats) -> Iterato
     norm = LighterNormalizer(info.markets, stats)
     wall0 = info.start_ns
     last_t = wall0
-    raw, lines = _open_lines(path)
+    src = _TapeLines(path)
     try:
-        lines.readline()  # the header, read already
-        lineno = 1
-        while True:
-            try:
-                line = lines.readline()
-            except zstandard.ZstdError as exc:
-                raise TapeError(f"{path}: corrupt tape after record {lineno} ({exc})") from None
-            if not line:
-                stats.truncated = True  # no end record: the recorder did not stop cleanly
-                return
-            lineno += 1
+        lines = iter(src)
+        _first_line(path, lines)  # the header, read already
+        ended = False
+        for line in lines:
             if not line.endswith(b"\n"):
-                stats.truncated = True  # cut inside its last record (a crash or a kill)
-                stats.skip("truncated last record")
-                return
+                stats.skip("truncated last record")  # cut inside it (a crash or a kill)
+                break
             stats.records += 1
             try:
                 rec = orjson.loads(line)
@@ -240,11 +275,18 @@ def _events(path: Path, info: TapeInfo, mono0: int, stats: ReadStats) -> Iterato
                 yield ev
             elif kind == "e":
                 stats.ended = str(body.get("reason", "")) if isinstance(body, dict) else "end"
-                return
+                ended = True
+                break
             else:
                 stats.skip("unknown record kind")
+        if ended:
+            for _ in lines:  # to the end of the file: is its last frame whole?
+                pass
+            stats.truncated = src.cut
+        else:
+            stats.truncated = True  # the recorder did not stop cleanly
     finally:
-        raw.close()
+        src.close()
 
 
 def _count(stats: ReadStats, ev: Event) -> None:

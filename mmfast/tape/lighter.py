@@ -138,7 +138,9 @@ class LighterNormalizer:
     # ------------------------------------------------------------------ trades and stats
     def _trades(self, msg: dict[str, Any], t_ns: int) -> Iterator[Event]:
         for key in ("trades", "liquidation_trades"):
-            items = msg.get(key) or ()
+            items = msg.get(key)
+            if items is None:
+                continue
             if not isinstance(items, list):
                 self._stats.skip("malformed trade message")
                 continue

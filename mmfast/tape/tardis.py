@@ -173,7 +173,8 @@ def _parse(path: Path, line: int, what: str, value: str, decimals: int) -> int:
     try:
         return parse_units(value, decimals, extra="zeros", what=what)
     except ValueError:
-        parse_units(value, 18, what=what)  # not a decimal at all: ValueError, row skipped
+        # A decimal all the same (only its extra digits refused)? Else not one: skipped.
+        parse_units(value, decimals, extra="truncate", what=what)
         raise _decimals_error(path, line, what, value, decimals) from None
 
 
