@@ -166,6 +166,44 @@ def _run_record(args: argparse.Namespace) -> int:
     return run_record(args)
 
 
+def _add_backtest(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backtest", help="run the bot against the simulator replaying a tape, "
+                       "faster than real time (docs/backtest.md)")
+    p.add_argument("tape", nargs="+", metavar="TAPE",
+                   help="an mmfast tape (mmfast record), or Tardis CSVs: one "
+                   "incremental_book_L2 file and optionally one trades file (plain or .gz)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="the bot's TOML config (default: the shipped sim.toml); its [venue] "
+                   "becomes the backtest's simulator")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=None, metavar="X",
+                      help="at most X simulated seconds per real second")
+    pace.add_argument("--max-speed", action="store_true",
+                      help="as fast as it goes (the default)")
+    p.add_argument("-o", "--out", metavar="DIR", default=None,
+                   help="directory for the journal, fills.csv, backtest.json and the report "
+                   "(default: a new temporary directory)")
+    p.add_argument("--queue-model", choices=("risk_averse", "power"), default="risk_averse",
+                   help="how our resting orders advance in their queue (default risk_averse: "
+                   "only trades advance them)")
+    p.add_argument("--queue-power", type=float, default=2.0, metavar="N",
+                   help="n of the power queue model (default 2)")
+    p.add_argument("--price-decimals", type=int, default=None, metavar="D",
+                   help="Tardis tapes: the market's price decimals (default: inferred)")
+    p.add_argument("--size-decimals", type=int, default=None, metavar="D",
+                   help="Tardis tapes: the market's size decimals (default: inferred)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress lines on stderr")
+    p.set_defaults(func=_run_backtest)
+
+
+def _run_backtest(args: argparse.Namespace) -> int:
+    from mmfast.backtest.cli import run_backtest_cli
+
+    return run_backtest_cli(args)
+
+
 def _add_guard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("guard", help="watch one bot and cancel its orders when it cannot "
                        "(mmfast run starts one; docs/guard.md)")
@@ -271,6 +309,7 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
     "diagnose": _add_diagnose,
     "run": _add_run,
     "record": _add_record,
+    "backtest": _add_backtest,
     "guard": _add_guard,
     "bench": _add_bench,
 }

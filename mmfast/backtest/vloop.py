@@ -24,6 +24,7 @@ import asyncio
 import heapq
 import math
 import selectors
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -75,6 +76,13 @@ class _IdleJumpSelector(selectors.BaseSelector):
             # time), or there is no timer at all (only a signal or another thread can wake
             # the loop). Bounded, so a stuck thread shows up as a loop that keeps turning.
             return self._real.select(1.0)
+        wait = loop._pace_wait()
+        if wait > 0:
+            # Paced: the next timer's simulated time is not due in real time yet. Only the
+            # outside (a signal) can bring events meanwhile; the clock does not move for them.
+            events = self._real.select(min(wait, 1.0))
+            if events or wait > 1.0:
+                return events
         loop._jump_to_next_timer()
         return []
 
@@ -83,11 +91,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """The stdlib event loop on a virtual clock (see the module doc).
 
     ``start_s`` is the loop's time at creation (seconds, as ``loop.time()`` reports it).
+    ``pace``: simulated seconds per real second at most (None: as fast as it goes); the
+    jumps wait for real time to catch up, which changes nothing of what runs when.
     """
 
-    def __init__(self, start_s: float = 1_000.0) -> None:
+    def __init__(self, start_s: float = 1_000.0, pace: float | None = None) -> None:
+        if pace is not None and not (pace > 0 and math.isfinite(pace)):
+            raise ValueError(f"pace must be a positive number, got {pace!r}")
         real = selectors.DefaultSelector()
         self._now_ns = round(start_s * _NS)
+        self._pace = pace
+        self._v0 = self._now_ns  # the virtual and real times pacing counts from
+        self._r0 = time.monotonic_ns()
         self._threads = 0  # run_in_executor jobs not finished yet
         self.jumps = 0  # times the clock moved to a timer because the loop was idle
         self.jumped_ns = 0  # simulated time skipped that way
@@ -102,14 +117,23 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """The loop's clock in integer nanoseconds (exact; ``time()`` is this / 1e9)."""
         return self._now_ns
 
+    def _next_timer_ns(self) -> int:
+        # The deadline of the timer that bounded the wait (the head of the timer heap: the
+        # loop dropped the cancelled ones before it asked), rounded up to whole ns so it is due.
+        return math.ceil(self._scheduled[0]._when * _NS)  # type: ignore[attr-defined]
+
+    def _pace_wait(self) -> float:
+        """Real seconds to wait before the next timer's time, at the pace (0: none)."""
+        if self._pace is None:
+            return 0.0
+        due_real = self._r0 + (self._next_timer_ns() - self._v0) / self._pace
+        return max(0.0, (due_real - time.monotonic_ns()) / _NS)
+
     def _jump_to_next_timer(self) -> None:
-        # To the deadline of the timer that bounded the wait (the head of the timer heap:
-        # the loop dropped the cancelled ones before it asked), rounded up to whole ns so it
-        # is due. A function of that deadline alone, not of the path to it: how many idle
-        # jumps lead there (a timer of a library's own, on the host's clock, may add one)
-        # changes nothing.
-        when = self._scheduled[0]._when  # type: ignore[attr-defined]
-        target = math.ceil(when * _NS)
+        # To the next timer's deadline: a function of that deadline alone, not of the path
+        # to it, so how many idle jumps lead there (a timer a library sets on the host's
+        # clock may add one) changes nothing.
+        target = self._next_timer_ns()
         if target > self._now_ns:
             self.jumped_ns += target - self._now_ns
             self._now_ns = target
