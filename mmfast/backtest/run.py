@@ -23,7 +23,10 @@ import contextlib
 import csv
 import hashlib
 import itertools
+import os
+import shutil
 import sys
+import tempfile
 import time as _time
 import tomllib
 from dataclasses import dataclass, field
@@ -46,7 +49,7 @@ EXIT_USAGE = 2  # bad options, config or tape: nothing ran
 
 # [venue] keys of the user's config that say how the bot trades (kept in a backtest).
 _VENUE_KEPT = ("tier", "maker_only", "skip_nonce_recovery", "ws_order_frames",
-               "volume_quota_low", "volume_quota_span", "state_dir")
+               "volume_quota_low", "volume_quota_span")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +99,9 @@ class BacktestResult:
         return self.simulated_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def backtest_config(path: str | None) -> Config:
-    """The bot's config for a backtest (see the module doc); ConfigError naming the key."""
+def backtest_config(path: str | None, state_dir: str | None = None) -> Config:
+    """The bot's config for a backtest (see the module doc); ConfigError naming the key.
+    ``state_dir``: where the bot's state files go (instead of the config's)."""
     p = Path(path) if path else example_path("sim")
     try:
         data = tomllib.loads(p.read_text())
@@ -109,6 +113,8 @@ def backtest_config(path: str | None) -> Config:
     venue = venue if isinstance(venue, dict) else {}
     data["venue"] = {"mode": "sim", "signer": "native",
                      **{k: venue[k] for k in _VENUE_KEPT if k in venue}}
+    if state_dir is not None:
+        data["venue"]["state_dir"] = state_dir
     guard = data.get("guard")
     data["guard"] = {**(guard if isinstance(guard, dict) else {}), "enabled": False}
     run = data.get("run")
@@ -169,24 +175,31 @@ def _peek(tape: Tape) -> tuple[Tape, int, dict[int, int]]:
     return Tape(tape.info, itertools.chain([first], it), tape.stats), first.t_ns, mids
 
 
-def _fills_rows(sim: Any, account: int, markets: tuple[TapeMarket, ...]) -> list[dict[str, Any]]:
-    """Our trades as the venue recorded them, oldest first."""
-    from mmfast.core.units import format_units
+class _OurFills:
+    """Our trades as the venue books them (the engine's trade hook), as rows."""
 
-    dec = {m.market_id: m for m in markets}
-    rows = []
-    for f in sim.truth.fills(account):
-        m = dec[f.market]
-        maker = f.maker_account == account
+    def __init__(self, account: int, markets: tuple[TapeMarket, ...]) -> None:
+        self.account = account
+        self._dec = {m.market_id: m for m in markets}
+        self.rows: list[dict[str, Any]] = []
+
+    def __call__(self, t: dict[str, Any]) -> None:
+        from mmfast.core.units import format_units
+
+        acct = self.account
+        maker = t["maker_account"] == acct
+        if not maker and t["taker_account"] != acct:
+            return
+        m = self._dec[t["market_id"]]
         # The maker's side is its order's; the taker's the other one.
-        sell = f.maker_is_ask if maker else not f.maker_is_ask
-        rows.append({"trade_id": f.trade_id, "timestamp_ms": f.timestamp_ms,
-                     "market": f.market, "side": "sell" if sell else "buy",
-                     "price": format_units(f.price, m.price_decimals),
-                     "size": format_units(f.size, m.size_decimals),
-                     "fee_usdc": format_units(f.maker_fee if maker else f.taker_fee, 6),
-                     "liquidity": "maker" if maker else "taker"})
-    return rows
+        sell = t["is_maker_ask"] if maker else not t["is_maker_ask"]
+        self.rows.append({
+            "trade_id": t["trade_id"], "timestamp_ms": t["timestamp"], "market": m.market_id,
+            "side": "sell" if sell else "buy", "price": format_units(t["price"],
+                                                                     m.price_decimals),
+            "size": format_units(t["size"], m.size_decimals),
+            "fee_usdc": format_units(t["maker_fee_paid" if maker else "taker_fee_paid"], 6),
+            "liquidity": "maker" if maker else "taker"})
 
 
 def _digest(rows: list[dict[str, Any]]) -> str:
@@ -279,6 +292,9 @@ async def _main(opts: BacktestOptions, cfg: Config, tape: Tape, t0: int, mids: d
 
     sc = sim_config_for(cfg, tape.info, opts.seed, opts.queue_model, opts.queue_power, mids)
     sim = Simulator(sc, time, tape=tape)
+    assert cfg.venue.account_index is not None
+    fills = _OurFills(cfg.venue.account_index, tape.info.markets)
+    sim.exchange.on_trade = fills
     await sim.start()
     journal = out_dir / "journal.jsonl"
     ropts = RunOptions(config=opts.config, quiet=True, journal=str(journal), seed=opts.seed)
@@ -307,8 +323,7 @@ async def _main(opts: BacktestOptions, cfg: Config, tape: Tape, t0: int, mids: d
         res.simulated_s = (sim.tape_now_ns - t0) / 1e9
         res.journal = str(journal)
         res.replay = sim.replay.stats.to_json() if sim.replay is not None else {}
-        assert cfg.venue.account_index is not None
-        res.fills = _fills_rows(sim, cfg.venue.account_index, tape.info.markets)
+        res.fills = fills.rows
         res.fills_digest = _digest(res.fills)
         await sim.stop()
 
@@ -336,8 +351,26 @@ def run_backtest(opts: BacktestOptions, *, out: IO[str] | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     res = BacktestResult(EXIT_USAGE)
+    state = _state_dir()
     try:
-        cfg = backtest_config(opts.config)
+        return _run(opts, out, err, res, state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _state_dir() -> str:
+    """A fresh directory for the bot's state files (client order ids, the fill watermark),
+    on a RAM filesystem when there is one: the bot fsyncs them at every fill, which costs
+    milliseconds on a disk and nothing there, and a backtest's state is thrown away."""
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="mmfast-backtest-state-", dir=base)
+
+
+def _run(opts: BacktestOptions, out: IO[str], err: IO[str], res: BacktestResult,
+         state: str) -> BacktestResult:
+    try:
+        cfg = backtest_config(opts.config, state)
         m = cfg.market
         tape = open_tape(list(opts.tape), market_id=m.market_id or 0,
                          price_decimals=opts.price_decimals, size_decimals=opts.size_decimals)
@@ -361,8 +394,6 @@ def run_backtest(opts: BacktestOptions, *, out: IO[str] | None = None,
             err.write(f"mmfast backtest: {res.error}\n")
             return res
     else:
-        import tempfile
-
         out_dir = Path(tempfile.mkdtemp(prefix="mmfast-backtest-"))
     res.out_dir = str(out_dir)
     loop = VirtualTimeLoop(pace=opts.speed)

@@ -87,6 +87,49 @@ class _IdleJumpSelector(selectors.BaseSelector):
         return []
 
 
+class _OrderedTimer(asyncio.TimerHandle):
+    """A timer that, at an equal deadline, runs after the ones scheduled before it.
+
+    The stdlib orders timers by deadline only, so equal deadlines come off its heap in an
+    order that depends on everything else in the heap, including timers a library sets on
+    the host's clock (picows' keepalive): in virtual time equal deadlines are common (a tick
+    and a tape event on the same millisecond), and their order must not depend on that."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                 loop: asyncio.AbstractEventLoop, context: Any, seq: int) -> None:
+        super().__init__(when, callback, args, loop, context)
+        self._seq = seq
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return (self._when, self._seq) < (other._when, other._seq)
+        return super().__lt__(other)  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return (self._when, self._seq) <= (other._when, other._seq)
+        return super().__le__(other)  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return (self._when, self._seq) > (other._when, other._seq)
+        return super().__gt__(other)  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return (self._when, self._seq) >= (other._when, other._seq)
+        return super().__ge__(other)  # type: ignore[operator]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _OrderedTimer):
+            return self._seq == other._seq and super().__eq__(other)
+        return super().__eq__(other)
+
+    __hash__ = asyncio.TimerHandle.__hash__
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """The stdlib event loop on a virtual clock (see the module doc).
 
@@ -104,6 +147,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._v0 = self._now_ns  # the virtual and real times pacing counts from
         self._r0 = time.monotonic_ns()
         self._threads = 0  # run_in_executor jobs not finished yet
+        self._timer_seq = 0  # timers scheduled so far (orders equal deadlines)
         self.jumps = 0  # times the clock moved to a timer because the loop was idle
         self.jumped_ns = 0  # simulated time skipped that way
         super().__init__(_IdleJumpSelector(self, real))
@@ -139,6 +183,19 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._now_ns = target
         self.jumps += 1
 
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+                context: Any = None) -> asyncio.TimerHandle:
+        """As the stdlib loop's, with timers of equal deadlines run in the order they were
+        scheduled (``_OrderedTimer``)."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()  # type: ignore[attr-defined]
+        self._timer_seq += 1
+        timer = _OrderedTimer(when, callback, args, self, context, self._timer_seq)
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
+
     def run_in_executor(self, executor: Any, func: Callable[..., Any],
                         *args: Any) -> asyncio.Future[Any]:
         """As the stdlib loop's, with the job counted: while it runs the clock stands still
@@ -170,6 +227,12 @@ class LoopTime:
     @property
     def scale(self) -> float:
         return 1.0
+
+    @property
+    def virtual(self) -> bool:
+        """Not the host's clock, nor paced by it: what times itself on the host's clock
+        (picows' idle pings) is off on it."""
+        return True
 
     @property
     def loop(self) -> VirtualTimeLoop:

@@ -493,6 +493,9 @@ class Exchange:
         # Called with each order that starts resting (placed, or modified losing priority):
         # the tape replay starts its queue position there (mmfast.sim.replay).
         self.on_rest: Callable[[Order], object] | None = None
+        # Called with each trade as it is booked (a backtest keeps ours: the trade memory
+        # window, `recent_trades_kept`, forgets them among the tape's).
+        self.on_trade: Callable[[dict[str, Any]], object] | None = None
         if config.book_history > 0:
             for m in self.markets.values():
                 m.history = BookHistory(config.book_history)
@@ -1353,6 +1356,8 @@ class Exchange:
             "kind": kind,
         }
         self._next_trade_id += 1
+        if self.on_trade is not None:
+            self.on_trade(trade)
         m.trades.append(trade)
         while len(m.trades) > self.config.recent_trades_kept:
             m.trades.popleft()
