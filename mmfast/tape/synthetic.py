@@ -150,6 +150,7 @@ def write_synthetic_tape(path: str | Path, *, seconds: float, seed: int = 1,
                 "market_stats": {"market_id": mid, "symbol": market.symbol,
                                  "mark_price": mark, "index_price": mark}}))
             n += 1
+            w.flush()  # a frame a second, as mmfast record writes them
     w.close(_START_WALL_NS + steps * step_ms * 1_000_000 + 3_000_000,
             steps * step_ms * 1_000_000 + 3_000_000, "synthetic tape end")
     return n

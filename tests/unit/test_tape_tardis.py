@@ -5,10 +5,10 @@ column order, microsecond timestamps, amount = the level's new size, is_snapshot
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import pytest
+from tardis_csv import T0, write_book, write_trades
 
 from mmfast.tape import (
     TAKER_BUY,
@@ -19,33 +19,7 @@ from mmfast.tape import (
     TradeEvent,
     open_tape,
 )
-from mmfast.tape.tardis import BOOK_COLUMNS, TRADE_COLUMNS, sniff_tardis
-
-T0 = 1_767_225_600_000_000  # µs
-
-
-def write_book(path: Path, rows: list[tuple[int, bool, str, str, str]], symbol: str = "ETH",
-               gz: bool = False) -> Path:
-    """rows: (local µs offset, is_snapshot, side, price, amount)."""
-    lines = [",".join(BOOK_COLUMNS)]
-    for dt, snap, side, price, amount in rows:
-        lines.append(f"lighter,{symbol},{T0 + dt - 3},{T0 + dt},{str(snap).lower()},{side},"
-                     f"{price},{amount}")
-    data = ("\n".join(lines) + "\n").encode()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
-def write_trades(path: Path, rows: list[tuple[int, str, str, str, str]], symbol: str = "ETH",
-                 gz: bool = False) -> Path:
-    """rows: (local µs offset, id, side, price, amount)."""
-    lines = [",".join(TRADE_COLUMNS)]
-    for dt, tid, side, price, amount in rows:
-        lines.append(f"lighter,{symbol},{T0 + dt - 3},{T0 + dt},{tid},{side},{price},{amount}")
-    data = ("\n".join(lines) + "\n").encode()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
+from mmfast.tape.tardis import sniff_tardis
 
 BOOK = [
     (0, False, "bid", "2999.00", "1"),  # before the first snapshot: skipped
