@@ -46,6 +46,7 @@ __all__ = ["BacktestOptions", "BacktestResult", "backtest_config", "run_backtest
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed, orders were left open, or the tape broke midway
 EXIT_USAGE = 2  # bad options, config or tape: nothing ran
+CHECKPOINT_S = 10.0  # simulated seconds between the run's (tape, wall) checkpoints
 
 # [venue] keys of the user's config that say how the bot trades (kept in a backtest).
 _VENUE_KEPT = ("tier", "maker_only", "skip_nonce_recovery", "ws_order_frames",
@@ -85,6 +86,8 @@ class BacktestResult:
     tape: TapeInfo | None = None
     simulated_s: float = 0.0  # tape time replayed
     wall_s: float = 0.0  # real time the run took (set-up excluded)
+    cpu_s: float = 0.0  # CPU time of this process over the same span (on a busy machine the
+    # wall time also counts the waits for a CPU)
     fills: list[dict[str, Any]] = field(default_factory=list)  # ours, as the venue has them
     fills_digest: str = ""  # sha256 of the fills (trade id, time, side, price, size, fee)
     journal: str = ""
@@ -93,6 +96,8 @@ class BacktestResult:
     tape_stats: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     jumps: int = 0  # times the virtual clock jumped to a timer
+    # (tape seconds replayed, wall seconds since the start) every CHECKPOINT_S of tape
+    checkpoints: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def speed(self) -> float:
@@ -221,9 +226,11 @@ def _write_outputs(res: BacktestResult, out_dir: Path, opts: BacktestOptions,
         if info is not None else None,
         "seed": opts.seed, "queue_model": opts.queue_model, "queue_power": opts.queue_power,
         "speed": opts.speed, "simulated_s": res.simulated_s, "wall_s": res.wall_s,
+        "cpu_s": res.cpu_s,
         "speed_x": res.speed, "exit_code": res.exit_code, "error": res.error,
         "fills": len(res.fills), "fills_sha256": res.fills_digest, "replay": res.replay,
         "tape_read": res.tape_stats, "journal": res.journal,
+        "checkpoints": res.checkpoints,
     }
     (out_dir / "backtest.json").write_bytes(orjson.dumps(
         summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
@@ -248,7 +255,8 @@ def render_backtest(res: BacktestResult, opts: BacktestOptions) -> list[str]:
         lines.append(f"tape         {info.format}: {', '.join(info.paths)}  markets {names}")
     pace = "as fast as it goes" if opts.speed is None else f"paced at {opts.speed:g}x"
     lines.append(f"simulated    {res.simulated_s:.1f} s of tape in {res.wall_s:.1f} s "
-                 f"({res.speed:.1f}x real time, {pace}), seed {opts.seed}")
+                 f"({res.speed:.1f}x real time, {pace}; {res.cpu_s:.1f} s of CPU), "
+                 f"seed {opts.seed}")
     r = res.replay
     if r:
         lines.append(f"replay       {r['events']} events: {r['books']} book ({r['snapshots']} "
@@ -269,19 +277,20 @@ def render_backtest(res: BacktestResult, opts: BacktestOptions) -> list[str]:
     return lines
 
 
-async def _progress(sim: Any, t0: int, end_hint: int | None, err: IO[str]) -> None:
-    """A line on stderr every ~5 real seconds: where the tape is, how fast it goes."""
-    w0 = _time.monotonic()
+async def _checkpoints(sim: Any, t0: int, res: BacktestResult, err: IO[str] | None) -> None:
+    """Every 10 simulated seconds, (tape seconds done, wall seconds taken) into the result
+    (where a run goes slower shows there); with ``err``, a progress line every ~5 s."""
+    w0 = _time.perf_counter()
     last = w0
     while True:
-        await asyncio.sleep(10.0)  # simulated seconds
-        now = _time.monotonic()
-        if now - last < 5.0:
-            continue
-        last = now
+        await asyncio.sleep(CHECKPOINT_S)  # simulated seconds (this loop's clock)
+        now = _time.perf_counter()
         done = (sim.tape_now_ns - t0) / 1e9
-        err.write(f"backtest: {done:.0f} s of tape, {done / max(now - w0, 1e-9):.1f}x\n")
-        err.flush()
+        res.checkpoints.append((round(done, 3), round(now - w0, 4)))
+        if err is not None and now - last >= 5.0:
+            last = now
+            err.write(f"backtest: {done:.0f} s of tape, {done / max(now - w0, 1e-9):.1f}x\n")
+            err.flush()
 
 
 async def _main(opts: BacktestOptions, cfg: Config, tape: Tape, t0: int, mids: dict[int, int],
@@ -300,6 +309,7 @@ async def _main(opts: BacktestOptions, cfg: Config, tape: Tape, t0: int, mids: d
     ropts = RunOptions(config=opts.config, quiet=True, journal=str(journal), seed=opts.seed)
     runner = Runner(cfg, ropts, out=out, err=err, sim=sim, time=time,
                     clock_factory=LoopClock.make(time), journal_timer=False)
+    runner.setup_logging()  # mmfast's loggers on err, the run's key redacted
     loop = asyncio.get_running_loop()
 
     async def stop_at_tape_end() -> None:
@@ -310,14 +320,15 @@ async def _main(opts: BacktestOptions, cfg: Config, tape: Tape, t0: int, mids: d
         else:
             runner.request_stop("tape ended")
 
-    tasks = [loop.create_task(stop_at_tape_end())]
-    if opts.progress:
-        tasks.append(loop.create_task(_progress(sim, t0, None, err)))
+    tasks = [loop.create_task(stop_at_tape_end()),
+             loop.create_task(_checkpoints(sim, t0, res, err if opts.progress else None))]
     w0 = _time.perf_counter()
+    c0 = _time.process_time()
     try:
         res.exit_code = await runner.run()
     finally:
         res.wall_s = _time.perf_counter() - w0
+        res.cpu_s = _time.process_time() - c0
         for t in tasks:
             t.cancel()
         res.simulated_s = (sim.tape_now_ns - t0) / 1e9
@@ -372,10 +383,12 @@ def _run(opts: BacktestOptions, out: IO[str], err: IO[str], res: BacktestResult,
     try:
         cfg = backtest_config(opts.config, state)
         m = cfg.market
-        tape = open_tape(list(opts.tape), market_id=m.market_id or 0,
-                         price_decimals=opts.price_decimals, size_decimals=opts.size_decimals)
-        res.tape = tape.info
-        _check_market(cfg, tape.info)
+        kw: dict[str, Any] = dict(market_id=m.market_id or 0,
+                                  price_decimals=opts.price_decimals,
+                                  size_decimals=opts.size_decimals)
+        res.tape = open_tape(list(opts.tape), **kw).info
+        # The market the bot trades alone: the others' events would be replayed for nobody.
+        tape = open_tape(list(opts.tape), only=_check_market(cfg, res.tape).market_id, **kw)
         tape, t0, mids = _peek(tape)
     except (ConfigError, TapeError, ValueError, OSError) as exc:
         res.error = str(exc)

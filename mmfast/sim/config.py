@@ -153,6 +153,9 @@ class ReplayConfig:
 
     queue_model: str = "risk_averse"  # "risk_averse" or "power" (mmfast.sim.queue)
     queue_power: float = 2.0  # n of the power model's f(x) = x ** n
+    # Tape times are rounded up to a multiple of this, and the events of one step applied
+    # together (the venue stamps ms; its messages of one batch arrive microseconds apart).
+    step_ns: int = 1_000_000
     maker_account: int = 900  # holds the tape's book levels
     taker_account: int = 901  # the other side of the tape's trades (and of our fills)
     collateral: int = 10**18  # micro-USDC of each tape account (never margin-bound)
@@ -161,6 +164,8 @@ class ReplayConfig:
         from mmfast.sim.queue import make_model
 
         make_model(self.queue_model, self.queue_power)  # ValueError naming the choices
+        if not 1 <= self.step_ns <= 1_000_000_000:
+            raise ValueError("replay step_ns must be within 1..1e9")
         if self.maker_account == self.taker_account or min(self.maker_account,
                                                            self.taker_account) <= 2:
             raise ValueError("replay accounts must be distinct and > 2")

@@ -312,16 +312,17 @@ class TapeReplay:
         return default if bb is None or ba is None else (bb + ba) // 2
 
 
-def group_by_time(events: Iterable[Event]) -> Iterator[tuple[int, list[Event]]]:
-    """(t_ns, events at that time) in order."""
+def group_by_time(events: Iterable[Event], step_ns: int = 1) -> Iterator[tuple[int, list[Event]]]:
+    """(time, the events due then) in order: each event's time rounded up to a multiple of
+    ``step_ns`` (1: as recorded), the events of one step together, in tape order."""
     batch: list[Event] = []
     t = None
     for ev in events:
-        if ev.t_ns != t and batch:
+        due = -(-ev.t_ns // step_ns) * step_ns
+        if due != t and batch:
             yield t, batch  # type: ignore[misc]
             batch = []
-        t = ev.t_ns
+        t = due
         batch.append(ev)
     if batch:
         yield t, batch  # type: ignore[misc]
-

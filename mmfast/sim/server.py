@@ -331,7 +331,8 @@ class Simulator:
         rest on its schedule: tape time t is simulated time start + (t - first event's t)."""
         replay, tape = self.replay, self._tape
         assert replay is not None and tape is not None
-        batches = group_by_time(tape.events())
+        rc = self.config.replay or ReplayConfig()
+        batches = group_by_time(tape.events(), rc.step_ns)
         try:
             first = next(batches, None)
         except Exception as exc:  # a tape that fails at once (corrupt): reported, not raised

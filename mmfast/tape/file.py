@@ -28,6 +28,7 @@ and skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,15 +226,34 @@ def _read_header(p: Path) -> tuple[TapeInfo, int]:
         src.close()
 
 
-def read_mmfast_tape(path: str | Path, stats: ReadStats) -> tuple[TapeInfo, Iterator[Event]]:
+def read_mmfast_tape(path: str | Path, stats: ReadStats, only: int | None = None
+                     ) -> tuple[TapeInfo, Iterator[Event]]:
     """The header and the event stream of a tape (read lazily; ``stats`` is filled as the
-    events are consumed). TapeError for a file that is not a tape or is corrupt."""
+    events are consumed). ``only``: the events of that market alone (the others' messages
+    are skipped before they are parsed, and counted). TapeError for a file that is not a
+    tape or is corrupt, or a market it does not have."""
     p = Path(path)
     info, mono0 = _read_header(p)
-    return info, _events(p, info, mono0, stats)
+    if only is not None:
+        info = dataclasses.replace(info, markets=(info.market(only),))
+    return info, _events(p, info, mono0, stats, only)
 
 
-def _events(path: Path, info: TapeInfo, mono0: int, stats: ReadStats) -> Iterator[Event]:
+def _channel_market(line: bytes) -> int | None:
+    """The market id of a message record's channel ("...:<id>"), found without parsing it;
+    None when there is none to find (the record is parsed as usual)."""
+    i = line.find(b'"channel":"')
+    if i < 0:
+        return None
+    j = line.find(b'"', i + 11)
+    k = line.rfind(b":", i + 11, j)
+    if k < 0 or not line[k + 1:j].isdigit():
+        return None
+    return int(line[k + 1:j])
+
+
+def _events(path: Path, info: TapeInfo, mono0: int, stats: ReadStats,
+            only: int | None = None) -> Iterator[Event]:
     norm = LighterNormalizer(info.markets, stats)
     wall0 = info.start_ns
     last_t = wall0
@@ -247,6 +267,11 @@ def _events(path: Path, info: TapeInfo, mono0: int, stats: ReadStats) -> Iterato
                 stats.skip("truncated last record")  # cut inside it (a crash or a kill)
                 break
             stats.records += 1
+            if only is not None and line.startswith(b'["m"'):
+                mid = _channel_market(line)
+                if mid is not None and mid != only:
+                    stats.skip("another market's message (not read)")
+                    continue
             try:
                 rec = orjson.loads(line)
                 kind, _wall, mono, body = rec
@@ -268,6 +293,10 @@ def _events(path: Path, info: TapeInfo, mono0: int, stats: ReadStats) -> Iterato
                 markets = body.get("markets") if isinstance(body, dict) else None
                 if not isinstance(markets, list) or not all(type(m) is int for m in markets):
                     markets = [m.market_id for m in info.markets]
+                if only is not None:
+                    if only not in markets:
+                        continue
+                    markets = [only]
                 reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
                 norm.gap(tuple(markets))
                 ev = GapEvent(t, tuple(markets), reason or "recorder lost the stream")

@@ -214,3 +214,22 @@ def test_messages_with_newlines_stay_one_record(tmp_path: Path) -> None:
               b'"mark_price":"3000.00","index_price":"3000.00"}}')
     w.close(WALL0, MONO0 + 1, "done")
     assert list(open_tape(p).events()) == [StatsEvent(WALL0, 0, 300000, 300000)]
+
+
+def test_one_market_is_read_alone(tmp_path: Path) -> None:
+    p = tmp_path / "t.tape"
+    w = _writer(p)
+    w.message(WALL0, MONO0, _book(0, "subscribed", 10, 0, [("1.00", "1")], [("2.00", "1")]))
+    w.message(WALL0, MONO0 + 1, _book(1, "subscribed", 5, 0, [("1.0", "1")], [("2.0", "1")]))
+    w.message(WALL0, MONO0 + 2, _trade(1, "2.0", "0.00100", True, 9))
+    w.gap(WALL0, MONO0 + 3, "stream down", (1,))  # not this market's
+    w.gap(WALL0, MONO0 + 4, "stream down", (0, 1))
+    w.message(WALL0, MONO0 + 5, _trade(0, "2.00", "0.5", False, 10))
+    w.close(WALL0, MONO0 + 6, "done")
+    tape = open_tape(p, only=0)
+    assert tape.info.markets == (ETH,)
+    assert [(e.kind, e.market if e.kind != "gap" else e.markets)  # type: ignore[union-attr]
+            for e in tape.events()] == [("book", 0), ("gap", (0,)), ("trade", 0)]
+    assert tape.stats.skipped == {"another market's message (not read)": 2}
+    with pytest.raises(TapeError, match=r"no market 7 \(it has 0=ETH, 1=BTC\)"):
+        open_tape(p, only=7)
