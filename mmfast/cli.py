@@ -303,6 +303,12 @@ def _run_bench(args: argparse.Namespace) -> int:
     return bench_main(list(args.bench_args))
 
 
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mmfast.report.command import add_parser
+
+    add_parser(sub)
+
+
 # name -> function adding the subcommand's parser
 _COMMANDS: dict[str, Callable[[Any], None]] = {
     "sim": _add_sim,
@@ -312,6 +318,7 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
     "backtest": _add_backtest,
     "guard": _add_guard,
     "bench": _add_bench,
+    "report": _add_report,
 }
 
 

@@ -497,9 +497,9 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
         other = "mainnet" if mode == "testnet" else "testnet"
         rest_url = default_rest if rest_url is None else rest_url
         ws_url = default_ws if ws_url is None else ws_url
-        for name, url, schemes in (("venue.rest_url", rest_url, ("https",)),
-                                   ("venue.ws_url", ws_url, ("wss",))):
-            host = _check_url(name, url, schemes, errors)
+        for name, url, secure in (("venue.rest_url", rest_url, ("https",)),
+                                  ("venue.ws_url", ws_url, ("wss",))):
+            host = _check_url(name, url, secure, errors)
             if host is None:
                 continue
             if host.strip("[]") in LOOPBACK_HOSTS:

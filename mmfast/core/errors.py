@@ -32,7 +32,8 @@ the concrete classes stay where they are raised and keep their import paths. Cla
     │   ├── TrackerError(OrderError, RuntimeError)      mmfast.connector.lighter.tracker
     │   │   └── DuplicateClientOrderIndex
     │   └── ReconcileFailed(OrderError, RuntimeError)   mmfast.connector.lighter.reconcile
-    └── DiagError(MmfastError, RuntimeError)            mmfast.diagnostics.venue
+    ├── DiagError(MmfastError, RuntimeError)            mmfast.diagnostics.venue
+    └── ReportError(MmfastError, ValueError)            mmfast.report.reader
 
 Not in the tree: ``mmfast.sim.errors.VenueError`` (the simulated venue's answer, see its comment).
 This module imports nothing from mmfast, so any module (the compiled ones included) can import it.

@@ -10,7 +10,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mmfast.core.types import Fill, LifecycleState, Order, Position
 
@@ -22,6 +22,7 @@ __all__ = [
     "LifecycleChanged",
     "OrderUpdated",
     "PositionUpdated",
+    "Publisher",
     "PullQuotes",
 ]
 
@@ -83,6 +84,12 @@ class LifecycleChanged:
     old: LifecycleState
     new: LifecycleState
     ts_ns: int
+
+
+class Publisher(Protocol):
+    """What publishes events: the ``EventBus``, or a stand-in until there is one."""
+
+    def publish(self, event: Any) -> None: ...
 
 
 class EventBus:

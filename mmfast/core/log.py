@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -20,6 +21,7 @@ __all__ = [
     "ROOT_LOGGER",
     "SDK_LOGGERS",
     "JsonFormatter",
+    "TerminalFormatter",
     "configure_logging",
     "debug_from_env",
     "get_logger",
@@ -70,6 +72,27 @@ class JsonFormatter(logging.Formatter):
         elif record.exc_text:
             doc["exc"] = record.exc_text
         return orjson.dumps(doc).decode()
+
+
+class TerminalFormatter(logging.Formatter):
+    """For a person at a terminal: ``HH:MM:SS.mmm LEVEL    logger: message``, the logger
+    without the ``mmfast.`` all of ours share, no date (a file or a pipe gets the full
+    timestamp; the journal and the JSON logs keep it too). The message starts at column
+    ``PREFIX_WIDTH`` of its first line, so a display can wrap it under itself."""
+
+    PREFIX_WIDTH = 22  # "00:15:15.360 WARNING  "
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            msg = f"{msg}\n{record.exc_text}"
+        if record.stack_info:
+            msg = f"{msg}\n{self.formatStack(record.stack_info)}"
+        t = time.strftime("%H:%M:%S", time.localtime(record.created))
+        name = record.name.removeprefix(ROOT_LOGGER + ".")
+        return f"{t}.{int(record.msecs):03d} {record.levelname:<8} {name}: {msg}"
 
 
 def configure_logging(

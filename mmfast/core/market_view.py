@@ -134,8 +134,8 @@ class MarketView:
         e = self._entry
         if e is None:
             return 0
-        n = e.in_flight_of(self.market)
-        p = e.pending_txs
+        n: int = e.in_flight_of(self.market)
+        p: int = e.pending_txs
         return n if n >= p else p
 
     def attach_step(self, step: Callable[[bytes, int], int] | None,

@@ -93,6 +93,7 @@ class BudgetView:
         return self._take()
 
     def _take(self) -> tuple[bool, int, int, int, int]:
+        snap: tuple[bool, int, int, int, int]
         if self._order_room is not None:
             snap = self._order_room()
         else:

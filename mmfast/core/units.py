@@ -43,14 +43,14 @@ def to_decimal(value: int, decimals: int) -> Decimal:
 def to_float(value: int, decimals: int) -> float:
     """Int units -> float (correctly rounded ``value / 10**decimals``), for JSON fields the venue
     sends as numbers; never for computing."""
-    return value / 10**decimals
+    return value / int(10**decimals)
 
 
 def rescale(value: int, from_decimals: int, to_decimals: int) -> int:
     """Int in units of 10**-from_decimals -> units of 10**-to_decimals; exact when scaling up,
     floored when scaling down (Python ints: no overflow)."""
     shift = to_decimals - from_decimals
-    return value * 10**shift if shift >= 0 else value // 10 ** (-shift)
+    return value * int(10**shift) if shift >= 0 else value // int(10 ** (-shift))
 
 
 def from_human(value: Decimal | str | int, decimals: int, what: str = "value") -> int:
@@ -66,6 +66,8 @@ def from_human(value: Decimal | str | int, decimals: int, what: str = "value") -
         text: str | bytes = format(value, "f")
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
-    else:
+    elif isinstance(value, str):
         text = value
+    else:
+        raise UnitsError(f"{what} {value!r} is not a Decimal, decimal string or int")
     return parse_units(text, decimals, sign="+-", extra="zeros", loose=True, strip=True, what=what)

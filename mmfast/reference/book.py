@@ -15,8 +15,9 @@ from typing import Any
 
 import orjson
 
-from mmfast.core.errors import BookError  # the compiled book raises the same class
-from mmfast.reference.units import UnitsError, parse_units
+# The compiled book raises the same classes.
+from mmfast.core.errors import BookError, UnitsError
+from mmfast.reference.units import parse_units
 
 BID = 0
 ASK = 1
@@ -125,7 +126,8 @@ class ReferenceBook:
             del sizes[price]
             del prices[bisect_left(prices, price)]
 
-    def _apply(self, snapshot: bool, asks: list, bids: list, nonce: int, begin_nonce: int) -> int:
+    def _apply(self, snapshot: bool, asks: list[Any], bids: list[Any], nonce: int,
+               begin_nonce: int) -> int:
         if snapshot:
             for side in (BID, ASK):
                 self._sizes[side].clear()

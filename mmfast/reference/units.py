@@ -56,7 +56,7 @@ def parse_units(text: str | bytes, decimals: int, *, sign: str = "", extra: str 
     kept, dropped = frac[:decimals], frac[decimals:]
     if dropped and (extra == "reject" or (extra == "zeros" and dropped.strip("0"))):
         raise bad(f"more than {decimals} fraction digits")
-    value = int(whole + kept or "0") * 10 ** (decimals - len(kept))
+    value = int(whole + kept or "0") * int(10 ** (decimals - len(kept)))
     neg = m[1] == "-"
     if extra == "ceil" and not neg and dropped.strip("0"):
         value += 1

@@ -123,7 +123,7 @@ class MarketRules:
     @property
     def ticklots_per_unit(self) -> int:
         """tick x lot units in one unit of quote currency (USDC)."""
-        return 10 ** (self.price_decimals + self.size_decimals)
+        return int(10 ** (self.price_decimals + self.size_decimals))
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
         load_run_config,
         run_from_args,
     )
-    from mmfast.run.status import StatusPrinter, render_status, render_summary
+    from mmfast.run.status import (
+        LiveStatus,
+        StatusPrinter,
+        open_status,
+        render_panel,
+        render_status,
+        render_summary,
+    )
 
 _WHERE = {
     "JsonlJournal": "journal", "MemoryJournal": "journal",
@@ -30,6 +37,7 @@ _WHERE = {
     "EXIT_ORDERS_LEFT": "runner", "Runner": "runner", "RunOptions": "runner",
     "load_run_config": "runner", "run_from_args": "runner",
     "StatusPrinter": "status", "render_status": "status", "render_summary": "status",
+    "LiveStatus": "status", "open_status": "status", "render_panel": "status",
 }
 
 __all__ = [
@@ -38,11 +46,14 @@ __all__ = [
     "EXIT_OK",
     "EXIT_ORDERS_LEFT",
     "JsonlJournal",
+    "LiveStatus",
     "MemoryJournal",
     "RunOptions",
     "Runner",
     "StatusPrinter",
     "load_run_config",
+    "open_status",
+    "render_panel",
     "render_status",
     "render_summary",
     "run_from_args",

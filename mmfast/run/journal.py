@@ -3,9 +3,11 @@
 Each line: ``{"ts_ms": <wall epoch ms>, "mono_ns": <monotonic ns>, "kind": "...", ...}``.
 Kinds written by mmfast: ``run_start``, ``run_stop``, ``strategy_started``/``_stopped``,
 ``order_sent``, ``order`` (every state change), ``order_modify``, ``order_cancel``, ``denied``
-(risk gate, with the reason), ``send_error``, ``fill``, ``cancel_all``/``_done``,
-``pull_quotes``, ``connector_state``, ``kill_switch``, ``trend``, ``tp_*`` (trend ladder),
-``summary``. Values are what the strategy passes (ints in ticks/lots, names, reasons): no
+(risk gate, with the reason), ``send_error``, ``fill``, ``market`` (the price path, our quotes
+and PnL, four a second from the strategy's tick), ``cancel_all``/``_done``, ``pull_quotes``,
+``connector_state``, ``kill_switch``, ``trend``, ``tp_*`` (trend ladder), ``summary`` (with
+the latency histograms); the list and the fields: docs/run.md. ``mmfast report`` reads them
+(docs/report.md). Values are what the strategy passes (ints in ticks/lots, names, reasons): no
 secret is ever handed to the journal, and every string value long enough to hold key material
 (16+ characters) also goes through the run's redactor. Whole lines are not redacted: that costs
 ~47 us a line on the event path against ~2 us for the write itself.

@@ -39,7 +39,7 @@ from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.conf.schema import Config
 from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor, Secret
 from mmfast.core.errors import ExchangeError, MmfastError
-from mmfast.core.log import SDK_LOGGERS, configure_logging, get_logger
+from mmfast.core.log import SDK_LOGGERS, TerminalFormatter, configure_logging, get_logger
 from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
 from mmfast.signals import STOP_SIGNALS, pending_stop, stopped_early
 
@@ -167,6 +167,7 @@ class Runner:
         self._t0 = 0.0
         self._tmp_state: str | None = None
         self.guard: Any = None  # GuardLink: the guard process and the heartbeat
+        self._log_handler: logging.Handler | None = None  # set by setup_logging
         self.placement: Any = None  # Placement: [run] cpu, once applied
         self.busy_poll: Any = None  # BusyPoll: [run] busy_poll, while trading
 
@@ -184,8 +185,19 @@ class Runner:
         handler = configure_logging(run.log_level.upper(), json=self.opts.log_json
                                     or run.log_json, stream=self.err, quiet=SDK_LOGGERS,
                                     others=True)
+        if not (self.opts.log_json or run.log_json) and _isatty(self.err):
+            # A person reads it (beside the status): the compact form, each record wrapped
+            # under its message column rather than at the terminal's edge.
+            from rich.console import Console
+
+            from mmfast.run.status import ConsoleLog
+
+            handler.setFormatter(TerminalFormatter())
+            assert isinstance(handler, logging.StreamHandler)
+            handler.setStream(ConsoleLog.for_handler(Console(file=self.err), handler))
         self._filter: RedactingFilter | None = RedactingFilter([])
         handler.addFilter(self._filter)
+        self._log_handler = handler  # printed above the status panel while it is up
         if self._control_token is not None:
             self._filter.add(self._control_token)
 
@@ -465,20 +477,59 @@ class Runner:
             s["confirmed_by"] = self.connector.cancel_confirmed_by
         return s
 
-    async def _status_loop(self, printer: Any) -> None:
-        from mmfast.run.status import render_status
-
+    async def _status_loop(self, display: Any) -> None:
         interval = self.cfg.run.status_interval_s
+        failed = False
         while True:
             await asyncio.sleep(interval)
             if self.placement is not None:
                 self.placement.sweep()
-            if printer is not None:
-                printer.show([self.redactor.redact(x) for x in render_status(self.snapshot())])
+            if display is not None:
+                try:
+                    display.show(self.snapshot())  # redacted by the display
+                except Exception as exc:  # the status must never end the run; said once
+                    if not failed:
+                        _log.error("status display failed: %s", self._safe_exc(exc),
+                                   exc_info=True)
+                    failed = True
+
+    def _open_status(self) -> Any:
+        """The live panel on a terminal, plain blocks otherwise; None with --quiet."""
+        if self.opts.quiet:
+            return None
+        from mmfast.run.status import open_status
+
+        handler = self._log_handler
+        return open_status(self.out, log_handlers=() if handler is None else (handler,),
+                           redact=self.redactor.redact)
+
+    def _drain_logs(self) -> None:
+        """Records of the loop still waiting on a terminal (``ConsoleLog``) printed now: the
+        shutdown's records above what the run prints last, not after it."""
+        from mmfast.run.status import ConsoleLog
+
+        stream = getattr(self._log_handler, "stream", None)
+        if isinstance(stream, ConsoleLog):
+            stream.drain()
+
+    def _print_summary(self, lines: list[str]) -> None:
+        """The summary below the logs (the panel is gone by now); on a terminal, a line wider
+        than it continues under the values' column instead of wrapping at the edge."""
+        from mmfast.run.status import wrap_lines
+
+        lines = [self.redactor.redact(x) for x in lines]
+        try:
+            width = os.get_terminal_size(self.out.fileno()).columns if _isatty(self.out) else 0
+        except (AttributeError, OSError, ValueError):
+            width = 0
+        if width > 20:
+            lines = list(wrap_lines(lines, width))
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
 
     # ------------------------------------------------------------------ run
     async def run(self) -> int:
-        from mmfast.run.status import StatusPrinter, render_summary
+        from mmfast.run.status import render_summary
 
         self._stop = asyncio.Event()
         self._t0 = _time.monotonic()
@@ -519,7 +570,7 @@ class Runner:
                                symbol=self.symbol, strategy=self.cfg.strategy.name,
                                chain_id=v.chain_id, account_index=v.account_index,
                                price_decimals=self.price_decimals,
-                               size_decimals=self.size_decimals)
+                               size_decimals=self.size_decimals, time_scale=self.time.scale)
             await self.core.start()
             started = True
             self._place_loop()
@@ -542,8 +593,8 @@ class Runner:
                 await self.metrics.start()
                 self.out.write(f"metrics: {self.metrics.url}\n")
                 self.out.flush()
-            printer = None if self.opts.quiet else StatusPrinter(self.out)
-            status_task = loop.create_task(self._status_loop(printer))
+            display = self._open_status()
+            status_task = loop.create_task(self._status_loop(display))
             try:
                 if self.opts.duration_s is not None:
                     with contextlib.suppress(TimeoutError):
@@ -556,11 +607,17 @@ class Runner:
                 status_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await status_task
+                if display is not None:
+                    try:
+                        display.close()  # the panel goes before the shutdown's logs, summary
+                    except Exception as exc:
+                        _log.error("status display close failed: %s", self._safe_exc(exc))
         except _StoppedEarly:
             # A stop signal during start-up: nothing was quoted; the shutdown confirms. Before
             # the strategy existed there is no summary: say so, exit 128 + the signal.
             if self.strategy is None and self.stop_reason in signal.Signals.__members__:
                 signum = signal.Signals[self.stop_reason].value
+                self._drain_logs()
                 self.err.write(f"mmfast run: stopped by {self.stop_reason} before it started; "
                                "nothing was sent\n")
                 self.exit_code = 128 + signum
@@ -578,6 +635,7 @@ class Runner:
             for sig in STOP_SIGNALS:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
+            self._drain_logs()
         if self.strategy is not None:
             summary = self.summary()
             if self.journal is not None:
@@ -586,14 +644,48 @@ class Runner:
                     fills=summary["strategy"]["fills"],
                     counts=summary["strategy"]["counts"],
                     position_lots=summary["strategy"]["position_lots"],
-                    pnl_usdc=summary["strategy"]["pnl_usdc"])
+                    pnl_usdc=summary["strategy"]["pnl_usdc"],
+                    **self._summary_for_report(summary))
                 self.journal.close()
-            self.out.write("\n".join(self.redactor.redact(x)
-                                     for x in render_summary(summary)) + "\n")
-            self.out.flush()
+            self._print_summary(render_summary(summary))
         elif self.journal is not None:
             self.journal.close()
         return self.exit_code
+
+    def _summary_for_report(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary record's fields for the run report (docs/report.md): PnL in parts,
+        risk denials by reason, venue refusals by code, and every latency sample of the run
+        in the stages' histograms (the percentiles beside them cover recent samples only)."""
+        from fractions import Fraction
+
+        from mmfast.core.latency import HIST_BOUNDS_NS
+
+        s, st = self.strategy, summary["strategy"]
+        out: dict[str, Any] = {"fees_usdc": st["fees_usdc"], "denials": st["denials"],
+                               "latency": st["latency"],
+                               "order_latency": summary.get("order_latency") or {}}
+        if s.rules is not None:
+            scale = Fraction(1, 10 ** (s.rules.price_decimals + s.rules.size_decimals))
+            mark = s.mark_price()
+            out.update(realized_usdc=round(float(s.position.realized_pnl * scale), 6),
+                       funding_usdc=s.funding_micro / 1e6, mark=mark or None)
+            if mark > 0:
+                out["unrealized_usdc"] = round(float(s.position.unrealized_pnl(mark) * scale),
+                                               6)
+
+        def hist(h: Any) -> dict[str, Any]:
+            return {k: {"counts": list(b), "sum_us": h.sums[k] / 1e3}
+                    for k, b in h.buckets.items()}
+
+        entry = getattr(self.connector, "orders", None)
+        out["latency_hist"] = {
+            "bounds_us": [b / 1e3 for b in HIST_BOUNDS_NS],
+            "strategy": hist(s.latency.hist),
+            "order_entry": hist(entry.hist) if entry is not None and hasattr(entry, "hist")
+            else {}}
+        if entry is not None and hasattr(entry, "reject_codes"):
+            out["reject_codes"] = {str(c): n for c, n in sorted(entry.reject_codes.items())}
+        return out
 
     def _safe_exc(self, exc: BaseException) -> str:
         return self.redactor.redact(f"{type(exc).__name__}: {exc}")
@@ -729,6 +821,13 @@ def placement_problem(cfg: Config) -> str:
 
         return cpu_problem(r.cpu)
     return ""
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 class _StoppedEarly(MmfastError):

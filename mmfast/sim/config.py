@@ -53,7 +53,7 @@ class MarketSpec:
     @property
     def quote_scale(self) -> int:
         """Micro-USDC per (tick x lot)."""
-        return 10 ** (6 - self.size_decimals - self.price_decimals)
+        return int(10 ** (6 - self.size_decimals - self.price_decimals))
 
 
 def default_markets() -> tuple[MarketSpec, ...]:

@@ -885,7 +885,7 @@ class Exchange:
         # cancel-all
         tif, when = f["TimeInForce"], f["Time"]
         attrs = f.get("L2TxAttributes") or {}
-        market = attrs.get("5", NIL_MARKET)
+        market: int = attrs.get("5", NIL_MARKET)
         if market != NIL_MARKET:
             self._market(market)
         now = self.clock.wall_ms()
@@ -1494,7 +1494,8 @@ class Exchange:
         for m in self.markets.values():
             if not m.dirty:
                 continue
-            asks, bids = [], []
+            asks: list[tuple[int, int]] = []
+            bids: list[tuple[int, int]] = []
             for is_ask, price in sorted(m.dirty):
                 size = m.side(is_ask).sizes.get(price, 0)
                 (asks if is_ask else bids).append((price, size))

@@ -144,7 +144,7 @@ class Faults:
         handle: asyncio.TimerHandle | None = None
 
         def fire() -> None:
-            timers.discard(handle)  # type: ignore[arg-type]
+            timers.discard(handle)
             fn()
 
         handle = self._sim.clock.call_later(seconds, fire)

@@ -22,7 +22,7 @@ import socket
 import struct
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -44,6 +44,8 @@ from mmfast.sim.truth import RequestLog, Truth
 
 if TYPE_CHECKING:
     from mmfast.tape import Event, Tape
+
+T = TypeVar("T")
 
 API = "/api/v1"
 CONTROL = "/_sim"
@@ -366,7 +368,7 @@ class Simulator:
         finally:
             self.replay_done.set()
 
-    def run_engine(self, fn: Callable[[], Any]) -> Any:
+    def run_engine(self, fn: Callable[[], T]) -> T:
         """Run `fn` against the exchange, then publish what it changed."""
         try:
             return fn()
@@ -499,9 +501,11 @@ class Simulator:
         if path.startswith(CONTROL):
             if request.remote not in LOOPBACK_REMOTES:
                 return web.json_response({"ok": False, "error": "loopback only"}, status=403)
-            return await handler(request)
+            resp: web.StreamResponse = await handler(request)
+            return resp
         if path == "/stream":
-            return await handler(request)
+            resp = await handler(request)
+            return resp
         faults = self.faults
         if faults.refusing_rest:
             _reset(request.transport)
@@ -529,7 +533,8 @@ class Simulator:
     @staticmethod
     async def _handle(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            return await handler(request)
+            resp: web.StreamResponse = await handler(request)
+            return resp
         except VenueError as exc:
             return web.json_response(exc.to_json(), status=getattr(exc, "status", 400),
                                      dumps=_dumps)
@@ -792,7 +797,7 @@ class Simulator:
             body = await request.json()
             if not isinstance(body, dict):
                 raise ValueError("body must be a JSON object")
-            ints = {}
+            ints: dict[str, int | None] = {}
             for name in ("account_index", "api_key_index", "nonce"):
                 v = body.get(name)
                 if v is None and name == "nonce":
@@ -807,8 +812,9 @@ class Simulator:
             maker_only = body.get("maker_only")
             if maker_only is not None and not isinstance(maker_only, bool):
                 raise ValueError("maker_only must be true or false")
-            result = self.register_api_key(ints["account_index"], ints["api_key_index"], pk,
-                                           ints["nonce"], maker_only)
+            account, key_index = ints["account_index"], ints["api_key_index"]
+            assert account is not None and key_index is not None  # checked ints above
+            result = self.register_api_key(account, key_index, pk, ints["nonce"], maker_only)
         except (ValueError, TypeError, VenueError) as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
@@ -892,9 +898,10 @@ class Simulator:
         except (ValueError, TypeError, KeyError, VenueError) as exc:
             return web.json_response({"ok": False, "error": _control_error(exc)}, status=400)
         if isinstance(out, list):
-            out = [dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x for x in out]
-        elif dataclasses.is_dataclass(out):
-            out = dataclasses.asdict(out)  # type: ignore[arg-type]
+            out = [dataclasses.asdict(x) if dataclasses.is_dataclass(x)
+                   and not isinstance(x, type) else x for x in out]
+        elif dataclasses.is_dataclass(out) and not isinstance(out, type):
+            out = dataclasses.asdict(out)
         return web.json_response({"ok": True, "result": out}, dumps=_dumps)
 
     # ------------------------------------------------------------------ WebSocket
@@ -1315,6 +1322,7 @@ class Simulator:
         for ev in events:
             kind = ev.kind
             if kind == "book":
+                assert ev.market is not None  # a book event is of one market
                 key = f"order_book:{ev.market}"
                 if subs.get(key):
                     if self.config.book_batch_ms:
@@ -1326,6 +1334,7 @@ class Simulator:
                                          offset, now)
                     self._publish_book(ev.market, orjson.dumps(msg), (begin, nonce))
             elif kind == "trade":
+                assert ev.market is not None  # a trade is of one market
                 t = ev.payload
                 m = ex.markets[ev.market]
                 key = f"trade:{ev.market}"

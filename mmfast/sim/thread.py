@@ -71,7 +71,7 @@ class SimThread:
         assert self._loop is not None and self.sim is not None
         sim = self.sim
 
-        async def run() -> Any:
+        async def run() -> T:
             return sim.run_engine(lambda: fn(sim))
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout_s)

@@ -89,6 +89,12 @@ _PLACED_KEEP: Final = 100_000  # orders remembered after they end (late fills st
 # A finished order's filled lots count as exposure until their fill arrives, at most this long
 # (TimeSource ns): a fill message lost for good must not shrink the room forever.
 _UNREPORTED_NS: Final = 5_000_000_000
+# A `market` journal record (prices, our quotes, position, PnL) per this much TimeSource time,
+# written from the tick: the price path the run report needs, never per book frame.
+MARKET_RECORD_NS: Final = 250_000_000
+# The venue's position and our fills disagreeing this long (TimeSource ns) with no news: the
+# venue is right (a fill lost for good, a trade of the account's not made by this bot).
+_POSITION_GRACE_NS: Final = 3_000_000_000
 
 
 def _already_sent(*args: Any) -> None:
@@ -163,11 +169,17 @@ class StrategyBase:
                                         now_ns=time.monotonic_ns, rules=rules)
         self.inflight = 0  # order txs of this market handed to the connector, not returned
         self.position = Position(market)  # fill-driven position, PnL and fees (micro-USDC)
-        self.venue_position_lots: int | None = None  # the venue's size (authoritative)
-        # Our fills since the venue's last position message (signed lots). A fill takes its
-        # lots off the open order at once, so until the position stream shows it the gate
-        # would see less exposure than there is; counted here, cleared by the next message.
-        self.fills_since_venue_lots = 0
+        # Two views of the position, because the venue's trade and position streams are not
+        # ordered: the venue's last size (its position message may come before or after a
+        # fill's trade, and the tracker re-sends the last one with each fill for the PnL), and
+        # ours, from the de-duplicated fills on top of the venue's size when they last agreed
+        # (None until the venue's first message). ``position_lots`` is ours; the gate checks
+        # each side against the worse of the two (``_recount``); a disagreement that outlives
+        # ``_POSITION_GRACE_NS`` takes the venue's size.
+        self.venue_position_lots: int | None = None
+        self.fill_position_lots: int | None = None
+        self._disagree: tuple[int, int] | None = None  # (venue size, since ns) while they differ
+        self.position_rebases = 0
         self.funding_micro = 0  # funding received (> 0) or paid, micro-USDC
         self.fills = 0  # fills of ours
         self.filled_lots = 0  # lots filled
@@ -193,6 +205,9 @@ class StrategyBase:
         # The compiled step of a strategy that has one (``mmfast._core.pipeline.Pipeline``):
         # it reads ``orders`` in place, and ``_touch`` tells it they changed.
         self.pipe: Any = None
+        # `market` records: one per this many ns (0: none), from the tick.
+        self.market_record_ns = MARKET_RECORD_NS
+        self._market_due = 0  # when the next one is due (monotonic ns)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, core: TradingCore) -> None:
@@ -265,11 +280,20 @@ class StrategyBase:
             return  # a stall: reported (not ready, quotes pulled); nothing from before it acts
         self._refresh_state()
         kill = self.kill
+        mark = self.mark_price()
+        pnl = self.pnl_micro(mark) if mark > 0 and self.rules is not None else None
         if kill is not None:
-            mark = self.mark_price()
-            if mark > 0 and self.rules is not None:
-                kill.update_pnl(self.pnl_micro(mark), now)
+            if pnl is not None:
+                kill.update_pnl(pnl, now)
             kill.evaluate(now)
+        every = self.market_record_ns
+        due = self._market_due
+        # Due on a fixed schedule, a quarter period early at most: ticks of the record's own
+        # period that run late by a varying lag still write one each, and faster ticks write
+        # one per period on average; after a stall the schedule starts again from now.
+        if every > 0 and now >= due - every // 4:
+            self._market_due = due + every if now - due < every else now + every
+            self.journal_market(mark, pnl)
         await self.tick(now)
 
     # ------------------------------------------------------------------ bus adapters
@@ -355,9 +379,9 @@ class StrategyBase:
         self.filled_lots += fill.size_lots
         self.last_fill_ns = now
         self._fill_trigger_ns = now
-        self.fills_since_venue_lots += fill.side.sign * fill.size_lots
-        if self.gate is not None:
-            self.gate.position_lots = self.position_lots
+        if self.fill_position_lots is not None:
+            self.fill_position_lots += fill.side.sign * fill.size_lots
+            self._check_position(now)
         coi = fill.client_order_index
         if coi is not None and (coi in self.orders or coi in self._unreported):
             seen = self._fill_lots[coi] = self._fill_lots.get(coi, 0) + fill.size_lots
@@ -365,15 +389,17 @@ class StrategyBase:
             if got is not None and seen >= got[0].filled_lots:
                 del self._unreported[coi]
                 del self._fill_lots[coi]
-            self._recount()
+        self._recount()
         if self.kill is not None:
             self.kill.on_fill(now)
+        m2 = self._mid_x2()  # the mid as the bot saw it: the report's spread captured
         self.journal.write("fill", trade_id=fill.trade_id, coi=fill.client_order_index,
                            side=fill.side.name, price=fill.price_ticks, size=fill.size_lots,
                            fee=fill.fee, maker=fill.is_maker,
                            position=self.position_lots, px=self.px(fill.price_ticks),
                            qty=self.qty(fill.size_lots),
-                           position_qty=self.qty(self.position_lots))
+                           position_qty=self.qty(self.position_lots),
+                           mid=_half(m2), mid_px=self.px_x2(m2))
         if coi is not None and coi not in self.placed:
             # Not ours yet (place_limit has not returned): replayed when it does.
             self._unclaimed.setdefault(coi, []).append(fill)
@@ -382,13 +408,36 @@ class StrategyBase:
         self.request_requote(now)
 
     def on_position(self, position: Position) -> None:
-        """The venue's position (authoritative for inventory)."""
-        self.venue_position_lots = position.size_lots
-        self.fills_since_venue_lots = 0
+        """The venue's position (its size wins over our fills' when they stay apart)."""
+        v = position.size_lots
+        self.venue_position_lots = v
+        if self.fill_position_lots is None:
+            self.fill_position_lots = v
         # Funding is on the venue's books only (not a fill): received counts as PnL.
         self.funding_micro = -position.funding_paid
-        if self.gate is not None:
-            self.gate.position_lots = position.size_lots
+        self._check_position(self.time.monotonic_ns())
+        self._recount()
+
+    def _check_position(self, now: int) -> None:
+        """Track how long the venue's size and ours have differed; past the grace, rebase
+        ours on the venue's (journaled)."""
+        v = self.venue_position_lots
+        f = self.fill_position_lots
+        if v is None or f is None or v == f:
+            self._disagree = None
+            return
+        d = self._disagree
+        if d is None or d[0] != v:
+            self._disagree = (v, now)  # news from the venue: the grace starts again
+            return
+        if now - d[1] >= _POSITION_GRACE_NS:
+            _log.warning("position: the venue's %s and our fills' %s have differed for %.1f s;"
+                         " taking the venue's", self.qty(v), self.qty(f), (now - d[1]) / 1e9)
+            self.journal.write("position_rebase", venue=v, fills=f,
+                               venue_qty=self.qty(v), fills_qty=self.qty(f))
+            self.fill_position_lots = v
+            self.position_rebases += 1
+            self._disagree = None
 
     def on_pull(self, reason: str) -> None:
         """Quotes must come off (stale/crossed book, stream down, halt, skew...)."""
@@ -422,12 +471,48 @@ class StrategyBase:
     # ------------------------------------------------------------------ state
     @property
     def position_lots(self) -> int:
-        """Inventory: the venue's size plus our fills it has not shown yet (the simulator
-        sends a fill's position after its trade; a venue that sent it first would make this
-        count the fill twice until its next position message: more exposure, never less),
-        else the fill-driven one."""
-        v = self.venue_position_lots
-        return self.position.size_lots if v is None else v + self.fills_since_venue_lots
+        """Inventory: our fills on the venue's size (see ``fill_position_lots``), before the
+        venue's first position message the fill-driven one."""
+        f = self.fill_position_lots
+        return self.position.size_lots if f is None else f
+
+    def _mid_x2(self) -> int:
+        """bid + ask of the book in ticks while it is in sync, else 0."""
+        book = self.book
+        if book is None or not book.in_sync():
+            return 0
+        try:
+            return int(book.mid_x2())
+        except Exception:
+            return 0
+
+    def journal_market(self, mark: int, pnl_micro: Fraction | None = None) -> None:
+        """One `market` record: the book's top and mid, the mark, our best quote and quoted
+        lots per side, position and PnL (docs/run.md). From the tick, a few times a second,
+        with the PnL at ``mark`` the tick computed already (computed here when not given)."""
+        book = self.book
+        top: dict[str, Any] = {"in_sync": False}
+        if book is not None and book.in_sync():
+            bid, ask = book.best_bid(), book.best_ask()
+            m2 = self._mid_x2()
+            top = {"in_sync": True, "bid": bid or None, "ask": ask or None,
+                   "bid_size": book.best_bid_size(), "ask_size": book.best_ask_size(),
+                   "mid": _half(m2), "bid_px": self.px(bid) if bid else None,
+                   "ask_px": self.px(ask) if ask else None, "mid_px": self.px_x2(m2)}
+        bids, asks = self.live_quotes()
+        pnl = None
+        if pnl_micro is None and self.rules is not None and mark > 0:
+            pnl_micro = self.pnl_micro(mark)
+        if pnl_micro is not None:
+            pnl = round(float(pnl_micro) / 1e6, 6)
+        self.journal.write(
+            "market", **top, mark=mark or None, mark_px=self.px(mark) if mark else None,
+            our_bid=bids[0][0] if bids else None, our_bid_size=bids[0][1] if bids else 0,
+            our_bid_lots=sum(s for _, s in bids), our_bids=len(bids),
+            our_ask=asks[0][0] if asks else None, our_ask_size=asks[0][1] if asks else 0,
+            our_ask_lots=sum(s for _, s in asks), our_asks=len(asks),
+            position=self.position_lots, position_qty=self.qty(self.position_lots),
+            pnl_usdc=pnl, fees_usdc=self.position.fees_paid / 1e6)
 
     def _mid(self, book: Any) -> int:
         try:
@@ -478,7 +563,8 @@ class StrategyBase:
                 m = MarginState.from_user_stats(us)
                 gate.set_margin(m.available_balance, m.portfolio_value)
         gate.kill_switch_tripped = self.kill is not None and self.kill.tripped
-        gate.position_lots = self.position_lots
+        self._check_position(self.time.monotonic_ns())
+        self._recount()
 
     def _touch(self) -> None:
         """Our orders (or what the plan reads of them) changed: a compiled step must plan
@@ -505,6 +591,13 @@ class StrategyBase:
                 gap = o.filled_lots - seen.get(o.client_order_index, 0)
                 if gap > 0 and not o.reduce_only:
                     lots[o.side is not Side.BUY] += gap
+        # Where the venue's size and ours differ, each side is checked against the worse of
+        # the two: the gap is room taken on that side.
+        pos = self.position_lots
+        gate.position_lots = pos
+        v = self.venue_position_lots
+        if v is not None and v != pos:
+            lots[v < pos] += abs(v - pos)
         gate.unreported_bid_lots, gate.unreported_ask_lots = lots
         gate.set_orders(self.orders.values())
 
@@ -728,6 +821,14 @@ class StrategyBase:
                            qty=self.qty(size))
         return True
 
+    def px_x2(self, ticks_x2: int) -> str | None:
+        """Twice a price in ticks (a mid) as a human price, exact (one more decimal); None
+        for 0 (no price)."""
+        r = self.rules
+        if r is None or ticks_x2 <= 0:
+            return None
+        return format_units(ticks_x2 * 5, r.price_decimals + 1)
+
     def px(self, ticks: int) -> str:
         """A price in ticks as the venue prints it (the journal's human units beside ticks)."""
         r = self.rules
@@ -866,6 +967,13 @@ class StrategyBase:
             "guard": self.why_not_quote().name,
             "latency": self.latency.summary(),
         }
+
+
+def _half(ticks_x2: int) -> int | float | None:
+    """A mid from twice its value: an int when whole, else the half tick; None for 0."""
+    if ticks_x2 <= 0:
+        return None
+    return ticks_x2 // 2 if ticks_x2 % 2 == 0 else ticks_x2 / 2
 
 
 def _why(exc: BaseException) -> str:

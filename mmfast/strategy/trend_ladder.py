@@ -53,6 +53,7 @@ TP_VERIFY_DELAY_MS: Final = 3000  # tp verify runs this long after a TP is place
 _EARLY_FILLS_MAX: Final = 256  # orders whose fills may wait for their placing call to return
 _ENTRY_COIS_KEEP: Final = 65_536  # entries whose late fills still open a level
 TP_RETRY_S: Final = 0.05  # a TP tx not sent (denied or failed) is retried after this long
+TP_LEVELS_SHOWN: Final = 50  # levels listed in the status (the count covers them all)
 
 
 @dataclass(slots=True)
@@ -377,8 +378,9 @@ class TrendLadder(StrategyBase):
         lvl.gave_up = True
         self.journal.write("tp_gave_up", entry_coi=lvl.entry.client_order_index, why=why,
                            exposure=lvl.exposure)
-        _tp_log.error("tp gave up: entry coi=%d after %d retries (%s), %d lots uncovered",
-                      lvl.entry.client_order_index, lvl.retries - 1, why, lvl.exposure)
+        _tp_log.error("tp gave up: entry coi=%d after %d retries (%s), %s uncovered",
+                      lvl.entry.client_order_index, lvl.retries - 1, why,
+                      self.qty(lvl.exposure))
 
     def _drop_done(self) -> None:
         keep = []
@@ -469,9 +471,11 @@ class TrendLadder(StrategyBase):
         book = self.book
         bid = book.best_bid() if book is not None else 0
         ask = book.best_ask() if book is not None else 0
-        _tp_log.info("tp submit intent: side=%s size=%d entry=%d target=%d post_only=True "
-                     "reduce_only=True bid=%d ask=%d retry=%d", side.name, size, lvl.price,
-                     lvl.tp_price, bid, ask, lvl.retries)
+        px = self.px
+        _tp_log.info("tp submit intent: side=%s size=%s entry=%s target=%s post_only=True "
+                     "reduce_only=True bid=%s ask=%s retry=%d", side.name, self.qty(size),
+                     px(lvl.price), px(lvl.tp_price), px(bid) if bid > 0 else "-",
+                     px(ask) if ask > 0 else "-", lvl.retries)
         order = self.place(side, lvl.tp_price, size, reduce_only=True, tag="tp")
         if order is None:
             return False
@@ -479,8 +483,8 @@ class TrendLadder(StrategyBase):
         self._level_of_tp[order.client_order_index] = lvl
         self._replay_early_fills(order.client_order_index)
         self.tp_placed += 1
-        _tp_log.info("tp placed: coi=%d side=%s size=%d price=%d entry_coi=%d",
-                     order.client_order_index, side.name, size, lvl.tp_price,
+        _tp_log.info("tp placed: coi=%d side=%s size=%s price=%s entry_coi=%d",
+                     order.client_order_index, side.name, self.qty(size), px(lvl.tp_price),
                      lvl.entry.client_order_index)
         if order.is_terminal:
             self.order_changed(order)
@@ -548,8 +552,16 @@ class TrendLadder(StrategyBase):
         st = super().status()
         tps, exposure, carried = self.tp_invariant()
         st["trend"] = {"trend": self.trend, "fast": round(self.ema_fast, 2),
-                       "slow": round(self.ema_slow, 2), "samples": self.samples}
+                       "slow": round(self.ema_slow, 2), "samples": self.samples,
+                       "threshold_ticks": self.config.trend_threshold_ticks}
         st["tp"] = {"levels": len(self.levels), "tp_lots": tps, "exposure": exposure,
                     "carried": carried, "placed": self.tp_placed,
                     "crossings": self.tp_crossings}
+        # Each level with a fill and its take-profit, oldest first (bounded: the status is
+        # drawn every second and served by the control endpoint).
+        st["tp_levels"] = [
+            {"side": lvl.side.name, "price": lvl.price, "filled": lvl.filled,
+             "exposure": lvl.exposure, "tp_price": lvl.tp_price, "tp_lots": lvl.tp_remaining(),
+             "retries": lvl.retries, "gave_up": lvl.gave_up}
+            for lvl in self.levels[:TP_LEVELS_SHOWN]]
         return st

@@ -121,7 +121,9 @@ def test_fail_closed_on_position_mismatch(sim: SimThread, stime: ScaledTime,
             sim.call(adl)
             assert await until(stime, lambda: conn.reconcile_error is not None, 15.0)
             assert conn.reconcile_error.startswith("position_mismatch:")
-            assert "venue 70 lots, fills replayed 0 lots" in conn.reconcile_error
+            # In the market's units (4 size decimals), with the lots the journal holds.
+            assert ("venue position 0.0070, fills replayed 0.0000 (70 vs 0 lots)"
+                    in conn.reconcile_error), conn.reconcile_error
             detected = conn.out_of_band_events[0][0]
             assert (detected - t0) / 1e9 <= 10.0  # within the position-check interval
             assert not conn.ready and any(p.market in (MARKET, None) for p in ev.pulls)

@@ -110,6 +110,12 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: s
         if r["kind"] in ("order", "order_sent", "order_modify", "fill"):
             assert Decimal(r["px"]) == Decimal(r["price"]).scaleb(-pd), r
             assert Decimal(r["qty"]) == Decimal(r["size"]).scaleb(-sd), r
+        if r["kind"] == "market" and r["in_sync"]:  # the price path
+            assert Decimal(r["bid_px"]) == Decimal(r["bid"]).scaleb(-pd), r
+            assert Decimal(r["mid_px"]) == (Decimal(r["bid"]) + r["ask"]).scaleb(-pd) / 2, r
+    # 20 s of run time, a record per 100 ms tick of the host's clock (400 ms of the run's at
+    # 4x); some ticks may run late, start-up has none.
+    assert n["market"] >= 20 / 0.4 / 2, n
     # Each change of a venue condition (streams, books, reconciliation), with its reason.
     conds = [r for r in recs if r["kind"] == "condition"]
     assert any(r["name"] == "book:0" and r["holds"] for r in conds), conds

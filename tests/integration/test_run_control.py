@@ -259,9 +259,11 @@ def test_metrics_port_serves_every_series_with_its_help_and_type(tmp_path: Path)
     latency histograms cumulative with their +Inf bucket equal to their count."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    from mmfast.run.metrics import render
+
     runner, sim, out, err = _flow_run(tmp_path, metrics_port=0)
 
-    async def go() -> tuple[int, str, str, dict[str, Any]]:
+    async def go() -> tuple[int, str, str, str, dict[str, Any]]:
         task = asyncio.get_running_loop().create_task(runner.run())
         t_end = asyncio.get_running_loop().time() + 40
         while asyncio.get_running_loop().time() < t_end and not (
@@ -271,18 +273,22 @@ def test_metrics_port_serves_every_series_with_its_help_and_type(tmp_path: Path)
         assert runner.metrics is not None and runner.metrics.url.startswith("http://127.0.0.1:")
         async with aiohttp.ClientSession() as s, s.get(runner.metrics.url) as r:
             text, ctype = await r.text(), r.headers["Content-Type"]
-        snap = runner.snapshot()  # on the loop: the same moment as the scrape's
+        # The values compared with the status: the endpoint's own rendering and the snapshot
+        # in one loop step (a fill may land while the HTTP reply is read).
+        same, snap = render(runner).decode(), runner.snapshot()
         runner.request_stop("test")
-        return await asyncio.wait_for(task, 30), text, ctype, snap
+        return await asyncio.wait_for(task, 30), text, ctype, same, snap
 
     try:
-        code, text, ctype, snap = asyncio.run(go())
+        code, text, ctype, same, snap = asyncio.run(go())
     finally:
         sim.stop()
     assert code == EXIT_OK, err.getvalue()
     assert ctype.startswith("text/plain") and "version=" in ctype
-    fams = {f.name: f for f in text_string_to_metric_families(text)}
-    for f in fams.values():  # every series says what it is
+    served = {f.name: f for f in text_string_to_metric_families(text)}
+    fams = {f.name: f for f in text_string_to_metric_families(same)}
+    assert set(served) == set(fams)
+    for f in served.values():  # every series says what it is
         assert f.documentation and f.type in ("gauge", "counter", "histogram", "info"), f.name
     st = snap["strategy"]
     assert st["fills"] >= 1

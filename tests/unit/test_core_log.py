@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from mmfast.core.log import SDK_LOGGERS, configure_logging, get_logger
+from mmfast.core.log import SDK_LOGGERS, TerminalFormatter, configure_logging, get_logger
 
 THIRD_PARTY = ("lighter", "urllib3", "aiohttp", "websockets", "asyncio")
 
@@ -102,6 +103,26 @@ def test_json_lines() -> None:
     ]
     assert "ValueError: bad thing" in lines[1]["exc"]
     assert isinstance(lines[0]["ts"], float)
+
+
+def test_terminal_lines() -> None:
+    stream = io.StringIO()
+    handler = configure_logging(logging.INFO, stream=stream)
+    handler.setFormatter(TerminalFormatter())
+    log = get_logger("strategy.tp")
+    log.warning("tp placed: size=%s", "0.0100")
+    try:
+        raise ValueError("bad thing")
+    except ValueError:
+        log.exception("failed")
+    lines = stream.getvalue().splitlines()
+    # Time of day to the ms, the level, the logger without "mmfast.", the message at a fixed
+    # column; an exception's lines after it.
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} WARNING  strategy\.tp: tp placed: size=0\.0100",
+                        lines[0]), lines
+    assert lines[0].index("strategy.tp") == TerminalFormatter.PREFIX_WIDTH
+    assert lines[1][TerminalFormatter.PREFIX_WIDTH:] == "strategy.tp: failed"
+    assert lines[1][13:21] == "ERROR   " and lines[-1] == "ValueError: bad thing"
 
 
 def test_get_logger_names() -> None:

@@ -54,6 +54,7 @@ EXPECTED: dict[str, tuple[type[BaseException], type[BaseException] | None]] = {
     "mmfast.connector.lighter.tracker.DuplicateClientOrderIndex": (OrderError, RuntimeError),
     "mmfast.connector.lighter.reconcile.ReconcileFailed": (OrderError, RuntimeError),
     "mmfast.diagnostics.venue.DiagError": (MmfastError, RuntimeError),
+    "mmfast.report.reader.ReportError": (MmfastError, ValueError),
     "mmfast.run.heartbeat.HeartbeatError": (MmfastError, OSError),
     "mmfast.run.runner._StoppedEarly": (MmfastError, None),
     "mmfast.sim.errors.VenueError": (Exception, None),

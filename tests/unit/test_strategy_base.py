@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
@@ -376,8 +377,8 @@ def test_mm_modify_denied_at_the_position_limit_cancels_the_order() -> None:
         h.start()
         await h.book_event()
         h.open_all()
-        h.s.venue_position_lots = 750
-        h.s.gate.position_lots = 750
+        h.bus.publish(PositionUpdated(Position(0, 750), 0))
+        assert h.s.gate.position_lots == 750
         buys = {o.client_order_index for o in h.conn.orders.values() if o.side is Side.BUY}
 
         def bid_calls() -> list[tuple[Any, ...]]:
@@ -413,7 +414,108 @@ def test_fill_counts_in_the_position_until_the_venue_position_shows_it() -> None
         h.bus.publish(FillReceived(Fill(8, 0, Side.SELL, 300_010, 30, 0, True, 2, None, 0)))
         assert h.s.position_lots == 270
         h.bus.publish(PositionUpdated(Position(0, 270), 0))  # the venue shows both
-        assert h.s.position_lots == 270 and h.s.fills_since_venue_lots == 0
+        assert h.s.position_lots == 270 and h.s.venue_position_lots == 270
+        assert (h.s.gate.unreported_bid_lots, h.s.gate.unreported_ask_lots) == (0, 0)
+    run(go())
+
+
+class _Time:
+    """A TimeSource whose monotonic clock the test moves."""
+
+    scale = 1.0
+
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000
+
+    def monotonic_ns(self) -> int:
+        return self.ns
+
+    def wall_ms(self) -> int:
+        return 1_790_000_000_000 + self.ns // 1_000_000
+
+
+def _room(h: Harness) -> tuple[int, int]:
+    """(bid lots, ask lots) the gate would still let out at the cap of 1000 (0 where none):
+    probed with the gate's own check."""
+    g = h.s.gate
+    out = []
+    for side, price in ((Side.BUY, 300_000), (Side.SELL, 300_010)):
+        room = 0
+        for size in range(10, 2001, 10):
+            if g.check(side, price, size) is RiskReason.MAX_POSITION:
+                break
+            room = size
+        out.append(room)
+    return out[0], out[1]
+
+
+def test_a_fill_counts_through_the_trackers_republish_of_the_stale_venue_size() -> None:
+    """The tracker re-sends the venue's last size with every fill (for the PnL): that stale
+    size must not erase the fill from the position, or the gate sees less exposure than
+    there is and lets the position past its cap (seen in runs: 310 lots on a 300 cap)."""
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.bus.publish(PositionUpdated(Position(0, 200), 0))
+        bid0, ask0 = _room(h)
+        h.bus.publish(FillReceived(Fill(7, 0, Side.BUY, 300_000, 100, 0, True, 1, None, 0)))
+        h.bus.publish(PositionUpdated(Position(0, 200), 0))  # the republish: still 200
+        assert h.s.position_lots == 300 and h.s.gate.position_lots == 300
+        # The bid side counts the fill; the ask side keeps to the venue's 200 until it agrees.
+        assert _room(h) == (bid0 - 100, ask0)
+        h.bus.publish(PositionUpdated(Position(0, 300), 0))  # the venue shows it
+        assert h.s.position_lots == 300 and _room(h) == (bid0 - 100, ask0 + 100)
+        assert not any(k == "position_rebase" for k, _ in h.journal)
+    run(go())
+
+
+def test_a_position_message_ahead_of_its_trade_counts_once_and_checks_both_views() -> None:
+    """The venue's position may show a fill before its trade arrives: until then the bid side
+    is checked against the venue's (larger) size, the ask side against ours; when the trade
+    comes the two agree and the fill is not counted twice."""
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.bus.publish(PositionUpdated(Position(0, 200), 0))
+        bid0, ask0 = _room(h)
+        h.bus.publish(PositionUpdated(Position(0, 300), 0))  # ahead of the fill's trade
+        assert h.s.position_lots == 200
+        assert _room(h) == (bid0 - 100, ask0)  # each side against the worse view
+        h.bus.publish(FillReceived(Fill(7, 0, Side.BUY, 300_000, 100, 0, True, 1, None, 0)))
+        assert h.s.position_lots == 300 and h.s.gate.position_lots == 300
+        assert _room(h) == (bid0 - 100, ask0 + 100)
+    run(go())
+
+
+def test_a_lasting_disagreement_takes_the_venues_size_after_the_grace() -> None:
+    """A venue size no fill explains (a trade lost for good, a trade not made by this bot)
+    is taken after the grace, journaled; until then each side is checked against the worse
+    of the two sizes."""
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        clock = _Time()
+        h.s.time = clock  # type: ignore[assignment]
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.bus.publish(PositionUpdated(Position(0, 200), 0))
+        h.bus.publish(PositionUpdated(Position(0, -50), 0))
+        assert h.s.position_lots == 200
+        clock.ns += 2_900_000_000
+        await h.s.on_tick(0)
+        assert h.s.position_lots == 200 and h.s.position_rebases == 0
+        h.bus.publish(PositionUpdated(Position(0, -50), 0))  # the same size again: no news
+        clock.ns += 200_000_000
+        await h.s.on_tick(0)
+        assert h.s.position_lots == -50 and h.s.gate.position_lots == -50
+        assert h.s.position_rebases == 1
+        recs = [f for k, f in h.journal if k == "position_rebase"]
+        assert recs and recs[0]["venue"] == -50 and recs[0]["fills"] == 200
+        assert (h.s.gate.unreported_bid_lots, h.s.gate.unreported_ask_lots) == (0, 0)
     run(go())
 
 
@@ -619,7 +721,13 @@ def test_tp_allocation_invariant(pairs: list[tuple[int, int]], min_size: int) ->
         assert s == c or s >= min_size or (s == 0 and c == 0)
 
 
-def test_trend_ladder_entries_tps_partial_fills_and_crossing() -> None:
+def test_trend_ladder_entries_tps_partial_fills_and_crossing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # On the logger itself: an earlier test may have stopped mmfast's tree propagating.
+    tp_log = logging.getLogger("mmfast.strategy.tp")
+    tp_log.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="mmfast.strategy.tp")
+
     async def go() -> None:
         h = Harness(TrendLadder)
         h.start()
@@ -642,6 +750,15 @@ def test_trend_ladder_entries_tps_partial_fills_and_crossing() -> None:
         assert tps == [("place", Side.SELL, 300_029, 60, True, TimeInForce.POST_ONLY)]
         h.open_all()
         tp1 = max(h.conn.orders)
+        # The status lists the level with its TP; the logs give prices and sizes as the venue
+        # prints them (2 price and 4 size decimals), not in ticks and lots.
+        assert h.s.status()["tp_levels"] == [
+            {"side": "BUY", "price": 299_999, "filled": 60, "exposure": 60,
+             "tp_price": 300_029, "tp_lots": 60, "retries": 0, "gave_up": False}]
+        logs = caplog.text
+        assert ("tp submit intent: side=SELL size=0.0060 entry=2999.99 target=3000.29 "
+                "post_only=True reduce_only=True bid=3000.00 ask=3000.10 retry=0") in logs
+        assert f"tp placed: coi={tp1} side=SELL size=0.0060 price=3000.29 entry_coi=1" in logs
         # More fill: the TP is modified up, never a second TP for the same level.
         h.fill(e1, 40, 3)
         await h.settle()
@@ -670,7 +787,12 @@ def test_trend_ladder_entries_tps_partial_fills_and_crossing() -> None:
             await h.settle()
         assert len([c for c in h.places() if c[4]]) == 3  # first + 2 retries
         assert any(k == "tp_gave_up" for k, _ in h.journal)
-    run(go())
+        assert "after 2 retries (crossing), 0.0050 uncovered" in caplog.text
+        assert h.s.status()["tp_levels"][0]["gave_up"] is True
+    try:
+        run(go())
+    finally:
+        tp_log.removeHandler(caplog.handler)
 
 
 def test_trend_ladder_signal_from_emas() -> None:
@@ -794,3 +916,83 @@ def test_every_order_the_strategies_place_is_post_only() -> None:
     calls = run(go())
     assert len(calls) >= 8
     assert {c[5] for c in calls} == {TimeInForce.POST_ONLY}
+
+
+class _Ticks:
+    """The strategy's time moved by the test (monotonic ns)."""
+
+    scale = 1.0
+
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000_000
+
+    def monotonic_ns(self) -> int:
+        return self.ns
+
+    def wall_ms(self) -> int:
+        return 1_790_000_000_000 + self.ns // 1_000_000
+
+
+def test_market_records_from_the_tick_four_a_second() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        t = _Ticks()
+        h.s.time = t
+        h.start()
+        await h.book_event()  # bid 3000.00 x 1, ask 3000.10 x 1
+        h.open_all()
+        await h.settle()
+        h.fill(1, 40, trade_id=1)  # part of our best bid: long 40 lots
+        await h.settle()
+        fill = next(f for k, f in h.journal if k == "fill")
+        assert (fill["mid"], fill["mid_px"]) == (300_005, "3000.050")
+        # 100 ms ticks for 3 s: one record per 250 ms on average (at 0, .2, .5, .7, 1.0 ...).
+        written = []  # tick times (s) that wrote a record
+        for i in range(30):
+            n = sum(1 for k, _ in h.journal if k == "market")
+            await h.s.on_tick(0)
+            if sum(1 for k, _ in h.journal if k == "market") > n:
+                written.append(i / 10)
+            t.ns += 100_000_000
+        assert written == pytest.approx([0, .2, .5, .7, 1, 1.2, 1.5, 1.7, 2, 2.2, 2.5, 2.7])
+        r = [f for k, f in h.journal if k == "market"][-1]
+        bids, asks = h.s.live_quotes()
+        assert {k: r[k] for k in ("in_sync", "bid", "ask", "bid_size", "ask_size", "mid",
+                                  "bid_px", "ask_px", "mid_px", "mark", "mark_px")} == {
+            "in_sync": True, "bid": 300_000, "ask": 300_010, "bid_size": 10_000,
+            "ask_size": 10_000, "mid": 300_005, "bid_px": "3000.00", "ask_px": "3000.10",
+            "mid_px": "3000.050", "mark": 300_005, "mark_px": "3000.05"}
+        assert (r["our_bid"], r["our_bid_size"], r["our_bids"]) == (*bids[0], len(bids))
+        assert r["our_bid_lots"] == sum(s for _, s in bids) and r["our_ask"] == asks[0][0]
+        assert (r["position"], r["position_qty"]) == (40, "0.0040")
+        # Long 40 lots bought at our best bid (no fee), marked at the mid.
+        assert fill["price"] == 299_995
+        assert r["pnl_usdc"] == pytest.approx((300_005 - 299_995) * 40 / 1e6)
+
+    asyncio.run(go())
+
+
+def test_market_records_one_per_tick_of_their_own_period_despite_lag() -> None:
+    async def go() -> None:
+        h = Harness(MarketMaking)
+        t = _Ticks()
+        h.s.time = t
+        h.start()
+        grid = t.ns
+        lags_ms = [0, 40, 3, 55, 0, 12, 60, 1, 0, 30]  # ticks late by up to 60 ms
+        for i, lag in enumerate(lags_ms):
+            t.ns = grid + i * 250_000_000 + lag * 1_000_000
+            await h.s.on_tick(0)
+        assert sum(1 for k, _ in h.journal if k == "market") == len(lags_ms)
+        # A 2 s stall: one record when it ends, then on schedule from there.
+        t.ns += 2_000_000_000
+        await h.s.on_tick(0)
+        t.ns += 250_000_000
+        await h.s.on_tick(0)
+        assert sum(1 for k, _ in h.journal if k == "market") == len(lags_ms) + 2
+        h.s.market_record_ns = 0  # off
+        t.ns += 1_000_000_000
+        await h.s.on_tick(0)
+        assert sum(1 for k, _ in h.journal if k == "market") == len(lags_ms) + 2
+
+    asyncio.run(go())

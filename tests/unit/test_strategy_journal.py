@@ -82,14 +82,13 @@ def test_status_lines_in_human_units() -> None:
     assert "position -0.0050" in text and "pnl +0.2500 USDC" in text and "fills 3" in text
     assert "denied 4" in text and "book>quote 120/800us" in text
     assert "connector not ready: book:0: no snapshot" in text
+    # A pipe or a file: the same lines appended, one block per show, no escape codes.
     out = io.StringIO()
-    p = StatusPrinter(out, tty=True)
-    p.show(lines)
-    p.show(lines)
-    assert out.getvalue().count("\x1b[J") == 1  # redrawn in place the second time
-    out2 = io.StringIO()
-    StatusPrinter(out2, tty=False).show(lines)
-    assert "\x1b[" not in out2.getvalue()
+    p = StatusPrinter(out)
+    p.show(snap)
+    p.show(snap)
+    assert out.getvalue() == ("\n".join(lines) + "\n") * 2 and p.printed == 2
+    assert "\x1b[" not in out.getvalue()
 
 
 def test_summary_lines() -> None:

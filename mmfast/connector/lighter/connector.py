@@ -42,7 +42,7 @@ from mmfast.connector.lighter.config import LighterConfig
 from mmfast.connector.lighter.market_data import MarketData
 from mmfast.connector.lighter.orders import OrderEntry, OrderEntryConfig, OrderEntryError
 from mmfast.connector.lighter.readiness import NULL_BUS, Readiness, Signals
-from mmfast.connector.lighter.reconcile import ReconcileFailed, Reconciler
+from mmfast.connector.lighter.reconcile import ReconcileFailed, Reconciler, position_mismatch
 from mmfast.connector.lighter.rest import LighterRest, retry_until
 from mmfast.connector.lighter.signer import SignerWorker
 from mmfast.connector.lighter.skew import SkewMonitor
@@ -454,7 +454,8 @@ class LighterConnector:
             mism = self.tracker.position_mismatches()
             if mism and self.readiness.holds("orders:reconcile"):
                 for m, (v, r) in sorted(mism.items()):
-                    self._on_out_of_band(m, f"venue position {v} lots, fills replayed {r} lots")
+                    self._on_out_of_band(m, position_mismatch(
+                        self.market_data.markets.get(m), v, r))
 
     def _entry(self) -> OrderEntry:
         if self.orders is None:

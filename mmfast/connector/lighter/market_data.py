@@ -244,7 +244,7 @@ class MarketData:
             )
 
     # --- status ---------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[int, Any]:
         return {m: {"in_sync": bk.in_sync(), "nonce": bk.nonce, "snapshots": bk.snapshots,
                     "gaps": bk.gaps, "dropped_pre_snapshot": bk.dropped_pre_snapshot,
                     "malformed": bk.malformed}

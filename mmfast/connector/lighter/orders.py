@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 
@@ -1469,7 +1469,11 @@ class OrderEntry:
 
 # Order entry's stages: (name, stamp from, stamp to) in a latency row (intent, signer queue,
 # signed, sent, acked, predicted).
-_ENTRY_STAGES = (("queue", 0, 1), ("sign", 1, 2), ("send", 2, 3), ("ack", 3, 4), ("total", 0, 4))
+# The stages of a latency row (t_intent, t_signq, t_signed, t_sent, t_acked, predicted):
+# (name, from index, to index), indexes typed so a row's int stamps are all they reach.
+_Stamp = Literal[0, 1, 2, 3, 4]
+_ENTRY_STAGES: Final[tuple[tuple[str, _Stamp, _Stamp], ...]] = (
+    ("queue", 0, 1), ("sign", 1, 2), ("send", 2, 3), ("ack", 3, 4), ("total", 0, 4))
 
 
 class DirectSender:

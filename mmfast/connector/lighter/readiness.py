@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mmfast.core.events import ConnectorState, PullQuotes
+from mmfast.core.events import ConnectorState, Publisher, PullQuotes
 from mmfast.core.timesource import REAL_TIME, TimeSource
 
 __all__ = ["Readiness", "Signals"]
@@ -105,7 +105,7 @@ class Readiness:
         else:
             first = next((n for n in self._order if n in self._failing), None)
             ready = first is None
-            reason = "" if ready else f"{first}: {self._failing[first]}"
+            reason = "" if first is None else f"{first}: {self._failing[first]}"
         if ready == self._ready and reason == self._reason:
             return
         self._ready, self._reason = ready, reason
@@ -135,15 +135,15 @@ class Signals:
 
     __slots__ = ("_time", "bus", "pulls")
 
-    def __init__(self, time: TimeSource = REAL_TIME, bus: object | None = None) -> None:
+    def __init__(self, time: TimeSource = REAL_TIME, bus: Publisher | None = None) -> None:
         self._time = time  # stamps the PullQuotes
-        self.bus: object = bus if bus is not None else NULL_BUS  # has publish(event)
+        self.bus: Publisher = bus if bus is not None else NULL_BUS
         self.pulls = 0  # PullQuotes published
 
     def publish(self, event: object) -> None:
-        self.bus.publish(event)  # type: ignore[attr-defined]
+        self.bus.publish(event)
 
     def pull(self, market: int | None, reason: str) -> None:
         """Quotes off: ``market`` (None: every market) for ``reason``."""
         self.pulls += 1
-        self.bus.publish(PullQuotes(market, reason, self._time.monotonic_ns()))  # type: ignore[attr-defined]
+        self.bus.publish(PullQuotes(market, reason, self._time.monotonic_ns()))

@@ -27,6 +27,7 @@ still unresolved when the wait ends).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,16 +39,28 @@ from mmfast.connector.lighter.rest import MAX_COI_LOOKUP, OutcomeUnknown, VenueU
 from mmfast.core.errors import OrderError
 from mmfast.core.log import get_logger
 from mmfast.core.types import OrderStatus
+from mmfast.core.units import format_units
 
 if TYPE_CHECKING:
+    from mmfast.connector.lighter.markets import MarketInfo
     from mmfast.connector.lighter.orders import OrderEntry
 
-__all__ = ["ReconcileFailed", "ReconcileReport", "Reconciler"]
+__all__ = ["ReconcileFailed", "ReconcileReport", "Reconciler", "position_mismatch"]
 
 _log = get_logger("connector.reconcile")
 T = TypeVar("T")
 
 TRIGGERS = ("cancel_failed", "position_mismatch", "rest_unreachable", "unknown_unresolved")
+
+
+def position_mismatch(info: MarketInfo | None, venue_lots: int, replayed_lots: int) -> str:
+    """A position that differs from the fills replayed, in the market's units (the lots beside
+    them: the journal's fills and positions are in lots)."""
+    if info is None:  # metadata gone (never for a configured market): lots only
+        return f"venue position {venue_lots} lots, fills replayed {replayed_lots} lots"
+    sd = info.size_decimals
+    return (f"venue position {format_units(venue_lots, sd)}, fills replayed "
+            f"{format_units(replayed_lots, sd)} ({venue_lots} vs {replayed_lots} lots)")
 
 
 class ReconcileFailed(OrderError, RuntimeError):
@@ -198,8 +211,8 @@ class Reconciler:
                        t.acked or t.venue_seen or t.order.status is OrderStatus.UNKNOWN)]
         for i in range(0, len(missing), MAX_COI_LOOKUP):
             chunk = missing[i:i + MAX_COI_LOOKUP]
-            found = await self._rest("accountOrders", lambda c=chunk: e.rest.account_orders(
-                e.account_index, c))
+            found = await self._rest("accountOrders", functools.partial(
+                e.rest.account_orders, e.account_index, chunk))
             report.looked_up += len(chunk)
             if found:
                 tracker.apply_orders(found)
@@ -221,17 +234,18 @@ class Reconciler:
         attempts: dict[int, int] = {}
         while to_cancel:
             for oi, market in list(to_cancel.items()):
-                t = tracker.by_order_index(oi)
-                ours = t is not None and t.ours
-                done = t.cancel_attempts if ours and t is not None else attempts.get(oi, 0)
+                held = tracker.by_order_index(oi)
+                ours = held is not None and held.ours
+                done = (held.cancel_attempts if ours and held is not None
+                        else attempts.get(oi, 0))
                 if done >= cfg.max_cancel_attempts:
-                    coi = t.order.client_order_index if t is not None else 0
+                    coi = held.order.client_order_index if held is not None else 0
                     raise ReconcileFailed(
                         "cancel_failed",
                         f"order {oi} (client_order_index {coi}, market {market}) still open "
                         f"after {done} cancel attempts")
-                if ours and t is not None:
-                    e.cancel(t.order.client_order_index)
+                if ours and held is not None:
+                    e.cancel(held.order.client_order_index)
                 else:
                     e.cancel_order_index(market, oi)
                     attempts[oi] = attempts.get(oi, 0) + 1
@@ -261,7 +275,7 @@ class Reconciler:
             if not mism:
                 break
             if attempt + 1 == cfg.position_retries:
-                detail = ", ".join(f"market {m}: venue {v} lots, fills replayed {r} lots"
+                detail = ", ".join(f"market {m}: {position_mismatch(e.markets.get(m), v, r)}"
                                    for m, (v, r) in sorted(mism.items()))
                 raise ReconcileFailed("position_mismatch",
                                       f"position differs from the venue's after replaying "

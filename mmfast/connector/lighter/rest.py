@@ -242,12 +242,13 @@ class LighterRest:
                 self._budget.on_success(limit)
                 return body
             self.errors += 1
-            code = body.get("code") if isinstance(body.get("code"), int) else status
+            field = body.get("code")
+            code: int = field if isinstance(field, int) else status
             message = str(body.get("message", ""))[:200]
             if txs and is_volume_quota_refusal(code, message):
                 # Not a request rate: nothing to wait out, cancels must keep going.
-                q = body.get("volume_quota_remaining")
-                self._budget.on_volume_quota_refused(q if type(q) is int else None)
+                left = body.get("volume_quota_remaining")
+                self._budget.on_volume_quota_refused(left if type(left) is int else None)
                 raise RateLimited(int(code), message, None)
             if status == 429 or code in RATE_LIMIT_CODES:
                 ra = _retry_after_s(rheaders)

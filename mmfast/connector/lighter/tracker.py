@@ -69,7 +69,7 @@ from mmfast.connector.lighter.coi import (
     state_file_stem,
 )
 from mmfast.core.errors import OrderError
-from mmfast.core.events import EventBus, FillReceived, OrderUpdated, PositionUpdated
+from mmfast.core.events import FillReceived, OrderUpdated, PositionUpdated, Publisher
 from mmfast.core.types import (
     Fill,
     Order,
@@ -246,7 +246,7 @@ class OrderTracker:
 
     def __init__(
         self,
-        bus: EventBus,
+        bus: Publisher,
         markets: Mapping[int, Any],
         *,
         account_index: int,

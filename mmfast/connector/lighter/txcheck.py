@@ -28,8 +28,10 @@ class TxCheckError(SigningError, ValueError):
 
 
 class CheckableRequest(Protocol):
-    TX_TYPE: int
-    nonce: int
+    @property
+    def TX_TYPE(self) -> int: ...  # the requests' class constant
+    @property
+    def nonce(self) -> int: ...
 
     def expected_fields(self) -> dict[str, Any]: ...
 

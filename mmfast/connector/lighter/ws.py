@@ -55,7 +55,7 @@ from mmfast.core.timesource import REAL_TIME, RealTime, TimeSource
 try:  # the compiled listener, built against the installed picows
     from mmfast._core.feed import BookFeed
 except ImportError:  # another picows than the one it was built for: the Python listener
-    BookFeed = None
+    BookFeed = None  # type: ignore[assignment, misc]
 
 if TYPE_CHECKING:
     from mmfast.connector.lighter.stall import StallWatch
@@ -120,7 +120,7 @@ class StreamListener(Protocol):
     def on_halt(self, stream: WsStream, error: StreamHalted) -> None: ...
 
 
-class _Listener(WSListener):  # type: ignore[misc]
+class _Listener(WSListener):
     """picows listener of one connection; forwards to the stream."""
 
     def __init__(self, stream: WsStream, gen: int) -> None:
