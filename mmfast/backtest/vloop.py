@@ -33,6 +33,7 @@ from mmfast._core.clock import Clock, Timer
 __all__ = ["LoopClock", "LoopTime", "VirtualTimeLoop"]
 
 _NS = 1_000_000_000
+_PACE_SLACK_NS = 250_000_000  # how far behind a paced run may be before it starts again
 
 
 class _IdleJumpSelector(selectors.BaseSelector):
@@ -139,8 +140,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """
 
     def __init__(self, start_s: float = 1_000.0, pace: float | None = None) -> None:
-        if pace is not None and not (pace > 0 and math.isfinite(pace)):
-            raise ValueError(f"pace must be a positive number, got {pace!r}")
         real = selectors.DefaultSelector()
         self._now_ns = round(start_s * _NS)
         self._pace = pace
@@ -153,6 +152,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         super().__init__(_IdleJumpSelector(self, real))
         # Timers are due when their deadline is reached exactly (no early firing window).
         self._clock_resolution = 1e-9
+        if pace is not None and not (pace > 0 and math.isfinite(pace)):
+            self.close()
+            raise ValueError(f"pace must be a positive number, got {pace!r}")
 
     def time(self) -> float:
         return self._now_ns / _NS
@@ -163,15 +165,24 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def _next_timer_ns(self) -> int:
         # The deadline of the timer that bounded the wait (the head of the timer heap: the
-        # loop dropped the cancelled ones before it asked), rounded up to whole ns so it is due.
-        return math.ceil(self._scheduled[0]._when * _NS)  # type: ignore[attr-defined]
+        # loop dropped the cancelled ones before it asked), to the nearest ns: a deadline
+        # computed in ns and written as float seconds comes back exact (due within the loop's
+        # 1 ns resolution), and the clock always moves.
+        return max(self._now_ns + 1, round(self._scheduled[0]._when * _NS))  # type: ignore[attr-defined]
 
     def _pace_wait(self) -> float:
-        """Real seconds to wait before the next timer's time, at the pace (0: none)."""
+        """Real seconds to wait before the next timer's time, at the pace (0: none). Behind
+        the pace by more than a quarter of a second (slow code, the run's set-up), it starts
+        again from now: the run does not race to make up for it."""
         if self._pace is None:
             return 0.0
-        due_real = self._r0 + (self._next_timer_ns() - self._v0) / self._pace
-        return max(0.0, (due_real - time.monotonic_ns()) / _NS)
+        ahead = (self._next_timer_ns() - self._v0) / self._pace
+        now = time.monotonic_ns()
+        due_real = self._r0 + ahead
+        if due_real < now - _PACE_SLACK_NS:
+            self._r0 = now - _PACE_SLACK_NS - ahead
+            return 0.0
+        return max(0.0, (due_real - now) / _NS)
 
     def _jump_to_next_timer(self) -> None:
         # To the next timer's deadline: a function of that deadline alone, not of the path
@@ -421,7 +432,7 @@ class LoopClock:
             now = self._time.monotonic_ns()
             if due > now:
                 self._wake = fut = loop.create_future()
-                handle = loop.call_later((due - now) / _NS, self._poke)
+                handle = loop.call_at(due / _NS, self._poke)  # the loop's time is ns / 1e9
                 try:
                     await fut
                 finally:
