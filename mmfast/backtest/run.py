@@ -7,7 +7,7 @@ sockets, both on the loop's virtual clock (``LoopTime``), so the run goes as fas
 on it and is a pure function of the tape, the config and the seed. It stops when the tape
 ends (the bot then cancels its orders as at any stop) and prints the run's summary, then the
 backtest's; ``-o DIR`` gets the journal, the fills as the venue recorded them, a JSON summary
-and the report (``mmfast.report.write_report``, when that module is installed).
+and the report (``mmfast.report.write_report``).
 
 What the config keeps and loses: everything but ``[venue]`` is used as written. ``[venue]``
 becomes the backtest's simulator (sim mode, the native signer), keeping the settings of how
@@ -92,6 +92,7 @@ class BacktestResult:
     fills_digest: str = ""  # sha256 of the fills (trade id, time, side, price, size, fee)
     journal: str = ""
     out_dir: str = ""
+    report: str = ""  # report.html (mmfast report's), when it was made
     replay: dict[str, Any] = field(default_factory=dict)
     tape_stats: dict[str, Any] = field(default_factory=dict)
     error: str = ""
@@ -234,14 +235,10 @@ def _write_outputs(res: BacktestResult, out_dir: Path, opts: BacktestOptions,
     }
     (out_dir / "backtest.json").write_bytes(orjson.dumps(
         summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    from mmfast.report import write_report
+
     try:
-        from mmfast.report import write_report  # type: ignore[import-not-found]
-    except ImportError:
-        err.write("mmfast backtest: no report: mmfast.report is not part of this build "
-                  f"(the journal is {res.journal})\n")
-        return
-    try:
-        write_report(res.journal, str(out_dir))
+        res.report = str(write_report(res.journal, out_dir))
     except Exception as exc:  # the run's results stand without the report
         err.write(f"mmfast backtest: the report failed: {type(exc).__name__}: {exc}\n")
 
@@ -272,6 +269,8 @@ def render_backtest(res: BacktestResult, opts: BacktestOptions) -> list[str]:
     lines.append(f"fills        {len(res.fills)} (venue record sha256 {res.fills_digest[:16]})")
     if res.out_dir:
         lines.append(f"output       {res.out_dir}")
+    if res.report:
+        lines.append(f"report       {res.report}")
     if res.error:
         lines.append(f"error        {res.error}")
     return lines

@@ -225,4 +225,6 @@ def test_backtest_command(tmp_path: Path) -> None:
     assert "=== mmfast run summary ===" in proc.stdout
     assert "=== mmfast backtest ===" in proc.stdout
     assert "simulated    10.0 s of tape" in proc.stdout
-    assert {p.name for p in out.iterdir()} >= {"journal.jsonl", "fills.csv", "backtest.json"}
+    assert {p.name for p in out.iterdir()} >= {"journal.jsonl", "fills.csv", "backtest.json",
+                                                "report.html", "report.json"}
+    assert f"report       {out / 'report.html'}" in proc.stdout
