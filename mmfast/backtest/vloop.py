@@ -21,16 +21,21 @@ uvloop cannot be given another clock, hence the stdlib loop (docs/backtest.md).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import heapq
 import math
 import selectors
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from mmfast._core.clock import Clock, Timer
 
 __all__ = ["LoopClock", "LoopTime", "VirtualTimeLoop"]
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 _NS = 1_000_000_000
 _PACE_SLACK_NS = 250_000_000  # how far behind a paced run may be before it starts again
@@ -105,22 +110,22 @@ class _OrderedTimer(asyncio.TimerHandle):
 
     def __lt__(self, other: object) -> bool:
         if isinstance(other, _OrderedTimer):
-            return (self._when, self._seq) < (other._when, other._seq)
+            return (self.when(), self._seq) < (other.when(), other._seq)
         return super().__lt__(other)  # type: ignore[operator]
 
     def __le__(self, other: object) -> bool:
         if isinstance(other, _OrderedTimer):
-            return (self._when, self._seq) <= (other._when, other._seq)
+            return (self.when(), self._seq) <= (other.when(), other._seq)
         return super().__le__(other)  # type: ignore[operator]
 
     def __gt__(self, other: object) -> bool:
         if isinstance(other, _OrderedTimer):
-            return (self._when, self._seq) > (other._when, other._seq)
+            return (self.when(), self._seq) > (other.when(), other._seq)
         return super().__gt__(other)  # type: ignore[operator]
 
     def __ge__(self, other: object) -> bool:
         if isinstance(other, _OrderedTimer):
-            return (self._when, self._seq) >= (other._when, other._seq)
+            return (self.when(), self._seq) >= (other.when(), other._seq)
         return super().__ge__(other)  # type: ignore[operator]
 
     def __eq__(self, other: object) -> bool:
@@ -144,7 +149,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._now_ns = round(start_s * _NS)
         self._pace = pace
         self._v0 = self._now_ns  # the virtual and real times pacing counts from
-        self._r0 = time.monotonic_ns()
+        self._r0: float = time.monotonic_ns()
         self._threads = 0  # run_in_executor jobs not finished yet
         self._timer_seq = 0  # timers scheduled so far (orders equal deadlines)
         self.jumps = 0  # times the clock moved to a timer because the loop was idle
@@ -168,7 +173,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # loop dropped the cancelled ones before it asked), to the nearest ns: a deadline
         # computed in ns and written as float seconds comes back exact (due within the loop's
         # 1 ns resolution), and the clock always moves.
-        return max(self._now_ns + 1, round(self._scheduled[0]._when * _NS))  # type: ignore[attr-defined]
+        head: asyncio.TimerHandle = self._scheduled[0]  # type: ignore[attr-defined]
+        return max(self._now_ns + 1, round(head.when() * _NS))
 
     def _pace_wait(self) -> float:
         """Real seconds to wait before the next timer's time, at the pace (0: none). Behind
@@ -194,8 +200,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._now_ns = target
         self.jumps += 1
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
-                context: Any = None) -> asyncio.TimerHandle:
+    def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object],
+                *args: *_Ts, context: contextvars.Context | None = None
+                ) -> asyncio.TimerHandle:
         """As the stdlib loop's, with timers of equal deadlines run in the order they were
         scheduled (``_OrderedTimer``)."""
         if when is None:
@@ -207,8 +214,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any],
-                        *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(self, executor: concurrent.futures.Executor | None,
+                        func: Callable[[Unpack[_Ts]], _T], *args: *_Ts
+                        ) -> asyncio.Future[_T]:
         """As the stdlib loop's, with the job counted: while it runs the clock stands still
         (its result arrives at the simulated time it was asked for)."""
         fut = super().run_in_executor(executor, func, *args)

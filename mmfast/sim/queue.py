@@ -101,8 +101,8 @@ class PowerProb:
 
     def prob_behind(self, front: float, back: float) -> float:
         """Probability that a cancel came from behind the order."""
-        fb = max(back, 0.0) ** self.n
-        ff = max(front, 0.0) ** self.n
+        fb = math.pow(max(back, 0.0), self.n)
+        ff = math.pow(max(front, 0.0), self.n)
         if fb + ff == 0.0:
             return 1.0  # nothing on either side: nothing to advance
         return fb / (fb + ff)

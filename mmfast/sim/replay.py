@@ -183,7 +183,8 @@ class TapeReplay:
         changes += [(True, p, q) for p, q in ev.asks]
         # Decreases first, then what grows or appears, nearest the other side last: a
         # message that moves the book never crosses it halfway through.
-        shrink, grow = [], []
+        shrink: list[tuple[bool, int, int]] = []
+        grow: list[tuple[bool, int, int]] = []
         for is_ask, p, q in changes:
             lv = rm.side(is_ask).get(p)
             (grow if q > (lv[1] if lv is not None else 0) else shrink).append((is_ask, p, q))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import socket
 import struct
@@ -360,7 +361,7 @@ class Simulator:
                 if wait > 0:
                     await self.clock.sleep(wait / 1e9)
                 self.tape_now_ns = t
-                self.run_engine(lambda events=events: replay.apply(events))
+                self.run_engine(functools.partial(replay.apply, events))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a tape that breaks midway: the backtest reports it

@@ -201,7 +201,8 @@ def _header(path: Path, first: bytes) -> tuple[TapeInfo, int]:
         raise TapeError(f"{path}: {exc}") from None
     if len({m.market_id for m in ms}) != len(ms):
         raise TapeError(f"{path}: a market is listed twice")
-    source = h.get("source") if isinstance(h.get("source"), dict) else {}
+    raw_source = h.get("source")
+    source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
     info = TapeInfo("mmfast", VERSION, (str(path),), ms, h["start_wall_ns"], source)
     return info, h["start_mono_ns"]
 

@@ -53,8 +53,13 @@ def write_synthetic_tape(path: str | Path, *, seconds: float, seed: int = 1,
     unit = market.min_base_lots
     w = TapeWriter(path, (market,), source={"synthetic": {"seed": seed, "seconds": seconds}},
                    start_wall_ns=_START_WALL_NS, start_mono_ns=0)
-    px = lambda p: format_units(p, pd)  # noqa: E731
-    sz = lambda q: format_units(q, sd)  # noqa: E731
+
+    def px(p: int) -> str:
+        return format_units(p, pd)
+
+    def sz(q: int) -> str:
+        return format_units(q, sd)
+
     fair = float(mid_ticks)
     bids: dict[int, int] = {}
     asks: dict[int, int] = {}
