@@ -14,10 +14,11 @@ Receive times are the host's wall clock and its monotonic clock, both in ns; a r
 on the tape is ``start_wall_ns + (mono_ns - start_mono_ns)`` (the monotonic clock orders and
 spaces the records even if the wall clock is stepped meanwhile).
 
-Why zstandard (the ``zstandard`` package) rather than the stdlib's gzip: it compresses these
-JSON lines smaller than gzip at a fraction of the CPU (a recorder runs for hours beside a bot
-on the same machine) and decompresses several times faster (a backtest reads the whole tape),
-and each compressed frame carries a checksum, so a corrupt file is an error, not wrong data.
+Why zstandard (the ``zstandard`` package) rather than the stdlib's gzip: on these JSON lines
+it compresses as well for a sixth of the CPU (a recorder runs for hours beside a bot on the
+same machine) and decompresses twice as fast (a backtest reads the whole tape; figures in
+docs/backtest.md), and each compressed frame carries a checksum, so a corrupt file is an
+error, not wrong data.
 
 The writer ends a zstandard frame at every flush (about once a second): a crash or a
 ``kill -9`` loses at most the last second, and the reader reads every whole frame before it.
