@@ -393,19 +393,20 @@ class LoopClock:
 
     # ------------------------------------------------------------------ driving
     def _catch_up(self) -> None:
-        """Move the compiled clock to the loop's time when nothing is due before it (no tick
-        is running and no timer pending), synchronously."""
+        """Before it ticks: move the compiled clock to the loop's time, synchronously. With no
+        tick to run, its advance never awaits (timers are plain callbacks: those due fire
+        now, in deadline order)."""
         lag = self._time.monotonic_ns() - self._clock.now_ns()
         if lag <= 0:
             return
-        if self._clock.running or self._next_timer() is not None:
-            raise RuntimeError("LoopClock: catch-up with ticks or timers due")
+        if self._clock.running:
+            raise RuntimeError("LoopClock: catch-up while ticking")
         coro = self._clock.advance_ns(lag)
         try:
             coro.send(None)
         except StopIteration:
             return
-        coro.close()  # pragma: no cover - nothing was due, so it cannot have awaited
+        coro.close()  # pragma: no cover - no tick to await, so it cannot have awaited
         raise RuntimeError("LoopClock: catch-up awaited")
 
     def _next_timer(self) -> int | None:

@@ -148,6 +148,7 @@ def test_the_tick_clock_runs_on_the_loop() -> None:
             await asyncio.sleep(0.01)  # a tick's await: the next one still lands on its grid
 
         clock.add_iterator(on_tick)
+        clock.call_later(10, lambda: timers.append(("early", lt.monotonic_ns() - t0)))
         await asyncio.sleep(0.03)  # the clock made earlier than its start: it catches up
         clock.start()
         start = lt.monotonic_ns()
@@ -164,7 +165,8 @@ def test_the_tick_clock_runs_on_the_loop() -> None:
     t_start = ticks[0][1]
     assert [t for _, t in ticks] == [t_start + k * 100_000_000 for k in range(6)]
     assert ticks[1][0] - ticks[0][0] == 100  # now_ms = the tick's deadline
-    assert timers == [("t250", 250_000_000), ("t0", 500_000_000)]
+    # A timer set before the start fired at its own time (10 ms), from the loop's timer.
+    assert timers == [("early", 10_000_000), ("t250", 250_000_000), ("t0", 500_000_000)]
 
 
 def test_pace_bounds() -> None:
