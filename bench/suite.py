@@ -28,6 +28,7 @@ __all__ = ["ORDER", "TARGET_METRICS", "run_suite"]
 TARGET_METRICS = (
     "book_apply", "parse_apply", "quote", "step_internal", "step_signed", "wire_to_wire", "sign",
     "tick_to_trade", "feed_throughput", "book_memory", "scheduler_jitter", "loop_lag",
+    "backtest",
 )
 # Reference figures run beside them (no target of their own).
 EXTRA_METRICS = ("sign_parts", "plan", "peers_parse_apply", "peers_book_apply", "ws_echo",
@@ -36,7 +37,7 @@ ORDER = TARGET_METRICS + EXTRA_METRICS
 
 
 def _runners() -> dict[str, Callable[..., Metric]]:
-    from bench import latency, loops, peers, signing, wire
+    from bench import backtest, latency, loops, peers, signing, wire
 
     def micro(fn: Callable[[L2Stream, Profile], Metric]) -> Callable[..., Metric]:
         def run(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
@@ -70,6 +71,7 @@ def _runners() -> dict[str, Callable[..., Metric]]:
         "book_memory": micro(latency.book_memory),
         "scheduler_jitter": loops.scheduler_jitter,
         "loop_lag": loops.loop_lag,
+        "backtest": backtest.backtest,  # its own process
         "peers_parse_apply": micro(peers.peers_parse_apply),
         "peers_book_apply": micro(peers.peers_book_apply),
         "ws_echo": loops.echo,

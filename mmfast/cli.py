@@ -173,6 +173,69 @@ def _run_bot(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _add_record(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("record", help="record the venue's public streams of some markets into "
+                       "a tape (docs/backtest.md)")
+    p.add_argument("--markets", required=True, metavar="M[,M...]",
+                   help="markets by symbol or id, comma-separated (ETH,BTC or 0,1)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--sim", metavar="URL", help="an mmfast sim's base URL (its rest: line)")
+    src.add_argument("--venue", choices=("mainnet", "testnet"), default=None,
+                     help="Lighter's public endpoints (default: mainnet, unless --sim or "
+                     "--rest-url/--ws-url)")
+    src.add_argument("--rest-url", metavar="URL", help="REST base URL (with --ws-url)")
+    p.add_argument("--ws-url", metavar="URL", help="WebSocket URL (with --rest-url)")
+    p.add_argument("--duration", metavar="SECONDS", type=float, default=None,
+                   help="stop after this many seconds (default: until SIGINT/SIGTERM)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE",
+                   help="the tape to write (must not exist)")
+    p.set_defaults(func=_run_record)
+
+
+def _run_record(args: argparse.Namespace) -> int:
+    from mmfast.tape.cli import run_record
+
+    return run_record(args)
+
+
+def _add_backtest(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backtest", help="run the bot against the simulator replaying a tape, "
+                       "faster than real time (docs/backtest.md)")
+    p.add_argument("tape", nargs="+", metavar="TAPE",
+                   help="an mmfast tape (mmfast record), or Tardis CSVs: one "
+                   "incremental_book_L2 file and optionally one trades file (plain or .gz)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="the bot's TOML config (default: the shipped sim.toml); its [venue] "
+                   "becomes the backtest's simulator")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=None, metavar="X",
+                      help="at most X simulated seconds per real second")
+    pace.add_argument("--max-speed", action="store_true",
+                      help="as fast as it goes (the default)")
+    p.add_argument("-o", "--out", metavar="DIR", default=None,
+                   help="directory for the journal, fills.csv, backtest.json and the report "
+                   "(default: a new temporary directory)")
+    p.add_argument("--queue-model", choices=("risk_averse", "power"), default="risk_averse",
+                   help="how our resting orders advance in their queue (default risk_averse: "
+                   "only trades advance them)")
+    p.add_argument("--queue-power", type=float, default=2.0, metavar="N",
+                   help="n of the power queue model (default 2)")
+    p.add_argument("--price-decimals", type=int, default=None, metavar="D",
+                   help="Tardis tapes: the market's price decimals (default: inferred)")
+    p.add_argument("--size-decimals", type=int, default=None, metavar="D",
+                   help="Tardis tapes: the market's size decimals (default: inferred)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress lines on stderr")
+    p.set_defaults(func=_run_backtest)
+
+
+def _run_backtest(args: argparse.Namespace) -> int:
+    from mmfast.backtest.cli import run_backtest_cli
+
+    return run_backtest_cli(args)
+
+
 def _add_guard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("guard", help="watch one bot and cancel its orders when it cannot "
                        "(mmfast run starts one; docs/guard.md)")
@@ -283,6 +346,8 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
     "sim": _add_sim,
     "diagnose": _add_diagnose,
     "run": _add_run,
+    "record": _add_record,
+    "backtest": _add_backtest,
     "guard": _add_guard,
     "bench": _add_bench,
     "report": _add_report,

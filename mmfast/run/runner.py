@@ -105,20 +105,31 @@ class Runner:
 
     For benchmarks, sim mode only: ``signer`` is an object with ``SignerWorker``'s interface
     used instead of the SignerWorker made from the key (started and stopped by the run), and
-    ``tier`` the connector's ``RateTier`` instead of the premium tier."""
+    ``tier`` the connector's ``RateTier`` instead of the premium tier.
+
+    For a backtest (``mmfast backtest``, sim mode, the simulator on this run's loop):
+    ``clock_factory`` makes the trading core's tick clock (one that follows the loop's
+    virtual time), and ``journal_timer=False`` leaves the journal without its flush/fsync
+    timer (lines reach the OS as they are written, in simulated 50 ms steps, and the disk
+    at the end: an fsync every 100 ms of simulated time would cost more than the run)."""
 
     def __init__(self, cfg: Config, opts: RunOptions, *, out: IO[str] | None = None,
                  err: IO[str] | None = None, key: ApiKey | None = None,
                  sim: Any = None, time: TimeSource | None = None,
                  control_token: Secret | None = None, signer: Any = None,
-                 tier: Any = None) -> None:
+                 tier: Any = None, clock_factory: Any = None,
+                 journal_timer: bool = True) -> None:
         if key is not None and cfg.venue.mode != "sim":
             raise ValueError("an injected key is for sim mode only")
         # A stand-in signer or raised rate limits never go near a real venue.
         if (signer is not None or tier is not None) and cfg.venue.mode != "sim":
             raise ValueError("an injected signer or rate tier is for sim mode only")
+        if (clock_factory is not None or not journal_timer) and cfg.venue.mode != "sim":
+            raise ValueError("a backtest's clock and journal settings are for sim mode only")
         self._signer_in = signer
         self._tier_in = tier
+        self._clock_factory = clock_factory
+        self._journal_timer = journal_timer
         self.cfg = cfg
         self.opts = opts
         self.out = out or sys.stdout
@@ -428,7 +439,8 @@ class Runner:
                                           orders=oc)
         self.journal = JsonlJournal(self._journal_path(), time=self.time,
                                     redact=self.redactor.redact)
-        self.journal.start()  # to the OS every 50 ms, fsynced every 100 ms
+        if self._journal_timer:
+            self.journal.start()  # to the OS every 50 ms, fsynced every 100 ms
         # Every condition change (stream drops and returns, resyncs, reconciliations), also
         # while the connector is already not ready (connector_state has only the flips).
         self.connector.readiness.watch(self._condition)
@@ -439,7 +451,8 @@ class Runner:
                             journal=self.journal, time=self.time,
                             on_stop_request=self.request_stop)
         self.core = TradingCore(self.connector, [self.strategy], markets=(self.market,),
-                                tick_interval_ms=cfg.run.tick_interval_ms, cancel_timeout_s=5.0)
+                                tick_interval_ms=cfg.run.tick_interval_ms, cancel_timeout_s=5.0,
+                                clock_factory=self._clock_factory)
 
     def _condition(self, name: str, holds: bool, reason: str) -> None:
         if self.journal is not None:

@@ -145,6 +145,32 @@ class FlowConfig:
             raise ValueError("flow accounts must be distinct and > 2")
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayConfig:
+    """A tape as the market instead of synthetic flow (`mmfast.sim.replay`, docs/backtest.md):
+    the queue model that fills our resting orders from the tape's trades, and the two system
+    accounts that hold the tape's levels and take its trades."""
+
+    queue_model: str = "risk_averse"  # "risk_averse" or "power" (mmfast.sim.queue)
+    queue_power: float = 2.0  # n of the power model's f(x) = x ** n
+    # Tape times are rounded up to a multiple of this, and the events of one step applied
+    # together (the venue stamps ms; its messages of one batch arrive microseconds apart).
+    step_ns: int = 1_000_000
+    maker_account: int = 900  # holds the tape's book levels
+    taker_account: int = 901  # the other side of the tape's trades (and of our fills)
+    collateral: int = 10**18  # micro-USDC of each tape account (never margin-bound)
+
+    def __post_init__(self) -> None:
+        from mmfast.sim.queue import make_model
+
+        make_model(self.queue_model, self.queue_power)  # ValueError naming the choices
+        if not 1 <= self.step_ns <= 1_000_000_000:
+            raise ValueError("replay step_ns must be within 1..1e9")
+        if self.maker_account == self.taker_account or min(self.maker_account,
+                                                           self.taker_account) <= 2:
+            raise ValueError("replay accounts must be distinct and > 2")
+
+
 def _is_hex(text: str) -> bool:
     try:
         bytes.fromhex(text)
@@ -206,6 +232,9 @@ class SimConfig:
     block_status: int = 418  # HTTP status of requests made while blocked
     # Market flow; None = a quiet market (only what clients send).
     flow: FlowConfig | None = None
+    # A tape as the market (Simulator(..., tape=...)); None: the tape's defaults when one is
+    # given. Not with flow.
+    replay: ReplayConfig | None = None
     min_order_expiry_ms: int = 5 * MINUTE_MS
     max_order_expiry_ms: int = 30 * DAY_MS
     min_cancel_all_ms: int = 5 * MINUTE_MS
@@ -292,6 +321,11 @@ class SimConfig:
             flow_accts = {self.flow.maker_account, self.flow.taker_account}
             if self.account_index in flow_accts:
                 raise ValueError("the funded account must not be a flow account")
+        if self.replay is not None:
+            if self.flow is not None:
+                raise ValueError("a simulator replays a tape or runs flow, not both")
+            if self.account_index in (self.replay.maker_account, self.replay.taker_account):
+                raise ValueError("the funded account must not be a replay account")
 
     @property
     def tier_spec(self) -> TierSpec:

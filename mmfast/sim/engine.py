@@ -23,7 +23,7 @@ import heapq
 import json
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -490,6 +490,12 @@ class Exchange:
         self._quota_on = config.quota_on
         self._quota_unit = config.volume_quota_usd_per_unit * 1_000_000  # micro-USDC per unit
         self.late_rejects: list[int] = []  # codes the sequencer gives the next accepted txs
+        # Called with each order that starts resting (placed, or modified losing priority):
+        # the tape replay starts its queue position there (mmfast.sim.replay).
+        self.on_rest: Callable[[Order], object] | None = None
+        # Called with each trade as it is booked (a backtest keeps ours: the trade memory
+        # window, `recent_trades_kept`, forgets them among the tape's).
+        self.on_trade: Callable[[dict[str, Any]], object] | None = None
         if config.book_history > 0:
             for m in self.markets.values():
                 m.history = BookHistory(config.book_history)
@@ -1193,6 +1199,8 @@ class Exchange:
         if len(self.expiries) > self._expiries_limit:
             self._compact_expiries()
         self._order_changed(o)
+        if self.on_rest is not None:
+            self.on_rest(o)
 
     def _compact_expiries(self) -> None:
         """Rebuild the expiry heap from the resting orders (drops the entries of orders that
@@ -1348,6 +1356,8 @@ class Exchange:
             "kind": kind,
         }
         self._next_trade_id += 1
+        if self.on_trade is not None:
+            self.on_trade(trade)
         m.trades.append(trade)
         while len(m.trades) > self.config.recent_trades_kept:
             m.trades.popleft()
@@ -1571,32 +1581,82 @@ class Exchange:
         return o
 
     def place_direct(self, account: int, market: int, is_ask: bool, price: int, size: int,
-                     tif: int = TIF_GTT, otype: int = ORDER_LIMIT) -> Order:
+                     tif: int = TIF_GTT, otype: int = ORDER_LIMIT, flush: bool = True) -> Order:
         """Place an order without a tx (no nonce, no speed bump, no API checks): the market
         flow's participants. It matches with price-time priority like any order; orders of
-        other participants ahead in the queue fill first. Returns the order (check `status`)."""
+        other participants ahead in the queue fill first. Returns the order (check `status`).
+        ``flush=False`` leaves the book delta for a later ``flush_books`` (one for many)."""
         m = self._market(market)
         if otype == ORDER_MARKET:
             tif = TIF_IOC
         expiry = 0 if tif == TIF_IOC else self.clock.wall_ms() + self.config.max_order_expiry_ms
         o = self._new_order(account, market, is_ask, price, size, otype, tif, expiry)
         self._place(o, self.accounts[account], m)
-        self._flush_books()
+        if flush:
+            self._flush_books()
         return o
 
-    def cancel_direct(self, order: Order) -> bool:
+    def cancel_direct(self, order: Order, flush: bool = True) -> bool:
         """Cancel a live order without a tx; False if it is no longer live."""
         if not order.live or order.order_index not in self.accounts[order.account].live:
             return False
         self._finish(order, ST_CANCELED)
-        self._flush_books()
+        if flush:
+            self._flush_books()
         return True
 
+    def resize_direct(self, order: Order, size: int) -> bool:
+        """Set a resting order's remaining size in place, without a tx and keeping its queue
+        priority (a tape's level changing size); False if it is no longer live. The book
+        delta waits for ``flush_books``."""
+        if size <= 0:
+            raise ValueError("size must be > 0 (cancel_direct removes an order)")
+        acct = self.accounts[order.account]
+        if not order.live or order.order_index not in acct.live:
+            return False
+        d = size - order.remaining
+        if d:
+            m = self.markets[order.market]
+            m.side(order.is_ask).sizes[order.price] += d
+            self._track(acct, order, d, 0)
+            order.initial += d
+            order.remaining = size
+            m.dirty.add((order.is_ask, order.price))
+        return True
+
+    def fill_resting(self, order: Order, size: int, counterparty: int) -> dict[str, Any] | None:
+        """Fill up to ``size`` lots of a resting order at its price against ``counterparty``,
+        whose order never touches the book (a tape's trade reaching it). A reduce-only order
+        fills only what reduces its position (none: canceled as reduce-only). Returns the
+        trade, or None when nothing traded. The book delta waits for ``flush_books``."""
+        acct = self.accounts[order.account]
+        if not order.live or order.order_index not in acct.live or size <= 0:
+            return None
+        qty = min(size, order.remaining)
+        if order.reduce_only:
+            qty = min(qty, self._reducible(acct, order))
+            if qty == 0:
+                self._finish(order, ST_REDUCE_ONLY)
+                return None
+        m = self.markets[order.market]
+        cacct = self.account(counterparty)
+        taker = self._new_order(counterparty, order.market, not order.is_ask, order.price, qty,
+                                ORDER_LIMIT, TIF_IOC, 0)
+        self._trade(m, order, acct, taker, cacct, qty)
+        self._finish(taker, ST_FILLED, was_live=False)
+        return m.trades[-1]
+
+    def flush_books(self) -> None:
+        """Publish the book changes made with ``flush=False`` (one delta per market)."""
+        self._flush_books()
+
     def external_trade(self, account: int, counterparty: int, market: int, is_buy: bool,
-                       size: int, price: int, kind: str = "trade") -> dict[str, Any]:
+                       size: int, price: int, kind: str = "trade",
+                       flush: bool = True) -> dict[str, Any]:
         """A fill `account` did not cause through its own orders (out-of-band: another key, the
-        web app, a liquidation): `account` takes `size` lots at `price` against
-        `counterparty`, neither order touching the book. Returns the trade record."""
+        web app, a liquidation; a tape's trade between other participants): `account` takes
+        `size` lots at `price` against `counterparty`, neither order touching the book.
+        Returns the trade record."""
         m = self._market(market)
         if size <= 0 or price <= 0:
             raise ValueError("size and price must be > 0")
@@ -1609,7 +1669,8 @@ class Exchange:
                                 TIF_IOC, 0)
         self._trade(m, maker, cacct, taker, acct, size, on_book=False, kind=kind)
         self._finish(taker, ST_FILLED, was_live=False)
-        self._flush_books()
+        if flush:
+            self._flush_books()
         return m.trades[-1]
 
     def liquidate(self, account: int, market: int, counterparty: int) -> dict[str, Any] | None:

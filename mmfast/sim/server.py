@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import socket
 import struct
 import uuid
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -31,14 +32,19 @@ from mmfast.core.latency import LoopLagProbe
 from mmfast.sim import errors as E
 from mmfast.sim import public_api, wire
 from mmfast.sim.clock import SimClock, SkewedTime, TimeSource, as_time_source
-from mmfast.sim.config import LOOPBACK_HOSTS, FlowConfig, SimConfig
+from mmfast.sim.config import LOOPBACK_HOSTS, FlowConfig, ReplayConfig, SimConfig
 from mmfast.sim.engine import MAX_COI, Exchange, TxRecord
 from mmfast.sim.errors import VenueError
 from mmfast.sim.faults import Faults
 from mmfast.sim.flow import MarketFlow
 from mmfast.sim.limits import Breach, RateLimiter
 from mmfast.sim.public_api import query_int
+from mmfast.sim.queue import make_model
+from mmfast.sim.replay import TapeReplay, group_by_time
 from mmfast.sim.truth import RequestLog, Truth
+
+if TYPE_CHECKING:
+    from mmfast.tape import Event, Tape
 
 T = TypeVar("T")
 
@@ -163,7 +169,8 @@ class Simulator:
     """
 
     def __init__(self, config: SimConfig | None = None,
-                 clock: TimeSource | SimClock | None = None) -> None:
+                 clock: TimeSource | SimClock | None = None, *, tape: Tape | None = None
+                 ) -> None:
         self.config = config or SimConfig()
         if self.config.host not in LOOPBACK_HOSTS:
             raise ValueError(f"the simulator binds loopback only, not {self.config.host!r}")
@@ -176,6 +183,19 @@ class Simulator:
         self.flow: MarketFlow | None = None
         if self.config.flow is not None:
             self.flow = MarketFlow(self.exchange, self.config.flow, self.config.seed)
+        # A tape as the market (mmfast.sim.replay): its events on the tape's schedule.
+        self.replay: TapeReplay | None = None
+        self._tape = tape
+        self.replay_done = asyncio.Event()  # the tape's last event is applied (or failed)
+        self.replay_error: BaseException | None = None  # why the tape stopped early
+        self.tape_now_ns = 0  # the tape time (wall epoch ns) of the last events applied
+        if tape is not None:
+            if self.config.flow is not None:
+                raise ValueError("a simulator replays a tape or runs flow, not both")
+            rc = self.config.replay or ReplayConfig()
+            self.replay = TapeReplay(self.exchange, make_model(rc.queue_model, rc.queue_power),
+                                     maker_account=rc.maker_account,
+                                     taker_account=rc.taker_account, collateral=rc.collateral)
         self.truth = Truth(self.exchange, self.requests, self)
         self.port = 0
         # The funded account's throwaway L1 key and address (public_api.install sets them).
@@ -254,6 +274,8 @@ class Simulator:
         if flow is not None:
             self.run_engine(lambda: flow.advance_to(self.clock.monotonic_ns()))
             self.spawn(self._flow_loop())
+        if self.replay is not None:
+            self._start_replay()
 
     async def stop(self) -> None:
         if self.loop_lag is not None:
@@ -306,6 +328,46 @@ class Simulator:
         while True:
             await self.clock.sleep(step)
             self.run_engine(lambda: flow.advance_to(self.clock.monotonic_ns()))
+
+    def _start_replay(self) -> None:
+        """The tape's first events now (its book is there before any client connects), the
+        rest on its schedule: tape time t is simulated time start + (t - first event's t)."""
+        replay, tape = self.replay, self._tape
+        assert replay is not None and tape is not None
+        rc = self.config.replay or ReplayConfig()
+        batches = group_by_time(tape.events(), rc.step_ns)
+        try:
+            first = next(batches, None)
+        except Exception as exc:  # a tape that fails at once (corrupt): reported, not raised
+            self.replay_error = exc
+            self.replay_done.set()
+            return
+        if first is None:
+            self.replay_done.set()
+            return
+        t0, events = first
+        mono0 = self.clock.monotonic_ns()
+        self.tape_now_ns = t0
+        self.run_engine(lambda: replay.apply(events))
+        self.spawn(self._replay_loop(batches, t0, mono0))
+
+    async def _replay_loop(self, batches: Iterator[tuple[int, list[Event]]], t0: int,
+                           mono0: int) -> None:
+        replay = self.replay
+        assert replay is not None
+        try:
+            for t, events in batches:
+                wait = mono0 + (t - t0) - self.clock.monotonic_ns()
+                if wait > 0:
+                    await self.clock.sleep(wait / 1e9)
+                self.tape_now_ns = t
+                self.run_engine(functools.partial(replay.apply, events))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a tape that breaks midway: the backtest reports it
+            self.replay_error = exc
+        finally:
+            self.replay_done.set()
 
     def run_engine(self, fn: Callable[[], T]) -> T:
         """Run `fn` against the exchange, then publish what it changed."""

@@ -216,7 +216,7 @@ class InlineSigner:
     def _sign(self, ns: NativeSigner, request: TxRequest | AuthTokenRequest) -> Any:
         t0 = time.monotonic_ns()
         if isinstance(request, AuthTokenRequest):
-            check_token_deadline(request.deadline_s)
+            check_token_deadline(request.deadline_s, self._wall_ms() // 1000)
             try:
                 token = ns.auth_token(request.deadline_s)
             except NativeSignerError as exc:

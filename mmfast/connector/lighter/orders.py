@@ -444,7 +444,7 @@ class OrderEntry:
         self.nonces.require_refresh()
         if self.ws is not None:
             self.ws.start()
-        if self._time.scale != 1.0:
+        if self._off_host_clock:
             self._sync_room_clock()
         self._housekeeper = asyncio.get_running_loop().create_task(self._housekeep())
         self._publish_entry()
@@ -1294,11 +1294,18 @@ class OrderEntry:
         self.tracker.apply_positions(msg, full=True)
 
     # ------------------------------------------------------------------ housekeeping
+    @property
+    def _off_host_clock(self) -> bool:
+        """The time source's wall clock is not the host's: scaled, or virtual (a backtest
+        on the tape's time)."""
+        return self._time.scale != 1.0 or bool(getattr(self._time, "virtual", False))
+
     def _sync_room_clock(self) -> None:
         """A compiled step stamps ExpiredAt from the host's wall clock plus the room's
-        ``expiry_ms``: under a time source running ahead of the host (a simulator at a time
-        scale) the difference goes into ``expiry_ms``, re-read every housekeeping round (the
-        drift in between is seconds against a 10-minute validity)."""
+        ``expiry_ms``: under a time source away from the host's (a simulator at a time
+        scale, a backtest's virtual clock) the difference goes into ``expiry_ms``, re-read
+        every housekeeping round (the drift in between is seconds against a 10-minute
+        validity)."""
         self.room.expiry_ms = TX_EXPIRY_MS + (self._time.wall_ms() - host_wall_ms())
 
     async def _housekeep(self) -> None:
@@ -1306,7 +1313,7 @@ class OrderEntry:
         while True:
             await self._time.sleep(cfg.check_interval_s)
             try:
-                if self._time.scale != 1.0:
+                if self._off_host_clock:
                     self._sync_room_clock()
                 self._release_due()
                 self._pump()

@@ -452,9 +452,12 @@ class SignedTx:
 SignCallback = Callable[[Any, BaseException | None], object]
 
 
-def check_token_deadline(deadline: object) -> None:
-    """Refuse an auth token deadline that is not an epoch second within now..now+8 h."""
-    now = int(time.time())
+def check_token_deadline(deadline: object, now_s: int | None = None) -> None:
+    """Refuse an auth token deadline that is not an epoch second within now..now+8 h.
+
+    ``now_s``: the signer's clock (epoch seconds; default the host's), the one its txs'
+    ExpiredAt is read from (a backtest's runs on the tape's time)."""
+    now = int(time.time()) if now_s is None else now_s
     if isinstance(deadline, bool) or not isinstance(deadline, int):
         raise SignerError(f"deadline_s must be an int (epoch seconds), got {deadline!r}")
     if deadline < 1_000_000_000:

@@ -384,7 +384,10 @@ class WsStream:
         scale = self._time.scale
         transport, _ = await asyncio.wait_for(ws_connect(
             lambda: self._new_listener(gen, standby), self.url,
-            enable_auto_ping=True,
+            # picows times the idle ping on the host's clock: on a virtual clock (a backtest,
+            # the venue in this process) its pings would go out at host-dependent moments.
+            # The JSON ping after send_idle_s without a send stays (the TimeSource's).
+            enable_auto_ping=not getattr(self._time, "virtual", False),
             auto_ping_idle_timeout=self._ping_idle_s / scale,
             auto_ping_reply_timeout=self._pong_timeout_s / scale,
             enable_auto_pong=True,
