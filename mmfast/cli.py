@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
 
+    _Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
-def _add_sim(sub: argparse._SubParsersAction) -> None:
+
+def _add_sim(sub: _Sub) -> None:
     from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID, DEFAULT_TIER, TIERS
 
     p = sub.add_parser("sim", help="run the Lighter-compatible simulator on 127.0.0.1")
@@ -135,7 +137,7 @@ def _run_sim(args: argparse.Namespace) -> int:
         return 2
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
+def _add_run(sub: _Sub) -> None:
     p = sub.add_parser("run", help="run the bot (default: the built-in simulator and the "
                        "market_making strategy)")
     p.add_argument("--config", metavar="FILE", default=None,
@@ -173,7 +175,7 @@ def _run_bot(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
-def _add_record(sub: argparse._SubParsersAction) -> None:
+def _add_record(sub: _Sub) -> None:
     p = sub.add_parser("record", help="record the venue's public streams of some markets into "
                        "a tape (docs/backtest.md)")
     p.add_argument("--markets", required=True, metavar="M[,M...]",
@@ -198,7 +200,7 @@ def _run_record(args: argparse.Namespace) -> int:
     return run_record(args)
 
 
-def _add_backtest(sub: argparse._SubParsersAction) -> None:
+def _add_backtest(sub: _Sub) -> None:
     p = sub.add_parser("backtest", help="run the bot against the simulator replaying a tape, "
                        "faster than real time (docs/backtest.md)")
     p.add_argument("tape", nargs="+", metavar="TAPE",
@@ -236,7 +238,7 @@ def _run_backtest(args: argparse.Namespace) -> int:
     return run_backtest_cli(args)
 
 
-def _add_guard(sub: argparse._SubParsersAction) -> None:
+def _add_guard(sub: _Sub) -> None:
     p = sub.add_parser("guard", help="watch one bot and cancel its orders when it cannot "
                        "(mmfast run starts one; docs/guard.md)")
     p.add_argument("--rest-url", required=True, help="the venue's REST base URL")
@@ -303,7 +305,7 @@ def _run_guard(args: argparse.Namespace) -> int:
     return asyncio.run(Guard(opts, key, time=time_source).run())
 
 
-def _add_diagnose(sub: argparse._SubParsersAction) -> None:
+def _add_diagnose(sub: _Sub) -> None:
     from mmfast.diagnostics.tp import add_diagnose_parsers
 
     p = sub.add_parser("diagnose", help="read-only operator checks (tp-mismatch, "
@@ -311,7 +313,7 @@ def _add_diagnose(sub: argparse._SubParsersAction) -> None:
     add_diagnose_parsers(p)
 
 
-def _add_bench(sub: argparse._SubParsersAction) -> None:
+def _add_bench(sub: _Sub) -> None:
     p = sub.add_parser("bench", help="run the benchmark suite (= python -m bench, from the "
                        "repository root; --help for its options)", add_help=False,
                        prefix_chars="+")  # every argument goes to python -m bench as is
@@ -332,7 +334,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         print("mmfast bench: the bench/ folder is not importable; run it from the repository "
               "root (pip install -e .[bench] for the peers and the PNG)", file=sys.stderr)
         return 2
-    return bench_main(list(args.bench_args))
+    code: int = bench_main(list(args.bench_args))
+    return code
 
 
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from typing import TextIO
+from typing import IO
 
 import orjson
 
@@ -99,7 +99,7 @@ def configure_logging(
     level: int | str = logging.INFO,
     json: bool = False,
     *,
-    stream: TextIO | None = None,
+    stream: IO[str] | None = None,
     quiet: Iterable[str] = (),
     others: bool = False,
 ) -> logging.Handler:

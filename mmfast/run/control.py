@@ -15,9 +15,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 from aiohttp import web
@@ -148,7 +149,9 @@ class ControlServer:
         await self._app_runner.setup()
         site = web.TCPSite(self._app_runner, self.host, self.port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        # aiohttp keeps its listening asyncio.Server private: the port an ephemeral bind got.
+        server = cast("asyncio.Server | None", site._server)
+        sockets = server.sockets if server is not None else ()
         port = sockets[0].getsockname()[1] if sockets else self.port
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{port}"

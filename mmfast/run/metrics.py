@@ -12,8 +12,9 @@ Served by the control endpoint's ``GET /metrics`` and, with ``--metrics-port``, 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -206,7 +207,9 @@ class MetricsServer:
         await self._app_runner.setup()
         site = web.TCPSite(self._app_runner, "127.0.0.1", self.port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        # aiohttp keeps its listening asyncio.Server private: the port an ephemeral bind got.
+        server = cast("asyncio.Server | None", site._server)
+        sockets = server.sockets if server is not None else ()
         if sockets:
             self.port = sockets[0].getsockname()[1]
 

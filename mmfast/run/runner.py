@@ -32,6 +32,7 @@ import sys
 import time as _time
 import tomllib
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -399,9 +400,11 @@ class Runner:
         from mmfast.connector.lighter.signer import SignerWorker
         from mmfast.core.trading_core import TradingCore
         from mmfast.run.journal import JsonlJournal
-        from mmfast.strategy import STRATEGIES
+        from mmfast.strategy import STRATEGIES, StrategyBase
 
         cfg, v = self.cfg, self.cfg.venue
+        market = self.market
+        assert market is not None  # resolved before the build
         assert v.account_index is not None and v.api_key_index is not None
         assert v.chain_id is not None
         if self._signer_in is not None:
@@ -426,7 +429,7 @@ class Runner:
         # [venue] tier (resolved per mode by the loader: sim premium, else standard).
         tier = self._tier_in if self._tier_in is not None else RATE_TIERS[v.tier or "standard"]
         lc = LighterConfig(rest_url=rest_url, ws_url=ws_url, account_index=v.account_index,
-                           api_key_index=v.api_key_index, markets=(self.market,), tier=tier,
+                           api_key_index=v.api_key_index, markets=(market,), tier=tier,
                            seed=self.opts.seed if v.mode == "sim" else None,
                            volume_quota_low=v.volume_quota_low,
                            volume_quota_span=v.volume_quota_span)
@@ -446,11 +449,11 @@ class Runner:
         self.connector.readiness.watch(self._condition)
         # Each move of the volume quota between ok / low / exhausted (docs/connector.md).
         self.connector.budget.subscribe_quota(self._quota_level)
-        cls = STRATEGIES[name]
-        self.strategy = cls(self.market, self.connector, section, risk=cfg.risk,
+        make: Callable[..., StrategyBase] = STRATEGIES[name]  # each takes its own section
+        self.strategy = make(market, self.connector, section, risk=cfg.risk,
                             journal=self.journal, time=self.time,
                             on_stop_request=self.request_stop)
-        self.core = TradingCore(self.connector, [self.strategy], markets=(self.market,),
+        self.core = TradingCore(self.connector, [self.strategy], markets=(market,),
                                 tick_interval_ms=cfg.run.tick_interval_ms, cancel_timeout_s=5.0,
                                 clock_factory=self._clock_factory)
 
@@ -756,7 +759,7 @@ class Runner:
         from mmfast.run.guard_link import GuardLink
 
         assert g.api_key_index is not None and v.chain_id is not None
-        assert v.account_index is not None
+        assert v.account_index is not None and self.market is not None
         if v.mode == "sim":
             gkey = self._throwaway_key()
             await self._register_sim_key(gkey, rest_url, g.api_key_index, g.maker_only)
@@ -976,9 +979,9 @@ def run_from_args(args: Any) -> int:
         print("mmfast run: --metrics-port must be within 0..65535", file=sys.stderr)
         return EXIT_CONFIG
     if opts.control_port is not None:
-        why = check_token(token)
-        if why or not 0 <= opts.control_port <= 65535:
-            print(f"mmfast run: {why or '--control-port must be within 0..65535'}",
+        bad_token = check_token(token)
+        if bad_token or not 0 <= opts.control_port <= 65535:
+            print(f"mmfast run: {bad_token or '--control-port must be within 0..65535'}",
                   file=sys.stderr)
             return EXIT_CONFIG
         if token is None and opts.control_host not in LOOPBACK:
