@@ -125,3 +125,36 @@ def test_sdist_problems_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     cs = _tool("check_sdist", monkeypatch)
     shipped = change(TRACKED - {".ci/run", ".gitignore"})  # type: ignore[operator]
     assert cs.check(_sdist(tmp_path, shipped), TRACKED) == [expected]
+
+
+# ------------------------------------------------------------------------------ check_lock
+def test_lock_versions_checked_against_the_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    cl = _tool("check_lock", monkeypatch)
+    have = {"orjson": "3.13.0", "picows": "2.3.2", "pytest": "9.2.0"}
+
+    def version_of(name: str) -> str:
+        if name not in have:
+            raise metadata.PackageNotFoundError(name)
+        return have[name]
+
+    reqs = [Requirement(t) for t in (
+        "orjson>=3.10,<4", "picows==2.3.1", "pytest>=8,<10", "sortedcontainers>=2.4,<3",
+        "pywin32>=300; sys_platform == 'win32'")]
+    assert cl.problems(reqs, version_of) == [
+        "picows 2.3.2 is outside picows==2.3.1 (make lock)",
+        "sortedcontainers<3,>=2.4 is not installed (not in the lock? make lock)",
+    ]
+
+
+def test_lock_reads_the_base_and_the_extras_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    cl = _tool("check_lock", monkeypatch)
+    base = {r.name for r in cl.requirements(())}
+    with_test = {r.name for r in cl.requirements(("test",))}
+    assert "lighter-sdk" in base and "pytest" not in base
+    assert {"pytest", "pytest-cov", "hypothesis"} <= with_test
+    with pytest.raises(SystemExit, match="no extra nosuch"):
+        cl.requirements(("nosuch",))
