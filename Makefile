@@ -54,10 +54,11 @@ lint: ## ruff over the Python tree, cython-lint over cython_src
 	$(PY) -m ruff check .
 	$(BIN)/cython-lint cython_src
 
-typecheck: ## mypy over mmfast/ and stubtest of every compiled module against its .pyi
-	$(PY) -m mypy mmfast
+typecheck: ## mypy over mmfast/ and stubtest of every compiled module against its .pyi (both run)
+	status=0; $(PY) -m mypy mmfast || status=$$?; \
 	$(PY) -m mypy.stubtest --allowlist tools/stubtest-allowlist.txt \
-	    $(addprefix mmfast._core.,$(MODULES))
+	    $(addprefix mmfast._core.,$(MODULES)) || status=$$?; \
+	exit $$status
 
 # The traced build's C files go beside the .pyx while the tests run: Cython's coverage plugin
 # looks for a module's C file next to the source its trace names (cython_src/.../x.pyx).
