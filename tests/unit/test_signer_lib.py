@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from mmfast.connector.lighter import signer_lib
 from mmfast.connector.lighter.native_signer import self_check
 from mmfast.connector.lighter.secret import ApiKey
 from mmfast.connector.lighter.signer import SignerError, SignerWorker
+
+PointAt = Callable[[Path], None]
 
 INSTALLED = signer_lib.library_path()
 VERSION = metadata.version("lighter-sdk")
@@ -36,7 +39,7 @@ def tampered(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def point_at(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def point_at(monkeypatch: pytest.MonkeyPatch) -> PointAt:
     """Make signer_lib check ``path`` as the library lighter-sdk would load."""
     def point(path: Path) -> None:
         monkeypatch.setattr(signer_lib, "library_path", lambda: path)
@@ -105,7 +108,7 @@ def test_an_unrecorded_sdk_version_or_a_missing_file_is_refused(tmp_path: Path) 
         signer_lib.verify(tmp_path / INSTALLED.name)
 
 
-def test_the_official_worker_refuses_a_tampered_library(tampered: Path, point_at) -> None:  # type: ignore[no-untyped-def]
+def test_the_official_worker_refuses_a_tampered_library(tampered: Path, point_at: PointAt) -> None:
     point_at(tampered)
 
     async def start() -> None:
@@ -121,7 +124,8 @@ def test_the_official_worker_refuses_a_tampered_library(tampered: Path, point_at
     assert KEY not in str(ei.value)
 
 
-def test_the_native_self_check_refuses_a_tampered_library(tampered: Path, point_at) -> None:  # type: ignore[no-untyped-def]
+def test_the_native_self_check_refuses_a_tampered_library(tampered: Path,
+                                                           point_at: PointAt) -> None:
     point_at(tampered)
     with pytest.raises(SignerError,
                        match="native signer self-check: official signer refused") as ei:
@@ -129,7 +133,7 @@ def test_the_native_self_check_refuses_a_tampered_library(tampered: Path, point_
     assert str(tampered) in str(ei.value)
 
 
-def test_sim_throwaway_keys_refuse_a_tampered_library(tampered: Path, point_at) -> None:  # type: ignore[no-untyped-def]
+def test_sim_throwaway_keys_refuse_a_tampered_library(tampered: Path, point_at: PointAt) -> None:
     point_at(tampered)
     with pytest.raises(SignerError, match="official signer refused"):
         signer_lib.create_api_key()
