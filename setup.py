@@ -2,6 +2,8 @@
 
 Release builds turn bounds checks off. MMFAST_DEBUG_BUILD=1 builds a checked debug build instead:
 bounds and wraparound checks, initialized-check, line tracing (coverage/profilers), -O0 -g.
+MMFAST_ANNOTATE=1 also writes Cython's HTML annotation beside each generated C file
+(build/cython/cython_src/mmfast/_core/<module>.html, or build/cython-debug/... for a debug build).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG_BUILD = os.environ.get("MMFAST_DEBUG_BUILD", "") not in ("", "0")
+ANNOTATE = os.environ.get("MMFAST_ANNOTATE", "") not in ("", "0")
 
 # One directives dict for every module.
 DIRECTIVES: dict[str, object] = {
@@ -63,5 +66,8 @@ setup(
         compiler_directives=DIRECTIVES,
         # Separate C output per flavour, so a debug build never reuses release C files.
         build_dir="build/cython-debug" if DEBUG_BUILD else "build/cython",
+        annotate=ANNOTATE,
+        # Up-to-date C is not regenerated, and only generation writes the annotation.
+        force=ANNOTATE,
     ),
 )

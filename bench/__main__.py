@@ -1,5 +1,5 @@
 """``python -m bench [--quick] [--out DIR] [--pin] [--only NAME ...]`` (or ``mmfast bench``): run
-mmfast's benchmark suite (every metric of the performance targets, baselines and peers in one run)
+mmfast's benchmark suite (every metric with a target in bench/README.md, baselines and peers)
 and write results.json, results.md and latency.png to the results folder."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The whole benchmark suite in one run: every metric of the performance targets, the
+"""The whole benchmark suite in one run: every metric with a target (bench/README.md), the
 baselines and the peers, written to a results folder (JSON, Markdown, PNG)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from bench.micro import (
 
 __all__ = ["ORDER", "TARGET_METRICS", "run_suite"]
 
-# The metrics of the performance targets, in the targets' order.
+# The metrics with a target (bench/README.md's suite table), in the table's order.
 TARGET_METRICS = (
     "book_apply", "parse_apply", "quote", "step_internal", "step_signed", "wire_to_wire", "sign",
     "tick_to_trade", "feed_throughput", "book_memory", "scheduler_jitter", "loop_lag",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 import zipfile
-from pathlib import Path
+
+from check_imports import compiled_modules
 
 # Every compiled module the source tree has (one .pyx each), so a new one cannot be forgotten.
-MODULES = tuple(sorted(p.stem for p in
-                       (Path(__file__).resolve().parent.parent / "cython_src/mmfast/_core")
-                       .glob("*.pyx")))
+MODULES = compiled_modules()
 FORBIDDEN = (".pyx", ".pxd", ".c", ".cpp", ".h")
 
 

@@ -19,6 +19,8 @@ GAP: Final[int]  # 2: begin_nonce != last nonce; book now out of sync, nothing a
 IGNORED_OUT_OF_SYNC: Final[int]  # 3: already out of sync; waiting for a snapshot
 NOT_BOOK: Final[int]  # 4: a well-formed message whose type is not subscribed/ or update/order_book
 DEFAULT_WINDOW: Final[int]  # 2048 tick slots per side
+# Why a decimal was refused, indexed by mmfast._core.units' parse status codes.
+DEC_REASONS: Final[tuple[str, ...]]
 
 def parse_decimal(s: str | bytes, decimals: int) -> int:
     """Parse a venue decimal string exactly into an int scaled by 10**decimals (0 <= decimals <= 18).

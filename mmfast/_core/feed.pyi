@@ -1,12 +1,15 @@
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
 
 from picows import WSFrame, WSListener, WSTransport
 
 from mmfast._core.pipeline import Pipeline
 
+__all__ = ["PICOWS_VERSION", "BookFeed"]
+
 PICOWS_VERSION: str
 
+@final
 class BookFeed(WSListener):
     stream: Any
     gen: int

@@ -5,10 +5,12 @@ beyond 64/128 bits are checked by the Python gate's ``check_order`` on a copy of
 """
 
 from collections.abc import Iterable
+from typing import final
 
 from mmfast.core.types import Order
 from mmfast.risk.limits import MarketRules, RiskLimits, RiskReason, RiskState
 
+@final
 class GateCore:
     position_lots: int
     open_orders: int

@@ -1,7 +1,7 @@
 """Type stub of the compiled ``mmfast._core.pipeline`` (cython_src/mmfast/_core/pipeline.pyx)."""
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeAlias, final
 
 from mmfast._core.book import OrderBook
 from mmfast._core.gate import GateCore
@@ -12,8 +12,10 @@ from mmfast.risk.limits import RiskReason
 
 REFERENCES: Final[dict[str, int]]
 
-Action = tuple[ActionKind, Side, int, int, int, Order | None, RiskReason, bool, bool]
+# What action(i) returns (a stub-only name: the module has no such attribute).
+_Action: TypeAlias = tuple[ActionKind, Side, int, int, int, Order | None, RiskReason, bool, bool]
 
+@final
 class SendRoom:
     """What order entry, its nonce manager and the rate budget publish for compiled steps."""
 
@@ -35,6 +37,7 @@ class SendRoom:
     def in_flight(self, market: int) -> int: ...
     def order_room(self) -> tuple[bool, int, int, int, int]: ...
 
+@final
 class Pipeline:
     """The compiled step of one market: frame -> book -> quote -> plan -> risk gate."""
 
@@ -112,6 +115,6 @@ class Pipeline:
     def attach_sender(self, sender: Any) -> None: ...
     def on_frame(self, data: bytes, now_ns: int) -> int: ...
     def requote(self, now_ns: int, trigger_ns: int = 0) -> int: ...
-    def action(self, i: int) -> Action: ...
+    def action(self, i: int) -> _Action: ...
     def target(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]: ...
     def drain_stages(self) -> list[tuple[int, int, int, int]]: ...

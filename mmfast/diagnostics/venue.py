@@ -353,7 +353,7 @@ class VenueSession:
             if self.target.mode != "sim":
                 raise DiagError(f"{self.target.mode} needs the API private key (set "
                                 "MMFAST_API_PRIVATE_KEY or venue.key_file)")
-            from lighter.signer_client import create_api_key
+            from mmfast.connector.lighter.signer_lib import create_api_key
 
             priv, _pub, err = create_api_key()
             if err:

@@ -309,7 +309,7 @@ class Runner:
 
     @staticmethod
     def _throwaway_key() -> ApiKey:
-        from lighter.signer_client import create_api_key
+        from mmfast.connector.lighter.signer_lib import create_api_key
 
         priv, _pub, err = create_api_key()
         if err:

@@ -264,3 +264,38 @@ def test_embedded_simulator_state_is_thrown_away_even_after_a_crash(tmp_path: Pa
                        capture_output=True, text=True, timeout=90)
     assert p.returncode == 0, p.stdout + p.stderr
     assert list(runs.iterdir()) == []
+
+
+@pytest.mark.parametrize("signer", ["native", "official"])
+def test_a_tampered_official_signer_library_refuses_to_start(tmp_path: Path, signer: str) -> None:
+    """lighter-sdk installed with its signer library changed (bytes appended: it would still
+    load): `mmfast run` with either signer stops before signing anything, naming the file and
+    both hashes (mmfast.connector.lighter.signer_lib). The same run with the installed library
+    is test_run_duration_5_exits_0_with_summary_and_fills."""
+    import importlib.util
+    import shutil
+    from importlib import metadata
+
+    from mmfast.connector.lighter import signer_lib
+
+    spec = importlib.util.find_spec("lighter")
+    assert spec is not None and spec.submodule_search_locations
+    src = Path(next(iter(spec.submodule_search_locations)))
+    lib = signer_lib.library_name()
+    site = tmp_path / "site"
+    # The SDK's Python files and this platform's library only (the others are 60 MB).
+    shutil.copytree(src, site / "lighter", ignore=lambda _d, names: [
+        n for n in names if n == "__pycache__" or (n.startswith("lighter-signer") and n != lib)])
+    with (site / "lighter" / "signers" / lib).open("ab") as f:
+        f.write(b"\0tampered")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[venue]\nsigner = "{signer}"\n{TIGHT}')
+    path = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
+    p = subprocess.run([*MMFAST, "run", "--duration", "5", "--config", str(cfg)],
+                       env=_env(tmp_path, PYTHONPATH=path), capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "official signer refused" in p.stderr
+    assert str(site / "lighter" / "signers" / lib) in p.stderr
+    assert signer_lib.SIGNER_SHA256[metadata.version("lighter-sdk")][lib] in p.stderr
+    assert "run summary" not in p.stdout  # stopped at start-up: nothing quoted

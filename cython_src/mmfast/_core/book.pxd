@@ -67,7 +67,7 @@ cdef class OrderBook:
     cpdef int apply_message(self, object msg) except -1
     cpdef int apply_frame(self, object data) except -1
     cpdef void invalidate(self) noexcept
-    cpdef uint64_t mid_x2(self) noexcept           # bid + ask in ticks (exact), 0 if a side is empty
+    cpdef uint64_t mid_x2(self) noexcept           # bid + ask in ticks (exact), 0 if one is empty
     cpdef double mid(self) noexcept                # (bid + ask) / 2, nan if a side is empty
     cpdef double microprice(self) noexcept         # size-weighted mid, nan if a side is empty
     cpdef bint is_crossed(self) noexcept           # both sides present and bid > ask

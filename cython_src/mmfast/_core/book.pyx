@@ -524,7 +524,8 @@ cdef inline const char *_skip(const char *p, const char *end) noexcept nogil:
     return NULL
 
 
-cdef inline bint _key_is(const char *s, Py_ssize_t n, const char *lit, Py_ssize_t ln) noexcept nogil:
+cdef inline bint _key_is(const char *s, Py_ssize_t n, const char *lit,
+                         Py_ssize_t ln) noexcept nogil:
     return n == ln and memcmp(s, lit, ln) == 0
 
 

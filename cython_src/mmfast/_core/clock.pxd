@@ -11,8 +11,8 @@ cdef enum:
     LATENESS_RING_SIZE = 1024
 
 
-cpdef int64_t monotonic_ns() noexcept     # CLOCK_MONOTONIC in ns (same clock as time.monotonic_ns)
-cpdef int64_t wall_ms() noexcept          # CLOCK_REALTIME epoch ms: venue expiries/auth deadlines only
+cpdef int64_t monotonic_ns() noexcept     # CLOCK_MONOTONIC in ns (time.monotonic_ns's clock)
+cpdef int64_t wall_ms() noexcept          # CLOCK_REALTIME epoch ms: venue expiries, auth deadlines
 
 
 @cython.final
@@ -33,14 +33,14 @@ cdef class Clock:
     cdef readonly int64_t interval_ns      # tick period in ns (> 0)
     cdef readonly bint manual              # True: time moves only through advance()/advance_ns()
     cdef readonly bint running             # ticking (between start() and stop())
-    cdef readonly int64_t start_ns         # deadline of tick 0 of the current/last run (grid anchor)
-    cdef readonly int64_t last_deadline_ns # deadline of the tick in progress or last run
+    cdef readonly int64_t start_ns         # deadline of tick 0 of the current/last run (anchor)
+    cdef readonly int64_t last_deadline_ns  # deadline of the tick in progress or last run
     cdef readonly int64_t tick_count       # ticks run since construction
     cdef readonly int64_t missed_ticks     # grid deadlines skipped because the loop fell behind
-    cdef readonly int64_t iterator_errors  # exceptions raised by iterators (logged, not propagated)
+    cdef readonly int64_t iterator_errors  # exceptions raised by iterators (logged, not raised)
     cdef readonly int64_t timer_errors     # exceptions raised by timer callbacks (logged)
-    cdef readonly int64_t early_wakeups    # wake-ups before a deadline (early loop timer, lead yields)
-    cdef readonly int64_t lead_ns          # realtime ticks: wake this long before the deadline, yield
+    cdef readonly int64_t early_wakeups    # wake-ups before a deadline (early timer, lead yields)
+    cdef readonly int64_t lead_ns          # realtime: wake this long before the deadline, yield
     cdef int64_t _next_deadline_ns         # deadline of the next tick on the grid
     cdef int64_t _manual_now_ns            # manual mode: the current time
     cdef list _iterators                   # registered iterators, registration order
@@ -55,7 +55,8 @@ cdef class Clock:
     cdef object _timer_handle              # realtime: loop timer armed for the earliest Timer
     cdef int64_t _timer_armed_ns           # deadline _timer_handle was armed for
     cdef bint _advancing                   # manual: inside advance_ns (re-entry is an error)
-    cdef int64_t _late_ring[LATENESS_RING_SIZE] # realtime tick lateness (fire - deadline) in ns, ring
+    # realtime tick lateness (fire - deadline) in ns, a ring
+    cdef int64_t _late_ring[LATENESS_RING_SIZE]
     cdef int64_t _late_count               # ticks recorded into _late_ring since the last reset
 
     cpdef int64_t now_ns(self) noexcept

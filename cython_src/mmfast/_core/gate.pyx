@@ -238,7 +238,8 @@ cdef class GateCore:
             position_lots=self.position_lots, open_orders=self.open_orders,
             open_bid_lots=self.open_bid_lots, open_ask_lots=self.open_ask_lots,
             unreported_bid_lots=self.unreported_bid_lots,
-            unreported_ask_lots=self.unreported_ask_lots, mark_price=self.mark_price, market_state=MarketState(self.market_state),
+            unreported_ask_lots=self.unreported_ask_lots, mark_price=self.mark_price,
+            market_state=MarketState(self.market_state),
             book_in_sync=self.book_in_sync, connector_ready=self.connector_ready,
             kill_switch_tripped=self.kill_switch_tripped,
             margin=MarginState(self.available_micro, self.portfolio_micro)

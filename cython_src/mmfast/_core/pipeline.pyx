@@ -54,7 +54,7 @@ from mmfast._core.plan cimport (
 from mmfast._core.quote cimport QuoteEngine
 
 from mmfast.core.plan_types import ActionKind, PlannerParams
-from mmfast.core.types import OrderStatus, Side
+from mmfast.core.types import Side
 from mmfast.risk.limits import RiskReason, count_open
 
 cdef extern from *:
@@ -318,11 +318,9 @@ cdef class Pipeline:
         cdef int64_t pos, ref, bid, ask, x
         cdef int64_t room[5]
         cdef const int64_t* room_p = NULL
-        cdef int s, i, n, degrade, state
+        cdef int i, degrade, state
         cdef bint no_create, whole
         cdef double mp, h
-        cdef Ord* o
-        cdef SideIn* S
         cdef Py_ssize_t slot = self.st_head
         self.n_out = 0
         self.deferred = 0
@@ -575,7 +573,7 @@ cdef class Pipeline:
         gate.open_ask_lots = asks + creates[2] + gate.unreported_ask_lots
 
     cdef void _put(self, int kind, int side, int level, int64_t price, int64_t size,
-                          PyObject* order, int reason, bint urgent, bint instead) noexcept:
+                   PyObject* order, int reason, bint urgent, bint instead) noexcept:
         cdef Out* out = &self.out[self.n_out]
         out.kind = kind
         out.side = side
@@ -592,9 +590,10 @@ cdef class Pipeline:
     def attach_sender(self, sender) -> None:
         """Sign and send the first tx of each step here, before Python books it: ``sender``
         is order entry's ``DirectSender`` (``native``, ``send``, ``sent``, ``room``: its
-        ``SendRoom``, which becomes the step's room), None to stop. Only a modify or a cancel goes this way (a create needs a client order index
-        and the tracker first); the strategy books it with ``sender.sent`` before anything
-        else (``MarketMaking._send_step``)."""
+        ``SendRoom``, which becomes the step's room), None to stop. Only a modify or a cancel
+        goes this way (a create needs a client order index and the tracker first); the
+        strategy books it with ``sender.sent`` before anything else
+        (``MarketMaking._send_step``)."""
         self.sender = sender
         if sender is not None:
             self.sroom = sender.room
@@ -683,4 +682,3 @@ cdef class Pipeline:
                         self.stamps[j][3]))
         self.st_count = 0
         return out
-

@@ -77,11 +77,11 @@ cdef struct PlanScratch:
     Grp g[4 * PLAN_CAP]          # the groups, in the order they were made
     int rank[4 * PLAN_CAP]       # group indexes in send order
     int n_kept                   # orders in kept
-    PyObject* kept[2 * PLAN_CAP] # orders left as they are (Plan.kept)
+    PyObject* kept[2 * PLAN_CAP]  # orders left as they are (Plan.kept)
     int n_wait                   # orders in wait
-    PyObject* wait[2 * PLAN_CAP] # orders waiting on a tx in flight or a degraded side
+    PyObject* wait[2 * PLAN_CAP]  # orders waiting on a tx in flight or a degraded side
     int n_held                   # references in held
-    PyObject* held[6 * PLAN_CAP] # references taken by this call, released at its end
+    PyObject* held[6 * PLAN_CAP]  # references taken by this call, released at its end
 
 
 # plan_requotes(bids, asks, live, now_ns=..., params=..., ...) with every argument given, in a

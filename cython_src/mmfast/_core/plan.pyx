@@ -637,8 +637,8 @@ cdef int64_t plan_widen(int64_t tol, int64_t factor, int degrade) noexcept nogil
     """A tolerance widened for ``degrade`` ((t + 1) * factor - 1 per step, at most two steps),
     clamped where wider changes nothing."""
     cdef int steps = degrade if degrade < 2 else 2
-    cdef int i
-    for i in range(steps):
+    cdef int _step
+    for _step in range(steps):
         if tol >= _TOL_CAP or factor >= _TOL_CAP or (tol + 1) > _TOL_CAP // factor:
             return _TOL_CAP
         tol = (tol + 1) * factor - 1
@@ -794,7 +794,7 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
     cdef int64_t x
     cdef int degrade, s, i, k, n_act, deferred = 0
     cdef Py_ssize_t busy_n, no_create_n
-    cdef bint whole0, whole1, unlimited
+    cdef bint unlimited
     cdef Grp* g
     cdef Ord* o
     if not mmp_type_is(p, _PARAMS_T):

@@ -15,7 +15,8 @@ import numpy as np
 from mmfast._core.book cimport OrderBook
 
 # Venue metadata -> minimums: converted in the one units module, re-exported here for callers.
-from mmfast._core.units import min_notional_from_venue, min_size_from_venue  # noqa: F401
+from mmfast._core.units import min_notional_from_venue  # no-cython-lint (re-export)
+from mmfast._core.units import min_size_from_venue  # no-cython-lint (re-export)
 
 # 128-bit helpers: price*size and skew*inventory overflow int64 at the extremes.
 cdef extern from *:

@@ -298,17 +298,18 @@ def self_check(key: ApiKey, *, chain_id: int, account_index: int, api_key_index:
     there). Uses the official signer's client slot for (api_key_index, account_index), so it
     must not run while a SignerWorker for the same pair is live in this process.
     """
-    from lighter import signer_client
+    from mmfast.connector.lighter import signer_lib
 
     hold_sdk_loggers()
     redactor = Redactor([key])
     way_out = ('refusing to start; set [venue] signer = "official" in the config to sign with'
                " the official signer instead")
     try:
-        lib = signer_client.get_signer()
-        decode = signer_client.decode_and_free
+        lib, decode = signer_lib.load()  # its SHA-256 checked first
         err = decode(lib.CreateClient(b"", key.reveal().encode(), chain_id, api_key_index,
                                       account_index))
+    except SignerError as exc:  # the library refused: the message says what to do
+        raise SignerError(f"native signer self-check: {exc}") from None
     except Exception as exc:
         raise SignerError("native signer self-check: the official signer could not be loaded"
                           f" ({type(exc).__name__}); {way_out}") from None

@@ -16,9 +16,10 @@ future per tx on the hot path; ``sign()`` and ``token()`` are awaitable convenie
 the same queue, for start-up and rare paths.
 
 The SDK's own ctypes loader (``lighter.signer_client.get_signer``) and its ``decode_and_free``
-are used; no cryptography is reimplemented. The API key index and account index are passed
-explicitly on every call with an explicit nonce, and the signer client is created with no URL,
-so the signer makes no network calls. The SDK's loggers are held at WARNING.
+are used, once ``signer_lib`` has checked the library file's SHA-256 against the one recorded
+for the installed lighter-sdk; no cryptography is reimplemented. The API key index and account
+index are passed explicitly on every call with an explicit nonce, and the signer client is
+created with no URL, so the signer makes no network calls. The SDK's loggers are held at WARNING.
 
 Secrets: the key is handed to the Go library once (``CreateClient``) from the worker thread; a
 SignedTx's repr leaves out tx_info (it holds the signature); errors carry no key, signature or
@@ -646,10 +647,9 @@ class SignerWorker:
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
         try:
-            from lighter import signer_client
+            from mmfast.connector.lighter import signer_lib
 
-            lib = signer_client.get_signer()
-            self._decode = signer_client.decode_and_free
+            lib, self._decode = signer_lib.load()  # its SHA-256 checked first
             err = self._decode(
                 lib.CreateClient(
                     b"",  # no URL: this client can never reach the network
@@ -663,6 +663,8 @@ class SignerWorker:
                 self._start_error = self._redactor.redact(str(err))
             else:
                 self._lib = lib
+        except SignerError as exc:  # the library refused (signer_lib says why and what to do)
+            self._start_error = str(exc)
         except Exception as exc:  # an SDK that fails to load: report, do not crash the thread
             self._start_error = self._redactor.redact(f"{type(exc).__name__}: {exc}")
         self._ready.set()
