@@ -43,8 +43,9 @@ _only = os.environ.get("MMFAST_BUILD_ONLY", "")
 if _only:
     MODULES = [m for m in MODULES if m in _only.split(",")]
 
-_LSIG_HEADERS = [f"cython_src/mmfast/_core/lsig/{h}"
-                 for h in ("field.h", "poseidon2.h", "curve.h", "pool.h")]
+_LSIG_HEADERS = [
+    f"cython_src/mmfast/_core/lsig/{h}" for h in ("field.h", "poseidon2.h", "curve.h", "pool.h")
+]
 
 extensions = [
     Extension(

@@ -109,11 +109,18 @@ def detail_table(metric: Metric) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short run (about a minute)")
-    parser.add_argument("--out", metavar="DIR", default=str(RESULTS_DIR),
-                        help="results folder (default: bench/results)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=str(RESULTS_DIR),
+        help="results folder (default: bench/results)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the JSON to PATH")
-    parser.add_argument("--pin", action="store_true",
-                        help="this (bot) process on CPU 1, the far end of sockets on CPU 0")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="this (bot) process on CPU 1, the far end of sockets on CPU 0",
+    )
     parser.add_argument("--seed", type=int, default=None, help="stream seed (default 1)")
     parser.add_argument("--only", nargs="+", choices=ORDER, help="run only these metrics")
     args = parser.parse_args(argv)
@@ -126,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     place = placement()
     started = time.perf_counter()
     stream, metrics, took = run_suite(
-        profile, only=args.only, pin=args.pin,
-        progress=lambda n: print(f"running {n} ...", file=sys.stderr, flush=True))
+        profile,
+        only=args.only,
+        pin=args.pin,
+        progress=lambda n: print(f"running {n} ...", file=sys.stderr, flush=True),
+    )
     elapsed = time.perf_counter() - started
     intro = (
         "# mmfast benchmark suite" + (" (quick)" if args.quick else "") + "\n\n"

@@ -96,17 +96,31 @@ def backtest(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
         cfg = t / "bot.toml"
         cfg.write_text(BACKTEST_CONFIG)
         out = t / "out"
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get(
-            "PYTHONPATH", ""))
-        cmd = [sys.executable, "-m", "mmfast.cli", "backtest", str(tape), "--config", str(cfg),
-               "-o", str(out), "--seed", str(profile.seed), "--no-progress"]
+        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        cmd = [
+            sys.executable,
+            "-m",
+            "mmfast.cli",
+            "backtest",
+            str(tape),
+            "--config",
+            str(cfg),
+            "-o",
+            str(out),
+            "--seed",
+            str(profile.seed),
+            "--no-progress",
+        ]
         if pin:
             cmd = ["taskset", "-c", "1", *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                              timeout=seconds * 2 + 120)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=seconds * 2 + 120
+        )
         if proc.returncode != 0:
-            metric.unavailable = (f"mmfast backtest exited {proc.returncode}: "
-                                  f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+            metric.unavailable = (
+                f"mmfast backtest exited {proc.returncode}: "
+                f"{(proc.stderr or proc.stdout).strip()[-300:]}"
+            )
             return metric
         summary: dict[str, Any] = orjson.loads((out / "backtest.json").read_bytes())
     cps = summary["checkpoints"]
@@ -117,19 +131,28 @@ def backtest(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
             per_s.append((wall_s - prev_wall) / (tape_s - prev_tape) * 1e9)
         prev_tape, prev_wall = tape_s, wall_s
     speed = summary["speed_x"]
-    metric.ours = [Stats.from_samples("mmfast backtest (virtual clock): wall ns per simulated s",
-                                      per_s, 1)]
+    metric.ours = [
+        Stats.from_samples("mmfast backtest (virtual clock): wall ns per simulated s", per_s, 1)
+    ]
     metric.verdict = speed >= TARGET_X
-    metric.target_text = (f">= {TARGET_X:g}x real time (ours: {speed:.1f}x, "
-                          f"{summary['simulated_s']:.0f} s of tape in {summary['wall_s']:.1f} s)")
+    metric.target_text = (
+        f">= {TARGET_X:g}x real time (ours: {speed:.1f}x, "
+        f"{summary['simulated_s']:.0f} s of tape in {summary['wall_s']:.1f} s)"
+    )
     replay = summary["replay"]
-    metric.figures.update(speed_x=round(speed, 2), simulated_s=summary["simulated_s"],
-                          run_wall_s=round(summary["wall_s"], 2), fills=summary["fills"],
-                          tape_events=replay.get("events"), tape_trades=replay.get("trades"),
-                          queue_fills=replay.get("queue_fills"),
-                          through_fills=replay.get("through_fills"))
+    metric.figures.update(
+        speed_x=round(speed, 2),
+        simulated_s=summary["simulated_s"],
+        run_wall_s=round(summary["wall_s"], 2),
+        fills=summary["fills"],
+        tape_events=replay.get("events"),
+        tape_trades=replay.get("trades"),
+        queue_fills=replay.get("queue_fills"),
+        through_fills=replay.get("through_fills"),
+    )
     metric.notes.append(
         f"{replay.get('events')} tape events ({replay.get('books')} book, "
         f"{replay.get('trades')} trades), {summary['fills']} fills of ours; the run's wall "
-        "time excludes the tape's generation and the process start")
+        "time excludes the tape's generation and the process start"
+    )
     return metric

@@ -110,8 +110,14 @@ def retime(frame: bytes, wall_ms: int) -> bytes:
 # --- the rate tier ------------------------------------------------------------------------------
 
 _BIG = 1_000_000_000
-BENCH_TIER = RateTier("bench", rest_units=_BIG, min_rest_weight=0, sendtx_per_min=_BIG,
-                      ws_msgs_per_min=_BIG, ws_inflight=1_000_000)  # see the module doc
+BENCH_TIER = RateTier(
+    "bench",
+    rest_units=_BIG,
+    min_rest_weight=0,
+    sendtx_per_min=_BIG,
+    ws_msgs_per_min=_BIG,
+    ws_inflight=1_000_000,
+)  # see the module doc
 
 
 # --- the stand-in signer ------------------------------------------------------------------------
@@ -131,8 +137,9 @@ class PreSignedSigner:
     SignerWorker does that work on its thread, its submit is a queue put).
     """
 
-    def __init__(self, *, account_index: int, api_key_index: int, chain_id: int,
-                 immediate: bool = True) -> None:
+    def __init__(
+        self, *, account_index: int, api_key_index: int, chain_id: int, immediate: bool = True
+    ) -> None:
         self.immediate = immediate
         self._account_index = account_index
         self._api_key_index = api_key_index
@@ -169,29 +176,39 @@ class PreSignedSigner:
     def chain_id(self) -> int:
         return self._chain_id
 
-    def submit(self, request: Any, callback: Callable[[Any, BaseException | None], object]
-               ) -> None:
+    def submit(self, request: Any, callback: Callable[[Any, BaseException | None], object]) -> None:
         if not self._running or self._loop is None:
             raise SignerError("PreSignedSigner is not running")
         if isinstance(request, AuthTokenRequest):
             self.tokens += 1
-            token = (f"{request.deadline_s}:{self._account_index}:{self._api_key_index}:"
-                     f"{base64.b64decode(PRESIGNED_SIG).hex()}")
+            token = (
+                f"{request.deadline_s}:{self._account_index}:{self._api_key_index}:"
+                f"{base64.b64decode(PRESIGNED_SIG).hex()}"
+            )
             self._loop.call_soon(callback, token, None)
             return
         now = time.monotonic_ns()
-        info: dict[str, Any] = {"AccountIndex": self._account_index,
-                                "ApiKeyIndex": self._api_key_index}
+        info: dict[str, Any] = {
+            "AccountIndex": self._account_index,
+            "ApiKeyIndex": self._api_key_index,
+        }
         info.update(request.expected_fields())
         info["ExpiredAt"] = int(time.time() * 1000) + _EXPIRED_AT_MS
         info["Nonce"] = request.nonce
         info["Sig"] = PRESIGNED_SIG
         info.setdefault("L2TxAttributes", None)
         self.signed += 1
-        tx = SignedTx(request=request, tx_type=request.TX_TYPE,
-                      tx_info=orjson.dumps(info).decode(), info=info,
-                      tx_hash=f"{request.nonce:080x}", nonce=request.nonce, queued_ns=now,
-                      signed_ns=now, sign_ns=0)
+        tx = SignedTx(
+            request=request,
+            tx_type=request.TX_TYPE,
+            tx_info=orjson.dumps(info).decode(),
+            info=info,
+            tx_hash=f"{request.nonce:080x}",
+            nonce=request.nonce,
+            queued_ns=now,
+            signed_ns=now,
+            sign_ns=0,
+        )
         if self.immediate:
             callback(tx, None)
         else:
@@ -235,12 +252,18 @@ class VenueInfo:
         """From the venue's ``port`` line (after "port "): ``ws rest=.. account=.. chain=..``."""
         ws, *rest = address.split()
         kv = dict(part.split("=", 1) for part in rest)
-        return cls(ws_url=ws, rest_url=kv["rest"], account_index=int(kv["account"]),
-                   chain_id=int(kv["chain"]), market=int(kv.get("market", MARKET)))
+        return cls(
+            ws_url=ws,
+            rest_url=kv["rest"],
+            account_index=int(kv["account"]),
+            chain_id=int(kv["chain"]),
+            market=int(kv.get("market", MARKET)),
+        )
 
 
-def bot_config(venue: VenueInfo, signer: str | None = None, compiled: bool = True,
-               loop_cpu: int | None = None) -> Any:
+def bot_config(
+    venue: VenueInfo, signer: str | None = None, compiled: bool = True, loop_cpu: int | None = None
+) -> Any:
     """The shipped sim config with the bench's changes (module doc), validated as ``mmfast
     run`` validates it. ``compiled``: market_making on its compiled step (False: its Python
     path, the baseline). ``loop_cpu``: the low-latency settings, ``[run] cpu`` that CPU and
@@ -249,18 +272,28 @@ def bot_config(venue: VenueInfo, signer: str | None = None, compiled: bool = Tru
 
     path = example_path("sim")
     data = tomllib.loads(path.read_text())
-    data["venue"].update(rest_url=venue.rest_url, ws_url=venue.ws_url,
-                         account_index=venue.account_index, chain_id=venue.chain_id)
+    data["venue"].update(
+        rest_url=venue.rest_url,
+        ws_url=venue.ws_url,
+        account_index=venue.account_index,
+        chain_id=venue.chain_id,
+    )
     if signer in ("native", "official"):
         data["venue"]["signer"] = signer  # the one injected (PreSignedSigner: left alone)
     data["market"] = {"market_id": venue.market}
     data["strategy"]["name"] = "market_making"
     mm = data["strategy"]["market_making"]
-    mm.update(mode="fixed", levels=LEVELS, refresh_tolerance_ticks=0, size_tolerance_lots=0,
-              compiled_step=compiled)
+    mm.update(
+        mode="fixed",
+        levels=LEVELS,
+        refresh_tolerance_ticks=0,
+        size_tolerance_lots=0,
+        compiled_step=compiled,
+    )
     risk = data["risk"]
-    risk.update(order_rate_cap=1_000_000, max_open_orders=max(risk.get("max_open_orders", 20),
-                                                              4 * LEVELS))
+    risk.update(
+        order_rate_cap=1_000_000, max_open_orders=max(risk.get("max_open_orders", 20), 4 * LEVELS)
+    )
     risk["kill_switch"].update(max_order_txs_per_min=1_000_000)
     data["run"].update(log_level="warning")
     if loop_cpu is not None:
@@ -275,22 +308,29 @@ def make_signer(kind: str, v: Any, key: Any = None) -> tuple[Any, Any]:
     mmfast's ``SignerWorker`` (official) or ``InlineSigner`` (native) on ``key`` or a
     throwaway one."""
     if kind == "presigned":
-        return PreSignedSigner(account_index=v.account_index, api_key_index=v.api_key_index,
-                               chain_id=v.chain_id), key
+        return PreSignedSigner(
+            account_index=v.account_index, api_key_index=v.api_key_index, chain_id=v.chain_id
+        ), key
     from bench.signing import inline_signer, make_key
 
     if key is None:
         key, _pub = make_key()
     if kind == "native":
-        signer, _which = inline_signer(key, account_index=v.account_index,
-                                       api_key_index=v.api_key_index, chain_id=v.chain_id)
+        signer, _which = inline_signer(
+            key, account_index=v.account_index, api_key_index=v.api_key_index, chain_id=v.chain_id
+        )
         return signer, key
     if kind != "official":
         raise ValueError(f"unknown signer kind {kind!r}")
     from mmfast.connector.lighter.signer import SignerWorker
 
-    return SignerWorker(key, account_index=v.account_index, api_key_index=v.api_key_index,
-                        chain_id=v.chain_id, name="mmfast-run-signer"), key
+    return SignerWorker(
+        key,
+        account_index=v.account_index,
+        api_key_index=v.api_key_index,
+        chain_id=v.chain_id,
+        name="mmfast-run-signer",
+    ), key
 
 
 # --- stamps -------------------------------------------------------------------------------------
@@ -347,8 +387,7 @@ class Taps:
     ``sent_any`` the first order frame after the book frame, which may still carry txs of an
     earlier one (order entry sends in nonce order)."""
 
-    def __init__(self, connector: Any, signer: Any, market: int = MARKET,
-                 pipe: Any = None) -> None:
+    def __init__(self, connector: Any, signer: Any, market: int = MARKET, pipe: Any = None) -> None:
         from picows import WSMsgType
 
         md = connector.market_data.stream
@@ -418,8 +457,14 @@ class Taps:
                     transport.send(text, data)
                     taps.echoes += 1
                     return
-            stamped(t0, pipe.direct_sends if pipe is not None else 0, orig_frame, listener,
-                    transport, frame)
+            stamped(
+                t0,
+                pipe.direct_sends if pipe is not None else 0,
+                orig_frame,
+                listener,
+                transport,
+                frame,
+            )
 
         def fast_after(orig_after: Any) -> Any:
             # The compiled listener ran the step before calling this: the row starts at its
@@ -431,6 +476,7 @@ class Taps:
                 if pipe is not None and pipe.t_ready >= t0:
                     d -= 1
                 stamped(t0, d, orig_after, code, now)
+
             return after
 
         def submit(request: Any, callback: Any) -> None:
@@ -469,8 +515,7 @@ class Taps:
             md.fast[m] = (p, fast_after(a))
 
     def remove(self) -> None:
-        for obj, name in ((self.md, "_on_frame"), (self.signer, "submit"),
-                          (self.ows, "send_text")):
+        for obj, name in ((self.md, "_on_frame"), (self.signer, "submit"), (self.ows, "send_text")):
             with contextlib.suppress(AttributeError):
                 delattr(obj, name)
         for m, entry in self._fast_orig.items():
@@ -478,8 +523,15 @@ class Taps:
                 self.md.fast[m] = entry
 
     def clear(self) -> None:
-        for lst in (self.t0, self.submit, self.sent, self.sent_any, self.end, self.nonce,
-                    self.tx_nonce):
+        for lst in (
+            self.t0,
+            self.submit,
+            self.sent,
+            self.sent_any,
+            self.end,
+            self.nonce,
+            self.tx_nonce,
+        ):
             del lst[:]
         self.pending.clear()
 
@@ -505,8 +557,17 @@ class Taps:
         for k, nonce in enumerate(self.nonce):
             i = nonce_index.get(nonce)
             if i is not None:
-                out.append(Row(i, self.t0[k], self.submit[k], self.sent[k], self.end[k],
-                               self.sent_any[k], self.tx_nonce[k]))
+                out.append(
+                    Row(
+                        i,
+                        self.t0[k],
+                        self.submit[k],
+                        self.sent[k],
+                        self.end[k],
+                        self.sent_any[k],
+                        self.tx_nonce[k],
+                    )
+                )
         return out
 
 
@@ -556,9 +617,11 @@ async def _ready(runner: Any, task: asyncio.Task[Any], timeout_s: float) -> None
     while time.monotonic() < deadline:
         if task.done():
             exc = task.exception()
-            raise RuntimeError(f"mmfast run ended during start-up: exit "
-                               f"{None if exc else task.result()}, {runner.stop_reason}, "
-                               f"{exc!r}")
+            raise RuntimeError(
+                f"mmfast run ended during start-up: exit "
+                f"{None if exc else task.result()}, {runner.stop_reason}, "
+                f"{exc!r}"
+            )
         c, s, core = runner.connector, runner.strategy, runner.core
         if c is None or s is None or core is None or core.state is not LifecycleState.RUNNING:
             why = "stack not running"
@@ -582,11 +645,20 @@ async def _settle(c: Any, s: Any, limit_ns: int) -> None:
         await asyncio.sleep(0)
 
 
-async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[str, Any]],
-                  worker_signer: bool, direct: int = 0, seed: int = 1,
-                  timeout_s: float = 120.0, signer_kind: str | None = None,
-                  key: Any = None, compiled: bool = True, loop_cpu: int | None = None
-                  ) -> BotRun:
+async def run_bot(
+    address: str,
+    stream: Any,
+    *,
+    result: Callable[[float], dict[str, Any]],
+    worker_signer: bool,
+    direct: int = 0,
+    seed: int = 1,
+    timeout_s: float = 120.0,
+    signer_kind: str | None = None,
+    key: Any = None,
+    compiled: bool = True,
+    loop_cpu: int | None = None,
+) -> BotRun:
     """Build and start the real stack against the venue at ``address`` (its port line), wait
     until its ladder rests, stamp it (``Taps``). Then ``direct`` frames of the stream (1..) are
     handed straight to the frame callback, one at a time, each once the previous one's txs
@@ -614,9 +686,15 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
     mlog.propagate = False  # captured and reported, not printed over the suite's output
     mlog.setLevel(logging.WARNING)
     out = BotRun()
-    runner = Runner(cfg, RunOptions(quiet=True, journal=f"{tmp}/journal.jsonl", seed=seed),
-                    out=io.StringIO(), err=io.StringIO(), key=key, signer=signer,
-                    tier=BENCH_TIER)
+    runner = Runner(
+        cfg,
+        RunOptions(quiet=True, journal=f"{tmp}/journal.jsonl", seed=seed),
+        out=io.StringIO(),
+        err=io.StringIO(),
+        key=key,
+        signer=signer,
+        tier=BENCH_TIER,
+    )
     loop = asyncio.get_running_loop()
     t_start = time.monotonic()
     task = loop.create_task(runner.run())
@@ -638,8 +716,10 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
             out.direct = taps.rows(nonce_index)
             direct_book = c.market_data.books[info.market]
             out.direct_top = (direct_book.best_bid(), direct_book.best_ask())
-            out.latency["direct"] = {"strategy": s.latency.summary(),
-                                     "order_entry": c.orders.latency()}
+            out.latency["direct"] = {
+                "strategy": s.latency.summary(),
+                "order_entry": c.orders.latency(),
+            }
             s.latency = type(s.latency)()
             taps.clear()
         if not c.market_data.stream.send_text(GO):
@@ -649,15 +729,20 @@ async def run_bot(address: str, stream: Any, *, result: Callable[[float], dict[s
         book = c.market_data.books[info.market]
         out.top = (book.best_bid(), book.best_ask())
         out.rows = taps.rows(nonce_index)
-        out.latency["live"] = {"strategy": s.latency.summary(),
-                               "order_entry": c.orders.latency()}
+        out.latency["live"] = {"strategy": s.latency.summary(), "order_entry": c.orders.latency()}
         md = c.market_data
-        out.status = {"orders": c.orders.status(), "gaps": md.gaps, "crossed": md.crossed,
-                      "pulls": c.signals.pulls, "md_stream": md.stream.stats(),
-                      "strategy_counts": dict(s.counts), "orders_open": len(s.orders),
-                      "signer_signed": getattr(runner.signer, "signed", None),
-                      "denials": {r.name: n for r, n in s.gate.denials.items()},
-                      "placement": runner._placement_status()}
+        out.status = {
+            "orders": c.orders.status(),
+            "gaps": md.gaps,
+            "crossed": md.crossed,
+            "pulls": c.signals.pulls,
+            "md_stream": md.stream.stats(),
+            "strategy_counts": dict(s.counts),
+            "orders_open": len(s.orders),
+            "signer_signed": getattr(runner.signer, "signed", None),
+            "denials": {r.name: n for r, n in s.gate.denials.items()},
+            "placement": runner._placement_status(),
+        }
         out.cpus = _cpus(runner.signer)
     finally:
         if taps is not None:
@@ -690,9 +775,19 @@ def _cpus(signer: Any) -> dict[str, int]:
 # --- cases as the metrics run them --------------------------------------------------------------
 
 
-def bot_case(stream: Any, n: int, gap_us: int, pin: bool, *, worker_signer: bool,
-             direct: int = 0, venue_cpu: int = 0, signer_kind: str | None = None,
-             compiled: bool = True, low_latency: bool = False) -> tuple[BotRun, int]:
+def bot_case(
+    stream: Any,
+    n: int,
+    gap_us: int,
+    pin: bool,
+    *,
+    worker_signer: bool,
+    direct: int = 0,
+    venue_cpu: int = 0,
+    signer_kind: str | None = None,
+    compiled: bool = True,
+    low_latency: bool = False,
+) -> tuple[BotRun, int]:
     """The venue process (``--kind bot``, ``n`` deltas ``gap_us`` apart; pinned to
     ``venue_cpu`` with ``pin``) and ``run_bot`` against it on uvloop. Returns the run and the
     CPU the venue was last seen on. With a real signer (``signer_kind`` official or native,
@@ -714,17 +809,41 @@ def bot_case(stream: Any, n: int, gap_us: int, pin: bool, *, worker_signer: bool
         from mmfast.sim.config import DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID
 
         key, pub = make_key()
-        probe = bot_config(VenueInfo("ws://127.0.0.1:1/", "http://127.0.0.1:1",
-                                     DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID))
+        probe = bot_config(
+            VenueInfo(
+                "ws://127.0.0.1:1/", "http://127.0.0.1:1", DEFAULT_ACCOUNT_INDEX, DEFAULT_CHAIN_ID
+            )
+        )
         extra = ["--api-key", f"{DEFAULT_ACCOUNT_INDEX}:{probe.venue.api_key_index}:{pub}"]
     loop_cpu = low_latency_cpu(venue_cpu) if low_latency else None
-    with Remote("venue", "--kind", "bot", "--n", str(n), "--seed", str(stream.config.seed),
-                "--gap-us", str(gap_us), *extra,
-                cpu=venue_cpu if pin or loop_cpu is not None else None, timeout=120) as far:
-        run = uvloop.run(run_bot(far.address, stream, result=far.result,
-                                 worker_signer=worker_signer, direct=direct,
-                                 seed=stream.config.seed, signer_kind=kind, key=key,
-                                 compiled=compiled, loop_cpu=loop_cpu))
+    with Remote(
+        "venue",
+        "--kind",
+        "bot",
+        "--n",
+        str(n),
+        "--seed",
+        str(stream.config.seed),
+        "--gap-us",
+        str(gap_us),
+        *extra,
+        cpu=venue_cpu if pin or loop_cpu is not None else None,
+        timeout=120,
+    ) as far:
+        run = uvloop.run(
+            run_bot(
+                far.address,
+                stream,
+                result=far.result,
+                worker_signer=worker_signer,
+                direct=direct,
+                seed=stream.config.seed,
+                signer_kind=kind,
+                key=key,
+                compiled=compiled,
+                loop_cpu=loop_cpu,
+            )
+        )
         cpu = child_cpu(far.pid)
     return run, cpu
 
@@ -744,8 +863,10 @@ def problems(run: BotRun, stream: Any, n: int, direct: int = 0) -> list[str]:
     out = []
     if direct:
         if run.direct_top != stream.tops[direct]:
-            out.append(f"bot's book top after the fed frames {run.direct_top} != the "
-                       f"stream's {stream.tops[direct]}")
+            out.append(
+                f"bot's book top after the fed frames {run.direct_top} != the "
+                f"stream's {stream.tops[direct]}"
+            )
         if not any(r.submit for r in run.direct):
             out.append("no fed frame produced a signer submit")
     last = direct or n  # the venue's deltas (n) and the fed frames (direct) are not mixed
@@ -774,8 +895,7 @@ def stage_lists(rows: list[Row]) -> dict[str, list[float]]:
         "sent": [float(r.sent - r.t0) for r in led if r.sent],
         "submit_to_sent": [float(r.sent - r.submit) for r in led if r.sent],
         "inside": [1.0 if r.submit < r.end else 0.0 for r in led],
-        "behind": [1.0 if r.sent and r.sent_any and r.sent_any < r.sent else 0.0
-                   for r in led],
+        "behind": [1.0 if r.sent and r.sent_any and r.sent_any < r.sent else 0.0 for r in led],
     }
 
 

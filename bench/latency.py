@@ -35,8 +35,13 @@ def _stats(name: str, values: list[float]) -> Stats:
     return Stats.from_samples(name, values, ops=1)
 
 
-def _run_pipeline(pipe: Any, frames: list[bytes], sink: QueueSink,
-                  lat: list[float], stages: dict[str, list[float]]) -> None:
+def _run_pipeline(
+    pipe: Any,
+    frames: list[bytes],
+    sink: QueueSink,
+    lat: list[float],
+    stages: dict[str, list[float]],
+) -> None:
     """One pass over ``frames`` (snapshot first); per frame that produced a tx, the time from
     'received' to the first tx on the queue, and each stage's share."""
     clock = time.perf_counter_ns
@@ -60,14 +65,19 @@ LABELS = {
     "planner": "core + planner + risk gate (no strategy, connector, order entry)",
     "python": "pure Python (json + ReferenceBook + Python quote + diff)",
 }
-BOT_ROW = ("mmfast bot (real stack, in process), market_making's compiled step: frame "
-           "callback -> first tx ready to sign")
-BOT_PY_ROW = ("mmfast bot (real stack, in process), market_making's Python path: frame "
-              "callback -> first tx ready to sign (signer.submit)")
+BOT_ROW = (
+    "mmfast bot (real stack, in process), market_making's compiled step: frame "
+    "callback -> first tx ready to sign"
+)
+BOT_PY_ROW = (
+    "mmfast bot (real stack, in process), market_making's Python path: frame "
+    "callback -> first tx ready to sign (signer.submit)"
+)
 
 
-def _bot_row(stream: L2Stream, profile: Profile, pin: bool, compiled: bool = True
-             ) -> dict[str, Any]:
+def _bot_row(
+    stream: L2Stream, profile: Profile, pin: bool, compiled: bool = True
+) -> dict[str, Any]:
     """A real stack's row: frames fed straight into the running bot's frame callback, with
     market_making on its compiled step (or its Python path) and the native signer. Returns its
     stats, samples, notes, figures, problems and placement."""
@@ -76,16 +86,27 @@ def _bot_row(stream: L2Stream, profile: Profile, pin: bool, compiled: bool = Tru
 
     row = BOT_ROW if compiled else BOT_PY_ROW
     direct = min(len(stream.frames) - 1, 1_500 if profile.quick else 5_000)
-    run, cpu = bot_case(stream, 0, 2_000, pin, worker_signer=False, direct=direct,
-                        signer_kind="native", compiled=compiled)
+    run, cpu = bot_case(
+        stream,
+        0,
+        2_000,
+        pin,
+        worker_signer=False,
+        direct=direct,
+        signer_kind="native",
+        compiled=compiled,
+    )
     bad = problems(run, stream, 0, direct)
     lists = stage_lists(run.direct)
-    figures: dict[str, Any] = {"bot_frames_fed": direct,
-                               "bot_frames_with_submit": len(lists["submit"]),
-                               "bot_submits_inside_frame_callback": int(sum(lists["inside"])),
-                               "bot_own_latency_us": run.latency.get("direct", {}),
-                               "bot_status": run.status, "bot_exit_code": run.exit_code,
-                               "bot_startup_s": round(run.startup_s, 2)}
+    figures: dict[str, Any] = {
+        "bot_frames_fed": direct,
+        "bot_frames_with_submit": len(lists["submit"]),
+        "bot_submits_inside_frame_callback": int(sum(lists["inside"])),
+        "bot_own_latency_us": run.latency.get("direct", {}),
+        "bot_status": run.status,
+        "bot_exit_code": run.exit_code,
+        "bot_startup_s": round(run.startup_s, 2),
+    }
     notes: list[str] = []
     st = None
     if lists["submit"]:
@@ -94,12 +115,18 @@ def _bot_row(stream: L2Stream, profile: Profile, pin: bool, compiled: bool = Tru
             sent = _stats("s", lists["sent"])
             figures["bot_frame_to_order_frame_sent"] = sent.as_dict()
         own = run.latency.get("direct", {}).get("strategy", {})
-        own_txt = ", ".join(f"{k} {v['p50_us']}/{v['p99_us']} us" for k, v in own.items()
-                            if k in ("book>quote", "quote>send", "book>send"))
-        how = ("compiled step: book -> quote -> plan -> risk gate in C, the first tx's nonce "
-               "taken in C (its stamp is the end), signed and sent there" if compiled else
-               "Python path: quote, planner and gate per order call, order entry, nonce "
-               "manager; the end is the first signer.submit")
+        own_txt = ", ".join(
+            f"{k} {v['p50_us']}/{v['p99_us']} us"
+            for k, v in own.items()
+            if k in ("book>quote", "quote>send", "book>send")
+        )
+        how = (
+            "compiled step: book -> quote -> plan -> risk gate in C, the first tx's nonce "
+            "taken in C (its stamp is the end), signed and sent there"
+            if compiled
+            else "Python path: quote, planner and gate per order call, order entry, nonce "
+            "manager; the end is the first signer.submit"
+        )
         notes.append(
             f"{row}: mmfast run's stack (TradingCore, LighterConnector, market_making, "
             f"{how}; the native signer inline) running against mmfast.sim in another "
@@ -109,35 +136,53 @@ def _bot_row(stream: L2Stream, profile: Profile, pin: bool, compiled: bool = Tru
             f"venue (the loop keeps turning meanwhile); {len(lists['submit'])} frames led to a "
             f"submit "
             f"({int(sum(lists['inside']))} inside the callback); the GC stays on, as in the "
-            f"bot")
-        detail = [f"frame -> first tx ready to sign p50/p99 {st.p50_ns / 1000:.1f}/"
-                  f"{st.p99_ns / 1000:.1f} us"]
+            f"bot"
+        )
+        detail = [
+            f"frame -> first tx ready to sign p50/p99 {st.p50_ns / 1000:.1f}/"
+            f"{st.p99_ns / 1000:.1f} us"
+        ]
         if lists["sent"]:
-            detail.append(f"frame -> the order frame carrying that tx sent "
-                          f"{sent.p50_ns / 1000:.1f}/{sent.p99_ns / 1000:.1f} us")
+            detail.append(
+                f"frame -> the order frame carrying that tx sent "
+                f"{sent.p50_ns / 1000:.1f}/{sent.p99_ns / 1000:.1f} us"
+            )
         if own_txt:
             detail.append(f"the strategy's own stamps (every requote / order call): {own_txt}")
-        notes.append(f"real stack ({'compiled step' if compiled else 'Python path'}), "
-                     "stages: " + "; ".join(detail))
+        notes.append(
+            f"real stack ({'compiled step' if compiled else 'Python path'}), "
+            "stages: " + "; ".join(detail)
+        )
     else:
         bad.append("no frame led to a tx")
     if run.warnings:
         notes.append(f"real stack: {len(run.warnings)} warnings: {run.warnings[:3]}")
     placement = describe_placement(
-        {"bot (this process, uvloop)": bot_desc(), "bot threads last seen on": str(run.cpus),
-         "venue (mmfast.sim)": f"child process, last on CPU {cpu}",
-         "core-only and Python rows": "this process, no threads"}, pin)
-    return {"stats": st, "samples": lists["submit"], "notes": notes, "figures": figures,
-            "bad": bad, "placement": placement}
+        {
+            "bot (this process, uvloop)": bot_desc(),
+            "bot threads last seen on": str(run.cpus),
+            "venue (mmfast.sim)": f"child process, last on CPU {cpu}",
+            "core-only and Python rows": "this process, no threads",
+        },
+        pin,
+    )
+    return {
+        "stats": st,
+        "samples": lists["submit"],
+        "notes": notes,
+        "figures": figures,
+        "bad": bad,
+        "placement": placement,
+    }
 
 
 SIGNED_ROWS = {
     "native": "mmfast bot (real stack, in process), compiled step, native signer: frame "
-              "callback -> signed order frame handed to the socket",
+    "callback -> signed order frame handed to the socket",
     "native-python": "mmfast bot (real stack, in process), Python path, native signer inline: "
-                     "frame callback -> signed order frame handed to the socket",
+    "frame callback -> signed order frame handed to the socket",
     "official": "mmfast bot (real stack, in process), compiled step, official signer on "
-                "SignerWorker: frame callback -> signed order frame handed to the socket",
+    "SignerWorker: frame callback -> signed order frame handed to the socket",
 }
 
 
@@ -159,8 +204,16 @@ def step_signed(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric
     for case in ("native", "native-python", "official"):
         kind = case.partition("-")[0]
         try:
-            run, cpu = bot_case(stream, 0, 2_000, pin, worker_signer=False, direct=direct,
-                                signer_kind=kind, compiled=case != "native-python")
+            run, cpu = bot_case(
+                stream,
+                0,
+                2_000,
+                pin,
+                worker_signer=False,
+                direct=direct,
+                signer_kind=kind,
+                compiled=case != "native-python",
+            )
         except Exception as exc:
             metric.notes.append(f"{case}: not measured: {type(exc).__name__}: {exc}")
             continue
@@ -180,27 +233,36 @@ def step_signed(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric
             f"{case}: {len(lists['sent'])} of {direct} frames fed straight to the frame "
             f"callback led to a tx; frame -> first tx ready to sign {sub.p50_ns / 1000:.1f}/"
             f"{sub.p99_ns / 1000:.1f} us p50/p99, -> its order frame sent "
-            f"{st.p50_ns / 1000:.1f}/{st.p99_ns / 1000:.1f} us")
+            f"{st.p50_ns / 1000:.1f}/{st.p99_ns / 1000:.1f} us"
+        )
     if not metric.ours:
         metric.unavailable = "; ".join(metric.notes) or "nothing could run"
         return metric
-    metric.notes.insert(0, (
-        "mmfast run's stack (TradingCore, LighterConnector, market_making, order entry, "
-        "nonce manager) against mmfast.sim in another process, which registers the case's "
-        "throwaway key and verifies every signature; stream frames handed to the market-data "
-        "stream's frame callback one at a time, each once the previous one's txs were acked; "
-        "the end is the frame carrying the first tx signed for that frame handed to the order "
-        "WebSocket. Compiled step + native signer: book -> quote -> plan -> gate in C, the "
-        "first modify or cancel's nonce taken, signed and its frame handed over there, before "
-        "any Python bookkeeping (the step's own stamp, taken before the write); Python path + "
-        "native signer: signed inside submit, sent by order entry's pump; official signer: "
-        "signed on the worker thread, handed back through call_soon_threadsafe (no direct "
-        "send: the compiled step plans, order entry sends)"))
+    metric.notes.insert(
+        0,
+        (
+            "mmfast run's stack (TradingCore, LighterConnector, market_making, order entry, "
+            "nonce manager) against mmfast.sim in another process, which registers the case's "
+            "throwaway key and verifies every signature; stream frames handed to the market-data "
+            "stream's frame callback one at a time, each once the previous one's txs were acked; "
+            "the end is the frame carrying the first tx signed for that frame handed to the order "
+            "WebSocket. Compiled step + native signer: book -> quote -> plan -> gate in C, the "
+            "first modify or cancel's nonce taken, signed and its frame handed over there, before "
+            "any Python bookkeeping (the step's own stamp, taken before the write); Python path + "
+            "native signer: signed inside submit, sent by order entry's pump; official signer: "
+            "signed on the worker thread, handed back through call_soon_threadsafe (no direct "
+            "send: the compiled step plans, order entry sends)"
+        ),
+    )
     from bench.procs import bot_desc, describe_placement
 
     metric.placement = describe_placement(
-        {"bot (this process, uvloop)": bot_desc(),
-         "venue (mmfast.sim)": f"child process per case, last on CPUs {cpus}"}, pin)
+        {
+            "bot (this process, uvloop)": bot_desc(),
+            "venue (mmfast.sim)": f"child process per case, last on CPUs {cpus}",
+        },
+        pin,
+    )
     return metric
 
 
@@ -231,8 +293,9 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         metric.figures.update(res["figures"])
     except Exception as exc:
         bad = [f"real stack not measured: {type(exc).__name__}: {exc}"]
-        metric.placement = ("one process, no threads (" + ("pinned to CPU 1" if pin else
-                            "not pinned") + ")")
+        metric.placement = (
+            "one process, no threads (" + ("pinned to CPU 1" if pin else "not pinned") + ")"
+        )
     try:
         res = _bot_row(stream, profile, pin, compiled=False)
         bot_py, bot_py_samples = res["stats"], res["samples"]
@@ -240,11 +303,13 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         metric.figures.update({f"python_path_{k}": v for k, v in res["figures"].items()})
         bad += [f"Python path: {b}" for b in res["bad"]]
     except Exception as exc:
-        metric.notes.append(f"real stack, Python path not measured: {type(exc).__name__}: "
-                            f"{exc}")
+        metric.notes.append(f"real stack, Python path not measured: {type(exc).__name__}: {exc}")
     passes = 2 if profile.samples < 1000 else 3
-    kinds: list[tuple[str, type]] = [("ours", CompiledPipeline), ("python", PythonPipeline),
-                                     ("planner", PlannerPipeline)]
+    kinds: list[tuple[str, type]] = [
+        ("ours", CompiledPipeline),
+        ("python", PythonPipeline),
+        ("planner", PlannerPipeline),
+    ]
     runs: dict[str, dict[str, Any]] = {}
     for key, cls in kinds:
         try:
@@ -307,8 +372,8 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
             "each on average; a 1-tick move re-prices the whole 2 x 5 ladder)"
         )
         metric.notes.append(
-            "core only, stage medians: book " + ", quote ".join(
-                f"{stg[a] / 1000:.2f} us" for a in ("applied", "quoted"))
+            "core only, stage medians: book "
+            + ", quote ".join(f"{stg[a] / 1000:.2f} us" for a in ("applied", "quoted"))
             + f", diff to the first changed level {stg['diffed'] / 1000:.2f} us, request + "
             f"queue put {stg['first_tx'] / 1000:.2f} us (perf_counter_ns stamps, ~30-50 ns "
             "each, included)"
@@ -327,8 +392,9 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
 # --- feed_throughput ----------------------------------------------------------------------------
 
 
-def _throughput(apply: Callable[[bytes], object], frames: list[bytes], reset: Callable[[], Any],
-                repeats: int) -> tuple[float, list[float]]:
+def _throughput(
+    apply: Callable[[bytes], object], frames: list[bytes], reset: Callable[[], Any], repeats: int
+) -> tuple[float, list[float]]:
     """(msgs/s over whole passes without per-message stamps, per-message ns with stamps)."""
     clock = time.perf_counter_ns
     best = 0.0
@@ -367,13 +433,20 @@ def feed_throughput(stream: L2Stream, profile: Profile) -> Metric:
     if book_mod is not None:
         book = book_mod.OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
         snap = stream.snapshot_frame
-        cases.append(("mmfast OrderBook.apply_frame", book, book.apply_frame,
-                      lambda: book.apply_frame(snap)))
+        cases.append(
+            ("mmfast OrderBook.apply_frame", book, book.apply_frame, lambda: book.apply_frame(snap))
+        )
         book2 = book_mod.OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
         am2 = book2.apply_message
         loads = orjson.loads
-        cases.append(("mmfast orjson.loads + OrderBook.apply_message", book2,
-                      lambda d: am2(loads(d)), lambda: book2.apply_frame(snap)))
+        cases.append(
+            (
+                "mmfast orjson.loads + OrderBook.apply_message",
+                book2,
+                lambda d: am2(loads(d)),
+                lambda: book2.apply_frame(snap),
+            )
+        )
     else:
         metric.unavailable = why
         return metric
@@ -382,8 +455,14 @@ def feed_throughput(stream: L2Stream, profile: Profile) -> Metric:
         am3 = ref.apply_message
         jl = json.loads
         snap_msg = stream.messages[0]
-        cases.append(("json.loads + ReferenceBook (pure Python)", ref,
-                      lambda d: am3(jl(d)), lambda: am3(snap_msg)))
+        cases.append(
+            (
+                "json.loads + ReferenceBook (pure Python)",
+                ref,
+                lambda d: am3(jl(d)),
+                lambda: am3(snap_msg),
+            )
+        )
     else:
         metric.notes.append(f"pure-Python baseline not available ({why_ref})")
     results = []
@@ -392,8 +471,7 @@ def feed_throughput(stream: L2Stream, profile: Profile) -> Metric:
     try:
         for name, bk, apply, reset in cases:
             rate, steps = _throughput(apply, stream.frames, reset, repeats)
-            _check_equal(f"{name} best bid/ask", (bk.best_bid(), bk.best_ask()),
-                         stream.tops[-1])
+            _check_equal(f"{name} best bid/ask", (bk.best_bid(), bk.best_ask()), stream.tops[-1])
             results.append((name, rate, steps))
     finally:
         gc.enable()
@@ -405,10 +483,10 @@ def feed_throughput(stream: L2Stream, profile: Profile) -> Metric:
     head_rate = results[0][1]
     metric.figures["headline_msgs_per_s"] = head_rate
     metric.verdict = head_rate >= 2_000_000 and stats[0].p99_ns <= 10_000
-    metric.target_text = (f">= 2M msg/s, step p99 <= 10 us (ours: {head_rate / 1000:,.0f}k "
-                          "msg/s)")
+    metric.target_text = f">= 2M msg/s, step p99 <= 10 us (ours: {head_rate / 1000:,.0f}k msg/s)"
     metric.notes.append(
-        "msgs/s: " + "; ".join(f"{n}: {r:,.0f}" for n, r in rates.items())
+        "msgs/s: "
+        + "; ".join(f"{n}: {r:,.0f}" for n, r in rates.items())
         + f" (best of {repeats} passes over {len(stream.frames) - 1} deltas, no stamps); the "
         "step p50/p99 come from a second pass with a perf_counter_ns pair around each message "
         "(~60 ns of stamps included)"
@@ -531,7 +609,9 @@ def book_memory(stream: L2Stream, profile: Profile) -> Metric:
         kept_ref, peak_ref = _alloc_per_msg(ref.apply_message, stream.messages[1 : n + 1])
         metric.figures["reference_book_bytes"] = ref_size
         metric.figures["alloc"]["reference_apply_message"] = {
-            "blocks_kept_per_msg": kept_ref, "peak_bytes_per_msg": peak_ref}
+            "blocks_kept_per_msg": kept_ref,
+            "peak_bytes_per_msg": peak_ref,
+        }
         rows.append(("ReferenceBook (dict + bisect), deep getsizeof", float(ref_size)))
     from bench.baselines import SortedDictBook
 
@@ -544,8 +624,10 @@ def book_memory(stream: L2Stream, profile: Profile) -> Metric:
     # "No Python allocation": nothing kept and no transient allocation seen by tracemalloc.
     no_alloc = peak_frame == 0 and abs(kept_frame) < 0.01
     metric.verdict = hot <= 64 * 1024 and no_alloc
-    metric.target_text = (f"<= 64 KB per book ({hot / 1024:.1f} KB); no Python allocation "
-                          f"in apply ({'none seen' if no_alloc else 'SEEN'})")
+    metric.target_text = (
+        f"<= 64 KB per book ({hot / 1024:.1f} KB); no Python allocation "
+        f"in apply ({'none seen' if no_alloc else 'SEEN'})"
+    )
     metric.notes.append(
         f"hot bytes: OrderBook.hot_bytes after the whole stream ({metric.figures['levels']} "
         "levels; window of 2048 ticks per side + bitmaps + object); the Python books are "
@@ -557,7 +639,10 @@ def book_memory(stream: L2Stream, profile: Profile) -> Metric:
         f"apply_frame {peak_frame:.0f} B / {kept_frame:.3f}; apply_levels (int64 arrays) "
         f"{peak_lv:.0f} B / {kept_lv:.3f} (bulk entry, not the feed path); apply_message on "
         f"pre-decoded dicts {peak_msg:.0f} B / {kept_msg:.3f}"
-        + (f"; ReferenceBook.apply_message {peak_ref:.0f} B / {kept_ref:.3f}"
-           if ref_mod is not None else "")
+        + (
+            f"; ReferenceBook.apply_message {peak_ref:.0f} B / {kept_ref:.3f}"
+            if ref_mod is not None
+            else ""
+        )
     )
     return metric

@@ -99,8 +99,13 @@ def echo(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
         target_text="reference (no target); picows+uvloop p50/p99 ~69/126 us on this VM kind",
     )
     n = 1_000 if profile.quick else 5_000
-    combos = [("picows", "uvloop"), ("websockets", "uvloop"), ("picows", "asyncio"),
-              ("websockets", "asyncio"), ("tcp", "uvloop")]
+    combos = [
+        ("picows", "uvloop"),
+        ("websockets", "uvloop"),
+        ("picows", "asyncio"),
+        ("websockets", "asyncio"),
+        ("tcp", "uvloop"),
+    ]
     names = {
         ("picows", "uvloop"): "picows + uvloop (ours)",
         ("websockets", "uvloop"): "websockets + uvloop",
@@ -112,13 +117,15 @@ def echo(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
     cpus: dict[str, int] = {}
     for impl, loop in combos:
         try:
-            with Remote("echo", "--impl", impl, "--loop", loop,
-                        cpu=REMOTE_CPU if pin else None) as far:
+            with Remote(
+                "echo", "--impl", impl, "--loop", loop, cpu=REMOTE_CPU if pin else None
+            ) as far:
                 rtts = _run(loop, _echo_client(impl, far.address, n, 200))
                 cpus[names[(impl, loop)]] = child_cpu(far.pid)
         except Exception as exc:
-            metric.notes.append(f"{names[(impl, loop)]}: not available: "
-                                f"{type(exc).__name__}: {exc}")
+            metric.notes.append(
+                f"{names[(impl, loop)]}: not available: {type(exc).__name__}: {exc}"
+            )
             continue
         st = _stats(names[(impl, loop)], rtts)
         results.append(st)
@@ -129,10 +136,16 @@ def echo(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
     metric.ours = results[:1]
     metric.baselines = results[1:]
     metric.placement = describe_placement(
-        {"client (this process)": bot_desc(),
-         "echo server": f"one child process per case, last on CPUs {cpus}"}, pin)
-    metric.notes.append(f"{n} round trips per case, one at a time, after 200 warm-up trips; "
-                        "server and client on the same loop kind")
+        {
+            "client (this process)": bot_desc(),
+            "echo server": f"one child process per case, last on CPUs {cpus}",
+        },
+        pin,
+    )
+    metric.notes.append(
+        f"{n} round trips per case, one at a time, after 200 warm-up trips; "
+        "server and client on the same loop kind"
+    )
     return metric
 
 
@@ -154,7 +167,7 @@ async def _clock_ticks(interval_ms: float, ticks: int) -> list[int]:
     await done
     clk.stop()
     await clk.wait_stopped(5)
-    return list(clk.tick_lateness_ns())[-(ticks - 1):]
+    return list(clk.tick_lateness_ns())[-(ticks - 1) :]
 
 
 async def _naive_ticks(interval_ms: float, ticks: int) -> list[int]:
@@ -196,10 +209,12 @@ def scheduler_jitter(stream: L2Stream, profile: Profile, pin: bool = False) -> M
     runs: list[tuple[str, Callable[[], Any], str]] = [
         ("Clock on uvloop (ours)", lambda: _clock_ticks(interval, ticks), "uvloop"),
         ("Clock on stdlib asyncio", lambda: _clock_ticks(interval, ticks), "asyncio"),
-        ("loop.call_at grid on uvloop, |error|", lambda: _naive_ticks(interval, ticks),
-         "uvloop"),
-        ("loop.call_at grid on stdlib asyncio, |error|", lambda: _naive_ticks(interval, ticks),
-         "asyncio"),
+        ("loop.call_at grid on uvloop, |error|", lambda: _naive_ticks(interval, ticks), "uvloop"),
+        (
+            "loop.call_at grid on stdlib asyncio, |error|",
+            lambda: _naive_ticks(interval, ticks),
+            "asyncio",
+        ),
     ]
     if pin:
         import os
@@ -334,17 +349,28 @@ def loop_lag(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
         target_text="p99 <= 1 ms",
     )
     n = 1_500 if profile.quick else 4_000
-    cases = [("uvloop, compiled book + quote (ours)", "uvloop", "compiled"),
-             ("stdlib asyncio, compiled book + quote", "asyncio", "compiled"),
-             ("uvloop, pure Python (json + ReferenceBook + Python quote)", "uvloop", "python")]
+    cases = [
+        ("uvloop, compiled book + quote (ours)", "uvloop", "compiled"),
+        ("stdlib asyncio, compiled book + quote", "asyncio", "compiled"),
+        ("uvloop, pure Python (json + ReferenceBook + Python quote)", "uvloop", "python"),
+    ]
     stats: list[Stats] = []
     cpus: dict[str, int] = {}
     for name, loop, kind in cases:
         try:
             client = _FeedClient(stream, kind)
-            with Remote("feed", "--loop", "uvloop", "--rate", "500", "--n", str(n),
-                        "--seed", str(stream.config.seed), cpu=REMOTE_CPU if pin else None
-                        ) as far:
+            with Remote(
+                "feed",
+                "--loop",
+                "uvloop",
+                "--rate",
+                "500",
+                "--n",
+                str(n),
+                "--seed",
+                str(stream.config.seed),
+                cpu=REMOTE_CPU if pin else None,
+            ) as far:
                 res = _run(loop, _feed_run(f"ws://127.0.0.1:{far.address}/", client, True))
                 cpus[name] = child_cpu(far.pid)
         except Exception as exc:
@@ -357,19 +383,28 @@ def loop_lag(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
         metric.dists[name] = [float(v) for v in res["timer"]]
         soon = _stats(name, res["soon"])
         metric.figures[f"call_soon_lag_{kind}_{loop}"] = soon.as_dict()
-        metric.notes.append(f"{name}: call_soon queue delay p50/p99 "
-                            f"{soon.p50_ns / 1000:.1f}/{soon.p99_ns / 1000:.1f} us")
+        metric.notes.append(
+            f"{name}: call_soon queue delay p50/p99 "
+            f"{soon.p50_ns / 1000:.1f}/{soon.p99_ns / 1000:.1f} us"
+        )
     if not stats or "ours" not in stats[0].name:
         metric.unavailable = "; ".join(metric.notes) or "feed failed"
         return metric
     metric.ours = stats[:1]
     metric.baselines = stats[1:]
     metric.placement = describe_placement(
-        {"bot loop (this process)": bot_desc(), "feed server": f"child per case, last on "
-         f"CPUs {cpus}"}, pin)
-    metric.notes.insert(0, f"{n} deltas at 500 msg/s per case ({n / 500:.0f} s); the probe "
-                        "re-arms a 1 ms call_later from each firing; uvloop may fire a timer "
-                        "early, which counts as 0")
+        {
+            "bot loop (this process)": bot_desc(),
+            "feed server": f"child per case, last on CPUs {cpus}",
+        },
+        pin,
+    )
+    metric.notes.insert(
+        0,
+        f"{n} deltas at 500 msg/s per case ({n / 500:.0f} s); the probe "
+        "re-arms a 1 ms call_later from each firing; uvloop may fire a timer "
+        "early, which counts as 0",
+    )
     return metric
 
 
@@ -391,9 +426,19 @@ def feed_loopback(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         client = _FeedClient(stream, "apply_only")
         try:
             # The server always runs uvloop: only the client's loop differs between cases.
-            with Remote("feed", "--loop", "uvloop", "--rate", "0", "--n", str(n),
-                        "--seed", str(stream.config.seed), cpu=REMOTE_CPU if pin else None,
-                        timeout=120) as far:
+            with Remote(
+                "feed",
+                "--loop",
+                "uvloop",
+                "--rate",
+                "0",
+                "--n",
+                str(n),
+                "--seed",
+                str(stream.config.seed),
+                cpu=REMOTE_CPU if pin else None,
+                timeout=120,
+            ) as far:
                 gc.collect()
                 _run(loop, _feed_run(f"ws://127.0.0.1:{far.address}/", client, False))
                 cpus[name] = child_cpu(far.pid)
@@ -415,10 +460,15 @@ def feed_loopback(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
     metric.baselines = stats[1:]
     metric.figures["msgs_per_s"] = rates
     metric.placement = describe_placement(
-        {"client (this process)": bot_desc(), "feed server": f"child per case, last on "
-         f"CPUs {cpus}"}, pin)
+        {
+            "client (this process)": bot_desc(),
+            "feed server": f"child per case, last on CPUs {cpus}",
+        },
+        pin,
+    )
     metric.notes.append(
         f"{n} deltas per case, server on uvloop in both; msgs/s: "
         + "; ".join(f"{k}: {v:,.0f}" for k, v in rates.items())
-        + " (one number per run: p50 = p99 = span / messages)")
+        + " (one number per run: p50 = p99 = span / messages)"
+    )
     return metric

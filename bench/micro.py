@@ -775,10 +775,19 @@ def plan_inputs(stream: L2Stream, n: int = 200) -> tuple[list[PlanInput], list[P
         for side, ladder in ((types.Side.BUY, bids), (types.Side.SELL, asks)):
             for price, size in ladder:
                 coi += 1
-                live.append(types.Order(
-                    client_order_index=coi, market=0, side=side, price_ticks=price,
-                    size_lots=size, tif=types.TimeInForce.POST_ONLY, expiry_ms=1,
-                    status=types.OrderStatus.OPEN, created_ns=PLAN_NOW_NS - 10**9))
+                live.append(
+                    types.Order(
+                        client_order_index=coi,
+                        market=0,
+                        side=side,
+                        price_ticks=price,
+                        size_lots=size,
+                        tif=types.TimeInForce.POST_ONLY,
+                        expiry_ms=1,
+                        status=types.OrderStatus.OPEN,
+                        created_ns=PLAN_NOW_NS - 10**9,
+                    )
+                )
         if engine.compute(bb + 1, ba + 1, 0) != levels:
             continue
         on_target.append(PlanInput(bids, asks, live))
@@ -791,15 +800,24 @@ def _plan_functions() -> tuple[Callable[..., Any], Callable[..., Any], dict[str,
     compiled = importlib.import_module("mmfast._core.plan")
     ref = importlib.import_module("mmfast.reference.planner")
     plan_types = importlib.import_module("mmfast.core.plan_types")
-    kwargs = {"now_ns": PLAN_NOW_NS, "params": plan_types.PlannerParams(**PLAN_PARAMS),
-              "inflight": 0, "budget": plan_types.UNLIMITED, "position_lots": 0,
-              "busy": set(), "no_create": ()}
+    kwargs = {
+        "now_ns": PLAN_NOW_NS,
+        "params": plan_types.PlannerParams(**PLAN_PARAMS),
+        "inflight": 0,
+        "budget": plan_types.UNLIMITED,
+        "position_lots": 0,
+        "busy": set(),
+        "no_create": (),
+    }
     return compiled.plan_requotes, ref.plan_requotes, kwargs
 
 
 def check_plans(
-    ours: Callable[..., Any], ref: Callable[..., Any], kwargs: dict[str, Any],
-    inputs: Sequence[PlanInput], modifies: int,
+    ours: Callable[..., Any],
+    ref: Callable[..., Any],
+    kwargs: dict[str, Any],
+    inputs: Sequence[PlanInput],
+    modifies: int,
 ) -> None:
     """Raise unless ours gives the twin's plan (orders by identity) with ``modifies`` modifies
     and nothing else (0: every order kept)."""
@@ -807,8 +825,9 @@ def check_plans(
         got = ours(x.bids, x.asks, x.live, **kwargs)
         want = ref(x.bids, x.asks, x.live, **kwargs)
         _check_equal("plan", got, want)
-        _check_equal("plan orders", [id(a.order) for a in got.actions],
-                     [id(a.order) for a in want.actions])
+        _check_equal(
+            "plan orders", [id(a.order) for a in got.actions], [id(a.order) for a in want.actions]
+        )
         _check_equal("plan modifies", (len(got.modifies), len(got.actions)), (modifies, modifies))
         if not modifies:
             _check_equal("plan kept", [id(o) for o in got.kept], [id(o) for o in want.kept])
@@ -834,17 +853,32 @@ def plan(stream: L2Stream, profile: Profile, chunk: int = 100, slow_chunk: int =
         metric.unavailable = "no touch of the stream gives a full 2 x 5 ladder"
         return metric
 
-    def case(name: str, fn: Callable[..., Any], inputs: list[PlanInput], size: int,
-             modifies: int) -> Case:
+    def case(
+        name: str, fn: Callable[..., Any], inputs: list[PlanInput], size: int, modifies: int
+    ) -> Case:
         cursor = _Cursor(inputs, size, None)
-        now, params, budget, busy = (kwargs["now_ns"], kwargs["params"], kwargs["budget"],
-                                     kwargs["busy"])
+        now, params, budget, busy = (
+            kwargs["now_ns"],
+            kwargs["params"],
+            kwargs["budget"],
+            kwargs["busy"],
+        )
 
         def body() -> None:
             # Keywords spelled out, as the strategies call it (no **dict on the hot path).
             for x in cursor.chunk:
-                fn(x.bids, x.asks, x.live, now_ns=now, params=params, inflight=0,
-                   budget=budget, position_lots=0, busy=busy, no_create=())
+                fn(
+                    x.bids,
+                    x.asks,
+                    x.live,
+                    now_ns=now,
+                    params=params,
+                    inflight=0,
+                    budget=budget,
+                    position_lots=0,
+                    busy=busy,
+                    no_create=(),
+                )
 
         def check() -> None:
             check_plans(ours_fn, ref_fn, kwargs, inputs, modifies)
@@ -857,15 +891,16 @@ def plan(stream: L2Stream, profile: Profile, chunk: int = 100, slow_chunk: int =
         case("compiled, 1-tick move", ours_fn, moved, chunk, n_mod),
     ]
     slow = [
-        case("mmfast.reference.planner (pure Python), on target", ref_fn, on_target,
-             slow_chunk, 0),
-        case("mmfast.reference.planner (pure Python), 1-tick move", ref_fn, moved,
-             slow_chunk, n_mod),
+        case("mmfast.reference.planner (pure Python), on target", ref_fn, on_target, slow_chunk, 0),
+        case(
+            "mmfast.reference.planner (pure Python), 1-tick move", ref_fn, moved, slow_chunk, n_mod
+        ),
     ]
     for c in slow:
         c.n_samples = profile.slow_samples
-    stats = run_group(cases + slow, samples=profile.samples, warmup=profile.warmup,
-                      rounds=profile.rounds)
+    stats = run_group(
+        cases + slow, samples=profile.samples, warmup=profile.warmup, rounds=profile.rounds
+    )
     metric.ours, metric.baselines = stats[:2], stats[2:]
     metric.paired = True  # on target vs on target, move vs move
     for label, ours, base in (("on_target", stats[0], stats[2]), ("move", stats[1], stats[3])):
@@ -876,18 +911,26 @@ def plan(stream: L2Stream, profile: Profile, chunk: int = 100, slow_chunk: int =
         "compare like with like: on target {:.0f} ns vs {:.0f} ns in Python ({:.1f}x), 1-tick "
         "move {:.0f} ns vs {:.0f} ns ({:.1f}x); the cross rows (one input against the other) "
         "mean nothing".format(
-            stats[0].p50_ns, stats[2].p50_ns, metric.figures["on_target_ratio"],
-            stats[1].p50_ns, stats[3].p50_ns, metric.figures["move_ratio"]))
+            stats[0].p50_ns,
+            stats[2].p50_ns,
+            metric.figures["on_target_ratio"],
+            stats[1].p50_ns,
+            stats[3].p50_ns,
+            metric.figures["move_ratio"],
+        )
+    )
     metric.notes.append(
         f"inputs: {len(on_target)} touches of the stream, the quote benchmark's 2 x 5 ladder at "
         "each (position 0) with its 10 orders OPEN; the move is the ladder of the touch + 1 "
         "tick. The call is the bot's: every keyword given, budget UNLIMITED (a real budget's "
         "own Python calls are not the planner's), busy an empty set; tolerances 0, max order "
-        "age 600 s")
+        "age 600 s"
+    )
     metric.notes.append(
         f"a sample is {chunk} calls (compiled) or {slow_chunk} calls (Python) in a for-loop; "
         "after timing, every input's plan is checked against the Python twin's (orders by "
-        "identity)")
+        "identity)"
+    )
     return metric
 
 

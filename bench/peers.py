@@ -102,8 +102,13 @@ def build_hb_book() -> tuple[Any, str | None]:
             " script_args=['build_ext', '--inplace', '-q'])\n"
         )
         try:
-            res = subprocess.run([sys.executable, "-c", script], cwd=cache, capture_output=True,
-                                 text=True, timeout=300)
+            res = subprocess.run(
+                [sys.executable, "-c", script],
+                cwd=cache,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return None, f"build failed: {exc}"
         built = sorted(cache.glob("hbbook*.so"))
@@ -129,7 +134,7 @@ class _NautilusBook:
         self.book = OrderBook(InstrumentId.from_str("ETH-PERP.LIGHTER"), BookType.L2_MBP)
         self.BookOrder, self.Price, self.Quantity = BookOrder, Price, Quantity
         self.sides = (OrderSide.BUY, OrderSide.SELL)
-        self.scale = 10 ** stream.config.price_decimals
+        self.scale = 10**stream.config.price_decimals
         self.seq = 0
 
     def set_level(self, side: int, price: Any, size: Any, zero: bool) -> None:
@@ -177,10 +182,16 @@ def peers_parse_apply(stream: L2Stream, profile: Profile, chunk: int = 64) -> Me
     cases: list[Case] = []
     from mmfast._core.book import OrderBook
 
-    cases.append(_message_case(
-        "mmfast OrderBook.apply_frame", stream, chunk,
-        lambda: OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals),
-        lambda b: b.apply_frame, lambda b: b.apply_frame(snap_frame)))
+    cases.append(
+        _message_case(
+            "mmfast OrderBook.apply_frame",
+            stream,
+            chunk,
+            lambda: OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals),
+            lambda b: b.apply_frame,
+            lambda b: b.apply_frame(snap_frame),
+        )
+    )
 
     def via(book: Any) -> Any:
         am = book.apply_message
@@ -188,26 +199,40 @@ def peers_parse_apply(stream: L2Stream, profile: Profile, chunk: int = 64) -> Me
 
     hb, why = build_hb_book()
     if hb is not None:
-        cases.append(_message_case(
-            "Hummingbot design: orjson + float() + C++ std::map<double,double>", stream, chunk,
-            lambda: hb.HbBook(cfg.price_decimals), via, lambda b: b.apply_message(snap_msg)))
+        cases.append(
+            _message_case(
+                "Hummingbot design: orjson + float() + C++ std::map<double,double>",
+                stream,
+                chunk,
+                lambda: hb.HbBook(cfg.price_decimals),
+                via,
+                lambda b: b.apply_message(snap_msg),
+            )
+        )
     else:
         metric.notes.append(f"Hummingbot-style book skipped: {why}")
     try:
         _NautilusBook(stream)
         slow = _message_case(
-            "NautilusTrader OrderBook (L2_MBP): orjson + Price/Quantity.from_str", stream,
-            chunk, lambda: _NautilusBook(stream), via, lambda b: b.apply_message(snap_msg))
+            "NautilusTrader OrderBook (L2_MBP): orjson + Price/Quantity.from_str",
+            stream,
+            chunk,
+            lambda: _NautilusBook(stream),
+            via,
+            lambda b: b.apply_message(snap_msg),
+        )
         slow.n_samples = profile.slow_samples
         cases.append(slow)
     except Exception as exc:
         metric.notes.append(f"NautilusTrader skipped: {type(exc).__name__}: {exc}")
-    stats = run_group(cases, samples=profile.samples // 2, warmup=profile.warmup,
-                      rounds=profile.rounds)
+    stats = run_group(
+        cases, samples=profile.samples // 2, warmup=profile.warmup, rounds=profile.rounds
+    )
     metric.ours, metric.baselines = stats[:1], stats[1:]
     metric.dists = {c.name: list(c.samples) for c in cases}
-    metric.notes.append("hftbacktest takes pre-built event arrays, not JSON: it is in "
-                        "peers_book_apply only")
+    metric.notes.append(
+        "hftbacktest takes pre-built event arrays, not JSON: it is in peers_book_apply only"
+    )
     return metric
 
 
@@ -222,15 +247,25 @@ def _hft_events(stream: L2Stream, levels: list[tuple[int, int, int]], used: int)
         event_dtype,
     )
 
-    pd, sd = 10 ** stream.config.price_decimals, 10 ** stream.config.size_decimals
+    pd, sd = 10**stream.config.price_decimals, 10**stream.config.size_decimals
     flag = DEPTH_EVENT | EXCH_EVENT | LOCAL_EVENT
     rows = []
     snap = stream.messages[0]["order_book"]
     for side, key in ((BID, "bids"), (ASK, "asks")):
         for lvl in snap[key]:
             p = round(float(lvl["price"]) * pd)
-            rows.append((flag | (BUY_EVENT if side == BID else SELL_EVENT), 1, 1, p / pd,
-                         float(lvl["size"]), 0, 0, 0.0))
+            rows.append(
+                (
+                    flag | (BUY_EVENT if side == BID else SELL_EVENT),
+                    1,
+                    1,
+                    p / pd,
+                    float(lvl["size"]),
+                    0,
+                    0,
+                    0.0,
+                )
+            )
     # One message per microsecond: each elapse(1 us) in the loop processes one delta.
     t = 1000
     for msg in stream.messages[1 : used + 1]:
@@ -239,8 +274,18 @@ def _hft_events(stream: L2Stream, levels: list[tuple[int, int, int]], used: int)
         for side, key in ((ASK, "asks"), (BID, "bids")):
             for lvl in ob[key]:
                 p = round(float(lvl["price"]) * pd)
-                rows.append((flag | (BUY_EVENT if side == BID else SELL_EVENT), t, t, p / pd,
-                             round(float(lvl["size"]) * sd) / sd, 0, 0, 0.0))
+                rows.append(
+                    (
+                        flag | (BUY_EVENT if side == BID else SELL_EVENT),
+                        t,
+                        t,
+                        p / pd,
+                        round(float(lvl["size"]) * sd) / sd,
+                        0,
+                        0,
+                        0.0,
+                    )
+                )
     rows.append((0, t + 10_000_000, t + 10_000_000, 0.0, 0.0, 0, 0, 0.0))  # end marker
     return np.array(rows, dtype=event_dtype), t
 
@@ -251,10 +296,17 @@ def _hft_run(stream: L2Stream, events: Any, n_msgs: int) -> tuple[float, tuple[i
     from numba import njit
 
     pd = stream.config.price_decimals
-    asset = (BacktestAsset().data([events]).linear_asset(1.0).constant_order_latency(10, 10)
-             .risk_adverse_queue_model().no_partial_fill_exchange()
-             .trading_value_fee_model(0.0, 0.0).tick_size(10.0 ** -pd)
-             .lot_size(10.0 ** -stream.config.size_decimals))
+    asset = (
+        BacktestAsset()
+        .data([events])
+        .linear_asset(1.0)
+        .constant_order_latency(10, 10)
+        .risk_adverse_queue_model()
+        .no_partial_fill_exchange()
+        .trading_value_fee_model(0.0, 0.0)
+        .tick_size(10.0**-pd)
+        .lot_size(10.0**-stream.config.size_decimals)
+    )
     hbt = HashMapMarketDepthBacktest([asset])
 
     @njit(cache=False)
@@ -298,11 +350,16 @@ def peers_book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000)
     used, levels = _delta_prefix_levels(stream, n_levels)
     truth = stream.tops[used]
     snap = stream.messages[0]
-    pd, sd = 10 ** cfg.price_decimals, 10 ** cfg.size_decimals
+    pd, sd = 10**cfg.price_decimals, 10**cfg.size_decimals
     cases: list[Case] = []
     ours = OrderBook(cfg.market_id, cfg.price_decimals, cfg.size_decimals)
-    arr = {s: (np.array([p for x, p, _ in levels if x == s], dtype=np.int64),
-               np.array([z for x, _, z in levels if x == s], dtype=np.int64)) for s in (BID, ASK)}
+    arr = {
+        s: (
+            np.array([p for x, p, _ in levels if x == s], dtype=np.int64),
+            np.array([z for x, _, z in levels if x == s], dtype=np.int64),
+        )
+        for s in (BID, ASK)
+    }
 
     def body_ours() -> None:
         ours.apply_levels(0, *arr[BID])
@@ -310,10 +367,15 @@ def peers_book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000)
         ours.best_bid()
         ours.best_ask()
 
-    cases.append(Case("mmfast OrderBook.apply_levels (int64 batch)", body_ours,
-                      ops=len(levels), prepare=lambda: ours.apply_message(snap),
-                      check=lambda: _check_equal("ours", (ours.best_bid(), ours.best_ask()),
-                                                 truth)))
+    cases.append(
+        Case(
+            "mmfast OrderBook.apply_levels (int64 batch)",
+            body_ours,
+            ops=len(levels),
+            prepare=lambda: ours.apply_message(snap),
+            check=lambda: _check_equal("ours", (ours.best_bid(), ours.best_ask()), truth),
+        )
+    )
     hb, why = build_hb_book()
     if hb is not None:
         hbb = hb.HbBook(cfg.price_decimals)
@@ -334,11 +396,22 @@ def peers_book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000)
                 ba()
 
         chk = lambda: _check_equal("hb", (hbb.best_bid(), hbb.best_ask()), truth)  # noqa: E731
-        cases.append(Case("Hummingbot design: C++ std::map<double,double>, batch loop in C",
-                          body_hb_batch, ops=len(levels), prepare=lambda: hbb.apply_message(snap),
-                          check=chk))
-        slow = Case("Hummingbot design: same map, one call per level from Python", body_hb_py,
-                    ops=len(levels), prepare=lambda: hbb.apply_message(snap), check=chk)
+        cases.append(
+            Case(
+                "Hummingbot design: C++ std::map<double,double>, batch loop in C",
+                body_hb_batch,
+                ops=len(levels),
+                prepare=lambda: hbb.apply_message(snap),
+                check=chk,
+            )
+        )
+        slow = Case(
+            "Hummingbot design: same map, one call per level from Python",
+            body_hb_py,
+            ops=len(levels),
+            prepare=lambda: hbb.apply_message(snap),
+            check=chk,
+        )
         slow.n_samples = max(10, profile.slow_samples // 10)
         cases.append(slow)
     else:
@@ -347,9 +420,15 @@ def peers_book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000)
         nb = _NautilusBook(stream)
         from nautilus_trader.model.objects import Price, Quantity
 
-        nlev = [(s, Price.from_str(f"{p / pd:.{cfg.price_decimals}f}"),
-                 Quantity.from_str(f"{z / sd:.{cfg.size_decimals}f}"), z == 0)
-                for s, p, z in levels]
+        nlev = [
+            (
+                s,
+                Price.from_str(f"{p / pd:.{cfg.price_decimals}f}"),
+                Quantity.from_str(f"{z / sd:.{cfg.size_decimals}f}"),
+                z == 0,
+            )
+            for s, p, z in levels
+        ]
 
         def body_nt() -> None:
             setl, bb, ba = nb.set_level, nb.book.best_bid_price, nb.book.best_ask_price
@@ -358,16 +437,20 @@ def peers_book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000)
                 bb()
                 ba()
 
-        nt_case = Case("NautilusTrader OrderBook (L2_MBP), update/delete + best prices",
-                       body_nt, ops=len(levels), prepare=lambda: nb.apply_message(snap),
-                       check=lambda: _check_equal("nautilus", (nb.best_bid(), nb.best_ask()),
-                                                  truth))
+        nt_case = Case(
+            "NautilusTrader OrderBook (L2_MBP), update/delete + best prices",
+            body_nt,
+            ops=len(levels),
+            prepare=lambda: nb.apply_message(snap),
+            check=lambda: _check_equal("nautilus", (nb.best_bid(), nb.best_ask()), truth),
+        )
         nt_case.n_samples = max(10, profile.slow_samples // 10)
         cases.append(nt_case)
     except Exception as exc:
         metric.notes.append(f"NautilusTrader skipped: {type(exc).__name__}: {exc}")
-    stats = run_group(cases, samples=max(20, profile.samples // 20), warmup=2,
-                      rounds=min(5, profile.rounds))
+    stats = run_group(
+        cases, samples=max(20, profile.samples // 20), warmup=2, rounds=min(5, profile.rounds)
+    )
     metric.ours, metric.baselines = stats[:1], stats[1:]
     try:
         events, _ = _hft_events(stream, levels, used)
@@ -378,9 +461,13 @@ def peers_book_apply(stream: L2Stream, profile: Profile, n_levels: int = 10_000)
             ns, top = _hft_run(stream, events, used)
             per_msg.append(ns * used / len(levels))
         _check_equal("hftbacktest best bid/ask", top, truth)
-        metric.baselines.append(Stats.from_samples(
-            "hftbacktest HashMapMarketDepthBacktest, numba loop (elapse per delta)", per_msg,
-            len(levels)))
+        metric.baselines.append(
+            Stats.from_samples(
+                "hftbacktest HashMapMarketDepthBacktest, numba loop (elapse per delta)",
+                per_msg,
+                len(levels),
+            )
+        )
     except Exception as exc:
         metric.notes.append(f"hftbacktest skipped: {type(exc).__name__}: {exc}")
     metric.notes.append(
@@ -407,5 +494,7 @@ def _versions() -> str:
 
 
 def _has_cxx() -> bool:
-    return any(os.access(os.path.join(d, "g++"), os.X_OK)
-               for d in os.environ.get("PATH", "").split(os.pathsep))
+    return any(
+        os.access(os.path.join(d, "g++"), os.X_OK)
+        for d in os.environ.get("PATH", "").split(os.pathsep)
+    )

@@ -83,8 +83,9 @@ class QueueSink:
 
     def __call__(self, level: int, is_ask: bool, price: int, size: int) -> None:
         self.nonce += 1
-        req = self.request_type(self.market, FIRST_INDEX + 2 * level + is_ask, size, price,
-                                self.nonce)
+        req = self.request_type(
+            self.market, FIRST_INDEX + 2 * level + is_ask, size, price, self.nonce
+        )
         # The same tuple SignerWorker.submit puts: (request, callback, queued_ns).
         self.put((req, None, time.monotonic_ns()))
 
@@ -237,16 +238,25 @@ class PlannerPipeline(CompiledPipeline):
         self._Kind = ActionKind
         self._plan = plan_requotes
         self._params = PlannerParams()
-        rules = MarketRules(market=cfg.market_id, price_decimals=cfg.price_decimals,
-                            size_decimals=cfg.size_decimals,
-                            min_size_lots=MARKET_MINIMUMS["min_size_lots"],
-                            min_notional=MARKET_MINIMUMS["min_notional"])
-        limits = RiskLimits(max_position_lots=10**9, max_order_notional=10**15,
-                            max_open_orders=100, price_band_bps=5_000,
-                            order_rate_cap=10**9, order_rate_window_ns=1_000_000_000,
-                            require_margin_stats=False)
-        self.state = RiskState(mark_price=stream.tops[0][0], book_in_sync=True,
-                               connector_ready=True)
+        rules = MarketRules(
+            market=cfg.market_id,
+            price_decimals=cfg.price_decimals,
+            size_decimals=cfg.size_decimals,
+            min_size_lots=MARKET_MINIMUMS["min_size_lots"],
+            min_notional=MARKET_MINIMUMS["min_notional"],
+        )
+        limits = RiskLimits(
+            max_position_lots=10**9,
+            max_order_notional=10**15,
+            max_open_orders=100,
+            price_band_bps=5_000,
+            order_rate_cap=10**9,
+            order_rate_window_ns=1_000_000_000,
+            require_margin_stats=False,
+        )
+        self.state = RiskState(
+            mark_price=stream.tops[0][0], book_in_sync=True, connector_ready=True
+        )
         self.gate = RiskGate(limits, rules, self.state)
         self._ok = RiskReason.OK
         self.live: list[Any] = []
@@ -297,10 +307,16 @@ class PlannerPipeline(CompiledPipeline):
         for a in actions:
             if a.kind is kind.CREATE:
                 self._next_index += 1
-                self.live.append(self._Order(
-                    client_order_index=self._next_index, market=self.stream.config.market_id,
-                    side=a.side, price_ticks=a.price_ticks, size_lots=a.size_lots,
-                    status=self._Status.OPEN))
+                self.live.append(
+                    self._Order(
+                        client_order_index=self._next_index,
+                        market=self.stream.config.market_id,
+                        side=a.side,
+                        price_ticks=a.price_ticks,
+                        size_lots=a.size_lots,
+                        status=self._Status.OPEN,
+                    )
+                )
             elif a.kind is kind.MODIFY:
                 a.order.price_ticks = a.price_ticks
                 a.order.size_lots = a.size_lots

@@ -27,8 +27,9 @@ class Remote:
             cmd += ["--cpu", str(cpu)]
         env = dict(os.environ)
         env["PYTHONPATH"] = _ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=_ROOT, env=env, text=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=_ROOT, env=env, text=True
+        )
         self.timeout = timeout
         line = self._readline(timeout)
         if not line.startswith("port "):
@@ -89,8 +90,9 @@ def child_cpu(pid: int) -> int:
 def describe_placement(parts: dict[str, Any], pinned: bool) -> str:
     """One line: each process/thread, its pid, affinity and the CPU it was last seen on."""
     bits = [f"{name}: {desc}" for name, desc in parts.items()]
-    return ("; ".join(bits) + ("; pinned with --pin" if pinned
-                               else "; not pinned (the OS scheduler placed them)"))
+    return "; ".join(bits) + (
+        "; pinned with --pin" if pinned else "; not pinned (the OS scheduler placed them)"
+    )
 
 
 def self_affinity() -> list[int]:

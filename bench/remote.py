@@ -213,7 +213,7 @@ class _ReadClock:
                 if not left and data_fin:
                     out.append(now)
                 continue
-            buf = head + data[i:i + 14]
+            buf = head + data[i : i + 14]
             if len(buf) < 2:
                 head, i = buf, n
                 break
@@ -225,7 +225,7 @@ class _ReadClock:
                 head, i = buf, n
                 break
             if ext:
-                size = int.from_bytes(buf[2:2 + ext], "big")
+                size = int.from_bytes(buf[2 : 2 + ext], "big")
             i += hlen - len(head)
             head = b""
             data_fin = bool(b0 & 0x80) and (b0 & 0x0F) in (0, 1, 2)  # not ping/pong/close
@@ -271,8 +271,15 @@ class _Stamps:
             self.echo.append(now - t)
 
 
-async def _drive(send_delta: Any, send_echo: Any, ready: asyncio.Future[Any], frames: list[bytes],
-                 nonces: list[int], stamps: _Stamps, gap_s: float) -> None:
+async def _drive(
+    send_delta: Any,
+    send_echo: Any,
+    ready: asyncio.Future[Any],
+    frames: list[bytes],
+    nonces: list[int],
+    stamps: _Stamps,
+    gap_s: float,
+) -> None:
     await asyncio.wait_for(ready, 30)
     clock = time.perf_counter_ns
     send_delta(frames[0], 0, (0, nonces[0]))
@@ -307,8 +314,7 @@ def _sim_keys(api_key: str | None) -> dict[str, Any]:
     return out
 
 
-async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None = None
-                 ) -> None:
+async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None = None) -> None:
     from bench.l2stream import StreamConfig, generate
 
     stream = generate(StreamConfig(seed=seed, n_deltas=n))
@@ -323,9 +329,14 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
         from mmfast.sim.config import SimConfig
         from mmfast.sim.server import Simulator
 
-        cfg = SimConfig(seed=seed, speed_bumps=False, rate_limits=False,
-                        ws_ping_interval_ms=3_600_000, ws_pong_timeout_ms=7_200_000,
-                        **_sim_keys(api_key))
+        cfg = SimConfig(
+            seed=seed,
+            speed_bumps=False,
+            rate_limits=False,
+            ws_ping_interval_ms=3_600_000,
+            ws_pong_timeout_ms=7_200_000,
+            **_sim_keys(api_key),
+        )
         reads.install()
         async with Simulator(cfg) as sim:
             orig = sim._on_frame
@@ -386,10 +397,21 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
             holder[0].send(WSMsgType.TEXT, probe)
 
         await _drive(send_delta, send_echo, ready, frames, nonces, stamps, gap_us / 1e6)
-    print(json.dumps({"w2w": stamps.w2w, "echo": stamps.echo, "deltas": len(frames) - 1,
-                      "order_frames": stamps.order_frames, "read_stamps": reads.installed,
-                      "read_fallbacks": reads.fallbacks, "cpu": last_cpu(),
-                      "pid": os.getpid()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "w2w": stamps.w2w,
+                "echo": stamps.echo,
+                "deltas": len(frames) - 1,
+                "order_frames": stamps.order_frames,
+                "read_stamps": reads.installed,
+                "read_fallbacks": reads.fallbacks,
+                "cpu": last_cpu(),
+                "pid": os.getpid(),
+            }
+        ),
+        flush=True,
+    )
 
 
 # --- venue of the real bot stack (--kind bot) ---------------------------------------------------
@@ -438,8 +460,7 @@ class _Windows:
                 infos = [d["tx_info"]] if "tx_info" in d else d["tx_infos"]
                 if isinstance(infos, str):
                     infos = json.loads(infos)
-                found = [int((json.loads(x) if isinstance(x, str) else x)["Nonce"])
-                         for x in infos]
+                found = [int((json.loads(x) if isinstance(x, str) else x)["Nonce"]) for x in infos]
             except (ValueError, KeyError, TypeError):
                 found = []
             out.append((now, found))
@@ -487,14 +508,24 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
     bid0, ask0 = stream.tops[0]
     eth, *others = default_markets()
     if (eth.market_id, eth.price_decimals, eth.size_decimals) != (
-            cfg_s.market_id, cfg_s.price_decimals, cfg_s.size_decimals):
+        cfg_s.market_id,
+        cfg_s.price_decimals,
+        cfg_s.size_decimals,
+    ):
         raise RuntimeError("the simulator's market 0 does not match the stream's decimals")
     # Mark (and index) price at the stream's first mid: the bot's risk gate bands its quotes
     # around the mark.
     eth = dataclasses.replace(eth, mark_price=(bid0 + ask0) // 2)
-    cfg = SimConfig(seed=seed, markets=(eth, *others), flow=None, speed_bumps=False,
-                    rate_limits=False, ws_ping_interval_ms=3_600_000,
-                    ws_pong_timeout_ms=7_200_000, **_sim_keys(api_key))
+    cfg = SimConfig(
+        seed=seed,
+        markets=(eth, *others),
+        flow=None,
+        speed_bumps=False,
+        rate_limits=False,
+        ws_ping_interval_ms=3_600_000,
+        ws_pong_timeout_ms=7_200_000,
+        **_sim_keys(api_key),
+    )
     messages, frames = stream.messages, stream.frames
     nonces = [m["order_book"]["nonce"] for m in messages]
     win = _Windows()
@@ -549,8 +580,11 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
         sim._on_frame = hooked  # type: ignore[method-assign]
         sim._publish_book = engine_book  # type: ignore[method-assign,assignment]
         sim._snapshot = stream_snapshot  # type: ignore[method-assign]
-        print(f"port {sim.ws_url} rest={sim.rest_url} account={cfg.account_index} "
-              f"chain={cfg.chain_id} market=0", flush=True)
+        print(
+            f"port {sim.ws_url} rest={sim.rest_url} account={cfg.account_index} "
+            f"chain={cfg.chain_id} market=0",
+            flush=True,
+        )
         md_conn = await asyncio.wait_for(go, 120)
         gap_s = gap_us / 1e6
         wall = time.time
@@ -568,15 +602,29 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
         await asyncio.sleep(0.2)
         win.close()
         resting = sim.exchange.open_orders(cfg.account_index, 0)
-        print(json.dumps({"w2w": win.w2w, "w2w_idx": win.idx, "echo": echo.echo,
-                          "deltas": n, "order_frames": len(win.frames),
-                          "delta_sent": win.sent, "order_nonces": win.nonces(),
-                          "orders_outside": win.outside, "book_subscribes": st["subscribes"],
-                          "engine_book_updates_dropped": st["dropped"],
-                          "open_orders": len(resting), "read_stamps": reads.installed,
-                          "read_fallbacks": reads.fallbacks, "dispatch": dispatch,
-                          "cpu": last_cpu(),
-                          "pid": os.getpid()}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "w2w": win.w2w,
+                    "w2w_idx": win.idx,
+                    "echo": echo.echo,
+                    "deltas": n,
+                    "order_frames": len(win.frames),
+                    "delta_sent": win.sent,
+                    "order_nonces": win.nonces(),
+                    "orders_outside": win.outside,
+                    "book_subscribes": st["subscribes"],
+                    "engine_book_updates_dropped": st["dropped"],
+                    "open_orders": len(resting),
+                    "read_stamps": reads.installed,
+                    "read_fallbacks": reads.fallbacks,
+                    "dispatch": dispatch,
+                    "cpu": last_cpu(),
+                    "pid": os.getpid(),
+                }
+            ),
+            flush=True,
+        )
         # Serve on (acks, the bot's cancel-all at its stop) until the bot has gone.
         t_end = time.monotonic() + 120
         while sim.open_connections() and time.monotonic() < t_end:
@@ -584,8 +632,11 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.remote", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.remote",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("mode", choices=("echo", "feed", "venue"))
     ap.add_argument("--impl", default="picows", choices=("picows", "websockets", "tcp"))
     ap.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
@@ -595,9 +646,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--gap-us", type=int, default=2000)
     ap.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
-    ap.add_argument("--api-key", default=None, metavar="ACCOUNT:INDEX:PUBKEY",
-                    help="venue kinds sim/bot: register this public key and verify every "
-                    "signature (without it: verification off, for stand-in signatures)")
+    ap.add_argument(
+        "--api-key",
+        default=None,
+        metavar="ACCOUNT:INDEX:PUBKEY",
+        help="venue kinds sim/bot: register this public key and verify every "
+        "signature (without it: verification off, for stand-in signatures)",
+    )
     args = ap.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})

@@ -23,8 +23,17 @@ from bench.micro import Metric, Profile
 from bench.procs import bot_desc, describe_placement, last_cpu
 from mmfast.connector.lighter.native_signer import TX_EXPIRY_MS
 
-__all__ = ["ACCOUNT", "API_KEY_INDEX", "inline_signer", "make_key",
-           "make_worker", "modify", "presign_pool", "sign", "sign_parts"]
+__all__ = [
+    "ACCOUNT",
+    "API_KEY_INDEX",
+    "inline_signer",
+    "make_key",
+    "make_worker",
+    "modify",
+    "presign_pool",
+    "sign",
+    "sign_parts",
+]
 
 API_KEY_INDEX = 3
 ACCOUNT = 1001  # the simulator's funded account
@@ -50,26 +59,39 @@ def make_key() -> tuple[Any, str]:
     return ApiKey(priv), pub
 
 
-def make_worker(name: str = "mmfast-bench-signer", key: Any = None,
-                account: int = ACCOUNT) -> Any:
+def make_worker(name: str = "mmfast-bench-signer", key: Any = None, account: int = ACCOUNT) -> Any:
     """A SignerWorker (official signer) on ``key`` or a fresh throwaway key (not started)."""
     from mmfast.connector.lighter.signer import SignerWorker
     from mmfast.sim.config import DEFAULT_CHAIN_ID
 
     if key is None:
         key, _pub = make_key()
-    return SignerWorker(key, account_index=account, api_key_index=API_KEY_INDEX,
-                        chain_id=DEFAULT_CHAIN_ID, name=name)
+    return SignerWorker(
+        key,
+        account_index=account,
+        api_key_index=API_KEY_INDEX,
+        chain_id=DEFAULT_CHAIN_ID,
+        name=name,
+    )
 
 
-def inline_signer(key: Any, *, account_index: int, api_key_index: int, chain_id: int,
-                  pool_size: int = 256) -> tuple[Any, str]:
+def inline_signer(
+    key: Any, *, account_index: int, api_key_index: int, chain_id: int, pool_size: int = 256
+) -> tuple[Any, str]:
     """mmfast's ``InlineSigner`` (its start-up self-check included); returns (signer, name)."""
     from mmfast.connector.lighter.native_signer import InlineSigner
 
-    return (InlineSigner(key, account_index=account_index, api_key_index=api_key_index,
-                         chain_id=chain_id, pool_size=pool_size, name="mmfast-bench-native"),
-            "mmfast InlineSigner")
+    return (
+        InlineSigner(
+            key,
+            account_index=account_index,
+            api_key_index=api_key_index,
+            chain_id=chain_id,
+            pool_size=pool_size,
+            name="mmfast-bench-native",
+        ),
+        "mmfast InlineSigner",
+    )
 
 
 def modify(market: int, level: int, price: int, size: int, nonce: int) -> Any:
@@ -119,8 +141,9 @@ def _same_as_official(ns: Any, official: list[Any]) -> int:
     for tx in official:
         info = orjson.loads(tx.tx_info)
         r = tx.request
-        n_info, n_hash = ns.sign_modify_order(r.market, r.index, r.base_amount, r.price,
-                                              r.trigger_price, r.nonce, info["ExpiredAt"])
+        n_info, n_hash = ns.sign_modify_order(
+            r.market, r.index, r.base_amount, r.price, r.trigger_price, r.nonce, info["ExpiredAt"]
+        )
         if n_hash != tx.tx_hash:
             raise AssertionError(f"native tx hash differs from the official one (nonce {r.nonce})")
         if n_info.replace(orjson.loads(n_info)["Sig"], "") != tx.tx_info.replace(info["Sig"], ""):
@@ -128,8 +151,9 @@ def _same_as_official(ns: Any, official: list[Any]) -> int:
     return len(official)
 
 
-def _time_modifies(ns: Any, out: list[int], signed: list[tuple[str, str]], n: int,
-                   price: int, nonce: int) -> int:
+def _time_modifies(
+    ns: Any, out: list[int], signed: list[tuple[str, str]], n: int, price: int, nonce: int
+) -> int:
     """``n`` modifies signed by ``ns``, each timed alone (fresh nonce, ExpiredAt as the
     official signer sets it); every 16th tx kept for the verification check. Returns the last
     nonce used."""
@@ -162,16 +186,21 @@ async def _sign_run(rounds: int, per_round: int, n_loop: int, price: int) -> dic
     # InlineSigner's start-up self-check uses the official signer's client slot of its
     # (API key index, account): the next key index keeps it off the worker's.
     inline, inline_kind = inline_signer(
-        key, chain_id=DEFAULT_CHAIN_ID, account_index=ACCOUNT, api_key_index=API_KEY_INDEX + 1,
-        pool_size=max(256, per_round))
+        key,
+        chain_id=DEFAULT_CHAIN_ID,
+        account_index=ACCOUNT,
+        api_key_index=API_KEY_INDEX + 1,
+        pool_size=max(256, per_round),
+    )
     inline_ok = True
     try:
         inline.start(asyncio.get_running_loop())
     except Exception as exc:
         inline_ok = False
         inline_kind += f" (did not start: {type(exc).__name__}: {exc})"
-    res: dict[str, list[int]] = {k: [] for k in ("pooled", "fresh", "submit", "e2e", "call",
-                                                 "loop")}
+    res: dict[str, list[int]] = {
+        k: [] for k in ("pooled", "fresh", "submit", "e2e", "call", "loop")
+    }
     signed: list[tuple[str, str]] = []
     official: list[Any] = []
     fresh_before_pool = 0
@@ -180,10 +209,12 @@ async def _sign_run(rounds: int, per_round: int, n_loop: int, price: int) -> dic
         decode = signer_client.decode_and_free
         for i in range(20):  # warm-up
             await worker.sign(modify(0, i % 10, price, 1_000, i + 1))
-            pooled_ns.sign_modify_order(0, 1_000 + i % 10, 1_000, price, 0, i + 1,
-                                        _wall_ms() + EXPIRY_MS)
-            fresh_ns.sign_modify_order(0, 1_000 + i % 10, 1_000, price, 0, i + 1,
-                                       _wall_ms() + EXPIRY_MS)
+            pooled_ns.sign_modify_order(
+                0, 1_000 + i % 10, 1_000, price, 0, i + 1, _wall_ms() + EXPIRY_MS
+            )
+            fresh_ns.sign_modify_order(
+                0, 1_000 + i % 10, 1_000, price, 0, i + 1, _wall_ms() + EXPIRY_MS
+            )
         clock = time.perf_counter_ns
         nonce = 100
         n_off = max(2, per_round // 8)
@@ -243,11 +274,18 @@ async def _sign_run(rounds: int, per_round: int, n_loop: int, price: int) -> dic
         checked = _check_native(pooled_ns, signed)
         same = _same_as_official(fresh_ns, official)
         worker_tid = worker._thread.native_id if worker._thread is not None else None
-        cpus = {"loop thread": last_cpu(loop_tid),
-                "official signer thread": last_cpu(worker_tid) if worker_tid else -1}
-        counts = {"pooled": pooled_ns.pooled, "pooled_fresh": pooled_ns.fresh,
-                  "pool_size": pooled_ns.pool_size, "fresh": fresh_ns.fresh,
-                  "verified": checked, "same_as_official": same}
+        cpus = {
+            "loop thread": last_cpu(loop_tid),
+            "official signer thread": last_cpu(worker_tid) if worker_tid else -1,
+        }
+        counts = {
+            "pooled": pooled_ns.pooled,
+            "pooled_fresh": pooled_ns.fresh,
+            "pool_size": pooled_ns.pool_size,
+            "fresh": fresh_ns.fresh,
+            "verified": checked,
+            "same_as_official": same,
+        }
     finally:
         worker.stop()
         pooled_ns.close()
@@ -292,19 +330,32 @@ def sign(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
     metric.baselines = [e2e, call, loop]
     metric.dists = {pooled.name: res["pooled"], fresh.name: res["fresh"], e2e.name: res["e2e"]}
     ratio = e2e.p50_ns / pooled.p50_ns if pooled.p50_ns > 0 else 0.0
-    ok = (pooled.p50_ns <= TARGET_POOLED_NS and fresh.p50_ns <= TARGET_FRESH_NS
-          and ratio >= TARGET_RATIO)
+    ok = (
+        pooled.p50_ns <= TARGET_POOLED_NS
+        and fresh.p50_ns <= TARGET_FRESH_NS
+        and ratio >= TARGET_RATIO
+    )
     metric.verdict = ok
     metric.target_text = (
         f"{metric.target_text} (this run: pooled {pooled.p50_ns / 1000:.1f} us, no pool "
-        f"{fresh.p50_ns / 1000:.1f} us, {ratio:.0f}x)")
-    metric.figures.update({"ratio_official_e2e_over_pooled": ratio,
-                           "ratio_official_e2e_over_fresh": e2e.p50_ns / fresh.p50_ns,
-                           "counts": res["counts"], "inline_signer": res["inline_kind"]})
+        f"{fresh.p50_ns / 1000:.1f} us, {ratio:.0f}x)"
+    )
+    metric.figures.update(
+        {
+            "ratio_official_e2e_over_pooled": ratio,
+            "ratio_official_e2e_over_fresh": e2e.p50_ns / fresh.p50_ns,
+            "counts": res["counts"],
+            "inline_signer": res["inline_kind"],
+        }
+    )
     metric.placement = describe_placement(
-        {"loop thread (this process)": bot_desc(),
-         "threads last seen on": str(res["cpus"]),
-         "native pool filler": "one C thread per pooled signer, no GIL, any CPU"}, pin)
+        {
+            "loop thread (this process)": bot_desc(),
+            "threads last seen on": str(res["cpus"]),
+            "native pool filler": "one C thread per pooled signer, no GIL, any CPU",
+        },
+        pin,
+    )
     c = res["counts"]
     metric.notes.append(
         f"{rounds} interleaved rounds: native pooled x {per_round} (the pool of "
@@ -314,17 +365,20 @@ def sign(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
         f"SignerWorker x {max(2, per_round // 8)} (and {n_loop} in all on the loop thread); "
         "each native call timed alone with perf_counter_ns, fresh nonce each, ExpiredAt now + "
         "10 min - 1 s as the official signer sets it; throwaway key, the simulator's chain id, "
-        "no network")
+        "no network"
+    )
     metric.notes.append(
         f"checked: {c['verified']} native signatures verify (verify_hashed over the tx hash); "
         f"{c['same_as_official']} official txs re-signed natively with their ExpiredAt give "
-        "the same tx hash and the same tx_info less Sig")
+        "the same tx hash and the same tx_info less Sig"
+    )
     metric.notes.append(
         "the native figures include the Python call (~0.1 us), argument checks, the tx hash "
         "(2 Poseidon2 permutations), the challenge hash (2 permutations), scalar mul/sub, the "
         "tx_info JSON and hash hex; the no-pool row adds k*G (fixed-base table) and its "
         "encoding (one Fp5 inversion); the InlineSigner row adds request validation and the "
-        "SignedTx; the official rows are lighter-sdk's Go signer through ctypes")
+        "SignedTx; the official rows are lighter-sdk's Go signer through ctypes"
+    )
     return metric
 
 
@@ -346,10 +400,13 @@ def sign_parts(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
         return metric
     rnd = os.urandom
     state = rnd(96)
-    state = b"".join((int.from_bytes(state[i:i + 8], "little") % 0xFFFFFFFF00000001)
-                     .to_bytes(8, "little") for i in range(0, 96, 8))
-    msg16 = b"".join(((i * 0x9E3779B97F4A7C15) % 0xFFFFFFFF00000001).to_bytes(8, "little")
-                     for i in range(1, 17))
+    state = b"".join(
+        (int.from_bytes(state[i : i + 8], "little") % 0xFFFFFFFF00000001).to_bytes(8, "little")
+        for i in range(0, 96, 8)
+    )
+    msg16 = b"".join(
+        ((i * 0x9E3779B97F4A7C15) % 0xFFFFFFFF00000001).to_bytes(8, "little") for i in range(1, 17)
+    )
     sk = rnd(40)
     pk = s.public_key(sk)
     h = s.hash_to_quintic(msg16)
@@ -359,7 +416,7 @@ def sign_parts(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
 
     def conv() -> None:
         for _ in range(per):
-            vals = [int.from_bytes(state[i:i + 8], "little") for i in range(0, 96, 8)]
+            vals = [int.from_bytes(state[i : i + 8], "little") for i in range(0, 96, 8)]
             b"".join(v.to_bytes(8, "little") for v in vals)
 
     def perm() -> None:
@@ -400,8 +457,7 @@ def sign_parts(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
         Case("hash_to_quintic, 16 elements (2 permutations, from Python)", h16, ops=per),
         Case("generator_mul: k*G (fixed-base table) + encode, a new k each call", gmul, ops=20),
         Case("generator_mul, the same k every call", gmul_same, ops=20),
-        Case("verify_hashed (k*G + variable-base e*pk + decode + encode)", ver, ops=5,
-             check=check),
+        Case("verify_hashed (k*G + variable-base e*pk + decode + encode)", ver, ops=5, check=check),
         Case("Python bytes <-> 12 ints alone (the wrappers' conversion)", conv, ops=per),
     ]
     n = 300 if profile.quick else 1_500
@@ -413,9 +469,11 @@ def sign_parts(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
         "without Python: Poseidon2 permutation ~2.0 us, k*G ~28 us. poseidon2_permute and "
         "hash_to_quintic convert between bytes and Python ints on the way in and out (the last "
         "row times that conversion alone), so most of their figure is the wrapper; the signer "
-        "itself hashes in C with no such conversion")
+        "itself hashes in C with no such conversion"
+    )
     metric.notes.append(
         "k*G with the same k every call against a new k each call: the fixed-base path reads "
         "every table entry whatever k is, so a gap between the two rows is the branch "
-        "predictor learning a repeated k (data-dependent branches in the compiled arithmetic)")
+        "predictor learning a repeated k (data-dependent branches in the compiled arithmetic)"
+    )
     return metric

@@ -99,8 +99,17 @@ async def _produce(sim: Simulator, mode: str, n: int) -> list[int]:
         msgs = []
         for i in range(256):
             price = m.mark_price - 10 - (i % 50)
-            msg = sim._book_msg("update/order_book", key, m, [], [(price, 100 + i)],
-                                1000 + i, 1001 + i, 10 + i, 1_790_000_000_000)
+            msg = sim._book_msg(
+                "update/order_book",
+                key,
+                m,
+                [],
+                [(price, 100 + i)],
+                1000 + i,
+                1001 + i,
+                10 + i,
+                1_790_000_000_000,
+            )
             msgs.append((orjson.dumps(msg), (1000 + i, 1001 + i)))
     resting: list[Any] = []
     i = 0
@@ -126,8 +135,9 @@ async def _produce(sim: Simulator, mode: str, n: int) -> list[int]:
 
 
 async def run_mode(mode: str, n: int, pin: bool) -> dict[str, Any]:
-    async with Simulator(SimConfig(seed=1, speed_bumps=False, rate_limits=False,
-                                   ws_ping_interval_ms=600_000)) as sim:
+    async with Simulator(
+        SimConfig(seed=1, speed_bumps=False, rate_limits=False, ws_ping_interval_ms=600_000)
+    ) as sim:
         args = [sys.executable, "-c", CLIENT, sim.ws_url, str(n)] + (["1"] if pin else [])
         proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE)
         try:
@@ -142,14 +152,23 @@ async def run_mode(mode: str, n: int, pin: bool) -> dict[str, Any]:
             await proc.wait()
     costs.sort()
     rate = got["n"] / (got["span_ns"] / 1e9) if got["span_ns"] else float("inf")
-    return {"mode": mode, "messages": got["n"], "p50_ns": percentile(costs, 50),
-            "p99_ns": percentile(costs, 99), "mean_ns": sum(costs) / len(costs),
-            "client_msgs_per_s": rate, "avg_bytes": got["bytes"] / got["n"]}
+    return {
+        "mode": mode,
+        "messages": got["n"],
+        "p50_ns": percentile(costs, 50),
+        "p99_ns": percentile(costs, 99),
+        "mean_ns": sum(costs) / len(costs),
+        "client_msgs_per_s": rate,
+        "avg_bytes": got["bytes"] / got["n"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.sim_feed", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.sim_feed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--n", type=int, default=200_000, help="messages per mode")
     ap.add_argument("--pin", action="store_true", help="simulator on CPU 0, client on CPU 1")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -158,21 +177,26 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {0})
     try:
         import uvloop
+
         loop_name = "uvloop"
         runner = uvloop.run
     except ImportError:  # pragma: no cover
         loop_name = "asyncio"
         runner = asyncio.run
     rows = [runner(run_mode(mode, args.n, args.pin)) for mode in ("engine", "publish")]
-    print(f"simulator feed to one picows client on loopback ({loop_name}, "
-          f"{'pinned: sim CPU 0, client CPU 1' if args.pin else 'unpinned'}, "
-          f"{args.n} messages per mode)\n")
+    print(
+        f"simulator feed to one picows client on loopback ({loop_name}, "
+        f"{'pinned: sim CPU 0, client CPU 1' if args.pin else 'unpinned'}, "
+        f"{args.n} messages per mode)\n"
+    )
     print("| mode | sim cost p50 | sim cost p99 | sim cost mean | client msgs/s | bytes/msg |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['mode']} | {r['p50_ns'] / 1000:.2f} us | {r['p99_ns'] / 1000:.2f} us | "
-              f"{r['mean_ns'] / 1000:.2f} us | {r['client_msgs_per_s']:,.0f} | "
-              f"{r['avg_bytes']:.0f} |")
+        print(
+            f"| {r['mode']} | {r['p50_ns'] / 1000:.2f} us | {r['p99_ns'] / 1000:.2f} us | "
+            f"{r['mean_ns'] / 1000:.2f} us | {r['client_msgs_per_s']:,.0f} | "
+            f"{r['avg_bytes']:.0f} |"
+        )
     print("\ntarget: >= 50,000 order-book messages/s to one client")
     if args.json:
         with open(args.json, "w") as fh:

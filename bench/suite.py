@@ -26,13 +26,31 @@ __all__ = ["ORDER", "TARGET_METRICS", "run_suite"]
 
 # The metrics with a target (bench/README.md's suite table), in the table's order.
 TARGET_METRICS = (
-    "book_apply", "parse_apply", "quote", "step_internal", "step_signed", "wire_to_wire", "sign",
-    "tick_to_trade", "feed_throughput", "book_memory", "scheduler_jitter", "loop_lag",
+    "book_apply",
+    "parse_apply",
+    "quote",
+    "step_internal",
+    "step_signed",
+    "wire_to_wire",
+    "sign",
+    "tick_to_trade",
+    "feed_throughput",
+    "book_memory",
+    "scheduler_jitter",
+    "loop_lag",
     "backtest",
 )
 # Reference figures run beside them (no target of their own).
-EXTRA_METRICS = ("sign_parts", "plan", "peers_parse_apply", "peers_book_apply", "ws_echo",
-                 "feed_loopback", "parse_only", "call_floor")
+EXTRA_METRICS = (
+    "sign_parts",
+    "plan",
+    "peers_parse_apply",
+    "peers_book_apply",
+    "ws_echo",
+    "feed_loopback",
+    "parse_only",
+    "call_floor",
+)
 ORDER = TARGET_METRICS + EXTRA_METRICS
 
 
@@ -42,18 +60,33 @@ def _runners() -> dict[str, Callable[..., Metric]]:
     def micro(fn: Callable[[L2Stream, Profile], Metric]) -> Callable[..., Metric]:
         def run(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
             m = fn(stream, profile)
-            m.placement = ("one process, no threads (" + ("pinned to CPU 1" if pin else
-                           f"affinity {sorted(os.sched_getaffinity(0))}, not pinned") + ")")
+            m.placement = (
+                "one process, no threads ("
+                + (
+                    "pinned to CPU 1"
+                    if pin
+                    else f"affinity {sorted(os.sched_getaffinity(0))}, not pinned"
+                )
+                + ")"
+            )
             return m
+
         return run
 
     def micro_placed(fn: Callable[..., Metric]) -> Callable[..., Metric]:
         def run(stream: L2Stream, profile: Profile, pin: bool = False) -> Metric:
             m = fn(stream, profile, pin)
-            m.placement = ("one process; the calls on this thread, no pool thread (" + (
-                "pinned to CPU 1" if pin else
-                f"affinity {sorted(os.sched_getaffinity(0))}, not pinned") + ")")
+            m.placement = (
+                "one process; the calls on this thread, no pool thread ("
+                + (
+                    "pinned to CPU 1"
+                    if pin
+                    else f"affinity {sorted(os.sched_getaffinity(0))}, not pinned"
+                )
+                + ")"
+            )
             return m
+
         return run
 
     return {
@@ -81,9 +114,13 @@ def _runners() -> dict[str, Callable[..., Metric]]:
     }
 
 
-def run_suite(profile: Profile, *, only: Sequence[str] | None = None, pin: bool = False,
-              progress: Callable[[str], Any] | None = None) -> tuple[L2Stream, list[Metric],
-                                                                    dict[str, float]]:
+def run_suite(
+    profile: Profile,
+    *,
+    only: Sequence[str] | None = None,
+    pin: bool = False,
+    progress: Callable[[str], Any] | None = None,
+) -> tuple[L2Stream, list[Metric], dict[str, float]]:
     """Generate the shared stream once, run the metrics (all, or ``only``) in ORDER.
 
     A metric that fails is reported as not available with the error; the others still run.
@@ -103,8 +140,9 @@ def run_suite(profile: Profile, *, only: Sequence[str] | None = None, pin: bool 
         except Exception as exc:
             tb = traceback.format_exc(limit=3)
             print(tb, file=sys.stderr)
-            m = Metric(name=name, unit="", definition="",
-                       unavailable=f"{type(exc).__name__}: {exc}")
+            m = Metric(
+                name=name, unit="", definition="", unavailable=f"{type(exc).__name__}: {exc}"
+            )
         took[name] = time.perf_counter() - t0
         m.figures["wall_s"] = round(took[name], 2)
         out.append(m)

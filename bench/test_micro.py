@@ -207,8 +207,18 @@ def test_plan(benchmark: Any, stream: L2Stream, kind: str, case: str) -> None:
     now, params, budget, busy = kw["now_ns"], kw["params"], kw["budget"], kw["busy"]
 
     def call() -> Any:
-        return fn(x.bids, x.asks, x.live, now_ns=now, params=params, inflight=0,
-                  budget=budget, position_lots=0, busy=busy, no_create=())
+        return fn(
+            x.bids,
+            x.asks,
+            x.live,
+            now_ns=now,
+            params=params,
+            inflight=0,
+            budget=budget,
+            position_lots=0,
+            busy=busy,
+            no_create=(),
+        )
 
     result = benchmark(call)
     n_mod = 0 if case == "on_target" else 2 * LADDER["n_levels"]
@@ -251,8 +261,13 @@ def _wait_full(ns: Any) -> None:
 def test_sign_native(benchmark: Any, kind: str) -> None:
     s = _signer_mod()
     pool = 256 if kind == "native_pooled" else 0
-    ns = s.NativeSigner(os.urandom(40), chain_id=_CHAIN, account_index=_ACCOUNT,
-                        api_key_index=_KEY_INDEX, pool_size=pool)
+    ns = s.NativeSigner(
+        os.urandom(40),
+        chain_id=_CHAIN,
+        account_index=_ACCOUNT,
+        api_key_index=_KEY_INDEX,
+        pool_size=pool,
+    )
     try:
         nonce = itertools.count(1).__next__
         exp = time.time_ns() // 1_000_000 + 599_000
@@ -264,8 +279,12 @@ def test_sign_native(benchmark: Any, kind: str) -> None:
         # call takes a pooled commitment. A fresh nonce each call.
         fresh_before = ns.fresh
         tx_info, tx_hash = benchmark.pedantic(
-            call, setup=(lambda: _wait_full(ns)) if pool else None, rounds=300, iterations=1,
-            warmup_rounds=2)
+            call,
+            setup=(lambda: _wait_full(ns)) if pool else None,
+            rounds=300,
+            iterations=1,
+            warmup_rounds=2,
+        )
         if pool:
             assert ns.fresh == fresh_before, "a pooled call found the pool empty"
             assert ns.pooled >= 1  # every call (300 timed, or 1 with --benchmark-disable)
@@ -285,13 +304,15 @@ def test_sign_official_call(benchmark: Any) -> None:
     priv, _pub, err = signer_client.create_api_key()
     assert not err
     lib, decode = signer_client.get_signer(), signer_client.decode_and_free
-    assert not decode(lib.CreateClient(b"", priv.removeprefix("0x").encode(), _CHAIN,
-                                       _KEY_INDEX + 2, _ACCOUNT))
+    assert not decode(
+        lib.CreateClient(b"", priv.removeprefix("0x").encode(), _CHAIN, _KEY_INDEX + 2, _ACCOUNT)
+    )
     nonce = itertools.count(1).__next__
 
     def call() -> Any:
-        r = ModifyOrderRequest(0, 1_001, 1_000, 300_000, nonce())._call(lib, _KEY_INDEX + 2,
-                                                                         _ACCOUNT)
+        r = ModifyOrderRequest(0, 1_001, 1_000, 300_000, nonce())._call(
+            lib, _KEY_INDEX + 2, _ACCOUNT
+        )
         out = [decode(f) for f in (r.err, r.txInfo, r.txHash, r.messageToSign)]
         return out
 
@@ -303,12 +324,19 @@ def test_sign_official_call(benchmark: Any) -> None:
 def sign_inputs() -> dict[str, Any]:
     s = _signer_mod()
     sk = os.urandom(40)
-    msg16 = b"".join(((i * 0x9E3779B97F4A7C15) % 0xFFFFFFFF00000001).to_bytes(8, "little")
-                     for i in range(1, 17))
+    msg16 = b"".join(
+        ((i * 0x9E3779B97F4A7C15) % 0xFFFFFFFF00000001).to_bytes(8, "little") for i in range(1, 17)
+    )
     h = s.hash_to_quintic(msg16)
-    return {"s": s, "sk": sk, "pk": s.public_key(sk), "msg16": msg16, "h": h,
-            "sig": s.sign_hashed(sk, h, os.urandom(40)),
-            "state": b"".join(i.to_bytes(8, "little") for i in range(12))}
+    return {
+        "s": s,
+        "sk": sk,
+        "pk": s.public_key(sk),
+        "msg16": msg16,
+        "h": h,
+        "sig": s.sign_hashed(sk, h, os.urandom(40)),
+        "state": b"".join(i.to_bytes(8, "little") for i in range(12)),
+    }
 
 
 @pytest.mark.benchmark(group="sign_parts")
@@ -328,14 +356,16 @@ def test_sign_parts_hash_to_quintic_16(benchmark: Any, sign_inputs: dict[str, An
 def test_sign_parts_generator_mul(benchmark: Any, sign_inputs: dict[str, Any]) -> None:
     s = sign_inputs["s"]
     scalars = itertools.cycle([os.urandom(40) for _ in range(64)]).__next__
-    benchmark.pedantic(lambda: s.generator_mul(scalars()), rounds=300, iterations=1,
-                       warmup_rounds=5)
+    benchmark.pedantic(
+        lambda: s.generator_mul(scalars()), rounds=300, iterations=1, warmup_rounds=5
+    )
     assert s.generator_mul(sign_inputs["sk"]) == sign_inputs["pk"]
 
 
 @pytest.mark.benchmark(group="sign_parts")
 def test_sign_parts_verify_hashed(benchmark: Any, sign_inputs: dict[str, Any]) -> None:
     s, i = sign_inputs["s"], sign_inputs
-    ok = benchmark.pedantic(s.verify_hashed, args=(i["pk"], i["h"], i["sig"]), rounds=60,
-                            iterations=1, warmup_rounds=2)
+    ok = benchmark.pedantic(
+        s.verify_hashed, args=(i["pk"], i["h"], i["sig"]), rounds=60, iterations=1, warmup_rounds=2
+    )
     assert ok

@@ -76,8 +76,21 @@ def test_main_quick_writes_the_results_folder(
 ) -> None:
     out = tmp_path / "results"
     copy = tmp_path / "copy.json"
-    assert main(["--quick", "--only", "parse_only", "call_floor", "--out", str(out),
-                 "--json", str(copy)]) == 0
+    assert (
+        main(
+            [
+                "--quick",
+                "--only",
+                "parse_only",
+                "call_floor",
+                "--out",
+                str(out),
+                "--json",
+                str(copy),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| parse_only |" in printed and "| call_floor |" in printed
     assert "Bot process pid" in printed

@@ -67,8 +67,9 @@ def test_planner_pipeline_keeps_a_full_ladder(stream: L2Stream) -> None:
 
 
 def test_metric_verdicts_and_headline_table() -> None:
-    m = Metric(name="step_internal", unit="ns", definition="d", target_ns=3000.0,
-               target_p99_ns=10_000.0)
+    m = Metric(
+        name="step_internal", unit="ns", definition="d", target_ns=3000.0, target_p99_ns=10_000.0
+    )
     m.ours = [Stats("ours", 2000.0, 12_000.0, 2500.0, 1000.0, 100, 1)]
     m.baselines = [Stats("py", 20_000.0, 40_000.0, 21_000.0, 15_000.0, 100, 1)]
     assert m.met() is False  # p50 fine, p99 over
@@ -113,8 +114,9 @@ def test_bare_venue_matches_orders_to_deltas(stream: L2Stream) -> None:
     from bench.wire import _PoolSink, _run_case
 
     pool = [b'{"fake":1}']
-    venue, bot, _cpu = _run_case("picows", stream, 200, 1000, False, _PoolSink(pool), False,
-                                 uvloop.run)
+    venue, bot, _cpu = _run_case(
+        "picows", stream, 200, 1000, False, _PoolSink(pool), False, uvloop.run
+    )
     assert venue["deltas"] == 200
     assert len(venue["echo"]) == 200
     # Every delta that moved the quote produced one order frame the venue matched by id; the
@@ -158,10 +160,21 @@ def test_presigned_signer_builds_what_the_sdk_would() -> None:
     async def main() -> list[object]:
         signer = PreSignedSigner(account_index=1001, api_key_index=4, chain_id=7)
         signer.start()
-        out = [await signer.sign(CreateOrderRequest(0, 7, 100, 206_400, False,
-                                                    TimeInForce.POST_ONLY, 11,
-                                                    order_expiry_ms=1_900_000_000_000)),
-               await signer.sign(CancelAllRequest(0, 12))]
+        out = [
+            await signer.sign(
+                CreateOrderRequest(
+                    0,
+                    7,
+                    100,
+                    206_400,
+                    False,
+                    TimeInForce.POST_ONLY,
+                    11,
+                    order_expiry_ms=1_900_000_000_000,
+                )
+            ),
+            await signer.sign(CancelAllRequest(0, 12)),
+        ]
         out.append(await signer.token(1_900_000_000))
         signer.stop()
         return out

@@ -77,12 +77,14 @@ class _SignSink:
 
     def __call__(self, level: int, is_ask: bool, price: int, size: int) -> None:
         self.nonce += 1
-        self.worker.submit(self.modify(self.market, 2 * level + is_ask, price, size, self.nonce),
-                           self.callback)
+        self.worker.submit(
+            self.modify(self.market, 2 * level + is_ask, price, size, self.nonce), self.callback
+        )
 
 
-async def _bot(address: str, stream: L2Stream, subscribe: bool, sink: Any, signing: bool
-               ) -> dict[str, Any]:
+async def _bot(
+    address: str, stream: L2Stream, subscribe: bool, sink: Any, signing: bool
+) -> dict[str, Any]:
     from picows import WSListener, WSMsgType, ws_connect
 
     text = WSMsgType.TEXT
@@ -96,9 +98,14 @@ async def _bot(address: str, stream: L2Stream, subscribe: bool, sink: Any, signi
     def send_signed(ident: bytes, result: Any, error: BaseException | None) -> None:
         if error is not None or state["transport"] is None:
             return
-        state["transport"].send(text, b'{"type":"jsonapi/sendtx","data":{"id":"' + ident
-                                + b'","tx_type":17,"tx_info":' + result.tx_info.encode()
-                                + b"}}")
+        state["transport"].send(
+            text,
+            b'{"type":"jsonapi/sendtx","data":{"id":"'
+            + ident
+            + b'","tx_type":17,"tx_info":'
+            + result.tx_info.encode()
+            + b"}}",
+        )
 
     class Bot(WSListener):
         def on_ws_connected(self, transport: Any) -> None:
@@ -130,9 +137,16 @@ async def _bot(address: str, stream: L2Stream, subscribe: bool, sink: Any, signi
             n = on_frame(data, st)
             if n:
                 ident = str(pipe.book.nonce).encode()
-                transport.send(text, b'{"type":"jsonapi/sendtxbatch","data":{"id":"' + ident
-                               + b'","tx_types":[' + b",".join([b"17"] * n)
-                               + b'],"tx_infos":[' + b",".join(sink.batch) + b"]}}")
+                transport.send(
+                    text,
+                    b'{"type":"jsonapi/sendtxbatch","data":{"id":"'
+                    + ident
+                    + b'","tx_types":['
+                    + b",".join([b"17"] * n)
+                    + b'],"tx_infos":['
+                    + b",".join(sink.batch)
+                    + b"]}}",
+                )
                 internal.append(clock() - t0)
                 pipeline_ns.append(st.all_txs - t0)
 
@@ -141,13 +155,32 @@ async def _bot(address: str, stream: L2Stream, subscribe: bool, sink: Any, signi
     return {"internal": internal, "pipeline": pipeline_ns, "txs": pipe.txs, "top": pipe.top()}
 
 
-def _run_case(kind: str, stream: L2Stream, n: int, gap_us: int, pin: bool, sink: Any,
-              signing: bool, loop_runner: Any, api_key: str | None = None
-              ) -> tuple[dict[str, Any], dict[str, Any], int]:
+def _run_case(
+    kind: str,
+    stream: L2Stream,
+    n: int,
+    gap_us: int,
+    pin: bool,
+    sink: Any,
+    signing: bool,
+    loop_runner: Any,
+    api_key: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], int]:
     extra = ["--api-key", api_key] if api_key else []
-    with Remote("venue", "--kind", kind, "--n", str(n), "--seed", str(stream.config.seed),
-                "--gap-us", str(gap_us), *extra, cpu=REMOTE_CPU if pin else None,
-                timeout=120) as far:
+    with Remote(
+        "venue",
+        "--kind",
+        kind,
+        "--n",
+        str(n),
+        "--seed",
+        str(stream.config.seed),
+        "--gap-us",
+        str(gap_us),
+        *extra,
+        cpu=REMOTE_CPU if pin else None,
+        timeout=120,
+    ) as far:
         address = far.address
         task_result: dict[str, Any] = {}
 
@@ -174,27 +207,36 @@ def _us(st: Stats) -> str:
     return f"{st.p50_ns / 1000:.1f}/{st.p99_ns / 1000:.1f} us"
 
 
-def _bot_rows(metric: Metric, run: Any, stream: L2Stream, n: int, signing: str,
-              BOT: str = BOT, into_baselines: bool = False, fig_key: str = "baseline_bot"
-              ) -> list[str]:
+def _bot_rows(
+    metric: Metric,
+    run: Any,
+    stream: L2Stream,
+    n: int,
+    signing: str,
+    BOT: str = BOT,
+    into_baselines: bool = False,
+    fig_key: str = "baseline_bot",
+) -> list[str]:
     """The bot case's rows, figures and notes; returns what failed its checks."""
     from bench.botpath import join_wire, problems, stage_lists
 
     venue = run.venue
     bad = problems(run, stream, n)
     joined, missing = join_wire(run)
-    w2w = _stats(f"{BOT} on mmfast.sim: delta sent -> order frame with its first tx received",
-                 joined)
-    echo = _stats(f"{BOT}: echo probe round trip, same (market-data) connection",
-                  venue["echo"])
+    w2w = _stats(
+        f"{BOT} on mmfast.sim: delta sent -> order frame with its first tx received", joined
+    )
+    echo = _stats(f"{BOT}: echo probe round trip, same (market-data) connection", venue["echo"])
     (metric.baselines if into_baselines else metric.ours).append(w2w)
     metric.baselines.append(echo)
     metric.dists[w2w.name] = joined
     metric.dists[echo.name] = [float(v) for v in venue["echo"]]
     lists = stage_lists(run.rows)
     stages = {}
-    for key, label in (("submit", "frame callback -> first signer.submit"),
-                       ("sent", "frame callback -> order frame with that tx sent")):
+    for key, label in (
+        ("submit", "frame callback -> first signer.submit"),
+        ("sent", "frame callback -> order frame with that tx sent"),
+    ):
         if lists[key]:
             st = _stats(f"{BOT}, in process: {label} (live)", lists[key])
             (metric.baselines if into_baselines else metric.ours).append(st)
@@ -229,18 +271,27 @@ def _bot_rows(metric: Metric, run: Any, stream: L2Stream, n: int, signing: str,
     if venue.get("dispatch"):
         f["venue_dispatch"] = _stats("d", venue["dispatch"]).as_dict()
     f["venue_open_orders_at_end"] = venue.get("open_orders")
-    stage_txt = "; ".join(f"{label} p50/p99 {_us(stages[k])}" for k, label in (
-        ("submit", "frame callback -> first signer.submit"),
-        ("sent", "-> the order frame carrying that tx sent")) if k in stages)
+    stage_txt = "; ".join(
+        f"{label} p50/p99 {_us(stages[k])}"
+        for k, label in (
+            ("submit", "frame callback -> first signer.submit"),
+            ("sent", "-> the order frame carrying that tx sent"),
+        )
+        if k in stages
+    )
     if lists["submit_to_sent"]:
         stage_txt += f" (submit -> sent {_us(_stats('s', lists['submit_to_sent']))})"
     own = run.latency.get("live", {})
     own_s = own.get("strategy", {})
-    own_txt = ", ".join(f"{k} {v['p50_us']}/{v['p99_us']} us" for k, v in own_s.items()
-                        if k in ("book>quote", "quote>send", "book>send"))
+    own_txt = ", ".join(
+        f"{k} {v['p50_us']}/{v['p99_us']} us"
+        for k, v in own_s.items()
+        if k in ("book>quote", "quote>send", "book>send")
+    )
     oe = own.get("order_entry", {})
-    oe_txt = ", ".join(f"{k} {v['p50_us']:.0f}/{v['p99_us']:.0f} us" for k, v in oe.items()
-                       if v.get("n"))
+    oe_txt = ", ".join(
+        f"{k} {v['p50_us']:.0f}/{v['p99_us']:.0f} us" for k, v in oe.items() if v.get("n")
+    )
     orders = run.status.get("orders", {})
     metric.notes.append(
         f"{BOT}: {n} deltas, {with_submit} led to a tx ({inside} submitted inside the frame "
@@ -249,8 +300,13 @@ def _bot_rows(metric: Metric, run: Any, stream: L2Stream, n: int, signing: str,
         f"the order frame carrying the delta's first tx, joined by nonce on the venue's "
         f"clock) p50 {w2w.p50_ns / 1000:.1f} us = echo p50 {echo.p50_ns / 1000:.1f} us + "
         f"{(w2w.p50_ns - echo.p50_ns) / 1000:.1f} us"
-        + (f"; by time window instead (first order frame after each delta, "
-           f"{len(venue['w2w'])} windows) p50/p99 {_us(window)}" if window else ""))
+        + (
+            f"; by time window instead (first order frame after each delta, "
+            f"{len(venue['w2w'])} windows) p50/p99 {_us(window)}"
+            if window
+            else ""
+        )
+    )
     metric.notes.append(f"{BOT}, in the bot ({signing}): {stage_txt}")
     if venue.get("dispatch"):
         d = _stats("d", venue["dispatch"])
@@ -258,20 +314,23 @@ def _bot_rows(metric: Metric, run: Any, stream: L2Stream, n: int, signing: str,
             f"{BOT}: the venue stamps each frame as its socket read returns "
             f"({venue.get('read_fallbacks', 0)} frames stamped at the handler instead); its "
             f"own dispatch after that (aiohttp's reader -> the frame handler), not counted: "
-            f"p50/p99 {_us(d)}")
+            f"p50/p99 {_us(d)}"
+        )
     if own_txt or oe_txt:
         metric.notes.append(
             f"{BOT}, the bot's own stamps (monotonic clock of its TimeSource; p50/p99): "
             f"strategy, every requote / order call: {own_txt or '-'}; order entry per tx "
             f"(queue = intent -> signer queue, sign, send = signed -> sent, ack): "
-            f"{oe_txt or '-'}")
+            f"{oe_txt or '-'}"
+        )
     metric.notes.append(
         f"{BOT}: ready in {run.startup_s:.1f} s (2 x 5 ladder resting); at the end: book "
         f"top {run.top} (stream {stream.tops[n]}), {orders.get('api_rejects', '?')} rejects, "
         f"{orders.get('frames_rest', '?')} frames over REST, {run.status.get('gaps', '?')} "
         f"book gaps, {venue.get('book_subscribes')} book subscriptions, exit code "
         f"{run.exit_code}"
-        + (f"; {len(run.warnings)} warnings: {run.warnings[:3]}" if run.warnings else ""))
+        + (f"; {len(run.warnings)} warnings: {run.warnings[:3]}" if run.warnings else "")
+    )
     return bad
 
 
@@ -293,7 +352,8 @@ def _core_rows(metric: Metric, venue: dict[str, Any], internal: list[int]) -> No
         f"reference, {CORE}: bench.pipeline.CompiledPipeline (no strategy, planner, risk gate, "
         f"order entry or nonce manager: the tx goes straight to the socket) against mmfast.sim "
         f"(--kind sim, the same stream and gaps): p50 {w.p50_ns / 1000:.1f} us = echo "
-        f"{e.p50_ns / 1000:.1f} us + {(w.p50_ns - e.p50_ns) / 1000:.1f} us{extra}")
+        f"{e.p50_ns / 1000:.1f} us + {(w.p50_ns - e.p50_ns) / 1000:.1f} us{extra}"
+    )
 
 
 def _placement(metric: Metric, pin: bool, run: Any, cpus: dict[str, int]) -> None:
@@ -314,10 +374,20 @@ def _verdict(metric: Metric, bad: list[str], ok: bool, text: str) -> None:
         metric.target_text = text
 
 
-def _bot_run(metric: Metric, stream: L2Stream, n: int, gap: int, pin: bool,
-             worker_signer: bool, signer_text: str, signer_kind: str | None = None,
-             label: str = BOT, into_baselines: bool = False, low_latency: bool = False,
-             fig_key: str = "baseline_bot") -> tuple[Any, dict[str, int], list[str]] | None:
+def _bot_run(
+    metric: Metric,
+    stream: L2Stream,
+    n: int,
+    gap: int,
+    pin: bool,
+    worker_signer: bool,
+    signer_text: str,
+    signer_kind: str | None = None,
+    label: str = BOT,
+    into_baselines: bool = False,
+    low_latency: bool = False,
+    fig_key: str = "baseline_bot",
+) -> tuple[Any, dict[str, int], list[str]] | None:
     """The real-stack case of a metric: its rows on ``metric`` and (run, CPUs, failed checks),
     or None with ``metric.unavailable`` set. ``low_latency``: the bot with ``[run] cpu`` and
     ``busy_poll``, the venue on the other CPU (``bench.botpath.bot_case``)."""
@@ -328,9 +398,16 @@ def _bot_run(metric: Metric, stream: L2Stream, n: int, gap: int, pin: bool,
         return None
     cpus: dict[str, int] = {}
     try:
-        run, cpus[label] = bot_case(stream, n, gap, pin, worker_signer=worker_signer,
-                                    venue_cpu=REMOTE_CPU, signer_kind=signer_kind,
-                                    low_latency=low_latency)
+        run, cpus[label] = bot_case(
+            stream,
+            n,
+            gap,
+            pin,
+            worker_signer=worker_signer,
+            venue_cpu=REMOTE_CPU,
+            signer_kind=signer_kind,
+            low_latency=low_latency,
+        )
         bad = _bot_rows(metric, run, stream, n, signer_text, label, into_baselines, fig_key)
     except Exception as exc:
         metric.unavailable = f"{label}: {type(exc).__name__}: {exc}"
@@ -338,14 +415,37 @@ def _bot_run(metric: Metric, stream: L2Stream, n: int, gap: int, pin: bool,
     return run, cpus, bad
 
 
-def _baseline_case(metric: Metric, cpus: dict[str, int], bad: list[str], stream: L2Stream,
-                   n: int, gap: int, pin: bool, worker_signer: bool, signer_text: str,
-                   signer_kind: str | None, label: str, tag: str, **kw: Any) -> bool:
+def _baseline_case(
+    metric: Metric,
+    cpus: dict[str, int],
+    bad: list[str],
+    stream: L2Stream,
+    n: int,
+    gap: int,
+    pin: bool,
+    worker_signer: bool,
+    signer_text: str,
+    signer_kind: str | None,
+    label: str,
+    tag: str,
+    **kw: Any,
+) -> bool:
     """A further real-stack case of a metric, its rows among the baselines: its CPUs and
     failed checks (prefixed ``tag``) merged into ``cpus`` and ``bad``; if it could not run,
     a note says why and the metric stands on its other cases. True if it ran."""
-    got = _bot_run(metric, stream, n, gap, pin, worker_signer, signer_text, signer_kind,
-                   label, into_baselines=True, **kw)
+    got = _bot_run(
+        metric,
+        stream,
+        n,
+        gap,
+        pin,
+        worker_signer,
+        signer_text,
+        signer_kind,
+        label,
+        into_baselines=True,
+        **kw,
+    )
     if got is None:
         metric.notes.append(f"{label}: not available: {metric.unavailable}")
         metric.unavailable = None
@@ -366,15 +466,35 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
     )
     n = 1_500 if profile.quick else 5_000
     gap = 2_000
-    got = _bot_run(metric, stream, n, gap, pin, False,
-                   "PreSignedSigner, signature ready at submit", label=f"{BOT}, {LOW}",
-                   low_latency=True)
+    got = _bot_run(
+        metric,
+        stream,
+        n,
+        gap,
+        pin,
+        False,
+        "PreSignedSigner, signature ready at submit",
+        label=f"{BOT}, {LOW}",
+        low_latency=True,
+    )
     if got is None:
         return metric
     run, cpus, bad = got
-    _baseline_case(metric, cpus, bad, stream, n, gap, pin, False,
-                   "PreSignedSigner, signature ready at submit", None, f"{BOT}, {DEFAULT}",
-                   DEFAULT, fig_key="default_settings_bot")
+    _baseline_case(
+        metric,
+        cpus,
+        bad,
+        stream,
+        n,
+        gap,
+        pin,
+        False,
+        "PreSignedSigner, signature ready at submit",
+        None,
+        f"{BOT}, {DEFAULT}",
+        DEFAULT,
+        fig_key="default_settings_bot",
+    )
     # Reference: the core pipeline alone against the same simulator.
     try:
         import uvloop
@@ -390,8 +510,9 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
                 w.stop()
 
         pool = uvloop.run(make_pool())
-        venue, bot, cpus[CORE] = _run_case("sim", stream, n, gap, pin, _PoolSink(pool), False,
-                                           uvloop.run)
+        venue, bot, cpus[CORE] = _run_case(
+            "sim", stream, n, gap, pin, _PoolSink(pool), False, uvloop.run
+        )
         if venue["w2w"]:
             _core_rows(metric, venue, bot.get("internal", []))
         else:
@@ -400,23 +521,31 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
         metric.notes.append(f"{CORE}: not available: {type(exc).__name__}: {exc}")
     head, floor = metric.ours[0], metric.baselines[0]
     gap_ns = head.p50_ns - floor.p50_ns
-    _verdict(metric, bad, gap_ns <= 25_000,
-             f"p50 within 25 us of the echo round trip (+{gap_ns / 1000:.1f} us over the "
-             "bot's market-data connection's echo)")
-    metric.notes.insert(0, (
-        f"one delta every {gap / 1000:g} ms with an echo probe between (on the bot's "
-        "market-data connection, half a gap after the delta: when the bot is still busy with "
-        "the delta's txs the probe waits too, which the core-only case's echo shows less of); "
-        "only deltas that move the quote produce an order frame "
-        "(a one-tick move of the mid re-prices the whole 2 x 5 ladder: each modify goes out as "
-        "soon as it is signed, up to 4 order frames awaiting their acks (the sim default of "
-        "[venue] ws_order_frames), later ones batched); the venue stamps a frame as its "
-        "socket read returns (before aiohttp's reader and the frame handler); the bot's "
-        "frames carry no delta id: the bot notes the nonce of the first tx each delta made "
-        "it submit, the venue "
-        "the nonces each order frame carried, joined after the run; signing taken "
-        "out: PreSignedSigner builds the SDK's tx_info with a pre-made signature and calls "
-        "back inside submit, as a pool of signed txs would have them ready"))
+    _verdict(
+        metric,
+        bad,
+        gap_ns <= 25_000,
+        f"p50 within 25 us of the echo round trip (+{gap_ns / 1000:.1f} us over the "
+        "bot's market-data connection's echo)",
+    )
+    metric.notes.insert(
+        0,
+        (
+            f"one delta every {gap / 1000:g} ms with an echo probe between (on the bot's "
+            "market-data connection, half a gap after the delta: when the bot is still busy with "
+            "the delta's txs the probe waits too, which the core-only case's echo shows less of); "
+            "only deltas that move the quote produce an order frame "
+            "(a one-tick move of the mid re-prices the whole 2 x 5 ladder: each modify goes out as "
+            "soon as it is signed, up to 4 order frames awaiting their acks (the sim default of "
+            "[venue] ws_order_frames), later ones batched); the venue stamps a frame as its "
+            "socket read returns (before aiohttp's reader and the frame handler); the bot's "
+            "frames carry no delta id: the bot notes the nonce of the first tx each delta made "
+            "it submit, the venue "
+            "the nonces each order frame carried, joined after the run; signing taken "
+            "out: PreSignedSigner builds the SDK's tx_info with a pre-made signature and calls "
+            "back inside submit, as a pool of signed txs would have them ready"
+        ),
+    )
     _placement(metric, pin, run, cpus)
     return metric
 
@@ -439,19 +568,52 @@ def tick_to_trade(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
     native = f"{BOT}, native signer, {LOW}"
     official = f"{BOT}, official signer, {LOW}"
     native_def = f"{BOT}, native signer, {DEFAULT}"
-    got = _bot_run(metric, stream, n, gap, pin, True,
-                   "InlineSigner, native signer inline on the loop", "native", native,
-                   low_latency=True)
+    got = _bot_run(
+        metric,
+        stream,
+        n,
+        gap,
+        pin,
+        True,
+        "InlineSigner, native signer inline on the loop",
+        "native",
+        native,
+        low_latency=True,
+    )
     if got is None:
         return metric
     run, cpus, bad = got
     # If the official case fails, the native rows stand and a note says why.
-    off_ran = _baseline_case(metric, cpus, bad, stream, n, gap, pin, True,
-                             "SignerWorker, lighter-sdk on its thread", "official", official,
-                             official, low_latency=True)
-    _baseline_case(metric, cpus, bad, stream, n, gap, pin, True,
-                   "InlineSigner, native signer inline on the loop", "native", native_def,
-                   DEFAULT, fig_key="default_settings_bot")
+    off_ran = _baseline_case(
+        metric,
+        cpus,
+        bad,
+        stream,
+        n,
+        gap,
+        pin,
+        True,
+        "SignerWorker, lighter-sdk on its thread",
+        "official",
+        official,
+        official,
+        low_latency=True,
+    )
+    _baseline_case(
+        metric,
+        cpus,
+        bad,
+        stream,
+        n,
+        gap,
+        pin,
+        True,
+        "InlineSigner, native signer inline on the loop",
+        "native",
+        native_def,
+        DEFAULT,
+        fig_key="default_settings_bot",
+    )
     if off_ran:
         # The official bot row first among the baselines: the headline's same-run baseline.
         off_row = next(b for b in metric.baselines if b.name.startswith(official + " on"))
@@ -477,8 +639,16 @@ def tick_to_trade(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         from bench.signing import API_KEY_INDEX
 
         venue, _b, cpus[CORE] = _run_case(
-            "sim", stream, n, gap, pin, sink, True, lambda c: uvloop.run(run_core(c)),
-            api_key=f"{DEFAULT_ACCOUNT_INDEX}:{API_KEY_INDEX}:{pub}")
+            "sim",
+            stream,
+            n,
+            gap,
+            pin,
+            sink,
+            True,
+            lambda c: uvloop.run(run_core(c)),
+            api_key=f"{DEFAULT_ACCOUNT_INDEX}:{API_KEY_INDEX}:{pub}",
+        )
         if venue["w2w"]:
             _core_rows(metric, venue, [])
             metric.notes[-1] += " (signing each modify on a SignerWorker)"
@@ -491,23 +661,32 @@ def tick_to_trade(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
     if off_ran:
         base = metric.baselines[0]
         metric.figures["official_over_native_p50"] = base.p50_ns / head.p50_ns
-        metric.notes.insert(0, (
-            f"native p50 {head.p50_ns / 1000:.1f} us against the official signer's "
-            f"{base.p50_ns / 1000:.1f} us in the same run ({base.p50_ns / head.p50_ns:.1f}x)"))
-    metric.notes.insert(0, (
-        f"one delta every {gap / 1000:g} ms with an echo probe between on the bot's "
-        "market-data connection; three real-stack cases one after the other, each against its "
-        "own venue process: mmfast's InlineSigner (native signer inline in submit, its pool "
-        "of 256 nonce commitments, its start-up self-check against the official signer) and "
-        "mmfast's SignerWorker (lighter-sdk on its thread, ~0.5 ms a tx: a one-tick move "
-        "signs ten modifies), both with the low-latency settings ([run] cpu: the bot's loop "
-        "pinned to one CPU, the venue pinned to the other; [run] busy_poll: the loop polls "
-        "instead of sleeping), and the native signer again with the default settings (not "
-        "pinned: on loopback the kernel may wake the venue on the bot's busy CPU; the loop "
-        "sleeps between frames); each signed modify goes out as soon as its callback runs while "
-        "fewer than 4 order frames await their acks, later ones batched; deltas joined to the "
-        "order frame carrying their first tx by nonce, as in wire_to_wire; the simulator "
-        "registers each case's throwaway public key and verifies every signature and auth "
-        "token (on its own loop, a few hundred us per tx of the venue process's CPU)"))
+        metric.notes.insert(
+            0,
+            (
+                f"native p50 {head.p50_ns / 1000:.1f} us against the official signer's "
+                f"{base.p50_ns / 1000:.1f} us in the same run ({base.p50_ns / head.p50_ns:.1f}x)"
+            ),
+        )
+    metric.notes.insert(
+        0,
+        (
+            f"one delta every {gap / 1000:g} ms with an echo probe between on the bot's "
+            "market-data connection; three real-stack cases one after the other, each against its "
+            "own venue process: mmfast's InlineSigner (native signer inline in submit, its pool "
+            "of 256 nonce commitments, its start-up self-check against the official signer) and "
+            "mmfast's SignerWorker (lighter-sdk on its thread, ~0.5 ms a tx: a one-tick move "
+            "signs ten modifies), both with the low-latency settings ([run] cpu: the bot's loop "
+            "pinned to one CPU, the venue pinned to the other; [run] busy_poll: the loop polls "
+            "instead of sleeping), and the native signer again with the default settings (not "
+            "pinned: on loopback the kernel may wake the venue on the bot's busy CPU; the loop "
+            "sleeps between frames); each signed modify goes out as soon as its callback runs "
+            "while "
+            "fewer than 4 order frames await their acks, later ones batched; deltas joined to the "
+            "order frame carrying their first tx by nonce, as in wire_to_wire; the simulator "
+            "registers each case's throwaway public key and verifies every signature and auth "
+            "token (on its own loop, a few hundred us per tx of the venue process's CPU)"
+        ),
+    )
     _placement(metric, pin, run, cpus)
     return metric

@@ -46,6 +46,8 @@ def pending_stop() -> int | None:
 def stopped_early(what: str = "mmfast") -> int:
     """Report a stop signal that came before anything started; the exit code (128 + it)."""
     signum = _pending[0]
-    print(f"{what}: stopped by {signal.Signals(signum).name} before it started; nothing was "
-          f"sent", file=sys.stderr)
+    print(
+        f"{what}: stopped by {signal.Signals(signum).name} before it started; nothing was sent",
+        file=sys.stderr,
+    )
     return 128 + signum

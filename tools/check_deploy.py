@@ -26,8 +26,14 @@ UNIT_BIN = "/opt/mmfast/venv/bin/mmfast"
 def check_unit(mmfast: str) -> list[str]:
     text = (DEPLOY / "mmfast.service").read_text()
     bad = []
-    for need in ("KillSignal=SIGTERM", "KillMode=mixed", "RestartPreventExitStatus=2 3",
-                 "Environment=MMFAST_API_KEY_FILE=", "User=mmfast", "UMask=0077"):
+    for need in (
+        "KillSignal=SIGTERM",
+        "KillMode=mixed",
+        "RestartPreventExitStatus=2 3",
+        "Environment=MMFAST_API_KEY_FILE=",
+        "User=mmfast",
+        "UMask=0077",
+    ):
         if need not in text:
             bad.append(f"mmfast.service: no {need}")
     if UNIT_BIN not in text:
@@ -41,8 +47,7 @@ def check_unit(mmfast: str) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         unit = Path(tmp) / "mmfast.service"
         unit.write_text(text.replace(UNIT_BIN, mmfast))
-        p = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True,
-                           timeout=60)
+        p = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
         if p.returncode != 0 or p.stderr.strip():
             bad.append(f"systemd-analyze verify: {p.returncode} {p.stderr.strip()}")
         else:

@@ -51,16 +51,19 @@ def check(repo: Path = REPO, *, installed: bool = False) -> tuple[list[str], lis
     for info in pkgutil.iter_modules(core.__path__):
         spec = importlib.machinery.PathFinder.find_spec(info.name, core.__path__)
         origin = (spec.origin or "") if spec is not None else ""
-        if origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)) \
-                and info.name not in names:
+        if (
+            origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+            and info.name not in names
+        ):
             problems.append(f"compiled module with no source in cython_src: {origin}")
     return problems, paths
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--installed", action="store_true",
-                    help="refuse modules imported from the source tree")
+    ap.add_argument(
+        "--installed", action="store_true", help="refuse modules imported from the source tree"
+    )
     ap.add_argument("--src", type=Path, default=REPO, help="the checkout holding cython_src")
     args = ap.parse_args(argv)
     problems, paths = check(args.src, installed=args.installed)
@@ -69,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         return 1
     where = sorted({str(Path(p).parent) for p in paths})
-    print(f"check_imports: {len(paths)} compiled modules import"
-          f" ({', '.join(compiled_modules(args.src))}) from {', '.join(where)}")
+    print(
+        f"check_imports: {len(paths)} compiled modules import"
+        f" ({', '.join(compiled_modules(args.src))}) from {', '.join(where)}"
+    )
     return 0
 
 

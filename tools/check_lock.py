@@ -33,8 +33,9 @@ def requirements(extras: tuple[str, ...], pyproject: Path = PYPROJECT) -> list[R
     return [Requirement(t) for t in texts]
 
 
-def problems(reqs: list[Requirement],
-             version_of: Callable[[str], str] = metadata.version) -> list[str]:
+def problems(
+    reqs: list[Requirement], version_of: Callable[[str], str] = metadata.version
+) -> list[str]:
     found: list[str] = []
     for req in reqs:
         if req.marker is not None and not req.marker.evaluate():
@@ -56,8 +57,10 @@ def main(argv: list[str]) -> int:
     for p in found:
         print(f"check_lock: {p}", file=sys.stderr)
     if not found:
-        print(f"check_lock: {len(reqs)} requirements of mmfast (base, {', '.join(extras)})"
-              " met by the installed versions")
+        print(
+            f"check_lock: {len(reqs)} requirements of mmfast (base, {', '.join(extras)})"
+            " met by the installed versions"
+        )
     return 1 if found else 0
 
 

@@ -24,8 +24,9 @@ BUILD_OUTPUT = (".so", ".pyd", ".c", ".cpp", ".html", ".pyc", ".pyo")
 
 
 def tracked(repo: Path = REPO) -> set[str]:
-    out = subprocess.run(["git", "-C", str(repo), "ls-files", "-z"], check=True,
-                         capture_output=True).stdout.decode()
+    out = subprocess.run(
+        ["git", "-C", str(repo), "ls-files", "-z"], check=True, capture_output=True
+    ).stdout.decode()
     return {n for n in out.split("\0") if n}
 
 
@@ -40,8 +41,9 @@ def check(path: str | Path, files: set[str]) -> list[str]:
     """Problems with the sdist at ``path`` given the tracked ``files``."""
     names = members(path)
     expected = {f for f in files if not f.startswith(NOT_SHIPPED)}
-    problems = [f"tracked file missing: {n}{_WHY.get(Path(n).suffix, '')}"
-                for n in sorted(expected - names)]
+    problems = [
+        f"tracked file missing: {n}{_WHY.get(Path(n).suffix, '')}" for n in sorted(expected - names)
+    ]
     for n in sorted(names - expected):
         if n.endswith(BUILD_OUTPUT) or "__pycache__/" in n:
             problems.append(f"build output in sdist: {n}")
@@ -50,8 +52,12 @@ def check(path: str | Path, files: set[str]) -> list[str]:
     return problems
 
 
-_WHY = {".pyx": " (a compiled module's source)", ".pxd": " (cimports fail without it)",
-        ".h": " (the signer's C)", ".pyi": " (the stubs ship in the wheel)"}
+_WHY = {
+    ".pyx": " (a compiled module's source)",
+    ".pxd": " (cimports fail without it)",
+    ".h": " (the signer's C)",
+    ".pyi": " (the stubs ship in the wheel)",
+}
 
 
 def main(argv: list[str]) -> int:

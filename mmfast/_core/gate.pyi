@@ -37,10 +37,26 @@ class GateCore:
     def set_orders(self, orders: Iterable[Order]) -> None: ...
     def set_margin(self, available_micro: int | None, portfolio_micro: int = 0) -> None: ...
     def state_view(self) -> RiskState: ...
-    def check(self, side: int, price: int, size: int, *, reduce_only: bool = False,
-              is_modify: bool = False, now_ns: int = 0) -> RiskReason: ...
-    def admit(self, side: int, price: int, size: int, *, reduce_only: bool = False,
-              is_modify: bool = False, now_ns: int = 0) -> RiskReason: ...
+    def check(
+        self,
+        side: int,
+        price: int,
+        size: int,
+        *,
+        reduce_only: bool = False,
+        is_modify: bool = False,
+        now_ns: int = 0,
+    ) -> RiskReason: ...
+    def admit(
+        self,
+        side: int,
+        price: int,
+        size: int,
+        *,
+        reduce_only: bool = False,
+        is_modify: bool = False,
+        now_ns: int = 0,
+    ) -> RiskReason: ...
     def record_send(self, now_ns: int) -> None: ...
     def sends_in_window(self, now_ns: int) -> int: ...
     @property

@@ -12,7 +12,6 @@ from mmfast.core.errors import UnitsError as UnitsError  # (MmfastError, ValueEr
 MAX_DECIMALS: Final[int]  # 36: largest ``decimals`` of parse_units (beyond 18 only tiny values fit)
 EXTRA_MODES: Final[tuple[str, ...]]  # ("reject", "zeros", "truncate", "ceil")
 
-
 def parse_units(
     text: str | bytes,
     decimals: int,

@@ -17,11 +17,18 @@ def run_backtest_cli(args: Any) -> int:
     from mmfast.backtest.run import EXIT_USAGE, BacktestOptions, run_backtest
 
     try:
-        opts = BacktestOptions(tape=tuple(args.tape), config=args.config, seed=args.seed,
-                               speed=args.speed, out_dir=args.out,
-                               queue_model=args.queue_model, queue_power=args.queue_power,
-                               price_decimals=args.price_decimals,
-                               size_decimals=args.size_decimals, progress=args.progress)
+        opts = BacktestOptions(
+            tape=tuple(args.tape),
+            config=args.config,
+            seed=args.seed,
+            speed=args.speed,
+            out_dir=args.out,
+            queue_model=args.queue_model,
+            queue_power=args.queue_power,
+            price_decimals=args.price_decimals,
+            size_decimals=args.size_decimals,
+            progress=args.progress,
+        )
     except ValueError as exc:
         print(f"mmfast backtest: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -40,8 +40,7 @@ from mmfast.conf import ConfigError, example_path, parse_config
 from mmfast.conf.schema import Config
 from mmfast.tape import Tape, TapeError, TapeInfo, TapeMarket, open_tape
 
-__all__ = ["BacktestOptions", "BacktestResult", "backtest_config", "run_backtest",
-           "sim_config_for"]
+__all__ = ["BacktestOptions", "BacktestResult", "backtest_config", "run_backtest", "sim_config_for"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed, orders were left open, or the tape broke midway
@@ -49,8 +48,14 @@ EXIT_USAGE = 2  # bad options, config or tape: nothing ran
 CHECKPOINT_S = 10.0  # simulated seconds between the run's (tape, wall) checkpoints
 
 # [venue] keys of the user's config that say how the bot trades (kept in a backtest).
-_VENUE_KEPT = ("tier", "maker_only", "skip_nonce_recovery", "ws_order_frames",
-               "volume_quota_low", "volume_quota_span")
+_VENUE_KEPT = (
+    "tier",
+    "maker_only",
+    "skip_nonce_recovery",
+    "ws_order_frames",
+    "volume_quota_low",
+    "volume_quota_span",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +122,11 @@ def backtest_config(path: str | None, state_dir: str | None = None) -> Config:
         raise ConfigError([("", f"invalid TOML: {exc}")], source=str(p)) from None
     venue = data.get("venue")
     venue = venue if isinstance(venue, dict) else {}
-    data["venue"] = {"mode": "sim", "signer": "native",
-                     **{k: venue[k] for k in _VENUE_KEPT if k in venue}}
+    data["venue"] = {
+        "mode": "sim",
+        "signer": "native",
+        **{k: venue[k] for k in _VENUE_KEPT if k in venue},
+    }
     if state_dir is not None:
         data["venue"]["state_dir"] = state_dir
     guard = data.get("guard")
@@ -131,41 +139,67 @@ def backtest_config(path: str | None, state_dir: str | None = None) -> Config:
     return parse_config(data, live=False, env={}, source=str(p))
 
 
-def sim_config_for(cfg: Config, info: TapeInfo, seed: int, queue_model: str,
-                   queue_power: float, first_mid: dict[int, int]) -> Any:
+def sim_config_for(
+    cfg: Config,
+    info: TapeInfo,
+    seed: int,
+    queue_model: str,
+    queue_power: float,
+    first_mid: dict[int, int],
+) -> Any:
     """The simulator of a backtest: the tape's markets, the config's tier (its speed bumps
     and rate limits, as on the venue), the tape as the market."""
     from mmfast.sim.config import MarketSpec, ReplayConfig, SimConfig
 
     v = cfg.venue
-    markets = tuple(MarketSpec(
-        m.market_id, m.symbol, size_decimals=m.size_decimals, price_decimals=m.price_decimals,
-        mark_price=first_mid.get(m.market_id, 1), min_base_amount=max(1, m.min_base_lots),
-        min_quote_amount=m.min_quote_micro, taker_fee=m.taker_fee_1e6,
-        maker_fee=m.maker_fee_1e6, default_initial_margin_fraction=m.default_imf_1e4,
-        min_initial_margin_fraction=m.min_imf_1e4,
-        maintenance_margin_fraction=m.maintenance_mf_1e4,
-        closeout_margin_fraction=m.closeout_mf_1e4) for m in info.markets)
+    markets = tuple(
+        MarketSpec(
+            m.market_id,
+            m.symbol,
+            size_decimals=m.size_decimals,
+            price_decimals=m.price_decimals,
+            mark_price=first_mid.get(m.market_id, 1),
+            min_base_amount=max(1, m.min_base_lots),
+            min_quote_amount=m.min_quote_micro,
+            taker_fee=m.taker_fee_1e6,
+            maker_fee=m.maker_fee_1e6,
+            default_initial_margin_fraction=m.default_imf_1e4,
+            min_initial_margin_fraction=m.min_imf_1e4,
+            maintenance_margin_fraction=m.maintenance_mf_1e4,
+            closeout_margin_fraction=m.closeout_mf_1e4,
+        )
+        for m in info.markets
+    )
     assert v.chain_id is not None and v.account_index is not None
     # book_batch_ms 0: each tape message is published at its own time (the tape's deltas are
     # the venue's batches already; batching them again would delay and merge them).
-    return SimConfig(seed=seed, chain_id=v.chain_id, account_index=v.account_index,
-                     markets=markets, tier=v.tier or "premium", speed_bumps=True,
-                     book_batch_ms=0, replay=ReplayConfig(queue_model=queue_model,
-                                                          queue_power=queue_power))
+    return SimConfig(
+        seed=seed,
+        chain_id=v.chain_id,
+        account_index=v.account_index,
+        markets=markets,
+        tier=v.tier or "premium",
+        speed_bumps=True,
+        book_batch_ms=0,
+        replay=ReplayConfig(queue_model=queue_model, queue_power=queue_power),
+    )
 
 
 def _check_market(cfg: Config, info: TapeInfo) -> TapeMarket:
     m = cfg.market
     for tm in info.markets:
         if (m.market_id is None or m.market_id == tm.market_id) and (
-                not m.symbol or m.symbol.upper() == tm.symbol.upper()):
+            not m.symbol or m.symbol.upper() == tm.symbol.upper()
+        ):
             return tm
     have = ", ".join(f"{tm.symbol} ({tm.market_id})" for tm in info.markets)
-    want = " ".join(x for x in (m.symbol or "", f"({m.market_id})" if m.market_id is not None
-                                else "") if x)
-    raise TapeError(f"the config trades {want} but the tape has {have} (set [market] to one "
-                    "of the tape's markets)")
+    want = " ".join(
+        x for x in (m.symbol or "", f"({m.market_id})" if m.market_id is not None else "") if x
+    )
+    raise TapeError(
+        f"the config trades {want} but the tape has {have} (set [market] to one "
+        "of the tape's markets)"
+    )
 
 
 def _peek(tape: Tape) -> tuple[Tape, int, dict[int, int]]:
@@ -199,42 +233,69 @@ class _OurFills:
         m = self._dec[t["market_id"]]
         # The maker's side is its order's; the taker's the other one.
         sell = t["is_maker_ask"] if maker else not t["is_maker_ask"]
-        self.rows.append({
-            "trade_id": t["trade_id"], "timestamp_ms": t["timestamp"], "market": m.market_id,
-            "side": "sell" if sell else "buy", "price": format_units(t["price"],
-                                                                     m.price_decimals),
-            "size": format_units(t["size"], m.size_decimals),
-            "fee_usdc": format_units(t["maker_fee_paid" if maker else "taker_fee_paid"], 6),
-            "liquidity": "maker" if maker else "taker"})
+        self.rows.append(
+            {
+                "trade_id": t["trade_id"],
+                "timestamp_ms": t["timestamp"],
+                "market": m.market_id,
+                "side": "sell" if sell else "buy",
+                "price": format_units(t["price"], m.price_decimals),
+                "size": format_units(t["size"], m.size_decimals),
+                "fee_usdc": format_units(t["maker_fee_paid" if maker else "taker_fee_paid"], 6),
+                "liquidity": "maker" if maker else "taker",
+            }
+        )
 
 
 def _digest(rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(orjson.dumps(rows)).hexdigest()
 
 
-def _write_outputs(res: BacktestResult, out_dir: Path, opts: BacktestOptions,
-                   err: IO[str]) -> None:
+def _write_outputs(res: BacktestResult, out_dir: Path, opts: BacktestOptions, err: IO[str]) -> None:
     with open(out_dir / "fills.csv", "w", newline="") as f:
-        cols = ["trade_id", "timestamp_ms", "market", "side", "price", "size", "fee_usdc",
-                "liquidity"]
+        cols = [
+            "trade_id",
+            "timestamp_ms",
+            "market",
+            "side",
+            "price",
+            "size",
+            "fee_usdc",
+            "liquidity",
+        ]
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(res.fills)
     info = res.tape
     summary = {
-        "tape": {"format": info.format, "paths": list(info.paths),
-                 "markets": [m.to_json() for m in info.markets], "source": info.source}
-        if info is not None else None,
-        "seed": opts.seed, "queue_model": opts.queue_model, "queue_power": opts.queue_power,
-        "speed": opts.speed, "simulated_s": res.simulated_s, "wall_s": res.wall_s,
+        "tape": {
+            "format": info.format,
+            "paths": list(info.paths),
+            "markets": [m.to_json() for m in info.markets],
+            "source": info.source,
+        }
+        if info is not None
+        else None,
+        "seed": opts.seed,
+        "queue_model": opts.queue_model,
+        "queue_power": opts.queue_power,
+        "speed": opts.speed,
+        "simulated_s": res.simulated_s,
+        "wall_s": res.wall_s,
         "cpu_s": res.cpu_s,
-        "speed_x": res.speed, "exit_code": res.exit_code, "error": res.error,
-        "fills": len(res.fills), "fills_sha256": res.fills_digest, "replay": res.replay,
-        "tape_read": res.tape_stats, "journal": res.journal,
+        "speed_x": res.speed,
+        "exit_code": res.exit_code,
+        "error": res.error,
+        "fills": len(res.fills),
+        "fills_sha256": res.fills_digest,
+        "replay": res.replay,
+        "tape_read": res.tape_stats,
+        "journal": res.journal,
         "checkpoints": res.checkpoints,
     }
-    (out_dir / "backtest.json").write_bytes(orjson.dumps(
-        summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    (out_dir / "backtest.json").write_bytes(
+        orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    )
     from mmfast.report import write_report
 
     try:
@@ -251,21 +312,29 @@ def render_backtest(res: BacktestResult, opts: BacktestOptions) -> list[str]:
         names = ", ".join(f"{m.symbol} ({m.market_id})" for m in info.markets)
         lines.append(f"tape         {info.format}: {', '.join(info.paths)}  markets {names}")
     pace = "as fast as it goes" if opts.speed is None else f"paced at {opts.speed:g}x"
-    lines.append(f"simulated    {res.simulated_s:.1f} s of tape in {res.wall_s:.1f} s "
-                 f"({res.speed:.1f}x real time, {pace}; {res.cpu_s:.1f} s of CPU), "
-                 f"seed {opts.seed}")
+    lines.append(
+        f"simulated    {res.simulated_s:.1f} s of tape in {res.wall_s:.1f} s "
+        f"({res.speed:.1f}x real time, {pace}; {res.cpu_s:.1f} s of CPU), "
+        f"seed {opts.seed}"
+    )
     r = res.replay
     if r:
-        lines.append(f"replay       {r['events']} events: {r['books']} book ({r['snapshots']} "
-                     f"snapshots), {r['trades']} trades, {r['stats']} stats, {r['gaps']} gaps")
-        lines.append(f"tape fills   queue {r['queue_fills']}  through {r['through_fills']}  "
-                     f"crossing {r['crossing_fills']}  (queue model {opts.queue_model}"
-                     f"{f' n={opts.queue_power:g}' if opts.queue_model == 'power' else ''})")
+        lines.append(
+            f"replay       {r['events']} events: {r['books']} book ({r['snapshots']} "
+            f"snapshots), {r['trades']} trades, {r['stats']} stats, {r['gaps']} gaps"
+        )
+        lines.append(
+            f"tape fills   queue {r['queue_fills']}  through {r['through_fills']}  "
+            f"crossing {r['crossing_fills']}  (queue model {opts.queue_model}"
+            f"{f' n={opts.queue_power:g}' if opts.queue_model == 'power' else ''})"
+        )
     skipped = res.tape_stats.get("skipped") or {}
     if skipped or res.tape_stats.get("truncated"):
         what = ", ".join(f"{k} {v}" for k, v in skipped.items())
-        lines.append(f"tape read    {'truncated; ' if res.tape_stats.get('truncated') else ''}"
-                     f"skipped: {what or 'nothing'}")
+        lines.append(
+            f"tape read    {'truncated; ' if res.tape_stats.get('truncated') else ''}"
+            f"skipped: {what or 'nothing'}"
+        )
     lines.append(f"fills        {len(res.fills)} (venue record sha256 {res.fills_digest[:16]})")
     if res.out_dir:
         lines.append(f"output       {res.out_dir}")
@@ -292,9 +361,18 @@ async def _checkpoints(sim: Any, t0: int, res: BacktestResult, err: IO[str] | No
             err.flush()
 
 
-async def _main(opts: BacktestOptions, cfg: Config, tape: Tape, t0: int, mids: dict[int, int],
-                time: LoopTime, out_dir: Path, out: IO[str], err: IO[str],
-                res: BacktestResult) -> None:
+async def _main(
+    opts: BacktestOptions,
+    cfg: Config,
+    tape: Tape,
+    t0: int,
+    mids: dict[int, int],
+    time: LoopTime,
+    out_dir: Path,
+    out: IO[str],
+    err: IO[str],
+    res: BacktestResult,
+) -> None:
     from mmfast.run.runner import Runner, RunOptions
     from mmfast.sim.server import Simulator
 
@@ -306,8 +384,16 @@ async def _main(opts: BacktestOptions, cfg: Config, tape: Tape, t0: int, mids: d
     await sim.start()
     journal = out_dir / "journal.jsonl"
     ropts = RunOptions(config=opts.config, quiet=True, journal=str(journal), seed=opts.seed)
-    runner = Runner(cfg, ropts, out=out, err=err, sim=sim, time=time,
-                    clock_factory=LoopClock.make(time), journal_timer=False)
+    runner = Runner(
+        cfg,
+        ropts,
+        out=out,
+        err=err,
+        sim=sim,
+        time=time,
+        clock_factory=LoopClock.make(time),
+        journal_timer=False,
+    )
     runner.setup_logging()  # mmfast's loggers on err, the run's key redacted
     loop = asyncio.get_running_loop()
 
@@ -319,8 +405,10 @@ async def _main(opts: BacktestOptions, cfg: Config, tape: Tape, t0: int, mids: d
         else:
             runner.request_stop("tape ended")
 
-    tasks = [loop.create_task(stop_at_tape_end()),
-             loop.create_task(_checkpoints(sim, t0, res, err if opts.progress else None))]
+    tasks = [
+        loop.create_task(stop_at_tape_end()),
+        loop.create_task(_checkpoints(sim, t0, res, err if opts.progress else None)),
+    ]
     w0 = _time.perf_counter()
     c0 = _time.process_time()
     try:
@@ -354,8 +442,9 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def run_backtest(opts: BacktestOptions, *, out: IO[str] | None = None,
-                 err: IO[str] | None = None) -> BacktestResult:
+def run_backtest(
+    opts: BacktestOptions, *, out: IO[str] | None = None, err: IO[str] | None = None
+) -> BacktestResult:
     """Run one backtest (see the module doc) and print its summary. Never raises for bad
     input: the result's exit code and error say what went wrong."""
     out = out or sys.stdout
@@ -377,14 +466,17 @@ def _state_dir() -> str:
     return tempfile.mkdtemp(prefix="mmfast-backtest-state-", dir=base)
 
 
-def _run(opts: BacktestOptions, out: IO[str], err: IO[str], res: BacktestResult,
-         state: str) -> BacktestResult:
+def _run(
+    opts: BacktestOptions, out: IO[str], err: IO[str], res: BacktestResult, state: str
+) -> BacktestResult:
     try:
         cfg = backtest_config(opts.config, state)
         m = cfg.market
-        kw: dict[str, Any] = dict(market_id=m.market_id or 0,
-                                  price_decimals=opts.price_decimals,
-                                  size_decimals=opts.size_decimals)
+        kw: dict[str, Any] = dict(
+            market_id=m.market_id or 0,
+            price_decimals=opts.price_decimals,
+            size_decimals=opts.size_decimals,
+        )
         res.tape = open_tape(list(opts.tape), **kw).info
         # The market the bot trades alone: the others' events would be replayed for nobody.
         tape = open_tape(list(opts.tape), only=_check_market(cfg, res.tape).market_id, **kw)
@@ -427,4 +519,3 @@ def _run(opts: BacktestOptions, out: IO[str], err: IO[str], res: BacktestResult,
     out.write("\n".join(render_backtest(res, opts)) + "\n")
     out.flush()
     return res
-

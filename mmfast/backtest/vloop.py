@@ -103,8 +103,15 @@ class _OrderedTimer(asyncio.TimerHandle):
 
     __slots__ = ("_seq",)
 
-    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...],
-                 loop: asyncio.AbstractEventLoop, context: Any, seq: int) -> None:
+    def __init__(
+        self,
+        when: float,
+        callback: Callable[..., Any],
+        args: tuple[Any, ...],
+        loop: asyncio.AbstractEventLoop,
+        context: Any,
+        seq: int,
+    ) -> None:
         super().__init__(when, callback, args, loop, context)
         self._seq = seq
 
@@ -200,9 +207,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._now_ns = target
         self.jumps += 1
 
-    def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object],
-                *args: *_Ts, context: contextvars.Context | None = None
-                ) -> asyncio.TimerHandle:
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
         """As the stdlib loop's, with timers of equal deadlines run in the order they were
         scheduled (``_OrderedTimer``)."""
         if when is None:
@@ -214,9 +225,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
 
-    def run_in_executor(self, executor: concurrent.futures.Executor | None,
-                        func: Callable[[Unpack[_Ts]], _T], *args: *_Ts
-                        ) -> asyncio.Future[_T]:
+    def run_in_executor(
+        self,
+        executor: concurrent.futures.Executor | None,
+        func: Callable[[Unpack[_Ts]], _T],
+        *args: *_Ts,
+    ) -> asyncio.Future[_T]:
         """As the stdlib loop's, with the job counted: while it runs the clock stands still
         (its result arrives at the simulated time it was asked for)."""
         fut = super().run_in_executor(executor, func, *args)
@@ -270,8 +284,9 @@ class LoopTime:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
-    def call_later(self, seconds: float, callback: Callable[..., Any],
-                   *args: Any) -> asyncio.TimerHandle:
+    def call_later(
+        self, seconds: float, callback: Callable[..., Any], *args: Any
+    ) -> asyncio.TimerHandle:
         return asyncio.get_running_loop().call_later(max(0.0, seconds), callback, *args)
 
     def __repr__(self) -> str:
@@ -424,8 +439,9 @@ class LoopClock:
 
     def _ensure_driver(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._drive(),
-                                                                name="mmfast-loop-clock")
+            self._task = asyncio.get_running_loop().create_task(
+                self._drive(), name="mmfast-loop-clock"
+            )
 
     def _poke(self) -> None:
         w = self._wake

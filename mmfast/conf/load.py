@@ -60,11 +60,19 @@ __all__ = [
 SIM_API_KEY_INDEX: Final = 4
 # (rest_url, ws_url, chain ids accepted, default chain id) per real environment.
 LIGHTER_ENDPOINTS: Final[Mapping[str, tuple[str, str, frozenset[int], int]]] = {
-    "testnet": ("https://testnet.zklighter.elliot.ai",
-                "wss://testnet.zklighter.elliot.ai/stream", frozenset({300}), 300),
+    "testnet": (
+        "https://testnet.zklighter.elliot.ai",
+        "wss://testnet.zklighter.elliot.ai/stream",
+        frozenset({300}),
+        300,
+    ),
     # 466324: the venue's second mainnet profile (api.rh.lighter.xyz).
-    "mainnet": ("https://mainnet.zklighter.elliot.ai",
-                "wss://mainnet.zklighter.elliot.ai/stream", frozenset({304, 466324}), 304),
+    "mainnet": (
+        "https://mainnet.zklighter.elliot.ai",
+        "wss://mainnet.zklighter.elliot.ai/stream",
+        frozenset({304, 466324}),
+        304,
+    ),
 }
 _CHAIN_NAMES: Final = {300: "testnet's", 304: "mainnet's", 466324: "a Lighter mainnet's"}
 _SYMBOL_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
@@ -82,8 +90,13 @@ def example_path(mode: str) -> Path:
     return Path(str(resources.files("mmfast.conf").joinpath(f"{mode}.toml")))
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, live: bool = False,
-                env: Mapping[str, str] | None = None, read_key: bool = True) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    live: bool = False,
+    env: Mapping[str, str] | None = None,
+    read_key: bool = True,
+) -> Config:
     """Read and validate a TOML config file (None: the shipped sim example).
 
     ``live`` is the ``--live`` flag (mainnet needs it and ``venue.allow_mainnet = true``);
@@ -94,8 +107,9 @@ def load_config(path: str | os.PathLike[str] | None = None, *, live: bool = Fals
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise ConfigError([("", f"cannot read config file: {exc.strerror or exc}")],
-                          source=str(p)) from None
+        raise ConfigError(
+            [("", f"cannot read config file: {exc.strerror or exc}")], source=str(p)
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -103,9 +117,14 @@ def load_config(path: str | os.PathLike[str] | None = None, *, live: bool = Fals
     return parse_config(text, live=live, env=env, source=str(p), read_key=read_key)
 
 
-def parse_config(data: str | Mapping[str, Any], *, live: bool = False,
-                 env: Mapping[str, str] | None = None, source: str | None = None,
-                 read_key: bool = True) -> Config:
+def parse_config(
+    data: str | Mapping[str, Any],
+    *,
+    live: bool = False,
+    env: Mapping[str, str] | None = None,
+    source: str | None = None,
+    read_key: bool = True,
+) -> Config:
     """Validate a config given as TOML text or as an already-parsed mapping. See load_config."""
     if isinstance(data, str):
         try:
@@ -147,6 +166,7 @@ def read_key_file(path: str | os.PathLike[str], *, key_name: str = "venue.key_fi
 
 # --- schema walk ----------------------------------------------------------------------------
 
+
 def _show(value: Any) -> str:
     """A value for an error message; long or hex-looking strings are not echoed (may be keys)."""
     if isinstance(value, str):
@@ -180,14 +200,14 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _unknown_key(cls: type, path: str, key: str, fields: dict[str, dataclasses.Field[Any]]
-                 ) -> str:
+def _unknown_key(cls: type, path: str, key: str, fields: dict[str, dataclasses.Field[Any]]) -> str:
     f = fields.get(key)
     if (f is not None and f.metadata["source"] == "env") or (
-            f is None and any(word in key.lower() for word in _SECRETISH)
-            and key not in ("key_file", "api_key_index")):
-        return (f"secrets are not read from the config file: set {ENV_PRIVATE_KEY} or "
-                "venue.key_file")
+        f is None
+        and any(word in key.lower() for word in _SECRETISH)
+        and key not in ("key_file", "api_key_index")
+    ):
+        return f"secrets are not read from the config file: set {ENV_PRIVATE_KEY} or venue.key_file"
     if f is not None and f.metadata["source"] == "cli":
         return "set by the --live command-line flag, not by the config file"
     names = [n for n, fl in fields.items() if fl.metadata["source"] == "toml"]
@@ -240,8 +260,9 @@ def _base_type(typ: Any) -> Any:
     return typ
 
 
-def _check_value(value: Any, typ: Any, meta: Mapping[str, Any], key: str,
-                 errors: list[tuple[str, str]]) -> Any:
+def _check_value(
+    value: Any, typ: Any, meta: Mapping[str, Any], key: str, errors: list[tuple[str, str]]
+) -> Any:
     base = _base_type(typ)
     if base is bool:
         if not isinstance(value, bool):
@@ -271,8 +292,9 @@ def _check_value(value: Any, typ: Any, meta: Mapping[str, Any], key: str,
             return _BAD
         choices = meta.get("choices")
         if choices is not None and value not in choices:
-            errors.append((key, f"must be one of {', '.join(map(repr, choices))}, "
-                                f"got {_show(value)}"))
+            errors.append(
+                (key, f"must be one of {', '.join(map(repr, choices))}, got {_show(value)}")
+            )
             return _BAD
         if not value.strip():
             errors.append((key, "must not be empty"))
@@ -286,8 +308,9 @@ def _check_value(value: Any, typ: Any, meta: Mapping[str, Any], key: str,
     raise TypeError(f"schema type {typ!r} of {key} not supported")  # a schema bug
 
 
-def _in_range(value: float, meta: Mapping[str, Any], key: str,
-              errors: list[tuple[str, str]]) -> bool:
+def _in_range(
+    value: float, meta: Mapping[str, Any], key: str, errors: list[tuple[str, str]]
+) -> bool:
     lo, hi, unit = meta.get("lo"), meta.get("hi"), meta.get("unit") or ""
     unit = f" {unit}" if unit else ""
     if lo is not None and (value <= lo if meta.get("lo_open") else value < lo):
@@ -310,8 +333,10 @@ def _num(x: float) -> str:
 
 # --- per-mode defaults and cross-field rules ------------------------------------------------
 
-def _resolve(cfg: Config, live: bool, env: Mapping[str, str],
-             errors: list[tuple[str, str]]) -> Config | None:
+
+def _resolve(
+    cfg: Config, live: bool, env: Mapping[str, str], errors: list[tuple[str, str]]
+) -> Config | None:
     venue = _resolve_venue(cfg.venue, live, env, errors)
     _check_market(cfg, errors)
     _check_strategy(cfg, errors)
@@ -324,8 +349,9 @@ def _resolve(cfg: Config, live: bool, env: Mapping[str, str],
     journal = cfg.run.journal_path
     assert venue.state_dir is not None
     journal = venue.state_dir / "journal.jsonl" if journal is None else venue.state_dir / journal
-    return dataclasses.replace(cfg, venue=venue, guard=guard,
-                               run=dataclasses.replace(cfg.run, journal_path=journal))
+    return dataclasses.replace(
+        cfg, venue=venue, guard=guard, run=dataclasses.replace(cfg.run, journal_path=journal)
+    )
 
 
 def _check_maker_only(v: VenueConfig, g: GuardConfig, errors: list[tuple[str, str]]) -> None:
@@ -333,15 +359,23 @@ def _check_maker_only(v: VenueConfig, g: GuardConfig, errors: list[tuple[str, st
     set_maker_only_api_keys example, checked 2026-12-06); the simulator takes any."""
     if v.mode == "sim":
         return
-    for key, on, index in (("venue", v.maker_only, v.api_key_index),
-                           ("guard", g.enabled and g.maker_only, g.api_key_index)):
+    for key, on, index in (
+        ("venue", v.maker_only, v.api_key_index),
+        ("guard", g.enabled and g.maker_only, g.api_key_index),
+    ):
         if on and index is not None and index < 4:
-            errors.append((f"{key}.maker_only", f"the venue marks only API key indexes >= 4 "
-                                                f"maker-only; {key}.api_key_index is {index}"))
+            errors.append(
+                (
+                    f"{key}.maker_only",
+                    f"the venue marks only API key indexes >= 4 "
+                    f"maker-only; {key}.api_key_index is {index}",
+                )
+            )
 
 
-def _resolve_guard(g: GuardConfig, v: VenueConfig, env: Mapping[str, str],
-                   errors: list[tuple[str, str]]) -> GuardConfig | None:
+def _resolve_guard(
+    g: GuardConfig, v: VenueConfig, env: Mapping[str, str], errors: list[tuple[str, str]]
+) -> GuardConfig | None:
     """The guard's key index (sim default: the bot's + 1) and key (environment first, then
     guard.key_file; sim mode makes a throwaway one at start)."""
     n_before = len(errors)
@@ -350,33 +384,49 @@ def _resolve_guard(g: GuardConfig, v: VenueConfig, env: Mapping[str, str],
         try:
             key = load_api_key(env_var=ENV_GUARD_KEY, environ=env)
         except SecretError as exc:
-            errors.append((ENV_GUARD_KEY, str(exc).removeprefix(
-                f"environment variable {ENV_GUARD_KEY}: ")))
+            errors.append(
+                (ENV_GUARD_KEY, str(exc).removeprefix(f"environment variable {ENV_GUARD_KEY}: "))
+            )
     key_file = None if g.key_file is None else _expand(g.key_file, env)
     if g.heartbeat_interval_ms * 3 > g.max_silence_ms:
-        errors.append(("guard.heartbeat_interval_ms", "must be at most a third of "
-                       "guard.max_silence_ms (a late beat is not a dead bot)"))
+        errors.append(
+            (
+                "guard.heartbeat_interval_ms",
+                "must be at most a third of guard.max_silence_ms (a late beat is not a dead bot)",
+            )
+        )
     index = g.api_key_index
     if not g.enabled:
-        return dataclasses.replace(g, private_key=key, key_file=key_file) \
-            if len(errors) == n_before else None
+        return (
+            dataclasses.replace(g, private_key=key, key_file=key_file)
+            if len(errors) == n_before
+            else None
+        )
     if v.mode == "sim":
         if key is not None or key_file is not None:
-            errors.append(("guard", "sim mode makes its own guard key: no "
-                           f"{ENV_GUARD_KEY} or guard.key_file"))
+            errors.append(
+                ("guard", f"sim mode makes its own guard key: no {ENV_GUARD_KEY} or guard.key_file")
+            )
         if index is None:
             assert v.api_key_index is not None
             index = v.api_key_index + 1 if v.api_key_index < 254 else v.api_key_index - 1
     else:
         if index is None:
-            errors.append(("guard.api_key_index", f"required in {v.mode} mode (or set "
-                           "guard.enabled = false)"))
+            errors.append(
+                ("guard.api_key_index", f"required in {v.mode} mode (or set guard.enabled = false)")
+            )
         if key is None and key_file is None:
-            errors.append(("guard", f"{v.mode} mode needs the guard's key: "
-                           f"{ENV_GUARD_KEY} or guard.key_file"))
+            errors.append(
+                ("guard", f"{v.mode} mode needs the guard's key: {ENV_GUARD_KEY} or guard.key_file")
+            )
     if index is not None and index == v.api_key_index:
-        errors.append(("guard.api_key_index", "must differ from venue.api_key_index (nonces "
-                       "are per key: the guard must never race the bot's)"))
+        errors.append(
+            (
+                "guard.api_key_index",
+                "must differ from venue.api_key_index (nonces "
+                "are per key: the guard must never race the bot's)",
+            )
+        )
     if len(errors) != n_before:
         return None
     return dataclasses.replace(g, api_key_index=index, private_key=key, key_file=key_file)
@@ -398,8 +448,9 @@ def _expand(path: Path, env: Mapping[str, str]) -> Path:
     return Path(os.path.expanduser(text))  # ~user, or no tilde at all
 
 
-def _check_url(key: str, url: str, schemes: tuple[str, ...],
-               errors: list[tuple[str, str]]) -> str | None:
+def _check_url(
+    key: str, url: str, schemes: tuple[str, ...], errors: list[tuple[str, str]]
+) -> str | None:
     """Return the URL's host, or None after appending an error."""
     try:
         parts = urlsplit(url)
@@ -418,21 +469,22 @@ def _check_url(key: str, url: str, schemes: tuple[str, ...],
     return host.lower()
 
 
-def _private_key_from_env(env: Mapping[str, str], errors: list[tuple[str, str]]
-                          ) -> ApiKey | None:
+def _private_key_from_env(env: Mapping[str, str], errors: list[tuple[str, str]]) -> ApiKey | None:
     if not env.get(ENV_PRIVATE_KEY):
         return None
     try:
         return load_api_key(env_var=ENV_PRIVATE_KEY, environ=env)
     except SecretError as exc:
         # The message names the variable and what is wrong, never the value.
-        errors.append((ENV_PRIVATE_KEY, str(exc).removeprefix(
-            f"environment variable {ENV_PRIVATE_KEY}: ")))
+        errors.append(
+            (ENV_PRIVATE_KEY, str(exc).removeprefix(f"environment variable {ENV_PRIVATE_KEY}: "))
+        )
         return None
 
 
-def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
-                   errors: list[tuple[str, str]]) -> VenueConfig | None:
+def _resolve_venue(
+    v: VenueConfig, live: bool, env: Mapping[str, str], errors: list[tuple[str, str]]
+) -> VenueConfig | None:
     n_before = len(errors)
     mode = v.mode
     key = _private_key_from_env(env, errors)
@@ -448,8 +500,13 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
     if state_dir is None:
         state_dir = _default_state_dir(env)
     elif not state_dir.is_absolute():
-        errors.append(("venue.state_dir", "must be an absolute path (or start with ~), never "
-                                          "relative to the working directory"))
+        errors.append(
+            (
+                "venue.state_dir",
+                "must be an absolute path (or start with ~), never "
+                "relative to the working directory",
+            )
+        )
     rest_url, ws_url, chain_id = v.rest_url, v.ws_url, v.chain_id
     account_index, api_key_index = v.account_index, v.api_key_index
     # Order frames awaiting acks: the simulator answers a connection in order; Lighter's answer
@@ -465,29 +522,50 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
         if chain_id is None:
             chain_id = SIM_CHAIN_ID
         elif chain_id in LIGHTER_CHAIN_IDS:
-            errors.append(("venue.chain_id", f"sim mode refuses {_CHAIN_NAMES[chain_id]} chain "
-                                             f"id {chain_id}: use the simulator's own (default "
-                                             f"{SIM_CHAIN_ID})"))
+            errors.append(
+                (
+                    "venue.chain_id",
+                    f"sim mode refuses {_CHAIN_NAMES[chain_id]} chain "
+                    f"id {chain_id}: use the simulator's own (default "
+                    f"{SIM_CHAIN_ID})",
+                )
+            )
         if (rest_url is None) != (ws_url is None):
             missing = "venue.ws_url" if ws_url is None else "venue.rest_url"
-            errors.append((missing, "sim mode takes both URLs (a running simulator) or neither "
-                                    "(start the built-in one)"))
-        for name, url, schemes in (("venue.rest_url", rest_url, ("http", "https")),
-                                   ("venue.ws_url", ws_url, ("ws", "wss"))):
+            errors.append(
+                (
+                    missing,
+                    "sim mode takes both URLs (a running simulator) or neither "
+                    "(start the built-in one)",
+                )
+            )
+        for name, url, schemes in (
+            ("venue.rest_url", rest_url, ("http", "https")),
+            ("venue.ws_url", ws_url, ("ws", "wss")),
+        ):
             if url is None:
                 continue
             host = _check_url(name, url, schemes, errors)
             if host is not None and host.strip("[]") not in LOOPBACK_HOSTS:
-                errors.append((name, f"sim mode connects to a loopback simulator only, got "
-                                     f"host {host!r}"))
+                errors.append(
+                    (name, f"sim mode connects to a loopback simulator only, got host {host!r}")
+                )
         account_index = SIM_ACCOUNT_INDEX if account_index is None else account_index
         api_key_index = SIM_API_KEY_INDEX if api_key_index is None else api_key_index
         if env.get(ENV_PRIVATE_KEY):
-            errors.append((ENV_PRIVATE_KEY, "sim mode refuses a real key (it signs with a "
-                                            "throwaway key): unset it"))
+            errors.append(
+                (
+                    ENV_PRIVATE_KEY,
+                    "sim mode refuses a real key (it signs with a throwaway key): unset it",
+                )
+            )
         if key_file is not None:
-            errors.append((key_file_name, "sim mode refuses a real key (it signs with a "
-                                          "throwaway key): remove it"))
+            errors.append(
+                (
+                    key_file_name,
+                    "sim mode refuses a real key (it signs with a throwaway key): remove it",
+                )
+            )
         if v.allow_mainnet:
             errors.append(("venue.allow_mainnet", "only meaningful with venue.mode = 'mainnet'"))
         if live:
@@ -497,14 +575,20 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
         other = "mainnet" if mode == "testnet" else "testnet"
         rest_url = default_rest if rest_url is None else rest_url
         ws_url = default_ws if ws_url is None else ws_url
-        for name, url, secure in (("venue.rest_url", rest_url, ("https",)),
-                                  ("venue.ws_url", ws_url, ("wss",))):
+        for name, url, secure in (
+            ("venue.rest_url", rest_url, ("https",)),
+            ("venue.ws_url", ws_url, ("wss",)),
+        ):
             host = _check_url(name, url, secure, errors)
             if host is None:
                 continue
             if host.strip("[]") in LOOPBACK_HOSTS:
-                errors.append((name, f"a loopback URL is the simulator's: use venue.mode = "
-                                     f"'sim', not {mode!r}"))
+                errors.append(
+                    (
+                        name,
+                        f"a loopback URL is the simulator's: use venue.mode = 'sim', not {mode!r}",
+                    )
+                )
             elif other in host:
                 errors.append((name, f"a {other} URL with venue.mode = {mode!r}"))
         if chain_id is None:
@@ -512,35 +596,60 @@ def _resolve_venue(v: VenueConfig, live: bool, env: Mapping[str, str],
         elif chain_id not in chains:
             what = _CHAIN_NAMES.get(chain_id, "an unknown")
             want = " or ".join(str(c) for c in sorted(chains))
-            errors.append(("venue.chain_id", f"{mode} signs with chain id {want}, got "
-                                             f"{chain_id} ({what})"))
+            errors.append(
+                ("venue.chain_id", f"{mode} signs with chain id {want}, got {chain_id} ({what})")
+            )
         if account_index is None:
             errors.append(("venue.account_index", f"required in {mode} mode"))
         if api_key_index is None:
             errors.append(("venue.api_key_index", f"required in {mode} mode"))
         if not env.get(ENV_PRIVATE_KEY) and key_file is None:
-            errors.append(("venue.key_file", f"{mode} needs an API private key: set "
-                                             f"{ENV_PRIVATE_KEY} or venue.key_file"))
+            errors.append(
+                (
+                    "venue.key_file",
+                    f"{mode} needs an API private key: set {ENV_PRIVATE_KEY} or venue.key_file",
+                )
+            )
         if mode == "mainnet":
             if not v.allow_mainnet:
-                errors.append(("venue.allow_mainnet", "mainnet needs allow_mainnet = true in "
-                                                      "the config and the --live flag"))
+                errors.append(
+                    (
+                        "venue.allow_mainnet",
+                        "mainnet needs allow_mainnet = true in the config and the --live flag",
+                    )
+                )
             if not live:
-                errors.append(("--live", "mainnet needs the --live flag as well as "
-                                         "venue.allow_mainnet = true"))
+                errors.append(
+                    (
+                        "--live",
+                        "mainnet needs the --live flag as well as venue.allow_mainnet = true",
+                    )
+                )
         else:
             if v.allow_mainnet:
-                errors.append(("venue.allow_mainnet", "only meaningful with venue.mode = "
-                                                      "'mainnet'"))
+                errors.append(
+                    ("venue.allow_mainnet", "only meaningful with venue.mode = 'mainnet'")
+                )
             if live:
-                errors.append(("--live", f"only for venue.mode = 'mainnet' (this config is "
-                                         f"{mode!r})"))
+                errors.append(
+                    ("--live", f"only for venue.mode = 'mainnet' (this config is {mode!r})")
+                )
     if len(errors) != n_before:
         return None
-    return dataclasses.replace(v, rest_url=rest_url, ws_url=ws_url, chain_id=chain_id,
-                               account_index=account_index, api_key_index=api_key_index,
-                               state_dir=state_dir, key_file=key_file, private_key=key,
-                               live=live, ws_order_frames=ws_order_frames, tier=tier)
+    return dataclasses.replace(
+        v,
+        rest_url=rest_url,
+        ws_url=ws_url,
+        chain_id=chain_id,
+        account_index=account_index,
+        api_key_index=api_key_index,
+        state_dir=state_dir,
+        key_file=key_file,
+        private_key=key,
+        live=live,
+        ws_order_frames=ws_order_frames,
+        tier=tier,
+    )
 
 
 def _check_market(cfg: Config, errors: list[tuple[str, str]]) -> None:
@@ -550,48 +659,79 @@ def _check_market(cfg: Config, errors: list[tuple[str, str]]) -> None:
     if m.symbol is not None and not _SYMBOL_RE.fullmatch(m.symbol):
         errors.append(("market.symbol", f"not a market symbol: {_show(m.symbol)}"))
     if m.market_id == _NIL_MARKET:
-        errors.append(("market.market_id", "255 means 'all markets' to the venue; name one "
-                                           "market"))
+        errors.append(("market.market_id", "255 means 'all markets' to the venue; name one market"))
 
 
 def _check_strategy(cfg: Config, errors: list[tuple[str, str]]) -> None:
     risk = cfg.risk
     mm = cfg.strategy.market_making
     p = "strategy.market_making"
-    if mm.price_floor_ticks and mm.price_ceiling_ticks and (
-            mm.price_floor_ticks >= mm.price_ceiling_ticks):
-        errors.append((f"{p}.price_floor_ticks",
-                       f"must be below price_ceiling_ticks ({mm.price_ceiling_ticks})"))
+    if (
+        mm.price_floor_ticks
+        and mm.price_ceiling_ticks
+        and (mm.price_floor_ticks >= mm.price_ceiling_ticks)
+    ):
+        errors.append(
+            (
+                f"{p}.price_floor_ticks",
+                f"must be below price_ceiling_ticks ({mm.price_ceiling_ticks})",
+            )
+        )
     if mm.max_order_age_s >= mm.order_expiry_s:
-        errors.append((f"{p}.max_order_age_s",
-                       f"must be below order_expiry_s ({mm.order_expiry_s}) so quotes are "
-                       "refreshed before they expire"))
+        errors.append(
+            (
+                f"{p}.max_order_age_s",
+                f"must be below order_expiry_s ({mm.order_expiry_s}) so quotes are "
+                "refreshed before they expire",
+            )
+        )
     last = mm.order_amount_lots + (mm.levels - 1) * mm.amount_step_lots
     if last < 1:
-        errors.append((f"{p}.amount_step_lots",
-                       f"level {mm.levels - 1} would have size {last} lots (must be >= 1)"))
+        errors.append(
+            (
+                f"{p}.amount_step_lots",
+                f"level {mm.levels - 1} would have size {last} lots (must be >= 1)",
+            )
+        )
     tl = cfg.strategy.trend_ladder
     t = "strategy.trend_ladder"
     if tl.ema_fast_periods >= tl.ema_slow_periods:
-        errors.append((f"{t}.ema_fast_periods",
-                       f"must be below ema_slow_periods ({tl.ema_slow_periods})"))
+        errors.append(
+            (f"{t}.ema_fast_periods", f"must be below ema_slow_periods ({tl.ema_slow_periods})")
+        )
     # Rules tying the selected strategy to the risk limits.
     if cfg.strategy.name == "market_making":
         if mm.order_amount_lots > risk.max_position_lots:
-            errors.append((f"{p}.order_amount_lots",
-                           f"above risk.max_position_lots ({risk.max_position_lots})"))
+            errors.append(
+                (
+                    f"{p}.order_amount_lots",
+                    f"above risk.max_position_lots ({risk.max_position_lots})",
+                )
+            )
         if abs(mm.inventory_target_lots) > risk.max_position_lots:
-            errors.append((f"{p}.inventory_target_lots",
-                           f"|target| above risk.max_position_lots ({risk.max_position_lots})"))
+            errors.append(
+                (
+                    f"{p}.inventory_target_lots",
+                    f"|target| above risk.max_position_lots ({risk.max_position_lots})",
+                )
+            )
         if risk.max_open_orders < 2 * mm.levels:
-            errors.append(("risk.max_open_orders",
-                           f"below 2 x {p}.levels ({2 * mm.levels}): the ladder would be "
-                           "denied"))
+            errors.append(
+                (
+                    "risk.max_open_orders",
+                    f"below 2 x {p}.levels ({2 * mm.levels}): the ladder would be denied",
+                )
+            )
     else:
         if tl.size_lots > risk.max_position_lots:
-            errors.append((f"{t}.size_lots",
-                           f"above risk.max_position_lots ({risk.max_position_lots})"))
+            errors.append(
+                (f"{t}.size_lots", f"above risk.max_position_lots ({risk.max_position_lots})")
+            )
         if risk.max_open_orders < 2 * tl.levels:
-            errors.append(("risk.max_open_orders",
-                           f"below 2 x {t}.levels ({2 * tl.levels}): entries plus "
-                           "take-profits would be denied"))
+            errors.append(
+                (
+                    "risk.max_open_orders",
+                    f"below 2 x {t}.levels ({2 * tl.levels}): entries plus "
+                    "take-profits would be denied",
+                )
+            )

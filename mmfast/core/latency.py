@@ -15,8 +15,16 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["HIST_BOUNDS_NS", "LAG_MAX_MS", "RING", "STAGES", "LagHistogram", "LatencyStats",
-           "LoopLagProbe", "StageHistograms"]
+__all__ = [
+    "HIST_BOUNDS_NS",
+    "LAG_MAX_MS",
+    "RING",
+    "STAGES",
+    "LagHistogram",
+    "LatencyStats",
+    "LoopLagProbe",
+    "StageHistograms",
+]
 
 # Latency stages stamped by the strategy (names as shown by the status line).
 STAGES: Final = ("book>quote", "quote>send", "send>ack", "ack>open", "book>send", "fill>requote")
@@ -24,9 +32,27 @@ RING: Final = 4096  # samples kept per stage
 
 
 # Upper bounds of the cumulative histograms (ns): 1 us .. 1 s, then +Inf.
-HIST_BOUNDS_NS: Final = tuple(int(us * 1000) for us in (
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000,
-    1_000_000))
+HIST_BOUNDS_NS: Final = tuple(
+    int(us * 1000)
+    for us in (
+        1,
+        2,
+        5,
+        10,
+        20,
+        50,
+        100,
+        200,
+        500,
+        1_000,
+        2_000,
+        5_000,
+        10_000,
+        50_000,
+        100_000,
+        1_000_000,
+    )
+)
 
 
 class StageHistograms:
@@ -83,8 +109,11 @@ class LatencyStats:
         for s, ring in self._rings.items():
             if ring:
                 p50, p99 = self.percentiles(s)
-                out[s] = {"n": self.counts[s], "p50_us": round(p50 / 1e3, 1),
-                          "p99_us": round(p99 / 1e3, 1)}
+                out[s] = {
+                    "n": self.counts[s],
+                    "p50_us": round(p50 / 1e3, 1),
+                    "p99_us": round(p99 / 1e3, 1),
+                }
         return out
 
 
@@ -124,8 +153,12 @@ class LagHistogram:
         return self.max_ms
 
     def status(self) -> dict[str, float | int]:
-        return {"lag_samples": self.n, "lag_p50_ms": round(self.quantile(0.5), 1),
-                "lag_p99_ms": round(self.quantile(0.99), 1), "lag_max_ms": round(self.max_ms, 1)}
+        return {
+            "lag_samples": self.n,
+            "lag_p50_ms": round(self.quantile(0.5), 1),
+            "lag_p99_ms": round(self.quantile(0.99), 1),
+            "lag_max_ms": round(self.max_ms, 1),
+        }
 
 
 class LoopLagProbe:

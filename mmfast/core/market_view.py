@@ -61,14 +61,39 @@ _NONE: Final = _Always()
 class MarketView:
     """What a strategy reads of one market (see the module doc)."""
 
-    __slots__ = ("_account", "_account_index", "_entry", "_md", "_ready", "_rest", "_stall",
-                 "_steps", "book", "budget", "market", "raw_orders", "trades")
+    __slots__ = (
+        "_account",
+        "_account_index",
+        "_entry",
+        "_md",
+        "_ready",
+        "_rest",
+        "_stall",
+        "_steps",
+        "book",
+        "budget",
+        "market",
+        "raw_orders",
+        "trades",
+    )
 
-    def __init__(self, market: int, *, book: Any = None, market_data: Any = None,
-                 trades: Any = (), readiness: Any = None, account: Any = None,
-                 raw_orders: dict[int, dict[str, Any]] | None = None, entry: Any = None,
-                 budget: Any = None, rest: Any = None, account_index: int | None = None,
-                 steps: Any = None, stall: Any = None) -> None:
+    def __init__(
+        self,
+        market: int,
+        *,
+        book: Any = None,
+        market_data: Any = None,
+        trades: Any = (),
+        readiness: Any = None,
+        account: Any = None,
+        raw_orders: dict[int, dict[str, Any]] | None = None,
+        entry: Any = None,
+        budget: Any = None,
+        rest: Any = None,
+        account_index: int | None = None,
+        steps: Any = None,
+        stall: Any = None,
+    ) -> None:
         self.market = market  # the market id
         self.book = book  # the market's OrderBook (None: none yet)
         self.trades = trades  # recent public trades of the market (oldest first)
@@ -138,8 +163,11 @@ class MarketView:
         p: int = e.pending_txs
         return n if n >= p else p
 
-    def attach_step(self, step: Callable[[bytes, int], int] | None,
-                    fast: tuple[Any, Callable[[int, int], object]] | None = None) -> bool:
+    def attach_step(
+        self,
+        step: Callable[[bytes, int], int] | None,
+        fast: tuple[Any, Callable[[int, int], object]] | None = None,
+    ) -> bool:
         """Route this market's book frames to ``step`` (None: back to the book alone);
         ``fast``: (its Pipeline, ``after(code, now_ns)``) for a compiled listener."""
         if self._steps is None:
@@ -208,8 +236,16 @@ def view_of(connector: Any, market: int) -> MarketView:
     orders = getattr(c, "orders", None)
     entry = orders if hasattr(orders, "in_flight_of") else None
     src = _Attrs(c)
-    return MarketView(market, book=books.get(market), market_data=src, trades=trades,
-                      readiness=src, account=src, raw_orders=raw, entry=entry,
-                      budget=budget if hasattr(budget, "state") else None,
-                      rest=getattr(c, "rest", None),
-                      account_index=getattr(getattr(c, "config", None), "account_index", None))
+    return MarketView(
+        market,
+        book=books.get(market),
+        market_data=src,
+        trades=trades,
+        readiness=src,
+        account=src,
+        raw_orders=raw,
+        entry=entry,
+        budget=budget if hasattr(budget, "state") else None,
+        rest=getattr(c, "rest", None),
+        account_index=getattr(getattr(c, "config", None), "account_index", None),
+    )

@@ -99,8 +99,13 @@ class BudgetView:
         else:
             st = self._budget.state()
             usable = getattr(st.level, "name", str(st.level)) not in self._BLOCKED_LEVELS
-            snap = (usable, st.used.get("sendtx", 0), st.normal_caps.get("sendtx", 0),
-                    st.used.get("ws_msgs", 0), st.normal_caps.get("ws_msgs", 0))
+            snap = (
+                usable,
+                st.used.get("sendtx", 0),
+                st.normal_caps.get("sendtx", 0),
+                st.used.get("ws_msgs", 0),
+                st.normal_caps.get("ws_msgs", 0),
+            )
         self._snap = snap
         return snap
 

@@ -60,11 +60,20 @@ EXIT_DIFFERENCES = 1
 EXIT_ERROR = 2
 
 # OrderView fields compared between the two views, in report order.
-COMPARED_FIELDS = ("client_order_index", "is_ask", "price_ticks", "remaining_lots",
-                   "initial_lots", "reduce_only", "time_in_force", "status")
+COMPARED_FIELDS = (
+    "client_order_index",
+    "is_ask",
+    "price_ticks",
+    "remaining_lots",
+    "initial_lots",
+    "reduce_only",
+    "time_in_force",
+    "status",
+)
 
 
 # --- tp-mismatch ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class FieldDiff:
@@ -77,12 +86,18 @@ class FieldDiff:
     rest: Any
 
     def to_json(self) -> dict[str, Any]:
-        return {"order_index": self.order_index, "client_order_index": self.client_order_index,
-                "field": self.field, "ws": self.ws, "rest": self.rest}
+        return {
+            "order_index": self.order_index,
+            "client_order_index": self.client_order_index,
+            "field": self.field,
+            "ws": self.ws,
+            "rest": self.rest,
+        }
 
 
-def compare_orders(ws: dict[int, OrderView], rest: dict[int, OrderView]
-                   ) -> tuple[list[OrderView], list[OrderView], list[FieldDiff]]:
+def compare_orders(
+    ws: dict[int, OrderView], rest: dict[int, OrderView]
+) -> tuple[list[OrderView], list[OrderView], list[FieldDiff]]:
     """(only on the stream, only over REST, field differences), each sorted by order_index."""
     only_ws = [ws[i] for i in sorted(ws.keys() - rest.keys())]
     only_rest = [rest[i] for i in sorted(rest.keys() - ws.keys())]
@@ -122,21 +137,26 @@ class MismatchReport:
     def to_json(self) -> dict[str, Any]:
         m = self.market
         return {
-            "tool": "tp-mismatch", "consistent": self.consistent,
+            "tool": "tp-mismatch",
+            "consistent": self.consistent,
             **_target_json(self.target, m),
-            "ws_open_orders": self.ws_orders, "rest_open_orders": self.rest_orders,
+            "ws_open_orders": self.ws_orders,
+            "rest_open_orders": self.rest_orders,
             "only_ws": [o.to_json(m) for o in self.only_ws],
             "only_rest": [o.to_json(m) for o in self.only_rest],
             "field_diffs": [d.to_json() for d in self.field_diffs],
-            "transient_differences": self.transient, "rounds": self.rounds,
+            "transient_differences": self.transient,
+            "rounds": self.rounds,
             "stream": dict(self.stream),
         }
 
     def render(self) -> str:
         m = self.market
-        lines = [f"tp-mismatch: {_where(self.target, m)}",
-                 f"  open orders: {self.ws_orders} on the account stream, {self.rest_orders} "
-                 f"over REST (accountActiveOrders); {self.rounds} REST read(s)"]
+        lines = [
+            f"tp-mismatch: {_where(self.target, m)}",
+            f"  open orders: {self.ws_orders} on the account stream, {self.rest_orders} "
+            f"over REST (accountActiveOrders); {self.rounds} REST read(s)",
+        ]
         if self.consistent:
             lines.append("  consistent: both views hold the same open orders")
         else:
@@ -150,21 +170,27 @@ class MismatchReport:
                 lines += [f"    {_order_line(o, m)}" for o in self.only_rest]
             if self.field_diffs:
                 lines.append(f"  fields that differ ({len(self.field_diffs)}):")
-                lines += [f"    order {d.order_index} coi {d.client_order_index}: {d.field}: "
-                          f"stream {_show(d.field, d.ws, m)}, REST {_show(d.field, d.rest, m)}"
-                          for d in self.field_diffs]
+                lines += [
+                    f"    order {d.order_index} coi {d.client_order_index}: {d.field}: "
+                    f"stream {_show(d.field, d.ws, m)}, REST {_show(d.field, d.rest, m)}"
+                    for d in self.field_diffs
+                ]
         if self.transient:
-            lines.append(f"  transient differences (in flight, gone on a later read): "
-                         f"{self.transient}")
+            lines.append(
+                f"  transient differences (in flight, gone on a later read): {self.transient}"
+            )
         s = self.stream
         if s.get("malformed") or s.get("bad_orders"):
-            lines.append(f"  stream: {s.get('malformed', 0)} malformed frame(s), "
-                         f"{s.get('bad_orders', 0)} unparsable order(s) ignored")
+            lines.append(
+                f"  stream: {s.get('malformed', 0)} malformed frame(s), "
+                f"{s.get('bad_orders', 0)} unparsable order(s) ignored"
+            )
         return "\n".join(lines)
 
 
-async def check_mismatch(session: VenueSession, *, settle_s: float = 0.5, rounds: int = 2
-                         ) -> MismatchReport:
+async def check_mismatch(
+    session: VenueSession, *, settle_s: float = 0.5, rounds: int = 2
+) -> MismatchReport:
     """tp-mismatch on an open session whose stream carries the account's orders."""
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
@@ -183,34 +209,51 @@ async def check_mismatch(session: VenueSession, *, settle_s: float = 0.5, rounds
         await session.wait(settle_s)  # the stream's copy of a change can trail REST
         ws = session.ws_orders()
         only_ws, only_rest, diffs = compare_orders(ws, rest)
-        keys = ({("ws", o.order_index, "") for o in only_ws}
-                | {("rest", o.order_index, "") for o in only_rest}
-                | {("field", d.order_index, d.field) for d in diffs})
+        keys = (
+            {("ws", o.order_index, "") for o in only_ws}
+            | {("rest", o.order_index, "") for o in only_rest}
+            | {("field", d.order_index, d.field) for d in diffs}
+        )
         seen |= keys
         persistent = keys if persistent is None else persistent & keys
         if not persistent:
             break
     assert persistent is not None
     return MismatchReport(
-        target=session.target, market=session.market, ws_orders=len(ws), rest_orders=len(rest),
+        target=session.target,
+        market=session.market,
+        ws_orders=len(ws),
+        rest_orders=len(rest),
         only_ws=tuple(o for o in only_ws if ("ws", o.order_index, "") in persistent),
         only_rest=tuple(o for o in only_rest if ("rest", o.order_index, "") in persistent),
         field_diffs=tuple(d for d in diffs if ("field", d.order_index, d.field) in persistent),
-        transient=len(seen - persistent), rounds=done, stream=session.stream_stats())
+        transient=len(seen - persistent),
+        rounds=done,
+        stream=session.stream_stats(),
+    )
 
 
-async def tp_mismatch(target: DiagTarget, key: ApiKey | None = None, *,
-                      time: TimeSource = REAL_TIME, budget: RateBudget | None = None,
-                      timeout_s: float = 10.0, settle_s: float = 0.5, rounds: int = 2,
-                      token_provider: Any = None) -> MismatchReport:
+async def tp_mismatch(
+    target: DiagTarget,
+    key: ApiKey | None = None,
+    *,
+    time: TimeSource = REAL_TIME,
+    budget: RateBudget | None = None,
+    timeout_s: float = 10.0,
+    settle_s: float = 0.5,
+    rounds: int = 2,
+    token_provider: Any = None,
+) -> MismatchReport:
     """Open a session, run tp-mismatch, close everything (also on error)."""
-    async with VenueSession(target, key, time=time, budget=budget, timeout_s=timeout_s,
-                            token_provider=token_provider) as session:
+    async with VenueSession(
+        target, key, time=time, budget=budget, timeout_s=timeout_s, token_provider=token_provider
+    ) as session:
         await session.open_stream(orders=True)
         return await check_mismatch(session, settle_s=settle_s, rounds=rounds)
 
 
 # --- tp-side-vs-ro -------------------------------------------------------------------------------
+
 
 def tp_side_of(position_lots: int) -> bool | None:
     """The TP side as ``is_ask``: True (sell) when long, False (buy) when short, None flat."""
@@ -261,11 +304,14 @@ class TpSideReport:
     def to_json(self) -> dict[str, Any]:
         m = self.market
         return {
-            "tool": "tp-side-vs-ro", "consistent": self.consistent,
-            **_target_json(self.target, m), "source": self.source,
+            "tool": "tp-side-vs-ro",
+            "consistent": self.consistent,
+            **_target_json(self.target, m),
+            "source": self.source,
             "position_lots": self.position_lots,
             "position": str(m.size_of(self.position_lots)),
-            "tp_side": self.tp_side, "open_orders": self.open_orders,
+            "tp_side": self.tp_side,
+            "open_orders": self.open_orders,
             "tp_side_orders": len(self.tp_side_orders),
             "tp_side_reduce_only": self.reduce_only_count,
             "tp_side_not_reduce_only": len(self.not_reduce_only),
@@ -278,45 +324,68 @@ class TpSideReport:
         pos = self.position_lots
         lines = [f"tp-side-vs-ro: {_where(self.target, m)} (source: {self.source})"]
         if self.tp_side is None:
-            lines.append(f"  position: flat; no take-profit side ({self.open_orders} open "
-                         "order(s) in the market)")
+            lines.append(
+                f"  position: flat; no take-profit side ({self.open_orders} open "
+                "order(s) in the market)"
+            )
             lines.append("  consistent: nothing to check")
             return "\n".join(lines)
         what = "long" if pos > 0 else "short"
-        lines.append(f"  position: {what} {m.size_of(abs(pos))} ({pos} lots); take-profit side: "
-                     f"{self.tp_side}")
-        lines.append(f"  open orders: {self.open_orders}; on the take-profit side: "
-                     f"{len(self.tp_side_orders)}, reduce-only: {self.reduce_only_count}, "
-                     f"not reduce-only: {len(self.not_reduce_only)}")
+        lines.append(
+            f"  position: {what} {m.size_of(abs(pos))} ({pos} lots); take-profit side: "
+            f"{self.tp_side}"
+        )
+        lines.append(
+            f"  open orders: {self.open_orders}; on the take-profit side: "
+            f"{len(self.tp_side_orders)}, reduce-only: {self.reduce_only_count}, "
+            f"not reduce-only: {len(self.not_reduce_only)}"
+        )
         if self.consistent:
             lines.append("  consistent: every take-profit-side order is reduce-only")
         else:
             cois = ", ".join(str(c) for c in self.not_reduce_only_cois)
-            lines.append(f"  NOT REDUCE-ONLY on the take-profit side, client order indexes: "
-                         f"{cois}")
+            lines.append(f"  NOT REDUCE-ONLY on the take-profit side, client order indexes: {cois}")
             lines += [f"    {_order_line(o, m)}" for o in self.not_reduce_only]
         return "\n".join(lines)
 
 
-def check_tp_side(target: DiagTarget, market: MarketInfo, source: str, position_lots: int,
-                  orders: dict[int, OrderView]) -> TpSideReport:
+def check_tp_side(
+    target: DiagTarget,
+    market: MarketInfo,
+    source: str,
+    position_lots: int,
+    orders: dict[int, OrderView],
+) -> TpSideReport:
     """The tp-side-vs-ro counts from a position and the open orders (pure)."""
     side = tp_side_of(position_lots)
-    tp = tuple(orders[i] for i in sorted(orders) if side is not None
-               and orders[i].is_ask == side)
-    return TpSideReport(target=target, market=market, source=source,
-                        position_lots=position_lots, open_orders=len(orders), tp_side_orders=tp,
-                        not_reduce_only=tuple(o for o in tp if not o.reduce_only))
+    tp = tuple(orders[i] for i in sorted(orders) if side is not None and orders[i].is_ask == side)
+    return TpSideReport(
+        target=target,
+        market=market,
+        source=source,
+        position_lots=position_lots,
+        open_orders=len(orders),
+        tp_side_orders=tp,
+        not_reduce_only=tuple(o for o in tp if not o.reduce_only),
+    )
 
 
-async def tp_side_vs_ro(target: DiagTarget, key: ApiKey | None = None, *, source: str = "rest",
-                        time: TimeSource = REAL_TIME, budget: RateBudget | None = None,
-                        timeout_s: float = 10.0, token_provider: Any = None) -> TpSideReport:
+async def tp_side_vs_ro(
+    target: DiagTarget,
+    key: ApiKey | None = None,
+    *,
+    source: str = "rest",
+    time: TimeSource = REAL_TIME,
+    budget: RateBudget | None = None,
+    timeout_s: float = 10.0,
+    token_provider: Any = None,
+) -> TpSideReport:
     """Open a session, run tp-side-vs-ro from ``source`` ("rest" or "ws"), close everything."""
     if source not in ("rest", "ws"):
         raise ValueError("source must be 'rest' or 'ws'")
-    async with VenueSession(target, key, time=time, budget=budget, timeout_s=timeout_s,
-                            token_provider=token_provider) as session:
+    async with VenueSession(
+        target, key, time=time, budget=budget, timeout_s=timeout_s, token_provider=token_provider
+    ) as session:
         assert session.market is not None
         if source == "ws":
             await session.open_stream(orders=True, positions=True)
@@ -329,22 +398,30 @@ async def tp_side_vs_ro(target: DiagTarget, key: ApiKey | None = None, *, source
 
 # --- output helpers ------------------------------------------------------------------------------
 
+
 def _target_json(t: DiagTarget, m: MarketInfo) -> dict[str, Any]:
-    return {"mode": t.mode, "rest_url": t.rest_url, "ws_url": t.ws_url,
-            "account_index": t.account_index, "api_key_index": t.api_key_index,
-            "market_id": m.market_id, "symbol": m.symbol}
+    return {
+        "mode": t.mode,
+        "rest_url": t.rest_url,
+        "ws_url": t.ws_url,
+        "account_index": t.account_index,
+        "api_key_index": t.api_key_index,
+        "market_id": m.market_id,
+        "symbol": m.symbol,
+    }
 
 
 def _where(t: DiagTarget, m: MarketInfo) -> str:
-    return (f"account {t.account_index}, market {m.symbol} ({m.market_id}), {t.mode} at "
-            f"{t.rest_url}")
+    return f"account {t.account_index}, market {m.symbol} ({m.market_id}), {t.mode} at {t.rest_url}"
 
 
 def _order_line(o: OrderView, m: MarketInfo) -> str:
     ro = " reduce-only" if o.reduce_only else ""
-    return (f"order {o.order_index} coi {o.client_order_index}: {o.side} "
-            f"{m.size_of(o.remaining_lots)} @ {m.price_of(o.price_ticks)} "
-            f"({o.remaining_lots} lots @ {o.price_ticks} ticks){ro} [{o.status}]")
+    return (
+        f"order {o.order_index} coi {o.client_order_index}: {o.side} "
+        f"{m.size_of(o.remaining_lots)} @ {m.price_of(o.price_ticks)} "
+        f"({o.remaining_lots} lots @ {o.price_ticks} ticks){ro} [{o.status}]"
+    )
 
 
 def _show(name: str, value: Any, m: MarketInfo) -> str:
@@ -359,35 +436,61 @@ def _show(name: str, value: Any, m: MarketInfo) -> str:
 
 # --- command line --------------------------------------------------------------------------------
 
+
 def _common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", default=None,
-                   help="mmfast config (default: the shipped sim config, for a running "
-                   "`mmfast sim`); the venue and the market come from it")
-    p.add_argument("--market", default=None,
-                   help="market symbol (ETH) or id (0), instead of the config's [market]")
-    p.add_argument("--rest-url", default=None,
-                   help="REST base URL (sim: the `rest:` line `mmfast sim` prints)")
-    p.add_argument("--ws-url", default=None,
-                   help="WebSocket URL (default: the REST URL's /stream)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="mmfast config (default: the shipped sim config, for a running "
+        "`mmfast sim`); the venue and the market come from it",
+    )
+    p.add_argument(
+        "--market",
+        default=None,
+        help="market symbol (ETH) or id (0), instead of the config's [market]",
+    )
+    p.add_argument(
+        "--rest-url", default=None, help="REST base URL (sim: the `rest:` line `mmfast sim` prints)"
+    )
+    p.add_argument("--ws-url", default=None, help="WebSocket URL (default: the REST URL's /stream)")
     p.add_argument("--account-index", type=int, default=None, help="account to inspect")
-    p.add_argument("--api-key-index", type=int, default=None,
-                   help="API key whose auth token reads the account's private data")
-    p.add_argument("--live", action="store_true",
-                   help="required with a mainnet config (as for `mmfast run`)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
-                   help="seconds allowed for each connection, request and snapshot (default 10)")
+    p.add_argument(
+        "--api-key-index",
+        type=int,
+        default=None,
+        help="API key whose auth token reads the account's private data",
+    )
+    p.add_argument(
+        "--live", action="store_true", help="required with a mainnet config (as for `mmfast run`)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds allowed for each connection, request and snapshot (default 10)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def add_diagnose_parsers(parser: argparse.ArgumentParser) -> None:
     """Add the diagnose tools as subcommands of ``parser`` (``mmfast diagnose ...``)."""
     sub = parser.add_subparsers(dest="tool", required=True, metavar="TOOL")
-    _tp_mismatch_parser(sub.add_parser(
-        "tp-mismatch", help="account-stream open orders vs REST active orders",
-        description=_doc_of(main_tp_mismatch)))
-    _tp_side_parser(sub.add_parser(
-        "tp-side-vs-ro", help="take-profit-side open orders vs reduce-only",
-        description=_doc_of(main_tp_side_vs_ro)))
+    _tp_mismatch_parser(
+        sub.add_parser(
+            "tp-mismatch",
+            help="account-stream open orders vs REST active orders",
+            description=_doc_of(main_tp_mismatch),
+        )
+    )
+    _tp_side_parser(
+        sub.add_parser(
+            "tp-side-vs-ro",
+            help="take-profit-side open orders vs reduce-only",
+            description=_doc_of(main_tp_side_vs_ro),
+        )
+    )
 
 
 def _doc_of(fn: Callable[..., Any]) -> str:
@@ -396,23 +499,40 @@ def _doc_of(fn: Callable[..., Any]) -> str:
 
 def _tp_mismatch_parser(p: argparse.ArgumentParser) -> None:
     _common_args(p)
-    p.add_argument("--settle", type=float, default=0.5, metavar="S",
-                   help="seconds the stream gets to catch up after each REST read (default 0.5)")
-    p.add_argument("--rounds", type=int, default=2, metavar="N",
-                   help="REST reads a difference must survive to be reported (default 2)")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="seconds the stream gets to catch up after each REST read (default 0.5)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        metavar="N",
+        help="REST reads a difference must survive to be reported (default 2)",
+    )
     p.set_defaults(func=run_tp_mismatch)
 
 
 def _tp_side_parser(p: argparse.ArgumentParser) -> None:
     _common_args(p)
-    p.add_argument("--source", choices=("rest", "ws"), default="rest",
-                   help="where position and orders come from: REST account + "
-                   "accountActiveOrders (default) or the account stream")
+    p.add_argument(
+        "--source",
+        choices=("rest", "ws"),
+        default="rest",
+        help="where position and orders come from: REST account + "
+        "accountActiveOrders (default) or the account stream",
+    )
     p.set_defaults(func=run_tp_side_vs_ro)
 
 
-def _run(prog: str, args: argparse.Namespace,
-         check: Callable[[DiagTarget, ApiKey | None], Coroutine[Any, Any, Any]]) -> int:
+def _run(
+    prog: str,
+    args: argparse.Namespace,
+    check: Callable[[DiagTarget, ApiKey | None], Coroutine[Any, Any, Any]],
+) -> int:
     """Resolve the target, run the check, print, map to an exit code (errors: 2)."""
     from mmfast.conf import ConfigError
     from mmfast.diagnostics.venue import resolve_target
@@ -421,9 +541,15 @@ def _run(prog: str, args: argparse.Namespace,
     try:
         if args.timeout <= 0:
             raise DiagError("--timeout must be > 0")
-        target, key = resolve_target(args.config, market=args.market, rest_url=args.rest_url,
-                                     ws_url=args.ws_url, account_index=args.account_index,
-                                     api_key_index=args.api_key_index, live=args.live)
+        target, key = resolve_target(
+            args.config,
+            market=args.market,
+            rest_url=args.rest_url,
+            ws_url=args.ws_url,
+            account_index=args.account_index,
+            api_key_index=args.api_key_index,
+            live=args.live,
+        )
         # A bound on the whole run: connections, token, reads and closing.
         report = asyncio.run(asyncio.wait_for(check(target, key), args.timeout * 6))
     except (ConfigError, DiagError, ValueError) as exc:
@@ -435,8 +561,7 @@ def _run(prog: str, args: argparse.Namespace,
     except Exception as exc:  # venue errors (LighterApiError, VenueUnavailable, ...)
         return _error(prog, args, f"{type(exc).__name__}: {exc}", key)
     if args.json:
-        sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode()
-                         + "\n")
+        sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(report.render())
     sys.stdout.flush()
@@ -455,17 +580,25 @@ def _error(prog: str, args: argparse.Namespace, message: str, key: ApiKey | None
 def run_tp_mismatch(args: argparse.Namespace) -> int:
     """Run tp-mismatch from parsed arguments; returns the exit code."""
     if args.rounds < 1 or args.settle < 0:
-        return _error("mmfast diagnose tp-mismatch", args,
-                      "--rounds must be >= 1 and --settle >= 0", None)
-    return _run("mmfast diagnose tp-mismatch", args,
-                lambda t, k: tp_mismatch(t, k, timeout_s=args.timeout, settle_s=args.settle,
-                                         rounds=args.rounds))
+        return _error(
+            "mmfast diagnose tp-mismatch", args, "--rounds must be >= 1 and --settle >= 0", None
+        )
+    return _run(
+        "mmfast diagnose tp-mismatch",
+        args,
+        lambda t, k: tp_mismatch(
+            t, k, timeout_s=args.timeout, settle_s=args.settle, rounds=args.rounds
+        ),
+    )
 
 
 def run_tp_side_vs_ro(args: argparse.Namespace) -> int:
     """Run tp-side-vs-ro from parsed arguments; returns the exit code."""
-    return _run("mmfast diagnose tp-side-vs-ro", args,
-                lambda t, k: tp_side_vs_ro(t, k, source=args.source, timeout_s=args.timeout))
+    return _run(
+        "mmfast diagnose tp-side-vs-ro",
+        args,
+        lambda t, k: tp_side_vs_ro(t, k, source=args.source, timeout_s=args.timeout),
+    )
 
 
 def main_tp_mismatch(argv: Sequence[str] | None = None) -> int:
@@ -474,8 +607,7 @@ def main_tp_mismatch(argv: Sequence[str] | None = None) -> int:
 
     Also ``mmfast diagnose tp-mismatch``.
     """
-    p = argparse.ArgumentParser(prog="diagnose_tp_mismatch", description=_doc_of(
-        main_tp_mismatch))
+    p = argparse.ArgumentParser(prog="diagnose_tp_mismatch", description=_doc_of(main_tp_mismatch))
     _tp_mismatch_parser(p)
     args = p.parse_args(argv)
     return int(args.func(args))
@@ -488,8 +620,9 @@ def main_tp_side_vs_ro(argv: Sequence[str] | None = None) -> int:
 
     Also ``mmfast diagnose tp-side-vs-ro``.
     """
-    p = argparse.ArgumentParser(prog="diagnose_tp_side_vs_ro", description=_doc_of(
-        main_tp_side_vs_ro))
+    p = argparse.ArgumentParser(
+        prog="diagnose_tp_side_vs_ro", description=_doc_of(main_tp_side_vs_ro)
+    )
     _tp_side_parser(p)
     args = p.parse_args(argv)
     return int(args.func(args))

@@ -88,11 +88,17 @@ class DiagTarget:
         return self.symbol or str(self.market_id)
 
 
-def resolve_target(config: str | os.PathLike[str] | None = None, *, market: str | None = None,
-                   rest_url: str | None = None, ws_url: str | None = None,
-                   account_index: int | None = None, api_key_index: int | None = None,
-                   live: bool = False, env: Mapping[str, str] | None = None
-                   ) -> tuple[DiagTarget, ApiKey | None]:
+def resolve_target(
+    config: str | os.PathLike[str] | None = None,
+    *,
+    market: str | None = None,
+    rest_url: str | None = None,
+    ws_url: str | None = None,
+    account_index: int | None = None,
+    api_key_index: int | None = None,
+    live: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> tuple[DiagTarget, ApiKey | None]:
     """The target and key of a diagnostic: ``config`` (None: the shipped sim config) with the
     overrides applied, validated by ``mmfast.conf`` (ConfigError otherwise).
 
@@ -105,8 +111,9 @@ def resolve_target(config: str | os.PathLike[str] | None = None, *, market: str 
     try:
         data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
-        raise ConfigError([("", f"cannot read config file: {exc.strerror or exc}")],
-                          source=str(path)) from None
+        raise ConfigError(
+            [("", f"cannot read config file: {exc.strerror or exc}")], source=str(path)
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError([("", "config file is not UTF-8")], source=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
@@ -131,25 +138,40 @@ def resolve_target(config: str | os.PathLike[str] | None = None, *, market: str 
     cfg = parse_config(data, live=live, env=env, source=str(path))
     v = cfg.venue
     if v.rest_url is None or v.ws_url is None:
-        raise ConfigError([("venue.rest_url", "sim mode: point the diagnostic at a running "
-                                              "simulator (`mmfast sim` prints its URLs): pass "
-                                              "--rest-url (and --ws-url), or set both in the "
-                                              "config")], source=str(path))
+        raise ConfigError(
+            [
+                (
+                    "venue.rest_url",
+                    "sim mode: point the diagnostic at a running "
+                    "simulator (`mmfast sim` prints its URLs): pass "
+                    "--rest-url (and --ws-url), or set both in the "
+                    "config",
+                )
+            ],
+            source=str(path),
+        )
     assert v.chain_id is not None and v.account_index is not None
     assert v.api_key_index is not None
-    target = DiagTarget(mode=v.mode, rest_url=v.rest_url, ws_url=v.ws_url, chain_id=v.chain_id,
-                        account_index=v.account_index, api_key_index=v.api_key_index,
-                        market_id=cfg.market.market_id, symbol=cfg.market.symbol,
-                        source="" if config is None else str(path))
+    target = DiagTarget(
+        mode=v.mode,
+        rest_url=v.rest_url,
+        ws_url=v.ws_url,
+        chain_id=v.chain_id,
+        account_index=v.account_index,
+        api_key_index=v.api_key_index,
+        market_id=cfg.market.market_id,
+        symbol=cfg.market.symbol,
+        source="" if config is None else str(path),
+    )
     return target, v.private_key
 
 
 def _ws_url_of(rest_url: str) -> str:
     base = rest_url.rstrip("/")
     if base.startswith("https://"):
-        return "wss://" + base[len("https://"):] + "/stream"
+        return "wss://" + base[len("https://") :] + "/stream"
     if base.startswith("http://"):
-        return "ws://" + base[len("http://"):] + "/stream"
+        return "ws://" + base[len("http://") :] + "/stream"
     return base  # not a URL the config accepts: let it name the problem
 
 
@@ -174,10 +196,14 @@ class OrderView:
 
     def to_json(self, info: MarketInfo | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "order_index": self.order_index, "client_order_index": self.client_order_index,
-            "side": self.side, "price_ticks": self.price_ticks,
-            "remaining_lots": self.remaining_lots, "initial_lots": self.initial_lots,
-            "reduce_only": self.reduce_only, "status": self.status,
+            "order_index": self.order_index,
+            "client_order_index": self.client_order_index,
+            "side": self.side,
+            "price_ticks": self.price_ticks,
+            "remaining_lots": self.remaining_lots,
+            "initial_lots": self.initial_lots,
+            "reduce_only": self.reduce_only,
+            "status": self.status,
             "time_in_force": self.time_in_force,
         }
         if info is not None:
@@ -280,10 +306,17 @@ class VenueSession:
     happened inside.
     """
 
-    def __init__(self, target: DiagTarget, key: ApiKey | None = None, *,
-                 time: TimeSource = REAL_TIME, budget: RateBudget | None = None,
-                 timeout_s: float = 10.0, token_provider: Any = None,
-                 priority: Priority = Priority.NORMAL) -> None:
+    def __init__(
+        self,
+        target: DiagTarget,
+        key: ApiKey | None = None,
+        *,
+        time: TimeSource = REAL_TIME,
+        budget: RateBudget | None = None,
+        timeout_s: float = 10.0,
+        token_provider: Any = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> None:
         self.target = target
         self._key = key  # None in sim mode: a throwaway key is made at start
         self._time = time
@@ -331,15 +364,29 @@ class VenueSession:
                 # Best effort: an account the simulator does not know refuses the key here and
                 # the subscription later, which is the error the tools report.
                 try:
-                    await register_api_key_http(t.rest_url, t.account_index, t.api_key_index,
-                                                self._sim_public_key, timeout_s=self._timeout_s)
+                    await register_api_key_http(
+                        t.rest_url,
+                        t.account_index,
+                        t.api_key_index,
+                        self._sim_public_key,
+                        timeout_s=self._timeout_s,
+                    )
                 except RuntimeError as exc:
                     _log.info("diagnostics: %s", exc)
-        self.tokens = TokenCache(self._provider, lifetime_s=TOKEN_LIFETIME_S,
-                                 refresh_margin_s=TOKEN_REFRESH_MARGIN_S,
-                                 venue_now_s=lambda: self._time.wall_ms() / 1000)
-        self.rest = LighterRest(t.rest_url.rstrip("/") + "/api/v1", self.budget, self._time,
-                                tokens=self.tokens, timeout_s=self._timeout_s, max_retries=2)
+        self.tokens = TokenCache(
+            self._provider,
+            lifetime_s=TOKEN_LIFETIME_S,
+            refresh_margin_s=TOKEN_REFRESH_MARGIN_S,
+            venue_now_s=lambda: self._time.wall_ms() / 1000,
+        )
+        self.rest = LighterRest(
+            t.rest_url.rstrip("/") + "/api/v1",
+            self.budget,
+            self._time,
+            tokens=self.tokens,
+            timeout_s=self._timeout_s,
+            max_retries=2,
+        )
         await self.rest.start()
         body = await self.rest.order_book_details(t.market_id)
         markets = parse_order_book_details(body)
@@ -351,8 +398,10 @@ class VenueSession:
         key = self._key
         if key is None:
             if self.target.mode != "sim":
-                raise DiagError(f"{self.target.mode} needs the API private key (set "
-                                "MMFAST_API_PRIVATE_KEY or venue.key_file)")
+                raise DiagError(
+                    f"{self.target.mode} needs the API private key (set "
+                    "MMFAST_API_PRIVATE_KEY or venue.key_file)"
+                )
             from mmfast.connector.lighter.signer_lib import create_api_key
 
             priv, _pub, err = create_api_key()
@@ -363,9 +412,13 @@ class VenueSession:
             from mmfast._core.signer import public_key
 
             self._sim_public_key = public_key(key.reveal())
-        worker = SignerWorker(key, account_index=self.target.account_index,
-                              api_key_index=self.target.api_key_index,
-                              chain_id=self.target.chain_id, name="mmfast-diag-signer")
+        worker = SignerWorker(
+            key,
+            account_index=self.target.account_index,
+            api_key_index=self.target.api_key_index,
+            chain_id=self.target.chain_id,
+            name="mmfast-diag-signer",
+        )
         try:
             worker.start()
         except SignerError as exc:
@@ -409,8 +462,8 @@ class VenueSession:
         return {
             "rest_session": self.rest is not None and not self.rest.closed,
             "ws_connection": s is not None and s.connected,
-            "ws_task": s is not None and s.state not in (StreamState.STOPPED, StreamState.IDLE,
-                                                          StreamState.HALTED),
+            "ws_task": s is not None
+            and s.state not in (StreamState.STOPPED, StreamState.IDLE, StreamState.HALTED),
             "signer_thread": self._signer is not None and self._signer.running,
         }
 
@@ -422,16 +475,25 @@ class VenueSession:
         t = self.target
         subs = []
         if orders:
-            subs.append(Subscription(f"account_orders/{self.market.market_id}/{t.account_index}",
-                                     True))
+            subs.append(
+                Subscription(f"account_orders/{self.market.market_id}/{t.account_index}", True)
+            )
         if positions:
             subs.append(Subscription(f"account_all_positions/{t.account_index}", True))
         self._expected = {s.key for s in subs}
-        self.stream = WsStream("diag.account", t.ws_url, subs, _AccountListener(self),
-                               self.budget, token=self.tokens.get, time=self._time,
-                               rng=random.Random(0), max_connect_failures=2,
-                               connect_timeout_s=min(self._timeout_s, 10.0),
-                               snapshot_deadline_s=self._timeout_s)
+        self.stream = WsStream(
+            "diag.account",
+            t.ws_url,
+            subs,
+            _AccountListener(self),
+            self.budget,
+            token=self.tokens.get,
+            time=self._time,
+            rng=random.Random(0),
+            max_connect_failures=2,
+            connect_timeout_s=min(self._timeout_s, 10.0),
+            snapshot_deadline_s=self._timeout_s,
+        )
         self.stream.start()
         deadline = self._time.monotonic_ns() + int(self._timeout_s * 1e9)
         while not self._expected <= self._snapshots:
@@ -440,8 +502,9 @@ class VenueSession:
             if left <= 0:
                 missing = ", ".join(sorted(self._expected - self._snapshots))
                 why = self.stream.last_down_reason or f"stream {self.stream.state.name.lower()}"
-                raise DiagError(f"no snapshot of {missing} within {self._timeout_s:g} s from "
-                                f"{t.ws_url} ({why})")
+                raise DiagError(
+                    f"no snapshot of {missing} within {self._timeout_s:g} s from {t.ws_url} ({why})"
+                )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.25) / self._time.scale)
@@ -538,9 +601,9 @@ class VenueSession:
     async def rest_orders(self) -> dict[int, OrderView]:
         """The open orders of the market per REST accountActiveOrders, by order_index."""
         assert self.rest is not None and self.market is not None
-        raw = await self.rest.account_active_orders(self.target.account_index,
-                                                    self.market.market_id,
-                                                    priority=self._priority)
+        raw = await self.rest.account_active_orders(
+            self.target.account_index, self.market.market_id, priority=self._priority
+        )
         out: dict[int, OrderView] = {}
         for o in raw:
             try:
@@ -566,6 +629,10 @@ class VenueSession:
         s = self.stream
         if s is None:
             return {}
-        return {"frames": s.frames, "malformed": s.malformed, "updates": self.ws_updates,
-                "bad_orders": self.ws_bad, "errors_received": s.errors_received}
-
+        return {
+            "frames": s.frames,
+            "malformed": s.malformed,
+            "updates": self.ws_updates,
+            "bad_orders": self.ws_bad,
+            "errors_received": s.errors_received,
+        }

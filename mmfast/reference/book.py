@@ -126,8 +126,9 @@ class ReferenceBook:
             del sizes[price]
             del prices[bisect_left(prices, price)]
 
-    def _apply(self, snapshot: bool, asks: list[Any], bids: list[Any], nonce: int,
-               begin_nonce: int) -> int:
+    def _apply(
+        self, snapshot: bool, asks: list[Any], bids: list[Any], nonce: int, begin_nonce: int
+    ) -> int:
         if snapshot:
             for side in (BID, ASK):
                 self._sizes[side].clear()

@@ -26,8 +26,14 @@ class RiskGate:
 
     __slots__ = ("_now_ns", "_sends", "admitted", "denials", "limits", "rules", "state")
 
-    def __init__(self, limits: RiskLimits, rules: MarketRules, state: RiskState | None = None,
-                 *, now_ns: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(
+        self,
+        limits: RiskLimits,
+        rules: MarketRules,
+        state: RiskState | None = None,
+        *,
+        now_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
         self.limits = limits  # current limits (replace to change)
         self.rules = rules  # the market's order rules
         self.state = RiskState() if state is None else state  # what the rules read
@@ -47,23 +53,47 @@ class RiskGate:
         while sends and sends[0] <= edge:
             sends.popleft()
 
-    def check(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
-              modify_of: Order | None = None, now_ns: int | None = None) -> RiskReason:
+    def check(
+        self,
+        side: Side,
+        price: int,
+        size: int,
+        *,
+        reduce_only: bool = False,
+        modify_of: Order | None = None,
+        now_ns: int | None = None,
+    ) -> RiskReason:
         """Every rule, rate cap included, without recording anything."""
-        reason = check_order(side, price, size, self.state, self.limits, self.rules,
-                             reduce_only=reduce_only, modify_of=modify_of)
+        reason = check_order(
+            side,
+            price,
+            size,
+            self.state,
+            self.limits,
+            self.rules,
+            reduce_only=reduce_only,
+            modify_of=modify_of,
+        )
         if reason:
             return reason
         if self.sends_in_window(now_ns) + 1 > self.limits.order_rate_cap:
             return RiskReason.ORDER_RATE
         return RiskReason.OK
 
-    def admit(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
-              modify_of: Order | None = None) -> RiskReason:
+    def admit(
+        self,
+        side: Side,
+        price: int,
+        size: int,
+        *,
+        reduce_only: bool = False,
+        modify_of: Order | None = None,
+    ) -> RiskReason:
         """``check``; when OK, record the send (rate window, counters); else count the denial."""
         now = self._now_ns()  # one clock read for the window check and the record
-        reason = self.check(side, price, size, reduce_only=reduce_only, modify_of=modify_of,
-                            now_ns=now)
+        reason = self.check(
+            side, price, size, reduce_only=reduce_only, modify_of=modify_of, now_ns=now
+        )
         if reason:
             self.denials[reason] = self.denials.get(reason, 0) + 1
             return reason
@@ -73,11 +103,11 @@ class RiskGate:
 
     def admit_order(self, order: Order) -> RiskReason:
         """``admit`` for a new ``Order`` (PENDING_NEW, not yet counted in the state)."""
-        return self.admit(order.side, order.price_ticks, order.size_lots,
-                          reduce_only=order.reduce_only)
+        return self.admit(
+            order.side, order.price_ticks, order.size_lots, reduce_only=order.reduce_only
+        )
 
     def record_send(self, now_ns: int | None = None) -> None:
         """Count a send that bypassed ``admit`` (e.g. a re-sign of an admitted order) in the
         rate window."""
         self._sends.append(self._now_ns() if now_ns is None else now_ns)
-

@@ -122,22 +122,53 @@ def plan_requotes(
     # Fast path, the common case between price moves: both sides on target, nothing to send.
     on_bids = None
     if degrade is not Degrade.ONE_SIDE:
-        on_bids = _on_target(bids, by_side[Side.BUY], -1, ptol, stol, now_ns,
-                             0 if Side.BUY in no_create else max_age, busy)
+        on_bids = _on_target(
+            bids,
+            by_side[Side.BUY],
+            -1,
+            ptol,
+            stol,
+            now_ns,
+            0 if Side.BUY in no_create else max_age,
+            busy,
+        )
     if on_bids is not None:
-        on_asks = _on_target(asks, by_side[Side.SELL], 1, ptol, stol, now_ns,
-                             0 if Side.SELL in no_create else max_age, busy)
+        on_asks = _on_target(
+            asks,
+            by_side[Side.SELL],
+            1,
+            ptol,
+            stol,
+            now_ns,
+            0 if Side.SELL in no_create else max_age,
+            busy,
+        )
         if on_asks is not None:
-            return Plan(actions=(), kept=tuple(on_bids + on_asks), waiting=(), deferred=0,
-                        degrade=degrade)
+            return Plan(
+                actions=(), kept=tuple(on_bids + on_asks), waiting=(), deferred=0, degrade=degrade
+            )
 
     groups: list[_Group] = []
     kept: list[Order] = []
     waiting: list[Order] = []
     targets = {Side.BUY: bids, Side.SELL: asks}
     for side in (Side.BUY, Side.SELL):
-        _plan_side(side, targets[side], by_side[side], now_ns, params, ptol, stol, busy,
-                   side in no_create, side in active_sides, degrade, groups, kept, waiting)
+        _plan_side(
+            side,
+            targets[side],
+            by_side[side],
+            now_ns,
+            params,
+            ptol,
+            stol,
+            busy,
+            side in no_create,
+            side in active_sides,
+            degrade,
+            groups,
+            kept,
+            waiting,
+        )
 
     # Rank: urgent first, then level by level with both sides interleaved.
     groups.sort(key=lambda g: g.key)
@@ -166,18 +197,35 @@ def plan_requotes(
                 for a in g.actions:
                     n_after += (a.kind is ActionKind.CREATE) - (a.kind is ActionKind.CANCEL)
         if n_after <= 0:
-            held = [g for g in chosen if g.side is side
-                    and any(a.kind is ActionKind.CANCEL and not a.urgent for a in g.actions)]
+            held = [
+                g
+                for g in chosen
+                if g.side is side
+                and any(a.kind is ActionKind.CANCEL and not a.urgent for a in g.actions)
+            ]
             for g in held:
                 chosen.remove(g)
                 deferred += len(g.actions)
     actions = tuple(a for g in chosen for a in g.actions)
-    return Plan(actions=actions, kept=tuple(kept), waiting=tuple(waiting), deferred=deferred,
-                degrade=degrade)
+    return Plan(
+        actions=actions,
+        kept=tuple(kept),
+        waiting=tuple(waiting),
+        deferred=deferred,
+        degrade=degrade,
+    )
 
 
-def _on_target(target: Sequence[tuple[int, int]], orders: list[Order], sign: int, ptol: int,
-               stol: int, now: int, max_age: int, busy: Collection[int]) -> list[Order] | None:
+def _on_target(
+    target: Sequence[tuple[int, int]],
+    orders: list[Order],
+    sign: int,
+    ptol: int,
+    stol: int,
+    now: int,
+    max_age: int,
+    busy: Collection[int],
+) -> list[Order] | None:
     """The side's orders best first when they pair rank by rank with the levels, each within
     tolerance, none in flight and none stale: the side is kept whole. Else None."""
     if len(orders) != len(target):
@@ -186,17 +234,33 @@ def _on_target(target: Sequence[tuple[int, int]], orders: list[Order], sign: int
         return orders
     ordered = sorted(orders, key=lambda o: (sign * o.price_ticks, o.client_order_index))
     for o, (tp, tq) in zip(ordered, target, strict=True):
-        if (abs(o.price_ticks - tp) > ptol or abs(o.size_lots - o.filled_lots - tq) > stol
-                or o.status not in _MODIFIABLE or o.client_order_index in busy
-                or (max_age > 0 and now - o.created_ns >= max_age)):
+        if (
+            abs(o.price_ticks - tp) > ptol
+            or abs(o.size_lots - o.filled_lots - tq) > stol
+            or o.status not in _MODIFIABLE
+            or o.client_order_index in busy
+            or (max_age > 0 and now - o.created_ns >= max_age)
+        ):
             return None
     return ordered
 
 
-def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order], now: int,
-               params: PlannerParams, ptol: int, stol: int, busy: Collection[int],
-               no_create: bool, active: bool, degrade: Degrade, groups: list[_Group],
-               kept: list[Order], waiting: list[Order]) -> None:
+def _plan_side(
+    side: Side,
+    target: Sequence[tuple[int, int]],
+    orders: list[Order],
+    now: int,
+    params: PlannerParams,
+    ptol: int,
+    stol: int,
+    busy: Collection[int],
+    no_create: bool,
+    active: bool,
+    degrade: Degrade,
+    groups: list[_Group],
+    kept: list[Order],
+    waiting: list[Order],
+) -> None:
     sv = int(side)
     # Best first: bids by price descending, asks ascending; ties by client order index.
     sign = -1 if side is Side.BUY else 1
@@ -208,8 +272,13 @@ def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order
 
     def is_stale(o: Order) -> bool:
         # Replacing needs a create: where none may go out, an old order is modified instead.
-        return (max_age > 0 and active and not no_create and not is_busy(o)
-                and now - o.created_ns >= max_age)
+        return (
+            max_age > 0
+            and active
+            and not no_create
+            and not is_busy(o)
+            and now - o.created_ns >= max_age
+        )
 
     best = target[0][0] if target else None
 
@@ -217,8 +286,9 @@ def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order
         # Past the best target (beyond tolerance), or a side that should be empty.
         return best is None or _better(side, o.price_ticks, best + (ptol if sign < 0 else -ptol))
 
-    whole = _on_target(target, orders, sign, ptol, stol, now,
-                       max_age if active and not no_create else 0, busy)
+    whole = _on_target(
+        target, orders, sign, ptol, stol, now, max_age if active and not no_create else 0, busy
+    )
     if whole is not None:
         kept.extend(whole)
         return
@@ -233,9 +303,14 @@ def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order
             if i in used or is_stale(o):
                 continue
             d = abs(o.price_ticks - tp)
-            if d <= ptol and abs(o.remaining_lots - tq) <= stol and (
-                    pick < 0 or (d, o.client_order_index)
-                    < (pick_dist, orders[pick].client_order_index)):
+            if (
+                d <= ptol
+                and abs(o.remaining_lots - tq) <= stol
+                and (
+                    pick < 0
+                    or (d, o.client_order_index) < (pick_dist, orders[pick].client_order_index)
+                )
+            ):
                 pick, pick_dist = i, d
         if pick >= 0:
             used.add(pick)
@@ -255,11 +330,15 @@ def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order
         elif not active and not urgent(o):
             waiting.append(o)  # degraded to the other side: leave it
         else:
-            groups.append(_Group((0 if urgent(o) else 1, lvl, sv),
-                                 [Action(ActionKind.MODIFY, side, lvl, tp, tq, o, urgent(o))],
-                                 side))
-    free_levels = free_levels[len(pairs):]
-    surplus = movable[len(pairs):]
+            groups.append(
+                _Group(
+                    (0 if urgent(o) else 1, lvl, sv),
+                    [Action(ActionKind.MODIFY, side, lvl, tp, tq, o, urgent(o))],
+                    side,
+                )
+            )
+    free_levels = free_levels[len(pairs) :]
+    surplus = movable[len(pairs) :]
     # 3. Replace stale orders on free levels (create first: the side stays lit), create the
     # rest, cancel what is left over.
     for lvl in free_levels:
@@ -269,8 +348,9 @@ def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order
         create = Action(ActionKind.CREATE, side, lvl, tp, tq)
         if stale:
             o = orders[stale.pop(0)]
-            cancel = Action(ActionKind.CANCEL, side, lvl, o.price_ticks, o.remaining_lots, o,
-                            urgent(o))
+            cancel = Action(
+                ActionKind.CANCEL, side, lvl, o.price_ticks, o.remaining_lots, o, urgent(o)
+            )
             groups.append(_Group((1, lvl, sv), [create, cancel], side))
         else:
             groups.append(_Group((1, lvl, sv), [create], side))
@@ -284,6 +364,10 @@ def _plan_side(side: Side, target: Sequence[tuple[int, int]], orders: list[Order
         if not u and (degrade >= Degrade.FEW_LEVELS or not active):
             waiting.append(o)
             continue
-        groups.append(_Group((0 if u else 1, _SURPLUS_LEVEL + rank, sv),
-                             [Action(ActionKind.CANCEL, side, -1, o.price_ticks,
-                                     o.remaining_lots, o, u)], side))
+        groups.append(
+            _Group(
+                (0 if u else 1, _SURPLUS_LEVEL + rank, sv),
+                [Action(ActionKind.CANCEL, side, -1, o.price_ticks, o.remaining_lots, o, u)],
+                side,
+            )
+        )

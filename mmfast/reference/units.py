@@ -25,14 +25,24 @@ def _short(value: object) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-def parse_units(text: str | bytes, decimals: int, *, sign: str = "", extra: str = "reject",
-                loose: bool = False, strip: bool = False, what: str = "value") -> int:
+def parse_units(
+    text: str | bytes,
+    decimals: int,
+    *,
+    sign: str = "",
+    extra: str = "reject",
+    loose: bool = False,
+    strip: bool = False,
+    what: str = "value",
+) -> int:
     """Decimal string -> int scaled by 10**decimals; see ``mmfast._core.units.parse_units``."""
     if not 0 <= decimals <= MAX_DECIMALS:
         raise ValueError(f"decimals must be in 0..{MAX_DECIMALS}, got {decimals}")
     if sign not in _SIGNS or extra not in EXTRA_MODES:
-        raise ValueError(f"bad option: sign {sign!r} (one of '', '-', '+', '+-'), "
-                         f"extra {extra!r} (one of {', '.join(EXTRA_MODES)})")
+        raise ValueError(
+            f"bad option: sign {sign!r} (one of '', '-', '+', '+-'), "
+            f"extra {extra!r} (one of {', '.join(EXTRA_MODES)})"
+        )
 
     def bad(reason: str) -> UnitsError:
         return UnitsError(f"invalid {what} {_short(text)}: {reason}")
@@ -86,12 +96,18 @@ def min_notional_from_venue(min_quote_amount: str, price_decimals: int, size_dec
     """Venue ``min_quote_amount`` -> minimum notional in tick*lot units, rounded up."""
     _check_decimals(price_decimals, "price_decimals")
     _check_decimals(size_decimals, "size_decimals")
-    return parse_units(min_quote_amount, price_decimals + size_decimals, extra="ceil", loose=True,
-                       what="min_quote_amount")
+    return parse_units(
+        min_quote_amount,
+        price_decimals + size_decimals,
+        extra="ceil",
+        loose=True,
+        what="min_quote_amount",
+    )
 
 
 def min_size_from_venue(min_base_amount: str, size_decimals: int) -> int:
     """Venue ``min_base_amount`` -> minimum size in lots, rounded up."""
     _check_decimals(size_decimals, "size_decimals")
-    return parse_units(min_base_amount, size_decimals, extra="ceil", loose=True,
-                       what="min_base_amount")
+    return parse_units(
+        min_base_amount, size_decimals, extra="ceil", loose=True, what="min_base_amount"
+    )

@@ -15,5 +15,11 @@ from __future__ import annotations
 from mmfast.report.reader import ReportError, read_journal
 from mmfast.report.writer import ReportResult, default_out_dir, make_report, write_report
 
-__all__ = ["ReportError", "ReportResult", "default_out_dir", "make_report", "read_journal",
-           "write_report"]
+__all__ = [
+    "ReportError",
+    "ReportResult",
+    "default_out_dir",
+    "make_report",
+    "read_journal",
+    "write_report",
+]

@@ -17,19 +17,30 @@ EXIT_NO_PLOTS = 3
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("report", help="the report of a run from its journal: report.html, "
-                       "PNG plots and report.json (docs/report.md)")
+    p = sub.add_parser(
+        "report",
+        help="the report of a run from its journal: report.html, "
+        "PNG plots and report.json (docs/report.md)",
+    )
     p.add_argument("journal", metavar="JOURNAL", help="the run's JSONL journal")
-    p.add_argument("-o", "--out", metavar="DIR", default=None,
-                   help="output folder (default: <journal stem>-report/ beside the journal)")
-    p.add_argument("--run", type=int, default=-1, metavar="N",
-                   help="which run of a journal holding several (1 = the first, -1 = the "
-                   "last; default -1)")
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="output folder (default: <journal stem>-report/ beside the journal)",
+    )
+    p.add_argument(
+        "--run",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="which run of a journal holding several (1 = the first, -1 = the last; default -1)",
+    )
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace, out: IO[str] | None = None,
-         err: IO[str] | None = None) -> int:
+def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     from mmfast.report import ReportError, make_report
 
     out = out or sys.stdout
@@ -49,7 +60,13 @@ def main(args: argparse.Namespace, out: IO[str] | None = None,
     if res.plots_missing:
         print(f"mmfast report: {res.plots_missing}", file=err)
         return EXIT_NO_PLOTS
-    print(f"plots:  {len(res.plots)} PNG in {res.out_dir}"
-          + (f" ({', '.join(f'{k}: {v}' for k, v in res.skipped.items())} not drawn)"
-             if res.skipped else ""), file=out)
+    print(
+        f"plots:  {len(res.plots)} PNG in {res.out_dir}"
+        + (
+            f" ({', '.join(f'{k}: {v}' for k, v in res.skipped.items())} not drawn)"
+            if res.skipped
+            else ""
+        ),
+        file=out,
+    )
     return EXIT_OK

@@ -44,8 +44,10 @@ def _table(head: list[str], rows: list[list[Any]], left: int = 1) -> str:
         return ' class="l"' if i < left else ""
 
     th = "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{_e(c)}</td>" for i, c in enumerate(r))
-                   + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls(i)}>{_e(c)}</td>" for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
@@ -55,12 +57,37 @@ def _markouts(d: dict[str, Any]) -> str:
         m = d["markouts"][f"{h}s"]
         b = m["bps"]
         miss = ", ".join(f"{k}: {v}" for k, v in m["missing"].items()) or "-"
-        rows.append([f"{h} s", b["n"], _num(b["mean"]), _num(b["median"]), _num(b["p05"]),
-                     _num(b["p95"]), _num(b["positive_share"], "{:.0%}"),
-                     _num(m["volume_weighted_bps"]), _num(m["usdc_mean"], "{:+.6f}"),
-                     _num(m["usdc_total"], "{:+.6f}"), miss])
-    return _table(["horizon", "fills", "mean bps", "median bps", "p05 bps", "p95 bps",
-                   "> 0", "vol-weighted bps", "mean USDC", "total USDC", "left out"], rows)
+        rows.append(
+            [
+                f"{h} s",
+                b["n"],
+                _num(b["mean"]),
+                _num(b["median"]),
+                _num(b["p05"]),
+                _num(b["p95"]),
+                _num(b["positive_share"], "{:.0%}"),
+                _num(m["volume_weighted_bps"]),
+                _num(m["usdc_mean"], "{:+.6f}"),
+                _num(m["usdc_total"], "{:+.6f}"),
+                miss,
+            ]
+        )
+    return _table(
+        [
+            "horizon",
+            "fills",
+            "mean bps",
+            "median bps",
+            "p05 bps",
+            "p95 bps",
+            "> 0",
+            "vol-weighted bps",
+            "mean USDC",
+            "total USDC",
+            "left out",
+        ],
+        rows,
+    )
 
 
 def _spread(d: dict[str, Any]) -> str:
@@ -68,14 +95,19 @@ def _spread(d: dict[str, Any]) -> str:
     rows = []
     for name, key in (("all", "bps"), ("buys", "buy_bps"), ("sells", "sell_bps")):
         b = sc[key]
-        rows.append([name, b["n"], _num(b["mean"]), _num(b["median"]), _num(b["p05"]),
-                     _num(b["p95"])])
-    src = (f"mid from the fill record for {sc['mid_from_fill_record']} fills, from the last "
-           f"market record for {sc['mid_from_market_record']}, unknown for {sc['missing']}; "
-           f"total {sc['usdc_total']:+.6f} USDC, volume-weighted "
-           f"{_num(sc['volume_weighted_bps'])} bps")
-    return _table(["fills", "n", "mean bps", "median bps", "p05 bps", "p95 bps"], rows) + \
-        f'<p class="meta">{_e(src)}</p>'
+        rows.append(
+            [name, b["n"], _num(b["mean"]), _num(b["median"]), _num(b["p05"]), _num(b["p95"])]
+        )
+    src = (
+        f"mid from the fill record for {sc['mid_from_fill_record']} fills, from the last "
+        f"market record for {sc['mid_from_market_record']}, unknown for {sc['missing']}; "
+        f"total {sc['usdc_total']:+.6f} USDC, volume-weighted "
+        f"{_num(sc['volume_weighted_bps'])} bps"
+    )
+    return (
+        _table(["fills", "n", "mean bps", "median bps", "p05 bps", "p95 bps"], rows)
+        + f'<p class="meta">{_e(src)}</p>'
+    )
 
 
 def _latency(d: dict[str, Any]) -> str:
@@ -83,21 +115,42 @@ def _latency(d: dict[str, Any]) -> str:
     rows = []
     for g in ("strategy", "order_entry"):
         for stage, s in (lat.get(g) or {}).items():
-            rows.append([g.replace("_", " "), stage, s["n"], _num(s["mean_us"], "{:.1f}"),
-                         _num(s["p50_us_le"], "≤{:g}"), _num(s["p99_us_le"], "≤{:g}"),
-                         _num(s["recent_p50_us"], "{:.1f}"), _num(s["recent_p99_us"],
-                                                                  "{:.1f}")])
+            rows.append(
+                [
+                    g.replace("_", " "),
+                    stage,
+                    s["n"],
+                    _num(s["mean_us"], "{:.1f}"),
+                    _num(s["p50_us_le"], "≤{:g}"),
+                    _num(s["p99_us_le"], "≤{:g}"),
+                    _num(s["recent_p50_us"], "{:.1f}"),
+                    _num(s["recent_p99_us"], "{:.1f}"),
+                ]
+            )
     if not rows:
         return ""
-    return _table(["group", "stage", "samples", "mean us", "p50 us (bucket)",
-                   "p99 us (bucket)", "recent p50 us", "recent p99 us"], rows, left=2)
+    return _table(
+        [
+            "group",
+            "stage",
+            "samples",
+            "mean us",
+            "p50 us (bucket)",
+            "p99 us (bucket)",
+            "recent p50 us",
+            "recent p99 us",
+        ],
+        rows,
+        left=2,
+    )
 
 
 def _counts(title: str, counts: dict[str, int]) -> str:
     if not counts:
         return f"<p>{_e(title)}: none.</p>"
-    return f"<p>{_e(title)}:</p>" + _table(["", "count"], [[k, v] for k, v in
-                                                          sorted(counts.items())])
+    return f"<p>{_e(title)}:</p>" + _table(
+        ["", "count"], [[k, v] for k, v in sorted(counts.items())]
+    )
 
 
 def _fills(f: Figures) -> str:
@@ -105,52 +158,82 @@ def _fills(f: Figures) -> str:
     u = f.units
     rows = []
     for r in d[:_FILLS_SHOWN]:
-        rows.append([f"{r['t_s']:.3f}", r["side"], f"{r['price']:.{u.price_decimals}f}",
-                     f"{r['size']:.{u.size_decimals}f}", f"{r['fee_usdc']:.6f}",
-                     {True: "maker", False: "taker"}.get(r["maker"], "?"),
-                     _num(r["mid"], f"{{:.{u.price_decimals + 1}f}}"),
-                     _num(r["spread_captured_bps"])]
-                    + [_num(r[f"markout_{h}s_bps"]) for h in HORIZONS_S])
-    more = (f'<p class="meta">{len(d) - _FILLS_SHOWN} more fills in report.json.</p>'
-            if len(d) > _FILLS_SHOWN else "")
-    return _table(["t (s)", "side", "price", "size", "fee USDC", "role", "mid",
-                   "captured bps"] + [f"markout {h} s bps" for h in HORIZONS_S], rows,
-                  left=0) + more
+        rows.append(
+            [
+                f"{r['t_s']:.3f}",
+                r["side"],
+                f"{r['price']:.{u.price_decimals}f}",
+                f"{r['size']:.{u.size_decimals}f}",
+                f"{r['fee_usdc']:.6f}",
+                {True: "maker", False: "taker"}.get(r["maker"], "?"),
+                _num(r["mid"], f"{{:.{u.price_decimals + 1}f}}"),
+                _num(r["spread_captured_bps"]),
+            ]
+            + [_num(r[f"markout_{h}s_bps"]) for h in HORIZONS_S]
+        )
+    more = (
+        f'<p class="meta">{len(d) - _FILLS_SHOWN} more fills in report.json.</p>'
+        if len(d) > _FILLS_SHOWN
+        else ""
+    )
+    return (
+        _table(
+            ["t (s)", "side", "price", "size", "fee USDC", "role", "mid", "captured bps"]
+            + [f"markout {h} s bps" for h in HORIZONS_S],
+            rows,
+            left=0,
+        )
+        + more
+    )
 
 
-def render_html(f: Figures, drawn: dict[str, Path], skipped: dict[str, str],
-                plots_missing: str) -> str:
+def render_html(
+    f: Figures, drawn: dict[str, Path], skipped: dict[str, str], plots_missing: str
+) -> str:
     """The page for ``f``; ``drawn``: plots written (name -> path), ``skipped``: why the
     others were not; ``plots_missing``: why no plot at all ("" when matplotlib ran)."""
     d = f.data
     r = d["run"]
-    title = (f"mmfast run report: {f.units.symbol} {r['strategy'] or ''}, "
-             f"{r['started_utc'] or 'start unknown'}")
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-             f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{_e(title)}</h1>",
-             f'<p class="meta">From {_e(d["journal"]["path"])}. Times in seconds since the '
-             f"run's start on its own clock; prices in USDC; sizes in {_e(f.units.symbol)}; "
-             "every number of this page is in report.json beside it.</p>",
-             '<table class="summary">' + "".join(
-                 f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in f.rows) + "</table>"]
+    title = (
+        f"mmfast run report: {f.units.symbol} {r['strategy'] or ''}, "
+        f"{r['started_utc'] or 'start unknown'}"
+    )
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="meta">From {_e(d["journal"]["path"])}. Times in seconds since the '
+        f"run's start on its own clock; prices in USDC; sizes in {_e(f.units.symbol)}; "
+        "every number of this page is in report.json beside it.</p>",
+        '<table class="summary">'
+        + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in f.rows)
+        + "</table>",
+    ]
     notes = list(f.notes)
     if plots_missing:
         notes.insert(0, plots_missing)
     if notes:
-        parts.append('<div class="notes"><b>Not computed or worth knowing</b><ul>'
-                     + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></div>")
-    extra = {"markouts": _markouts(d), "spread_captured": _spread(d),
-             "latency": _latency(d),
-             "rejects_denials": _counts("Orders rejected by the venue, by code",
-                                        d["rejects"]["orders_by_code"])
-             + _counts("Txs refused by the venue, by code (the connector's count)",
-                       d["rejects"]["txs_by_code"])
-             + _counts("Risk gate denials, by reason", d["denials"]["by_reason"])
-             + _counts("Send errors, by operation", d["send_errors"]),
-             "uptime": f'<p class="meta">Bid {d["uptime"]["bid"]:.1%}, ask '
-                       f'{d["uptime"]["ask"]:.1%}, both {d["uptime"]["both"]:.1%} of '
-                       f'{d["uptime"]["window_s"]:.1f} s (start to shutdown).</p>'}
+        parts.append(
+            '<div class="notes"><b>Not computed or worth knowing</b><ul>'
+            + "".join(f"<li>{_e(n)}</li>" for n in notes)
+            + "</ul></div>"
+        )
+    extra = {
+        "markouts": _markouts(d),
+        "spread_captured": _spread(d),
+        "latency": _latency(d),
+        "rejects_denials": _counts(
+            "Orders rejected by the venue, by code", d["rejects"]["orders_by_code"]
+        )
+        + _counts(
+            "Txs refused by the venue, by code (the connector's count)", d["rejects"]["txs_by_code"]
+        )
+        + _counts("Risk gate denials, by reason", d["denials"]["by_reason"])
+        + _counts("Send errors, by operation", d["send_errors"]),
+        "uptime": f'<p class="meta">Bid {d["uptime"]["bid"]:.1%}, ask '
+        f"{d['uptime']['ask']:.1%}, both {d['uptime']['both']:.1%} of "
+        f"{d['uptime']['window_s']:.1f} s (start to shutdown).</p>",
+    }
     for name, (file, sec, _draw, _size) in PLOTS.items():
         parts.append(f"<h2>{_e(sec)}</h2>")
         if name in drawn:

@@ -25,7 +25,7 @@ _DPI: Final = 100
 
 
 def available() -> str:
-    """"" when matplotlib can be imported, else why not."""
+    """ "" when matplotlib can be imported, else why not."""
     try:
         import matplotlib  # noqa: F401
         from matplotlib.figure import Figure  # noqa: F401
@@ -78,8 +78,9 @@ def _counts_axis(ax: Axes, axis: str = "x") -> None:
 
 
 def _empty(ax: Axes, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
-            color="0.4")
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11, color="0.4"
+    )
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -90,18 +91,31 @@ def _pnl_inventory(f: Figures, fig: Figure) -> str:
         return "no fills and no mark prices"
     top, bottom = fig.subplots(2, 1, sharex=True)
     if any(v is not None for v in s.pnl_total):
-        top.plot(_ts(f, s.pnl_t), [float("nan") if v is None else v for v in s.pnl_total],
-                 color="#2c7fb8", lw=1.4, label="total at the mark (realized + unrealized - fees)")
-    top.step(_ts(f, s.pnl_t), s.pnl_realized, where="post", color="#7b3294", lw=1.0, ls="--",
-             label="realized - fees")
+        top.plot(
+            _ts(f, s.pnl_t),
+            [float("nan") if v is None else v for v in s.pnl_total],
+            color="#2c7fb8",
+            lw=1.4,
+            label="total at the mark (realized + unrealized - fees)",
+        )
+    top.step(
+        _ts(f, s.pnl_t),
+        s.pnl_realized,
+        where="post",
+        color="#7b3294",
+        lw=1.0,
+        ls="--",
+        label="realized - fees",
+    )
     top.axhline(0, color="0.6", lw=0.6)
     top.set_ylabel("PnL, USDC")
     top.set_title(f"{f.units.symbol}: PnL and inventory")
     top.legend(loc="best", fontsize=8)
     top.grid(alpha=0.3)
     if s.inv_t:
-        bottom.step(_ts(f, s.inv_t), s.inventory, where="post", color="#e66101", lw=1.2,
-                    label="position")
+        bottom.step(
+            _ts(f, s.inv_t), s.inventory, where="post", color="#e66101", lw=1.2, label="position"
+        )
     bottom.axhline(0, color="0.6", lw=0.6)
     bottom.set_ylabel(f"inventory, {f.units.symbol}")
     bottom.set_xlabel(_time_label(f))
@@ -121,28 +135,52 @@ def _price_fills(f: Figures, fig: Figure) -> str:
     ax = fig.subplots()
     bt = _ts(f, s.book_t)
     if s.book_t:
-        ax.step(bt, _nan(s.bid), where="post", color="#4575b4", lw=0.8, alpha=0.8,
-                label="best bid")
-        ax.step(bt, _nan(s.ask), where="post", color="#f46d43", lw=0.8, alpha=0.8,
-                label="best ask")
+        ax.step(bt, _nan(s.bid), where="post", color="#4575b4", lw=0.8, alpha=0.8, label="best bid")
+        ax.step(bt, _nan(s.ask), where="post", color="#f46d43", lw=0.8, alpha=0.8, label="best ask")
         ax.step(bt, _nan(s.mid), where="post", color="0.2", lw=1.1, label="mid")
         if any(v is not None for v in s.our_bid):
-            ax.step(bt, _nan(s.our_bid), where="post", color="#4575b4", lw=0.8,
-                    ls=":", label="our best bid")
+            ax.step(
+                bt,
+                _nan(s.our_bid),
+                where="post",
+                color="#4575b4",
+                lw=0.8,
+                ls=":",
+                label="our best bid",
+            )
         if any(v is not None for v in s.our_ask):
-            ax.step(bt, _nan(s.our_ask), where="post", color="#f46d43", lw=0.8,
-                    ls=":", label="our best ask")
+            ax.step(
+                bt,
+                _nan(s.our_ask),
+                where="post",
+                color="#f46d43",
+                lw=0.8,
+                ls=":",
+                label="our best ask",
+            )
     u = f.units
     buys = [r for r in s.fills if r.side > 0]
     sells = [r for r in s.fills if r.side < 0]
     if buys:
-        ax.scatter(_ts(f, [r.t for r in buys]), [u.price(r.price) for r in buys], marker="^",
-                   color=_BUY, zorder=5, label=f"our buys ({len(buys)})",
-                   **_marker(len(s.fills)))
+        ax.scatter(
+            _ts(f, [r.t for r in buys]),
+            [u.price(r.price) for r in buys],
+            marker="^",
+            color=_BUY,
+            zorder=5,
+            label=f"our buys ({len(buys)})",
+            **_marker(len(s.fills)),
+        )
     if sells:
-        ax.scatter(_ts(f, [r.t for r in sells]), [u.price(r.price) for r in sells], marker="v",
-                   color=_SELL, zorder=5, label=f"our sells ({len(sells)})",
-                   **_marker(len(s.fills)))
+        ax.scatter(
+            _ts(f, [r.t for r in sells]),
+            [u.price(r.price) for r in sells],
+            marker="v",
+            color=_SELL,
+            zorder=5,
+            label=f"our sells ({len(sells)})",
+            **_marker(len(s.fills)),
+        )
     title = f"{u.symbol}: price path and our fills"
     if not s.book_t:
         title += " (no price path in this journal)"
@@ -157,27 +195,41 @@ def _price_fills(f: Figures, fig: Figure) -> str:
 
 def _markouts(f: Figures, fig: Figure) -> str:
     fills = f.series.fills
-    data = {h: [r.edge_bps(r.markouts_x2[h] or 0) for r in fills
-                if r.markouts_x2.get(h) is not None] for h in HORIZONS_S}
+    data = {
+        h: [r.edge_bps(r.markouts_x2[h] or 0) for r in fills if r.markouts_x2.get(h) is not None]
+        for h in HORIZONS_S
+    }
     if not any(data.values()):
         return f.missing.get("markouts", "no markout")
     left, right = fig.subplots(1, 2, width_ratios=(3, 2))
     mk = f.data["markouts"]
     hs = [h for h in HORIZONS_S if data[h]]
-    left.boxplot([data[h] for h in hs], tick_labels=[f"{h} s" for h in hs], showmeans=True,
-                 meanprops={"marker": "D", "markerfacecolor": "#2c7fb8",
-                            "markeredgecolor": "k"})
+    left.boxplot(
+        [data[h] for h in hs],
+        tick_labels=[f"{h} s" for h in hs],
+        showmeans=True,
+        meanprops={"marker": "D", "markerfacecolor": "#2c7fb8", "markeredgecolor": "k"},
+    )
     for i, h in enumerate(hs, start=1):  # every fill as a dot beside its box
         n = len(data[h])
-        left.scatter([i + 0.25 + 0.1 * ((k % 7) / 7 - 0.5) for k in range(n)], data[h], s=8,
-                     color="0.3", alpha=0.5)
+        left.scatter(
+            [i + 0.25 + 0.1 * ((k % 7) / 7 - 0.5) for k in range(n)],
+            data[h],
+            s=8,
+            color="0.3",
+            alpha=0.5,
+        )
     left.axhline(0, color="0.6", lw=0.6)
     left.set_title("markout per fill: side x (mid at t+h - fill price)")
     left.set_ylabel("bps of the fill price")
-    none = [f"{h} s: none ({', '.join(f'{n} {k}' for k, n in mk[f'{h}s']['missing'].items())})"
-            for h in HORIZONS_S if not data[h]]
-    left.set_xlabel("horizon h (box: quartiles; diamond: mean)"
-                    + (f"\n{'; '.join(none)}" if none else ""))
+    none = [
+        f"{h} s: none ({', '.join(f'{n} {k}' for k, n in mk[f'{h}s']['missing'].items())})"
+        for h in HORIZONS_S
+        if not data[h]
+    ]
+    left.set_xlabel(
+        "horizon h (box: quartiles; diamond: mean)" + (f"\n{'; '.join(none)}" if none else "")
+    )
     left.grid(alpha=0.3, axis="y")
     means = [mk[f"{h}s"]["bps"]["mean"] or 0.0 for h in hs]
     vw = [mk[f"{h}s"]["volume_weighted_bps"] or 0.0 for h in hs]
@@ -185,8 +237,13 @@ def _markouts(f: Figures, fig: Figure) -> str:
     right.bar([i - 0.2 for i in x], means, width=0.4, color="#2c7fb8", label="mean per fill")
     right.bar([i + 0.2 for i in x], vw, width=0.4, color="#fdae61", label="volume-weighted")
     for i, h in enumerate(hs):
-        right.annotate(f"n={len(data[h])}\n{mk[f'{h}s']['usdc_total']:+.4f} USDC",
-                       (i, max(means[i], vw[i], 0)), ha="center", va="bottom", fontsize=8)
+        right.annotate(
+            f"n={len(data[h])}\n{mk[f'{h}s']['usdc_total']:+.4f} USDC",
+            (i, max(means[i], vw[i], 0)),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     right.set_xticks(x, [f"{h} s" for h in hs])
     right.axhline(0, color="0.6", lw=0.6)
     right.set_ylabel("bps")
@@ -209,11 +266,23 @@ def _spread(f: Figures, fig: Figure) -> str:
         return float(r.edge_bps(r.side * (r.mid_x2 - 2 * r.price)))
 
     if buys:
-        left.scatter(_ts(f, [r.t for r in buys]), [cap(r) for r in buys], marker="^",
-                     color=_BUY, label="buys: mid - price", **_marker(len(rows)))
+        left.scatter(
+            _ts(f, [r.t for r in buys]),
+            [cap(r) for r in buys],
+            marker="^",
+            color=_BUY,
+            label="buys: mid - price",
+            **_marker(len(rows)),
+        )
     if sells:
-        left.scatter(_ts(f, [r.t for r in sells]), [cap(r) for r in sells], marker="v",
-                     color=_SELL, label="sells: price - mid", **_marker(len(rows)))
+        left.scatter(
+            _ts(f, [r.t for r in sells]),
+            [cap(r) for r in sells],
+            marker="v",
+            color=_SELL,
+            label="sells: price - mid",
+            **_marker(len(rows)),
+        )
     left.axhline(0, color="0.6", lw=0.6)
     left.set_title("spread captured at each fill (vs the mid at the fill)")
     left.set_xlabel(_time_label(f))
@@ -225,12 +294,18 @@ def _spread(f: Figures, fig: Figure) -> str:
     lo, hi = min(every), max(every)
     if hi - lo < 0.2:  # (nearly) one value: a readable 1 bps around it, not 20 slivers
         lo, hi = (lo + hi) / 2 - 0.5, (lo + hi) / 2 + 0.5
-    right.hist([v for v in vals if v], bins=20, range=(lo, hi), stacked=True,
-               color=[c for c, v in zip((_BUY, _SELL), vals, strict=True) if v],
-               label=[n for n, v in zip(("buys", "sells"), vals, strict=True) if v])
+    right.hist(
+        [v for v in vals if v],
+        bins=20,
+        range=(lo, hi),
+        stacked=True,
+        color=[c for c, v in zip((_BUY, _SELL), vals, strict=True) if v],
+        label=[n for n, v in zip(("buys", "sells"), vals, strict=True) if v],
+    )
     sc = f.data["spread_captured"]
-    right.axvline(sc["bps"]["mean"], color="k", ls="--", lw=1,
-                  label=f"mean {sc['bps']['mean']:+.2f} bps")
+    right.axvline(
+        sc["bps"]["mean"], color="k", ls="--", lw=1, label=f"mean {sc['bps']['mean']:+.2f} bps"
+    )
     right.set_title(f"distribution ({len(rows)} fills)")
     right.set_xlabel("bps")
     right.set_ylabel("fills")
@@ -248,10 +323,17 @@ def _uptime(f: Figures, fig: Figure) -> str:
     up = f.data["uptime"]
     # Each bucket's share drawn over the bucket (the last value repeated to close the step).
     # The bid drawn wide underneath: where both sides rest all the time, both stay visible.
-    for vals, color, name, lw in ((s.uptime_bid, "#4575b4", "bid", 3.5),
-                                  (s.uptime_ask, "#f46d43", "ask", 1.3)):
-        ax.stairs([v * 100 for v in vals], _ts(f, s.uptime_edges), color=color, lw=lw,
-                  label=f"{name}: {up[name] * 100:.1f}% of the run")
+    for vals, color, name, lw in (
+        (s.uptime_bid, "#4575b4", "bid", 3.5),
+        (s.uptime_ask, "#f46d43", "ask", 1.3),
+    ):
+        ax.stairs(
+            [v * 100 for v in vals],
+            _ts(f, s.uptime_edges),
+            color=color,
+            lw=lw,
+            label=f"{name}: {up[name] * 100:.1f}% of the run",
+        )
     ax.set_ylim(-2, 105)
     ax.set_ylabel(f"% of each {up['bucket_s']:.3g} s with an order of ours resting")
     ax.set_xlabel(_time_label(f))
@@ -271,8 +353,12 @@ def _us(v: float) -> str:
 
 def _latency(f: Figures, fig: Figure) -> str:
     s = f.series
-    stages = [(g, name, c) for g in ("strategy", "order_entry")
-              for name, c in s.latency.get(g, {}).items() if sum(c)]
+    stages = [
+        (g, name, c)
+        for g in ("strategy", "order_entry")
+        for name, c in s.latency.get(g, {}).items()
+        if sum(c)
+    ]
     if not stages:
         return f.missing.get("latency", "no latency samples")
     cols = 4 if len(stages) > 6 else min(3, len(stages))
@@ -285,17 +371,18 @@ def _latency(f: Figures, fig: Figure) -> str:
         first = next(i for i, c in enumerate(counts) if c)
         last = max(i for i, c in enumerate(counts) if c)
         lo, hi = max(0, first - 1), min(len(counts), last + 2)
-        ax.bar(range(lo, hi), counts[lo:hi], color="#2c7fb8" if g == "strategy"
-               else "#7b3294")
+        ax.bar(range(lo, hi), counts[lo:hi], color="#2c7fb8" if g == "strategy" else "#7b3294")
         ax.set_xticks(range(lo, hi), labels[lo:hi], rotation=45, fontsize=7)
         st = lat[g][name]
-        ax.set_title(f"{'strategy' if g == 'strategy' else 'order entry'}: {name}\n"
-                     f"n {st['n']}, p50 ≤{_us(st['p50_us_le'])}, p99 ≤{_us(st['p99_us_le'])}",
-                     fontsize=9)
+        ax.set_title(
+            f"{'strategy' if g == 'strategy' else 'order entry'}: {name}\n"
+            f"n {st['n']}, p50 ≤{_us(st['p50_us_le'])}, p99 ≤{_us(st['p99_us_le'])}",
+            fontsize=9,
+        )
         ax.set_ylabel("samples", fontsize=8)
         _counts_axis(ax, "y")
         ax.grid(alpha=0.3, axis="y")
-    for ax in list(axes.flat)[len(stages):]:
+    for ax in list(axes.flat)[len(stages) :]:
         ax.set_visible(False)
     fig.suptitle("latency per stage (every sample of the run; x: bucket upper bound)")
     return ""
@@ -307,11 +394,21 @@ def _rejects(f: Figures, fig: Figure) -> str:
     codes = sorted(set(s.rejects_orders) | set(s.rejects_txs))
     if codes:
         y = list(range(len(codes)))
-        left.barh([i + 0.2 for i in y], [s.rejects_orders.get(c, 0) for c in codes],
-                  height=0.4, color="#d73027", label="orders rejected (order records)")
+        left.barh(
+            [i + 0.2 for i in y],
+            [s.rejects_orders.get(c, 0) for c in codes],
+            height=0.4,
+            color="#d73027",
+            label="orders rejected (order records)",
+        )
         if s.rejects_txs:
-            left.barh([i - 0.2 for i in y], [s.rejects_txs.get(c, 0) for c in codes],
-                      height=0.4, color="#fdae61", label="txs refused (summary)")
+            left.barh(
+                [i - 0.2 for i in y],
+                [s.rejects_txs.get(c, 0) for c in codes],
+                height=0.4,
+                color="#fdae61",
+                label="txs refused (summary)",
+            )
         left.set_yticks(y, codes)
         left.set_xlabel("count")
         _counts_axis(left)
@@ -336,8 +433,12 @@ def _rejects(f: Figures, fig: Figure) -> str:
 
 # name -> (file, section title, drawing function, figure size in inches)
 PLOTS: Final[dict[str, tuple[str, str, Callable[[Figures, Any], str], tuple[float, float]]]] = {
-    "pnl_inventory": ("pnl_inventory.png", "PnL and inventory over time", _pnl_inventory,
-                      (10, 6.5)),
+    "pnl_inventory": (
+        "pnl_inventory.png",
+        "PnL and inventory over time",
+        _pnl_inventory,
+        (10, 6.5),
+    ),
     "price_fills": ("price_fills.png", "Fills on the price path", _price_fills, (11, 6)),
     "markouts": ("markouts.png", "Markouts", _markouts, (11, 5)),
     "spread_captured": ("spread_captured.png", "Spread captured", _spread, (11, 4.5)),

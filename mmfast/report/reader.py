@@ -20,8 +20,15 @@ import orjson
 
 from mmfast.core.errors import MmfastError
 
-__all__ = ["KEPT", "JournalFile", "JournalRun", "Malformed", "ReportError", "read_journal",
-           "split_runs"]
+__all__ = [
+    "KEPT",
+    "JournalFile",
+    "JournalRun",
+    "Malformed",
+    "ReportError",
+    "read_journal",
+    "split_runs",
+]
 
 
 class ReportError(MmfastError, ValueError):
@@ -29,15 +36,36 @@ class ReportError(MmfastError, ValueError):
 
 
 # Kinds the figures read; every other kind is only counted.
-KEPT: Final = frozenset({
-    "run_start", "market", "fill", "order", "denied", "send_error", "kill_switch", "shutdown",
-    "run_stop", "summary", "position_rebase",
-})
+KEPT: Final = frozenset(
+    {
+        "run_start",
+        "market",
+        "fill",
+        "order",
+        "denied",
+        "send_error",
+        "kill_switch",
+        "shutdown",
+        "run_stop",
+        "summary",
+        "position_rebase",
+    }
+)
 # The fields kept of the kinds a long run writes most (4 market records a second, an order
 # record per state change): what the figures read of them, nothing more.
 _SLIM: Final = {
-    "market": ("ts_ms", "mono_ns", "kind", "bid", "ask", "mid", "mark", "our_bid", "our_ask",
-               "position"),
+    "market": (
+        "ts_ms",
+        "mono_ns",
+        "kind",
+        "bid",
+        "ask",
+        "mid",
+        "mark",
+        "our_bid",
+        "our_ask",
+        "position",
+    ),
     "order": ("ts_ms", "mono_ns", "kind", "coi", "side", "status", "reason"),
 }
 # Written by the runner between a run's journal opening and its run_start.
@@ -89,8 +117,7 @@ class JournalFile:
             return ""
         shown = "; ".join(f"line {m.line}: {m.why}" for m in self.malformed)
         more = f" (and {n - len(self.malformed)} more)" if n > len(self.malformed) else ""
-        return (f"{n} malformed line{'s' if n != 1 else ''} skipped of {self.lines}: "
-                f"{shown}{more}")
+        return f"{n} malformed line{'s' if n != 1 else ''} skipped of {self.lines}: {shown}{more}"
 
 
 def _parse(line: bytes, number: int, last: bool) -> dict[str, Any] | Malformed:

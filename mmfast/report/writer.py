@@ -47,8 +47,13 @@ def _write(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def make_report(journal_path: str | Path, out_dir: str | Path | None = None, *,
-                run: int = -1, plots: bool = True) -> ReportResult:
+def make_report(
+    journal_path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    run: int = -1,
+    plots: bool = True,
+) -> ReportResult:
     """Report run ``run`` of the journal (1-based; negative from the end: -1 is the last)
     into ``out_dir`` (default: ``default_out_dir``). Without matplotlib (or ``plots=False``)
     the JSON and the page are written all the same and ``plots_missing`` says why the plots
@@ -56,8 +61,10 @@ def make_report(journal_path: str | Path, out_dir: str | Path | None = None, *,
     jf = read_journal(journal_path)
     n = len(jf.runs)
     if run == 0 or not -n <= run <= n:
-        raise ReportError(f"{jf.path} holds {n} run{'s' if n != 1 else ''}: --run must be "
-                          f"1..{n} (or -1..-{n} from the end), not {run}")
+        raise ReportError(
+            f"{jf.path} holds {n} run{'s' if n != 1 else ''}: --run must be "
+            f"1..{n} (or -1..-{n} from the end), not {run}"
+        )
     chosen = jf.runs[run - 1 if run > 0 else run]
     figures = compute(jf, chosen)
     out = Path(out_dir) if out_dir is not None else default_out_dir(jf.path)
@@ -72,8 +79,11 @@ def make_report(journal_path: str | Path, out_dir: str | Path | None = None, *,
     skipped: dict[str, str] = {}
     missing = ""
     if why:
-        missing = (f"plots not drawn: {why}. Install it with: {INSTALL_HINT}"
-                   if plots else "plots not drawn (not asked for)")
+        missing = (
+            f"plots not drawn: {why}. Install it with: {INSTALL_HINT}"
+            if plots
+            else "plots not drawn (not asked for)"
+        )
     else:
         try:
             drawn, skipped = draw_all(figures, out)
@@ -94,8 +104,7 @@ def make_report(journal_path: str | Path, out_dir: str | Path | None = None, *,
         data["notes"] = [missing, *data["notes"]]
     json_path = out / "report.json"
     try:
-        _write(json_path, orjson.dumps(data, option=orjson.OPT_INDENT_2
-                                       | orjson.OPT_NON_STR_KEYS))
+        _write(json_path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
         html_path = out / "report.html"
         _write(html_path, render_html(figures, drawn, skipped, missing).encode())
     except OSError as exc:

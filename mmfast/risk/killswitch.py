@@ -59,8 +59,13 @@ class TripReason(StrEnum):
     MANUAL = "manual"  # trip() from an operator or another component
 
 
-def total_pnl_micro(position: Position, mark_price: int, price_decimals: int,
-                    size_decimals: int, funding_micro: int = 0) -> Fraction:
+def total_pnl_micro(
+    position: Position,
+    mark_price: int,
+    price_decimals: int,
+    size_decimals: int,
+    funding_micro: int = 0,
+) -> Fraction:
     """Realized + unrealized PnL at ``mark_price`` minus fees plus funding, in micro-USDC.
 
     ``Position`` keeps PnL in tick x lot units and fees in micro-USDC; funding is received
@@ -117,13 +122,31 @@ OnResume = Callable[[TripReason], Any]
 class KillSwitch:
     """The kill switch of one strategy/market. All calls come from the loop thread."""
 
-    __slots__ = ("_answers", "_fills", "_now_ns", "_on_resume", "_on_trip", "_sent",
-                 "last_breach_ns", "limits", "peak_pnl", "pnl", "reason", "state",
-                 "tripped_ns", "trips")
+    __slots__ = (
+        "_answers",
+        "_fills",
+        "_now_ns",
+        "_on_resume",
+        "_on_trip",
+        "_sent",
+        "last_breach_ns",
+        "limits",
+        "peak_pnl",
+        "pnl",
+        "reason",
+        "state",
+        "tripped_ns",
+        "trips",
+    )
 
-    def __init__(self, limits: KillSwitchLimits, *, on_trip: OnTrip | None = None,
-                 on_resume: OnResume | None = None,
-                 now_ns: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(
+        self,
+        limits: KillSwitchLimits,
+        *,
+        on_trip: OnTrip | None = None,
+        on_resume: OnResume | None = None,
+        now_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
         self.limits = limits  # thresholds
         self._on_trip = on_trip  # called on ARMED -> PAUSED/STOPPED (and PAUSED -> STOPPED)
         self._on_resume = on_resume  # called on PAUSED -> ARMED
@@ -181,8 +204,12 @@ class KillSwitch:
             self._breach(TripReason.REJECT_RATE, now)
         return self.state
 
-    def trip(self, reason: TripReason = TripReason.MANUAL, action: KillAction | None = None,
-             now_ns: int | None = None) -> KillState:
+    def trip(
+        self,
+        reason: TripReason = TripReason.MANUAL,
+        action: KillAction | None = None,
+        now_ns: int | None = None,
+    ) -> KillState:
         """Trip now (``action`` defaults to the configured one). A MANUAL pause resumes only
         through ``resume()``."""
         self._trip(reason, action or self.limits.action, self._now(now_ns))
@@ -196,8 +223,11 @@ class KillSwitch:
         breach = self._current_breach(now)
         if breach is not None:
             self._breach(breach, now)
-        elif (self.state is KillState.PAUSED and self.reason is not TripReason.MANUAL
-              and now - self.last_breach_ns >= self.limits.pause_cooldown_ns):
+        elif (
+            self.state is KillState.PAUSED
+            and self.reason is not TripReason.MANUAL
+            and now - self.last_breach_ns >= self.limits.pause_cooldown_ns
+        ):
             self._resume()
         return self.state
 

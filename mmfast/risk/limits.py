@@ -78,8 +78,15 @@ def parse_micro(text: str) -> int:
     the sixth decimal are truncated toward zero. ValueError on anything else."""
     if not isinstance(text, str):
         raise ValueError(f"not a decimal string: {text!r}")
-    return parse_units(text, USDC_DECIMALS, sign="+-", extra="truncate", loose=True, strip=True,
-                       what="decimal string")
+    return parse_units(
+        text,
+        USDC_DECIMALS,
+        sign="+-",
+        extra="truncate",
+        loose=True,
+        strip=True,
+        what="decimal string",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +100,10 @@ class MarginState:
     def from_user_stats(cls, stats: Mapping[str, Any]) -> MarginState:
         """From a ``user_stats`` ``stats`` object (its cross-margin figures when present)."""
         src = stats.get("cross_stats") or stats
-        return cls(available_balance=parse_micro(src["available_balance"]),
-                   portfolio_value=parse_micro(src["portfolio_value"]))
+        return cls(
+            available_balance=parse_micro(src["available_balance"]),
+            portfolio_value=parse_micro(src["portfolio_value"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +218,17 @@ def count_open(orders: Iterable[Order]) -> tuple[int, int, int]:
     return n, bids, asks
 
 
-def check_order(side: Side, price: int, size: int, state: RiskState, limits: RiskLimits,
-                rules: MarketRules, *, reduce_only: bool = False,
-                modify_of: Order | None = None) -> RiskReason:
+def check_order(
+    side: Side,
+    price: int,
+    size: int,
+    state: RiskState,
+    limits: RiskLimits,
+    rules: MarketRules,
+    *,
+    reduce_only: bool = False,
+    modify_of: Order | None = None,
+) -> RiskReason:
     """Every rule but the rate cap; the first that fails, or ``RiskReason.OK``.
 
     ``modify_of``: the order being modified (same side): the open-order count does not grow.
@@ -283,14 +300,17 @@ def check_order(side: Side, price: int, size: int, state: RiskState, limits: Ris
     return RiskReason.OK
 
 
-def _margin_ok(extra_notional: int, margin: MarginState, limits: RiskLimits,
-               rules: MarketRules) -> bool:
+def _margin_ok(
+    extra_notional: int, margin: MarginState, limits: RiskLimits, rules: MarketRules
+) -> bool:
     """available - initial margin of the extra exposure >= headroom x portfolio value.
 
     In micro-USDC the initial margin is notional * imf_bps / 10000 / ticklots_per_unit * 1e6;
     both sides are multiplied by 10000 * ticklots_per_unit * 1e6 to stay in integers."""
     e = rules.ticklots_per_unit
-    lhs = (margin.available_balance * _BPS * e * _PPM
-           - extra_notional * rules.initial_margin_bps * _PPM * _PPM)
+    lhs = (
+        margin.available_balance * _BPS * e * _PPM
+        - extra_notional * rules.initial_margin_bps * _PPM * _PPM
+    )
     rhs = limits.margin_headroom_ppm * max(margin.portfolio_value, 0) * _BPS * e
     return lhs >= rhs

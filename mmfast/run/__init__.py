@@ -32,12 +32,22 @@ if TYPE_CHECKING:
     )
 
 _WHERE = {
-    "JsonlJournal": "journal", "MemoryJournal": "journal",
-    "EXIT_CONFIG": "runner", "EXIT_KILL_STOP": "runner", "EXIT_OK": "runner",
-    "EXIT_ORDERS_LEFT": "runner", "Runner": "runner", "RunOptions": "runner",
-    "load_run_config": "runner", "run_from_args": "runner",
-    "StatusPrinter": "status", "render_status": "status", "render_summary": "status",
-    "LiveStatus": "status", "open_status": "status", "render_panel": "status",
+    "JsonlJournal": "journal",
+    "MemoryJournal": "journal",
+    "EXIT_CONFIG": "runner",
+    "EXIT_KILL_STOP": "runner",
+    "EXIT_OK": "runner",
+    "EXIT_ORDERS_LEFT": "runner",
+    "Runner": "runner",
+    "RunOptions": "runner",
+    "load_run_config": "runner",
+    "run_from_args": "runner",
+    "StatusPrinter": "status",
+    "render_status": "status",
+    "render_summary": "status",
+    "LiveStatus": "status",
+    "open_status": "status",
+    "render_panel": "status",
 }
 
 __all__ = [

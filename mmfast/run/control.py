@@ -29,8 +29,15 @@ from mmfast.risk.killswitch import KillAction, TripReason
 if TYPE_CHECKING:
     from mmfast.run.runner import Runner
 
-__all__ = ["ENV_CONTROL_TOKEN", "LOOPBACK", "MIN_TOKEN_CHARS", "ControlServer", "check_bind",
-           "check_token", "new_token"]
+__all__ = [
+    "ENV_CONTROL_TOKEN",
+    "LOOPBACK",
+    "MIN_TOKEN_CHARS",
+    "ControlServer",
+    "check_bind",
+    "check_token",
+    "new_token",
+]
 
 ENV_CONTROL_TOKEN: Final = "MMFAST_CONTROL_TOKEN"
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -42,8 +49,10 @@ MIN_TOKEN_CHARS: Final = 32
 def check_token(token: Secret | None) -> str | None:
     """Why ``token`` is refused (None: acceptable or absent)."""
     if token is not None and len(token.reveal()) < MIN_TOKEN_CHARS:
-        return (f"{ENV_CONTROL_TOKEN} must be at least {MIN_TOKEN_CHARS} characters (got "
-                f"{len(token.reveal())}): a short token can be guessed")
+        return (
+            f"{ENV_CONTROL_TOKEN} must be at least {MIN_TOKEN_CHARS} characters (got "
+            f"{len(token.reveal())}): a short token can be guessed"
+        )
     return None
 
 
@@ -55,16 +64,19 @@ def new_token() -> Secret:
 def check_bind(host: str, token: Secret | None) -> str | None:
     """Why binding ``host`` is refused (None: allowed)."""
     if host not in LOOPBACK and token is None:
-        return (f"--control-host {host!r} is not loopback: set {ENV_CONTROL_TOKEN} to expose "
-                "the control endpoint beyond 127.0.0.1")
+        return (
+            f"--control-host {host!r} is not loopback: set {ENV_CONTROL_TOKEN} to expose "
+            "the control endpoint beyond 127.0.0.1"
+        )
     return None
 
 
 class ControlServer:
     """aiohttp server on the runner's loop (see the module doc)."""
 
-    def __init__(self, runner: Runner, host: str = "127.0.0.1", port: int = 0,
-                 token: Secret | None = None) -> None:
+    def __init__(
+        self, runner: Runner, host: str = "127.0.0.1", port: int = 0, token: Secret | None = None
+    ) -> None:
         why = check_token(token) or check_bind(host, token)
         if why:
             raise ValueError(why)
@@ -83,7 +95,7 @@ class ControlServer:
             return False
         got = request.headers.get("Authorization", "")
         prefix = "Bearer "
-        value = got[len(prefix):] if got.startswith(prefix) else ""
+        value = got[len(prefix) :] if got.startswith(prefix) else ""
         return hmac.compare_digest(value.encode(), token.reveal().encode())
 
     def _deny(self) -> web.Response:
@@ -93,10 +105,11 @@ class ControlServer:
     async def _status(self, request: web.Request) -> web.Response:
         if not self._loopback and not self._authorized(request):
             return self._deny()
-        body = orjson.dumps(self.runner.snapshot(), default=str,
-                            option=orjson.OPT_NON_STR_KEYS)
-        return web.Response(body=self.runner.redactor.redact(body.decode()).encode(),
-                            content_type="application/json")
+        body = orjson.dumps(self.runner.snapshot(), default=str, option=orjson.OPT_NON_STR_KEYS)
+        return web.Response(
+            body=self.runner.redactor.redact(body.decode()).encode(),
+            content_type="application/json",
+        )
 
     async def _book(self, request: web.Request) -> web.Response:
         if not self._loopback and not self._authorized(request):
@@ -109,10 +122,19 @@ class ControlServer:
         if book is None:
             return web.json_response({"ok": False, "error": "no book yet"}, status=409)
         # One read on the loop: levels and nonce of the same state.
-        return web.Response(body=orjson.dumps({
-            "market": m, "nonce": book.nonce, "in_sync": bool(book.in_sync()),
-            "snapshots": book.snapshots, "asks": book.top(ASK, 1_000_000),
-            "bids": book.top(BID, 1_000_000)}), content_type="application/json")
+        return web.Response(
+            body=orjson.dumps(
+                {
+                    "market": m,
+                    "nonce": book.nonce,
+                    "in_sync": bool(book.in_sync()),
+                    "snapshots": book.snapshots,
+                    "asks": book.top(ASK, 1_000_000),
+                    "bids": book.top(BID, 1_000_000),
+                }
+            ),
+            content_type="application/json",
+        )
 
     async def _metrics(self, request: web.Request) -> web.Response:
         if not self._loopback and not self._authorized(request):
@@ -136,8 +158,7 @@ class ControlServer:
             kill.trip(TripReason.MANUAL, KillAction.PAUSE)
             return web.json_response({"ok": True, "state": kill.state.value})
         ok = kill.resume()
-        return web.json_response({"ok": ok, "state": kill.state.value},
-                                 status=200 if ok else 409)
+        return web.json_response({"ok": ok, "state": kill.state.value}, status=200 if ok else 409)
 
     async def start(self) -> None:
         app = web.Application()

@@ -84,8 +84,9 @@ class GuardOptions:
 class Guard:
     """One guard run (see the module doc). ``run()`` returns the exit code."""
 
-    def __init__(self, opts: GuardOptions, key: ApiKey, *, time: TimeSource = REAL_TIME,
-                 signer: Any = None) -> None:
+    def __init__(
+        self, opts: GuardOptions, key: ApiKey, *, time: TimeSource = REAL_TIME, signer: Any = None
+    ) -> None:
         self.opts = opts
         self._key = key
         self._time = time
@@ -121,16 +122,31 @@ class Guard:
         o = self.opts
         self.journal = JsonlJournal(o.journal, time=self._time)
         if self._signer is None:
-            self._signer = InlineSigner(self._key, account_index=o.account_index,
-                                        api_key_index=o.api_key_index, chain_id=o.chain_id,
-                                        name="mmfast-guard-signer", pool_size=16,
-                                        check=o.check_signer, wall_ms=self._time.wall_ms)
+            self._signer = InlineSigner(
+                self._key,
+                account_index=o.account_index,
+                api_key_index=o.api_key_index,
+                chain_id=o.chain_id,
+                name="mmfast-guard-signer",
+                pool_size=16,
+                check=o.check_signer,
+                wall_ms=self._time.wall_ms,
+            )
             self._signer.start()
-        tokens = TokenCache(self._signer, lifetime_s=3600, refresh_margin_s=300,
-                            venue_now_s=lambda: self._time.wall_ms() / 1000)
-        self.rest = LighterRest(o.rest_url.rstrip("/") + "/api/v1",
-                                RateBudget(PREMIUM, self._time), self._time,
-                                tokens=tokens, timeout_s=2.0, max_retries=1)
+        tokens = TokenCache(
+            self._signer,
+            lifetime_s=3600,
+            refresh_margin_s=300,
+            venue_now_s=lambda: self._time.wall_ms() / 1000,
+        )
+        self.rest = LighterRest(
+            o.rest_url.rstrip("/") + "/api/v1",
+            RateBudget(PREMIUM, self._time),
+            self._time,
+            tokens=tokens,
+            timeout_s=2.0,
+            max_retries=1,
+        )
         await self.rest.start()
 
     async def _call(self, coro: Any) -> Any:
@@ -139,8 +155,9 @@ class Guard:
 
     async def _next_nonce(self) -> int:
         if self._nonce < 0:
-            self._nonce = await self._call(self.rest.next_nonce(self.opts.account_index,
-                                                                self.opts.api_key_index))
+            self._nonce = await self._call(
+                self.rest.next_nonce(self.opts.account_index, self.opts.api_key_index)
+            )
         n = self._nonce
         self._nonce += 1
         return n
@@ -155,21 +172,23 @@ class Guard:
 
         try:
             nonce = await self._next_nonce()
-            req = CancelAllRequest(market, nonce, all_markets=market is None,
-                                   tif=CancelAllTif(tif), time_ms=time_ms)
+            req = CancelAllRequest(
+                market, nonce, all_markets=market is None, tif=CancelAllTif(tif), time_ms=time_ms
+            )
             signed = self._signer.sign_now(req)
-            await self._call(self.rest.send_tx(signed.tx_type, signed.tx_info,
-                                               priority=Priority.RESERVED))
+            await self._call(
+                self.rest.send_tx(signed.tx_type, signed.tx_info, priority=Priority.RESERVED)
+            )
             return True
         except LighterApiError as exc:
             self._nonce = -1  # refetched next time (a reject consumes no nonce)
-            self._rec("guard_venue_error", market=market, tif=tif, code=exc.code,
-                               message=exc.message)
+            self._rec(
+                "guard_venue_error", market=market, tif=tif, code=exc.code, message=exc.message
+            )
             return False
         except (OutcomeUnknown, ExchangeError, OSError, TimeoutError, SignerError) as exc:
             self._nonce = -1
-            self._rec("guard_send_failed", market=market, tif=tif,
-                               error=type(exc).__name__)
+            self._rec("guard_send_failed", market=market, tif=tif, error=type(exc).__name__)
             return False
 
     async def _open_orders(self) -> int | None:
@@ -177,16 +196,18 @@ class Guard:
         n = 0
         try:
             for m in self.opts.markets:
-                n += len(await self._call(
-                    self.rest.account_active_orders(self.opts.account_index, m)))
+                n += len(
+                    await self._call(self.rest.account_active_orders(self.opts.account_index, m))
+                )
         except Exception as exc:  # any failure to read is "unknown", retried by the caller
             self._rec("guard_read_failed", error=type(exc).__name__)
             return None
         return n
 
     # ------------------------------------------------------------------ actions
-    async def flatten(self, reason: str, *, until_ns: int | None = None,
-                      look_first: bool = False) -> bool:
+    async def flatten(
+        self, reason: str, *, until_ns: int | None = None, look_first: bool = False
+    ) -> bool:
         """Cancel-all for each of the bot's markets, then confirm none is left; again while
         any is (``confirm_interval_s`` apart, doubling up to 2 s: the venue limits REST weight
         per IP, which the bot shares), until confirmed or ``until_ns`` (monotonic).
@@ -199,8 +220,9 @@ class Guard:
                 return True
         await self._stop_renewal()  # the act's txs first (and one nonce sequence)
         self._rec("guard_act", reason=reason, markets=list(self.opts.markets))
-        _log.warning("guard: %s: cancelling every order of markets %s", reason,
-                     list(self.opts.markets))
+        _log.warning(
+            "guard: %s: cancelling every order of markets %s", reason, list(self.opts.markets)
+        )
         pause = self.opts.confirm_interval_s
         while True:
             for m in self.opts.markets:
@@ -294,14 +316,20 @@ class Guard:
             _log.error("guard: could not start: %s", type(exc).__name__)
             return 1
         assert self.journal is not None
-        self._rec("guard_start", bot_pid=o.bot_pid, markets=list(o.markets),
-                           max_silence_ms=o.max_silence_ms, api_key_index=o.api_key_index)
+        self._rec(
+            "guard_start",
+            bot_pid=o.bot_pid,
+            markets=list(o.markets),
+            max_silence_ms=o.max_silence_ms,
+            api_key_index=o.api_key_index,
+        )
         try:
             return await self._watch()
         finally:
             await self._stop_renewal()
-            self._rec("guard_stop", actions=self.actions, flattened=self.flattened,
-                               reason=self.reason)
+            self._rec(
+                "guard_stop", actions=self.actions, flattened=self.flattened, reason=self.reason
+            )
             self.journal.close()
             with contextlib.suppress(Exception):
                 await self.rest.close()
@@ -337,8 +365,9 @@ class Guard:
                 # The first time at once; while the bot stays silent, a look now and then (a
                 # hung bot may still have txs in flight), further apart each time: every look
                 # is REST weight the bot, on the same IP, may need once it is back.
-                ok = await self.flatten(why, until_ns=now + int(2e9),
-                                        look_first=acted and not fresh)
+                ok = await self.flatten(
+                    why, until_ns=now + int(2e9), look_first=acted and not fresh
+                )
                 look_s = min(2 * look_s, _LOOK_MAX_S) if acted else _LOOK_FIRST_S
                 next_look = _mono() + int(look_s * 1e9)
                 acted, acted_gone = True, why == _GONE
@@ -355,9 +384,11 @@ class Guard:
                         ok = await self.flatten(why, until_ns=_mono() + int(5e9))
                     if not ok:
                         self._rec("guard_gave_up", after_s=o.give_up_s)
-                        _log.error("guard: could not confirm the bot's markets flat within "
-                                   "%.0f s; the venue's scheduled cancel-all stays armed",
-                                   o.give_up_s)
+                        _log.error(
+                            "guard: could not confirm the bot's markets flat within "
+                            "%.0f s; the venue's scheduled cancel-all stays armed",
+                            o.give_up_s,
+                        )
                         return 1
                     await self.abort_schedule()
                     return 0

@@ -42,18 +42,40 @@ _STOP_WAIT_S = 10.0  # the guard's exit after a clean stop (it aborts the schedu
 class GuardLink:
     """One bot's guard (see the module doc)."""
 
-    def __init__(self, cfg: GuardConfig, key: ApiKey, *, rest_url: str, chain_id: int,
-                 account_index: int, market: int, run_dir: Path, time_scale: float = 1.0,
-                 ready: Callable[[], bool] | None = None, signer_checked: bool = False,
-                 on_record: Callable[[dict[str, Any]], object] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: GuardConfig,
+        key: ApiKey,
+        *,
+        rest_url: str,
+        chain_id: int,
+        account_index: int,
+        market: int,
+        run_dir: Path,
+        time_scale: float = 1.0,
+        ready: Callable[[], bool] | None = None,
+        signer_checked: bool = False,
+        on_record: Callable[[dict[str, Any]], object] | None = None,
+    ) -> None:
         assert cfg.api_key_index is not None
         self.cfg = cfg
         self._key = key
         self._args = [
-            "--rest-url", rest_url, "--chain-id", str(chain_id),
-            "--account-index", str(account_index), "--api-key-index", str(cfg.api_key_index),
-            "--market", str(market), "--max-silence-ms", str(cfg.max_silence_ms),
-            "--time-scale", repr(time_scale)]
+            "--rest-url",
+            rest_url,
+            "--chain-id",
+            str(chain_id),
+            "--account-index",
+            str(account_index),
+            "--api-key-index",
+            str(cfg.api_key_index),
+            "--market",
+            str(market),
+            "--max-silence-ms",
+            str(cfg.max_silence_ms),
+            "--time-scale",
+            repr(time_scale),
+        ]
         if not cfg.scheduled_cancel_all:
             self._args.append("--no-scheduled-cancel-all")
         if signer_checked:  # this process compared the same native signer with the official
@@ -89,11 +111,26 @@ class GuardLink:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "mmfast.cli", "guard", *self._args,
-                 "--heartbeat", str(self.heartbeat_path), "--bot-pid", str(os.getpid()),
-                 "--journal", str(self.journal_path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, close_fds=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "mmfast.cli",
+                    "guard",
+                    *self._args,
+                    "--heartbeat",
+                    str(self.heartbeat_path),
+                    "--bot-pid",
+                    str(os.getpid()),
+                    "--journal",
+                    str(self.journal_path),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
         finally:
             log.close()
         self._beat()
@@ -119,8 +156,10 @@ class GuardLink:
                 if now - self._not_ready_since > self.cfg.max_silence_ms / 1000:
                     state = BotState.UNREACHABLE
             if state is not self._state:
-                _log.warning("guard: telling it the venue is %s",
-                             "unreachable" if state is BotState.UNREACHABLE else "back")
+                _log.warning(
+                    "guard: telling it the venue is %s",
+                    "unreachable" if state is BotState.UNREACHABLE else "back",
+                )
                 self._state = state
         w.beat(state)
         self._forward()
@@ -130,11 +169,17 @@ class GuardLink:
             # 5.5 min at most); the operator is told.
             self.lost = True
             self.exit_code = proc.returncode
-            _log.error("guard (pid %d) exited %s while the bot runs: no process watches "
-                       "this bot now (see %s)", proc.pid, proc.returncode, self.log_path)
+            _log.error(
+                "guard (pid %d) exited %s while the bot runs: no process watches "
+                "this bot now (see %s)",
+                proc.pid,
+                proc.returncode,
+                self.log_path,
+            )
         with contextlib.suppress(RuntimeError):  # no loop: the next start() beats again
             self._timer = asyncio.get_running_loop().call_later(
-                self.cfg.heartbeat_interval_ms / 1000, self._beat)
+                self.cfg.heartbeat_interval_ms / 1000, self._beat
+            )
 
     def _forward(self) -> None:
         """The guard journal's whole lines written since the last call, to ``on_record``."""
@@ -180,8 +225,9 @@ class GuardLink:
             self.exit_code = proc.poll()
             self._forward()  # its last lines (the clean stop, the end)
             if self.exit_code is None:
-                _log.warning("guard (pid %d) still running %.0f s after the stop",
-                             proc.pid, _STOP_WAIT_S)
+                _log.warning(
+                    "guard (pid %d) still running %.0f s after the stop", proc.pid, _STOP_WAIT_S
+                )
         if w is not None:
             w.close()
             if self.exit_code is not None:
@@ -190,6 +236,11 @@ class GuardLink:
         return self.exit_code
 
     def status(self) -> dict[str, Any]:
-        return {"pid": self.pid, "alive": self.guard_alive(), "exit_code": self.exit_code,
-                "lost": self.lost, "journal": str(self.journal_path),
-                "state": self._state.name}
+        return {
+            "pid": self.pid,
+            "alive": self.guard_alive(),
+            "exit_code": self.exit_code,
+            "lost": self.lost,
+            "journal": str(self.journal_path),
+            "state": self._state.name,
+        }

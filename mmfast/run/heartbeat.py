@@ -24,8 +24,7 @@ from pathlib import Path
 
 from mmfast.core.errors import MmfastError
 
-__all__ = ["BotState", "HeartbeatError", "HeartbeatWriter", "Pulse", "pid_alive",
-           "read_heartbeat"]
+__all__ = ["BotState", "HeartbeatError", "HeartbeatWriter", "Pulse", "pid_alive", "read_heartbeat"]
 
 _MAGIC = b"MMFHB1\0\0"
 _FMT = "<8sQqqqqqqq"  # magic, seq, pid, stamp, state, orders_left, n_markets, m0, m1 (+ pad)
@@ -89,8 +88,18 @@ class HeartbeatWriter:
         mm = self._mm
         self._seq += 1  # odd: in progress
         struct.pack_into("<Q", mm, 8, self._seq)
-        struct.pack_into(_FMT, mm, 0, _MAGIC, self._seq, self._pid, time.monotonic_ns(),
-                         int(self.state), self.orders_left, *self._markets)
+        struct.pack_into(
+            _FMT,
+            mm,
+            0,
+            _MAGIC,
+            self._seq,
+            self._pid,
+            time.monotonic_ns(),
+            int(self.state),
+            self.orders_left,
+            *self._markets,
+        )
         self._seq += 1  # even: consistent
         struct.pack_into("<Q", mm, 8, self._seq)
 

@@ -58,12 +58,16 @@ class JsonlJournal:
     FLUSH_NS = 50_000_000  # lines reach the OS at least this often (while events come)
     FSYNC_S = 0.1  # and the disk this often (start())
 
-    def __init__(self, path: str | Path, *, time: TimeSource = REAL_TIME,
-                 redact: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        time: TimeSource = REAL_TIME,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                                       0o600)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._buf: list[bytes] = []  # whole lines not yet handed to the OS
         self._time = time
         self._redact = redact
@@ -85,8 +89,9 @@ class JsonlJournal:
                     fields[k] = red(v)
         now = self._time.monotonic_ns()
         rec = {"ts_ms": self._time.wall_ms(), "mono_ns": now, "kind": kind, **fields}
-        self._buf.append(orjson.dumps(rec, default=_default, option=orjson.OPT_NON_STR_KEYS)
-                         + b"\n")
+        self._buf.append(
+            orjson.dumps(rec, default=_default, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+        )
         self.lines += 1
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if self._timer is None and now - self._last_flush_ns >= self.FLUSH_NS:
@@ -118,8 +123,7 @@ class JsonlJournal:
             # Its own descriptor: close() may close ours while the worker still syncs.
             self._fsync = loop.run_in_executor(None, _fsync_close, os.dup(self._fd))
             self._fsync.add_done_callback(self._synced)
-        self._timer = asyncio.get_running_loop().call_later(
-            self.FLUSH_NS / 1e9, self._tick, n + 1)
+        self._timer = asyncio.get_running_loop().call_later(self.FLUSH_NS / 1e9, self._tick, n + 1)
 
     def _synced(self, fut: asyncio.Future[None]) -> None:
         self._fsync = None

@@ -62,68 +62,92 @@ class RunCollector:
         snap = r.snapshot()
         st = snap["strategy"]
         pd, sd = snap["price_decimals"], snap["size_decimals"]
-        px, sz = 10.0 ** -pd, 10.0 ** -sd
+        px, sz = 10.0**-pd, 10.0**-sd
         info = InfoMetricFamily("mmfast_run", "The run: market, mode and strategy")
-        info.add_metric([], {"symbol": str(snap["symbol"]), "market": str(snap["market"]),
-                             "mode": str(snap["mode"]), "strategy": str(st["strategy"])})
+        info.add_metric(
+            [],
+            {
+                "symbol": str(snap["symbol"]),
+                "market": str(snap["market"]),
+                "mode": str(snap["mode"]),
+                "strategy": str(st["strategy"]),
+            },
+        )
         yield info
-        yield GaugeMetricFamily("mmfast_elapsed_seconds", "Seconds since the run started",
-                                value=snap["elapsed_s"])
-        yield GaugeMetricFamily("mmfast_ready", "1 when the connector can trade",
-                                value=1.0 if snap["ready"] else 0.0)
+        yield GaugeMetricFamily(
+            "mmfast_elapsed_seconds", "Seconds since the run started", value=snap["elapsed_s"]
+        )
+        yield GaugeMetricFamily(
+            "mmfast_ready", "1 when the connector can trade", value=1.0 if snap["ready"] else 0.0
+        )
         book = st.get("book") or {}
-        price = GaugeMetricFamily("mmfast_book_best_price", "Best price of the bot's book",
-                                  labels=["side"])
-        size = GaugeMetricFamily("mmfast_book_best_size", "Size at the best price (base units)",
-                                 labels=["side"])
+        price = GaugeMetricFamily(
+            "mmfast_book_best_price", "Best price of the bot's book", labels=["side"]
+        )
+        size = GaugeMetricFamily(
+            "mmfast_book_best_size", "Size at the best price (base units)", labels=["side"]
+        )
         for side in ("bid", "ask"):
             if book.get(side) is not None:
                 price.add_metric([side], book[side] * px)
                 size.add_metric([side], book[f"{side}_size"] * sz)
         yield price
         yield size
-        yield GaugeMetricFamily("mmfast_book_in_sync", "1 when the book is in sync",
-                                value=1.0 if book else 0.0)
-        quotes = GaugeMetricFamily("mmfast_quote_levels", "Quote levels the strategy wants",
-                                   labels=["side"])
+        yield GaugeMetricFamily(
+            "mmfast_book_in_sync", "1 when the book is in sync", value=1.0 if book else 0.0
+        )
+        quotes = GaugeMetricFamily(
+            "mmfast_quote_levels", "Quote levels the strategy wants", labels=["side"]
+        )
         quotes.add_metric(["bid"], float(len(st.get("bids") or ())))
         quotes.add_metric(["ask"], float(len(st.get("asks") or ())))
         yield quotes
-        yield GaugeMetricFamily("mmfast_orders_open", "Orders resting or on their way",
-                                value=st["orders_open"])
-        yield GaugeMetricFamily("mmfast_orders_inflight", "Order txs sent, not yet answered",
-                                value=st["inflight"])
-        orders = CounterMetricFamily("mmfast_orders", "Order actions since the start",
-                                     labels=["action"])
+        yield GaugeMetricFamily(
+            "mmfast_orders_open", "Orders resting or on their way", value=st["orders_open"]
+        )
+        yield GaugeMetricFamily(
+            "mmfast_orders_inflight", "Order txs sent, not yet answered", value=st["inflight"]
+        )
+        orders = CounterMetricFamily(
+            "mmfast_orders", "Order actions since the start", labels=["action"]
+        )
         for action, n in sorted(st["counts"].items()):
             orders.add_metric([action], float(n))
         yield orders
         yield CounterMetricFamily("mmfast_fills", "Fills since the start", value=st["fills"])
-        yield CounterMetricFamily("mmfast_filled_base", "Base volume filled since the start",
-                                  value=st["filled_lots"] * sz)
-        yield GaugeMetricFamily("mmfast_position_base", "Position (base units, + long)",
-                                value=st["position_lots"] * sz)
+        yield CounterMetricFamily(
+            "mmfast_filled_base", "Base volume filled since the start", value=st["filled_lots"] * sz
+        )
+        yield GaugeMetricFamily(
+            "mmfast_position_base", "Position (base units, + long)", value=st["position_lots"] * sz
+        )
         if st.get("pnl_usdc") is not None:
-            yield GaugeMetricFamily("mmfast_pnl_usdc", "PnL, fees and funding included",
-                                    value=st["pnl_usdc"])
+            yield GaugeMetricFamily(
+                "mmfast_pnl_usdc", "PnL, fees and funding included", value=st["pnl_usdc"]
+            )
         yield GaugeMetricFamily("mmfast_fees_usdc", "Fees paid", value=st["fees_usdc"])
-        denials = CounterMetricFamily("mmfast_risk_denials", "Orders the risk gate refused",
-                                      labels=["reason"])
+        denials = CounterMetricFamily(
+            "mmfast_risk_denials", "Orders the risk gate refused", labels=["reason"]
+        )
         for reason, n in sorted((st.get("denials") or {}).items()):
             denials.add_metric([reason], float(n))
         yield denials
         ks = st.get("kill_switch") or {}
         if ks:
-            state = GaugeMetricFamily("mmfast_kill_switch_state", "1 for the switch's state",
-                                      labels=["state"])
+            state = GaugeMetricFamily(
+                "mmfast_kill_switch_state", "1 for the switch's state", labels=["state"]
+            )
             state.add_metric([str(ks.get("state", "-"))], 1.0)
             yield state
-            yield CounterMetricFamily("mmfast_kill_switch_trips", "Kill-switch trips",
-                                      value=float(ks.get("trips", 0)))
+            yield CounterMetricFamily(
+                "mmfast_kill_switch_trips", "Kill-switch trips", value=float(ks.get("trips", 0))
+            )
         s = r.strategy
-        yield _histogram("mmfast_stage_latency_seconds",
-                         "The strategy's stages per requote and order call",
-                         s.latency.hist)
+        yield _histogram(
+            "mmfast_stage_latency_seconds",
+            "The strategy's stages per requote and order call",
+            s.latency.hist,
+        )
         yield from self._connector()
         yield from self._process(snap)
 
@@ -133,46 +157,62 @@ class RunCollector:
             return
         entry = getattr(c, "orders", None)
         if entry is not None:
-            yield _histogram("mmfast_order_entry_latency_seconds",
-                             "Order entry per acked tx: intent -> signer queue (queue), -> "
-                             "signed (sign), -> sent (send), -> acked (ack), and all (total)",
-                             entry.hist)
-            rej = CounterMetricFamily("mmfast_rejects", "Txs the venue refused, by code",
-                                      labels=["code"])
+            yield _histogram(
+                "mmfast_order_entry_latency_seconds",
+                "Order entry per acked tx: intent -> signer queue (queue), -> "
+                "signed (sign), -> sent (send), -> acked (ack), and all (total)",
+                entry.hist,
+            )
+            rej = CounterMetricFamily(
+                "mmfast_rejects", "Txs the venue refused, by code", labels=["code"]
+            )
             for code, n in sorted(entry.reject_codes.items()):
                 rej.add_metric([str(code)], float(n))
             yield rej
-            yield CounterMetricFamily("mmfast_txs_sent", "Order txs sent",
-                                      value=float(entry.txs_sent))
+            yield CounterMetricFamily(
+                "mmfast_txs_sent", "Order txs sent", value=float(entry.txs_sent)
+            )
         b = c.budget
-        level = GaugeMetricFamily("mmfast_budget_level", "1 for the rate budget's level",
-                                  labels=["level"])
+        level = GaugeMetricFamily(
+            "mmfast_budget_level", "1 for the rate budget's level", labels=["level"]
+        )
         level.add_metric([b.state().level.name.lower()], 1.0)
         yield level
         quota = b.volume_quota_remaining
         if quota is not None:
-            yield GaugeMetricFamily("mmfast_volume_quota_remaining",
-                                    "The venue's volume quota, as last reported", value=quota)
-        yield CounterMetricFamily("mmfast_volume_quota_refusals",
-                                  "Txs refused for a spent volume quota",
-                                  value=float(b.quota_refusals))
+            yield GaugeMetricFamily(
+                "mmfast_volume_quota_remaining",
+                "The venue's volume quota, as last reported",
+                value=quota,
+            )
+        yield CounterMetricFamily(
+            "mmfast_volume_quota_refusals",
+            "Txs refused for a spent volume quota",
+            value=float(b.quota_refusals),
+        )
 
     def _process(self, snap: dict[str, Any]) -> Iterator[Metric]:
         loop = snap.get("loop") or {}
         if loop.get("lag_samples"):
-            lag = GaugeMetricFamily("mmfast_loop_lag_seconds",
-                                    "How late a 100 ms timer ran (quantiles since the start)",
-                                    labels=["quantile"])
+            lag = GaugeMetricFamily(
+                "mmfast_loop_lag_seconds",
+                "How late a 100 ms timer ran (quantiles since the start)",
+                labels=["quantile"],
+            )
             for q, key in (("0.5", "lag_p50_ms"), ("0.99", "lag_p99_ms"), ("1", "lag_max_ms")):
                 lag.add_metric([q], loop[key] / 1e3)
             yield lag
         if "stalls" in loop:
-            yield CounterMetricFamily("mmfast_loop_stalls", "Event-loop stalls acted on",
-                                      value=float(loop["stalls"]))
+            yield CounterMetricFamily(
+                "mmfast_loop_stalls", "Event-loop stalls acted on", value=float(loop["stalls"])
+            )
         g = self.runner.guard
         if g is not None:
-            yield GaugeMetricFamily("mmfast_guard_up", "1 while the guard process runs",
-                                    value=1.0 if g.status().get("alive") else 0.0)
+            yield GaugeMetricFamily(
+                "mmfast_guard_up",
+                "1 while the guard process runs",
+                value=1.0 if g.status().get("alive") else 0.0,
+            )
 
 
 def render(runner: Runner) -> bytes:

@@ -46,8 +46,17 @@ from mmfast.core.log import SDK_LOGGERS, TerminalFormatter, configure_logging, g
 from mmfast.core.timesource import REAL_TIME, ScaledTime, TimeSource
 from mmfast.signals import STOP_SIGNALS, pending_stop, stopped_early
 
-__all__ = ["EXIT_CONFIG", "EXIT_KILL_STOP", "EXIT_OK", "EXIT_ORDERS_LEFT", "RunOptions",
-           "Runner", "load_run_config", "placement_problem", "run_from_args"]
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_KILL_STOP",
+    "EXIT_OK",
+    "EXIT_ORDERS_LEFT",
+    "RunOptions",
+    "Runner",
+    "load_run_config",
+    "placement_problem",
+    "run_from_args",
+]
 
 EXIT_OK = 0
 EXIT_ORDERS_LEFT = 1  # orders still open at exit (or unknown), or the run failed
@@ -114,12 +123,22 @@ class Runner:
     timer (lines reach the OS as they are written, in simulated 50 ms steps, and the disk
     at the end: an fsync every 100 ms of simulated time would cost more than the run)."""
 
-    def __init__(self, cfg: Config, opts: RunOptions, *, out: IO[str] | None = None,
-                 err: IO[str] | None = None, key: ApiKey | None = None,
-                 sim: Any = None, time: TimeSource | None = None,
-                 control_token: Secret | None = None, signer: Any = None,
-                 tier: Any = None, clock_factory: Any = None,
-                 journal_timer: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        opts: RunOptions,
+        *,
+        out: IO[str] | None = None,
+        err: IO[str] | None = None,
+        key: ApiKey | None = None,
+        sim: Any = None,
+        time: TimeSource | None = None,
+        control_token: Secret | None = None,
+        signer: Any = None,
+        tier: Any = None,
+        clock_factory: Any = None,
+        journal_timer: bool = True,
+    ) -> None:
         if key is not None and cfg.venue.mode != "sim":
             raise ValueError("an injected key is for sim mode only")
         # A stand-in signer or raised rate limits never go near a real venue.
@@ -140,8 +159,9 @@ class Runner:
         self._control_token = control_token
         self.control: Any = None  # ControlServer when --control-port is given
         self.metrics: Any = None  # MetricsServer when --metrics-port is given
-        self.time: TimeSource = time or (REAL_TIME if opts.time_scale == 1.0
-                                         else ScaledTime(opts.time_scale))
+        self.time: TimeSource = time or (
+            REAL_TIME if opts.time_scale == 1.0 else ScaledTime(opts.time_scale)
+        )
         self._own_time = time is None  # anchored to an external simulator's clock in run()
         self.redactor = Redactor()
         if control_token is not None:
@@ -181,9 +201,13 @@ class Runner:
     def setup_logging(self) -> None:
         """mmfast's loggers on ``err`` (JSON with --log-json), SDK loggers quiet, redacted."""
         run = self.cfg.run
-        handler = configure_logging(run.log_level.upper(), json=self.opts.log_json
-                                    or run.log_json, stream=self.err, quiet=SDK_LOGGERS,
-                                    others=True)
+        handler = configure_logging(
+            run.log_level.upper(),
+            json=self.opts.log_json or run.log_json,
+            stream=self.err,
+            quiet=SDK_LOGGERS,
+            others=True,
+        )
         if not (self.opts.log_json or run.log_json) and _isatty(self.err):
             # A person reads it (beside the status): the compact form, each record wrapped
             # under its message column rather than at the terminal's edge.
@@ -218,9 +242,14 @@ class Runner:
             # (the one the connector's budget keeps to), without speed bumps: the same market
             # whether the simulator runs here, as this run's child or on its own.
             assert v.chain_id is not None and v.account_index is not None
-            sc = SimConfig(seed=self.opts.seed, chain_id=v.chain_id,
-                           account_index=v.account_index, flow=FlowConfig(),
-                           speed_bumps=False, tier=v.tier or "premium")
+            sc = SimConfig(
+                seed=self.opts.seed,
+                chain_id=v.chain_id,
+                account_index=v.account_index,
+                flow=FlowConfig(),
+                speed_bumps=False,
+                tier=v.tier or "premium",
+            )
             self.sim = SimThread(sc, self.time)
             self.sim.start()
         return self.sim.rest_url, self.sim.ws_url
@@ -234,15 +263,19 @@ class Runner:
 
         v = self.cfg.venue
         assert v.chain_id is not None and v.account_index is not None
-        self.sim_proc = SimProcess(seed=self.opts.seed, chain_id=v.chain_id,
-                                   account_index=v.account_index, tier=v.tier or "premium",
-                                   speed_bumps=False, time_scale=self.opts.time_scale,
-                                   log_path=self._journal_path().parent / "sim.log")
+        self.sim_proc = SimProcess(
+            seed=self.opts.seed,
+            chain_id=v.chain_id,
+            account_index=v.account_index,
+            tier=v.tier or "premium",
+            speed_bumps=False,
+            time_scale=self.opts.time_scale,
+            log_path=self._journal_path().parent / "sim.log",
+        )
         # Its start (an interpreter and the simulator's imports, ~1 s) off the loop: a stop
         # signal meanwhile is noted and acted on after it.
         await asyncio.to_thread(self.sim_proc.start)
-        _log.info("simulator: child process %d at %s", self.sim_proc.pid,
-                  self.sim_proc.rest_url)
+        _log.info("simulator: child process %d at %s", self.sim_proc.pid, self.sim_proc.rest_url)
         self._watch_sim()
         if self._own_time and self.opts.time_scale != 1.0:
             await self._anchor_to_sim(self.sim_proc.rest_url)
@@ -256,16 +289,19 @@ class Runner:
             return
         code = proc.poll()
         if code is None:
-            self._sim_watch = asyncio.get_running_loop().call_later(_SIM_WATCH_S,
-                                                                    self._watch_sim)
+            self._sim_watch = asyncio.get_running_loop().call_later(_SIM_WATCH_S, self._watch_sim)
             return
         from mmfast.sim.process import exit_text
 
         self.sim_lost = code
         said = proc.tail()
-        _log.error("the simulator (pid %d) exited %s while the bot ran; stopping (its log: "
-                   "%s)%s", proc.pid, exit_text(code), proc.log_path,
-                   f"; it said:\n{said}" if said else "")
+        _log.error(
+            "the simulator (pid %d) exited %s while the bot ran; stopping (its log: %s)%s",
+            proc.pid,
+            exit_text(code),
+            proc.log_path,
+            f"; it said:\n{said}" if said else "",
+        )
         self.request_stop(f"simulator exited {exit_text(code)}")
 
     async def _anchor_to_sim(self, rest_url: str) -> None:
@@ -275,9 +311,13 @@ class Runner:
 
         self.time = await anchored_clock(rest_url, self.opts.time_scale)
 
-    async def _register_sim_key(self, key: ApiKey, rest_url: str,
-                                api_key_index: int | None = None,
-                                maker_only: bool | None = None) -> None:
+    async def _register_sim_key(
+        self,
+        key: ApiKey,
+        rest_url: str,
+        api_key_index: int | None = None,
+        maker_only: bool | None = None,
+    ) -> None:
         """The simulator verifies every signature, as the venue does: register this run's
         public key for (account, API key; default the bot's) before trading, in process or
         through the simulator's loopback control endpoint."""
@@ -303,8 +343,9 @@ class Runner:
                 return self._key
             return self._throwaway_key()
         if v.private_key is None:
-            raise RuntimeError(f"{v.mode} needs the API private key (MMFAST_API_PRIVATE_KEY "
-                               "or venue.key_file)")
+            raise RuntimeError(
+                f"{v.mode} needs the API private key (MMFAST_API_PRIVATE_KEY or venue.key_file)"
+            )
         return v.private_key
 
     @staticmethod
@@ -323,12 +364,18 @@ class Runner:
         from mmfast.connector.lighter.markets import parse_order_book_details
         from mmfast.connector.lighter.rest import LighterRest, retry_until
 
-        rest = LighterRest(rest_url.rstrip("/") + "/api/v1", RateBudget(PREMIUM, self.time),
-                           self.time, timeout_s=10.0, max_retries=0)
+        rest = LighterRest(
+            rest_url.rstrip("/") + "/api/v1",
+            RateBudget(PREMIUM, self.time),
+            self.time,
+            timeout_s=10.0,
+            max_retries=0,
+        )
         await rest.start()
         try:
-            body = await retry_until(rest.order_book_details, "orderBookDetails",
-                                     _STARTUP_DEADLINE_S, time=self.time)
+            body = await retry_until(
+                rest.order_book_details, "orderBookDetails", _STARTUP_DEADLINE_S, time=self.time
+            )
         finally:
             await rest.close()
         markets = parse_order_book_details(body)
@@ -338,8 +385,9 @@ class Runner:
             if info is None:
                 raise RuntimeError(f"market.market_id {m.market_id} is not listed by the venue")
             if m.symbol and info.symbol != m.symbol:
-                raise RuntimeError(f"market.symbol {m.symbol!r} is not market {m.market_id} "
-                                   f"({info.symbol!r})")
+                raise RuntimeError(
+                    f"market.symbol {m.symbol!r} is not market {m.market_id} ({info.symbol!r})"
+                )
         else:
             found = [i for i in markets.values() if i.symbol == m.symbol]
             if not found:
@@ -412,36 +460,60 @@ class Runner:
         elif v.signer == "native":
             # ExpiredAt from the run's clock: a simulator at a time scale runs ahead of the
             # host's, and its txs would expire there after 600 / (scale - 1) host seconds.
-            self.signer = InlineSigner(key, account_index=v.account_index,
-                                       api_key_index=v.api_key_index, chain_id=v.chain_id,
-                                       name="mmfast-run-signer", wall_ms=self.time.wall_ms)
+            self.signer = InlineSigner(
+                key,
+                account_index=v.account_index,
+                api_key_index=v.api_key_index,
+                chain_id=v.chain_id,
+                name="mmfast-run-signer",
+                wall_ms=self.time.wall_ms,
+            )
         else:
             if self.time.scale != 1.0:
-                _log.warning("the official signer stamps ExpiredAt from the host's clock: at "
-                             "time scale %g its txs expire on the simulator after %.0f s",
-                             self.time.scale, 600 / max(self.time.scale - 1, 1e-9))
-            self.signer = SignerWorker(key, account_index=v.account_index,
-                                       api_key_index=v.api_key_index, chain_id=v.chain_id,
-                                       name="mmfast-run-signer")
+                _log.warning(
+                    "the official signer stamps ExpiredAt from the host's clock: at "
+                    "time scale %g its txs expire on the simulator after %.0f s",
+                    self.time.scale,
+                    600 / max(self.time.scale - 1, 1e-9),
+                )
+            self.signer = SignerWorker(
+                key,
+                account_index=v.account_index,
+                api_key_index=v.api_key_index,
+                chain_id=v.chain_id,
+                name="mmfast-run-signer",
+            )
         self.signer.start()
         name = cfg.strategy.name
         section = getattr(cfg.strategy, name)
         # [venue] tier (resolved per mode by the loader: sim premium, else standard).
         tier = self._tier_in if self._tier_in is not None else RATE_TIERS[v.tier or "standard"]
-        lc = LighterConfig(rest_url=rest_url, ws_url=ws_url, account_index=v.account_index,
-                           api_key_index=v.api_key_index, markets=(market,), tier=tier,
-                           seed=self.opts.seed if v.mode == "sim" else None,
-                           volume_quota_low=v.volume_quota_low,
-                           volume_quota_span=v.volume_quota_span)
+        lc = LighterConfig(
+            rest_url=rest_url,
+            ws_url=ws_url,
+            account_index=v.account_index,
+            api_key_index=v.api_key_index,
+            markets=(market,),
+            tier=tier,
+            seed=self.opts.seed if v.mode == "sim" else None,
+            volume_quota_low=v.volume_quota_low,
+            volume_quota_span=v.volume_quota_span,
+        )
         assert v.ws_order_frames is not None  # resolved per mode by the config loader
-        oc = OrderEntryConfig(environment=self._environment(), state_dir=str(state_dir),
-                              quote_expiry_s=float(section.order_expiry_s),
-                              max_ws_frames=v.ws_order_frames, maker_only=v.maker_only,
-                              skip_nonce_recovery=v.skip_nonce_recovery)
-        self.connector = LighterConnector(lc, self.signer, time=self.time, signer=self.signer,
-                                          orders=oc)
-        self.journal = JsonlJournal(self._journal_path(), time=self.time,
-                                    redact=self.redactor.redact)
+        oc = OrderEntryConfig(
+            environment=self._environment(),
+            state_dir=str(state_dir),
+            quote_expiry_s=float(section.order_expiry_s),
+            max_ws_frames=v.ws_order_frames,
+            maker_only=v.maker_only,
+            skip_nonce_recovery=v.skip_nonce_recovery,
+        )
+        self.connector = LighterConnector(
+            lc, self.signer, time=self.time, signer=self.signer, orders=oc
+        )
+        self.journal = JsonlJournal(
+            self._journal_path(), time=self.time, redact=self.redactor.redact
+        )
         if self._journal_timer:
             self.journal.start()  # to the OS every 50 ms, fsynced every 100 ms
         # Every condition change (stream drops and returns, resyncs, reconciliations), also
@@ -450,12 +522,23 @@ class Runner:
         # Each move of the volume quota between ok / low / exhausted (docs/connector.md).
         self.connector.budget.subscribe_quota(self._quota_level)
         make: Callable[..., StrategyBase] = STRATEGIES[name]  # each takes its own section
-        self.strategy = make(market, self.connector, section, risk=cfg.risk,
-                            journal=self.journal, time=self.time,
-                            on_stop_request=self.request_stop)
-        self.core = TradingCore(self.connector, [self.strategy], markets=(market,),
-                                tick_interval_ms=cfg.run.tick_interval_ms, cancel_timeout_s=5.0,
-                                clock_factory=self._clock_factory)
+        self.strategy = make(
+            market,
+            self.connector,
+            section,
+            risk=cfg.risk,
+            journal=self.journal,
+            time=self.time,
+            on_stop_request=self.request_stop,
+        )
+        self.core = TradingCore(
+            self.connector,
+            [self.strategy],
+            markets=(market,),
+            tick_interval_ms=cfg.run.tick_interval_ms,
+            cancel_timeout_s=5.0,
+            clock_factory=self._clock_factory,
+        )
 
     def _condition(self, name: str, holds: bool, reason: str) -> None:
         if self.journal is not None:
@@ -469,8 +552,9 @@ class Runner:
         """A line of the guard's journal, copied into the run's (``guard`` + its kind)."""
         if self.journal is not None:
             fields = {k: v for k, v in rec.items() if k not in ("kind", "ts_ms", "mono_ns")}
-            self.journal.write("guard", event=str(rec.get("kind", "")),
-                               guard_ts_ms=rec.get("ts_ms"), **fields)
+            self.journal.write(
+                "guard", event=str(rec.get("kind", "")), guard_ts_ms=rec.get("ts_ms"), **fields
+            )
 
     # ------------------------------------------------------------------ status
     def snapshot(self) -> dict[str, Any]:
@@ -482,8 +566,11 @@ class Runner:
                 lat = orders.latency()
         return {
             "elapsed_s": _time.monotonic() - self._t0,
-            "symbol": self.symbol, "market": self.market, "mode": self.cfg.venue.mode,
-            "price_decimals": self.price_decimals, "size_decimals": self.size_decimals,
+            "symbol": self.symbol,
+            "market": self.market,
+            "mode": self.cfg.venue.mode,
+            "price_decimals": self.price_decimals,
+            "size_decimals": self.size_decimals,
             "strategy": self.strategy.status(),
             "order_latency": lat,
             "ready": bool(getattr(c, "ready", True)),
@@ -500,20 +587,29 @@ class Runner:
         if b is None:
             return {}
         st = b.state()
-        return {"tier": b.tier.name, "level": st.level.name, "reason": st.reason,
-                "volume_quota": st.volume_quota_remaining,
-                "volume_quota_level": b.quota_level.name.lower()}
+        return {
+            "tier": b.tier.name,
+            "level": st.level.name,
+            "reason": st.reason,
+            "volume_quota": st.volume_quota_remaining,
+            "volume_quota_level": b.quota_level.name.lower(),
+        }
 
     def summary(self) -> dict[str, Any]:
         s = self.snapshot()
-        s.update(stop_reason=self.stop_reason or "-", orders_left=self.orders_left,
-                 exit_code=self.exit_code,
-                 journal=str(self.journal.path) if self.journal is not None else None)
+        s.update(
+            stop_reason=self.stop_reason or "-",
+            orders_left=self.orders_left,
+            exit_code=self.exit_code,
+            journal=str(self.journal.path) if self.journal is not None else None,
+        )
         sig = self.signer
         if sig is not None:
-            info: dict[str, Any] = {"kind": "native" if hasattr(sig, "pool_stats")
-                                    else "official", "signed": getattr(sig, "signed", 0),
-                                    "failed": getattr(sig, "failed", 0)}
+            info: dict[str, Any] = {
+                "kind": "native" if hasattr(sig, "pool_stats") else "official",
+                "signed": getattr(sig, "signed", 0),
+                "failed": getattr(sig, "failed", 0),
+            }
             if hasattr(sig, "pool_stats"):
                 info.update(sig.pool_stats())
             entry = self.connector.orders if self.connector is not None else None
@@ -541,8 +637,7 @@ class Runner:
                     display.show(self.snapshot())  # redacted by the display
                 except Exception as exc:  # the status must never end the run; said once
                     if not failed:
-                        _log.error("status display failed: %s", self._safe_exc(exc),
-                                   exc_info=True)
+                        _log.error("status display failed: %s", self._safe_exc(exc), exc_info=True)
                     failed = True
 
     def _open_status(self) -> Any:
@@ -552,8 +647,11 @@ class Runner:
         from mmfast.run.status import open_status
 
         handler = self._log_handler
-        return open_status(self.out, log_handlers=() if handler is None else (handler,),
-                           redact=self.redactor.redact)
+        return open_status(
+            self.out,
+            log_handlers=() if handler is None else (handler,),
+            redact=self.redactor.redact,
+        )
 
     def _drain_logs(self) -> None:
         """Records of the loop still waiting on a terminal (``ConsoleLog``) printed now: the
@@ -621,16 +719,27 @@ class Runner:
                 raise _StoppedEarly
             self._build(rest_url, ws_url, key, self._state_dir())
             if self.sim_proc is not None:
-                self.journal.write("sim_started", pid=self.sim_proc.pid, rest_url=rest_url,
-                                   log=str(self.sim_proc.log_path))
+                self.journal.write(
+                    "sim_started",
+                    pid=self.sim_proc.pid,
+                    rest_url=rest_url,
+                    log=str(self.sim_proc.log_path),
+                )
             await self._start_guard(rest_url)
             if self._stop.is_set():
                 raise _StoppedEarly
-            self.journal.write("run_start", mode=v.mode, market=self.market,
-                               symbol=self.symbol, strategy=self.cfg.strategy.name,
-                               chain_id=v.chain_id, account_index=v.account_index,
-                               price_decimals=self.price_decimals,
-                               size_decimals=self.size_decimals, time_scale=self.time.scale)
+            self.journal.write(
+                "run_start",
+                mode=v.mode,
+                market=self.market,
+                symbol=self.symbol,
+                strategy=self.cfg.strategy.name,
+                chain_id=v.chain_id,
+                account_index=v.account_index,
+                price_decimals=self.price_decimals,
+                size_decimals=self.size_decimals,
+                time_scale=self.time.scale,
+            )
             await self.core.start()
             started = True
             self._place_loop()
@@ -641,8 +750,9 @@ class Runner:
             if self.opts.control_port is not None:
                 from mmfast.run.control import ControlServer
 
-                self.control = ControlServer(self, self.opts.control_host,
-                                             self.opts.control_port, self._control_token)
+                self.control = ControlServer(
+                    self, self.opts.control_host, self.opts.control_port, self._control_token
+                )
                 await self.control.start()
                 self.out.write(f"control: {self.control.url}\n")
                 self.out.flush()
@@ -678,17 +788,19 @@ class Runner:
             if self.strategy is None and self.stop_reason in signal.Signals.__members__:
                 signum = signal.Signals[self.stop_reason].value
                 self._drain_logs()
-                self.err.write(f"mmfast run: stopped by {self.stop_reason} before it started; "
-                               "nothing was sent\n")
+                self.err.write(
+                    f"mmfast run: stopped by {self.stop_reason} before it started; "
+                    "nothing was sent\n"
+                )
                 self.exit_code = 128 + signum
         except Exception as exc:
             self.exit_code = EXIT_ORDERS_LEFT
             self.stop_reason = self.stop_reason or f"error: {type(exc).__name__}"
             # Expected failures (network, venue, our own checks): the message; anything else
             # is a bug: the traceback too (redacted by the handler's filter either way).
-            expected = isinstance(exc, (OSError, TimeoutError, RuntimeError, ValueError,
-                                        ExchangeError)) or \
-                type(exc).__module__.startswith("aiohttp")
+            expected = isinstance(
+                exc, (OSError, TimeoutError, RuntimeError, ValueError, ExchangeError)
+            ) or type(exc).__module__.startswith("aiohttp")
             _log.error("run failed: %s", self._safe_exc(exc), exc_info=not expected)
         finally:
             await self._shutdown(started)
@@ -699,13 +811,18 @@ class Runner:
         if self.strategy is not None:
             summary = self.summary()
             if self.journal is not None:
-                self.journal.write("summary", **{k: summary[k] for k in (
-                    "elapsed_s", "stop_reason", "orders_left", "exit_code")},
+                self.journal.write(
+                    "summary",
+                    **{
+                        k: summary[k]
+                        for k in ("elapsed_s", "stop_reason", "orders_left", "exit_code")
+                    },
                     fills=summary["strategy"]["fills"],
                     counts=summary["strategy"]["counts"],
                     position_lots=summary["strategy"]["position_lots"],
                     pnl_usdc=summary["strategy"]["pnl_usdc"],
-                    **self._summary_for_report(summary))
+                    **self._summary_for_report(summary),
+                )
                 self.journal.close()
             self._print_summary(render_summary(summary))
         elif self.journal is not None:
@@ -721,28 +838,32 @@ class Runner:
         from mmfast.core.latency import HIST_BOUNDS_NS
 
         s, st = self.strategy, summary["strategy"]
-        out: dict[str, Any] = {"fees_usdc": st["fees_usdc"], "denials": st["denials"],
-                               "latency": st["latency"],
-                               "order_latency": summary.get("order_latency") or {}}
+        out: dict[str, Any] = {
+            "fees_usdc": st["fees_usdc"],
+            "denials": st["denials"],
+            "latency": st["latency"],
+            "order_latency": summary.get("order_latency") or {},
+        }
         if s.rules is not None:
             scale = Fraction(1, 10 ** (s.rules.price_decimals + s.rules.size_decimals))
             mark = s.mark_price()
-            out.update(realized_usdc=round(float(s.position.realized_pnl * scale), 6),
-                       funding_usdc=s.funding_micro / 1e6, mark=mark or None)
+            out.update(
+                realized_usdc=round(float(s.position.realized_pnl * scale), 6),
+                funding_usdc=s.funding_micro / 1e6,
+                mark=mark or None,
+            )
             if mark > 0:
-                out["unrealized_usdc"] = round(float(s.position.unrealized_pnl(mark) * scale),
-                                               6)
+                out["unrealized_usdc"] = round(float(s.position.unrealized_pnl(mark) * scale), 6)
 
         def hist(h: Any) -> dict[str, Any]:
-            return {k: {"counts": list(b), "sum_us": h.sums[k] / 1e3}
-                    for k, b in h.buckets.items()}
+            return {k: {"counts": list(b), "sum_us": h.sums[k] / 1e3} for k, b in h.buckets.items()}
 
         entry = getattr(self.connector, "orders", None)
         out["latency_hist"] = {
             "bounds_us": [b / 1e3 for b in HIST_BOUNDS_NS],
             "strategy": hist(s.latency.hist),
-            "order_entry": hist(entry.hist) if entry is not None and hasattr(entry, "hist")
-            else {}}
+            "order_entry": hist(entry.hist) if entry is not None and hasattr(entry, "hist") else {},
+        }
         if entry is not None and hasattr(entry, "reject_codes"):
             out["reject_codes"] = {str(c): n for c, n in sorted(entry.reject_codes.items())}
         return out
@@ -765,20 +886,31 @@ class Runner:
             await self._register_sim_key(gkey, rest_url, g.api_key_index, g.maker_only)
         else:
             if g.private_key is None:
-                raise RuntimeError("the guard needs its key (MMFAST_GUARD_API_PRIVATE_KEY or "
-                                   "guard.key_file)")
+                raise RuntimeError(
+                    "the guard needs its key (MMFAST_GUARD_API_PRIVATE_KEY or guard.key_file)"
+                )
             gkey = g.private_key
         self._add_secret(gkey)
-        self.guard = GuardLink(g, gkey, rest_url=rest_url, chain_id=v.chain_id,
-                               account_index=v.account_index, market=self.market,
-                               run_dir=self._journal_path().parent,
-                               time_scale=self.opts.time_scale,
-                               ready=lambda: bool(getattr(self.connector, "ready", True)),
-                               signer_checked=bool(getattr(self.signer, "checked", False)),
-                               on_record=self._guard_record)
+        self.guard = GuardLink(
+            g,
+            gkey,
+            rest_url=rest_url,
+            chain_id=v.chain_id,
+            account_index=v.account_index,
+            market=self.market,
+            run_dir=self._journal_path().parent,
+            time_scale=self.opts.time_scale,
+            ready=lambda: bool(getattr(self.connector, "ready", True)),
+            signer_checked=bool(getattr(self.signer, "checked", False)),
+            on_record=self._guard_record,
+        )
         self.guard.start()
-        self.journal.write("guard_started", pid=self.guard.pid, api_key_index=g.api_key_index,
-                           journal=str(self.guard.journal_path))
+        self.journal.write(
+            "guard_started",
+            pid=self.guard.pid,
+            api_key_index=g.api_key_index,
+            journal=str(self.guard.journal_path),
+        )
 
     def _place_loop(self) -> None:
         """``[run] cpu`` and ``busy_poll``, once every thread of the start-up exists (the
@@ -835,9 +967,12 @@ class Runner:
                 _log.error("stop failed: %s", self._safe_exc(exc))
                 self.orders_left = None
             if self.journal is not None:
-                self.journal.write("shutdown_confirmed", market=self.market,
-                                   orders_left=self.orders_left, confirmed_by=getattr(
-                                       self.connector, "cancel_confirmed_by", "") or None)
+                self.journal.write(
+                    "shutdown_confirmed",
+                    market=self.market,
+                    orders_left=self.orders_left,
+                    confirmed_by=getattr(self.connector, "cancel_confirmed_by", "") or None,
+                )
             with contextlib.suppress(Exception):
                 await core.shutdown()
         if self.placement is not None:
@@ -846,11 +981,17 @@ class Runner:
             self.exit_code = EXIT_ORDERS_LEFT
         if started and self.orders_left != 0:
             self.exit_code = EXIT_ORDERS_LEFT
-            _log.error("orders still open in market %d after shutdown: %s", self.market,
-                       "unknown" if self.orders_left is None else self.orders_left)
-        if (self.exit_code == EXIT_OK and self.strategy is not None
-                and self.strategy.kill is not None and self.strategy.kill.state.value
-                == "stopped"):
+            _log.error(
+                "orders still open in market %d after shutdown: %s",
+                self.market,
+                "unknown" if self.orders_left is None else self.orders_left,
+            )
+        if (
+            self.exit_code == EXIT_OK
+            and self.strategy is not None
+            and self.strategy.kill is not None
+            and self.strategy.kill.state.value == "stopped"
+        ):
             self.exit_code = EXIT_KILL_STOP
         if self.guard is not None:
             # Before the simulator stops: the guard aborts the venue's scheduled cancel-all.
@@ -886,8 +1027,12 @@ class Runner:
         lost = self.sim_lost is not None
         code = await asyncio.to_thread(proc.stop)
         if proc.ready and not lost and code != 0:  # (a failed start was reported as such)
-            _log.warning("the simulator (pid %d) exited %s at its stop (its log: %s)",
-                         proc.pid, exit_text(code), proc.log_path)
+            _log.warning(
+                "the simulator (pid %d) exited %s at its stop (its log: %s)",
+                proc.pid,
+                exit_text(code),
+                proc.log_path,
+            )
         if self.journal is not None:
             self.journal.write("sim_stopped", pid=proc.pid, exit_code=code, early=lost)
         proc.close()
@@ -902,31 +1047,47 @@ class Runner:
 
             p = self.sim_proc
             code = p.poll()
-            return {"mode": "process", "pid": p.pid, "running": p.running, "exit_code": code,
-                    "exit": None if code is None else exit_text(code),
-                    "early_exit": self.sim_lost is not None, "log": str(p.log_path)}
+            return {
+                "mode": "process",
+                "pid": p.pid,
+                "running": p.running,
+                "exit_code": code,
+                "exit": None if code is None else exit_text(code),
+                "early_exit": self.sim_lost is not None,
+                "log": str(p.log_path),
+            }
         if self.sim is not None:
             return {"mode": "thread"}
         return {"mode": "external", "rest_url": v.rest_url}
 
 
 def _options(args: Any) -> RunOptions:
-    return RunOptions(config=args.config, strategy=args.strategy, duration_s=args.duration,
-                      quiet=args.quiet, log_json=args.log_json, live=args.live,
-                      journal=args.journal, seed=args.seed, time_scale=args.time_scale,
-                      control_port=args.control_port, control_host=args.control_host,
-                      metrics_port=args.metrics_port)
+    return RunOptions(
+        config=args.config,
+        strategy=args.strategy,
+        duration_s=args.duration,
+        quiet=args.quiet,
+        log_json=args.log_json,
+        live=args.live,
+        journal=args.journal,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        control_port=args.control_port,
+        control_host=args.control_host,
+        metrics_port=args.metrics_port,
+    )
 
 
 def placement_problem(cfg: Config) -> str:
     """Why ``[run] cpu`` / ``busy_poll`` cannot be applied as configured ("" if they can)."""
     r = cfg.run
-    if r.busy_poll and cfg.venue.mode == "sim" and cfg.venue.rest_url is None and \
-            r.sim == "thread":
-        return ('[run] busy_poll needs the venue in another process ([run] sim = "process", '
-                "the default, or `mmfast sim` with venue.rest_url and venue.ws_url): the "
-                "in-process simulator's thread would wait for the GIL behind a loop that "
-                "never sleeps")
+    if r.busy_poll and cfg.venue.mode == "sim" and cfg.venue.rest_url is None and r.sim == "thread":
+        return (
+            '[run] busy_poll needs the venue in another process ([run] sim = "process", '
+            "the default, or `mmfast sim` with venue.rest_url and venue.ws_url): the "
+            "in-process simulator's thread would wait for the GIL behind a loop that "
+            "never sleeps"
+        )
     if r.cpu is not None:
         from mmfast.run.placement import cpu_problem
 
@@ -981,14 +1142,18 @@ def run_from_args(args: Any) -> int:
     if opts.control_port is not None:
         bad_token = check_token(token)
         if bad_token or not 0 <= opts.control_port <= 65535:
-            print(f"mmfast run: {bad_token or '--control-port must be within 0..65535'}",
-                  file=sys.stderr)
+            print(
+                f"mmfast run: {bad_token or '--control-port must be within 0..65535'}",
+                file=sys.stderr,
+            )
             return EXIT_CONFIG
         if token is None and opts.control_host not in LOOPBACK:
             token = new_token()
-            print(f"mmfast run: control token for {opts.control_host}:{opts.control_port} "
-                  f"(shown once, redacted everywhere else): {token.reveal()}",
-                  file=sys.stderr)
+            print(
+                f"mmfast run: control token for {opts.control_host}:{opts.control_port} "
+                f"(shown once, redacted everywhere else): {token.reveal()}",
+                file=sys.stderr,
+            )
     if pending_stop() is not None:
         return stopped_early("mmfast run")
     runner = Runner(cfg, opts, control_token=token)

@@ -38,16 +38,33 @@ from rich.text import Text
 from mmfast.core.log import TerminalFormatter
 from mmfast.core.units import format_units
 
-__all__ = ["LOG_ROWS", "WIDE_COLUMNS", "ConsoleLog", "LiveStatus", "StatusDisplay", "StatusPanel",
-           "StatusPrinter", "open_status", "render_panel", "render_status", "render_summary",
-           "wrap_lines"]
+__all__ = [
+    "LOG_ROWS",
+    "WIDE_COLUMNS",
+    "ConsoleLog",
+    "LiveStatus",
+    "StatusDisplay",
+    "StatusPanel",
+    "StatusPrinter",
+    "open_status",
+    "render_panel",
+    "render_status",
+    "render_summary",
+    "wrap_lines",
+]
 
 WIDE_COLUMNS: Final = 120  # from this terminal width on, the wide layout
 NARROW_COLUMNS: Final = 66  # below this panel width, the latency tables one under the other
 LOG_ROWS: Final = 8  # terminal rows the panel leaves to the logs scrolling above it
 # The latency stages a short panel keeps, most telling first (shown in the path's order).
-_KEY_STAGES: Final = ("book>send", "book>quote", "fill>requote", "send>ack", "ack>open",
-                      "quote>send")
+_KEY_STAGES: Final = (
+    "book>send",
+    "book>quote",
+    "fill>requote",
+    "send>ack",
+    "ack>open",
+    "quote>send",
+)
 _KEY_ENTRY: Final = ("total", "ack", "sign", "queue", "send", "predicted")
 _TREND: Final = {1: "up", -1: "down", 0: "flat"}
 _OK, _WARN, _BAD = "green", "yellow", "bold red"
@@ -94,8 +111,13 @@ def _count(n: float) -> str:
     for div, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
         if abs(n) >= div:
             v = n / div
-            return f"{v:.2f}{unit}" if abs(v) < 10 else f"{v:.1f}{unit}" if abs(v) < 100 \
+            return (
+                f"{v:.2f}{unit}"
+                if abs(v) < 10
+                else f"{v:.1f}{unit}"
+                if abs(v) < 100
                 else f"{v:.0f}{unit}"
+            )
     return str(n)  # pragma: no cover - every n >= 10_000 has a unit
 
 
@@ -111,8 +133,9 @@ def _quotes(levels: list[tuple[int, int]], pd: int, sd: int, n: int = 3) -> str:
 def _latency(lat: dict[str, dict[str, float]]) -> str:
     if not lat:
         return "no samples yet"
-    return "  ".join(f"{k} {v['p50_us']:.0f}/{v['p99_us']:.0f}us" for k, v in lat.items()
-                     if v.get("n"))
+    return "  ".join(
+        f"{k} {v['p50_us']:.0f}/{v['p99_us']:.0f}us" for k, v in lat.items() if v.get("n")
+    )
 
 
 def _placement(p: dict[str, Any] | None) -> str:
@@ -122,11 +145,14 @@ def _placement(p: dict[str, Any] | None) -> str:
     parts = []
     if "cpu" in p:
         rest = ",".join(map(str, p["other_cpus"])) or "none"
-        parts.append(f"loop pinned to CPU {p['cpu']} ({p['threads_moved']} other threads on "
-                     f"CPUs {rest})")
+        parts.append(
+            f"loop pinned to CPU {p['cpu']} ({p['threads_moved']} other threads on CPUs {rest})"
+        )
     if "polls_per_s" in p:
-        parts.append(f"busy poll {'on' if p['busy_poll'] else 'stopped'} "
-                     f"({p['polls_per_s'] / 1000:.0f}k polls/s)")
+        parts.append(
+            f"busy poll {'on' if p['busy_poll'] else 'stopped'} "
+            f"({p['polls_per_s'] / 1000:.0f}k polls/s)"
+        )
     return ", ".join(parts)
 
 
@@ -137,8 +163,7 @@ def _sim(sim: dict[str, Any]) -> str:
     if sim["mode"] == "external":
         return f"external {sim.get('rest_url')}"
     code = sim.get("exit")
-    how = "running" if sim.get("running") else "not running" if code is None else \
-        f"exited {code}"
+    how = "running" if sim.get("running") else "not running" if code is None else f"exited {code}"
     if sim.get("early_exit"):
         how += " (while the bot ran)"
     return f"child process pid {sim.get('pid')}  {how}  log {sim.get('log')}"
@@ -147,12 +172,17 @@ def _sim(sim: dict[str, Any]) -> str:
 def _tp_level(lvl: dict[str, Any], pd: int, sd: int) -> str:
     """One trend-ladder level: its entry, what it holds, its take-profit."""
     tp_side = "SELL" if lvl["side"] == "BUY" else "BUY"
-    tp = (f"{tp_side} {_sz(lvl['tp_lots'], sd)}@{_px(lvl['tp_price'], pd)}"
-          if lvl["tp_lots"] else "none")
+    tp = (
+        f"{tp_side} {_sz(lvl['tp_lots'], sd)}@{_px(lvl['tp_price'], pd)}"
+        if lvl["tp_lots"]
+        else "none"
+    )
     if lvl.get("gave_up"):
         tp = "GAVE UP"
-    return (f"{lvl['side']} {_sz(lvl['filled'], sd)}@{_px(lvl['price'], pd)} holds "
-            f"{_sz(lvl['exposure'], sd)} tp {tp}")
+    return (
+        f"{lvl['side']} {_sz(lvl['filled'], sd)}@{_px(lvl['price'], pd)} holds "
+        f"{_sz(lvl['exposure'], sd)} tp {tp}"
+    )
 
 
 def render_status(snap: dict[str, Any]) -> list[str]:
@@ -162,8 +192,10 @@ def render_status(snap: dict[str, Any]) -> list[str]:
     pd, sd = snap["price_decimals"], snap["size_decimals"]
     book = st.get("book")
     if book:
-        top = (f"book {_sz(book['bid_size'], sd)}@{_px(book['bid'], pd)} | "
-               f"{_px(book['ask'], pd)}x{_sz(book['ask_size'], sd)}")
+        top = (
+            f"book {_sz(book['bid_size'], sd)}@{_px(book['bid'], pd)} | "
+            f"{_px(book['ask'], pd)}x{_sz(book['ask_size'], sd)}"
+        )
     else:
         top = "book not in sync"
     pnl = st.get("pnl_usdc")
@@ -187,19 +219,23 @@ def render_status(snap: dict[str, Any]) -> list[str]:
     tp = st.get("tp")
     if tp:
         tr = st.get("trend") or {}
-        lines.append(f"  trend {_TREND.get(tr.get('trend', 0), '?')} (fast "
-                     f"{_ema_px(tr.get('fast'), pd)}, slow {_ema_px(tr.get('slow'), pd)})  "
-                     f"tp levels {tp['levels']} tp {_sz(tp['tp_lots'], sd)} exposure "
-                     f"{_sz(tp['exposure'], sd)} carried {_sz(tp['carried'], sd)}")
+        lines.append(
+            f"  trend {_TREND.get(tr.get('trend', 0), '?')} (fast "
+            f"{_ema_px(tr.get('fast'), pd)}, slow {_ema_px(tr.get('slow'), pd)})  "
+            f"tp levels {tp['levels']} tp {_sz(tp['tp_lots'], sd)} exposure "
+            f"{_sz(tp['exposure'], sd)} carried {_sz(tp['carried'], sd)}"
+        )
         levels = st.get("tp_levels") or []
         if levels:
             lines.append("  levels  " + "; ".join(_tp_level(x, pd, sd) for x in levels))
     bud = snap.get("budget") or {}
     if bud:
         q = bud.get("volume_quota")
-        lines.append(f"  budget {bud['tier']} {bud['level']}"
-                     f"{' (' + bud['reason'] + ')' if bud.get('reason') else ''}  volume quota "
-                     f"{'-' if q is None else q} ({bud.get('volume_quota_level', '-')})")
+        lines.append(
+            f"  budget {bud['tier']} {bud['level']}"
+            f"{' (' + bud['reason'] + ')' if bud.get('reason') else ''}  volume quota "
+            f"{'-' if q is None else q} ({bud.get('volume_quota_level', '-')})"
+        )
     place = _placement(snap.get("placement"))
     if place:
         lines.append(f"  {place}")
@@ -214,8 +250,9 @@ def _line(*parts: str | tuple[str, str] | Text) -> Text:
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
 
 
-def _lat_rows(lat: dict[str, dict[str, float]], key: tuple[str, ...], n: int
-              ) -> list[tuple[str, dict[str, float]]]:
+def _lat_rows(
+    lat: dict[str, dict[str, float]], key: tuple[str, ...], n: int
+) -> list[tuple[str, dict[str, float]]]:
     """The ``n`` most telling stages with samples (``key`` order), in the path's order."""
     have = [k for k, v in lat.items() if v.get("n")]
     keep = set(sorted(have, key=lambda k: key.index(k) if k in key else len(key))[:n])
@@ -229,6 +266,7 @@ def _grid(header: list[str], rows: list[list[Cell]], justify: str) -> list[Text]
     """A table as text rows (a bold header, then the rows), each column as wide as its widest
     cell, one space between; ``justify``: "l" or "r" per column. Plain text, not a rich
     Table: it redraws every second on the event loop, and a Table's measuring costs ~10x."""
+
     def text(c: Cell) -> str:
         return c if isinstance(c, str) else c[0]
 
@@ -288,10 +326,12 @@ def _dim(s: str) -> tuple[str, str]:
     return (s, "dim")
 
 
-def _lat_block(title: str, rows: list[tuple[str, dict[str, float]]], *, hidden: int = 0
-               ) -> list[Text]:
-    cells: list[list[Cell]] = [[k, _dur(v["p50_us"]), _dur(v["p99_us"]), _count(v["n"])]
-                               for k, v in rows]
+def _lat_block(
+    title: str, rows: list[tuple[str, dict[str, float]]], *, hidden: int = 0
+) -> list[Text]:
+    cells: list[list[Cell]] = [
+        [k, _dur(v["p50_us"]), _dur(v["p99_us"]), _count(v["n"])] for k, v in rows
+    ]
     if not rows:
         cells.append([_dim("no samples yet"), "", "", ""])
     if hidden:
@@ -299,23 +339,29 @@ def _lat_block(title: str, rows: list[tuple[str, dict[str, float]]], *, hidden: 
     return _grid([title, "p50", "p99", "n"], cells, "lrrr")
 
 
-def _compact_lat(strat: list[tuple[str, dict[str, float]]],
-                 entry: list[tuple[str, dict[str, float]]]) -> list[Text]:
+def _compact_lat(
+    strat: list[tuple[str, dict[str, float]]], entry: list[tuple[str, dict[str, float]]]
+) -> list[Text]:
     """Strategy and order-entry stages side by side under one header row."""
+
     def cells(rows: list[tuple[str, dict[str, float]]], i: int) -> list[Cell]:
         if i < len(rows):
             k, v = rows[i]
             return [k, _dur(v["p50_us"]), _dur(v["p99_us"]), _count(v["n"])]
         return [_dim("no samples yet") if i == 0 else "", "", "", ""]
 
-    rows = [[*cells(strat, i), _dim("│"), *cells(entry, i)]
-            for i in range(max(len(strat), len(entry), 1))]
-    return _grid(["latency", "p50", "p99", "n", " ", "order entry", "p50", "p99", "n"], rows,
-                 "lrrrllrrr")
+    rows = [
+        [*cells(strat, i), _dim("│"), *cells(entry, i)]
+        for i in range(max(len(strat), len(entry), 1))
+    ]
+    return _grid(
+        ["latency", "p50", "p99", "n", " ", "order entry", "p50", "p99", "n"], rows, "lrrrllrrr"
+    )
 
 
-def _ladder(bids: list[tuple[int, int]], asks: list[tuple[int, int]], pd: int, sd: int,
-            rows: int) -> list[Text]:
+def _ladder(
+    bids: list[tuple[int, int]], asks: list[tuple[int, int]], pd: int, sd: int, rows: int
+) -> list[Text]:
     """Our quotes as a ladder: bid size, bid | ask, ask size; best first."""
     depth = max(len(bids), len(asks))
     shown = depth if depth <= rows else max(1, rows - 1)
@@ -323,35 +369,57 @@ def _ladder(bids: list[tuple[int, int]], asks: list[tuple[int, int]], pd: int, s
     for i in range(shown):
         b = bids[i] if i < len(bids) else None
         a = asks[i] if i < len(asks) else None
-        cells.append([_sz(b[1], sd) if b else "", (_px(b[0], pd), "green") if b else "",
-                      _dim("│"), (_px(a[0], pd), "red") if a else "",
-                      _sz(a[1], sd) if a else ""])
+        cells.append(
+            [
+                _sz(b[1], sd) if b else "",
+                (_px(b[0], pd), "green") if b else "",
+                _dim("│"),
+                (_px(a[0], pd), "red") if a else "",
+                _sz(a[1], sd) if a else "",
+            ]
+        )
     if not depth:
         cells.append(["", _dim("none"), _dim("│"), _dim("none"), ""])
     elif shown < depth:
-        cells.append(["", _dim(f"+{max(0, len(bids) - shown)}"), _dim("│"),
-                      _dim(f"+{max(0, len(asks) - shown)}"), ""])
+        cells.append(
+            [
+                "",
+                _dim(f"+{max(0, len(bids) - shown)}"),
+                _dim("│"),
+                _dim(f"+{max(0, len(asks) - shown)}"),
+                "",
+            ]
+        )
     return _grid(["bid size", "bid", " ", "ask", "ask size"], cells, "rrllr")
 
 
-def _tp_block(levels: list[dict[str, Any]], pd: int, sd: int, rows: int, total: int
-              ) -> list[Text]:
+def _tp_block(levels: list[dict[str, Any]], pd: int, sd: int, rows: int, total: int) -> list[Text]:
     """The trend ladder's levels: entry side and price, filled, held, its take-profit."""
-    shown = levels if len(levels) <= rows else levels[:max(1, rows - 1)]
+    shown = levels if len(levels) <= rows else levels[: max(1, rows - 1)]
     cells: list[list[Cell]] = []
     for lvl in shown:
         tp_side = "SELL" if lvl["side"] == "BUY" else "BUY"
-        tp: Cell = (("gave up", _BAD) if lvl.get("gave_up")
-                    else f"{tp_side} {_px(lvl['tp_price'], pd)}")
-        cells.append([lvl["side"], _px(lvl["price"], pd), _sz(lvl["filled"], sd),
-                      _sz(lvl["exposure"], sd), tp,
-                      _sz(lvl["tp_lots"], sd) if lvl["tp_lots"] else "-", str(lvl["retries"])])
+        tp: Cell = (
+            ("gave up", _BAD) if lvl.get("gave_up") else f"{tp_side} {_px(lvl['tp_price'], pd)}"
+        )
+        cells.append(
+            [
+                lvl["side"],
+                _px(lvl["price"], pd),
+                _sz(lvl["filled"], sd),
+                _sz(lvl["exposure"], sd),
+                tp,
+                _sz(lvl["tp_lots"], sd) if lvl["tp_lots"] else "-",
+                str(lvl["retries"]),
+            ]
+        )
     if not total:
         cells.append([_dim("no level"), "", "", "", "", "", ""])
     elif total > len(shown):
         cells.append([_dim(f"+{total - len(shown)} more"), "", "", "", "", "", ""])
-    return _grid(["entry", "price", "filled", "holds", "take-profit", "tp size", "retries"],
-                 cells, "lrrrrrr")
+    return _grid(
+        ["entry", "price", "filled", "holds", "take-profit", "tp size", "retries"], cells, "lrrrrrr"
+    )
 
 
 def _fit(items: list[str], room: int) -> str:
@@ -383,27 +451,42 @@ class _Layout:
     # -- rows -------------------------------------------------------------------------------
     def title(self) -> Text:
         s = self.snap
-        return Text.assemble("mmfast ", (f"{s['symbol']} ", "bold"), f"{self.st['strategy']} ",
-                             (s.get("mode", ""), "dim"), f"  {s['elapsed_s']:.1f}s",
-                             no_wrap=True, overflow="ellipsis")
+        return Text.assemble(
+            "mmfast ",
+            (f"{s['symbol']} ", "bold"),
+            f"{self.st['strategy']} ",
+            (s.get("mode", ""), "dim"),
+            f"  {s['elapsed_s']:.1f}s",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
 
     def state(self) -> Text:
         st, s = self.st, self.snap
         guard = st["guard"]
         ks = (st.get("kill_switch") or {}).get("state", "-")
         parts: list[str | tuple[str, str] | Text] = [
-            "guard ", (guard, _OK if guard == "OK" else _BAD),
-            "  kill ", (ks, _KILL_STYLE.get(ks, _WARN)),
-            "  connector ", ("ready", _OK) if s.get("ready", True) else ("NOT READY", _BAD)]
+            "guard ",
+            (guard, _OK if guard == "OK" else _BAD),
+            "  kill ",
+            (ks, _KILL_STYLE.get(ks, _WARN)),
+            "  connector ",
+            ("ready", _OK) if s.get("ready", True) else ("NOT READY", _BAD),
+        ]
         bud = s.get("budget") or {}
         if bud:
             level = bud.get("level", "-")
-            parts += ["  budget ", f"{bud.get('tier', '-')} ",
-                      (level, _OK if level == "OK" else _WARN)]
+            parts += [
+                "  budget ",
+                f"{bud.get('tier', '-')} ",
+                (level, _OK if level == "OK" else _WARN),
+            ]
             q, ql = bud.get("volume_quota"), bud.get("volume_quota_level", "-")
-            parts += ["  quota " if not self.wide else "  volume quota ",
-                      f"{'-' if q is None else _count(q)} ",
-                      (f"({ql})", _OK if ql == "ok" else _WARN)]
+            parts += [
+                "  quota " if not self.wide else "  volume quota ",
+                f"{'-' if q is None else _count(q)} ",
+                (f"({ql})", _OK if ql == "ok" else _WARN),
+            ]
         if self.wide:
             loop = s.get("loop") or {}
             if loop.get("lag_samples"):
@@ -426,15 +509,20 @@ class _Layout:
         if not b:
             return _line("book ", ("not in sync", _BAD))
         parts: list[str | tuple[str, str] | Text] = [
-            "book  ", (f"{_sz(b['bid_size'], sd)}@{_px(b['bid'], pd)}", "green"), " | ",
-            (f"{_px(b['ask'], pd)}x{_sz(b['ask_size'], sd)}", "red")]
+            "book  ",
+            (f"{_sz(b['bid_size'], sd)}@{_px(b['bid'], pd)}", "green"),
+            " | ",
+            (f"{_px(b['ask'], pd)}x{_sz(b['ask_size'], sd)}", "red"),
+        ]
         bid, ask = b["bid"], b["ask"]
         if bid > 0 and ask > 0:
             spread = f"  spread {format_units(ask - bid, pd)}"
             if self.wide:
                 # The mid in half ticks, exactly; the spread in bps of it.
-                spread = (f"  mid {format_units((bid + ask) * 5, pd + 1)}{spread} "
-                          f"({(ask - bid) * 20_000 / (bid + ask):.1f} bps)")
+                spread = (
+                    f"  mid {format_units((bid + ask) * 5, pd + 1)}{spread} "
+                    f"({(ask - bid) * 20_000 / (bid + ask):.1f} bps)"
+                )
             parts.append(spread)
         return _line(*parts)
 
@@ -443,35 +531,53 @@ class _Layout:
         out = []
         for name, levels in (("bids", self.st["bids"]), ("asks", self.st["asks"])):
             items = [f"{_sz(s, sd)}@{_px(p, pd)}" for p, s in levels]
-            out.append(_line(f"{name}  ", _fit(items, self.inner - 6) if items
-                             else Text("none", style="dim")))
+            out.append(
+                _line(
+                    f"{name}  ", _fit(items, self.inner - 6) if items else Text("none", style="dim")
+                )
+            )
         return out
 
     def position(self) -> Text:
         st, sd = self.st, self.sd
         pnl = st.get("pnl_usdc")
-        pnl_t: str | tuple[str, str] = "-" if pnl is None else (
-            f"{pnl:+.4f}", "green" if pnl > 0 else "red" if pnl < 0 else "")
-        return _line("position ", _sz(st["position_lots"], sd), "  pnl ", pnl_t, " USDC  fees ",
-                     f"{st['fees_usdc']:.4f}", "  fills ", _count(st["fills"]),
-                     f" ({_sz(st['filled_lots'], sd)})")
+        pnl_t: str | tuple[str, str] = (
+            "-"
+            if pnl is None
+            else (f"{pnl:+.4f}", "green" if pnl > 0 else "red" if pnl < 0 else "")
+        )
+        return _line(
+            "position ",
+            _sz(st["position_lots"], sd),
+            "  pnl ",
+            pnl_t,
+            " USDC  fees ",
+            f"{st['fees_usdc']:.4f}",
+            "  fills ",
+            _count(st["fills"]),
+            f" ({_sz(st['filled_lots'], sd)})",
+        )
 
     def orders(self) -> Text:
         st, c = self.st, self.st["counts"]
         if self.wide:
             den = st.get("denials") or {}
-            why = (" (" + ", ".join(f"{k} {v}" for k, v in sorted(den.items())) + ")"
-                   if den else "")
-            return _line(f"orders open {st['orders_open']}  inflight {st['inflight']}  placed "
-                         f"{c['placed']}  modified {c['modified']}  cancelled {c['cancelled']}"
-                         f"  rejected ", (str(c["rejected"]), _BAD if c["rejected"] else ""),
-                         f"  denied {c['denied']}{why}  send errors ",
-                         (str(c.get("send_errors", 0)), _BAD if c.get("send_errors") else ""))
+            why = " (" + ", ".join(f"{k} {v}" for k, v in sorted(den.items())) + ")" if den else ""
+            return _line(
+                f"orders open {st['orders_open']}  inflight {st['inflight']}  placed "
+                f"{c['placed']}  modified {c['modified']}  cancelled {c['cancelled']}"
+                f"  rejected ",
+                (str(c["rejected"]), _BAD if c["rejected"] else ""),
+                f"  denied {c['denied']}{why}  send errors ",
+                (str(c.get("send_errors", 0)), _BAD if c.get("send_errors") else ""),
+            )
         k = _count
-        return _line(f"orders open {st['orders_open']}  inflight {st['inflight']}  placed "
-                     f"{k(c['placed'])}  mod {k(c['modified'])}  cxl {k(c['cancelled'])}  rej ",
-                     (k(c["rejected"]), _BAD if c["rejected"] else ""),
-                     f"  denied {k(c['denied'])}")
+        return _line(
+            f"orders open {st['orders_open']}  inflight {st['inflight']}  placed "
+            f"{k(c['placed'])}  mod {k(c['modified'])}  cxl {k(c['cancelled'])}  rej ",
+            (k(c["rejected"]), _BAD if c["rejected"] else ""),
+            f"  denied {k(c['denied'])}",
+        )
 
     def strategy_rows(self) -> list[Text]:
         st, pd, sd = self.st, self.pd, self.sd
@@ -481,26 +587,46 @@ class _Layout:
             tr = st.get("trend") or {}
             d = tr.get("trend", 0)
             thr = tr.get("threshold_ticks")
-            out.append(_line("trend ", (_TREND.get(d, "?"), "bold"), "  fast ",
-                             _ema_px(tr.get("fast"), pd), "  slow ", _ema_px(tr.get("slow"), pd),
-                             "" if thr is None else f"  threshold {format_units(thr, pd)}"))
+            out.append(
+                _line(
+                    "trend ",
+                    (_TREND.get(d, "?"), "bold"),
+                    "  fast ",
+                    _ema_px(tr.get("fast"), pd),
+                    "  slow ",
+                    _ema_px(tr.get("slow"), pd),
+                    "" if thr is None else f"  threshold {format_units(thr, pd)}",
+                )
+            )
             n = tp["levels"]
-            out.append(_line(f"{'take-profits' if self.wide else 'tp'} "
-                             f"{_sz(tp['tp_lots'], sd)} of {_sz(tp['exposure'], sd)} held  "
-                             f"{n} level{'' if n == 1 else 's'}  carried "
-                             f"{_sz(tp['carried'], sd)}  placed {_count(tp.get('placed', 0))}  "
-                             f"crossed {_count(tp.get('crossings', 0))}"))
+            out.append(
+                _line(
+                    f"{'take-profits' if self.wide else 'tp'} "
+                    f"{_sz(tp['tp_lots'], sd)} of {_sz(tp['exposure'], sd)} held  "
+                    f"{n} level{'' if n == 1 else 's'}  carried "
+                    f"{_sz(tp['carried'], sd)}  placed {_count(tp.get('placed', 0))}  "
+                    f"crossed {_count(tp.get('crossings', 0))}"
+                )
+            )
         model = st.get("model")
         if model and self.wide:
-            out.append(_line(f"model avellaneda-stoikov  sigma {model['sigma']}  kappa "
-                             f"{model['kappa']}  samples {model['sigma_samples']}/"
-                             f"{model['kappa_samples']}"))
+            out.append(
+                _line(
+                    f"model avellaneda-stoikov  sigma {model['sigma']}  kappa "
+                    f"{model['kappa']}  samples {model['sigma_samples']}/"
+                    f"{model['kappa_samples']}"
+                )
+            )
         step = st.get("step")
         if step and self.wide:
-            out.append(_line(f"compiled step  frames {step['frames']}  planned {step['planned']}"
-                             f"  skipped {step['skipped']}  errors ",
-                             (str(step["errors"]), _BAD if step["errors"] else ""),
-                             "  on the stream" if step.get("on_stream") else ""))
+            out.append(
+                _line(
+                    f"compiled step  frames {step['frames']}  planned {step['planned']}"
+                    f"  skipped {step['skipped']}  errors ",
+                    (str(step["errors"]), _BAD if step["errors"] else ""),
+                    "  on the stream" if step.get("on_stream") else "",
+                )
+            )
         place = _placement(self.snap.get("placement"))
         if place:
             out.append(_line(place))
@@ -525,24 +651,29 @@ class _Layout:
             # Latency first (at least the three key stages), then the TP levels with the rest.
             lat_rows = min(max(n_lat, n_entry, 1), max(3, room - min(len(levels), 3)))
             if self.inner >= NARROW_COLUMNS:
-                rows += _compact_lat(_lat_rows(lat, _KEY_STAGES, lat_rows),
-                                     _lat_rows(entry, _KEY_ENTRY, lat_rows))
+                rows += _compact_lat(
+                    _lat_rows(lat, _KEY_STAGES, lat_rows), _lat_rows(entry, _KEY_ENTRY, lat_rows)
+                )
             else:  # too narrow for the two side by side: one under the other, fewer rows
                 half = max(1, (lat_rows - 1) // 2)
-                for title, stages, key, n in (("latency", lat, _KEY_STAGES, n_lat),
-                                              ("order entry", entry, _KEY_ENTRY, n_entry)):
+                for title, stages, key, n in (
+                    ("latency", lat, _KEY_STAGES, n_lat),
+                    ("order entry", entry, _KEY_ENTRY, n_entry),
+                ):
                     shown = _lat_rows(stages, key, half)
                     rows += _lat_block(title, shown, hidden=n - len(shown))
             left = room - lat_rows
             if levels and left > 0:
-                some = levels[:left] if len(levels) <= left else levels[:max(1, left - 1)]
+                some = levels[:left] if len(levels) <= left else levels[: max(1, left - 1)]
                 rows += [_line(_dim("level "), _tp_level(x, self.pd, self.sd)) for x in some]
                 if len(some) < len(levels):
                     rows.append(_line(_dim(f"+{len(levels) - len(some)} more levels")))
             return self._panel(rows)
         blocks = [_ladder(st["bids"], st["asks"], self.pd, self.sd, room)]
-        for title, stages, key, n in (("strategy", lat, _KEY_STAGES, n_lat),
-                                      ("order entry", entry, _KEY_ENTRY, n_entry)):
+        for title, stages, key, n in (
+            ("strategy", lat, _KEY_STAGES, n_lat),
+            ("order entry", entry, _KEY_ENTRY, n_entry),
+        ):
             shown = _lat_rows(stages, key, room)
             blocks.append(_lat_block(title, shown, hidden=n - len(shown)))
         if st.get("tp") is not None:
@@ -553,8 +684,14 @@ class _Layout:
 
     def _panel(self, rows: list[Text]) -> Panel:
         body = Text("\n", no_wrap=True, overflow="ellipsis").join(rows)
-        return Panel(body, title=self.title(), title_align="left", box=box.ROUNDED,
-                     padding=(0, 1), expand=True)
+        return Panel(
+            body,
+            title=self.title(),
+            title_align="left",
+            box=box.ROUNDED,
+            padding=(0, 1),
+            expand=True,
+        )
 
 
 class StatusPanel:
@@ -580,9 +717,16 @@ def render_panel(snap: dict[str, Any], width: int, height: int = 50) -> list[str
     """The panel as plain text lines at ``width`` x ``height`` (no escape codes): what the
     terminal shows, for tests and the docs."""
     buf = io.StringIO()
-    con = Console(file=buf, width=width, height=height, color_system=None,
-                  force_terminal=False, force_interactive=False, legacy_windows=False,
-                  _environ={})
+    con = Console(
+        file=buf,
+        width=width,
+        height=height,
+        color_system=None,
+        force_terminal=False,
+        force_interactive=False,
+        legacy_windows=False,
+        _environ={},
+    )
     con.print(StatusPanel(snap))
     return buf.getvalue().splitlines()
 
@@ -611,8 +755,9 @@ class StatusPrinter:
     """Plain status blocks appended to a stream (a pipe, a file): ``render_status``'s lines,
     one block per interval, no escape codes."""
 
-    def __init__(self, stream: IO[str] | None = None, *,
-                 redact: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self, stream: IO[str] | None = None, *, redact: Callable[[str], str] | None = None
+    ) -> None:
         self.stream = stream or sys.stdout
         self._redact = redact
         self.printed = 0  # blocks printed
@@ -667,9 +812,14 @@ class ConsoleLog:
         width = max(p + 20, self._console.width)
         lines: list[str] = []
         for n, part in enumerate(text[p:].split("\n")):  # a traceback keeps its lines
-            lines += textwrap.wrap(part, width, initial_indent=" " * p if n else text[:p],
-                                   subsequent_indent=" " * p, break_on_hyphens=False,
-                                   drop_whitespace=True) or [" " * p]
+            lines += textwrap.wrap(
+                part,
+                width,
+                initial_indent=" " * p if n else text[:p],
+                subsequent_indent=" " * p,
+                break_on_hyphens=False,
+                drop_whitespace=True,
+            ) or [" " * p]
         out = Text("\n".join(lines))
         out.stylize(_LEVEL_STYLE.get(text[:p].split()[-1], ""), 0, p)
         return out
@@ -705,8 +855,12 @@ class ConsoleLog:
             batch, self._pending = self._pending, []
             self._armed = False
         if batch:
-            self._console.print(Text("\n").join(self._text(x) for x in batch),
-                                soft_wrap=True, highlight=False, markup=False)
+            self._console.print(
+                Text("\n").join(self._text(x) for x in batch),
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
 
     def isatty(self) -> bool:
         return self._console.is_terminal
@@ -734,15 +888,24 @@ class LiveStatus:
     a file or a pipe, is left alone). ``close`` removes the panel and gives the handlers their
     streams back, so what follows (the shutdown's logs, the summary) prints below the logs."""
 
-    def __init__(self, out: IO[str], *, log_handlers: Iterable[logging.Handler] = (),
-                 redact: Callable[[str], str] | None = None, console: Console | None = None,
-                 route_logs: bool | None = None) -> None:
+    def __init__(
+        self,
+        out: IO[str],
+        *,
+        log_handlers: Iterable[logging.Handler] = (),
+        redact: Callable[[str], str] | None = None,
+        console: Console | None = None,
+        route_logs: bool | None = None,
+    ) -> None:
         self.console = console or Console(file=out, highlight=False)
         self._redact = redact
         # route_logs None: the handlers writing to the same terminal as ``out``.
-        self._handlers = [h for h in log_handlers if isinstance(h, logging.StreamHandler)
-                          and (route_logs if route_logs is not None
-                               else _same_terminal(out, h.stream))]
+        self._handlers = [
+            h
+            for h in log_handlers
+            if isinstance(h, logging.StreamHandler)
+            and (route_logs if route_logs is not None else _same_terminal(out, h.stream))
+        ]
         self._saved: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._live: Live | None = None
         self.printed = 0  # panels drawn
@@ -759,8 +922,14 @@ class LiveStatus:
                     # Its records still waiting print now, before the panel: printed later
                     # on the old console they would land inside it.
                     old.drain()
-            self._live = Live(panel, console=self.console, auto_refresh=False, transient=True,
-                              redirect_stdout=True, redirect_stderr=bool(self._handlers))
+            self._live = Live(
+                panel,
+                console=self.console,
+                auto_refresh=False,
+                transient=True,
+                redirect_stdout=True,
+                redirect_stderr=bool(self._handlers),
+            )
             self._live.start(refresh=True)
         else:
             self._live.update(panel, refresh=True)
@@ -780,8 +949,12 @@ class LiveStatus:
             stream.drain()  # logged while it went: below the logs, in order
 
 
-def open_status(out: IO[str], *, log_handlers: Iterable[logging.Handler] = (),
-                redact: Callable[[str], str] | None = None) -> StatusDisplay:
+def open_status(
+    out: IO[str],
+    *,
+    log_handlers: Iterable[logging.Handler] = (),
+    redact: Callable[[str], str] | None = None,
+) -> StatusDisplay:
     """The live panel when ``out`` is an interactive terminal, plain blocks otherwise (a pipe,
     a file, ``TERM=dumb``)."""
     console = Console(file=out, highlight=False)
@@ -797,8 +970,9 @@ def wrap_lines(lines: Iterable[str], width: int, indent: int = 13) -> Iterator[s
         if len(line) <= width:
             yield line
         else:
-            yield from textwrap.wrap(line, width, subsequent_indent=" " * indent,
-                                     break_on_hyphens=False) or [""]
+            yield from textwrap.wrap(
+                line, width, subsequent_indent=" " * indent, break_on_hyphens=False
+            ) or [""]
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -816,8 +990,7 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         f"duration     {s['elapsed_s']:.1f} s  (stop: {s['stop_reason']})",
         f"fills        {st['fills']}  volume {_sz(st['filled_lots'], sd)}",
         f"position     {_sz(st['position_lots'], sd)}",
-        f"pnl          {'-' if pnl is None else f'{pnl:+.6f}'} USDC  "
-        f"(fees {st['fees_usdc']:.6f})",
+        f"pnl          {'-' if pnl is None else f'{pnl:+.6f}'} USDC  (fees {st['fees_usdc']:.6f})",
         f"orders       placed {c['placed']}  modified {c['modified']}  cancelled "
         f"{c['cancelled']}  rejected {c['rejected']}  denied by risk {c['denied']}  "
         f"send errors {c['send_errors']}",
@@ -828,26 +1001,39 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         lines.append("risk denials " + ", ".join(f"{k} {v}" for k, v in sorted(den.items())))
     lat = st.get("latency") or {}
     for k, v in lat.items():
-        lines.append(f"latency      {k:<13} p50 {v['p50_us']:>9.1f} us  p99 "
-                     f"{v['p99_us']:>9.1f} us  (n {v['n']:.0f})")
+        lines.append(
+            f"latency      {k:<13} p50 {v['p50_us']:>9.1f} us  p99 "
+            f"{v['p99_us']:>9.1f} us  (n {v['n']:.0f})"
+        )
     for k, v in (s.get("order_latency") or {}).items():
         if v.get("n"):
-            lines.append(f"order entry  {k:<13} p50 {v['p50_us']:>9.1f} us  p99 "
-                         f"{v['p99_us']:>9.1f} us  (n {v['n']:.0f})")
+            lines.append(
+                f"order entry  {k:<13} p50 {v['p50_us']:>9.1f} us  p99 "
+                f"{v['p99_us']:>9.1f} us  (n {v['n']:.0f})"
+            )
     sig = s.get("signer")
     if sig:
         line = f"signer       {sig['kind']}  signed {sig['signed']}  failed {sig['failed']}"
         if "pooled" in sig:
-            line += (f"  nonce pool {sig['size']} (ready {sig['ready']}): pooled "
-                     f"{sig['pooled']}  fresh {sig['fresh']}")
+            line += (
+                f"  nonce pool {sig['size']} (ready {sig['ready']}): pooled "
+                f"{sig['pooled']}  fresh {sig['fresh']}"
+            )
         lines.append(line)
         if "direct" in sig:
-            lines.append(f"direct tx    {sig['direct']} signed and sent by the compiled step "
-                         f"({sig.get('compiled_frames', 0)} frames by the compiled listener)")
+            lines.append(
+                f"direct tx    {sig['direct']} signed and sent by the compiled step "
+                f"({sig.get('compiled_frames', 0)} frames by the compiled listener)"
+            )
     g = s.get("guard")
     if g:
-        how = ("running" if g["alive"] else "not running" if g["exit_code"] is None
-               else f"exited {g['exit_code']}")
+        how = (
+            "running"
+            if g["alive"]
+            else "not running"
+            if g["exit_code"] is None
+            else f"exited {g['exit_code']}"
+        )
         if g.get("lost"):
             how += " (died while the bot ran)"
         lines.append(f"guard        pid {g['pid']}  {how}  journal {g['journal']}")
@@ -856,15 +1042,19 @@ def render_summary(s: dict[str, Any]) -> list[str]:
         lines.append(f"simulator    {_sim(sim)}")
     loop = s.get("loop")
     if loop and loop.get("lag_samples"):
-        lines.append(f"loop lag     p50 {loop['lag_p50_ms']:.1f} ms, p99 {loop['lag_p99_ms']:.1f}"
-                     f" ms, max {loop['lag_max_ms']:.1f} ms (a timer every 100 ms, "
-                     f"{loop['lag_samples']} samples)")
+        lines.append(
+            f"loop lag     p50 {loop['lag_p50_ms']:.1f} ms, p99 {loop['lag_p99_ms']:.1f}"
+            f" ms, max {loop['lag_max_ms']:.1f} ms (a timer every 100 ms, "
+            f"{loop['lag_samples']} samples)"
+        )
     place = _placement(s.get("placement"))
     if place:
         lines.append(f"placement    {place}")
     if loop and loop["stalls"]:
-        lines.append(f"loop stalls  {loop['stalls']} (longest {loop['max_stall_ms']:.0f} ms): "
-                     "each pulled the quotes and reconciled before quoting again")
+        lines.append(
+            f"loop stalls  {loop['stalls']} (longest {loop['max_stall_ms']:.0f} ms): "
+            "each pulled the quotes and reconciled before quoting again"
+        )
     left = s.get("orders_left")
     how = ""
     if left == 0 and s.get("confirmed_by") == "account stream":

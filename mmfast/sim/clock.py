@@ -16,8 +16,16 @@ from typing import Any, Protocol, runtime_checkable
 
 from mmfast.core.timesource import REAL_TIME, RealTime, ScaledTime, TimeSource
 
-__all__ = ["REAL_TIME", "ManualClock", "RealClock", "ScaledTime", "SimClock", "SkewedTime",
-           "TimeSource", "as_time_source"]
+__all__ = [
+    "REAL_TIME",
+    "ManualClock",
+    "RealClock",
+    "ScaledTime",
+    "SimClock",
+    "SkewedTime",
+    "TimeSource",
+    "as_time_source",
+]
 
 
 @runtime_checkable

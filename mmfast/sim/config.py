@@ -59,10 +59,24 @@ class MarketSpec:
 def default_markets() -> tuple[MarketSpec, ...]:
     """ETH and BTC perps shaped like the venue's (decimals and minimums from orderBookDetails)."""
     return (
-        MarketSpec(0, "ETH", size_decimals=4, price_decimals=2, mark_price=300_000,
-                   min_base_amount=50, min_quote_amount=10_000_000),
-        MarketSpec(1, "BTC", size_decimals=5, price_decimals=1, mark_price=650_000,
-                   min_base_amount=20, min_quote_amount=10_000_000),
+        MarketSpec(
+            0,
+            "ETH",
+            size_decimals=4,
+            price_decimals=2,
+            mark_price=300_000,
+            min_base_amount=50,
+            min_quote_amount=10_000_000,
+        ),
+        MarketSpec(
+            1,
+            "BTC",
+            size_decimals=5,
+            price_decimals=1,
+            mark_price=650_000,
+            min_base_amount=20,
+            min_quote_amount=10_000_000,
+        ),
     )
 
 
@@ -94,8 +108,13 @@ DEFAULT_TIER = "standard"  # the least favourable tier, as every unconfirmed def
 
 # REST request weights (the venue's rate-limit page); anything not listed weighs 300.
 REQUEST_WEIGHTS: dict[str, int] = {
-    "sendTx": 6, "sendTxBatch": 6, "nextNonce": 6, "accountInactiveOrders": 100,
-    "apikeys": 150, "recentTrades": 600, "trades": 600,
+    "sendTx": 6,
+    "sendTxBatch": 6,
+    "nextNonce": 6,
+    "accountInactiveOrders": 100,
+    "apikeys": 150,
+    "recentTrades": 600,
+    "trades": 600,
 }
 DEFAULT_WEIGHT = 300
 
@@ -131,8 +150,14 @@ class FlowConfig:
     def __post_init__(self) -> None:
         if self.step_ms <= 0:
             raise ValueError("flow step_ms must be > 0")
-        rates = (self.volatility_bps, self.jump_rate_per_min, self.jump_bps,
-                 self.limit_rate_per_s, self.cancel_rate_per_s, self.market_rate_per_s)
+        rates = (
+            self.volatility_bps,
+            self.jump_rate_per_min,
+            self.jump_bps,
+            self.limit_rate_per_s,
+            self.cancel_rate_per_s,
+            self.market_rate_per_s,
+        )
         if any(not (r >= 0.0) for r in rates):
             raise ValueError("flow rates and volatility must be >= 0")
         if not (self.spread_bps >= 0 and self.depth_bps >= 0 and self.max_depth_bps > 0):
@@ -140,8 +165,10 @@ class FlowConfig:
         for lo, hi in (self.order_size, self.market_size):
             if not 1 <= lo <= hi:
                 raise ValueError("flow sizes must be 1 <= lo <= hi")
-        if self.maker_account == self.taker_account or min(self.maker_account,
-                                                           self.taker_account) <= 2:
+        if (
+            self.maker_account == self.taker_account
+            or min(self.maker_account, self.taker_account) <= 2
+        ):
             raise ValueError("flow accounts must be distinct and > 2")
 
 
@@ -166,8 +193,10 @@ class ReplayConfig:
         make_model(self.queue_model, self.queue_power)  # ValueError naming the choices
         if not 1 <= self.step_ns <= 1_000_000_000:
             raise ValueError("replay step_ns must be within 1..1e9")
-        if self.maker_account == self.taker_account or min(self.maker_account,
-                                                           self.taker_account) <= 2:
+        if (
+            self.maker_account == self.taker_account
+            or min(self.maker_account, self.taker_account) <= 2
+        ):
             raise ValueError("replay accounts must be distinct and > 2")
 
 
@@ -278,8 +307,13 @@ class SimConfig:
             raise ValueError("max_batch must be within 1..50 (the venue: 15)")
         if self.tier not in TIERS:
             raise ValueError(f"tier must be one of {sorted(TIERS)}, not {self.tier!r}")
-        for name in ("maker_delay_ms", "taker_delay_ms", "cancel_delay_ms", "rest_budget",
-                     "sendtx_per_min"):
+        for name in (
+            "maker_delay_ms",
+            "taker_delay_ms",
+            "cancel_delay_ms",
+            "rest_budget",
+            "sendtx_per_min",
+        ):
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -293,8 +327,13 @@ class SimConfig:
             raise ValueError("WebSocket limits must be > 0")
         if self.block_after_breaches <= 0 or self.block_s <= 0:
             raise ValueError("block_after_breaches and block_s must be > 0")
-        for name in ("recent_trades_kept", "inactive_orders_kept", "txs_kept",
-                     "request_log_kept", "fault_log_kept"):
+        for name in (
+            "recent_trades_kept",
+            "inactive_orders_kept",
+            "txs_kept",
+            "request_log_kept",
+            "fault_log_kept",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.book_history < 0:
@@ -304,14 +343,17 @@ class SimConfig:
                 raise ValueError(f"{name} must be >= 0 (0 = off)")
         for entry in self.api_keys:
             if len(entry) not in (3, 4):
-                raise ValueError("api_keys entries are (account_index, api_key_index, "
-                                 "public_key_hex[, maker_only])")
+                raise ValueError(
+                    "api_keys entries are (account_index, api_key_index, "
+                    "public_key_hex[, maker_only])"
+                )
             acct, idx, pk = entry[:3]
             if len(entry) == 4 and not isinstance(entry[3], bool):
                 raise ValueError("api_keys: maker_only must be a bool")
             if acct != self.account_index:
-                raise ValueError(f"api_keys: account {acct} is not the funded account "
-                                 f"{self.account_index}")
+                raise ValueError(
+                    f"api_keys: account {acct} is not the funded account {self.account_index}"
+                )
             if not 0 <= idx <= 254:
                 raise ValueError("api_keys: api key index must be within 0..254")
             text = pk[2:] if isinstance(pk, str) and pk[:2] in ("0x", "0X") else pk
@@ -340,10 +382,16 @@ class SimConfig:
         """(maker, cancel, (taker lo, taker hi)) sequencer waits in effect."""
         t = self.tier_spec
         on = self.speed_bumps
-        maker = self.maker_delay_ms if self.maker_delay_ms is not None else (
-            t.maker_delay_ms if on else 0)
-        cancel = self.cancel_delay_ms if self.cancel_delay_ms is not None else (
-            t.cancel_delay_ms if on else 0)
+        maker = (
+            self.maker_delay_ms
+            if self.maker_delay_ms is not None
+            else (t.maker_delay_ms if on else 0)
+        )
+        cancel = (
+            self.cancel_delay_ms
+            if self.cancel_delay_ms is not None
+            else (t.cancel_delay_ms if on else 0)
+        )
         if self.taker_delay_ms is not None:
             taker = (self.taker_delay_ms, self.taker_delay_ms)
         else:

@@ -87,18 +87,43 @@ ST_LIQUIDATION = "canceled-liquidation"
 TIF_NAMES = {TIF_IOC: "immediate-or-cancel", TIF_GTT: "good-till-time", TIF_POST_ONLY: "post-only"}
 TYPE_NAMES = {ORDER_LIMIT: "limit", ORDER_MARKET: "market"}
 
-_CREATE_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "ClientOrderIndex", "BaseAmount",
-                  "Price", "IsAsk", "Type", "TimeInForce", "ReduceOnly", "TriggerPrice",
-                  "OrderExpiry", "ExpiredAt", "Nonce")
+_CREATE_FIELDS = (
+    "AccountIndex",
+    "ApiKeyIndex",
+    "MarketIndex",
+    "ClientOrderIndex",
+    "BaseAmount",
+    "Price",
+    "IsAsk",
+    "Type",
+    "TimeInForce",
+    "ReduceOnly",
+    "TriggerPrice",
+    "OrderExpiry",
+    "ExpiredAt",
+    "Nonce",
+)
 _CANCEL_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "Index", "ExpiredAt", "Nonce")
 _MODIFY_FIELDS = (*_CANCEL_FIELDS, "BaseAmount", "Price", "TriggerPrice")
 _CANCEL_ALL_FIELDS = ("AccountIndex", "ApiKeyIndex", "TimeInForce", "Time", "ExpiredAt", "Nonce")
-_LEVERAGE_FIELDS = ("AccountIndex", "ApiKeyIndex", "MarketIndex", "InitialMarginFraction",
-                   "MarginMode", "ExpiredAt", "Nonce")
+_LEVERAGE_FIELDS = (
+    "AccountIndex",
+    "ApiKeyIndex",
+    "MarketIndex",
+    "InitialMarginFraction",
+    "MarginMode",
+    "ExpiredAt",
+    "Nonce",
+)
 _CHANGE_PUB_KEY_FIELDS = ("AccountIndex", "ApiKeyIndex", "ExpiredAt", "Nonce")  # + PubKey
-_FIELDS = {TX_CREATE_ORDER: _CREATE_FIELDS, TX_CANCEL_ORDER: _CANCEL_FIELDS,
-           TX_MODIFY_ORDER: _MODIFY_FIELDS, TX_CANCEL_ALL: _CANCEL_ALL_FIELDS,
-           TX_UPDATE_LEVERAGE: _LEVERAGE_FIELDS, TX_CHANGE_PUB_KEY: _CHANGE_PUB_KEY_FIELDS}
+_FIELDS = {
+    TX_CREATE_ORDER: _CREATE_FIELDS,
+    TX_CANCEL_ORDER: _CANCEL_FIELDS,
+    TX_MODIFY_ORDER: _MODIFY_FIELDS,
+    TX_CANCEL_ALL: _CANCEL_ALL_FIELDS,
+    TX_UPDATE_LEVERAGE: _LEVERAGE_FIELDS,
+    TX_CHANGE_PUB_KEY: _CHANGE_PUB_KEY_FIELDS,
+}
 PUBLIC_KEY_BYTES = 40
 SIGNATURE_BYTES = 80
 MARGIN_CROSS = 0
@@ -325,8 +350,10 @@ class BookHistory:
         if book is None:
             return None
         (ap, asz), (bp, bsz) = book
-        return (list(zip(ap, asz, strict=True)),
-                list(zip(reversed(bp), reversed(bsz), strict=True)))
+        return (
+            list(zip(ap, asz, strict=True)),
+            list(zip(reversed(bp), reversed(bsz), strict=True)),
+        )
 
     def window(self) -> tuple[int, int] | None:
         """(oldest, newest) nonce kept, None before the first record."""
@@ -460,8 +487,12 @@ class Exchange:
         for spec in config.markets:
             start = self.rng.randrange(1_000_000, 9_000_000)
             self.markets[spec.market_id] = MarketState(
-                spec=spec, asks=BookSide(True), bids=BookSide(False),
-                mark_price=spec.mark_price, book_nonce=start, offset=start // 1000,
+                spec=spec,
+                asks=BookSide(True),
+                bids=BookSide(False),
+                mark_price=spec.mark_price,
+                book_nonce=start,
+                offset=start // 1000,
             )
         self.accounts: dict[int, Account] = {}
         # order_index -> order: live ones, and finished ones while they are in their
@@ -500,31 +531,43 @@ class Exchange:
             for m in self.markets.values():
                 m.history = BookHistory(config.book_history)
                 m.history.record(m.book_nonce, ((), ()), ((), ()))
-        self.add_account(config.account_index, config.initial_collateral,
-                         api_key_indexes=config.api_key_indexes)
+        self.add_account(
+            config.account_index, config.initial_collateral, api_key_indexes=config.api_key_indexes
+        )
         for entry in config.api_keys:
             # (account, key index, public key[, maker_only])
-            self.register_api_key(entry[0], entry[1], entry[2],
-                                  maker_only=bool(entry[3]) if len(entry) > 3 else None)
+            self.register_api_key(
+                entry[0], entry[1], entry[2], maker_only=bool(entry[3]) if len(entry) > 3 else None
+            )
 
     # ------------------------------------------------------------------ accounts and keys
-    def add_account(self, index: int, collateral: int,
-                    api_key_indexes: Iterable[int] | None = None) -> Account:
+    def add_account(
+        self, index: int, collateral: int, api_key_indexes: Iterable[int] | None = None
+    ) -> Account:
         """Create a funded account. `api_key_indexes=None` accepts any key index on first use."""
         if index in self.accounts:
             raise ValueError(f"account {index} exists")
         if index <= 2:
             raise ValueError("account indexes 0..2 are system accounts")
-        acct = Account(index=index, collateral=collateral, accept_any_key=api_key_indexes is None,
-                       quota=self.config.volume_quota_start)
+        acct = Account(
+            index=index,
+            collateral=collateral,
+            accept_any_key=api_key_indexes is None,
+            quota=self.config.volume_quota_start,
+        )
         self.accounts[index] = acct
         for k in api_key_indexes or ():
             self.register_api_key(index, k)
         return acct
 
-    def register_api_key(self, account: int, api_key_index: int,
-                         public_key: str | bytes = "", nonce: int | None = None,
-                         maker_only: bool | None = None) -> ApiKey:
+    def register_api_key(
+        self,
+        account: int,
+        api_key_index: int,
+        public_key: str | bytes = "",
+        nonce: int | None = None,
+        maker_only: bool | None = None,
+    ) -> ApiKey:
         """Register an API key slot of a funded account and, if given, its public key.
 
         `public_key`: the 40-byte key as bytes or hex (with or without 0x), as
@@ -612,8 +655,9 @@ class Exchange:
             raise VenueError(E.INVALID_SIGNATURE, "auth token key unknown") from exc
         if self.config.verify_signatures:
             if not key.pk:
-                raise VenueError(E.INVALID_SIGNATURE,
-                                 f"no public key registered for api key {key_idx}")
+                raise VenueError(
+                    E.INVALID_SIGNATURE, f"no public key registered for api key {key_idx}"
+                )
             if not _signer.verify_auth_token(key.pk, token):
                 raise VenueError(E.INVALID_SIGNATURE, "auth token signature")
         return acct_idx
@@ -674,7 +718,8 @@ class Exchange:
             # Skip-nonce (attribute 4 = 1): the tx may jump over nonces, never back; the
             # batch rule above keeps the rest of a batch consecutive after it.
             if nonce != expected and not (
-                    nonce > expected and (f.get("L2TxAttributes") or {}).get("4") == 1):
+                nonce > expected and (f.get("L2TxAttributes") or {}).get("4") == 1
+            ):
                 raise VenueError(E.INVALID_NONCE, f"expected {expected}, got {nonce}")
             expected = nonce + 1
             if key.maker_only:
@@ -690,14 +735,29 @@ class Exchange:
         now_ms = self.clock.wall_ms()
         out = []
         for (t, f, raw), market, h in zip(parsed, markets, hashes, strict=True):
-            info_str = raw if isinstance(raw, str) else (
-                raw.decode() if isinstance(raw, bytes) else json.dumps(raw, separators=(",", ":")))
+            info_str = (
+                raw
+                if isinstance(raw, str)
+                else (
+                    raw.decode()
+                    if isinstance(raw, bytes)
+                    else json.dumps(raw, separators=(",", ":"))
+                )
+            )
             delay = self._delay_ms(t, f, market, key.maker_only)
             rec = TxRecord(
-                hash=h.hex(), type=t, info=info_str, fields=f,
-                account=f["AccountIndex"], api_key=f["ApiKeyIndex"], nonce=f["Nonce"],
-                expired_at=f["ExpiredAt"], market=market, queued_at_ms=now_ms,
-                due_ns=now_ns + delay * 1_000_000, seq=self._tick(),
+                hash=h.hex(),
+                type=t,
+                info=info_str,
+                fields=f,
+                account=f["AccountIndex"],
+                api_key=f["ApiKeyIndex"],
+                nonce=f["Nonce"],
+                expired_at=f["ExpiredAt"],
+                market=market,
+                queued_at_ms=now_ms,
+                due_ns=now_ns + delay * 1_000_000,
+                seq=self._tick(),
             )
             self.txs[rec.hash] = rec
             if market is not None:
@@ -748,8 +808,10 @@ class Exchange:
         """Set an account's quota (tests, control endpoint); ``free_now`` makes the free
         allowance available at once."""
         if type(remaining) is not int or not 0 <= remaining <= self.config.volume_quota_cap:
-            raise ValueError(f"remaining must be an integer within 0.."
-                             f"{self.config.volume_quota_cap}, got {remaining!r}")
+            raise ValueError(
+                f"remaining must be an integer within 0.."
+                f"{self.config.volume_quota_cap}, got {remaining!r}"
+            )
         acct = self.account(account)
         acct.quota = remaining
         if free_now:
@@ -759,13 +821,19 @@ class Exchange:
         """An account's quota as the truth endpoint shows it."""
         acct = self.account(account)
         now = self.clock.monotonic_ns()
-        return {"account": account, "enabled": self._quota_on, "remaining": acct.quota,
-                "cap": self.config.volume_quota_cap,
-                "usd_per_unit": self.config.volume_quota_usd_per_unit,
-                "free_interval_ms": self.config.volume_quota_free_interval_ms,
-                "free_in_ms": max(0, acct.quota_free_at_ns - now) // 1_000_000,
-                "spent": acct.quota_spent, "earned": acct.quota_earned,
-                "free_used": acct.quota_free_used, "refused": acct.quota_refused}
+        return {
+            "account": account,
+            "enabled": self._quota_on,
+            "remaining": acct.quota,
+            "cap": self.config.volume_quota_cap,
+            "usd_per_unit": self.config.volume_quota_usd_per_unit,
+            "free_interval_ms": self.config.volume_quota_free_interval_ms,
+            "free_in_ms": max(0, acct.quota_free_at_ns - now) // 1_000_000,
+            "spent": acct.quota_spent,
+            "earned": acct.quota_earned,
+            "free_used": acct.quota_free_used,
+            "refused": acct.quota_refused,
+        }
 
     def quota_remaining(self, account: int) -> int | None:
         """What sendTx answers report: the account's quota, null when the tier has none."""
@@ -774,8 +842,9 @@ class Exchange:
         acct = self.accounts.get(account)
         return None if acct is None else acct.quota
 
-    def _check_signatures(self, parsed: list[tuple[int, dict[str, Any], Any]],
-                          hashes: list[bytes], key: ApiKey) -> None:
+    def _check_signatures(
+        self, parsed: list[tuple[int, dict[str, Any], Any]], hashes: list[bytes], key: ApiKey
+    ) -> None:
         """Every tx's L2 signature over its hash, under the key registered for its (account,
         key index) — a ChangePubKey's under the key it carries. VenueError(21120) otherwise."""
         verify = self.config.verify_signatures
@@ -790,14 +859,16 @@ class Exchange:
                 ok = _signer.verify_hashed(change_pub_key_bytes(f), h, sig_bytes)
             else:
                 if key.verifier is None:
-                    raise VenueError(E.INVALID_SIGNATURE,
-                                     f"no public key registered for api key {key.index}")
+                    raise VenueError(
+                        E.INVALID_SIGNATURE, f"no public key registered for api key {key.index}"
+                    )
                 ok = key.verifier.verify(h, sig_bytes)
             if not ok:
                 raise VenueError(E.INVALID_SIGNATURE)
 
-    def _delay_ms(self, t: int, f: dict[str, Any], market: int | None,
-                  maker_only: bool = False) -> int:
+    def _delay_ms(
+        self, t: int, f: dict[str, Any], market: int | None, maker_only: bool = False
+    ) -> int:
         """Speed bump of one tx: maker and cancel waits, or a taker wait when a create would
         trade on arrival (judged against the book at acceptance). A maker-only key's txs take
         the 0 ms lane on premium (the venue's api-keys page), whatever the lanes are set to."""
@@ -820,8 +891,9 @@ class Exchange:
         if t == TX_CREATE_ORDER:
             if f["TimeInForce"] == TIF_POST_ONLY:
                 return
-            raise VenueError(E.INVALID_TX_TYPE_FOR_ACCOUNT,
-                             "maker-only API key: creates must be post-only")
+            raise VenueError(
+                E.INVALID_TX_TYPE_FOR_ACCOUNT, "maker-only API key: creates must be post-only"
+            )
         if t == TX_MODIFY_ORDER:
             m = self.markets.get(f["MarketIndex"])
             o = self._resolve(acct, f["MarketIndex"], f["Index"]) if m is not None else None
@@ -829,10 +901,13 @@ class Exchange:
             # (post-only when it came from a maker-only key) stands for it.
             if o is None or o.tif == TIF_POST_ONLY:
                 return
-            raise VenueError(E.INVALID_TX_TYPE_FOR_ACCOUNT,
-                             "maker-only API key: only post-only orders may be modified")
-        raise VenueError(E.INVALID_TX_TYPE_FOR_ACCOUNT,
-                         f"maker-only API key: tx type {t} is not allowed")
+            raise VenueError(
+                E.INVALID_TX_TYPE_FOR_ACCOUNT,
+                "maker-only API key: only post-only orders may be modified",
+            )
+        raise VenueError(
+            E.INVALID_TX_TYPE_FOR_ACCOUNT, f"maker-only API key: tx type {t} is not allowed"
+        )
 
     def _market(self, market_id: int) -> MarketState:
         m = self.markets.get(market_id)
@@ -850,8 +925,14 @@ class Exchange:
             raise VenueError(E.MAX_PENDING_ORDERS_PER_MARKET)
         inflight[market] = n + 1
 
-    def _validate(self, t: int, f: dict[str, Any], acct: Account, batch_cois: set[int],
-                  inflight: dict[int, int]) -> int | None:
+    def _validate(
+        self,
+        t: int,
+        f: dict[str, Any],
+        acct: Account,
+        batch_cois: set[int],
+        inflight: dict[int, int],
+    ) -> int | None:
         """API-level checks of one tx (after the nonce); returns the market it acts on."""
         self._check_expired_at(f)
         if t == TX_CREATE_ORDER:
@@ -862,8 +943,11 @@ class Exchange:
             m = self._market(f["MarketIndex"])
             imf = f["InitialMarginFraction"]
             if not m.spec.min_initial_margin_fraction <= imf <= 10_000:
-                raise VenueError(E.INVALID_TX_INFO, f"InitialMarginFraction {imf} out of range "
-                                 f"[{m.spec.min_initial_margin_fraction}, 10000]")
+                raise VenueError(
+                    E.INVALID_TX_INFO,
+                    f"InitialMarginFraction {imf} out of range "
+                    f"[{m.spec.min_initial_margin_fraction}, 10000]",
+                )
             if f["MarginMode"] not in (MARGIN_CROSS, MARGIN_ISOLATED):
                 raise VenueError(E.INVALID_TX_INFO, f"MarginMode {f['MarginMode']}")
             return None  # not an order tx: no in-flight slot
@@ -894,10 +978,14 @@ class Exchange:
                 raise VenueError(E.INVALID_CANCEL_ALL_TIME)
         elif tif == CANCEL_ALL_SCHEDULED:
             if market != NIL_MARKET:
-                raise VenueError(E.INVALID_CANCEL_ALL_TIF, "a market-scoped cancel-all is "
-                                 "immediate only")
-            if not now + self.config.min_cancel_all_ms <= when <= now + \
-                    self.config.max_cancel_all_ms:
+                raise VenueError(
+                    E.INVALID_CANCEL_ALL_TIF, "a market-scoped cancel-all is immediate only"
+                )
+            if (
+                not now + self.config.min_cancel_all_ms
+                <= when
+                <= now + self.config.max_cancel_all_ms
+            ):
                 raise VenueError(E.INVALID_CANCEL_ALL_TIME)
         elif tif == CANCEL_ALL_ABORT:
             if when != 0 or market != NIL_MARKET:
@@ -909,8 +997,7 @@ class Exchange:
             return market
         return None
 
-    def _check_price_size(self, spec: MarketSpec, price: int, base: int,
-                          reduce_only: bool) -> None:
+    def _check_price_size(self, spec: MarketSpec, price: int, base: int, reduce_only: bool) -> None:
         if not 1 <= price <= MAX_PRICE:
             raise VenueError(E.INVALID_PRICE, str(price))
         if not 1 <= base <= MAX_BASE:
@@ -923,8 +1010,9 @@ class Exchange:
         if quote > spec.order_quote_limit:
             raise VenueError(E.INVALID_ORDER_AMOUNT, "above order_quote_limit")
 
-    def _validate_create(self, f: dict[str, Any], acct: Account, batch_cois: set[int],
-                         inflight: dict[int, int]) -> int:
+    def _validate_create(
+        self, f: dict[str, Any], acct: Account, batch_cois: set[int], inflight: dict[int, int]
+    ) -> int:
         m = self._market(f["MarketIndex"])
         spec = m.spec
         if f["IsAsk"] not in (0, 1):
@@ -948,8 +1036,11 @@ class Exchange:
                 raise VenueError(E.INVALID_ORDER_EXPIRY, "IOC takes expiry 0")
         else:
             now = self.clock.wall_ms()
-            if not now + self.config.min_order_expiry_ms <= expiry <= \
-                    now + self.config.max_order_expiry_ms:
+            if (
+                not now + self.config.min_order_expiry_ms
+                <= expiry
+                <= now + self.config.max_order_expiry_ms
+            ):
                 raise VenueError(E.INVALID_ORDER_EXPIRY, "outside 5 min..30 days")
         coi = f["ClientOrderIndex"]
         if not 1 <= coi <= MAX_COI:
@@ -970,7 +1061,8 @@ class Exchange:
             # A maker order short of margin is refused at the API (nonce kept); a taker order
             # passes here and is canceled by the sequencer (nonce consumed), as on the venue.
             if not f["ReduceOnly"] and not self._margin_ok(
-                    acct, spec.market_id, is_ask, f["BaseAmount"], f["Price"]):
+                acct, spec.market_id, is_ask, f["BaseAmount"], f["Price"]
+            ):
                 raise VenueError(E.NOT_ENOUGH_ORDER_MARGIN)
         batch_cois.add(coi)
         return spec.market_id
@@ -986,7 +1078,8 @@ class Exchange:
     def equity(self, acct: Account) -> int:
         """Collateral plus unrealized PnL at mark (micro-USDC)."""
         return acct.collateral + sum(
-            self.unrealized_pnl(acct, mid) for mid, p in acct.positions.items() if p.size)
+            self.unrealized_pnl(acct, mid) for mid, p in acct.positions.items() if p.size
+        )
 
     def unrealized_pnl(self, acct: Account, market: int) -> int:
         p = acct.positions.get(market)
@@ -996,8 +1089,7 @@ class Exchange:
         value = abs(p.size) * m.mark_price * m.spec.quote_scale
         return value - p.entry_quote if p.size > 0 else p.entry_quote - value
 
-    def initial_margin(self, acct: Account, extra: tuple[int, bool, int, int] | None = None
-                       ) -> int:
+    def initial_margin(self, acct: Account, extra: tuple[int, bool, int, int] | None = None) -> int:
         """Initial margin of positions and open orders, worst side per market (micro-USDC).
 
         `extra` = (market, is_ask, lots, price) adds a hypothetical order.
@@ -1134,12 +1226,25 @@ class Exchange:
                 raise VenueError(band_err)
         now_ms = self.clock.wall_ms()
         o = Order(
-            order_index=self._next_order_index, client_order_index=coi, account=acct.index,
-            market=spec.market_id, is_ask=is_ask, price=price, initial=f["BaseAmount"],
-            remaining=f["BaseAmount"], type=otype, tif=tif, reduce_only=bool(f["ReduceOnly"]),
-            expiry_ms=f["OrderExpiry"], nonce=rec.nonce, api_key=rec.api_key,
-            stp=(f.get("L2TxAttributes") or {}).get("6", STP_EXPIRE_MAKER), created_ms=now_ms,
-            transaction_time_us=self._now_us(), seq=self._tick(), updated_ms=now_ms,
+            order_index=self._next_order_index,
+            client_order_index=coi,
+            account=acct.index,
+            market=spec.market_id,
+            is_ask=is_ask,
+            price=price,
+            initial=f["BaseAmount"],
+            remaining=f["BaseAmount"],
+            type=otype,
+            tif=tif,
+            reduce_only=bool(f["ReduceOnly"]),
+            expiry_ms=f["OrderExpiry"],
+            nonce=rec.nonce,
+            api_key=rec.api_key,
+            stp=(f.get("L2TxAttributes") or {}).get("6", STP_EXPIRE_MAKER),
+            created_ms=now_ms,
+            transaction_time_us=self._now_us(),
+            seq=self._tick(),
+            updated_ms=now_ms,
             block_height=rec.block_height,
         )
         self._next_order_index += 1
@@ -1171,8 +1276,11 @@ class Exchange:
         if o.reduce_only and self._reducible(acct, o) == 0:
             self._finish(o, ST_REDUCE_ONLY, was_live=False)
             return
-        if crosses and not o.reduce_only and not self._margin_ok(
-                acct, o.market, o.is_ask, o.remaining, o.price):
+        if (
+            crosses
+            and not o.reduce_only
+            and not self._margin_ok(acct, o.market, o.is_ask, o.remaining, o.price)
+        ):
             self._finish(o, ST_MARGIN, was_live=False)
             return
         end_status = self._match(o, acct, m)
@@ -1205,8 +1313,9 @@ class Exchange:
     def _compact_expiries(self) -> None:
         """Rebuild the expiry heap from the resting orders (drops the entries of orders that
         are gone; those would only be skipped when their expiry came)."""
-        heap = [(o.expiry_ms, o.order_index) for a in self.accounts.values()
-                for o in a.live.values()]
+        heap = [
+            (o.expiry_ms, o.order_index) for a in self.accounts.values() for o in a.live.values()
+        ]
         heapq.heapify(heap)
         self.expiries = heap
         self._expiries_limit = max(_MIN_EXPIRIES_COMPACT, 2 * len(heap))
@@ -1283,8 +1392,17 @@ class Exchange:
         o.updated_ms = self.clock.wall_ms()
         self._order_changed(o)
 
-    def _trade(self, m: MarketState, maker: Order, macct: Account, taker: Order,
-               tacct: Account, qty: int, on_book: bool = True, kind: str = "trade") -> None:
+    def _trade(
+        self,
+        m: MarketState,
+        maker: Order,
+        macct: Account,
+        taker: Order,
+        tacct: Account,
+        qty: int,
+        on_book: bool = True,
+        kind: str = "trade",
+    ) -> None:
         """Book one trade. `on_book=False` settles a maker that does not rest on the book
         (out-of-band fills, liquidations)."""
         spec = m.spec
@@ -1321,8 +1439,10 @@ class Exchange:
         m.base_volume += qty
         m.quote_volume += quote
         m.open_interest = sum(
-            a.positions[spec.market_id].size for a in self.accounts.values()
-            if spec.market_id in a.positions and a.positions[spec.market_id].size > 0)
+            a.positions[spec.market_id].size
+            for a in self.accounts.values()
+            if spec.market_id in a.positions and a.positions[spec.market_id].size > 0
+        )
         ask, bid = (maker, taker) if maker.is_ask else (taker, maker)
         trade = {
             "trade_id": self._next_trade_id,
@@ -1366,8 +1486,9 @@ class Exchange:
         self._account_changed(tacct.index, spec.market_id)
         self._account_changed(macct.index, spec.market_id)
 
-    def _fill(self, acct: Account, market: int, is_buy: bool, qty: int, quote: int,
-              fee: int) -> int:
+    def _fill(
+        self, acct: Account, market: int, is_buy: bool, qty: int, quote: int, fee: int
+    ) -> int:
         """Apply one fill to a position; returns the realized PnL (micro-USDC, before fees)."""
         p = acct.positions.setdefault(market, Position())
         signed = qty if is_buy else -qty
@@ -1441,8 +1562,9 @@ class Exchange:
             band_err = self._band_error(m, o.is_ask, new_price)
             if band_err:
                 raise VenueError(band_err)
-        keep = (self.config.modify_keeps_priority and new_price == o.price
-                and new_size <= o.remaining)
+        keep = (
+            self.config.modify_keeps_priority and new_price == o.price and new_size <= o.remaining
+        )
         side = m.side(o.is_ask)
         if keep:
             side.reduce(o, o.remaining - new_size)
@@ -1505,8 +1627,9 @@ class Exchange:
             m.dirty.clear()
             if m.history is not None:
                 self.record_book(m, bool(asks), bool(bids))
-            self.events.append(Event("book", m.spec.market_id, None,
-                                     (asks, bids, begin, m.book_nonce, m.offset)))
+            self.events.append(
+                Event("book", m.spec.market_id, None, (asks, bids, begin, m.book_nonce, m.offset))
+            )
 
     def record_book(self, m: MarketState, asks: bool = True, bids: bool = True) -> None:
         """Record the published book at the market's current nonce (book history on);
@@ -1535,17 +1658,22 @@ class Exchange:
         m = self._market(market)
         h = m.history
         if h is None:
-            raise ValueError("book history is off (SimConfig.book_history / "
-                             "mmfast sim --book-history N)")
+            raise ValueError(
+                "book history is off (SimConfig.book_history / mmfast sim --book-history N)"
+            )
         book = h.get(nonce)
         if book is not None:
             return book
         lo, hi = h.window() or (m.book_nonce, m.book_nonce)
         if not lo <= nonce <= hi:
-            raise ValueError(f"nonce {nonce} is outside the book history of market {market} "
-                             f"(kept: {lo}..{hi}, the last {h.keep} nonces)")
-        raise ValueError(f"nonce {nonce} is not a book nonce of market {market} (the nonce "
-                         f"advances by the number of levels a delta changes)")
+            raise ValueError(
+                f"nonce {nonce} is outside the book history of market {market} "
+                f"(kept: {lo}..{hi}, the last {h.keep} nonces)"
+            )
+        raise ValueError(
+            f"nonce {nonce} is not a book nonce of market {market} (the nonce "
+            f"advances by the number of levels a delta changes)"
+        )
 
     def drain_events(self) -> list[Event]:
         """Hand over and forget the events produced so far."""
@@ -1564,24 +1692,57 @@ class Exchange:
                 self._account_changed(acct.index, market)
 
     # ------------------------------------------------------------------ direct orders
-    def _new_order(self, account: int, market: int, is_ask: bool, price: int, size: int,
-                   otype: int, tif: int, expiry_ms: int) -> Order:
+    def _new_order(
+        self,
+        account: int,
+        market: int,
+        is_ask: bool,
+        price: int,
+        size: int,
+        otype: int,
+        tif: int,
+        expiry_ms: int,
+    ) -> Order:
         acct = self.account(account)
         now_ms = self.clock.wall_ms()
         o = Order(
-            order_index=self._next_order_index, client_order_index=0, account=acct.index,
-            market=market, is_ask=is_ask, price=price, initial=size, remaining=size,
-            type=otype, tif=tif, reduce_only=False, expiry_ms=expiry_ms, nonce=0, api_key=0,
-            stp=STP_EXPIRE_MAKER, created_ms=now_ms, transaction_time_us=self._now_us(),
-            seq=self._tick(), updated_ms=now_ms, block_height=self.block_height,
+            order_index=self._next_order_index,
+            client_order_index=0,
+            account=acct.index,
+            market=market,
+            is_ask=is_ask,
+            price=price,
+            initial=size,
+            remaining=size,
+            type=otype,
+            tif=tif,
+            reduce_only=False,
+            expiry_ms=expiry_ms,
+            nonce=0,
+            api_key=0,
+            stp=STP_EXPIRE_MAKER,
+            created_ms=now_ms,
+            transaction_time_us=self._now_us(),
+            seq=self._tick(),
+            updated_ms=now_ms,
+            block_height=self.block_height,
         )
         self._next_order_index += 1
         self.orders[o.order_index] = o
         acct.total_order_count += 1
         return o
 
-    def place_direct(self, account: int, market: int, is_ask: bool, price: int, size: int,
-                     tif: int = TIF_GTT, otype: int = ORDER_LIMIT, flush: bool = True) -> Order:
+    def place_direct(
+        self,
+        account: int,
+        market: int,
+        is_ask: bool,
+        price: int,
+        size: int,
+        tif: int = TIF_GTT,
+        otype: int = ORDER_LIMIT,
+        flush: bool = True,
+    ) -> Order:
         """Place an order without a tx (no nonce, no speed bump, no API checks): the market
         flow's participants. It matches with price-time priority like any order; orders of
         other participants ahead in the queue fill first. Returns the order (check `status`).
@@ -1640,8 +1801,9 @@ class Exchange:
                 return None
         m = self.markets[order.market]
         cacct = self.account(counterparty)
-        taker = self._new_order(counterparty, order.market, not order.is_ask, order.price, qty,
-                                ORDER_LIMIT, TIF_IOC, 0)
+        taker = self._new_order(
+            counterparty, order.market, not order.is_ask, order.price, qty, ORDER_LIMIT, TIF_IOC, 0
+        )
         self._trade(m, order, acct, taker, cacct, qty)
         self._finish(taker, ST_FILLED, was_live=False)
         return m.trades[-1]
@@ -1650,9 +1812,17 @@ class Exchange:
         """Publish the book changes made with ``flush=False`` (one delta per market)."""
         self._flush_books()
 
-    def external_trade(self, account: int, counterparty: int, market: int, is_buy: bool,
-                       size: int, price: int, kind: str = "trade",
-                       flush: bool = True) -> dict[str, Any]:
+    def external_trade(
+        self,
+        account: int,
+        counterparty: int,
+        market: int,
+        is_buy: bool,
+        size: int,
+        price: int,
+        kind: str = "trade",
+        flush: bool = True,
+    ) -> dict[str, Any]:
         """A fill `account` did not cause through its own orders (out-of-band: another key, the
         web app, a liquidation; a tape's trade between other participants): `account` takes
         `size` lots at `price` against `counterparty`, neither order touching the book.
@@ -1663,10 +1833,8 @@ class Exchange:
         if account == counterparty:
             raise ValueError("a trade needs two accounts")
         acct, cacct = self.account(account), self.account(counterparty)
-        maker = self._new_order(counterparty, market, is_buy, price, size, ORDER_LIMIT,
-                                TIF_GTT, 0)
-        taker = self._new_order(account, market, not is_buy, price, size, ORDER_LIMIT,
-                                TIF_IOC, 0)
+        maker = self._new_order(counterparty, market, is_buy, price, size, ORDER_LIMIT, TIF_GTT, 0)
+        taker = self._new_order(account, market, not is_buy, price, size, ORDER_LIMIT, TIF_IOC, 0)
         self._trade(m, maker, cacct, taker, acct, size, on_book=False, kind=kind)
         self._finish(taker, ST_FILLED, was_live=False)
         if flush:
@@ -1685,8 +1853,15 @@ class Exchange:
         p = acct.positions.get(market)
         trade = None
         if p is not None and p.size:
-            trade = self.external_trade(account, counterparty, market, p.size < 0, abs(p.size),
-                                        m.mark_price, kind="liquidation")
+            trade = self.external_trade(
+                account,
+                counterparty,
+                market,
+                p.size < 0,
+                abs(p.size),
+                m.mark_price,
+                kind="liquidation",
+            )
         self._account_changed(account, market)
         self._flush_books()
         return trade
@@ -1720,8 +1895,7 @@ class Exchange:
     def open_orders(self, account: int | None = None, market: int | None = None) -> list[Order]:
         """Live orders, oldest first."""
         accts = [self.account(account)] if account is not None else self.accounts.values()
-        out = [o for a in accts for o in a.live.values()
-               if market is None or o.market == market]
+        out = [o for a in accts for o in a.live.values() if market is None or o.market == market]
         out.sort(key=lambda o: o.order_index)
         return out
 

@@ -139,12 +139,16 @@ class QuotaExceeded(VenueError):
     status = 429
 
     def __init__(self, remaining: int, free_in_ms: int) -> None:
-        super().__init__(TOO_MANY_REQUESTS,
-                         f"{VOLUME_QUOTA_DETAIL} ({remaining} left, next free tx in "
-                         f"{free_in_ms} ms)")
+        super().__init__(
+            TOO_MANY_REQUESTS,
+            f"{VOLUME_QUOTA_DETAIL} ({remaining} left, next free tx in {free_in_ms} ms)",
+        )
         self.remaining = remaining
         self.free_in_ms = free_in_ms
 
     def to_json(self) -> dict[str, object]:
-        return {"code": self.code, "message": self.message, "volume_quota_remaining":
-                self.remaining}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "volume_quota_remaining": self.remaining,
+        }

@@ -72,8 +72,7 @@ def check_fault_args(kind: str, fn: Callable[..., Any], args: dict[str, Any]) ->
             ok = _is_num(v) and lo <= v <= MAX_FAULT_MS
             want = f"a number of ms in [{lo}, {MAX_FAULT_MS}]"
         elif name in _COUNT_ARGS:
-            ok = (v is None and kind == "delay_acks") or (
-                _is_int(v) and 1 <= v <= MAX_FAULT_COUNT)
+            ok = (v is None and kind == "delay_acks") or (_is_int(v) and 1 <= v <= MAX_FAULT_COUNT)
             want = f"an integer in [1, {MAX_FAULT_COUNT}]"
         elif name in _ID_ARGS:
             ok = _is_int(v) and v >= 0
@@ -95,8 +94,13 @@ class FaultRecord:
     details: dict[str, Any] = field(default_factory=dict)  # arguments and effect
 
     def to_json(self) -> dict[str, Any]:
-        return {"time_ns": self.time_ns, "wall_ms": self.wall_ms, "kind": self.kind,
-                "phase": self.phase, "details": self.details}
+        return {
+            "time_ns": self.time_ns,
+            "wall_ms": self.wall_ms,
+            "kind": self.kind,
+            "phase": self.phase,
+            "details": self.details,
+        }
 
 
 @dataclass(slots=True)
@@ -110,11 +114,29 @@ class Faults:
     """The fault-injection control surface of one `Simulator` (see the module docstring)."""
 
     # Methods the control endpoint may call (kind -> method name).
-    KINDS = ("drop", "stall", "refuse_connections", "book_gap", "book_duplicate",
-             "book_reorder", "book_delta_before_snapshot", "book_skip_snapshot",
-             "book_crossed", "corrupt_frames", "truncated_frames", "oversized_frame",
-             "delay_acks", "lose_acks", "late_reject", "http_status_storm", "http_timeouts",
-             "out_of_band_fill", "liquidation", "wall_offset_ms", "clear")
+    KINDS = (
+        "drop",
+        "stall",
+        "refuse_connections",
+        "book_gap",
+        "book_duplicate",
+        "book_reorder",
+        "book_delta_before_snapshot",
+        "book_skip_snapshot",
+        "book_crossed",
+        "corrupt_frames",
+        "truncated_frames",
+        "oversized_frame",
+        "delay_acks",
+        "lose_acks",
+        "late_reject",
+        "http_status_storm",
+        "http_timeouts",
+        "out_of_band_fill",
+        "liquidation",
+        "wall_offset_ms",
+        "clear",
+    )
 
     def __init__(self, sim: Simulator) -> None:
         self._sim = sim
@@ -193,15 +215,16 @@ class Faults:
         self._later(seconds, end)
         return ids
 
-    def refuse_connections(self, on: bool = True, seconds: float | None = None,
-                           rest: bool = False) -> None:
+    def refuse_connections(
+        self, on: bool = True, seconds: float | None = None, rest: bool = False
+    ) -> None:
         """Reset new WebSocket connections (and new REST requests if `rest`) while on;
         `seconds` turns it off again after that long."""
         self.refusing_ws = bool(on)
         self.refusing_rest = bool(on and rest)
-        self._record("refuse_connections", "injected", on=bool(on), seconds=seconds,
-                     rest=rest)
+        self._record("refuse_connections", "injected", on=bool(on), seconds=seconds, rest=rest)
         if on and seconds is not None:
+
             def end() -> None:
                 self.refusing_ws = self.refusing_rest = False
                 self._record("refuse_connections", "ended")
@@ -256,8 +279,7 @@ class Faults:
         self._later(seconds, end)
 
     # hooks for the server ------------------------------------------------
-    def on_book_delta(self, market: int, frame: bytes, nonces: tuple[int, int]
-                      ) -> list[bytes]:
+    def on_book_delta(self, market: int, frame: bytes, nonces: tuple[int, int]) -> list[bytes]:
         """The frames to send for one order-book delta (0, 1 or 2, gap/dup/reorder)."""
         held = self._held_delta.pop(market, None)
         q = self._book.get(market)
@@ -277,8 +299,7 @@ class Faults:
         else:
             out = [frame]
         if kind is not None:
-            self._record(kind, "applied", market=market, begin_nonce=nonces[0],
-                         nonce=nonces[1])
+            self._record(kind, "applied", market=market, begin_nonce=nonces[0], nonce=nonces[1])
         if held is not None:
             out.append(held)  # the held delta goes after the one that overtook it
         return out
@@ -298,8 +319,9 @@ class Faults:
         return bool(n)
 
     # ------------------------------------------------------------------ frames
-    def corrupt_frames(self, n: int = 1, conn: int | str | None = None,
-                       mode: str = "json") -> list[int]:
+    def corrupt_frames(
+        self, n: int = 1, conn: int | str | None = None, mode: str = "json"
+    ) -> list[int]:
         """Corrupt the next `n` frames sent on each chosen connection: "json" breaks the JSON
         (valid UTF-8), "utf8" puts invalid UTF-8 bytes in the text frame."""
         if mode not in ("json", "utf8") or n < 1:
@@ -322,8 +344,9 @@ class Faults:
         self._record("truncated_frames", "injected", n=n, conn=conn, conns=ids)
         return ids
 
-    def oversized_frame(self, nbytes: int = 10 * 1024 * 1024,
-                        conn: int | str | None = None) -> list[int]:
+    def oversized_frame(
+        self, nbytes: int = 10 * 1024 * 1024, conn: int | str | None = None
+    ) -> list[int]:
         """Send one well-formed JSON frame of `nbytes` bytes (type "update/order_book" with a
         padding field) on each chosen connection."""
         if nbytes < 64:
@@ -338,8 +361,13 @@ class Faults:
         return ids
 
     def _frame_applied(self, conn_id: int, fault: str, size: int) -> None:
-        self._record("corrupt_frames" if fault.startswith("corrupt") else "truncated_frames",
-                     "applied", conn=conn_id, fault=fault, size=size)
+        self._record(
+            "corrupt_frames" if fault.startswith("corrupt") else "truncated_frames",
+            "applied",
+            conn=conn_id,
+            fault=fault,
+            size=size,
+        )
 
     # ------------------------------------------------------------------ acks
     def delay_acks(self, ms: int, n: int | None = None) -> None:
@@ -378,13 +406,18 @@ class Faults:
             f = _AckFault(self._ack_delay_s, False, True)
         else:
             return None
-        self._record("lose_acks" if f.lost else "delay_acks", "applied",
-                     ms=round(f.delay_s * 1000), execute=f.execute)
+        self._record(
+            "lose_acks" if f.lost else "delay_acks",
+            "applied",
+            ms=round(f.delay_s * 1000),
+            execute=f.execute,
+        )
         return f
 
     # ------------------------------------------------------------------ REST
-    def http_status_storm(self, status: int, n: int, retry_after_s: float | None = None,
-                          execute: bool = False) -> None:
+    def http_status_storm(
+        self, status: int, n: int, retry_after_s: float | None = None, execute: bool = False
+    ) -> None:
         """Answer the next `n` REST requests with `status` (429: code 23000 and Retry-After
         when given; 5xx: code 29500). With `execute`, a sendTx is still processed before its
         answer is replaced (an order call whose 5xx hides a success)."""
@@ -392,8 +425,14 @@ class Faults:
             raise ValueError("status must be an HTTP error status")
         if n < 1:
             raise ValueError("n must be >= 1")
-        self._record("http_status_storm", "injected", status=status, n=n,
-                     retry_after_s=retry_after_s, execute=execute)
+        self._record(
+            "http_status_storm",
+            "injected",
+            status=status,
+            n=n,
+            retry_after_s=retry_after_s,
+            execute=execute,
+        )
         self._http.extend([(status, retry_after_s, execute)] * n)
 
     def http_timeouts(self, n: int, seconds: float) -> None:
@@ -421,8 +460,7 @@ class Faults:
     def _counterparty(self, account: int) -> int:
         return self._sim.system_account(exclude=account)
 
-    def out_of_band_fill(self, account: int, market: int, side: str, size: int,
-                         price: int) -> int:
+    def out_of_band_fill(self, account: int, market: int, side: str, size: int, price: int) -> int:
         """A fill the client did not cause: `account` buys ("buy"/"bid") or sells
         ("sell"/"ask") `size` lots at `price` ticks (0: the mark price). Returns the trade
         id."""
@@ -431,18 +469,30 @@ class Faults:
         is_buy = side in ("buy", "bid")
         if price == 0:  # 0: at the mark price
             price = self._sim.exchange._market(market).mark_price
-        trade = self._sim.run_engine(lambda: self._sim.exchange.external_trade(
-            account, self._counterparty(account), market, is_buy, size, price))
-        self._record("out_of_band_fill", "injected", account=account, market=market,
-                     side=side, size=size, price=price, trade_id=trade["trade_id"])
+        trade = self._sim.run_engine(
+            lambda: self._sim.exchange.external_trade(
+                account, self._counterparty(account), market, is_buy, size, price
+            )
+        )
+        self._record(
+            "out_of_band_fill",
+            "injected",
+            account=account,
+            market=market,
+            side=side,
+            size=size,
+            price=price,
+            trade_id=trade["trade_id"],
+        )
         return int(trade["trade_id"])
 
     def liquidation(self, account: int, market: int) -> int | None:
         """Liquidate `account` in `market`: its orders there are canceled
         (canceled-liquidation) and its position closed at the mark price. Returns the trade
         id, or None if it had no position."""
-        trade = self._sim.run_engine(lambda: self._sim.exchange.liquidate(
-            account, market, self._counterparty(account)))
+        trade = self._sim.run_engine(
+            lambda: self._sim.exchange.liquidate(account, market, self._counterparty(account))
+        )
         tid = None if trade is None else int(trade["trade_id"])
         self._record("liquidation", "injected", account=account, market=market, trade_id=tid)
         return tid
@@ -513,10 +563,22 @@ class ScheduledFault:
     args: dict[str, Any]  # keyword arguments
 
 
-DEFAULT_SCRIPT_KINDS = ("drop", "stall", "refuse_connections", "book_gap", "book_duplicate",
-                        "book_reorder", "book_crossed", "corrupt_frames", "truncated_frames",
-                        "delay_acks", "lose_acks", "late_reject", "http_status_storm",
-                        "http_timeouts")
+DEFAULT_SCRIPT_KINDS = (
+    "drop",
+    "stall",
+    "refuse_connections",
+    "book_gap",
+    "book_duplicate",
+    "book_reorder",
+    "book_crossed",
+    "corrupt_frames",
+    "truncated_frames",
+    "delay_acks",
+    "lose_acks",
+    "late_reject",
+    "http_status_storm",
+    "http_timeouts",
+)
 
 
 class FaultScript:
@@ -527,10 +589,16 @@ class FaultScript:
     (out_of_band_fill, liquidation) when they are in `kinds`.
     """
 
-    def __init__(self, seed: int, count: int = 10, kinds: tuple[str, ...] | None = None,
-                 gap_s: tuple[float, float] = (1.0, 60.0), markets: tuple[int, ...] = (0,),
-                 account: int | None = None, stall_s: tuple[float, float] = (1.0, 40.0)
-                 ) -> None:
+    def __init__(
+        self,
+        seed: int,
+        count: int = 10,
+        kinds: tuple[str, ...] | None = None,
+        gap_s: tuple[float, float] = (1.0, 60.0),
+        markets: tuple[int, ...] = (0,),
+        account: int | None = None,
+        stall_s: tuple[float, float] = (1.0, 40.0),
+    ) -> None:
         if count < 0 or not 0 <= gap_s[0] <= gap_s[1]:
             raise ValueError("count >= 0 and 0 <= gap_s[0] <= gap_s[1]")
         self.seed = seed
@@ -544,13 +612,17 @@ class FaultScript:
         for _ in range(count):
             t += round(rng.uniform(*gap_s), 3)
             kind = rng.choice(kinds)
-            events.append(ScheduledFault(t, kind,
-                                         self._args(rng, kind, markets, account, stall_s)))
+            events.append(ScheduledFault(t, kind, self._args(rng, kind, markets, account, stall_s)))
         self.events: list[ScheduledFault] = events  # in time order
 
     @staticmethod
-    def _args(rng: random.Random, kind: str, markets: tuple[int, ...], account: int | None,
-              stall_s: tuple[float, float]) -> dict[str, Any]:
+    def _args(
+        rng: random.Random,
+        kind: str,
+        markets: tuple[int, ...],
+        account: int | None,
+        stall_s: tuple[float, float],
+    ) -> dict[str, Any]:
         market = rng.choice(markets)
         if kind == "drop":
             return {"code": rng.choice(DROP_CODES)}
@@ -558,8 +630,13 @@ class FaultScript:
             return {"seconds": round(rng.uniform(*stall_s), 1)}
         if kind == "refuse_connections":
             return {"on": True, "seconds": round(rng.uniform(1.0, 10.0), 1)}
-        if kind in ("book_gap", "book_duplicate", "book_reorder", "book_delta_before_snapshot",
-                    "book_skip_snapshot"):
+        if kind in (
+            "book_gap",
+            "book_duplicate",
+            "book_reorder",
+            "book_delta_before_snapshot",
+            "book_skip_snapshot",
+        ):
             return {"market": market}
         if kind == "book_crossed":
             return {"market": market, "seconds": round(rng.uniform(0.5, 3.0), 1)}
@@ -575,8 +652,11 @@ class FaultScript:
             return {"n": 1}
         if kind == "http_status_storm":
             status = rng.choice(HTTP_STORM_STATUSES)
-            return {"status": status, "n": rng.randint(1, 10),
-                    "retry_after_s": rng.randint(1, 5) if status == 429 else None}
+            return {
+                "status": status,
+                "n": rng.randint(1, 10),
+                "retry_after_s": rng.randint(1, 5) if status == 429 else None,
+            }
         if kind == "http_timeouts":
             return {"n": rng.randint(1, 3), "seconds": round(rng.uniform(5.0, 15.0), 1)}
         if kind == "wall_offset_ms":
@@ -584,9 +664,13 @@ class FaultScript:
         if account is None:
             raise ValueError(f"{kind} needs FaultScript(account=...)")
         if kind == "out_of_band_fill":
-            return {"account": account, "market": market,
-                    "side": rng.choice(("buy", "sell")), "size": rng.randint(1, 10) * 100,
-                    "price": 0}  # 0: the server fills at the mark price
+            return {
+                "account": account,
+                "market": market,
+                "side": rng.choice(("buy", "sell")),
+                "size": rng.randint(1, 10) * 100,
+                "price": 0,
+            }  # 0: the server fills at the mark price
         return {"account": account, "market": market}  # liquidation
 
     def __repr__(self) -> str:

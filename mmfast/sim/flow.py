@@ -60,8 +60,13 @@ def _poisson(rng: random.Random, lam: float) -> int:
 class MarketFlow:
     """The flow of every market of an `Exchange` (drive it with `advance_to`)."""
 
-    def __init__(self, exchange: Exchange, config: FlowConfig, seed: int,
-                 markets: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        config: FlowConfig,
+        seed: int,
+        markets: tuple[int, ...] | None = None,
+    ) -> None:
         self.ex = exchange
         self.config = config
         self.step_ns = config.step_ms * 1_000_000
@@ -74,10 +79,13 @@ class MarketFlow:
         for mid in markets if markets is not None else tuple(exchange.markets):
             m = exchange.markets[mid]
             spec = m.spec
-            unit = max(spec.min_base_amount,
-                       ceil_div(spec.min_quote_amount, m.mark_price * spec.quote_scale))
-            self.markets[mid] = _MarketFlow(mid, random.Random(f"flow:{seed}:{mid}"),
-                                            float(m.mark_price), unit)
+            unit = max(
+                spec.min_base_amount,
+                ceil_div(spec.min_quote_amount, m.mark_price * spec.quote_scale),
+            )
+            self.markets[mid] = _MarketFlow(
+                mid, random.Random(f"flow:{seed}:{mid}"), float(m.mark_price), unit
+            )
 
     # ------------------------------------------------------------------ driving
     def advance_to(self, now_ns: int) -> int:
@@ -132,8 +140,7 @@ class MarketFlow:
     def _limit(self, f: _MarketFlow, is_ask: bool) -> None:
         cfg = self.config
         rng = f.rng
-        bps = cfg.spread_bps / 2 + (rng.expovariate(1.0 / cfg.depth_bps) if cfg.depth_bps
-                                    else 0.0)
+        bps = cfg.spread_bps / 2 + (rng.expovariate(1.0 / cfg.depth_bps) if cfg.depth_bps else 0.0)
         dist = max(1.0, f.fair * bps * 1e-4)  # ticks, at least one
         price = math.ceil(f.fair + dist) if is_ask else math.floor(f.fair - dist)
         if price < 1:
@@ -158,8 +165,7 @@ class MarketFlow:
         size = rng.randint(*cfg.market_size) * f.unit
         reach = max(1, round(f.fair * cfg.max_depth_bps * 1e-4))
         worst = round(f.fair) + reach if buy else max(1, round(f.fair) - reach)
-        self.ex.place_direct(cfg.taker_account, f.market, not buy, worst, size,
-                             otype=ORDER_MARKET)
+        self.ex.place_direct(cfg.taker_account, f.market, not buy, worst, size, otype=ORDER_MARKET)
 
     def _cancel_random(self, f: _MarketFlow) -> None:
         rng = f.rng
@@ -180,7 +186,7 @@ class MarketFlow:
             live = [o for o in live if o.live]
             if len(live) > cfg.max_orders_per_side:
                 live.sort(key=lambda o: abs(o.price - f.fair))
-                for o in live[cfg.max_orders_per_side:]:
+                for o in live[cfg.max_orders_per_side :]:
                     self.ex.cancel_direct(o)
                 live = live[: cfg.max_orders_per_side]
             side[:] = live

@@ -23,26 +23,43 @@ from mmfast.sim.server import CONTROL
 __all__ = ["anchored_clock", "check_tier_http", "read_clock_http", "register_api_key_http"]
 
 
-async def register_api_key_http(rest_url: str, account_index: int, api_key_index: int,
-                                public_key: bytes, *, timeout_s: float = 10.0,
-                                maker_only: bool = False) -> None:
+async def register_api_key_http(
+    rest_url: str,
+    account_index: int,
+    api_key_index: int,
+    public_key: bytes,
+    *,
+    timeout_s: float = 10.0,
+    maker_only: bool = False,
+) -> None:
     """POST the 40-byte public key to ``rest_url``'s control endpoint (``maker_only``: the
     simulator refuses the key's non-maker txs, as the venue does); raise RuntimeError if the
     simulator refuses it or cannot be reached."""
     import aiohttp
 
-    body = {"account_index": account_index, "api_key_index": api_key_index,
-            "public_key": public_key.hex(), "maker_only": maker_only}
+    body = {
+        "account_index": account_index,
+        "api_key_index": api_key_index,
+        "public_key": public_key.hex(),
+        "maker_only": maker_only,
+    }
     try:
-        async with aiohttp.ClientSession() as s, s.post(
-                f"{rest_url.rstrip('/')}{CONTROL}/api_keys", json=body,
-                timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                f"{rest_url.rstrip('/')}{CONTROL}/api_keys",
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as r,
+        ):
             if r.status != 200:
-                raise RuntimeError(f"the simulator at {rest_url} refused the API key"
-                                   f" (HTTP {r.status})")
+                raise RuntimeError(
+                    f"the simulator at {rest_url} refused the API key (HTTP {r.status})"
+                )
     except aiohttp.ClientError as exc:
-        raise RuntimeError(f"could not register the API key with the simulator at {rest_url}:"
-                           f" {type(exc).__name__}") from None
+        raise RuntimeError(
+            f"could not register the API key with the simulator at {rest_url}: {type(exc).__name__}"
+        ) from None
 
 
 async def _read_truth(rest_url: str, path: str, what: str, timeout_s: float) -> dict[str, Any]:
@@ -51,13 +68,18 @@ async def _read_truth(rest_url: str, path: str, what: str, timeout_s: float) -> 
     import aiohttp
 
     try:
-        async with aiohttp.ClientSession() as s, s.get(
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(
                 f"{rest_url.rstrip('/')}{CONTROL}/truth/{path}",
-                timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as r,
+        ):
             body = await r.json() if r.status == 200 else None
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise RuntimeError(f"could not read the {what} of the simulator at {rest_url}:"
-                           f" {type(exc).__name__}") from None
+        raise RuntimeError(
+            f"could not read the {what} of the simulator at {rest_url}: {type(exc).__name__}"
+        ) from None
     result = body.get("result") if isinstance(body, dict) else None
     return result if isinstance(result, dict) else {}
 
@@ -75,8 +97,10 @@ async def anchored_clock(rest_url: str, scale: float) -> ScaledTime:
     be read or runs at another scale."""
     wall_ms, sim_scale = await read_clock_http(rest_url)
     if abs(sim_scale - scale) > 1e-9:
-        raise RuntimeError(f"the simulator at {rest_url} runs at time scale {sim_scale:g}, "
-                           f"not {scale:g}: the time scales must be the same")
+        raise RuntimeError(
+            f"the simulator at {rest_url} runs at time scale {sim_scale:g}, "
+            f"not {scale:g}: the time scales must be the same"
+        )
     return ScaledTime(scale, start_wall_ms=wall_ms)
 
 
@@ -85,6 +109,8 @@ async def check_tier_http(rest_url: str, tier: str, *, timeout_s: float = 10.0) 
     result = await _read_truth(rest_url, "tier", "tier", timeout_s)
     got = result.get("tier")
     if got != tier:
-        raise RuntimeError(f"the simulator at {rest_url} runs the {got!r} tier, not venue.tier "
-                           f"= {tier!r}: start it with --tier {tier} or set venue.tier = "
-                           f"{got!r}")
+        raise RuntimeError(
+            f"the simulator at {rest_url} runs the {got!r} tier, not venue.tier "
+            f"= {tier!r}: start it with --tier {tier} or set venue.tier = "
+            f"{got!r}"
+        )

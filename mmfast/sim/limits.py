@@ -57,8 +57,7 @@ class RollingWindow:
 
 
 class _Client:
-    __slots__ = ("block_count", "blocked_until_ns", "breaches", "inflight", "rest", "sendtx",
-                 "ws")
+    __slots__ = ("block_count", "blocked_until_ns", "breaches", "inflight", "rest", "sendtx", "ws")
 
     def __init__(self, rest_budget: int, ws_budget: int, sendtx_budget: int) -> None:
         self.rest = RollingWindow(rest_budget)  # REST weights (WS sendTx included)
@@ -83,8 +82,9 @@ class RateLimiter:
         tier = config.tier_spec
         self.rest_budget = config.rest_budget if config.rest_budget is not None else tier.budget
         self.min_cost = tier.min_cost
-        self.sendtx_budget = (config.sendtx_per_min if config.sendtx_per_min is not None
-                              else tier.sendtx_per_min)
+        self.sendtx_budget = (
+            config.sendtx_per_min if config.sendtx_per_min is not None else tier.sendtx_per_min
+        )
         self.enabled = config.rate_limits
         self._clients: dict[str, _Client] = {}
         self.breach_count = 0  # breaches since start (blocked requests included)
@@ -93,8 +93,9 @@ class RateLimiter:
     def _client(self, ip: str) -> _Client:
         c = self._clients.get(ip)
         if c is None:
-            c = self._clients[ip] = _Client(self.rest_budget, self.config.ws_msgs_per_min,
-                                              self.sendtx_budget)
+            c = self._clients[ip] = _Client(
+                self.rest_budget, self.config.ws_msgs_per_min, self.sendtx_budget
+            )
         return c
 
     def weight(self, endpoint: str) -> int:
@@ -108,8 +109,9 @@ class RateLimiter:
         now = self.clock.monotonic_ns()
         if c.blocked_until_ns > now:
             self.breach_count += 1
-            return Breach(self.config.block_status, 23000, _ceil_s(c.blocked_until_ns - now),
-                          "blocked")
+            return Breach(
+                self.config.block_status, 23000, _ceil_s(c.blocked_until_ns - now), "blocked"
+            )
         return None
 
     def _breach(self, c: _Client, now: int, wait_ns: int, reason: str) -> Breach:
@@ -118,8 +120,9 @@ class RateLimiter:
         while c.breaches and c.breaches[0] <= now - WINDOW_NS:
             c.breaches.popleft()
         if len(c.breaches) >= self.config.block_after_breaches:
-            block_ns = self.config.block_s * 1_000_000_000 << min(c.block_count,
-                                                                   MAX_BLOCK_DOUBLINGS)
+            block_ns = self.config.block_s * 1_000_000_000 << min(
+                c.block_count, MAX_BLOCK_DOUBLINGS
+            )
             c.block_count += 1
             self.block_count += 1
             c.blocked_until_ns = now + block_ns

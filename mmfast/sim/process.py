@@ -53,15 +53,39 @@ class SimProcess:
     ``account_index``, ``tier``, ``speed_bumps``, ``flow``, ``rate_limits``, ``time_scale``,
     ``host`` (loopback only: the child refuses anything else and exits 2)."""
 
-    def __init__(self, *, seed: int = 0, chain_id: int = DEFAULT_CHAIN_ID,
-                 account_index: int = DEFAULT_ACCOUNT_INDEX, tier: str = DEFAULT_TIER,
-                 speed_bumps: bool = True, flow: bool = True, rate_limits: bool = True,
-                 time_scale: float = 1.0, host: str = "127.0.0.1",
-                 log_path: Path | None = None, start_timeout_s: float = 30.0,
-                 stop_timeout_s: float = 10.0) -> None:
-        self.args = ["--host", host, "--port", "0", "--seed", str(seed), "--chain-id",
-                     str(chain_id), "--account-index", str(account_index), "--tier", tier,
-                     "--time-scale", repr(float(time_scale)), "--stop-on-stdin-eof"]
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        chain_id: int = DEFAULT_CHAIN_ID,
+        account_index: int = DEFAULT_ACCOUNT_INDEX,
+        tier: str = DEFAULT_TIER,
+        speed_bumps: bool = True,
+        flow: bool = True,
+        rate_limits: bool = True,
+        time_scale: float = 1.0,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        start_timeout_s: float = 30.0,
+        stop_timeout_s: float = 10.0,
+    ) -> None:
+        self.args = [
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--chain-id",
+            str(chain_id),
+            "--account-index",
+            str(account_index),
+            "--tier",
+            tier,
+            "--time-scale",
+            repr(float(time_scale)),
+            "--stop-on-stdin-eof",
+        ]
         if not speed_bumps:
             self.args.append("--no-speed-bumps")
         if not flow:
@@ -96,8 +120,14 @@ class SimProcess:
         # checkout, say) the bot was started from.
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "mmfast.cli", "sim", *self.args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
-            cwd=_PACKAGE_ROOT, start_new_session=True, close_fds=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            cwd=_PACKAGE_ROOT,
+            start_new_session=True,
+            close_fds=True,
+        )
         try:
             self._await_ready()
         except BaseException:
@@ -116,17 +146,21 @@ class SimProcess:
             while not self.ready:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise SimProcessError(f"the simulator (pid {proc.pid}) did not start "
-                                          f"within {self.start_timeout_s:g} s{self._said()}")
+                    raise SimProcessError(
+                        f"the simulator (pid {proc.pid}) did not start "
+                        f"within {self.start_timeout_s:g} s{self._said()}"
+                    )
                 if not sel.select(min(left, 0.5)):
                     continue
                 chunk = os.read(fd, 4096)
                 if not chunk:  # its stdout closed: it exited (or is exiting)
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         proc.wait(2.0)
-                    raise SimProcessError(f"the simulator (pid {proc.pid}) exited "
-                                          f"{exit_text(proc.returncode)} before it was ready"
-                                          f"{self._said()}")
+                    raise SimProcessError(
+                        f"the simulator (pid {proc.pid}) exited "
+                        f"{exit_text(proc.returncode)} before it was ready"
+                        f"{self._said()}"
+                    )
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
@@ -232,8 +266,11 @@ class SimProcess:
     def describe(self) -> str:
         """One line for an operator: the pid and how the child is (or ended)."""
         code = self.poll()
-        state = "running" if self._proc is not None and code is None else (
-            "not started" if self._proc is None else f"exited {exit_text(code)}")
+        state = (
+            "running"
+            if self._proc is not None and code is None
+            else ("not started" if self._proc is None else f"exited {exit_text(code)}")
+        )
         where = f"  log {self.log_path}" if self.log_path is not None else ""
         return f"pid {self.pid}  {state}{where}"
 

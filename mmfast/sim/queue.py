@@ -28,8 +28,15 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["QUEUE_MODELS", "PowerProb", "QueueModel", "QueuePos", "RiskAverse", "filled",
-           "make_model"]
+__all__ = [
+    "QUEUE_MODELS",
+    "PowerProb",
+    "QueueModel",
+    "QueuePos",
+    "RiskAverse",
+    "filled",
+    "make_model",
+]
 
 
 @dataclass(slots=True)

@@ -88,8 +88,15 @@ class TapeReplay:
     """Drives ``exchange``'s markets from tape events (see the module doc). ``apply(events)``
     applies events due at one time; the simulator calls it on the tape's schedule."""
 
-    def __init__(self, exchange: Exchange, model: QueueModel, *, maker_account: int = 900,
-                 taker_account: int = 901, collateral: int = 10**18) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        model: QueueModel,
+        *,
+        maker_account: int = 900,
+        taker_account: int = 901,
+        collateral: int = 10**18,
+    ) -> None:
         self.ex = exchange
         self.model = model
         self.maker = maker_account
@@ -214,8 +221,9 @@ class TapeReplay:
             self._uncross(rm, is_ask, price)
             # Through one of our orders it trades with it first (we are the maker); taken
             # whole, it is kept dead until the tape updates the level again.
-            o = ex.place_direct(self.maker, rm.market, is_ask, price, size, tif=TIF_GTT,
-                                flush=False)
+            o = ex.place_direct(
+                self.maker, rm.market, is_ask, price, size, tif=TIF_GTT, flush=False
+            )
             self._count_crossing(rm, o)
             side[price] = [o, size]
         # Our orders resting at this price: the level's size moved.
@@ -262,8 +270,9 @@ class TapeReplay:
             taker = self._infer_side(rm, ev.price)
         buy = taker == TAKER_BUY if taker else ev.price >= self._mid(rm, ev.price)
         # The trade itself, between the tape's two accounts (trade feed, stats, last price).
-        self.ex.external_trade(self.taker, self.maker, ev.market, buy, ev.size, ev.price,
-                               flush=False)
+        self.ex.external_trade(
+            self.taker, self.maker, ev.market, buy, ev.size, ev.price, flush=False
+        )
         if not taker:
             st.unknown_side_trades += 1
             return

@@ -51,8 +51,15 @@ T = TypeVar("T")
 API = "/api/v1"
 CONTROL = "/_sim"
 PUBLIC_KINDS = frozenset({"order_book", "trade", "market_stats"})
-PRIVATE_KINDS = frozenset({"account_orders", "account_all_orders", "account_all_trades",
-                           "account_all_positions", "user_stats"})
+PRIVATE_KINDS = frozenset(
+    {
+        "account_orders",
+        "account_all_orders",
+        "account_all_trades",
+        "account_all_positions",
+        "user_stats",
+    }
+)
 RATE_LIMIT_MESSAGE = '{"ratelimit": "didn\'t use volume quota"}'
 LOOPBACK_REMOTES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 MAX_WRITE_BUFFER = 64 * 1024 * 1024  # a client this far behind is dropped (slow consumer)
@@ -87,12 +94,32 @@ def _reset(transport: Any) -> None:
 class _Conn:
     """One WebSocket client."""
 
-    __slots__ = ("closed", "frame_faults", "held_in", "held_out", "id", "last_pong_ns",
-                 "last_rx_ns", "opened_ns", "remote", "sim", "stalled", "subs", "transport",
-                 "ws")
+    __slots__ = (
+        "closed",
+        "frame_faults",
+        "held_in",
+        "held_out",
+        "id",
+        "last_pong_ns",
+        "last_rx_ns",
+        "opened_ns",
+        "remote",
+        "sim",
+        "stalled",
+        "subs",
+        "transport",
+        "ws",
+    )
 
-    def __init__(self, sim: Simulator, conn_id: int, ws: web.WebSocketResponse,
-                 transport: asyncio.Transport, remote: str, now_ns: int) -> None:
+    def __init__(
+        self,
+        sim: Simulator,
+        conn_id: int,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        remote: str,
+        now_ns: int,
+    ) -> None:
         self.sim = sim  # owner (fault log, drops)
         self.id = conn_id  # 1, 2, ... in connection order
         self.ws = ws  # the aiohttp socket (reading, control frames, close)
@@ -140,10 +167,10 @@ class _Conn:
             out = payload[: len(payload) // 2]
         elif fault == "corrupt_utf8":
             mid = len(payload) // 2
-            out = payload[:mid] + b"\xff\xfe\xc3" + payload[mid + 3:]
-        else:  # corrupt_json: valid UTF-8, unparseable
+            out = payload[:mid] + b"\xff\xfe\xc3" + payload[mid + 3 :]
+        else:  # corrupt_json: valid UTF-8, unparsable
             mid = len(payload) // 2
-            out = payload[:mid] + b'"}{:' + payload[mid + 4:]
+            out = payload[:mid] + b'"}{:' + payload[mid + 4 :]
         self.sim.faults._frame_applied(self.id, fault, len(out))
         return out
 
@@ -168,9 +195,13 @@ class Simulator:
     a bare `SimClock` such as `ManualClock` (waits then run in real time).
     """
 
-    def __init__(self, config: SimConfig | None = None,
-                 clock: TimeSource | SimClock | None = None, *, tape: Tape | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        clock: TimeSource | SimClock | None = None,
+        *,
+        tape: Tape | None = None,
+    ) -> None:
         self.config = config or SimConfig()
         if self.config.host not in LOOPBACK_HOSTS:
             raise ValueError(f"the simulator binds loopback only, not {self.config.host!r}")
@@ -193,9 +224,13 @@ class Simulator:
             if self.config.flow is not None:
                 raise ValueError("a simulator replays a tape or runs flow, not both")
             rc = self.config.replay or ReplayConfig()
-            self.replay = TapeReplay(self.exchange, make_model(rc.queue_model, rc.queue_power),
-                                     maker_account=rc.maker_account,
-                                     taker_account=rc.taker_account, collateral=rc.collateral)
+            self.replay = TapeReplay(
+                self.exchange,
+                make_model(rc.queue_model, rc.queue_power),
+                maker_account=rc.maker_account,
+                taker_account=rc.taker_account,
+                collateral=rc.collateral,
+            )
         self.truth = Truth(self.exchange, self.requests, self)
         self.port = 0
         # The funded account's throwaway L1 key and address (public_api.install sets them).
@@ -245,12 +280,17 @@ class Simulator:
         app = web.Application(middlewares=[self._middleware])
         r = app.router
         for name, handler in (
-            ("orderBooks", self._order_books), ("orderBookDetails", self._order_book_details),
-            ("orderBookOrders", self._order_book_orders), ("recentTrades", self._recent_trades),
-            ("nextNonce", self._next_nonce), ("apikeys", self._apikeys),
-            ("account", self._account), ("accountActiveOrders", self._active_orders),
+            ("orderBooks", self._order_books),
+            ("orderBookDetails", self._order_book_details),
+            ("orderBookOrders", self._order_book_orders),
+            ("recentTrades", self._recent_trades),
+            ("nextNonce", self._next_nonce),
+            ("apikeys", self._apikeys),
+            ("account", self._account),
+            ("accountActiveOrders", self._active_orders),
             ("accountInactiveOrders", self._inactive_orders),
-            ("accountOrders", self._account_orders), ("tx", self._tx),
+            ("accountOrders", self._account_orders),
+            ("tx", self._tx),
         ):
             r.add_get(f"{API}/{name}", handler)
         public_api.install(self, r)  # assetDetails, candles, fundings, ... (other clients)
@@ -351,8 +391,9 @@ class Simulator:
         self.run_engine(lambda: replay.apply(events))
         self.spawn(self._replay_loop(batches, t0, mono0))
 
-    async def _replay_loop(self, batches: Iterator[tuple[int, list[Event]]], t0: int,
-                           mono0: int) -> None:
+    async def _replay_loop(
+        self, batches: Iterator[tuple[int, list[Event]]], t0: int, mono0: int
+    ) -> None:
         replay = self.replay
         assert replay is not None
         try:
@@ -458,8 +499,17 @@ class Simulator:
         if m.history is not None:
             ex.record_book(m)
         key = f"order_book:{market}"
-        msg = self._book_msg("update/order_book", key, m, [], bids, begin, m.book_nonce,
-                             m.offset, self.clock.wall_ms())
+        msg = self._book_msg(
+            "update/order_book",
+            key,
+            m,
+            [],
+            bids,
+            begin,
+            m.book_nonce,
+            m.offset,
+            self.clock.wall_ms(),
+        )
         self._publish_book(market, orjson.dumps(msg), (begin, m.book_nonce))
 
     def set_phantom_bid(self, market: int) -> int:
@@ -493,8 +543,10 @@ class Simulator:
     def _breach_response(b: Breach) -> web.Response:
         return web.Response(
             body=orjson.dumps({"code": b.code, "message": E.MESSAGES[E.TOO_MANY_REQUESTS]}),
-            status=b.status, content_type="application/json",
-            headers={"Retry-After": str(b.retry_after_s)})
+            status=b.status,
+            content_type="application/json",
+            headers={"Retry-After": str(b.retry_after_s)},
+        )
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -526,9 +578,12 @@ class Simulator:
                     await self._handle(request, handler)
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
             code = E.TOO_MANY_REQUESTS if status == 429 else E.INTERNAL
-            return web.Response(body=orjson.dumps({"code": code, "message": E.MESSAGES[code]}),
-                                status=status, content_type="application/json",
-                                headers=headers)
+            return web.Response(
+                body=orjson.dumps({"code": code, "message": E.MESSAGES[code]}),
+                status=status,
+                content_type="application/json",
+                headers=headers,
+            )
         return await self._handle(request, handler)
 
     @staticmethod
@@ -537,11 +592,13 @@ class Simulator:
             resp: web.StreamResponse = await handler(request)
             return resp
         except VenueError as exc:
-            return web.json_response(exc.to_json(), status=getattr(exc, "status", 400),
-                                     dumps=_dumps)
+            return web.json_response(
+                exc.to_json(), status=getattr(exc, "status", 400), dumps=_dumps
+            )
         except (ValueError, KeyError) as exc:
-            err = VenueError(E.INVALID_TX_INFO if request.method == "POST" else E.NOT_FOUND,
-                             str(exc))
+            err = VenueError(
+                E.INVALID_TX_INFO if request.method == "POST" else E.NOT_FOUND, str(exc)
+            )
             return web.json_response(err.to_json(), status=400, dumps=_dumps)
 
     @staticmethod
@@ -571,8 +628,7 @@ class Simulator:
 
     async def _order_book_details(self, request: web.Request) -> web.Response:
         details = [wire.order_book_detail(m) for m in self._markets_for(request)]
-        return self._ok({"code": 200, "order_book_details": details,
-                         "spot_order_book_details": []})
+        return self._ok({"code": 200, "order_book_details": details, "spot_order_book_details": []})
 
     async def _order_book_orders(self, request: web.Request) -> web.Response:
         mid = self._int(request.query, "market_id")
@@ -582,13 +638,15 @@ class Simulator:
         self.exchange.poll()
         asks = self.exchange.book_orders(mid, True)
         bids = self.exchange.book_orders(mid, False)
-        return self._ok({
-            "code": 200,
-            "total_asks": len(asks[:limit]),
-            "asks": [wire.simple_order_json(self.exchange, o) for o in asks[:limit]],
-            "total_bids": len(bids[:limit]),
-            "bids": [wire.simple_order_json(self.exchange, o) for o in bids[:limit]],
-        })
+        return self._ok(
+            {
+                "code": 200,
+                "total_asks": len(asks[:limit]),
+                "asks": [wire.simple_order_json(self.exchange, o) for o in asks[:limit]],
+                "total_bids": len(bids[:limit]),
+                "bids": [wire.simple_order_json(self.exchange, o) for o in bids[:limit]],
+            }
+        )
 
     async def _recent_trades(self, request: web.Request) -> web.Response:
         mid = self._int(request.query, "market_id")
@@ -598,13 +656,15 @@ class Simulator:
         if mid not in self.exchange.markets:
             raise VenueError(E.INVALID_MARKET_INDEX, str(mid))
         trades = list(self.exchange.markets[mid].trades)[-limit:][::-1]
-        return self._ok({"code": 200,
-                         "trades": [wire.trade_json(self.exchange, t) for t in trades]})
+        return self._ok(
+            {"code": 200, "trades": [wire.trade_json(self.exchange, t) for t in trades]}
+        )
 
     async def _next_nonce(self, request: web.Request) -> web.Response:
         self.exchange.poll()
-        nonce = self.exchange.next_nonce(self._int(request.query, "account_index"),
-                                         self._int(request.query, "api_key_index"))
+        nonce = self.exchange.next_nonce(
+            self._int(request.query, "account_index"), self._int(request.query, "api_key_index")
+        )
         return self._ok({"code": 200, "nonce": nonce})
 
     async def _apikeys(self, request: web.Request) -> web.Response:
@@ -614,9 +674,21 @@ class Simulator:
             keys = sorted(acct.keys.values(), key=lambda k: k.index)
         else:
             keys = [self.exchange._key(acct, idx, create=False)]
-        return self._ok({"code": 200, "api_keys": [
-            {"account_index": acct.index, "api_key_index": k.index, "nonce": k.nonce,
-             "public_key": k.public_key, "transaction_time": 0} for k in keys]})
+        return self._ok(
+            {
+                "code": 200,
+                "api_keys": [
+                    {
+                        "account_index": acct.index,
+                        "api_key_index": k.index,
+                        "nonce": k.nonce,
+                        "public_key": k.public_key,
+                        "transaction_time": 0,
+                    }
+                    for k in keys
+                ],
+            }
+        )
 
     async def _account(self, request: web.Request) -> web.Response:
         by = request.query.get("by", "index")
@@ -630,8 +702,14 @@ class Simulator:
         else:
             raise VenueError(E.INVALID_TX_INFO, "by must be index or l1_address")
         self.exchange.poll()
-        return self._ok({"code": 200, "total": len(accts), "next_cursor": "",
-                         "accounts": [wire.account_json(self.exchange, a) for a in accts]})
+        return self._ok(
+            {
+                "code": 200,
+                "total": len(accts),
+                "next_cursor": "",
+                "accounts": [wire.account_json(self.exchange, a) for a in accts],
+            }
+        )
 
     async def _active_orders(self, request: web.Request) -> web.Response:
         account = self._int(request.query, "account_index")
@@ -643,8 +721,13 @@ class Simulator:
             raise VenueError(E.INVALID_MARKET_INDEX, str(mid))
         self.exchange.poll()
         orders = self.exchange.open_orders(account, mid)
-        return self._ok({"code": 200, "next_cursor": "",
-                         "orders": [wire.order_json(self.exchange, o) for o in orders]})
+        return self._ok(
+            {
+                "code": 200,
+                "next_cursor": "",
+                "orders": [wire.order_json(self.exchange, o) for o in orders],
+            }
+        )
 
     async def _inactive_orders(self, request: web.Request) -> web.Response:
         account = self._int(request.query, "account_index")
@@ -671,8 +754,13 @@ class Simulator:
                 break
         else:
             nxt = ""
-        return self._ok({"code": 200, "next_cursor": nxt,
-                         "orders": [wire.order_json(self.exchange, o) for o in out]})
+        return self._ok(
+            {
+                "code": 200,
+                "next_cursor": nxt,
+                "orders": [wire.order_json(self.exchange, o) for o in out],
+            }
+        )
 
     async def _account_orders(self, request: web.Request) -> web.Response:
         account = self._int(request.query, "account_index")
@@ -687,8 +775,13 @@ class Simulator:
         self.exchange.poll()
         acct = self.exchange.account(account)
         found = [acct.last_by_coi[c] for c in cois if c in acct.last_by_coi]
-        return self._ok({"code": 200, "next_cursor": "",
-                         "orders": [wire.order_json(self.exchange, o) for o in found]})
+        return self._ok(
+            {
+                "code": 200,
+                "next_cursor": "",
+                "orders": [wire.order_json(self.exchange, o) for o in found],
+            }
+        )
 
     async def _tx(self, request: web.Request) -> web.Response:
         if request.query.get("by", "hash") != "hash":
@@ -699,14 +792,17 @@ class Simulator:
             raise VenueError(E.TX_NOT_FOUND)
         return self._ok(wire.tx_json(self.exchange, rec))
 
-
     def _send_resp(self, recs: list[TxRecord], batch: bool) -> dict[str, Any]:
         due = max(r.due_ns for r in recs)
         predicted = self.clock.wall_ms() + max(0, due - self.clock.monotonic_ns()) // 1_000_000
         hashes: Any = [r.hash for r in recs] if batch else recs[0].hash
-        return {"code": 200, "message": RATE_LIMIT_MESSAGE, "tx_hash": hashes,
-                "predicted_execution_time_ms": predicted,
-                "volume_quota_remaining": self.exchange.quota_remaining(recs[0].account)}
+        return {
+            "code": 200,
+            "message": RATE_LIMIT_MESSAGE,
+            "tx_hash": hashes,
+            "predicted_execution_time_ms": predicted,
+            "volume_quota_remaining": self.exchange.quota_remaining(recs[0].account),
+        }
 
     def submit(self, tx_type: int, tx_info: Any) -> dict[str, Any]:
         """sendTx: accept (RespSendTx body) or raise VenueError."""
@@ -718,8 +814,9 @@ class Simulator:
         recs = self.run_engine(lambda: self.exchange.submit_batch(tx_types, tx_infos))
         return self._send_resp(recs, batch=True)
 
-    async def _rest_send(self, request: web.Request, fn: Callable[[], dict[str, Any]]
-                         ) -> web.Response:
+    async def _rest_send(
+        self, request: web.Request, fn: Callable[[], dict[str, Any]]
+    ) -> web.Response:
         """Run a sendTx/sendTxBatch under the ack faults (delayed, lost with or without
         execution); a lost REST ack resets the connection."""
         fault = self.faults.take_ack_fault()
@@ -729,8 +826,9 @@ class Simulator:
         try:
             resp = self._ok(fn())
         except VenueError as exc:
-            resp = web.json_response(exc.to_json(), status=getattr(exc, "status", 400),
-                                     dumps=_dumps)
+            resp = web.json_response(
+                exc.to_json(), status=getattr(exc, "status", 400), dumps=_dumps
+            )
         if fault is not None:
             if fault.lost:
                 _reset(request.transport)
@@ -780,16 +878,29 @@ class Simulator:
             return web.json_response({"ok": False, "error": _control_error(exc)}, status=400)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
-    def register_api_key(self, account: int, api_key_index: int, public_key: str | bytes,
-                         nonce: int | None = None,
-                         maker_only: bool | None = None) -> dict[str, Any]:
+    def register_api_key(
+        self,
+        account: int,
+        api_key_index: int,
+        public_key: str | bytes,
+        nonce: int | None = None,
+        maker_only: bool | None = None,
+    ) -> dict[str, Any]:
         """Register (or replace) the public key of (account, api_key_index), as a ChangePubKey
         would, maker-only or not (None: unchanged, False for a new slot); on the simulator's
         loop thread. Returns the slot as `apikeys` shows it, with its maker_only flag."""
-        key = self.run_engine(lambda: self.exchange.register_api_key(
-            account, api_key_index, public_key, nonce, maker_only))
-        return {"account_index": account, "api_key_index": key.index, "nonce": key.nonce,
-                "public_key": key.public_key, "maker_only": key.maker_only}
+        key = self.run_engine(
+            lambda: self.exchange.register_api_key(
+                account, api_key_index, public_key, nonce, maker_only
+            )
+        )
+        return {
+            "account_index": account,
+            "api_key_index": key.index,
+            "nonce": key.nonce,
+            "public_key": key.public_key,
+            "maker_only": key.maker_only,
+        }
 
     async def _control_api_key(self, request: web.Request) -> web.Response:
         """`POST /_sim/api_keys` {"account_index", "api_key_index", "public_key"[, "nonce"]
@@ -820,11 +931,13 @@ class Simulator:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
-    def set_volume_quota(self, account: int, remaining: int, free_now: bool = False
-                         ) -> dict[str, Any]:
+    def set_volume_quota(
+        self, account: int, remaining: int, free_now: bool = False
+    ) -> dict[str, Any]:
         """Set an account's volume quota (tests); on the loop thread. Returns its truth."""
-        self.run_engine(lambda: self.exchange.set_volume_quota(account, remaining,
-                                                               free_now=free_now))
+        self.run_engine(
+            lambda: self.exchange.set_volume_quota(account, remaining, free_now=free_now)
+        )
         return self.exchange.volume_quota(account)
 
     async def _control_volume_quota(self, request: web.Request) -> web.Response:
@@ -891,16 +1004,24 @@ class Simulator:
                     raise ValueError("the simulator is not serving")
                 out = self.loop_lag.lag.status()
             elif name == "time":
-                out = {"monotonic_ns": self.clock.monotonic_ns(), "wall_ms": self.clock.wall_ms(),
-                       "scale": self.clock.scale}
+                out = {
+                    "monotonic_ns": self.clock.monotonic_ns(),
+                    "wall_ms": self.clock.wall_ms(),
+                    "scale": self.clock.scale,
+                }
             else:
-                return web.json_response({"ok": False, "error": f"unknown truth {name!r}"},
-                                         status=404)
+                return web.json_response(
+                    {"ok": False, "error": f"unknown truth {name!r}"}, status=404
+                )
         except (ValueError, TypeError, KeyError, VenueError) as exc:
             return web.json_response({"ok": False, "error": _control_error(exc)}, status=400)
         if isinstance(out, list):
-            out = [dataclasses.asdict(x) if dataclasses.is_dataclass(x)
-                   and not isinstance(x, type) else x for x in out]
+            out = [
+                dataclasses.asdict(x)
+                if dataclasses.is_dataclass(x) and not isinstance(x, type)
+                else x
+                for x in out
+            ]
         elif dataclasses.is_dataclass(out) and not isinstance(out, type):
             out = dataclasses.asdict(out)
         return web.json_response({"ok": True, "result": out}, dumps=_dumps)
@@ -918,13 +1039,16 @@ class Simulator:
         await ws.prepare(request)
         transport = request.transport
         assert transport is not None
-        conn = _Conn(self, self._next_conn_id, ws, transport, remote,
-                     self.clock.monotonic_ns())
+        conn = _Conn(self, self._next_conn_id, ws, transport, remote, self.clock.monotonic_ns())
         self._next_conn_id += 1
         self._conns.add(conn)
         pinger = self.spawn(self._pinger(conn))
-        conn.send({"session_id": uuid.UUID(int=self.exchange.rng.getrandbits(128)).hex,
-                   "type": "connected"})
+        conn.send(
+            {
+                "session_id": uuid.UUID(int=self.exchange.rng.getrandbits(128)).hex,
+                "type": "connected",
+            }
+        )
         try:
             async for msg in ws:
                 conn.last_rx_ns = self.clock.monotonic_ns()
@@ -996,8 +1120,7 @@ class Simulator:
                 await conn.ws.close(code=code, message=why)
                 return
 
-    def _error(self, conn: _Conn, code: int, detail: str = "", channel: str | None = None
-               ) -> None:
+    def _error(self, conn: _Conn, code: int, detail: str = "", channel: str | None = None) -> None:
         msg = E.MESSAGES.get(code, "error") + detail
         frame: dict[str, Any] = {"type": "error", "code": code, "message": msg}
         if channel is not None:
@@ -1005,8 +1128,11 @@ class Simulator:
         conn.send(frame)
 
     def _breach_frame(self, conn: _Conn, kind: Any, b: Breach) -> None:
-        body = {"code": b.code, "message": E.MESSAGES[E.TOO_MANY_REQUESTS],
-                "retry_after": b.retry_after_s}
+        body = {
+            "code": b.code,
+            "message": E.MESSAGES[E.TOO_MANY_REQUESTS],
+            "retry_after": b.retry_after_s,
+        }
         if kind in ("jsonapi/sendtx", "jsonapi/sendtxbatch"):
             conn.send({"type": kind, "data": body})
         else:
@@ -1077,6 +1203,7 @@ class Simulator:
         elif fault.lost:
             lim.ws_request_done(conn.remote)
         else:
+
             def later() -> None:
                 lim.ws_request_done(conn.remote)
                 conn.send(frame)
@@ -1150,8 +1277,17 @@ class Simulator:
         """A delta that ends at the current nonce (already in the snapshot that follows)."""
         m = self.exchange.markets[market]
         asks, bids = self.exchange.levels(market)
-        return self._book_msg("update/order_book", key, m, asks[:1], bids[:1],
-                              m.book_nonce - 1, m.book_nonce, m.offset, self.clock.wall_ms())
+        return self._book_msg(
+            "update/order_book",
+            key,
+            m,
+            asks[:1],
+            bids[:1],
+            m.book_nonce - 1,
+            m.book_nonce,
+            m.offset,
+            self.clock.wall_ms(),
+        )
 
     def _unsubscribe(self, conn: _Conn, msg: dict[str, Any]) -> None:
         parsed = self._parse_channel(msg.get("channel"))
@@ -1179,16 +1315,25 @@ class Simulator:
         if kind == "trade":
             m = ex.markets[args[0]]
             trades = list(m.trades)[-50:]
-            return {"channel": key, "liquidation_trades": [], "nonce": m.book_nonce,
-                    "trades": [wire.trade_json(ex, t) for t in trades], "type": typ}
+            return {
+                "channel": key,
+                "liquidation_trades": [],
+                "nonce": m.book_nonce,
+                "trades": [wire.trade_json(ex, t) for t in trades],
+                "type": typ,
+            }
         if kind == "market_stats":
             return self._stats_msg(typ, key, args, now)
         account = args[-1]
         if kind == "account_orders":
             orders = ex.open_orders(account, args[0])
-            return {"type": typ, "channel": key, "account": account,
-                    "nonce": ex.markets[args[0]].book_nonce,
-                    "orders": {str(args[0]): [wire.order_json(ex, o) for o in orders]}}
+            return {
+                "type": typ,
+                "channel": key,
+                "account": account,
+                "nonce": ex.markets[args[0]].book_nonce,
+                "orders": {str(args[0]): [wire.order_json(ex, o) for o in orders]},
+            }
         if kind == "account_all_orders":
             grouped: dict[str, list[Any]] = {}
             for o in ex.open_orders(account):
@@ -1199,25 +1344,45 @@ class Simulator:
             volume = 0
             for t in ex.fills(account)[-50:]:
                 by_market.setdefault(str(t["market_id"]), []).append(
-                    wire.trade_json(ex, t, account))
+                    wire.trade_json(ex, t, account)
+                )
             for t in ex.fills(account):
                 volume += t["usd_amount"]
             vol = volume / 1_000_000
-            return {"type": typ, "channel": key, "trades": by_market, "total_volume": vol,
-                    "monthly_volume": vol, "weekly_volume": vol, "daily_volume": vol}
+            return {
+                "type": typ,
+                "channel": key,
+                "trades": by_market,
+                "total_volume": vol,
+                "monthly_volume": vol,
+                "weekly_volume": vol,
+                "daily_volume": vol,
+            }
         return self._account_msg(kind, typ, key, account, now)
 
-    def _account_msg(self, kind: str, typ: str, key: str, account: int, now: int
-                     ) -> dict[str, Any]:
+    def _account_msg(self, kind: str, typ: str, key: str, account: int, now: int) -> dict[str, Any]:
         ex = self.exchange
         acct = ex.accounts[account]
         if kind == "account_all_positions":
-            positions = {str(mid): wire.position_json(ex, acct, mid)
-                         for mid, p in sorted(acct.positions.items()) if p.size}
-            return {"type": typ, "channel": key, "positions": positions, "shares": [],
-                    "last_funding_round": None, "last_funding_discount": None}
-        return {"channel": key, "stats": wire.user_stats_json(ex, acct), "timestamp": now,
-                "type": typ}
+            positions = {
+                str(mid): wire.position_json(ex, acct, mid)
+                for mid, p in sorted(acct.positions.items())
+                if p.size
+            }
+            return {
+                "type": typ,
+                "channel": key,
+                "positions": positions,
+                "shares": [],
+                "last_funding_round": None,
+                "last_funding_discount": None,
+            }
+        return {
+            "channel": key,
+            "stats": wire.user_stats_json(ex, acct),
+            "timestamp": now,
+            "type": typ,
+        }
 
     def _stats_msg(self, typ: str, key: str, args: list[int], now: int) -> dict[str, Any]:
         ex = self.exchange
@@ -1228,9 +1393,17 @@ class Simulator:
         return {"channel": key, "market_stats": stats, "timestamp": now, "type": typ}
 
     @staticmethod
-    def _book_msg(typ: str, key: str, m: Any, asks: list[tuple[int, int]],
-                  bids: list[tuple[int, int]], begin: int, nonce: int, offset: int, now: int
-                  ) -> dict[str, Any]:
+    def _book_msg(
+        typ: str,
+        key: str,
+        m: Any,
+        asks: list[tuple[int, int]],
+        bids: list[tuple[int, int]],
+        begin: int,
+        nonce: int,
+        offset: int,
+        now: int,
+    ) -> dict[str, Any]:
         updated_us = now * 1000
         return {
             "channel": key,
@@ -1248,7 +1421,6 @@ class Simulator:
             "timestamp": now,
             "type": typ,
         }
-
 
     def _publish(self, key: str, obj: dict[str, Any]) -> None:
         conns = self._subs.get(key)
@@ -1285,7 +1457,8 @@ class Simulator:
             now = self.clock.monotonic_ns()
             try:
                 self._book_timer = self.clock.call_later(
-                    (step - now % step) / 1e9, self.flush_books)
+                    (step - now % step) / 1e9, self.flush_books
+                )
             except RuntimeError:  # no running loop (engine driven directly): publish now
                 self.flush_books()
 
@@ -1305,9 +1478,17 @@ class Simulator:
             key = f"order_book:{mid}"
             if not self._subs.get(key):
                 continue
-            msg = self._book_msg("update/order_book", key, self.exchange.markets[mid],
-                                 sorted(asks.items()), sorted(bids.items(), reverse=True),
-                                 begin, nonce, offset, now)
+            msg = self._book_msg(
+                "update/order_book",
+                key,
+                self.exchange.markets[mid],
+                sorted(asks.items()),
+                sorted(bids.items(), reverse=True),
+                begin,
+                nonce,
+                offset,
+                now,
+            )
             self._publish_book(mid, orjson.dumps(msg), (begin, nonce))
 
     def pump(self) -> None:
@@ -1331,8 +1512,9 @@ class Simulator:
                         continue
                     asks, bids, begin, nonce, offset = ev.payload
                     m = ex.markets[ev.market]
-                    msg = self._book_msg("update/order_book", key, m, asks, bids, begin, nonce,
-                                         offset, now)
+                    msg = self._book_msg(
+                        "update/order_book", key, m, asks, bids, begin, nonce, offset, now
+                    )
                     self._publish_book(ev.market, orjson.dumps(msg), (begin, nonce))
             elif kind == "trade":
                 assert ev.market is not None  # a trade is of one market
@@ -1342,15 +1524,27 @@ class Simulator:
                 if subs.get(key):
                     tj = [wire.trade_json(ex, t)]
                     liq = t.get("kind") == "liquidation"
-                    self._publish(key, {"channel": key, "liquidation_trades": tj if liq else [],
-                                        "nonce": m.book_nonce, "trades": [] if liq else tj,
-                                        "type": "update/trade"})
+                    self._publish(
+                        key,
+                        {
+                            "channel": key,
+                            "liquidation_trades": tj if liq else [],
+                            "nonce": m.book_nonce,
+                            "trades": [] if liq else tj,
+                            "type": "update/trade",
+                        },
+                    )
                 for acct in {t["ask_account_id"], t["bid_account_id"]}:
                     key = f"account_all_trades:{acct}"
                     if subs.get(key):
-                        self._publish(key, {"type": "update/account_all_trades", "channel": key,
-                                            "trades": {str(ev.market):
-                                                       [wire.trade_json(ex, t, acct)]}})
+                        self._publish(
+                            key,
+                            {
+                                "type": "update/account_all_trades",
+                                "channel": key,
+                                "trades": {str(ev.market): [wire.trade_json(ex, t, acct)]},
+                            },
+                        )
             elif kind == "order":
                 o = ev.payload
                 key = f"account_orders:{o.market}:{o.account}"
@@ -1359,13 +1553,25 @@ class Simulator:
                     continue
                 body = wire.order_json(ex, o)
                 if subs.get(key):
-                    self._publish(key, {"type": "update/account_orders", "channel": key,
-                                        "account": o.account,
-                                        "nonce": ex.markets[o.market].book_nonce,
-                                        "orders": {str(o.market): [body]}})
+                    self._publish(
+                        key,
+                        {
+                            "type": "update/account_orders",
+                            "channel": key,
+                            "account": o.account,
+                            "nonce": ex.markets[o.market].book_nonce,
+                            "orders": {str(o.market): [body]},
+                        },
+                    )
                 if subs.get(key2):
-                    self._publish(key2, {"type": "update/account_all_orders", "channel": key2,
-                                         "orders": {str(o.market): [body]}})
+                    self._publish(
+                        key2,
+                        {
+                            "type": "update/account_all_orders",
+                            "channel": key2,
+                            "orders": {str(o.market): [body]},
+                        },
+                    )
             elif kind == "account":
                 accounts[ev.account] = None  # type: ignore[index]
             elif kind == "market":
@@ -1381,8 +1587,10 @@ class Simulator:
                 if subs.get(key):
                     self._publish(key, self._stats_msg("update/market_stats", key, [mid], now))
             if subs.get("market_stats:all"):
-                self._publish("market_stats:all", self._stats_msg(
-                    "update/market_stats", "market_stats:all", [], now))
+                self._publish(
+                    "market_stats:all",
+                    self._stats_msg("update/market_stats", "market_stats:all", [], now),
+                )
 
 
 def _control_error(exc: BaseException) -> str:

@@ -24,9 +24,12 @@ class SimThread:
             st.call(lambda sim: sim.truth.open_orders())
     """
 
-    def __init__(self, config: SimConfig | None = None,
-                 clock: TimeSource | SimClock | None = None,
-                 start_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        clock: TimeSource | SimClock | None = None,
+        start_timeout_s: float = 10.0,
+    ) -> None:
         self._config = config
         self._clock = clock
         self._timeout = start_timeout_s
@@ -76,13 +79,19 @@ class SimThread:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout_s)
 
-    def register_api_key(self, account: int, api_key_index: int, public_key: str | bytes,
-                         nonce: int | None = None,
-                         maker_only: bool | None = None) -> dict[str, Any]:
+    def register_api_key(
+        self,
+        account: int,
+        api_key_index: int,
+        public_key: str | bytes,
+        nonce: int | None = None,
+        maker_only: bool | None = None,
+    ) -> dict[str, Any]:
         """Register (or replace) the public key of (account, api_key_index): see
         `Simulator.register_api_key`."""
-        return self.call(lambda sim: sim.register_api_key(account, api_key_index, public_key,
-                                                          nonce, maker_only))
+        return self.call(
+            lambda sim: sim.register_api_key(account, api_key_index, public_key, nonce, maker_only)
+        )
 
     @property
     def rest_url(self) -> str:

@@ -106,22 +106,36 @@ class RequestLog:
 
 
 def _order(o: Order) -> OrderTruth:
-    return OrderTruth(o.order_index, o.client_order_index, o.account, o.market, o.is_ask,
-                      o.price, o.initial, o.remaining, o.filled_base, o.status, o.tif,
-                      o.reduce_only, o.expiry_ms)
+    return OrderTruth(
+        o.order_index,
+        o.client_order_index,
+        o.account,
+        o.market,
+        o.is_ask,
+        o.price,
+        o.initial,
+        o.remaining,
+        o.filled_base,
+        o.status,
+        o.tif,
+        o.reduce_only,
+        o.expiry_ms,
+    )
 
 
 class Truth:
     """Read-only view of the venue's state (call on the simulator's event-loop thread)."""
 
-    def __init__(self, exchange: Exchange, requests: RequestLog,
-                 sim: Simulator | None = None) -> None:
+    def __init__(
+        self, exchange: Exchange, requests: RequestLog, sim: Simulator | None = None
+    ) -> None:
         self._ex = exchange
         self._requests = requests
         self._sim = sim
 
-    def open_orders(self, account: int | None = None, market: int | None = None
-                    ) -> list[OrderTruth]:
+    def open_orders(
+        self, account: int | None = None, market: int | None = None
+    ) -> list[OrderTruth]:
         """Resting orders, oldest first."""
         return [_order(o) for o in self._ex.open_orders(account, market)]
 
@@ -143,17 +157,34 @@ class Truth:
         for t in self._ex.fills(account, market):
             maker_is_ask = t["is_maker_ask"]
             maker, taker = (t["ask"], t["bid"]) if maker_is_ask else (t["bid"], t["ask"])
-            out.append(FillTruth(t["trade_id"], t["market_id"], t["price"], t["size"],
-                                 maker.account, taker.account, maker.order_index,
-                                 taker.order_index, maker_is_ask, t["maker_fee_paid"],
-                                 t["taker_fee_paid"], t["timestamp"]))
+            out.append(
+                FillTruth(
+                    t["trade_id"],
+                    t["market_id"],
+                    t["price"],
+                    t["size"],
+                    maker.account,
+                    taker.account,
+                    maker.order_index,
+                    taker.order_index,
+                    maker_is_ask,
+                    t["maker_fee_paid"],
+                    t["taker_fee_paid"],
+                    t["timestamp"],
+                )
+            )
         return out
 
     def position(self, account: int, market: int) -> PositionTruth:
         acct = self._ex.account(account)
         p = acct.positions.get(market) or Position()
-        return PositionTruth(p.size, p.entry_quote, p.realized_pnl,
-                             self._ex.unrealized_pnl(acct, market), p.fees_paid)
+        return PositionTruth(
+            p.size,
+            p.entry_quote,
+            p.realized_pnl,
+            self._ex.unrealized_pnl(acct, market),
+            p.fees_paid,
+        )
 
     def leverage(self, account: int, market: int) -> tuple[int, int]:
         """(initial margin fraction in 1e-4, margin mode) of the account in a market."""
@@ -194,15 +225,20 @@ class Truth:
         injection, and when faults acted or ended."""
         if self._sim is None:
             return []
-        return [r for r in self._sim.faults.log
-                if (kind is None or r.kind == kind) and (phase is None or r.phase == phase)]
+        return [
+            r
+            for r in self._sim.faults.log
+            if (kind is None or r.kind == kind) and (phase is None or r.phase == phase)
+        ]
 
     def connections(self) -> list[dict[str, Any]]:
         """Open WebSocket connections: id, client address, channels, stalled."""
         if self._sim is None:
             return []
-        return [{"id": c.id, "remote": c.remote, "subs": sorted(c.subs), "stalled": c.stalled}
-                for c in sorted(self._sim.open_connections(), key=lambda c: c.id)]
+        return [
+            {"id": c.id, "remote": c.remote, "subs": sorted(c.subs), "stalled": c.stalled}
+            for c in sorted(self._sim.open_connections(), key=lambda c: c.id)
+        ]
 
     def book(self, market: int, nonce: int | None = None) -> dict[str, Any]:
         """The aggregated book of `market` as the order_book channel publishes it:
@@ -217,8 +253,12 @@ class Truth:
             nonce = m.book_nonce
         else:
             asks, bids = ex.book_at(market, nonce)
-        return {"market": market, "nonce": nonce, "asks": [[p, s] for p, s in asks],
-                "bids": [[p, s] for p, s in bids]}
+        return {
+            "market": market,
+            "nonce": nonce,
+            "asks": [[p, s] for p, s in asks],
+            "bids": [[p, s] for p, s in bids],
+        }
 
     def volume_quota(self, account: int) -> dict[str, Any]:
         """An account's volume quota: remaining, cap, the free allowance and counters."""

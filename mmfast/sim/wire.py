@@ -90,42 +90,44 @@ def order_book_detail(m: MarketState) -> dict[str, Any]:
     s = m.spec
     out = order_book_summary(m)
     last = m.last_trade_price or m.mark_price
-    out.update({
-        "size_decimals": s.size_decimals,
-        "price_decimals": s.price_decimals,
-        "quote_multiplier": 1,
-        "default_initial_margin_fraction": s.default_initial_margin_fraction,
-        "min_initial_margin_fraction": s.min_initial_margin_fraction,
-        "maintenance_margin_fraction": s.maintenance_margin_fraction,
-        "closeout_margin_fraction": s.closeout_margin_fraction,
-        "last_trade_price": _float(m.last_trade_price, s.price_decimals),
-        "daily_trades_count": m.trade_count,
-        "daily_base_token_volume": _float(m.base_volume, s.size_decimals),
-        "daily_quote_token_volume": _float(m.quote_volume, USDC),
-        "daily_price_low": _float(last, s.price_decimals),
-        "daily_price_high": _float(last, s.price_decimals),
-        "daily_price_change": 0.0,
-        "open_interest": _float(m.open_interest, s.size_decimals),
-        "daily_chart": {},
-        "market_config": {
-            "market_margin_mode": 0,
-            "insurance_fund_account_index": 281474976710655,
-            "liquidation_mode": 0,
-            "force_reduce_only": False,
-            "trading_hours": "",
-            "funding_fee_discounts_enabled": False,
-            "hidden": False,
-            "rfq_enabled": False,
-        },
-        "strategy_index": 0,
-        "funding_clamp_small": "0.0500",
-        "funding_clamp_big": "4.0000",
-        "base_interest_rate": "0.0100",
-        "mark_price": _px(m, m.mark_price),
-        "index_price": _px(m, m.mark_price),
-        "market_flags": 0,
-        "funding_premium_multiplier": 0,
-    })
+    out.update(
+        {
+            "size_decimals": s.size_decimals,
+            "price_decimals": s.price_decimals,
+            "quote_multiplier": 1,
+            "default_initial_margin_fraction": s.default_initial_margin_fraction,
+            "min_initial_margin_fraction": s.min_initial_margin_fraction,
+            "maintenance_margin_fraction": s.maintenance_margin_fraction,
+            "closeout_margin_fraction": s.closeout_margin_fraction,
+            "last_trade_price": _float(m.last_trade_price, s.price_decimals),
+            "daily_trades_count": m.trade_count,
+            "daily_base_token_volume": _float(m.base_volume, s.size_decimals),
+            "daily_quote_token_volume": _float(m.quote_volume, USDC),
+            "daily_price_low": _float(last, s.price_decimals),
+            "daily_price_high": _float(last, s.price_decimals),
+            "daily_price_change": 0.0,
+            "open_interest": _float(m.open_interest, s.size_decimals),
+            "daily_chart": {},
+            "market_config": {
+                "market_margin_mode": 0,
+                "insurance_fund_account_index": 281474976710655,
+                "liquidation_mode": 0,
+                "force_reduce_only": False,
+                "trading_hours": "",
+                "funding_fee_discounts_enabled": False,
+                "hidden": False,
+                "rfq_enabled": False,
+            },
+            "strategy_index": 0,
+            "funding_clamp_small": "0.0500",
+            "funding_clamp_big": "4.0000",
+            "base_interest_rate": "0.0100",
+            "mark_price": _px(m, m.mark_price),
+            "index_price": _px(m, m.mark_price),
+            "market_flags": 0,
+            "funding_premium_multiplier": 0,
+        }
+    )
     return out
 
 
@@ -332,9 +334,13 @@ def account_json(ex: Exchange, acct: Account) -> dict[str, Any]:
     equity = ex.equity(acct)
     imr = ex.initial_margin(acct)
     mmr = sum(
-        abs(p.size) * ex.markets[mid].mark_price * ex.markets[mid].spec.quote_scale
-        * ex.markets[mid].spec.maintenance_margin_fraction // 10_000
-        for mid, p in acct.positions.items())
+        abs(p.size)
+        * ex.markets[mid].mark_price
+        * ex.markets[mid].spec.quote_scale
+        * ex.markets[mid].spec.maintenance_margin_fraction
+        // 10_000
+        for mid, p in acct.positions.items()
+    )
     return {
         "code": 0,
         "account_type": 0,
@@ -359,15 +365,17 @@ def account_json(ex: Exchange, acct: Account) -> dict[str, Any]:
         "created_at": 0,
         "metadata": {"color": ""},
         "positions": [position_json(ex, acct, mid) for mid in position_markets(acct)],
-        "assets": [{
-            "symbol": "USDC",
-            "asset_id": 3,
-            "balance": _usd(acct.collateral),
-            "locked_balance": "0.000000",
-            "margin_mode": "disabled",
-            "margin_balance": _usd(equity),
-            "multiplier": "1",
-        }],
+        "assets": [
+            {
+                "symbol": "USDC",
+                "asset_id": 3,
+                "balance": _usd(acct.collateral),
+                "locked_balance": "0.000000",
+                "margin_mode": "disabled",
+                "margin_balance": _usd(equity),
+                "multiplier": "1",
+            }
+        ],
         "total_asset_value": _usd(equity),
         "cross_asset_value": _usd(equity),
         "cross_initial_margin_requirement": _usd(imr),
@@ -394,8 +402,10 @@ def account_json(ex: Exchange, acct: Account) -> dict[str, Any]:
 def user_stats_json(ex: Exchange, acct: Account) -> dict[str, Any]:
     equity = ex.equity(acct)
     imr = ex.initial_margin(acct)
-    notional = sum(abs(p.size) * ex.markets[mid].mark_price * ex.markets[mid].spec.quote_scale
-                   for mid, p in acct.positions.items())
+    notional = sum(
+        abs(p.size) * ex.markets[mid].mark_price * ex.markets[mid].spec.quote_scale
+        for mid, p in acct.positions.items()
+    )
     leverage = div_round(notional * 100, equity) if equity > 0 else 0
     usage = div_round(imr * 10_000, equity) if equity > 0 else 0
     stats = {
@@ -406,8 +416,12 @@ def user_stats_json(ex: Exchange, acct: Account) -> dict[str, Any]:
         "margin_usage": fmt_fixed(usage, 2),
         "portfolio_value": _usd(equity),
     }
-    return {"account_trading_mode": 0, **stats, "cross_stats": dict(stats),
-            "total_stats": dict(stats)}
+    return {
+        "account_trading_mode": 0,
+        **stats,
+        "cross_stats": dict(stats),
+        "total_stats": dict(stats),
+    }
 
 
 def tx_json(ex: Exchange, rec: TxRecord) -> dict[str, Any]:

@@ -107,9 +107,14 @@ def rules_from_market_info(info: Any) -> MarketRules:
     # micro-USDC -> tick x lot units, rounded up so an order passing here passes at the venue.
     scale = 10 ** (pd + sd)
     min_notional = -((-info.min_quote_micro * scale) // 1_000_000)
-    return MarketRules(market=info.market_id, price_decimals=pd, size_decimals=sd,
-                       min_size_lots=max(1, info.min_base_lots), min_notional=min_notional,
-                       initial_margin_bps=max(1, min(10_000, info.default_imf_1e4 or 10_000)))
+    return MarketRules(
+        market=info.market_id,
+        price_decimals=pd,
+        size_decimals=sd,
+        min_size_lots=max(1, info.min_base_lots),
+        min_notional=min_notional,
+        initial_margin_bps=max(1, min(10_000, info.default_imf_1e4 or 10_000)),
+    )
 
 
 class StrategyBase:
@@ -165,8 +170,9 @@ class StrategyBase:
         self.busy: set[int] = set()  # cois with a modify/cancel call in progress
         # Our orders as the venue's order stream shows them, and the modifies it has not
         # shown yet (the connector queues txs: an Order changes when the stream says so).
-        self.venue_orders = VenueOrders(view, market, self.orders,
-                                        now_ns=time.monotonic_ns, rules=rules)
+        self.venue_orders = VenueOrders(
+            view, market, self.orders, now_ns=time.monotonic_ns, rules=rules
+        )
         self.inflight = 0  # order txs of this market handed to the connector, not returned
         self.position = Position(market)  # fill-driven position, PnL and fees (micro-USDC)
         # Two views of the position, because the venue's trade and position streams are not
@@ -183,9 +189,16 @@ class StrategyBase:
         self.funding_micro = 0  # funding received (> 0) or paid, micro-USDC
         self.fills = 0  # fills of ours
         self.filled_lots = 0  # lots filled
-        self.counts: dict[str, int] = {"placed": 0, "modified": 0, "cancelled": 0,
-                                       "rejected": 0, "denied": 0, "send_errors": 0,
-                                       "cancel_alls": 0, "modify_to_cancel": 0}
+        self.counts: dict[str, int] = {
+            "placed": 0,
+            "modified": 0,
+            "cancelled": 0,
+            "rejected": 0,
+            "denied": 0,
+            "send_errors": 0,
+            "cancel_alls": 0,
+            "modify_to_cancel": 0,
+        }
         self.running = False
         self.last_fill_ns = 0  # monotonic ns of the last fill
         self.last_trade_ticks = 0  # last trade price seen (market, not only ours)
@@ -227,12 +240,14 @@ class StrategyBase:
         self.venue_orders.rules = self.rules  # the decimals of the venue's order stream
         if self.gate is None:
             assert self.risk_config is not None
-            self.gate = GateCore(RiskLimits.from_config(self.risk_config, self.rules),
-                                 self.rules)
+            self.gate = GateCore(RiskLimits.from_config(self.risk_config, self.rules), self.rules)
         if self.kill is None and self.risk_config is not None:
-            self.kill = KillSwitch(KillSwitchLimits.from_config(self.risk_config.kill_switch),
-                                   on_trip=self._on_kill_trip, on_resume=self._on_kill_resume,
-                                   now_ns=self.time.monotonic_ns)
+            self.kill = KillSwitch(
+                KillSwitchLimits.from_config(self.risk_config.kill_switch),
+                on_trip=self._on_kill_trip,
+                on_resume=self._on_kill_resume,
+                now_ns=self.time.monotonic_ns,
+            )
         elif self.kill is not None:
             self.kill.set_hooks(self._on_kill_trip, self._on_kill_resume)
         if view.book is not None:
@@ -364,11 +379,20 @@ class StrategyBase:
                 if self.kill is not None and order.status is not OrderStatus.PENDING_NEW:
                     self.kill.on_order_result(False, now)
         self._recount()
-        self.journal.write("order", coi=coi, side=order.side.name, price=order.price_ticks,
-                           size=order.size_lots, filled=order.filled_lots,
-                           status=order.status.name, reduce_only=order.reduce_only,
-                           reason=order.cancel_reason, px=self.px(order.price_ticks),
-                           qty=self.qty(order.size_lots), filled_qty=self.qty(order.filled_lots))
+        self.journal.write(
+            "order",
+            coi=coi,
+            side=order.side.name,
+            price=order.price_ticks,
+            size=order.size_lots,
+            filled=order.filled_lots,
+            status=order.status.name,
+            reduce_only=order.reduce_only,
+            reason=order.cancel_reason,
+            px=self.px(order.price_ticks),
+            qty=self.qty(order.size_lots),
+            filled_qty=self.qty(order.filled_lots),
+        )
         self.order_changed(order)
 
     def on_fill(self, fill: Fill) -> None:
@@ -393,13 +417,22 @@ class StrategyBase:
         if self.kill is not None:
             self.kill.on_fill(now)
         m2 = self._mid_x2()  # the mid as the bot saw it: the report's spread captured
-        self.journal.write("fill", trade_id=fill.trade_id, coi=fill.client_order_index,
-                           side=fill.side.name, price=fill.price_ticks, size=fill.size_lots,
-                           fee=fill.fee, maker=fill.is_maker,
-                           position=self.position_lots, px=self.px(fill.price_ticks),
-                           qty=self.qty(fill.size_lots),
-                           position_qty=self.qty(self.position_lots),
-                           mid=_half(m2), mid_px=self.px_x2(m2))
+        self.journal.write(
+            "fill",
+            trade_id=fill.trade_id,
+            coi=fill.client_order_index,
+            side=fill.side.name,
+            price=fill.price_ticks,
+            size=fill.size_lots,
+            fee=fill.fee,
+            maker=fill.is_maker,
+            position=self.position_lots,
+            px=self.px(fill.price_ticks),
+            qty=self.qty(fill.size_lots),
+            position_qty=self.qty(self.position_lots),
+            mid=_half(m2),
+            mid_px=self.px_x2(m2),
+        )
         if coi is not None and coi not in self.placed:
             # Not ours yet (place_limit has not returned): replayed when it does.
             self._unclaimed.setdefault(coi, []).append(fill)
@@ -431,10 +464,16 @@ class StrategyBase:
             self._disagree = (v, now)  # news from the venue: the grace starts again
             return
         if now - d[1] >= _POSITION_GRACE_NS:
-            _log.warning("position: the venue's %s and our fills' %s have differed for %.1f s;"
-                         " taking the venue's", self.qty(v), self.qty(f), (now - d[1]) / 1e9)
-            self.journal.write("position_rebase", venue=v, fills=f,
-                               venue_qty=self.qty(v), fills_qty=self.qty(f))
+            _log.warning(
+                "position: the venue's %s and our fills' %s have differed for %.1f s;"
+                " taking the venue's",
+                self.qty(v),
+                self.qty(f),
+                (now - d[1]) / 1e9,
+            )
+            self.journal.write(
+                "position_rebase", venue=v, fills=f, venue_qty=self.qty(v), fills_qty=self.qty(f)
+            )
             self.fill_position_lots = v
             self.position_rebases += 1
             self._disagree = None
@@ -495,10 +534,17 @@ class StrategyBase:
         if book is not None and book.in_sync():
             bid, ask = book.best_bid(), book.best_ask()
             m2 = self._mid_x2()
-            top = {"in_sync": True, "bid": bid or None, "ask": ask or None,
-                   "bid_size": book.best_bid_size(), "ask_size": book.best_ask_size(),
-                   "mid": _half(m2), "bid_px": self.px(bid) if bid else None,
-                   "ask_px": self.px(ask) if ask else None, "mid_px": self.px_x2(m2)}
+            top = {
+                "in_sync": True,
+                "bid": bid or None,
+                "ask": ask or None,
+                "bid_size": book.best_bid_size(),
+                "ask_size": book.best_ask_size(),
+                "mid": _half(m2),
+                "bid_px": self.px(bid) if bid else None,
+                "ask_px": self.px(ask) if ask else None,
+                "mid_px": self.px_x2(m2),
+            }
         bids, asks = self.live_quotes()
         pnl = None
         if pnl_micro is None and self.rules is not None and mark > 0:
@@ -506,13 +552,23 @@ class StrategyBase:
         if pnl_micro is not None:
             pnl = round(float(pnl_micro) / 1e6, 6)
         self.journal.write(
-            "market", **top, mark=mark or None, mark_px=self.px(mark) if mark else None,
-            our_bid=bids[0][0] if bids else None, our_bid_size=bids[0][1] if bids else 0,
-            our_bid_lots=sum(s for _, s in bids), our_bids=len(bids),
-            our_ask=asks[0][0] if asks else None, our_ask_size=asks[0][1] if asks else 0,
-            our_ask_lots=sum(s for _, s in asks), our_asks=len(asks),
-            position=self.position_lots, position_qty=self.qty(self.position_lots),
-            pnl_usdc=pnl, fees_usdc=self.position.fees_paid / 1e6)
+            "market",
+            **top,
+            mark=mark or None,
+            mark_px=self.px(mark) if mark else None,
+            our_bid=bids[0][0] if bids else None,
+            our_bid_size=bids[0][1] if bids else 0,
+            our_bid_lots=sum(s for _, s in bids),
+            our_bids=len(bids),
+            our_ask=asks[0][0] if asks else None,
+            our_ask_size=asks[0][1] if asks else 0,
+            our_ask_lots=sum(s for _, s in asks),
+            our_asks=len(asks),
+            position=self.position_lots,
+            position_qty=self.qty(self.position_lots),
+            pnl_usdc=pnl,
+            fees_usdc=self.position.fees_paid / 1e6,
+        )
 
     def _mid(self, book: Any) -> int:
         try:
@@ -534,8 +590,13 @@ class StrategyBase:
         """Total PnL at the mark (realized + unrealized - fees + funding), micro-USDC."""
         assert self.rules is not None
         m = self.mark_price() if mark is None else mark
-        return total_pnl_micro(self.position, m, self.rules.price_decimals,
-                               self.rules.size_decimals, self.funding_micro)
+        return total_pnl_micro(
+            self.position,
+            m,
+            self.rules.price_decimals,
+            self.rules.size_decimals,
+            self.funding_micro,
+        )
 
     def _refresh_state(self) -> None:
         """Copy the connector's readiness, market status, mark and margin into the gate."""
@@ -681,8 +742,9 @@ class StrategyBase:
                 trigger = self._trigger_ns or self.time.monotonic_ns()
                 self._trigger_ns = 0
                 if self._fill_trigger_ns:
-                    self.latency.add("fill>requote",
-                                     self.time.monotonic_ns() - self._fill_trigger_ns)
+                    self.latency.add(
+                        "fill>requote", self.time.monotonic_ns() - self._fill_trigger_ns
+                    )
                     self._fill_trigger_ns = 0
                 try:
                     self._touch()  # sync may change our orders' price and size
@@ -701,32 +763,59 @@ class StrategyBase:
         """Venue expiry of an order placed now (wall-clock epoch ms)."""
         return self.time.wall_ms() + self.order_expiry_s * 1000
 
-    def place(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
-              tif: TimeInForce = TimeInForce.POST_ONLY, trigger_ns: int = 0,
-              tag: str = "") -> Order | None:
+    def place(
+        self,
+        side: Side,
+        price: int,
+        size: int,
+        *,
+        reduce_only: bool = False,
+        tif: TimeInForce = TimeInForce.POST_ONLY,
+        trigger_ns: int = 0,
+        tag: str = "",
+    ) -> Order | None:
         """Gate, then place a limit order; the Order (PENDING_NEW) or None when denied/failed."""
         if self.why_not_quote():
             return None
         gate = self.gate
         assert gate is not None
-        reason = gate.admit(side, price, size, reduce_only=reduce_only,
-                            now_ns=self.time.monotonic_ns())
+        reason = gate.admit(
+            side, price, size, reduce_only=reduce_only, now_ns=self.time.monotonic_ns()
+        )
         if reason:
             self._denied_place(side, price, size, reduce_only, reason, tag)
             return None
-        return self._place_admitted(side, price, size, reduce_only=reduce_only, tif=tif,
-                                    trigger_ns=trigger_ns, tag=tag)
+        return self._place_admitted(
+            side, price, size, reduce_only=reduce_only, tif=tif, trigger_ns=trigger_ns, tag=tag
+        )
 
-    def _denied_place(self, side: Side, price: int, size: int, reduce_only: bool,
-                      reason: RiskReason, tag: str) -> None:
+    def _denied_place(
+        self, side: Side, price: int, size: int, reduce_only: bool, reason: RiskReason, tag: str
+    ) -> None:
         self.counts["denied"] += 1
-        self.journal.write("denied", side=side.name, price=price, size=size,
-                           reduce_only=reduce_only, reason=reason.name, tag=tag,
-                           px=self.px(price), qty=self.qty(size))
+        self.journal.write(
+            "denied",
+            side=side.name,
+            price=price,
+            size=size,
+            reduce_only=reduce_only,
+            reason=reason.name,
+            tag=tag,
+            px=self.px(price),
+            qty=self.qty(size),
+        )
 
-    def _place_admitted(self, side: Side, price: int, size: int, *, reduce_only: bool = False,
-                        tif: TimeInForce = TimeInForce.POST_ONLY, trigger_ns: int = 0,
-                        tag: str = "") -> Order | None:
+    def _place_admitted(
+        self,
+        side: Side,
+        price: int,
+        size: int,
+        *,
+        reduce_only: bool = False,
+        tif: TimeInForce = TimeInForce.POST_ONLY,
+        trigger_ns: int = 0,
+        tag: str = "",
+    ) -> Order | None:
         """``place`` after the gate admitted it: the connector call and the bookkeeping."""
         now = self.time.monotonic_ns()
         if trigger_ns:
@@ -736,13 +825,26 @@ class StrategyBase:
         self.inflight += 1
         try:
             order = self.connector.place_limit(
-                self.market, side, price, size, tif=tif, reduce_only=reduce_only,
-                expiry_ms=0 if tif is TimeInForce.IOC else self.expiry_ms())
+                self.market,
+                side,
+                price,
+                size,
+                tif=tif,
+                reduce_only=reduce_only,
+                expiry_ms=0 if tif is TimeInForce.IOC else self.expiry_ms(),
+            )
         except Exception as exc:
             self.counts["send_errors"] += 1
-            self.journal.write("send_error", op="place", side=side.name, price=price,
-                               size=size, error=_why(exc), px=self.px(price),
-                               qty=self.qty(size))
+            self.journal.write(
+                "send_error",
+                op="place",
+                side=side.name,
+                price=price,
+                size=size,
+                error=_why(exc),
+                px=self.px(price),
+                qty=self.qty(size),
+            )
             _log.warning("%s: place failed: %s", self.name, _why(exc))
             return None
         finally:
@@ -762,9 +864,18 @@ class StrategyBase:
             if order.status is OrderStatus.PENDING_NEW:
                 self._ack_ns[coi] = done
         self._recount()
-        self.journal.write("order_sent", coi=coi, side=side.name, price=price, size=size,
-                           reduce_only=reduce_only, tif=tif.name, tag=tag, px=self.px(price),
-                           qty=self.qty(size))
+        self.journal.write(
+            "order_sent",
+            coi=coi,
+            side=side.name,
+            price=price,
+            size=size,
+            reduce_only=reduce_only,
+            tif=tif.name,
+            tag=tag,
+            px=self.px(price),
+            qty=self.qty(size),
+        )
         self.order_placed(order, tag)
         for f in self._unclaimed.pop(coi, ()):
             self.filled(f)
@@ -776,14 +887,24 @@ class StrategyBase:
             return False
         gate = self.gate
         assert gate is not None
-        reason = gate.admit(order.side, price, size, reduce_only=order.reduce_only,
-                            is_modify=True, now_ns=self.time.monotonic_ns())
+        reason = gate.admit(
+            order.side,
+            price,
+            size,
+            reduce_only=order.reduce_only,
+            is_modify=True,
+            now_ns=self.time.monotonic_ns(),
+        )
         if reason:
             self._denied_modify(order, price, size, reason)
-            away = price < order.price_ticks if order.side is Side.BUY \
-                else price > order.price_ticks
-            if (reason is RiskReason.MAX_POSITION and away
-                    and order.client_order_index not in self.busy):
+            away = (
+                price < order.price_ticks if order.side is Side.BUY else price > order.price_ticks
+            )
+            if (
+                reason is RiskReason.MAX_POSITION
+                and away
+                and order.client_order_index not in self.busy
+            ):
                 # Near the limit a modify is refused (the old remaining may fill before it
                 # lands). Left where it is the order would now be more aggressive than the
                 # target: take it off; the planner places the level again once the cancel is
@@ -796,12 +917,20 @@ class StrategyBase:
 
     def _denied_modify(self, order: Order, price: int, size: int, reason: RiskReason) -> None:
         self.counts["denied"] += 1
-        self.journal.write("denied", op="modify", coi=order.client_order_index,
-                           price=price, size=size, reason=reason.name, px=self.px(price),
-                           qty=self.qty(size))
+        self.journal.write(
+            "denied",
+            op="modify",
+            coi=order.client_order_index,
+            price=price,
+            size=size,
+            reason=reason.name,
+            px=self.px(price),
+            qty=self.qty(size),
+        )
 
-    def _modify_admitted(self, order: Order, price: int, size: int, trigger_ns: int = 0, *,
-                         sent: bool = False) -> bool:
+    def _modify_admitted(
+        self, order: Order, price: int, size: int, trigger_ns: int = 0, *, sent: bool = False
+    ) -> bool:
         """``modify`` after the gate admitted it: the connector call and the bookkeeping
         (``sent``: a compiled step signed and sent it already, order entry has booked it)."""
         coi = order.client_order_index
@@ -817,8 +946,9 @@ class StrategyBase:
         # the venue's order stream by venue_orders.sync, reverted there if it never shows.
         order.price_ticks = price
         order.size_lots = order.filled_lots + size
-        self.journal.write("order_modify", coi=coi, price=price, size=size, px=self.px(price),
-                           qty=self.qty(size))
+        self.journal.write(
+            "order_modify", coi=coi, price=price, size=size, px=self.px(price), qty=self.qty(size)
+        )
         return True
 
     def px_x2(self, ticks_x2: int) -> str | None:
@@ -904,8 +1034,9 @@ class StrategyBase:
                 assert a.order is not None
                 self.modify(a.order, a.price_ticks, a.size_lots, trigger_ns)
             elif a.kind is create:
-                self.place(a.side, a.price_ticks, a.size_lots, trigger_ns=trigger_ns,
-                           tag=f"L{a.level}")
+                self.place(
+                    a.side, a.price_ticks, a.size_lots, trigger_ns=trigger_ns, tag=f"L{a.level}"
+                )
             else:
                 assert a.order is not None
                 self.cancel(a.order)
@@ -914,8 +1045,13 @@ class StrategyBase:
     def _on_kill_trip(self, action: KillAction, reason: TripReason) -> None:
         assert self.kill is not None
         self._refresh_state()
-        self.journal.write("kill_switch", state=self.kill.state.value, action=action.value,
-                           reason=reason.value, drawdown_micro=float(self.kill.drawdown))
+        self.journal.write(
+            "kill_switch",
+            state=self.kill.state.value,
+            action=action.value,
+            reason=reason.value,
+            drawdown_micro=float(self.kill.drawdown),
+        )
         _log.warning("%s: kill switch %s (%s)", self.name, action.value, reason.value)
         self.cancel_all_soon(f"kill switch: {reason.value}")
         if action is KillAction.STOP and self.on_stop_request is not None:
@@ -923,18 +1059,22 @@ class StrategyBase:
 
     def _on_kill_resume(self, reason: TripReason) -> None:
         self._refresh_state()
-        self.journal.write("kill_switch", state=KillState.ARMED.value, action="resume",
-                           reason=reason.value)
+        self.journal.write(
+            "kill_switch", state=KillState.ARMED.value, action="resume", reason=reason.value
+        )
         _log.warning("%s: kill switch cleared (%s): resuming", self.name, reason.value)
         self.request_requote(self.time.monotonic_ns())
 
     # ------------------------------------------------------------------ status
     def live_quotes(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Our non-terminal orders as (price, remaining) per side, best first."""
-        bids = sorted(((o.price_ticks, o.remaining_lots) for o in self.orders.values()
-                       if o.side is Side.BUY), reverse=True)
-        asks = sorted((o.price_ticks, o.remaining_lots) for o in self.orders.values()
-                      if o.side is Side.SELL)
+        bids = sorted(
+            ((o.price_ticks, o.remaining_lots) for o in self.orders.values() if o.side is Side.BUY),
+            reverse=True,
+        )
+        asks = sorted(
+            (o.price_ticks, o.remaining_lots) for o in self.orders.values() if o.side is Side.SELL
+        )
         return bids, asks
 
     def status(self) -> dict[str, Any]:
@@ -942,8 +1082,12 @@ class StrategyBase:
         book = self.book
         top = None
         if book is not None and book.in_sync():
-            top = {"bid": book.best_bid(), "bid_size": book.best_bid_size(),
-                   "ask": book.best_ask(), "ask_size": book.best_ask_size()}
+            top = {
+                "bid": book.best_bid(),
+                "bid_size": book.best_bid_size(),
+                "ask": book.best_ask(),
+                "ask_size": book.best_ask_size(),
+            }
         pnl = None
         if self.rules is not None and self.mark_price() > 0:
             pnl = float(self.pnl_micro()) / 1e6

@@ -59,8 +59,15 @@ class VolatilityEstimator:
 class ArrivalIntensity:
     """Trades' distance from the mid -> kappa (1/ticks) and arrival rate A (trades/second)."""
 
-    __slots__ = ("_first_ns", "_last_ns", "_mean_delta", "_rate_w", "_weight", "samples",
-                 "window_ns")
+    __slots__ = (
+        "_first_ns",
+        "_last_ns",
+        "_mean_delta",
+        "_rate_w",
+        "_weight",
+        "samples",
+        "window_ns",
+    )
 
     def __init__(self, window_s: float) -> None:
         if not window_s > 0:

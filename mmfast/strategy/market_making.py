@@ -50,8 +50,9 @@ class MarketMaking(StrategyBase):
 
     name = "market_making"
 
-    def __init__(self, market: int, connector: OrderConnector, config: MarketMakingConfig,
-                 **kw: Any) -> None:
+    def __init__(
+        self, market: int, connector: OrderConnector, config: MarketMakingConfig, **kw: Any
+    ) -> None:
         kw.setdefault("order_expiry_s", config.order_expiry_s)
         super().__init__(market, connector, **kw)
         self.config = config  # [strategy.market_making]
@@ -75,9 +76,13 @@ class MarketMaking(StrategyBase):
     def start(self, core: Any) -> None:
         super().start(core)
         assert self.rules is not None and self.gate is not None
-        self.engine = QuoteEngine(self._params(), min_size_lots=self.rules.min_size_lots,
-                                  min_notional=self.rules.min_notional,
-                                  price_step=self.rules.price_step, lot_step=self.rules.lot_step)
+        self.engine = QuoteEngine(
+            self._params(),
+            min_size_lots=self.rules.min_size_lots,
+            min_notional=self.rules.min_notional,
+            price_step=self.rules.price_step,
+            lot_step=self.rules.lot_step,
+        )
         if self.book is not None:
             self._build_pipe(self.book)
 
@@ -109,14 +114,24 @@ class MarketMaking(StrategyBase):
             d = -(-d // step) * step
             up = c.ask_spread_ticks > c.bid_spread_ticks
         view = self.view
-        pipe = Pipeline(book, self.engine, self.gate, self.planner, orders=self.orders,
-                        modifying=self.venue_orders.modifying, calls=self.busy,
-                        room=budget.snapshot if isinstance(budget, BudgetView) else None,
-                        in_flight=view.in_flight if view is not None else None,
-                        reference=c.reference_price, widen_ticks=d, widen_asks=up,
-                        ceiling=c.price_ceiling_ticks, floor=c.price_floor_ticks,
-                        fill_delay_s=c.filled_order_delay_s,
-                        min_notional=self.rules.min_notional)
+        pipe = Pipeline(
+            book,
+            self.engine,
+            self.gate,
+            self.planner,
+            orders=self.orders,
+            modifying=self.venue_orders.modifying,
+            calls=self.busy,
+            room=budget.snapshot if isinstance(budget, BudgetView) else None,
+            in_flight=view.in_flight if view is not None else None,
+            reference=c.reference_price,
+            widen_ticks=d,
+            widen_asks=up,
+            ceiling=c.price_ceiling_ticks,
+            floor=c.price_floor_ticks,
+            fill_delay_s=c.filled_order_delay_s,
+            min_notional=self.rules.min_notional,
+        )
         pipe.running = self.running
         pipe.last_fill_ns = self.last_fill_ns
         pipe.last_trade_ref = self.reference_price() if c.reference_price == "last_trade" else 0
@@ -136,7 +151,7 @@ class MarketMaking(StrategyBase):
         sent. Returns the book's code (the stream's readiness and pulls follow it)."""
         pipe = self.pipe
         if not self._pushed and self.venue_orders.sync():  # an order message since the last
-            self._touch()                                    # step: its values
+            self._touch()  # step: its values
         code: int = pipe.on_frame(data, now_ns)
         self.after_frame(code, now_ns)
         return code
@@ -196,8 +211,7 @@ class MarketMaking(StrategyBase):
             elif reason:
                 self._denied_place(side, price, size, False, reason, f"L{level}")
             else:
-                self._place_admitted(side, price, size, trigger_ns=trigger_ns,
-                                     tag=f"L{level}")
+                self._place_admitted(side, price, size, trigger_ns=trigger_ns, tag=f"L{level}")
 
     def order_changed(self, order: Order) -> None:
         if self.pipe is not None and not self._pushed:
@@ -209,9 +223,18 @@ class MarketMaking(StrategyBase):
     def _book_direct(self, i: int) -> None:
         pipe = self.pipe
         kind, _side, _level, price, size, order, _r, _u, _i = pipe.action(i)
-        self._sender.sent(int(kind), order.client_order_index, price, size, pipe.direct_nonce,
-                          pipe.direct_expired_at, pipe.direct_info, pipe.direct_hash,
-                          pipe.direct_sent, pipe.t_signed - pipe.t_ready)
+        self._sender.sent(
+            int(kind),
+            order.client_order_index,
+            price,
+            size,
+            pipe.direct_nonce,
+            pipe.direct_expired_at,
+            pipe.direct_info,
+            pipe.direct_hash,
+            pipe.direct_sent,
+            pipe.t_signed - pipe.t_ready,
+        )
 
     def on_fill(self, fill: Fill) -> None:
         super().on_fill(fill)
@@ -223,17 +246,32 @@ class MarketMaking(StrategyBase):
         assert self.gate is not None
         cap = self.gate.limits.max_position_lots
         a = c.avellaneda_stoikov
-        common = dict(n_levels=c.levels, level_spacing_ticks=c.level_spread_ticks,
-                      size_lots=c.order_amount_lots, size_step_lots=c.amount_step_lots,
-                      target_position_lots=c.inventory_target_lots, max_long_lots=cap,
-                      max_short_lots=cap, min_spread_ticks=c.min_spread_ticks)
+        common = dict(
+            n_levels=c.levels,
+            level_spacing_ticks=c.level_spread_ticks,
+            size_lots=c.order_amount_lots,
+            size_step_lots=c.amount_step_lots,
+            target_position_lots=c.inventory_target_lots,
+            max_long_lots=cap,
+            max_short_lots=cap,
+            min_spread_ticks=c.min_spread_ticks,
+        )
         if c.mode == "avellaneda_stoikov":
-            return QuoteParams(mode=MODE_AS, gamma=a.gamma, sigma=self.sigma, tau=a.tau_s,
-                               kappa=self.kappa, **common)
+            return QuoteParams(
+                mode=MODE_AS,
+                gamma=a.gamma,
+                sigma=self.sigma,
+                tau=a.tau_s,
+                kappa=self.kappa,
+                **common,
+            )
         # Fixed: the engine takes one spread; the wider side is widened after compute.
-        return QuoteParams(mode=MODE_FIXED, spread_ticks=min(c.bid_spread_ticks,
-                                                             c.ask_spread_ticks),
-                           skew_ticks=c.inventory_skew_ticks, **common)
+        return QuoteParams(
+            mode=MODE_FIXED,
+            spread_ticks=min(c.bid_spread_ticks, c.ask_spread_ticks),
+            skew_ticks=c.inventory_skew_ticks,
+            **common,
+        )
 
     # ------------------------------------------------------------------ estimators
     def _feed_estimators(self, now_ns: int) -> None:
@@ -272,8 +310,10 @@ class MarketMaking(StrategyBase):
         kappa = min(max(kappa, 1e-9), 1e9)
         if not (math.isfinite(sigma) and math.isfinite(kappa)):
             return
-        if (abs(sigma - self.sigma) > 0.01 * max(self.sigma, 1e-9)
-                or abs(kappa - self.kappa) > 0.01 * self.kappa):
+        if (
+            abs(sigma - self.sigma) > 0.01 * max(self.sigma, 1e-9)
+            or abs(kappa - self.kappa) > 0.01 * self.kappa
+        ):
             self.sigma, self.kappa = sigma, kappa
             # An estimate the engine refuses (non-finite spread): keep the last parameters.
             with contextlib.suppress(ValueError):
@@ -314,8 +354,9 @@ class MarketMaking(StrategyBase):
             asks = [lv for lv in asks if lv[0] >= c.price_floor_ticks]
         return bids, asks
 
-    def _widen(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]
-               ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    def _widen(
+        self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """Move the wider side out by the spread difference (only ever away from the book, so
         post-only and the minimum spread still hold); drop levels under the venue minimum."""
         c = self.config
@@ -333,8 +374,11 @@ class MarketMaking(StrategyBase):
     # ------------------------------------------------------------------ reactions
     def book_changed(self, book: Any, now_ns: int) -> None:
         pipe = self.pipe
-        if (pipe is None or pipe.book is not book) and self.config.compiled_step \
-                and self.engine is not None:
+        if (
+            (pipe is None or pipe.book is not book)
+            and self.config.compiled_step
+            and self.engine is not None
+        ):
             if pipe is not None and self._attached and self.view is not None:
                 self.view.attach_step(None)  # another book object: a step over that one
                 self._attached = False
@@ -392,10 +436,18 @@ class MarketMaking(StrategyBase):
         if delay > 0 and self.last_fill_ns and t0 - self.last_fill_ns < delay * 1e9:
             no_create = (Side.BUY, Side.SELL)
         live: list[Order] = list(self.orders.values())
-        plan = plan_requotes(bids, asks, live, now_ns=t0, params=self.planner,
-                             inflight=self.inflight_txs(), budget=self.budget(),
-                             position_lots=self.position_lots, busy=self.busy_cois(),
-                             no_create=no_create)
+        plan = plan_requotes(
+            bids,
+            asks,
+            live,
+            now_ns=t0,
+            params=self.planner,
+            inflight=self.inflight_txs(),
+            budget=self.budget(),
+            position_lots=self.position_lots,
+            busy=self.busy_cois(),
+            no_create=no_create,
+        )
         self.execute(plan, trigger_ns, quote_ns=tq)
 
     def status(self) -> dict[str, Any]:
@@ -406,11 +458,18 @@ class MarketMaking(StrategyBase):
         bids, asks = self.last_target if pipe is None else pipe.target()
         st["target"] = {"bids": bids, "asks": asks}
         if pipe is not None:
-            st["step"] = {"frames": pipe.frames, "planned": pipe.steps,
-                          "skipped": pipe.skipped, "errors": pipe.errors,
-                          "on_stream": self._attached}
+            st["step"] = {
+                "frames": pipe.frames,
+                "planned": pipe.steps,
+                "skipped": pipe.skipped,
+                "errors": pipe.errors,
+                "on_stream": self._attached,
+            }
         if self.config.mode == "avellaneda_stoikov":
-            st["model"] = {"sigma": round(self.sigma, 4), "kappa": round(self.kappa, 4),
-                           "sigma_samples": self.vol.samples,
-                           "kappa_samples": self.arrivals.samples}
+            st["model"] = {
+                "sigma": round(self.sigma, 4),
+                "kappa": round(self.kappa, 4),
+                "sigma_samples": self.vol.samples,
+                "kappa_samples": self.arrivals.samples,
+            }
         return st

@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 __all__ = ["EntryLevel", "TrendLadder", "allocate_tp_sizes"]
 
 _tp_log = get_logger("strategy.tp")
-_IN_MOTION: Final = frozenset({OrderStatus.PENDING_NEW, OrderStatus.UNKNOWN,
-                               OrderStatus.PENDING_CANCEL})
+_IN_MOTION: Final = frozenset(
+    {OrderStatus.PENDING_NEW, OrderStatus.UNKNOWN, OrderStatus.PENDING_CANCEL}
+)
 TP_VERIFY_DELAY_MS: Final = 3000  # tp verify runs this long after a TP is placed (clock time)
 _EARLY_FILLS_MAX: Final = 256  # orders whose fills may wait for their placing call to return
 _ENTRY_COIS_KEEP: Final = 65_536  # entries whose late fills still open a level
@@ -83,8 +84,9 @@ class EntryLevel:
         return max(0, tp.remaining_lots)
 
 
-def allocate_tp_sizes(exposures: list[int], current: list[int], min_size: int,
-                      lot_step: int = 1) -> tuple[list[int], int]:
+def allocate_tp_sizes(
+    exposures: list[int], current: list[int], min_size: int, lot_step: int = 1
+) -> tuple[list[int], int]:
     """TP size per level (oldest first) and the carried remainder.
 
     ``exposures``: each level's open size; ``current``: its live TP's remaining size (0: none).
@@ -123,8 +125,7 @@ def allocate_tp_sizes(exposures: list[int], current: list[int], min_size: int,
             carry = want - cur
     if carry:
         for i in range(len(sizes) - 1, -1, -1):
-            if (sizes[i] > 0 and sizes[i] + carry >= min_size
-                    and (sizes[i] + carry) % lot_step == 0):
+            if sizes[i] > 0 and sizes[i] + carry >= min_size and (sizes[i] + carry) % lot_step == 0:
                 sizes[i] += carry
                 carry = 0
                 break
@@ -136,14 +137,16 @@ class TrendLadder(StrategyBase):
 
     name = "trend_ladder"
 
-    def __init__(self, market: int, connector: OrderConnector, config: TrendLadderConfig,
-                 **kw: Any) -> None:
+    def __init__(
+        self, market: int, connector: OrderConnector, config: TrendLadderConfig, **kw: Any
+    ) -> None:
         kw.setdefault("order_expiry_s", config.order_expiry_s)
         super().__init__(market, connector, **kw)
         self.config = config  # [strategy.trend_ladder]
         self.engine: QuoteEngine | None = None  # compiled engine for the entry ladder
-        self.planner = PlannerParams(price_tolerance_ticks=max(0, config.step_ticks - 1),
-                                     size_tolerance_lots=0)
+        self.planner = PlannerParams(
+            price_tolerance_ticks=max(0, config.step_ticks - 1), size_tolerance_lots=0
+        )
         self.ema_fast = 0.0  # fast EMA of the mid (ticks)
         self.ema_slow = 0.0  # slow EMA of the mid (ticks)
         self.samples = 0  # EMA samples taken
@@ -176,12 +179,23 @@ class TrendLadder(StrategyBase):
         c = self.config
         cap = self.gate.limits.max_position_lots
         # Entry ladder: level 0 at (ref - step) where ref = touch -/+ offset + step.
-        params = QuoteParams(mode=MODE_FIXED, spread_ticks=c.step_ticks, n_levels=c.levels,
-                             level_spacing_ticks=c.step_ticks, size_lots=c.size_lots,
-                             max_long_lots=cap, max_short_lots=cap, min_spread_ticks=1)
-        self.engine = QuoteEngine(params, min_size_lots=self.rules.min_size_lots,
-                                  min_notional=self.rules.min_notional,
-                                  price_step=self.rules.price_step, lot_step=self.rules.lot_step)
+        params = QuoteParams(
+            mode=MODE_FIXED,
+            spread_ticks=c.step_ticks,
+            n_levels=c.levels,
+            level_spacing_ticks=c.step_ticks,
+            size_lots=c.size_lots,
+            max_long_lots=cap,
+            max_short_lots=cap,
+            min_spread_ticks=1,
+        )
+        self.engine = QuoteEngine(
+            params,
+            min_size_lots=self.rules.min_size_lots,
+            min_notional=self.rules.min_notional,
+            price_step=self.rules.price_step,
+            lot_step=self.rules.lot_step,
+        )
 
     # ------------------------------------------------------------------ signal
     def sample(self, mid: float) -> None:
@@ -205,8 +219,9 @@ class TrendLadder(StrategyBase):
         else:
             trend = 0
         if trend != self.trend:
-            self.journal.write("trend", trend=trend, fast=round(self.ema_fast, 2),
-                               slow=round(self.ema_slow, 2))
+            self.journal.write(
+                "trend", trend=trend, fast=round(self.ema_fast, 2), slow=round(self.ema_slow, 2)
+            )
         self.trend = trend
 
     def direction(self) -> int:
@@ -228,14 +243,22 @@ class TrendLadder(StrategyBase):
         """Entry ladder (bids when up, asks when down) from the compiled engine."""
         d = self.direction()
         book, engine = self.book, self.engine
-        if (not d or book is None or engine is None or not book.in_sync()
-                or not self.may_add_exposure()):
+        if (
+            not d
+            or book is None
+            or engine is None
+            or not book.in_sync()
+            or not self.may_add_exposure()
+        ):
             return [], []
         c = self.config
         bb, ba = book.best_bid(), book.best_ask()
         # Exposure still resting on frozen (partly filled) entries counts against the cap.
-        frozen = sum(o.remaining_lots * o.side.sign for o in self._entries.values()
-                     if o.client_order_index in self._level_of_entry and not o.is_terminal)
+        frozen = sum(
+            o.remaining_lots * o.side.sign
+            for o in self._entries.values()
+            if o.client_order_index in self._level_of_entry and not o.is_terminal
+        )
         pos = self.position_lots + frozen
         if d > 0 and bb > 0:
             ref = bb - c.entry_offset_ticks + c.step_ticks
@@ -273,8 +296,11 @@ class TrendLadder(StrategyBase):
 
     def _open_entries(self) -> list[Order]:
         """Entries the planner may move: not terminal and without a fill."""
-        return [o for coi, o in self._entries.items()
-                if not o.is_terminal and coi not in self._level_of_entry]
+        return [
+            o
+            for coi, o in self._entries.items()
+            if not o.is_terminal and coi not in self._level_of_entry
+        ]
 
     def requote(self, trigger_ns: int) -> None:
         if self.why_not_quote():
@@ -284,9 +310,17 @@ class TrendLadder(StrategyBase):
         tq = self.time.monotonic_ns()
         if trigger_ns:
             self.latency.add("book>quote", tq - trigger_ns)
-        plan = plan_requotes(bids, asks, self._open_entries(), now_ns=t0, params=self.planner,
-                             inflight=self.inflight_txs(), budget=self.budget(),
-                             position_lots=self.position_lots, busy=self.busy_cois())
+        plan = plan_requotes(
+            bids,
+            asks,
+            self._open_entries(),
+            now_ns=t0,
+            params=self.planner,
+            inflight=self.inflight_txs(),
+            budget=self.budget(),
+            position_lots=self.position_lots,
+            busy=self.busy_cois(),
+        )
         self.execute(plan, trigger_ns, quote_ns=tq)
         # Frozen entries against the current direction: pull their remainder.
         d = self.direction()
@@ -294,8 +328,12 @@ class TrendLadder(StrategyBase):
         for lvl in self.levels:
             o = lvl.entry
             sign = 1 if lvl.side is Side.BUY else -1
-            if (not o.is_terminal and o.status not in _IN_MOTION and d != sign
-                    and o.client_order_index not in busy):
+            if (
+                not o.is_terminal
+                and o.status not in _IN_MOTION
+                and d != sign
+                and o.client_order_index not in busy
+            ):
                 self.cancel(o)
         self.sync_tps_soon()
 
@@ -315,10 +353,16 @@ class TrendLadder(StrategyBase):
         lvl = self._level_of_tp.get(coi)
         if lvl is not None:
             lvl.tp_filled += fill.size_lots
-            self.journal.write("tp_fill", coi=coi, entry_coi=lvl.entry.client_order_index,
-                               size=fill.size_lots, price=fill.price_ticks,
-                               exposure=lvl.exposure, px=self.px(fill.price_ticks),
-                               qty=self.qty(fill.size_lots))
+            self.journal.write(
+                "tp_fill",
+                coi=coi,
+                entry_coi=lvl.entry.client_order_index,
+                size=fill.size_lots,
+                price=fill.price_ticks,
+                exposure=lvl.exposure,
+                px=self.px(fill.price_ticks),
+                qty=self.qty(fill.size_lots),
+            )
         else:
             if coi not in self._entry_cois:
                 self._stash_early_fill(coi, fill)
@@ -360,8 +404,11 @@ class TrendLadder(StrategyBase):
         if lvl.retries > self.config.tp_max_retries:
             self._give_up(lvl, "crossing")
             return
-        target = lvl.price + self.config.take_profit_ticks if lvl.side is Side.BUY \
+        target = (
+            lvl.price + self.config.take_profit_ticks
+            if lvl.side is Side.BUY
             else lvl.price - self.config.take_profit_ticks
+        )
         book = self.book
         step = self.rules.price_step if self.rules is not None else 1
         if lvl.side is Side.BUY:  # TP sells: better = higher
@@ -370,23 +417,36 @@ class TrendLadder(StrategyBase):
         else:  # TP buys: better = lower
             touch = book.best_ask() if book is not None else 0
             lvl.tp_price = min(target, touch - step) if touch > 0 else target
-        self.journal.write("tp_crossed", entry_coi=lvl.entry.client_order_index,
-                           retry=lvl.retries, price=lvl.tp_price, touch=touch,
-                           px=self.px(lvl.tp_price))
+        self.journal.write(
+            "tp_crossed",
+            entry_coi=lvl.entry.client_order_index,
+            retry=lvl.retries,
+            price=lvl.tp_price,
+            touch=touch,
+            px=self.px(lvl.tp_price),
+        )
 
     def _give_up(self, lvl: EntryLevel, why: str) -> None:
         lvl.gave_up = True
-        self.journal.write("tp_gave_up", entry_coi=lvl.entry.client_order_index, why=why,
-                           exposure=lvl.exposure)
-        _tp_log.error("tp gave up: entry coi=%d after %d retries (%s), %s uncovered",
-                      lvl.entry.client_order_index, lvl.retries - 1, why,
-                      self.qty(lvl.exposure))
+        self.journal.write(
+            "tp_gave_up", entry_coi=lvl.entry.client_order_index, why=why, exposure=lvl.exposure
+        )
+        _tp_log.error(
+            "tp gave up: entry coi=%d after %d retries (%s), %s uncovered",
+            lvl.entry.client_order_index,
+            lvl.retries - 1,
+            why,
+            self.qty(lvl.exposure),
+        )
 
     def _drop_done(self) -> None:
         keep = []
         for lvl in self.levels:
-            done = (lvl.exposure <= 0 and lvl.entry.is_terminal
-                    and (lvl.tp is None or lvl.tp.is_terminal))
+            done = (
+                lvl.exposure <= 0
+                and lvl.entry.is_terminal
+                and (lvl.tp is None or lvl.tp.is_terminal)
+            )
             if done:
                 coi = lvl.entry.client_order_index
                 self._entries.pop(coi, None)
@@ -400,9 +460,12 @@ class TrendLadder(StrategyBase):
         active = [lvl for lvl in self.levels if not lvl.gave_up]
         min_size = self.rules.min_size_lots if self.rules is not None else 1
         lot_step = self.rules.lot_step if self.rules is not None else 1
-        sizes, carried = allocate_tp_sizes([max(0, lvl.exposure) for lvl in active],
-                                           [lvl.tp_remaining() for lvl in active],
-                                           min_size, lot_step)
+        sizes, carried = allocate_tp_sizes(
+            [max(0, lvl.exposure) for lvl in active],
+            [lvl.tp_remaining() for lvl in active],
+            min_size,
+            lot_step,
+        )
         return active, sizes, carried
 
     def sync_tps_soon(self) -> None:
@@ -430,8 +493,7 @@ class TrendLadder(StrategyBase):
             tp = lvl.tp
             if lvl.tp_pending:
                 continue
-            if tp is not None and (tp.status in _IN_MOTION
-                                   or tp.client_order_index in busy):
+            if tp is not None and (tp.status in _IN_MOTION or tp.client_order_index in busy):
                 continue
             have = lvl.tp_remaining()
             if want == have:
@@ -472,10 +534,17 @@ class TrendLadder(StrategyBase):
         bid = book.best_bid() if book is not None else 0
         ask = book.best_ask() if book is not None else 0
         px = self.px
-        _tp_log.info("tp submit intent: side=%s size=%s entry=%s target=%s post_only=True "
-                     "reduce_only=True bid=%s ask=%s retry=%d", side.name, self.qty(size),
-                     px(lvl.price), px(lvl.tp_price), px(bid) if bid > 0 else "-",
-                     px(ask) if ask > 0 else "-", lvl.retries)
+        _tp_log.info(
+            "tp submit intent: side=%s size=%s entry=%s target=%s post_only=True "
+            "reduce_only=True bid=%s ask=%s retry=%d",
+            side.name,
+            self.qty(size),
+            px(lvl.price),
+            px(lvl.tp_price),
+            px(bid) if bid > 0 else "-",
+            px(ask) if ask > 0 else "-",
+            lvl.retries,
+        )
         order = self.place(side, lvl.tp_price, size, reduce_only=True, tag="tp")
         if order is None:
             return False
@@ -483,9 +552,14 @@ class TrendLadder(StrategyBase):
         self._level_of_tp[order.client_order_index] = lvl
         self._replay_early_fills(order.client_order_index)
         self.tp_placed += 1
-        _tp_log.info("tp placed: coi=%d side=%s size=%s price=%s entry_coi=%d",
-                     order.client_order_index, side.name, self.qty(size), px(lvl.tp_price),
-                     lvl.entry.client_order_index)
+        _tp_log.info(
+            "tp placed: coi=%d side=%s size=%s price=%s entry_coi=%d",
+            order.client_order_index,
+            side.name,
+            self.qty(size),
+            px(lvl.tp_price),
+            lvl.entry.client_order_index,
+        )
         if order.is_terminal:
             self.order_changed(order)
         self._schedule_verify(order)
@@ -520,12 +594,24 @@ class TrendLadder(StrategyBase):
                     rest_present = any(o.get("client_order_index") == coi for o in active)
             except Exception as exc:
                 _tp_log.warning("tp verify: coi=%d REST failed: %s", coi, type(exc).__name__)
-        result = {"coi": coi, "status": order.status.name, "ws_present": bool(ws_hits),
-                  "ws_status": ws_hits[0].get("status") if ws_hits else None,
-                  "rest_present": rest_present, "ws_histogram": dict(hist)}
-        _tp_log.info("tp verify: coi=%d status=%s ws_present=%s ws_status=%s rest_present=%s "
-                     "ws_histogram=%s", coi, order.status.name, result["ws_present"],
-                     result["ws_status"], rest_present, dict(hist))
+        result = {
+            "coi": coi,
+            "status": order.status.name,
+            "ws_present": bool(ws_hits),
+            "ws_status": ws_hits[0].get("status") if ws_hits else None,
+            "rest_present": rest_present,
+            "ws_histogram": dict(hist),
+        }
+        _tp_log.info(
+            "tp verify: coi=%d status=%s ws_present=%s ws_status=%s rest_present=%s "
+            "ws_histogram=%s",
+            coi,
+            order.status.name,
+            result["ws_present"],
+            result["ws_status"],
+            rest_present,
+            dict(hist),
+        )
         self.tp_verifies = [*self.tp_verifies[-99:], result]
         self.journal.write("tp_verify", **result)
         return result
@@ -534,8 +620,11 @@ class TrendLadder(StrategyBase):
     def tp_invariant(self) -> tuple[int, int, int]:
         """(sum of live TP remaining sizes, exposure, carried) for the invariant check."""
         active = [lvl for lvl in self.levels if not lvl.gave_up]
-        return (sum(lvl.tp_remaining() for lvl in active),
-                sum(max(0, lvl.exposure) for lvl in active), self.carried)
+        return (
+            sum(lvl.tp_remaining() for lvl in active),
+            sum(max(0, lvl.exposure) for lvl in active),
+            self.carried,
+        )
 
     async def stop(self) -> None:
         if self._tp_retry is not None:
@@ -551,17 +640,34 @@ class TrendLadder(StrategyBase):
     def status(self) -> dict[str, Any]:
         st = super().status()
         tps, exposure, carried = self.tp_invariant()
-        st["trend"] = {"trend": self.trend, "fast": round(self.ema_fast, 2),
-                       "slow": round(self.ema_slow, 2), "samples": self.samples,
-                       "threshold_ticks": self.config.trend_threshold_ticks}
-        st["tp"] = {"levels": len(self.levels), "tp_lots": tps, "exposure": exposure,
-                    "carried": carried, "placed": self.tp_placed,
-                    "crossings": self.tp_crossings}
+        st["trend"] = {
+            "trend": self.trend,
+            "fast": round(self.ema_fast, 2),
+            "slow": round(self.ema_slow, 2),
+            "samples": self.samples,
+            "threshold_ticks": self.config.trend_threshold_ticks,
+        }
+        st["tp"] = {
+            "levels": len(self.levels),
+            "tp_lots": tps,
+            "exposure": exposure,
+            "carried": carried,
+            "placed": self.tp_placed,
+            "crossings": self.tp_crossings,
+        }
         # Each level with a fill and its take-profit, oldest first (bounded: the status is
         # drawn every second and served by the control endpoint).
         st["tp_levels"] = [
-            {"side": lvl.side.name, "price": lvl.price, "filled": lvl.filled,
-             "exposure": lvl.exposure, "tp_price": lvl.tp_price, "tp_lots": lvl.tp_remaining(),
-             "retries": lvl.retries, "gave_up": lvl.gave_up}
-            for lvl in self.levels[:TP_LEVELS_SHOWN]]
+            {
+                "side": lvl.side.name,
+                "price": lvl.price,
+                "filled": lvl.filled,
+                "exposure": lvl.exposure,
+                "tp_price": lvl.tp_price,
+                "tp_lots": lvl.tp_remaining(),
+                "retries": lvl.retries,
+                "gave_up": lvl.gave_up,
+            }
+            for lvl in self.levels[:TP_LEVELS_SHOWN]
+        ]
         return st

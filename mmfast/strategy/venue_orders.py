@@ -44,11 +44,27 @@ class VenueOrders:
     ``rules`` (the market's decimals) are set by the strategy once it knows them (until then
     ``sync`` changes nothing)."""
 
-    __slots__ = ("_dirty", "_now_ns", "_seen", "_version", "market", "modifying", "orders",
-                 "rules", "view")
+    __slots__ = (
+        "_dirty",
+        "_now_ns",
+        "_seen",
+        "_version",
+        "market",
+        "modifying",
+        "orders",
+        "rules",
+        "view",
+    )
 
-    def __init__(self, view: MarketView | None, market: int, orders: dict[int, Order], *,
-                 now_ns: Callable[[], int], rules: MarketRules | None = None) -> None:
+    def __init__(
+        self,
+        view: MarketView | None,
+        market: int,
+        orders: dict[int, Order],
+        *,
+        now_ns: Callable[[], int],
+        rules: MarketRules | None = None,
+    ) -> None:
         self.view = view  # the market's raw venue orders and their version
         self.market = market  # the market of the orders
         self.orders = orders  # the strategy's live orders (coi -> Order), shared
@@ -76,8 +92,10 @@ class VenueOrders:
         if modifying:
             coi = order.client_order_index
             pend = modifying.get(coi)
-            if pend is not None and (order.status.is_terminal or (
-                    order.price_ticks == pend[0] and order.remaining_lots == pend[1])):
+            if pend is not None and (
+                order.status.is_terminal
+                or (order.price_ticks == pend[0] and order.remaining_lots == pend[1])
+            ):
                 del modifying[coi]
 
     def busy_cois(self, busy: set[int]) -> set[int]:

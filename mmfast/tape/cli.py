@@ -35,8 +35,9 @@ def record_options(args: Any) -> Any:
     why = check_out_path(out)
     if why:
         raise ValueError(why)
-    return RecordOptions(rest_url=rest, ws_url=ws, markets=markets, out=out,
-                         duration_s=args.duration)
+    return RecordOptions(
+        rest_url=rest, ws_url=ws, markets=markets, out=out, duration_s=args.duration
+    )
 
 
 async def _record(opts: Any) -> int:
@@ -58,8 +59,11 @@ async def _record(opts: Any) -> int:
     names = ", ".join(f"{m.symbol} ({m.market_id})" for m in rec.markets)
     print(f"recording {names} from {opts.ws_url} into {opts.out}", flush=True)
     res = await rec.run()
-    print(f"tape {res.path}: {res.messages} messages, {res.gaps} gaps, "
-          f"{res.duration_s:.1f} s, stopped: {res.reason}", flush=True)
+    print(
+        f"tape {res.path}: {res.messages} messages, {res.gaps} gaps, "
+        f"{res.duration_s:.1f} s, stopped: {res.reason}",
+        flush=True,
+    )
     if res.error:
         print(f"mmfast record: {res.error}", file=sys.stderr)
         return EXIT_FAILED

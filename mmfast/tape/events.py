@@ -157,8 +157,10 @@ class TapeInfo:
         for m in self.markets:
             if m.market_id == market_id:
                 return m
-        raise TapeError(f"the tape has no market {market_id} (it has "
-                        f"{', '.join(f'{m.market_id}={m.symbol}' for m in self.markets)})")
+        raise TapeError(
+            f"the tape has no market {market_id} (it has "
+            f"{', '.join(f'{m.market_id}={m.symbol}' for m in self.markets)})"
+        )
 
 
 @dataclass(slots=True)
@@ -179,7 +181,14 @@ class ReadStats:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
     def to_json(self) -> dict[str, Any]:
-        return {"records": self.records, "events": self.events, "books": self.books,
-                "trades": self.trades, "stats": self.stats, "gaps": self.gaps,
-                "skipped": dict(sorted(self.skipped.items())), "truncated": self.truncated,
-                "ended": self.ended}
+        return {
+            "records": self.records,
+            "events": self.events,
+            "books": self.books,
+            "trades": self.trades,
+            "stats": self.stats,
+            "gaps": self.gaps,
+            "skipped": dict(sorted(self.skipped.items())),
+            "truncated": self.truncated,
+            "ended": self.ended,
+        }

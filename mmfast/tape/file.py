@@ -61,9 +61,16 @@ class TapeWriter:
     overwritten). ``flush()`` ends a compressed frame; ``close()`` writes the end record,
     flushes and fsyncs."""
 
-    def __init__(self, path: str | Path, markets: tuple[TapeMarket, ...], *,
-                 source: dict[str, Any], start_wall_ns: int, start_mono_ns: int,
-                 level: int = 3) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        markets: tuple[TapeMarket, ...],
+        *,
+        source: dict[str, Any],
+        start_wall_ns: int,
+        start_mono_ns: int,
+        level: int = 3,
+    ) -> None:
         self.path = Path(path)
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -71,13 +78,19 @@ class TapeWriter:
             raise TapeError(f"{self.path} exists: a tape is never overwritten") from None
         self._file: IO[bytes] | None = os.fdopen(fd, "wb")
         self._zw = zstandard.ZstdCompressor(level=level, write_checksum=True).stream_writer(
-            self._file, closefd=False, write_return_read=True)
+            self._file, closefd=False, write_return_read=True
+        )
         self.messages = 0  # message records written
         self.gaps = 0  # gap records written
         self.bytes_in = 0  # uncompressed bytes written
-        header = {"format": FORMAT, "version": VERSION, "start_wall_ns": start_wall_ns,
-                  "start_mono_ns": start_mono_ns, "source": source,
-                  "markets": [m.to_json() for m in markets]}
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "start_wall_ns": start_wall_ns,
+            "start_mono_ns": start_mono_ns,
+            "source": source,
+            "markets": [m.to_json() for m in markets],
+        }
         self._write(orjson.dumps(header) + b"\n")
         self.flush()  # a header on disk at once: even a recorder killed now leaves a tape
 
@@ -96,8 +109,10 @@ class TapeWriter:
 
     def gap(self, wall_ns: int, mono_ns: int, reason: str, markets: tuple[int, ...]) -> None:
         """The stream of ``markets`` was lost (a disconnect, a broken nonce chain)."""
-        self._write(b'["g",%d,%d,%b]\n' % (wall_ns, mono_ns, orjson.dumps(
-            {"reason": reason, "markets": list(markets)})))
+        self._write(
+            b'["g",%d,%d,%b]\n'
+            % (wall_ns, mono_ns, orjson.dumps({"reason": reason, "markets": list(markets)}))
+        )
         self.gaps += 1
 
     def flush(self) -> None:
@@ -110,8 +125,14 @@ class TapeWriter:
         """The end record, then everything to the disk."""
         if self._file is None:
             return
-        self._write(b'["e",%d,%d,%b]\n' % (wall_ns, mono_ns, orjson.dumps(
-            {"reason": reason, "messages": self.messages, "gaps": self.gaps})))
+        self._write(
+            b'["e",%d,%d,%b]\n'
+            % (
+                wall_ns,
+                mono_ns,
+                orjson.dumps({"reason": reason, "messages": self.messages, "gaps": self.gaps}),
+            )
+        )
         self.flush()
         f, self._file = self._file, None
         os.fsync(f.fileno())
@@ -158,8 +179,9 @@ class _TapeLines:
                 try:
                     out = obj.decompress(buf)
                 except zstandard.ZstdError as exc:
-                    raise TapeError(f"{self.path}: corrupt tape after line {lineno} "
-                                    f"({exc})") from None
+                    raise TapeError(
+                        f"{self.path}: corrupt tape after line {lineno} ({exc})"
+                    ) from None
                 in_frame = True
                 if out:
                     parts = (tail + out).split(b"\n")
@@ -188,8 +210,10 @@ def _header(path: Path, first: bytes) -> tuple[TapeInfo, int]:
         raise TapeError(f"{path}: not an mmfast tape (no {FORMAT!r} header)")
     version = h.get("version")
     if version != VERSION:
-        raise TapeError(f"{path}: tape version {version!r} is not supported (this mmfast "
-                        f"reads version {VERSION})")
+        raise TapeError(
+            f"{path}: tape version {version!r} is not supported (this mmfast "
+            f"reads version {VERSION})"
+        )
     for name in ("start_wall_ns", "start_mono_ns"):
         if type(h.get(name)) is not int:
             raise TapeError(f"{path}: header field {name!r} must be an integer")
@@ -228,8 +252,9 @@ def _read_header(p: Path) -> tuple[TapeInfo, int]:
         src.close()
 
 
-def read_mmfast_tape(path: str | Path, stats: ReadStats, only: int | None = None
-                     ) -> tuple[TapeInfo, Iterator[Event]]:
+def read_mmfast_tape(
+    path: str | Path, stats: ReadStats, only: int | None = None
+) -> tuple[TapeInfo, Iterator[Event]]:
     """The header and the event stream of a tape (read lazily; ``stats`` is filled as the
     events are consumed). ``only``: the events of that market alone (the others' messages
     are skipped before they are parsed, and counted). TapeError for a file that is not a
@@ -249,13 +274,14 @@ def _channel_market(line: bytes) -> int | None:
         return None
     j = line.find(b'"', i + 11)
     k = line.rfind(b":", i + 11, j)
-    if k < 0 or not line[k + 1:j].isdigit():
+    if k < 0 or not line[k + 1 : j].isdigit():
         return None
-    return int(line[k + 1:j])
+    return int(line[k + 1 : j])
 
 
-def _events(path: Path, info: TapeInfo, mono0: int, stats: ReadStats,
-            only: int | None = None) -> Iterator[Event]:
+def _events(
+    path: Path, info: TapeInfo, mono0: int, stats: ReadStats, only: int | None = None
+) -> Iterator[Event]:
     norm = LighterNormalizer(info.markets, stats)
     wall0 = info.start_ns
     last_t = wall0

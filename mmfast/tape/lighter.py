@@ -104,8 +104,9 @@ class LighterNormalizer:
                 if begin != self._nonce[mid]:
                     self._in_sync[mid] = False
                     self._stats.skip("book delta breaking the nonce chain")
-                    return GapEvent(t_ns, (mid,), f"nonce chain broken at {begin} (expected "
-                                                  f"{self._nonce[mid]})")
+                    return GapEvent(
+                        t_ns, (mid,), f"nonce chain broken at {begin} (expected {self._nonce[mid]})"
+                    )
             bids = self._levels(book.get("bids"), m)
             asks = self._levels(book.get("asks"), m)
         except (ValueError, TypeError) as exc:
@@ -164,8 +165,14 @@ class LighterNormalizer:
             self._stats.skip("malformed trade")
             return None
         # The maker sold: the taker bought.
-        return TradeEvent(t_ns, m.market_id, price, size, TAKER_BUY if maker_ask else TAKER_SELL,
-                          str(t.get("trade_id", "")))
+        return TradeEvent(
+            t_ns,
+            m.market_id,
+            price,
+            size,
+            TAKER_BUY if maker_ask else TAKER_SELL,
+            str(t.get("trade_id", "")),
+        )
 
     def _market_stats(self, msg: dict[str, Any], t_ns: int) -> Iterator[Event]:
         ms = msg.get("market_stats")
@@ -183,8 +190,7 @@ class LighterNormalizer:
                     continue  # market_stats/all carries every market
                 pd = m.price_decimals
                 mark = parse_units(s["mark_price"], pd, what="mark_price")
-                index = parse_units(s.get("index_price") or s["mark_price"], pd,
-                                    what="index_price")
+                index = parse_units(s.get("index_price") or s["mark_price"], pd, what="index_price")
             except (KeyError, TypeError, ValueError):
                 self._stats.skip("malformed market_stats")
                 continue

@@ -29,9 +29,14 @@ class Tape:
         return ev
 
 
-def open_tape(paths: str | Path | Sequence[str | Path], *, market_id: int = 0,
-              price_decimals: int | None = None, size_decimals: int | None = None,
-              only: int | None = None) -> Tape:
+def open_tape(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    market_id: int = 0,
+    price_decimals: int | None = None,
+    size_decimals: int | None = None,
+    only: int | None = None,
+) -> Tape:
     """Open a tape: one mmfast tape file, or Tardis CSV files (one ``incremental_book_L2``
     and optionally one ``trades``, plain or .gz). ``market_id`` and the decimals apply to
     Tardis files only (they carry no market metadata). ``only``: the events of that one
@@ -52,13 +57,20 @@ def open_tape(paths: str | Path | Sequence[str | Path], *, market_id: int = 0,
         if len(ps) != 1:
             raise TapeError("an mmfast tape is one file")
         if price_decimals is not None or size_decimals is not None:
-            raise TapeError("an mmfast tape carries its markets' decimals: "
-                            "--price-decimals/--size-decimals are for Tardis files")
+            raise TapeError(
+                "an mmfast tape carries its markets' decimals: "
+                "--price-decimals/--size-decimals are for Tardis files"
+            )
         info, events = read_mmfast_tape(ps[0], stats, only)
         return Tape(info, events, stats)
     if all(sniff_tardis(p) is not None for p in ps):
-        info, events = read_tardis(ps, stats, market_id=market_id,
-                                   price_decimals=price_decimals, size_decimals=size_decimals)
+        info, events = read_tardis(
+            ps,
+            stats,
+            market_id=market_id,
+            price_decimals=price_decimals,
+            size_decimals=size_decimals,
+        )
         if only is not None:
             info.market(only)  # TapeError when the one market is not that one
         return Tape(info, events, stats)

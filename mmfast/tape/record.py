@@ -43,12 +43,21 @@ from mmfast.core.timesource import REAL_TIME, RealTime, TimeSource
 from mmfast.tape.events import TapeError, TapeMarket
 from mmfast.tape.file import TapeWriter
 
-__all__ = ["RecordOptions", "RecordResult", "Recorder", "resolve_markets", "sim_urls",
-           "tape_market"]
+__all__ = [
+    "RecordOptions",
+    "RecordResult",
+    "Recorder",
+    "resolve_markets",
+    "sim_urls",
+    "tape_market",
+]
 
 _log = get_logger("record")
-_STREAM_DEFAULTS = {f.name: f.default for f in dataclasses.fields(LighterConfig)
-                    if f.default is not dataclasses.MISSING}
+_STREAM_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(LighterConfig)
+    if f.default is not dataclasses.MISSING
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +75,10 @@ class RecordOptions:
     startup_deadline_s: float = 30.0  # orderBookDetails retried this long
 
     def __post_init__(self) -> None:
-        for name, url, schemes in (("rest url", self.rest_url, ("http", "https")),
-                                   ("ws url", self.ws_url, ("ws", "wss"))):
+        for name, url, schemes in (
+            ("rest url", self.rest_url, ("http", "https")),
+            ("ws url", self.ws_url, ("ws", "wss")),
+        ):
             parts = urlsplit(url)
             if parts.scheme not in schemes or not parts.hostname:
                 raise ValueError(f"the {name} must be a {'/'.join(schemes)} URL, got {url!r}")
@@ -103,12 +114,20 @@ def sim_urls(url: str) -> tuple[str, str]:
 
 def tape_market(info: MarketInfo) -> TapeMarket:
     """A market's metadata as a tape keeps it."""
-    return TapeMarket(info.market_id, info.symbol, info.price_decimals, info.size_decimals,
-                      min_base_lots=info.min_base_lots, min_quote_micro=info.min_quote_micro,
-                      taker_fee_1e6=info.taker_fee_1e6, maker_fee_1e6=info.maker_fee_1e6,
-                      default_imf_1e4=info.default_imf_1e4, min_imf_1e4=info.min_imf_1e4,
-                      maintenance_mf_1e4=info.maintenance_mf_1e4,
-                      closeout_mf_1e4=info.closeout_mf_1e4)
+    return TapeMarket(
+        info.market_id,
+        info.symbol,
+        info.price_decimals,
+        info.size_decimals,
+        min_base_lots=info.min_base_lots,
+        min_quote_micro=info.min_quote_micro,
+        taker_fee_1e6=info.taker_fee_1e6,
+        maker_fee_1e6=info.maker_fee_1e6,
+        default_imf_1e4=info.default_imf_1e4,
+        min_imf_1e4=info.min_imf_1e4,
+        maintenance_mf_1e4=info.maintenance_mf_1e4,
+        closeout_mf_1e4=info.closeout_mf_1e4,
+    )
 
 
 def resolve_markets(specs: Sequence[str], listed: dict[int, MarketInfo]) -> list[MarketInfo]:
@@ -124,10 +143,14 @@ def resolve_markets(specs: Sequence[str], listed: dict[int, MarketInfo]) -> list
             found = [i for i in listed.values() if i.symbol.upper() == s.upper()]
             info = found[0] if found else None
         if info is None:
-            names = ", ".join(f"{i.market_id}={i.symbol}" for i in
-                              sorted(listed.values(), key=lambda i: i.market_id)[:30])
-            raise ValueError(f"market {spec!r} is not listed by the venue (it lists {names}"
-                             f"{', ...' if len(listed) > 30 else ''})")
+            names = ", ".join(
+                f"{i.market_id}={i.symbol}"
+                for i in sorted(listed.values(), key=lambda i: i.market_id)[:30]
+            )
+            raise ValueError(
+                f"market {spec!r} is not listed by the venue (it lists {names}"
+                f"{', ...' if len(listed) > 30 else ''})"
+            )
         if info.market_id in {m.market_id for m in out}:
             raise ValueError(f"market {spec!r} is given twice")
         out.append(info)
@@ -138,8 +161,9 @@ class Recorder:
     """One recording (see the module doc). ``run()`` returns when ``request_stop`` is called
     (a signal), the duration is over, or the stream gave up."""
 
-    def __init__(self, opts: RecordOptions, *, time: TimeSource = REAL_TIME,
-                 err: IO[str] | None = None) -> None:
+    def __init__(
+        self, opts: RecordOptions, *, time: TimeSource = REAL_TIME, err: IO[str] | None = None
+    ) -> None:
         self.opts = opts
         self.time = time
         self.err = err or sys.stderr
@@ -164,12 +188,18 @@ class Recorder:
     # ------------------------------------------------------------------ start-up
     async def _listed(self) -> dict[int, MarketInfo]:
         o = self.opts
-        rest = LighterRest(o.rest_url.rstrip("/") + "/api/v1", RateBudget(STANDARD, self.time),
-                           self.time, timeout_s=10.0, max_retries=0)
+        rest = LighterRest(
+            o.rest_url.rstrip("/") + "/api/v1",
+            RateBudget(STANDARD, self.time),
+            self.time,
+            timeout_s=10.0,
+            max_retries=0,
+        )
         await rest.start()
         try:
-            body = await retry_until(rest.order_book_details, "orderBookDetails",
-                                     o.startup_deadline_s, time=self.time)
+            body = await retry_until(
+                rest.order_book_details, "orderBookDetails", o.startup_deadline_s, time=self.time
+            )
         finally:
             await rest.close()
         return parse_order_book_details(body)
@@ -179,10 +209,14 @@ class Recorder:
         infos = resolve_markets(self.opts.markets, await self._listed())
         self.markets = tuple(tape_market(i) for i in infos)
         wall, mono = self._stamp()
-        source = {"rest_url": self.opts.rest_url, "ws_url": self.opts.ws_url,
-                  "recorder": "mmfast record"}
-        self.writer = TapeWriter(self.opts.out, self.markets, source=source,
-                                 start_wall_ns=wall, start_mono_ns=mono)
+        source = {
+            "rest_url": self.opts.rest_url,
+            "ws_url": self.opts.ws_url,
+            "recorder": "mmfast record",
+        }
+        self.writer = TapeWriter(
+            self.opts.out, self.markets, source=source, start_wall_ns=wall, start_mono_ns=mono
+        )
 
     # ------------------------------------------------------------------ stream hooks
     def _book_step(self, market: int) -> Any:
@@ -214,8 +248,9 @@ class Recorder:
             return
         self.downs += 1  # the stream invalidated the books: the next snapshots start again
         wall, mono = self._stamp()
-        self.writer.gap(wall, mono, f"stream down: {reason}",
-                        tuple(m.market_id for m in self.markets))
+        self.writer.gap(
+            wall, mono, f"stream down: {reason}", tuple(m.market_id for m in self.markets)
+        )
         self.writer.flush()
         _log.warning("stream down (%s): reconnecting", reason)
 
@@ -250,22 +285,37 @@ class Recorder:
         subs: list[Subscription] = []
         for m in self.markets:
             self.books[m.market_id] = OrderBook(m.market_id, m.price_decimals, m.size_decimals)
-            subs += [Subscription(f"order_book/{m.market_id}"),
-                     Subscription(f"trade/{m.market_id}"),
-                     Subscription(f"market_stats/{m.market_id}")]
+            subs += [
+                Subscription(f"order_book/{m.market_id}"),
+                Subscription(f"trade/{m.market_id}"),
+                Subscription(f"market_stats/{m.market_id}"),
+            ]
         d = _STREAM_DEFAULTS
         stream = self.stream = WsStream(
-            "ws.record", o.ws_url, subs, stream_listener(self), RateBudget(STANDARD, self.time),
-            books=self.books, time=self.time, rng=random.Random(),
-            snapshot_deadline_s=d["snapshot_deadline_s"], ping_idle_s=d["ping_idle_s"],
-            pong_timeout_s=d["pong_timeout_s"], connect_timeout_s=d["connect_timeout_s"],
-            backoff_min_s=d["backoff_min_s"], backoff_max_s=d["backoff_max_s"],
-            max_connect_failures=o.max_connect_failures, max_age_s=d["ws_max_age_s"],
-            send_idle_s=d["ws_send_idle_s"])
+            "ws.record",
+            o.ws_url,
+            subs,
+            stream_listener(self),
+            RateBudget(STANDARD, self.time),
+            books=self.books,
+            time=self.time,
+            rng=random.Random(),
+            snapshot_deadline_s=d["snapshot_deadline_s"],
+            ping_idle_s=d["ping_idle_s"],
+            pong_timeout_s=d["pong_timeout_s"],
+            connect_timeout_s=d["connect_timeout_s"],
+            backoff_min_s=d["backoff_min_s"],
+            backoff_max_s=d["backoff_max_s"],
+            max_connect_failures=o.max_connect_failures,
+            max_age_s=d["ws_max_age_s"],
+            send_idle_s=d["ws_send_idle_s"],
+        )
         for m in self.markets:
             stream.steps[m.market_id] = self._book_step(m.market_id)
-        tasks = [asyncio.ensure_future(self._flush_loop()),
-                 asyncio.ensure_future(self._status_loop())]
+        tasks = [
+            asyncio.ensure_future(self._flush_loop()),
+            asyncio.ensure_future(self._status_loop()),
+        ]
         stream.start()
         reason = ""
         try:
@@ -285,8 +335,15 @@ class Recorder:
             await stream.stop()  # closes the socket, waits for the stream's tasks
             wall, mono = self._stamp()
             writer.close(wall, mono, reason or "interrupted")
-        return RecordResult(writer.path, self.markets, writer.messages, writer.gaps,
-                            (self.time.monotonic_ns() - t0) / 1e9, reason, self._error)
+        return RecordResult(
+            writer.path,
+            self.markets,
+            writer.messages,
+            writer.gaps,
+            (self.time.monotonic_ns() - t0) / 1e9,
+            reason,
+            self._error,
+        )
 
     async def _flush_loop(self) -> None:
         while True:
@@ -301,8 +358,10 @@ class Recorder:
             await self.time.sleep(self.opts.status_interval_s)
             w = self.writer
             if w is not None and not w.closed:
-                self.err.write(f"recording {w.path}: {w.messages} messages, {w.gaps} gaps, "
-                               f"{w.bytes_in / 1e6:.1f} MB of JSON\n")
+                self.err.write(
+                    f"recording {w.path}: {w.messages} messages, {w.gaps} gaps, "
+                    f"{w.bytes_in / 1e6:.1f} MB of JSON\n"
+                )
                 self.err.flush()
 
 

@@ -28,8 +28,9 @@ from mmfast.tape.file import TapeWriter
 
 __all__ = ["SYNTHETIC_ETH", "write_synthetic_tape"]
 
-SYNTHETIC_ETH = TapeMarket(0, "ETH", price_decimals=2, size_decimals=4, min_base_lots=50,
-                           min_quote_micro=10_000_000)
+SYNTHETIC_ETH = TapeMarket(
+    0, "ETH", price_decimals=2, size_decimals=4, min_base_lots=50, min_quote_micro=10_000_000
+)
 _START_WALL_NS = 1_790_000_000_000_000_000  # a fixed start: the same seed, the same bytes
 
 
@@ -41,18 +42,32 @@ def _poisson(rng: random.Random, lam: float) -> int:
     return k
 
 
-def write_synthetic_tape(path: str | Path, *, seconds: float, seed: int = 1,
-                         market: TapeMarket = SYNTHETIC_ETH, mid_ticks: int = 300_000,
-                         step_ms: int = 50, depth: int = 25, half_spread_ticks: int = 2,
-                         vol_ticks: float = 0.6, trades_per_s: float = 8.0,
-                         churn_per_step: float = 3.0) -> int:
+def write_synthetic_tape(
+    path: str | Path,
+    *,
+    seconds: float,
+    seed: int = 1,
+    market: TapeMarket = SYNTHETIC_ETH,
+    mid_ticks: int = 300_000,
+    step_ms: int = 50,
+    depth: int = 25,
+    half_spread_ticks: int = 2,
+    vol_ticks: float = 0.6,
+    trades_per_s: float = 8.0,
+    churn_per_step: float = 3.0,
+) -> int:
     """Write the tape (see the module doc); returns the number of messages."""
     rng = random.Random(f"synthetic-tape:{seed}")
     mid = market.market_id
     pd, sd = market.price_decimals, market.size_decimals
     unit = market.min_base_lots
-    w = TapeWriter(path, (market,), source={"synthetic": {"seed": seed, "seconds": seconds}},
-                   start_wall_ns=_START_WALL_NS, start_mono_ns=0)
+    w = TapeWriter(
+        path,
+        (market,),
+        source={"synthetic": {"seed": seed, "seconds": seconds}},
+        start_wall_ns=_START_WALL_NS,
+        start_mono_ns=0,
+    )
 
     def px(p: int) -> str:
         return format_units(p, pd)
@@ -84,18 +99,31 @@ def write_synthetic_tape(path: str | Path, *, seconds: float, seed: int = 1,
     def levels(ch: dict[int, int], reverse: bool) -> list[dict[str, str]]:
         return [{"price": px(p), "size": sz(q)} for p, q in sorted(ch.items(), reverse=reverse)]
 
-    def book_msg(typ: str, b: dict[int, int], a: dict[int, int], begin: int, t_ms: int
-                 ) -> bytes:
-        return orjson.dumps({
-            "channel": f"order_book:{mid}", "offset": nonce,
-            "order_book": {"code": 0, "asks": levels(a, False), "bids": levels(b, True),
-                           "offset": nonce, "nonce": nonce, "begin_nonce": begin},
-            "timestamp": t_ms, "type": typ})
+    def book_msg(typ: str, b: dict[int, int], a: dict[int, int], begin: int, t_ms: int) -> bytes:
+        return orjson.dumps(
+            {
+                "channel": f"order_book:{mid}",
+                "offset": nonce,
+                "order_book": {
+                    "code": 0,
+                    "asks": levels(a, False),
+                    "bids": levels(b, True),
+                    "offset": nonce,
+                    "nonce": nonce,
+                    "begin_nonce": begin,
+                },
+                "timestamp": t_ms,
+                "type": typ,
+            }
+        )
 
     refill({}, {})
     n = 0
-    w.message(_START_WALL_NS, 0, book_msg("subscribed/order_book", bids, asks, 0,
-                                          _START_WALL_NS // 1_000_000))
+    w.message(
+        _START_WALL_NS,
+        0,
+        book_msg("subscribed/order_book", bids, asks, 0, _START_WALL_NS // 1_000_000),
+    )
     n += 1
     steps = int(seconds * 1000 / step_ms)
     last_stats = 0
@@ -117,9 +145,17 @@ def write_synthetic_tape(path: str | Path, *, seconds: float, seed: int = 1,
                 take = min(want, book[p])
                 want -= take
                 trade_id += 1
-                trades.append({"trade_id": trade_id, "market_id": mid, "price": px(p),
-                               "size": sz(take), "is_maker_ask": buy,
-                               "timestamp": t_ms, "type": "trade"})
+                trades.append(
+                    {
+                        "trade_id": trade_id,
+                        "market_id": mid,
+                        "price": px(p),
+                        "size": sz(take),
+                        "is_maker_ask": buy,
+                        "timestamp": t_ms,
+                        "type": "trade",
+                    }
+                )
                 if take == book[p]:
                     del book[p]
                     ch[p] = 0
@@ -127,9 +163,19 @@ def write_synthetic_tape(path: str | Path, *, seconds: float, seed: int = 1,
                     book[p] -= take
                     ch[p] = book[p]
         if trades:
-            w.message(_START_WALL_NS + t_ns, t_ns, orjson.dumps({
-                "channel": f"trade:{mid}", "liquidation_trades": [], "nonce": nonce,
-                "trades": trades, "type": "update/trade"}))
+            w.message(
+                _START_WALL_NS + t_ns,
+                t_ns,
+                orjson.dumps(
+                    {
+                        "channel": f"trade:{mid}",
+                        "liquidation_trades": [],
+                        "nonce": nonce,
+                        "trades": trades,
+                        "type": "update/trade",
+                    }
+                ),
+            )
             n += 1
         # Orders added and cancelled at random levels.
         for _ in range(_poisson(rng, churn_per_step)):
@@ -143,27 +189,46 @@ def write_synthetic_tape(path: str | Path, *, seconds: float, seed: int = 1,
         if cb or ca:
             begin = nonce
             nonce += len(cb) + len(ca)
-            w.message(_START_WALL_NS + t_ns + 1_000_000, t_ns + 1_000_000,
-                      book_msg("update/order_book", cb, ca, begin, t_ms))
+            w.message(
+                _START_WALL_NS + t_ns + 1_000_000,
+                t_ns + 1_000_000,
+                book_msg("update/order_book", cb, ca, begin, t_ms),
+            )
             n += 1
         if t_ns - last_stats >= 1_000_000_000:
             last_stats = t_ns
             mark = px(round(fair))
-            w.message(_START_WALL_NS + t_ns + 2_000_000, t_ns + 2_000_000, orjson.dumps({
-                "channel": f"market_stats:{mid}", "timestamp": t_ms,
-                "type": "update/market_stats",
-                "market_stats": {"market_id": mid, "symbol": market.symbol,
-                                 "mark_price": mark, "index_price": mark}}))
+            w.message(
+                _START_WALL_NS + t_ns + 2_000_000,
+                t_ns + 2_000_000,
+                orjson.dumps(
+                    {
+                        "channel": f"market_stats:{mid}",
+                        "timestamp": t_ms,
+                        "type": "update/market_stats",
+                        "market_stats": {
+                            "market_id": mid,
+                            "symbol": market.symbol,
+                            "mark_price": mark,
+                            "index_price": mark,
+                        },
+                    }
+                ),
+            )
             n += 1
             w.flush()  # a frame a second, as mmfast record writes them
-    w.close(_START_WALL_NS + steps * step_ms * 1_000_000 + 3_000_000,
-            steps * step_ms * 1_000_000 + 3_000_000, "synthetic tape end")
+    w.close(
+        _START_WALL_NS + steps * step_ms * 1_000_000 + 3_000_000,
+        steps * step_ms * 1_000_000 + 3_000_000,
+        "synthetic tape end",
+    )
     return n
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mmfast.tape.synthetic",
-                                description="write a seeded synthetic ETH tape")
+    p = argparse.ArgumentParser(
+        prog="python -m mmfast.tape.synthetic", description="write a seeded synthetic ETH tape"
+    )
     p.add_argument("out", help="the tape to write (must not exist)")
     p.add_argument("--seconds", type=float, default=600.0, help="tape length (default 600)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")

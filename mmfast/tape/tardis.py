@@ -48,10 +48,26 @@ from mmfast.tape.events import (
 
 __all__ = ["BOOK_COLUMNS", "TRADE_COLUMNS", "read_tardis", "sniff_tardis"]
 
-BOOK_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "is_snapshot", "side",
-                "price", "amount")
-TRADE_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price",
-                 "amount")
+BOOK_COLUMNS = (
+    "exchange",
+    "symbol",
+    "timestamp",
+    "local_timestamp",
+    "is_snapshot",
+    "side",
+    "price",
+    "amount",
+)
+TRADE_COLUMNS = (
+    "exchange",
+    "symbol",
+    "timestamp",
+    "local_timestamp",
+    "id",
+    "side",
+    "price",
+    "amount",
+)
 _GZIP_MAGIC = b"\x1f\x8b"
 _SAMPLE_ROWS = 20_000  # rows read to infer the decimals
 _MAX_DECIMALS = 6  # price x size must be an exact number of micro-USDC
@@ -66,7 +82,7 @@ def _open_text(path: Path) -> IO[str]:
 
 
 def sniff_tardis(path: str | Path) -> str | None:
-    """"book" or "trades" when the file starts with that Tardis header, else None."""
+    """ "book" or "trades" when the file starts with that Tardis header, else None."""
     p = Path(path)
     try:
         with _open_text(p) as f:
@@ -86,8 +102,9 @@ def _fraction_digits(text: str) -> int:
     return 0 if i < 0 else len(text) - i - 1
 
 
-def _infer(path: Path, price_col: int, amount_col: int, symbols: set[str],
-           exchanges: set[str]) -> tuple[int, int, int | None]:
+def _infer(
+    path: Path, price_col: int, amount_col: int, symbols: set[str], exchanges: set[str]
+) -> tuple[int, int, int | None]:
     """(price digits, amount digits, first local_timestamp in µs) over the first rows."""
     pd = sd = 0
     first: int | None = None
@@ -108,19 +125,28 @@ def _infer(path: Path, price_col: int, amount_col: int, symbols: set[str],
     return pd, sd, first
 
 
-def read_tardis(paths: list[Path], stats: ReadStats, *, market_id: int = 0,
-                price_decimals: int | None = None, size_decimals: int | None = None,
-                ) -> tuple[TapeInfo, Iterator[Event]]:
+def read_tardis(
+    paths: list[Path],
+    stats: ReadStats,
+    *,
+    market_id: int = 0,
+    price_decimals: int | None = None,
+    size_decimals: int | None = None,
+) -> tuple[TapeInfo, Iterator[Event]]:
     """One ``incremental_book_L2`` file and at most one ``trades`` file of one symbol."""
     books = [p for p in paths if sniff_tardis(p) == "book"]
     trades = [p for p in paths if sniff_tardis(p) == "trades"]
     other = [p for p in paths if p not in books and p not in trades]
     if other:
-        raise TapeError(f"{other[0]}: not a Tardis incremental_book_L2 or trades CSV (header "
-                        f"{','.join(BOOK_COLUMNS)} or {','.join(TRADE_COLUMNS)})")
+        raise TapeError(
+            f"{other[0]}: not a Tardis incremental_book_L2 or trades CSV (header "
+            f"{','.join(BOOK_COLUMNS)} or {','.join(TRADE_COLUMNS)})"
+        )
     if len(books) != 1 or len(trades) > 1:
-        raise TapeError("a Tardis tape is one incremental_book_L2 file and at most one trades "
-                        f"file (got {len(books)} book and {len(trades)} trades files)")
+        raise TapeError(
+            "a Tardis tape is one incremental_book_L2 file and at most one trades "
+            f"file (got {len(books)} book and {len(trades)} trades files)"
+        )
     symbols: set[str] = set()
     exchanges: set[str] = set()
     bpd, bsd, first = _infer(books[0], 6, 7, symbols, exchanges)
@@ -130,28 +156,37 @@ def read_tardis(paths: list[Path], stats: ReadStats, *, market_id: int = 0,
         if tfirst is not None and (first is None or tfirst < first):
             first = tfirst
     if len(symbols) > 1:
-        raise TapeError(f"the Tardis files hold several symbols ({', '.join(sorted(symbols))}): "
-                        "a tape is one symbol")
+        raise TapeError(
+            f"the Tardis files hold several symbols ({', '.join(sorted(symbols))}): "
+            "a tape is one symbol"
+        )
     pd = max(bpd, tpd) if price_decimals is None else price_decimals
     sd = max(bsd, tsd) if size_decimals is None else size_decimals
     if pd + sd > _MAX_DECIMALS:
-        raise TapeError(f"price decimals {pd} + size decimals {sd} > {_MAX_DECIMALS}: a price "
-                        "times a size must be a whole number of micro-USDC (set the market's "
-                        "--price-decimals / --size-decimals)")
+        raise TapeError(
+            f"price decimals {pd} + size decimals {sd} > {_MAX_DECIMALS}: a price "
+            "times a size must be a whole number of micro-USDC (set the market's "
+            "--price-decimals / --size-decimals)"
+        )
     symbol = symbols.pop() if symbols else "?"
     market = TapeMarket(market_id, symbol, pd, sd)
-    info = TapeInfo("tardis", 1, tuple(str(p) for p in paths), (market,),
-                    (first or 0) * 1000, {"exchange": ",".join(sorted(exchanges)),
-                                          "files": [str(p) for p in paths]})
-    streams: list[Iterator[tuple[int, int, int, Event]]] = [_book_events(books[0], market,
-                                                                          stats)]
+    info = TapeInfo(
+        "tardis",
+        1,
+        tuple(str(p) for p in paths),
+        (market,),
+        (first or 0) * 1000,
+        {"exchange": ",".join(sorted(exchanges)), "files": [str(p) for p in paths]},
+    )
+    streams: list[Iterator[tuple[int, int, int, Event]]] = [_book_events(books[0], market, stats)]
     if trades:
         streams.append(_trade_events(trades[0], market, stats))
     return info, _merged(streams, stats)
 
 
-def _merged(streams: list[Iterator[tuple[int, int, int, Event]]], stats: ReadStats
-            ) -> Iterator[Event]:
+def _merged(
+    streams: list[Iterator[tuple[int, int, int, Event]]], stats: ReadStats
+) -> Iterator[Event]:
     for _t, _prio, _seq, ev in heapq.merge(*streams):
         stats.events += 1
         if ev.kind == "book":
@@ -163,8 +198,10 @@ def _merged(streams: list[Iterator[tuple[int, int, int, Event]]], stats: ReadSta
 
 def _decimals_error(path: Path, line: int, what: str, value: str, decimals: int) -> TapeError:
     flag = "--price-decimals" if what == "price" else "--size-decimals"
-    return TapeError(f"{path}:{line}: {what} {value!r} has more than {decimals} decimals (the "
-                     f"most seen in the first rows); set {flag}")
+    return TapeError(
+        f"{path}:{line}: {what} {value!r} has more than {decimals} decimals (the "
+        f"most seen in the first rows); set {flag}"
+    )
 
 
 def _parse(path: Path, line: int, what: str, value: str, decimals: int) -> int:
@@ -186,8 +223,9 @@ def _time(text: str, last: int, stats: ReadStats) -> int:
     return t
 
 
-def _book_events(path: Path, m: TapeMarket, stats: ReadStats
-                 ) -> Iterator[tuple[int, int, int, Event]]:
+def _book_events(
+    path: Path, m: TapeMarket, stats: ReadStats
+) -> Iterator[tuple[int, int, int, Event]]:
     """Book messages (rows grouped by local_timestamp; snapshot runs grouped whole)."""
     pd, sd, mid = m.price_decimals, m.size_decimals, m.market_id
     seq = 0
@@ -258,8 +296,9 @@ def _book_events(path: Path, m: TapeMarket, stats: ReadStats
         yield emit()
 
 
-def _trade_events(path: Path, m: TapeMarket, stats: ReadStats
-                  ) -> Iterator[tuple[int, int, int, Event]]:
+def _trade_events(
+    path: Path, m: TapeMarket, stats: ReadStats
+) -> Iterator[tuple[int, int, int, Event]]:
     pd, sd, mid = m.price_decimals, m.size_decimals, m.market_id
     last_t = 0
     with _open_text(path) as f:
@@ -273,8 +312,9 @@ def _trade_events(path: Path, m: TapeMarket, stats: ReadStats
             try:
                 t = _time(row[3], last_t, stats)
                 side = row[5]
-                taker = (TAKER_BUY if side == "buy" else TAKER_SELL if side == "sell"
-                         else TAKER_UNKNOWN)
+                taker = (
+                    TAKER_BUY if side == "buy" else TAKER_SELL if side == "sell" else TAKER_UNKNOWN
+                )
                 if taker == TAKER_UNKNOWN and side != "unknown":
                     raise ValueError("side")
                 price = _parse(path, line, "price", row[6], pd)

@@ -19,8 +19,9 @@ T = TypeVar("T")
 def sim_config() -> SimConfig:
     """Override in a test module to change the simulator's settings."""
     # Premium: the tier the tests' connectors keep to (the simulator's default is standard).
-    return SimConfig(seed=7, ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000,
-                     speed_bumps=False, tier="premium")
+    return SimConfig(
+        seed=7, ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000, speed_bumps=False, tier="premium"
+    )
 
 
 @pytest.fixture

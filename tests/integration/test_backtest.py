@@ -75,18 +75,25 @@ tick_interval_ms = 100
 """
 
 
-def _config(tmp: Path, spread: int = 5, levels: int = 1, skew: int = 0,
-            market: str = "ETH") -> str:
+def _config(tmp: Path, spread: int = 5, levels: int = 1, skew: int = 0, market: str = "ETH") -> str:
     p = tmp / f"bot-{spread}-{levels}-{skew}-{market}.toml"
-    p.write_text(CONFIG.format(spread=spread, levels=levels, skew=skew).replace(
-        'symbol = "ETH"', f'symbol = "{market}"'))
+    p.write_text(
+        CONFIG.format(spread=spread, levels=levels, skew=skew).replace(
+            'symbol = "ETH"', f'symbol = "{market}"'
+        )
+    )
     return str(p)
 
 
 def _run(tape: list[Path], config: str, out: Path, **kw: Any) -> tuple[BacktestResult, str, str]:
     o, e = io.StringIO(), io.StringIO()
-    res = run_backtest(BacktestOptions(tape=tuple(str(p) for p in tape), config=config,
-                                       out_dir=str(out), progress=False, **kw), out=o, err=e)
+    res = run_backtest(
+        BacktestOptions(
+            tape=tuple(str(p) for p in tape), config=config, out_dir=str(out), progress=False, **kw
+        ),
+        out=o,
+        err=e,
+    )
     return res, o.getvalue(), e.getvalue()
 
 
@@ -95,35 +102,57 @@ def _tardis(tmp: Path) -> list[Path]:
     3000.05 (5 ticks from the mid): a seller eats the 0.5000 ahead of our bid, then 0.0100
     more (60 of our 100 lots: the queue fill); later a buyer trades at 3000.10, through our
     ask at 3000.05 (all of it)."""
-    book = write_book(tmp / "lighter_incremental_book_L2_2026-01-01_ETH.csv.gz", [
-        (0, True, "bid", "2999.95", "0.5000"),
-        (0, True, "bid", "2999.90", "1.0000"),
-        (0, True, "ask", "3000.05", "0.5000"),
-        (0, True, "ask", "3000.10", "1.0000"),
-        (2_000_000, False, "bid", "2999.95", "0.0040"),
-        (3_000_000, False, "bid", "2999.95", "0"),
-        (7_000_000, False, "bid", "2999.90", "1.5000"),
-    ], gz=True)
-    trades = write_trades(tmp / "lighter_trades_2026-01-01_ETH.csv", [
-        (2_000_000, "a1", "sell", "2999.95", "0.4960"),
-        (3_000_000, "a2", "sell", "2999.95", "0.0100"),
-        (5_000_000, "a3", "buy", "3000.10", "0.2000"),
-    ])
+    book = write_book(
+        tmp / "lighter_incremental_book_L2_2026-01-01_ETH.csv.gz",
+        [
+            (0, True, "bid", "2999.95", "0.5000"),
+            (0, True, "bid", "2999.90", "1.0000"),
+            (0, True, "ask", "3000.05", "0.5000"),
+            (0, True, "ask", "3000.10", "1.0000"),
+            (2_000_000, False, "bid", "2999.95", "0.0040"),
+            (3_000_000, False, "bid", "2999.95", "0"),
+            (7_000_000, False, "bid", "2999.90", "1.5000"),
+        ],
+        gz=True,
+    )
+    trades = write_trades(
+        tmp / "lighter_trades_2026-01-01_ETH.csv",
+        [
+            (2_000_000, "a1", "sell", "2999.95", "0.4960"),
+            (3_000_000, "a2", "sell", "2999.95", "0.0100"),
+            (5_000_000, "a3", "buy", "3000.10", "0.2000"),
+        ],
+    )
     return [book, trades]
 
 
 def test_a_tardis_tape_fills_the_quotes_by_the_queue_model(tmp_path: Path) -> None:
-    res, out, err = _run(_tardis(tmp_path), _config(tmp_path), tmp_path / "out",
-                         price_decimals=2, size_decimals=4)
+    res, out, err = _run(
+        _tardis(tmp_path), _config(tmp_path), tmp_path / "out", price_decimals=2, size_decimals=4
+    )
     assert res.exit_code == 0, out + err
     ms = T0 // 1000
     assert res.fills == [
-        {"trade_id": res.fills[0]["trade_id"], "timestamp_ms": ms + 3000, "market": 0,
-         "side": "buy", "price": "2999.95", "size": "0.0060", "fee_usdc": "0.000504",
-         "liquidity": "maker"},
-        {"trade_id": res.fills[0]["trade_id"] + 2, "timestamp_ms": ms + 5000, "market": 0,
-         "side": "sell", "price": "3000.05", "size": "0.0100", "fee_usdc": "0.000840",
-         "liquidity": "maker"},
+        {
+            "trade_id": res.fills[0]["trade_id"],
+            "timestamp_ms": ms + 3000,
+            "market": 0,
+            "side": "buy",
+            "price": "2999.95",
+            "size": "0.0060",
+            "fee_usdc": "0.000504",
+            "liquidity": "maker",
+        },
+        {
+            "trade_id": res.fills[0]["trade_id"] + 2,
+            "timestamp_ms": ms + 5000,
+            "market": 0,
+            "side": "sell",
+            "price": "3000.05",
+            "size": "0.0100",
+            "fee_usdc": "0.000840",
+            "liquidity": "maker",
+        },
     ]
     r = res.replay
     assert (r["queue_fills"], r["through_fills"], r["crossing_fills"]) == (1, 1, 0)
@@ -131,8 +160,7 @@ def test_a_tardis_tape_fills_the_quotes_by_the_queue_model(tmp_path: Path) -> No
     assert res.simulated_s == 7.0
     # The bot saw the same fills (its journal), and stopped clean at the tape's end.
     journal = [orjson.loads(x) for x in Path(res.journal).read_bytes().splitlines()]
-    fills = [(j["side"], j["price"], j["size"], j["ts_ms"]) for j in journal
-             if j["kind"] == "fill"]
+    fills = [(j["side"], j["price"], j["size"], j["ts_ms"]) for j in journal if j["kind"] == "fill"]
     assert fills == [("BUY", 299_995, 60, ms + 3000), ("SELL", 300_005, 100, ms + 5000)]
     stop = [j for j in journal if j["kind"] == "run_stop"]
     assert stop[0]["reason"] == "tape ended" and stop[0]["orders_left"] == 0
@@ -140,7 +168,9 @@ def test_a_tardis_tape_fills_the_quotes_by_the_queue_model(tmp_path: Path) -> No
     outdir = tmp_path / "out"
     assert (outdir / "fills.csv").read_text().splitlines()[1:] == [
         f"{f['trade_id']},{f['timestamp_ms']},0,{f['side']},{f['price']},{f['size']},"
-        f"{f['fee_usdc']},maker" for f in res.fills]
+        f"{f['fee_usdc']},maker"
+        for f in res.fills
+    ]
     summary = orjson.loads((outdir / "backtest.json").read_bytes())
     assert summary["fills"] == 2 and summary["fills_sha256"] == res.fills_digest
 
@@ -207,8 +237,9 @@ def test_a_tape_that_breaks_midway_ends_the_run_with_an_error(tmp_path: Path) ->
     assert "the tape broke" in res.error and "corrupt tape" in res.error
     assert 0 < res.simulated_s < 20
     assert "error        the tape broke" in out
-    stop = [orjson.loads(x) for x in Path(res.journal).read_bytes().splitlines()
-            if b'"run_stop"' in x]
+    stop = [
+        orjson.loads(x) for x in Path(res.journal).read_bytes().splitlines() if b'"run_stop"' in x
+    ]
     assert stop[0]["reason"] == "tape error" and stop[0]["orders_left"] == 0
 
 
@@ -217,14 +248,35 @@ def test_backtest_command(tmp_path: Path) -> None:
     write_synthetic_tape(tape, seconds=10, seed=4)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "mmfast.cli", "backtest", str(tape),
-                           "--config", _config(tmp_path, spread=3), "-o", str(out),
-                           "--seed", "2", "--no-progress"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmfast.cli",
+            "backtest",
+            str(tape),
+            "--config",
+            _config(tmp_path, spread=3),
+            "-o",
+            str(out),
+            "--seed",
+            "2",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "=== mmfast run summary ===" in proc.stdout
     assert "=== mmfast backtest ===" in proc.stdout
     assert "simulated    10.0 s of tape" in proc.stdout
-    assert {p.name for p in out.iterdir()} >= {"journal.jsonl", "fills.csv", "backtest.json",
-                                                "report.html", "report.json"}
+    assert {p.name for p in out.iterdir()} >= {
+        "journal.jsonl",
+        "fills.csv",
+        "backtest.json",
+        "report.html",
+        "report.json",
+    }
     assert f"report       {out / 'report.html'}" in proc.stdout

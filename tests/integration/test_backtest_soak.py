@@ -29,9 +29,16 @@ def test_ten_minutes_recorded_then_backtested_twice(tmp_path: Path) -> None:
     st = SimThread(SimConfig(seed=11, flow=FlowConfig(), tier="premium"))
     st.start()
     try:
-        rec = Recorder(RecordOptions(rest_url=st.rest_url, ws_url=st.ws_url,
-                                     markets=("ETH", "BTC"), out=tape,
-                                     duration_s=MINUTES * 60, status_interval_s=0))
+        rec = Recorder(
+            RecordOptions(
+                rest_url=st.rest_url,
+                ws_url=st.ws_url,
+                markets=("ETH", "BTC"),
+                out=tape,
+                duration_s=MINUTES * 60,
+                status_interval_s=0,
+            )
+        )
         res = asyncio.run(asyncio.wait_for(rec.run(), MINUTES * 60 + 60))
     finally:
         st.stop()
@@ -43,9 +50,17 @@ def test_ten_minutes_recorded_then_backtested_twice(tmp_path: Path) -> None:
     runs = []
     for i in range(2):
         out, err = io.StringIO(), io.StringIO()
-        r = run_backtest(BacktestOptions(tape=(str(tape),), config=cfg, seed=3,
-                                         out_dir=str(tmp_path / f"out{i}"), progress=False),
-                         out=out, err=err)
+        r = run_backtest(
+            BacktestOptions(
+                tape=(str(tape),),
+                config=cfg,
+                seed=3,
+                out_dir=str(tmp_path / f"out{i}"),
+                progress=False,
+            ),
+            out=out,
+            err=err,
+        )
         assert r.exit_code == 0, out.getvalue() + err.getvalue()
         journal = [orjson.loads(x) for x in Path(r.journal).read_bytes().splitlines()]
         for j in journal:
@@ -53,10 +68,12 @@ def test_ten_minutes_recorded_then_backtested_twice(tmp_path: Path) -> None:
                 for k in ("elapsed_s", "latency", "latency_hist"):
                     j.pop(k, None)
         runs.append((r, journal))
-        print(f"\nbacktest {i + 1}: {r.simulated_s:.1f} s of tape ({n} events of two markets, "
-              f"{r.replay['events']} of ETH replayed) in {r.wall_s:.1f} s wall "
-              f"({r.speed:.1f}x), {r.cpu_s:.1f} s CPU ({r.simulated_s / r.cpu_s:.1f}x); "
-              f"{len(r.fills)} fills, sha256 {r.fills_digest[:16]}")
+        print(
+            f"\nbacktest {i + 1}: {r.simulated_s:.1f} s of tape ({n} events of two markets, "
+            f"{r.replay['events']} of ETH replayed) in {r.wall_s:.1f} s wall "
+            f"({r.speed:.1f}x), {r.cpu_s:.1f} s CPU ({r.simulated_s / r.cpu_s:.1f}x); "
+            f"{len(r.fills)} fills, sha256 {r.fills_digest[:16]}"
+        )
     (a, ja), (b, jb) = runs
     assert abs(a.simulated_s - MINUTES * 60) < 1.0
     assert len(a.fills) > 0

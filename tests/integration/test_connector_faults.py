@@ -43,8 +43,9 @@ def sim_config() -> SimConfig:
     return make_sim_config()
 
 
-async def until(stime: ScaledTime, cond: Callable[[], bool], timeout_s: float,
-                step_s: float = 0.02) -> float:
+async def until(
+    stime: ScaledTime, cond: Callable[[], bool], timeout_s: float, step_s: float = 0.02
+) -> float:
     """Wait until ``cond()``; return the simulated seconds it took (inf on timeout)."""
     t0 = stime.monotonic_ns()
     while not cond():
@@ -69,8 +70,9 @@ def assert_book_matches(sim: SimThread, conn: LighterConnector, m: int) -> bool:
     return True
 
 
-async def aligned_check(sim: SimThread, stime: ScaledTime, conn: LighterConnector, m: int,
-                        tries: int = 200) -> None:
+async def aligned_check(
+    sim: SimThread, stime: ScaledTime, conn: LighterConnector, m: int, tries: int = 200
+) -> None:
     for _ in range(tries):
         if assert_book_matches(sim, conn, m):
             return
@@ -84,8 +86,9 @@ def p99(xs: list[float]) -> float:
 
 
 # ------------------------------------------------------------------------- 1. drops
-def drops_scenario(sim: SimThread, stime: ScaledTime, n: int,
-                   spacing_s: tuple[float, float]) -> None:
+def drops_scenario(
+    sim: SimThread, stime: ScaledTime, n: int, spacing_s: tuple[float, float]
+) -> None:
     rng = random.Random(1)
     resync: list[float] = []
 
@@ -98,8 +101,13 @@ def drops_scenario(sim: SimThread, stime: ScaledTime, n: int,
             snaps = conn.market_data.books[0].snapshots
             pulls = len(rec.pulls)
             faults(sim, lambda f, c=code: f.drop(c, "order_book:0"))
-            t = await until(stime, lambda s=snaps: conn.market_data.books[0].snapshots > s
-                            and conn.market_data.books[0].in_sync(), 10.0)
+            t = await until(
+                stime,
+                lambda s=snaps: (
+                    conn.market_data.books[0].snapshots > s and conn.market_data.books[0].in_sync()
+                ),
+                10.0,
+            )
             assert t < math.inf, f"drop {i} ({code}) never resynced: {conn.status()}"
             resync.append(t)
             assert len(rec.pulls) > pulls  # quotes were pulled
@@ -109,8 +117,10 @@ def drops_scenario(sim: SimThread, stime: ScaledTime, n: int,
         assert await conn.wait_ready(10.0)
 
     run(run_connector(sim, stime, body), timeout_s=30 + n * 1.5)
-    print(f"drops: n={n} resync p50={sorted(resync)[n // 2]:.3f}s p99={p99(resync):.3f}s "
-          f"max={max(resync):.3f}s (simulated)")
+    print(
+        f"drops: n={n} resync p50={sorted(resync)[n // 2]:.3f}s p99={p99(resync):.3f}s "
+        f"max={max(resync):.3f}s (simulated)"
+    )
     assert p99(resync) <= 2.0, resync
 
 
@@ -153,8 +163,10 @@ def stall_scenario(sim: SimThread, stime: ScaledTime, n: int) -> None:
             await aligned_check(sim, stime, conn, 0)
 
     run(run_connector(sim, stime, body), timeout_s=30 + n * 2.0)
-    print(f"stalls: n={n} detection max={max(detect):.3f}s min={min(detect):.3f}s "
-          f"pull lag max={max(pull_lag):.3f}s (simulated)")
+    print(
+        f"stalls: n={n} detection max={max(detect):.3f}s min={min(detect):.3f}s "
+        f"pull lag max={max(pull_lag):.3f}s (simulated)"
+    )
     assert len(detect) == n  # n/n recovered
     assert max(detect) <= 5.0, detect  # idle (2.5 s) + pong timeout (2 s)
     assert max(pull_lag) <= 1.0, pull_lag
@@ -177,6 +189,7 @@ def test_quiet_market_is_not_a_dead_socket(stime: ScaledTime) -> None:
     """No flow, no server pings for a long time: idle pings keep the socket, no reconnect."""
     cfg = make_sim_config(flow=None, ws_ping_interval_ms=60_000, ws_pong_timeout_ms=120_000)
     with SimThread(cfg, stime) as st:
+
         async def body(conn: LighterConnector, rec: Recorder) -> None:
             assert await conn.wait_ready(10.0), conn.status()
             md = conn.market_data.stream
@@ -190,8 +203,7 @@ def test_quiet_market_is_not_a_dead_socket(stime: ScaledTime) -> None:
 
 
 # ------------------------------------------------------------------ 3. gaps, dups, reorders
-def sequence_scenario(sim: SimThread, stime: ScaledTime, n: int, spacing_s: float = 0.0
-                      ) -> None:
+def sequence_scenario(sim: SimThread, stime: ScaledTime, n: int, spacing_s: float = 0.0) -> None:
     """``n`` gap/duplicate/reorder faults, ``spacing_s`` simulated seconds apart. Each resync
     costs WebSocket messages (unsubscribe, subscribe) from a budget of 136 a minute: a long run
     must space its faults or the connector rightly holds resubscribes for the next window."""
@@ -216,8 +228,10 @@ def sequence_scenario(sim: SimThread, stime: ScaledTime, n: int, spacing_s: floa
         assert conn.market_data.gaps == n  # 100% detected, one detection per fault
         assert conn.market_data.stream is not None and conn.market_data.stream.handler_errors == 0
 
-    run(run_connector(sim, stime, body, markets=(0,)),
-        timeout_s=30 + n * (0.6 + spacing_s / stime.scale))
+    run(
+        run_connector(sim, stime, body, markets=(0,)),
+        timeout_s=30 + n * (0.6 + spacing_s / stime.scale),
+    )
 
 
 def test_gaps_duplicates_reorders_detected(sim: SimThread, stime: ScaledTime) -> None:
@@ -230,8 +244,7 @@ def test_gaps_duplicates_reorders_soak(sim: SimThread, stime: ScaledTime) -> Non
 
 
 # ------------------------------------------------------ 4. pre-snapshot deltas, no snapshot
-def test_delta_before_snapshot_and_missing_snapshot(sim: SimThread, stime: ScaledTime
-                                                    ) -> None:
+def test_delta_before_snapshot_and_missing_snapshot(sim: SimThread, stime: ScaledTime) -> None:
     faults(sim, lambda f: f.book_delta_before_snapshot(0))
 
     async def body(conn: LighterConnector, rec: Recorder) -> None:
@@ -300,10 +313,13 @@ def test_no_book_event_while_crossed(sim: SimThread, stime: ScaledTime) -> None:
         assert await conn.wait_ready(10.0)
         crossed_events: list[bool] = []
         from mmfast.core.events import BookUpdated, EventBus
+
         bus = conn.signals.bus
         assert isinstance(bus, EventBus)
-        bus.subscribe(BookUpdated, lambda ev: crossed_events.append(
-            ev.book.is_crossed() or ev.book.is_locked()))
+        bus.subscribe(
+            BookUpdated,
+            lambda ev: crossed_events.append(ev.book.is_crossed() or ev.book.is_locked()),
+        )
         faults(sim, lambda f: f.book_crossed(0, 2.0))
         await stime.sleep(4.0)
         assert crossed_events and not any(crossed_events)
@@ -357,6 +373,7 @@ def test_429_and_5xx_storms_respect_cap_and_retry_after() -> None:
     tier = RateTier("test", rest_units=limit, min_rest_weight=0, sendtx_per_min=200)
     outcomes: dict[str, int] = {"ok": 0, "unavailable": 0, "rate_limited": 0, "unknown": 0}
     with SimThread(cfg, stime) as st:
+
         async def body(conn: LighterConnector, rec: Recorder) -> None:
             assert await conn.wait_ready(10.0)
             t_end = stime.monotonic_ns() + int(100e9)
@@ -383,17 +400,23 @@ def test_429_and_5xx_storms_respect_cap_and_retry_after() -> None:
         times = _times(st, "GET /api/v1/nextNonce")
         rest_log = st.call(lambda s: [(t, n) for t, n in s.truth.request_log() if "/api/v1/" in n])
         limits = st.call(lambda s: s.truth.rate_limits())
-        applied = st.call(lambda s: [(r.time_ns, r.details.get("status"))
-                                     for r in s.truth.faults("http_status_storm", "applied")])
+        applied = st.call(
+            lambda s: [
+                (r.time_ns, r.details.get("status"))
+                for r in s.truth.faults("http_status_storm", "applied")
+            ]
+        )
     weight_max = _weighted_max(rest_log)
     after_fail = []
     for t_fail, status in applied[:-1]:  # the last one is the sendTx 502 (UNKNOWN) check
         nxt = [t for t in times if t > t_fail]
         if nxt:
             after_fail.append(((nxt[0] - t_fail) / 1e9, status))
-    print(f"storm: {len(times)} nextNonce, max weight in any 60 s = {weight_max} "
-          f"(cap {int(limit * 0.8)}, venue {limit}); waits after failures "
-          f"{[round(w, 2) for w, _ in after_fail]}; {outcomes}")
+    print(
+        f"storm: {len(times)} nextNonce, max weight in any 60 s = {weight_max} "
+        f"(cap {int(limit * 0.8)}, venue {limit}); waits after failures "
+        f"{[round(w, 2) for w, _ in after_fail]}; {outcomes}"
+    )
     assert weight_max <= limit * 0.8
     assert limits["breaches"] == 0  # the venue's own limiter never refused us (no 429/418)
     assert outcomes["ok"] > 50 and outcomes["unknown"] == 1
@@ -445,6 +468,7 @@ def test_reconnect_storm_within_ws_budget(sim: SimThread, stime: ScaledTime) -> 
 def test_halt_after_ten_failed_connects() -> None:
     stime = ScaledTime(40.0)
     with SimThread(make_sim_config(flow=None), stime) as st:
+
         async def body(conn: LighterConnector, rec: Recorder) -> None:
             assert await conn.wait_ready(10.0)
             faults(st, lambda f: f.refuse_connections(True))
@@ -465,8 +489,9 @@ def test_halt_after_ten_failed_connects() -> None:
 
 # ------------------------------------------------------------------------ 23. clock skew
 @pytest.mark.parametrize("offset_ms", [2000, -2000, 30000, -30000])
-def test_clock_skew_detected_and_expiries_within_bounds(sim: SimThread, stime: ScaledTime,
-                                                        offset_ms: int) -> None:
+def test_clock_skew_detected_and_expiries_within_bounds(
+    sim: SimThread, stime: ScaledTime, offset_ms: int
+) -> None:
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0)
         faults(sim, lambda f: f.wall_offset_ms(offset_ms))
@@ -482,8 +507,13 @@ def test_clock_skew_detected_and_expiries_within_bounds(sim: SimThread, stime: S
         conn.tokens.invalidate()
         faults(sim, lambda f: f.drop("rst", f"user_stats:{ACCOUNT}"))
         await stime.sleep(0.2)
-        ok = await until(stime, lambda: all(
-            conn.readiness.holds(f"stream:{k}") for k in conn.account.stream.subscriptions), 10.0)
+        ok = await until(
+            stime,
+            lambda: all(
+                conn.readiness.holds(f"stream:{k}") for k in conn.account.stream.subscriptions
+            ),
+            10.0,
+        )
         assert ok < math.inf, conn.readiness.failing()
         # Order expiry: 5 min from now in venue time is inside the venue's window; the same
         # from the local clock is not when the venue runs ahead.

@@ -31,8 +31,14 @@ def make_sim_config(**kw: Any) -> SimConfig:
     # Server pings every 10 s: each is answered with a pong that counts against the client's
     # 200 messages a minute, as on the venue.
     # The premium tier the connector's budget keeps to (the simulator's default is standard).
-    base: dict[str, Any] = dict(seed=11, ws_ping_interval_ms=10_000, ws_pong_timeout_ms=30_000,
-                                speed_bumps=False, flow=FlowConfig(), tier="premium")
+    base: dict[str, Any] = dict(
+        seed=11,
+        ws_ping_interval_ms=10_000,
+        ws_pong_timeout_ms=30_000,
+        speed_bumps=False,
+        flow=FlowConfig(),
+        tier="premium",
+    )
     base.update(kw)
     return SimConfig(**base)
 
@@ -62,16 +68,22 @@ class Recorder:
         self.book_events += 1
 
 
-def connector_config(sim: SimThread, markets: tuple[int, ...] = (0, 1), **kw: Any
-                     ) -> LighterConfig:
-    base: dict[str, Any] = dict(rest_url=sim.rest_url, ws_url=sim.ws_url, account_index=ACCOUNT,
-                                api_key_index=KEY, markets=markets, seed=3)
+def connector_config(sim: SimThread, markets: tuple[int, ...] = (0, 1), **kw: Any) -> LighterConfig:
+    base: dict[str, Any] = dict(
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        account_index=ACCOUNT,
+        api_key_index=KEY,
+        markets=markets,
+        seed=3,
+    )
     base.update(kw)
     return LighterConfig(**base)
 
 
-async def signer_provider(chain_id: int, sim: SimThread | None = None
-                          ) -> tuple[SignerTokenProvider, Any]:
+async def signer_provider(
+    chain_id: int, sim: SimThread | None = None
+) -> tuple[SignerTokenProvider, Any]:
     """A token provider on lighter-sdk's signer with a throwaway key (no network calls); its
     public key is registered with ``sim`` (the simulator verifies auth tokens)."""
     import lighter
@@ -81,14 +93,18 @@ async def signer_provider(chain_id: int, sim: SimThread | None = None
     assert err is None
     if sim is not None:
         sim.register_api_key(ACCOUNT, KEY, pub)
-    client = lighter.SignerClient(url="http://127.0.0.1:1", account_index=ACCOUNT,
-                                  api_private_keys={KEY: priv}, chain_id=chain_id)
+    client = lighter.SignerClient(
+        url="http://127.0.0.1:1",
+        account_index=ACCOUNT,
+        api_private_keys={KEY: priv},
+        chain_id=chain_id,
+    )
     return SignerTokenProvider(client, KEY), client
 
 
-async def run_connector(sim: SimThread, stime: ScaledTime,
-                        body: Callable[[LighterConnector, Recorder], Any],
-                        **cfg: Any) -> None:
+async def run_connector(
+    sim: SimThread, stime: ScaledTime, body: Callable[[LighterConnector, Recorder], Any], **cfg: Any
+) -> None:
     provider, client = await signer_provider(sim.config.chain_id, sim)
     bus = EventBus()
     rec = Recorder(bus)
@@ -111,8 +127,7 @@ def sim_levels(sim: SimThread, market: int) -> tuple[list[tuple[int, int]], list
 
 
 # ------------------------------------------------------------------------------------- tests
-def test_ready_with_metadata_books_and_account_streams(sim: SimThread, stime: ScaledTime
-                                                       ) -> None:
+def test_ready_with_metadata_books_and_account_streams(sim: SimThread, stime: ScaledTime) -> None:
     async def body(conn: LighterConnector, rec: Recorder) -> None:
         assert await conn.wait_ready(10.0), conn.readiness.failing()
         eth = conn.market_data.markets[0]
@@ -165,8 +180,9 @@ def test_book_equals_simulator_at_aligned_nonces(sim: SimThread, stime: ScaledTi
     run(run_connector(sim, stime, body))
 
 
-def test_rest_endpoints_and_account_stream(sim: SimThread, stime: ScaledTime,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_rest_endpoints_and_account_stream(
+    sim: SimThread, stime: ScaledTime, caplog: pytest.LogCaptureFixture
+) -> None:
     """Every REST call of the issue, one session for the connector's life, the order showing up
     on the account stream, and no auth token in any captured log record."""
     caplog.set_level(logging.DEBUG)
@@ -186,9 +202,19 @@ def test_rest_endpoints_and_account_stream(sim: SimThread, stime: ScaledTime,
         txs = []
         for i in range(3):
             tx_type, tx_info, _h, err = client.sign_create_order(
-                0, 7000 + i, 1000, 290_000 - i, 0, client.ORDER_TYPE_LIMIT,
-                client.ORDER_TIME_IN_FORCE_POST_ONLY, False, 0, expiry,
-                nonce=nonce + i, api_key_index=KEY)
+                0,
+                7000 + i,
+                1000,
+                290_000 - i,
+                0,
+                client.ORDER_TYPE_LIMIT,
+                client.ORDER_TIME_IN_FORCE_POST_ONLY,
+                False,
+                0,
+                expiry,
+                nonce=nonce + i,
+                api_key_index=KEY,
+            )
             assert err is None
             txs.append((tx_type, tx_info))
         res = await rest.send_tx(*txs[0])
@@ -277,21 +303,34 @@ def _roll_over_run(max_age_s: float) -> dict[str, Any]:
                 book = conn.market_data.books[m]
                 if book.nonce == nonce:
                     aligned += 1
-                    mismatched += (book.top(ASK, 10_000) != sorted(asks)
-                                   or book.top(BID, 10_000) != sorted(bids, reverse=True))
+                    mismatched += book.top(ASK, 10_000) != sorted(asks) or book.top(
+                        BID, 10_000
+                    ) != sorted(bids, reverse=True)
         streams = {"market": conn.market_data.stream, "account": conn.account.stream}
         out.update(
-            streams={k: {n: s.stats()[n] for n in ("rollovers", "rollovers_abandoned",
-                                                   "connects", "disconnects")}
-                     for k, s in streams.items()},
-            aligned=aligned, mismatched=mismatched, not_ready=not_ready,
-            pulls=len(rec.pulls), gaps=conn.market_data.gaps,
+            streams={
+                k: {
+                    n: s.stats()[n]
+                    for n in ("rollovers", "rollovers_abandoned", "connects", "disconnects")
+                }
+                for k, s in streams.items()
+            },
+            aligned=aligned,
+            mismatched=mismatched,
+            not_ready=not_ready,
+            pulls=len(rec.pulls),
+            gaps=conn.market_data.gaps,
             downs=[s.reason for s in rec.states[seen:] if not s.ready],
-            drops=sim.call(lambda s: dict(s.rule_drops)))
+            drops=sim.call(lambda s: dict(s.rule_drops)),
+        )
 
     try:
-        run(run_connector(sim, stime, body, ws_max_age_s=max_age_s, connect_timeout_s=30.0,
-                          **ROLL_CFG), timeout_s=120)
+        run(
+            run_connector(
+                sim, stime, body, ws_max_age_s=max_age_s, connect_timeout_s=30.0, **ROLL_CFG
+            ),
+            timeout_s=120,
+        )
     finally:
         sim.stop()
     return out
@@ -313,13 +352,15 @@ def test_connections_roll_over_before_the_venue_drops_them_with_no_gap() -> None
 def test_without_roll_over_the_venue_drops_connections_and_quoting_stops() -> None:
     got = _roll_over_run(23.5 * 3600)  # never within the run: the venue's 2 minutes bite
     assert got["drops"]["lifetime"] >= 2
-    assert all(st["disconnects"] >= 1 and st["rollovers"] == 0
-               for st in got["streams"].values()), got["streams"]
+    assert all(st["disconnects"] >= 1 and st["rollovers"] == 0 for st in got["streams"].values()), (
+        got["streams"]
+    )
     assert got["pulls"] >= 1 and got["downs"]
 
 
 def test_volume_quota_tracked_from_sendtx_answers_and_a_refusal_blocks_no_cancel(
-        sim: SimThread, stime: ScaledTime) -> None:
+    sim: SimThread, stime: ScaledTime
+) -> None:
     """The quota each sendTx answer reports is the budget's; the free tx on an empty quota goes
     through; the next create is refused (RateLimited, 23000 naming the quota) without blocking
     the sendTx limit, so a cancel goes straight after; a refill shows in the next answer."""
@@ -340,9 +381,19 @@ def test_volume_quota_tracked_from_sendtx_answers_and_a_refusal_blocks_no_cancel
 
             def create(i: int) -> tuple[int, str]:
                 tx_type, tx_info, _h, err = client.sign_create_order(
-                    0, 8000 + i, 1000, 280_000 - i, 0, client.ORDER_TYPE_LIMIT,
-                    client.ORDER_TIME_IN_FORCE_POST_ONLY, False, 0, expiry,
-                    nonce=nonce + i, api_key_index=KEY)
+                    0,
+                    8000 + i,
+                    1000,
+                    280_000 - i,
+                    0,
+                    client.ORDER_TYPE_LIMIT,
+                    client.ORDER_TIME_IN_FORCE_POST_ONLY,
+                    False,
+                    0,
+                    expiry,
+                    nonce=nonce + i,
+                    api_key_index=KEY,
+                )
                 assert err is None
                 return tx_type, tx_info
 
@@ -355,8 +406,9 @@ def test_volume_quota_tracked_from_sendtx_answers_and_a_refusal_blocks_no_cancel
             got["refused"] = ei.value.code, ei.value.message
             st = conn.budget.state()
             got["blocked_for_s"], got["refusals"] = st.blocked_for_s, conn.budget.quota_refusals
-            tx_type, tx_info, _h, err = client.sign_cancel_order(0, 8000, nonce=nonce + 2,
-                                                                 api_key_index=KEY)
+            tx_type, tx_info, _h, err = client.sign_cancel_order(
+                0, 8000, nonce=nonce + 2, api_key_index=KEY
+            )
             assert err is None
             got["cancel"] = (await rest.send_tx(tx_type, tx_info)).tx_hash
             sim.call(lambda s: s.set_volume_quota(ACCOUNT, 3000))
@@ -407,8 +459,10 @@ def test_a_successor_that_cannot_connect_is_abandoned_and_the_current_connection
         got["in_sync"] = conn.market_data.books[0].in_sync()
 
     try:
-        run(run_connector(sim, stime, body, ws_max_age_s=30.0, connect_timeout_s=5.0,
-                          **ROLL_CFG), timeout_s=120)
+        run(
+            run_connector(sim, stime, body, ws_max_age_s=30.0, connect_timeout_s=5.0, **ROLL_CFG),
+            timeout_s=120,
+        )
     finally:
         sim.stop()
     assert got["abandoned_while_refused"] >= 1 and got["rolled_while_refused"] == 0, got
@@ -435,12 +489,17 @@ def test_the_compiled_listener_follows_the_roll_over() -> None:
         while md.rollovers < 1:
             await asyncio.sleep(0.05)
         feed = md._feed
-        got.update(gen=(feed.gen if feed is not None else None, md.generation),
-                   steps=feed is not None and feed.fast is md.fast, stats=md.stats())
+        got.update(
+            gen=(feed.gen if feed is not None else None, md.generation),
+            steps=feed is not None and feed.fast is md.fast,
+            stats=md.stats(),
+        )
 
     try:
-        run(run_connector(sim, REAL_TIME, body, ws_max_age_s=1.5, markets=(0,)),  # type: ignore[arg-type]
-            timeout_s=30)
+        run(
+            run_connector(sim, REAL_TIME, body, ws_max_age_s=1.5, markets=(0,)),  # type: ignore[arg-type]
+            timeout_s=30,
+        )
     finally:
         sim.stop()
     assert got["gen"][0] == got["gen"][1] and got["steps"], got

@@ -61,8 +61,14 @@ TOKEN_RE = re.compile(r"\d{9,11}:\d+:\d+:[0-9a-fA-F]{16,}")
 def sim_config() -> SimConfig:
     # No server pings during a test: the frame after an injected fault is the order update.
     # Venue places orders with stand-in signatures, the tools read with throwaway keys.
-    return SimConfig(seed=7, ws_ping_interval_ms=600_000, ws_pong_timeout_ms=900_000,
-                     speed_bumps=False, verify_signatures=False, tier="premium")
+    return SimConfig(
+        seed=7,
+        ws_ping_interval_ms=600_000,
+        ws_pong_timeout_ms=900_000,
+        speed_bumps=False,
+        verify_signatures=False,
+        tier="premium",
+    )
 
 
 class Venue:
@@ -74,28 +80,53 @@ class Venue:
     def _tx(self, tx_type: int, fields: dict[str, Any]) -> None:
         def submit(sim: Any) -> Any:
             now = sim.clock.wall_ms()
-            info = {"AccountIndex": ACCOUNT, "ApiKeyIndex": TRADER_KEY, "ExpiredAt": now + 600_000,
-                    "Nonce": sim.exchange.next_nonce(ACCOUNT, TRADER_KEY), "Sig": "x", **fields}
+            info = {
+                "AccountIndex": ACCOUNT,
+                "ApiKeyIndex": TRADER_KEY,
+                "ExpiredAt": now + 600_000,
+                "Nonce": sim.exchange.next_nonce(ACCOUNT, TRADER_KEY),
+                "Sig": "x",
+                **fields,
+            }
             return sim.submit(tx_type, info)
 
         self.st.call(submit)
 
-    def create(self, coi: int, is_ask: bool, price: int, lots: int, *, reduce_only: bool = False,
-               ioc: bool = False) -> None:
+    def create(
+        self,
+        coi: int,
+        is_ask: bool,
+        price: int,
+        lots: int,
+        *,
+        reduce_only: bool = False,
+        ioc: bool = False,
+    ) -> None:
         def expiry(sim: Any) -> int:
             return 0 if ioc else sim.clock.wall_ms() + 3_600_000
 
-        self._tx(TX_CREATE_ORDER, {
-            "MarketIndex": ETH, "ClientOrderIndex": coi, "BaseAmount": lots, "Price": price,
-            "IsAsk": int(is_ask), "Type": 0, "TimeInForce": 0 if ioc else 1,
-            "ReduceOnly": int(reduce_only), "TriggerPrice": 0,
-            "OrderExpiry": self.st.call(expiry)})
+        self._tx(
+            TX_CREATE_ORDER,
+            {
+                "MarketIndex": ETH,
+                "ClientOrderIndex": coi,
+                "BaseAmount": lots,
+                "Price": price,
+                "IsAsk": int(is_ask),
+                "Type": 0,
+                "TimeInForce": 0 if ioc else 1,
+                "ReduceOnly": int(reduce_only),
+                "TriggerPrice": 0,
+                "OrderExpiry": self.st.call(expiry),
+            },
+        )
 
     def cancel(self, coi: int) -> None:
         self._tx(TX_CANCEL_ORDER, {"MarketIndex": ETH, "Index": coi})
 
     def counterparty(self, is_ask: bool, price: int, lots: int) -> None:
         """A resting (or taking) order of another account."""
+
         def place(sim: Any) -> None:
             if OTHER not in sim.exchange.accounts:
                 sim.exchange.add_account(OTHER, 10**12)
@@ -149,15 +180,18 @@ def client_sockets(port: int) -> int:
 
 def assert_all_closed(venue: Venue, port: int, session: VenueSession | None = None) -> None:
     if session is not None:
-        assert session.resources_open == {"rest_session": False, "ws_connection": False,
-                                          "ws_task": False, "signer_thread": False}
+        assert session.resources_open == {
+            "rest_session": False,
+            "ws_connection": False,
+            "ws_task": False,
+            "signer_thread": False,
+        }
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and (venue.connections() or client_sockets(port)):
         time.sleep(0.05)
     assert venue.connections() == []
     assert client_sockets(port) == 0
-    assert not [t for t in __import__("threading").enumerate()
-                if t.name == "mmfast-diag-signer"]
+    assert not [t for t in __import__("threading").enumerate() if t.name == "mmfast-diag-signer"]
 
 
 def target_of(sim: SimThread, **kw: Any) -> Any:
@@ -193,9 +227,16 @@ def test_venue_payloads_parse_to_exact_ints() -> None:
     info = parse_order_book_details(_fixture("http_order_book_details.json"))[0]
     rest = order_view(_fixture("http_orders.json")["orders"][0], info)
     ws = order_view(_fixture("ws_account_orders_update.json")["orders"]["0"][0], info)
-    assert (rest.order_index, rest.client_order_index, rest.is_ask, rest.price_ticks,
-            rest.remaining_lots, rest.initial_lots, rest.reduce_only, rest.status) == (
-        281476929510110, 42, True, 235274, 50, 50, False, "open")
+    assert (
+        rest.order_index,
+        rest.client_order_index,
+        rest.is_ask,
+        rest.price_ticks,
+        rest.remaining_lots,
+        rest.initial_lots,
+        rest.reduce_only,
+        rest.status,
+    ) == (281476929510110, 42, True, 235274, 50, 50, False, "open")
     assert (ws.remaining_lots, ws.transaction_time) == (30, 1777941383576735)
     # The same order, partly filled on the stream: one field differs.
     only_ws, only_rest, diffs = compare_orders({ws.order_index: ws}, {rest.order_index: rest})
@@ -211,9 +252,11 @@ def test_venue_payloads_parse_to_exact_ints() -> None:
 
 # --- tp-side-vs-ro --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("source", ["rest", "ws"])
-def test_tp_side_vs_ro_long_lists_tp_orders_not_reduce_only(sim: SimThread, venue: Venue,
-                                                            run: Any, source: str) -> None:
+def test_tp_side_vs_ro_long_lists_tp_orders_not_reduce_only(
+    sim: SimThread, venue: Venue, run: Any, source: str
+) -> None:
     tp_book(venue)
     target, key = target_of(sim)
     report = run(tp_side_vs_ro(target, key, source=source))
@@ -226,19 +269,24 @@ def test_tp_side_vs_ro_long_lists_tp_orders_not_reduce_only(sim: SimThread, venu
     assert report.reduce_only_count == sum(o.reduce_only for o in asks) == 2
     assert report.not_reduce_only_cois == (13, 14)
     assert {o.order_index for o in report.not_reduce_only} == {
-        o.order_index for o in asks if not o.reduce_only}
+        o.order_index for o in asks if not o.reduce_only
+    }
     assert report.exit_code == EXIT_DIFFERENCES and not report.consistent
     j = report.to_json()
     assert (j["tp_side_orders"], j["tp_side_reduce_only"], j["tp_side_not_reduce_only"]) == (
-        4, 2, 2)
+        4,
+        2,
+        2,
+    )
     assert j["not_reduce_only_cois"] == [13, 14] and j["position"] == "0.0500"
     text = report.render()
     assert "client order indexes: 13, 14" in text and "long 0.0500" in text
     assert_all_closed(venue, _port(sim.rest_url))
 
 
-def test_tp_side_vs_ro_short_all_reduce_only_is_consistent(sim: SimThread, venue: Venue,
-                                                           run: Any) -> None:
+def test_tp_side_vs_ro_short_all_reduce_only_is_consistent(
+    sim: SimThread, venue: Venue, run: Any
+) -> None:
     venue.take(1, -300)
     venue.create(21, False, 299_000, 100, reduce_only=True)
     venue.create(22, False, 298_500, 200, reduce_only=True)
@@ -247,8 +295,13 @@ def test_tp_side_vs_ro_short_all_reduce_only_is_consistent(sim: SimThread, venue
     for source in ("rest", "ws"):
         report = run(tp_side_vs_ro(target, key, source=source))
         assert report.position_lots == venue.position() == -300
-        assert (report.tp_side, report.open_orders, len(report.tp_side_orders),
-                report.reduce_only_count, report.not_reduce_only_cois) == ("buy", 3, 2, 2, ())
+        assert (
+            report.tp_side,
+            report.open_orders,
+            len(report.tp_side_orders),
+            report.reduce_only_count,
+            report.not_reduce_only_cois,
+        ) == ("buy", 3, 2, 2, ())
         assert report.exit_code == EXIT_OK
         assert "every take-profit-side order is reduce-only" in report.render()
 
@@ -258,12 +311,18 @@ def test_tp_side_vs_ro_flat_has_no_tp_side(sim: SimThread, venue: Venue, run: An
     venue.create(21, False, 299_000, 100)
     target, key = target_of(sim)
     report = run(tp_side_vs_ro(target, key))
-    assert (report.position_lots, report.tp_side, report.open_orders,
-            report.tp_side_orders, report.exit_code) == (0, None, 2, (), EXIT_OK)
+    assert (
+        report.position_lots,
+        report.tp_side,
+        report.open_orders,
+        report.tp_side_orders,
+        report.exit_code,
+    ) == (0, None, 2, (), EXIT_OK)
     assert "flat; no take-profit side" in report.render()
 
 
 # --- tp-mismatch ----------------------------------------------------------------------------------
+
 
 def test_tp_mismatch_consistent(sim: SimThread, venue: Venue, run: Any) -> None:
     tp_book(venue)
@@ -277,7 +336,11 @@ def test_tp_mismatch_consistent(sim: SimThread, venue: Venue, run: Any) -> None:
     assert (report.ws_orders, report.rest_orders) == (n, n) == (6, 6)
     assert report.consistent and report.exit_code == EXIT_OK
     assert (report.only_ws, report.only_rest, report.field_diffs, report.transient) == (
-        (), (), (), 0)
+        (),
+        (),
+        (),
+        0,
+    )
     assert report.rounds == 1  # nothing differed: no confirming read needed
     assert "consistent: both views hold the same open orders" in report.render()
     assert_all_closed(venue, _port(sim.rest_url))
@@ -305,13 +368,16 @@ def test_tp_mismatch_reports_suppressed_updates(sim: SimThread, venue: Venue, ru
     report, session = run(main())
     truth = {o.client_order_index: o for o in venue.open_orders()}
     assert set(truth) == {11, 13, 14, 21, 22, 31} and truth[21].remaining == 60
-    assert [(o.client_order_index, o.price_ticks, o.remaining_lots, o.is_ask)
-            for o in report.only_rest] == [(31, 303_000, 150, True)]
+    assert [
+        (o.client_order_index, o.price_ticks, o.remaining_lots, o.is_ask) for o in report.only_rest
+    ] == [(31, 303_000, 150, True)]
     assert report.only_rest[0].order_index == truth[31].order_index
     assert [(o.client_order_index, o.order_index, o.reduce_only) for o in report.only_ws] == [
-        (12, by_coi[12].order_index, True)]
+        (12, by_coi[12].order_index, True)
+    ]
     assert [(d.client_order_index, d.field, d.ws, d.rest) for d in report.field_diffs] == [
-        (21, "remaining_lots", 100, 60)]
+        (21, "remaining_lots", 100, 60)
+    ]
     assert (report.ws_orders, report.rest_orders, report.rounds) == (6, 6, 2)
     assert report.stream["malformed"] == 3
     assert report.exit_code == EXIT_DIFFERENCES
@@ -326,8 +392,7 @@ def test_tp_mismatch_reports_suppressed_updates(sim: SimThread, venue: Venue, ru
     assert_all_closed(venue, _port(sim.rest_url), session)
 
 
-def test_tp_mismatch_change_in_flight_is_transient(sim: SimThread, venue: Venue,
-                                                   run: Any) -> None:
+def test_tp_mismatch_change_in_flight_is_transient(sim: SimThread, venue: Venue, run: Any) -> None:
     venue.create(21, False, 299_000, 100)
     target, key = target_of(sim)
 
@@ -342,13 +407,11 @@ def test_tp_mismatch_change_in_flight_is_transient(sim: SimThread, venue: Venue,
 
     report = run(main())
     assert report.consistent and report.exit_code == EXIT_OK
-    assert (report.transient, report.rounds, report.ws_orders, report.rest_orders) == (
-        1, 2, 2, 2)
+    assert (report.transient, report.rounds, report.ws_orders, report.rest_orders) == (1, 2, 2, 2)
     assert "transient differences (in flight, gone on a later read): 1" in report.render()
 
 
-def test_session_closes_everything_on_error_mid_run(sim: SimThread, venue: Venue,
-                                                    run: Any) -> None:
+def test_session_closes_everything_on_error_mid_run(sim: SimThread, venue: Venue, run: Any) -> None:
     venue.create(21, False, 299_000, 100)
     target, key = target_of(sim)
     holder: list[VenueSession] = []
@@ -357,8 +420,12 @@ def test_session_closes_everything_on_error_mid_run(sim: SimThread, venue: Venue
         async with VenueSession(target, key, timeout_s=2.0) as s:
             holder.append(s)
             await s.open_stream(orders=True)
-            assert s.resources_open == {"rest_session": True, "ws_connection": True,
-                                        "ws_task": True, "signer_thread": True}
+            assert s.resources_open == {
+                "rest_session": True,
+                "ws_connection": True,
+                "ws_task": True,
+                "signer_thread": True,
+            }
             assert len(venue.connections()) == 1
             assert client_sockets(_port(sim.rest_url)) >= 2  # the stream and REST keep-alive
             venue.fault(lambda f: f.http_status_storm(500, 10))
@@ -379,14 +446,19 @@ def test_stream_refused_is_an_error_and_closes(sim: SimThread, venue: Venue, run
 
 # --- command line, in process ---------------------------------------------------------------------
 
-def test_cli_in_process_exit_codes_and_json(sim: SimThread, venue: Venue,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_cli_in_process_exit_codes_and_json(
+    sim: SimThread, venue: Venue, capsys: pytest.CaptureFixture[str]
+) -> None:
     tp_book(venue)
     url = ["--rest-url", sim.rest_url]
     assert cli_main(["diagnose", "tp-side-vs-ro", *url, "--json"]) == EXIT_DIFFERENCES
     out = json.loads(capsys.readouterr().out)
     assert (out["tool"], out["tp_side"], out["not_reduce_only_cois"]) == (
-        "tp-side-vs-ro", "sell", [13, 14])
+        "tp-side-vs-ro",
+        "sell",
+        [13, 14],
+    )
     assert main_tp_mismatch([*url, "--settle", "0.2", "--market", "ETH"]) == EXIT_OK
     assert "consistent" in capsys.readouterr().out
     assert main_tp_side_vs_ro([*url, "--market", "0", "--source", "ws"]) == EXIT_DIFFERENCES
@@ -403,8 +475,9 @@ def test_cli_in_process_exit_codes_and_json(sim: SimThread, venue: Venue,
     assert_all_closed(venue, _port(sim.rest_url))
 
 
-def test_cli_config_errors_before_any_io(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_config_errors_before_any_io(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MMFAST_API_PRIVATE_KEY", raising=False)
     monkeypatch.delenv("MMFAST_API_KEY_FILE", raising=False)
     # sim mode with no running simulator named
@@ -423,6 +496,7 @@ def test_cli_config_errors_before_any_io(tmp_path: Path, capsys: pytest.CaptureF
 
 # --- as processes, against `mmfast sim` -----------------------------------------------------------
 
+
 def _env() -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("MMFAST_API_PRIVATE_KEY", None)
@@ -432,10 +506,26 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture
 def sim_process() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "mmfast.cli", "sim", "--port", "0",
-                             "--seed", "3", "--no-flow", "--no-speed-bumps", "--tier", "premium"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mmfast.cli",
+            "sim",
+            "--port",
+            "0",
+            "--seed",
+            "3",
+            "--no-flow",
+            "--no-speed-bumps",
+            "--tier",
+            "premium",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         assert proc.stdout is not None
         rest = proc.stdout.readline().split()[1]
@@ -449,14 +539,17 @@ def sim_process() -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-def _post(url: str, body: dict[str, Any] | None = None, form: dict[str, str] | None = None
-          ) -> Any:
+def _post(url: str, body: dict[str, Any] | None = None, form: dict[str, str] | None = None) -> Any:
     if form is not None:
         data = urllib.parse.urlencode(form).encode()
         req = urllib.request.Request(url, data=data, method="POST")
     else:
-        req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -477,24 +570,40 @@ def _signed_orders(rest: str, orders: list[tuple[int, bool, int, int, bool]]) ->
     priv, pub, err = create_api_key()
     assert not err
     # The simulator verifies signatures: register the key through its control endpoint.
-    _post(f"{rest}/_sim/api_keys", {"account_index": ACCOUNT, "api_key_index": TRADER_KEY,
-                                    "public_key": pub})
+    _post(
+        f"{rest}/_sim/api_keys",
+        {"account_index": ACCOUNT, "api_key_index": TRADER_KEY, "public_key": pub},
+    )
 
     async def main() -> None:
-        w = SignerWorker(ApiKey(priv), account_index=ACCOUNT, api_key_index=TRADER_KEY,
-                         chain_id=7_357_001)
+        w = SignerWorker(
+            ApiKey(priv), account_index=ACCOUNT, api_key_index=TRADER_KEY, chain_id=7_357_001
+        )
         w.start()
         try:
-            nonce = _get(f"{rest}/api/v1/nextNonce?account_index={ACCOUNT}"
-                         f"&api_key_index={TRADER_KEY}")["nonce"]
+            nonce = _get(
+                f"{rest}/api/v1/nextNonce?account_index={ACCOUNT}&api_key_index={TRADER_KEY}"
+            )["nonce"]
             expiry = int(time.time() * 1000) + 3_600_000
             for i, (coi, is_ask, price, lots, ro) in enumerate(orders):
-                tx = await w.sign(CreateOrderRequest(
-                    market=ETH, client_order_index=coi, base_amount=lots, price=price,
-                    is_ask=is_ask, tif=TimeInForce.GTT, nonce=nonce + i, reduce_only=ro,
-                    order_expiry_ms=expiry))
-                body = await asyncio.to_thread(_post, f"{rest}/api/v1/sendTx", form={
-                    "tx_type": str(tx.tx_type), "tx_info": tx.tx_info})
+                tx = await w.sign(
+                    CreateOrderRequest(
+                        market=ETH,
+                        client_order_index=coi,
+                        base_amount=lots,
+                        price=price,
+                        is_ask=is_ask,
+                        tif=TimeInForce.GTT,
+                        nonce=nonce + i,
+                        reduce_only=ro,
+                        order_expiry_ms=expiry,
+                    )
+                )
+                body = await asyncio.to_thread(
+                    _post,
+                    f"{rest}/api/v1/sendTx",
+                    form={"tx_type": str(tx.tx_type), "tx_info": tx.tx_info},
+                )
                 assert body["code"] == 200
         finally:
             w.stop()
@@ -515,23 +624,45 @@ def test_tools_as_processes_against_mmfast_sim(sim_process: str) -> None:
     rest = sim_process
     port = _port(rest)
     # Long 500 lots through an out-of-band fill, then TP-side asks (one reduce-only).
-    _post(f"{rest}/_sim/faults", {"kind": "out_of_band_fill", "args": {
-        "account": ACCOUNT, "market": ETH, "side": "buy", "size": 500, "price": 0}})
-    _signed_orders(rest, [(11, True, 301_000, 200, True), (13, True, 302_000, 100, False),
-                          (21, False, 299_000, 100, False)])
+    _post(
+        f"{rest}/_sim/faults",
+        {
+            "kind": "out_of_band_fill",
+            "args": {"account": ACCOUNT, "market": ETH, "side": "buy", "size": 500, "price": 0},
+        },
+    )
+    _signed_orders(
+        rest,
+        [
+            (11, True, 301_000, 200, True),
+            (13, True, 302_000, 100, False),
+            (21, False, 299_000, 100, False),
+        ],
+    )
     opened = _get(f"{rest}/_sim/truth/open_orders?account={ACCOUNT}&market={ETH}")["result"]
     assert len(opened) == 3
 
     def tool(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *argv, "--rest-url", rest, "--timeout", "5"],
-                              capture_output=True, text=True, timeout=60, env=_env(), cwd=REPO)
+        return subprocess.run(
+            [sys.executable, *argv, "--rest-url", rest, "--timeout", "5"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(),
+            cwd=REPO,
+        )
 
     r = tool("scripts/diagnose_tp_side_vs_ro.py", "--json")
     assert r.returncode == EXIT_DIFFERENCES, r.stderr
     out = json.loads(r.stdout)
-    assert (out["position_lots"], out["tp_side"], out["open_orders"], out["tp_side_orders"],
-            out["tp_side_reduce_only"], out["not_reduce_only_cois"]) == (
-        500, "sell", 3, 2, 1, [13])
+    assert (
+        out["position_lots"],
+        out["tp_side"],
+        out["open_orders"],
+        out["tp_side_orders"],
+        out["tp_side_reduce_only"],
+        out["not_reduce_only_cois"],
+    ) == (500, "sell", 3, 2, 1, [13])
     r = tool("-m", "mmfast.cli", "diagnose", "tp-mismatch", "--settle", "0.2")
     assert r.returncode == EXIT_OK, r.stderr
     assert "3 on the account stream, 3 over REST" in r.stdout
@@ -539,12 +670,10 @@ def test_tools_as_processes_against_mmfast_sim(sim_process: str) -> None:
     assert r.returncode == EXIT_OK and json.loads(r.stdout)["consistent"] is True
     assert _sim_connections(rest) == [] and client_sockets(port) == 0
     # One 500 is retried; a storm of 503s fails the first read: exit 2, everything closed.
-    _post(f"{rest}/_sim/faults", {"kind": "http_status_storm", "args": {"status": 500,
-                                                                         "n": 1}})
+    _post(f"{rest}/_sim/faults", {"kind": "http_status_storm", "args": {"status": 500, "n": 1}})
     r = tool("-m", "mmfast.cli", "diagnose", "tp-side-vs-ro")
     assert r.returncode == EXIT_DIFFERENCES, r.stderr
-    _post(f"{rest}/_sim/faults", {"kind": "http_status_storm", "args": {"status": 503,
-                                                                         "n": 50}})
+    _post(f"{rest}/_sim/faults", {"kind": "http_status_storm", "args": {"status": 503, "n": 50}})
     r = tool("-m", "mmfast.cli", "diagnose", "tp-mismatch")
     assert r.returncode == EXIT_ERROR
     assert "mmfast diagnose tp-mismatch: error: VenueUnavailable" in r.stderr

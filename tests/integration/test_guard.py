@@ -38,14 +38,27 @@ def _place(st: SimThread, sk: ApiKey, n: int, first_coi: int = 1) -> None:
     """n resting bids of the stand-in bot (its own key, nonces from 0)."""
     now = int(time.time() * 1000)
     for i in range(n):
-        info, _h = S.sign_tx("create_order", {
-            "market_index": MARKET, "client_order_index": first_coi + i, "base_amount": 1000,
-            "price": 250_000 - 10 * i, "is_ask": 0, "order_type": 0, "time_in_force": 1,
-            "reduce_only": 0, "trigger_price": 0, "order_expiry": now + 3_600_000},
-            sk=sk.reveal().removeprefix("0x"), chain_id=st.config.chain_id,
-            account_index=ACCOUNT, api_key_index=BOT_KEY,
+        info, _h = S.sign_tx(
+            "create_order",
+            {
+                "market_index": MARKET,
+                "client_order_index": first_coi + i,
+                "base_amount": 1000,
+                "price": 250_000 - 10 * i,
+                "is_ask": 0,
+                "order_type": 0,
+                "time_in_force": 1,
+                "reduce_only": 0,
+                "trigger_price": 0,
+                "order_expiry": now + 3_600_000,
+            },
+            sk=sk.reveal().removeprefix("0x"),
+            chain_id=st.config.chain_id,
+            account_index=ACCOUNT,
+            api_key_index=BOT_KEY,
             nonce=st.call(lambda s: s.exchange.next_nonce(ACCOUNT, BOT_KEY)),
-            expired_at=now + 600_000)
+            expired_at=now + 600_000,
+        )
         st.call(lambda s, info=info: s.exchange.submit(TX_CREATE_ORDER, orjson.loads(info)))
     deadline = time.monotonic() + 5
     while _open(st) < n and time.monotonic() < deadline:
@@ -62,10 +75,18 @@ def _setup(sim: SimThread, tmp: Path, pid: int, **kw: Any) -> tuple[Guard, ApiKe
     guard_key, guard_pub = _key(9)
     sim.register_api_key(ACCOUNT, BOT_KEY, bot_pub.hex())
     sim.register_api_key(ACCOUNT, GUARD_KEY, guard_pub.hex())
-    opts = GuardOptions(rest_url=sim.rest_url, chain_id=sim.config.chain_id,
-                        account_index=ACCOUNT, api_key_index=GUARD_KEY, markets=(MARKET,),
-                        heartbeat=tmp / "hb", journal=tmp / "guard.jsonl", bot_pid=pid,
-                        first_beat_s=2.0, **kw)
+    opts = GuardOptions(
+        rest_url=sim.rest_url,
+        chain_id=sim.config.chain_id,
+        account_index=ACCOUNT,
+        api_key_index=GUARD_KEY,
+        markets=(MARKET,),
+        heartbeat=tmp / "hb",
+        journal=tmp / "guard.jsonl",
+        bot_pid=pid,
+        first_beat_s=2.0,
+        **kw,
+    )
     return Guard(opts, guard_key), bot
 
 
@@ -123,7 +144,8 @@ def test_guard_flattens_a_dead_bot_and_exits(sim: SimThread, tmp_path: Path, run
 
 
 def test_guard_cancels_for_a_silent_bot_keeps_watching_and_ends_on_clean_stop(
-        sim: SimThread, tmp_path: Path, run) -> None:
+    sim: SimThread, tmp_path: Path, run
+) -> None:
     guard, bot = _setup(sim, tmp_path, os.getpid(), max_silence_ms=300, poll_ms=20)
     hb = HeartbeatWriter(tmp_path / "hb", (MARKET,))
     hb.beat(BotState.RUNNING)
@@ -153,14 +175,18 @@ def test_guard_cancels_for_a_silent_bot_keeps_watching_and_ends_on_clean_stop(
     now = int(time.time() * 1000)
     assert now < armed <= now + SCHEDULE_AHEAD_MS  # armed for ~5.5 min ahead
     kinds = [r["kind"] for r in _journal(tmp_path)]
-    assert kinds.index("guard_act") < kinds.index("guard_bot_back") < kinds.index(
-        "guard_bot_stopped_clean")
+    assert (
+        kinds.index("guard_act")
+        < kinds.index("guard_bot_back")
+        < kinds.index("guard_bot_stopped_clean")
+    )
     assert "silent" in guard.reason
     assert sim.call(lambda s: s.exchange.account(ACCOUNT).cancel_all_time) == 0  # aborted
 
 
-def test_a_bot_that_dies_between_looks_is_acted_on_at_once(sim: SimThread, tmp_path: Path,
-                                                           run, mortal_bot: Any) -> None:
+def test_a_bot_that_dies_between_looks_is_acted_on_at_once(
+    sim: SimThread, tmp_path: Path, run, mortal_bot: Any
+) -> None:
     """The bot said it cannot reach the venue (the guard acted and looks again later, further
     apart each time); it then dies: the guard acts for that at once, not at its next look."""
     child, guard, bot, hb = mortal_bot(BotState.UNREACHABLE, max_silence_ms=60_000, poll_ms=20)
@@ -193,12 +219,12 @@ def test_a_bot_that_dies_between_looks_is_acted_on_at_once(sim: SimThread, tmp_p
 
 
 def test_a_bot_that_dies_while_the_guard_acts_for_another_reason_is_acted_on_again(
-        sim: SimThread, tmp_path: Path, run, mortal_bot: Any) -> None:
+    sim: SimThread, tmp_path: Path, run, mortal_bot: Any
+) -> None:
     """The guard acts because the bot cannot reach the venue; between that act's confirmation
     and the guard's next glance the bot comes back, quotes, and dies. What the first act
     confirmed predates the death: the guard acts again for it and leaves the venue flat."""
-    child, guard, bot, _hb = mortal_bot(BotState.UNREACHABLE, max_silence_ms=60_000,
-                                        poll_ms=20)
+    child, guard, bot, _hb = mortal_bot(BotState.UNREACHABLE, max_silence_ms=60_000, poll_ms=20)
     real_open = guard._open_orders
     calls = 0
 
@@ -220,7 +246,8 @@ def test_a_bot_that_dies_while_the_guard_acts_for_another_reason_is_acted_on_aga
 
 
 def test_a_rate_limited_renewal_neither_hammers_the_venue_nor_holds_the_watch(
-        sim: SimThread, tmp_path: Path, run, mortal_bot: Any) -> None:
+    sim: SimThread, tmp_path: Path, run, mortal_bot: Any
+) -> None:
     """Every REST request answered 429 (Retry-After 0.5 s): the schedule's renewal fails, is
     retried 1 s, 2 s, ... after each failure (not at every heartbeat check), and runs beside
     the watch: the bot's death is acted on at once, not after a renewal's wait."""
@@ -245,8 +272,11 @@ def test_a_rate_limited_renewal_neither_hammers_the_venue_nor_holds_the_watch(
     code, killed = run(go(), 40)
     recs = _journal(tmp_path)
     act = next(r for r in recs if r["kind"] == "guard_act")
-    before = [r for r in recs if r["mono_ns"] < act["mono_ns"]
-              and r["kind"] in ("guard_venue_error", "guard_send_failed")]
+    before = [
+        r
+        for r in recs
+        if r["mono_ns"] < act["mono_ns"] and r["kind"] in ("guard_venue_error", "guard_send_failed")
+    ]
     assert 1 <= len(before) <= 3, before  # ~1 s of 429s, then 1 s, then 2 s apart
     assert act["reason"] == "bot process gone"
     assert (act["mono_ns"] - killed) / 1e6 < 300  # not behind a renewal's wait
@@ -256,19 +286,33 @@ def test_a_rate_limited_renewal_neither_hammers_the_venue_nor_holds_the_watch(
 def test_guard_why_act() -> None:
     from mmfast.run.heartbeat import Pulse
 
-    g = Guard(GuardOptions(rest_url="http://127.0.0.1:1", chain_id=1, account_index=1001,
-                           api_key_index=4, markets=(0,), heartbeat=Path("/nonexistent"),
-                           journal=Path("/nonexistent"), bot_pid=os.getpid(),
-                           max_silence_ms=1500), ApiKey("0x" + "11" * 40))
+    g = Guard(
+        GuardOptions(
+            rest_url="http://127.0.0.1:1",
+            chain_id=1,
+            account_index=1001,
+            api_key_index=4,
+            markets=(0,),
+            heartbeat=Path("/nonexistent"),
+            journal=Path("/nonexistent"),
+            bot_pid=os.getpid(),
+            max_silence_ms=1500,
+        ),
+        ApiKey("0x" + "11" * 40),
+    )
     now = time.monotonic_ns()
     ok = Pulse(os.getpid(), now - 100_000_000, BotState.RUNNING, -1, (0,))
     assert g.why_act(ok, now) == ""
     assert "silent for 2000 ms" in g.why_act(
-        Pulse(os.getpid(), now - 2_000_000_000, BotState.RUNNING, -1, (0,)), now)
-    assert g.why_act(Pulse(os.getpid(), now, BotState.UNREACHABLE, -1, (0,)), now) == \
-        "bot cannot reach the venue"
+        Pulse(os.getpid(), now - 2_000_000_000, BotState.RUNNING, -1, (0,)), now
+    )
+    assert (
+        g.why_act(Pulse(os.getpid(), now, BotState.UNREACHABLE, -1, (0,)), now)
+        == "bot cannot reach the venue"
+    )
     assert "without confirming" in g.why_act(
-        Pulse(os.getpid(), now, BotState.STOPPED, -1, (0,)), now)
+        Pulse(os.getpid(), now, BotState.STOPPED, -1, (0,)), now
+    )
     # A clean stop is never "silent": the guard leaves then.
     assert g.why_act(Pulse(os.getpid(), now - 10**10, BotState.STOPPED, 0, (0,)), now) == ""
     assert g.why_act(None, now) == "bot heartbeat unreadable"
@@ -302,10 +346,19 @@ def test_guard_gives_up_when_a_dead_bot_took_the_venue_with_it(tmp_path: Path, r
         def stop(self) -> None:
             native.close()
 
-    opts = GuardOptions(rest_url="http://127.0.0.1:9", chain_id=304, account_index=ACCOUNT,
-                        api_key_index=GUARD_KEY, markets=(MARKET,), heartbeat=tmp_path / "hb",
-                        journal=tmp_path / "guard.jsonl", bot_pid=dead.pid, first_beat_s=0.2,
-                        give_up_s=1.0, confirm_interval_s=0.05)
+    opts = GuardOptions(
+        rest_url="http://127.0.0.1:9",
+        chain_id=304,
+        account_index=ACCOUNT,
+        api_key_index=GUARD_KEY,
+        markets=(MARKET,),
+        heartbeat=tmp_path / "hb",
+        journal=tmp_path / "guard.jsonl",
+        bot_pid=dead.pid,
+        first_beat_s=0.2,
+        give_up_s=1.0,
+        confirm_interval_s=0.05,
+    )
     code = run(Guard(opts, key, signer=Signer()).run(), 30)
     assert code == 1
     kinds = [r["kind"] for r in _journal(tmp_path)]

@@ -40,9 +40,13 @@ class Sim:
 
     def __init__(self, tmp: Path, *extra: str) -> None:
         # The premium tier: the one the bot's sim-mode config keeps to.
-        self.p = subprocess.Popen([*MMFAST, "sim", "--seed", "5", "--tier", "premium", *extra],
-                                  env=_env(tmp), stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
+        self.p = subprocess.Popen(
+            [*MMFAST, "sim", "--seed", "5", "--tier", "premium", *extra],
+            env=_env(tmp),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         lines: dict[str, str] = {}
         assert self.p.stdout is not None
         while len(lines) < 2:
@@ -74,13 +78,18 @@ def _bot(sim: Sim, tmp: Path, n: int) -> tuple[subprocess.Popen[str], Path]:
 
     cfg = tmp / f"bot{n}.toml"
     text = example_path("sim").read_text()  # the shipped sim config, on the external sim
-    cfg.write_text(text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\n'
-                                f'ws_url = "{sim.ws}"\n', 1))
+    cfg.write_text(
+        text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\nws_url = "{sim.ws}"\n', 1)
+    )
     journal = tmp / f"j{n}.jsonl"
     with open(tmp / f"bot{n}.err", "wb") as err:  # the bot's log, read after it ended
-        p = subprocess.Popen([*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
-                              str(journal)], env=_env(tmp), stdout=subprocess.DEVNULL,
-                             stderr=err, text=True)
+        p = subprocess.Popen(
+            [*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal", str(journal)],
+            env=_env(tmp),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
     return p, journal
 
 
@@ -89,8 +98,11 @@ def _wait_quoting(p: subprocess.Popen[str], journal: Path, sim: Sim) -> None:
     while time.monotonic() < deadline:
         if p.poll() is not None:
             pytest.fail(f"the bot exited {p.returncode} before quoting")
-        if journal.exists() and b'"status":"OPEN"' in journal.read_bytes() and \
-                len(sim.open_orders()) >= 2:
+        if (
+            journal.exists()
+            and b'"status":"OPEN"' in journal.read_bytes()
+            and len(sim.open_orders()) >= 2
+        ):
             return
         time.sleep(0.1)
     pytest.fail("the bot never quoted")
@@ -131,8 +143,10 @@ def test_kill_9_leaves_no_order_on_the_venue(tmp_path: Path) -> None:
             finally:
                 _reap(p)
             deadline = time.monotonic() + 15  # the guard ends once the venue is flat
-            while not any(r["kind"] == "guard_stop" for r in _guard_records(journal)) and \
-                    time.monotonic() < deadline:
+            while (
+                not any(r["kind"] == "guard_stop" for r in _guard_records(journal))
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
             recs = _guard_records(journal)
             acts = [r for r in recs if r["kind"] == "guard_act"]
@@ -158,8 +172,9 @@ def test_guard_killed_bot_keeps_quoting_warns_and_schedule_stays_armed(tmp_path:
         p, journal = _bot(sim, tmp_path, 0)
         try:
             _wait_quoting(p, journal, sim)
-            started = [json.loads(x) for x in journal.read_text().splitlines()
-                       if '"guard_started"' in x]
+            started = [
+                json.loads(x) for x in journal.read_text().splitlines() if '"guard_started"' in x
+            ]
             assert started, "the run did not start its guard"
             # The bot compared its native signer with the official one: the guard, on the
             # same build, is told so and starts without loading the official SDK again.
@@ -187,8 +202,7 @@ def test_guard_killed_bot_keeps_quoting_warns_and_schedule_stays_armed(tmp_path:
         sim.close()
 
 
-def test_sigstop_bot_is_flattened_by_the_guard_and_recovers_after_sigcont(
-        tmp_path: Path) -> None:
+def test_sigstop_bot_is_flattened_by_the_guard_and_recovers_after_sigcont(tmp_path: Path) -> None:
     """SIGSTOP x 5 (one of them longer than the skew window): each time the guard flattens
     within 2 s; after SIGCONT the bot notices its own stall, pulls, reconciles and quotes
     again, without reporting a clock skew the backlog's old venue times would suggest."""
@@ -229,16 +243,20 @@ def test_sigstop_bot_is_flattened_by_the_guard_and_recovers_after_sigcont(
         # ready longer than max_silence_ms: reconciliations are spaced 5 s apart), it may
         # report itself unable to trade, and the guard looks again.
         assert sum("silent" in r["reason"] for r in acts) == 5, acts
-        assert all("silent" in r["reason"] or r["reason"] == "bot cannot reach the venue"
-                   for r in acts), acts
+        assert all(
+            "silent" in r["reason"] or r["reason"] == "bot cannot reach the venue" for r in acts
+        ), acts
         assert kinds.count("guard_bot_back") >= 5
         assert kinds[-1] == "guard_stop" and "guard_bot_stopped_clean" in kinds
         err = (tmp_path / "bot0.err").read_text()
         stalls = [x for x in err.splitlines() if "event loop stalled" in x and "pulled" in x]
         assert len(stalls) == 5, err[-3000:]
         assert "clock skew" not in err  # the backlog's venue times were not taken as skew
-        pulls = [json.loads(x) for x in journal.read_text().splitlines()
-                 if '"pull_quotes"' in x and "event loop stalled" in x]
+        pulls = [
+            json.loads(x)
+            for x in journal.read_text().splitlines()
+            if '"pull_quotes"' in x and "event loop stalled" in x
+        ]
         assert len(pulls) == 5
     finally:
         sim.close()
@@ -247,8 +265,9 @@ def test_sigstop_bot_is_flattened_by_the_guard_and_recovers_after_sigcont(
 
 
 def _cois(journal: Path) -> set[int]:
-    return {json.loads(x)["coi"] for x in journal.read_text().splitlines()
-            if '"kind":"order_sent"' in x}
+    return {
+        json.loads(x)["coi"] for x in journal.read_text().splitlines() if '"kind":"order_sent"' in x
+    }
 
 
 def test_restart_after_kill_9_reuses_no_id(tmp_path: Path) -> None:
@@ -271,8 +290,9 @@ def test_restart_after_kill_9_reuses_no_id(tmp_path: Path) -> None:
         first = _cois(j0)
         # The state of (this simulator's address, account, key) is kept where the config says.
         state = tmp_path / "state" / "mmfast"
-        assert any(f.name.startswith("coi-sim-127.0.0.1-") for f in state.iterdir()), \
-            sorted(f.name for f in state.iterdir())
+        assert any(f.name.startswith("coi-sim-127.0.0.1-") for f in state.iterdir()), sorted(
+            f.name for f in state.iterdir()
+        )
         p2, j1 = _bot(sim, tmp_path, 1)
         try:
             _wait_quoting(p2, j1, sim)

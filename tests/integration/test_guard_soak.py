@@ -39,8 +39,9 @@ MARKET = 0
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
-    req = urllib.request.Request(url, json.dumps(body).encode(),
-                                 {"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
 
@@ -73,21 +74,38 @@ class Bot:
 
         cfg = tmp / f"bot{n}.toml"
         text = example_path("sim").read_text()
-        for key, tight in (("bid_spread_ticks", 2), ("ask_spread_ticks", 2),
-                           ("level_spread_ticks", 4), ("inventory_skew_ticks", 0)):
+        for key, tight in (
+            ("bid_spread_ticks", 2),
+            ("ask_spread_ticks", 2),
+            ("level_spread_ticks", 4),
+            ("inventory_skew_ticks", 0),
+        ):
             # Quotes at the touch: the simulator's flow fills some within each short run.
             text = re.sub(rf"^{key} = \d+", f"{key} = {tight}", text, count=1, flags=re.M)
-        cfg.write_text(text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\n'
-                                    f'ws_url = "{sim.ws}"\n', 1))
+        cfg.write_text(
+            text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\nws_url = "{sim.ws}"\n', 1)
+        )
         self.journal = tmp / f"run{n}" / "j.jsonl"  # its guard's journal lands beside it
         self.journal.parent.mkdir()
         self.err_path = tmp / f"bot{n}.err"
         self.port = _free_port()
         with open(self.err_path, "wb") as err:
             self.p = subprocess.Popen(
-                [*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
-                 str(self.journal), "--control-port", str(self.port)],
-                env=_env(tmp), stdout=subprocess.DEVNULL, stderr=err)
+                [
+                    *MMFAST,
+                    "run",
+                    "--quiet",
+                    "--config",
+                    str(cfg),
+                    "--journal",
+                    str(self.journal),
+                    "--control-port",
+                    str(self.port),
+                ],
+                env=_env(tmp),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
 
     def status(self) -> dict[str, Any]:
         r: dict[str, Any] = _get(f"http://127.0.0.1:{self.port}/status")
@@ -97,10 +115,15 @@ class Bot:
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             if self.p.poll() is not None:
-                pytest.fail(f"the bot exited {self.p.returncode} before quoting:\n"
-                            + self.err_path.read_text()[-2000:])
-            if self.journal.exists() and b'"status":"OPEN"' in self.journal.read_bytes() \
-                    and len(sim.open_orders()) >= 2:
+                pytest.fail(
+                    f"the bot exited {self.p.returncode} before quoting:\n"
+                    + self.err_path.read_text()[-2000:]
+                )
+            if (
+                self.journal.exists()
+                and b'"status":"OPEN"' in self.journal.read_bytes()
+                and len(sim.open_orders()) >= 2
+            ):
                 return
             time.sleep(0.05)
         pytest.fail("the bot never quoted")
@@ -117,8 +140,7 @@ def _check_restart(bot: Bot, sim: Sim) -> int:
     recs = _records(bot.journal)
     kinds = [r["kind"] for r in recs]
     first_sent = kinds.index("order_sent")
-    ready = [i for i, r in enumerate(recs)
-             if r["kind"] == "connector_state" and r.get("ready")]
+    ready = [i for i, r in enumerate(recs) if r["kind"] == "connector_state" and r.get("ready")]
     assert ready and ready[0] < first_sent, "an order before the run was reconciled"
     err = bot.err_path.read_text()
     rec = [x for x in err.splitlines() if "reconciled:" in x]
@@ -175,8 +197,9 @@ def _kill_cycle(tmp_path: Path, kills: int, seed: int) -> dict[str, Any]:
                     subprocess.run(["kill", "-9", str(gpid)], check=True)
                 elif mode in ("after_send", "before_ack"):
                     if mode == "before_ack":
-                        _post(f"{sim.rest}/_sim/faults",
-                              {"kind": "delay_acks", "args": {"ms": 3000}})
+                        _post(
+                            f"{sim.rest}/_sim/faults", {"kind": "delay_acks", "args": {"ms": 3000}}
+                        )
                     base = _ws_sendtx(sim)
                     deadline = time.monotonic() + 20
                     while _ws_sendtx(sim) == base and time.monotonic() < deadline:
@@ -198,8 +221,10 @@ def _kill_cycle(tmp_path: Path, kills: int, seed: int) -> dict[str, Any]:
                 assert sim.open_orders() == [], f"kill {n} ({mode}): orders left"
                 flat_ms[mode].append(sim.wall_ms() - killed_at)
                 deadline = time.monotonic() + 15  # the guard ends once the venue is flat
-                while not any(r["kind"] == "guard_stop" for r in _guard_records(bot.journal)) \
-                        and time.monotonic() < deadline:
+                while (
+                    not any(r["kind"] == "guard_stop" for r in _guard_records(bot.journal))
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.05)
                 acts = [r for r in _guard_records(bot.journal) if r["kind"] == "guard_act"]
                 assert acts and acts[-1]["reason"] == "bot process gone", mode
@@ -221,8 +246,10 @@ def _kill_cycle(tmp_path: Path, kills: int, seed: int) -> dict[str, Any]:
     finally:
         sim.close()
     every = [x for v in flat_ms.values() for x in v]
-    print(f"flat after kill -9 (venue ms) by point: {flat_ms}; fills {len(trades)}; "
-          f"guard_too (left, found open and cancelled at restart): {left_found}")
+    print(
+        f"flat after kill -9 (venue ms) by point: {flat_ms}; fills {len(trades)}; "
+        f"guard_too (left, found open and cancelled at restart): {left_found}"
+    )
     assert every and max(every) <= 2000, flat_ms
     # The restarts had something to cancel, and fills to not count twice.
     assert sum(f for _, f in left_found) >= 1, left_found
@@ -242,7 +269,7 @@ def test_kill_9_at_chosen_points_and_restart_x50(tmp_path: Path) -> None:
 def _summary_line(out: str, label: str) -> str:
     for line in out.splitlines():
         if line.startswith(label):
-            return line[len(label):].strip()
+            return line[len(label) :].strip()
     raise AssertionError(f"no {label!r} line in:\n{out}")
 
 
@@ -274,8 +301,13 @@ def test_stop_signals_x20_shutdown_time_and_one_under_a_429_storm(tmp_path: Path
                     while _ws_sendtx(sim) == base and time.monotonic() < deadline:
                         time.sleep(0.002)
                 if n == storm_run:
-                    _post(f"{sim.rest}/_sim/faults", {"kind": "http_status_storm", "args": {
-                        "status": 429, "n": 100_000, "retry_after_s": 1.0}})
+                    _post(
+                        f"{sim.rest}/_sim/faults",
+                        {
+                            "kind": "http_status_storm",
+                            "args": {"status": 429, "n": 100_000, "retry_after_s": 1.0},
+                        },
+                    )
                 sig = sigs[n % 3]
                 t0 = time.monotonic()
                 bot.p.send_signal(sig)
@@ -299,6 +331,8 @@ def test_stop_signals_x20_shutdown_time_and_one_under_a_429_storm(tmp_path: Path
         sim.close()
     s = sorted(took)
     p99 = s[min(len(s) - 1, int(0.99 * len(s)))]
-    print(f"shutdown s (signal -> exit): p50 {s[len(s) // 2]:.2f}, p99 {p99:.2f}, "
-          f"max {s[-1]:.2f}; under the 429 storm {took[storm_run]:.2f}")
+    print(
+        f"shutdown s (signal -> exit): p50 {s[len(s) // 2]:.2f}, p99 {p99:.2f}, "
+        f"max {s[-1]:.2f}; under the 429 storm {took[storm_run]:.2f}"
+    )
     assert p99 <= 5.0, took

@@ -39,8 +39,9 @@ asyncio.run(main())
 def test_kill_9_loses_at_most_100_ms_and_tears_no_line(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     path = tmp_path / "j.jsonl"
-    p = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.3, 1.2))
@@ -66,8 +67,11 @@ def test_close_writes_and_syncs_everything(tmp_path: Path) -> None:
         j.write("event", i=i)
     assert (tmp_path / "j.jsonl").read_bytes() == b""  # kept whole until the first flush
     j.close()
-    assert [json.loads(x)["i"] for x in (tmp_path / "j.jsonl").read_bytes().splitlines()] == \
-        [0, 1, 2]
+    assert [json.loads(x)["i"] for x in (tmp_path / "j.jsonl").read_bytes().splitlines()] == [
+        0,
+        1,
+        2,
+    ]
     assert j.fsyncs == 1 and oct((tmp_path / "j.jsonl").stat().st_mode & 0o777) == "0o600"
     j.write("late", i=9)  # after close: dropped, no error
     assert j.lines == 3

@@ -55,8 +55,9 @@ def order_conn(sim: SimThread) -> int:
 
 def venue_cois(sim: SimThread) -> list[int]:
     """client_order_index of every order the venue ever created for the account."""
-    return sim.call(lambda s: [o.client_order_index for o in s.exchange.orders.values()
-                               if o.account == ACCOUNT])
+    return sim.call(
+        lambda s: [o.client_order_index for o in s.exchange.orders.values() if o.account == ACCOUNT]
+    )
 
 
 def _chain(task: Any) -> list[str]:
@@ -76,8 +77,9 @@ def venue_nonce(sim: SimThread) -> int:
 
 # ------------------------------------------------------------------------------ API rejects
 @pytest.mark.parametrize("frames", [1, 4])
-def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTime,
-                                                tmp_path: Path, frames: int) -> None:
+def test_pipeline_with_api_reject_in_the_middle(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path, frames: int
+) -> None:
     """24 orders queued at once; the 12th is refused at the API level (below the minimum size,
     21706) inside a batch. Recovers: no duplicate client_order_index, every other order open
     exactly once, nonces consistent with the venue. One frame outstanding: 0 x 21104; several
@@ -89,11 +91,14 @@ def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTim
             e = conn.orders
             # Slow acks: txs signed meanwhile queue up and go out as batches.
             faults(sim, lambda f: f.delay_acks(100))
-            orders = [conn.place_limit(MARKET, Side.BUY, MARK - 200 - i,
-                                             10 if i == 11 else 100) for i in range(24)]
-            assert await until(stime, lambda: all(o.status in (OrderStatus.OPEN,
-                                                               OrderStatus.REJECTED)
-                                                  for o in orders))
+            orders = [
+                conn.place_limit(MARKET, Side.BUY, MARK - 200 - i, 10 if i == 11 else 100)
+                for i in range(24)
+            ]
+            assert await until(
+                stime,
+                lambda: all(o.status in (OrderStatus.OPEN, OrderStatus.REJECTED) for o in orders),
+            )
             bad = orders[11]
             assert bad.status is OrderStatus.REJECTED
             assert conn.tracker.get(bad.client_order_index).reject_code == 21706
@@ -116,8 +121,7 @@ def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTim
             assert e.nonces.next_nonce == venue_nonce(sim)
             assert e.sends_while_blocked == 0
             # and the pipeline keeps working afterwards
-            more = [conn.place_limit(MARKET, Side.SELL, MARK + 300 + i, 100)
-                    for i in range(8)]
+            more = [conn.place_limit(MARKET, Side.SELL, MARK + 300 + i, 100) for i in range(8)]
             assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in more))
             assert e.reject_codes.get(21104, 0) == stale
 
@@ -126,7 +130,8 @@ def test_pipeline_with_api_reject_in_the_middle(sim: SimThread, stime: ScaledTim
 
 # ------------------------------------------------------------------------------ lost acks
 def test_lost_ack_executed_is_found_never_resent_never_rejected(
-        sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, ev):
             e = conn.orders
@@ -152,8 +157,9 @@ def test_lost_ack_executed_is_found_never_resent_never_rejected(
     run(body())
 
 
-def test_lost_ack_not_executed_resends_identical_bytes(sim: SimThread, stime: ScaledTime,
-                                                       tmp_path: Path) -> None:
+def test_lost_ack_not_executed_resends_identical_bytes(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, ev):
             e = conn.orders
@@ -166,8 +172,13 @@ def test_lost_ack_not_executed_resends_identical_bytes(sim: SimThread, stime: Sc
             assert e.identical_resends == 1 and e.resigned == 0
             assert e.signed_create(coi) is first
             # The venue executed exactly the bytes signed the first time (same signature).
-            rec = sim.call(lambda s: next(r.info for r in s.exchange.txs.values()
-                                          if r.account == ACCOUNT and r.nonce == first.nonce))
+            rec = sim.call(
+                lambda s: next(
+                    r.info
+                    for r in s.exchange.txs.values()
+                    if r.account == ACCOUNT and r.nonce == first.nonce
+                )
+            )
             info = orjson.loads(rec) if isinstance(rec, (str, bytes)) else rec
             assert info == orjson.loads(first.tx_info)
             assert OrderStatus.REJECTED not in [s for c, s in ev.orders if c == coi]
@@ -176,8 +187,9 @@ def test_lost_ack_not_executed_resends_identical_bytes(sim: SimThread, stime: Sc
     run(body())
 
 
-def test_pipelining_stops_when_the_message_budget_runs_low(sim: SimThread, stime: ScaledTime,
-                                                          tmp_path: Path) -> None:
+def test_pipelining_stops_when_the_message_budget_runs_low(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Frames go out one per signed tx only while the rate budget is OK: once the WebSocket
     message budget runs low, txs signed meanwhile wait for the ack and go out as batches."""
 
@@ -205,8 +217,9 @@ def test_pipelining_stops_when_the_message_budget_runs_low(sim: SimThread, stime
     run(body())
 
 
-def test_connection_cut_with_several_frames_outstanding(sim: SimThread, stime: ScaledTime,
-                                                        tmp_path: Path) -> None:
+def test_connection_cut_with_several_frames_outstanding(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Acks held back, so up to 4 frames wait for theirs; the order connection is cut then.
     Every tx of every outstanding frame is UNKNOWN (no invented reject), settled by the nonce
     refresh and the lookups: each order open exactly once, nonces equal to the venue's."""
@@ -215,15 +228,22 @@ def test_connection_cut_with_several_frames_outstanding(sim: SimThread, stime: S
         async with bot(sim, stime, tmp_path, max_ws_frames=4) as (conn, ev):
             e = conn.orders
             faults(sim, lambda f: f.delay_acks(300))
-            orders = [conn.place_limit(MARKET, Side.BUY if i % 2 else Side.SELL,
-                                       MARK - 300 - i if i % 2 else MARK + 300 + i, 100)
-                      for i in range(12)]
+            orders = [
+                conn.place_limit(
+                    MARKET,
+                    Side.BUY if i % 2 else Side.SELL,
+                    MARK - 300 - i if i % 2 else MARK + 300 + i,
+                    100,
+                )
+                for i in range(12)
+            ]
             assert await until(stime, lambda: e.frames_outstanding >= 2, 5.0), e.status()
             cid = order_conn(sim)
             faults(sim, lambda f: f.drop("rst", conn=cid))
             faults(sim, lambda f: f.delay_acks(0))
-            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in orders),
-                               15.0), e.status()
+            assert await until(
+                stime, lambda: all(o.status is OrderStatus.OPEN for o in orders), 15.0
+            ), e.status()
             assert e.unknowns >= 2  # more than one frame's txs were outstanding at the cut
             assert OrderStatus.REJECTED not in {s for _, s in ev.orders}
             cois = venue_cois(sim)
@@ -236,8 +256,9 @@ def test_connection_cut_with_several_frames_outstanding(sim: SimThread, stime: S
 
 
 @pytest.mark.parametrize("executed", [True, False])
-def test_lost_ack_with_several_frames_outstanding(sim: SimThread, stime: ScaledTime,
-                                                 tmp_path: Path, executed: bool) -> None:
+def test_lost_ack_with_several_frames_outstanding(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path, executed: bool
+) -> None:
     """Four frames may await their acks and the oldest one's ack is lost (its txs executed or
     not): the next ack is then taken for it. Either way every order ends open exactly once,
     none is invented rejected, and the nonces end equal to the venue's."""
@@ -247,13 +268,20 @@ def test_lost_ack_with_several_frames_outstanding(sim: SimThread, stime: ScaledT
             e = conn.orders
             faults(sim, lambda f: f.delay_acks(200))
             faults(sim, lambda f: f.lose_acks(1, execute=executed))
-            orders = [conn.place_limit(MARKET, Side.BUY if i % 2 else Side.SELL,
-                                       MARK - 300 - i if i % 2 else MARK + 300 + i, 100)
-                      for i in range(8)]
+            orders = [
+                conn.place_limit(
+                    MARKET,
+                    Side.BUY if i % 2 else Side.SELL,
+                    MARK - 300 - i if i % 2 else MARK + 300 + i,
+                    100,
+                )
+                for i in range(8)
+            ]
             assert await until(stime, lambda: e.ws_frames_peak >= 2, 5.0), e.status()
             faults(sim, lambda f: f.delay_acks(0))
-            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in orders),
-                               15.0), e.status()
+            assert await until(
+                stime, lambda: all(o.status is OrderStatus.OPEN for o in orders), 15.0
+            ), e.status()
             assert await until(stime, lambda: e.pending_txs == 0 and e.nonce_ready, 10.0)
             assert OrderStatus.REJECTED not in {s for _, s in ev.orders}
             cois = venue_cois(sim)
@@ -291,25 +319,42 @@ def _ambiguous(n: int, seed: int, sim: SimThread, stime: ScaledTime, tmp_path: P
                 side = Side.BUY if i % 2 == 0 else Side.SELL
                 px = MARK - 300 - i if side is Side.BUY else MARK + 300 + i
                 # A long expiry: the soak runs for longer than a quote's default 10 min.
-                o = conn.place_limit(MARKET, side, px, 100,
-                                           expiry_ms=stime.wall_ms() + 20 * 86_400_000)
+                o = conn.place_limit(
+                    MARKET, side, px, 100, expiry_ms=stime.wall_ms() + 20 * 86_400_000
+                )
                 slots[i] = o.client_order_index
                 if kind == "cut":
-                    ids = [c["id"] for c in sim.call(lambda s: s.truth.connections())
-                           if not c["subs"]]
+                    ids = [
+                        c["id"] for c in sim.call(lambda s: s.truth.connections()) if not c["subs"]
+                    ]
                     await stime.sleep(0.001)
                     if ids:
                         faults(sim, lambda f, cid=ids[0]: f.drop("rst", conn=cid))
                     else:  # the venue already lost the connection: the send went nowhere
                         half_open += 1
                 assert await until(stime, lambda o=o: o.status is OrderStatus.OPEN, 10.0), (
-                    kind, o, e.status())
+                    kind,
+                    o,
+                    e.status(),
+                )
                 worst = max(worst, (stime.monotonic_ns() - t0) / 1e9)
                 # After a cut the connector reconciles before it is ready again.
-                assert await until(stime, lambda: conn.ready and e.connected and
-                                   e.pending_txs == 0 and e.nonces.unknown_count == 0, 10.0), (
-                    i, conn.readiness.failing(), e.status(), conn.tracker.unknown_orders(),
-                    _chain(conn._reconciler_task))
+                assert await until(
+                    stime,
+                    lambda: (
+                        conn.ready
+                        and e.connected
+                        and e.pending_txs == 0
+                        and e.nonces.unknown_count == 0
+                    ),
+                    10.0,
+                ), (
+                    i,
+                    conn.readiness.failing(),
+                    e.status(),
+                    conn.tracker.unknown_orders(),
+                    _chain(conn._reconciler_task),
+                )
             states = {s for _, s in ev.orders}
             assert OrderStatus.REJECTED not in states  # 0 locally invented rejects
             assert all(conn.tracker.get(c).status is OrderStatus.OPEN for c in slots.values())
@@ -335,8 +380,9 @@ def test_ambiguous_submits_soak(sim: SimThread, stime: ScaledTime, tmp_path: Pat
 
 
 # ------------------------------------------------------------------------------ late reject
-def test_late_reject_marked_rejected_within_5s(sim: SimThread, stime: ScaledTime,
-                                               tmp_path: Path) -> None:
+def test_late_reject_marked_rejected_within_5s(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Item 9: HTTP 200 / ack, then the sequencer fails the tx: REJECTED <= 5 s later (tx
     lookup by the hash sendTx returned); nonce state consistent, next orders fine."""
 
@@ -359,8 +405,9 @@ def test_late_reject_marked_rejected_within_5s(sim: SimThread, stime: ScaledTime
 
 
 # ------------------------------------------------------------------------------ duplicate coi
-def test_venue_duplicate_coi_reconciles_not_retries(sim: SimThread, stime: ScaledTime,
-                                                    tmp_path: Path) -> None:
+def test_venue_duplicate_coi_reconciles_not_retries(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Item 10: the venue holds a live order with the id our allocator hands out next (a state
     directory restored from an old copy): its 21728 triggers reconciliation, never a retry,
     and the order is never called rejected; reconciliation maps the id to the venue's order."""
@@ -388,8 +435,9 @@ def test_venue_duplicate_coi_reconciles_not_retries(sim: SimThread, stime: Scale
 
 
 # ------------------------------------------------------------------------------ cancel too late
-def test_cancel_too_late_fill_booked_once(sim_config: SimConfig, stime: ScaledTime,
-                                          tmp_path: Path) -> None:
+def test_cancel_too_late_fill_booked_once(
+    sim_config: SimConfig, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Item 11: pending cancel, then a fill, then the cancel fails: the fill is booked once,
     the order ends FILLED, at most 3 cancel attempts."""
     st = SimThread(make_sim_config(cancel_delay_ms=400), stime)
@@ -403,14 +451,18 @@ def test_cancel_too_late_fill_booked_once(sim_config: SimConfig, stime: ScaledTi
                 assert await until(stime, lambda: o.status is OrderStatus.OPEN)
                 conn.cancel(o)
                 await stime.sleep(0.05)  # the cancel waits in the sequencer
-                st.call(lambda s: s.run_engine(lambda: s.exchange.place_direct(
-                    OTHER, MARKET, True, MARK - 10, 200, tif=0)))
+                st.call(
+                    lambda s: s.run_engine(
+                        lambda: s.exchange.place_direct(OTHER, MARKET, True, MARK - 10, 200, tif=0)
+                    )
+                )
                 assert await until(stime, lambda: o.status is OrderStatus.FILLED, 5.0)
                 await stime.sleep(2.0)  # the cancel fails after; lookups run
                 t = conn.tracker.get(o.client_order_index)
                 assert o.status is OrderStatus.FILLED and t.fill_lots == 200
-                assert len([f for f in ev.fills if f.client_order_index == o.client_order_index
-                            ]) == 1
+                assert (
+                    len([f for f in ev.fills if f.client_order_index == o.client_order_index]) == 1
+                )
                 assert t.cancel_attempts <= 3
                 assert truth_by_coi(st, o.client_order_index).status == "filled"
 
@@ -420,8 +472,9 @@ def test_cancel_too_late_fill_booked_once(sim_config: SimConfig, stime: ScaledTi
 
 
 # ------------------------------------------------------------------------------ partial fills
-def test_partial_fills_random_splits_replayed(sim: SimThread, stime: ScaledTime,
-                                              tmp_path: Path) -> None:
+def test_partial_fills_random_splits_replayed(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Item 12: random splits, a fill before the ack is seen, trades replayed on resubscribe:
     quantity, average price and position exact, 0 double counts."""
     rng = random.Random(12)
@@ -431,16 +484,22 @@ def test_partial_fills_random_splits_replayed(sim: SimThread, stime: ScaledTime,
         async with bot(sim, stime, tmp_path) as (conn, ev):
             # Resting liquidity first: our IOC fills at once (fill before we see the ack).
             for k in range(3):
-                sim.call(lambda s, k=k: s.run_engine(lambda: s.exchange.place_direct(
-                    OTHER, MARKET, True, MARK + 1 + k, 60)))
+                sim.call(
+                    lambda s, k=k: s.run_engine(
+                        lambda: s.exchange.place_direct(OTHER, MARKET, True, MARK + 1 + k, 60)
+                    )
+                )
             ioc = conn.place_limit(MARKET, Side.BUY, MARK + 3, 180, tif=0)
             bid = conn.place_limit(MARKET, Side.BUY, MARK - 20, 1000)
             assert await until(stime, lambda: bid.status is OrderStatus.OPEN)
             left = 1000
             while left > 0:
                 take = min(left, rng.randrange(1, 250))
-                sim.call(lambda s, q=take: s.run_engine(lambda: s.exchange.place_direct(
-                    OTHER, MARKET, True, MARK - 20, q, tif=0)))
+                sim.call(
+                    lambda s, q=take: s.run_engine(
+                        lambda: s.exchange.place_direct(OTHER, MARKET, True, MARK - 20, q, tif=0)
+                    )
+                )
                 left -= take
             assert await until(stime, lambda: bid.status is OrderStatus.FILLED)
             assert ioc.status is OrderStatus.FILLED
@@ -455,8 +514,9 @@ def test_partial_fills_random_splits_replayed(sim: SimThread, stime: ScaledTime,
             assert len(truth) == n_fills
             t = conn.tracker.get(bid.client_order_index)
             vol = sum(f.size for f in truth if (f.maker_order_index == bid.order_index))
-            notional = sum(f.size * f.price for f in truth
-                           if f.maker_order_index == bid.order_index)
+            notional = sum(
+                f.size * f.price for f in truth if f.maker_order_index == bid.order_index
+            )
             assert (t.fill_lots, t.fill_notional) == (vol, notional) == (1000, 1000 * (MARK - 20))
             pos = sim.call(lambda s: s.truth.position(ACCOUNT, MARKET))
             assert pos.size == 1180
@@ -467,15 +527,16 @@ def test_partial_fills_random_splits_replayed(sim: SimThread, stime: ScaledTime,
 
 
 # ------------------------------------------------------------------------------ nonces
-def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path,
-               frames: int = 1) -> None:
+def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path, frames: int = 1) -> None:
     """Item 14: n txs (creates and cancels) as fast as they are queued, the order connection
     dropped mid-run and a 21104 injected once: 0 x 21104 besides the injected one, which costs
     one nextNonce refresh and one retry; 0 signed sends between a reconnect and its refresh."""
 
     async def body() -> None:
-        async with bot(sim, stime, tmp_path, reconcile_timeout_s=20.0,
-                       max_ws_frames=frames) as (conn, _):
+        async with bot(sim, stime, tmp_path, reconcile_timeout_s=20.0, max_ws_frames=frames) as (
+            conn,
+            _,
+        ):
             e = conn.orders
             live: list[Any] = []
             drops = 0
@@ -491,9 +552,12 @@ def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path,
                     live = live[20:]
                 if not conn.ready:  # a strategy quotes only while ready
                     assert await until(stime, lambda: conn.ready, 20.0), conn.not_ready_reason
-                o = conn.place_limit(MARKET, Side.BUY if i % 2 else Side.SELL,
-                                           MARK - 500 - i % 200 if i % 2 else
-                                           MARK + 500 + i % 200, 100)
+                o = conn.place_limit(
+                    MARKET,
+                    Side.BUY if i % 2 else Side.SELL,
+                    MARK - 500 - i % 200 if i % 2 else MARK + 500 + i % 200,
+                    100,
+                )
                 live.append(o)
                 sent += 1
                 i += 1
@@ -505,21 +569,28 @@ def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path,
                     drops += 1
                     assert await until(stime, lambda: not e.connected, 5.0)
                     assert await until(stime, lambda: conn.ready and e.connected, 15.0), (
-                        conn.status()["failing"], e.status())
+                        conn.status()["failing"],
+                        e.status(),
+                    )
                 if sent >= (2 * n) // 3 and not injected:
-                    assert await until(stime, lambda: e.pending_txs == 0 and
-                                       e.nonces.state is NonceState.READY, 20.0), str(
-                                           e.status())
+                    assert await until(
+                        stime,
+                        lambda: e.pending_txs == 0 and e.nonces.state is NonceState.READY,
+                        20.0,
+                    ), str(e.status())
                     refreshes = e.nonces.refreshes
                     resigned = e.resigned
                     # Someone else used our nonce: the next tx gets a 21104.
-                    sim.call(lambda s: setattr(s.exchange._key(
-                        s.exchange.account(ACCOUNT), KEY, create=False), "nonce",
-                        s.truth.next_nonce(ACCOUNT, KEY) + 1))
+                    sim.call(
+                        lambda s: setattr(
+                            s.exchange._key(s.exchange.account(ACCOUNT), KEY, create=False),
+                            "nonce",
+                            s.truth.next_nonce(ACCOUNT, KEY) + 1,
+                        )
+                    )
                     injected = True
                     probe = conn.place_limit(MARKET, Side.BUY, MARK - 450, 100)
-                    assert await until(stime, lambda p=probe: p.status is OrderStatus.OPEN,
-                                       10.0)
+                    assert await until(stime, lambda p=probe: p.status is OrderStatus.OPEN, 10.0)
                     live.append(probe)
                     assert e.reject_codes.get(21104, 0) == 1
                     assert e.nonces.refreshes == refreshes + 1, str(e.status())  # one refresh
@@ -540,8 +611,7 @@ def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path,
         assert drops_at
         for t in drops_at:
             after = [(ts, name) for ts, name in log if ts >= t]
-            first_send = next((ts for ts, nm in after if nm.startswith("WS jsonapi/sendtx")),
-                              None)
+            first_send = next((ts for ts, nm in after if nm.startswith("WS jsonapi/sendtx")), None)
             first_nonce = next((ts for ts, nm in after if nm.endswith("nextNonce")), None)
             assert first_nonce is not None
             assert first_send is None or first_nonce <= first_send
@@ -550,15 +620,17 @@ def _nonce_run(n: int, sim: SimThread, stime: ScaledTime, tmp_path: Path,
 
 
 @pytest.mark.parametrize("frames", [1, 4])
-def test_nonce_protocol_under_load(sim: SimThread, stime: ScaledTime, tmp_path: Path,
-                                   frames: int) -> None:
+def test_nonce_protocol_under_load(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path, frames: int
+) -> None:
     _nonce_run(600, sim, stime, tmp_path, frames)
 
 
 @pytest.mark.soak
 @pytest.mark.parametrize("frames", [1, 4])
-def test_nonce_protocol_under_load_soak(sim: SimThread, stime: ScaledTime,
-                                        tmp_path: Path, frames: int) -> None:
+def test_nonce_protocol_under_load_soak(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path, frames: int
+) -> None:
     _nonce_run(10_000, sim, stime, tmp_path, frames)
 
 
@@ -568,13 +640,16 @@ def test_inflight_cap_with_sequencer_delay(stime: ScaledTime, tmp_path: Path) ->
     st = SimThread(make_sim_config(maker_delay_ms=300), stime)
     st.start()
     try:
+
         async def body() -> None:
             async with bot(st, stime, tmp_path) as (conn, _):
                 e = conn.orders
-                orders = [conn.place_limit(MARKET, Side.BUY, MARK - 100 - i, 100)
-                          for i in range(48)]
-                assert await until(stime, lambda: all(o.status is OrderStatus.OPEN
-                                                      for o in orders), 15.0), str(e.status())
+                orders = [
+                    conn.place_limit(MARKET, Side.BUY, MARK - 100 - i, 100) for i in range(48)
+                ]
+                assert await until(
+                    stime, lambda: all(o.status is OrderStatus.OPEN for o in orders), 15.0
+                ), str(e.status())
                 assert e.inflight_peak[MARKET] == 16
                 assert e.reject_codes.get(21720, 0) == 0 and e.api_rejects == 0
 
@@ -583,8 +658,9 @@ def test_inflight_cap_with_sequencer_delay(stime: ScaledTime, tmp_path: Path) ->
         st.stop()
 
 
-def test_order_frames_keep_going_during_a_rest_429_storm(sim: SimThread, stime: ScaledTime,
-                                                       tmp_path: Path) -> None:
+def test_order_frames_keep_going_during_a_rest_429_storm(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Every REST request answered 429 (Retry-After 5 s): REST is held, the order WebSocket
     is not (separate budgets): orders placed and cancelled meanwhile go out and execute."""
     from mmfast.connector.lighter.rest import RateLimited
@@ -598,8 +674,9 @@ def test_order_frames_keep_going_during_a_rest_429_storm(sim: SimThread, stime: 
             assert conn.budget.order_level is BudgetLevel.OK
             frames0 = sendtx_count(sim)
             orders = [conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100) for i in range(4)]
-            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN
-                                                  for o in orders), timeout_s=3.0)
+            assert await until(
+                stime, lambda: all(o.status is OrderStatus.OPEN for o in orders), timeout_s=3.0
+            )
             for o in orders[:2]:
                 conn.cancel(o)
             assert await until(stime, lambda: len(truth_open(sim)) == 2, timeout_s=3.0)

@@ -42,8 +42,13 @@ TEST_KEY = "5a" * 40
 
 def make_sim_config(**kw: Any) -> SimConfig:
     # The premium tier the connector's budget keeps to (the simulator's default is standard).
-    base: dict[str, Any] = dict(seed=5, ws_ping_interval_ms=10_000, ws_pong_timeout_ms=30_000,
-                                speed_bumps=False, tier="premium")
+    base: dict[str, Any] = dict(
+        seed=5,
+        ws_ping_interval_ms=10_000,
+        ws_pong_timeout_ms=30_000,
+        speed_bumps=False,
+        tier="premium",
+    )
     base.update(kw)
     return SimConfig(**base)
 
@@ -72,44 +77,74 @@ class Events:
         self.orders: list[tuple[int, OrderStatus]] = []
         self.fills: list[Any] = []
         self.pulls: list[PullQuotes] = []
-        bus.subscribe(OrderUpdated, lambda e: self.orders.append(
-            (e.order.client_order_index, e.order.status)))
+        bus.subscribe(
+            OrderUpdated, lambda e: self.orders.append((e.order.client_order_index, e.order.status))
+        )
         bus.subscribe(FillReceived, lambda e: self.fills.append(e.fill))
         bus.subscribe(PullQuotes, self.pulls.append)
 
 
 @contextlib.asynccontextmanager
-async def bot(sim: SimThread, stime: ScaledTime, state_dir: Path, *, key: str = TEST_KEY,
-              markets: tuple[int, ...] = (MARKET,), wait_ready: bool = True,
-              dbg: Callable[..., None] | None = None, signer_kind: str = "native",
-              conn_kw: dict[str, Any] | None = None,
-              **orders_kw: Any) -> AsyncIterator[tuple[LighterConnector, Events]]:
+async def bot(
+    sim: SimThread,
+    stime: ScaledTime,
+    state_dir: Path,
+    *,
+    key: str = TEST_KEY,
+    markets: tuple[int, ...] = (MARKET,),
+    wait_ready: bool = True,
+    dbg: Callable[..., None] | None = None,
+    signer_kind: str = "native",
+    conn_kw: dict[str, Any] | None = None,
+    **orders_kw: Any,
+) -> AsyncIterator[tuple[LighterConnector, Events]]:
     """A started connector with order entry; stopped (signer too) on exit. ``signer_kind``:
     "native" (InlineSigner, the default of a run) or "official" (SignerWorker); ``conn_kw``:
     LighterConfig settings over the harness's."""
     signer: Any
     if signer_kind == "native":
-        signer = InlineSigner(ApiKey(key), account_index=ACCOUNT, api_key_index=KEY,
-                              chain_id=sim.config.chain_id, pool_size=32, check=False)
+        signer = InlineSigner(
+            ApiKey(key),
+            account_index=ACCOUNT,
+            api_key_index=KEY,
+            chain_id=sim.config.chain_id,
+            pool_size=32,
+            check=False,
+        )
     else:
-        signer = SignerWorker(ApiKey(key), account_index=ACCOUNT, api_key_index=KEY,
-                              chain_id=sim.config.chain_id)
+        signer = SignerWorker(
+            ApiKey(key), account_index=ACCOUNT, api_key_index=KEY, chain_id=sim.config.chain_id
+        )
     signer.start()
     # The simulator verifies signatures: register the key's public half, as a run does.
     sim.register_api_key(ACCOUNT, KEY, public_key(ApiKey(key).reveal()).hex())
     bus = EventBus()
     events = Events(bus)
-    ocfg: dict[str, Any] = dict(state_dir=str(state_dir), ack_timeout_s=2.0,
-                                check_interval_s=0.5, reconcile_timeout_s=10.0)
+    ocfg: dict[str, Any] = dict(
+        state_dir=str(state_dir), ack_timeout_s=2.0, check_interval_s=0.5, reconcile_timeout_s=10.0
+    )
     ocfg.update(orders_kw)
-    ccfg: dict[str, Any] = dict(rest_url=sim.rest_url, ws_url=sim.ws_url, account_index=ACCOUNT,
-                                api_key_index=KEY, markets=markets, seed=3,
-                                # 0.5 s real at scale 10: room for a loaded 2-core machine
-                                ping_idle_s=10.0, pong_timeout_s=5.0)
+    ccfg: dict[str, Any] = dict(
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        account_index=ACCOUNT,
+        api_key_index=KEY,
+        markets=markets,
+        seed=3,
+        # 0.5 s real at scale 10: room for a loaded 2-core machine
+        ping_idle_s=10.0,
+        pong_timeout_s=5.0,
+    )
     ccfg.update(conn_kw or {})
     conn = LighterConnector(
         LighterConfig(**ccfg),
-        signer, time=stime, bus=bus, signer=signer, orders=OrderEntryConfig(**ocfg), dbg=dbg)
+        signer,
+        time=stime,
+        bus=bus,
+        signer=signer,
+        orders=OrderEntryConfig(**ocfg),
+        dbg=dbg,
+    )
     try:
         await conn.start()
         if wait_ready:
@@ -124,8 +159,9 @@ def run(coro: Any, timeout_s: float = 60.0) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout_s))
 
 
-async def until(stime: ScaledTime, cond: Callable[[], bool], timeout_s: float = 10.0,
-                step_s: float = 0.05) -> bool:
+async def until(
+    stime: ScaledTime, cond: Callable[[], bool], timeout_s: float = 10.0, step_s: float = 0.05
+) -> bool:
     """Wait (simulated seconds) until ``cond()``."""
     deadline = stime.monotonic_ns() + int(timeout_s * 1e9)
     while not cond():
@@ -189,10 +225,13 @@ def test_ready_with_order_entry(sim: SimThread, stime: ScaledTime, tmp_path: Pat
             assert st["reconcile_error"] is None
             assert conn.orders is not None and conn.orders.nonce_ready
             assert conn.orders.nonces.next_nonce == sim.call(
-                lambda s: s.truth.next_nonce(ACCOUNT, KEY))
+                lambda s: s.truth.next_nonce(ACCOUNT, KEY)
+            )
             assert conn.orders.connected  # its own connection, apart from market data
-            assert conn.orders.ws is not conn.market_data.stream and conn.orders.ws is not \
-                conn.account.stream
+            assert (
+                conn.orders.ws is not conn.market_data.stream
+                and conn.orders.ws is not conn.account.stream
+            )
             assert conn.reconciler is not None and conn.reconciler.runs == 1
         log = sim.call(lambda s: s.truth.request_log("GET /api/v1/nextNonce"))
         assert len(log) >= 1

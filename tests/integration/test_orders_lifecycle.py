@@ -36,25 +36,34 @@ def add_other(sim: SimThread) -> None:
 
 
 def other_order(sim: SimThread, is_ask: bool, price: int, size: int, tif: int = 1) -> None:
-    sim.call(lambda s: s.run_engine(lambda: s.exchange.place_direct(
-        OTHER, MARKET, is_ask, price, size, tif=tif)))
+    sim.call(
+        lambda s: s.run_engine(
+            lambda: s.exchange.place_direct(OTHER, MARKET, is_ask, price, size, tif=tif)
+        )
+    )
 
 
 @pytest.mark.parametrize("signer_kind", ["native", "official"])
-def test_place_modify_cancel_confirmed_by_truth(sim: SimThread, stime: ScaledTime,
-                                                tmp_path: Path, signer_kind: str) -> None:
+def test_place_modify_cancel_confirmed_by_truth(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path, signer_kind: str
+) -> None:
     async def body() -> None:
         with capture_logs() as logs:
-            async with bot(sim, stime, tmp_path, dbg=_dbg_to("mmfast.core"),
-                           signer_kind=signer_kind) as (conn, ev):
-                o = conn.place_limit(MARKET, Side.BUY, MARK - 500, 200,
-                                           tif=TimeInForce.POST_ONLY)
+            async with bot(
+                sim, stime, tmp_path, dbg=_dbg_to("mmfast.core"), signer_kind=signer_kind
+            ) as (conn, ev):
+                o = conn.place_limit(MARKET, Side.BUY, MARK - 500, 200, tif=TimeInForce.POST_ONLY)
                 assert o.status is OrderStatus.PENDING_NEW  # accepted is not live
                 coi = o.client_order_index
                 assert await until(stime, lambda: o.status is OrderStatus.OPEN)
                 t = truth_by_coi(sim, coi)
                 assert (t.status, t.price, t.initial, t.is_ask, t.tif) == (
-                    "open", MARK - 500, 200, False, 2)
+                    "open",
+                    MARK - 500,
+                    200,
+                    False,
+                    2,
+                )
                 assert o.order_index == t.order_index
                 # Expiry: a short wall-clock default within the venue's 5 min..30 d window.
                 ahead_ms = t.expiry_ms - stime.wall_ms()
@@ -80,12 +89,16 @@ def test_place_modify_cancel_confirmed_by_truth(sim: SimThread, stime: ScaledTim
                 lat = conn.orders.latency()
                 assert lat["total"]["n"] == 3 and lat["sign"]["p50_us"] > 0
         text = "\n".join(logs.lines)
-        m = re.search(r"place_limit submit: symbol=ETH mid=\S+ market_index=0 "
-                      rf"client_order_index={coi} post_only=True reduce_only=False "
-                      r"price_i=299500 base_i=200", text)
+        m = re.search(
+            r"place_limit submit: symbol=ETH mid=\S+ market_index=0 "
+            rf"client_order_index={coi} post_only=True reduce_only=False "
+            r"price_i=299500 base_i=200",
+            text,
+        )
         assert m, text[-2000:]
-        assert re.search(rf"place_limit result: client_order_index={coi} tx_hash=[0-9a-f]{{80}}",
-                         text)
+        assert re.search(
+            rf"place_limit result: client_order_index={coi} tx_hash=[0-9a-f]{{80}}", text
+        )
 
     run(body())
 
@@ -97,8 +110,9 @@ def _dbg_to(name: str):  # type: ignore[no-untyped-def]
     return lambda msg, *a: lg.debug(msg, *a)
 
 
-def test_fills_and_position_equal_the_venue(sim: SimThread, stime: ScaledTime,
-                                            tmp_path: Path) -> None:
+def test_fills_and_position_equal_the_venue(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Partial fills from another account, an IOC that takes, and a reduce: every fill and the
     position equal the venue's, exactly in ticks and lots."""
     add_other(sim)
@@ -112,12 +126,12 @@ def test_fills_and_position_equal_the_venue(sim: SimThread, stime: ScaledTime,
             assert await until(stime, lambda: bid.filled_lots == 455)
             assert bid.status is OrderStatus.PARTIALLY_FILLED
             other_order(sim, True, MARK + 20, 400)  # resting offer we take with an IOC
-            ioc = conn.place_limit(MARKET, Side.BUY, MARK + 25, 150,
-                                         tif=TimeInForce.IOC)
+            ioc = conn.place_limit(MARKET, Side.BUY, MARK + 25, 150, tif=TimeInForce.IOC)
             assert await until(stime, lambda: ioc.status is OrderStatus.FILLED)
             other_order(sim, False, MARK + 5, 100)  # a bid we sell into, reduce-only
-            red = conn.place_limit(MARKET, Side.SELL, MARK + 5, 100,
-                                         tif=TimeInForce.IOC, reduce_only=True)
+            red = conn.place_limit(
+                MARKET, Side.SELL, MARK + 5, 100, tif=TimeInForce.IOC, reduce_only=True
+            )
             assert await until(stime, lambda: red.status is OrderStatus.FILLED)
             truth_fills = sim.call(lambda s: s.truth.fills(ACCOUNT, MARKET))
             assert await until(stime, lambda: len(ev.fills) == len(truth_fills))
@@ -131,8 +145,13 @@ def test_fills_and_position_equal_the_venue(sim: SimThread, stime: ScaledTime,
             pos = sim.call(lambda s: s.truth.position(ACCOUNT, MARKET))
             assert pos.size == 455 + 150 - 100
             tr = conn.tracker
-            assert await until(stime, lambda: tr.venue_position(MARKET) is not None and
-                               tr.venue_position(MARKET).size_lots == pos.size)
+            assert await until(
+                stime,
+                lambda: (
+                    tr.venue_position(MARKET) is not None
+                    and tr.venue_position(MARKET).size_lots == pos.size
+                ),
+            )
             assert tr.replayed_position(MARKET).size_lots == pos.size
             assert tr.position_mismatches() == {}
             assert bid.filled_lots == 455 and tr.get(bid.client_order_index).fill_lots == 455
@@ -140,8 +159,9 @@ def test_fills_and_position_equal_the_venue(sim: SimThread, stime: ScaledTime,
     run(body())
 
 
-def test_rest_fallback_and_cancel_all_scope(sim: SimThread, stime: ScaledTime,
-                                            tmp_path: Path) -> None:
+def test_rest_fallback_and_cancel_all_scope(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """REST only (no order WebSocket): place in two markets, cancel_all(0) leaves market 1;
     cancel-all over every market is refused without the explicit option."""
 
@@ -149,8 +169,7 @@ def test_rest_fallback_and_cancel_all_scope(sim: SimThread, stime: ScaledTime,
         async with bot(sim, stime, tmp_path, markets=(0, 1), use_ws=False) as (conn, _):
             a = [conn.place_limit(0, Side.BUY, MARK - 100 - i, 100) for i in range(3)]
             b = conn.place_limit(1, Side.SELL, 650_000 + 50, 100)
-            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN
-                                                  for o in [*a, b]))
+            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in [*a, b]))
             assert conn.orders.frames_ws == 0 and conn.orders.frames_rest >= 1
             with pytest.raises(OrderEntryError):
                 conn.orders.cancel_all(None, all_markets=True)
@@ -164,16 +183,14 @@ def test_rest_fallback_and_cancel_all_scope(sim: SimThread, stime: ScaledTime,
     run(body())
 
 
-def test_ws_refused_falls_back_to_rest(sim: SimThread, stime: ScaledTime,
-                                       tmp_path: Path) -> None:
+def test_ws_refused_falls_back_to_rest(sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
     """The order WebSocket is cut and refused: orders keep flowing over REST sendTx, after a
     nonce refresh."""
 
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, _):
             e = conn.orders
-            ws_conn = [c["id"] for c in sim.call(lambda s: s.truth.connections())
-                       if not c["subs"]]
+            ws_conn = [c["id"] for c in sim.call(lambda s: s.truth.connections()) if not c["subs"]]
             assert len(ws_conn) == 1  # the order connection subscribes to nothing
             refreshes = e.nonces.refreshes
             sim.call(lambda s: s.faults.refuse_connections(True))
@@ -187,8 +204,9 @@ def test_ws_refused_falls_back_to_rest(sim: SimThread, stime: ScaledTime,
     run(body())
 
 
-def test_terminal_states_post_only_reduce_only_self_trade(sim: SimThread, stime: ScaledTime,
-                                                          tmp_path: Path) -> None:
+def test_terminal_states_post_only_reduce_only_self_trade(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Item 13: post-only that would cross, reduce-only with no position, self-trade (expire
     maker): each ends in the venue's terminal state, and nothing is re-sent for them."""
     add_other(sim)
@@ -196,31 +214,35 @@ def test_terminal_states_post_only_reduce_only_self_trade(sim: SimThread, stime:
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, _):
             other_order(sim, True, MARK + 10, 500)  # an offer to cross
-            po = conn.place_limit(MARKET, Side.BUY, MARK + 10, 100,
-                                        tif=TimeInForce.POST_ONLY)
-            ro = conn.place_limit(MARKET, Side.SELL, MARK - 1000, 100,
-                                        tif=TimeInForce.IOC, reduce_only=True)
+            po = conn.place_limit(MARKET, Side.BUY, MARK + 10, 100, tif=TimeInForce.POST_ONLY)
+            ro = conn.place_limit(
+                MARKET, Side.SELL, MARK - 1000, 100, tif=TimeInForce.IOC, reduce_only=True
+            )
             maker = conn.place_limit(MARKET, Side.SELL, MARK + 5, 100)
             assert await until(stime, lambda: maker.status is OrderStatus.OPEN)
-            taker = conn.place_limit(MARKET, Side.BUY, MARK + 5, 100,
-                                           tif=TimeInForce.IOC)
+            taker = conn.place_limit(MARKET, Side.BUY, MARK + 5, 100, tif=TimeInForce.IOC)
             done = [po, ro, maker, taker]
             assert await until(stime, lambda: all(o.status.is_terminal for o in done))
             assert (po.status, po.cancel_reason) == (OrderStatus.CANCELED, "canceled-post-only")
-            assert (ro.status, ro.cancel_reason) == (OrderStatus.CANCELED,
-                                                     "canceled-reduce-only")
-            assert (maker.status, maker.cancel_reason) == (OrderStatus.CANCELED,
-                                                           "canceled-self-trade")
+            assert (ro.status, ro.cancel_reason) == (OrderStatus.CANCELED, "canceled-reduce-only")
+            assert (maker.status, maker.cancel_reason) == (
+                OrderStatus.CANCELED,
+                "canceled-self-trade",
+            )
             for o in done:
-                assert truth_by_coi(sim, o.client_order_index).status == o.cancel_reason or \
-                    o.status is OrderStatus.FILLED or o is taker
+                assert (
+                    truth_by_coi(sim, o.client_order_index).status == o.cancel_reason
+                    or o.status is OrderStatus.FILLED
+                    or o is taker
+                )
             assert conn.orders.txs_sent == 4 and conn.orders.api_rejects == 0
 
     run(body())
 
 
 def test_order_socket_rolls_over_between_answers_with_every_tx_answered(
-        stime: ScaledTime, tmp_path: Path) -> None:
+    stime: ScaledTime, tmp_path: Path
+) -> None:
     """The venue drops connections at 60 simulated seconds; the connector replaces each at 20,
     the order socket only while no frame awaits its answer (answers are matched in order).
     Two orders re-priced in turn every second, up to 4 frames in flight."""
@@ -230,12 +252,20 @@ def test_order_socket_rolls_over_between_answers_with_every_tx_answered(
     sim.start()
 
     async def body() -> None:
-        async with bot(sim, stime, tmp_path, max_ws_frames=4,
-                       conn_kw={"ws_max_age_s": 20.0, "connect_timeout_s": 30.0}) as (conn, _):
-            orders = [conn.place_limit(MARKET, Side.BUY, MARK - 500 - 10 * i, 100,
-                                       tif=TimeInForce.POST_ONLY) for i in range(2)]
-            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN
-                                                  for o in orders))
+        async with bot(
+            sim,
+            stime,
+            tmp_path,
+            max_ws_frames=4,
+            conn_kw={"ws_max_age_s": 20.0, "connect_timeout_s": 30.0},
+        ) as (conn, _):
+            orders = [
+                conn.place_limit(
+                    MARKET, Side.BUY, MARK - 500 - 10 * i, 100, tif=TimeInForce.POST_ONLY
+                )
+                for i in range(2)
+            ]
+            assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in orders))
             t0 = stime.monotonic_ns()
             n = 0
             while stime.monotonic_ns() - t0 < 100 * 1_000_000_000:
@@ -245,9 +275,12 @@ def test_order_socket_rolls_over_between_answers_with_every_tx_answered(
                 # 60 frames a minute, well within the WebSocket budget with the roll-overs'
                 # subscribes: every frame goes over the WebSocket.
                 await stime.sleep(1.0)
-            assert await until(stime, lambda: all(
-                truth_by_coi(sim, o.client_order_index).price == o.price_ticks
-                for o in orders))
+            assert await until(
+                stime,
+                lambda: all(
+                    truth_by_coi(sim, o.client_order_index).price == o.price_ticks for o in orders
+                ),
+            )
             ws = conn.orders.ws
             assert ws is not None
             st = ws.stats()
@@ -257,9 +290,18 @@ def test_order_socket_rolls_over_between_answers_with_every_tx_answered(
             status = conn.orders.status()
             # Every tx answered on the socket it went out on: no reject, no unknown outcome,
             # nothing sent over REST instead.
-            assert {k: status[k] for k in ("api_rejects", "frames_rest", "unknowns",
-                                           "ack_timeouts", "ack_mismatches")} == dict.fromkeys(
-                ("api_rejects", "frames_rest", "unknowns", "ack_timeouts", "ack_mismatches"), 0)
+            assert {
+                k: status[k]
+                for k in (
+                    "api_rejects",
+                    "frames_rest",
+                    "unknowns",
+                    "ack_timeouts",
+                    "ack_mismatches",
+                )
+            } == dict.fromkeys(
+                ("api_rejects", "frames_rest", "unknowns", "ack_timeouts", "ack_mismatches"), 0
+            )
             assert status["acks"] == status["txs_sent"] >= n + 2
             assert n >= 90 and all(o.status is OrderStatus.OPEN for o in orders)
 

@@ -40,14 +40,14 @@ __all__ = ["sim_config", "stime"]
 async def _leave_orders(sim: SimThread, stime: ScaledTime, state: Path, n: int) -> list[int]:
     """A first run that places ``n`` orders and stops without cancelling them."""
     async with bot(sim, stime, state) as (conn, _):
-        orders = [conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100)
-                  for i in range(n)]
+        orders = [conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100) for i in range(n)]
         assert await until(stime, lambda: all(o.status is OrderStatus.OPEN for o in orders))
         return [o.client_order_index for o in orders]
 
 
-def test_restart_cancels_orders_left_on_the_venue(sim: SimThread, stime: ScaledTime,
-                                                  tmp_path: Path) -> None:
+def test_restart_cancels_orders_left_on_the_venue(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         left = await _leave_orders(sim, stime, tmp_path, 3)
         assert len(truth_open(sim)) == 3
@@ -63,8 +63,9 @@ def test_restart_cancels_orders_left_on_the_venue(sim: SimThread, stime: ScaledT
     run(body())
 
 
-def test_restart_adopts_orders_left_on_the_venue(sim: SimThread, stime: ScaledTime,
-                                                 tmp_path: Path) -> None:
+def test_restart_adopts_orders_left_on_the_venue(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         left = await _leave_orders(sim, stime, tmp_path, 3)
         async with bot(sim, stime, tmp_path, unexpected_orders="adopt") as (conn, _):
@@ -81,7 +82,8 @@ def test_restart_adopts_orders_left_on_the_venue(sim: SimThread, stime: ScaledTi
 
 
 def test_fail_closed_order_still_open_after_3_cancel_attempts(
-        sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         await _leave_orders(sim, stime, tmp_path, 1)
         # Every cancel is accepted, then fails in the sequencer: the order stays open.
@@ -104,13 +106,15 @@ def test_fail_closed_order_still_open_after_3_cancel_attempts(
     run(body())
 
 
-def test_fail_closed_on_position_mismatch(sim: SimThread, stime: ScaledTime,
-                                          tmp_path: Path) -> None:
+def test_fail_closed_on_position_mismatch(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """The venue's position moves with no trade we can see (an ADL the streams never report):
     after replaying fills it differs from the venue's, so reconciliation fails closed."""
 
     async def body() -> None:
         async with bot(sim, stime, tmp_path, position_check_interval_s=1.0) as (conn, ev):
+
             def adl(s) -> None:  # type: ignore[no-untyped-def]
                 from mmfast.sim.engine import Position
 
@@ -122,8 +126,10 @@ def test_fail_closed_on_position_mismatch(sim: SimThread, stime: ScaledTime,
             assert await until(stime, lambda: conn.reconcile_error is not None, 15.0)
             assert conn.reconcile_error.startswith("position_mismatch:")
             # In the market's units (4 size decimals), with the lots the journal holds.
-            assert ("venue position 0.0070, fills replayed 0.0000 (70 vs 0 lots)"
-                    in conn.reconcile_error), conn.reconcile_error
+            assert (
+                "venue position 0.0070, fills replayed 0.0000 (70 vs 0 lots)"
+                in conn.reconcile_error
+            ), conn.reconcile_error
             detected = conn.out_of_band_events[0][0]
             assert (detected - t0) / 1e9 <= 10.0  # within the position-check interval
             assert not conn.ready and any(p.market in (MARKET, None) for p in ev.pulls)
@@ -131,8 +137,9 @@ def test_fail_closed_on_position_mismatch(sim: SimThread, stime: ScaledTime,
     run(body())
 
 
-def test_fail_closed_when_rest_unreachable(sim: SimThread, stime: ScaledTime,
-                                           tmp_path: Path) -> None:
+def test_fail_closed_when_rest_unreachable(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         async with bot(sim, stime, tmp_path, rest_unreachable_s=4.0) as (conn, _):
             sim.call(lambda s: s.faults.http_status_storm(503, 100_000))
@@ -149,8 +156,9 @@ def test_fail_closed_when_rest_unreachable(sim: SimThread, stime: ScaledTime,
     run(body(), timeout_s=90.0)
 
 
-def test_out_of_band_fill_and_liquidation_detected(sim: SimThread, stime: ScaledTime,
-                                                   tmp_path: Path) -> None:
+def test_out_of_band_fill_and_liquidation_detected(
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """Item 18: an out-of-band fill and a liquidation are detected within the position-check
     interval (<= 10 s), quotes are pulled, no order is placed in reaction, and after
     reconciliation the position equals the venue's."""
@@ -160,8 +168,9 @@ def test_out_of_band_fill_and_liquidation_detected(sim: SimThread, stime: Scaled
             o = conn.place_limit(MARKET, Side.SELL, MARK + 400, 100)
             assert await until(stime, lambda: o.status is OrderStatus.OPEN)
             sent = conn.orders.txs_sent
-            orders_before = sim.call(lambda s: len([x for x in s.exchange.orders.values()
-                                                    if x.account == ACCOUNT]))
+            orders_before = sim.call(
+                lambda s: len([x for x in s.exchange.orders.values() if x.account == ACCOUNT])
+            )
             t0 = stime.monotonic_ns()
             sim.call(lambda s: s.faults.out_of_band_fill(ACCOUNT, MARKET, "buy", 120, 0))
             assert await until(stime, lambda: len(conn.out_of_band_events) >= 1, 10.0)
@@ -183,8 +192,9 @@ def test_out_of_band_fill_and_liquidation_detected(sim: SimThread, stime: Scaled
             assert conn.tracker.venue_position(MARKET).size_lots == 0
             # 0 corrective orders: nothing was sent in reaction to either event.
             assert conn.orders.txs_sent == sent
-            orders_after = sim.call(lambda s: [x for x in s.exchange.orders.values()
-                                               if x.account == ACCOUNT])
+            orders_after = sim.call(
+                lambda s: [x for x in s.exchange.orders.values() if x.account == ACCOUNT]
+            )
             assert all(x.client_order_index == 0 for x in orders_after[orders_before:])
 
     run(body())
@@ -196,26 +206,37 @@ def test_leverage_applied_at_start(sim: SimThread, stime: ScaledTime, tmp_path: 
 
     async def body() -> None:
         async with bot(sim, stime, tmp_path, leverage={MARKET: (4, MarginMode.ISOLATED)}) as (
-                conn, _):
+            conn,
+            _,
+        ):
             assert conn.ready
             assert sim.call(lambda s: s.truth.leverage(ACCOUNT, MARKET)) == (
-                imf_for_leverage(4), int(MarginMode.ISOLATED))
+                imf_for_leverage(4),
+                int(MarginMode.ISOLATED),
+            )
             assert not conn.orders.reject_codes
 
     run(body())
 
 
 def test_leverage_refused_by_the_venue_fails_closed(
-        sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     """A leverage the venue refuses (above the market's maximum: 1000x) keeps the connector not
     ready with the venue's error, instead of quoting at a margin nobody asked for."""
 
     async def body() -> None:
-        async with bot(sim, stime, tmp_path, wait_ready=False,
-                       leverage={MARKET: (1000, MarginMode.CROSS)}) as (conn, _):
-            assert await until(stime, lambda: "orders:leverage" in conn.readiness.failing()
-                               and "FAILED" in conn.readiness.failing()["orders:leverage"],
-                               10.0)
+        async with bot(
+            sim, stime, tmp_path, wait_ready=False, leverage={MARKET: (1000, MarginMode.CROSS)}
+        ) as (conn, _):
+            assert await until(
+                stime,
+                lambda: (
+                    "orders:leverage" in conn.readiness.failing()
+                    and "FAILED" in conn.readiness.failing()["orders:leverage"]
+                ),
+                10.0,
+            )
             reason = conn.readiness.failing()["orders:leverage"]
             assert "market 0" in reason and "21501" in reason
             assert not conn.ready
@@ -234,8 +255,8 @@ def _key_forms(hex_key: str) -> list[str]:
 
 
 def _leaks(text: str, forms: list[str]) -> list[str]:
-    grams = {f[i:i + 16] for f in forms for i in range(len(f) - 15)}
-    return [text[i:i + 16] for i in range(len(text) - 15) if text[i:i + 16] in grams]
+    grams = {f[i : i + 16] for f in forms for i in range(len(f) - 15)}
+    return [text[i : i + 16] for i in range(len(text) - 15) if text[i : i + 16] in grams]
 
 
 def test_canary_key_appears_nowhere(sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
@@ -248,40 +269,60 @@ def test_canary_key_appears_nowhere(sim: SimThread, stime: ScaledTime, tmp_path:
     texts: list[str] = []
 
     async def body() -> None:
-        with capture_logs() as logs, contextlib.redirect_stdout(out), \
-                contextlib.redirect_stderr(err):
+        with (
+            capture_logs() as logs,
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
             root = logging.getLogger()
             old = root.level
             root.setLevel(logging.DEBUG)
             root.addHandler(logs)
             try:
-                async with bot(sim, stime, tmp_path, key=canary,
-                               dbg=lambda m, *a: logging.getLogger("mmfast.core").debug(m, *a)
-                               ) as (conn, _):
+                async with bot(
+                    sim,
+                    stime,
+                    tmp_path,
+                    key=canary,
+                    dbg=lambda m, *a: logging.getLogger("mmfast.core").debug(m, *a),
+                ) as (conn, _):
                     sim.call(lambda s: s.faults.lose_acks(1, execute=True))
                     o = conn.place_limit(MARKET, Side.BUY, MARK - 300, 100)
                     bad = conn.place_limit(MARKET, Side.BUY, MARK - 301, 1)  # 21706
-                    assert await until(stime, lambda: o.status is OrderStatus.OPEN and
-                                       bad.status is OrderStatus.REJECTED, 10.0)
+                    assert await until(
+                        stime,
+                        lambda: o.status is OrderStatus.OPEN and bad.status is OrderStatus.REJECTED,
+                        10.0,
+                    )
                     for call in (
                         lambda: conn.orders.place_limit(MARKET, Side.BUY, 0, 1),
-                        lambda: conn.orders.place_limit(MARKET, Side.BUY, MARK, 100,
-                                                        tif=TimeInForce.GTT, expiry_ms=1),
+                        lambda: conn.orders.place_limit(
+                            MARKET, Side.BUY, MARK, 100, tif=TimeInForce.GTT, expiry_ms=1
+                        ),
                     ):
                         try:
                             call()
                         except Exception as exc:
                             texts.extend([str(exc), repr(exc)])
                     try:  # a request the signer refuses, on the worker thread
-                        await conn.signer.sign(CreateOrderRequest(MARKET, 1, 100, MARK, False,
-                                                                  TimeInForce.GTT, 10**6, False,
-                                                                  0))
+                        await conn.signer.sign(
+                            CreateOrderRequest(
+                                MARKET, 1, 100, MARK, False, TimeInForce.GTT, 10**6, False, 0
+                            )
+                        )
                     except SignerError as exc:
                         texts.extend([str(exc), repr(exc)])
-                    texts.extend([repr(conn), repr(conn.orders), repr(conn.signer),
-                                  repr(conn.orders.signed_create(o.client_order_index)),
-                                  str(conn.status()), repr(conn.orders.nonces),
-                                  repr(conn.tracker.get(o.client_order_index))])
+                    texts.extend(
+                        [
+                            repr(conn),
+                            repr(conn.orders),
+                            repr(conn.signer),
+                            repr(conn.orders.signed_create(o.client_order_index)),
+                            str(conn.status()),
+                            repr(conn.orders.nonces),
+                            repr(conn.tracker.get(o.client_order_index)),
+                        ]
+                    )
             finally:
                 root.setLevel(old)
                 root.removeHandler(logs)

@@ -31,7 +31,8 @@ def _storm(sim: SimThread) -> None:
 
 
 def test_cancel_all_confirmed_by_the_account_stream_under_a_429_storm(
-        sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, _):
             orders = [conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100) for i in range(3)]
@@ -51,7 +52,8 @@ def test_cancel_all_confirmed_by_the_account_stream_under_a_429_storm(
 
 
 def test_cancel_all_unknown_when_neither_rest_nor_the_stream_can_confirm(
-        sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, _):
             orders = [conn.place_limit(MARKET, Side.BUY, MARK - 300 - i, 100) for i in range(2)]

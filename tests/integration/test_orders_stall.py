@@ -28,7 +28,8 @@ __all__ = ["sim_config", "stime"]  # the harness's fixtures
 
 
 def test_a_stalled_loop_pulls_and_reconciles_before_the_next_order(
-        sim: SimThread, stime: ScaledTime, tmp_path: Path) -> None:
+    sim: SimThread, stime: ScaledTime, tmp_path: Path
+) -> None:
     async def body() -> None:
         async with bot(sim, stime, tmp_path) as (conn, events):
             states: list[ConnectorState] = []
@@ -42,8 +43,11 @@ def test_a_stalled_loop_pulls_and_reconciles_before_the_next_order(
             # While the loop is blocked, something else (a guard) cancels one of the orders.
             def cancel_first(s: object) -> bool:
                 eng = s.exchange  # type: ignore[attr-defined]
-                o = next(x for x in eng.orders.values()
-                         if x.client_order_index == orders[0].client_order_index)
+                o = next(
+                    x
+                    for x in eng.orders.values()
+                    if x.client_order_index == orders[0].client_order_index
+                )
                 return bool(eng.cancel_direct(o))
 
             time.sleep(0.3)
@@ -55,14 +59,14 @@ def test_a_stalled_loop_pulls_and_reconciles_before_the_next_order(
             assert any("event loop stalled" in p.reason for p in events.pulls[pulls0:])
             assert states and not states[0].ready  # not ready at once: nonces, reconcile
             # Ready again only once reconciled, and the venue's truth is known by then.
-            assert await until(stime, lambda: conn.ready and conn.reconciler.runs > runs0,
-                               timeout_s=20.0), conn.status()
+            assert await until(
+                stime, lambda: conn.ready and conn.reconciler.runs > runs0, timeout_s=20.0
+            ), conn.status()
             assert orders[0].status is OrderStatus.CANCELED
             # The other one is still ours and as the venue shows it (pulling it is the
             # strategy's answer to the pull; no strategy runs here).
             assert orders[1].status is OrderStatus.OPEN
-            assert [o.client_order_index for o in truth_open(sim)] == [
-                orders[1].client_order_index]
+            assert [o.client_order_index for o in truth_open(sim)] == [orders[1].client_order_index]
             assert conn.status()["loop"]["stalls"] == 1
             o = conn.place_limit(MARKET, Side.BUY, MARK - 400, 100)
             assert await until(stime, lambda: o.status is OrderStatus.OPEN)

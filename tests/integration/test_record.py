@@ -35,10 +35,17 @@ def flow_sim() -> Any:
         st.stop()
 
 
-def _record(st: SimThread, out: Path, markets: tuple[str, ...], duration_s: float,
-            during: Any = None) -> tuple[Any, Recorder]:
-    opts = RecordOptions(rest_url=st.rest_url, ws_url=st.ws_url, markets=markets, out=out,
-                         duration_s=duration_s, status_interval_s=0)
+def _record(
+    st: SimThread, out: Path, markets: tuple[str, ...], duration_s: float, during: Any = None
+) -> tuple[Any, Recorder]:
+    opts = RecordOptions(
+        rest_url=st.rest_url,
+        ws_url=st.ws_url,
+        markets=markets,
+        out=out,
+        duration_s=duration_s,
+        status_interval_s=0,
+    )
     rec = Recorder(opts)
 
     async def main() -> Any:
@@ -57,17 +64,27 @@ def _raw_records(path: Path) -> list[Any]:
     return [orjson.loads(x) for x in lines[1:]]
 
 
-def test_recorded_book_equals_the_venue_book_at_the_same_nonce(flow_sim: SimThread,
-                                                                tmp_path: Path) -> None:
+def test_recorded_book_equals_the_venue_book_at_the_same_nonce(
+    flow_sim: SimThread, tmp_path: Path
+) -> None:
     out = tmp_path / "t.tape"
     res, _ = _record(flow_sim, out, ("ETH", "1"), 2.5)
     assert res.error == "" and res.reason == "duration 2.5 s" and res.messages > 50
     tape = open_tape(out)
     venue = {m.market_id: m for m in flow_sim.config.markets}
-    assert [(m.market_id, m.symbol, m.price_decimals, m.size_decimals, m.min_base_lots)
-            for m in tape.info.markets] == [
-        (m, venue[m].symbol, venue[m].price_decimals, venue[m].size_decimals,
-         venue[m].min_base_amount) for m in (0, 1)]
+    assert [
+        (m.market_id, m.symbol, m.price_decimals, m.size_decimals, m.min_base_lots)
+        for m in tape.info.markets
+    ] == [
+        (
+            m,
+            venue[m].symbol,
+            venue[m].price_decimals,
+            venue[m].size_decimals,
+            venue[m].min_base_amount,
+        )
+        for m in (0, 1)
+    ]
     books: dict[int, dict[bool, dict[int, int]]] = {0: {}, 1: {}}
     kinds: dict[str, int] = {}
     firsts: dict[int, bool] = {}
@@ -100,8 +117,9 @@ def test_recorded_book_equals_the_venue_book_at_the_same_nonce(flow_sim: SimThre
         assert {p: q for p, q in truth["asks"]} == books[m][True]
 
 
-def test_a_dropped_connection_is_a_gap_then_a_fresh_snapshot(flow_sim: SimThread,
-                                                              tmp_path: Path) -> None:
+def test_a_dropped_connection_is_a_gap_then_a_fresh_snapshot(
+    flow_sim: SimThread, tmp_path: Path
+) -> None:
     out = tmp_path / "t.tape"
 
     def drop() -> None:
@@ -112,32 +130,60 @@ def test_a_dropped_connection_is_a_gap_then_a_fresh_snapshot(flow_sim: SimThread
     evs = list(open_tape(out).events())
     gaps = [i for i, e in enumerate(evs) if isinstance(e, GapEvent)]
     assert len(gaps) == 1 and "stream down" in evs[gaps[0]].reason  # type: ignore[union-attr]
-    after = [e for e in evs[gaps[0]:] if e.kind == "book"]
+    after = [e for e in evs[gaps[0] :] if e.kind == "book"]
     assert after and after[0].snapshot  # type: ignore[union-attr]  # resubscribed
     assert len(after) > 3  # and recording went on
 
 
-def test_an_unknown_market_is_refused_and_no_tape_is_written(flow_sim: SimThread,
-                                                              tmp_path: Path) -> None:
+def test_an_unknown_market_is_refused_and_no_tape_is_written(
+    flow_sim: SimThread, tmp_path: Path
+) -> None:
     out = tmp_path / "t.tape"
-    rec = Recorder(RecordOptions(rest_url=flow_sim.rest_url, ws_url=flow_sim.ws_url,
-                                 markets=("ETH", "DOGE"), out=out, duration_s=1))
-    with pytest.raises(ValueError, match="market 'DOGE' is not listed by the venue "
-                                         r"\(it lists 0=ETH, 1=BTC\)"):
+    rec = Recorder(
+        RecordOptions(
+            rest_url=flow_sim.rest_url,
+            ws_url=flow_sim.ws_url,
+            markets=("ETH", "DOGE"),
+            out=out,
+            duration_s=1,
+        )
+    )
+    with pytest.raises(
+        ValueError,
+        match="market 'DOGE' is not listed by the venue "
+        r"\(it lists 0=ETH, 1=BTC\)",
+    ):
         asyncio.run(rec.open())
     assert not out.exists()
     with pytest.raises(ValueError, match="ws url must be a ws/wss URL"):
-        RecordOptions(rest_url="http://127.0.0.1:1", ws_url="http://x", markets=("ETH",),
-                      out=out)
-    assert sim_urls("http://127.0.0.1:8123/") == ("http://127.0.0.1:8123",
-                                                  "ws://127.0.0.1:8123/stream")
+        RecordOptions(rest_url="http://127.0.0.1:1", ws_url="http://x", markets=("ETH",), out=out)
+    assert sim_urls("http://127.0.0.1:8123/") == (
+        "http://127.0.0.1:8123",
+        "ws://127.0.0.1:8123/stream",
+    )
 
 
 def _record_proc(st: SimThread, out: Path, *extra: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-m", "mmfast.cli", "record", "--sim", st.rest_url,
-                             "--markets", "ETH", "-o", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mmfast.cli",
+            "record",
+            "--sim",
+            st.rest_url,
+            "--markets",
+            "ETH",
+            "-o",
+            str(out),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _wait_recording(proc: subprocess.Popen[str]) -> None:

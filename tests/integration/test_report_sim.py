@@ -28,8 +28,9 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-@pytest.mark.skipif(bool(available()), reason="matplotlib not installed (pip install -e "
-                    "'.[report]')")
+@pytest.mark.skipif(
+    bool(available()), reason="matplotlib not installed (pip install -e '.[report]')"
+)
 def test_report_of_a_run_on_the_simulator(tmp_path: Path) -> None:
     r = Run(tmp_path, cfg_text(max_pos=300))
     assert asyncio.run(r.go(RUN_S)) == EXIT_OK, r.err.getvalue()
@@ -76,9 +77,13 @@ def test_report_of_a_run_on_the_simulator(tmp_path: Path) -> None:
     assert sum(lat["strategy"]["book>quote"]["counts"]) == lat["strategy"]["book>quote"]["n"]
 
     # The command, as an operator runs it.
-    got = subprocess.run([sys.executable, "-m", "mmfast.cli", "report", str(r.journal), "-o",
-                          str(tmp_path / "cli")], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path)
+    got = subprocess.run(
+        [sys.executable, "-m", "mmfast.cli", "report", str(r.journal), "-o", str(tmp_path / "cli")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert got.returncode == 0, got.stderr
     assert f"Fills            {len(fill_recs)} (" in got.stdout
     assert f"report: {tmp_path / 'cli' / 'report.html'}" in got.stdout

@@ -59,9 +59,24 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: s
     # signer is the default; the official one is the fallback ([venue] signer).
     cfg = tmp_path / "tight.toml"
     cfg.write_text(TIGHT if signer == "native" else f'[venue]\nsigner = "{signer}"\n{TIGHT}')
-    p = subprocess.run([*MMFAST, "run", "--duration", "5", "--seed", "2", "--time-scale", "4",
-                        "--config", str(cfg)],
-                       env=_env(tmp_path), capture_output=True, text=True, timeout=90)
+    p = subprocess.run(
+        [
+            *MMFAST,
+            "run",
+            "--duration",
+            "5",
+            "--seed",
+            "2",
+            "--time-scale",
+            "4",
+            "--config",
+            str(cfg),
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout
     assert "=== mmfast run summary ===" in out
@@ -95,10 +110,13 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: s
     assert summ["fills"] == n["fill"]
     c = summ["counts"]
     assert (c["placed"], c["modified"], c["denied"], c["send_errors"], c["cancel_alls"]) == (
-        n["order_sent"], n.get("order_modify", 0), n.get("denied", 0), n.get("send_error", 0),
-        n.get("cancel_all", 0))
-    assert (c["cancelled"], c["rejected"]) == (status.count("CANCELED"),
-                                               status.count("REJECTED"))
+        n["order_sent"],
+        n.get("order_modify", 0),
+        n.get("denied", 0),
+        n.get("send_error", 0),
+        n.get("cancel_all", 0),
+    )
+    assert (c["cancelled"], c["rejected"]) == (status.count("CANCELED"), status.count("REJECTED"))
     assert c["cancelled"] >= 1, c  # the shutdown cancel-all's, journaled
     done = recs[kinds.index("shutdown_confirmed")]
     assert kinds.index("shutdown") < kinds.index("shutdown_confirmed") < kinds.index("run_stop")
@@ -124,22 +142,29 @@ def test_run_duration_5_exits_0_with_summary_and_fills(tmp_path: Path, signer: s
     # Its guard watched (on the host's clock, while the simulator ran 4x faster), never acted,
     # and ended with the clean stop.
     assert "guard_started" in kinds
-    guard = [orjson.loads(line)["kind"] for line in
-             (journal.parent / "guard.jsonl").read_bytes().splitlines()]
+    guard = [
+        orjson.loads(line)["kind"]
+        for line in (journal.parent / "guard.jsonl").read_bytes().splitlines()
+    ]
     assert "guard_act" not in guard and "guard_bot_stopped_clean" in guard, guard
     # Copied into the run's journal as they happened: one record of the run.
     copied = [r["event"] for r in recs if r["kind"] == "guard"]
     assert copied == guard, (copied, guard)
-    assert _summary_value(out, "guard").endswith("guard.jsonl") and "exited 0" in \
-        _summary_value(out, "guard")
+    assert _summary_value(out, "guard").endswith("guard.jsonl") and "exited 0" in _summary_value(
+        out, "guard"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_cancels_all_and_confirms(tmp_path: Path, sig: signal.Signals) -> None:
     journal = tmp_path / "j.jsonl"
-    p = subprocess.Popen([*MMFAST, "run", "--quiet", "--seed", "3", "--journal", str(journal)],
-                         env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen(
+        [*MMFAST, "run", "--quiet", "--seed", "3", "--journal", str(journal)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # until orders rest
@@ -161,8 +186,9 @@ def test_signal_cancels_all_and_confirms(tmp_path: Path, sig: signal.Signals) ->
     assert sig.name in _summary_value(out, "duration")
     # On the host's clock (no --time-scale) the book frames reach the compiled step from the
     # compiled picows listener.
-    frames = re.search(r"\((\d+) frames by the compiled listener\)",
-                       _summary_value(out, "direct tx"))
+    frames = re.search(
+        r"\((\d+) frames by the compiled listener\)", _summary_value(out, "direct tx")
+    )
     assert frames and int(frames.group(1)) > 0, out
     recs = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
     done = [r for r in recs if r["kind"] == "run_stop"]
@@ -186,9 +212,13 @@ def test_signal_during_start_up_exits_cleanly(tmp_path: Path, sig: signal.Signal
     mmfast's first line runs, are outside this: docs/run.md.)"""
     for delay in (0.1, 0.4, 1.0, 2.0):
         journal = tmp_path / f"j-{delay}.jsonl"
-        p = subprocess.Popen([*MMFAST, "run", "--quiet", "--seed", "3", "--journal",
-                              str(journal)], env=_env(tmp_path), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [*MMFAST, "run", "--quiet", "--seed", "3", "--journal", str(journal)],
+            env=_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             time.sleep(delay)
             p.send_signal(sig)
@@ -207,11 +237,17 @@ def test_signal_during_start_up_exits_cleanly(tmp_path: Path, sig: signal.Signal
 
 def test_bad_config_fails_before_io_naming_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("[strategy.market_making]\nlvels = 3\n[risk]\nmax_position_lots = 10\n"
-                   "max_order_notional_usdc = 100\n[risk.kill_switch]\nmax_drawdown_usdc = 1.0\n")
-    p = subprocess.run([*MMFAST, "run", "--config", str(bad), "--journal",
-                        str(tmp_path / "j.jsonl")], env=_env(tmp_path), capture_output=True,
-                       text=True, timeout=60)
+    bad.write_text(
+        "[strategy.market_making]\nlvels = 3\n[risk]\nmax_position_lots = 10\n"
+        "max_order_notional_usdc = 100\n[risk.kill_switch]\nmax_drawdown_usdc = 1.0\n"
+    )
+    p = subprocess.run(
+        [*MMFAST, "run", "--config", str(bad), "--journal", str(tmp_path / "j.jsonl")],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2
     assert "strategy.market_making.lvels" in p.stderr
     assert p.stdout == ""  # no simulator, no status, no summary
@@ -219,9 +255,13 @@ def test_bad_config_fails_before_io_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_sim_mode_refuses_a_real_key_without_echoing_it(tmp_path: Path) -> None:
-    p = subprocess.run([*MMFAST, "run", "--duration", "1"],
-                       env=_env(tmp_path, MMFAST_API_PRIVATE_KEY=CANARY),
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*MMFAST, "run", "--duration", "1"],
+        env=_env(tmp_path, MMFAST_API_PRIVATE_KEY=CANARY),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2
     assert "MMFAST_API_PRIVATE_KEY" in p.stderr and "refuses a real key" in p.stderr
     for text in (p.stdout, p.stderr):
@@ -231,18 +271,37 @@ def test_sim_mode_refuses_a_real_key_without_echoing_it(tmp_path: Path) -> None:
 def test_mainnet_needs_live_flag(tmp_path: Path) -> None:
     from mmfast.conf import example_path
 
-    p = subprocess.run([*MMFAST, "run", "--config", str(example_path("mainnet"))],
-                       env=_env(tmp_path, MMFAST_API_PRIVATE_KEY=CANARY),
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*MMFAST, "run", "--config", str(example_path("mainnet"))],
+        env=_env(tmp_path, MMFAST_API_PRIVATE_KEY=CANARY),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2
     assert "--live" in p.stderr
     assert CANARY[:16] not in p.stderr.lower()
 
 
 def test_strategy_option_selects_trend_ladder(tmp_path: Path) -> None:
-    p = subprocess.run([*MMFAST, "run", "--strategy", "trend_ladder", "--duration", "2",
-                        "--quiet", "--log-json", "--journal", str(tmp_path / "j.jsonl")],
-                       env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            *MMFAST,
+            "run",
+            "--strategy",
+            "trend_ladder",
+            "--duration",
+            "2",
+            "--quiet",
+            "--log-json",
+            "--journal",
+            str(tmp_path / "j.jsonl"),
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "strategy trend_ladder" in _summary_value(p.stdout, "venue")
     assert "latency p50/p99" not in p.stdout  # --quiet: no live status
@@ -260,8 +319,13 @@ def test_embedded_simulator_state_is_thrown_away_even_after_a_crash(tmp_path: Pa
     dead.wait()
     (runs / str(dead.pid)).mkdir(parents=True)
     (runs / str(dead.pid) / "coi-sim-1001-3.json").write_text("{}")
-    p = subprocess.run([*MMFAST, "run", "--duration", "1", "--quiet"], env=_env(tmp_path),
-                       capture_output=True, text=True, timeout=90)
+    p = subprocess.run(
+        [*MMFAST, "run", "--duration", "1", "--quiet"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert list(runs.iterdir()) == []
 
@@ -284,16 +348,25 @@ def test_a_tampered_official_signer_library_refuses_to_start(tmp_path: Path, sig
     lib = signer_lib.library_name()
     site = tmp_path / "site"
     # The SDK's Python files and this platform's library only (the others are 60 MB).
-    shutil.copytree(src, site / "lighter", ignore=lambda _d, names: [
-        n for n in names if n == "__pycache__" or (n.startswith("lighter-signer") and n != lib)])
+    shutil.copytree(
+        src,
+        site / "lighter",
+        ignore=lambda _d, names: [
+            n for n in names if n == "__pycache__" or (n.startswith("lighter-signer") and n != lib)
+        ],
+    )
     with (site / "lighter" / "signers" / lib).open("ab") as f:
         f.write(b"\0tampered")
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[venue]\nsigner = "{signer}"\n{TIGHT}')
     path = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
-    p = subprocess.run([*MMFAST, "run", "--duration", "5", "--config", str(cfg)],
-                       env=_env(tmp_path, PYTHONPATH=path), capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(
+        [*MMFAST, "run", "--duration", "5", "--config", str(cfg)],
+        env=_env(tmp_path, PYTHONPATH=path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1, p.stdout + p.stderr
     assert "official signer refused" in p.stderr
     assert str(site / "lighter" / "signers" / lib) in p.stderr

@@ -70,11 +70,22 @@ def test_bind_rules() -> None:
 
 
 def test_cli_refuses_a_short_token(tmp_path: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "mmfast.cli", "run", "--control-port", "0",
-                        "--journal", str(tmp_path / "j")],
-                       capture_output=True, text=True, timeout=60,
-                       env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
-                            "MMFAST_CONTROL_TOKEN": "a"})
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmfast.cli",
+            "run",
+            "--control-port",
+            "0",
+            "--journal",
+            str(tmp_path / "j"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "MMFAST_CONTROL_TOKEN": "a"},
+    )
     assert p.returncode == EXIT_CONFIG
     assert "at least 32 characters" in p.stderr and p.stdout == ""
     with pytest.raises(ValueError, match="at least 32"):
@@ -83,12 +94,17 @@ def test_cli_refuses_a_short_token(tmp_path: Path) -> None:
         Redactor([Secret("a")])
 
 
-def _run_proc(tmp_path: Path, *args: str, env: dict[str, str] | None = None
-              ) -> subprocess.Popen[str]:
+def _run_proc(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     e = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "mmfast.cli", "run", "--journal",
-                             str(tmp_path / "j.jsonl"), *args], env=e, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mmfast.cli", "run", "--journal", str(tmp_path / "j.jsonl"), *args],
+        env=e,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_port(port: int) -> None:
@@ -106,15 +122,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_a_generated_token_is_shown_once_and_secrets_leave_the_environment(
-        tmp_path: Path) -> None:
+def test_a_generated_token_is_shown_once_and_secrets_leave_the_environment(tmp_path: Path) -> None:
     """No token for a bind beyond the loopback name (127.0.0.2, still on this host): one is
     made and printed once on stderr, never again anywhere. An oversize header carrying it makes
     aiohttp log its own error: through the run's redacting handler. The guard (a process the
     run starts) inherits no secret from the environment."""
     port = _free_port()
-    p = _run_proc(tmp_path, "--control-port", str(port), "--control-host", "127.0.0.2",
-                  "--quiet", "--duration", "30")
+    p = _run_proc(
+        tmp_path,
+        "--control-port",
+        str(port),
+        "--control-host",
+        "127.0.0.2",
+        "--quiet",
+        "--duration",
+        "30",
+    )
     try:
         _wait_port(port)
         assert p.stderr is not None
@@ -133,11 +156,18 @@ def test_a_generated_token_is_shown_once_and_secrets_leave_the_environment(
         env = Path(f"/proc/{guard_pid}/environ").read_bytes()
         assert b"MMFAST_CONTROL_TOKEN" not in env and token.encode() not in env
         with socket.create_connection(("127.0.0.2", port), 2) as c:
-            c.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                      + token.encode() + b"A" * 9000 + b"\r\n\r\n")
+            c.sendall(
+                b"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + token.encode()
+                + b"A" * 9000
+                + b"\r\n\r\n"
+            )
             assert b"400" in c.recv(100)
-        req = urllib.request.Request(f"http://127.0.0.2:{port}/stop", method="POST",
-                                     headers={"Authorization": f"Bearer {token}"})
+        req = urllib.request.Request(
+            f"http://127.0.0.2:{port}/stop",
+            method="POST",
+            headers={"Authorization": f"Bearer {token}"},
+        )
         with urllib.request.urlopen(req, timeout=5) as r:
             assert r.status == 200
         out, err = p.communicate(timeout=60)
@@ -151,19 +181,32 @@ def test_a_generated_token_is_shown_once_and_secrets_leave_the_environment(
     assert token not in out and token not in (tmp_path / "j.jsonl").read_text()
 
 
-def _flow_run(tmp_path: Path, **opts: Any) -> tuple[Runner, SimThread, io.StringIO,
-                                                     io.StringIO]:
+def _flow_run(tmp_path: Path, **opts: Any) -> tuple[Runner, SimThread, io.StringIO, io.StringIO]:
     """A run of CFG against a simulator with flow (fills) at 4x; the simulator started."""
     cfg = parse_config(CFG, env={})
     stime = ScaledTime(4.0)
-    sim = SimThread(SimConfig(seed=2, chain_id=cfg.venue.chain_id,
-                              account_index=cfg.venue.account_index, flow=BUSY_FLOW,
-                              speed_bumps=False, tier=cfg.venue.tier or "premium"), stime)
+    sim = SimThread(
+        SimConfig(
+            seed=2,
+            chain_id=cfg.venue.chain_id,
+            account_index=cfg.venue.account_index,
+            flow=BUSY_FLOW,
+            speed_bumps=False,
+            tier=cfg.venue.tier or "premium",
+        ),
+        stime,
+    )
     out, err = io.StringIO(), io.StringIO()
     token = opts.pop("control_token", None)
-    runner = Runner(cfg, RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"),
-                                    time_scale=4.0, **opts),
-                    out=out, err=err, sim=sim, time=stime, control_token=token)
+    runner = Runner(
+        cfg,
+        RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"), time_scale=4.0, **opts),
+        out=out,
+        err=err,
+        sim=sim,
+        time=stime,
+        control_token=token,
+    )
     runner.setup_logging()
     sim.start()
     return runner, sim, out, err
@@ -204,7 +247,8 @@ def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
                 async with s.get(f"{url}/book") as r:
                     book = await r.json()
                 (asks, bids), nonce = sim.call(
-                    lambda st: (st.exchange.levels(0), st.exchange.markets[0].book_nonce))
+                    lambda st: (st.exchange.levels(0), st.exchange.markets[0].book_nonce)
+                )
                 if book["nonce"] == nonce and book["in_sync"]:
                     assert [tuple(x) for x in book["asks"]] == sorted(asks)
                     assert [tuple(x) for x in book["bids"]] == sorted(bids, reverse=True)
@@ -213,8 +257,7 @@ def test_control_endpoint_pause_resume_stop(tmp_path: Path) -> None:
                     if seen["book_aligned"] >= 3:
                         break
                 await asyncio.sleep(0.02)
-            for headers in ({}, {"Authorization": "Bearer wrong"},
-                            {"Authorization": TOKEN}):
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
                 for action in ("pause", "resume", "stop"):
                     async with s.post(f"{url}/{action}", headers=headers) as r:
                         seen.setdefault("unauth", []).append(r.status)
@@ -267,8 +310,10 @@ def test_metrics_port_serves_every_series_with_its_help_and_type(tmp_path: Path)
         task = asyncio.get_running_loop().create_task(runner.run())
         t_end = asyncio.get_running_loop().time() + 40
         while asyncio.get_running_loop().time() < t_end and not (
-                runner.metrics is not None and runner.strategy is not None
-                and runner.strategy.fills >= 1):
+            runner.metrics is not None
+            and runner.strategy is not None
+            and runner.strategy.fills >= 1
+        ):
             await asyncio.sleep(0.05)
         assert runner.metrics is not None and runner.metrics.url.startswith("http://127.0.0.1:")
         async with aiohttp.ClientSession() as s, s.get(runner.metrics.url) as r:
@@ -294,9 +339,12 @@ def test_metrics_port_serves_every_series_with_its_help_and_type(tmp_path: Path)
     assert st["fills"] >= 1
 
     def one(name: str, **labels: str) -> float:
-        got = [s.value for s in fams[name].samples
-               if all(s.labels.get(k) == v for k, v in labels.items())
-               and not s.name.endswith(("_created", "_bucket", "_sum", "_count"))]
+        got = [
+            s.value
+            for s in fams[name].samples
+            if all(s.labels.get(k) == v for k, v in labels.items())
+            and not s.name.endswith(("_created", "_bucket", "_sum", "_count"))
+        ]
         assert len(got) == 1, (name, labels, fams[name].samples)
         return float(got[0])
 
@@ -311,9 +359,10 @@ def test_metrics_port_serves_every_series_with_its_help_and_type(tmp_path: Path)
     bid, ask = one("mmfast_book_best_price", side="bid"), one("mmfast_book_best_price", side="ask")
     assert 0 < bid < ask
     assert one("mmfast_budget_level", level="ok") == 1.0
-    for name, stages in (("mmfast_stage_latency_seconds", {"book>quote"}),
-                         ("mmfast_order_entry_latency_seconds",
-                          {"queue", "sign", "send", "ack", "total"})):
+    for name, stages in (
+        ("mmfast_stage_latency_seconds", {"book>quote"}),
+        ("mmfast_order_entry_latency_seconds", {"queue", "sign", "send", "ack", "total"}),
+    ):
         by_stage: dict[str, list[Any]] = {}
         for s in fams[name].samples:
             by_stage.setdefault(s.labels["stage"], []).append(s)

@@ -47,8 +47,14 @@ tick_interval_ms = 100
 [guard]
 enabled = false
 """
-TIER = RateTier("test", rest_units=10**9, min_rest_weight=0, sendtx_per_min=10**9,
-                ws_msgs_per_min=10**9, ws_inflight=10**6)
+TIER = RateTier(
+    "test",
+    rest_units=10**9,
+    min_rest_weight=0,
+    sendtx_per_min=10**9,
+    ws_msgs_per_min=10**9,
+    ws_inflight=10**6,
+)
 
 
 class StandIn:
@@ -71,10 +77,29 @@ class StandIn:
         if isinstance(req, AuthTokenRequest):
             loop.call_soon(cb, f"{req.deadline_s}:{self.account}:{self.key}:abcd", None)
             return
-        info = {"AccountIndex": self.account, "ApiKeyIndex": self.key, "Nonce": req.nonce,
-                "ExpiredAt": 4_000_000_000_000, "Sig": "c2ln", **req.expected_fields()}
-        loop.call_soon(cb, SignedTx(req, req.TX_TYPE, orjson.dumps(info).decode(), info,
-                                    f"{req.nonce:080x}", req.nonce, 0, 0, 0), None)
+        info = {
+            "AccountIndex": self.account,
+            "ApiKeyIndex": self.key,
+            "Nonce": req.nonce,
+            "ExpiredAt": 4_000_000_000_000,
+            "Sig": "c2ln",
+            **req.expected_fields(),
+        }
+        loop.call_soon(
+            cb,
+            SignedTx(
+                req,
+                req.TX_TYPE,
+                orjson.dumps(info).decode(),
+                info,
+                f"{req.nonce:080x}",
+                req.nonce,
+                0,
+                0,
+                0,
+            ),
+            None,
+        )
 
     async def token(self, deadline_s: int) -> str:
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -98,19 +123,33 @@ def test_injected_signer_and_tier_are_refused_outside_sim_mode() -> None:
 def test_run_signs_with_the_injected_signer_under_the_injected_tier(tmp_path: Path) -> None:
     # A live book to quote against: limit orders only, no market orders (so no fills).
     # The stand-in signer's signatures and tokens are fake: the simulator must not verify them.
-    sim = SimThread(SimConfig(seed=2, speed_bumps=False, flow=FlowConfig(market_rate_per_s=0.0),
-                              verify_signatures=False, tier="premium"))
+    sim = SimThread(
+        SimConfig(
+            seed=2,
+            speed_bumps=False,
+            flow=FlowConfig(market_rate_per_s=0.0),
+            verify_signatures=False,
+            tier="premium",
+        )
+    )
     sim.start()
     try:
-        text = CFG.replace("[market]", f'[venue]\nrest_url = "{sim.rest_url}"\n'
-                                       f'ws_url = "{sim.ws_url}"\n[market]')
+        text = CFG.replace(
+            "[market]", f'[venue]\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n[market]'
+        )
         cfg = parse_config(text, env={})
         v = cfg.venue
         assert v.account_index is not None and v.api_key_index is not None
         signer = StandIn(v.account_index, v.api_key_index)
         out, err = io.StringIO(), io.StringIO()
-        runner = Runner(cfg, RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl")),
-                        out=out, err=err, signer=signer, tier=TIER)
+        runner = Runner(
+            cfg,
+            RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl")),
+            out=out,
+            err=err,
+            signer=signer,
+            tier=TIER,
+        )
 
         async def go() -> tuple[int, int]:
             task = asyncio.get_running_loop().create_task(runner.run())

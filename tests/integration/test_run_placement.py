@@ -25,8 +25,9 @@ CPUS = sorted(os.sched_getaffinity(0))
 def _config(tmp: Path, run: str, sim: Sim | None = None) -> Path:
     text = example_path("sim").read_text().replace("[run]\n", f"[run]\n{run}\n", 1)
     if sim is not None:
-        text = text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\n'
-                            f'ws_url = "{sim.ws}"\n', 1)
+        text = text.replace(
+            "[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\nws_url = "{sim.ws}"\n', 1
+        )
     path = tmp / "bot.toml"
     path.write_text(text)
     return path
@@ -48,8 +49,7 @@ def _cpus_of_threads(pid: int) -> dict[int, str]:
 
 @pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs")
 @pytest.mark.parametrize("venue", ["external", "child"])
-def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path,
-                                                                venue: str) -> None:
+def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path, venue: str) -> None:
     # external: `mmfast sim` started here; child: the run's own simulator process (the
     # default), which busy polling may sit beside as well.
     cpu = CPUS[-1]
@@ -57,10 +57,23 @@ def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path,
     sim = Sim(tmp_path) if venue == "external" else None
     port = _free_port()
     cfg = _config(tmp_path, f"cpu = {cpu}\nbusy_poll = true", sim)
-    bot = subprocess.Popen([*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
-                            str(tmp_path / "j.jsonl"), "--control-port", str(port)],
-                           env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+    bot = subprocess.Popen(
+        [
+            *MMFAST,
+            "run",
+            "--quiet",
+            "--config",
+            str(cfg),
+            "--journal",
+            str(tmp_path / "j.jsonl"),
+            "--control-port",
+            str(port),
+        ],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -94,8 +107,11 @@ def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path,
         out, err = bot.communicate(timeout=60)
         assert bot.returncode == 0, err[-3000:]
         line = next(x for x in out.splitlines() if x.startswith("placement"))
-        assert re.fullmatch(rf"placement    loop pinned to CPU {cpu} \(\d+ other threads on CPUs "
-                            rf"{rest}\), busy poll stopped \(\d+k polls/s\)", line), line
+        assert re.fullmatch(
+            rf"placement    loop pinned to CPU {cpu} \(\d+ other threads on CPUs "
+            rf"{rest}\), busy poll stopped \(\d+k polls/s\)",
+            line,
+        ), line
         assert re.search(r"^shutdown     orders left open: 0$", out, re.M), out
         if sim is not None:
             assert sim.open_orders() == []
@@ -126,15 +142,30 @@ def _ranges(cpus: list[int]) -> str:
     return ",".join(out)
 
 
-@pytest.mark.parametrize(("run", "message"), [
-    (f"cpu = {max(CPUS) + 1}", f"cpu = {max(CPUS) + 1}: this process may run on CPUs"),
-    ('busy_poll = true\nsim = "thread"', "busy_poll needs the venue in another process"),
-])
-def test_placement_that_cannot_apply_is_refused_before_any_io(tmp_path: Path, run: str,
-                                                              message: str) -> None:
-    p = subprocess.run([*MMFAST, "run", "--config", str(_config(tmp_path, run)), "--journal",
-                        str(tmp_path / "j.jsonl")], env=_env(tmp_path), capture_output=True,
-                       text=True, timeout=60)
+@pytest.mark.parametrize(
+    ("run", "message"),
+    [
+        (f"cpu = {max(CPUS) + 1}", f"cpu = {max(CPUS) + 1}: this process may run on CPUs"),
+        ('busy_poll = true\nsim = "thread"', "busy_poll needs the venue in another process"),
+    ],
+)
+def test_placement_that_cannot_apply_is_refused_before_any_io(
+    tmp_path: Path, run: str, message: str
+) -> None:
+    p = subprocess.run(
+        [
+            *MMFAST,
+            "run",
+            "--config",
+            str(_config(tmp_path, run)),
+            "--journal",
+            str(tmp_path / "j.jsonl"),
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2, p.stderr
     assert message in p.stderr
     assert p.stdout == ""  # no simulator, no status, no summary

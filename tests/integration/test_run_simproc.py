@@ -31,8 +31,9 @@ def _config(tmp: Path, *, sim: Sim | None = None, place: str | None = None) -> P
     """The shipped sim.toml, pointed at ``sim`` or with ``[run] sim = place``."""
     text = example_path("sim").read_text()
     if sim is not None:
-        text = text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\n'
-                            f'ws_url = "{sim.ws}"\n', 1)
+        text = text.replace(
+            "[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\nws_url = "{sim.ws}"\n', 1
+        )
     if place is not None:
         text = text.replace("[run]\n", f'[run]\nsim = "{place}"\n', 1)
     path = tmp / "bot.toml"
@@ -44,22 +45,28 @@ def _records(journal: Path) -> list[dict[str, Any]]:
     if not journal.exists():
         return []
     data = journal.read_bytes()
-    return [orjson.loads(x) for x in data[:data.rfind(b"\n") + 1].splitlines()]
+    return [orjson.loads(x) for x in data[: data.rfind(b"\n") + 1].splitlines()]
 
 
 def _start(tmp: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
     journal = tmp / "j.jsonl"
     err = open(tmp / "bot.err", "w")  # noqa: SIM115 - the child's; read after it ended
     try:
-        p = subprocess.Popen([*MMFAST, "run", "--quiet", "--journal", str(journal), *args],
-                             env=_env(tmp), stdout=subprocess.PIPE, stderr=err, text=True)
+        p = subprocess.Popen(
+            [*MMFAST, "run", "--quiet", "--journal", str(journal), *args],
+            env=_env(tmp),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     finally:
         err.close()
     return p, journal
 
 
-def _wait(p: subprocess.Popen[str], journal: Path, what: Any, timeout_s: float = 60.0
-          ) -> dict[str, Any]:
+def _wait(
+    p: subprocess.Popen[str], journal: Path, what: Any, timeout_s: float = 60.0
+) -> dict[str, Any]:
     """The first journal record ``what(record)`` holds for, while the bot runs."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -104,8 +111,9 @@ def _first_fill_s(recs: list[dict[str, Any]]) -> float:
 def test_shipped_config_fills_within_30_simulated_seconds(tmp_path: Path, place: str) -> None:
     sim = Sim(tmp_path, "--time-scale", SCALE) if place == "external" else None
     cfg = _config(tmp_path, sim=sim, place=None if place in ("process", "external") else place)
-    p, journal = _start(tmp_path, "--config", str(cfg), "--seed", "1", "--time-scale", SCALE,
-                        "--duration", "8")
+    p, journal = _start(
+        tmp_path, "--config", str(cfg), "--seed", "1", "--time-scale", SCALE, "--duration", "8"
+    )
     child: int | None = None
     try:
         if place == "process":  # the default: no [run] sim in the config
@@ -114,10 +122,14 @@ def test_shipped_config_fills_within_30_simulated_seconds(tmp_path: Path, place:
             # The run's child, `mmfast sim` with the run's settings, on the run's time scale.
             assert not gone(child) and ppid(child) == p.pid
             argv = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
-            assert argv[argv.index("-m") + 1:argv.index("-m") + 3] == ["mmfast.cli", "sim"]
+            assert argv[argv.index("-m") + 1 : argv.index("-m") + 3] == ["mmfast.cli", "sim"]
             opts = dict(itertools.pairwise(argv))
-            assert (opts["--seed"], opts["--tier"], opts["--time-scale"], opts["--port"]) == \
-                ("1", "premium", "4.0", "0")
+            assert (opts["--seed"], opts["--tier"], opts["--time-scale"], opts["--port"]) == (
+                "1",
+                "premium",
+                "4.0",
+                "0",
+            )
             assert {"--no-speed-bumps", "--stop-on-stdin-eof"} <= set(argv)
             assert _get(f"{rec['rest_url']}/_sim/truth/time")["result"]["scale"] == 4.0
         out, _ = p.communicate(timeout=120)
@@ -127,8 +139,9 @@ def test_shipped_config_fills_within_30_simulated_seconds(tmp_path: Path, place:
         assert fills >= 1 and fills == sum(1 for r in recs if r["kind"] == "fill"), out
         assert _first_fill_s(recs) <= FIRST_FILL_S, _first_fill_s(recs)
         assert _summary_value(out, "shutdown") == "orders left open: 0"
-        assert re.match(r"placed \d+  modified \d+  cancelled \d+  rejected 0 ",
-                        _summary_value(out, "orders")), out
+        assert re.match(
+            r"placed \d+  modified \d+  cancelled \d+  rejected 0 ", _summary_value(out, "orders")
+        ), out
         line = _summary_value(out, "simulator")
         if place == "process":
             assert child is not None
@@ -136,8 +149,12 @@ def test_shipped_config_fills_within_30_simulated_seconds(tmp_path: Path, place:
             assert gone(child)  # the bot waited for it: gone once the bot has exited
             kinds = [r["kind"] for r in recs]
             # Stopped after the cancel-all was confirmed and after the guard ended.
-            assert kinds.index("shutdown_confirmed") < kinds.index("guard_stopped") < \
-                kinds.index("sim_stopped") < kinds.index("run_stop")
+            assert (
+                kinds.index("shutdown_confirmed")
+                < kinds.index("guard_stopped")
+                < kinds.index("sim_stopped")
+                < kinds.index("run_stop")
+            )
             assert next(r for r in recs if r["kind"] == "sim_stopped")["exit_code"] == 0
         elif place == "thread":
             assert line == "a thread of this process (its load is in the latencies above)"
@@ -190,15 +207,20 @@ def test_the_simulator_exiting_first_ends_the_run_with_exit_1(tmp_path: Path) ->
         took = time.monotonic() - t0
         err = _err(journal)
         assert p.returncode == 1, out + err
-        assert f"the simulator (pid {child}) exited by SIGKILL while the bot ran; stopping " \
-               f"(its log: {journal.parent}/sim.log)" in err
+        assert (
+            f"the simulator (pid {child}) exited by SIGKILL while the bot ran; stopping "
+            f"(its log: {journal.parent}/sim.log)" in err
+        )
         assert _summary_value(out, "duration").endswith("(stop: simulator exited by SIGKILL)")
         assert _summary_value(out, "simulator") == (
             f"child process pid {child}  exited by SIGKILL (while the bot ran)  log "
-            f"{journal.parent}/sim.log")
-        assert _summary_value(out, "shutdown") == ("orders left open: unknown (the simulator "
-                                                   "exited while the bot ran: its orders "
-                                                   "ended with it)")
+            f"{journal.parent}/sim.log"
+        )
+        assert _summary_value(out, "shutdown") == (
+            "orders left open: unknown (the simulator "
+            "exited while the bot ran: its orders "
+            "ended with it)"
+        )
         # Its guard was told nothing is left (the venue is gone) and ended with the bot.
         assert "exited 0" in _summary_value(out, "guard")
         recs = _records(journal)

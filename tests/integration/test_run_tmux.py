@@ -26,7 +26,8 @@ from mmfast.core.log import TerminalFormatter
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(
-    TMUX is None, reason="tmux is not installed: these tests run `mmfast run` in a tmux pane")
+    TMUX is None, reason="tmux is not installed: these tests run `mmfast run` in a tmux pane"
+)
 
 # The trend ladder with a quick signal, so that it trades (and its TP logs print above the
 # panel) within the run: 0.25 s samples, EMAs of 2 and 4, a 1-tick threshold.
@@ -55,10 +56,28 @@ max_fills_per_min = 1000
 DURATION_S = 10  # real seconds of quoting (40 simulated at --time-scale 4)
 RECORD = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) +\S+: ")
 CONT = " " * TerminalFormatter.PREFIX_WIDTH  # a record's continuation
-SUMMARY_LABELS = ("venue", "duration", "fills", "position", "pnl", "orders", "kill switch",
-                  "risk denials", "latency", "order entry", "signer", "direct tx", "guard",
-                  "simulator", "loop lag", "placement", "loop stalls", "shutdown", "journal",
-                  "exit code")
+SUMMARY_LABELS = (
+    "venue",
+    "duration",
+    "fills",
+    "position",
+    "pnl",
+    "orders",
+    "kill switch",
+    "risk denials",
+    "latency",
+    "order entry",
+    "signer",
+    "direct tx",
+    "guard",
+    "simulator",
+    "loop lag",
+    "placement",
+    "loop stalls",
+    "shutdown",
+    "journal",
+    "exit code",
+)
 
 
 class Pane:
@@ -68,17 +87,44 @@ class Pane:
         assert TMUX is not None
         self._dir = tempfile.mkdtemp(prefix="mmtmux")  # short: a socket path has ~100 bytes
         self._base = [TMUX, "-S", f"{self._dir}/s"]
-        subprocess.run([*self._base, "-f", "/dev/null", "new-session", "-d", "-s", "mm", "-x",
-                        str(width), "-y", str(height), command], env=env, check=True,
-                       timeout=10)
+        subprocess.run(
+            [
+                *self._base,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "mm",
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                command,
+            ],
+            env=env,
+            check=True,
+            timeout=10,
+        )
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run([*self._base, *args], capture_output=True, text=True, check=True,
-                              timeout=10).stdout
+        return subprocess.run(
+            [*self._base, *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout
 
     def capture(self, history: bool = False, join: bool = False) -> list[str]:
-        return self.tmux("capture-pane", "-p", "-t", "mm", *(("-J",) if join else ()),
-                         *(("-S", "-") if history else ())).rstrip("\n").split("\n")
+        return (
+            self.tmux(
+                "capture-pane",
+                "-p",
+                "-t",
+                "mm",
+                *(("-J",) if join else ()),
+                *(("-S", "-") if history else ()),
+            )
+            .rstrip("\n")
+            .split("\n")
+        )
 
     def close(self) -> None:
         subprocess.run([*self._base, "kill-server"], capture_output=True, timeout=10)
@@ -92,11 +138,11 @@ def _mid_draw(lines: list[str], width: int) -> bool:
     tops = [i for i, x in enumerate(lines) if x.startswith("╭─ mmfast ")]
     if not tops:
         return False
-    rest = lines[tops[-1]:]
+    rest = lines[tops[-1] :]
     ends = [i for i, x in enumerate(rest) if x.startswith("╰")]
     if not ends or not (rest[ends[0]].endswith("╯") and len(rest[ends[0]]) == width):
         return True
-    return any(not (x.endswith("│") and len(x) == width) for x in rest[1:ends[0]])
+    return any(not (x.endswith("│") and len(x) == width) for x in rest[1 : ends[0]])
 
 
 def _panel_bounds(lines: list[str]) -> tuple[int, int] | None:
@@ -119,11 +165,11 @@ def _check_capture(lines: list[str], width: int, strategy: str) -> int:
     assert lines[top].endswith("╮") and lines[bottom].endswith("╯"), text
     for x in (lines[top], lines[bottom]):
         assert len(x) == width, (len(x), text)
-    rows = lines[top + 1:bottom]
+    rows = lines[top + 1 : bottom]
     for x in rows:
         assert x.startswith("│ ") and x.endswith("│") and len(x) == width, (x, text)
     # At the bottom: nothing drawn below it.
-    assert all(not x.strip() for x in lines[bottom + 1:]), text
+    assert all(not x.strip() for x in lines[bottom + 1 :]), text
     # Each status row once, in the panel only.
     body = [x[2:-1].rstrip() for x in rows]
     for head in ("guard ", "book ", "position ", "orders "):
@@ -139,27 +185,49 @@ def _check_capture(lines: list[str], width: int, strategy: str) -> int:
     return len(above)
 
 
-def _pane_run(tmp_path: Path, strategy: str, width: int, height: int, *, duration: int,
-              extra: tuple[str, ...] = (), redirect: str = "", join: bool = False
-              ) -> tuple[list[list[str]], list[str], int]:
+def _pane_run(
+    tmp_path: Path,
+    strategy: str,
+    width: int,
+    height: int,
+    *,
+    duration: int,
+    extra: tuple[str, ...] = (),
+    redirect: str = "",
+    join: bool = False,
+) -> tuple[list[list[str]], list[str], int]:
     """``mmfast run`` in a pane: the captures showing the panel (taken about once a second;
     ``join``: wrapped rows joined, as a copy from the terminal would), the whole history once
     it has exited, and how many captures were retaken mid-draw."""
     cfg = tmp_path / "run.toml"
     cfg.write_text(FAST_TREND if strategy == "trend_ladder" else TIGHT)
     env = _env(tmp_path)
-    for var in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE",
-                "TTY_INTERACTIVE"):
+    for var in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(var, None)  # rich would take them over the terminal's own size and kind
-    run = [*MMFAST, "run", "--config", str(cfg), "--strategy", strategy, "--duration",
-           str(duration), "--time-scale", "4", "--seed", "3", *extra]
+    run = [
+        *MMFAST,
+        "run",
+        "--config",
+        str(cfg),
+        "--strategy",
+        strategy,
+        "--duration",
+        str(duration),
+        "--time-scale",
+        "4",
+        "--seed",
+        "3",
+        *extra,
+    ]
     command = f"{shlex.join(run)}{redirect}; echo MMFAST_EXIT=$?; sleep 600"
     pane = Pane(width, height, command, env)
     captures: list[list[str]] = []
     mid_draw = 0
     try:
-        assert pane.tmux("display-message", "-p", "-t", "mm",
-                         "#{pane_width}x#{pane_height}").strip() == f"{width}x{height}"
+        assert (
+            pane.tmux("display-message", "-p", "-t", "mm", "#{pane_width}x#{pane_height}").strip()
+            == f"{width}x{height}"
+        )
         deadline = time.monotonic() + duration + 40
         while time.monotonic() < deadline:
             time.sleep(1.0)
@@ -180,8 +248,10 @@ def _pane_run(tmp_path: Path, strategy: str, width: int, height: int, *, duratio
     finally:
         pane.close()
     # For a person reading the test's output (pytest -s): the last capture and the end.
-    print(f"\n--- {strategy} {width}x{height} {' '.join(extra)}{redirect}: last capture "
-          "with the panel ---")
+    print(
+        f"\n--- {strategy} {width}x{height} {' '.join(extra)}{redirect}: last capture "
+        "with the panel ---"
+    )
     print("\n".join(captures[-1]) if captures else "(none)")
     print("--- end of the history ---")
     print("\n".join(history[-40:]))
@@ -197,10 +267,9 @@ def _check_history(history: list[str]) -> int:
     start = history.index("=== mmfast run summary ===")
     end = next(i for i, x in enumerate(history) if x.startswith("MMFAST_EXIT="))
     assert history[end] == "MMFAST_EXIT=0", text
-    summary = history[start + 1:end]
+    summary = history[start + 1 : end]
     for x in summary:
-        assert x.startswith(SUMMARY_LABELS) or (x.startswith(" " * 13) and x[13] != " "), (
-            x, text)
+        assert x.startswith(SUMMARY_LABELS) or (x.startswith(" " * 13) and x[13] != " "), (x, text)
     assert "exit code    0" in summary and "shutdown     orders left open: 0" in summary
     assert any(x.startswith("fills ") for x in summary)
     return start
@@ -212,8 +281,9 @@ def _run_in_pane(tmp_path: Path, strategy: str, width: int, height: int) -> None
     logs_above = [_check_capture(c, width, strategy) for c in captures]
     assert max(logs_above) >= 3, "no log records above the panel"
     # The panel is redrawn with the time: the captures show it moving on.
-    elapsed = [re.search(r"╭─ mmfast ETH \S+ sim +([0-9.]+)s", c[_panel_bounds(c)[0]])
-               for c in captures]
+    elapsed = [
+        re.search(r"╭─ mmfast ETH \S+ sim +([0-9.]+)s", c[_panel_bounds(c)[0]]) for c in captures
+    ]
     secs = [float(m.group(1)) for m in elapsed if m]
     assert len(secs) == len(captures) and secs == sorted(secs) and secs[-1] > secs[0]
     if strategy == "trend_ladder":
@@ -226,16 +296,15 @@ def _run_in_pane(tmp_path: Path, strategy: str, width: int, height: int) -> None
     # Gone before the summary; the shutdown's records between the last panel and the summary
     # (logged after it was removed).
     start = _check_history(history)
-    assert any(RECORD.match(x) and "lifecycle RUNNING -> STOPPING" in x
-               for x in history[:start]), "\n".join(history)
+    assert any(RECORD.match(x) and "lifecycle RUNNING -> STOPPING" in x for x in history[:start]), (
+        "\n".join(history)
+    )
 
 
 @pytest.mark.parametrize("strategy", ["market_making", "trend_ladder"])
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)], ids=["80x24", "200x50"])
-def test_status_panel_in_a_terminal(tmp_path: Path, strategy: str, size: tuple[int, int]
-                                    ) -> None:
+def test_status_panel_in_a_terminal(tmp_path: Path, strategy: str, size: tuple[int, int]) -> None:
     _run_in_pane(tmp_path, strategy, *size)
-
 
 
 def test_logs_sent_elsewhere_stay_there_with_the_panel_on_the_terminal(tmp_path: Path) -> None:
@@ -243,16 +312,23 @@ def test_logs_sent_elsewhere_stay_there_with_the_panel_on_the_terminal(tmp_path:
     # none on the terminal; the panel alone at the bottom.
     # The trend ladder: it logs its TPs while the panel is up.
     log = tmp_path / "err.log"
-    captures, history, _ = _pane_run(tmp_path, "trend_ladder", 80, 24, duration=6,
-                                     redirect=f" 2>{shlex.quote(str(log))}")
+    captures, history, _ = _pane_run(
+        tmp_path, "trend_ladder", 80, 24, duration=6, redirect=f" 2>{shlex.quote(str(log))}"
+    )
     assert len(captures) >= 3
     for c in captures:
         assert _check_capture(c, 80, "trend_ladder") == 0  # nothing above it
     records = log.read_text().splitlines()
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO +"
     assert any(re.match(stamp + r"mmfast\.core: lifecycle", x) for x in records), records
-    assert any(re.match(stamp + r"mmfast\.strategy\.tp: tp submit intent: side=\w+ "
-                        r"size=\d+\.\d{4} entry=\d+\.\d{2}", x) for x in records), records
+    assert any(
+        re.match(
+            stamp + r"mmfast\.strategy\.tp: tp submit intent: side=\w+ "
+            r"size=\d+\.\d{4} entry=\d+\.\d{2}",
+            x,
+        )
+        for x in records
+    ), records
     assert "\x1b" not in log.read_text()
     _check_history(history)
 
@@ -261,13 +337,14 @@ def test_json_logs_print_above_the_panel_as_they_are(tmp_path: Path) -> None:
     # --log-json with stderr on the terminal: each JSON line above the panel, whole (the
     # terminal wraps it; joined back it parses), never inside the panel.
     # The trend ladder: it logs its TPs while the panel is up.
-    captures, history, _ = _pane_run(tmp_path, "trend_ladder", 80, 24, duration=6,
-                                     extra=("--log-json",), join=True)
+    captures, history, _ = _pane_run(
+        tmp_path, "trend_ladder", 80, 24, duration=6, extra=("--log-json",), join=True
+    )
     assert len(captures) >= 3
     loggers = set()
     for c in captures:
         top, bottom = _panel_bounds(c) or (0, 0)
-        assert all(x.startswith("│ ") and x.endswith("│") for x in c[top + 1:bottom])
+        assert all(x.startswith("│ ") and x.endswith("│") for x in c[top + 1 : bottom])
         above = [x for x in c[:top] if x.strip()]
         for x in above[1:]:  # the topmost may be the tail of a line that scrolled away
             doc = orjson.loads(x)
@@ -278,7 +355,8 @@ def test_json_logs_print_above_the_panel_as_they_are(tmp_path: Path) -> None:
 
 
 def test_quiet_shows_no_panel_on_a_terminal(tmp_path: Path) -> None:
-    captures, history, _ = _pane_run(tmp_path, "market_making", 80, 24, duration=4,
-                                     extra=("--quiet",))
+    captures, history, _ = _pane_run(
+        tmp_path, "market_making", 80, 24, duration=4, extra=("--quiet",)
+    )
     assert captures == []
     _check_history(history)

@@ -23,9 +23,17 @@ Book = tuple[list[list[int]], list[list[int]]]  # (asks ascending, bids descendi
 @pytest.fixture
 def sim_config() -> SimConfig:
     # One delta per book change (no 50 ms batches): every recorded nonce is published.
-    return SimConfig(seed=21, flow=FlowConfig(), book_history=5000, speed_bumps=False,
-                     tier="premium", verify_signatures=False, ws_ping_interval_ms=1000,
-                     ws_pong_timeout_ms=5000, book_batch_ms=0)
+    return SimConfig(
+        seed=21,
+        flow=FlowConfig(),
+        book_history=5000,
+        speed_bumps=False,
+        tier="premium",
+        verify_signatures=False,
+        ws_ping_interval_ms=1000,
+        ws_pong_timeout_ms=5000,
+        book_batch_ms=0,
+    )
 
 
 class ClientBook:
@@ -61,8 +69,10 @@ class ClientBook:
         return self.nonce
 
     def levels(self) -> Book:
-        return ([[p, self.asks[p]] for p in sorted(self.asks)],
-                [[p, self.bids[p]] for p in sorted(self.bids, reverse=True)])
+        return (
+            [[p, self.asks[p]] for p in sorted(self.asks)],
+            [[p, self.bids[p]] for p in sorted(self.bids, reverse=True)],
+        )
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:
@@ -75,8 +85,7 @@ def test_recorded_books_equal_the_books_rebuilt_from_the_feed(sim: SimThread, ru
     truth = f"{sim.rest_url}/_sim/truth/book"
 
     async def main() -> tuple[dict[int, dict[int, Book]], list[tuple[int, dict[str, Any]]]]:
-        books = {m: ClientBook(specs[m].price_decimals, specs[m].size_decimals)
-                 for m in MARKETS}
+        books = {m: ClientBook(specs[m].price_decimals, specs[m].size_decimals) for m in MARKETS}
         seen: dict[int, dict[int, Book]] = {m: {} for m in MARKETS}
         async with connect(sim.ws_url, max_size=None) as ws:
             for m in MARKETS:

@@ -41,16 +41,25 @@ def _signer_path() -> Path:
 def sim_proc() -> Any:
     """`mmfast sim` (seeded flow on) and what it printed: rest, ws, account, chain id, L1 key."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "mmfast.cli", "sim", "--port", "0",
-                             "--seed", "11"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmfast.cli", "sim", "--port", "0", "--seed", "11"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline().strip() for _ in range(5)]
         fields = dict(w.split(": ", 1) for line in lines for w in line.split("  "))
-        yield {"rest": fields["rest"], "ws": fields["ws"], "account": int(fields["account"]),
-               "chain_id": int(fields["chain_id"]), "l1_key": fields["l1_private_key"],
-               "l1_address": fields["l1_address"]}
+        yield {
+            "rest": fields["rest"],
+            "ws": fields["ws"],
+            "account": int(fields["account"]),
+            "chain_id": int(fields["chain_id"]),
+            "l1_key": fields["l1_private_key"],
+            "l1_address": fields["l1_address"],
+        }
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -61,13 +70,18 @@ def sim_proc() -> Any:
 
 
 def _client(sim: dict[str, Any], private: bool) -> Any:
-    config: dict[str, Any] = {"options": {"chainId": sim["chain_id"],
-                                          "libraryPath": str(_signer_path())}}
+    config: dict[str, Any] = {
+        "options": {"chainId": sim["chain_id"], "libraryPath": str(_signer_path())}
+    }
     if private:
         config["privateKey"] = sim["l1_key"]
     ex = ccxt_pro.lighter(config)
-    ex.urls["api"] = {"root": sim["rest"], "public": sim["rest"], "private": sim["rest"],
-                      "ws": sim["ws"]}
+    ex.urls["api"] = {
+        "root": sim["rest"],
+        "public": sim["rest"],
+        "private": sim["rest"],
+        "ws": sim["ws"],
+    }
     return ex
 
 
@@ -102,7 +116,11 @@ def test_ccxt_public_rest_and_pro_order_book(sim_proc: dict[str, Any]) -> None:
     r = asyncio.run(main())
     eth = r["markets"][SYMBOL]
     assert (eth["id"], eth["swap"], eth["precision"]["price"], eth["precision"]["amount"]) == (
-        "0", True, 0.01, 0.0001)
+        "0",
+        True,
+        0.01,
+        0.0001,
+    )
     assert "BTC/USDC:USDC" in r["markets"] and "USDC" in r["currencies"]
     book = r["book"]
     assert book["bids"] and book["asks"] and book["bids"][0][0] < book["asks"][0][0]
@@ -129,8 +147,9 @@ def test_ccxt_registers_a_key_places_lists_and_cancels(sim_proc: dict[str, Any])
             out["balance"] = await ex.fetch_balance()
             book = await ex.fetch_order_book(SYMBOL, 5)
             price = round(book["bids"][0][0] * 0.98, 2)  # rests: 2 % under the best bid
-            out["created"] = await ex.create_order(SYMBOL, "limit", "buy", 0.05, price,
-                                                   {"clientOrderId": 4242})
+            out["created"] = await ex.create_order(
+                SYMBOL, "limit", "buy", 0.05, price, {"clientOrderId": 4242}
+            )
             out["open"] = await _until(lambda: ex.fetch_open_orders(SYMBOL))
             mine = [o for o in out["open"] if o["clientOrderId"] == "4242"]
             assert mine, out["open"]
@@ -138,8 +157,9 @@ def test_ccxt_registers_a_key_places_lists_and_cancels(sim_proc: dict[str, Any])
             out["canceled"] = await ex.cancel_order(mine[0]["id"], SYMBOL)
 
             async def gone() -> bool:
-                return not [o for o in await ex.fetch_open_orders(SYMBOL)
-                            if o["clientOrderId"] == "4242"]
+                return not [
+                    o for o in await ex.fetch_open_orders(SYMBOL) if o["clientOrderId"] == "4242"
+                ]
 
             out["gone"] = await _until(gone)
             out["closed"] = await ex.fetch_closed_orders(SYMBOL)

@@ -32,15 +32,22 @@ def stand_in(**kw: Any) -> SimConfig:
 @pytest.fixture
 def sim_config() -> SimConfig:
     # One delta per book change (no 50 ms batches): the faults act on single deltas.
-    return stand_in(seed=5, ws_ping_interval_ms=200, ws_pong_timeout_ms=60_000,
-                    speed_bumps=False, book_batch_ms=0)
+    return stand_in(
+        seed=5,
+        ws_ping_interval_ms=200,
+        ws_pong_timeout_ms=60_000,
+        speed_bumps=False,
+        book_batch_ms=0,
+    )
 
 
 def place(st: SimThread, is_ask: bool, price: int, size: int = 100) -> int:
     """A resting order of a system account (changes the book: one delta)."""
+
     def fn(sim: Simulator) -> int:
         acct = sim.system_account(exclude=MAIN)
         return sim.exchange.place_direct(acct, ETH, is_ask, price, size).order_index
+
     return st.call(fn)
 
 
@@ -94,9 +101,11 @@ def test_drop_closes_as_asked_and_is_recorded(sim: SimThread, run, code) -> None
 def test_rst_is_a_tcp_reset(sim: SimThread, run) -> None:
     async def client() -> str:
         reader, writer = await asyncio.open_connection("127.0.0.1", sim.sim.port)  # type: ignore[union-attr]
-        writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        writer.write(
+            b"GET /stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
         await reader.readuntil(b"\r\n\r\n")
         await asyncio.sleep(0.05)
         sim.call(lambda s: s.faults.drop("rst"))
@@ -149,20 +158,25 @@ def test_refuse_connections_resets_new_ws_until_turned_off(sim: SimThread, run) 
     assert run(attempt()) != "connected"
 
     async def rest_still_works() -> int:
-        async with aiohttp.ClientSession() as http, http.get(
-                f"{sim.rest_url}/api/v1/orderBooks") as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{sim.rest_url}/api/v1/orderBooks") as r,
+        ):
             return r.status
 
     assert run(rest_still_works()) == 200
     sim.call(lambda s: s.faults.refuse_connections(False))
     assert run(attempt()) == "connected"
-    assert [r.details["on"] for r in sim.call(lambda s: s.truth.faults(
-        "refuse_connections"))] == [True, False]
+    assert [r.details["on"] for r in sim.call(lambda s: s.truth.faults("refuse_connections"))] == [
+        True,
+        False,
+    ]
 
 
 # ---------------------------------------------------------------- book feed
-def _collect_deltas(sim: SimThread, run, fault: str, changes: int
-                    ) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+def _collect_deltas(
+    sim: SimThread, run, fault: str, changes: int
+) -> tuple[tuple[int, int], list[tuple[int, int]]]:
     async def client() -> tuple[tuple[int, int], list[tuple[int, int]]]:
         ws = await book_client(sim.ws_url)
         snap = await recv(ws)
@@ -231,7 +245,9 @@ def test_delta_before_snapshot_and_missing_snapshot(sim: SimThread, run) -> None
     assert run(skipped()) == ["update/order_book"]  # deltas, but never a snapshot
     for kind in ("book_delta_before_snapshot", "book_skip_snapshot"):
         assert [r.phase for r in sim.call(lambda s, k=kind: s.truth.faults(k))] == [
-            "injected", "applied"]
+            "injected",
+            "applied",
+        ]
 
 
 def test_book_crossed_for_a_while_then_uncrossed(sim: SimThread, run) -> None:
@@ -244,19 +260,25 @@ def test_book_crossed_for_a_while_then_uncrossed(sim: SimThread, run) -> None:
         sim.call(lambda s: s.faults.book_crossed(ETH, 0.3))
         crossed = await recv(ws)
         restored = await recv(ws, 3)
-        chained = (nonces(crossed)[0] == nonces(snap)[1]
-                   and nonces(restored)[0] == nonces(crossed)[1])
+        chained = (
+            nonces(crossed)[0] == nonces(snap)[1] and nonces(restored)[0] == nonces(crossed)[1]
+        )
         await ws.close()
         bid = crossed["order_book"]["bids"][0]
-        return (int(float(bid["price"]) * 100), int(float(snap["order_book"]["asks"][0]
-                                                           ["price"]) * 100),
-                [(b["price"], b["size"]) for b in restored["order_book"]["bids"]], chained)
+        return (
+            int(float(bid["price"]) * 100),
+            int(float(snap["order_book"]["asks"][0]["price"]) * 100),
+            [(b["price"], b["size"]) for b in restored["order_book"]["bids"]],
+            chained,
+        )
 
     bid, best_ask, restored, chained = run(client())
     assert bid > best_ask and chained
     assert restored == [(f"{bid / 100:.2f}", "0.0000")]
     assert [r.phase for r in sim.call(lambda s: s.truth.faults("book_crossed"))] == [
-        "injected", "ended"]
+        "injected",
+        "ended",
+    ]
 
 
 # ---------------------------------------------------------------- scripts
@@ -269,16 +291,20 @@ def test_fault_script_is_a_function_of_its_seed() -> None:
 
 
 def test_fault_script_plays_in_simulated_time() -> None:
-    script = FaultScript(7, count=6, kinds=("book_gap", "http_timeouts", "late_reject"),
-                         gap_s=(5.0, 10.0))
+    script = FaultScript(
+        7, count=6, kinds=("book_gap", "http_timeouts", "late_reject"), gap_s=(5.0, 10.0)
+    )
 
     async def main() -> list[tuple[str, str]]:
         ts = ScaledTime(100.0)
         async with Simulator(stand_in(seed=1, speed_bumps=False), ts) as sim:
             task = sim.faults.run_script(script)
             await asyncio.wait_for(task, 5)  # up to 60 simulated seconds in < 1 s
-            return [(r.kind, json.dumps(r.details, sort_keys=True))
-                    for r in sim.truth.faults(phase="injected") if r.kind != "script"]
+            return [
+                (r.kind, json.dumps(r.details, sort_keys=True))
+                for r in sim.truth.faults(phase="injected")
+                if r.kind != "script"
+            ]
 
     played = asyncio.run(main())
     expected = [(e.kind, e.args) for e in script.events]
@@ -317,11 +343,24 @@ MIN = 60_000
 
 
 def tx(now: int, nonce: int, coi: int, price: int = 290_000) -> dict[str, Any]:
-    return {"AccountIndex": MAIN, "ApiKeyIndex": 3, "MarketIndex": ETH,
-            "ClientOrderIndex": coi, "BaseAmount": 100, "Price": price, "IsAsk": 0,
-            "Type": 0, "TimeInForce": 1, "ReduceOnly": 0, "TriggerPrice": 0,
-            "OrderExpiry": now + 60 * MIN, "ExpiredAt": now + 10 * MIN,
-            "Nonce": nonce, "Sig": "c2ln", "L2TxAttributes": None}
+    return {
+        "AccountIndex": MAIN,
+        "ApiKeyIndex": 3,
+        "MarketIndex": ETH,
+        "ClientOrderIndex": coi,
+        "BaseAmount": 100,
+        "Price": price,
+        "IsAsk": 0,
+        "Type": 0,
+        "TimeInForce": 1,
+        "ReduceOnly": 0,
+        "TriggerPrice": 0,
+        "OrderExpiry": now + 60 * MIN,
+        "ExpiredAt": now + 10 * MIN,
+        "Nonce": nonce,
+        "Sig": "c2ln",
+        "L2TxAttributes": None,
+    }
 
 
 def test_ws_acks_delayed_lost_and_late_rejected(sim: SimThread, run) -> None:
@@ -333,21 +372,30 @@ def test_ws_acks_delayed_lost_and_late_rejected(sim: SimThread, run) -> None:
         loop = asyncio.get_running_loop()
         sim.call(lambda s: s.faults.delay_acks(400, n=1))
         t0 = loop.time()
-        await ws.send(json.dumps({"type": "jsonapi/sendtx",
-                                  "data": {"tx_type": 14, "tx_info": tx(now, 0, 1)}}))
+        await ws.send(
+            json.dumps(
+                {"type": "jsonapi/sendtx", "data": {"tx_type": 14, "tx_info": tx(now, 0, 1)}}
+            )
+        )
         first = await recv(ws)
         waited = loop.time() - t0
         sim.call(lambda s: s.faults.lose_acks(1, execute=True))
-        await ws.send(json.dumps({"type": "jsonapi/sendtx",
-                                  "data": {"tx_type": 14, "tx_info": tx(now, 1, 2)}}))
+        await ws.send(
+            json.dumps(
+                {"type": "jsonapi/sendtx", "data": {"tx_type": 14, "tx_info": tx(now, 1, 2)}}
+            )
+        )
         # The late reject must catch the third tx, not this one: wait until this one is in.
         for _ in range(500):
             if sim.call(lambda s: s.truth.next_nonce(MAIN, 3)) >= 2:
                 break
             await asyncio.sleep(0.01)
         sim.call(lambda s: s.faults.late_reject(1, code=21739))
-        await ws.send(json.dumps({"type": "jsonapi/sendtx",
-                                  "data": {"tx_type": 14, "tx_info": tx(now, 2, 3)}}))
+        await ws.send(
+            json.dumps(
+                {"type": "jsonapi/sendtx", "data": {"tx_type": 14, "tx_info": tx(now, 2, 3)}}
+            )
+        )
         third = await recv(ws)  # the lost ack never arrives: the next frame is the third ack
         await ws.close()
         return waited, [first, third]
@@ -355,8 +403,7 @@ def test_ws_acks_delayed_lost_and_late_rejected(sim: SimThread, run) -> None:
     waited, acks = run(client())
     assert waited >= 0.38
     assert [a["data"]["code"] for a in acks] == [200, 200]
-    orders = {o.client_order_index: o.status for o in sim.call(
-        lambda s: s.truth.open_orders(MAIN))}
+    orders = {o.client_order_index: o.status for o in sim.call(lambda s: s.truth.open_orders(MAIN))}
     assert orders == {1: "open", 2: "open"}  # the lost ack's tx executed; 3 was rejected late
     late = acks[1]["data"]["tx_hash"]
     assert sim.call(lambda s: (s.truth.tx_status(late), s.truth.tx_error(late))) == (0, 21739)
@@ -372,13 +419,17 @@ def test_rest_lost_ack_without_execution_keeps_the_nonce(sim: SimThread, run) ->
     async def client() -> tuple[str, int]:
         async with aiohttp.ClientSession() as http:
             try:
-                async with http.post(f"{sim.rest_url}/api/v1/sendTx", data={
-                        "tx_type": "14", "tx_info": json.dumps(tx(now, 0, 1))}) as r:
+                async with http.post(
+                    f"{sim.rest_url}/api/v1/sendTx",
+                    data={"tx_type": "14", "tx_info": json.dumps(tx(now, 0, 1))},
+                ) as r:
                     first = f"status {r.status}"
             except aiohttp.ClientError as exc:
                 first = type(exc).__name__
-            async with http.post(f"{sim.rest_url}/api/v1/sendTx", data={
-                    "tx_type": "14", "tx_info": json.dumps(tx(now, 0, 1))}) as r:
+            async with http.post(
+                f"{sim.rest_url}/api/v1/sendTx",
+                data={"tx_type": "14", "tx_info": json.dumps(tx(now, 0, 1))},
+            ) as r:
                 return first, r.status
 
     first, second = run(client())
@@ -397,12 +448,15 @@ def test_http_status_storm_and_timeouts(sim: SimThread, run) -> None:
         async with aiohttp.ClientSession() as http:
             for _ in range(4):
                 async with http.get(f"{sim.rest_url}/api/v1/orderBooks") as r:
-                    out.append((r.status, r.headers.get("Retry-After"),
-                                (await r.json())["code"]))
+                    out.append((r.status, r.headers.get("Retry-After"), (await r.json())["code"]))
         return out
 
-    assert run(client()) == [(429, "3", 23000), (429, "3", 23000), (503, None, 29500),
-                             (200, None, 200)]
+    assert run(client()) == [
+        (429, "3", 23000),
+        (429, "3", 23000),
+        (503, None, 29500),
+        (200, None, 200),
+    ]
     sim.call(lambda s: s.faults.http_timeouts(1, 0.5))
 
     async def slow() -> tuple[str, float]:
@@ -410,8 +464,9 @@ def test_http_status_storm_and_timeouts(sim: SimThread, run) -> None:
         t0 = loop.time()
         async with aiohttp.ClientSession() as http:
             try:
-                async with http.get(f"{sim.rest_url}/api/v1/orderBooks",
-                                    timeout=aiohttp.ClientTimeout(total=0.2)) as r:
+                async with http.get(
+                    f"{sim.rest_url}/api/v1/orderBooks", timeout=aiohttp.ClientTimeout(total=0.2)
+                ) as r:
                     return f"status {r.status}", loop.time() - t0
             except TimeoutError:
                 return "timeout", loop.time() - t0
@@ -457,15 +512,25 @@ def test_control_endpoint_injects_and_reads_truth(sim: SimThread, run) -> None:
     async def client() -> tuple[Any, ...]:
         async with aiohttp.ClientSession() as http:
             base = sim.sim.control_url  # type: ignore[union-attr]
-            async with http.post(f"{base}/faults", json={
+            async with http.post(
+                f"{base}/faults",
+                json={
                     "kind": "out_of_band_fill",
-                    "args": {"account": MAIN, "market": ETH, "side": "sell", "size": 200,
-                             "price": 300_000}}) as r:
+                    "args": {
+                        "account": MAIN,
+                        "market": ETH,
+                        "side": "sell",
+                        "size": 200,
+                        "price": 300_000,
+                    },
+                },
+            ) as r:
                 ok = await r.json()
             async with http.post(f"{base}/faults", json={"kind": "rm -rf", "args": {}}) as r:
                 bad = (r.status, await r.json())
-            async with http.get(f"{base}/truth/position",
-                                params={"account": MAIN, "market": ETH}) as r:
+            async with http.get(
+                f"{base}/truth/position", params={"account": MAIN, "market": ETH}
+            ) as r:
                 pos = await r.json()
             async with http.get(f"{base}/truth/faults") as r:
                 faults = await r.json()
@@ -491,7 +556,7 @@ def test_control_refuses_bad_fault_arguments_with_clear_messages(sim: SimThread,
         ({"kind": "refuse_connections", "args": {"on": "yes"}}, "on must be true or false"),
         ({"kind": "out_of_band_fill", "args": {"market": ETH}}, "missing a required argument"),
         ({"kind": "stall", "args": {"seconds": 1, "colour": 3}}, "unexpected keyword"),
-        ({"kind": "wall_offset_ms", "args": {"ms": -10**10}}, "wall_offset_ms: ms must be"),
+        ({"kind": "wall_offset_ms", "args": {"ms": -(10**10)}}, "wall_offset_ms: ms must be"),
         ({"kind": "nope", "args": {}}, "unknown fault kind 'nope' (one of drop, stall"),
     ]
 
@@ -526,8 +591,15 @@ def _book_fault_storm(count: int) -> tuple[int, int, int]:
     kinds = ("book_gap", "book_duplicate", "book_reorder")
 
     async def main() -> tuple[int, int, int]:
-        async with Simulator(stand_in(seed=3, speed_bumps=False, rate_limits=False,
-                                      ws_ping_interval_ms=600_000, book_batch_ms=0)) as sim:
+        async with Simulator(
+            stand_in(
+                seed=3,
+                speed_bumps=False,
+                rate_limits=False,
+                ws_ping_interval_ms=600_000,
+                book_batch_ms=0,
+            )
+        ) as sim:
             ws = await book_client(sim.ws_url)
             last = nonces(await recv(ws))[1]
             acct = sim.system_account(exclude=MAIN)
@@ -536,8 +608,11 @@ def _book_fault_storm(count: int) -> tuple[int, int, int]:
             for i in range(count):
                 getattr(sim.faults, rng.choice(kinds))(ETH)
                 for j in range(3):  # enough changes to flush a held (reordered) delta
-                    sim.run_engine(lambda p=280_000 - (i * 3 + j) % 500: sim.exchange.place_direct(
-                        acct, ETH, False, p, 100))
+                    sim.run_engine(
+                        lambda p=280_000 - (i * 3 + j) % 500: sim.exchange.place_direct(
+                            acct, ETH, False, p, 100
+                        )
+                    )
                 while True:
                     try:
                         m = await recv(ws, 0.05)

@@ -44,8 +44,9 @@ def ppid(pid: int) -> int:
 
 def test_starts_with_its_settings_and_stops_cleanly(tmp_path: Path) -> None:
     log = tmp_path / "run" / "sim.log"
-    sp = SimProcess(seed=3, account_index=2024, tier="plus", speed_bumps=False,
-                    time_scale=4.0, log_path=log)
+    sp = SimProcess(
+        seed=3, account_index=2024, tier="plus", speed_bumps=False, time_scale=4.0, log_path=log
+    )
     with sp:
         pid = sp.pid
         assert pid is not None and sp.running and ppid(pid) == os.getpid()
@@ -77,12 +78,14 @@ def test_a_failed_start_says_why_and_leaves_nothing(tmp_path: Path) -> None:
 
 def test_it_dies_with_its_parent_on_kill_9() -> None:
     # A parent that starts a simulator child, says its pid, then waits to be killed.
-    code = ("from mmfast.sim.process import SimProcess\n"
-            "import time\n"
-            "p = SimProcess(seed=1)\n"
-            "p.start()\n"
-            "print(p.pid, flush=True)\n"
-            "time.sleep(120)\n")
+    code = (
+        "from mmfast.sim.process import SimProcess\n"
+        "import time\n"
+        "p = SimProcess(seed=1)\n"
+        "p.start()\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout is not None
@@ -104,16 +107,25 @@ def test_stop_on_stdin_eof_needs_a_pipe(tmp_path: Path) -> None:
     regular = tmp_path / "stdin.txt"
     regular.write_text("")
     with open(regular) as f:
-        p = subprocess.run([*MMFAST, "sim", "--stop-on-stdin-eof"], stdin=f,
-                           capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [*MMFAST, "sim", "--stop-on-stdin-eof"],
+            stdin=f,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert p.returncode == 2
     assert "--stop-on-stdin-eof needs standard input to be a pipe" in p.stderr
     assert "rest:" not in p.stdout  # it never listened
 
 
 def test_closing_its_stdin_stops_it_with_exit_0() -> None:
-    p = subprocess.Popen([*MMFAST, "sim", "--stop-on-stdin-eof", "--no-flow"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [*MMFAST, "sim", "--stop-on-stdin-eof", "--no-flow"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert p.stdout is not None and p.stdin is not None
         assert p.stdout.readline().startswith("rest: http://127.0.0.1:")

@@ -27,24 +27,67 @@ def stand_in(**kw: Any) -> SimConfig:
 
 @pytest.fixture
 def sim_config() -> SimConfig:
-    wide = MarketSpec(WIDE, "WIDE", size_decimals=2, price_decimals=3, mark_price=50_000,
-                      min_base_amount=1, min_quote_amount=1_000_000)
-    return stand_in(seed=3, markets=(*default_markets(), wide), cancel_delay_ms=300,
-                    ws_ping_interval_ms=1000, ws_pong_timeout_ms=5000, speed_bumps=False)
+    wide = MarketSpec(
+        WIDE,
+        "WIDE",
+        size_decimals=2,
+        price_decimals=3,
+        mark_price=50_000,
+        min_base_amount=1,
+        min_quote_amount=1_000_000,
+    )
+    return stand_in(
+        seed=3,
+        markets=(*default_markets(), wide),
+        cancel_delay_ms=300,
+        ws_ping_interval_ms=1000,
+        ws_pong_timeout_ms=5000,
+        speed_bumps=False,
+    )
 
 
-def info(now: int, account: int, nonce: int, coi: int, price: int, size: int = 100,
-         is_ask: bool = False, tif: int = 1, market: int = 0) -> dict[str, Any]:
-    return {"AccountIndex": account, "ApiKeyIndex": KEY, "MarketIndex": market,
-            "ClientOrderIndex": coi, "BaseAmount": size, "Price": price, "IsAsk": int(is_ask),
-            "Type": 0, "TimeInForce": tif, "ReduceOnly": 0, "TriggerPrice": 0,
-            "OrderExpiry": 0 if tif == 0 else now + 60 * MIN, "ExpiredAt": now + 10 * MIN,
-            "Nonce": nonce, "Sig": "c2ln", "L2TxAttributes": None}
+def info(
+    now: int,
+    account: int,
+    nonce: int,
+    coi: int,
+    price: int,
+    size: int = 100,
+    is_ask: bool = False,
+    tif: int = 1,
+    market: int = 0,
+) -> dict[str, Any]:
+    return {
+        "AccountIndex": account,
+        "ApiKeyIndex": KEY,
+        "MarketIndex": market,
+        "ClientOrderIndex": coi,
+        "BaseAmount": size,
+        "Price": price,
+        "IsAsk": int(is_ask),
+        "Type": 0,
+        "TimeInForce": tif,
+        "ReduceOnly": 0,
+        "TriggerPrice": 0,
+        "OrderExpiry": 0 if tif == 0 else now + 60 * MIN,
+        "ExpiredAt": now + 10 * MIN,
+        "Nonce": nonce,
+        "Sig": "c2ln",
+        "L2TxAttributes": None,
+    }
 
 
 def cancel(now: int, account: int, nonce: int, index: int) -> dict[str, Any]:
-    return {"AccountIndex": account, "ApiKeyIndex": KEY, "MarketIndex": 0, "Index": index,
-            "ExpiredAt": now + 10 * MIN, "Nonce": nonce, "Sig": "c2ln", "L2TxAttributes": None}
+    return {
+        "AccountIndex": account,
+        "ApiKeyIndex": KEY,
+        "MarketIndex": 0,
+        "Index": index,
+        "ExpiredAt": now + 10 * MIN,
+        "Nonce": nonce,
+        "Sig": "c2ln",
+        "L2TxAttributes": None,
+    }
 
 
 class Rest:
@@ -52,8 +95,9 @@ class Rest:
         self.s, self.base = session, base + "/api/v1/"
 
     async def send(self, tx_type: int, tx_info: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        async with self.s.post(self.base + "sendTx", data={
-                "tx_type": str(tx_type), "tx_info": json.dumps(tx_info)}) as r:
+        async with self.s.post(
+            self.base + "sendTx", data={"tx_type": str(tx_type), "tx_info": json.dumps(tx_info)}
+        ) as r:
             return r.status, await r.json()
 
     async def get(self, ep: str, **params: Any) -> dict[str, Any]:
@@ -74,8 +118,11 @@ def test_nonce_consumption_rule_over_rest(sim: SimThread, run) -> None:
             out = [await api.nonce()]
             # API-level rejects: HTTP 400, nonce kept
             out.append(await api.send(14, info(now, MAIN, 0, 1, 0)))
-            out.append(await api.send(14, info(now, MAIN, 0, 1, 299_000, tif=1) | {
-                "OrderExpiry": now + MIN}))
+            out.append(
+                await api.send(
+                    14, info(now, MAIN, 0, 1, 299_000, tif=1) | {"OrderExpiry": now + MIN}
+                )
+            )
             out.append(await api.nonce())
             # accepted, then canceled by the sequencer (post-only through the book)
             out.append(await api.send(14, info(now, OTHER, 0, 1, 299_000, is_ask=True)))

@@ -24,21 +24,39 @@ KEY = 3
 OTHER_SK = "5a" * 40  # the second trader's throwaway key (mmfast's native signer)
 
 
-def _rest_order(st: SimThread, account: int, coi: int, price: int, size: int, is_ask: bool,
-                nonce: int) -> None:
+def _rest_order(
+    st: SimThread, account: int, coi: int, price: int, size: int, is_ask: bool, nonce: int
+) -> None:
     """Place a GTT order directly in the engine (a second trader, natively signed)."""
+
     def place(sim):  # runs on the simulator thread
         if account not in sim.exchange.accounts:
             sim.exchange.add_account(account, 10**12)
             sim.exchange.register_api_key(account, 0, S.public_key(OTHER_SK))
         now = sim.clock.wall_ms()
-        info, _hash = S.sign_tx("create_order", {
-            "market_index": 0, "client_order_index": coi, "base_amount": size, "price": price,
-            "is_ask": int(is_ask), "order_type": 0, "time_in_force": 1, "reduce_only": 0,
-            "trigger_price": 0, "order_expiry": now + 3_600_000}, sk=OTHER_SK,
-            chain_id=sim.config.chain_id, account_index=account, api_key_index=0, nonce=nonce,
-            expired_at=now + 600_000)
+        info, _hash = S.sign_tx(
+            "create_order",
+            {
+                "market_index": 0,
+                "client_order_index": coi,
+                "base_amount": size,
+                "price": price,
+                "is_ask": int(is_ask),
+                "order_type": 0,
+                "time_in_force": 1,
+                "reduce_only": 0,
+                "trigger_price": 0,
+                "order_expiry": now + 3_600_000,
+            },
+            sk=OTHER_SK,
+            chain_id=sim.config.chain_id,
+            account_index=account,
+            api_key_index=0,
+            nonce=nonce,
+            expired_at=now + 600_000,
+        )
         return sim.exchange.submit(TX_CREATE_ORDER, info)
+
     st.call(place)
 
 
@@ -55,9 +73,13 @@ def test_ws_client_receives_order_book(sim: SimThread, run) -> None:
             states.append(json.loads(json.dumps(book)))
             (got_delta if got_snapshot.is_set() else got_snapshot).set()
 
-        client = lighter.WsClient(order_book_ids=[0], account_ids=[], ws_url=sim.ws_url,
-                                  on_order_book_update=on_book,
-                                  on_account_update=lambda *_: None)
+        client = lighter.WsClient(
+            order_book_ids=[0],
+            account_ids=[],
+            ws_url=sim.ws_url,
+            on_order_book_update=on_book,
+            on_account_update=lambda *_: None,
+        )
         task = asyncio.create_task(client.run_async())
         try:
             await asyncio.wait_for(got_snapshot.wait(), 5)
@@ -83,8 +105,9 @@ def test_rest_client_reads_details_and_next_nonce(sim: SimThread, run) -> None:
         api = lighter.ApiClient(configuration=lighter.Configuration(host=sim.rest_url))
         try:
             details = await lighter.OrderApi(api).order_book_details(market_id=0)
-            nonce = await lighter.TransactionApi(api).next_nonce(account_index=ACCOUNT,
-                                                                api_key_index=KEY)
+            nonce = await lighter.TransactionApi(api).next_nonce(
+                account_index=ACCOUNT, api_key_index=KEY
+            )
             books = await lighter.OrderApi(api).order_books()
             return details, nonce, books
         finally:
@@ -119,29 +142,50 @@ def test_signed_order_via_send_tx_is_open_and_streamed(sim: SimThread, run) -> N
         priv, pub, err = create_api_key()
         assert err is None
         # The simulator verifies signatures: register the key through the control endpoint.
-        async with aiohttp.ClientSession() as s, s.post(
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
                 f"{sim.rest_url}/_sim/api_keys",
-                json={"account_index": ACCOUNT, "api_key_index": KEY, "public_key": pub}) as r:
+                json={"account_index": ACCOUNT, "api_key_index": KEY, "public_key": pub},
+            ) as r,
+        ):
             assert r.status == 200, await r.text()
-        client = lighter.SignerClient(url=sim.rest_url, account_index=ACCOUNT,
-                                      api_private_keys={KEY: priv}, chain_id=chain_id)
+        client = lighter.SignerClient(
+            url=sim.rest_url, account_index=ACCOUNT, api_private_keys={KEY: priv}, chain_id=chain_id
+        )
         api = lighter.ApiClient(configuration=lighter.Configuration(host=sim.rest_url))
         try:
             token, err = client.create_auth_token_with_expiry(api_key_index=KEY)
             assert err is None
             async with websockets.connect(sim.ws_url) as ws:
                 assert json.loads(await ws.recv())["type"] == "connected"
-                await ws.send(json.dumps({"type": "subscribe",
-                                          "channel": f"account_all_orders/{ACCOUNT}",
-                                          "auth": token}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "subscribe",
+                            "channel": f"account_all_orders/{ACCOUNT}",
+                            "auth": token,
+                        }
+                    )
+                )
                 snap = json.loads(await ws.recv())
                 assert snap["type"] == "subscribed/account_all_orders"
                 assert snap["orders"] == {}
                 expiry = int(time.time() * 1000) + 3_600_000
                 tx_type, tx_info, _tx_hash, err = client.sign_create_order(
-                    0, 4242, 1000, 295_000, 0, client.ORDER_TYPE_LIMIT,
-                    client.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME, False, 0, expiry,
-                    nonce=0, api_key_index=KEY)
+                    0,
+                    4242,
+                    1000,
+                    295_000,
+                    0,
+                    client.ORDER_TYPE_LIMIT,
+                    client.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME,
+                    False,
+                    0,
+                    expiry,
+                    nonce=0,
+                    api_key_index=KEY,
+                )
                 assert err is None
                 resp = await client.send_tx(tx_type=tx_type, tx_info=tx_info)
                 assert resp.code == 200 and resp.tx_hash == _tx_hash  # the signer's hash
@@ -150,9 +194,11 @@ def test_signed_order_via_send_tx_is_open_and_streamed(sim: SimThread, run) -> N
                     if msg["type"] == "update/account_all_orders":
                         break
             active = await lighter.OrderApi(api).account_active_orders(
-                authorization=token, account_index=ACCOUNT, market_id=0)
-            nonce = await lighter.TransactionApi(api).next_nonce(account_index=ACCOUNT,
-                                                                api_key_index=KEY)
+                authorization=token, account_index=ACCOUNT, market_id=0
+            )
+            nonce = await lighter.TransactionApi(api).next_nonce(
+                account_index=ACCOUNT, api_key_index=KEY
+            )
             return msg, active, nonce
         finally:
             await api.close()
@@ -167,5 +213,4 @@ def test_signed_order_via_send_tx_is_open_and_streamed(sim: SimThread, run) -> N
     assert order.order_index >= 2**48
     assert nonce.nonce == 1
     truth = sim.call(lambda s: s.truth.open_orders(ACCOUNT))
-    assert [(o.client_order_index, o.price, o.remaining) for o in truth] == [(4242, 295_000,
-                                                                              1000)]
+    assert [(o.client_order_index, o.price, o.remaining) for o in truth] == [(4242, 295_000, 1000)]

@@ -26,8 +26,14 @@ KEY = 3
 ETH_PRIVATE_KEY = "0x" + "11" * 32  # the ChangePubKey's L1 signature (not checked by the sim)
 
 
-def _http(method: str, url: str, *, form: dict[str, str] | None = None,
-          body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def _http(
+    method: str,
+    url: str,
+    *,
+    form: dict[str, str] | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     data = None
     hdrs = dict(headers or {})
     if form is not None:
@@ -44,14 +50,18 @@ def _http(method: str, url: str, *, form: dict[str, str] | None = None,
 
 
 def send_tx(st: SimThread, tx_type: int, tx_info: str) -> tuple[int, Any]:
-    return _http("POST", f"{st.rest_url}/api/v1/sendTx",
-                 form={"tx_type": str(tx_type), "tx_info": tx_info})
+    return _http(
+        "POST", f"{st.rest_url}/api/v1/sendTx", form={"tx_type": str(tx_type), "tx_info": tx_info}
+    )
 
 
 def register(st: SimThread, pub: str, account: int = ACCOUNT, key: int = KEY) -> tuple[int, Any]:
     """Through the loopback control endpoint, as a process that started `mmfast sim` would."""
-    return _http("POST", f"{st.rest_url}/_sim/api_keys",
-                 body={"account_index": account, "api_key_index": key, "public_key": pub})
+    return _http(
+        "POST",
+        f"{st.rest_url}/_sim/api_keys",
+        body={"account_index": account, "api_key_index": key, "public_key": pub},
+    )
 
 
 def next_nonce(st: SimThread, key: int = KEY) -> int:
@@ -65,9 +75,19 @@ def open_orders(st: SimThread) -> list[int]:
 def sign_create(client: Any, coi: int, nonce: int, price: int = 295_000) -> tuple[int, str, str]:
     expiry = int(time.time() * 1000) + 3_600_000
     tx_type, tx_info, tx_hash, err = client.sign_create_order(
-        0, coi, 1000, price, 0, client.ORDER_TYPE_LIMIT,
-        client.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME, False, 0, expiry, nonce=nonce,
-        api_key_index=KEY)
+        0,
+        coi,
+        1000,
+        price,
+        0,
+        client.ORDER_TYPE_LIMIT,
+        client.ORDER_TIME_IN_FORCE_GOOD_TILL_TIME,
+        False,
+        0,
+        expiry,
+        nonce=nonce,
+        api_key_index=KEY,
+    )
     assert err is None
     return tx_type, tx_info, tx_hash
 
@@ -76,18 +96,37 @@ def native_create(st: SimThread, sk: str, coi: int, nonce: int) -> tuple[int, st
     """A create signed by mmfast's native signer (the SDK's Go library holds one key per
     (account, key index) per process: a second SignerClient for the slot replaces the first)."""
     now = int(time.time() * 1000)
-    info, h = S.sign_tx("create_order", {
-        "market_index": 0, "client_order_index": coi, "base_amount": 1000, "price": 295_000,
-        "is_ask": 0, "order_type": 0, "time_in_force": 1, "reduce_only": 0,
-        "trigger_price": 0, "order_expiry": now + 3_600_000}, sk=sk.removeprefix("0x"),
-        chain_id=st.config.chain_id, account_index=ACCOUNT, api_key_index=KEY, nonce=nonce,
-        expired_at=now + 600_000)
+    info, h = S.sign_tx(
+        "create_order",
+        {
+            "market_index": 0,
+            "client_order_index": coi,
+            "base_amount": 1000,
+            "price": 295_000,
+            "is_ask": 0,
+            "order_type": 0,
+            "time_in_force": 1,
+            "reduce_only": 0,
+            "trigger_price": 0,
+            "order_expiry": now + 3_600_000,
+        },
+        sk=sk.removeprefix("0x"),
+        chain_id=st.config.chain_id,
+        account_index=ACCOUNT,
+        api_key_index=KEY,
+        nonce=nonce,
+        expired_at=now + 600_000,
+    )
     return TX_CREATE_ORDER, info, h.hex()
 
 
 async def sdk_client(st: SimThread, priv: str) -> Any:
-    return lighter.SignerClient(url=st.rest_url, account_index=ACCOUNT,
-                                api_private_keys={KEY: priv}, chain_id=st.config.chain_id)
+    return lighter.SignerClient(
+        url=st.rest_url,
+        account_index=ACCOUNT,
+        api_private_keys={KEY: priv},
+        chain_id=st.config.chain_id,
+    )
 
 
 def new_key() -> tuple[str, str]:
@@ -123,8 +162,9 @@ def test_registered_sdk_orders_accepted_with_the_official_tx_hash(sim: SimThread
     assert check is None
     assert open_orders(sim) == [1, 2] and next_nonce(sim) == 2
     # The apikeys endpoint shows the registered key as the venue does (hex, no 0x).
-    st, keys = _http("GET", f"{sim.rest_url}/api/v1/apikeys?account_index={ACCOUNT}"
-                            f"&api_key_index={KEY}")
+    st, keys = _http(
+        "GET", f"{sim.rest_url}/api/v1/apikeys?account_index={ACCOUNT}&api_key_index={KEY}"
+    )
     assert keys["api_keys"][0]["public_key"] == pub.removeprefix("0x")
 
 
@@ -176,21 +216,42 @@ def test_ws_sendtx_and_batch_refuse_a_bad_signature(sim: SimThread, run) -> None
             bad = dict(json.loads(i1), Price=1)
             async with connect(sim.ws_url) as ws:
                 assert json.loads(await ws.recv())["type"] == "connected"
-                await ws.send(json.dumps({"type": "jsonapi/sendtxbatch", "data": {
-                    "tx_types": json.dumps([t, t]),
-                    "tx_infos": json.dumps([i0, json.dumps(bad)])}}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "jsonapi/sendtxbatch",
+                            "data": {
+                                "tx_types": json.dumps([t, t]),
+                                "tx_infos": json.dumps([i0, json.dumps(bad)]),
+                            },
+                        }
+                    )
+                )
                 batch = json.loads(await ws.recv())
-                await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                    "tx_type": t, "tx_info": bad}}))
+                await ws.send(
+                    json.dumps({"type": "jsonapi/sendtx", "data": {"tx_type": t, "tx_info": bad}})
+                )
                 single = json.loads(await ws.recv())
                 # Registering another key for the slot: the client's txs are refused.
                 register(sim, other_pub)
-                await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                    "tx_type": t, "tx_info": json.loads(i0)}}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "jsonapi/sendtx",
+                            "data": {"tx_type": t, "tx_info": json.loads(i0)},
+                        }
+                    )
+                )
                 replaced = json.loads(await ws.recv())
                 register(sim, pub)
-                await ws.send(json.dumps({"type": "jsonapi/sendtxbatch", "data": {
-                    "tx_types": [t, t], "tx_infos": [i0, i1]}}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "jsonapi/sendtxbatch",
+                            "data": {"tx_types": [t, t], "tx_infos": [i0, i1]},
+                        }
+                    )
+                )
                 ok = json.loads(await ws.recv())
                 return [batch, single, replaced, ok]
         finally:
@@ -215,9 +276,9 @@ def test_change_pub_key_registers_the_new_key_and_retires_the_old(sim: SimThread
         new = await sdk_client(sim, new_priv)
         try:
             # Signed by the NEW key (L2) and the account's Ethereum key (L1, not checked).
-            t8, info8, hash8, err = new.sign_change_api_key(ETH_PRIVATE_KEY, new_pub,
-                                                            nonce=next_nonce(sim),
-                                                            api_key_index=KEY)
+            t8, info8, hash8, err = new.sign_change_api_key(
+                ETH_PRIVATE_KEY, new_pub, nonce=next_nonce(sim), api_key_index=KEY
+            )
             assert err is None and t8 == TX_CHANGE_PUB_KEY
             out["change"] = (await asyncio.to_thread(send_tx, sim, t8, info8), hash8)
             n = next_nonce(sim)
@@ -227,8 +288,7 @@ def test_change_pub_key_registers_the_new_key_and_retires_the_old(sim: SimThread
             out["new_after"] = await asyncio.to_thread(send_tx, sim, t, info)
             # A ChangePubKey whose L2 signature is not by the key it carries is refused.
             forged = dict(json.loads(info8), Nonce=next_nonce(sim))
-            out["forged_change"] = await asyncio.to_thread(send_tx, sim, t8,
-                                                           json.dumps(forged))
+            out["forged_change"] = await asyncio.to_thread(send_tx, sim, t8, json.dumps(forged))
         finally:
             await new.close()
         return out
@@ -269,15 +329,20 @@ def test_auth_tokens_verified_rest_and_ws(sim: SimThread, run) -> None:
         # A well-formed token whose signature is garbage.
         deadline, acct, key, _sig = good.split(":")
         forged = f"{deadline}:{acct}:{key}:{'ab' * 80}"
-        rest_forged = await asyncio.to_thread(_http, "GET", url,
-                                              headers={"authorization": forged})
+        rest_forged = await asyncio.to_thread(_http, "GET", url, headers={"authorization": forged})
         frames = []
         async with connect(sim.ws_url) as ws:
             assert json.loads(await ws.recv())["type"] == "connected"
             for tok in (bad, good):
-                await ws.send(json.dumps({"type": "subscribe",
-                                          "channel": f"account_all_orders/{ACCOUNT}",
-                                          "auth": tok}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "subscribe",
+                            "channel": f"account_all_orders/{ACCOUNT}",
+                            "auth": tok,
+                        }
+                    )
+                )
                 frames.append(json.loads(await ws.recv()))
         return rest_good, rest_bad, rest_forged, frames
 
@@ -294,20 +359,37 @@ def test_native_signer_hash_matches_and_control_endpoint_validates(sim: SimThrea
     pk = S.public_key(sk)
     assert register(sim, "0x" + pk.hex().upper())[0] == 200  # 0x and case accepted
     now = int(time.time() * 1000)
-    info, h = S.sign_tx("create_order", {
-        "market_index": 0, "client_order_index": 9, "base_amount": 1000, "price": 295_000,
-        "is_ask": 0, "order_type": 0, "time_in_force": 1, "reduce_only": 0,
-        "trigger_price": 0, "order_expiry": now + 3_600_000}, sk=sk,
-        chain_id=sim.config.chain_id, account_index=ACCOUNT, api_key_index=KEY, nonce=0,
-        expired_at=now + 600_000)
+    info, h = S.sign_tx(
+        "create_order",
+        {
+            "market_index": 0,
+            "client_order_index": 9,
+            "base_amount": 1000,
+            "price": 295_000,
+            "is_ask": 0,
+            "order_type": 0,
+            "time_in_force": 1,
+            "reduce_only": 0,
+            "trigger_price": 0,
+            "order_expiry": now + 3_600_000,
+        },
+        sk=sk,
+        chain_id=sim.config.chain_id,
+        account_index=ACCOUNT,
+        api_key_index=KEY,
+        nonce=0,
+        expired_at=now + 600_000,
+    )
     status, body = send_tx(sim, TX_CREATE_ORDER, info)
     assert status == 200 and body["tx_hash"] == h.hex()
     assert sim.call(lambda s: s.truth.tx_status(h.hex())) == 2
-    for bad in ({"account_index": ACCOUNT, "api_key_index": KEY, "public_key": "zz"},
-                {"account_index": ACCOUNT, "api_key_index": 255, "public_key": pk.hex()},
-                {"account_index": 4242, "api_key_index": KEY, "public_key": pk.hex()},
-                {"account_index": ACCOUNT, "api_key_index": KEY, "public_key": pk.hex()[:-2]},
-                {"account_index": "1001", "api_key_index": KEY, "public_key": pk.hex()}):
+    for bad in (
+        {"account_index": ACCOUNT, "api_key_index": KEY, "public_key": "zz"},
+        {"account_index": ACCOUNT, "api_key_index": 255, "public_key": pk.hex()},
+        {"account_index": 4242, "api_key_index": KEY, "public_key": pk.hex()},
+        {"account_index": ACCOUNT, "api_key_index": KEY, "public_key": pk.hex()[:-2]},
+        {"account_index": "1001", "api_key_index": KEY, "public_key": pk.hex()},
+    ):
         status, body = _http("POST", f"{sim.rest_url}/_sim/api_keys", body=bad)
         assert status == 400 and body["ok"] is False, bad
 
@@ -318,16 +400,30 @@ def test_verify_signatures_setting(verify: bool) -> None:
 
     with SimThread(SimConfig(seed=1, speed_bumps=False, verify_signatures=verify)) as st:
         now = int(time.time() * 1000)
-        info = {"AccountIndex": ACCOUNT, "ApiKeyIndex": KEY, "MarketIndex": 0,
-                "ClientOrderIndex": 1, "BaseAmount": 1000, "Price": 295_000, "IsAsk": 0,
-                "Type": 0, "TimeInForce": 1, "ReduceOnly": 0, "TriggerPrice": 0,
-                "OrderExpiry": now + 3_600_000, "ExpiredAt": now + 600_000, "Nonce": 0,
-                "Sig": "c2ln", "L2TxAttributes": None}
+        info = {
+            "AccountIndex": ACCOUNT,
+            "ApiKeyIndex": KEY,
+            "MarketIndex": 0,
+            "ClientOrderIndex": 1,
+            "BaseAmount": 1000,
+            "Price": 295_000,
+            "IsAsk": 0,
+            "Type": 0,
+            "TimeInForce": 1,
+            "ReduceOnly": 0,
+            "TriggerPrice": 0,
+            "OrderExpiry": now + 3_600_000,
+            "ExpiredAt": now + 600_000,
+            "Nonce": 0,
+            "Sig": "c2ln",
+            "L2TxAttributes": None,
+        }
         status, body = send_tx(st, TX_CREATE_ORDER, json.dumps(info))
         if verify:
             assert status == 400 and body["code"] == INVALID_SIGNATURE
         else:
             # Stand-in signatures pass; the hash is still the venue's.
             assert status == 200
-            assert body["tx_hash"] == S.tx_info_hash(TX_CREATE_ORDER, info,
-                                                     st.config.chain_id).hex()
+            assert (
+                body["tx_hash"] == S.tx_info_hash(TX_CREATE_ORDER, info, st.config.chain_id).hex()
+            )

@@ -27,36 +27,62 @@ def stand_in(**kw: Any) -> SimConfig:
     return SimConfig(verify_signatures=False, **kw)
 
 
-def tx(now: int, nonce: int, coi: int, price: int, is_ask: bool = False, tif: int = 1
-       ) -> dict[str, Any]:
-    return {"AccountIndex": MAIN, "ApiKeyIndex": KEY, "MarketIndex": ETH,
-            "ClientOrderIndex": coi, "BaseAmount": 100, "Price": price, "IsAsk": int(is_ask),
-            "Type": 0, "TimeInForce": tif, "ReduceOnly": 0, "TriggerPrice": 0,
-            "OrderExpiry": 0 if tif == 0 else now + 60 * MIN, "ExpiredAt": now + 10 * MIN,
-            "Nonce": nonce, "Sig": "c2ln", "L2TxAttributes": None}
+def tx(
+    now: int, nonce: int, coi: int, price: int, is_ask: bool = False, tif: int = 1
+) -> dict[str, Any]:
+    return {
+        "AccountIndex": MAIN,
+        "ApiKeyIndex": KEY,
+        "MarketIndex": ETH,
+        "ClientOrderIndex": coi,
+        "BaseAmount": 100,
+        "Price": price,
+        "IsAsk": int(is_ask),
+        "Type": 0,
+        "TimeInForce": tif,
+        "ReduceOnly": 0,
+        "TriggerPrice": 0,
+        "OrderExpiry": 0 if tif == 0 else now + 60 * MIN,
+        "ExpiredAt": now + 10 * MIN,
+        "Nonce": nonce,
+        "Sig": "c2ln",
+        "L2TxAttributes": None,
+    }
 
 
 def cancel(now: int, nonce: int, coi: int) -> dict[str, Any]:
-    return {"AccountIndex": MAIN, "ApiKeyIndex": KEY, "MarketIndex": ETH, "Index": coi,
-            "ExpiredAt": now + 10 * MIN, "Nonce": nonce, "Sig": "c2ln", "L2TxAttributes": None}
+    return {
+        "AccountIndex": MAIN,
+        "ApiKeyIndex": KEY,
+        "MarketIndex": ETH,
+        "Index": coi,
+        "ExpiredAt": now + 10 * MIN,
+        "Nonce": nonce,
+        "Sig": "c2ln",
+        "L2TxAttributes": None,
+    }
 
 
-def with_sim(config: SimConfig, scale: float,
-             body: Callable[[Simulator, ScaledTime], Awaitable[Any]]) -> Any:
+def with_sim(
+    config: SimConfig, scale: float, body: Callable[[Simulator, ScaledTime], Awaitable[Any]]
+) -> Any:
     async def main() -> Any:
         ts = ScaledTime(scale)
         async with Simulator(config, ts) as sim:
             return await asyncio.wait_for(body(sim, ts), 30)
+
     return asyncio.run(main())
 
 
-async def order_latency_ms(sim: Simulator, ts: ScaledTime, ws: Any, tx_type: int,
-                           info: dict[str, Any], coi: int) -> float:
+async def order_latency_ms(
+    sim: Simulator, ts: ScaledTime, ws: Any, tx_type: int, info: dict[str, Any], coi: int
+) -> float:
     """Simulated ms from sending a tx over WS to seeing its order change on the account
     stream."""
     t0 = ts.monotonic_ns()
-    await ws.send(json.dumps({"type": "jsonapi/sendtx",
-                              "data": {"tx_type": tx_type, "tx_info": info}}))
+    await ws.send(
+        json.dumps({"type": "jsonapi/sendtx", "data": {"tx_type": tx_type, "tx_info": info}})
+    )
     while True:
         msg = json.loads(await ws.recv())
         if msg.get("type") == "update/account_all_orders":
@@ -71,8 +97,9 @@ async def account_ws(sim: Simulator, ts: ScaledTime) -> Any:
     ws = await connect(sim.ws_url)
     json.loads(await ws.recv())  # connected
     token = f"{ts.wall_ms() // 1000 + 3600}:{MAIN}:{KEY}:00ab"
-    await ws.send(json.dumps({"type": "subscribe", "channel": f"account_all_orders/{MAIN}",
-                              "auth": token}))
+    await ws.send(
+        json.dumps({"type": "subscribe", "channel": f"account_all_orders/{MAIN}", "auth": token})
+    )
     assert json.loads(await ws.recv())["type"] == "subscribed/account_all_orders"
     return ws
 
@@ -92,13 +119,18 @@ def test_speed_bumps_in_simulated_time(tier: str) -> None:
         nonce = 0
         for i in range(3):
             coi = 10 + i
-            out["maker"].append(await order_latency_ms(
-                sim, ts, ws, 14, tx(now, nonce, coi, 299_000 - i), coi))
-            out["cancel"].append(await order_latency_ms(
-                sim, ts, ws, 15, cancel(now, nonce + 1, coi), coi))
+            out["maker"].append(
+                await order_latency_ms(sim, ts, ws, 14, tx(now, nonce, coi, 299_000 - i), coi)
+            )
+            out["cancel"].append(
+                await order_latency_ms(sim, ts, ws, 15, cancel(now, nonce + 1, coi), coi)
+            )
             coi = 20 + i  # IOC buy through the resting ask: a taker
-            out["taker"].append(await order_latency_ms(
-                sim, ts, ws, 14, tx(now, nonce + 2, coi, 300_100, tif=0), coi))
+            out["taker"].append(
+                await order_latency_ms(
+                    sim, ts, ws, 14, tx(now, nonce + 2, coi, 300_100, tif=0), coi
+                )
+            )
             nonce += 3
         await ws.close()
         return out
@@ -134,8 +166,9 @@ def test_standard_tier_allows_60_requests_a_minute_then_429_with_retry_after() -
                 after = r.status
         return statuses, retry, body, first_window_s, after
 
-    statuses, retry, body, window_s, after = with_sim(stand_in(seed=1, tier="standard"),
-                                                      100.0, body)
+    statuses, retry, body, window_s, after = with_sim(
+        stand_in(seed=1, tier="standard"), 100.0, body
+    )
     assert statuses[:60] == [200] * 60 and statuses[60] == 429
     assert body["code"] == 23000
     assert 60 - window_s - 2 <= int(retry) <= 60  # until the oldest request leaves the window
@@ -158,8 +191,11 @@ def test_premium_weights_and_ws_limits() -> None:
         await ws.close()
         return statuses, replies
 
-    statuses, replies = with_sim(stand_in(seed=1, tier="premium", ws_ping_interval_ms=600_000,
-                                          block_after_breaches=100), 100.0, body)
+    statuses, replies = with_sim(
+        stand_in(seed=1, tier="premium", ws_ping_interval_ms=600_000, block_after_breaches=100),
+        100.0,
+        body,
+    )
     assert statuses.count(200) == 40 and statuses[-1] == 429
     assert [r["type"] for r in replies[:200]] == ["pong"] * 200
     assert replies[200]["type"] == "error" and replies[200]["code"] == 23000
@@ -172,8 +208,9 @@ def test_ws_inflight_cap() -> None:
         ws = await connect(sim.ws_url)
         json.loads(await ws.recv())
         for _ in range(51):
-            await ws.send(json.dumps({"type": "jsonapi/sendtx",
-                                      "data": {"tx_type": 14, "tx_info": "{}"}}))
+            await ws.send(
+                json.dumps({"type": "jsonapi/sendtx", "data": {"tx_type": 14, "tx_info": "{}"}})
+            )
         first = json.loads(await ws.recv())  # the refusal comes at once, the acks later
         rest = [json.loads(await ws.recv()) for _ in range(50)]
         await ws.close()
@@ -220,10 +257,20 @@ def test_flow_fills_a_quote_at_the_touch_in_shared_scaled_time() -> None:
         asks, bids = sim.exchange.levels(ETH)
         now = ts.wall_ms()
         t0 = ts.monotonic_ns()
-        for nonce, (coi, price, is_ask) in enumerate(((1, bids[0][0], False),
-                                                      (2, asks[0][0], True))):
-            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                "tx_type": 14, "tx_info": tx(now, nonce, coi, price, is_ask, tif=2)}}))
+        for nonce, (coi, price, is_ask) in enumerate(
+            ((1, bids[0][0], False), (2, asks[0][0], True))
+        ):
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "jsonapi/sendtx",
+                        "data": {
+                            "tx_type": 14,
+                            "tx_info": tx(now, nonce, coi, price, is_ask, tif=2),
+                        },
+                    }
+                )
+            )
         while True:
             msg = json.loads(await ws.recv())
             if msg.get("type") != "update/account_all_orders":
@@ -234,8 +281,11 @@ def test_flow_fills_a_quote_at_the_touch_in_shared_scaled_time() -> None:
                         await ws.close()
                         return (ts.monotonic_ns() - t0) / 1e9, len(sim.truth.fills(MAIN))
 
-    waited_s, fills = with_sim(stand_in(seed=9, flow=FlowConfig(), speed_bumps=False,
-                                        ws_ping_interval_ms=600_000), 20.0, body)
+    waited_s, fills = with_sim(
+        stand_in(seed=9, flow=FlowConfig(), speed_bumps=False, ws_ping_interval_ms=600_000),
+        20.0,
+        body,
+    )
     assert fills >= 1
     assert waited_s <= 60.0  # simulated seconds
 
@@ -244,8 +294,18 @@ def test_tier_table_and_least_favourable_default() -> None:
     from mmfast.sim.config import TIERS
 
     assert SimConfig().tier == "standard" and not SimConfig().quota_on
-    got = {n: (t.maker_delay_ms, t.cancel_delay_ms, t.taker_delay_ms, t.budget, t.min_cost,
-               t.sendtx_per_min, t.volume_quota) for n, t in TIERS.items()}
+    got = {
+        n: (
+            t.maker_delay_ms,
+            t.cancel_delay_ms,
+            t.taker_delay_ms,
+            t.budget,
+            t.min_cost,
+            t.sendtx_per_min,
+            t.volume_quota,
+        )
+        for n, t in TIERS.items()
+    }
     assert got == {
         "standard": (200, 200, (300, 300), 24_000, 400, 60, False),
         "premium": (0, 0, (140, 200), 24_000, 0, 4_000, True),
@@ -260,6 +320,7 @@ def test_tier_table_and_least_favourable_default() -> None:
 
 def test_sendtx_bucket_per_tier_counts_rest_and_ws_sends() -> None:
     """Plus: 120000 REST weight but 8000 sendTx a minute (overridden to 3 here to count)."""
+
     async def body(sim: Simulator, ts: ScaledTime) -> tuple[Any, ...]:
         now = ts.wall_ms()
         statuses = []
@@ -273,14 +334,18 @@ def test_sendtx_bucket_per_tier_counts_rest_and_ws_sends() -> None:
                 read = r.status  # reads are not sendTx
         ws = await connect(sim.ws_url)
         json.loads(await ws.recv())
-        await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-            "tx_type": 15, "tx_info": cancel(now, 3, 99)}}))
+        await ws.send(
+            json.dumps(
+                {"type": "jsonapi/sendtx", "data": {"tx_type": 15, "tx_info": cancel(now, 3, 99)}}
+            )
+        )
         ack = json.loads(await ws.recv())
         await ws.close()
         return statuses, read, ack
 
-    statuses, read, ack = with_sim(stand_in(seed=1, tier="plus", sendtx_per_min=3,
-                                            speed_bumps=False), 50.0, body)
+    statuses, read, ack = with_sim(
+        stand_in(seed=1, tier="plus", sendtx_per_min=3, speed_bumps=False), 50.0, body
+    )
     assert statuses == [400, 400, 400] and read == 200
     assert ack["data"]["code"] == 23000 and ack["data"]["retry_after"] > 0
 
@@ -289,10 +354,12 @@ def test_volume_quota_over_rest_ws_and_the_control_endpoint() -> None:
     """Premium: every sendTx answer carries the account's quota; a spent quota is HTTP 429 /
     23000 naming the volume quota (REST) or the same body in the WS ack; cancels go on; the
     control endpoint shows and sets it."""
+
     async def body(sim: Simulator, ts: ScaledTime) -> dict[str, Any]:
         now = ts.wall_ms()
         got: dict[str, Any] = {}
         async with aiohttp.ClientSession() as http:
+
             async def send(info: dict[str, Any], tx_type: int = 14) -> tuple[int, Any]:
                 form = {"tx_type": str(tx_type), "tx_info": json.dumps(info)}
                 async with http.post(f"{sim.rest_url}/api/v1/sendTx", data=form) as r:
@@ -305,8 +372,14 @@ def test_volume_quota_over_rest_ws_and_the_control_endpoint() -> None:
             got["cancel"] = await send(cancel(now, 3, 1), 15)  # the refusal kept nonce 3
             ws = await connect(sim.ws_url)
             json.loads(await ws.recv())
-            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                "tx_type": 14, "tx_info": tx(now, 4, 5, 290_400)}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "jsonapi/sendtx",
+                        "data": {"tx_type": 14, "tx_info": tx(now, 4, 5, 290_400)},
+                    }
+                )
+            )
             got["ws_refused"] = json.loads(await ws.recv())
             ctl = f"{sim.control_url}/volume_quota"
             async with http.post(ctl, json={"account": MAIN, "remaining": 50}) as r:
@@ -315,23 +388,33 @@ def test_volume_quota_over_rest_ws_and_the_control_endpoint() -> None:
                 got["bad"] = r.status, await r.json()
             async with http.post(ctl, json={"account": MAIN, "remainder": 5}) as r:
                 got["unknown"] = r.status, await r.json()
-            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                "tx_type": 14, "tx_info": tx(now, 4, 5, 290_400)}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "jsonapi/sendtx",
+                        "data": {"tx_type": 14, "tx_info": tx(now, 4, 5, 290_400)},
+                    }
+                )
+            )
             got["ws_ok"] = json.loads(await ws.recv())
             await ws.close()
             async with http.get(f"{sim.control_url}/truth/volume_quota?account={MAIN}") as r:
                 got["truth"] = (await r.json())["result"]
         return got
 
-    got = with_sim(stand_in(seed=1, tier="premium", volume_quota_start=2, speed_bumps=False),
-                   20.0, body)
+    got = with_sim(
+        stand_in(seed=1, tier="premium", volume_quota_start=2, speed_bumps=False), 20.0, body
+    )
     assert got["first"][0] == 200 and got["first"][1]["volume_quota_remaining"] == 1
     assert got["free"][1]["volume_quota_remaining"] == 0
     assert got["free2"][0] == 200 and got["free2"][1]["volume_quota_remaining"] == 0
     status, refused = got["refused"]
     assert status == 429 and refused["code"] == 23000
-    assert refused["message"].startswith("Too Many Requests!") and "volume quota" in refused[
-        "message"] and refused["volume_quota_remaining"] == 0
+    assert (
+        refused["message"].startswith("Too Many Requests!")
+        and "volume quota" in refused["message"]
+        and refused["volume_quota_remaining"] == 0
+    )
     assert got["cancel"][0] == 200  # free
     ws_refused = got["ws_refused"]["data"]
     assert ws_refused["code"] == 23000 and "volume quota" in ws_refused["message"]

@@ -31,17 +31,30 @@ def stand_in(**kw: Any) -> SimConfig:
 
 @pytest.fixture
 def sim_config() -> SimConfig:
-    return stand_in(seed=11, ws_ping_interval_ms=50, ws_pong_timeout_ms=300,
-                    speed_bumps=False)
+    return stand_in(seed=11, ws_ping_interval_ms=50, ws_pong_timeout_ms=300, speed_bumps=False)
 
 
-def info(now: int, nonce: int, coi: int, price: int, size: int = 100, is_ask: bool = False,
-         tif: int = 1) -> dict[str, Any]:
-    return {"AccountIndex": MAIN, "ApiKeyIndex": KEY, "MarketIndex": 0,
-            "ClientOrderIndex": coi, "BaseAmount": size, "Price": price, "IsAsk": int(is_ask),
-            "Type": 0, "TimeInForce": tif, "ReduceOnly": 0, "TriggerPrice": 0,
-            "OrderExpiry": 0 if tif == 0 else now + 60 * MIN, "ExpiredAt": now + 10 * MIN,
-            "Nonce": nonce, "Sig": "c2ln", "L2TxAttributes": None}
+def info(
+    now: int, nonce: int, coi: int, price: int, size: int = 100, is_ask: bool = False, tif: int = 1
+) -> dict[str, Any]:
+    return {
+        "AccountIndex": MAIN,
+        "ApiKeyIndex": KEY,
+        "MarketIndex": 0,
+        "ClientOrderIndex": coi,
+        "BaseAmount": size,
+        "Price": price,
+        "IsAsk": int(is_ask),
+        "Type": 0,
+        "TimeInForce": tif,
+        "ReduceOnly": 0,
+        "TriggerPrice": 0,
+        "OrderExpiry": 0 if tif == 0 else now + 60 * MIN,
+        "ExpiredAt": now + 10 * MIN,
+        "Nonce": nonce,
+        "Sig": "c2ln",
+        "L2TxAttributes": None,
+    }
 
 
 def wall_ms(st: SimThread) -> int:
@@ -92,9 +105,13 @@ def test_no_pong_closes_1008_and_pongs_keep_it_open(sim: SimThread, run) -> None
 
 def test_sdk_ws_client_answers_pings(sim: SimThread, run) -> None:
     async def main() -> None:
-        client = lighter.WsClient(order_book_ids=[0], account_ids=[], ws_url=sim.ws_url,
-                                  on_order_book_update=lambda *_: None,
-                                  on_account_update=lambda *_: None)
+        client = lighter.WsClient(
+            order_book_ids=[0],
+            account_ids=[],
+            ws_url=sim.ws_url,
+            on_order_book_update=lambda *_: None,
+            on_account_update=lambda *_: None,
+        )
         task = asyncio.create_task(client.run_async())
         await asyncio.sleep(0.8)
         assert not task.done()  # still connected past the pong timeout
@@ -121,8 +138,11 @@ def test_subscribe_rules(sim: SimThread, run) -> None:
                 {"type": "subscribe", "channel": "order_book/65536"},  # unknown market
                 {"type": "subscribe", "channel": "nonsense/1"},
                 {"type": "subscribe", "channel": f"account_all_orders/{MAIN}"},  # no auth
-                {"type": "subscribe", "channel": f"account_all_orders/{MAIN}",
-                 "auth": f"{now_s - 5}:{MAIN}:{KEY}:abcd"},  # expired
+                {
+                    "type": "subscribe",
+                    "channel": f"account_all_orders/{MAIN}",
+                    "auth": f"{now_s - 5}:{MAIN}:{KEY}:abcd",
+                },  # expired
                 {"type": "subscribe", "channel": "account_all_orders/2002", "auth": good},
                 {"type": "subscribe", "channel": f"account_all_orders/{MAIN}", "auth": good},
                 {"type": "unsubscribe", "channel": "order_book/0"},
@@ -141,8 +161,11 @@ def test_subscribe_rules(sim: SimThread, run) -> None:
     assert (r[2]["code"], r[2]["channel"]) == (30012, "order_book:65536")
     assert r[3]["code"] == 30005
     assert [x["code"] for x in r[4:7]] == [30012, 30012, 30012]
-    assert r[7] == {"type": "subscribed/account_all_orders",
-                    "channel": f"account_all_orders:{MAIN}", "orders": {}}
+    assert r[7] == {
+        "type": "subscribed/account_all_orders",
+        "channel": f"account_all_orders:{MAIN}",
+        "orders": {},
+    }
     assert r[8] == {"type": "unsubscribed/order_book", "channel": "order_book:0"}
     assert r[9]["code"] == 30002
     assert r[10]["code"] == 30001
@@ -157,22 +180,55 @@ def test_jsonapi_sendtx_and_batch_acks(sim: SimThread, run) -> None:
         async with connect(sim.ws_url) as ws:
             await recv(ws)
             # tx_info as an object, then as a string; then a stale nonce; then a batch
-            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                "id": "a1", "tx_type": 14, "tx_info": info(now, 0, 1, 299_000)}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "jsonapi/sendtx",
+                        "data": {"id": "a1", "tx_type": 14, "tx_info": info(now, 0, 1, 299_000)},
+                    }
+                )
+            )
             out.append(await recv(ws))
-            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                "tx_type": 14, "tx_info": json.dumps(info(now, 1, 2, 298_000))}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "jsonapi/sendtx",
+                        "data": {"tx_type": 14, "tx_info": json.dumps(info(now, 1, 2, 298_000))},
+                    }
+                )
+            )
             out.append(await recv(ws))
-            await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                "tx_type": 14, "tx_info": info(now, 1, 3, 297_000)}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "jsonapi/sendtx",
+                        "data": {"tx_type": 14, "tx_info": info(now, 1, 3, 297_000)},
+                    }
+                )
+            )
             out.append(await recv(ws))
             batch = [json.dumps(info(now, n, 10 + n, 290_000)) for n in (2, 3, 4)]
-            await ws.send(json.dumps({"type": "jsonapi/sendtxbatch", "data": {
-                "tx_types": json.dumps([14, 14, 14]), "tx_infos": json.dumps(batch)}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "jsonapi/sendtxbatch",
+                        "data": {
+                            "tx_types": json.dumps([14, 14, 14]),
+                            "tx_infos": json.dumps(batch),
+                        },
+                    }
+                )
+            )
             out.append(await recv(ws))
             bad = [json.dumps(info(now, n, 20 + n, 290_000)) for n in (5, 7)]
-            await ws.send(json.dumps({"type": "jsonapi/sendtxbatch", "data": {
-                "tx_types": json.dumps([14, 14]), "tx_infos": json.dumps(bad)}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "jsonapi/sendtxbatch",
+                        "data": {"tx_types": json.dumps([14, 14]), "tx_infos": json.dumps(bad)},
+                    }
+                )
+            )
             out.append(await recv(ws))
         return out
 
@@ -212,9 +268,17 @@ def test_book_deltas_chain_on_the_wire(sim_config: SimConfig, run, batch_ms: int
                 await ws.send(json.dumps({"type": "subscribe", "channel": "order_book/0"}))
                 frames.append(await recv(ws))
                 for n in range(5):
-                    await ws.send(json.dumps({"type": "jsonapi/sendtx", "data": {
-                        "tx_type": 14,
-                        "tx_info": info(now, n, n + 1, 299_000 - 100 * (n % 2))}}))
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "type": "jsonapi/sendtx",
+                                "data": {
+                                    "tx_type": 14,
+                                    "tx_info": info(now, n, n + 1, 299_000 - 100 * (n % 2)),
+                                },
+                            }
+                        )
+                    )
                 last = frames[0]["order_book"]["nonce"] + 5  # five changes
                 while frames[-1]["order_book"]["nonce"] < last:
                     f = await recv(ws)
@@ -256,8 +320,16 @@ def _rules_sim(**kw: Any) -> tuple[SimThread, Any]:
     from mmfast.core.timesource import ScaledTime
 
     t = ScaledTime(_RULES_SCALE)
-    st = SimThread(stand_in(seed=12, speed_bumps=False, ws_ping_interval_ms=3_600_000,
-                            ws_pong_timeout_ms=7_200_000, **kw), t)
+    st = SimThread(
+        stand_in(
+            seed=12,
+            speed_bumps=False,
+            ws_ping_interval_ms=3_600_000,
+            ws_pong_timeout_ms=7_200_000,
+            **kw,
+        ),
+        t,
+    )
     st.start()
     return st, t
 

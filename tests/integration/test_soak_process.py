@@ -67,8 +67,9 @@ class Figures:
     sim_loop: dict[str, Any] = field(default_factory=dict)
     fills: int = 0
 
-    def after_warmup(self, series: list[tuple[float, int, int]]) -> tuple[list[float], list[
-            tuple[float, int, int]]]:
+    def after_warmup(
+        self, series: list[tuple[float, int, int]]
+    ) -> tuple[list[float], list[tuple[float, int, int]]]:
         k = len(self.sim_s) // 4
         return self.sim_s[k:], series[k:]
 
@@ -82,18 +83,20 @@ class Figures:
 
     def report(self) -> str:
         b, v = self.bot, self.venue
-        return (f"seed {self.seed}: {self.sim_s[-1] / 60:.0f} simulated min, {len(self.sim_s)} "
-                f"samples; bot RSS {b[0][0]:.0f} -> {b[-1][0]:.0f} MB (growth "
-                f"{self.growth_mb_h(b):+.1f} MB/h after warm-up), fds {b[0][1]}-"
-                f"{max(x[1] for x in b)} (spread after warm-up {self.spread(b, 1)}), threads "
-                f"{b[-1][2]}; simulator RSS {v[0][0]:.0f} -> {v[-1][0]:.0f} MB (growth "
-                f"{self.growth_mb_h(v):+.1f} MB/h), fds spread {self.spread(v, 1)}, threads "
-                f"{v[-1][2]}; loop lag p99 bot {self.bot_loop.get('lag_p99_ms')} ms (max "
-                f"{self.bot_loop.get('lag_max_ms')}), simulator {self.sim_loop.get('lag_p99_ms')}"
-                f" ms (max {self.sim_loop.get('lag_max_ms')}); book oracle: "
-                f"{len(self.episodes)} episodes, {sum(self.episodes.values())} aligned "
-                f"comparisons, {len(self.mismatches)} mismatches, {self.unaligned} reads out of "
-                f"the window; {self.drops} drops; {self.fills} fills")
+        return (
+            f"seed {self.seed}: {self.sim_s[-1] / 60:.0f} simulated min, {len(self.sim_s)} "
+            f"samples; bot RSS {b[0][0]:.0f} -> {b[-1][0]:.0f} MB (growth "
+            f"{self.growth_mb_h(b):+.1f} MB/h after warm-up), fds {b[0][1]}-"
+            f"{max(x[1] for x in b)} (spread after warm-up {self.spread(b, 1)}), threads "
+            f"{b[-1][2]}; simulator RSS {v[0][0]:.0f} -> {v[-1][0]:.0f} MB (growth "
+            f"{self.growth_mb_h(v):+.1f} MB/h), fds spread {self.spread(v, 1)}, threads "
+            f"{v[-1][2]}; loop lag p99 bot {self.bot_loop.get('lag_p99_ms')} ms (max "
+            f"{self.bot_loop.get('lag_max_ms')}), simulator {self.sim_loop.get('lag_p99_ms')}"
+            f" ms (max {self.sim_loop.get('lag_max_ms')}); book oracle: "
+            f"{len(self.episodes)} episodes, {sum(self.episodes.values())} aligned "
+            f"comparisons, {len(self.mismatches)} mismatches, {self.unaligned} reads out of "
+            f"the window; {self.drops} drops; {self.fills} fills"
+        )
 
 
 def _oracle(fig: Figures, bot_url: str, sim: Sim) -> None:
@@ -116,21 +119,37 @@ def _oracle(fig: Figures, bot_url: str, sim: Sim) -> None:
 def _soak(tmp_path: Path, sim_minutes: float, seed: int) -> Figures:
     rng = random.Random(seed)
     fig = Figures(seed)
-    sim = Sim(tmp_path, "--seed", str(seed), "--time-scale", str(SCALE), "--book-history",
-              "1024")
+    sim = Sim(tmp_path, "--seed", str(seed), "--time-scale", str(SCALE), "--book-history", "1024")
     from mmfast.conf import example_path
 
     cfg = tmp_path / "bot.toml"
     text = example_path("sim").read_text()
-    cfg.write_text(text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\n'
-                                f'ws_url = "{sim.ws}"\n', 1))
+    cfg.write_text(
+        text.replace("[venue]\n", f'[venue]\nrest_url = "{sim.rest}"\nws_url = "{sim.ws}"\n', 1)
+    )
     port = _free_port()
     journal = tmp_path / "j.jsonl"
     err = open(tmp_path / "bot.err", "wb")  # noqa: SIM115 - closed below
-    bot = subprocess.Popen([*MMFAST, "run", "--quiet", "--config", str(cfg), "--journal",
-                            str(journal), "--time-scale", str(SCALE), "--seed", str(seed),
-                            "--control-port", str(port)], env=_env(tmp_path),
-                           stdout=subprocess.DEVNULL, stderr=err)
+    bot = subprocess.Popen(
+        [
+            *MMFAST,
+            "run",
+            "--quiet",
+            "--config",
+            str(cfg),
+            "--journal",
+            str(journal),
+            "--time-scale",
+            str(SCALE),
+            "--seed",
+            str(seed),
+            "--control-port",
+            str(port),
+        ],
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
     bot_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -157,8 +176,13 @@ def _soak(tmp_path: Path, sim_minutes: float, seed: int) -> Figures:
             _oracle(fig, bot_url, sim)
             if sim_now >= next_drop:
                 # A new snapshot episode: the market stream cut (close code or reset).
-                _post(f"{sim.rest}/_sim/faults", {"kind": "drop", "args": {
-                    "code": rng.choice([1000, 1006, "rst"]), "conn": "order_book:0"}})
+                _post(
+                    f"{sim.rest}/_sim/faults",
+                    {
+                        "kind": "drop",
+                        "args": {"code": rng.choice([1000, 1006, "rst"]), "conn": "order_book:0"},
+                    },
+                )
                 fig.drops += 1
                 next_drop = sim_now + rng.uniform(120, 300)
             time.sleep(rng.uniform(0.05, 0.3))

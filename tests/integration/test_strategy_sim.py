@@ -39,8 +39,15 @@ MIN_SIZE = 50  # ETH min_base_amount in the simulator (lots)
 BUSY_FLOW = FlowConfig(market_rate_per_s=4.0, market_size=(5, 40))
 
 
-def cfg_text(strategy: str = "market_making", *, max_pos: int = 400, mm: str = "",
-             tl: str = "", fills_per_min: int = 100000, ks: str = "") -> str:
+def cfg_text(
+    strategy: str = "market_making",
+    *,
+    max_pos: int = 400,
+    mm: str = "",
+    tl: str = "",
+    fills_per_min: int = 100000,
+    ks: str = "",
+) -> str:
     return f"""
 [market]
 market_id = 0
@@ -87,8 +94,16 @@ enabled = false
 class Run:
     """A Runner on the test's loop; ``probe()`` is called every ``every_s`` real seconds."""
 
-    def __init__(self, tmp: Path, text: str, *, key: ApiKey | None = None, seed: int = 3,
-                 scale: float = SCALE, ahead_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        text: str,
+        *,
+        key: ApiKey | None = None,
+        seed: int = 3,
+        scale: float = SCALE,
+        ahead_s: float = 0.0,
+    ) -> None:
         self.cfg = parse_config(text, env={})
         self.journal = tmp / "journal.jsonl"
         self.out, self.err = io.StringIO(), io.StringIO()
@@ -98,21 +113,38 @@ class Run:
         v = self.cfg.venue
         # Every trade kept (the default keeps the last 1000 of the market, and the flow alone
         # makes ~900 in a run): the tests compare the bot's fills with the venue's whole list.
-        self.sim = SimThread(SimConfig(seed=seed, chain_id=v.chain_id,
-                                       account_index=v.account_index, flow=BUSY_FLOW,
-                                       speed_bumps=False, recent_trades_kept=1_000_000,
-                                       tier=v.tier or "premium"),
-                             self.time)
-        self.runner = Runner(self.cfg, RunOptions(quiet=True, journal=str(self.journal),
-                                                  seed=seed, time_scale=scale),
-                             out=self.out, err=self.err, key=key, sim=self.sim,
-                             time=self.time)
+        self.sim = SimThread(
+            SimConfig(
+                seed=seed,
+                chain_id=v.chain_id,
+                account_index=v.account_index,
+                flow=BUSY_FLOW,
+                speed_bumps=False,
+                recent_trades_kept=1_000_000,
+                tier=v.tier or "premium",
+            ),
+            self.time,
+        )
+        self.runner = Runner(
+            self.cfg,
+            RunOptions(quiet=True, journal=str(self.journal), seed=seed, time_scale=scale),
+            out=self.out,
+            err=self.err,
+            key=key,
+            sim=self.sim,
+            time=self.time,
+        )
         self.runner.setup_logging()
         _RUNS.append(self)
 
-    async def go(self, seconds: float, probe: Callable[[Runner], Any] | None = None,
-                 every_s: float = 0.1, done: Callable[[], bool] | None = None,
-                 before: Callable[[SimThread], Any] | None = None) -> int:
+    async def go(
+        self,
+        seconds: float,
+        probe: Callable[[Runner], Any] | None = None,
+        every_s: float = 0.1,
+        done: Callable[[], bool] | None = None,
+        before: Callable[[SimThread], Any] | None = None,
+    ) -> int:
         """Run up to ``seconds`` (real), or until ``done()``; ``before(sim)`` once the
         simulator is up, before the runner starts."""
         self.sim.start()
@@ -120,8 +152,11 @@ class Run:
             before(self.sim)
         task = asyncio.get_running_loop().create_task(self.runner.run())
         t_end = asyncio.get_running_loop().time() + seconds
-        while (asyncio.get_running_loop().time() < t_end and not task.done()
-               and not (done is not None and done())):
+        while (
+            asyncio.get_running_loop().time() < t_end
+            and not task.done()
+            and not (done is not None and done())
+        ):
             await asyncio.sleep(every_s)
             s = self.runner.strategy
             if probe is not None and s is not None and s.running and self.runner.sim:
@@ -154,8 +189,7 @@ def _cleanup() -> Any:
 
 def test_market_making_quotes_rest_fills_and_inventory_within_limit(tmp_path: Path) -> None:
     r = Run(tmp_path, cfg_text(max_pos=300))
-    seen = {"two_sided": 0, "max_abs_pos": 0, "venue_fills": 0, "over_limit_orders": 0,
-            "probes": 0}
+    seen = {"two_sided": 0, "max_abs_pos": 0, "venue_fills": 0, "over_limit_orders": 0, "probes": 0}
 
     def probe(run: Runner) -> None:
         seen["probes"] += 1
@@ -167,8 +201,10 @@ def test_market_making_quotes_rest_fills_and_inventory_within_limit(tmp_path: Pa
         if bids and asks:
             seen["two_sided"] += 1
         # Every open order of a side filling must keep |position| <= the limit.
-        if (pos + sum(o.remaining for o in bids) > 300
-                or pos - sum(o.remaining for o in asks) < -300):
+        if (
+            pos + sum(o.remaining for o in bids) > 300
+            or pos - sum(o.remaining for o in asks) < -300
+        ):
             seen["over_limit_orders"] += 1
 
     code = asyncio.run(r.go(8.0, probe))
@@ -196,10 +232,12 @@ def test_market_making_quotes_rest_fills_and_inventory_within_limit(tmp_path: Pa
 
 
 def test_market_making_avellaneda_stoikov_runs(tmp_path: Path) -> None:
-    text = cfg_text(mm="mode = \"avellaneda_stoikov\"\n"
-                       "[strategy.market_making.avellaneda_stoikov]\n"
-                       "gamma = 0.05\nsigma = 5.0\nkappa = 0.05\nmin_samples = 5\n"
-                       "sigma_window_s = 30.0\nkappa_window_s = 30.0")
+    text = cfg_text(
+        mm='mode = "avellaneda_stoikov"\n'
+        "[strategy.market_making.avellaneda_stoikov]\n"
+        "gamma = 0.05\nsigma = 5.0\nkappa = 0.05\nmin_samples = 5\n"
+        "sigma_window_s = 30.0\nkappa_window_s = 30.0"
+    )
     r = Run(tmp_path, text)
     code = asyncio.run(r.go(5.0))
     assert code == EXIT_OK, r.err.getvalue()
@@ -217,9 +255,20 @@ def _trend_ladder_run(tmp_path: Path, seed: int) -> dict[str, Any]:
 
     def probe(run: Runner) -> None:
         s = run.strategy
-        busy = any(lvl.tp_pending or (lvl.tp is not None and lvl.tp.status in (
-            OrderStatus.PENDING_NEW, OrderStatus.UNKNOWN, OrderStatus.PENDING_CANCEL))
-            for lvl in s.levels) or s._tp_again or s._tp_retry is not None or s.inflight
+        busy = (
+            any(
+                lvl.tp_pending
+                or (
+                    lvl.tp is not None
+                    and lvl.tp.status
+                    in (OrderStatus.PENDING_NEW, OrderStatus.UNKNOWN, OrderStatus.PENDING_CANCEL)
+                )
+                for lvl in s.levels
+            )
+            or s._tp_again
+            or s._tp_retry is not None
+            or s.inflight
+        )
         checks["max_abs_pos"] = max(checks["max_abs_pos"], abs(s.position_lots))
         if busy:
             return
@@ -234,8 +283,9 @@ def _trend_ladder_run(tmp_path: Path, seed: int) -> dict[str, Any]:
     s = r.runner.strategy
     recs = r.records()
     tp_fills = [x for x in recs if x["kind"] == "tp_fill"]
-    entry_fills = [x for x in recs if x["kind"] == "fill" and x["coi"] not in
-                   {f["coi"] for f in tp_fills}]
+    entry_fills = [
+        x for x in recs if x["kind"] == "fill" and x["coi"] not in {f["coi"] for f in tp_fills}
+    ]
     # Transient breaks between an event and the TP tx it triggers are not settled states;
     # a settled state never breaks it.
     assert len(checks["broken"]) <= max(2, checks["held"] // 20), checks["broken"][:10]
@@ -247,8 +297,7 @@ def _trend_ladder_run(tmp_path: Path, seed: int) -> dict[str, Any]:
             assert x["price"] != x["touch"]  # never at the touch: strictly behind it
     # Every TP sent was reduce-only post-only with a size > 0.
     sent_tps = [x for x in recs if x["kind"] == "order_sent" and x["tag"] == "tp"]
-    assert all(x["reduce_only"] and x["tif"] == "POST_ONLY" and x["size"] > 0
-               for x in sent_tps)
+    assert all(x["reduce_only"] and x["tif"] == "POST_ONLY" and x["size"] > 0 for x in sent_tps)
     assert r.truth(lambda t: t.open_orders(ACCOUNT, MARKET)) == []
     # Partial fills: an entry of 150 lots filled in more than one trade.
     by_coi: dict[int, int] = {}
@@ -257,17 +306,16 @@ def _trend_ladder_run(tmp_path: Path, seed: int) -> dict[str, Any]:
     return {
         "entry_fills": bool(entry_fills),
         "tp_filled": s.tp_placed >= 1 and bool(tp_fills),
-        "partial": any(n > 1 for n in by_coi.values())
-        or any(x["size"] < 150 for x in entry_fills),
+        "partial": any(n > 1 for n in by_coi.values()) or any(x["size"] < 150 for x in entry_fills),
         "crossed": s.tp_crossings >= 1,
-        "logs": all(m in r.err.getvalue()
-                    for m in ("tp submit intent:", "tp placed:", "tp verify:")),
+        "logs": all(
+            m in r.err.getvalue() for m in ("tp submit intent:", "tp placed:", "tp verify:")
+        ),
         "held": checks["held"],
     }
 
 
-def test_trend_ladder_tp_invariant_through_partial_fills_and_crossings(tmp_path: Path
-                                                                       ) -> None:
+def test_trend_ladder_tp_invariant_through_partial_fills_and_crossings(tmp_path: Path) -> None:
     # The flow interleaves with the bot's own orders in real time, so which paths one run takes
     # varies; the invariant must hold in every run, and the seeded runs (at most 4) must
     # between them go through entry fills, partial fills, TP fills and crossings.
@@ -286,11 +334,15 @@ def test_trend_ladder_tp_invariant_through_partial_fills_and_crossings(tmp_path:
 
 def test_kill_switch_pause_cancels_all_keeps_running_and_resumes(tmp_path: Path) -> None:
     # Two fills in a rolling minute trip it; pause cooldown 2 s (simulated) after the last.
-    r = Run(tmp_path, cfg_text(mm="filled_order_delay_s = 0.0",
-                               fills_per_min=1,
-                               ks="action = \"pause\"\npause_cooldown_s = 2.0"))
-    state = {"paused_at": None, "open_while_paused": [], "resumed": False,
-             "quoted_after_resume": 0}
+    r = Run(
+        tmp_path,
+        cfg_text(
+            mm="filled_order_delay_s = 0.0",
+            fills_per_min=1,
+            ks='action = "pause"\npause_cooldown_s = 2.0',
+        ),
+    )
+    state = {"paused_at": None, "open_while_paused": [], "resumed": False, "quoted_after_resume": 0}
 
     def probe(run: Runner) -> None:
         s = run.strategy
@@ -300,7 +352,8 @@ def test_kill_switch_pause_cancels_all_keeps_running_and_resumes(tmp_path: Path)
             state["paused_at"] = now
         if ks.state.value == "paused" and now - state["paused_at"] > 1.0:
             state["open_while_paused"].append(
-                len(r.truth(lambda t: t.open_orders(ACCOUNT, MARKET))))
+                len(r.truth(lambda t: t.open_orders(ACCOUNT, MARKET)))
+            )
         if state["paused_at"] is not None and ks.state.value == "armed":
             state["resumed"] = True
             if r.truth(lambda t: t.open_orders(ACCOUNT, MARKET)):
@@ -318,16 +371,16 @@ def test_kill_switch_pause_cancels_all_keeps_running_and_resumes(tmp_path: Path)
     # Cleared after a rolling minute (12 s real at scale 5): resumed and quoting again: an
     # order the venue shows open after the resume, seen by the probe or in the journal (fast
     # fills may pause it again before the next 0.1 s probe looks).
-    resumes = [i for i, x in enumerate(recs) if x["kind"] == "kill_switch"
-               and x["action"] == "resume"]
+    resumes = [
+        i for i, x in enumerate(recs) if x["kind"] == "kill_switch" and x["action"] == "resume"
+    ]
     assert resumes
-    open_after = any(x["kind"] == "order" and x["status"] == "OPEN"
-                     for x in recs[resumes[0]:])
+    open_after = any(x["kind"] == "order" and x["status"] == "OPEN" for x in recs[resumes[0] :])
     assert (state["resumed"] and state["quoted_after_resume"] > 0) or open_after
 
 
 def test_kill_switch_stop_exits(tmp_path: Path) -> None:
-    r = Run(tmp_path, cfg_text(fills_per_min=1, ks="action = \"stop\""))
+    r = Run(tmp_path, cfg_text(fills_per_min=1, ks='action = "stop"'))
     code = asyncio.run(r.go(20.0))
     assert code == EXIT_KILL_STOP, r.err.getvalue()
     assert "kill switch" in r.runner.stop_reason
@@ -337,8 +390,7 @@ def test_kill_switch_stop_exits(tmp_path: Path) -> None:
 
 def test_no_quotes_while_the_book_is_out_of_sync_then_requote(tmp_path: Path) -> None:
     r = Run(tmp_path, cfg_text())
-    st: dict[str, Any] = {"fault": False, "since": None, "during": [], "guards": set(),
-                          "after": 0}
+    st: dict[str, Any] = {"fault": False, "since": None, "during": [], "guards": set(), "after": 0}
 
     def probe(run: Runner) -> None:
         s = run.strategy
@@ -347,8 +399,9 @@ def test_no_quotes_while_the_book_is_out_of_sync_then_requote(tmp_path: Path) ->
             st["fault"] = True
             # A lost delta breaks the nonce chain; the next 4 resubscribes get no snapshot
             # (each waits the 3 s snapshot deadline): about 12 simulated seconds out of sync.
-            r.sim.call(lambda sim: (sim.faults.book_skip_snapshot(MARKET, 4),
-                                    sim.faults.book_gap(MARKET)))
+            r.sim.call(
+                lambda sim: (sim.faults.book_skip_snapshot(MARKET, 4), sim.faults.book_gap(MARKET))
+            )
             return
         if not st["fault"]:
             return
@@ -379,15 +432,19 @@ def test_shutdown_exits_nonzero_when_open_orders_cannot_be_confirmed(tmp_path: P
 
     async def probe(run: Runner) -> None:
         s = run.strategy
-        if not state["storm"] and len(s.orders) >= 4 and all(
-                o.status is OrderStatus.OPEN for o in s.orders.values()):
+        if (
+            not state["storm"]
+            and len(s.orders) >= 4
+            and all(o.status is OrderStatus.OPEN for o in s.orders.values())
+        ):
             state["storm"] = True
             # Every REST call fails from here, and the account's streams are cut and cannot
             # reconnect: the venue's open orders cannot be confirmed.
             r.sim.call(lambda sim: sim.faults.http_status_storm(503, 100_000))
             r.sim.call(lambda sim: sim.faults.refuse_connections(True))
-            dropped = r.sim.call(lambda sim: sim.faults.drop(
-                1006, f"account_orders:{run.market}:{ACCOUNT}"))
+            dropped = r.sim.call(
+                lambda sim: sim.faults.drop(1006, f"account_orders:{run.market}:{ACCOUNT}")
+            )
             assert dropped, "no account orders connection to drop"
             run.request_stop("test: REST down")
 
@@ -403,11 +460,16 @@ CANARY = "c0ffee11" * 10  # an 80-hex-digit key used only here
 
 def _forms(hexkey: str) -> list[str]:
     import base64
+
     raw = bytes.fromhex(hexkey)
-    forms = [hexkey, hexkey.upper(), base64.b64encode(raw).decode(),
-             base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+    forms = [
+        hexkey,
+        hexkey.upper(),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ]
     # any 16+ character run of the hex form
-    forms += [hexkey[i:i + 16] for i in range(0, len(hexkey) - 16, 8)]
+    forms += [hexkey[i : i + 16] for i in range(0, len(hexkey) - 16, 8)]
     return forms
 
 
@@ -426,16 +488,21 @@ def test_canary_key_in_no_output(tmp_path: Path) -> None:
                 s.requote = real
                 # A forced error whose message carries the key: the log must not.
                 raise RuntimeError(f"forced failure with {CANARY} and 0x{CANARY}")
+
             s.requote = failing
 
     code = asyncio.run(r.go(4.0, probe))
     assert code == EXIT_OK
     assert r.runner.strategy.counts["placed"] >= 2  # the key signed real orders
-    texts = {"stdout": r.out.getvalue(), "stderr": r.err.getvalue(),
-             "journal": r.journal.read_text(), "status": "\n".join(
-                 __import__("mmfast.run.status", fromlist=["x"]).render_status(
-                     r.runner.snapshot())),
-             "repr": repr(r.runner.cfg) + repr(key)}
+    texts = {
+        "stdout": r.out.getvalue(),
+        "stderr": r.err.getvalue(),
+        "journal": r.journal.read_text(),
+        "status": "\n".join(
+            __import__("mmfast.run.status", fromlist=["x"]).render_status(r.runner.snapshot())
+        ),
+        "repr": repr(r.runner.cfg) + repr(key),
+    }
     assert "forced failure" in texts["stderr"]  # the error was logged, redacted
     for where, text in texts.items():
         for form in _forms(CANARY):
@@ -459,15 +526,21 @@ def test_txs_carry_the_runs_clock_when_it_runs_ahead_of_the_hosts(tmp_path: Path
 
 
 def test_start_up_waits_out_a_429_storm_and_names_a_venue_that_keeps_failing(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Rate limits at start-up are waited out (Retry-After, jittered backoff); a venue that
     keeps answering 503 ends the run after the start-up deadline with what it answered."""
     (tmp_path / "a").mkdir()
     r = Run(tmp_path / "a", cfg_text())
-    code = asyncio.run(r.go(
-        20.0, done=lambda: r.runner.strategy is not None and len(r.runner.strategy.orders) >= 2,
-        before=lambda sim: sim.call(lambda s: s.faults.http_status_storm(
-            429, 12, retry_after_s=0.5))))
+    code = asyncio.run(
+        r.go(
+            20.0,
+            done=lambda: r.runner.strategy is not None and len(r.runner.strategy.orders) >= 2,
+            before=lambda sim: sim.call(
+                lambda s: s.faults.http_status_storm(429, 12, retry_after_s=0.5)
+            ),
+        )
+    )
     assert code == EXIT_OK, r.err.getvalue()[-2000:]
     applied = r.truth(lambda t: t.faults("http_status_storm", "applied"))
     assert len(applied) == 12  # every 429 answered, then started and quoted
@@ -475,16 +548,16 @@ def test_start_up_waits_out_a_429_storm_and_names_a_venue_that_keeps_failing(
 
     (tmp_path / "b").mkdir()
     b = Run(tmp_path / "b", cfg_text())
-    code = asyncio.run(b.go(30.0, before=lambda sim: sim.call(
-        lambda s: s.faults.http_status_storm(503, 100_000))))
+    code = asyncio.run(
+        b.go(30.0, before=lambda sim: sim.call(lambda s: s.faults.http_status_storm(503, 100_000)))
+    )
     err = b.err.getvalue()
     assert code == EXIT_ORDERS_LEFT
     assert "StartupError: orderBookDetails: the venue answered HTTP 503" in err, err[-2000:]
     assert "Traceback" not in err  # an expected failure: the message, not a stack
 
 
-def test_quoting_goes_on_over_the_order_websocket_during_a_rest_429_storm(
-        tmp_path: Path) -> None:
+def test_quoting_goes_on_over_the_order_websocket_during_a_rest_429_storm(tmp_path: Path) -> None:
     """Every REST request answered 429 with Retry-After 10 s: REST is held, the planner still
     sees room for order txs (sendtx and WebSocket messages are separate budgets) and keeps the
     ladder on the book through the order WebSocket."""
@@ -495,8 +568,7 @@ def test_quoting_goes_on_over_the_order_websocket_during_a_rest_429_storm(
         s, c = run.strategy, run.connector
         if not st["storm"] and len(s.orders) >= 4:
             st["storm"] = True
-            r.sim.call(lambda sim: sim.faults.http_status_storm(429, 100_000,
-                                                                retry_after_s=10.0))
+            r.sim.call(lambda sim: sim.faults.http_status_storm(429, 100_000, retry_after_s=10.0))
             # A REST read, refused: REST blocked from here (the read waits in the budget).
             st["read"] = asyncio.get_running_loop().create_task(c.rest.account(ACCOUNT))
             st["calls0"] = s.counts["placed"] + s.counts["modified"]

@@ -74,20 +74,35 @@ def _quiet_logs() -> Any:
 
 
 def test_quota_drains_the_bot_adapts_cancels_go_and_a_refill_resumes_quoting(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     cfg = parse_config(CFG, env={})
     assert cfg.venue.tier == "premium"  # sim mode's tier: the quota applies
     time = _scaled()
     # A book that never reaches quotes 2000 ticks (~67 bps) out: no market orders, no jumps.
     flow = FlowConfig(market_rate_per_s=0.0, jump_rate_per_min=0.0)
-    sim = SimThread(SimConfig(seed=SEED, chain_id=cfg.venue.chain_id,
-                              account_index=cfg.venue.account_index, flow=flow,
-                              speed_bumps=False, tier=cfg.venue.tier or "premium",
-                              volume_quota_start=START), time)
+    sim = SimThread(
+        SimConfig(
+            seed=SEED,
+            chain_id=cfg.venue.chain_id,
+            account_index=cfg.venue.account_index,
+            flow=flow,
+            speed_bumps=False,
+            tier=cfg.venue.tier or "premium",
+            volume_quota_start=START,
+        ),
+        time,
+    )
     journal = tmp_path / "journal.jsonl"
     out, err = io.StringIO(), io.StringIO()
-    runner = Runner(cfg, RunOptions(quiet=True, journal=str(journal), seed=SEED,
-                                    time_scale=SCALE), out=out, err=err, sim=sim, time=time)
+    runner = Runner(
+        cfg,
+        RunOptions(quiet=True, journal=str(journal), seed=SEED, time_scale=SCALE),
+        out=out,
+        err=err,
+        sim=sim,
+        time=time,
+    )
     runner.setup_logging()
     # (simulated s, quota) samples; phase marks in simulated s
     samples: list[tuple[float, int]] = []
@@ -120,8 +135,7 @@ def test_quota_drains_the_bot_adapts_cancels_go_and_a_refill_resumes_quoting(
                 # Cancels cost no quota: pulling every quote works on an empty quota.
                 marks["cancel"] = now
                 after_cancel["left"] = await s.cancel_all("test: quota empty")
-                after_cancel["open"] = len(sim.call(
-                    lambda s: s.truth.open_orders(ACCOUNT, 0)))
+                after_cancel["open"] = len(sim.call(lambda s: s.truth.open_orders(ACCOUNT, 0)))
             elif "refill" not in marks and now - marks["empty"] >= EXHAUSTED_S:
                 marks["refill"] = now
                 sim.call(lambda s: s.set_volume_quota(ACCOUNT, 5_000))
@@ -132,8 +146,11 @@ def test_quota_drains_the_bot_adapts_cancels_go_and_a_refill_resumes_quoting(
 
     try:
         code = asyncio.run(drive())
-        txs = sim.call(lambda s: [(r.type, r.queued_at_ms) for r in s.exchange.txs.values()
-                                  if r.account == ACCOUNT])
+        txs = sim.call(
+            lambda s: [
+                (r.type, r.queued_at_ms) for r in s.exchange.txs.values() if r.account == ACCOUNT
+            ]
+        )
         truth = sim.call(lambda s: s.truth.volume_quota(ACCOUNT))
         open_left = sim.call(lambda s: s.truth.open_orders(ACCOUNT, 0))
         tiers = (runner.connector.budget.tier.name, sim.call(lambda s: s.config.tier))
@@ -180,7 +197,8 @@ def test_quota_drains_the_bot_adapts_cancels_go_and_a_refill_resumes_quoting(
     assert at(cancels, marks["cancel"], marks["cancel"] + 5) >= 1
     # Refilled: normal quoting again (the free tx's answer carried the new quota).
     rate_after = at(spends, marks["refill"] + FREE_S + 1, samples[-1][0]) / max(
-        1.0, samples[-1][0] - marks["refill"] - FREE_S - 1)
+        1.0, samples[-1][0] - marks["refill"] - FREE_S - 1
+    )
     assert rate_after > rate_few and rate_after >= 1.0, (rate_after, rate_few)
     assert open_left == []  # shut down clean
     recs = [orjson.loads(x) for x in journal.read_bytes().splitlines()]
@@ -200,8 +218,12 @@ def test_run_starts_its_simulator_on_the_configured_tier(tmp_path: Path) -> None
     from mmfast.connector.lighter.budget import PLUS, RATE_TIERS
 
     cfg = parse_config(CFG.replace("[venue]", '[venue]\ntier = "plus"'), env={})
-    runner = Runner(cfg, RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"), seed=1),
-                    out=io.StringIO(), err=io.StringIO())
+    runner = Runner(
+        cfg,
+        RunOptions(quiet=True, journal=str(tmp_path / "j.jsonl"), seed=1),
+        out=io.StringIO(),
+        err=io.StringIO(),
+    )
     runner._start_sim()
     try:
         assert runner.sim.call(lambda s: (s.config.tier, s.config.quota_on)) == ("plus", True)
@@ -215,6 +237,9 @@ def test_an_external_simulator_on_another_tier_is_refused_by_name() -> None:
 
     with SimThread(SimConfig(seed=1)) as st:  # the simulator's default: standard
         asyncio.run(check_tier_http(st.rest_url, "standard"))
-        with pytest.raises(RuntimeError, match=r"'standard' tier, not venue.tier = 'premium'"
-                                               r": start it with --tier premium"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"'standard' tier, not venue.tier = 'premium'"
+            r": start it with --tier premium",
+        ):
             asyncio.run(check_tier_http(st.rest_url, "premium"))

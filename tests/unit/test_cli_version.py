@@ -12,11 +12,18 @@ import mmfast
 
 
 def test_version_prints_the_installed_version_and_its_runtime() -> None:
-    p = subprocess.run([sys.executable, "-m", "mmfast.cli", "--version"], capture_output=True,
-                       text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "mmfast.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
-    m = re.fullmatch(r"mmfast (\S+) \(Python (\S+), picows (\S+), uvloop (\S+), "
-                     r"lighter-sdk (\S+)\)\n", p.stdout)
+    m = re.fullmatch(
+        r"mmfast (\S+) \(Python (\S+), picows (\S+), uvloop (\S+), "
+        r"lighter-sdk (\S+)\)\n",
+        p.stdout,
+    )
     assert m, p.stdout
     # One version: the module's is the distribution's (pyproject.toml).
     assert m.group(1) == mmfast.__version__ == metadata.version("mmfast")

@@ -55,11 +55,13 @@ def mainnet() -> dict[str, Any]:
 
 def setp(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     """Mutation: set ``path`` (dotted) to ``value``, creating tables on the way."""
+
     def apply(d: dict[str, Any]) -> None:
         *parents, leaf = path.split(".")
         for p in parents:
             d = d.setdefault(p, {})
         d[leaf] = value
+
     return apply
 
 
@@ -69,6 +71,7 @@ def delp(path: str) -> Callable[[dict[str, Any]], None]:
         for p in parents:
             d = d[p]
         del d[leaf]
+
     return apply
 
 
@@ -76,6 +79,7 @@ def both(*fs: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], No
     def apply(d: dict[str, Any]) -> None:
         for f in fs:
             f(d)
+
     return apply
 
 
@@ -86,17 +90,37 @@ KS = "risk.kill_switch"
 NAN, INF = float("nan"), float("inf")
 
 # (id, base, mutation, env, live, expected key path)
-BAD: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], None],
-                dict[str, str], bool, str]] = [
+BAD: list[
+    tuple[
+        str,
+        Callable[[], dict[str, Any]],
+        Callable[[dict[str, Any]], None],
+        dict[str, str],
+        bool,
+        str,
+    ]
+] = [
     # unknown keys, at every level
     ("unknown-top", sim, setp("extra", 1), {}, False, "extra"),
     ("unknown-venue", sim, setp("venue.modee", "sim"), {}, False, "venue.modee"),
     ("bad-tier", sim, setp("venue.tier", "gold"), {}, False, "venue.tier"),
     ("tier-not-str", tn, setp("venue.tier", 2), KEY_ENV, False, "venue.tier"),
-    ("quota-span-zero", sim, setp("venue.volume_quota_span", 0), {}, False,
-     "venue.volume_quota_span"),
-    ("quota-low-negative", sim, setp("venue.volume_quota_low", -1), {}, False,
-     "venue.volume_quota_low"),
+    (
+        "quota-span-zero",
+        sim,
+        setp("venue.volume_quota_span", 0),
+        {},
+        False,
+        "venue.volume_quota_span",
+    ),
+    (
+        "quota-low-negative",
+        sim,
+        setp("venue.volume_quota_low", -1),
+        {},
+        False,
+        "venue.volume_quota_low",
+    ),
     ("unknown-mm", sim, setp(f"{MM}.level", 3), {}, False, f"{MM}.level"),
     ("unknown-as", sim, setp(f"{AS}.gama", 0.1), {}, False, f"{AS}.gama"),
     ("unknown-ks", sim, setp(f"{KS}.max_loss", 1.0), {}, False, f"{KS}.max_loss"),
@@ -113,153 +137,352 @@ BAD: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], No
     ("log-json-int", sim, setp("run.log_json", 1), {}, False, "run.log_json"),
     ("mode-int", sim, setp("venue.mode", 1), {}, False, "venue.mode"),
     ("venue-not-table", sim, setp("venue", "sim"), {}, False, "venue"),
-    ("url-array", sim, setp("venue.rest_url", ["http://127.0.0.1:1"]), {}, False,
-     "venue.rest_url"),
+    ("url-array", sim, setp("venue.rest_url", ["http://127.0.0.1:1"]), {}, False, "venue.rest_url"),
     ("symbol-int", sim, setp("market.symbol", 1), {}, False, "market.symbol"),
     # NaN and inf
     ("gamma-nan", sim, setp(f"{AS}.gamma", NAN), {}, False, f"{AS}.gamma"),
     ("gamma-inf", sim, setp(f"{AS}.gamma", INF), {}, False, f"{AS}.gamma"),
     ("age-nan", sim, setp(f"{MM}.max_order_age_s", NAN), {}, False, f"{MM}.max_order_age_s"),
-    ("drawdown-inf", sim, setp(f"{KS}.max_drawdown_usdc", INF), {}, False,
-     f"{KS}.max_drawdown_usdc"),
-    ("drawdown-neg-inf", sim, setp(f"{KS}.max_drawdown_usdc", -INF), {}, False,
-     f"{KS}.max_drawdown_usdc"),
+    (
+        "drawdown-inf",
+        sim,
+        setp(f"{KS}.max_drawdown_usdc", INF),
+        {},
+        False,
+        f"{KS}.max_drawdown_usdc",
+    ),
+    (
+        "drawdown-neg-inf",
+        sim,
+        setp(f"{KS}.max_drawdown_usdc", -INF),
+        {},
+        False,
+        f"{KS}.max_drawdown_usdc",
+    ),
     ("headroom-nan", sim, setp("risk.margin_headroom", NAN), {}, False, "risk.margin_headroom"),
     # out of range
     ("spread-neg", sim, setp(f"{MM}.bid_spread_ticks", -1), {}, False, f"{MM}.bid_spread_ticks"),
-    ("ask-spread-neg", sim, setp(f"{MM}.ask_spread_ticks", -5), {}, False,
-     f"{MM}.ask_spread_ticks"),
+    (
+        "ask-spread-neg",
+        sim,
+        setp(f"{MM}.ask_spread_ticks", -5),
+        {},
+        False,
+        f"{MM}.ask_spread_ticks",
+    ),
     ("levels-0", sim, setp(f"{MM}.levels", 0), {}, False, f"{MM}.levels"),
     ("levels-33", sim, setp(f"{MM}.levels", 33), {}, False, f"{MM}.levels"),
     ("amount-0", sim, setp(f"{MM}.order_amount_lots", 0), {}, False, f"{MM}.order_amount_lots"),
-    ("level-spread-0", sim, setp(f"{MM}.level_spread_ticks", 0), {}, False,
-     f"{MM}.level_spread_ticks"),
+    (
+        "level-spread-0",
+        sim,
+        setp(f"{MM}.level_spread_ticks", 0),
+        {},
+        False,
+        f"{MM}.level_spread_ticks",
+    ),
     ("min-spread-0", sim, setp(f"{MM}.min_spread_ticks", 0), {}, False, f"{MM}.min_spread_ticks"),
     ("age-0", sim, setp(f"{MM}.max_order_age_s", 0.0), {}, False, f"{MM}.max_order_age_s"),
     ("expiry-short", sim, setp(f"{MM}.order_expiry_s", 299), {}, False, f"{MM}.order_expiry_s"),
-    ("expiry-long", sim, setp(f"{MM}.order_expiry_s", 31 * 86400), {}, False,
-     f"{MM}.order_expiry_s"),
+    (
+        "expiry-long",
+        sim,
+        setp(f"{MM}.order_expiry_s", 31 * 86400),
+        {},
+        False,
+        f"{MM}.order_expiry_s",
+    ),
     ("gamma-0", sim, setp(f"{AS}.gamma", 0.0), {}, False, f"{AS}.gamma"),
     ("sigma-neg", sim, setp(f"{AS}.sigma", -0.5), {}, False, f"{AS}.sigma"),
     ("kappa-0", sim, setp(f"{AS}.kappa", 0), {}, False, f"{AS}.kappa"),
-    ("max-position-0", sim, setp("risk.max_position_lots", 0), {}, False,
-     "risk.max_position_lots"),
-    ("max-position-huge", sim, setp("risk.max_position_lots", MAX_LOTS + 1), {}, False,
-     "risk.max_position_lots"),
-    ("max-position-neg", sim, setp("risk.max_position_lots", -100), {}, False,
-     "risk.max_position_lots"),
-    ("notional-0", sim, setp("risk.max_order_notional_usdc", 0), {}, False,
-     "risk.max_order_notional_usdc"),
+    ("max-position-0", sim, setp("risk.max_position_lots", 0), {}, False, "risk.max_position_lots"),
+    (
+        "max-position-huge",
+        sim,
+        setp("risk.max_position_lots", MAX_LOTS + 1),
+        {},
+        False,
+        "risk.max_position_lots",
+    ),
+    (
+        "max-position-neg",
+        sim,
+        setp("risk.max_position_lots", -100),
+        {},
+        False,
+        "risk.max_position_lots",
+    ),
+    (
+        "notional-0",
+        sim,
+        setp("risk.max_order_notional_usdc", 0),
+        {},
+        False,
+        "risk.max_order_notional_usdc",
+    ),
     ("band-0", sim, setp("risk.price_band_bps", 0), {}, False, "risk.price_band_bps"),
     ("band-wide", sim, setp("risk.price_band_bps", 5001), {}, False, "risk.price_band_bps"),
     ("open-orders-0", sim, setp("risk.max_open_orders", 0), {}, False, "risk.max_open_orders"),
     ("rate-cap-0", sim, setp("risk.order_rate_cap", 0), {}, False, "risk.order_rate_cap"),
     ("headroom-1", sim, setp("risk.margin_headroom", 1.0), {}, False, "risk.margin_headroom"),
-    ("reject-rate-0", sim, setp(f"{KS}.max_reject_rate", 0.0), {}, False,
-     f"{KS}.max_reject_rate"),
+    ("reject-rate-0", sim, setp(f"{KS}.max_reject_rate", 0.0), {}, False, f"{KS}.max_reject_rate"),
     ("reject-rate-2", sim, setp(f"{KS}.max_reject_rate", 2), {}, False, f"{KS}.max_reject_rate"),
-    ("drawdown-neg", sim, setp(f"{KS}.max_drawdown_usdc", -10.0), {}, False,
-     f"{KS}.max_drawdown_usdc"),
+    (
+        "drawdown-neg",
+        sim,
+        setp(f"{KS}.max_drawdown_usdc", -10.0),
+        {},
+        False,
+        f"{KS}.max_drawdown_usdc",
+    ),
     ("fills-0", sim, setp(f"{KS}.max_fills_per_min", 0), {}, False, f"{KS}.max_fills_per_min"),
     ("action-bad", sim, setp(f"{KS}.action", "panic"), {}, False, f"{KS}.action"),
     ("tick-0", sim, setp("run.tick_interval_ms", 0), {}, False, "run.tick_interval_ms"),
     ("log-level-bad", sim, setp("run.log_level", "verbose"), {}, False, "run.log_level"),
     ("mode-bad", sim, setp("venue.mode", "prod"), {}, False, "venue.mode"),
-    ("refprice-bad", sim, setp(f"{MM}.reference_price", "vwap"), {}, False,
-     f"{MM}.reference_price"),
-    ("api-key-index-255", tn, setp("venue.api_key_index", 255), KEY_ENV, False,
-     "venue.api_key_index"),
-    ("account-index-system", tn, setp("venue.account_index", 2), KEY_ENV, False,
-     "venue.account_index"),
+    (
+        "refprice-bad",
+        sim,
+        setp(f"{MM}.reference_price", "vwap"),
+        {},
+        False,
+        f"{MM}.reference_price",
+    ),
+    (
+        "api-key-index-255",
+        tn,
+        setp("venue.api_key_index", 255),
+        KEY_ENV,
+        False,
+        "venue.api_key_index",
+    ),
+    (
+        "account-index-system",
+        tn,
+        setp("venue.account_index", 2),
+        KEY_ENV,
+        False,
+        "venue.account_index",
+    ),
     ("tl-levels-0", sim, setp(f"{TL}.levels", 0), {}, False, f"{TL}.levels"),
     ("tl-tp-0", sim, setp(f"{TL}.take_profit_ticks", 0), {}, False, f"{TL}.take_profit_ticks"),
     ("market-id-neg", sim, setp("market.market_id", -1), {}, False, "market.market_id"),
     ("empty-symbol", sim, setp("market.symbol", ""), {}, False, "market.symbol"),
     # required keys (an unbounded position is not a default)
-    ("no-max-position", sim, delp("risk.max_position_lots"), {}, False,
-     "risk.max_position_lots"),
-    ("no-notional", sim, delp("risk.max_order_notional_usdc"), {}, False,
-     "risk.max_order_notional_usdc"),
+    ("no-max-position", sim, delp("risk.max_position_lots"), {}, False, "risk.max_position_lots"),
+    (
+        "no-notional",
+        sim,
+        delp("risk.max_order_notional_usdc"),
+        {},
+        False,
+        "risk.max_order_notional_usdc",
+    ),
     ("no-drawdown", sim, delp(f"{KS}.max_drawdown_usdc"), {}, False, f"{KS}.max_drawdown_usdc"),
     ("no-risk", sim, delp("risk"), {}, False, "risk.max_position_lots"),
     ("no-market", sim, delp("market"), {}, False, "market"),
     # cross-field rules
-    ("testnet-mainnet-chain", tn, setp("venue.chain_id", 304), KEY_ENV, False,
-     "venue.chain_id"),
-    ("mainnet-testnet-chain", mainnet, setp("venue.chain_id", 300), KEY_ENV, True,
-     "venue.chain_id"),
-    ("testnet-mainnet-url", tn, setp("venue.rest_url", "https://mainnet.zklighter.elliot.ai"),
-     KEY_ENV, False, "venue.rest_url"),
-    ("mainnet-testnet-ws", mainnet,
-     setp("venue.ws_url", "wss://testnet.zklighter.elliot.ai/stream"), KEY_ENV, True,
-     "venue.ws_url"),
-    ("testnet-plain-http", tn, setp("venue.rest_url", "http://testnet.zklighter.elliot.ai"),
-     KEY_ENV, False, "venue.rest_url"),
-    ("testnet-loopback", tn, setp("venue.rest_url", "https://127.0.0.1:8080"), KEY_ENV,
-     False, "venue.rest_url"),
-    ("testnet-url-creds", tn, setp("venue.rest_url", "https://u:p@testnet.zklighter.elliot.ai"),
-     KEY_ENV, False, "venue.rest_url"),
+    ("testnet-mainnet-chain", tn, setp("venue.chain_id", 304), KEY_ENV, False, "venue.chain_id"),
+    (
+        "mainnet-testnet-chain",
+        mainnet,
+        setp("venue.chain_id", 300),
+        KEY_ENV,
+        True,
+        "venue.chain_id",
+    ),
+    (
+        "testnet-mainnet-url",
+        tn,
+        setp("venue.rest_url", "https://mainnet.zklighter.elliot.ai"),
+        KEY_ENV,
+        False,
+        "venue.rest_url",
+    ),
+    (
+        "mainnet-testnet-ws",
+        mainnet,
+        setp("venue.ws_url", "wss://testnet.zklighter.elliot.ai/stream"),
+        KEY_ENV,
+        True,
+        "venue.ws_url",
+    ),
+    (
+        "testnet-plain-http",
+        tn,
+        setp("venue.rest_url", "http://testnet.zklighter.elliot.ai"),
+        KEY_ENV,
+        False,
+        "venue.rest_url",
+    ),
+    (
+        "testnet-loopback",
+        tn,
+        setp("venue.rest_url", "https://127.0.0.1:8080"),
+        KEY_ENV,
+        False,
+        "venue.rest_url",
+    ),
+    (
+        "testnet-url-creds",
+        tn,
+        setp("venue.rest_url", "https://u:p@testnet.zklighter.elliot.ai"),
+        KEY_ENV,
+        False,
+        "venue.rest_url",
+    ),
     ("sim-mainnet-chain", sim, setp("venue.chain_id", 304), {}, False, "venue.chain_id"),
     ("sim-testnet-chain", sim, setp("venue.chain_id", 300), {}, False, "venue.chain_id"),
     ("sim-real-key", sim, lambda d: None, KEY_ENV, False, ENV_PRIVATE_KEY),
     ("sim-key-file", sim, setp("venue.key_file", "/etc/mmfast.key"), {}, False, "venue.key_file"),
     ("sim-env-key-file", sim, lambda d: None, {ENV_KEY_FILE: "/etc/k"}, False, ENV_KEY_FILE),
-    ("sim-remote-url", sim, both(setp("venue.rest_url", "http://10.0.0.1:8000"),
-                                 setp("venue.ws_url", "ws://127.0.0.1:8000/stream")),
-     {}, False, "venue.rest_url"),
-    ("sim-one-url", sim, setp("venue.rest_url", "http://127.0.0.1:8000"), {}, False,
-     "venue.ws_url"),
-    ("sim-ws-scheme", sim, both(setp("venue.rest_url", "http://127.0.0.1:8000"),
-                                setp("venue.ws_url", "http://127.0.0.1:8000/stream")),
-     {}, False, "venue.ws_url"),
-    ("sim-allow-mainnet", sim, setp("venue.allow_mainnet", True), {}, False,
-     "venue.allow_mainnet"),
+    (
+        "sim-remote-url",
+        sim,
+        both(
+            setp("venue.rest_url", "http://10.0.0.1:8000"),
+            setp("venue.ws_url", "ws://127.0.0.1:8000/stream"),
+        ),
+        {},
+        False,
+        "venue.rest_url",
+    ),
+    (
+        "sim-one-url",
+        sim,
+        setp("venue.rest_url", "http://127.0.0.1:8000"),
+        {},
+        False,
+        "venue.ws_url",
+    ),
+    (
+        "sim-ws-scheme",
+        sim,
+        both(
+            setp("venue.rest_url", "http://127.0.0.1:8000"),
+            setp("venue.ws_url", "http://127.0.0.1:8000/stream"),
+        ),
+        {},
+        False,
+        "venue.ws_url",
+    ),
+    ("sim-allow-mainnet", sim, setp("venue.allow_mainnet", True), {}, False, "venue.allow_mainnet"),
     ("sim-live", sim, lambda d: None, {}, True, "--live"),
     ("testnet-live", tn, lambda d: None, KEY_ENV, True, "--live"),
     ("mainnet-no-flag", mainnet, lambda d: None, KEY_ENV, False, "--live"),
-    ("mainnet-no-opt-in", mainnet, setp("venue.allow_mainnet", False), KEY_ENV, True,
-     "venue.allow_mainnet"),
-    ("mainnet-no-opt-in-key", mainnet, delp("venue.allow_mainnet"), KEY_ENV, True,
-     "venue.allow_mainnet"),
+    (
+        "mainnet-no-opt-in",
+        mainnet,
+        setp("venue.allow_mainnet", False),
+        KEY_ENV,
+        True,
+        "venue.allow_mainnet",
+    ),
+    (
+        "mainnet-no-opt-in-key",
+        mainnet,
+        delp("venue.allow_mainnet"),
+        KEY_ENV,
+        True,
+        "venue.allow_mainnet",
+    ),
     ("testnet-no-key", tn, lambda d: None, {}, False, "venue.key_file"),
-    ("testnet-bad-key", tn, lambda d: None, {ENV_PRIVATE_KEY: "0x1234"}, False,
-     ENV_PRIVATE_KEY),
-    ("testnet-no-account", tn, delp("venue.account_index"), KEY_ENV, False,
-     "venue.account_index"),
-    ("testnet-no-api-key", tn, delp("venue.api_key_index"), KEY_ENV, False,
-     "venue.api_key_index"),
+    ("testnet-bad-key", tn, lambda d: None, {ENV_PRIVATE_KEY: "0x1234"}, False, ENV_PRIVATE_KEY),
+    ("testnet-no-account", tn, delp("venue.account_index"), KEY_ENV, False, "venue.account_index"),
+    ("testnet-no-api-key", tn, delp("venue.api_key_index"), KEY_ENV, False, "venue.api_key_index"),
     ("relative-state-dir", sim, setp("venue.state_dir", "state"), {}, False, "venue.state_dir"),
-    ("relative-key-file", tn, setp("venue.key_file", "key.txt"), {}, False,
-     "venue.key_file"),
+    ("relative-key-file", tn, setp("venue.key_file", "key.txt"), {}, False, "venue.key_file"),
     ("market-nil", sim, setp("market.market_id", 255), {}, False, "market.market_id"),
     ("bad-symbol", sim, setp("market.symbol", "ETH USD"), {}, False, "market.symbol"),
-    ("floor-above-ceiling", sim, both(setp(f"{MM}.price_floor_ticks", 500),
-                                      setp(f"{MM}.price_ceiling_ticks", 400)),
-     {}, False, f"{MM}.price_floor_ticks"),
-    ("age-above-expiry", sim, setp(f"{MM}.max_order_age_s", 900.0), {}, False,
-     f"{MM}.max_order_age_s"),
-    ("step-shrinks-to-0", sim, setp(f"{MM}.amount_step_lots", -50), {}, False,
-     f"{MM}.amount_step_lots"),
-    ("amount-above-position", sim, setp(f"{MM}.order_amount_lots", 2001), {}, False,
-     f"{MM}.order_amount_lots"),
-    ("target-above-position", sim, setp(f"{MM}.inventory_target_lots", -2001), {}, False,
-     f"{MM}.inventory_target_lots"),
-    ("open-orders-below-ladder", sim, setp("risk.max_open_orders", 5), {}, False,
-     "risk.max_open_orders"),
-    ("ema-fast-not-below-slow", sim, setp(f"{TL}.ema_fast_periods", 48), {}, False,
-     f"{TL}.ema_fast_periods"),
-    ("tl-size-above-position", sim, both(setp("strategy.name", "trend_ladder"),
-                                         setp(f"{TL}.size_lots", 5000)),
-     {}, False, f"{TL}.size_lots"),
-    ("maker-only-low-index", tn, both(setp("venue.maker_only", True),
-                                      setp("venue.api_key_index", 3)),
-     KEY_ENV, False, "venue.maker_only"),
-    ("guard-maker-only-low-index", tn, both(setp("guard.maker_only", True),
-                                            setp("guard.api_key_index", 2)),
-     KEY_ENV, False, "guard.maker_only"),
+    (
+        "floor-above-ceiling",
+        sim,
+        both(setp(f"{MM}.price_floor_ticks", 500), setp(f"{MM}.price_ceiling_ticks", 400)),
+        {},
+        False,
+        f"{MM}.price_floor_ticks",
+    ),
+    (
+        "age-above-expiry",
+        sim,
+        setp(f"{MM}.max_order_age_s", 900.0),
+        {},
+        False,
+        f"{MM}.max_order_age_s",
+    ),
+    (
+        "step-shrinks-to-0",
+        sim,
+        setp(f"{MM}.amount_step_lots", -50),
+        {},
+        False,
+        f"{MM}.amount_step_lots",
+    ),
+    (
+        "amount-above-position",
+        sim,
+        setp(f"{MM}.order_amount_lots", 2001),
+        {},
+        False,
+        f"{MM}.order_amount_lots",
+    ),
+    (
+        "target-above-position",
+        sim,
+        setp(f"{MM}.inventory_target_lots", -2001),
+        {},
+        False,
+        f"{MM}.inventory_target_lots",
+    ),
+    (
+        "open-orders-below-ladder",
+        sim,
+        setp("risk.max_open_orders", 5),
+        {},
+        False,
+        "risk.max_open_orders",
+    ),
+    (
+        "ema-fast-not-below-slow",
+        sim,
+        setp(f"{TL}.ema_fast_periods", 48),
+        {},
+        False,
+        f"{TL}.ema_fast_periods",
+    ),
+    (
+        "tl-size-above-position",
+        sim,
+        both(setp("strategy.name", "trend_ladder"), setp(f"{TL}.size_lots", 5000)),
+        {},
+        False,
+        f"{TL}.size_lots",
+    ),
+    (
+        "maker-only-low-index",
+        tn,
+        both(setp("venue.maker_only", True), setp("venue.api_key_index", 3)),
+        KEY_ENV,
+        False,
+        "venue.maker_only",
+    ),
+    (
+        "guard-maker-only-low-index",
+        tn,
+        both(setp("guard.maker_only", True), setp("guard.api_key_index", 2)),
+        KEY_ENV,
+        False,
+        "guard.maker_only",
+    ),
     ("maker-only-not-bool", sim, setp("venue.maker_only", 1), {}, False, "venue.maker_only"),
-    ("skip-nonce-not-bool", sim, setp("venue.skip_nonce_recovery", "yes"), {}, False,
-     "venue.skip_nonce_recovery"),
+    (
+        "skip-nonce-not-bool",
+        sim,
+        setp("venue.skip_nonce_recovery", "yes"),
+        {},
+        False,
+        "venue.skip_nonce_recovery",
+    ),
 ]
 
 
@@ -286,12 +509,17 @@ def test_bad_table_is_large_and_ids_unique() -> None:
     assert len(set(ids)) == len(ids)
 
 
-@pytest.mark.parametrize(("base", "mutate", "env", "live", "key"),
-                         [row[1:] for row in BAD], ids=[row[0] for row in BAD])
-def test_bad_config_fails_naming_key(base: Callable[[], dict[str, Any]],
-                                     mutate: Callable[[dict[str, Any]], None],
-                                     env: dict[str, str], live: bool, key: str,
-                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("base", "mutate", "env", "live", "key"), [row[1:] for row in BAD], ids=[row[0] for row in BAD]
+)
+def test_bad_config_fails_naming_key(
+    base: Callable[[], dict[str, Any]],
+    mutate: Callable[[dict[str, Any]], None],
+    env: dict[str, str],
+    live: bool,
+    key: str,
+    tmp_path: Path,
+) -> None:
     data = base()
     mutate(data)
     env = {"HOME": str(tmp_path), **env}
@@ -355,12 +583,19 @@ def test_writer_round_trips_examples() -> None:
 
 # --- the examples -------------------------------------------------------------------------
 
+
 def test_sim_example_is_the_default(tmp_path: Path) -> None:
     cfg = load_config(env={"HOME": str(tmp_path)})
     assert cfg == load_config(example_path("sim"), env={"HOME": str(tmp_path)})
     v = cfg.venue
     assert (v.mode, v.chain_id, v.rest_url, v.ws_url, v.private_key, v.live) == (
-        "sim", DEFAULT_CHAIN_ID, None, None, None, False)
+        "sim",
+        DEFAULT_CHAIN_ID,
+        None,
+        None,
+        None,
+        False,
+    )
     assert v.account_index is not None and v.api_key_index is not None
     assert v.state_dir == tmp_path / ".local" / "state" / "mmfast"
     assert cfg.run.journal_path == v.state_dir / "journal.jsonl"
@@ -455,8 +690,9 @@ def test_env_key_file_overrides_config(tmp_path: Path) -> None:
     assert cfg.venue.private_key is not None and cfg.venue.private_key.reveal() == CANARY
     # The environment key wins over any key file.
     other = "ab" * 40
-    cfg2 = parse_config(data, env={ENV_PRIVATE_KEY: other, ENV_KEY_FILE: str(key),
-                                   ENV_GUARD_KEY: GUARD_CANARY})
+    cfg2 = parse_config(
+        data, env={ENV_PRIVATE_KEY: other, ENV_KEY_FILE: str(key), ENV_GUARD_KEY: GUARD_CANARY}
+    )
     assert cfg2.venue.private_key is not None and cfg2.venue.private_key.reveal() == other
 
 
@@ -492,8 +728,12 @@ def test_key_file_owned_by_another_user(tmp_path: Path) -> None:
 
 
 def test_env_overrides_secrets_only(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "MMFAST_VENUE_MODE": "mainnet", "MMFAST_CHAIN_ID": "304",
-           "MMFAST_RISK_MAX_POSITION_LOTS": "999999"}
+    env = {
+        "HOME": str(tmp_path),
+        "MMFAST_VENUE_MODE": "mainnet",
+        "MMFAST_CHAIN_ID": "304",
+        "MMFAST_RISK_MAX_POSITION_LOTS": "999999",
+    }
     cfg = parse_config(sim(), env=env)
     assert cfg.venue.mode == "sim" and cfg.venue.chain_id == DEFAULT_CHAIN_ID
     assert cfg.risk.max_position_lots == 2000
@@ -602,14 +842,17 @@ def test_guard_defaults_per_mode(tmp_path: Path) -> None:
     assert GUARD_CANARY not in repr(cfg)
 
 
-@pytest.mark.parametrize(("change", "env", "names"), [
-    (lambda d: None, {ENV_PRIVATE_KEY: CANARY}, "MMFAST_GUARD_API_PRIVATE_KEY"),
-    (lambda d: d["guard"].pop("api_key_index"), None, "guard.api_key_index"),
-    (lambda d: d["guard"].update(api_key_index=4), None, "must differ"),
-    (lambda d: d["guard"].update(heartbeat_interval_ms=600), None, "a third of"),
-    (lambda d: d["guard"].update(max_silence_ms=50), None, "guard.max_silence_ms"),
-    (lambda d: d["guard"].update(private_key="00"), None, "secrets are not read"),
-])
+@pytest.mark.parametrize(
+    ("change", "env", "names"),
+    [
+        (lambda d: None, {ENV_PRIVATE_KEY: CANARY}, "MMFAST_GUARD_API_PRIVATE_KEY"),
+        (lambda d: d["guard"].pop("api_key_index"), None, "guard.api_key_index"),
+        (lambda d: d["guard"].update(api_key_index=4), None, "must differ"),
+        (lambda d: d["guard"].update(heartbeat_interval_ms=600), None, "a third of"),
+        (lambda d: d["guard"].update(max_silence_ms=50), None, "guard.max_silence_ms"),
+        (lambda d: d["guard"].update(private_key="00"), None, "secrets are not read"),
+    ],
+)
 def test_guard_config_errors(tmp_path: Path, change: Any, env: Any, names: str) -> None:
     data = tomllib.loads(example_path("testnet").read_text())
     change(data)
@@ -628,8 +871,7 @@ def test_guard_off_needs_no_key(tmp_path: Path) -> None:
 
 def test_sim_guard_key_is_made_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="sim mode makes its own guard key"):
-        load_config(example_path("sim"), env={ENV_GUARD_KEY: GUARD_CANARY,
-                                               "HOME": str(tmp_path)})
+        load_config(example_path("sim"), env={ENV_GUARD_KEY: GUARD_CANARY, "HOME": str(tmp_path)})
 
 
 def test_quotes_expire_at_the_venue_minimum_and_are_renewed_before(tmp_path: Path) -> None:

@@ -170,9 +170,17 @@ def test_low_before_reserve_only() -> None:
 
 
 @settings(derandomize=True, max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3_000), st.sampled_from(["sendTx", "account",
-                                                                  "accountInactiveOrders"]),
-                          st.booleans()), min_size=1, max_size=300))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3_000),
+            st.sampled_from(["sendTx", "account", "accountInactiveOrders"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=300,
+    )
+)
 def test_never_above_cap_in_any_window(ops: list[tuple[int, str, bool]]) -> None:
     """Property: whatever the request pattern, granted weight in any rolling 60 s <= 80%."""
     tier = RateTier("t", rest_units=3_000, min_rest_weight=0, sendtx_per_min=50)
@@ -247,9 +255,15 @@ def _degrade(b: RateBudget) -> Degrade:
 def test_volume_quota_drives_the_order_room_thresholds() -> None:
     b, _ = make()  # premium: the quota applies; span 900, low 400
     assert _degrade(b) is Degrade.NONE  # never reported: the windows alone
-    for q, want in ((5000, Degrade.NONE), (900, Degrade.NONE), (400, Degrade.NONE),
-                    (399, Degrade.WIDE), (150, Degrade.WIDE), (149, Degrade.FEW_LEVELS),
-                    (1, Degrade.FEW_LEVELS)):
+    for q, want in (
+        (5000, Degrade.NONE),
+        (900, Degrade.NONE),
+        (400, Degrade.NONE),
+        (399, Degrade.WIDE),
+        (150, Degrade.WIDE),
+        (149, Degrade.FEW_LEVELS),
+        (1, Degrade.FEW_LEVELS),
+    ):
         b.note_volume_quota(q)
         assert _degrade(b) is want, q
     b.note_volume_quota(3)

@@ -22,14 +22,22 @@ def details() -> dict[str, Any]:
 
 def test_fixture_parsed_exactly() -> None:
     eth = parse_order_book_details(details())[0]
-    assert (eth.symbol, eth.status, eth.size_decimals, eth.price_decimals) == ("ETH", "active",
-                                                                                4, 2)
+    assert (eth.symbol, eth.status, eth.size_decimals, eth.price_decimals) == (
+        "ETH",
+        "active",
+        4,
+        2,
+    )
     assert eth.min_base_lots == 50  # "0.0050" with 4 decimals
     assert eth.min_quote_micro == 10_000_000  # "10.000000" USDC
     assert eth.order_quote_limit_micro == 281_474_976_710_655
     assert eth.taker_fee_1e6 == 0 and eth.maker_fee_1e6 == 0
-    assert (eth.default_imf_1e4, eth.min_imf_1e4, eth.maintenance_mf_1e4,
-            eth.closeout_mf_1e4) == (500, 200, 120, 80)
+    assert (eth.default_imf_1e4, eth.min_imf_1e4, eth.maintenance_mf_1e4, eth.closeout_mf_1e4) == (
+        500,
+        200,
+        120,
+        80,
+    )
     assert eth.is_active and not eth.force_reduce_only and eth.inactive_reason == ""
 
 
@@ -61,15 +69,18 @@ def test_edges_convert_exactly() -> None:
     assert big == (2**32 - 1) * (2**48 - 1)
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda d: d.pop("size_decimals"),
-    lambda d: d.update(price_decimals="2"),
-    lambda d: d.update(min_base_amount=0.005),
-    lambda d: d.update(min_base_amount="-0.005"),
-    lambda d: d.update(status=None),
-    lambda d: d.update(market_config=[]),
-    lambda d: d.update(default_initial_margin_fraction=True),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.pop("size_decimals"),
+        lambda d: d.update(price_decimals="2"),
+        lambda d: d.update(min_base_amount=0.005),
+        lambda d: d.update(min_base_amount="-0.005"),
+        lambda d: d.update(status=None),
+        lambda d: d.update(market_config=[]),
+        lambda d: d.update(default_initial_margin_fraction=True),
+    ],
+)
 def test_malformed_metadata_refused(mutate: Any) -> None:
     body = copy.deepcopy(details())
     mutate(body["order_book_details"][0])
@@ -78,15 +89,27 @@ def test_malformed_metadata_refused(mutate: Any) -> None:
 
 
 def test_config_checks() -> None:
-    ok = dict(rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1/stream", account_index=5,
-              api_key_index=4, markets=(0,))
+    ok = dict(
+        rest_url="http://127.0.0.1:1",
+        ws_url="ws://127.0.0.1:1/stream",
+        account_index=5,
+        api_key_index=4,
+        markets=(0,),
+    )
     cfg = LighterConfig(**ok)  # type: ignore[arg-type]
     assert cfg.api_base == "http://127.0.0.1:1/api/v1"
     bad: list[dict[str, Any]] = [
-        {"rest_url": "ws://x"}, {"ws_url": "http://x/stream"}, {"account_index": 0},
-        {"api_key_index": 255}, {"markets": ()}, {"markets": (1, 1)},
-        {"pong_timeout_s": 5.0, "ping_idle_s": 2.0}, {"token_lifetime_s": 9 * 3600},
-        {"budget_max_fraction": 0.9}, {"backoff_min_s": 40.0}, {"max_connect_failures": 0},
+        {"rest_url": "ws://x"},
+        {"ws_url": "http://x/stream"},
+        {"account_index": 0},
+        {"api_key_index": 255},
+        {"markets": ()},
+        {"markets": (1, 1)},
+        {"pong_timeout_s": 5.0, "ping_idle_s": 2.0},
+        {"token_lifetime_s": 9 * 3600},
+        {"budget_max_fraction": 0.9},
+        {"backoff_min_s": 40.0},
+        {"max_connect_failures": 0},
     ]
     for b in bad:
         with pytest.raises(ValueError):

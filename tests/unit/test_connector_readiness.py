@@ -47,8 +47,9 @@ def test_ready_only_when_all_hold_and_reason_on_loss() -> None:
     r.set("book:0", True)  # no change, no event
     assert len(events) == n
     r.set("book:0", False, "nonce gap")
-    assert not r.ready and events[-1] == ConnectorState(False, "book:0: nonce gap",
-                                                        events[-1].ts_ns)
+    assert not r.ready and events[-1] == ConnectorState(
+        False, "book:0: nonce gap", events[-1].ts_ns
+    )
     assert r.failing() == {"book:0": "nonce gap"}
     with pytest.raises(KeyError):
         r.set("nope", True)

@@ -118,10 +118,11 @@ def test_terminal_lines() -> None:
     lines = stream.getvalue().splitlines()
     # Time of day to the ms, the level, the logger without "mmfast.", the message at a fixed
     # column; an exception's lines after it.
-    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} WARNING  strategy\.tp: tp placed: size=0\.0100",
-                        lines[0]), lines
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d\.\d{3} WARNING  strategy\.tp: tp placed: size=0\.0100", lines[0]
+    ), lines
     assert lines[0].index("strategy.tp") == TerminalFormatter.PREFIX_WIDTH
-    assert lines[1][TerminalFormatter.PREFIX_WIDTH:] == "strategy.tp: failed"
+    assert lines[1][TerminalFormatter.PREFIX_WIDTH :] == "strategy.tp: failed"
     assert lines[1][13:21] == "ERROR   " and lines[-1] == "ValueError: bad thing"
 
 

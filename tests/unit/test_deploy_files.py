@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_deploy", ROOT / "tools" /
-                                                  "check_deploy.py")
+    spec = importlib.util.spec_from_file_location(
+        "check_deploy", ROOT / "tools" / "check_deploy.py"
+    )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -37,23 +38,35 @@ def test_the_shipped_dockerfile_passes() -> None:
     assert _checker().check_dockerfile() == []
 
 
-@pytest.mark.parametrize(("old", "new", "why"), [
-    ("USER mmfast", "USER root", "non-root"),
-    ("STOPSIGNAL SIGTERM", "", "STOPSIGNAL"),
-    ("COPY deploy ./deploy", "COPY deploy ./deploy\nCOPY api.key /etc/mmfast/api.key",
-     "secret"),
-    ('CMD ["run"]', 'CMD ["run", "--live"]', "simulator"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("USER mmfast", "USER root", "non-root"),
+        ("STOPSIGNAL SIGTERM", "", "STOPSIGNAL"),
+        (
+            "COPY deploy ./deploy",
+            "COPY deploy ./deploy\nCOPY api.key /etc/mmfast/api.key",
+            "secret",
+        ),
+        ('CMD ["run"]', 'CMD ["run", "--live"]', "simulator"),
+    ],
+)
 def test_a_broken_dockerfile_is_caught(tmp_path: Path, old: str, new: str, why: str) -> None:
     mod = _broken(tmp_path, "Dockerfile", old, new)
     assert any(why in b for b in mod.check_dockerfile())
 
 
-@pytest.mark.parametrize(("old", "new", "why"), [
-    ("KillMode=mixed", "KillMode=control-group", "KillMode=mixed"),
-    ("Environment=MMFAST_API_KEY_FILE=/etc/mmfast/api.key",
-     "Environment=MMFAST_API_PRIVATE_KEY=00", "key"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("KillMode=mixed", "KillMode=control-group", "KillMode=mixed"),
+        (
+            "Environment=MMFAST_API_KEY_FILE=/etc/mmfast/api.key",
+            "Environment=MMFAST_API_PRIVATE_KEY=00",
+            "key",
+        ),
+    ],
+)
 def test_a_broken_unit_is_caught(tmp_path: Path, old: str, new: str, why: str) -> None:
     mod = _broken(tmp_path, "mmfast.service", old, new)
     assert any(why in b for b in mod.check_unit("/bin/true"))

@@ -26,10 +26,27 @@ def test_pre_commit_hooks_pin_the_locked_versions() -> None:
 
 def test_the_lock_holds_the_tools_ci_and_make_run() -> None:
     lock = _lock()
-    for tool in ("pytest", "pytest-cov", "coverage", "ruff", "cython-lint", "pycodestyle",
-                 "codespell", "mypy", "build", "uv", "cython", "setuptools", "wheel",
-                 "lighter-sdk", "picows"):
+    for tool in (
+        "pytest",
+        "pytest-cov",
+        "coverage",
+        "ruff",
+        "cython-lint",
+        "pycodestyle",
+        "codespell",
+        "mypy",
+        "build",
+        "uv",
+        "cython",
+        "setuptools",
+        "wheel",
+        "lighter-sdk",
+        "picows",
+    ):
         assert tool in lock, tool
     assert "ccxt" not in lock  # installed without its pins from requirements/ccxt.txt
-    assert re.search(r"^ccxt==\S+ \\\n\s+--hash=sha256:[0-9a-f]{64}",
-                     (ROOT / "requirements/ccxt.txt").read_text(), re.M)
+    assert re.search(
+        r"^ccxt==\S+ \\\n\s+--hash=sha256:[0-9a-f]{64}",
+        (ROOT / "requirements/ccxt.txt").read_text(),
+        re.M,
+    )

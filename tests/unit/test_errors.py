@@ -75,8 +75,11 @@ def _walk() -> tuple[set[str], dict[str, type[BaseException]]]:
         module = importlib.import_module(info.name)  # an import error fails the test
         modules.add(info.name)
         for obj in vars(module).values():
-            if (inspect.isclass(obj) and issubclass(obj, BaseException)
-                    and obj.__module__.split(".")[0] == "mmfast"):
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and obj.__module__.split(".")[0] == "mmfast"
+            ):
                 found[_name(obj)] = obj
     return modules, found
 
@@ -126,13 +129,21 @@ def test_categories_are_plain() -> None:
     # A category carries no builtin base of its own: `except OrderError` must not start catching
     # unrelated ValueErrors, nor `except ValueError` a whole category.
     for cat in (MmfastError, SigningError, ExchangeError, OrderError):
-        assert cat.__mro__[1:] in ((Exception, BaseException, object),
-                                   (MmfastError, Exception, BaseException, object))
+        assert cat.__mro__[1:] in (
+            (Exception, BaseException, object),
+            (MmfastError, Exception, BaseException, object),
+        )
 
 
 def test_errors_module_names_each_category_once() -> None:
-    assert set(errors.__all__) == {"BookError", "ExchangeError", "MmfastError", "OrderError",
-                                   "SigningError", "UnitsError"}
+    assert set(errors.__all__) == {
+        "BookError",
+        "ExchangeError",
+        "MmfastError",
+        "OrderError",
+        "SigningError",
+        "UnitsError",
+    }
     import mmfast.core as core
 
     for n in errors.__all__:

@@ -45,9 +45,15 @@ def _text(data: bytes) -> Any:
 
 def _delta(nonce: int, bid: int, ts: int = 0) -> bytes:
     msg: dict[str, Any] = {
-        "type": "update/order_book", "channel": "order_book:0",
-        "order_book": {"asks": [], "bids": [_level(bid, 20_000)], "nonce": nonce + 1,
-                       "begin_nonce": nonce}}
+        "type": "update/order_book",
+        "channel": "order_book:0",
+        "order_book": {
+            "asks": [],
+            "bids": [_level(bid, 20_000)],
+            "nonce": nonce + 1,
+            "begin_nonce": nonce,
+        },
+    }
     if ts:
         msg["timestamp"] = ts
     return orjson.dumps(msg)
@@ -92,8 +98,11 @@ def test_book_frames_of_an_attached_market_take_the_compiled_path() -> None:
 def test_everything_else_takes_the_python_path() -> None:
     f, s, p, after = _feed()
     other_market = SNAP.replace(b"order_book:0", b"order_book:7")
-    for data in (other_market, b'{"type":"update/market_stats","channel":"market_stats:0"}',
-                 b'{"type":"pong"}'):
+    for data in (
+        other_market,
+        b'{"type":"update/market_stats","channel":"market_stats:0"}',
+        b'{"type":"pong"}',
+    ):
         f.on_ws_frame(None, _text(data))
     f.on_ws_frame(None, _make_test_ws_frame(WSMsgType.BINARY, SNAP, True, False))
     assert len(s.py) == 4 and p.frames == 0 and after == [] and s.books == []
@@ -114,13 +123,17 @@ def test_frames_the_scanner_does_not_take_are_left_untouched_for_python() -> Non
     price) applies nothing here: the stream's Python handler gets it whole (the reference
     parser there applies it or counts it malformed)."""
     f, s, p, after = _feed()
-    odd = b'{"channel":"order_book:0","type":"subscribed/order_book","order_book":' \
-          b'{"asks":[],"bids":[],"nonce":1},"extra":[1,{"a":[2]}]}'
+    odd = (
+        b'{"channel":"order_book:0","type":"subscribed/order_book","order_book":'
+        b'{"asks":[],"bids":[],"nonce":1},"extra":[1,{"a":[2]}]}'
+    )
     f.on_ws_frame(None, _text(odd))
     assert p.book.messages == 0 and s.py == [odd] and after == [] and p.frames == 0
     f.on_ws_frame(None, _text(SNAP))
-    bad = b'{"type":"update/order_book","channel":"order_book:0","order_book":' \
-          b'{"asks":[{"price":"x","size":"1"}],"bids":[],"nonce":3,"begin_nonce":2}}'
+    bad = (
+        b'{"type":"update/order_book","channel":"order_book:0","order_book":'
+        b'{"asks":[{"price":"x","size":"1"}],"bids":[],"nonce":3,"begin_nonce":2}}'
+    )
     f.on_ws_frame(None, _text(bad))
     assert s.py == [odd, bad] and p.frames == 1 and len(after) == 1 and s.malformed == 0
 
@@ -141,8 +154,9 @@ def test_same_actions_as_the_python_entry() -> None:
         f.on_ws_frame(None, _text(data))
         q.on_frame(data, time.monotonic_ns())
         assert p.n_out == q.n_out
-        assert [p.action(i)[:5] for i in range(p.n_out)] == \
-            [q.action(i)[:5] for i in range(q.n_out)]
+        assert [p.action(i)[:5] for i in range(p.n_out)] == [
+            q.action(i)[:5] for i in range(q.n_out)
+        ]
     assert p.book.best_bid() == q.book.best_bid() and p.steps == q.steps
 
 

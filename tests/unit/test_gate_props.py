@@ -49,33 +49,60 @@ rules_st = st.builds(
     initial_margin_bps=st.integers(1, 10_000),
 )
 # An order is mostly near the mark and on the steps (so it gets past the shape rules), else raw.
-raw_st = st.one_of(st.none(), st.tuples(st.one_of(st.integers(-5, 20_000), st.integers(1, 2**62)),
-                                        st.one_of(st.integers(-5, 3_000), st.integers(1, 2**62))))
+raw_st = st.one_of(
+    st.none(),
+    st.tuples(
+        st.one_of(st.integers(-5, 20_000), st.integers(1, 2**62)),
+        st.one_of(st.integers(-5, 3_000), st.integers(1, 2**62)),
+    ),
+)
 
 # One step: a state change, an order, or the clock moving on.
 step_st = st.one_of(
-    st.tuples(st.just("order"), st.sampled_from([0, 1]), st.integers(-300, 300),
-              st.one_of(st.integers(0, 20), st.integers(0, 400)), st.booleans(), st.booleans(),
-              raw_st),
+    st.tuples(
+        st.just("order"),
+        st.sampled_from([0, 1]),
+        st.integers(-300, 300),
+        st.one_of(st.integers(0, 20), st.integers(0, 400)),
+        st.booleans(),
+        st.booleans(),
+        raw_st,
+    ),
     st.tuples(st.just("position"), st.one_of(st.integers(-50, 50), st.integers(-6_000, 6_000))),
-    st.tuples(st.just("open"), st.integers(0, 10), st.one_of(st.integers(0, 50),
-                                                              st.integers(0, 4_000)),
-              st.one_of(st.integers(0, 50), st.integers(0, 4_000))),
+    st.tuples(
+        st.just("open"),
+        st.integers(0, 10),
+        st.one_of(st.integers(0, 50), st.integers(0, 4_000)),
+        st.one_of(st.integers(0, 50), st.integers(0, 4_000)),
+    ),
     st.tuples(st.just("mark"), st.one_of(st.integers(0, 20_000), st.integers(1, 2**62))),
-    st.tuples(st.just("flags"), st.booleans(), st.booleans(), st.booleans(),
-              st.sampled_from([0, 1, 2])),
-    st.tuples(st.just("margin"), st.one_of(
-        st.none(), st.tuples(st.integers(-10**6, 10**9), st.integers(-10**6, 10**10)),
-        st.tuples(st.integers(-10**12, 10**15), st.integers(-10**12, 10**15)),
-        st.tuples(st.integers(-2**62, 2**62), st.integers(-2**62, 2**62)))),
+    st.tuples(
+        st.just("flags"), st.booleans(), st.booleans(), st.booleans(), st.sampled_from([0, 1, 2])
+    ),
+    st.tuples(
+        st.just("margin"),
+        st.one_of(
+            st.none(),
+            st.tuples(st.integers(-(10**6), 10**9), st.integers(-(10**6), 10**10)),
+            st.tuples(st.integers(-(10**12), 10**15), st.integers(-(10**12), 10**15)),
+            st.tuples(st.integers(-(2**62), 2**62), st.integers(-(2**62), 2**62)),
+        ),
+    ),
     st.tuples(st.just("time"), st.one_of(st.integers(0, 50), st.integers(0, 3_000))),
     st.tuples(st.just("record")),
 )
 
 
 def _modify_order(side: int, price: int) -> Order:
-    return Order(market=0, client_order_index=1, side=Side(side), price_ticks=max(price, 1),
-                 size_lots=1, tif=TimeInForce.POST_ONLY, status=OrderStatus.OPEN)
+    return Order(
+        market=0,
+        client_order_index=1,
+        side=Side(side),
+        price_ticks=max(price, 1),
+        size_lots=1,
+        tif=TimeInForce.POST_ONLY,
+        status=OrderStatus.OPEN,
+    )
 
 
 def _apply(py: RiskGate, c: GateCore, step: tuple[Any, ...], now: list[int]) -> None:
@@ -89,10 +116,16 @@ def _apply(py: RiskGate, c: GateCore, step: tuple[Any, ...], now: list[int]) -> 
             size = k * ls
         else:
             price, size = raw
-        want = py.admit(Side(side), price, size, reduce_only=reduce_only,
-                        modify_of=_modify_order(side, price) if is_modify else None)
-        got = c.admit(side, price, size, reduce_only=reduce_only, is_modify=is_modify,
-                      now_ns=now[0])
+        want = py.admit(
+            Side(side),
+            price,
+            size,
+            reduce_only=reduce_only,
+            modify_of=_modify_order(side, price) if is_modify else None,
+        )
+        got = c.admit(
+            side, price, size, reduce_only=reduce_only, is_modify=is_modify, now_ns=now[0]
+        )
         assert got == want, (step, got, want)
         SEEN.add(want)
     elif kind == "position":
@@ -121,14 +154,21 @@ def _apply(py: RiskGate, c: GateCore, step: tuple[Any, ...], now: list[int]) -> 
     assert c.sends_in_window(now[0]) == py.sends_in_window(now[0])
 
 
-@settings(max_examples=2500, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(limits=limits_st, rules=rules_st,
-       start=st.tuples(st.booleans(), st.booleans(), st.integers(1, 20_000)),
-       steps=st.lists(step_st, min_size=1, max_size=60))
-def test_compiled_gate_equals_python_gate(limits: RiskLimits, rules: MarketRules,
-                                          start: tuple[bool, bool, int],
-                                          steps: list[tuple[Any, ...]]) -> None:
+@settings(
+    max_examples=2500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    limits=limits_st,
+    rules=rules_st,
+    start=st.tuples(st.booleans(), st.booleans(), st.integers(1, 20_000)),
+    steps=st.lists(step_st, min_size=1, max_size=60),
+)
+def test_compiled_gate_equals_python_gate(
+    limits: RiskLimits,
+    rules: MarketRules,
+    start: tuple[bool, bool, int],
+    steps: list[tuple[Any, ...]],
+) -> None:
     now = [10_000]
     py = RiskGate(limits, rules, now_ns=lambda: now[0])
     c = GateCore(limits, rules)
@@ -180,10 +220,23 @@ SCENARIOS: dict[RiskReason, list[tuple[Any, ...]]] = {
 
 @pytest.mark.parametrize("reason", list(SCENARIOS), ids=[r.name for r in SCENARIOS])
 def test_each_reason_on_both_gates(reason: RiskReason) -> None:
-    rules = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=4,
-                        min_notional=100, price_step=2, lot_step=2)
-    limits = RiskLimits(max_position_lots=100, max_order_notional=10**10, max_open_orders=2,
-                        price_band_bps=500, order_rate_cap=2, order_rate_window_ns=1000)
+    rules = MarketRules(
+        market=0,
+        price_decimals=2,
+        size_decimals=4,
+        min_size_lots=4,
+        min_notional=100,
+        price_step=2,
+        lot_step=2,
+    )
+    limits = RiskLimits(
+        max_position_lots=100,
+        max_order_notional=10**10,
+        max_open_orders=2,
+        price_band_bps=500,
+        order_rate_cap=2,
+        order_rate_window_ns=1000,
+    )
     now = [10_000]
     py = RiskGate(limits, rules, now_ns=lambda: now[0])
     c = GateCore(limits, rules)
@@ -202,11 +255,24 @@ def test_every_reason_is_reached() -> None:
 
 
 def test_limits_and_rules_are_taken() -> None:
-    rules = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=5,
-                        min_notional=1000, price_step=2, lot_step=5)
-    limits = RiskLimits(max_position_lots=100, max_order_notional=10**6, max_open_orders=2,
-                        price_band_bps=100, order_rate_cap=2, order_rate_window_ns=1000,
-                        require_margin_stats=False)
+    rules = MarketRules(
+        market=0,
+        price_decimals=2,
+        size_decimals=4,
+        min_size_lots=5,
+        min_notional=1000,
+        price_step=2,
+        lot_step=5,
+    )
+    limits = RiskLimits(
+        max_position_lots=100,
+        max_order_notional=10**6,
+        max_open_orders=2,
+        price_band_bps=100,
+        order_rate_cap=2,
+        order_rate_window_ns=1000,
+        require_margin_stats=False,
+    )
     c = GateCore(limits, rules)
     c.connector_ready = c.book_in_sync = True
     c.mark_price = 1000
@@ -217,21 +283,39 @@ def test_limits_and_rules_are_taken() -> None:
     assert c.admit(1, 1000, 10, now_ns=3) is RiskReason.OK
     assert c.admit(1, 1000, 10, now_ns=4) is RiskReason.ORDER_RATE
     assert c.sends_in_window(1001) == 1 and c.admit(1, 1000, 10, now_ns=1001) is RiskReason.OK
-    c.set_limits(RiskLimits(max_position_lots=5, max_order_notional=10**6, max_open_orders=2,
-                            price_band_bps=100, order_rate_cap=9, order_rate_window_ns=1000,
-                            require_margin_stats=False))
+    c.set_limits(
+        RiskLimits(
+            max_position_lots=5,
+            max_order_notional=10**6,
+            max_open_orders=2,
+            price_band_bps=100,
+            order_rate_cap=9,
+            order_rate_window_ns=1000,
+            require_margin_stats=False,
+        )
+    )
     assert c.admit(0, 1000, 10, now_ns=1002) is RiskReason.MAX_POSITION
-    assert c.denials == {RiskReason.PRICE_PRECISION: 1, RiskReason.SIZE_PRECISION: 1,
-                         RiskReason.PRICE_BAND: 1, RiskReason.ORDER_RATE: 1,
-                         RiskReason.MAX_POSITION: 1}
+    assert c.denials == {
+        RiskReason.PRICE_PRECISION: 1,
+        RiskReason.SIZE_PRECISION: 1,
+        RiskReason.PRICE_BAND: 1,
+        RiskReason.ORDER_RATE: 1,
+        RiskReason.MAX_POSITION: 1,
+    }
     assert c.admitted == 3
 
 
 @pytest.mark.parametrize("n", [1, 64, 200])
 def test_recorded_sends_past_the_cap_are_all_counted(n: int) -> None:
     rules = MarketRules(market=0, price_decimals=2, size_decimals=4)
-    limits = RiskLimits(max_position_lots=10, max_order_notional=10**6, max_open_orders=2,
-                        price_band_bps=100, order_rate_cap=3, order_rate_window_ns=1000)
+    limits = RiskLimits(
+        max_position_lots=10,
+        max_order_notional=10**6,
+        max_open_orders=2,
+        price_band_bps=100,
+        order_rate_cap=3,
+        order_rate_window_ns=1000,
+    )
     c = GateCore(limits, rules)
     for i in range(n):
         c.record_send(i)

@@ -24,8 +24,17 @@ def test_view_reads_its_sources_live() -> None:
     account = SimpleNamespace(user_stats={}, account_orders_version=3)
     raw: dict[int, dict[str, Any]] = {}
     entry = _Entry()
-    v = MarketView(0, book="book", market_data=md, trades=[1], readiness=readiness,
-                   account=account, raw_orders=raw, entry=entry, budget="budget")
+    v = MarketView(
+        0,
+        book="book",
+        market_data=md,
+        trades=[1],
+        readiness=readiness,
+        account=account,
+        raw_orders=raw,
+        entry=entry,
+        budget="budget",
+    )
     assert (v.book, v.info, v.stats, v.trades, v.ready) == ("book", "info-1", None, [1], False)
     md.markets[0] = "info-2"  # a metadata refresh replaces the market's info
     md.stats[0] = "stats"
@@ -43,7 +52,13 @@ def test_view_reads_its_sources_live() -> None:
 def test_view_without_parts() -> None:
     v = MarketView(7)
     assert (v.book, v.info, v.stats, v.ready, v.orders_version, v.budget) == (
-        None, None, None, True, None, None)
+        None,
+        None,
+        None,
+        True,
+        None,
+        None,
+    )
     assert v.user_stats == {} and v.raw_orders == {} and v.in_flight() == 0
     assert not v.trades
     assert asyncio.run(v.active_orders()) is None
@@ -70,8 +85,7 @@ def test_view_of_a_plain_connector() -> None:
 
 def test_view_of_active_orders_over_rest() -> None:
     class Rest:
-        async def account_active_orders(self, account: int, market: int
-                                        ) -> list[dict[str, Any]]:
+        async def account_active_orders(self, account: int, market: int) -> list[dict[str, Any]]:
             return [{"account": account, "market": market}]
 
     conn = SimpleNamespace(rest=Rest(), config=SimpleNamespace(account_index=9))
@@ -97,8 +111,9 @@ def test_order_messages_call_back_through_the_view() -> None:
     streams.account_orders, streams.account_orders_version = {}, 0
     streams.entry = streams.listener = None
     streams.order_hooks = acct.order_hooks
-    streams._on_account_orders({"orders": {"3": [{"order_index": 9, "status": "open"}],
-                                           "4": []}}, False)
+    streams._on_account_orders(
+        {"orders": {"3": [{"order_index": 9, "status": "open"}], "4": []}}, False
+    )
     assert calls == [1] and streams.account_orders_version == 2
     assert v.on_orders_message(hook, remove=True) and acct.order_hooks == {3: []}
     assert not MarketView(3).on_orders_message(hook)  # no account part: the caller polls

@@ -40,8 +40,14 @@ def key_hex() -> str:
 
 @pytest.fixture
 def signer(key_hex: str) -> Any:
-    s = InlineSigner(ApiKey(key_hex), account_index=ACCOUNT, api_key_index=KEY_INDEX,
-                     chain_id=CHAIN, pool_size=16, check=False)
+    s = InlineSigner(
+        ApiKey(key_hex),
+        account_index=ACCOUNT,
+        api_key_index=KEY_INDEX,
+        chain_id=CHAIN,
+        pool_size=16,
+        check=False,
+    )
     s.start()
     yield s
     s.stop()
@@ -52,27 +58,58 @@ def _sig(tx_info: str) -> bytes:
 
 
 REQUESTS = [
-    ("create_order", CreateOrderRequest(
-        market=3, client_order_index=77, base_amount=1200, price=301_234, is_ask=True,
-        tif=TimeInForce.POST_ONLY, nonce=11, order_expiry_ms=1_900_000_000_000),
-     dict(market_index=3, client_order_index=77, base_amount=1200, price=301_234, is_ask=1,
-          order_type=0, time_in_force=2, reduce_only=0, trigger_price=0,
-          order_expiry=1_900_000_000_000)),
-    ("modify_order", ModifyOrderRequest(market=3, index=77, base_amount=900, price=301_000,
-                                        nonce=12),
-     dict(market_index=3, index=77, base_amount=900, price=301_000, trigger_price=0)),
-    ("cancel_order", CancelOrderRequest(market=3, index=77, nonce=13),
-     dict(market_index=3, index=77)),
-    ("cancel_all_orders", CancelAllRequest(market=3, nonce=14),
-     dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=3)),
-    ("update_leverage", UpdateLeverageRequest(market=3, initial_margin_fraction=1000, nonce=15),
-     dict(market_index=3, initial_margin_fraction=1000, margin_mode=0)),
+    (
+        "create_order",
+        CreateOrderRequest(
+            market=3,
+            client_order_index=77,
+            base_amount=1200,
+            price=301_234,
+            is_ask=True,
+            tif=TimeInForce.POST_ONLY,
+            nonce=11,
+            order_expiry_ms=1_900_000_000_000,
+        ),
+        dict(
+            market_index=3,
+            client_order_index=77,
+            base_amount=1200,
+            price=301_234,
+            is_ask=1,
+            order_type=0,
+            time_in_force=2,
+            reduce_only=0,
+            trigger_price=0,
+            order_expiry=1_900_000_000_000,
+        ),
+    ),
+    (
+        "modify_order",
+        ModifyOrderRequest(market=3, index=77, base_amount=900, price=301_000, nonce=12),
+        dict(market_index=3, index=77, base_amount=900, price=301_000, trigger_price=0),
+    ),
+    (
+        "cancel_order",
+        CancelOrderRequest(market=3, index=77, nonce=13),
+        dict(market_index=3, index=77),
+    ),
+    (
+        "cancel_all_orders",
+        CancelAllRequest(market=3, nonce=14),
+        dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=3),
+    ),
+    (
+        "update_leverage",
+        UpdateLeverageRequest(market=3, initial_margin_fraction=1000, nonce=15),
+        dict(market_index=3, initial_margin_fraction=1000, margin_mode=0),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("kind", "request_", "fields"), REQUESTS, ids=[r[0] for r in REQUESTS])
-def test_submit_signs_before_it_returns(signer: Any, key_hex: str, kind: str, request_: Any,
-                                        fields: dict[str, int]) -> None:
+def test_submit_signs_before_it_returns(
+    signer: Any, key_hex: str, kind: str, request_: Any, fields: dict[str, int]
+) -> None:
     got: list[tuple[Any, Any]] = []
     before = int(time.time() * 1000)
     signer.submit(request_, lambda res, err: got.append((res, err)))
@@ -83,20 +120,33 @@ def test_submit_signs_before_it_returns(signer: Any, key_hex: str, kind: str, re
     exp = res.info["ExpiredAt"]
     assert before + TX_EXPIRY_MS <= exp <= after + TX_EXPIRY_MS
     assert res.nonce == request_.nonce and res.tx_type == native.TX_TYPES[kind]
-    want = native.tx_hash(kind, fields, chain_id=CHAIN, account_index=ACCOUNT,
-                          api_key_index=KEY_INDEX, nonce=request_.nonce, expired_at=exp)
+    want = native.tx_hash(
+        kind,
+        fields,
+        chain_id=CHAIN,
+        account_index=ACCOUNT,
+        api_key_index=KEY_INDEX,
+        nonce=request_.nonce,
+        expired_at=exp,
+    )
     assert res.tx_hash == want.hex()
     info = orjson.loads(res.tx_info)
     assert (info["AccountIndex"], info["ApiKeyIndex"], info["Nonce"], info["ExpiredAt"]) == (
-        ACCOUNT, KEY_INDEX, request_.nonce, exp)
+        ACCOUNT,
+        KEY_INDEX,
+        request_.nonce,
+        exp,
+    )
     assert native.verify_hashed(native.public_key(key_hex), want, _sig(res.tx_info))
     assert res.sign_ns > 0 and signer.signed == 1
 
 
 def test_bad_request_calls_back_with_an_error(signer: Any, key_hex: str) -> None:
     got: list[tuple[Any, Any]] = []
-    signer.submit(ModifyOrderRequest(market=0, index=5, base_amount=10, price=0, nonce=1),
-                  lambda res, err: got.append((res, err)))
+    signer.submit(
+        ModifyOrderRequest(market=0, index=5, base_amount=10, price=0, nonce=1),
+        lambda res, err: got.append((res, err)),
+    )
     assert got and got[0][0] is None and isinstance(got[0][1], SignerError)
     assert key_hex not in str(got[0][1]).lower() and signer.failed == 1
 
@@ -114,8 +164,14 @@ def test_token_verifies_and_deadline_is_checked(signer: Any, key_hex: str) -> No
 
 
 def test_stop_wipes_and_refuses(key_hex: str) -> None:
-    s = InlineSigner(ApiKey(key_hex), account_index=ACCOUNT, api_key_index=KEY_INDEX,
-                     chain_id=CHAIN, pool_size=0, check=False)
+    s = InlineSigner(
+        ApiKey(key_hex),
+        account_index=ACCOUNT,
+        api_key_index=KEY_INDEX,
+        chain_id=CHAIN,
+        pool_size=0,
+        check=False,
+    )
     s.start()
     assert s.running and s.thread_ident is None
     s.stop()
@@ -127,8 +183,14 @@ def test_stop_wipes_and_refuses(key_hex: str) -> None:
 
 
 def test_pool_feeds_signatures(key_hex: str) -> None:
-    s = InlineSigner(ApiKey(key_hex), account_index=ACCOUNT, api_key_index=KEY_INDEX,
-                     chain_id=CHAIN, pool_size=8, check=False)
+    s = InlineSigner(
+        ApiKey(key_hex),
+        account_index=ACCOUNT,
+        api_key_index=KEY_INDEX,
+        chain_id=CHAIN,
+        pool_size=8,
+        check=False,
+    )
     s.start()
     try:
         deadline = time.monotonic() + 10
@@ -143,13 +205,20 @@ def test_pool_feeds_signatures(key_hex: str) -> None:
 
 
 def test_self_check_passes_with_a_random_key(key_hex: str) -> None:
-    self_check(ApiKey(key_hex), chain_id=CHAIN, account_index=ACCOUNT + 1,
-               api_key_index=KEY_INDEX)
+    self_check(ApiKey(key_hex), chain_id=CHAIN, account_index=ACCOUNT + 1, api_key_index=KEY_INDEX)
 
 
 def test_checked_says_whether_the_self_check_ran(key_hex: str) -> None:
-    signers = [InlineSigner(ApiKey(key_hex), account_index=ACCOUNT + 3, api_key_index=KEY_INDEX,
-                            chain_id=CHAIN, check=check) for check in (False, True)]
+    signers = [
+        InlineSigner(
+            ApiKey(key_hex),
+            account_index=ACCOUNT + 3,
+            api_key_index=KEY_INDEX,
+            chain_id=CHAIN,
+            check=check,
+        )
+        for check in (False, True)
+    ]
     try:
         assert [s.checked for s in signers] == [False, False]
         for s in signers:
@@ -164,15 +233,26 @@ class _Skewed(ModifyOrderRequest):
     """A request whose native signature is of a different price: a signer that disagrees."""
 
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
-        return ns.sign_modify_order(self.market, self.index, self.base_amount, self.price + 1,  # type: ignore[no-any-return]
-                                    self.trigger_price, self.nonce, expired_at)
+        return ns.sign_modify_order(
+            self.market,
+            self.index,
+            self.base_amount,
+            self.price + 1,  # type: ignore[no-any-return]
+            self.trigger_price,
+            self.nonce,
+            expired_at,
+        )
 
 
 def test_self_check_refuses_a_mismatch(key_hex: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(native_signer, "_corpus", lambda market: [
-        _Skewed(market=market, index=1, base_amount=5, price=100, nonce=1)])
-    s = InlineSigner(ApiKey(key_hex), account_index=ACCOUNT + 2, api_key_index=KEY_INDEX,
-                     chain_id=CHAIN)
+    monkeypatch.setattr(
+        native_signer,
+        "_corpus",
+        lambda market: [_Skewed(market=market, index=1, base_amount=5, price=100, nonce=1)],
+    )
+    s = InlineSigner(
+        ApiKey(key_hex), account_index=ACCOUNT + 2, api_key_index=KEY_INDEX, chain_id=CHAIN
+    )
     with pytest.raises(SignerError) as exc:
         s.start()
     text = str(exc.value)

@@ -48,8 +48,10 @@ class Rig:
         self.venue = venue
         self.sent: deque[tuple[object, int, bool]] = deque()
         self.mgr: NonceManager[object] = NonceManager(
-            venue.fetch, lambda i, n: self.sent.append((i, n, self.mgr.skip_due(n))),
-            skip_lost=skip_lost)
+            venue.fetch,
+            lambda i, n: self.sent.append((i, n, self.mgr.skip_due(n))),
+            skip_lost=skip_lost,
+        )
 
     async def start(self) -> None:
         self.mgr.require_refresh()
@@ -203,8 +205,11 @@ def test_skip_due_with_nothing_to_release_keeps_the_room_closed() -> None:
         venue = Venue()
         rig = Rig(venue)
         rig.mgr = NonceManager(
-            venue.fetch, lambda i, n: rig.sent.append((i, n, rig.mgr.skip_due(n))),
-            still_wanted=lambda item, code: False, skip_lost=True)
+            venue.fetch,
+            lambda i, n: rig.sent.append((i, n, rig.mgr.skip_due(n))),
+            still_wanted=lambda item, code: False,
+            skip_lost=True,
+        )
         await rig.start()
         rig.mgr.submit("a")
         rig.deliver(1, {"a": 21739})

@@ -159,8 +159,13 @@ def test_corrupt_state_is_error_not_reset(tmp_path, content_text: str) -> None:
 
 
 def _seed_mark(tmp_path: Path, mark: int) -> None:
-    doc = {"version": 1, "environment": "sim", "account_index": 1001, "api_key_index": 5,
-           "high_water": mark}
+    doc = {
+        "version": 1,
+        "environment": "sim",
+        "account_index": 1001,
+        "api_key_index": 5,
+        "high_water": mark,
+    }
     (tmp_path / "coi-sim-1001-5.json").write_bytes(json.dumps(doc).encode())
 
 
@@ -180,8 +185,13 @@ def test_exhaustion_near_2_48(tmp_path) -> None:
 
 
 def test_bad_arguments(tmp_path) -> None:
-    for kw in ({"environment": "a/b"}, {"account_index": -1}, {"api_key_index": 255},
-               {"block_size": 0}, {"api_key_index": True}):
+    for kw in (
+        {"environment": "a/b"},
+        {"account_index": -1},
+        {"api_key_index": 255},
+        {"block_size": 0},
+        {"api_key_index": True},
+    ):
         args = {"environment": "sim", "account_index": 1, "api_key_index": 5, **kw}
         block = args.pop("block_size", 10)
         with pytest.raises(ValueError):

@@ -234,8 +234,9 @@ def test_refresh_failure_then_retry() -> None:
             return 7
 
         sent: list[tuple[object, int]] = []
-        mgr: NonceManager[str] = NonceManager(flaky, lambda i, n: sent.append((i, n)),
-                                              on_refresh_failed=failures.append)
+        mgr: NonceManager[str] = NonceManager(
+            flaky, lambda i, n: sent.append((i, n)), on_refresh_failed=failures.append
+        )
         assert mgr.submit("a") is None  # held; starts the first refresh
         await settle()
         assert mgr.state is NonceState.NEEDS_REFRESH and isinstance(failures[0], ConnectionError)

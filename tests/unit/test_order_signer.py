@@ -47,15 +47,24 @@ def expiry() -> int:
 
 
 def order(**kw) -> CreateOrderRequest:
-    args = dict(market=0, client_order_index=42, base_amount=1000, price=300_000, is_ask=False,
-                tif=TimeInForce.POST_ONLY, nonce=7, order_expiry_ms=expiry())
+    args = dict(
+        market=0,
+        client_order_index=42,
+        base_amount=1000,
+        price=300_000,
+        is_ask=False,
+        tif=TimeInForce.POST_ONLY,
+        nonce=7,
+        order_expiry_ms=expiry(),
+    )
     args.update(kw)
     return CreateOrderRequest(**args)
 
 
 async def with_worker(fn, api_key_index: int = 5, key: str = KEY_HEX):
-    w = SignerWorker(ApiKey(key), account_index=ACCOUNT, api_key_index=api_key_index,
-                     chain_id=CHAIN)
+    w = SignerWorker(
+        ApiKey(key), account_index=ACCOUNT, api_key_index=api_key_index, chain_id=CHAIN
+    )
     w.start()
     try:
         return await fn(w)
@@ -74,16 +83,24 @@ def test_sign_all_request_kinds_checked(runner: str) -> None:
             ModifyOrderRequest(market=0, index=42, base_amount=900, price=300_010, nonce=11),
             CancelAllRequest(market=0, nonce=12),
             CancelAllRequest(market=None, all_markets=True, nonce=13),
-            UpdateLeverageRequest(market=1, initial_margin_fraction=imf_for_leverage(10),
-                                  margin_mode=MarginMode.ISOLATED, nonce=14),
+            UpdateLeverageRequest(
+                market=1,
+                initial_margin_fraction=imf_for_leverage(10),
+                margin_mode=MarginMode.ISOLATED,
+                nonce=14,
+            ),
         ]
         return [await w.sign(r) for r in reqs], reqs
 
     signed, reqs = RUNNERS[runner](with_worker(body))
     types = [s.tx_type for s in signed]
-    assert types == [TX_TYPE_CREATE_ORDER] * 3 + [TX_TYPE_CANCEL_ORDER, TX_TYPE_MODIFY_ORDER,
-                                                 TX_TYPE_CANCEL_ALL, TX_TYPE_CANCEL_ALL,
-                                                 TX_TYPE_UPDATE_LEVERAGE]
+    assert types == [TX_TYPE_CREATE_ORDER] * 3 + [
+        TX_TYPE_CANCEL_ORDER,
+        TX_TYPE_MODIFY_ORDER,
+        TX_TYPE_CANCEL_ALL,
+        TX_TYPE_CANCEL_ALL,
+        TX_TYPE_UPDATE_LEVERAGE,
+    ]
     for s, r in zip(signed, reqs, strict=True):
         assert isinstance(s, SignedTx) and s.request is r
         info = orjson.loads(s.tx_info)
@@ -178,10 +195,14 @@ def test_signer_errors_come_back_as_signer_error() -> None:
 def test_scheduled_and_abort_cancel_all_markets() -> None:
     async def body(w: SignerWorker):
         t = expiry()
-        s1 = await w.sign(CancelAllRequest(market=None, all_markets=True, nonce=1,
-                                           tif=CancelAllTif.SCHEDULED, time_ms=t))
-        s2 = await w.sign(CancelAllRequest(market=None, all_markets=True, nonce=2,
-                                           tif=CancelAllTif.ABORT))
+        s1 = await w.sign(
+            CancelAllRequest(
+                market=None, all_markets=True, nonce=1, tif=CancelAllTif.SCHEDULED, time_ms=t
+            )
+        )
+        s2 = await w.sign(
+            CancelAllRequest(market=None, all_markets=True, nonce=2, tif=CancelAllTif.ABORT)
+        )
         return t, s1, s2
 
     t, s1, s2 = asyncio.run(with_worker(body))
@@ -214,8 +235,9 @@ def test_one_worker_per_key_and_account_and_lifecycle() -> None:
         w1 = SignerWorker(ApiKey(KEY_HEX), account_index=ACCOUNT, api_key_index=6, chain_id=CHAIN)
         w1.start()
         try:
-            w2 = SignerWorker(ApiKey(KEY_HEX), account_index=ACCOUNT, api_key_index=6,
-                              chain_id=CHAIN)
+            w2 = SignerWorker(
+                ApiKey(KEY_HEX), account_index=ACCOUNT, api_key_index=6, chain_id=CHAIN
+            )
             with pytest.raises(SignerError, match="already"):
                 w2.start()
             with pytest.raises(SignerError, match="already started"):
@@ -252,8 +274,10 @@ def test_sdk_loggers_held_at_warning() -> None:
 # ---------------------------------------------------------------------------- txcheck
 def _signed_pair():
     async def body(w: SignerWorker):
-        return (await w.sign(order(market=300, client_order_index=77, nonce=5)),
-                await w.sign(CancelAllRequest(market=70_000, nonce=6)))
+        return (
+            await w.sign(order(market=300, client_order_index=77, nonce=5)),
+            await w.sign(CancelAllRequest(market=70_000, nonce=6)),
+        )
 
     return asyncio.run(with_worker(body))
 
@@ -271,8 +295,7 @@ def _tamper(s: SignedTx, **fields) -> str:
 
 def test_check_passes_real_signatures(signed_pair) -> None:
     for s in signed_pair:
-        info = check_signed(s.request, s.tx_type, s.tx_info, account_index=ACCOUNT,
-                            api_key_index=5)
+        info = check_signed(s.request, s.tx_type, s.tx_info, account_index=ACCOUNT, api_key_index=5)
         assert info["Nonce"] == s.nonce
 
 
@@ -300,8 +323,13 @@ def test_check_passes_real_signatures(signed_pair) -> None:
 def test_check_catches_each_mismatch(signed_pair, field, value, match) -> None:
     s = signed_pair[0]
     with pytest.raises(TxCheckError, match=match) as ei:
-        check_signed(s.request, s.tx_type, _tamper(s, **{field: value}), account_index=ACCOUNT,
-                     api_key_index=5)
+        check_signed(
+            s.request,
+            s.tx_type,
+            _tamper(s, **{field: value}),
+            account_index=ACCOUNT,
+            api_key_index=5,
+        )
     assert s.info["Sig"] not in str(ei.value)
 
 
@@ -309,13 +337,19 @@ def test_check_cancel_all_scope_and_16_bit_narrowing(signed_pair) -> None:
     s = signed_pair[1]
     for attrs in ({"5": 70_000 & 0xFFFF}, None, {"5": 70_000, "4": 1}, {}):
         with pytest.raises(TxCheckError, match="L2TxAttributes"):
-            check_signed(s.request, s.tx_type, _tamper(s, L2TxAttributes=attrs),
-                         account_index=ACCOUNT, api_key_index=5)
+            check_signed(
+                s.request,
+                s.tx_type,
+                _tamper(s, L2TxAttributes=attrs),
+                account_index=ACCOUNT,
+                api_key_index=5,
+            )
     info = dict(s.info)
     del info["Time"]
     with pytest.raises(TxCheckError, match="Time missing"):
-        check_signed(s.request, s.tx_type, orjson.dumps(info), account_index=ACCOUNT,
-                     api_key_index=5)
+        check_signed(
+            s.request, s.tx_type, orjson.dumps(info), account_index=ACCOUNT, api_key_index=5
+        )
 
 
 def test_check_type_and_garbage(signed_pair) -> None:
@@ -334,8 +368,12 @@ def test_worker_reports_a_narrowing_signer_as_error(monkeypatch) -> None:
         real_call = CreateOrderRequest._call
 
         def narrowing(self, lib, api_key_index, account_index):
-            return real_call(dataclasses.replace(self, market=self.market & 0xFF), lib,
-                             api_key_index, account_index)
+            return real_call(
+                dataclasses.replace(self, market=self.market & 0xFF),
+                lib,
+                api_key_index,
+                account_index,
+            )
 
         monkeypatch.setattr(CreateOrderRequest, "_call", narrowing)
         with pytest.raises(SignerError, match="MarketIndex is 44, asked 300") as ei:
@@ -358,6 +396,7 @@ def test_canary_key_never_in_logs_reprs_errors(caplog) -> None:
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
     try:
+
         async def body(w: SignerWorker):
             texts.append(repr(w))
             s = await w.sign(order())
@@ -376,6 +415,7 @@ def test_canary_key_never_in_logs_reprs_errors(caplog) -> None:
         root.setLevel(old)
     blob = "\n".join(texts) + stream.getvalue() + caplog.text
     import base64
+
     raw = bytes.fromhex(canary)
     forms = (canary, canary.upper(), base64.b64encode(raw).decode())
     for form in forms:

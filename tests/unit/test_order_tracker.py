@@ -46,8 +46,9 @@ def make(watermark: FillWatermark | None = None):
     events: dict[type, list] = {OrderUpdated: [], FillReceived: [], PositionUpdated: []}
     for kind, lst in events.items():
         bus.subscribe(kind, lst.append)
-    tr = OrderTracker(bus, MARKETS, account_index=ACCOUNT, watermark=watermark,
-                      monotonic_ns=Clock())
+    tr = OrderTracker(
+        bus, MARKETS, account_index=ACCOUNT, watermark=watermark, monotonic_ns=Clock()
+    )
     return tr, events
 
 
@@ -67,28 +68,72 @@ def _px(t: int) -> str:  # market 0 prices have 2 decimals
     return f"{t // 100}.{t % 100:02d}"
 
 
-def order_msg(coi: int, oi: int, status: str, filled: int, size: int = 50, price: int = 235_274,
-              vtime: int = 1, is_ask: bool = True) -> dict:
-    return {"orders": {"0": [{
-        "order_index": oi, "client_order_index": coi, "market_index": 0,
-        "initial_base_amount": _lots(size), "remaining_base_amount": _lots(size - filled),
-        "filled_base_amount": _lots(filled), "price": _px(price), "is_ask": is_ask,
-        "status": status, "time_in_force": "good-till-time", "type": "limit",
-        "reduce_only": False, "order_expiry": 1_780_360_584_479, "transaction_time": vtime,
-    }]}}
+def order_msg(
+    coi: int,
+    oi: int,
+    status: str,
+    filled: int,
+    size: int = 50,
+    price: int = 235_274,
+    vtime: int = 1,
+    is_ask: bool = True,
+) -> dict:
+    return {
+        "orders": {
+            "0": [
+                {
+                    "order_index": oi,
+                    "client_order_index": coi,
+                    "market_index": 0,
+                    "initial_base_amount": _lots(size),
+                    "remaining_base_amount": _lots(size - filled),
+                    "filled_base_amount": _lots(filled),
+                    "price": _px(price),
+                    "is_ask": is_ask,
+                    "status": status,
+                    "time_in_force": "good-till-time",
+                    "type": "limit",
+                    "reduce_only": False,
+                    "order_expiry": 1_780_360_584_479,
+                    "transaction_time": vtime,
+                }
+            ]
+        }
+    }
 
 
-def trade_msg(trade_id: int, coi: int, oi: int, size: int, price: int = 235_274,
-              we_ask: bool = True, maker_ask: bool = True) -> dict:
+def trade_msg(
+    trade_id: int,
+    coi: int,
+    oi: int,
+    size: int,
+    price: int = 235_274,
+    we_ask: bool = True,
+    maker_ask: bool = True,
+) -> dict:
     usd = price * size  # 6 - 4 - 2 = 0: tick x lot is exactly micro-USDC on market 0
-    return {"trades": {"0": [{
-        "trade_id": trade_id, "market_id": 0, "size": _lots(size), "price": _px(price),
-        "usd_amount": f"{usd // 10**6}.{usd % 10**6:06d}",
-        "ask_id": oi if we_ask else 999, "bid_id": 999 if we_ask else oi,
-        "ask_client_id": coi if we_ask else 0, "bid_client_id": 0 if we_ask else coi,
-        "ask_account_id": ACCOUNT if we_ask else 77, "bid_account_id": 77 if we_ask else ACCOUNT,
-        "is_maker_ask": maker_ask, "taker_fee": 196, "maker_fee": 28,
-    }]}}
+    return {
+        "trades": {
+            "0": [
+                {
+                    "trade_id": trade_id,
+                    "market_id": 0,
+                    "size": _lots(size),
+                    "price": _px(price),
+                    "usd_amount": f"{usd // 10**6}.{usd % 10**6:06d}",
+                    "ask_id": oi if we_ask else 999,
+                    "bid_id": 999 if we_ask else oi,
+                    "ask_client_id": coi if we_ask else 0,
+                    "bid_client_id": 0 if we_ask else coi,
+                    "ask_account_id": ACCOUNT if we_ask else 77,
+                    "bid_account_id": 77 if we_ask else ACCOUNT,
+                    "is_maker_ask": maker_ask,
+                    "taker_fee": 196,
+                    "maker_fee": 28,
+                }
+            ]
+        }
+    }
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -113,8 +158,12 @@ def test_fixture_trade_is_ours_as_taker_bid() -> None:
     fills = tr.apply_trades(fx("ws_account_all_trades_update.json"))
     assert len(fills) == 1
     f = fills[0]
-    assert (f.trade_id, f.side, f.price_ticks, f.size_lots) == (19209006902, Side.BUY, 235_273,
-                                                                1336)
+    assert (f.trade_id, f.side, f.price_ticks, f.size_lots) == (
+        19209006902,
+        Side.BUY,
+        235_273,
+        1336,
+    )
     assert not f.is_maker and f.client_order_index == 7001011966
     assert f.order_index == 562947905631053
     assert f.fee == 61_608  # 314.324728 USDC x 196e-6 = 61607.6 micro-USDC, rounded half up
@@ -136,13 +185,21 @@ def test_fixture_positions_authoritative_and_mismatch() -> None:
     assert tr.position_mismatches() == {}
     tr.apply_trades(trade_msg(10, 5, 900, 100, we_ask=False))  # a buy fill of ours
     assert tr.position_mismatches() == {0: (15_000, 15_100)}
-    tr.apply_positions({"positions": {"0": {"market_id": 0, "sign": 1, "position": "1.5100",
-                                            "avg_entry_price": "2350.10"}}})
+    tr.apply_positions(
+        {
+            "positions": {
+                "0": {"market_id": 0, "sign": 1, "position": "1.5100", "avg_entry_price": "2350.10"}
+            }
+        }
+    )
     assert tr.position_mismatches() == {}
     tr.apply_positions({"positions": {}})  # a full snapshot without market 0: flat
     assert tr.venue_position(0).size_lots == 0
-    short = {"positions": {"0": {"market_id": 0, "sign": -1, "position": "0.0100",
-                                 "avg_entry_price": "2000.00"}}}
+    short = {
+        "positions": {
+            "0": {"market_id": 0, "sign": -1, "position": "0.0100", "avg_entry_price": "2000.00"}
+        }
+    }
     tr.apply_positions(short)
     assert tr.venue_position(0).size_lots == -100
 
@@ -154,8 +211,13 @@ def test_position_carries_the_venues_funding_exactly() -> None:
     assert ev[PositionUpdated][-1].position.funding_paid == 50_000
     n = len(ev[PositionUpdated])
     # Funding moves without any fill: a new position event, size unchanged.
-    pos = {"market_id": 0, "sign": 1, "position": "1.5000", "avg_entry_price": "2350.10",
-           "total_funding_paid_out": "-1.250001"}
+    pos = {
+        "market_id": 0,
+        "sign": 1,
+        "position": "1.5000",
+        "avg_entry_price": "2350.10",
+        "total_funding_paid_out": "-1.250001",
+    }
     tr.apply_positions({"positions": {"0": pos}})
     assert len(ev[PositionUpdated]) == n + 1
     assert ev[PositionUpdated][-1].position.funding_paid == -1_250_001
@@ -180,8 +242,9 @@ def test_foreign_orders_kept_apart_and_adopted() -> None:
     t = tr.adopt((1 << 48) + 1)
     assert tr.get(555) is t and t.ours and t.status is OrderStatus.OPEN
     assert t.order.size_lots == 50 and t.order.side is Side.SELL
-    tr.apply_orders(order_msg(coi=555, oi=(1 << 48) + 1, status="canceled-expired", filled=0,
-                              vtime=2))
+    tr.apply_orders(
+        order_msg(coi=555, oi=(1 << 48) + 1, status="canceled-expired", filled=0, vtime=2)
+    )
     assert t.status is OrderStatus.CANCELED and t.order.cancel_reason == "canceled-expired"
 
 
@@ -212,9 +275,14 @@ def test_unknown_settles_only_by_lookup_nonce_or_stream() -> None:
     tr.on_nonce_settled(5, consumed=False, retry=False)
     tr.apply_orders(order_msg(6, 600, "open", 0))
     got = {c: tr.get(c).status for c in (1, 2, 3, 4, 5, 6)}
-    assert got == {1: OrderStatus.PENDING_NEW, 2: OrderStatus.REJECTED,
-                   3: OrderStatus.PENDING_NEW, 4: OrderStatus.PENDING_NEW,
-                   5: OrderStatus.REJECTED, 6: OrderStatus.OPEN}
+    assert got == {
+        1: OrderStatus.PENDING_NEW,
+        2: OrderStatus.REJECTED,
+        3: OrderStatus.PENDING_NEW,
+        4: OrderStatus.PENDING_NEW,
+        5: OrderStatus.REJECTED,
+        6: OrderStatus.OPEN,
+    }
     # Once the venue showed the order, transport news cannot override it.
     tr.on_unknown(6)
     tr.on_api_reject(6, 21104, retry=False)
@@ -318,11 +386,35 @@ def test_item12_random_partial_fills_exact_ints(seed: int) -> None:
         msgs = []
         cum = 0
         for i, (trade_id, q, price) in enumerate(parts):
-            msgs.append(("trade", trade_msg(trade_id, coi, oi, q, price, we_ask=side is Side.SELL,
-                                            maker_ask=rng.random() < 0.5)))
+            msgs.append(
+                (
+                    "trade",
+                    trade_msg(
+                        trade_id,
+                        coi,
+                        oi,
+                        q,
+                        price,
+                        we_ask=side is Side.SELL,
+                        maker_ask=rng.random() < 0.5,
+                    ),
+                )
+            )
             cum += q
-            msgs.append(("order", order_msg(coi, oi, "open" if cum < size else "filled", cum,
-                                            size, vtime=i + 1, is_ask=side is Side.SELL)))
+            msgs.append(
+                (
+                    "order",
+                    order_msg(
+                        coi,
+                        oi,
+                        "open" if cum < size else "filled",
+                        cum,
+                        size,
+                        vtime=i + 1,
+                        is_ask=side is Side.SELL,
+                    ),
+                )
+            )
         # duplicates, and a shuffle within a small window (reordering)
         msgs += [m for m in msgs if rng.random() < 0.3]
         for i in range(len(msgs) - 1):

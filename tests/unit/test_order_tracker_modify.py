@@ -49,23 +49,41 @@ def _px(t: int) -> str:  # 2 price decimals
     return f"{t // 100}.{t % 100:02d}"
 
 
-def place(tr: OrderTracker, coi: int = 5, size: int = 50, price: int = 235_274,
-          side: Side = Side.SELL) -> None:
-    tr.new_order(Order(coi, 0, side, price, size, tif=TimeInForce.GTT,
-                       expiry_ms=1_780_360_584_479))
+def place(
+    tr: OrderTracker, coi: int = 5, size: int = 50, price: int = 235_274, side: Side = Side.SELL
+) -> None:
+    tr.new_order(Order(coi, 0, side, price, size, tif=TimeInForce.GTT, expiry_ms=1_780_360_584_479))
     tr.on_ack(coi)
 
 
-def omsg(price: int, filled: int, remaining: int, updated: int | None, *, coi: int = 5,
-         status: str = "open", height: int | None = None, initial: int | None = None,
-         vtime: int = VTIME, is_ask: bool = True) -> dict:
+def omsg(
+    price: int,
+    filled: int,
+    remaining: int,
+    updated: int | None,
+    *,
+    coi: int = 5,
+    status: str = "open",
+    height: int | None = None,
+    initial: int | None = None,
+    vtime: int = VTIME,
+    is_ask: bool = True,
+) -> dict:
     od = {
-        "order_index": OI, "client_order_index": coi, "market_index": 0,
+        "order_index": OI,
+        "client_order_index": coi,
+        "market_index": 0,
         "initial_base_amount": _lots(filled + remaining if initial is None else initial),
-        "remaining_base_amount": _lots(remaining), "filled_base_amount": _lots(filled),
-        "price": _px(price), "is_ask": is_ask, "status": status,
-        "time_in_force": "good-till-time", "type": "limit", "reduce_only": False,
-        "order_expiry": 1_780_360_584_479, "transaction_time": vtime,
+        "remaining_base_amount": _lots(remaining),
+        "filled_base_amount": _lots(filled),
+        "price": _px(price),
+        "is_ask": is_ask,
+        "status": status,
+        "time_in_force": "good-till-time",
+        "type": "limit",
+        "reduce_only": False,
+        "order_expiry": 1_780_360_584_479,
+        "transaction_time": vtime,
     }
     if updated is not None:
         od["updated_at"] = updated
@@ -76,14 +94,28 @@ def omsg(price: int, filled: int, remaining: int, updated: int | None, *, coi: i
 
 def tmsg(trade_id: int, size: int, price: int, *, coi: int = 5, we_ask: bool = True) -> dict:
     usd = price * size  # tick x lot is exactly micro-USDC here (6 - 4 - 2 = 0)
-    return {"trades": {"0": [{
-        "trade_id": trade_id, "market_id": 0, "size": _lots(size), "price": _px(price),
-        "usd_amount": f"{usd // 10**6}.{usd % 10**6:06d}",
-        "ask_id": OI if we_ask else 999, "bid_id": 999 if we_ask else OI,
-        "ask_client_id": coi if we_ask else 0, "bid_client_id": 0 if we_ask else coi,
-        "ask_account_id": ACCOUNT if we_ask else 77, "bid_account_id": 77 if we_ask else ACCOUNT,
-        "is_maker_ask": we_ask, "taker_fee": 196, "maker_fee": 28,
-    }]}}
+    return {
+        "trades": {
+            "0": [
+                {
+                    "trade_id": trade_id,
+                    "market_id": 0,
+                    "size": _lots(size),
+                    "price": _px(price),
+                    "usd_amount": f"{usd // 10**6}.{usd % 10**6:06d}",
+                    "ask_id": OI if we_ask else 999,
+                    "bid_id": 999 if we_ask else OI,
+                    "ask_client_id": coi if we_ask else 0,
+                    "bid_client_id": 0 if we_ask else coi,
+                    "ask_account_id": ACCOUNT if we_ask else 77,
+                    "bid_account_id": 77 if we_ask else ACCOUNT,
+                    "is_maker_ask": we_ask,
+                    "taker_fee": 196,
+                    "maker_fee": 28,
+                }
+            ]
+        }
+    }
 
 
 def test_modify_on_stream_sets_price_and_size() -> None:
@@ -91,8 +123,10 @@ def test_modify_on_stream_sets_price_and_size() -> None:
     place(tr)
     tr.apply_orders(omsg(235_274, 0, 50, 1000, height=10))
     t = tr.get(5)
-    assert t.status is OrderStatus.OPEN and (t.order.price_ticks, t.order.size_lots) == (235_274,
-                                                                                         50)
+    assert t.status is OrderStatus.OPEN and (t.order.price_ticks, t.order.size_lots) == (
+        235_274,
+        50,
+    )
     n = len(updates)
     # The modify executed: same transaction_time (creation), later updated_at and block.
     tr.apply_orders(omsg(235_300, 0, 30, 1005, height=12))
@@ -120,8 +154,10 @@ def test_modify_seen_is_published_even_after_an_optimistic_write() -> None:
     o.price_ticks, o.size_lots = 235_300, 30  # written again (e.g. a second modify)
     n = len(updates)
     tr.apply_orders(omsg(235_300, 0, 30, 1002))  # the modify executed
-    assert len(updates) == n + 1 and (updates[-1].order.price_ticks,
-                                      updates[-1].order.size_lots) == (235_300, 30)
+    assert len(updates) == n + 1 and (
+        updates[-1].order.price_ticks,
+        updates[-1].order.size_lots,
+    ) == (235_300, 30)
     tr.apply_orders(omsg(235_300, 0, 30, 1002))  # a replay: nothing new
     assert len(updates) == n + 1
 
@@ -195,7 +231,10 @@ def test_fills_beyond_held_size_before_grow_modify_shows() -> None:
     assert t.status is OrderStatus.PARTIALLY_FILLED and t.size_unconfirmed
     tr.apply_orders(omsg(235_274, 25, 35, 1004))  # the modify's message: 60 in all
     assert (t.order.size_lots, t.order.remaining_lots, t.status) == (
-        60, 35, OrderStatus.PARTIALLY_FILLED)
+        60,
+        35,
+        OrderStatus.PARTIALLY_FILLED,
+    )
     assert not t.size_unconfirmed
     tr.apply_trades(tmsg(202, 35, 235_274))
     assert t.status is OrderStatus.FILLED and t.order.filled_lots == t.fill_lots == 60
@@ -259,8 +298,11 @@ def test_modify_through_simulator_engine_matches_truth() -> None:
     clock = ManualClock(wall_ms=int(time.time() * 1000))
     from mmfast._core.signer import public_key
 
-    cfg = SimConfig(speed_bumps=False, modify_keeps_priority=True,
-                    api_keys=((main, key, public_key("77" * 40).hex()),))  # the signer's key
+    cfg = SimConfig(
+        speed_bumps=False,
+        modify_keeps_priority=True,
+        api_keys=((main, key, public_key("77" * 40).hex()),),
+    )  # the signer's key
     ex = Exchange(cfg, clock)
     ex.add_account(other, 10**12)
     markets = {m.market_id: m for m in cfg.markets}
@@ -277,21 +319,26 @@ def test_modify_through_simulator_engine_matches_truth() -> None:
         snaps.append({"orders": {"0": [wire.order_json(ex, o)]}})
 
     async def body() -> None:
-        w = SignerWorker(ApiKey("77" * 40), account_index=main, api_key_index=key,
-                         chain_id=cfg.chain_id)
+        w = SignerWorker(
+            ApiKey("77" * 40), account_index=main, api_key_index=key, chain_id=cfg.chain_id
+        )
         w.start()
         try:
+
             async def send(req_of_nonce) -> None:
                 s = await w.sign(req_of_nonce(ex.next_nonce(main, key)))
                 ex.submit(s.tx_type, s.tx_info)
                 clock.advance_ms(5)
                 ex.poll()
 
-            tr.new_order(Order(1, 0, Side.SELL, mark + 20, 200, tif=TimeInForce.POST_ONLY,
-                               expiry_ms=expiry))
-            await send(lambda n: CreateOrderRequest(0, 1, 200, mark + 20, True,
-                                                    TimeInForce.POST_ONLY, n,
-                                                    order_expiry_ms=expiry))
+            tr.new_order(
+                Order(1, 0, Side.SELL, mark + 20, 200, tif=TimeInForce.POST_ONLY, expiry_ms=expiry)
+            )
+            await send(
+                lambda n: CreateOrderRequest(
+                    0, 1, 200, mark + 20, True, TimeInForce.POST_ONLY, n, order_expiry_ms=expiry
+                )
+            )
             snap()  # 0: placed, 200 @ mark+20
             ex.place_direct(other, 0, False, mark + 1000, 60, tif=0)
             clock.advance_ms(5)
@@ -312,7 +359,11 @@ def test_modify_through_simulator_engine_matches_truth() -> None:
     assert ods[2]["block_height"] == ods[3]["block_height"]  # the in-place modify too
     truth = next(x for x in ex.orders.values() if x.account == main)
     assert (truth.price, truth.initial, truth.remaining, truth.filled_base) == (
-        mark + 40, 160, 60, 100)
+        mark + 40,
+        160,
+        60,
+        100,
+    )
     trades = {"trades": {"0": [wire.trade_json(ex, t, main) for t in ex.fills(account=main)]}}
     t = tr.get(1)
     for i in (0, 2, 1, 3, 0, 4, 3, 2, 1):  # older snapshots after newer ones
@@ -320,8 +371,11 @@ def test_modify_through_simulator_engine_matches_truth() -> None:
     tr.apply_trades(trades)
     tr.apply_orders(snaps[2])
     o = t.order
-    assert (o.price_ticks, o.size_lots, o.remaining_lots) == (truth.price, truth.initial,
-                                                              truth.remaining)
+    assert (o.price_ticks, o.size_lots, o.remaining_lots) == (
+        truth.price,
+        truth.initial,
+        truth.remaining,
+    )
     assert o.filled_lots == t.fill_lots == truth.filled_base
     assert sum(e.fill.size_lots for e in booked) == truth.filled_base
     assert t.status is OrderStatus.PARTIALLY_FILLED and tr.stale_amounts == 6

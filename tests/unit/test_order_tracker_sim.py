@@ -38,8 +38,9 @@ def payloads(ex: Exchange) -> tuple[dict, dict, dict]:
 def test_tracker_matches_simulator_truth() -> None:
     rng = random.Random(7)
     clock = ManualClock(wall_ms=int(time.time() * 1000))
-    cfg = SimConfig(speed_bumps=False,
-                    api_keys=((MAIN, KEY, public_key("77" * 40).hex()),))  # the signer's key
+    cfg = SimConfig(
+        speed_bumps=False, api_keys=((MAIN, KEY, public_key("77" * 40).hex()),)
+    )  # the signer's key
     ex = Exchange(cfg, clock)
     ex.add_account(OTHER, 10**12)
     markets = {m.market_id: m for m in cfg.markets}
@@ -50,10 +51,12 @@ def test_tracker_matches_simulator_truth() -> None:
     expiry = clock.wall_ms() + 3_600_000
 
     async def body() -> None:
-        w = SignerWorker(ApiKey("77" * 40), account_index=MAIN, api_key_index=KEY,
-                         chain_id=cfg.chain_id)
+        w = SignerWorker(
+            ApiKey("77" * 40), account_index=MAIN, api_key_index=KEY, chain_id=cfg.chain_id
+        )
         w.start()
         try:
+
             async def fetch() -> int:
                 return ex.next_nonce(MAIN, KEY)
 
@@ -67,13 +70,23 @@ def test_tracker_matches_simulator_truth() -> None:
                 side = Side.SELL if coi % 2 else Side.BUY
                 price = mark + (5 + coi if side is Side.SELL else -(5 + coi))
                 size = rng.randrange(50, 400)
-                tracker.new_order(Order(coi, 0, side, price, size, tif=TimeInForce.POST_ONLY,
-                                        expiry_ms=expiry))
+                tracker.new_order(
+                    Order(coi, 0, side, price, size, tif=TimeInForce.POST_ONLY, expiry_ms=expiry)
+                )
                 nonces.submit(coi)
                 _, nonce = signed.pop()
-                s = await w.sign(CreateOrderRequest(0, coi, size, price, side is Side.SELL,
-                                                    TimeInForce.POST_ONLY, nonce,
-                                                    order_expiry_ms=expiry))
+                s = await w.sign(
+                    CreateOrderRequest(
+                        0,
+                        coi,
+                        size,
+                        price,
+                        side is Side.SELL,
+                        TimeInForce.POST_ONLY,
+                        nonce,
+                        order_expiry_ms=expiry,
+                    )
+                )
                 tracker.on_signed(coi, s.tx_hash, nonce)
                 ex.submit(s.tx_type, s.tx_info)
                 nonces.accepted(nonce)

@@ -52,8 +52,13 @@ class Signer:
         self._sig = itertools.count(1)
 
     def submit(self, req: Any, cb: Any) -> None:
-        info = {"AccountIndex": ACCOUNT, "ApiKeyIndex": KEY, "Nonce": req.nonce,
-                "ExpiredAt": 1_800_000_000_000 + 600_000, "Sig": f"sig{next(self._sig)}"}
+        info = {
+            "AccountIndex": ACCOUNT,
+            "ApiKeyIndex": KEY,
+            "Nonce": req.nonce,
+            "ExpiredAt": 1_800_000_000_000 + 600_000,
+            "Sig": f"sig{next(self._sig)}",
+        }
         for k, v in getattr(req, "expected_fields", dict)().items():
             info[k] = v
         text = orjson.dumps(info).decode()
@@ -87,8 +92,9 @@ class Venue:
     async def send_tx(self, t: int, text: str, priority: Any = None) -> SendTxResult:
         return await self.send_tx_batch([t], [text])
 
-    async def send_tx_batch(self, types: list[int], texts: list[str],
-                            priority: Any = None) -> SendTxResult:
+    async def send_tx_batch(
+        self, types: list[int], texts: list[str], priority: Any = None
+    ) -> SendTxResult:
         self.requests += 1
         self.batch_sizes.append(len(texts))
         await asyncio.sleep(0)
@@ -101,8 +107,9 @@ class Venue:
         self.accepted += infos
         self.texts += texts
         hashes = tuple(f"h{f['Nonce']}" for f in infos)
-        pet = None if self.predicted_after_ms is None else \
-            Clock().wall_ms() + self.predicted_after_ms
+        pet = (
+            None if self.predicted_after_ms is None else Clock().wall_ms() + self.predicted_after_ms
+        )
         return SendTxResult(hashes if len(infos) > 1 else hashes[0], pet, None, "")
 
     async def tx(self, h: str, priority: Any = None) -> dict[str, Any]:
@@ -118,11 +125,19 @@ def make(tmp_path: Path, **cfg: Any) -> tuple[OrderEntry, Venue, Signer, OrderTr
     coi = CoiAllocator("test", ACCOUNT, KEY, state_dir=tmp_path).open()
     args: dict[str, Any] = dict(use_ws=False, state_dir=str(tmp_path), check_interval_s=0.05)
     args.update(cfg)
-    e = OrderEntry(OrderEntryConfig(**args), account_index=ACCOUNT, api_key_index=KEY,
-                   ws_url="ws://127.0.0.1:1/stream", signer=signer,  # type: ignore[arg-type]
-                   coi=coi, tracker=tracker, rest=venue,  # type: ignore[arg-type]
-                   budget=RateBudget(PREMIUM, Clock()), markets=MARKETS,  # type: ignore[arg-type]
-                   time=Clock())
+    e = OrderEntry(
+        OrderEntryConfig(**args),
+        account_index=ACCOUNT,
+        api_key_index=KEY,
+        ws_url="ws://127.0.0.1:1/stream",
+        signer=signer,  # type: ignore[arg-type]
+        coi=coi,
+        tracker=tracker,
+        rest=venue,  # type: ignore[arg-type]
+        budget=RateBudget(PREMIUM, Clock()),
+        markets=MARKETS,  # type: ignore[arg-type]
+        time=Clock(),
+    )
     return e, venue, signer, tracker
 
 
@@ -135,9 +150,15 @@ async def settle(e: OrderEntry, n: int = 400) -> None:
 
 
 def test_config_rules() -> None:
-    for bad in (dict(max_inflight_per_market=17), dict(max_batch=16), dict(ack_timeout_s=0),
-                dict(quote_expiry_s=60), dict(unexpected_orders="ignore"),
-                dict(leverage={0: (0, 0)}), dict(max_cancel_attempts=0)):
+    for bad in (
+        dict(max_inflight_per_market=17),
+        dict(max_batch=16),
+        dict(ack_timeout_s=0),
+        dict(quote_expiry_s=60),
+        dict(unexpected_orders="ignore"),
+        dict(leverage={0: (0, 0)}),
+        dict(max_cancel_attempts=0),
+    ):
         with pytest.raises(ValueError):
             OrderEntryConfig(**bad)
     assert OrderEntryConfig().max_inflight_per_market == 16
@@ -151,8 +172,7 @@ def test_place_limit_argument_rules(tmp_path: Path) -> None:
             e.place_limit(0, Side.BUY, 100, 100, tif=TimeInForce.IOC, expiry_ms=now + 600_000)
         for ahead in (60_000, 4 * 60_000, 31 * 86_400_000):
             with pytest.raises(OrderEntryError, match=r"5 min\.\.30 days"):
-                e.place_limit(0, Side.BUY, 100, 100, tif=TimeInForce.GTT,
-                              expiry_ms=now + ahead)
+                e.place_limit(0, Side.BUY, 100, 100, tif=TimeInForce.GTT, expiry_ms=now + ahead)
         with pytest.raises(OrderEntryError):
             e.place_limit(7, Side.BUY, 100, 100)
         with pytest.raises(OrderEntryError):
@@ -161,8 +181,7 @@ def test_place_limit_argument_rules(tmp_path: Path) -> None:
         assert ioc.expiry_ms == 0
         quote = e.place_limit(0, Side.SELL, 100, 100)
         assert quote.tif is TimeInForce.POST_ONLY and quote.expiry_ms == now + 600_000
-        gtt = e.place_limit(0, Side.SELL, 100, 100, tif=TimeInForce.GTT,
-                            expiry_ms=now + 86_400_000)
+        gtt = e.place_limit(0, Side.SELL, 100, 100, tif=TimeInForce.GTT, expiry_ms=now + 86_400_000)
         assert gtt.expiry_ms == now + 86_400_000
         # The shipped configs' 305 s (the minimum plus 5 s of slack), computed by a strategy a
         # moment before this check (a second of a 4x simulated clock): accepted. A 300 s run
@@ -198,6 +217,7 @@ def test_no_batch_over_the_venues_cap_leaves(tmp_path: Path) -> None:
 def test_the_venues_predicted_execution_is_kept_beside_the_ack(tmp_path: Path) -> None:
     """``predicted_execution_time_ms`` of each answer, as a delay after the send, beside the
     measured ack latency; absent from the answers, no row."""
+
     async def body() -> None:
         e, venue, _, _ = make(tmp_path)
         e.start()
@@ -227,8 +247,9 @@ def test_batch_reject_isolates_the_tx_at_fault(tmp_path: Path) -> None:
         e.start()
         await settle(e)
         venue.lose_next = 0
-        orders = [e.place_limit(0, Side.BUY, 1000 + i, 1 if i == 5 else 100)
-                  for i in range(12)]  # signed before the first ack: batches
+        orders = [
+            e.place_limit(0, Side.BUY, 1000 + i, 1 if i == 5 else 100) for i in range(12)
+        ]  # signed before the first ack: batches
         await settle(e)
         bad = orders[5]
         assert bad.status is OrderStatus.REJECTED
@@ -290,21 +311,48 @@ def test_stale_snapshot_after_newer_fills_rolls_nothing_back(tmp_path: Path) -> 
         e, _, _, tracker = make(tmp_path)
         o = e.place_limit(0, Side.BUY, 300_000, 1000)
         coi = o.client_order_index
-        base = {"order_index": 2**48 + 5, "client_order_index": coi, "market_index": 0,
-                "initial_base_amount": "0.1000", "price": "3000.00", "is_ask": False}
-        e.on_account_orders(0, [{**base, "status": "open", "filled_base_amount": "0.0000",
-                                 "transaction_time": 100}], True)
-        trade = {"trade_id": 77, "market_id": 0, "price": "3000.00", "size": "0.0400",
-                 "usd_amount": "120.000000", "bid_account_id": ACCOUNT, "ask_account_id": 9,
-                 "bid_client_id": coi, "ask_client_id": 0, "bid_id": 2**48 + 5, "ask_id": 1,
-                 "is_maker_ask": False, "maker_fee": 28, "taker_fee": 196}
+        base = {
+            "order_index": 2**48 + 5,
+            "client_order_index": coi,
+            "market_index": 0,
+            "initial_base_amount": "0.1000",
+            "price": "3000.00",
+            "is_ask": False,
+        }
+        e.on_account_orders(
+            0,
+            [{**base, "status": "open", "filled_base_amount": "0.0000", "transaction_time": 100}],
+            True,
+        )
+        trade = {
+            "trade_id": 77,
+            "market_id": 0,
+            "price": "3000.00",
+            "size": "0.0400",
+            "usd_amount": "120.000000",
+            "bid_account_id": ACCOUNT,
+            "ask_account_id": 9,
+            "bid_client_id": coi,
+            "ask_client_id": 0,
+            "bid_id": 2**48 + 5,
+            "ask_id": 1,
+            "is_maker_ask": False,
+            "maker_fee": 28,
+            "taker_fee": 196,
+        }
         e.on_account_trades(0, [trade], False)
-        e.on_account_orders(0, [{**base, "status": "open", "filled_base_amount": "0.0400",
-                                 "transaction_time": 300}], False)
+        e.on_account_orders(
+            0,
+            [{**base, "status": "open", "filled_base_amount": "0.0400", "transaction_time": 300}],
+            False,
+        )
         assert o.filled_lots == 400 and o.status is OrderStatus.PARTIALLY_FILLED
         # The stale snapshot (older transaction_time, nothing filled) arrives late.
-        e.on_account_orders(0, [{**base, "status": "open", "filled_base_amount": "0.0000",
-                                 "transaction_time": 200}], True)
+        e.on_account_orders(
+            0,
+            [{**base, "status": "open", "filled_base_amount": "0.0000", "transaction_time": 200}],
+            True,
+        )
         e.on_account_trades(0, [trade], True)  # and the trade is replayed
         assert o.filled_lots == 400 and o.status is OrderStatus.PARTIALLY_FILLED
         assert tracker.get(coi).fill_lots == 400

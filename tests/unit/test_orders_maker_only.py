@@ -43,11 +43,25 @@ class Signer:
 
     def submit(self, req: Any, cb: Any) -> None:
         self.requests.append(req)
-        info = {"AccountIndex": ACCOUNT, "ApiKeyIndex": KEY, "Nonce": req.nonce,
-                "ExpiredAt": WALL_MS + 600_000, "Sig": f"sig{next(self._sig)}",
-                **req.expected_fields()}
-        s = SignedTx(req, req.TX_TYPE, orjson.dumps(info).decode(), info,
-                     f"{req.nonce:080x}", req.nonce, 0, 1, 1)
+        info = {
+            "AccountIndex": ACCOUNT,
+            "ApiKeyIndex": KEY,
+            "Nonce": req.nonce,
+            "ExpiredAt": WALL_MS + 600_000,
+            "Sig": f"sig{next(self._sig)}",
+            **req.expected_fields(),
+        }
+        s = SignedTx(
+            req,
+            req.TX_TYPE,
+            orjson.dumps(info).decode(),
+            info,
+            f"{req.nonce:080x}",
+            req.nonce,
+            0,
+            1,
+            1,
+        )
         asyncio.get_running_loop().call_soon(cb, s, None)
 
 
@@ -62,8 +76,9 @@ class Venue:
     async def send_tx(self, t: int, text: str, priority: Any = None) -> SendTxResult:
         return await self.send_tx_batch([t], [text])
 
-    async def send_tx_batch(self, types: list[int], texts: list[str],
-                            priority: Any = None) -> SendTxResult:
+    async def send_tx_batch(
+        self, types: list[int], texts: list[str], priority: Any = None
+    ) -> SendTxResult:
         infos = [orjson.loads(x) for x in texts]
         for i, f in enumerate(infos):
             if f["Nonce"] != self.nonce + i:
@@ -84,14 +99,23 @@ def make(tmp_path: Path, **cfg: Any) -> tuple[OrderEntry, Venue, Signer]:
     venue, signer = Venue(), Signer()
     tracker = OrderTracker(EventBus(), MARKETS, account_index=ACCOUNT)
     coi = CoiAllocator("test", ACCOUNT, KEY, state_dir=tmp_path).open()
-    args: dict[str, Any] = dict(use_ws=False, state_dir=str(tmp_path), check_interval_s=0.05,
-                                maker_only=True)
+    args: dict[str, Any] = dict(
+        use_ws=False, state_dir=str(tmp_path), check_interval_s=0.05, maker_only=True
+    )
     args.update(cfg)
-    e = OrderEntry(OrderEntryConfig(**args), account_index=ACCOUNT, api_key_index=KEY,
-                   ws_url="ws://127.0.0.1:1/stream", signer=signer,  # type: ignore[arg-type]
-                   coi=coi, tracker=tracker, rest=venue,  # type: ignore[arg-type]
-                   budget=RateBudget(PREMIUM, Clock()), markets=MARKETS,  # type: ignore[arg-type]
-                   time=Clock())
+    e = OrderEntry(
+        OrderEntryConfig(**args),
+        account_index=ACCOUNT,
+        api_key_index=KEY,
+        ws_url="ws://127.0.0.1:1/stream",
+        signer=signer,  # type: ignore[arg-type]
+        coi=coi,
+        tracker=tracker,
+        rest=venue,  # type: ignore[arg-type]
+        budget=RateBudget(PREMIUM, Clock()),
+        markets=MARKETS,  # type: ignore[arg-type]
+        time=Clock(),
+    )
     return e, venue, signer
 
 
@@ -144,8 +168,12 @@ def test_post_only_modify_and_cancels_are_signed_and_sent(tmp_path: Path) -> Non
 
     venue, signer = asyncio.run(body())
     kinds = [type(r).__name__ for r in signer.requests]
-    assert kinds == ["CreateOrderRequest", "ModifyOrderRequest", "CancelOrderRequest",
-                     "CancelAllRequest"]
+    assert kinds == [
+        "CreateOrderRequest",
+        "ModifyOrderRequest",
+        "CancelOrderRequest",
+        "CancelAllRequest",
+    ]
     assert signer.requests[0].tif is TimeInForce.POST_ONLY
     assert [f["Nonce"] for f in venue.sent] == [0, 1, 2, 3]
 
@@ -156,8 +184,15 @@ def test_modify_of_an_order_that_is_not_post_only_refused(tmp_path: Path) -> Non
         e.start()
         await settle(e)
         # A GTT order of ours this key did not place (e.g. from a run without maker_only).
-        gtt = Order(e.coi.next(), 0, Side.BUY, 100_000, 100, tif=TimeInForce.GTT,
-                    expiry_ms=WALL_MS + 600_000)
+        gtt = Order(
+            e.coi.next(),
+            0,
+            Side.BUY,
+            100_000,
+            100,
+            tif=TimeInForce.GTT,
+            expiry_ms=WALL_MS + 600_000,
+        )
         e.tracker.new_order(gtt)
         with pytest.raises(OrderEntryError, match="only post-only orders may be modified"):
             e.modify(gtt.client_order_index, 100_100, 100)
@@ -170,8 +205,7 @@ def test_modify_of_an_order_that_is_not_post_only_refused(tmp_path: Path) -> Non
     assert [type(r).__name__ for r in signer.requests] == ["CancelOrderRequest"]
 
 
-def test_last_line_refuses_a_taker_create_that_bypassed_the_public_calls(
-        tmp_path: Path) -> None:
+def test_last_line_refuses_a_taker_create_that_bypassed_the_public_calls(tmp_path: Path) -> None:
     async def body() -> tuple[_Tx, Venue, Signer, OrderEntry]:
         e, venue, signer = make(tmp_path)
         e.start()
@@ -191,8 +225,10 @@ def test_last_line_refuses_a_taker_create_that_bypassed_the_public_calls(
     tx, venue, signer, e = asyncio.run(body())
     assert tx.error == (None, "maker-only API key: creates must be post-only, not IOC")
     assert e.tracker.get(77).order.status.is_terminal
-    assert all(isinstance(r, CreateOrderRequest) and r.tif is TimeInForce.POST_ONLY
-               for r in signer.requests)
+    assert all(
+        isinstance(r, CreateOrderRequest) and r.tif is TimeInForce.POST_ONLY
+        for r in signer.requests
+    )
     assert [f["TimeInForce"] for f in venue.sent] == [int(TimeInForce.POST_ONLY)]
     assert venue.sent[0]["Nonce"] == 0
 

@@ -28,8 +28,7 @@ from mmfast.core.types import Fill, Order, OrderStatus, Position, Side, TimeInFo
 from mmfast.risk import MarketRules, RiskReason
 from mmfast.strategy import MarketMaking
 
-RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50,
-                    min_notional=0)
+RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50, min_notional=0)
 
 
 class ManualTime:
@@ -63,11 +62,28 @@ class Conn:
         self.orders: dict[int, Order] = {}
         self.modified: list[tuple[Order, int, int]] = []
 
-    def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
-                    tif: TimeInForce, reduce_only: bool = False, expiry_ms: int = 0) -> Order:
+    def place_limit(
+        self,
+        market: int,
+        side: Side,
+        price_ticks: int,
+        size_lots: int,
+        *,
+        tif: TimeInForce,
+        reduce_only: bool = False,
+        expiry_ms: int = 0,
+    ) -> Order:
         coi = next(self.cois)
-        o = Order(coi, market, side, price_ticks, size_lots, tif=tif, reduce_only=reduce_only,
-                  expiry_ms=expiry_ms)
+        o = Order(
+            coi,
+            market,
+            side,
+            price_ticks,
+            size_lots,
+            tif=tif,
+            reduce_only=reduce_only,
+            expiry_ms=expiry_ms,
+        )
         self.orders[coi] = o
         self.calls.append(("place", side, price_ticks, size_lots))
         return o
@@ -140,13 +156,20 @@ class Twin:
         self.book = OrderBook(0, 2, 4)
         self.steps = Steps()
         self.raw: dict[int, dict[str, Any]] = {}
-        self.view = MarketView(0, book=self.book, raw_orders=self.raw,
-                               steps=self.steps if compiled else None)
+        self.view = MarketView(
+            0, book=self.book, raw_orders=self.raw, steps=self.steps if compiled else None
+        )
         self.journal: list[tuple[str, dict[str, Any]]] = []
-        self.s = MarketMaking(0, self.conn, cfg.strategy.market_making, risk=cfg.risk,
-                              rules=RULES, time=time, view=self.view,
-                              journal=SimpleNamespace(
-                                  write=lambda k, **f: self.journal.append((k, f))))
+        self.s = MarketMaking(
+            0,
+            self.conn,
+            cfg.strategy.market_making,
+            risk=cfg.risk,
+            rules=RULES,
+            time=time,
+            view=self.view,
+            journal=SimpleNamespace(write=lambda k, **f: self.journal.append((k, f))),
+        )
         core = SimpleNamespace(bus=self.bus, clock=Clock(100, manual=True))
         self.s.start(core)
 
@@ -171,14 +194,16 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-EXTRAS = st.sampled_from([
-    "",
-    'reference_price = "microprice"',
-    "filled_order_delay_s = 0.5",
-    "price_ceiling_ticks = 300010\nprice_floor_ticks = 299990",
-    "bid_spread_ticks = 30\nask_spread_ticks = 5",
-    'mode = "avellaneda_stoikov"',
-])
+EXTRAS = st.sampled_from(
+    [
+        "",
+        'reference_price = "microprice"',
+        "filled_order_delay_s = 0.5",
+        "price_ceiling_ticks = 300010\nprice_floor_ticks = 299990",
+        "bid_spread_ticks = 30\nask_spread_ticks = 5",
+        'mode = "avellaneda_stoikov"',
+    ]
+)
 
 
 async def _drive(extra: str, ops: list[tuple[Any, ...]]) -> tuple[Twin, Twin]:
@@ -186,9 +211,17 @@ async def _drive(extra: str, ops: list[tuple[Any, ...]]) -> tuple[Twin, Twin]:
     a, b = Twin(True, extra, time), Twin(False, extra, time)
     nonce = 1
     bid, ask = 300_000, 300_010
-    snap = orjson.dumps({"type": "subscribed/order_book", "channel": "order_book:0",
-                         "order_book": {"asks": [_level(ask, 10_000)],
-                                        "bids": [_level(bid, 10_000)], "nonce": nonce}})
+    snap = orjson.dumps(
+        {
+            "type": "subscribed/order_book",
+            "channel": "order_book:0",
+            "order_book": {
+                "asks": [_level(ask, 10_000)],
+                "bids": [_level(bid, 10_000)],
+                "nonce": nonce,
+            },
+        }
+    )
     for t in (a, b):
         t.frame(snap, time.ns)
     await _settle()
@@ -199,11 +232,18 @@ async def _drive(extra: str, ops: list[tuple[Any, ...]]) -> tuple[Twin, Twin]:
             nb = 300_000 + op[1]
             na = nb + op[2]
             size = op[3] * 10_000
-            frame = orjson.dumps({
-                "type": "update/order_book", "channel": "order_book:0",
-                "order_book": {"asks": [_level(ask, 0), _level(na, size)],
-                               "bids": [_level(bid, 0), _level(nb, size)],
-                               "nonce": nonce + 1, "begin_nonce": nonce}})
+            frame = orjson.dumps(
+                {
+                    "type": "update/order_book",
+                    "channel": "order_book:0",
+                    "order_book": {
+                        "asks": [_level(ask, 0), _level(na, size)],
+                        "bids": [_level(bid, 0), _level(nb, size)],
+                        "nonce": nonce + 1,
+                        "begin_nonce": nonce,
+                    },
+                }
+            )
             nonce += 1
             bid, ask = nb, na
             for t in (a, b):
@@ -236,17 +276,27 @@ async def _drive(extra: str, ops: list[tuple[Any, ...]]) -> tuple[Twin, Twin]:
                     if size <= 0:
                         continue
                     o.filled_lots += size
-                    t.s.on_fill(Fill(tid, 0, o.side, o.price_ticks, size, 0, True, coi,
-                                     None, 0))
-                    o.status = (OrderStatus.FILLED if o.filled_lots >= o.size_lots
-                                else OrderStatus.PARTIALLY_FILLED)
+                    t.s.on_fill(Fill(tid, 0, o.side, o.price_ticks, size, 0, True, coi, None, 0))
+                    o.status = (
+                        OrderStatus.FILLED
+                        if o.filled_lots >= o.size_lots
+                        else OrderStatus.PARTIALLY_FILLED
+                    )
                 t.update(o)
         elif kind == "deep":
             # A level far from the touch: the book moves, the ladder does not.
-            frame = orjson.dumps({
-                "type": "update/order_book", "channel": "order_book:0",
-                "order_book": {"asks": [], "bids": [_level(290_000, op[1] * 100)],
-                               "nonce": nonce + 1, "begin_nonce": nonce}})
+            frame = orjson.dumps(
+                {
+                    "type": "update/order_book",
+                    "channel": "order_book:0",
+                    "order_book": {
+                        "asks": [],
+                        "bids": [_level(290_000, op[1] * 100)],
+                        "nonce": nonce + 1,
+                        "begin_nonce": nonce,
+                    },
+                }
+            )
             nonce += 1
             for t in (a, b):
                 t.frame(frame, time.ns)
@@ -316,8 +366,9 @@ def _session(seed: int, n: int = 80) -> list[tuple[Any, ...]]:
     return ops
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(extra=EXTRAS, seed=st.integers(0, 2**32 - 1))
 def test_compiled_step_sends_what_the_python_path_sends(extra: str, seed: int) -> None:
     a, b = asyncio.run(_drive(extra, _session(seed)))
@@ -335,10 +386,19 @@ def test_compiled_step_sends_what_the_python_path_sends(extra: str, seed: int) -
 def test_twin_drive_exercises_every_kind_of_action() -> None:
     """The drive above is not vacuous: one fixed sequence creates, modifies, cancels and denies
     on both paths alike."""
-    ops = [("book", 0, 10, 1), ("deep", 3), ("ack_all",), ("book", 30, 10, 1), ("deep", 4),
-           ("shown", 1),
-           ("book", -30, 12, 2), ("position", 650), ("book", 10, 10, 1), ("time", 2_100),
-           ("book", 15, 10, 1)]
+    ops = [
+        ("book", 0, 10, 1),
+        ("deep", 3),
+        ("ack_all",),
+        ("book", 30, 10, 1),
+        ("deep", 4),
+        ("shown", 1),
+        ("book", -30, 12, 2),
+        ("position", 650),
+        ("book", 10, 10, 1),
+        ("time", 2_100),
+        ("book", 15, 10, 1),
+    ]
     a, b = asyncio.run(_drive("", ops))
     kinds = {c[0] for c in a.conn.calls}
     assert kinds == {"place", "modify", "cancel"}, a.conn.calls
@@ -357,10 +417,19 @@ def _pipe(**kw: Any) -> tuple[Pipeline, Any]:
 
     cfg = _cfg("")
     book = OrderBook(0, 2, 4)
-    engine = QuoteEngine(QuoteParams(mode=MODE_FIXED, spread_ticks=10, n_levels=2,
-                                     level_spacing_ticks=5, size_lots=100, max_long_lots=1000,
-                                     max_short_lots=1000),
-                         min_size_lots=50, min_notional=0)
+    engine = QuoteEngine(
+        QuoteParams(
+            mode=MODE_FIXED,
+            spread_ticks=10,
+            n_levels=2,
+            level_spacing_ticks=5,
+            size_lots=100,
+            max_long_lots=1000,
+            max_short_lots=1000,
+        ),
+        min_size_lots=50,
+        min_notional=0,
+    )
     gate = GateCore(RiskLimits.from_config(cfg.risk, RULES), RULES)
     gate.connector_ready = True
     orders: dict[int, Order] = {}
@@ -371,9 +440,17 @@ def _pipe(**kw: Any) -> tuple[Pipeline, Any]:
     return p, SimpleNamespace(book=book, gate=gate, orders=orders)
 
 
-SNAP = orjson.dumps({"type": "subscribed/order_book", "channel": "order_book:0",
-                     "order_book": {"asks": [_level(300_010, 10_000)],
-                                    "bids": [_level(300_000, 10_000)], "nonce": 1}})
+SNAP = orjson.dumps(
+    {
+        "type": "subscribed/order_book",
+        "channel": "order_book:0",
+        "order_book": {
+            "asks": [_level(300_010, 10_000)],
+            "bids": [_level(300_000, 10_000)],
+            "nonce": 1,
+        },
+    }
+)
 
 
 def test_pipeline_frame_to_gated_actions_and_skip() -> None:
@@ -476,12 +553,18 @@ def test_step_signs_and_sends_its_first_modify_itself() -> None:
         room = _room()
         sender = _Sender(room, ns)
         p.attach_sender(sender)
-        moved = orjson.dumps({"type": "update/order_book", "channel": "order_book:0",
-                              "order_book": {"asks": [_level(300_010, 0),
-                                                      _level(300_030, 10_000)],
-                                             "bids": [_level(300_000, 0),
-                                                      _level(300_020, 10_000)],
-                                             "nonce": 2, "begin_nonce": 1}})
+        moved = orjson.dumps(
+            {
+                "type": "update/order_book",
+                "channel": "order_book:0",
+                "order_book": {
+                    "asks": [_level(300_010, 0), _level(300_030, 10_000)],
+                    "bids": [_level(300_000, 0), _level(300_020, 10_000)],
+                    "nonce": 2,
+                    "begin_nonce": 1,
+                },
+            }
+        )
         p.on_frame(moved, 2)
         assert p.n_out > 0 and p.direct_i == 0 and p.direct_sends == 1
         kind, _side, _lvl, price, size, order, reason, _u, _i = p.action(0)
@@ -497,8 +580,10 @@ def test_step_signs_and_sends_its_first_modify_itself() -> None:
         assert info["Index"] == order.client_order_index and info["Price"] == price
         assert info["BaseAmount"] == size and info["Nonce"] == 40
         assert info["ExpiredAt"] == p.direct_expired_at
-        assert p.direct_info == frame[len(b'{"type":"jsonapi/sendtx","data":{"tx_type":17,'
-                                          b'"tx_info":'):-2].decode()
+        assert (
+            p.direct_info
+            == frame[len(b'{"type":"jsonapi/sendtx","data":{"tx_type":17,"tx_info":') : -2].decode()
+        )
         import base64
 
         h = S.tx_info_hash(17, info, 300)
@@ -519,8 +604,12 @@ def test_step_signs_and_sends_its_first_modify_itself() -> None:
 def test_step_with_a_closed_signer_leaves_the_nonce_for_order_entry_to_give_back() -> None:
     from mmfast._core import signer as S
 
-    ns = S.NativeSigner(S.scalar_op("add", bytes(range(40)), bytes(40)), chain_id=300,
-                        account_index=7, api_key_index=3)
+    ns = S.NativeSigner(
+        S.scalar_op("add", bytes(range(40)), bytes(40)),
+        chain_id=300,
+        account_index=7,
+        api_key_index=3,
+    )
     ns.close()
     p, x = _pipe()
     p.on_frame(SNAP, 1)
@@ -528,9 +617,21 @@ def test_step_with_a_closed_signer_leaves_the_nonce_for_order_entry_to_give_back
     sender = _Sender(_room(), ns)
     p.attach_sender(sender)
     p.requote(5)
-    p.on_frame(orjson.dumps({"type": "update/order_book", "channel": "order_book:0",
-                             "order_book": {"asks": [], "bids": [_level(300_005, 10_000)],
-                                            "nonce": 2, "begin_nonce": 1}}), 6)
+    p.on_frame(
+        orjson.dumps(
+            {
+                "type": "update/order_book",
+                "channel": "order_book:0",
+                "order_book": {
+                    "asks": [],
+                    "bids": [_level(300_005, 10_000)],
+                    "nonce": 2,
+                    "begin_nonce": 1,
+                },
+            }
+        ),
+        6,
+    )
     assert p.direct_i >= 0 and p.direct_info is None and sender.frames == []
     assert sender.room.next_nonce == 41  # taken: the strategy hands it back (give_back)
 

@@ -44,10 +44,14 @@ def test_pin_loop_pins_the_calling_thread_and_moves_the_others() -> None:
     helper = threading.Thread(target=stop.wait)  # started before the pinning: full mask
     helper.start()
     try:
+
         def body() -> dict[str, object]:
             p = pin_loop(cpu)
-            seen = {"me": _affinity(0), "helper": _affinity(helper.native_id or 0),
-                    "main": _affinity(threading.main_thread().native_id or 0)}
+            seen = {
+                "me": _affinity(0),
+                "helper": _affinity(helper.native_id or 0),
+                "main": _affinity(threading.main_thread().native_id or 0),
+            }
             # A thread started after the pinning inherits the loop's CPU: the sweep moves it.
             late = threading.Thread(target=stop.wait)
             late.start()
@@ -82,9 +86,15 @@ def test_keep_off_moves_another_process_off_the_loops_cpu() -> None:
     cpu = CPUS[-1]
     # Another process with two threads (the run's simulator child stands here), started with
     # every CPU, as the child is before the pinning.
-    child = subprocess.Popen([sys.executable, "-c", "import threading, sys; "
-                              "threading.Thread(target=sys.stdin.read).start(); sys.stdin.read()"],
-                             stdin=subprocess.PIPE)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import threading, sys; "
+            "threading.Thread(target=sys.stdin.read).start(); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 10
         while len(os.listdir(f"/proc/{child.pid}/task")) < 2 and time.monotonic() < deadline:
@@ -144,8 +154,12 @@ def test_placement_problem_names_what_cannot_run() -> None:
     assert "busy_poll" in why and "mmfast sim" in why and 'sim = "process"' in why
     assert placement_problem(_config(busy_poll=True)) == ""
     cfg = _config(busy_poll=True, sim="thread")
-    ext = dataclasses.replace(cfg, venue=dataclasses.replace(
-        cfg.venue, rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1/stream"))
+    ext = dataclasses.replace(
+        cfg,
+        venue=dataclasses.replace(
+            cfg.venue, rest_url="http://127.0.0.1:1", ws_url="ws://127.0.0.1:1/stream"
+        ),
+    )
     assert placement_problem(ext) == ""
 
 

@@ -66,8 +66,15 @@ class RecordingBudget:
 
 def action_key(a: Action) -> tuple[Any, ...]:
     assert type(a) is Action
-    return (a.kind, a.side, a.level, a.price_ticks, a.size_lots,
-            None if a.order is None else id(a.order), a.urgent)
+    return (
+        a.kind,
+        a.side,
+        a.level,
+        a.price_ticks,
+        a.size_lots,
+        None if a.order is None else id(a.order),
+        a.urgent,
+    )
 
 
 def assert_same(got: Plan, want: Plan) -> None:
@@ -106,28 +113,46 @@ def orders(draw: st.DrawFn, max_n: int = 10) -> list[Order]:
     n = draw(st.integers(0, max_n))
     cois = draw(st.lists(st.integers(1, 40), min_size=n, max_size=n))
     for coi in cois:  # repeated client order indexes on purpose (sort stability)
-        status = draw(st.sampled_from(STATUSES + [OrderStatus.OPEN] * 6
-                                      + [OrderStatus.PARTIALLY_FILLED] * 2))
+        status = draw(
+            st.sampled_from(STATUSES + [OrderStatus.OPEN] * 6 + [OrderStatus.PARTIALLY_FILLED] * 2)
+        )
         size = draw(st.integers(1, 30))
         filled = draw(st.integers(0, size))
         age = draw(st.sampled_from((0, 1, S, AGE - 1, AGE, AGE + 1, 10 * AGE)))
-        out.append(Order(client_order_index=coi, market=0, side=draw(st.sampled_from((B, A))),
-                         price_ticks=draw(st.integers(80, 130)), size_lots=size,
-                         tif=TimeInForce.POST_ONLY, expiry_ms=1, status=status,
-                         filled_lots=filled, created_ns=NOW - age))
+        out.append(
+            Order(
+                client_order_index=coi,
+                market=0,
+                side=draw(st.sampled_from((B, A))),
+                price_ticks=draw(st.integers(80, 130)),
+                size_lots=size,
+                tif=TimeInForce.POST_ONLY,
+                expiry_ms=1,
+                status=status,
+                filled_lots=filled,
+                created_ns=NOW - age,
+            )
+        )
     return out
 
 
 @st.composite
 def params(draw: st.DrawFn) -> PlannerParams:
-    lo, mid, hi = sorted(draw(st.lists(st.sampled_from((0.0, 0.05, 0.1, 0.25, 0.3, 0.5, 0.9,
-                                                        1.0)), min_size=3, max_size=3)))
+    lo, mid, hi = sorted(
+        draw(
+            st.lists(
+                st.sampled_from((0.0, 0.05, 0.1, 0.25, 0.3, 0.5, 0.9, 1.0)), min_size=3, max_size=3
+            )
+        )
+    )
     return PlannerParams(
         price_tolerance_ticks=draw(st.integers(0, 4)),
         size_tolerance_lots=draw(st.integers(0, 6)),
         max_order_age_ns=draw(st.sampled_from((0, AGE, AGE, S))),
         max_inflight=draw(st.integers(1, 16)),
-        wide_below=hi, few_levels_below=mid, one_side_below=lo,
+        wide_below=hi,
+        few_levels_below=mid,
+        one_side_below=lo,
         wide_factor=draw(st.integers(1, 3)),
         degraded_levels=draw(st.integers(1, 3)),
     )
@@ -137,8 +162,7 @@ def params(draw: st.DrawFn) -> PlannerParams:
 def budgets(draw: st.DrawFn) -> Any:
     if draw(st.integers(0, 3)) == 0:
         return UNLIMITED
-    h = draw(st.one_of(st.sampled_from((0.0, 0.05, 0.1, 0.25, 0.5, 1.0)),
-                       st.floats(0.0, 1.0)))
+    h = draw(st.one_of(st.sampled_from((0.0, 0.05, 0.1, 0.25, 0.5, 1.0)), st.floats(0.0, 1.0)))
     return RecordingBudget(h=h, cap=draw(st.integers(0, 12)))
 
 
@@ -216,8 +240,11 @@ def features(kw: dict[str, Any], plan: Plan) -> set[str]:
     if plan.kept and not plan.actions:
         out.add("all-kept")
     budget = kw["budget"]
-    if isinstance(budget, RecordingBudget) and budget.cap < 10**9 and any(
-            isinstance(c, int) and c > budget.cap for c in budget.calls):
+    if (
+        isinstance(budget, RecordingBudget)
+        and budget.cap < 10**9
+        and any(isinstance(c, int) and c > budget.cap for c in budget.calls)
+    ):
         out.add("budget-refused")
     if kw["no_create"] and plan.actions:
         out.add("no-create")
@@ -242,9 +269,11 @@ def test_compiled_plan_equals_reference(handovers: list[int]) -> None:
     # Not a vacuous comparison: every plan came from the C path, and the random inputs reached
     # every kind of decision.
     assert handovers[0] == 0
-    wanted = ({f"degrade:{d.name}" for d in Degrade} | {f"action:{k.name}" for k in ActionKind}
-              | {"urgent", "replace", "deferred", "waiting", "all-kept", "budget-refused",
-                 "no-create"})
+    wanted = (
+        {f"degrade:{d.name}" for d in Degrade}
+        | {f"action:{k.name}" for k in ActionKind}
+        | {"urgent", "replace", "deferred", "waiting", "all-kept", "budget-refused", "no-create"}
+    )
     assert wanted <= seen, wanted - seen
 
 
@@ -276,9 +305,25 @@ def test_bounds_and_fallbacks(handovers: list[int]) -> None:
     assert 0 < handovers[0] < runs[0]
 
 
-EXTREME_FIELDS = ("none", "target_price", "target_size", "price", "size", "filled", "coi",
-                  "created", "now", "ptol", "stol", "age", "factor", "inflight", "position",
-                  "n_levels", "n_orders")
+EXTREME_FIELDS = (
+    "none",
+    "target_price",
+    "target_size",
+    "price",
+    "size",
+    "filled",
+    "coi",
+    "created",
+    "now",
+    "ptol",
+    "stol",
+    "age",
+    "factor",
+    "inflight",
+    "position",
+    "n_levels",
+    "n_orders",
+)
 
 
 def bounds_case(data: st.DataObject) -> None:
@@ -294,22 +339,39 @@ def bounds_case(data: st.DataObject) -> None:
     n_or = 2 * MAX_PER_SIDE + data.draw(st.integers(-2, 3)) if which == "n_orders" else 6
     bids = [(val("target_price", 100 - i), val("target_size", 10)) for i in range(n_lv)]
     asks = [(val("target_price", 104 + i), 10) for i in range(data.draw(st.integers(0, 3)))]
-    live = [Order(client_order_index=val("coi", i + 1), market=0, side=B if i % 2 else A,
-                  price_ticks=val("price", data.draw(st.integers(95, 109))),
-                  size_lots=val("size", 10), filled_lots=val("filled", i % 3),
-                  tif=TimeInForce.POST_ONLY, expiry_ms=1,
-                  status=data.draw(st.sampled_from((OrderStatus.OPEN, OrderStatus.OPEN,
-                                                    OrderStatus.UNKNOWN))),
-                  created_ns=val("created", NOW - data.draw(st.sampled_from((0, AGE)))))
-            for i in range(n_or)]
-    p = PlannerParams(price_tolerance_ticks=abs(val("ptol", 1)),
-                      size_tolerance_lots=abs(val("stol", 0)),
-                      max_order_age_ns=abs(val("age", AGE)),
-                      wide_factor=abs(val("factor", 2)))
-    kw = {"bids": bids, "asks": asks, "live": live, "now_ns": val("now", NOW), "params": p,
-          "inflight": val("inflight", data.draw(st.integers(0, 4))),
-          "budget": RecordingBudget(h=data.draw(st.sampled_from((1.0, 0.3, 0.2, 0.0)))),
-          "position_lots": val("position", data.draw(st.integers(-1, 1)))}
+    live = [
+        Order(
+            client_order_index=val("coi", i + 1),
+            market=0,
+            side=B if i % 2 else A,
+            price_ticks=val("price", data.draw(st.integers(95, 109))),
+            size_lots=val("size", 10),
+            filled_lots=val("filled", i % 3),
+            tif=TimeInForce.POST_ONLY,
+            expiry_ms=1,
+            status=data.draw(
+                st.sampled_from((OrderStatus.OPEN, OrderStatus.OPEN, OrderStatus.UNKNOWN))
+            ),
+            created_ns=val("created", NOW - data.draw(st.sampled_from((0, AGE)))),
+        )
+        for i in range(n_or)
+    ]
+    p = PlannerParams(
+        price_tolerance_ticks=abs(val("ptol", 1)),
+        size_tolerance_lots=abs(val("stol", 0)),
+        max_order_age_ns=abs(val("age", AGE)),
+        wide_factor=abs(val("factor", 2)),
+    )
+    kw = {
+        "bids": bids,
+        "asks": asks,
+        "live": live,
+        "now_ns": val("now", NOW),
+        "params": p,
+        "inflight": val("inflight", data.draw(st.integers(0, 4))),
+        "budget": RecordingBudget(h=data.draw(st.sampled_from((1.0, 0.3, 0.2, 0.0)))),
+        "position_lots": val("position", data.draw(st.integers(-1, 1))),
+    }
     got, want = run_both(kw)
     assert_same(got, want)
 
@@ -334,8 +396,21 @@ class FloatBudget(UnlimitedBudget):
 
 
 @EDGE_PROFILE
-@given(cases(), st.sampled_from(("duck", "int_status", "float_tol", "busy_dict", "int_headroom",
-                                 "subclass_budget", "int_thresholds", "iterator")))
+@given(
+    cases(),
+    st.sampled_from(
+        (
+            "duck",
+            "int_status",
+            "float_tol",
+            "busy_dict",
+            "int_headroom",
+            "subclass_budget",
+            "int_thresholds",
+            "iterator",
+        )
+    ),
+)
 def test_other_input_shapes(kw: dict[str, Any], shape: str) -> None:
     """Inputs of other shapes than the bot's: some still take the C path (IntEnum as plain
     ints, a dict ``busy``, int thresholds), the rest go to the reference; equal either way."""
@@ -367,11 +442,26 @@ def test_other_input_shapes(kw: dict[str, Any], shape: str) -> None:
 
 def test_same_errors_as_the_reference() -> None:
     """Malformed inputs fail the same way (the reference takes them over)."""
-    good = Order(client_order_index=1, market=0, side=B, price_ticks=100, size_lots=10,
-                 tif=TimeInForce.POST_ONLY, expiry_ms=1, status=OrderStatus.OPEN)
-    bad_side = Order(client_order_index=2, market=0, side=5, price_ticks=100,  # type: ignore
-                     size_lots=10, tif=TimeInForce.POST_ONLY, expiry_ms=1,
-                     status=OrderStatus.OPEN)
+    good = Order(
+        client_order_index=1,
+        market=0,
+        side=B,
+        price_ticks=100,
+        size_lots=10,
+        tif=TimeInForce.POST_ONLY,
+        expiry_ms=1,
+        status=OrderStatus.OPEN,
+    )
+    bad_side = Order(
+        client_order_index=2,
+        market=0,
+        side=5,
+        price_ticks=100,  # type: ignore
+        size_lots=10,
+        tif=TimeInForce.POST_ONLY,
+        expiry_ms=1,
+        status=OrderStatus.OPEN,
+    )
     for args, err in (
         (([(100, 10, 1)], [], [good]), ValueError),  # a level of three
         (([(100, 10)], [], [bad_side]), KeyError),  # by_side[5]
@@ -391,8 +481,16 @@ def test_budget_errors_propagate_and_release() -> None:
         def can_spend(self, n: int) -> bool:
             raise RuntimeError("budget down")
 
-    o = Order(client_order_index=1, market=0, side=B, price_ticks=90, size_lots=10,
-              tif=TimeInForce.POST_ONLY, expiry_ms=1, status=OrderStatus.OPEN)
+    o = Order(
+        client_order_index=1,
+        market=0,
+        side=B,
+        price_ticks=90,
+        size_lots=10,
+        tif=TimeInForce.POST_ONLY,
+        expiry_ms=1,
+        status=OrderStatus.OPEN,
+    )
     before = sys.getrefcount(o)
     for _ in range(50):
         with pytest.raises(RuntimeError, match="budget down"):

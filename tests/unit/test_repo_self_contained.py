@@ -17,13 +17,30 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TEXT = (".md", ".py", ".pyx", ".pxd", ".pyi", ".h", ".toml", ".txt", ".in", ".cfg", ".yaml",
-        ".yml", ".sh", ".service", ".json")
+TEXT = (
+    ".md",
+    ".py",
+    ".pyx",
+    ".pxd",
+    ".pyi",
+    ".h",
+    ".toml",
+    ".txt",
+    ".in",
+    ".cfg",
+    ".yaml",
+    ".yml",
+    ".sh",
+    ".service",
+    ".json",
+)
 TEXT_NAMES = ("Makefile", "Dockerfile", "run", "MANIFEST.in", ".gitignore")
 # The notes by name (spelled in pieces so this file does not name them itself).
-NOTES = re.compile(r"(?<![\w-])(?:" + "|".join(
-    ("design", "lighter" + "-protocol", "reliability" + "-targets", "perf" + "-targets"))
-    + r")\.md\b")
+NOTES = re.compile(
+    r"(?<![\w-])(?:"
+    + "|".join(("design", "lighter" + "-protocol", "reliability" + "-targets", "perf" + "-targets"))
+    + r")\.md\b"
+)
 # A relative path that climbs one folder or more; checked against where it lands.
 CLIMB = re.compile(r"(?<![\w.])((?:\.\./)+)([\w.-][\w./-]*)")
 ABSOLUTE = re.compile(r"(?<![\w.~])/wo" + r"rk/[\w./-]*")
@@ -34,19 +51,33 @@ PAGE = re.compile(r"(?<![\w./-])((?:[\w-]+/)*[\w-]+\.md)\b")
 def repo_files(root: Path = ROOT) -> list[Path]:
     """The tracked files (git), or every file when the tree is not a git checkout (an sdist)."""
     try:
-        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], check=True,
-                             capture_output=True).stdout.decode()
+        out = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z"], check=True, capture_output=True
+        ).stdout.decode()
         names = [n for n in out.split("\0") if n]
     except (OSError, subprocess.CalledProcessError):
-        skip = {"build", "dist", ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache",
-                ".hypothesis", ".benchmarks", "results"}
-        names = [str(p.relative_to(root)) for p in root.rglob("*")
-                 if p.is_file() and not skip & set(p.relative_to(root).parts)
-                 and not p.name.endswith(".egg-info")]
+        skip = {
+            "build",
+            "dist",
+            ".venv",
+            ".git",
+            "__pycache__",
+            ".pytest_cache",
+            ".ruff_cache",
+            ".hypothesis",
+            ".benchmarks",
+            "results",
+        }
+        names = [
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file()
+            and not skip & set(p.relative_to(root).parts)
+            and not p.name.endswith(".egg-info")
+        ]
     if not names:
         return []
-    return [root / n for n in names
-            if n.endswith(TEXT) or Path(n).name in TEXT_NAMES]
+    return [root / n for n in names if n.endswith(TEXT) or Path(n).name in TEXT_NAMES]
 
 
 def outside_refs(root: Path, files: list[Path]) -> list[str]:
@@ -68,14 +99,17 @@ def outside_refs(root: Path, files: list[Path]) -> list[str]:
                 if not target.is_relative_to(root.resolve()):
                     found.append(f"{where}: climbs out of the repository: {m.group(0)}")
                 elif not target.exists():
-                    found.append(f"{where}: points at a file not in the repository:"
-                                 f" {m.group(0)}")
+                    found.append(f"{where}: points at a file not in the repository: {m.group(0)}")
             if f.suffix == ".md":
                 for m in PAGE.finditer(line):
-                    if "/" in m.group(1) and not (root / m.group(1)).exists() \
-                            and not (f.parent / m.group(1)).exists():
-                        found.append(f"{where}: points at a file not in the repository:"
-                                     f" {m.group(1)}")
+                    if (
+                        "/" in m.group(1)
+                        and not (root / m.group(1)).exists()
+                        and not (f.parent / m.group(1)).exists()
+                    ):
+                        found.append(
+                            f"{where}: points at a file not in the repository: {m.group(1)}"
+                        )
     return found
 
 
@@ -88,15 +122,18 @@ def test_no_file_refers_to_a_file_outside_the_repository() -> None:
 UP = "." + "./"  # the synthetic references below, built so this file holds none itself
 
 
-@pytest.mark.parametrize(("line", "why"), [
-    ("see " + UP + "shared/" + "reliability" + "-targets.md item 5", "names notes"),
-    ("see " + UP + UP + "shared/x.md", "climbs out"),
-    ("[targets](" + UP + UP + "elsewhere/notes.md)", "climbs out"),
-    ("the protocol notes (" + "lighter" + "-protocol.md)", "names notes"),
-    ("read /wo" + "rk/shared/notes.txt", "absolute path"),
-    ("details in docs/" + "nosuch-page.md", "not in the repository"),
-    ("see " + UP + "nosuch/x.md", "not in the repository"),
-])
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("see " + UP + "shared/" + "reliability" + "-targets.md item 5", "names notes"),
+        ("see " + UP + UP + "shared/x.md", "climbs out"),
+        ("[targets](" + UP + UP + "elsewhere/notes.md)", "climbs out"),
+        ("the protocol notes (" + "lighter" + "-protocol.md)", "names notes"),
+        ("read /wo" + "rk/shared/notes.txt", "absolute path"),
+        ("details in docs/" + "nosuch-page.md", "not in the repository"),
+        ("see " + UP + "nosuch/x.md", "not in the repository"),
+    ],
+)
 def test_each_kind_of_outside_reference_is_found(tmp_path: Path, line: str, why: str) -> None:
     (tmp_path / "docs").mkdir()
     page = tmp_path / "docs" / "page.md"
@@ -111,7 +148,8 @@ def test_references_inside_the_repository_pass(tmp_path: Path) -> None:
     (tmp_path / "tests" / "unit").mkdir(parents=True)
     (tmp_path / "tests" / "unit" / "test_a.py").write_text("")
     page = tmp_path / "docs" / "page.md"
-    page.write_text(f"docs/page.md, [up]({UP}README.md), {UP}tests/unit/test_a.py,"
-                    " ~/.config/mmfast, /tmp/x\n")
+    page.write_text(
+        f"docs/page.md, [up]({UP}README.md), {UP}tests/unit/test_a.py, ~/.config/mmfast, /tmp/x\n"
+    )
     (tmp_path / "README.md").write_text("")
     assert outside_refs(tmp_path, [page]) == []

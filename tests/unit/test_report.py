@@ -49,17 +49,42 @@ def market_records(until: float = 80.0) -> list[dict[str, Any]]:
     for i in range(int(until * 4) + 1):
         t = i / 4
         bid, ask = (299990, 300010) if t < 5 else (300090, 300110)
-        out.append(rec("market", t, in_sync=True, bid=bid, ask=ask, bid_size=500,
-                       ask_size=500, mid=(bid + ask) // 2, mark=(bid + ask) // 2,
-                       our_bid=None, our_ask=None, position=0, pnl_usdc=0.0))
+        out.append(
+            rec(
+                "market",
+                t,
+                in_sync=True,
+                bid=bid,
+                ask=ask,
+                bid_size=500,
+                ask_size=500,
+                mid=(bid + ask) // 2,
+                mark=(bid + ask) // 2,
+                our_bid=None,
+                our_ask=None,
+                position=0,
+                pnl_usdc=0.0,
+            )
+        )
     return out
 
 
-def order(t: float, coi: int, side: str, status: str, reason: str | None = None
-          ) -> dict[str, Any]:
-    return rec("order", t, coi=coi, side=side, price=300000, size=100, filled=0,
-               status=status, reduce_only=False, reason=reason, px="3000.00", qty="0.0100",
-               filled_qty="0.0000")
+def order(t: float, coi: int, side: str, status: str, reason: str | None = None) -> dict[str, Any]:
+    return rec(
+        "order",
+        t,
+        coi=coi,
+        side=side,
+        price=300000,
+        size=100,
+        filled=0,
+        status=status,
+        reduce_only=False,
+        reason=reason,
+        px="3000.00",
+        qty="0.0100",
+        filled_qty="0.0000",
+    )
 
 
 def hist(counts: dict[int, int], sum_us: float) -> dict[str, Any]:
@@ -69,53 +94,132 @@ def hist(counts: dict[int, int], sum_us: float) -> dict[str, Any]:
     return {"counts": c, "sum_us": sum_us}
 
 
-def journal_records(*, with_market: bool = True, with_summary: bool = True,
-                    with_start: bool = True) -> list[dict[str, Any]]:
+def journal_records(
+    *, with_market: bool = True, with_summary: bool = True, with_start: bool = True
+) -> list[dict[str, Any]]:
     r: list[dict[str, Any]] = [rec("guard_started", -0.01, pid=1, api_key_index=5)]
     if with_start:
-        r.append(rec("run_start", 0, mode="sim", market=0, symbol="ETH",
-                     strategy="market_making", price_decimals=2, size_decimals=4,
-                     time_scale=1.0))
-    r += [rec("order_sent", 0.2, coi=c, side=s, price=300000, size=100, px="3000.00",
-              qty="0.0100") for c, s in ((1, "BUY"), (2, "SELL"))]
+        r.append(
+            rec(
+                "run_start",
+                0,
+                mode="sim",
+                market=0,
+                symbol="ETH",
+                strategy="market_making",
+                price_decimals=2,
+                size_decimals=4,
+                time_scale=1.0,
+            )
+        )
+    r += [
+        rec("order_sent", 0.2, coi=c, side=s, price=300000, size=100, px="3000.00", qty="0.0100")
+        for c, s in ((1, "BUY"), (2, "SELL"))
+    ]
     r += [order(0.5, 1, "BUY", "OPEN"), order(0.5, 2, "SELL", "OPEN")]
-    r.append(rec("fill", 1.0, trade_id=11, coi=1, side="BUY", price=299995, size=100, fee=10,
-                 maker=True, position=100, px="2999.95", qty="0.0100"))
+    r.append(
+        rec(
+            "fill",
+            1.0,
+            trade_id=11,
+            coi=1,
+            side="BUY",
+            price=299995,
+            size=100,
+            fee=10,
+            maker=True,
+            position=100,
+            px="2999.95",
+            qty="0.0100",
+        )
+    )
     r += [order(10, 3, "BUY", "OPEN"), order(12, 2, "SELL", "FILLED")]
-    r.append(rec("fill", 12.0, trade_id=12, coi=2, side="SELL", price=300120, size=50, fee=5,
-                 maker=True, position=50, mid=300100, px="3001.20", qty="0.0050"))
-    r += [order(12.1, 4, "SELL", "PENDING_NEW"), order(12.5, 4, "SELL", "OPEN"),
-          order(15, 3, "BUY", "PARTIALLY_FILLED"), order(20.5, 1, "BUY", "CANCELED"),
-          order(30, 3, "BUY", "CANCELED"), order(60, 5, "BUY", "OPEN"),
-          order(70.5, 4, "SELL", "CANCELED"),
-          order(71, 6, "SELL", "REJECTED", "rejected 21706: invalid order base amount"),
-          order(72, 7, "SELL", "REJECTED", "rejected: its nonce passed unused")]
-    r += [rec("order_modify", 13, coi=3, price=300010, size=100),
-          rec("order_modify", 14, coi=3, price=300020, size=100),
-          rec("order_cancel", 20.4, coi=1)]
-    r += [rec("denied", 40, side="BUY", price=300000, size=100, reason="MAX_POSITION"),
-          rec("denied", 41, side="BUY", price=300000, size=100, reason="MAX_POSITION"),
-          rec("denied", 42, op="modify", coi=3, price=300000, size=100,
-              reason="MAX_OPEN_ORDERS"),
-          rec("send_error", 43, op="place", side="BUY", price=1, size=1, error="X"),
-          rec("kill_switch", 50, state="paused", action="pause", reason="max_fills"),
-          rec("kill_switch", 55, state="armed", action="resume", reason="max_fills"),
-          rec("pull_quotes", 56, reason="book stale")]
-    r.append(rec("fill", 75.0, trade_id=13, coi=4, side="SELL", price=300100, size=50, fee=5,
-                 maker=False, position=0, mid=300100, px="3001.00", qty="0.0050"))
+    r.append(
+        rec(
+            "fill",
+            12.0,
+            trade_id=12,
+            coi=2,
+            side="SELL",
+            price=300120,
+            size=50,
+            fee=5,
+            maker=True,
+            position=50,
+            mid=300100,
+            px="3001.20",
+            qty="0.0050",
+        )
+    )
+    r += [
+        order(12.1, 4, "SELL", "PENDING_NEW"),
+        order(12.5, 4, "SELL", "OPEN"),
+        order(15, 3, "BUY", "PARTIALLY_FILLED"),
+        order(20.5, 1, "BUY", "CANCELED"),
+        order(30, 3, "BUY", "CANCELED"),
+        order(60, 5, "BUY", "OPEN"),
+        order(70.5, 4, "SELL", "CANCELED"),
+        order(71, 6, "SELL", "REJECTED", "rejected 21706: invalid order base amount"),
+        order(72, 7, "SELL", "REJECTED", "rejected: its nonce passed unused"),
+    ]
+    r += [
+        rec("order_modify", 13, coi=3, price=300010, size=100),
+        rec("order_modify", 14, coi=3, price=300020, size=100),
+        rec("order_cancel", 20.4, coi=1),
+    ]
+    r += [
+        rec("denied", 40, side="BUY", price=300000, size=100, reason="MAX_POSITION"),
+        rec("denied", 41, side="BUY", price=300000, size=100, reason="MAX_POSITION"),
+        rec("denied", 42, op="modify", coi=3, price=300000, size=100, reason="MAX_OPEN_ORDERS"),
+        rec("send_error", 43, op="place", side="BUY", price=1, size=1, error="X"),
+        rec("kill_switch", 50, state="paused", action="pause", reason="max_fills"),
+        rec("kill_switch", 55, state="armed", action="resume", reason="max_fills"),
+        rec("pull_quotes", 56, reason="book stale"),
+    ]
+    r.append(
+        rec(
+            "fill",
+            75.0,
+            trade_id=13,
+            coi=4,
+            side="SELL",
+            price=300100,
+            size=50,
+            fee=5,
+            maker=False,
+            position=0,
+            mid=300100,
+            px="3001.00",
+            qty="0.0050",
+        )
+    )
     if with_market:
         r += market_records()
     r.append(rec("shutdown", 80.0, market=0, reason="duration"))
     r.append(rec("run_stop", 80.5, reason="duration", orders_left=0))
     if with_summary:
         bounds = [b / 1e3 for b in HIST_BOUNDS_NS]
-        r.append(rec("summary", 80.6, elapsed_s=80.6, stop_reason="duration", orders_left=0,
-                     exit_code=0, fills=3, pnl_usdc=0.01148, mark=300100, funding_usdc=0.0,
-                     latency={"book>quote": {"n": 10, "p50_us": 9.0, "p99_us": 40.0}},
-                     reject_codes={"21706": 1, "21711": 2},
-                     latency_hist={"bounds_us": bounds,
-                                   "strategy": {"book>quote": hist({3: 5, 4: 3, 5: 2}, 200.0)},
-                                   "order_entry": {"ack": hist({12: 4}, 20_000.0)}}))
+        r.append(
+            rec(
+                "summary",
+                80.6,
+                elapsed_s=80.6,
+                stop_reason="duration",
+                orders_left=0,
+                exit_code=0,
+                fills=3,
+                pnl_usdc=0.01148,
+                mark=300100,
+                funding_usdc=0.0,
+                latency={"book>quote": {"n": 10, "p50_us": 9.0, "p99_us": 40.0}},
+                reject_codes={"21706": 1, "21711": 2},
+                latency_hist={
+                    "bounds_us": bounds,
+                    "strategy": {"book>quote": hist({3: 5, 4: 3, 5: 2}, 200.0)},
+                    "order_entry": {"ack": hist({12: 4}, 20_000.0)},
+                },
+            )
+        )
     r.sort(key=lambda x: x["mono_ns"])
     return r
 
@@ -166,8 +270,7 @@ def test_markouts_by_hand(journal: Path) -> None:
     assert per[2]["markout_10s_bps"] is None and per[2]["markout_60s_bps"] is None
     m = d["markouts"]
     assert m["1s"]["bps"]["n"] == 3
-    assert m["1s"]["bps"]["mean"] == pytest.approx(
-        (5 / 299995 * 1e4 + 20 / 300120 * 1e4 + 0) / 3)
+    assert m["1s"]["bps"]["mean"] == pytest.approx((5 / 299995 * 1e4 + 20 / 300120 * 1e4 + 0) / 3)
     assert m["1s"]["usdc_total"] == pytest.approx((500 + 1000 + 0) / 1e6)
     assert m["60s"]["bps"]["n"] == 2
     assert m["60s"]["usdc_total"] == pytest.approx((10500 + 1000) / 1e6)
@@ -232,16 +335,39 @@ def test_pnl_path_and_parts_by_hand(journal: Path) -> None:
 def test_counts_rejects_denials_latency(journal: Path) -> None:
     d = figures(journal).data
     assert d["fills"] | {"notional_usdc": 0} == {
-        "count": 3, "buys": 1, "sells": 2, "maker": 2, "taker": 1, "volume_base": 0.02,
-        "volume_lots": 200, "notional_usdc": 0}
-    assert d["fills"]["notional_usdc"] == pytest.approx((299995 * 100 + 300120 * 50
-                                                        + 300100 * 50) / 1e6)
-    assert d["orders"] == {"placed": 2, "modified": 2, "cancelled": 3, "cancel_requests": 1,
-                           "filled": 1, "rejected": 2, "denied": 3, "send_errors": 1}
-    assert d["rejects"] == {"orders_by_code": {"21706": 1, "no code": 1},
-                            "txs_by_code": {"21706": 1, "21711": 2}, "orders": 2, "txs": 3}
-    assert d["denials"] == {"by_reason": {"MAX_OPEN_ORDERS": 1, "MAX_POSITION": 2},
-                            "by_op": {"place": 2, "modify": 1}, "total": 3}
+        "count": 3,
+        "buys": 1,
+        "sells": 2,
+        "maker": 2,
+        "taker": 1,
+        "volume_base": 0.02,
+        "volume_lots": 200,
+        "notional_usdc": 0,
+    }
+    assert d["fills"]["notional_usdc"] == pytest.approx(
+        (299995 * 100 + 300120 * 50 + 300100 * 50) / 1e6
+    )
+    assert d["orders"] == {
+        "placed": 2,
+        "modified": 2,
+        "cancelled": 3,
+        "cancel_requests": 1,
+        "filled": 1,
+        "rejected": 2,
+        "denied": 3,
+        "send_errors": 1,
+    }
+    assert d["rejects"] == {
+        "orders_by_code": {"21706": 1, "no code": 1},
+        "txs_by_code": {"21706": 1, "21711": 2},
+        "orders": 2,
+        "txs": 3,
+    }
+    assert d["denials"] == {
+        "by_reason": {"MAX_OPEN_ORDERS": 1, "MAX_POSITION": 2},
+        "by_op": {"place": 2, "modify": 1},
+        "total": 3,
+    }
     assert d["kill_switch"] == {"trips": 1, "reasons": ["max_fills"]}
     assert d["quote_pulls"] == 1
     bq = d["latency"]["strategy"]["book>quote"]
@@ -263,12 +389,15 @@ def test_summary_table_in_human_units(journal: Path) -> None:
     assert rows["Fees"] == "0.000020 USDC paid"
     assert rows["Quote uptime"] == "bid 61.9%, ask 86.9%, both 49.4%"
     # (105 / 2999.95 + 20 / 3001.20) / 2 x 1e4 / 100 = 2.08 bps; 10500 + 1000 micro-USDC
-    assert rows["Markout 10 s"] == ("mean +2.08 bps, median +2.08 bps over 2 fills; total "
-                                    "+0.011500 USDC")
-    assert rows["Orders"] == ("placed 2, modified 2, cancelled 3 (cancel requests 1), send "
-                              "errors 1")
-    assert rows["Rejects"] == ("orders rejected by the venue 2 (21706: 1, no code: 1); txs "
-                               "refused 3 (21706: 1, 21711: 2)")
+    assert rows["Markout 10 s"] == (
+        "mean +2.08 bps, median +2.08 bps over 2 fills; total +0.011500 USDC"
+    )
+    assert rows["Orders"] == (
+        "placed 2, modified 2, cancelled 3 (cancel requests 1), send errors 1"
+    )
+    assert rows["Rejects"] == (
+        "orders rejected by the venue 2 (21706: 1, no code: 1); txs refused 3 (21706: 1, 21711: 2)"
+    )
     assert rows["Risk denials"] == "3 (MAX_OPEN_ORDERS: 1, MAX_POSITION: 2)"
     assert rows["Kill switch"] == "trips 1 (max_fills); quote pulls 1"
     assert rows["Fills"] == "3 (buys 1, sells 2; maker 2, taker 1)"
@@ -342,8 +471,7 @@ def test_no_run_start_takes_decimals_from_human_units(tmp_path: Path) -> None:
 
 
 def test_crashed_run_without_stop_or_summary(tmp_path: Path) -> None:
-    recs = [r for r in journal_records() if r["kind"] not in ("shutdown", "run_stop",
-                                                              "summary")]
+    recs = [r for r in journal_records() if r["kind"] not in ("shutdown", "run_stop", "summary")]
     f = figures(write(tmp_path / "crash.jsonl", recs))
     d = f.data
     assert d["run"]["clean_stop"] is False
@@ -368,11 +496,11 @@ def test_several_runs_in_one_journal(tmp_path: Path) -> None:
     assert jf.runs[1].first_line == len(first) + 1
     last = compute(jf, jf.runs[-1])
     assert last.data["fills"]["count"] == 2 and last.data["run"]["index"] == 2
-    assert last.notes[0] == "the journal holds 2 runs; this report is of run 2 (--run N for " \
-                            "another)"
+    assert (
+        last.notes[0] == "the journal holds 2 runs; this report is of run 2 (--run N for another)"
+    )
     assert compute(jf, jf.runs[0]).data["fills"]["count"] == 3
-    assert make_report(p, tmp_path / "r1", run=1, plots=False).figures.data["run"][
-        "index"] == 1
+    assert make_report(p, tmp_path / "r1", run=1, plots=False).figures.data["run"]["index"] == 1
     for bad in (0, 3, -3):
         with pytest.raises(ReportError, match=r"holds 2 runs: --run must be 1\.\.2 "):
             make_report(p, tmp_path / "rx", run=bad, plots=False)
@@ -411,7 +539,7 @@ def test_report_files(journal: Path, tmp_path: Path) -> None:
         assert f'src="{file}"' in html.read_text()
         assert (out / file).stat().st_mode & 0o777 == 0o600
     page = html.read_text()
-    assert page.index("<table class=\"summary\">") < page.index("<h2>")  # the table first
+    assert page.index('<table class="summary">') < page.index("<h2>")  # the table first
     assert "Realized PnL</td><td>+0.011500 USDC" in page
     assert "21706" in page and "MAX_POSITION" in page
 
@@ -428,9 +556,9 @@ def test_old_report_plots_removed_when_not_drawn_again(journal: Path, tmp_path: 
     assert "Not drawn: no `market` records (the mid after each fill is unknown)." in page
 
 
-def test_default_folder_beside_the_journal_and_the_command(journal: Path,
-                                                          capsys: pytest.CaptureFixture[str]
-                                                          ) -> None:
+def test_default_folder_beside_the_journal_and_the_command(
+    journal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = cli_main(["report", str(journal)])
     out, err = capsys.readouterr()
     folder = journal.parent / "run-report"
@@ -443,12 +571,14 @@ def test_default_folder_beside_the_journal_and_the_command(journal: Path,
         assert code == 3 and "pip install 'mmfast[report]'" in err
     code = cli_main(["report", str(journal.parent / "nope.jsonl")])
     assert code == 1
-    assert capsys.readouterr().err == f"mmfast report: no journal at " \
-                                      f"{journal.parent / 'nope.jsonl'}\n"
+    assert (
+        capsys.readouterr().err == f"mmfast report: no journal at {journal.parent / 'nope.jsonl'}\n"
+    )
 
 
-def test_without_matplotlib_json_and_page_all_the_same(journal: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_matplotlib_json_and_page_all_the_same(
+    journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # matplotlib cannot be imported: the figures, report.json and the page are written, the
     # command says how to install it and exits 3.
     monkeypatch.setitem(sys.modules, "matplotlib", None)
@@ -462,31 +592,36 @@ def test_without_matplotlib_json_and_page_all_the_same(journal: Path, tmp_path: 
     data = orjson.loads((tmp_path / "nompl" / "report.json").read_bytes())
     assert data["fills"]["count"] == 3 and data["plots"] == {}
     assert data["notes"][0].startswith("plots not drawn: matplotlib is not installed")
-    assert "pip install &#x27;mmfast[report]&#x27;" in (tmp_path / "nompl" /
-                                                      "report.html").read_text()
+    assert (
+        "pip install &#x27;mmfast[report]&#x27;" in (tmp_path / "nompl" / "report.html").read_text()
+    )
     assert not list((tmp_path / "nompl").glob("*.png"))
 
 
 def test_report_json_never_imports_matplotlib(journal: Path, tmp_path: Path) -> None:
     # A process of its own: nothing imported before decides what the report pulls in.
-    code = ("import sys; from mmfast.report import make_report; "
-            f"r = make_report({str(journal)!r}, {str(tmp_path / 'np')!r}, plots=False); "
-            "assert r.figures.data['fills']['count'] == 3; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
-    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
+    code = (
+        "import sys; from mmfast.report import make_report; "
+        f"r = make_report({str(journal)!r}, {str(tmp_path / 'np')!r}, plots=False); "
+        "assert r.figures.data['fills']['count'] == 3; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    got = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == "[]"
 
 
-def test_an_output_folder_that_is_a_file_is_refused_clearly(journal: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]
-                                                           ) -> None:
+def test_an_output_folder_that_is_a_file_is_refused_clearly(
+    journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     taken = tmp_path / "taken"
     taken.write_text("keep me")
     assert cli_main(["report", str(journal), "-o", str(taken)]) == 1
-    assert capsys.readouterr().err.startswith(f"mmfast report: cannot make the report folder "
-                                              f"{taken}: ")
+    assert capsys.readouterr().err.startswith(
+        f"mmfast report: cannot make the report folder {taken}: "
+    )
     assert taken.read_text() == "keep me"
 
 
@@ -526,8 +661,9 @@ def test_inventory_from_the_start_position_and_the_fills(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(not HAVE_MPL, reason="matplotlib not installed (pip install -e '.[report]')")
-def test_a_plot_that_fails_is_named_and_the_others_drawn(journal: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plot_that_fails_is_named_and_the_others_drawn(
+    journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mmfast.report import plots
 
     def boom(f: Any, fig: Any) -> str:
@@ -545,8 +681,9 @@ def test_inventory_follows_the_bots_position_rebase(tmp_path: Path) -> None:
     # At 50 s the bot took the venue's size: 80 lots where its fills said 50 (a fill it never
     # got). The inventory jumps with it; the PnL keeps the fills it got.
     recs = journal_records()
-    recs.append(rec("position_rebase", 50, venue=80, fills=50, venue_qty="0.0080",
-                    fills_qty="0.0050"))
+    recs.append(
+        rec("position_rebase", 50, venue=80, fills=50, venue_qty="0.0080", fills_qty="0.0050")
+    )
     recs.sort(key=lambda x: x["mono_ns"])
     f = figures(write(tmp_path / "j.jsonl", recs))
     assert f.series.inventory == pytest.approx([0, 0.01, 0.005, 0.008, 0.003, 0.003])

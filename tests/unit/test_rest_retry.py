@@ -50,9 +50,13 @@ def _calls(*outcomes: Any) -> Any:
 
 def test_waits_out_rate_limits_and_errors() -> None:
     c = Clock()
-    call = _calls(RateLimited(23000, "Too Many Requests!", 1.5),
-                  RateLimited(23000, "", None), VenueUnavailable("x: HTTP 503"),
-                  OSError("reset"), {"ok": 1})
+    call = _calls(
+        RateLimited(23000, "Too Many Requests!", 1.5),
+        RateLimited(23000, "", None),
+        VenueUnavailable("x: HTTP 503"),
+        OSError("reset"),
+        {"ok": 1},
+    )
     got = asyncio.run(retry_until(call, "x", 60, time=c, rng=random.Random(1)))  # type: ignore[arg-type]
     assert got == {"ok": 1}
     assert c.sleeps[0] == 1.5  # the venue's Retry-After
@@ -67,19 +71,27 @@ def test_gives_up_at_the_deadline_naming_the_answer() -> None:
     async def always_503() -> Any:
         raise VenueUnavailable("orderBookDetails: HTTP 503 (1 attempt)")
 
-    with pytest.raises(StartupError, match=r"orderBookDetails: the venue answered HTTP 503 "
-                       r"\(1 attempt\) for 10 s \(\d+ tries\); giving up"):
-        asyncio.run(retry_until(always_503, "orderBookDetails", 10, time=c,  # type: ignore[arg-type]
-                                rng=random.Random(2)))
+    with pytest.raises(
+        StartupError,
+        match=r"orderBookDetails: the venue answered HTTP 503 "
+        r"\(1 attempt\) for 10 s \(\d+ tries\); giving up",
+    ):
+        asyncio.run(
+            retry_until(
+                always_503,
+                "orderBookDetails",
+                10,
+                time=c,  # type: ignore[arg-type]
+                rng=random.Random(2),
+            )
+        )
     assert sum(c.sleeps) <= 10.0 + 1e-6 and max(c.sleeps) < 6.0
 
 
 def test_anything_else_is_raised_at_once() -> None:
     c = Clock()
     with pytest.raises(LighterApiError):
-        asyncio.run(retry_until(_calls(LighterApiError(21100, "bad market")), "x", 60,
-                                time=c))  # type: ignore[arg-type]
+        asyncio.run(retry_until(_calls(LighterApiError(21100, "bad market")), "x", 60, time=c))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        asyncio.run(retry_until(_calls(ValueError("malformed")), "x", 60,
-                                time=c))  # type: ignore[arg-type]
+        asyncio.run(retry_until(_calls(ValueError("malformed")), "x", 60, time=c))  # type: ignore[arg-type]
     assert c.sleeps == []

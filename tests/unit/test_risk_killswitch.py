@@ -30,9 +30,12 @@ class Harness:
         self.now = 0
         self.trips: list[tuple[KillAction, TripReason]] = []
         self.resumes: list[TripReason] = []
-        self.ks = KillSwitch(KillSwitchLimits(**kw),  # type: ignore[arg-type]
-                             on_trip=lambda a, r: self.trips.append((a, r)),
-                             on_resume=self.resumes.append, now_ns=lambda: self.now)
+        self.ks = KillSwitch(
+            KillSwitchLimits(**kw),  # type: ignore[arg-type]
+            on_trip=lambda a, r: self.trips.append((a, r)),
+            on_resume=self.resumes.append,
+            now_ns=lambda: self.now,
+        )
 
 
 def test_drawdown_is_from_the_peak_not_the_start() -> None:
@@ -60,8 +63,10 @@ def test_drawdown_counts_fees_and_funding() -> None:
     h = Harness(max_drawdown=1000)
     h.ks.update_pnl(total_pnl_micro(pos, 300_010, 2, 4))  # peak 950
     # Price flat, but funding paid pushes it 1000 below the peak.
-    assert h.ks.update_pnl(total_pnl_micro(pos, 300_010, 2, 4, funding_micro=-1000)) \
+    assert (
+        h.ks.update_pnl(total_pnl_micro(pos, 300_010, 2, 4, funding_micro=-1000))
         is KillState.PAUSED
+    )
     assert isinstance(h.ks.drawdown, Fraction | int)
 
 

@@ -30,13 +30,23 @@ from mmfast.run.status import (
     wrap_lines,
 )
 
-STAGES = [("book>quote", 1234, 119.0, 1630.0), ("quote>send", 800, 137.0, 384.0),
-          ("send>ack", 700, 17.0, 1077.0), ("ack>open", 650, 5258.0, 5278.0),
-          ("book>send", 640, 1683.0, 1929.0), ("fill>requote", 12, 1316.0, 1316.0),
-          ("quote>plan", 1234, 4.0, 11.0)]  # a stage of the compiled step, beyond STAGES
-ENTRY = [("queue", 300, 8.0, 40.0), ("sign", 300, 24.0, 92.0), ("send", 300, 29.0, 1988.0),
-         ("ack", 300, 1622.0, 2623.0), ("total", 300, 1973.0, 6581.0),
-         ("predicted", 300, 4086.0, 8141.0)]
+STAGES = [
+    ("book>quote", 1234, 119.0, 1630.0),
+    ("quote>send", 800, 137.0, 384.0),
+    ("send>ack", 700, 17.0, 1077.0),
+    ("ack>open", 650, 5258.0, 5278.0),
+    ("book>send", 640, 1683.0, 1929.0),
+    ("fill>requote", 12, 1316.0, 1316.0),
+    ("quote>plan", 1234, 4.0, 11.0),
+]  # a stage of the compiled step, beyond STAGES
+ENTRY = [
+    ("queue", 300, 8.0, 40.0),
+    ("sign", 300, 24.0, 92.0),
+    ("send", 300, 29.0, 1988.0),
+    ("ack", 300, 1622.0, 2623.0),
+    ("total", 300, 1973.0, 6581.0),
+    ("predicted", 300, 4086.0, 8141.0),
+]
 
 
 def _lat(rows: list[tuple[str, int, float, float]]) -> dict[str, dict[str, float]]:
@@ -45,25 +55,61 @@ def _lat(rows: list[tuple[str, int, float, float]]) -> dict[str, dict[str, float
 
 def mm_snap(**over: Any) -> dict[str, Any]:
     """A market_making snapshot as Runner.snapshot makes it (ETH: 2 price, 4 size decimals)."""
-    st = {"strategy": "market_making", "market": 0,
-          "book": {"bid": 300_061, "bid_size": 650, "ask": 300_091, "ask_size": 400},
-          "bids": [(300_027 - 25 * i, 100 + 50 * i) for i in range(6)],
-          "asks": [(300_128 + 25 * i, 100 + 50 * i) for i in range(6)],
-          "position_lots": -50, "pnl_usdc": 0.0018, "fees_usdc": 0.0004, "fills": 3,
-          "filled_lots": 150, "orders_open": 12, "inflight": 1,
-          "counts": {"placed": 12, "modified": 189, "cancelled": 4, "rejected": 2,
-                     "denied": 7, "send_errors": 0, "cancel_alls": 0},
-          "denials": {"ORDER_RATE": 7}, "kill_switch": {"state": "armed", "trips": 0},
-          "guard": "OK", "latency": _lat(STAGES),
-          "step": {"frames": 5012, "planned": 801, "skipped": 3, "errors": 0,
-                   "on_stream": True}}
-    snap = {"elapsed_s": 63.9, "symbol": "ETH", "market": 0, "mode": "sim",
-            "price_decimals": 2, "size_decimals": 4, "strategy": st,
-            "order_latency": _lat(ENTRY), "ready": True, "not_ready_reason": "",
-            "loop": {"stalls": 0, "lag_p50_ms": 0.2, "lag_p99_ms": 1.4, "lag_max_ms": 3.0,
-                     "lag_samples": 639},
-            "placement": {}, "budget": {"tier": "premium", "level": "OK", "reason": "",
-                                        "volume_quota": 999, "volume_quota_level": "ok"}}
+    st = {
+        "strategy": "market_making",
+        "market": 0,
+        "book": {"bid": 300_061, "bid_size": 650, "ask": 300_091, "ask_size": 400},
+        "bids": [(300_027 - 25 * i, 100 + 50 * i) for i in range(6)],
+        "asks": [(300_128 + 25 * i, 100 + 50 * i) for i in range(6)],
+        "position_lots": -50,
+        "pnl_usdc": 0.0018,
+        "fees_usdc": 0.0004,
+        "fills": 3,
+        "filled_lots": 150,
+        "orders_open": 12,
+        "inflight": 1,
+        "counts": {
+            "placed": 12,
+            "modified": 189,
+            "cancelled": 4,
+            "rejected": 2,
+            "denied": 7,
+            "send_errors": 0,
+            "cancel_alls": 0,
+        },
+        "denials": {"ORDER_RATE": 7},
+        "kill_switch": {"state": "armed", "trips": 0},
+        "guard": "OK",
+        "latency": _lat(STAGES),
+        "step": {"frames": 5012, "planned": 801, "skipped": 3, "errors": 0, "on_stream": True},
+    }
+    snap = {
+        "elapsed_s": 63.9,
+        "symbol": "ETH",
+        "market": 0,
+        "mode": "sim",
+        "price_decimals": 2,
+        "size_decimals": 4,
+        "strategy": st,
+        "order_latency": _lat(ENTRY),
+        "ready": True,
+        "not_ready_reason": "",
+        "loop": {
+            "stalls": 0,
+            "lag_p50_ms": 0.2,
+            "lag_p99_ms": 1.4,
+            "lag_max_ms": 3.0,
+            "lag_samples": 639,
+        },
+        "placement": {},
+        "budget": {
+            "tier": "premium",
+            "level": "OK",
+            "reason": "",
+            "volume_quota": 999,
+            "volume_quota_level": "ok",
+        },
+    }
     snap.update(over)
     return snap
 
@@ -75,13 +121,34 @@ def tl_snap(n_levels: int = 2) -> dict[str, Any]:
     del st["step"]
     st["bids"] = [(299_952, 100)]  # the TP
     st["asks"] = [(300_012, 100), (300_032, 100), (300_052, 100)]  # the entries
-    st["trend"] = {"trend": -1, "fast": 300_013.91, "slow": 300_078.88, "samples": 40,
-                   "threshold_ticks": 5}
-    levels = [{"side": "SELL", "price": 300_012 + 20 * i, "filled": 100, "exposure": 100,
-               "tp_price": 299_952 + 20 * i, "tp_lots": 100, "retries": i % 3,
-               "gave_up": False} for i in range(n_levels)]
-    st["tp"] = {"levels": n_levels, "tp_lots": 100 * n_levels, "exposure": 100 * n_levels,
-                "carried": 0, "placed": 3, "crossings": 1}
+    st["trend"] = {
+        "trend": -1,
+        "fast": 300_013.91,
+        "slow": 300_078.88,
+        "samples": 40,
+        "threshold_ticks": 5,
+    }
+    levels = [
+        {
+            "side": "SELL",
+            "price": 300_012 + 20 * i,
+            "filled": 100,
+            "exposure": 100,
+            "tp_price": 299_952 + 20 * i,
+            "tp_lots": 100,
+            "retries": i % 3,
+            "gave_up": False,
+        }
+        for i in range(n_levels)
+    ]
+    st["tp"] = {
+        "levels": n_levels,
+        "tp_lots": 100 * n_levels,
+        "exposure": 100 * n_levels,
+        "carried": 0,
+        "placed": 3,
+        "crossings": 1,
+    }
     st["tp_levels"] = levels
     return snap
 
@@ -115,10 +182,12 @@ def test_compact_layout_at_80_columns_carries_the_key_figures() -> None:
     assert len(lines) <= 24 - LOG_ROWS  # the logs keep their rows above it
     body = _body(lines)
     assert "╭─ mmfast ETH market_making sim  63.9s" in lines[0]
-    for part in ("guard OK  kill armed  connector ready  budget premium OK  quota 999 (ok)",
-                 "book  0.0650@3000.61 | 3000.91x0.0400  spread 0.30",
-                 "position -0.0050  pnl +0.0018 USDC  fees 0.0004  fills 3 (0.0150)",
-                 "orders open 12  inflight 1  placed 12  mod 189  cxl 4  rej 2  denied 7"):
+    for part in (
+        "guard OK  kill armed  connector ready  budget premium OK  quota 999 (ok)",
+        "book  0.0650@3000.61 | 3000.91x0.0400  spread 0.30",
+        "position -0.0050  pnl +0.0018 USDC  fees 0.0004  fills 3 (0.0150)",
+        "orders open 12  inflight 1  placed 12  mod 189  cxl 4  rej 2  denied 7",
+    ):
         assert part in body, part
     # As many quote levels as fit, best first, then how many more.
     assert re.search(r"^bids  0\.0100@3000\.27  0\.0150@3000\.02 .* \+\d$", body, re.M), body
@@ -138,8 +207,10 @@ def test_wide_layout_at_200_columns_shows_every_level_and_stage() -> None:
     _fits(lines, 200)
     body = _body(lines)
     assert "mid 3000.760  spread 0.30 (1.0 bps)" in body
-    assert ("orders open 12  inflight 1  placed 12  modified 189  cancelled 4  rejected 2  "
-            "denied 7 (ORDER_RATE 7)  send errors 0") in body
+    assert (
+        "orders open 12  inflight 1  placed 12  modified 189  cancelled 4  rejected 2  "
+        "denied 7 (ORDER_RATE 7)  send errors 0"
+    ) in body
     assert "loop lag p99 1.4 ms" in body
     assert "compiled step  frames 5012  planned 801  skipped 3  errors 0" in body
     # The quote ladder: all six levels each side, size and price, best first.
@@ -212,18 +283,29 @@ def test_plain_lines_for_a_pipe_carry_the_trend_ladders_levels_in_human_units() 
     StatusPrinter(out).show(tl_snap())
     text = out.getvalue()
     assert "\x1b" not in text
-    assert ("  trend down (fast 3000.14, slow 3000.79)  tp levels 2 tp 0.0200 exposure 0.0200 "
-            "carried 0.0000") in text
-    assert ("  levels  SELL 0.0100@3000.12 holds 0.0100 tp BUY 0.0100@2999.52; "
-            "SELL 0.0100@3000.32 holds 0.0100 tp BUY 0.0100@2999.72") in text
+    assert (
+        "  trend down (fast 3000.14, slow 3000.79)  tp levels 2 tp 0.0200 exposure 0.0200 "
+        "carried 0.0000"
+    ) in text
+    assert (
+        "  levels  SELL 0.0100@3000.12 holds 0.0100 tp BUY 0.0100@2999.52; "
+        "SELL 0.0100@3000.32 holds 0.0100 tp BUY 0.0100@2999.72"
+    ) in text
     assert "300013" not in text  # the EMAs were printed in ticks before
 
 
 # ---------------------------------------------------------------------------- displays
 def _tty_console(width: int = 80, height: int = 24) -> tuple[Console, io.StringIO]:
     buf = io.StringIO()
-    return Console(file=buf, width=width, height=height, force_terminal=True,
-                   force_interactive=True, color_system=None, _environ={}), buf
+    return Console(
+        file=buf,
+        width=width,
+        height=height,
+        force_terminal=True,
+        force_interactive=True,
+        color_system=None,
+        _environ={},
+    ), buf
 
 
 def test_logs_print_above_the_panel_never_inside_it() -> None:
@@ -255,8 +337,7 @@ def test_logs_print_above_the_panel_never_inside_it() -> None:
     assert out.index("63.9s") < first < out.index("64.9s") < second
     # The record's message wraps under its own column (the 22-character prefix).
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
-    rec = re.search(r"(\d\d:\d\d:\d\d\.\d{3} INFO     test\.status: tp placed:.*?\n)(.*?\n)",
-                    text)
+    rec = re.search(r"(\d\d:\d\d:\d\d\.\d{3} INFO     test\.status: tp placed:.*?\n)(.*?\n)", text)
     assert rec, text
     indent = " " * TerminalFormatter.PREFIX_WIDTH
     assert rec.group(2).startswith(indent) and not rec.group(2)[len(indent)].isspace()
@@ -297,11 +378,11 @@ def test_records_of_the_loop_print_together_after_the_call_not_inside_it() -> No
         live.close()
         log.removeHandler(handler)
     assert queued == drawn  # nothing printed inside the calls
-    batch = after[len(drawn):]
+    batch = after[len(drawn) :]
     assert all(f"record {i}" in batch for i in range(5))
     # One redraw for the five: the panel drawn once after the last of them.
     assert batch.count("╭─ mmfast") == 1 and batch.index("record 4") < batch.index("╭─ mmfast")
-    assert "from no loop" in at_once[len(after):]
+    assert "from no loop" in at_once[len(after) :]
 
 
 def test_records_waiting_when_the_panel_starts_print_before_it() -> None:
@@ -346,7 +427,8 @@ def test_the_panel_is_redacted(tmp_path: Any) -> None:
     assert "not ready: sendTx failed:" in out and "9e" * 8 not in out
     printed = io.StringIO()
     StatusPrinter(printed, redact=Redactor([key]).redact).show(
-        mm_snap(ready=False, not_ready_reason=f"sendTx failed: {'9e' * 40}"))
+        mm_snap(ready=False, not_ready_reason=f"sendTx failed: {'9e' * 40}")
+    )
     assert "sendTx failed:" in printed.getvalue() and "9e" * 8 not in printed.getvalue()
 
 
@@ -356,7 +438,8 @@ class _TtyIO(io.StringIO):
 
 
 def test_open_status_picks_the_panel_only_for_an_interactive_terminal(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TERM", "xterm-256color")
     for var in ("FORCE_COLOR", "TTY_INTERACTIVE", "NO_COLOR", "TTY_COMPATIBLE"):
         monkeypatch.delenv(var, raising=False)
@@ -392,12 +475,31 @@ def test_console_log_prints_other_lines_as_they_are() -> None:
 
 # ---------------------------------------------------------------------------- summary
 def test_summary_wrapped_for_a_narrow_terminal_under_its_values_column() -> None:
-    s = {"elapsed_s": 5.2, "symbol": "ETH", "market": 0, "mode": "sim", "price_decimals": 2,
-         "size_decimals": 4, "strategy": mm_snap()["strategy"], "order_latency": {},
-         "stop_reason": "SIGTERM", "orders_left": 0, "exit_code": 0,
-         "journal": "/home/someone/.local/state/mmfast/journal.jsonl",
-         "signer": {"kind": "native", "signed": 90, "failed": 0, "size": 256, "ready": 250,
-                    "pooled": 88, "fresh": 2, "direct": 31, "compiled_frames": 0}}
+    s = {
+        "elapsed_s": 5.2,
+        "symbol": "ETH",
+        "market": 0,
+        "mode": "sim",
+        "price_decimals": 2,
+        "size_decimals": 4,
+        "strategy": mm_snap()["strategy"],
+        "order_latency": {},
+        "stop_reason": "SIGTERM",
+        "orders_left": 0,
+        "exit_code": 0,
+        "journal": "/home/someone/.local/state/mmfast/journal.jsonl",
+        "signer": {
+            "kind": "native",
+            "signed": 90,
+            "failed": 0,
+            "size": 256,
+            "ready": 250,
+            "pooled": 88,
+            "fresh": 2,
+            "direct": 31,
+            "compiled_frames": 0,
+        },
+    }
     lines = render_summary(s)
     assert any(len(x) > 80 for x in lines)
     wrapped = list(wrap_lines(lines, 80))

@@ -29,13 +29,15 @@ def test_one_home_for_early_signals() -> None:
 def test_python_dash_m_sees_a_signal_noted_by_its_main_copy() -> None:
     """As ``python -m mmfast.cli`` runs: the __main__ copy installs the handler, the runner (which
     imports ``mmfast.signals``) reads what it noted."""
-    code = ("import runpy, signal, sys\n"
-            "import mmfast.signals as S\n"
-            "g = runpy.run_module('mmfast.cli', run_name='not_main')\n"
-            "g['install_early']()\n"
-            "signal.raise_signal(signal.SIGTERM)\n"
-            "from mmfast.run.runner import pending_stop\n"
-            "sys.exit(0 if pending_stop() == signal.SIGTERM else 1)\n")
+    code = (
+        "import runpy, signal, sys\n"
+        "import mmfast.signals as S\n"
+        "g = runpy.run_module('mmfast.cli', run_name='not_main')\n"
+        "g['install_early']()\n"
+        "signal.raise_signal(signal.SIGTERM)\n"
+        "from mmfast.run.runner import pending_stop\n"
+        "sys.exit(0 if pending_stop() == signal.SIGTERM else 1)\n"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
@@ -53,11 +55,22 @@ def test_the_guard_process_loads_only_what_it_needs() -> None:
         "import mmfast.run.guard\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'lighter' or m in ("
         "'mmfast.sim', 'mmfast.run.runner', 'mmfast.conf.load', 'mmfast.diagnostics'))\n"
-        "print(heavy)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+        "print(heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert out.strip() == "[]", out
-    full = subprocess.run([sys.executable, "-c", "import sys; from mmfast.cli import "
-                           "build_parser; build_parser(); print('mmfast.sim' in sys.modules)"],
-                          capture_output=True, text=True, timeout=60, check=True).stdout
+    full = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mmfast.cli import "
+            "build_parser; build_parser(); print('mmfast.sim' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert full.strip() == "True"  # the check above can see such an import

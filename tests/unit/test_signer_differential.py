@@ -91,8 +91,14 @@ def _agree(kind: str, fields: dict[str, int], r: Any) -> None:
     assert tx_type == S.TX_TYPES[kind]
     j = json.loads(info)
     ours, h = S.sign_tx(
-        kind, fields, sk=SK, chain_id=CHAIN, account_index=ACC, api_key_index=AK,
-        nonce=j["Nonce"], expired_at=j["ExpiredAt"],
+        kind,
+        fields,
+        sk=SK,
+        chain_id=CHAIN,
+        account_index=ACC,
+        api_key_index=AK,
+        nonce=j["Nonce"],
+        expired_at=j["ExpiredAt"],
     )
     assert _less_sig(ours) == _less_sig(info), (kind, fields)
     assert h.hex() == hx, (kind, fields)
@@ -110,21 +116,32 @@ skip_nonce = st.integers(0, 1)
 # requires.
 integrators = st.one_of(
     st.just((0, 0, 0)),
-    st.tuples(
-        st.integers(1, MAX_ACCOUNT), st.integers(0, 1_000_000), st.integers(0, 1_000_000)
-    ),
+    st.tuples(st.integers(1, MAX_ACCOUNT), st.integers(0, 1_000_000), st.integers(0, 1_000_000)),
 )
 # (self-trade behavior, equality): the official signer refuses "reduce" (3) with "master account"
 # equality (1).
 self_trade = st.sampled_from([(b, e) for b in range(4) for e in range(2) if (b, e) != (3, 1)])
 ORDER_TYPES_TIF = {  # order type -> allowed time in force (the official signer's rules)
-    0: (0, 1, 2), 1: (0,), 2: (0,), 3: (0, 1, 2), 4: (0,), 5: (0, 1, 2), 6: (1,),
+    0: (0, 1, 2),
+    1: (0,),
+    2: (0,),
+    3: (0, 1, 2),
+    4: (0,),
+    5: (0, 1, 2),
+    6: (1,),
 }
 
 
 def _n_attrs(fields: dict[str, int]) -> int:
-    attrs = ("integrator_account_index", "integrator_taker_fee", "integrator_maker_fee",
-             "skip_nonce", "self_trade_behavior", "self_trade_equality", "order_version")
+    attrs = (
+        "integrator_account_index",
+        "integrator_taker_fee",
+        "integrator_maker_fee",
+        "skip_nonce",
+        "self_trade_behavior",
+        "self_trade_equality",
+        "order_version",
+    )
     return sum(1 for a in attrs if fields.get(a, 0) != 0)
 
 
@@ -204,7 +221,9 @@ def cancel_all_requests(draw: st.DrawFn) -> tuple[dict[str, int], int]:
     else:  # abort the scheduled cancel-all
         t, market = 0, 255
     fields = dict(
-        time_in_force=tif, scheduled_time_ms=t, cancel_all_market_index=market,
+        time_in_force=tif,
+        scheduled_time_ms=t,
+        cancel_all_market_index=market,
         skip_nonce=draw(skip_nonce),
     )
     return fields, draw(nonces)
@@ -224,20 +243,45 @@ def leverage_requests(draw: st.DrawFn) -> tuple[dict[str, int], int]:
 # ------------------------------------------------------------------------------ official calls
 def call_create(f: dict[str, int], nonce: int) -> Any:
     return LIB.SignCreateOrder(
-        f["market_index"], f["client_order_index"], f["base_amount"], f["price"], f["is_ask"],
-        f["order_type"], f["time_in_force"], f["reduce_only"], f["trigger_price"],
-        f["order_expiry"], f["integrator_account_index"], f["integrator_taker_fee"],
-        f["integrator_maker_fee"], f["self_trade_behavior"], f["self_trade_equality"],
-        f["skip_nonce"], nonce, AK, ACC,
+        f["market_index"],
+        f["client_order_index"],
+        f["base_amount"],
+        f["price"],
+        f["is_ask"],
+        f["order_type"],
+        f["time_in_force"],
+        f["reduce_only"],
+        f["trigger_price"],
+        f["order_expiry"],
+        f["integrator_account_index"],
+        f["integrator_taker_fee"],
+        f["integrator_maker_fee"],
+        f["self_trade_behavior"],
+        f["self_trade_equality"],
+        f["skip_nonce"],
+        nonce,
+        AK,
+        ACC,
     )
 
 
 def call_modify(f: dict[str, int], nonce: int) -> Any:
     return LIB.SignModifyOrder(
-        f["market_index"], f["index"], f["base_amount"], f["price"], f["trigger_price"],
-        f["integrator_account_index"], f["integrator_taker_fee"], f["integrator_maker_fee"],
-        f["self_trade_behavior"], f["self_trade_equality"], f["skip_nonce"], nonce,
-        f["order_version"], AK, ACC,
+        f["market_index"],
+        f["index"],
+        f["base_amount"],
+        f["price"],
+        f["trigger_price"],
+        f["integrator_account_index"],
+        f["integrator_taker_fee"],
+        f["integrator_maker_fee"],
+        f["self_trade_behavior"],
+        f["self_trade_equality"],
+        f["skip_nonce"],
+        nonce,
+        f["order_version"],
+        AK,
+        ACC,
     )
 
 
@@ -247,15 +291,25 @@ def call_cancel(f: dict[str, int], nonce: int) -> Any:
 
 def call_cancel_all(f: dict[str, int], nonce: int) -> Any:
     return LIB.SignCancelAllOrders(
-        f["time_in_force"], f["scheduled_time_ms"], f["cancel_all_market_index"],
-        f["skip_nonce"], nonce, AK, ACC,
+        f["time_in_force"],
+        f["scheduled_time_ms"],
+        f["cancel_all_market_index"],
+        f["skip_nonce"],
+        nonce,
+        AK,
+        ACC,
     )
 
 
 def call_leverage(f: dict[str, int], nonce: int) -> Any:
     return LIB.SignUpdateLeverage(
-        f["market_index"], f["initial_margin_fraction"], f["margin_mode"], f["skip_nonce"],
-        nonce, AK, ACC,
+        f["market_index"],
+        f["initial_margin_fraction"],
+        f["margin_mode"],
+        f["skip_nonce"],
+        nonce,
+        AK,
+        ACC,
     )
 
 
@@ -280,8 +334,15 @@ def _run(kind: str, n: int) -> None:
             # Both refuse a tx with more than 4 attributes.
             assert "attributes" in (_official(r)[2] or ""), (kind, fields)
             with pytest.raises(S.NativeSignerError, match="attributes"):
-                S.tx_hash(kind, fields, chain_id=CHAIN, account_index=ACC,
-                          api_key_index=AK, nonce=nonce, expired_at=1)
+                S.tx_hash(
+                    kind,
+                    fields,
+                    chain_id=CHAIN,
+                    account_index=ACC,
+                    api_key_index=AK,
+                    nonce=nonce,
+                    expired_at=1,
+                )
             return
         _agree(kind, fields, r)
 
@@ -316,16 +377,36 @@ def test_update_leverage_matches_official(n: int) -> None:
 def test_edge_requests_match_official() -> None:
     # Boundaries the random draws reach rarely, one by one.
     base = dict(
-        market_index=0, client_order_index=0, base_amount=1, price=1, is_ask=0, order_type=0,
-        time_in_force=1, reduce_only=0, trigger_price=0, order_expiry=1,
-        integrator_account_index=0, integrator_taker_fee=0, integrator_maker_fee=0,
-        skip_nonce=0, self_trade_behavior=0, self_trade_equality=0,
+        market_index=0,
+        client_order_index=0,
+        base_amount=1,
+        price=1,
+        is_ask=0,
+        order_type=0,
+        time_in_force=1,
+        reduce_only=0,
+        trigger_price=0,
+        order_expiry=1,
+        integrator_account_index=0,
+        integrator_taker_fee=0,
+        integrator_maker_fee=0,
+        skip_nonce=0,
+        self_trade_behavior=0,
+        self_trade_equality=0,
     )
     edges = [
-        {}, dict(price=U32), dict(client_order_index=MAX_INDEX, base_amount=MAX_INDEX),
-        dict(market_index=32767), dict(order_expiry=I64 >> 1), dict(reduce_only=1, base_amount=0),
-        dict(integrator_account_index=MAX_ACCOUNT, integrator_taker_fee=1_000_000,
-             integrator_maker_fee=1_000_000, skip_nonce=1),
+        {},
+        dict(price=U32),
+        dict(client_order_index=MAX_INDEX, base_amount=MAX_INDEX),
+        dict(market_index=32767),
+        dict(order_expiry=I64 >> 1),
+        dict(reduce_only=1, base_amount=0),
+        dict(
+            integrator_account_index=MAX_ACCOUNT,
+            integrator_taker_fee=1_000_000,
+            integrator_maker_fee=1_000_000,
+            skip_nonce=1,
+        ),
         dict(self_trade_behavior=3, self_trade_equality=0, skip_nonce=1),
         dict(self_trade_behavior=2, self_trade_equality=1, skip_nonce=1),
     ]
@@ -333,13 +414,23 @@ def test_edge_requests_match_official() -> None:
         for e in edges:
             f = base | e
             _agree("create_order", f, call_create(f, nonce))
-    m = dict(market_index=0, index=MAX_ORDER_INDEX, base_amount=0, price=U32, trigger_price=U32,
-             integrator_account_index=0, integrator_taker_fee=0, integrator_maker_fee=0,
-             skip_nonce=0, self_trade_behavior=0, self_trade_equality=0, order_version=MAX_INDEX)
+    m = dict(
+        market_index=0,
+        index=MAX_ORDER_INDEX,
+        base_amount=0,
+        price=U32,
+        trigger_price=U32,
+        integrator_account_index=0,
+        integrator_taker_fee=0,
+        integrator_maker_fee=0,
+        skip_nonce=0,
+        self_trade_behavior=0,
+        self_trade_equality=0,
+        order_version=MAX_INDEX,
+    )
     _agree("modify_order", m, call_modify(m, 0))
     for market in (0, 1, 254, 255):
-        f = dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=market,
-                 skip_nonce=0)
+        f = dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=market, skip_nonce=0)
         _agree("cancel_all_orders", f, call_cancel_all(f, 7))
     f = dict(time_in_force=1, scheduled_time_ms=I64, cancel_all_market_index=255, skip_nonce=1)
     _agree("cancel_all_orders", f, call_cancel_all(f, 7))
@@ -476,15 +567,36 @@ def test_wrong_lengths_and_types_fail() -> None:
 
 # ------------------------------------------------------------------------------ refusals
 CREATE_OK = dict(
-    market_index=0, client_order_index=1, base_amount=1, price=1, is_ask=0, order_type=0,
-    time_in_force=1, reduce_only=0, trigger_price=0, order_expiry=1_900_000_000_000,
-    integrator_account_index=0, integrator_taker_fee=0, integrator_maker_fee=0, skip_nonce=0,
-    self_trade_behavior=0, self_trade_equality=0,
+    market_index=0,
+    client_order_index=1,
+    base_amount=1,
+    price=1,
+    is_ask=0,
+    order_type=0,
+    time_in_force=1,
+    reduce_only=0,
+    trigger_price=0,
+    order_expiry=1_900_000_000_000,
+    integrator_account_index=0,
+    integrator_taker_fee=0,
+    integrator_maker_fee=0,
+    skip_nonce=0,
+    self_trade_behavior=0,
+    self_trade_equality=0,
 )
 MODIFY_OK = dict(
-    market_index=0, index=1, base_amount=1, price=1, trigger_price=0,
-    integrator_account_index=0, integrator_taker_fee=0, integrator_maker_fee=0, skip_nonce=0,
-    self_trade_behavior=0, self_trade_equality=0, order_version=0,
+    market_index=0,
+    index=1,
+    base_amount=1,
+    price=1,
+    trigger_price=0,
+    integrator_account_index=0,
+    integrator_taker_fee=0,
+    integrator_maker_fee=0,
+    skip_nonce=0,
+    self_trade_behavior=0,
+    self_trade_equality=0,
+    order_version=0,
 )
 CANCEL_OK = dict(market_index=0, index=1, skip_nonce=0)
 LEV_OK = dict(market_index=0, initial_margin_fraction=100, margin_mode=0, skip_nonce=0)
@@ -509,16 +621,32 @@ REFUSED = [
     ("create_order", dict(integrator_account_index=5, integrator_taker_fee=1_000_001)),
     ("create_order", dict(self_trade_behavior=4)),
     ("create_order", dict(self_trade_equality=2)),
-    ("create_order", dict(integrator_account_index=5, integrator_taker_fee=1,
-                          integrator_maker_fee=1, skip_nonce=1, self_trade_behavior=1)),
+    (
+        "create_order",
+        dict(
+            integrator_account_index=5,
+            integrator_taker_fee=1,
+            integrator_maker_fee=1,
+            skip_nonce=1,
+            self_trade_behavior=1,
+        ),
+    ),
     ("modify_order", dict(index=0)),
     ("modify_order", dict(index=1 << 60)),
     ("modify_order", dict(price=0)),
     ("modify_order", dict(base_amount=1 << 48)),
     ("modify_order", dict(market_index=-1)),
     ("modify_order", dict(order_version=-1)),
-    ("modify_order", dict(integrator_account_index=5, integrator_taker_fee=1,
-                          skip_nonce=1, self_trade_behavior=2, order_version=3)),
+    (
+        "modify_order",
+        dict(
+            integrator_account_index=5,
+            integrator_taker_fee=1,
+            skip_nonce=1,
+            self_trade_behavior=2,
+            order_version=3,
+        ),
+    ),
     ("cancel_order", dict(index=0)),
     ("cancel_order", dict(index=1 << 60)),
     ("cancel_order", dict(market_index=-1)),
@@ -542,11 +670,20 @@ def test_both_refuse(case: tuple[str, dict[str, int]]) -> None:
     err = _official(call(fields, 5))[2]
     assert err, f"official signer accepted {fields}"
     with pytest.raises(S.NativeSignerError):
-        S.sign_tx(kind, fields, sk=SK, chain_id=CHAIN, account_index=ACC, api_key_index=AK,
-                  nonce=5, expired_at=1)
+        S.sign_tx(
+            kind,
+            fields,
+            sk=SK,
+            chain_id=CHAIN,
+            account_index=ACC,
+            api_key_index=AK,
+            nonce=5,
+            expired_at=1,
+        )
     with pytest.raises(S.NativeSignerError):
-        S.tx_hash(kind, fields, chain_id=CHAIN, account_index=ACC, api_key_index=AK, nonce=5,
-                  expired_at=1)
+        S.tx_hash(
+            kind, fields, chain_id=CHAIN, account_index=ACC, api_key_index=AK, nonce=5, expired_at=1
+        )
 
 
 def test_both_refuse_cancel_all() -> None:
@@ -554,9 +691,15 @@ def test_both_refuse_cancel_all() -> None:
         err = DEC(LIB.SignCancelAllOrders(tif, t, market, 0, 5, AK, ACC).err)
         assert err
         with pytest.raises(S.NativeSignerError):
-            S.tx_hash("cancel_all_orders",
-                      dict(time_in_force=tif, scheduled_time_ms=t, cancel_all_market_index=market),
-                      chain_id=CHAIN, account_index=ACC, api_key_index=AK, nonce=5, expired_at=1)
+            S.tx_hash(
+                "cancel_all_orders",
+                dict(time_in_force=tif, scheduled_time_ms=t, cancel_all_market_index=market),
+                chain_id=CHAIN,
+                account_index=ACC,
+                api_key_index=AK,
+                nonce=5,
+                expired_at=1,
+            )
 
 
 @pytest.mark.parametrize(
@@ -572,24 +715,49 @@ def test_both_refuse_cancel_all() -> None:
         ("transfer", CANCEL_OK),
         ("", CANCEL_OK),
     ],
-    ids=["unknown-field", "attr-of-other-kind", "missing-field", "cancel-all-attr-on-leverage",
-         "str-value", "float-value", "none-value", "unknown-kind", "empty-kind"],
+    ids=[
+        "unknown-field",
+        "attr-of-other-kind",
+        "missing-field",
+        "cancel-all-attr-on-leverage",
+        "str-value",
+        "float-value",
+        "none-value",
+        "unknown-kind",
+        "empty-kind",
+    ],
 )
 def test_we_refuse_malformed(kind: str, fields: dict[str, Any]) -> None:
     with pytest.raises(S.NativeSignerError):
-        S.sign_tx(kind, fields, sk=SK, chain_id=CHAIN, account_index=ACC, api_key_index=AK,
-                  nonce=5, expired_at=1)
+        S.sign_tx(
+            kind,
+            fields,
+            sk=SK,
+            chain_id=CHAIN,
+            account_index=ACC,
+            api_key_index=AK,
+            nonce=5,
+            expired_at=1,
+        )
 
 
 @pytest.mark.parametrize(
     "envelope",
-    [dict(nonce=-1), dict(expired_at=-1), dict(account_index=0), dict(api_key_index=255),
-     dict(chain_id=-1), dict(chain_id=1 << 32), dict(nonce=1 << 63)],
+    [
+        dict(nonce=-1),
+        dict(expired_at=-1),
+        dict(account_index=0),
+        dict(api_key_index=255),
+        dict(chain_id=-1),
+        dict(chain_id=1 << 32),
+        dict(nonce=1 << 63),
+    ],
     ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()),
 )
 def test_we_refuse_bad_envelope(envelope: dict[str, int]) -> None:
-    kw: dict[str, Any] = dict(chain_id=CHAIN, account_index=ACC, api_key_index=AK, nonce=5,
-                              expired_at=1) | envelope
+    kw: dict[str, Any] = (
+        dict(chain_id=CHAIN, account_index=ACC, api_key_index=AK, nonce=5, expired_at=1) | envelope
+    )
     with pytest.raises((S.NativeSignerError, OverflowError)):
         S.tx_hash("cancel_order", CANCEL_OK, **kw)
 
@@ -606,10 +774,14 @@ LENIENT = [
     ("modify_order", dict(order_version=1 << 48)),
     ("create_order", dict(self_trade_behavior=3, self_trade_equality=1)),
     ("modify_order", dict(self_trade_behavior=3, self_trade_equality=1)),
-    ("create_order", dict(integrator_account_index=5, integrator_taker_fee=1,
-                          self_trade_behavior=1)),
-    ("modify_order", dict(integrator_account_index=5, integrator_maker_fee=1,
-                          self_trade_equality=1)),
+    (
+        "create_order",
+        dict(integrator_account_index=5, integrator_taker_fee=1, self_trade_behavior=1),
+    ),
+    (
+        "modify_order",
+        dict(integrator_account_index=5, integrator_maker_fee=1, self_trade_equality=1),
+    ),
     ("create_order", dict(market_index=255)),  # 255 means "no market" to the official signer
     ("modify_order", dict(market_index=255)),
     ("cancel_order", dict(market_index=255)),
@@ -624,8 +796,16 @@ def test_official_refuses_native_refuses_too(case: tuple[str, dict[str, int]]) -
     fields = ok | change
     assert _official(call(fields, 5))[2], f"official signer accepted {fields}"
     with pytest.raises(S.NativeSignerError):
-        S.sign_tx(kind, fields, sk=SK, chain_id=CHAIN, account_index=ACC, api_key_index=AK,
-                  nonce=5, expired_at=1)
+        S.sign_tx(
+            kind,
+            fields,
+            sk=SK,
+            chain_id=CHAIN,
+            account_index=ACC,
+            api_key_index=AK,
+            nonce=5,
+            expired_at=1,
+        )
 
 
 def test_default_order_expiry_is_refused() -> None:
@@ -636,5 +816,13 @@ def test_default_order_expiry_is_refused() -> None:
     assert err is None and info is not None
     assert json.loads(info)["OrderExpiry"] > 0
     with pytest.raises(S.NativeSignerError, match="order_expiry"):
-        S.sign_tx("create_order", CREATE_OK | dict(order_expiry=-1), sk=SK, chain_id=CHAIN,
-                  account_index=ACC, api_key_index=AK, nonce=5, expired_at=1)
+        S.sign_tx(
+            "create_order",
+            CREATE_OK | dict(order_expiry=-1),
+            sk=SK,
+            chain_id=CHAIN,
+            account_index=ACC,
+            api_key_index=AK,
+            nonce=5,
+            expired_at=1,
+        )

@@ -41,8 +41,10 @@ def tampered(tmp_path: Path) -> Path:
 @pytest.fixture
 def point_at(monkeypatch: pytest.MonkeyPatch) -> PointAt:
     """Make signer_lib check ``path`` as the library lighter-sdk would load."""
+
     def point(path: Path) -> None:
         monkeypatch.setattr(signer_lib, "library_path", lambda: path)
+
     return point
 
 
@@ -56,25 +58,36 @@ def test_the_pinned_range_is_covered() -> None:
     # pyproject allows lighter-sdk>=1.1.8,<1.2: every version recorded has every platform.
     assert VERSION in signer_lib.SIGNER_SHA256
     for files in signer_lib.SIGNER_SHA256.values():
-        assert set(files) == {signer_lib.library_name(s, m) for s, m in (
-            ("Linux", "x86_64"), ("Linux", "aarch64"), ("Darwin", "x86_64"),
-            ("Darwin", "arm64"), ("Windows", "AMD64"))}
+        assert set(files) == {
+            signer_lib.library_name(s, m)
+            for s, m in (
+                ("Linux", "x86_64"),
+                ("Linux", "aarch64"),
+                ("Darwin", "x86_64"),
+                ("Darwin", "arm64"),
+                ("Windows", "AMD64"),
+            )
+        }
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in files.values())
 
 
-@pytest.mark.parametrize(("system", "machine", "name"), [
-    ("Linux", "x86_64", "lighter-signer-linux-amd64.so"),
-    ("Linux", "aarch64", "lighter-signer-linux-arm64.so"),
-    ("Darwin", "arm64", "lighter-signer-darwin-arm64.dylib"),
-    ("Darwin", "x86_64", "lighter-signer-darwin-amd64.dylib"),
-    ("Windows", "AMD64", "lighter-signer-windows-amd64.dll"),
-])
+@pytest.mark.parametrize(
+    ("system", "machine", "name"),
+    [
+        ("Linux", "x86_64", "lighter-signer-linux-amd64.so"),
+        ("Linux", "aarch64", "lighter-signer-linux-arm64.so"),
+        ("Darwin", "arm64", "lighter-signer-darwin-arm64.dylib"),
+        ("Darwin", "x86_64", "lighter-signer-darwin-amd64.dylib"),
+        ("Windows", "AMD64", "lighter-signer-windows-amd64.dll"),
+    ],
+)
 def test_library_name_is_the_one_the_sdk_loads(system: str, machine: str, name: str) -> None:
     assert signer_lib.library_name(system, machine) == name
 
 
-@pytest.mark.parametrize(("system", "machine"), [("Linux", "riscv64"), ("FreeBSD", "amd64"),
-                                                 ("Windows", "arm64")])
+@pytest.mark.parametrize(
+    ("system", "machine"), [("Linux", "riscv64"), ("FreeBSD", "amd64"), ("Windows", "arm64")]
+)
 def test_a_platform_without_a_library_is_refused(system: str, machine: str) -> None:
     with pytest.raises(SignerError, match=f"no signer library for {system}/{machine}"):
         signer_lib.library_name(system, machine)
@@ -124,11 +137,13 @@ def test_the_official_worker_refuses_a_tampered_library(tampered: Path, point_at
     assert KEY not in str(ei.value)
 
 
-def test_the_native_self_check_refuses_a_tampered_library(tampered: Path,
-                                                           point_at: PointAt) -> None:
+def test_the_native_self_check_refuses_a_tampered_library(
+    tampered: Path, point_at: PointAt
+) -> None:
     point_at(tampered)
-    with pytest.raises(SignerError,
-                       match="native signer self-check: official signer refused") as ei:
+    with pytest.raises(
+        SignerError, match="native signer self-check: official signer refused"
+    ) as ei:
         self_check(ApiKey(KEY), chain_id=300, account_index=1, api_key_index=3)
     assert str(tampered) in str(ei.value)
 

@@ -34,8 +34,9 @@ PK = S.public_key(SK)
 
 
 def _signer(pool_size: int = 0, key: Any = SK) -> S.NativeSigner:
-    return S.NativeSigner(key, chain_id=CHAIN, account_index=ACC, api_key_index=AK,
-                          pool_size=pool_size)
+    return S.NativeSigner(
+        key, chain_id=CHAIN, account_index=ACC, api_key_index=AK, pool_size=pool_size
+    )
 
 
 @pytest.fixture
@@ -77,34 +78,100 @@ def _verifies(info: str, hx: str) -> bool:
 
 # (method name, positional args w/o nonce and expiry, module kind, module fields)
 CASES: list[tuple[str, tuple[int, ...], str, dict[str, int]]] = [
-    ("sign_create_order", (3, 77, 1_000, 405_000, 1, 0, 1, 0, 0, 1_900_000_000_000),
-     "create_order", dict(market_index=3, client_order_index=77, base_amount=1_000,
-                          price=405_000, is_ask=1, order_type=0, time_in_force=1, reduce_only=0,
-                          trigger_price=0, order_expiry=1_900_000_000_000)),
-    ("sign_create_order", (0, 0, 0, 1, 0, 3, 2, 1, 99, 1),
-     "create_order", dict(market_index=0, client_order_index=0, base_amount=0, price=1,
-                          is_ask=0, order_type=3, time_in_force=2, reduce_only=1,
-                          trigger_price=99, order_expiry=1)),
-    ("sign_create_order", (4094, (1 << 48) - 1, (1 << 48) - 1, (1 << 32) - 1, 1, 1, 0, 0, 0, 0),
-     "create_order", dict(market_index=4094, client_order_index=(1 << 48) - 1,
-                          base_amount=(1 << 48) - 1, price=(1 << 32) - 1, is_ask=1,
-                          order_type=1, time_in_force=0, reduce_only=0, trigger_price=0,
-                          order_expiry=0)),
+    (
+        "sign_create_order",
+        (3, 77, 1_000, 405_000, 1, 0, 1, 0, 0, 1_900_000_000_000),
+        "create_order",
+        dict(
+            market_index=3,
+            client_order_index=77,
+            base_amount=1_000,
+            price=405_000,
+            is_ask=1,
+            order_type=0,
+            time_in_force=1,
+            reduce_only=0,
+            trigger_price=0,
+            order_expiry=1_900_000_000_000,
+        ),
+    ),
+    (
+        "sign_create_order",
+        (0, 0, 0, 1, 0, 3, 2, 1, 99, 1),
+        "create_order",
+        dict(
+            market_index=0,
+            client_order_index=0,
+            base_amount=0,
+            price=1,
+            is_ask=0,
+            order_type=3,
+            time_in_force=2,
+            reduce_only=1,
+            trigger_price=99,
+            order_expiry=1,
+        ),
+    ),
+    (
+        "sign_create_order",
+        (4094, (1 << 48) - 1, (1 << 48) - 1, (1 << 32) - 1, 1, 1, 0, 0, 0, 0),
+        "create_order",
+        dict(
+            market_index=4094,
+            client_order_index=(1 << 48) - 1,
+            base_amount=(1 << 48) - 1,
+            price=(1 << 32) - 1,
+            is_ask=1,
+            order_type=1,
+            time_in_force=0,
+            reduce_only=0,
+            trigger_price=0,
+            order_expiry=0,
+        ),
+    ),
     ("sign_cancel_order", (3, 77), "cancel_order", dict(market_index=3, index=77)),
-    ("sign_cancel_order", (0, (1 << 60) - 1), "cancel_order",
-     dict(market_index=0, index=(1 << 60) - 1)),
-    ("sign_modify_order", (3, 77, 2_000, 410_000, 0), "modify_order",
-     dict(market_index=3, index=77, base_amount=2_000, price=410_000, trigger_price=0)),
-    ("sign_cancel_all", (0, 0, 255), "cancel_all_orders",
-     dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=255)),
-    ("sign_cancel_all", (0, 0, 0), "cancel_all_orders",
-     dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=0)),
-    ("sign_cancel_all", (0, 0, 17), "cancel_all_orders",
-     dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=17)),
-    ("sign_cancel_all", (1, 1_900_000_000_000, 255), "cancel_all_orders",
-     dict(time_in_force=1, scheduled_time_ms=1_900_000_000_000, cancel_all_market_index=255)),
-    ("sign_update_leverage", (3, 500, 1), "update_leverage",
-     dict(market_index=3, initial_margin_fraction=500, margin_mode=1)),
+    (
+        "sign_cancel_order",
+        (0, (1 << 60) - 1),
+        "cancel_order",
+        dict(market_index=0, index=(1 << 60) - 1),
+    ),
+    (
+        "sign_modify_order",
+        (3, 77, 2_000, 410_000, 0),
+        "modify_order",
+        dict(market_index=3, index=77, base_amount=2_000, price=410_000, trigger_price=0),
+    ),
+    (
+        "sign_cancel_all",
+        (0, 0, 255),
+        "cancel_all_orders",
+        dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=255),
+    ),
+    (
+        "sign_cancel_all",
+        (0, 0, 0),
+        "cancel_all_orders",
+        dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=0),
+    ),
+    (
+        "sign_cancel_all",
+        (0, 0, 17),
+        "cancel_all_orders",
+        dict(time_in_force=0, scheduled_time_ms=0, cancel_all_market_index=17),
+    ),
+    (
+        "sign_cancel_all",
+        (1, 1_900_000_000_000, 255),
+        "cancel_all_orders",
+        dict(time_in_force=1, scheduled_time_ms=1_900_000_000_000, cancel_all_market_index=255),
+    ),
+    (
+        "sign_update_leverage",
+        (3, 500, 1),
+        "update_leverage",
+        dict(market_index=3, initial_margin_fraction=500, margin_mode=1),
+    ),
 ]
 CASE_IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 
@@ -118,8 +185,16 @@ def test_method_matches_module_sign_tx(case: Any, pool_size: int) -> None:
         for nonce, expired_at in ((0, 0), (41, 1_783_955_882_585), ((1 << 63) - 1, (1 << 48) - 1)):
             info, hx = getattr(s, method)(*args, nonce, expired_at)
             assert isinstance(info, str) and isinstance(hx, str) and len(hx) == 80
-            ref_info, ref_h = S.sign_tx(kind, fields, sk=SK, chain_id=CHAIN, account_index=ACC,
-                                        api_key_index=AK, nonce=nonce, expired_at=expired_at)
+            ref_info, ref_h = S.sign_tx(
+                kind,
+                fields,
+                sk=SK,
+                chain_id=CHAIN,
+                account_index=ACC,
+                api_key_index=AK,
+                nonce=nonce,
+                expired_at=expired_at,
+            )
             assert hx == ref_h.hex()
             assert _less_sig(info) == _less_sig(ref_info)
             assert _verifies(info, hx)
@@ -133,11 +208,27 @@ def test_method_matches_module_sign_tx(case: Any, pool_size: int) -> None:
 
 
 def test_sign_tx_with_attributes(signer: S.NativeSigner) -> None:
-    fields = dict(market_index=1, index=5, base_amount=3, price=7, trigger_price=0,
-                  integrator_account_index=9, skip_nonce=1, order_version=4)
+    fields = dict(
+        market_index=1,
+        index=5,
+        base_amount=3,
+        price=7,
+        trigger_price=0,
+        integrator_account_index=9,
+        skip_nonce=1,
+        order_version=4,
+    )
     info, hx = signer.sign_tx("modify_order", fields, nonce=3, expired_at=4)
-    ref, h = S.sign_tx("modify_order", fields, sk=SK, chain_id=CHAIN, account_index=ACC,
-                       api_key_index=AK, nonce=3, expired_at=4)
+    ref, h = S.sign_tx(
+        "modify_order",
+        fields,
+        sk=SK,
+        chain_id=CHAIN,
+        account_index=ACC,
+        api_key_index=AK,
+        nonce=3,
+        expired_at=4,
+    )
     assert hx == h.hex() and _less_sig(info) == _less_sig(ref)
     assert json.loads(info)["L2TxAttributes"] == {"1": 9, "4": 1, "8": 4}
     assert _verifies(info, hx)
@@ -250,8 +341,15 @@ def test_no_nonce_reuse_2000_pooled(pooled_signer: S.NativeSigner) -> None:
 # ------------------------------------------------------------------------------ key secrecy
 def _forms(key: bytes) -> list[str]:
     h = key.hex()
-    return [h, h.upper(), "0x" + h, "0X" + h.upper(), base64.b64encode(key).decode(),
-            base64.urlsafe_b64encode(key).decode(), base64.b64encode(key).decode().rstrip("=")]
+    return [
+        h,
+        h.upper(),
+        "0x" + h,
+        "0X" + h.upper(),
+        base64.b64encode(key).decode(),
+        base64.urlsafe_b64encode(key).decode(),
+        base64.b64encode(key).decode().rstrip("="),
+    ]
 
 
 def _assert_no_key(text: str, key: bytes = SK) -> None:
@@ -260,7 +358,7 @@ def _assert_no_key(text: str, key: bytes = SK) -> None:
     # No long fragment of the hex either.
     h = key.hex()
     for i in range(0, 80 - 24, 8):
-        assert h[i:i + 24] not in text.lower()
+        assert h[i : i + 24] not in text.lower()
 
 
 def test_repr_str_do_not_show_key(signer: S.NativeSigner) -> None:
@@ -284,17 +382,27 @@ def test_errors_do_not_show_key(signer: S.NativeSigner) -> None:
     grab(lambda: signer.sign_create_order(0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 1))
     grab(lambda: signer.sign_cancel_order(-1, 1, 1, 1))
     grab(lambda: signer.sign_tx("nope", {}, nonce=1, expired_at=1))
-    grab(lambda: S.sign_tx("cancel_order", {"market_index": 0, "index": 0}, sk=SK,
-                           chain_id=CHAIN, account_index=ACC, api_key_index=AK, nonce=1,
-                           expired_at=1))
+    grab(
+        lambda: S.sign_tx(
+            "cancel_order",
+            {"market_index": 0, "index": 0},
+            sk=SK,
+            chain_id=CHAIN,
+            account_index=ACC,
+            api_key_index=AK,
+            nonce=1,
+            expired_at=1,
+        )
+    )
     grab(lambda: S.public_key(SK[:39]))
     grab(lambda: S.public_key(SK + b"\0"))
     grab(lambda: S.public_key(SK.hex()[:79]))
     grab(lambda: S.public_key(SK.hex() + "zz"))
     grab(lambda: S.public_key("0x" + SK.hex() + "00"))
     grab(lambda: S.NativeSigner(SK[:39], chain_id=CHAIN, account_index=ACC, api_key_index=AK))
-    grab(lambda: S.NativeSigner(SK.hex() + "0", chain_id=CHAIN, account_index=ACC,
-                                api_key_index=AK))
+    grab(
+        lambda: S.NativeSigner(SK.hex() + "0", chain_id=CHAIN, account_index=ACC, api_key_index=AK)
+    )
     grab(lambda: S.NativeSigner(SK, chain_id=CHAIN, account_index=0, api_key_index=AK))
     grab(lambda: S.auth_token(SK[:20], account_index=ACC, api_key_index=AK, deadline=1))
     signer.close()
@@ -308,14 +416,20 @@ def test_error_does_not_echo_misplaced_key(signer: S.NativeSigner) -> None:
     # A caller that puts the key in the wrong argument must not get it back in the error text
     # (and so in any log of that error).
     with pytest.raises(S.NativeSignerError) as ei:
-        signer.sign_tx("cancel_order", {"market_index": 0, "index": SK.hex()}, nonce=1,
-                       expired_at=1)
+        signer.sign_tx(
+            "cancel_order", {"market_index": 0, "index": SK.hex()}, nonce=1, expired_at=1
+        )
     _assert_no_key(str(ei.value))
 
 
 def test_bad_construction() -> None:
-    for kw in (dict(account_index=0), dict(api_key_index=255), dict(pool_size=-1),
-               dict(chain_id=-1), dict(account_index=1 << 48)):
+    for kw in (
+        dict(account_index=0),
+        dict(api_key_index=255),
+        dict(pool_size=-1),
+        dict(chain_id=-1),
+        dict(account_index=1 << 48),
+    ):
         args: dict[str, Any] = dict(chain_id=CHAIN, account_index=ACC, api_key_index=AK) | kw
         with pytest.raises((S.NativeSignerError, OverflowError)):
             S.NativeSigner(SK, **args)
@@ -333,14 +447,15 @@ def test_close(pool_size: int) -> None:
     s.close()
     assert s.closed_reason == "closed"
     assert s.pool_available == 0 and s.pool_size == 0
-    for call in (lambda: s.sign_cancel_order(1, 2, 3, 4),
-                 lambda: s.sign_create_order(0, 1, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1),
-                 lambda: s.sign_modify_order(0, 1, 1, 1, 0, 1, 1),
-                 lambda: s.sign_cancel_all(0, 0, 255, 1, 1),
-                 lambda: s.sign_update_leverage(0, 100, 0, 1, 1),
-                 lambda: s.sign_tx("cancel_order", {"market_index": 0, "index": 1}, nonce=1,
-                                   expired_at=1),
-                 lambda: s.auth_token(1)):
+    for call in (
+        lambda: s.sign_cancel_order(1, 2, 3, 4),
+        lambda: s.sign_create_order(0, 1, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1),
+        lambda: s.sign_modify_order(0, 1, 1, 1, 0, 1, 1),
+        lambda: s.sign_cancel_all(0, 0, 255, 1, 1),
+        lambda: s.sign_update_leverage(0, 100, 0, 1, 1),
+        lambda: s.sign_tx("cancel_order", {"market_index": 0, "index": 1}, nonce=1, expired_at=1),
+        lambda: s.auth_token(1),
+    ):
         with pytest.raises(S.NativeSignerError, match="closed"):
             call()
     s.close()  # idempotent

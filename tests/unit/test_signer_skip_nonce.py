@@ -32,16 +32,24 @@ KEY_HEX = "5eed" + "4d" * 38  # deterministic test key
 def requests(skip: bool) -> list[Any]:
     expiry = int(time.time() * 1000) + 3_600_000
     return [
-        CreateOrderRequest(market=0, client_order_index=42, base_amount=1000, price=300_000,
-                           is_ask=False, tif=TimeInForce.POST_ONLY, nonce=7,
-                           order_expiry_ms=expiry, skip_nonce=skip),
-        ModifyOrderRequest(market=0, index=42, base_amount=900, price=300_010, nonce=8,
-                           skip_nonce=skip),
+        CreateOrderRequest(
+            market=0,
+            client_order_index=42,
+            base_amount=1000,
+            price=300_000,
+            is_ask=False,
+            tif=TimeInForce.POST_ONLY,
+            nonce=7,
+            order_expiry_ms=expiry,
+            skip_nonce=skip,
+        ),
+        ModifyOrderRequest(
+            market=0, index=42, base_amount=900, price=300_010, nonce=8, skip_nonce=skip
+        ),
         CancelOrderRequest(market=0, index=42, nonce=9, skip_nonce=skip),
         CancelAllRequest(market=0, nonce=10, skip_nonce=skip),
         CancelAllRequest(market=None, all_markets=True, nonce=11, skip_nonce=skip),
-        UpdateLeverageRequest(market=0, initial_margin_fraction=1000, nonce=12,
-                              skip_nonce=skip),
+        UpdateLeverageRequest(market=0, initial_margin_fraction=1000, nonce=12, skip_nonce=skip),
     ]
 
 
@@ -56,8 +64,7 @@ def attrs_wanted(req: Any) -> dict[str, int] | None:
 
 def test_official_worker_signs_skip_nonce_and_the_check_passes() -> None:
     async def body() -> list[Any]:
-        w = SignerWorker(ApiKey(KEY_HEX), account_index=ACCOUNT, api_key_index=5,
-                         chain_id=CHAIN)
+        w = SignerWorker(ApiKey(KEY_HEX), account_index=ACCOUNT, api_key_index=5, chain_id=CHAIN)
         w.start()
         try:
             return [await w.sign(r) for r in requests(True) + requests(False)]
@@ -80,8 +87,9 @@ def test_native_and_official_agree_on_skip_nonce() -> None:
     lib = signer_client.get_signer()
     decode = signer_client.decode_and_free
     assert not decode(lib.CreateClient(b"", KEY_HEX.encode(), CHAIN, 6, ACCOUNT))
-    s = InlineSigner(ApiKey(KEY_HEX), account_index=ACCOUNT, api_key_index=6, chain_id=CHAIN,
-                     check=False)
+    s = InlineSigner(
+        ApiKey(KEY_HEX), account_index=ACCOUNT, api_key_index=6, chain_id=CHAIN, check=False
+    )
     s.start()
     try:
         ns = s.native
@@ -95,8 +103,9 @@ def test_native_and_official_agree_on_skip_nonce() -> None:
             n_info, n_hash = req._native(ns, o["ExpiredAt"])
             n = orjson.loads(n_info)
             assert n_hash == o_hash
-            assert {k: v for k, v in n.items() if k != "Sig"} == \
-                {k: v for k, v in o.items() if k != "Sig"}
+            assert {k: v for k, v in n.items() if k != "Sig"} == {
+                k: v for k, v in o.items() if k != "Sig"
+            }
             assert n["L2TxAttributes"] == attrs_wanted(req)
     finally:
         s.stop()

@@ -48,10 +48,16 @@ def test_fixture_counts() -> None:
     # Guards against a truncated copy: every vector below is parametrized from these lists.
     assert len(GL) == 92 and len(FP5) == 92
     assert {k: len(v) for k, v in P2.items()} == {
-        "permute": 18, "sponge": 45, "hash_to_quintic": 13, "hash_n_to_one": 7
+        "permute": 18,
+        "sponge": 45,
+        "hash_to_quintic": 13,
+        "hash_n_to_one": 7,
     }
     assert {k: len(v) for k, v in CURVE.items()} == {
-        "decode": 14, "add": 9, "scalar_mul": 13, "scalar_ops": 25
+        "decode": 14,
+        "add": 9,
+        "scalar_mul": 13,
+        "scalar_ops": 25,
     }
     assert {k: len(v) for k, v in SCHNORR.items()} == {"keygen": 20, "sign": 10}
     assert len(ORACLE) == 9
@@ -113,16 +119,16 @@ def test_poseidon2_permute(v: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "v",
     P2["sponge"],
-    ids=[f"sponge{i:02d}-in{len(v['input']) // 16}-out{v['num_outputs']}"
-         for i, v in enumerate(P2["sponge"])],
+    ids=[
+        f"sponge{i:02d}-in{len(v['input']) // 16}-out{v['num_outputs']}"
+        for i, v in enumerate(P2["sponge"])
+    ],
 )
 def test_poseidon2_sponge(v: dict[str, Any]) -> None:
     assert S.poseidon2_hash(B(v["input"]), v["num_outputs"]) == B(v["output"])
 
 
-@pytest.mark.parametrize(
-    "v", P2["hash_to_quintic"], ids=_ids("h2q", len(P2["hash_to_quintic"]))
-)
+@pytest.mark.parametrize("v", P2["hash_to_quintic"], ids=_ids("h2q", len(P2["hash_to_quintic"])))
 def test_hash_to_quintic(v: dict[str, Any]) -> None:
     out = S.hash_to_quintic(B(v["input"]))
     assert len(out) == 40
@@ -248,8 +254,13 @@ def _less_sig(info: str) -> str:
 
 def _sign(v: dict[str, Any]) -> tuple[str, bytes]:
     return S.sign_tx(
-        v["kind"], dict(v["fields"]), sk=B(v["sk"]), chain_id=v["chain_id"],
-        account_index=v["account_index"], api_key_index=v["api_key_index"], nonce=v["nonce"],
+        v["kind"],
+        dict(v["fields"]),
+        sk=B(v["sk"]),
+        chain_id=v["chain_id"],
+        account_index=v["account_index"],
+        api_key_index=v["api_key_index"],
+        nonce=v["nonce"],
         expired_at=v["expired_at"],
     )
 
@@ -262,10 +273,18 @@ def test_oracle_tx_hash(v: dict[str, Any]) -> None:
     _, h = _sign(v)
     assert h.hex() == v["tx_hash"]
     assert S.TX_TYPES[v["kind"]] == v["tx_type"]
-    assert S.tx_hash(
-        v["kind"], dict(v["fields"]), chain_id=v["chain_id"], account_index=v["account_index"],
-        api_key_index=v["api_key_index"], nonce=v["nonce"], expired_at=v["expired_at"],
-    ) == h
+    assert (
+        S.tx_hash(
+            v["kind"],
+            dict(v["fields"]),
+            chain_id=v["chain_id"],
+            account_index=v["account_index"],
+            api_key_index=v["api_key_index"],
+            nonce=v["nonce"],
+            expired_at=v["expired_at"],
+        )
+        == h
+    )
 
 
 @pytest.mark.parametrize("v", ORACLE, ids=ORACLE_IDS)
@@ -321,8 +340,17 @@ def test_poseidon2_hash_negative_outputs_refused(num_outputs: int) -> None:
 def test_tx_info_hash_refuses_five_attributes() -> None:
     # The venue allows at most 4 attributes: a 5th must not be ignored (the tx would hash the
     # same as the one without it).
-    body = {"AccountIndex": 5, "ApiKeyIndex": 1, "Nonce": 1, "ExpiredAt": 1, "MarketIndex": 0,
-            "Index": 1, "BaseAmount": 1, "Price": 1, "TriggerPrice": 0,
-            "L2TxAttributes": {"1": 5, "2": 1, "3": 1, "4": 1, "8": 9}}
+    body = {
+        "AccountIndex": 5,
+        "ApiKeyIndex": 1,
+        "Nonce": 1,
+        "ExpiredAt": 1,
+        "MarketIndex": 0,
+        "Index": 1,
+        "BaseAmount": 1,
+        "Price": 1,
+        "TriggerPrice": 0,
+        "L2TxAttributes": {"1": 5, "2": 1, "3": 1, "4": 1, "8": 9},
+    }
     with pytest.raises(S.NativeSignerError):
         S.tx_info_hash(17, body, 304)

@@ -51,17 +51,37 @@ class Client:
         d.setdefault("L2TxAttributes", None)
         return d
 
-    def create_info(self, price: int, size: int, is_ask: bool, tif: int = 1, otype: int = 0,
-                    reduce_only: bool = False, coi: int | None = None, expiry: int | None = None,
-                    market: int = ETH, **kw: Any) -> dict[str, Any]:
+    def create_info(
+        self,
+        price: int,
+        size: int,
+        is_ask: bool,
+        tif: int = 1,
+        otype: int = 0,
+        reduce_only: bool = False,
+        coi: int | None = None,
+        expiry: int | None = None,
+        market: int = ETH,
+        **kw: Any,
+    ) -> dict[str, Any]:
         if coi is None:
             self.coi += 1
             coi = self.coi
         if expiry is None:
             expiry = 0 if tif == 0 else self.clock.wall_ms() + 60 * MIN
-        return self._base(MarketIndex=market, ClientOrderIndex=coi, BaseAmount=size, Price=price,
-                          IsAsk=int(is_ask), Type=otype, TimeInForce=tif,
-                          ReduceOnly=int(reduce_only), TriggerPrice=0, OrderExpiry=expiry, **kw)
+        return self._base(
+            MarketIndex=market,
+            ClientOrderIndex=coi,
+            BaseAmount=size,
+            Price=price,
+            IsAsk=int(is_ask),
+            Type=otype,
+            TimeInForce=tif,
+            ReduceOnly=int(reduce_only),
+            TriggerPrice=0,
+            OrderExpiry=expiry,
+            **kw,
+        )
 
     def send(self, tx_type: int, info: dict[str, Any]):
         rec = self.ex.submit(tx_type, info)
@@ -75,14 +95,18 @@ class Client:
         return self.send(TX_CANCEL_ORDER, self._base(MarketIndex=market, Index=index))
 
     def modify(self, index: int, price: int, size: int, market: int = ETH):
-        return self.send(TX_MODIFY_ORDER, self._base(MarketIndex=market, Index=index,
-                                                     BaseAmount=size, Price=price,
-                                                     TriggerPrice=0))
+        return self.send(
+            TX_MODIFY_ORDER,
+            self._base(
+                MarketIndex=market, Index=index, BaseAmount=size, Price=price, TriggerPrice=0
+            ),
+        )
 
     def cancel_all(self, tif: int = 0, when: int = 0, market: int | None = None):
         attrs = None if market is None else {"5": market}
-        return self.send(TX_CANCEL_ALL, self._base(TimeInForce=tif, Time=when,
-                                                   L2TxAttributes=attrs))
+        return self.send(
+            TX_CANCEL_ALL, self._base(TimeInForce=tif, Time=when, L2TxAttributes=attrs)
+        )
 
 
 def make(**cfg: Any) -> tuple[Exchange, ManualClock, Client, Client]:
@@ -146,8 +170,7 @@ def test_structure_checks() -> None:
     info = a.create_info(300_000, 100, False)
     info["IsAsk"] = True  # a JSON bool is not the venue's integer
     assert reject_code(ex.submit, TX_CREATE_ORDER, info) == E.INVALID_TX_INFO
-    assert reject_code(ex.submit, 13, a.create_info(300_000, 100, False)) == \
-        E.UNSUPPORTED_TX_TYPE
+    assert reject_code(ex.submit, 13, a.create_info(300_000, 100, False)) == E.UNSUPPORTED_TX_TYPE
     info = a.create_info(300_000, 100, False)
     info["ExpiredAt"] = clock.wall_ms()
     assert reject_code(ex.submit, TX_CREATE_ORDER, info) == E.INVALID_TX_INFO
@@ -188,8 +211,9 @@ def test_expiry_window_edges_accepted() -> None:
     _ex, clock, a, _ = make()
     now = clock.wall_ms()
     assert a.create(299_000, 100, False, expiry=now + 5 * MIN).status == TX_EXECUTED
-    assert a.create(299_000, 100, False, tif=2,
-                    expiry=now + 30 * 24 * 60 * MIN).status == TX_EXECUTED
+    assert (
+        a.create(299_000, 100, False, tif=2, expiry=now + 30 * 24 * 60 * MIN).status == TX_EXECUTED
+    )
 
 
 def test_client_order_index_unique_among_live_orders() -> None:
@@ -203,8 +227,15 @@ def test_client_order_index_unique_among_live_orders() -> None:
 
 
 def test_large_market_id_is_supported() -> None:
-    big = MarketSpec(70_000, "BIG", size_decimals=2, price_decimals=3, mark_price=50_000,
-                     min_base_amount=1, min_quote_amount=1_000_000)
+    big = MarketSpec(
+        70_000,
+        "BIG",
+        size_decimals=2,
+        price_decimals=3,
+        mark_price=50_000,
+        min_base_amount=1,
+        min_quote_amount=1_000_000,
+    )
     ex, _clock, a, _b = make(markets=(big,))
     rec = a.create(50_000, 100, False, market=70_000)
     assert ex.orders[rec.order_index].market == 70_000
@@ -325,8 +356,15 @@ def test_cancel_by_coi_and_by_order_index() -> None:
 
 
 def test_cancel_all_immediate_per_market_and_all() -> None:
-    btc = MarketSpec(1, "BTC", size_decimals=5, price_decimals=1, mark_price=650_000,
-                     min_base_amount=20, min_quote_amount=10_000_000)
+    btc = MarketSpec(
+        1,
+        "BTC",
+        size_decimals=5,
+        price_decimals=1,
+        mark_price=650_000,
+        min_base_amount=20,
+        min_quote_amount=10_000_000,
+    )
     eth = SimConfig().markets[0]
     ex, _clock, a, _ = make(markets=(eth, btc))
     e = a.create(299_000, 100, False)
@@ -343,8 +381,10 @@ def test_cancel_all_scheduled_and_aborted() -> None:
     ex, clock, a, _ = make()
     rec = a.create(299_000, 100, False)
     assert reject_code(a.cancel_all, 1, clock.wall_ms() + MIN) == E.INVALID_CANCEL_ALL_TIME
-    assert reject_code(a.cancel_all, 1, clock.wall_ms() + 10 * MIN, market=ETH) == \
-        E.INVALID_CANCEL_ALL_TIF
+    assert (
+        reject_code(a.cancel_all, 1, clock.wall_ms() + 10 * MIN, market=ETH)
+        == E.INVALID_CANCEL_ALL_TIF
+    )
     a.cancel_all(1, clock.wall_ms() + 10 * MIN)
     assert ex.accounts[MAIN].cancel_all_time > 0
     a.cancel_all(2, 0)  # abort
@@ -437,8 +477,10 @@ def test_update_leverage_sets_margin_fraction_and_mode() -> None:
     c = Client(ex, clock, 3003)
 
     def lev(imf: int, mode: int = 0, market: int = ETH):
-        return c.send(TX_UPDATE_LEVERAGE, c._base(MarketIndex=market, InitialMarginFraction=imf,
-                                                   MarginMode=mode))
+        return c.send(
+            TX_UPDATE_LEVERAGE,
+            c._base(MarketIndex=market, InitialMarginFraction=imf, MarginMode=mode),
+        )
 
     default = ex.margin_fraction(ex.account(3003), ETH)
     # At the default 20x, $1900 of notional needs $95 of margin; at 1x ($1900) it does not fit
@@ -534,8 +576,13 @@ def test_auth_token_checks() -> None:
     now_s = clock.wall_ms() // 1000
     good = f"{now_s + 600}:{MAIN}:3:abcd"
     assert ex.check_auth(good, MAIN) == MAIN
-    for bad in (f"{now_s - 1}:{MAIN}:3:abcd", f"{now_s + 9 * 3600}:{MAIN}:3:abcd",
-                f"{now_s + 600}:{MAIN}:3:zz", "nonsense", f"{now_s + 600}:77:3:ab"):
+    for bad in (
+        f"{now_s - 1}:{MAIN}:3:abcd",
+        f"{now_s + 9 * 3600}:{MAIN}:3:abcd",
+        f"{now_s + 600}:{MAIN}:3:zz",
+        "nonsense",
+        f"{now_s + 600}:77:3:ab",
+    ):
         assert reject_code(ex.check_auth, bad) == E.INVALID_SIGNATURE
     assert reject_code(ex.check_auth, good, OTHER) == E.INVALID_SIGNATURE
 
@@ -560,8 +607,7 @@ def _check_invariants(ex: Exchange) -> None:
                 assert all(o.live and o.price == price and o.remaining > 0 for o in q)
         if m.asks.best() is not None and m.bids.best() is not None:
             assert m.asks.best() > m.bids.best()  # never a crossed book at rest
-        assert sum(a.positions[mid].size for a in ex.accounts.values()
-                   if mid in a.positions) == 0
+        assert sum(a.positions[mid].size for a in ex.accounts.values() if mid in a.positions) == 0
     for acct in ex.accounts.values():
         counts: dict[int, int] = {}
         lots: dict[tuple[int, bool], int] = {}
@@ -592,8 +638,10 @@ _op = st.tuples(
 @given(st.lists(_op, min_size=15, max_size=40), st.booleans())
 def test_random_flow_keeps_book_and_accounts_consistent(ops, keep_priority) -> None:
     clock = ManualClock()
-    ex = Exchange(SimConfig(modify_keeps_priority=keep_priority, speed_bumps=False,
-                            verify_signatures=False), clock)
+    ex = Exchange(
+        SimConfig(modify_keeps_priority=keep_priority, speed_bumps=False, verify_signatures=False),
+        clock,
+    )
     ex.add_account(OTHER, 10**12)
     ex.add_account(3003, 10**12)
     clients = [Client(ex, clock, a) for a in (MAIN, OTHER, 3003)]
@@ -625,16 +673,23 @@ def test_random_flow_exercised_matching() -> None:
     if not _SEEN["trades"]:
         test_random_flow_keeps_book_and_accounts_consistent()
     assert _SEEN["trades"] > 20
-    assert {"open", "filled", "canceled", "canceled-post-only", "canceled-self-trade",
-            "canceled-reduce-only"} <= _SEEN["statuses"]
+    assert {
+        "open",
+        "filled",
+        "canceled",
+        "canceled-post-only",
+        "canceled-self-trade",
+        "canceled-reduce-only",
+    } <= _SEEN["statuses"]
 
 
 # ---------------------------------------------------------------- signatures and keys
 SK, SK2 = "77" * 40, "5a" * 40
 
 
-def signed(info: dict[str, Any], sk: str, chain_id: int, tx_type: int = TX_CREATE_ORDER,
-           k: int = 12345) -> dict[str, Any]:
+def signed(
+    info: dict[str, Any], sk: str, chain_id: int, tx_type: int = TX_CREATE_ORDER, k: int = 12345
+) -> dict[str, Any]:
     """`info` with a real Sig over Lighter's hash (a fixed nonce k: deterministic tests)."""
     h = S.tx_info_hash(tx_type, info, chain_id)
     sig = S.sign_hashed(sk, h, k.to_bytes(40, "little"))
@@ -642,8 +697,7 @@ def signed(info: dict[str, Any], sk: str, chain_id: int, tx_type: int = TX_CREAT
 
 
 def strict() -> tuple[Exchange, ManualClock, Client]:
-    ex, clock, a, _ = make(verify_signatures=True,
-                           api_keys=((MAIN, 3, S.public_key(SK).hex()),))
+    ex, clock, a, _ = make(verify_signatures=True, api_keys=((MAIN, 3, S.public_key(SK).hex()),))
     return ex, clock, a
 
 
@@ -693,14 +747,19 @@ def test_change_pub_key_in_the_engine() -> None:
     pk2 = S.public_key(SK2)
 
     def change(key: int, sk: str, pk: bytes, nonce: int) -> dict[str, Any]:
-        info = {"AccountIndex": MAIN, "ApiKeyIndex": key, "PubKey": base64.b64encode(pk).decode(),
-                "L1Sig": "0x" + "00" * 65, "ExpiredAt": clock.wall_ms() + 60_000,
-                "Nonce": nonce, "L2TxAttributes": None}
+        info = {
+            "AccountIndex": MAIN,
+            "ApiKeyIndex": key,
+            "PubKey": base64.b64encode(pk).decode(),
+            "L1Sig": "0x" + "00" * 65,
+            "ExpiredAt": clock.wall_ms() + 60_000,
+            "Nonce": nonce,
+            "L2TxAttributes": None,
+        }
         return signed(info, sk, cid, tx_type=TX_CHANGE_PUB_KEY)
 
     # Signed by another key than the one it carries: refused.
-    assert reject_code(ex.submit, TX_CHANGE_PUB_KEY, change(3, SK, pk2, 0)) == \
-        E.INVALID_SIGNATURE
+    assert reject_code(ex.submit, TX_CHANGE_PUB_KEY, change(3, SK, pk2, 0)) == E.INVALID_SIGNATURE
     bad_pk = change(3, SK2, pk2, 0)
     bad_pk["PubKey"] = "AAAA"
     assert reject_code(ex.submit, TX_CHANGE_PUB_KEY, bad_pk) == E.INVALID_TX_INFO
@@ -712,8 +771,7 @@ def test_change_pub_key_in_the_engine() -> None:
     assert reject_code(ex.submit, TX_CREATE_ORDER, signed(info, SK, cid)) == E.INVALID_SIGNATURE
     assert a.send(TX_CREATE_ORDER, signed(info, SK2, cid)).status == TX_EXECUTED
     # It may add a slot the account's configured indexes do not list.
-    assert ex.submit(TX_CHANGE_PUB_KEY, change(9, SK, S.public_key(SK), 0)).status == \
-        TX_EXECUTED
+    assert ex.submit(TX_CHANGE_PUB_KEY, change(9, SK, S.public_key(SK), 0)).status == TX_EXECUTED
     assert ex.accounts[MAIN].keys[9].public_key == S.public_key(SK).hex()
 
 

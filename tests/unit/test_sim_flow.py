@@ -18,8 +18,9 @@ MIN = 60_000
 
 def make(seed: int = 1, **flow: Any) -> tuple[Exchange, ManualClock, MarketFlow]:
     clock = ManualClock()
-    cfg = SimConfig(seed=seed, speed_bumps=False, flow=FlowConfig(**flow),
-                    verify_signatures=False)  # stand-in signatures
+    cfg = SimConfig(
+        seed=seed, speed_bumps=False, flow=FlowConfig(**flow), verify_signatures=False
+    )  # stand-in signatures
     ex = Exchange(cfg, clock)
     assert cfg.flow is not None
     f = MarketFlow(ex, cfg.flow, seed)
@@ -27,8 +28,7 @@ def make(seed: int = 1, **flow: Any) -> tuple[Exchange, ManualClock, MarketFlow]
     return ex, clock, f
 
 
-def run_for(ex: Exchange, clock: ManualClock, f: MarketFlow, ms: int,
-            until: Any = None) -> int:
+def run_for(ex: Exchange, clock: ManualClock, f: MarketFlow, ms: int, until: Any = None) -> int:
     """Advance the flow in 10 ms steps; returns the ms elapsed when `until()` became true."""
     for t in range(10, ms + 10, 10):
         clock.advance_ms(10)
@@ -69,8 +69,15 @@ def test_book_stays_alive_two_sided_and_near_the_fair_price() -> None:
 
 
 def test_settings_drive_the_flow() -> None:
-    ex, clock, f = make(1, volatility_bps=0.0, jump_rate_per_min=0.0, limit_rate_per_s=0.0,
-                        cancel_rate_per_s=0.0, market_rate_per_s=0.0, initial_levels=3)
+    ex, clock, f = make(
+        1,
+        volatility_bps=0.0,
+        jump_rate_per_min=0.0,
+        limit_rate_per_s=0.0,
+        cancel_rate_per_s=0.0,
+        market_rate_per_s=0.0,
+        initial_levels=3,
+    )
     before = ex.levels(ETH)
     run_for(ex, clock, f, 10_000)
     assert ex.levels(ETH) == before and f.fair_price(ETH) == 300_000.0 and not ex.fills()
@@ -87,23 +94,48 @@ def test_settings_drive_the_flow() -> None:
     assert moves[1] > 10 * moves[0]
 
 
-def _create(ex: Exchange, clock: ManualClock, nonce: int, coi: int, price: int, size: int,
-            is_ask: bool) -> int:
-    rec = ex.submit(TX_CREATE_ORDER, {
-        "AccountIndex": MAIN, "ApiKeyIndex": 3, "MarketIndex": ETH, "ClientOrderIndex": coi,
-        "BaseAmount": size, "Price": price, "IsAsk": int(is_ask), "Type": 0, "TimeInForce": 2,
-        "ReduceOnly": 0, "TriggerPrice": 0, "OrderExpiry": clock.wall_ms() + 60 * MIN,
-        "ExpiredAt": clock.wall_ms() + 10 * MIN, "Nonce": nonce, "Sig": "c2ln",
-        "L2TxAttributes": None})
+def _create(
+    ex: Exchange, clock: ManualClock, nonce: int, coi: int, price: int, size: int, is_ask: bool
+) -> int:
+    rec = ex.submit(
+        TX_CREATE_ORDER,
+        {
+            "AccountIndex": MAIN,
+            "ApiKeyIndex": 3,
+            "MarketIndex": ETH,
+            "ClientOrderIndex": coi,
+            "BaseAmount": size,
+            "Price": price,
+            "IsAsk": int(is_ask),
+            "Type": 0,
+            "TimeInForce": 2,
+            "ReduceOnly": 0,
+            "TriggerPrice": 0,
+            "OrderExpiry": clock.wall_ms() + 60 * MIN,
+            "ExpiredAt": clock.wall_ms() + 10 * MIN,
+            "Nonce": nonce,
+            "Sig": "c2ln",
+            "L2TxAttributes": None,
+        },
+    )
     ex.poll()
     return rec.order_index
 
 
 def _cancel(ex: Exchange, clock: ManualClock, nonce: int, coi: int) -> None:
-    ex.submit(TX_CANCEL_ORDER, {
-        "AccountIndex": MAIN, "ApiKeyIndex": 3, "MarketIndex": ETH, "Index": coi,
-        "ExpiredAt": clock.wall_ms() + 10 * MIN, "Nonce": nonce, "Sig": "c2ln",
-        "L2TxAttributes": None})
+    ex.submit(
+        TX_CANCEL_ORDER,
+        {
+            "AccountIndex": MAIN,
+            "ApiKeyIndex": 3,
+            "MarketIndex": ETH,
+            "Index": coi,
+            "ExpiredAt": clock.wall_ms() + 10 * MIN,
+            "Nonce": nonce,
+            "Sig": "c2ln",
+            "L2TxAttributes": None,
+        },
+    )
     ex.poll()
 
 
@@ -150,8 +182,15 @@ def test_order_kept_at_the_touch_fills_within_bounded_time(is_ask: bool) -> None
 
 
 def test_resting_order_fills_only_after_the_queue_ahead_of_it() -> None:
-    ex, clock, f = make(1, limit_rate_per_s=0.0, cancel_rate_per_s=0.0, market_rate_per_s=0.0,
-                        volatility_bps=0.0, jump_rate_per_min=0.0, initial_levels=0)
+    ex, clock, f = make(
+        1,
+        limit_rate_per_s=0.0,
+        cancel_rate_per_s=0.0,
+        market_rate_per_s=0.0,
+        volatility_bps=0.0,
+        jump_rate_per_min=0.0,
+        initial_levels=0,
+    )
     flow = f.config
     price = 299_000
     ahead = ex.place_direct(flow.maker_account, ETH, False, price, 500)  # first in the queue
@@ -166,8 +205,15 @@ def test_resting_order_fills_only_after_the_queue_ahead_of_it() -> None:
 
 
 def test_market_order_sweeps_levels() -> None:
-    ex, _clock, f = make(1, limit_rate_per_s=0.0, cancel_rate_per_s=0.0, market_rate_per_s=0.0,
-                         volatility_bps=0.0, jump_rate_per_min=0.0, initial_levels=0)
+    ex, _clock, f = make(
+        1,
+        limit_rate_per_s=0.0,
+        cancel_rate_per_s=0.0,
+        market_rate_per_s=0.0,
+        volatility_bps=0.0,
+        jump_rate_per_min=0.0,
+        initial_levels=0,
+    )
     mk = f.config.maker_account
     for i, p in enumerate((300_010, 300_020, 300_030)):
         ex.place_direct(mk, ETH, True, p, 100 * (i + 1))

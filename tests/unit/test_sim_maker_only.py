@@ -45,12 +45,23 @@ class Key:
         d.setdefault("L2TxAttributes", {"4": 1} if skip else None)
         return d
 
-    def create_info(self, price: int, tif: int, coi: int, *, is_ask: bool = False,
-                    **kw: Any) -> dict[str, Any]:
+    def create_info(
+        self, price: int, tif: int, coi: int, *, is_ask: bool = False, **kw: Any
+    ) -> dict[str, Any]:
         expiry = 0 if tif == IOC else self.clock.wall_ms() + 60 * MIN
-        return self.info(MarketIndex=0, ClientOrderIndex=coi, BaseAmount=100, Price=price,
-                         IsAsk=int(is_ask), Type=0, TimeInForce=tif, ReduceOnly=0,
-                         TriggerPrice=0, OrderExpiry=expiry, **kw)
+        return self.info(
+            MarketIndex=0,
+            ClientOrderIndex=coi,
+            BaseAmount=100,
+            Price=price,
+            IsAsk=int(is_ask),
+            Type=0,
+            TimeInForce=tif,
+            ReduceOnly=0,
+            TriggerPrice=0,
+            OrderExpiry=expiry,
+            **kw,
+        )
 
     def send(self, tx_type: int, info: dict[str, Any]) -> TxRecord:
         rec = self.ex.submit(tx_type, info)
@@ -89,8 +100,13 @@ def test_maker_only_key_sends_post_only_creates_modifies_and_cancels() -> None:
     ex, _clock, mk, _ = make()
     rec = mk.send(TX_CREATE_ORDER, mk.create_info(299_000, POST_ONLY, coi=1))
     assert rec.status == TX_EXECUTED
-    assert mk.send(TX_MODIFY_ORDER, mk.info(MarketIndex=0, Index=1, BaseAmount=100,
-                                            Price=298_000, TriggerPrice=0)).error is None
+    assert (
+        mk.send(
+            TX_MODIFY_ORDER,
+            mk.info(MarketIndex=0, Index=1, BaseAmount=100, Price=298_000, TriggerPrice=0),
+        ).error
+        is None
+    )
     assert mk.send(TX_CANCEL_ORDER, mk.info(MarketIndex=0, Index=1)).error is None
     mk.send(TX_CREATE_ORDER, mk.create_info(299_000, POST_ONLY, coi=2))
     mk.send(TX_CANCEL_ALL, mk.info(TimeInForce=0, Time=0, L2TxAttributes={"5": 0}))
@@ -114,8 +130,10 @@ def test_maker_only_key_refuses_other_tx_types() -> None:
 
 def test_a_batch_with_one_taker_create_is_refused_whole() -> None:
     ex, _clock, mk, _ = make()
-    infos = [mk.create_info(299_000, POST_ONLY, coi=1),
-             mk.create_info(299_100, IOC, coi=2, Nonce=1)]
+    infos = [
+        mk.create_info(299_000, POST_ONLY, coi=1),
+        mk.create_info(299_100, IOC, coi=2, Nonce=1),
+    ]
     with pytest.raises(VenueError) as ei:
         ex.submit_batch([TX_CREATE_ORDER, TX_CREATE_ORDER], infos)
     assert ei.value.code == E.INVALID_TX_TYPE_FOR_ACCOUNT
@@ -164,14 +182,14 @@ def test_skip_nonce_jumps_ahead_and_the_plain_tx_gets_21104() -> None:
     k.send(TX_CREATE_ORDER, k.create_info(299_000, GTT, coi=1))  # nonce 0
     assert ex.next_nonce(MAIN, PLAIN_KEY) == 1
     # Nonce 4 without the attribute: 21104, as before.
-    assert refused(ex, TX_CREATE_ORDER, k.create_info(298_000, GTT, coi=2, Nonce=4)) == \
-        E.INVALID_NONCE
+    assert (
+        refused(ex, TX_CREATE_ORDER, k.create_info(298_000, GTT, coi=2, Nonce=4)) == E.INVALID_NONCE
+    )
     assert ex.next_nonce(MAIN, PLAIN_KEY) == 1
     # With it: accepted, and the key's next nonce is 5 (nonces 1..3 are gone).
     rec = k.send(TX_CREATE_ORDER, k.create_info(298_000, GTT, coi=2, Nonce=4, skip=True))
     assert rec.error is None and ex.next_nonce(MAIN, PLAIN_KEY) == 5
-    assert refused(ex, TX_CANCEL_ORDER, k.info(MarketIndex=0, Index=1, Nonce=3)) == \
-        E.INVALID_NONCE
+    assert refused(ex, TX_CANCEL_ORDER, k.info(MarketIndex=0, Index=1, Nonce=3)) == E.INVALID_NONCE
 
 
 def test_skip_nonce_never_goes_back_and_is_harmless_at_the_expected_nonce() -> None:
@@ -194,7 +212,9 @@ def test_skip_nonce_refused_by_another_rule_keeps_the_nonce() -> None:
 
 def test_skip_nonce_in_a_batch_jumps_at_its_first_tx() -> None:
     ex, _clock, _mk, k = make()
-    infos = [k.create_info(299_000, GTT, coi=1, Nonce=7, skip=True),
-             k.create_info(298_000, GTT, coi=2, Nonce=8)]
+    infos = [
+        k.create_info(299_000, GTT, coi=1, Nonce=7, skip=True),
+        k.create_info(298_000, GTT, coi=2, Nonce=8),
+    ]
     ex.submit_batch([TX_CREATE_ORDER, TX_CREATE_ORDER], infos)
     assert ex.next_nonce(MAIN, PLAIN_KEY) == 9

@@ -47,9 +47,15 @@ class Bot:
         self.hashes: list[str] = []
 
     def _send(self, tx_type: int, **fields: Any) -> None:
-        info = {"AccountIndex": MAIN, "ApiKeyIndex": KEY, "Nonce": self.nonce,
-                "ExpiredAt": self.clock.wall_ms() + 10 * MIN, "Sig": "c2ln",
-                "L2TxAttributes": None, **fields}
+        info = {
+            "AccountIndex": MAIN,
+            "ApiKeyIndex": KEY,
+            "Nonce": self.nonce,
+            "ExpiredAt": self.clock.wall_ms() + 10 * MIN,
+            "Sig": "c2ln",
+            "L2TxAttributes": None,
+            **fields,
+        }
         try:
             rec = self.ex.submit(tx_type, info)
         except VenueError:
@@ -70,18 +76,34 @@ class Bot:
                 self.coi += 1
                 is_ask = rng.random() < 0.5
                 price = ask + rng.randint(0, 3) if is_ask else bid - rng.randint(0, 3)
-                self._send(TX_CREATE_ORDER, MarketIndex=mid, ClientOrderIndex=self.coi,
-                           BaseAmount=size, Price=price, IsAsk=int(is_ask), Type=0,
-                           TimeInForce=1, ReduceOnly=0, TriggerPrice=0,
-                           OrderExpiry=self.clock.wall_ms() + 60 * MIN)
+                self._send(
+                    TX_CREATE_ORDER,
+                    MarketIndex=mid,
+                    ClientOrderIndex=self.coi,
+                    BaseAmount=size,
+                    Price=price,
+                    IsAsk=int(is_ask),
+                    Type=0,
+                    TimeInForce=1,
+                    ReduceOnly=0,
+                    TriggerPrice=0,
+                    OrderExpiry=self.clock.wall_ms() + 60 * MIN,
+                )
             elif rng.random() < 0.5:
-                self._send(TX_CANCEL_ORDER, MarketIndex=mid,
-                           Index=rng.choice(mine).client_order_index)
+                self._send(
+                    TX_CANCEL_ORDER, MarketIndex=mid, Index=rng.choice(mine).client_order_index
+                )
             else:
                 o = rng.choice(mine)
                 price = ask + rng.randint(0, 3) if o.is_ask else bid - rng.randint(0, 3)
-                self._send(TX_MODIFY_ORDER, MarketIndex=mid, Index=o.client_order_index,
-                           BaseAmount=o.remaining, Price=price, TriggerPrice=0)
+                self._send(
+                    TX_MODIFY_ORDER,
+                    MarketIndex=mid,
+                    Index=o.client_order_index,
+                    BaseAmount=o.remaining,
+                    Price=price,
+                    TriggerPrice=0,
+                )
 
 
 def check_bounds(ex: Exchange) -> None:
@@ -109,11 +131,22 @@ def test_long_run_stays_within_every_window() -> None:
     """90 simulated minutes of flow and a quoting client (~7 s): each bounded structure is
     within its bound at every checkpoint, and the windows hold the most recent items."""
     clock = ManualClock()
-    cfg = SimConfig(seed=5, speed_bumps=False, verify_signatures=False,
-                    inactive_orders_kept=INACTIVE_KEPT, txs_kept=TXS_KEPT,
-                    recent_trades_kept=TRADES_KEPT, book_history=BOOK_KEPT,
-                    flow=FlowConfig(step_ms=50, limit_rate_per_s=8.0, cancel_rate_per_s=3.0,
-                                    market_rate_per_s=0.5, max_orders_per_side=100))
+    cfg = SimConfig(
+        seed=5,
+        speed_bumps=False,
+        verify_signatures=False,
+        inactive_orders_kept=INACTIVE_KEPT,
+        txs_kept=TXS_KEPT,
+        recent_trades_kept=TRADES_KEPT,
+        book_history=BOOK_KEPT,
+        flow=FlowConfig(
+            step_ms=50,
+            limit_rate_per_s=8.0,
+            cancel_rate_per_s=3.0,
+            market_rate_per_s=0.5,
+            max_orders_per_side=100,
+        ),
+    )
     ex = Exchange(cfg, clock)
     assert cfg.flow is not None
     flow = MarketFlow(ex, cfg.flow, cfg.seed)

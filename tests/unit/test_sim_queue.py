@@ -32,12 +32,15 @@ def test_risk_averse_cancel_inside_a_larger_level_keeps_the_position() -> None:
     assert q.ahead == 0
 
 
-@pytest.mark.parametrize(("n", "expected"), [
-    # front 6, back 4, 5 cancelled: p(behind) = 4^n / (4^n + 6^n)
-    (1.0, 6 - (1 - 0.4) * 5 + min(4 - 0.4 * 5, 0)),  # 3.0
-    (2.0, 6 - (1 - 16 / 52) * 5 + min(4 - 16 / 52 * 5, 0)),  # 2.538...
-    (3.0, 6 - (1 - 64 / 280) * 5 + min(4 - 64 / 280 * 5, 0)),  # 2.142...
-])
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        # front 6, back 4, 5 cancelled: p(behind) = 4^n / (4^n + 6^n)
+        (1.0, 6 - (1 - 0.4) * 5 + min(4 - 0.4 * 5, 0)),  # 3.0
+        (2.0, 6 - (1 - 16 / 52) * 5 + min(4 - 16 / 52 * 5, 0)),  # 2.538...
+        (3.0, 6 - (1 - 64 / 280) * 5 + min(4 - 64 / 280 * 5, 0)),  # 2.142...
+    ],
+)
 def test_power_model_splits_cancels_by_position(n: float, expected: float) -> None:
     m = PowerProb(n)
     q = m.new(6)

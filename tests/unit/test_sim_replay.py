@@ -13,8 +13,15 @@ from mmfast.sim.replay import TapeReplay
 from mmfast.tape import TAKER_BUY, TAKER_SELL, TAKER_UNKNOWN, BookEvent, TradeEvent
 
 US = 1001  # our account (the simulator's funded one)
-SPEC = MarketSpec(0, "ETH", size_decimals=4, price_decimals=2, mark_price=300_000,
-                  min_base_amount=1, min_quote_amount=0)
+SPEC = MarketSpec(
+    0,
+    "ETH",
+    size_decimals=4,
+    price_decimals=2,
+    mark_price=300_000,
+    min_base_amount=1,
+    min_quote_amount=0,
+)
 
 
 def _replay(model: object = None) -> tuple[Exchange, TapeReplay]:
@@ -22,13 +29,18 @@ def _replay(model: object = None) -> tuple[Exchange, TapeReplay]:
     return ex, TapeReplay(ex, model or RiskAverse())  # type: ignore[arg-type]
 
 
-def _snap(rp: TapeReplay, bids: tuple[tuple[int, int], ...],
-          asks: tuple[tuple[int, int], ...], t: int = 0) -> None:
+def _snap(
+    rp: TapeReplay, bids: tuple[tuple[int, int], ...], asks: tuple[tuple[int, int], ...], t: int = 0
+) -> None:
     rp.apply([BookEvent(t, 0, True, bids, asks)])
 
 
-def _delta(rp: TapeReplay, bids: tuple[tuple[int, int], ...] = (),
-           asks: tuple[tuple[int, int], ...] = (), t: int = 1) -> None:
+def _delta(
+    rp: TapeReplay,
+    bids: tuple[tuple[int, int], ...] = (),
+    asks: tuple[tuple[int, int], ...] = (),
+    t: int = 1,
+) -> None:
     rp.apply([BookEvent(t, 0, False, bids, asks)])
 
 
@@ -38,8 +50,10 @@ def _trade(rp: TapeReplay, price: int, size: int, taker: int, t: int = 1) -> Non
 
 def _ours(ex: Exchange) -> list[tuple[int, int, bool, int]]:
     """Our fills: (price, size, we sold, maker account is us)."""
-    return [(t["price"], t["size"], t["ask_account_id"] == US, t["maker_account"] == US)
-            for t in ex.fills(US)]
+    return [
+        (t["price"], t["size"], t["ask_account_id"] == US, t["maker_account"] == US)
+        for t in ex.fills(US)
+    ]
 
 
 BOOK = (((299_995, 5000), (299_990, 10_000)), ((300_005, 5000), (300_010, 10_000)))
@@ -48,13 +62,14 @@ BOOK = (((299_995, 5000), (299_990, 10_000)), ((300_005, 5000), (300_010, 10_000
 def test_the_published_book_is_the_tape_plus_ours() -> None:
     ex, rp = _replay()
     _snap(rp, *BOOK)
-    assert ex.levels(0) == ([(300_005, 5000), (300_010, 10_000)],
-                            [(299_995, 5000), (299_990, 10_000)])
+    assert ex.levels(0) == (
+        [(300_005, 5000), (300_010, 10_000)],
+        [(299_995, 5000), (299_990, 10_000)],
+    )
     ex.place_direct(US, 0, False, 299_995, 100)  # ours joins the best bid
     assert ex.levels(0)[1][0] == (299_995, 5100)
     _delta(rp, bids=((299_995, 4000), (299_980, 7)), asks=((300_010, 0),))
-    assert ex.levels(0) == ([(300_005, 5000)],
-                            [(299_995, 4100), (299_990, 10_000), (299_980, 7)])
+    assert ex.levels(0) == ([(300_005, 5000)], [(299_995, 4100), (299_990, 10_000), (299_980, 7)])
     # A snapshot replaces the tape's levels; ours stays.
     _snap(rp, ((299_990, 1),), ((300_020, 2),), t=2)
     assert ex.levels(0) == ([(300_020, 2)], [(299_995, 100), (299_990, 1)])
@@ -151,8 +166,10 @@ def test_a_crossed_tape_feed_drops_its_stale_levels() -> None:
     ex, rp = _replay()
     _snap(rp, *BOOK)
     _delta(rp, bids=((300_007, 50),))  # a bid through the tape's own asks at 300005
-    assert ex.levels(0) == ([(300_010, 10_000)],
-                            [(300_007, 50), (299_995, 5000), (299_990, 10_000)])
+    assert ex.levels(0) == (
+        [(300_010, 10_000)],
+        [(300_007, 50), (299_995, 5000), (299_990, 10_000)],
+    )
     assert rp.stats.crossed_levels_removed == 1
     assert ex.fills() == []  # the tape never trades with itself
 
@@ -168,7 +185,10 @@ def test_trades_are_published_and_an_unknown_side_is_inferred_or_skipped() -> No
     assert not bid.live
     tape = [t for t in ex.fills() if US not in (t["ask_account_id"], t["bid_account_id"])]
     assert [(t["price"], t["is_maker_ask"]) for t in tape] == [
-        (300_005, True), (300_000, True), (299_990, False)]
+        (300_005, True),
+        (300_000, True),
+        (299_990, False),
+    ]
     assert rp.stats.unknown_side_trades == 1
     assert ex.markets[0].last_trade_price == 299_995  # our fill came last
 

@@ -15,8 +15,14 @@ from mmfast.sim.units import ceil_div, div_round, fmt_fixed, parse_fixed
 
 @pytest.mark.parametrize(
     ("value", "decimals", "text"),
-    [(0, 2, "0.00"), (5, 4, "0.0005"), (235274, 2, "2352.74"), (-76_0264, 4, "-76.0264"),
-     (10_000_000, 6, "10.000000"), (42, 0, "42")],
+    [
+        (0, 2, "0.00"),
+        (5, 4, "0.0005"),
+        (235274, 2, "2352.74"),
+        (-76_0264, 4, "-76.0264"),
+        (10_000_000, 6, "10.000000"),
+        (42, 0, "42"),
+    ],
 )
 def test_fmt_fixed_matches_the_venue(value: int, decimals: int, text: str) -> None:
     assert fmt_fixed(value, decimals) == text
@@ -67,6 +73,8 @@ def test_request_counts_per_window() -> None:
     log.record("POST /api/v1/sendTx")
     assert truth.request_counts() == {"GET /api/v1/nextNonce": 2, "POST /api/v1/sendTx": 1}
     clock.advance_ms(40_000)
-    assert truth.request_counts(window_ms=60_000) == {"GET /api/v1/nextNonce": 1,
-                                                      "POST /api/v1/sendTx": 1}
+    assert truth.request_counts(window_ms=60_000) == {
+        "GET /api/v1/nextNonce": 1,
+        "POST /api/v1/sendTx": 1,
+    }
     assert truth.request_counts(window_ms=10_000) == {}

@@ -48,9 +48,15 @@ def test_reported_once_past_the_threshold_and_not_below() -> None:
     c.advance(1)
     assert w.check(c.ns) and w.stalls == 1  # reported once: the stamp moved on
     assert w.fresh_after_ns == c.ns - 1_000_000 + 200_000_000  # two stamps after the report
-    assert w.status() == {"stalls": 1, "last_stall_ms": 20000.0, "max_stall_ms": 20000.0,
-                          "lag_samples": 0, "lag_p50_ms": 0.0, "lag_p99_ms": 0.0,
-                          "lag_max_ms": 0.0}  # no timer ran: no lag sample
+    assert w.status() == {
+        "stalls": 1,
+        "last_stall_ms": 20000.0,
+        "max_stall_ms": 20000.0,
+        "lag_samples": 0,
+        "lag_p50_ms": 0.0,
+        "lag_p99_ms": 0.0,
+        "lag_max_ms": 0.0,
+    }  # no timer ran: no lag sample
 
 
 def test_threshold_is_host_time_under_a_scaled_source() -> None:
@@ -145,6 +151,7 @@ def test_lag_histogram_quantiles_and_bounded_memory() -> None:
 
 def test_the_stamp_timer_records_how_late_it_ran() -> None:
     """On a real loop at time scale 4: lag samples in host ms, a blocking call among them."""
+
     async def go() -> dict[str, Any]:
         w = StallWatch(1000, lambda ms: None, time=ScaledTime(4.0), interval_ms=100)
         w.start()

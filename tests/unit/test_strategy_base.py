@@ -35,8 +35,7 @@ from mmfast.strategy import (
     allocate_tp_sizes,
 )
 
-RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50,
-                    min_notional=0)
+RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50, min_notional=0)
 
 
 class FakeConnector:
@@ -55,12 +54,28 @@ class FakeConnector:
 
     async def stop(self, core: Any) -> None: ...
 
-    def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
-                    tif: TimeInForce, reduce_only: bool = False,
-                    expiry_ms: int = 0) -> Order:
+    def place_limit(
+        self,
+        market: int,
+        side: Side,
+        price_ticks: int,
+        size_lots: int,
+        *,
+        tif: TimeInForce,
+        reduce_only: bool = False,
+        expiry_ms: int = 0,
+    ) -> Order:
         coi = next(self.cois)
-        o = Order(coi, market, side, price_ticks, size_lots, tif=tif, reduce_only=reduce_only,
-                  expiry_ms=expiry_ms)
+        o = Order(
+            coi,
+            market,
+            side,
+            price_ticks,
+            size_lots,
+            tif=tif,
+            reduce_only=reduce_only,
+            expiry_ms=expiry_ms,
+        )
         self.orders[coi] = o
         self.calls.append(("place", side, price_ticks, size_lots, reduce_only, tif))
         return o
@@ -87,8 +102,11 @@ class FakeConnector:
 
 def make_book(bid: int = 300_000, ask: int = 300_010) -> OrderBook:
     b = OrderBook(0, 2, 4)
-    b.apply_snapshot([{"price": f"{ask / 100:.2f}", "size": "1.0000"}],
-                     [{"price": f"{bid / 100:.2f}", "size": "1.0000"}], 1)
+    b.apply_snapshot(
+        [{"price": f"{ask / 100:.2f}", "size": "1.0000"}],
+        [{"price": f"{bid / 100:.2f}", "size": "1.0000"}],
+        1,
+    )
     return b
 
 
@@ -132,11 +150,20 @@ class Harness:
         self.core = SimpleNamespace(bus=self.bus, clock=self.clock)
         self.journal: list[tuple[str, dict[str, Any]]] = []
         self.stops: list[str] = []
-        section = (self.cfg.strategy.market_making if cls is MarketMaking
-                   else self.cfg.strategy.trend_ladder)
-        self.s = cls(0, self.conn, section, risk=self.cfg.risk, rules=RULES,
-                     journal=SimpleNamespace(write=lambda k, **f: self.journal.append((k, f))),
-                     on_stop_request=self.stops.append)
+        section = (
+            self.cfg.strategy.market_making
+            if cls is MarketMaking
+            else self.cfg.strategy.trend_ladder
+        )
+        self.s = cls(
+            0,
+            self.conn,
+            section,
+            risk=self.cfg.risk,
+            rules=RULES,
+            journal=SimpleNamespace(write=lambda k, **f: self.journal.append((k, f))),
+            on_stop_request=self.stops.append,
+        )
         self.book = make_book()
 
     def start(self) -> None:
@@ -162,10 +189,12 @@ class Harness:
     def fill(self, coi: int, size: int, trade_id: int) -> None:
         o = self.conn.orders[coi]
         o.filled_lots += size
-        self.bus.publish(FillReceived(Fill(trade_id, 0, o.side, o.price_ticks, size, 0, True,
-                                           coi, None, 0)))
-        o.status = (OrderStatus.FILLED if o.filled_lots >= o.size_lots
-                    else OrderStatus.PARTIALLY_FILLED)
+        self.bus.publish(
+            FillReceived(Fill(trade_id, 0, o.side, o.price_ticks, size, 0, True, coi, None, 0))
+        )
+        o.status = (
+            OrderStatus.FILLED if o.filled_lots >= o.size_lots else OrderStatus.PARTIALLY_FILLED
+        )
         self.bus.publish(OrderUpdated(o, 0))
 
     def places(self) -> list[tuple[Any, ...]]:
@@ -184,8 +213,7 @@ def test_mm_quotes_ladder_on_book_event_through_engine() -> None:
         await h.book_event()
         places = h.places()
         # mid 300005: bids 300005-10, then -5; asks +10 widened by 10 (ask spread 20), +5.
-        bids = sorted(((p, s) for _, side, p, s, _, _ in places if side is Side.BUY),
-                      reverse=True)
+        bids = sorted(((p, s) for _, side, p, s, _, _ in places if side is Side.BUY), reverse=True)
         asks = sorted((p, s) for _, side, p, s, _, _ in places if side is Side.SELL)
         assert bids == [(299_995, 100), (299_990, 100)]
         assert asks == [(300_025, 100), (300_030, 100)]
@@ -199,12 +227,14 @@ def test_mm_quotes_ladder_on_book_event_through_engine() -> None:
         await h.book_event(make_book(300_020, 300_030))
         new = h.conn.calls[n:]
         assert new and all(c[0] == "modify" for c in new)
+
     run(go())
 
 
 def test_book_event_reaches_the_connector_inside_the_callback() -> None:
     """Book -> quote -> plan -> gate -> order call happens in the publish itself: no task,
     no loop iteration between the frame and the order calls."""
+
     async def go() -> None:
         h = Harness(MarketMaking)
         h.start()
@@ -215,12 +245,14 @@ def test_book_event_reaches_the_connector_inside_the_callback() -> None:
         h.bus.publish(BookUpdated(0, make_book(300_020, 300_030), 1))
         assert [c[0] for c in h.conn.calls] == ["modify"] * 4
         assert h.s.latency.percentiles("book>send")[0] > 0
+
     run(go())
 
 
 def test_order_events_during_a_pass_fold_into_one_more_pass() -> None:
     """The connector publishing an order event while the strategy is inside a pass (as the
     tracker does on new orders) must not re-enter requote: one more pass runs afterwards."""
+
     async def go() -> None:
         h = Harness(MarketMaking)
         h.start()
@@ -248,6 +280,7 @@ def test_order_events_during_a_pass_fold_into_one_more_pass() -> None:
         n = depth["passes"]
         await asyncio.sleep(0)
         assert depth["passes"] == n
+
     run(go())
 
 
@@ -269,6 +302,7 @@ def test_mm_one_modify_per_order_until_the_venue_shows_it() -> None:
         await h.book_event(make_book(300_100, 300_110))
         await _no_venue()
         assert len([c for c in h.conn.calls[n:] if c[0] == "modify"]) == 8
+
     run(go())
 
 
@@ -302,6 +336,7 @@ def test_venue_orders_sync_confirms_or_reverts_a_modify() -> None:
         assert 1 not in h.s.busy_cois()
         h.s.venue_orders.sync()
         assert (o.price_ticks, o.remaining_lots) == (299_900, 80)
+
     run(go())
 
 
@@ -325,6 +360,7 @@ def test_venue_orders_sync_runs_only_after_an_order_message_or_an_expired_wait()
         assert 1 not in h.s.busy_cois()
         h.s.venue_orders.sync()
         assert o.price_ticks == 299_800
+
     run(go())
 
 
@@ -350,6 +386,7 @@ def test_mm_guards_no_quotes_when_not_ready_or_out_of_sync() -> None:
         assert h.s.why_not_quote() is RiskReason.BOOK_OUT_OF_SYNC
         await h.book_event(make_book())
         assert len(h.places()) == 4
+
     run(go())
 
 
@@ -364,6 +401,7 @@ def test_mm_risk_gate_denies_before_connector() -> None:
         assert h.places() == []
         assert h.s.gate.denials.get(RiskReason.PRICE_BAND, 0) >= 4
         assert any(k == "denied" for k, _ in h.journal)
+
     run(go())
 
 
@@ -372,6 +410,7 @@ def test_mm_modify_denied_at_the_position_limit_cancels_the_order() -> None:
     lots of worst-case exposure (the old remaining may fill before the modify lands), so the
     modify is refused. When the market falls the old bids are too aggressive: cancelled.
     When it rises they rest where they are (behind the target, no risk added)."""
+
     async def go() -> None:
         h = Harness(MarketMaking)
         h.start()
@@ -395,6 +434,7 @@ def test_mm_modify_denied_at_the_position_limit_cancels_the_order() -> None:
         await h.book_event(make_book(299_960, 299_970))  # down: the old bids are too high
         assert bid_calls() and all(c[0] == "cancel" for c in bid_calls())
         assert h.s.counts["modify_to_cancel"] == len(bid_calls())
+
     run(go())
 
 
@@ -402,6 +442,7 @@ def test_fill_counts_in_the_position_until_the_venue_position_shows_it() -> None
     """A fill takes its lots off the open order at once; the position (and the gate's) must
     include it before the venue's position message does, or exposure looks smaller than it
     is in between."""
+
     async def go() -> None:
         h = Harness(MarketMaking)
         h.start()
@@ -416,6 +457,7 @@ def test_fill_counts_in_the_position_until_the_venue_position_shows_it() -> None
         h.bus.publish(PositionUpdated(Position(0, 270), 0))  # the venue shows both
         assert h.s.position_lots == 270 and h.s.venue_position_lots == 270
         assert (h.s.gate.unreported_bid_lots, h.s.gate.unreported_ask_lots) == (0, 0)
+
     run(go())
 
 
@@ -453,6 +495,7 @@ def test_a_fill_counts_through_the_trackers_republish_of_the_stale_venue_size() 
     """The tracker re-sends the venue's last size with every fill (for the PnL): that stale
     size must not erase the fill from the position, or the gate sees less exposure than
     there is and lets the position past its cap (seen in runs: 310 lots on a 300 cap)."""
+
     async def go() -> None:
         h = Harness(MarketMaking)
         h.start()
@@ -468,6 +511,7 @@ def test_a_fill_counts_through_the_trackers_republish_of_the_stale_venue_size() 
         h.bus.publish(PositionUpdated(Position(0, 300), 0))  # the venue shows it
         assert h.s.position_lots == 300 and _room(h) == (bid0 - 100, ask0 + 100)
         assert not any(k == "position_rebase" for k, _ in h.journal)
+
     run(go())
 
 
@@ -475,6 +519,7 @@ def test_a_position_message_ahead_of_its_trade_counts_once_and_checks_both_views
     """The venue's position may show a fill before its trade arrives: until then the bid side
     is checked against the venue's (larger) size, the ask side against ours; when the trade
     comes the two agree and the fill is not counted twice."""
+
     async def go() -> None:
         h = Harness(MarketMaking)
         h.start()
@@ -488,6 +533,7 @@ def test_a_position_message_ahead_of_its_trade_counts_once_and_checks_both_views
         h.bus.publish(FillReceived(Fill(7, 0, Side.BUY, 300_000, 100, 0, True, 1, None, 0)))
         assert h.s.position_lots == 300 and h.s.gate.position_lots == 300
         assert _room(h) == (bid0 - 100, ask0 + 100)
+
     run(go())
 
 
@@ -495,6 +541,7 @@ def test_a_lasting_disagreement_takes_the_venues_size_after_the_grace() -> None:
     """A venue size no fill explains (a trade lost for good, a trade not made by this bot)
     is taken after the grace, journaled; until then each side is checked against the worse
     of the two sizes."""
+
     async def go() -> None:
         h = Harness(MarketMaking)
         clock = _Time()
@@ -516,6 +563,7 @@ def test_a_lasting_disagreement_takes_the_venues_size_after_the_grace() -> None:
         recs = [f for k, f in h.journal if k == "position_rebase"]
         assert recs and recs[0]["venue"] == -50 and recs[0]["fills"] == 200
         assert (h.s.gate.unreported_bid_lots, h.s.gate.unreported_ask_lots) == (0, 0)
+
     run(go())
 
 
@@ -539,6 +587,7 @@ def test_mm_no_quotes_in_reduce_only_or_inactive_market() -> None:
         info.force_reduce_only, info.status = False, "inactive"
         await h.s.on_tick(0)
         assert h.s.why_not_quote() is RiskReason.MARKET_INACTIVE
+
     run(go())
 
 
@@ -551,6 +600,7 @@ def test_mm_pull_quotes_cancels_all() -> None:
         h.bus.publish(PullQuotes(0, "book nonce gap", 0))
         await h.settle()
         assert ("cancel_all", 0) in h.conn.calls
+
     run(go())
 
 
@@ -583,10 +633,12 @@ def test_kill_switch_pause_cancels_and_resumes_then_stop_requests_exit() -> None
         assert len(h.places()) > n
         # Action stop: the runner is asked to exit.
         from mmfast.risk import KillAction, TripReason
+
         h.s.kill.trip(TripReason.MANUAL, KillAction.STOP)
         await h.settle()
         assert h.s.kill.state is KillState.STOPPED
         assert h.stops and "kill switch" in h.stops[0]
+
     run(go())
 
 
@@ -599,8 +651,9 @@ def test_kill_switch_drawdown_from_peak_with_fees_through_strategy_pnl() -> None
         marks = {"m": 300_000}
         h.s.mark_price = lambda: marks["m"]  # type: ignore[method-assign]
         # Long 10000 lots (1 ETH) at 2999.95 (1 tick x 1 lot = 1e-6 USDC), fee 5 USDC.
-        h.bus.publish(FillReceived(Fill(1, 0, Side.BUY, 299_995, 10_000, 5_000_000, True, 1,
-                                        None, 0)))
+        h.bus.publish(
+            FillReceived(Fill(1, 0, Side.BUY, 299_995, 10_000, 5_000_000, True, 1, None, 0))
+        )
         await h.s.on_tick(0)
         assert h.s.kill.state is KillState.ARMED
         # Up 200 USDC: the peak moves up.
@@ -616,6 +669,7 @@ def test_kill_switch_drawdown_from_peak_with_fees_through_strategy_pnl() -> None
         assert h.s.kill.state is KillState.PAUSED
         assert h.s.kill.reason.value == "drawdown"
         assert ("cancel_all", 0) in h.conn.calls
+
     run(go())
 
 
@@ -630,17 +684,20 @@ def test_kill_switch_counts_funding_from_the_venue_position() -> None:
         await h.s.on_tick(0)
         assert h.s.pnl_micro() == 0 and h.s.kill.state is KillState.ARMED
         # Funding received raises PnL (and the peak) with no fill and no price move.
-        h.bus.publish(PositionUpdated(Position(0, 10_000, Fraction(300_000),
-                                               funding_paid=-20_000_000), 0))
+        h.bus.publish(
+            PositionUpdated(Position(0, 10_000, Fraction(300_000), funding_paid=-20_000_000), 0)
+        )
         await h.s.on_tick(0)
         assert h.s.pnl_micro() == 20_000_000
         # Then 101 USDC paid out in total: 121 below the peak, over the 100 USDC limit.
-        h.bus.publish(PositionUpdated(Position(0, 10_000, Fraction(300_000),
-                                               funding_paid=101_000_000), 0))
+        h.bus.publish(
+            PositionUpdated(Position(0, 10_000, Fraction(300_000), funding_paid=101_000_000), 0)
+        )
         await h.s.on_tick(0)
         await h.settle()
         assert h.s.pnl_micro() == -101_000_000
         assert h.s.kill.state is KillState.PAUSED and h.s.kill.reason.value == "drawdown"
+
     run(go())
 
 
@@ -670,12 +727,14 @@ max_drawdown_usdc = 100.0
         h.s._update_model()
         assert h.s.sigma == pytest.approx(h.s.vol.sigma)
         assert h.s.engine.params.sigma == pytest.approx(h.s.vol.sigma)
+
     run(go())
 
 
 def test_estimators_recover_known_values() -> None:
     v = VolatilityEstimator(1e6)
     import random
+
     rng = random.Random(7)
     m = 2_000_000
     for i in range(5000):
@@ -691,25 +750,31 @@ def test_estimators_recover_known_values() -> None:
 
 
 # ------------------------------------------------------------------ trend ladder / TPs
-@pytest.mark.parametrize(("exposures", "current", "min_size", "sizes", "carried"), [
-    ([100], [0], 50, [100], 0),
-    ([30], [0], 50, [0], 30),  # below min: carried, never a size-0 TP
-    ([30, 30], [0, 0], 50, [0, 60], 0),  # carried onto the next level
-    ([100, 30], [100, 0], 50, [130, 0], 0),  # trailing carry onto the last TP
-    ([150], [100], 50, [150], 0),  # modified up as fills arrive
-    ([120, 20], [120, 0], 50, [140, 0], 0),
-    ([10], [10], 50, [10], 0),  # a partly filled TP below min keeps its size
-    ([40], [10], 50, [10], 30),  # cannot modify to 40 (< min): carry 30
-    ([0, 100], [0, 0], 50, [0, 100], 0),
-])
-def test_tp_allocation_table(exposures: list[int], current: list[int], min_size: int,
-                             sizes: list[int], carried: int) -> None:
+@pytest.mark.parametrize(
+    ("exposures", "current", "min_size", "sizes", "carried"),
+    [
+        ([100], [0], 50, [100], 0),
+        ([30], [0], 50, [0], 30),  # below min: carried, never a size-0 TP
+        ([30, 30], [0, 0], 50, [0, 60], 0),  # carried onto the next level
+        ([100, 30], [100, 0], 50, [130, 0], 0),  # trailing carry onto the last TP
+        ([150], [100], 50, [150], 0),  # modified up as fills arrive
+        ([120, 20], [120, 0], 50, [140, 0], 0),
+        ([10], [10], 50, [10], 0),  # a partly filled TP below min keeps its size
+        ([40], [10], 50, [10], 30),  # cannot modify to 40 (< min): carry 30
+        ([0, 100], [0, 0], 50, [0, 100], 0),
+    ],
+)
+def test_tp_allocation_table(
+    exposures: list[int], current: list[int], min_size: int, sizes: list[int], carried: int
+) -> None:
     assert allocate_tp_sizes(exposures, current, min_size) == (sizes, carried)
 
 
 @settings(derandomize=True, max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 500)), min_size=1, max_size=8),
-       st.integers(1, 200))
+@given(
+    st.lists(st.tuples(st.integers(0, 500), st.integers(0, 500)), min_size=1, max_size=8),
+    st.integers(1, 200),
+)
 def test_tp_allocation_invariant(pairs: list[tuple[int, int]], min_size: int) -> None:
     exposures = [e for e, _ in pairs]
     current = [min(c, e) for e, c in pairs]
@@ -722,7 +787,8 @@ def test_tp_allocation_invariant(pairs: list[tuple[int, int]], min_size: int) ->
 
 
 def test_trend_ladder_entries_tps_partial_fills_and_crossing(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # On the logger itself: an earlier test may have stopped mmfast's tree propagating.
     tp_log = logging.getLogger("mmfast.strategy.tp")
     tp_log.addHandler(caplog.handler)
@@ -734,8 +800,10 @@ def test_trend_ladder_entries_tps_partial_fills_and_crossing(
         h.s.forced_trend = 1
         await h.book_event()
         entries = h.places()
-        assert [(c[1], c[2], c[3]) for c in entries] == [(Side.BUY, 299_999, 100),
-                                                        (Side.BUY, 299_989, 100)]
+        assert [(c[1], c[2], c[3]) for c in entries] == [
+            (Side.BUY, 299_999, 100),
+            (Side.BUY, 299_989, 100),
+        ]
         h.open_all()
         e1 = 1
         # Partial fill below the minimum size: no TP yet (a size-0 TP is never sent).
@@ -753,11 +821,22 @@ def test_trend_ladder_entries_tps_partial_fills_and_crossing(
         # The status lists the level with its TP; the logs give prices and sizes as the venue
         # prints them (2 price and 4 size decimals), not in ticks and lots.
         assert h.s.status()["tp_levels"] == [
-            {"side": "BUY", "price": 299_999, "filled": 60, "exposure": 60,
-             "tp_price": 300_029, "tp_lots": 60, "retries": 0, "gave_up": False}]
+            {
+                "side": "BUY",
+                "price": 299_999,
+                "filled": 60,
+                "exposure": 60,
+                "tp_price": 300_029,
+                "tp_lots": 60,
+                "retries": 0,
+                "gave_up": False,
+            }
+        ]
         logs = caplog.text
-        assert ("tp submit intent: side=SELL size=0.0060 entry=2999.99 target=3000.29 "
-                "post_only=True reduce_only=True bid=3000.00 ask=3000.10 retry=0") in logs
+        assert (
+            "tp submit intent: side=SELL size=0.0060 entry=2999.99 target=3000.29 "
+            "post_only=True reduce_only=True bid=3000.00 ask=3000.10 retry=0"
+        ) in logs
         assert f"tp placed: coi={tp1} side=SELL size=0.0060 price=3000.29 entry_coi=1" in logs
         # More fill: the TP is modified up, never a second TP for the same level.
         h.fill(e1, 40, 3)
@@ -789,6 +868,7 @@ def test_trend_ladder_entries_tps_partial_fills_and_crossing(
         assert any(k == "tp_gave_up" for k, _ in h.journal)
         assert "after 2 retries (crossing), 0.0050 uncovered" in caplog.text
         assert h.s.status()["tp_levels"][0]["gave_up"] is True
+
     try:
         run(go())
     finally:
@@ -805,12 +885,14 @@ def test_trend_ladder_signal_from_emas() -> None:
         for m in (1000, 980, 960, 940, 920, 900):
             h.s.sample(float(m))
         assert h.s.trend == -1
+
     run(go())
 
 
 def test_a_kill_switch_passed_in_gets_the_strategys_hooks() -> None:
     async def go() -> None:
         from mmfast.risk import KillAction, KillSwitch, KillSwitchLimits, TripReason
+
         h = Harness(MarketMaking)
         foreign: list[TripReason] = []
         ks = KillSwitch(KillSwitchLimits(max_drawdown=100), on_trip=lambda a, r: foreign.append(r))
@@ -823,6 +905,7 @@ def test_a_kill_switch_passed_in_gets_the_strategys_hooks() -> None:
         assert foreign == []  # replaced by the strategy's
         assert ("cancel_all", 0) in h.conn.calls and h.stops
         assert any(k == "kill_switch" for k, _ in h.journal)
+
     run(go())
 
 
@@ -838,8 +921,9 @@ def test_a_failed_order_call_says_why_in_the_journal() -> None:
         h.start()
         await h.book_event()
         errs = [f for k, f in h.journal if k == "send_error"]
-        assert errs and errs[0]["error"] == ("OrderEntryError: connector not ready: "
-                                             "orders:nonce: nonce refresh pending")
+        assert errs and errs[0]["error"] == (
+            "OrderEntryError: connector not ready: orders:nonce: nonce refresh pending"
+        )
         assert h.s.counts["send_errors"] == len(errs)
 
     asyncio.run(body())
@@ -850,6 +934,7 @@ def test_lots_an_order_shows_filled_stay_exposure_until_their_fill_arrives() -> 
     moves the position: the order's remaining no longer holds those lots and the position
     does not yet. The gate keeps counting them until the fill arrives (a trend-ladder run
     once reached 50 lots over its position limit, the likely way being that gap)."""
+
     async def go() -> None:
         h = Harness(MarketMaking)
         h.start()
@@ -858,8 +943,11 @@ def test_lots_an_order_shows_filled_stay_exposure_until_their_fill_arrives() -> 
         g = h.s.gate
 
         def counted_beyond_orders() -> int:
-            live = sum(o.remaining_lots for o in h.s.orders.values()
-                       if o.side is Side.BUY and not o.reduce_only)
+            live = sum(
+                o.remaining_lots
+                for o in h.s.orders.values()
+                if o.side is Side.BUY and not o.reduce_only
+            )
             return int(g.open_bid_lots) - live
 
         buys = [o for o in h.conn.orders.values() if o.side is Side.BUY]
@@ -873,19 +961,38 @@ def test_lots_an_order_shows_filled_stay_exposure_until_their_fill_arrives() -> 
         b.status = OrderStatus.PARTIALLY_FILLED
         h.bus.publish(OrderUpdated(b, 0))
         assert counted_beyond_orders() == a.size_lots + 60
-        h.bus.publish(FillReceived(Fill(1, 0, Side.BUY, a.price_ticks, a.size_lots, 0, True,
-                                        a.client_order_index, None, 0)))
+        h.bus.publish(
+            FillReceived(
+                Fill(
+                    1,
+                    0,
+                    Side.BUY,
+                    a.price_ticks,
+                    a.size_lots,
+                    0,
+                    True,
+                    a.client_order_index,
+                    None,
+                    0,
+                )
+            )
+        )
         assert g.position_lots == a.size_lots and counted_beyond_orders() == 60
-        h.bus.publish(FillReceived(Fill(2, 0, Side.BUY, b.price_ticks, 60, 0, True,
-                                        b.client_order_index, None, 0)))
+        h.bus.publish(
+            FillReceived(
+                Fill(2, 0, Side.BUY, b.price_ticks, 60, 0, True, b.client_order_index, None, 0)
+            )
+        )
         assert g.position_lots == a.size_lots + 60 and counted_beyond_orders() == 0
         assert h.s._unreported == {} and a.client_order_index not in h.s._fill_lots
+
     run(go())
 
 
 def test_every_order_the_strategies_place_is_post_only() -> None:
     """What a maker-only key may send (docs/strategies.md): both strategies place post-only
     orders only (entries, take-profits and their re-placements, quotes)."""
+
     async def go() -> list[tuple[Any, ...]]:
         calls: list[tuple[Any, ...]] = []
         for trend in (1, -1):
@@ -899,8 +1006,9 @@ def test_every_order_the_strategies_place_is_post_only() -> None:
             h.open_all()
             tp = next(o for o in h.conn.orders.values() if o.reduce_only)
             # The book moves through the TP, which the venue cancels for crossing: re-placed.
-            await h.book_event(make_book(300_040, 300_050) if trend > 0
-                               else make_book(299_950, 299_960))
+            await h.book_event(
+                make_book(300_040, 300_050) if trend > 0 else make_book(299_950, 299_960)
+            )
             tp.status, tp.cancel_reason = OrderStatus.CANCELED, "canceled-post-only"
             h.bus.publish(OrderUpdated(tp, 0))
             await h.settle()
@@ -954,14 +1062,37 @@ def test_market_records_from_the_tick_four_a_second() -> None:
             if sum(1 for k, _ in h.journal if k == "market") > n:
                 written.append(i / 10)
             t.ns += 100_000_000
-        assert written == pytest.approx([0, .2, .5, .7, 1, 1.2, 1.5, 1.7, 2, 2.2, 2.5, 2.7])
+        assert written == pytest.approx([0, 0.2, 0.5, 0.7, 1, 1.2, 1.5, 1.7, 2, 2.2, 2.5, 2.7])
         r = [f for k, f in h.journal if k == "market"][-1]
         bids, asks = h.s.live_quotes()
-        assert {k: r[k] for k in ("in_sync", "bid", "ask", "bid_size", "ask_size", "mid",
-                                  "bid_px", "ask_px", "mid_px", "mark", "mark_px")} == {
-            "in_sync": True, "bid": 300_000, "ask": 300_010, "bid_size": 10_000,
-            "ask_size": 10_000, "mid": 300_005, "bid_px": "3000.00", "ask_px": "3000.10",
-            "mid_px": "3000.050", "mark": 300_005, "mark_px": "3000.05"}
+        assert {
+            k: r[k]
+            for k in (
+                "in_sync",
+                "bid",
+                "ask",
+                "bid_size",
+                "ask_size",
+                "mid",
+                "bid_px",
+                "ask_px",
+                "mid_px",
+                "mark",
+                "mark_px",
+            )
+        } == {
+            "in_sync": True,
+            "bid": 300_000,
+            "ask": 300_010,
+            "bid_size": 10_000,
+            "ask_size": 10_000,
+            "mid": 300_005,
+            "bid_px": "3000.00",
+            "ask_px": "3000.10",
+            "mid_px": "3000.050",
+            "mark": 300_005,
+            "mark_px": "3000.05",
+        }
         assert (r["our_bid"], r["our_bid_size"], r["our_bids"]) == (*bids[0], len(bids))
         assert r["our_bid_lots"] == sum(s for _, s in bids) and r["our_ask"] == asks[0][0]
         assert (r["position"], r["position_qty"]) == (40, "0.0040")

@@ -59,22 +59,47 @@ def test_latency_stats_rings_and_percentiles() -> None:
 
 
 def _strategy_status() -> dict:
-    return {"strategy": "market_making", "book": {"bid": 300_000, "bid_size": 450,
-                                                   "ask": 300_010, "ask_size": 200},
-            "bids": [(299_990, 100), (299_980, 150)], "asks": [(300_020, 100)],
-            "position_lots": -50, "pnl_usdc": 0.25, "fees_usdc": 0.01, "fills": 3,
-            "filled_lots": 250, "orders_open": 3, "inflight": 0,
-            "counts": {"placed": 5, "modified": 2, "cancelled": 1, "rejected": 0, "denied": 4,
-                       "send_errors": 0, "cancel_alls": 0},
-            "denials": {"ORDER_RATE": 4}, "kill_switch": {"state": "armed", "trips": 0},
-            "guard": "OK", "latency": {"book>quote": {"n": 10, "p50_us": 120.0,
-                                                      "p99_us": 800.0}}}
+    return {
+        "strategy": "market_making",
+        "book": {"bid": 300_000, "bid_size": 450, "ask": 300_010, "ask_size": 200},
+        "bids": [(299_990, 100), (299_980, 150)],
+        "asks": [(300_020, 100)],
+        "position_lots": -50,
+        "pnl_usdc": 0.25,
+        "fees_usdc": 0.01,
+        "fills": 3,
+        "filled_lots": 250,
+        "orders_open": 3,
+        "inflight": 0,
+        "counts": {
+            "placed": 5,
+            "modified": 2,
+            "cancelled": 1,
+            "rejected": 0,
+            "denied": 4,
+            "send_errors": 0,
+            "cancel_alls": 0,
+        },
+        "denials": {"ORDER_RATE": 4},
+        "kill_switch": {"state": "armed", "trips": 0},
+        "guard": "OK",
+        "latency": {"book>quote": {"n": 10, "p50_us": 120.0, "p99_us": 800.0}},
+    }
 
 
 def test_status_lines_in_human_units() -> None:
-    snap = {"elapsed_s": 12.3, "symbol": "ETH", "market": 0, "mode": "sim",
-            "price_decimals": 2, "size_decimals": 4, "strategy": _strategy_status(),
-            "order_latency": {}, "ready": False, "not_ready_reason": "book:0: no snapshot"}
+    snap = {
+        "elapsed_s": 12.3,
+        "symbol": "ETH",
+        "market": 0,
+        "mode": "sim",
+        "price_decimals": 2,
+        "size_decimals": 4,
+        "strategy": _strategy_status(),
+        "order_latency": {},
+        "ready": False,
+        "not_ready_reason": "book:0: no snapshot",
+    }
     lines = render_status(snap)
     text = "\n".join(lines)
     assert "book 0.0450@3000.00 | 3000.10x0.0200" in text
@@ -92,47 +117,99 @@ def test_status_lines_in_human_units() -> None:
 
 
 def test_summary_lines() -> None:
-    s = {"elapsed_s": 5.2, "symbol": "ETH", "market": 0, "mode": "sim", "price_decimals": 2,
-         "size_decimals": 4, "strategy": _strategy_status(), "order_latency": {},
-         "stop_reason": "SIGTERM", "orders_left": 0, "exit_code": 0, "journal": "/x/j.jsonl"}
+    s = {
+        "elapsed_s": 5.2,
+        "symbol": "ETH",
+        "market": 0,
+        "mode": "sim",
+        "price_decimals": 2,
+        "size_decimals": 4,
+        "strategy": _strategy_status(),
+        "order_latency": {},
+        "stop_reason": "SIGTERM",
+        "orders_left": 0,
+        "exit_code": 0,
+        "journal": "/x/j.jsonl",
+    }
     text = "\n".join(render_summary(s))
-    for part in ("=== mmfast run summary ===", "fills        3  volume 0.0250",
-                 "(stop: SIGTERM)", "risk denials ORDER_RATE 4",
-                 "shutdown     orders left open: 0", "exit code    0", "journal      /x/j.jsonl"):
+    for part in (
+        "=== mmfast run summary ===",
+        "fills        3  volume 0.0250",
+        "(stop: SIGTERM)",
+        "risk denials ORDER_RATE 4",
+        "shutdown     orders left open: 0",
+        "exit code    0",
+        "journal      /x/j.jsonl",
+    ):
         assert part in text
     s["orders_left"] = None
     assert "orders left open: unknown" in "\n".join(render_summary(s))
 
 
 def test_summary_signer_line() -> None:
-    s = {"elapsed_s": 5.2, "symbol": "ETH", "market": 0, "mode": "sim", "price_decimals": 2,
-         "size_decimals": 4, "strategy": _strategy_status(), "order_latency": {},
-         "stop_reason": "SIGTERM", "orders_left": 0, "exit_code": 0, "journal": None,
-         "signer": {"kind": "native", "signed": 90, "failed": 0, "size": 256, "ready": 250,
-                    "pooled": 88, "fresh": 2}}
+    s = {
+        "elapsed_s": 5.2,
+        "symbol": "ETH",
+        "market": 0,
+        "mode": "sim",
+        "price_decimals": 2,
+        "size_decimals": 4,
+        "strategy": _strategy_status(),
+        "order_latency": {},
+        "stop_reason": "SIGTERM",
+        "orders_left": 0,
+        "exit_code": 0,
+        "journal": None,
+        "signer": {
+            "kind": "native",
+            "signed": 90,
+            "failed": 0,
+            "size": 256,
+            "ready": 250,
+            "pooled": 88,
+            "fresh": 2,
+        },
+    }
     text = "\n".join(render_summary(s))
-    assert ("signer       native  signed 90  failed 0  nonce pool 256 (ready 250): pooled 88"
-            "  fresh 2") in text
+    assert (
+        "signer       native  signed 90  failed 0  nonce pool 256 (ready 250): pooled 88  fresh 2"
+    ) in text
     s["signer"] = {"kind": "official", "signed": 7, "failed": 1}
     text = "\n".join(render_summary(s))
     assert "signer       official  signed 7  failed 1" in text and "nonce pool" not in text
 
 
 def test_summary_and_status_show_the_loop_placement_as_applied() -> None:
-    s = {"elapsed_s": 5.2, "symbol": "ETH", "market": 0, "mode": "sim", "price_decimals": 2,
-         "size_decimals": 4, "strategy": _strategy_status(), "order_latency": {},
-         "stop_reason": "SIGTERM", "orders_left": 0, "exit_code": 0, "journal": None,
-         "placement": {"cpu": 1, "threads_moved": 5, "other_cpus": [0], "busy_poll": False,
-                       "polls_per_s": 512_000.0}}
-    want = ("loop pinned to CPU 1 (5 other threads on CPUs 0), busy poll stopped "
-            "(512k polls/s)")
+    s = {
+        "elapsed_s": 5.2,
+        "symbol": "ETH",
+        "market": 0,
+        "mode": "sim",
+        "price_decimals": 2,
+        "size_decimals": 4,
+        "strategy": _strategy_status(),
+        "order_latency": {},
+        "stop_reason": "SIGTERM",
+        "orders_left": 0,
+        "exit_code": 0,
+        "journal": None,
+        "placement": {
+            "cpu": 1,
+            "threads_moved": 5,
+            "other_cpus": [0],
+            "busy_poll": False,
+            "polls_per_s": 512_000.0,
+        },
+    }
+    want = "loop pinned to CPU 1 (5 other threads on CPUs 0), busy poll stopped (512k polls/s)"
     assert f"placement    {want}" in render_summary(s)
     assert f"  {want}" in render_status(s)
     s["placement"] = {"busy_poll": True, "polls_per_s": 2_000.0}  # busy poll alone
     assert "placement    busy poll on (2k polls/s)" in render_summary(s)
     s["placement"] = {}  # neither set: no line
-    assert not any("placement" in x or "busy poll" in x
-                   for x in render_summary(s) + render_status(s))
+    assert not any(
+        "placement" in x or "busy poll" in x for x in render_summary(s) + render_status(s)
+    )
 
 
 def test_latency_histograms_count_every_sample_beyond_the_rings() -> None:

@@ -9,8 +9,7 @@ from mmfast.core.types import Order, OrderStatus, Side
 from mmfast.risk import MarketRules
 from mmfast.strategy.venue_orders import MODIFY_WAIT_NS, VenueOrders
 
-RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50,
-                    min_notional=0)
+RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50, min_notional=0)
 
 
 def _setup() -> tuple[VenueOrders, Order, dict[str, str], SimpleNamespace, list[int]]:

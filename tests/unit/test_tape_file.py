@@ -26,51 +26,96 @@ WALL0 = 1_790_000_000_000_000_000
 MONO0 = 5_000_000_000
 
 
-def _book(market: int, typ: str, nonce: int, begin: int, bids: list[tuple[str, str]],
-          asks: list[tuple[str, str]]) -> bytes:
+def _book(
+    market: int,
+    typ: str,
+    nonce: int,
+    begin: int,
+    bids: list[tuple[str, str]],
+    asks: list[tuple[str, str]],
+) -> bytes:
     lv = lambda xs: [{"price": p, "size": s} for p, s in xs]  # noqa: E731
-    return orjson.dumps({"channel": f"order_book:{market}", "offset": nonce,
-                         "order_book": {"code": 0, "asks": lv(asks), "bids": lv(bids),
-                                        "offset": nonce, "nonce": nonce,
-                                        "begin_nonce": begin},
-                         "timestamp": 1, "type": f"{typ}/order_book"})
+    return orjson.dumps(
+        {
+            "channel": f"order_book:{market}",
+            "offset": nonce,
+            "order_book": {
+                "code": 0,
+                "asks": lv(asks),
+                "bids": lv(bids),
+                "offset": nonce,
+                "nonce": nonce,
+                "begin_nonce": begin,
+            },
+            "timestamp": 1,
+            "type": f"{typ}/order_book",
+        }
+    )
 
 
 def _trade(market: int, price: str, size: str, maker_ask: bool, tid: int) -> bytes:
-    return orjson.dumps({"channel": f"trade:{market}", "liquidation_trades": [], "nonce": 1,
-                         "trades": [{"trade_id": tid, "market_id": market, "price": price,
-                                     "size": size, "is_maker_ask": maker_ask}],
-                         "type": "update/trade"})
+    return orjson.dumps(
+        {
+            "channel": f"trade:{market}",
+            "liquidation_trades": [],
+            "nonce": 1,
+            "trades": [
+                {
+                    "trade_id": tid,
+                    "market_id": market,
+                    "price": price,
+                    "size": size,
+                    "is_maker_ask": maker_ask,
+                }
+            ],
+            "type": "update/trade",
+        }
+    )
 
 
 def _stats(market: int, mark: str) -> bytes:
-    return orjson.dumps({"channel": f"market_stats:{market}", "timestamp": 1,
-                         "type": "update/market_stats",
-                         "market_stats": {"market_id": market, "mark_price": mark,
-                                          "index_price": mark}})
+    return orjson.dumps(
+        {
+            "channel": f"market_stats:{market}",
+            "timestamp": 1,
+            "type": "update/market_stats",
+            "market_stats": {"market_id": market, "mark_price": mark, "index_price": mark},
+        }
+    )
 
 
 def _writer(path: Path) -> TapeWriter:
-    return TapeWriter(path, (ETH, BTC), source={"test": True}, start_wall_ns=WALL0,
-                      start_mono_ns=MONO0)
+    return TapeWriter(
+        path, (ETH, BTC), source={"test": True}, start_wall_ns=WALL0, start_mono_ns=MONO0
+    )
 
 
 def _sample(path: Path, end: bool = True) -> None:
     w = _writer(path)
-    w.message(WALL0, MONO0, _book(0, "subscribed", 100, 0, [("2999.90", "1.5")],
-                                  [("3000.10", "2"), ("3000.20", "0.0050")]))
+    w.message(
+        WALL0,
+        MONO0,
+        _book(
+            0, "subscribed", 100, 0, [("2999.90", "1.5")], [("3000.10", "2"), ("3000.20", "0.0050")]
+        ),
+    )
     # trade history of a subscribe: not events of the tape
-    w.message(WALL0, MONO0 + 1, orjson.dumps({"channel": "trade:0", "type": "subscribed/trade",
-                                              "trades": [], "nonce": 1}))
+    w.message(
+        WALL0,
+        MONO0 + 1,
+        orjson.dumps({"channel": "trade:0", "type": "subscribed/trade", "trades": [], "nonce": 1}),
+    )
     w.message(WALL0, MONO0 + 1_000_000, _trade(0, "3000.10", "0.2500", True, 7))
-    w.message(WALL0, MONO0 + 2_000_000, _book(0, "update", 103, 100, [],
-                                              [("3000.10", "1.7500")]))
+    w.message(WALL0, MONO0 + 2_000_000, _book(0, "update", 103, 100, [], [("3000.10", "1.7500")]))
     w.message(WALL0, MONO0 + 3_000_000, _stats(0, "3000.00"))
     w.message(WALL0, MONO0 + 4_000_000, _trade(0, "2999.90", "0.0100", False, 8))
     w.gap(WALL0, MONO0 + 5_000_000, "stream down: test", (0, 1))
     w.message(WALL0, MONO0 + 6_000_000, _book(0, "update", 104, 103, [("2999.80", "1")], []))
-    w.message(WALL0, MONO0 + 7_000_000, _book(0, "subscribed", 200, 0, [("2999.70", "1")],
-                                              [("3000.30", "1")]))
+    w.message(
+        WALL0,
+        MONO0 + 7_000_000,
+        _book(0, "subscribed", 200, 0, [("2999.70", "1")], [("3000.30", "1")]),
+    )
     if end:
         w.close(WALL0, MONO0 + 8_000_000, "SIGINT")
     else:
@@ -119,8 +164,10 @@ def test_nonce_chain_break_is_a_gap(tmp_path: Path) -> None:
     assert [e.kind for e in evs] == ["book", "gap", "book", "book"]
     assert isinstance(evs[1], GapEvent) and "nonce chain broken at 11" in evs[1].reason
     assert evs[3] == BookEvent(WALL0 + 4, 0, False, ((100, 50000),), ())
-    assert tape.stats.skipped == {"book delta breaking the nonce chain": 1,
-                                  "book delta while out of sync": 1}
+    assert tape.stats.skipped == {
+        "book delta breaking the nonce chain": 1,
+        "book delta while out of sync": 1,
+    }
 
 
 def test_crash_without_end_record_reads_to_the_last_frame(tmp_path: Path) -> None:
@@ -143,7 +190,7 @@ def test_truncated_last_record_is_detected_not_a_crash(tmp_path: Path) -> None:
         tape = open_tape(q)
         evs = list(tape.events())
         assert tape.stats.truncated
-        assert evs == full[:len(evs)]
+        assert evs == full[: len(evs)]
 
 
 def test_corrupt_frame_is_a_clear_error(tmp_path: Path) -> None:
@@ -161,7 +208,7 @@ def test_malformed_records_are_counted_and_skipped(tmp_path: Path) -> None:
     p = tmp_path / "t.tape"
     w = _writer(p)
     w.message(WALL0, MONO0, _book(0, "subscribed", 10, 0, [("1.00", "1")], [("2.00", "1")]))
-    w._write(b'not json\n')
+    w._write(b"not json\n")
     w._write(b'["m", 1]\n')
     w.message(WALL0, MONO0 + 1, b'{"type":"update/trade","trades":[{"market_id":0}]}')
     w.message(WALL0, MONO0 + 2, _book(0, "update", 11, 10, [("1.001", "1")], []))  # 3 decimals
@@ -171,8 +218,12 @@ def test_malformed_records_are_counted_and_skipped(tmp_path: Path) -> None:
     evs = list(tape.events())
     assert [e.kind for e in evs] == ["book", "gap"]
     assert "malformed book message" in evs[1].reason  # type: ignore[union-attr]
-    assert tape.stats.skipped == {"malformed record": 2, "malformed trade": 1,
-                                  "malformed book message": 1, "ping message": 1}
+    assert tape.stats.skipped == {
+        "malformed record": 2,
+        "malformed trade": 1,
+        "malformed book message": 1,
+        "ping message": 1,
+    }
 
 
 def test_not_a_tape_and_versions(tmp_path: Path) -> None:
@@ -185,15 +236,30 @@ def test_not_a_tape_and_versions(tmp_path: Path) -> None:
     import zstandard
 
     v2 = tmp_path / "v2.tape"
-    v2.write_bytes(zstandard.ZstdCompressor().compress(
-        orjson.dumps({"format": "mmfast-tape", "version": 2}) + b"\n"))
+    v2.write_bytes(
+        zstandard.ZstdCompressor().compress(
+            orjson.dumps({"format": "mmfast-tape", "version": 2}) + b"\n"
+        )
+    )
     with pytest.raises(TapeError, match="version 2 is not supported"):
         read_mmfast_header(v2)
     nomk = tmp_path / "nomk.tape"
-    nomk.write_bytes(zstandard.ZstdCompressor().compress(orjson.dumps(
-        {"format": "mmfast-tape", "version": 1, "start_wall_ns": 1, "start_mono_ns": 1,
-         "markets": [{"market_id": 0, "symbol": "ETH", "price_decimals": "2",
-                      "size_decimals": 4}]}) + b"\n"))
+    nomk.write_bytes(
+        zstandard.ZstdCompressor().compress(
+            orjson.dumps(
+                {
+                    "format": "mmfast-tape",
+                    "version": 1,
+                    "start_wall_ns": 1,
+                    "start_mono_ns": 1,
+                    "markets": [
+                        {"market_id": 0, "symbol": "ETH", "price_decimals": "2", "size_decimals": 4}
+                    ],
+                }
+            )
+            + b"\n"
+        )
+    )
     with pytest.raises(TapeError, match="price_decimals must be an integer"):
         read_mmfast_header(nomk)
 
@@ -210,8 +276,12 @@ def test_a_tape_is_never_overwritten(tmp_path: Path) -> None:
 def test_messages_with_newlines_stay_one_record(tmp_path: Path) -> None:
     p = tmp_path / "t.tape"
     w = _writer(p)
-    w.message(WALL0, MONO0, b'{"type":"update/market_stats",\n"market_stats":{"market_id":0,'
-              b'"mark_price":"3000.00","index_price":"3000.00"}}')
+    w.message(
+        WALL0,
+        MONO0,
+        b'{"type":"update/market_stats",\n"market_stats":{"market_id":0,'
+        b'"mark_price":"3000.00","index_price":"3000.00"}}',
+    )
     w.close(WALL0, MONO0 + 1, "done")
     assert list(open_tape(p).events()) == [StatsEvent(WALL0, 0, 300000, 300000)]
 
@@ -228,8 +298,10 @@ def test_one_market_is_read_alone(tmp_path: Path) -> None:
     w.close(WALL0, MONO0 + 6, "done")
     tape = open_tape(p, only=0)
     assert tape.info.markets == (ETH,)
-    assert [(e.kind, e.market if e.kind != "gap" else e.markets)  # type: ignore[union-attr]
-            for e in tape.events()] == [("book", 0), ("gap", (0,)), ("trade", 0)]
+    assert [
+        (e.kind, e.market if e.kind != "gap" else e.markets)  # type: ignore[union-attr]
+        for e in tape.events()
+    ] == [("book", 0), ("gap", (0,)), ("trade", 0)]
     assert tape.stats.skipped == {"another market's message (not read)": 2}
     with pytest.raises(TapeError, match=r"no market 7 \(it has 0=ETH, 1=BTC\)"):
         open_tape(p, only=7)

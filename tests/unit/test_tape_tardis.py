@@ -85,19 +85,22 @@ def test_malformed_rows_are_counted_and_skipped(tmp_path: Path) -> None:
     assert tape.stats.skipped == {"malformed book row": 4}
 
 
-def test_more_decimals_than_inferred_is_a_clear_error(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_more_decimals_than_inferred_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The decimals come from the first rows (4 here): a later row with more is refused.
     monkeypatch.setattr("mmfast.tape.tardis._SAMPLE_ROWS", 4)
     rows = [*BOOK[1:5], (50, False, "ask", "3000.125", "1")]
     b = write_book(tmp_path / "b.csv", rows)
-    with pytest.raises(TapeError, match=r"b\.csv:6: price '3000.125' has more than 1 decimals"
-                                        r".*--price-decimals"):
+    with pytest.raises(
+        TapeError,
+        match=r"b\.csv:6: price '3000.125' has more than 1 decimals"
+        r".*--price-decimals",
+    ):
         list(open_tape(b).events())
     # Told the market's decimals, the same file reads.
     tape = open_tape(b, price_decimals=3, size_decimals=3)
-    assert list(tape.events())[-1] == BookEvent((T0 + 50) * 1000, 0, False, (),
-                                                ((3000125, 1000),))
+    assert list(tape.events())[-1] == BookEvent((T0 + 50) * 1000, 0, False, (), ((3000125, 1000),))
 
 
 def test_one_symbol_and_exact_micro_usdc(tmp_path: Path) -> None:
@@ -108,8 +111,13 @@ def test_one_symbol_and_exact_micro_usdc(tmp_path: Path) -> None:
     with pytest.raises(TapeError, match="> 6"):
         open_tape(b, price_decimals=4, size_decimals=4)
     with pytest.raises(TapeError, match="at most one trades"):
-        open_tape([b, write_trades(tmp_path / "t1.csv", TRADES),
-                   write_trades(tmp_path / "t2.csv", TRADES)])
+        open_tape(
+            [
+                b,
+                write_trades(tmp_path / "t1.csv", TRADES),
+                write_trades(tmp_path / "t2.csv", TRADES),
+            ]
+        )
     other = tmp_path / "o.csv"
     other.write_text("a,b,c\n1,2,3\n")
     with pytest.raises(TapeError, match="neither an mmfast tape"):

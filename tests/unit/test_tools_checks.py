@@ -52,7 +52,8 @@ def test_every_compiled_module_listed_from_the_sources(monkeypatch: pytest.Monke
 
 
 def test_installed_refuses_the_source_tree_exactly_when_imported_from_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     ci = _tool("check_imports", monkeypatch)
     in_tree = Path(mmfast.__file__).resolve().is_relative_to(ROOT)
     problems, _ = ci.check(installed=True)
@@ -63,8 +64,9 @@ def test_installed_refuses_the_source_tree_exactly_when_imported_from_it(
         assert problems == []
 
 
-def test_a_source_without_a_module_is_reported(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_a_source_without_a_module_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     ci = _tool("check_imports", monkeypatch)
     problems, _ = ci.check(_fake_repo(tmp_path, add=("nosuchmod",)))
     assert len(problems) == 1
@@ -72,8 +74,9 @@ def test_a_source_without_a_module_is_reported(monkeypatch: pytest.MonkeyPatch,
     assert ci.main(["--src", str(tmp_path / "repo")]) == 1
 
 
-def test_a_module_without_a_source_is_reported(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_a_module_without_a_source_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     ci = _tool("check_imports", monkeypatch)
     problems, _ = ci.check(_fake_repo(tmp_path, drop=("quote",)))
     assert len(problems) == 1
@@ -83,9 +86,15 @@ def test_a_module_without_a_source_is_reported(monkeypatch: pytest.MonkeyPatch,
 
 # ----------------------------------------------------------------------------- check_sdist
 TRACKED = {
-    ".ci/run", ".gitignore", "pyproject.toml", "setup.py", "mmfast/__init__.py",
-    "mmfast/_core/book.pyi", "cython_src/mmfast/_core/book.pyx",
-    "cython_src/mmfast/_core/book.pxd", "tests/unit/test_book.py",
+    ".ci/run",
+    ".gitignore",
+    "pyproject.toml",
+    "setup.py",
+    "mmfast/__init__.py",
+    "mmfast/_core/book.pyi",
+    "cython_src/mmfast/_core/book.pyx",
+    "cython_src/mmfast/_core/book.pxd",
+    "tests/unit/test_book.py",
 }
 
 
@@ -100,28 +109,47 @@ def _sdist(tmp_path: Path, files: set[str]) -> Path:
     return path
 
 
-def test_sdist_with_every_tracked_file_passes(monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
+def test_sdist_with_every_tracked_file_passes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     cs = _tool("check_sdist", monkeypatch)
     shipped = (TRACKED - {".ci/run", ".gitignore"}) | {
-        "PKG-INFO", "setup.cfg", "mmfast.egg-info/SOURCES.txt"}
+        "PKG-INFO",
+        "setup.cfg",
+        "mmfast.egg-info/SOURCES.txt",
+    }
     assert cs.check(_sdist(tmp_path, shipped), TRACKED) == []
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (lambda s: s - {"cython_src/mmfast/_core/book.pxd"},
-     "tracked file missing: cython_src/mmfast/_core/book.pxd (cimports fail without it)"),
-    (lambda s: s - {"mmfast/_core/book.pyi"},
-     "tracked file missing: mmfast/_core/book.pyi (the stubs ship in the wheel)"),
-    (lambda s: s - {"tests/unit/test_book.py"}, "tracked file missing: tests/unit/test_book.py"),
-    (lambda s: s | {"mmfast/_core/book.cpython-311-x86_64-linux-gnu.so"},
-     "build output in sdist: mmfast/_core/book.cpython-311-x86_64-linux-gnu.so"),
-    (lambda s: s | {"cython_src/mmfast/_core/book.c"},
-     "build output in sdist: cython_src/mmfast/_core/book.c"),
-    (lambda s: s | {"docs/my-notes.md"}, "untracked file in sdist: docs/my-notes.md"),
-])
-def test_sdist_problems_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                  change: object, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda s: s - {"cython_src/mmfast/_core/book.pxd"},
+            "tracked file missing: cython_src/mmfast/_core/book.pxd (cimports fail without it)",
+        ),
+        (
+            lambda s: s - {"mmfast/_core/book.pyi"},
+            "tracked file missing: mmfast/_core/book.pyi (the stubs ship in the wheel)",
+        ),
+        (
+            lambda s: s - {"tests/unit/test_book.py"},
+            "tracked file missing: tests/unit/test_book.py",
+        ),
+        (
+            lambda s: s | {"mmfast/_core/book.cpython-311-x86_64-linux-gnu.so"},
+            "build output in sdist: mmfast/_core/book.cpython-311-x86_64-linux-gnu.so",
+        ),
+        (
+            lambda s: s | {"cython_src/mmfast/_core/book.c"},
+            "build output in sdist: cython_src/mmfast/_core/book.c",
+        ),
+        (lambda s: s | {"docs/my-notes.md"}, "untracked file in sdist: docs/my-notes.md"),
+    ],
+)
+def test_sdist_problems_are_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change: object, expected: str
+) -> None:
     cs = _tool("check_sdist", monkeypatch)
     shipped = change(TRACKED - {".ci/run", ".gitignore"})  # type: ignore[operator]
     assert cs.check(_sdist(tmp_path, shipped), TRACKED) == [expected]
@@ -141,9 +169,16 @@ def test_lock_versions_checked_against_the_ranges(monkeypatch: pytest.MonkeyPatc
             raise metadata.PackageNotFoundError(name)
         return have[name]
 
-    reqs = [Requirement(t) for t in (
-        "orjson>=3.10,<4", "picows==2.3.1", "pytest>=8,<10", "sortedcontainers>=2.4,<3",
-        "pywin32>=300; sys_platform == 'win32'")]
+    reqs = [
+        Requirement(t)
+        for t in (
+            "orjson>=3.10,<4",
+            "picows==2.3.1",
+            "pytest>=8,<10",
+            "sortedcontainers>=2.4,<3",
+            "pywin32>=300; sys_platform == 'win32'",
+        )
+    ]
     assert cl.problems(reqs, version_of) == [
         "picows 2.3.2 is outside picows==2.3.1 (make lock)",
         "sortedcontainers<3,>=2.4 is not installed (not in the lock? make lock)",

@@ -40,28 +40,58 @@ def same(*args: Any, **kw: Any) -> tuple[str, object]:
 # ---------------------------------------------------------------- strict rules (the wire format)
 
 
-@pytest.mark.parametrize(("text", "decimals", "value"), [
-    ("0", 0, 0), ("4050.01", 2, 405_001), ("0.0050", 4, 50), ("7", 4, 70_000), (b"1.5", 1, 15),
-    ("9223372036854775807", 0, INT64_MAX), ("9.223372036854775807", 18, INT64_MAX),
-    ("000012.30", 2, 1230), ("0.000000000000000001", 18, 1),
-])
+@pytest.mark.parametrize(
+    ("text", "decimals", "value"),
+    [
+        ("0", 0, 0),
+        ("4050.01", 2, 405_001),
+        ("0.0050", 4, 50),
+        ("7", 4, 70_000),
+        (b"1.5", 1, 15),
+        ("9223372036854775807", 0, INT64_MAX),
+        ("9.223372036854775807", 18, INT64_MAX),
+        ("000012.30", 2, 1230),
+        ("0.000000000000000001", 18, 1),
+    ],
+)
 def test_strict_accepts(text: str | bytes, decimals: int, value: int) -> None:
     assert same(text, decimals) == ("ok", value)
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("", "empty"), (b"", "empty"), ("-1", "plain decimal"), ("+1", "plain decimal"),
-    ("NaN", "plain decimal"), ("nan", "plain decimal"), ("inf", "plain decimal"),
-    ("Infinity", "plain decimal"), ("1.234", "more than 2 fraction digits"),
-    ("1.230", "more than 2 fraction digits"), ("92233720368547758.08", "int64"),
-    ("99999999999999999999", "int64"), (" 1", "plain decimal"), ("1 ", "plain decimal"),
-    ("1\n", "plain decimal"), ("1e3", "plain decimal"), ("1E-2", "plain decimal"),
-    (".5", "plain decimal"), ("5.", "plain decimal"), (".", "plain decimal"),
-    ("1.2.3", "plain decimal"), ("1_000", "plain decimal"), ("\u0661", "ASCII"),
-    ("1,5", "plain decimal"), (b"\xff1", "plain decimal"), (None, "ASCII"), (1.5, "ASCII"),
-    ("1.234x", "plain decimal"),  # a syntax error wins over too many digits
-    ("99999999999999999999.999", "more than 2"),  # too many digits win over overflow
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        (b"", "empty"),
+        ("-1", "plain decimal"),
+        ("+1", "plain decimal"),
+        ("NaN", "plain decimal"),
+        ("nan", "plain decimal"),
+        ("inf", "plain decimal"),
+        ("Infinity", "plain decimal"),
+        ("1.234", "more than 2 fraction digits"),
+        ("1.230", "more than 2 fraction digits"),
+        ("92233720368547758.08", "int64"),
+        ("99999999999999999999", "int64"),
+        (" 1", "plain decimal"),
+        ("1 ", "plain decimal"),
+        ("1\n", "plain decimal"),
+        ("1e3", "plain decimal"),
+        ("1E-2", "plain decimal"),
+        (".5", "plain decimal"),
+        ("5.", "plain decimal"),
+        (".", "plain decimal"),
+        ("1.2.3", "plain decimal"),
+        ("1_000", "plain decimal"),
+        ("\u0661", "ASCII"),
+        ("1,5", "plain decimal"),
+        (b"\xff1", "plain decimal"),
+        (None, "ASCII"),
+        (1.5, "ASCII"),
+        ("1.234x", "plain decimal"),  # a syntax error wins over too many digits
+        ("99999999999999999999.999", "more than 2"),  # too many digits win over overflow
+    ],
+)
 def test_strict_rejects(text: Any, reason: str) -> None:
     kind, msg = same(text, 2)
     assert kind == "units" and reason in str(msg), msg
@@ -126,17 +156,25 @@ _CHARS = st.sampled_from([*"0123456789.-+ eE_xn\t", "00", "9999999999"])
 
 
 @settings(derandomize=True, max_examples=1500, deadline=None)
-@given(st.lists(_CHARS, max_size=8).map("".join), st.integers(0, 20), st.sampled_from(SIGNS),
-       st.sampled_from(EXTRAS), st.booleans(), st.booleans())
-def test_compiled_equals_reference_on_junk(text: str, decimals: int, sign: str, extra: str,
-                                           loose: bool, strip: bool) -> None:
+@given(
+    st.lists(_CHARS, max_size=8).map("".join),
+    st.integers(0, 20),
+    st.sampled_from(SIGNS),
+    st.sampled_from(EXTRAS),
+    st.booleans(),
+    st.booleans(),
+)
+def test_compiled_equals_reference_on_junk(
+    text: str, decimals: int, sign: str, extra: str, loose: bool, strip: bool
+) -> None:
     same(text, decimals, sign=sign, extra=extra, loose=loose, strip=strip)
     same(text.encode(), decimals, sign=sign, extra=extra, loose=loose, strip=strip)
 
 
 @settings(derandomize=True, max_examples=1500, deadline=None)
-@given(st.decimals(allow_nan=False, allow_infinity=False), st.integers(0, 18),
-       st.sampled_from(EXTRAS))
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False), st.integers(0, 18), st.sampled_from(EXTRAS)
+)
 def test_decimal_values_match_decimal_arithmetic(d: Decimal, decimals: int, extra: str) -> None:
     text = format(d, "f")
     kind, got = same(text, decimals, sign="+-", extra=extra, loose=True)
@@ -184,12 +222,18 @@ def test_venue_minimums() -> None:
 
 
 @settings(derandomize=True, max_examples=300, deadline=None)
-@given(st.decimals(min_value=0, max_value=10**6, allow_nan=False, places=8),
-       st.integers(0, 9), st.integers(0, 9))
+@given(
+    st.decimals(min_value=0, max_value=10**6, allow_nan=False, places=8),
+    st.integers(0, 9),
+    st.integers(0, 9),
+)
 def test_venue_minimums_are_the_ceiling(d: Decimal, pd: int, sd: int) -> None:
     text = format(d, "f")
-    want = int(d.scaleb(pd + sd, context=_EXACT).to_integral_value(rounding="ROUND_CEILING",
-                                                                    context=_EXACT))
+    want = int(
+        d.scaleb(pd + sd, context=_EXACT).to_integral_value(
+            rounding="ROUND_CEILING", context=_EXACT
+        )
+    )
     if want > INT64_MAX:
         for mod in (cu, ru):
             with pytest.raises(UnitsError, match="int64"):

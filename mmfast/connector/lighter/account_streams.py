@@ -63,10 +63,12 @@ class VenuePosition:
 class AccountListener(Protocol):
     """Receives account-stream content (besides order entry's tracker)."""
 
-    def on_account_orders(self, market: int, orders: list[dict[str, Any]], snapshot: bool
-                          ) -> None: ...
-    def on_account_trades(self, market: int, trades: list[dict[str, Any]], snapshot: bool
-                          ) -> None: ...
+    def on_account_orders(
+        self, market: int, orders: list[dict[str, Any]], snapshot: bool
+    ) -> None: ...
+    def on_account_trades(
+        self, market: int, trades: list[dict[str, Any]], snapshot: bool
+    ) -> None: ...
     def on_positions(self, positions: dict[int, VenuePosition]) -> None: ...
     def on_user_stats(self, stats: dict[str, Any]) -> None: ...
 
@@ -74,11 +76,19 @@ class AccountListener(Protocol):
 class AccountStreams:
     """The account streams of one account (see the module doc)."""
 
-    def __init__(self, config: LighterConfig, tokens: TokenCache, readiness: Readiness,
-                 signals: Signals, skew: SkewMonitor, markets: dict[int, MarketInfo], *,
-                 on_halt: Callable[[WsStream, StreamHalted], None],
-                 on_reconnect: Callable[[str], None],
-                 listener: AccountListener | None = None) -> None:
+    def __init__(
+        self,
+        config: LighterConfig,
+        tokens: TokenCache,
+        readiness: Readiness,
+        signals: Signals,
+        skew: SkewMonitor,
+        markets: dict[int, MarketInfo],
+        *,
+        on_halt: Callable[[WsStream, StreamHalted], None],
+        on_reconnect: Callable[[str], None],
+        listener: AccountListener | None = None,
+    ) -> None:
         self.config = config
         self._tokens = tokens
         self._readiness = readiness
@@ -105,13 +115,22 @@ class AccountStreams:
         cfg = self.config
         a = cfg.account_index
         subs = [Subscription(f"account_orders/{m}/{a}", True) for m in cfg.markets]
-        subs += [Subscription(f"account_all_trades/{a}", True),
-                 Subscription(f"account_all_positions/{a}", True),
-                 Subscription(f"user_stats/{a}", True)]
+        subs += [
+            Subscription(f"account_all_trades/{a}", True),
+            Subscription(f"account_all_positions/{a}", True),
+            Subscription(f"user_stats/{a}", True),
+        ]
         for s in subs:
             self._readiness.add(f"stream:{s.key}", "no first frame yet")
-        self.stream = WsStream("ws.account", cfg.ws_url, subs, stream_listener(self),
-                               token=self._tokens.get, rng=rng, **stream_args)
+        self.stream = WsStream(
+            "ws.account",
+            cfg.ws_url,
+            subs,
+            stream_listener(self),
+            token=self._tokens.get,
+            rng=rng,
+            **stream_args,
+        )
 
     async def stop(self) -> None:
         if self.stream is not None:
@@ -128,8 +147,9 @@ class AccountStreams:
         subscription lacks its first frame since the last connect (the view may be stale)."""
         if not self.all_subscribed():
             return None
-        return sum(1 for o in self.orders_of(market).values()
-                   if o.get("status") in LIVE_VENUE_STATUSES)
+        return sum(
+            1 for o in self.orders_of(market).values() if o.get("status") in LIVE_VENUE_STATUSES
+        )
 
     def all_subscribed(self) -> bool:
         """Every subscription has had its first frame since the last connect."""

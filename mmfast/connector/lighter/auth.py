@@ -46,11 +46,26 @@ class TokenCache:
     deadlines stay within the venue's window (> now, <= now + 8 h) whatever the local clock says.
     """
 
-    __slots__ = ("_deadline_s", "_lifetime_s", "_lock", "_margin_s", "_provider", "_timer",
-                 "_token", "_venue_now_s", "refreshes")
+    __slots__ = (
+        "_deadline_s",
+        "_lifetime_s",
+        "_lock",
+        "_margin_s",
+        "_provider",
+        "_timer",
+        "_token",
+        "_venue_now_s",
+        "refreshes",
+    )
 
-    def __init__(self, provider: AuthTokenProvider, *, lifetime_s: int, refresh_margin_s: float,
-                 venue_now_s: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        provider: AuthTokenProvider,
+        *,
+        lifetime_s: int,
+        refresh_margin_s: float,
+        venue_now_s: Callable[[], float],
+    ) -> None:
         self._provider = provider  # the signer's token maker
         self._lifetime_s = lifetime_s  # deadline = venue now + lifetime
         self._margin_s = refresh_margin_s  # refresh this long before the deadline
@@ -134,7 +149,8 @@ class SignerTokenProvider:
     async def token(self, deadline_s: int) -> str:
         def make() -> str:
             token, err = self._client.create_auth_token_with_expiry(
-                deadline_s, timestamp=0, api_key_index=self._api_key_index)
+                deadline_s, timestamp=0, api_key_index=self._api_key_index
+            )
             if err is not None or not token:
                 raise TokenError(f"signer refused to make a token: {err}")
             return str(token)

@@ -63,13 +63,21 @@ __all__ = [
 WINDOW_NS = 60_000_000_000  # the venue's limits are per rolling minute
 
 # REST weights of the premium tiers (the venue's published weights); anything else weighs 300.
-REST_WEIGHTS: Mapping[str, int] = MappingProxyType({
-    "sendTx": 6, "sendTxBatch": 6, "nextNonce": 6,
-    "publicPools": 50, "txFromL1TxHash": 50,
-    "accountInactiveOrders": 100, "deposit/latest": 100,
-    "apikeys": 150, "transferFeeInfo": 500,
-    "trades": 600, "recentTrades": 600,
-})
+REST_WEIGHTS: Mapping[str, int] = MappingProxyType(
+    {
+        "sendTx": 6,
+        "sendTxBatch": 6,
+        "nextNonce": 6,
+        "publicPools": 50,
+        "txFromL1TxHash": 50,
+        "accountInactiveOrders": 100,
+        "deposit/latest": 100,
+        "apikeys": 150,
+        "transferFeeInfo": 500,
+        "trades": 600,
+        "recentTrades": 600,
+    }
+)
 DEFAULT_REST_WEIGHT = 300
 
 
@@ -99,14 +107,18 @@ class RateTier:
 # grows to 40,000 with staked LIT: 4,000 is the unstaked floor. Builder publishes a read budget
 # only: its sendTx bucket is taken as Standard's (the least favourable; mmfast.sim does the same).
 STANDARD = RateTier("standard", rest_units=24_000, min_rest_weight=400, sendtx_per_min=60)
-PREMIUM = RateTier("premium", rest_units=24_000, min_rest_weight=0, sendtx_per_min=4_000,
-                   volume_quota=True)
-PLUS = RateTier("plus", rest_units=120_000, min_rest_weight=0, sendtx_per_min=8_000,
-                volume_quota=True)
-BUILDER = RateTier("builder", rest_units=240_000, min_rest_weight=0, sendtx_per_min=60,
-                   volume_quota=True)
+PREMIUM = RateTier(
+    "premium", rest_units=24_000, min_rest_weight=0, sendtx_per_min=4_000, volume_quota=True
+)
+PLUS = RateTier(
+    "plus", rest_units=120_000, min_rest_weight=0, sendtx_per_min=8_000, volume_quota=True
+)
+BUILDER = RateTier(
+    "builder", rest_units=240_000, min_rest_weight=0, sendtx_per_min=60, volume_quota=True
+)
 RATE_TIERS: Mapping[str, RateTier] = MappingProxyType(
-    {t.name: t for t in (STANDARD, PREMIUM, PLUS, BUILDER)})
+    {t.name: t for t in (STANDARD, PREMIUM, PLUS, BUILDER)}
+)
 
 # The venue lets one tx through every 15 s when the quota is empty (volume-quota-program).
 FREE_TX_INTERVAL_NS = 15_000_000_000
@@ -163,11 +175,9 @@ class BudgetState:
 class _Window:
     """A rolling-window allocator for one limit."""
 
-    __slots__ = ("blocked_until_ns", "cap", "limit", "log", "name", "normal_cap", "strikes",
-                 "used")
+    __slots__ = ("blocked_until_ns", "cap", "limit", "log", "name", "normal_cap", "strikes", "used")
 
-    def __init__(self, name: str, limit: int, max_fraction: float, reserve_fraction: float
-                 ) -> None:
+    def __init__(self, name: str, limit: int, max_fraction: float, reserve_fraction: float) -> None:
         self.name = name  # the limit's name in states and stats
         self.limit = limit  # the venue's limit
         self.cap = max(1, math.floor(limit * max_fraction))  # never above this
@@ -215,8 +225,7 @@ class _Inflight:
 
     __slots__ = ("cap", "count", "limit", "name", "normal_cap", "peak")
 
-    def __init__(self, name: str, limit: int, max_fraction: float, reserve_fraction: float
-                 ) -> None:
+    def __init__(self, name: str, limit: int, max_fraction: float, reserve_fraction: float) -> None:
         self.name = name  # the limit's name
         self.limit = limit  # the venue's limit
         self.cap = max(1, math.floor(limit * max_fraction))  # never above this
@@ -324,15 +333,19 @@ class RateBudget:
         """Seconds until ``cost`` fits, ignoring in-flight (inf if it never can)."""
         now = self._time.monotonic_ns()
         wait = 0.0
-        for w, amount in ((self._rest, cost.rest), (self._sendtx, cost.sendtx),
-                          (self._ws, cost.ws_msgs)):
+        for w, amount in (
+            (self._rest, cost.rest),
+            (self._sendtx, cost.sendtx),
+            (self._ws, cost.ws_msgs),
+        ):
             if amount:
                 w.prune(now)
                 wait = max(wait, w.wait_ns(now, amount, priority))
         return wait / 1e9
 
-    async def acquire(self, cost: Cost, priority: Priority = Priority.NORMAL,
-                      timeout_s: float | None = None) -> None:
+    async def acquire(
+        self, cost: Cost, priority: Priority = Priority.NORMAL, timeout_s: float | None = None
+    ) -> None:
         """Wait (in TimeSource time) until ``cost`` is granted; BudgetExhausted on timeout."""
         start = self._time.monotonic_ns()
         while not self.try_acquire(cost, priority):
@@ -367,8 +380,11 @@ class RateBudget:
         r.sendtx_used, r.sendtx_cap = self._sendtx_room(now)
         r.ws_used, r.ws_cap = ws.used, ws.normal_cap
         # What try_acquire(ws_sendtx_cost(1), NORMAL) would grant now.
-        r.ws_ok = (st.fits(now, 1, Priority.NORMAL) and ws.fits(now, 1, Priority.NORMAL)
-                   and inf.count + 1 <= inf.cap_for(Priority.NORMAL))
+        r.ws_ok = (
+            st.fits(now, 1, Priority.NORMAL)
+            and ws.fits(now, 1, Priority.NORMAL)
+            and inf.count + 1 <= inf.cap_for(Priority.NORMAL)
+        )
 
     def _sendtx_room(self, now: int) -> tuple[int, int]:
         """(used, cap) of the sendtx room the planner reads: the sendTx window's, or the
@@ -465,8 +481,9 @@ class RateBudget:
             return q
         return 1 if now >= self._free_at_ns else 0
 
-    def subscribe_quota(self, listener: Callable[[QuotaLevel, int | None], object]
-                        ) -> Callable[[], None]:
+    def subscribe_quota(
+        self, listener: Callable[[QuotaLevel, int | None], object]
+    ) -> Callable[[], None]:
         """Call ``listener(level, remaining)`` whenever the quota's level changes."""
         self._quota_listeners.append(listener)
 
@@ -567,8 +584,9 @@ class RateBudget:
             reason=reason,
             used=MappingProxyType({**{w.name: w.used for w in ws}, inf.name: inf.count}),
             caps=MappingProxyType({**{w.name: w.cap for w in ws}, inf.name: inf.cap}),
-            normal_caps=MappingProxyType({**{w.name: w.normal_cap for w in ws},
-                                          inf.name: inf.normal_cap}),
+            normal_caps=MappingProxyType(
+                {**{w.name: w.normal_cap for w in ws}, inf.name: inf.normal_cap}
+            ),
             volume_quota_remaining=self._volume_quota,
             blocked_for_s=blocked,
         )

@@ -71,8 +71,10 @@ class LighterConfig:
     extra: dict[str, str] = field(default_factory=dict)  # free-form labels for status output
 
     def __post_init__(self) -> None:
-        for name, url, schemes in (("rest_url", self.rest_url, ("http", "https")),
-                                   ("ws_url", self.ws_url, ("ws", "wss"))):
+        for name, url, schemes in (
+            ("rest_url", self.rest_url, ("http", "https")),
+            ("ws_url", self.ws_url, ("ws", "wss")),
+        ):
             parts = urlsplit(url)
             if parts.scheme not in schemes or not parts.hostname:
                 raise ValueError(f"{name} must be a {'/'.join(schemes)} URL, got {url!r}")
@@ -84,10 +86,20 @@ class LighterConfig:
             raise ValueError("markets must be non-empty and distinct")
         if any(m < 0 for m in self.markets):
             raise ValueError("market ids are >= 0")
-        positive = ("snapshot_deadline_s", "cross_resync_s", "ping_idle_s", "pong_timeout_s",
-                    "connect_timeout_s", "backoff_min_s", "backoff_max_s", "request_timeout_s",
-                    "metadata_refresh_s", "startup_deadline_s", "ws_max_age_s",
-                    "ws_send_idle_s")
+        positive = (
+            "snapshot_deadline_s",
+            "cross_resync_s",
+            "ping_idle_s",
+            "pong_timeout_s",
+            "connect_timeout_s",
+            "backoff_min_s",
+            "backoff_max_s",
+            "request_timeout_s",
+            "metadata_refresh_s",
+            "startup_deadline_s",
+            "ws_max_age_s",
+            "ws_send_idle_s",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")

@@ -94,36 +94,61 @@ class LighterConnector:
         self._dbg = dbg  # the core's gated debug logger (core.dbg), set at start(core) too
         # shared by the parts
         self.signals = Signals(time, bus)  # the core's bus (set at start(core)) and pulls
-        self.budget = RateBudget(config.tier, time, max_fraction=config.budget_max_fraction,
-                                 reserve_fraction=config.budget_reserve_fraction,
-                                 volume_quota_low=config.volume_quota_low,
-                                 volume_quota_span=config.volume_quota_span,
-                                 backoff_min_s=config.backoff_min_s,
-                                 backoff_max_s=config.backoff_max_s,
-                                 rng=random.Random(self._rng.getrandbits(64)))
+        self.budget = RateBudget(
+            config.tier,
+            time,
+            max_fraction=config.budget_max_fraction,
+            reserve_fraction=config.budget_reserve_fraction,
+            volume_quota_low=config.volume_quota_low,
+            volume_quota_span=config.volume_quota_span,
+            backoff_min_s=config.backoff_min_s,
+            backoff_max_s=config.backoff_max_s,
+            rng=random.Random(self._rng.getrandbits(64)),
+        )
         self.readiness = Readiness(self.signals.publish, time)
         self.skew = SkewMonitor(config.max_clock_skew_ms, time, on_change=self._on_skew)
-        self.stall = StallWatch(config.max_loop_stall_ms, self._on_stall, time=time,
-                                interval_ms=min(100, config.max_loop_stall_ms // 4))
+        self.stall = StallWatch(
+            config.max_loop_stall_ms,
+            self._on_stall,
+            time=time,
+            interval_ms=min(100, config.max_loop_stall_ms // 4),
+        )
         self.skew.watch = self.stall
         self.tokens: TokenCache | None = None
         if token_provider is not None:
-            self.tokens = TokenCache(token_provider, lifetime_s=config.token_lifetime_s,
-                                     refresh_margin_s=config.token_refresh_margin_s,
-                                     venue_now_s=self.skew.venue_now_s)
-        self.rest = LighterRest(config.api_base, self.budget, time, tokens=self.tokens,
-                                skew=self.skew, timeout_s=config.request_timeout_s,
-                                max_retries=config.rest_max_retries)
+            self.tokens = TokenCache(
+                token_provider,
+                lifetime_s=config.token_lifetime_s,
+                refresh_margin_s=config.token_refresh_margin_s,
+                venue_now_s=self.skew.venue_now_s,
+            )
+        self.rest = LighterRest(
+            config.api_base,
+            self.budget,
+            time,
+            tokens=self.tokens,
+            skew=self.skew,
+            timeout_s=config.request_timeout_s,
+            max_retries=config.rest_max_retries,
+        )
         # the parts
-        self.market_data = MarketData(config, self.rest, self.readiness, self.signals,
-                                      self.skew, time, on_halt=self._on_halt)
+        self.market_data = MarketData(
+            config, self.rest, self.readiness, self.signals, self.skew, time, on_halt=self._on_halt
+        )
         self.account: AccountStreams | None = None
         if config.account_streams:
             assert self.tokens is not None
             self.account = AccountStreams(
-                config, self.tokens, self.readiness, self.signals, self.skew,
-                self.market_data.markets, on_halt=self._on_halt,
-                on_reconnect=self._on_account_reconnect, listener=account_listener)
+                config,
+                self.tokens,
+                self.readiness,
+                self.signals,
+                self.skew,
+                self.market_data.markets,
+                on_halt=self._on_halt,
+                on_reconnect=self._on_account_reconnect,
+                listener=account_listener,
+            )
         self.orders: OrderEntry | None = None
         self.tracker: OrderTracker | None = None
         self.coi: CoiAllocator | None = None
@@ -151,11 +176,20 @@ class LighterConnector:
         md, acct = self.market_data, self.account
         for m in self.config.markets:
             self._views[m] = MarketView(
-                m, book=md.books[m], market_data=md, trades=md.trades[m],
-                readiness=self.readiness, account=acct,
+                m,
+                book=md.books[m],
+                market_data=md,
+                trades=md.trades[m],
+                readiness=self.readiness,
+                account=acct,
                 raw_orders=acct.orders_of(m) if acct is not None else None,
-                entry=self.orders, budget=self.budget, rest=self.rest,
-                account_index=self.config.account_index, steps=md, stall=self.stall)
+                entry=self.orders,
+                budget=self.budget,
+                rest=self.rest,
+                account_index=self.config.account_index,
+                steps=md,
+                stall=self.stall,
+            )
 
     @property
     def ready(self) -> bool:
@@ -195,8 +229,13 @@ class LighterConnector:
         await self.rest.start()
         try:
             # A rate limit or a venue error at start-up is waited out (jittered, bounded).
-            await retry_until(md.refresh_markets, "orderBookDetails", cfg.startup_deadline_s,
-                              time=self._time, rng=random.Random(self._rng.getrandbits(64)))
+            await retry_until(
+                md.refresh_markets,
+                "orderBookDetails",
+                cfg.startup_deadline_s,
+                time=self._time,
+                rng=random.Random(self._rng.getrandbits(64)),
+            )
         except Exception:
             await self.rest.close()
             raise
@@ -205,11 +244,18 @@ class LighterConnector:
             await self.rest.close()
             raise ValueError(f"markets not listed by the venue: {missing}")
         stream_args = dict(
-            budget=self.budget, time=self._time, snapshot_deadline_s=cfg.snapshot_deadline_s,
-            ping_idle_s=cfg.ping_idle_s, pong_timeout_s=cfg.pong_timeout_s,
-            connect_timeout_s=cfg.connect_timeout_s, backoff_min_s=cfg.backoff_min_s,
-            backoff_max_s=cfg.backoff_max_s, max_connect_failures=cfg.max_connect_failures,
-            max_age_s=cfg.ws_max_age_s, send_idle_s=cfg.ws_send_idle_s)
+            budget=self.budget,
+            time=self._time,
+            snapshot_deadline_s=cfg.snapshot_deadline_s,
+            ping_idle_s=cfg.ping_idle_s,
+            pong_timeout_s=cfg.pong_timeout_s,
+            connect_timeout_s=cfg.connect_timeout_s,
+            backoff_min_s=cfg.backoff_min_s,
+            backoff_max_s=cfg.backoff_max_s,
+            max_connect_failures=cfg.max_connect_failures,
+            max_age_s=cfg.ws_max_age_s,
+            send_idle_s=cfg.ws_send_idle_s,
+        )
         md.open(stream_args, random.Random(self._rng.getrandbits(64)))
         if self.account is not None:
             self.account.open(stream_args, random.Random(self._rng.getrandbits(64)))
@@ -218,8 +264,11 @@ class LighterConnector:
         self._build_views()
         r.set("connector", True)
         assert md.stream is not None
-        for s in (md.stream, self.account.stream if self.account is not None else None,
-                  self.orders.ws if self.orders is not None else None):
+        for s in (
+            md.stream,
+            self.account.stream if self.account is not None else None,
+            self.orders.ws if self.orders is not None else None,
+        ):
             if s is not None:
                 s.watch = self.stall
         self.stall.start()
@@ -286,8 +335,10 @@ class LighterConnector:
         have cancelled, its orders may have filled). Not ready until reconciled again; quotes
         pulled; nonces read again before the next tx."""
         reason = f"event loop stalled {stalled_ms:.0f} ms"
-        _log.warning("%s: quotes pulled; nonces and orders re-read from the venue before "
-                     "quoting again", reason)
+        _log.warning(
+            "%s: quotes pulled; nonces and orders re-read from the venue before quoting again",
+            reason,
+        )
         if self.orders is not None:
             self.orders.require_refresh()  # txs queued before the stall are not sent
         self.request_reconcile(reason)
@@ -313,8 +364,7 @@ class LighterConnector:
                 except Exception as exc:
                     _log.warning("metadata refresh failed: %s", type(exc).__name__)
 
-    async def cancel_all(self, market: int, timeout: float, *, all_markets: bool = False
-                         ) -> int:
+    async def cancel_all(self, market: int, timeout: float, *, all_markets: bool = False) -> int:
         """Cancel every order of the account in ``market`` (a market-scoped cancel-all; every
         market only with ``all_markets=True`` and the config's explicit option), then wait until
         REST active orders show none or ``timeout`` (TimeSource s) passes. Returns how many are
@@ -324,7 +374,8 @@ class LighterConnector:
         try:
             orders = await asyncio.wait_for(
                 self.rest.account_active_orders(self.config.account_index, market),
-                timeout / self._time.scale)
+                timeout / self._time.scale,
+            )
         except Exception as exc:
             _log.error("cancel_all(%d): cannot read open orders: %s", market, type(exc).__name__)
             raise
@@ -335,21 +386,39 @@ class LighterConnector:
         cfg, ocfg = self.config, self.orders_config
         assert ocfg is not None and self.signer is not None
         markets = {m: self.market_data.markets[m] for m in cfg.markets}
-        wm = FillWatermark.for_key(ocfg.environment, cfg.account_index, cfg.api_key_index,
-                                   ocfg.state_dir)
-        self.tracker = OrderTracker(self.signals.bus, markets,
-                                    account_index=cfg.account_index, watermark=wm,
-                                    monotonic_ns=self._time.monotonic_ns)
-        self.coi = CoiAllocator(ocfg.environment, cfg.account_index, cfg.api_key_index,
-                                state_dir=ocfg.state_dir).open()
+        wm = FillWatermark.for_key(
+            ocfg.environment, cfg.account_index, cfg.api_key_index, ocfg.state_dir
+        )
+        self.tracker = OrderTracker(
+            self.signals.bus,
+            markets,
+            account_index=cfg.account_index,
+            watermark=wm,
+            monotonic_ns=self._time.monotonic_ns,
+        )
+        self.coi = CoiAllocator(
+            ocfg.environment, cfg.account_index, cfg.api_key_index, state_dir=ocfg.state_dir
+        ).open()
         dbg = self._dbg if self._dbg is not None else (core.dbg if core is not None else None)
         self.orders = OrderEntry(
-            ocfg, account_index=cfg.account_index, api_key_index=cfg.api_key_index,
-            ws_url=cfg.ws_url, signer=self.signer, coi=self.coi, tracker=self.tracker,
-            rest=self.rest, budget=self.budget, markets=markets, time=self._time, dbg=dbg,
-            mid=self.market_data.mid, stream_args=stream_args,
+            ocfg,
+            account_index=cfg.account_index,
+            api_key_index=cfg.api_key_index,
+            ws_url=cfg.ws_url,
+            signer=self.signer,
+            coi=self.coi,
+            tracker=self.tracker,
+            rest=self.rest,
+            budget=self.budget,
+            markets=markets,
+            time=self._time,
+            dbg=dbg,
+            mid=self.market_data.mid,
+            stream_args=stream_args,
             rng=random.Random(self._rng.getrandbits(64)),
-            on_reconnect=self.request_reconcile, on_out_of_band=self._on_out_of_band)
+            on_reconnect=self.request_reconcile,
+            on_out_of_band=self._on_out_of_band,
+        )
         self.orders.on_nonce_ready = self._on_nonce_ready
         assert self.account is not None
         self.account.entry = self.orders
@@ -426,8 +495,9 @@ class LighterConnector:
             except Exception as exc:  # a bug or a malformed venue reply: fail closed, loudly
                 _log.exception("reconciliation crashed")
                 self.reconcile_error = f"error: {type(exc).__name__}: {exc}"
-                self.readiness.set("orders:reconcile", False,
-                                   f"FAILED CLOSED: {self.reconcile_error}")
+                self.readiness.set(
+                    "orders:reconcile", False, f"FAILED CLOSED: {self.reconcile_error}"
+                )
                 continue
             first = False
             self.reconcile_error = None
@@ -448,14 +518,18 @@ class LighterConnector:
                 raise
             except Exception:
                 continue
-            positions = [p for p in acct.get("positions") or []
-                         if isinstance(p, dict) and p.get("market_id") in self.market_data.markets]
+            positions = [
+                p
+                for p in acct.get("positions") or []
+                if isinstance(p, dict) and p.get("market_id") in self.market_data.markets
+            ]
             self.tracker.apply_positions({"positions": positions}, full=True)
             mism = self.tracker.position_mismatches()
             if mism and self.readiness.holds("orders:reconcile"):
                 for m, (v, r) in sorted(mism.items()):
-                    self._on_out_of_band(m, position_mismatch(
-                        self.market_data.markets.get(m), v, r))
+                    self._on_out_of_band(
+                        m, position_mismatch(self.market_data.markets.get(m), v, r)
+                    )
 
     def _entry(self) -> OrderEntry:
         if self.orders is None:
@@ -467,15 +541,30 @@ class LighterConnector:
         if not self.readiness.ready and not reduce_only:
             raise OrderEntryError(f"not ready: {self.readiness.reason}")
 
-    def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
-                          tif: TimeInForce = TimeInForce.POST_ONLY, reduce_only: bool = False,
-                          expiry_ms: int | None = None) -> Order:
+    def place_limit(
+        self,
+        market: int,
+        side: Side,
+        price_ticks: int,
+        size_lots: int,
+        *,
+        tif: TimeInForce = TimeInForce.POST_ONLY,
+        reduce_only: bool = False,
+        expiry_ms: int | None = None,
+    ) -> Order:
         """Place a limit order (see ``OrderEntry.place_limit``); refused while not ready unless
         reduce-only. Returns the Order in PENDING_NEW."""
         entry = self._entry()
         self._check_ready(reduce_only)
-        return entry.place_limit(market, side, price_ticks, size_lots, tif=tif,
-                                 reduce_only=reduce_only, expiry_ms=expiry_ms)
+        return entry.place_limit(
+            market,
+            side,
+            price_ticks,
+            size_lots,
+            tif=tif,
+            reduce_only=reduce_only,
+            expiry_ms=expiry_ms,
+        )
 
     def modify(self, order: Order | int, price_ticks: int, size_lots: int) -> None:
         """Modify our order (an Order or its client_order_index)."""
@@ -513,8 +602,12 @@ class LighterConnector:
                 # subscribed, shows none live after the cancel-all's answer.
                 remaining = 0
                 self.cancel_confirmed_by = "account stream"
-                _log.warning("cancel_all(%s): REST could not confirm (%s); the account's "
-                             "order stream shows no order open", market, why)
+                _log.warning(
+                    "cancel_all(%s): REST could not confirm (%s); the account's "
+                    "order stream shows no order open",
+                    market,
+                    why,
+                )
                 break
             else:
                 _log.warning("cancel_all(%s): cannot read open orders: %s", market, why)
@@ -522,8 +615,10 @@ class LighterConnector:
                 break
             await self._time.sleep(0.2)
         if remaining < 0:
-            raise TimeoutError(f"cancel_all({market}): open orders unknown (REST failing, "
-                               "the account stream unsubscribed or showing orders)")
+            raise TimeoutError(
+                f"cancel_all({market}): open orders unknown (REST failing, "
+                "the account stream unsubscribed or showing orders)"
+            )
         return remaining
 
     async def _rest_open(self, markets: list[int]) -> int:
@@ -551,8 +646,10 @@ class LighterConnector:
                     return read.result()
                 if self._time.monotonic_ns() >= end:
                     raise TimeoutError("REST read of open orders")
-                if self.budget.wait_s(cost, Priority.RESERVED) > 0 \
-                        and self._stream_open(markets) == 0:
+                if (
+                    self.budget.wait_s(cost, Priority.RESERVED) > 0
+                    and self._stream_open(markets) == 0
+                ):
                     return -1
         finally:
             if not read.done():
@@ -583,17 +680,27 @@ class LighterConnector:
             "failing": self.readiness.failing(),
             "halted": str(self.halted) if self.halted else None,
             "books": md.status(),
-            "streams": {s.name: s.stats() for s in (md.stream, acct.stream if acct else None)
-                        if s is not None},
-            "budget": {"level": b.level.name, "reason": b.reason, "used": dict(b.used),
-                       "caps": dict(b.caps), "volume_quota_remaining": b.volume_quota_remaining,
-                       "volume_quota_level": self.budget.quota_level.name.lower(),
-                       "volume_quota_refusals": self.budget.quota_refusals,
-                       "tier": self.budget.tier.name,
-                       "blocked_for_s": round(b.blocked_for_s, 3)},
+            "streams": {
+                s.name: s.stats()
+                for s in (md.stream, acct.stream if acct else None)
+                if s is not None
+            },
+            "budget": {
+                "level": b.level.name,
+                "reason": b.reason,
+                "used": dict(b.used),
+                "caps": dict(b.caps),
+                "volume_quota_remaining": b.volume_quota_remaining,
+                "volume_quota_level": self.budget.quota_level.name.lower(),
+                "volume_quota_refusals": self.budget.quota_refusals,
+                "tier": self.budget.tier.name,
+                "blocked_for_s": round(b.blocked_for_s, 3),
+            },
             "skew_ms": self.skew.offset_ms,
             "loop": self.stall.status(),
-            "gaps": md.gaps, "crossed": md.crossed, "cross_resyncs": md.cross_resyncs,
+            "gaps": md.gaps,
+            "crossed": md.crossed,
+            "cross_resyncs": md.cross_resyncs,
             "pulls": self.signals.pulls,
             "bad_messages": md.bad_messages + (acct.bad_messages if acct else 0),
             "orders": self.orders.status() if self.orders is not None else None,

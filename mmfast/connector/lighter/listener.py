@@ -18,8 +18,16 @@ if TYPE_CHECKING:
 
 __all__ = ["HOOKS", "stream_listener"]
 
-HOOKS: Final = ("on_stream_up", "on_stream_down", "on_subscribed", "on_subscribe_failed",
-                "on_book", "on_message", "on_venue_time", "on_halt")
+HOOKS: Final = (
+    "on_stream_up",
+    "on_stream_down",
+    "on_subscribed",
+    "on_subscribe_failed",
+    "on_book",
+    "on_message",
+    "on_venue_time",
+    "on_halt",
+)
 
 
 def _ignore(*args: Any) -> None:

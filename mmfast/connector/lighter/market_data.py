@@ -64,9 +64,17 @@ class MarketStats:
 class MarketData:
     """Metadata, books, stats and trades of the configured markets (see the module doc)."""
 
-    def __init__(self, config: LighterConfig, rest: LighterRest, readiness: Readiness,
-                 signals: Signals, skew: SkewMonitor, time: TimeSource, *,
-                 on_halt: Callable[[WsStream, StreamHalted], None]) -> None:
+    def __init__(
+        self,
+        config: LighterConfig,
+        rest: LighterRest,
+        readiness: Readiness,
+        signals: Signals,
+        skew: SkewMonitor,
+        time: TimeSource,
+        *,
+        on_halt: Callable[[WsStream, StreamHalted], None],
+    ) -> None:
         self.config = config
         self._rest = rest
         self._readiness = readiness
@@ -96,10 +104,20 @@ class MarketData:
             info = self.markets[m]
             self.books[m] = OrderBook(m, info.price_decimals, info.size_decimals)
             self.trades[m] = deque(maxlen=100)
-            subs += [Subscription(f"order_book/{m}"), Subscription(f"trade/{m}"),
-                     Subscription(f"market_stats/{m}")]
-        self.stream = WsStream("ws.market", cfg.ws_url, subs, stream_listener(self),
-                               books=self.books, rng=rng, **stream_args)
+            subs += [
+                Subscription(f"order_book/{m}"),
+                Subscription(f"trade/{m}"),
+                Subscription(f"market_stats/{m}"),
+            ]
+        self.stream = WsStream(
+            "ws.market",
+            cfg.ws_url,
+            subs,
+            stream_listener(self),
+            books=self.books,
+            rng=rng,
+            **stream_args,
+        )
 
     async def stop(self) -> None:
         for t in self._crossed_timers.values():
@@ -124,8 +142,12 @@ class MarketData:
             if was and not info.is_active:
                 self._signals.pull(m, info.inactive_reason)
 
-    def attach_step(self, market: int, step: Callable[[bytes, int], int] | None,
-                    fast: tuple[Any, Callable[[int, int], object]] | None = None) -> bool:
+    def attach_step(
+        self,
+        market: int,
+        step: Callable[[bytes, int], int] | None,
+        fast: tuple[Any, Callable[[int, int], object]] | None = None,
+    ) -> bool:
         """Route ``market``'s book frames to ``step(data, now_ns) -> book code`` (a compiled
         step that applies them to this market's book itself), or back to the book (None).
         ``fast``: (its ``Pipeline``, ``after(code, now_ns)``), the same step for the compiled
@@ -192,7 +214,8 @@ class MarketData:
         self._readiness.set(f"book:{market}", False, "book crossed or locked")
         self._signals.pull(market, "crossed book")
         self._crossed_timers[market] = self._time.call_later(
-            self.config.cross_resync_s, self._cross_timeout, stream, market)
+            self.config.cross_resync_s, self._cross_timeout, stream, market
+        )
 
     def _cross_timeout(self, stream: WsStream, market: int) -> None:
         self._crossed_timers.pop(market, None)
@@ -226,8 +249,11 @@ class MarketData:
 
     def _on_market_stats(self, msg: dict[str, Any], now_ns: int) -> None:
         ms = msg.get("market_stats")
-        items = [ms] if isinstance(ms, dict) and "market_id" in ms else (
-            list(ms.values()) if isinstance(ms, dict) else [])
+        items = (
+            [ms]
+            if isinstance(ms, dict) and "market_id" in ms
+            else (list(ms.values()) if isinstance(ms, dict) else [])
+        )
         for s in items:
             info = market_of(self.markets, s.get("market_id"))
             if info is None:
@@ -245,10 +271,17 @@ class MarketData:
 
     # --- status ---------------------------------------------------------------------------------
     def status(self) -> dict[int, Any]:
-        return {m: {"in_sync": bk.in_sync(), "nonce": bk.nonce, "snapshots": bk.snapshots,
-                    "gaps": bk.gaps, "dropped_pre_snapshot": bk.dropped_pre_snapshot,
-                    "malformed": bk.malformed}
-                for m, bk in self.books.items()}
+        return {
+            m: {
+                "in_sync": bk.in_sync(),
+                "nonce": bk.nonce,
+                "snapshots": bk.snapshots,
+                "gaps": bk.gaps,
+                "dropped_pre_snapshot": bk.dropped_pre_snapshot,
+                "malformed": bk.malformed,
+            }
+            for m, bk in self.books.items()
+        }
 
 
 def market_of(markets: dict[int, MarketInfo], m: Any) -> MarketInfo | None:

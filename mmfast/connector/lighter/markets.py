@@ -81,8 +81,9 @@ class MarketInfo:
     def notional_micro(self, price_ticks: int, size_lots: int) -> int:
         """price x size in micro-USDC, exact when size+price decimals <= 6 (floored otherwise)."""
         # Python ints: no overflow
-        return rescale(price_ticks * size_lots, self.price_decimals + self.size_decimals,
-                       USDC_DECIMALS)
+        return rescale(
+            price_ticks * size_lots, self.price_decimals + self.size_decimals, USDC_DECIMALS
+        )
 
 
 def _dec(obj: Mapping[str, Any], key: str, decimals: int) -> int:
@@ -134,8 +135,9 @@ def parse_market(d: Mapping[str, Any]) -> MarketInfo:
         price_decimals=pd,
         min_base_lots=_dec(d, "min_base_amount", sd),
         min_quote_micro=_dec(d, "min_quote_amount", USDC_DECIMALS),
-        order_quote_limit_micro=(_dec(d, "order_quote_limit", USDC_DECIMALS)
-                                 if "order_quote_limit" in d else 0),
+        order_quote_limit_micro=(
+            _dec(d, "order_quote_limit", USDC_DECIMALS) if "order_quote_limit" in d else 0
+        ),
         taker_fee_1e6=_dec(d, "taker_fee", FEE_PERCENT_DECIMALS),
         maker_fee_1e6=_dec(d, "maker_fee", FEE_PERCENT_DECIMALS),
         default_imf_1e4=_int(d, "default_initial_margin_fraction"),

@@ -94,17 +94,24 @@ class InlineSigner:
             raise SignerError("InlineSigner already started")
         try:
             if self._check:
-                self_check(self._key, chain_id=self._chain_id,
-                           account_index=self._account_index,
-                           api_key_index=self._api_key_index)
+                self_check(
+                    self._key,
+                    chain_id=self._chain_id,
+                    account_index=self._account_index,
+                    api_key_index=self._api_key_index,
+                )
                 self.checked = True
-            self._ns = NativeSigner(self._key.reveal(), chain_id=self._chain_id,
-                                    account_index=self._account_index,
-                                    api_key_index=self._api_key_index,
-                                    pool_size=self._pool_size)
+            self._ns = NativeSigner(
+                self._key.reveal(),
+                chain_id=self._chain_id,
+                account_index=self._account_index,
+                api_key_index=self._api_key_index,
+                pool_size=self._pool_size,
+            )
         except NativeSignerError as exc:
-            raise SignerError(f"native signer setup failed: {self._redactor.redact(str(exc))}"
-                              ) from None
+            raise SignerError(
+                f"native signer setup failed: {self._redactor.redact(str(exc))}"
+            ) from None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Wipe the key and the pool (idempotent)."""
@@ -165,13 +172,19 @@ class InlineSigner:
 
     @staticmethod
     def pool_stats_of(ns: NativeSigner) -> dict[str, int]:
-        return {"size": ns.pool_size, "ready": ns.pool_available, "pooled": ns.pooled,
-                "fresh": ns.fresh}
+        return {
+            "size": ns.pool_size,
+            "ready": ns.pool_available,
+            "pooled": ns.pooled,
+            "fresh": ns.fresh,
+        }
 
     def __repr__(self) -> str:
-        return (f"InlineSigner(account_index={self._account_index},"
-                f" api_key_index={self._api_key_index}, chain_id={self._chain_id},"
-                f" running={self.running}, signed={self.signed}, failed={self.failed})")
+        return (
+            f"InlineSigner(account_index={self._account_index},"
+            f" api_key_index={self._api_key_index}, chain_id={self._chain_id},"
+            f" running={self.running}, signed={self.signed}, failed={self.failed})"
+        )
 
     # ------------------------------------------------------------------ signing
     def submit(self, request: TxRequest | AuthTokenRequest, callback: SignCallback) -> None:
@@ -240,9 +253,15 @@ class InlineSigner:
         # The native signer writes tx_info from the request's own ints (no narrowing to check);
         # order entry reads only the deadline back, so no JSON parse here.
         return SignedTx(
-            request=request, tx_type=request.TX_TYPE, tx_info=tx_info,
-            info={"ExpiredAt": expired_at, "Nonce": request.nonce}, tx_hash=tx_hash,
-            nonce=request.nonce, queued_ns=t0, signed_ns=t1, sign_ns=t1 - t0,
+            request=request,
+            tx_type=request.TX_TYPE,
+            tx_info=tx_info,
+            info={"ExpiredAt": expired_at, "Nonce": request.nonce},
+            tx_hash=tx_hash,
+            nonce=request.nonce,
+            queued_ns=t0,
+            signed_ns=t1,
+            sign_ns=t1 - t0,
         )
 
 
@@ -251,32 +270,66 @@ def _corpus(market: int) -> list[TxRequest]:
     """One request of each kind and shape order entry sends (fixed values, nonces 1..)."""
     expiry = 1_900_000_000_000
     return [
-        CreateOrderRequest(market=market, client_order_index=1, base_amount=1000, price=300_000,
-                           is_ask=False, tif=TimeInForce.POST_ONLY, nonce=1,
-                           order_expiry_ms=expiry),
-        CreateOrderRequest(market=market, client_order_index=(1 << 48) - 1, base_amount=7,
-                           price=(1 << 32) - 1, is_ask=True, tif=TimeInForce.GTT, nonce=2,
-                           reduce_only=True, order_expiry_ms=expiry),
-        CreateOrderRequest(market=market, client_order_index=3, base_amount=5, price=1,
-                           is_ask=True, tif=TimeInForce.IOC, nonce=3),
+        CreateOrderRequest(
+            market=market,
+            client_order_index=1,
+            base_amount=1000,
+            price=300_000,
+            is_ask=False,
+            tif=TimeInForce.POST_ONLY,
+            nonce=1,
+            order_expiry_ms=expiry,
+        ),
+        CreateOrderRequest(
+            market=market,
+            client_order_index=(1 << 48) - 1,
+            base_amount=7,
+            price=(1 << 32) - 1,
+            is_ask=True,
+            tif=TimeInForce.GTT,
+            nonce=2,
+            reduce_only=True,
+            order_expiry_ms=expiry,
+        ),
+        CreateOrderRequest(
+            market=market,
+            client_order_index=3,
+            base_amount=5,
+            price=1,
+            is_ask=True,
+            tif=TimeInForce.IOC,
+            nonce=3,
+        ),
         ModifyOrderRequest(market=market, index=1, base_amount=1100, price=300_100, nonce=4),
         CancelOrderRequest(market=market, index=1, nonce=5),
         CancelOrderRequest(market=market, index=(1 << 48) + 12345, nonce=6),
         CancelAllRequest(market=market, nonce=7),
-        CancelAllRequest(market=None, all_markets=True, tif=CancelAllTif.SCHEDULED,
-                         time_ms=expiry, nonce=8),
-        UpdateLeverageRequest(market=market, initial_margin_fraction=500, nonce=9,
-                              margin_mode=MarginMode.ISOLATED),
+        CancelAllRequest(
+            market=None, all_markets=True, tif=CancelAllTif.SCHEDULED, time_ms=expiry, nonce=8
+        ),
+        UpdateLeverageRequest(
+            market=market, initial_margin_fraction=500, nonce=9, margin_mode=MarginMode.ISOLATED
+        ),
         # Skip-nonce (L2TxAttributes 4) on each kind order entry may send with it.
-        CreateOrderRequest(market=market, client_order_index=10, base_amount=1000,
-                           price=300_000, is_ask=True, tif=TimeInForce.POST_ONLY, nonce=10,
-                           order_expiry_ms=expiry, skip_nonce=True),
-        ModifyOrderRequest(market=market, index=10, base_amount=900, price=300_200, nonce=11,
-                           skip_nonce=True),
+        CreateOrderRequest(
+            market=market,
+            client_order_index=10,
+            base_amount=1000,
+            price=300_000,
+            is_ask=True,
+            tif=TimeInForce.POST_ONLY,
+            nonce=10,
+            order_expiry_ms=expiry,
+            skip_nonce=True,
+        ),
+        ModifyOrderRequest(
+            market=market, index=10, base_amount=900, price=300_200, nonce=11, skip_nonce=True
+        ),
         CancelOrderRequest(market=market, index=10, nonce=12, skip_nonce=True),
         CancelAllRequest(market=market, nonce=13, skip_nonce=True),
-        UpdateLeverageRequest(market=market, initial_margin_fraction=500, nonce=14,
-                              skip_nonce=True),
+        UpdateLeverageRequest(
+            market=market, initial_margin_fraction=500, nonce=14, skip_nonce=True
+        ),
     ]
 
 
@@ -290,8 +343,9 @@ def _without_sig(tx_info: str) -> tuple[str, bytes]:
     return tx_info.replace(sig, "", 1), base64.b64decode(sig)
 
 
-def self_check(key: ApiKey, *, chain_id: int, account_index: int, api_key_index: int,
-               market: int = 0) -> None:
+def self_check(
+    key: ApiKey, *, chain_id: int, account_index: int, api_key_index: int, market: int = 0
+) -> None:
     """Sign a fixed corpus with both signers and compare; raise SignerError on any mismatch.
 
     Runs on the calling thread (start-up only: the official signer costs a few ms a call
@@ -302,23 +356,33 @@ def self_check(key: ApiKey, *, chain_id: int, account_index: int, api_key_index:
 
     hold_sdk_loggers()
     redactor = Redactor([key])
-    way_out = ('refusing to start; set [venue] signer = "official" in the config to sign with'
-               " the official signer instead")
+    way_out = (
+        'refusing to start; set [venue] signer = "official" in the config to sign with'
+        " the official signer instead"
+    )
     try:
         lib, decode = signer_lib.load()  # its SHA-256 checked first
-        err = decode(lib.CreateClient(b"", key.reveal().encode(), chain_id, api_key_index,
-                                      account_index))
+        err = decode(
+            lib.CreateClient(b"", key.reveal().encode(), chain_id, api_key_index, account_index)
+        )
     except SignerError as exc:  # the library refused: the message says what to do
         raise SignerError(f"native signer self-check: {exc}") from None
     except Exception as exc:
-        raise SignerError("native signer self-check: the official signer could not be loaded"
-                          f" ({type(exc).__name__}); {way_out}") from None
+        raise SignerError(
+            "native signer self-check: the official signer could not be loaded"
+            f" ({type(exc).__name__}); {way_out}"
+        ) from None
     if err:
-        raise SignerError(f"native signer self-check: official signer setup failed:"
-                          f" {redactor.redact(str(err))}")
+        raise SignerError(
+            f"native signer self-check: official signer setup failed: {redactor.redact(str(err))}"
+        )
     try:
-        ns = NativeSigner(key.reveal(), chain_id=chain_id, account_index=account_index,
-                          api_key_index=api_key_index)
+        ns = NativeSigner(
+            key.reveal(),
+            chain_id=chain_id,
+            account_index=account_index,
+            api_key_index=api_key_index,
+        )
     except NativeSignerError as exc:
         raise SignerError(f"native signer self-check: {redactor.redact(str(exc))}") from None
     try:
@@ -329,28 +393,37 @@ def self_check(key: ApiKey, *, chain_id: int, account_index: int, api_key_index:
             o_err, o_info, o_hash = decode(res.err), decode(res.txInfo), decode(res.txHash)
             decode(res.messageToSign)
             if o_err or not o_info or not o_hash:
-                raise SignerError(f"native signer self-check: the official signer refused"
-                                  f" {name}: {redactor.redact(str(o_err))}")
+                raise SignerError(
+                    f"native signer self-check: the official signer refused"
+                    f" {name}: {redactor.redact(str(o_err))}"
+                )
             expired_at = orjson.loads(o_info)["ExpiredAt"]
             n_info, n_hash = req._native(ns, expired_at)
             o_body, o_sig = _without_sig(o_info)
             n_body, n_sig = _without_sig(n_info)
             if n_hash != o_hash:
-                raise SignerError(f"native signer self-check: tx hash differs from the official"
-                                  f" signer's for {name}; {way_out}")
+                raise SignerError(
+                    f"native signer self-check: tx hash differs from the official"
+                    f" signer's for {name}; {way_out}"
+                )
             if n_body != o_body:
-                raise SignerError(f"native signer self-check: tx_info differs from the official"
-                                  f" signer's for {name}; {way_out}")
+                raise SignerError(
+                    f"native signer self-check: tx_info differs from the official"
+                    f" signer's for {name}; {way_out}"
+                )
             msg = bytes.fromhex(o_hash)
             if not verify_hashed(pk, msg, o_sig) or not verify_hashed(pk, msg, n_sig):
-                raise SignerError(f"native signer self-check: a signature of {name} does not"
-                                  f" verify; {way_out}")
+                raise SignerError(
+                    f"native signer self-check: a signature of {name} does not verify; {way_out}"
+                )
         deadline = int(time.time()) + 600
         tok = lib.CreateAuthToken(deadline, api_key_index, account_index)
         o_tok, t_err = decode(tok.str), decode(tok.err)
         if t_err or not o_tok or not verify_auth_token(pk, o_tok):
-            raise SignerError(f"native signer self-check: the official auth token does not"
-                              f" verify under the native public key; {way_out}")
+            raise SignerError(
+                f"native signer self-check: the official auth token does not"
+                f" verify under the native public key; {way_out}"
+            )
         n_tok = ns.auth_token(deadline)
         if n_tok.rsplit(":", 1)[0] != o_tok.rsplit(":", 1)[0] or not verify_auth_token(pk, n_tok):
             raise SignerError(f"native signer self-check: auth token differs; {way_out}")

@@ -146,8 +146,9 @@ class NonceManager(Generic[T]):
         r = self.room
         # While a skip-nonce is due, the nonce goes through ``submit`` (whose dispatch signs
         # the attribute), never to a compiled step that signs without it.
-        r.nonce_ready = self._state is NonceState.READY and not self._held and \
-            self._skip_at != r.next_nonce
+        r.nonce_ready = (
+            self._state is NonceState.READY and not self._held and self._skip_at != r.next_nonce
+        )
         r.pending = len(self._held) + len(self._in_flight)
 
     # ------------------------------------------------------------------ queries
@@ -209,8 +210,11 @@ class NonceManager(Generic[T]):
     def adopt(self, nonce: int, item: T) -> None:
         """``item`` holds a nonce a compiled step took from the room itself (while the room
         said READY): it is in flight from now on. Called before anything else runs."""
-        if nonce in self._in_flight or nonce >= self.room.next_nonce or \
-                self._state is not NonceState.READY:
+        if (
+            nonce in self._in_flight
+            or nonce >= self.room.next_nonce
+            or self._state is not NonceState.READY
+        ):
             raise NonceError(f"adopt: nonce {nonce} was not taken while READY")
         self._in_flight[nonce] = item
         self._publish()
@@ -297,8 +301,13 @@ class NonceManager(Generic[T]):
         # Skip only out of a block (never after a reconnect or at start), with every assigned
         # nonce answered (no unknown tx: it may still land) and no failed skip since the last
         # fetch. The release runs as a task, like a fetch, not inside the reject that blocked.
-        skip = (self._skip_lost and state is NonceState.BLOCKED and not self._unknown
-                and not self._skip_failed and self.room.next_nonce >= 0)
+        skip = (
+            self._skip_lost
+            and state is NonceState.BLOCKED
+            and not self._unknown
+            and not self._skip_failed
+            and self.room.next_nonce >= 0
+        )
         self._state = NonceState.REFRESHING
         self._skip_task = skip
         self._task = loop.create_task(self._refresh(skip))

@@ -183,16 +183,25 @@ class OrderEntryConfig:
     skip_nonce_recovery: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("ack_timeout_s", "quote_expiry_s", "confirm_grace_s", "check_interval_s",
-                     "position_check_interval_s", "refresh_retry_s", "rest_unreachable_s",
-                     "reconcile_timeout_s"):
+        for name in (
+            "ack_timeout_s",
+            "quote_expiry_s",
+            "confirm_grace_s",
+            "check_interval_s",
+            "position_check_interval_s",
+            "refresh_retry_s",
+            "rest_unreachable_s",
+            "reconcile_timeout_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
         if not 1 <= self.max_inflight_per_market <= 16:
             raise ValueError("max_inflight_per_market must be within 1..16 (venue pending cap)")
         if not 1 <= self.max_batch <= VENUE_MAX_BATCH:
-            raise ValueError(f"max_batch must be within 1..{VENUE_MAX_BATCH} (the venue's "
-                             "batch cap: a longer batch is refused whole, 21514)")
+            raise ValueError(
+                f"max_batch must be within 1..{VENUE_MAX_BATCH} (the venue's "
+                "batch cap: a longer batch is refused whole, 21514)"
+            )
         if not 1 <= self.max_ws_frames <= 16:
             raise ValueError("max_ws_frames must be within 1..16")
         if not MIN_EXPIRY_MS + _EXPIRY_SLACK_MS <= self.quote_expiry_s * 1000 <= MAX_EXPIRY_MS:
@@ -209,9 +218,11 @@ class OrderEntryConfig:
             if m < 0:
                 raise ValueError("leverage: market ids are >= 0")
         if self.maker_only and self.leverage:
-            raise ValueError("leverage: a maker-only API key may not send UpdateLeverage "
-                             "(post-only creates, modifies and cancels only); set the "
-                             "leverage with another key")
+            raise ValueError(
+                "leverage: a maker-only API key may not send UpdateLeverage "
+                "(post-only creates, modifies and cancels only); set the "
+                "leverage with another key"
+            )
 
 
 class _Tx:
@@ -285,29 +296,45 @@ class _Tx:
     def request(self, nonce: int, skip_nonce: bool = False) -> TxRequest:
         k = self.kind
         if k is TxKind.CREATE:
-            return CreateOrderRequest(self.market or 0, self.coi, self.size, self.price,
-                                      self.is_ask, self.tif, nonce, self.reduce_only,
-                                      self.expiry_ms, skip_nonce=skip_nonce)
+            return CreateOrderRequest(
+                self.market or 0,
+                self.coi,
+                self.size,
+                self.price,
+                self.is_ask,
+                self.tif,
+                nonce,
+                self.reduce_only,
+                self.expiry_ms,
+                skip_nonce=skip_nonce,
+            )
         if k is TxKind.CANCEL:
             return CancelOrderRequest(self.market or 0, self.index, nonce, skip_nonce)
         if k is TxKind.MODIFY:
-            return ModifyOrderRequest(self.market or 0, self.index, self.size, self.price, nonce,
-                                      skip_nonce=skip_nonce)
+            return ModifyOrderRequest(
+                self.market or 0, self.index, self.size, self.price, nonce, skip_nonce=skip_nonce
+            )
         if k is TxKind.CANCEL_ALL:
-            return CancelAllRequest(None if self.all_markets else self.market, nonce,
-                                    all_markets=self.all_markets, skip_nonce=skip_nonce)
-        return UpdateLeverageRequest(self.market or 0, self.imf, nonce, self.margin_mode,
-                                     skip_nonce)
+            return CancelAllRequest(
+                None if self.all_markets else self.market,
+                nonce,
+                all_markets=self.all_markets,
+                skip_nonce=skip_nonce,
+            )
+        return UpdateLeverageRequest(
+            self.market or 0, self.imf, nonce, self.margin_mode, skip_nonce
+        )
 
     @property
     def counted(self) -> bool:
         """Counts against the venue's pending-order-tx cap of its market."""
-        return self.kind is not TxKind.LEVERAGE and self.market is not None and \
-            not self.all_markets
+        return self.kind is not TxKind.LEVERAGE and self.market is not None and not self.all_markets
 
     def __repr__(self) -> str:
-        return (f"_Tx({self.kind.name}, market={self.market}, coi={self.coi}, "
-                f"nonce={self.nonce}, state={self.state.name})")
+        return (
+            f"_Tx({self.kind.name}, market={self.market}, coi={self.coi}, "
+            f"nonce={self.nonce}, state={self.state.name})"
+        )
 
 
 class _Frame:
@@ -377,16 +404,32 @@ class OrderEntry:
         # nonce counter itself): published at each change (direct_sender).
         self.room = SendRoom(config.max_inflight_per_market, TX_EXPIRY_MS)
         self.nonces: NonceManager[_Tx] = NonceManager(
-            self._fetch_nonce, self._dispatch, still_wanted=self._still_wanted,
-            on_unknown_settled=self._unknown_settled, on_refresh_failed=self._refresh_failed,
-            room=self.room, skip_lost=config.skip_nonce_recovery)
+            self._fetch_nonce,
+            self._dispatch,
+            still_wanted=self._still_wanted,
+            on_unknown_settled=self._unknown_settled,
+            on_refresh_failed=self._refresh_failed,
+            room=self.room,
+            skip_lost=config.skip_nonce_recovery,
+        )
         budget.attach_room(self.room)
         self.ws: WsStream | None = None
         if config.use_ws:
-            args = {k: v for k, v in (stream_args or {}).items()
-                    if k not in ("budget", "time", "rng", "books", "token")}
-            self.ws = WsStream("ws.orders", ws_url, [], stream_listener(self), budget, time=time,
-                               rng=rng or random.Random(), **args)
+            args = {
+                k: v
+                for k, v in (stream_args or {}).items()
+                if k not in ("budget", "time", "rng", "books", "token")
+            }
+            self.ws = WsStream(
+                "ws.orders",
+                ws_url,
+                [],
+                stream_listener(self),
+                budget,
+                time=time,
+                rng=rng or random.Random(),
+                **args,
+            )
             # Answers are matched to frames in order: a roll-over switches sockets only
             # when no frame awaits its answer on the old one.
             self.ws.rollover_ready = self._ws_quiet
@@ -409,7 +452,8 @@ class OrderEntry:
         # (intent, signer queue, signed, sent, acked ns; the venue's predicted execution after
         # the send, ns, or None when the answer had none)
         self._lat: deque[tuple[int, int, int, int, int, int | None]] = deque(
-            maxlen=config.latency_samples)
+            maxlen=config.latency_samples
+        )
         # counters
         self.frames_ws = 0  # frames sent on the order WebSocket
         self.ws_frames_peak = 0  # most WebSocket frames awaiting their ack at once
@@ -477,12 +521,22 @@ class OrderEntry:
     def nonce_ready(self) -> bool:
         """A nonce refresh has completed since the last (re)connect."""
         return self.refreshed_gen > self._needs_refresh_mark and self.nonces.state in (
-            NonceState.READY, NonceState.BLOCKED)
+            NonceState.READY,
+            NonceState.BLOCKED,
+        )
 
     # ------------------------------------------------------------------ public operations
-    def place_limit(self, market: int, side: Side, price_ticks: int, size_lots: int, *,
-                    tif: TimeInForce = TimeInForce.POST_ONLY, reduce_only: bool = False,
-                    expiry_ms: int | None = None) -> Order:
+    def place_limit(
+        self,
+        market: int,
+        side: Side,
+        price_ticks: int,
+        size_lots: int,
+        *,
+        tif: TimeInForce = TimeInForce.POST_ONLY,
+        reduce_only: bool = False,
+        expiry_ms: int | None = None,
+    ) -> Order:
         """Queue a limit order; returns it PENDING_NEW (open only when the venue says so).
 
         ``expiry_ms``: wall-clock epoch ms; IOC takes 0 (or None); GTT/POST_ONLY take 5 min ..
@@ -492,8 +546,7 @@ class OrderEntry:
         tif = TimeInForce(tif)
         side = Side(side)
         if self.config.maker_only and tif is not TimeInForce.POST_ONLY:
-            raise OrderEntryError(f"maker-only API key: creates must be post-only, not "
-                                  f"{tif.name}")
+            raise OrderEntryError(f"maker-only API key: creates must be post-only, not {tif.name}")
         info = self.markets.get(market)
         if info is None:
             raise OrderEntryError(f"market {market} is not configured")
@@ -510,17 +563,32 @@ class OrderEntry:
                 raise OrderEntryError("IOC orders take expiry 0")
             expiry = 0
         else:
-            expiry = now_ms + int(self.config.quote_expiry_s * 1000) if expiry_ms is None \
+            expiry = (
+                now_ms + int(self.config.quote_expiry_s * 1000)
+                if expiry_ms is None
                 else int(expiry_ms)
+            )
             ahead = expiry - now_ms
-            if not MIN_EXPIRY_MS + _EXPIRY_SUBMIT_MARGIN_MS <= ahead \
-                    <= MAX_EXPIRY_MS - _EXPIRY_SLACK_MS:
+            if (
+                not MIN_EXPIRY_MS + _EXPIRY_SUBMIT_MARGIN_MS
+                <= ahead
+                <= MAX_EXPIRY_MS - _EXPIRY_SLACK_MS
+            ):
                 raise OrderEntryError(
                     f"{tif.name} expiry must be 5 min..30 days from now (wall clock); got "
-                    f"{ahead / 1000:.3f} s ahead")
+                    f"{ahead / 1000:.3f} s ahead"
+                )
         coi = self.coi.next()
-        order = Order(coi, market, side, price_ticks, size_lots, tif=tif,
-                      reduce_only=reduce_only, expiry_ms=expiry)
+        order = Order(
+            coi,
+            market,
+            side,
+            price_ticks,
+            size_lots,
+            tif=tif,
+            reduce_only=reduce_only,
+            expiry_ms=expiry,
+        )
         self.tracker.new_order(order)
         tx = _Tx(TxKind.CREATE, market, self._time.monotonic_ns())
         tx.coi = coi
@@ -528,9 +596,18 @@ class OrderEntry:
         tx.tif, tx.reduce_only, tx.expiry_ms = tif, reduce_only, expiry
         self._creates[coi] = tx
         mid = self._mid(market) if self._mid is not None else None
-        self.dbg("place_limit submit: symbol=%s mid=%s market_index=%d client_order_index=%d "
-                 "post_only=%s reduce_only=%s price_i=%d base_i=%d", info.symbol, mid, market,
-                 coi, tif is TimeInForce.POST_ONLY, reduce_only, price_ticks, size_lots)
+        self.dbg(
+            "place_limit submit: symbol=%s mid=%s market_index=%d client_order_index=%d "
+            "post_only=%s reduce_only=%s price_i=%d base_i=%d",
+            info.symbol,
+            mid,
+            market,
+            coi,
+            tif is TimeInForce.POST_ONLY,
+            reduce_only,
+            price_ticks,
+            size_lots,
+        )
         self.nonces.submit(tx)
         return order
 
@@ -540,8 +617,10 @@ class OrderEntry:
         if t.order.status.is_terminal:
             raise OrderEntryError(f"order {coi} is {t.order.status.name}: cannot modify")
         if self.config.maker_only and t.order.tif is not TimeInForce.POST_ONLY:
-            raise OrderEntryError(f"maker-only API key: order {coi} is {t.order.tif.name}, "
-                                  "only post-only orders may be modified")
+            raise OrderEntryError(
+                f"maker-only API key: order {coi} is {t.order.tif.name}, "
+                "only post-only orders may be modified"
+            )
         if not 1 <= price_ticks <= (1 << 32) - 1 or not 1 <= size_lots <= MAX_CLIENT_ORDER_INDEX:
             raise OrderEntryError("modify: price_ticks/size_lots out of range")
         tx = _Tx(TxKind.MODIFY, t.order.market, self._time.monotonic_ns())
@@ -580,8 +659,9 @@ class OrderEntry:
             if market is not None:
                 raise OrderEntryError("cancel_all: a market or all_markets=True, not both")
             if not self.config.allow_all_markets_cancel:
-                raise OrderEntryError("cancel_all over every market needs "
-                                      "allow_all_markets_cancel=True")
+                raise OrderEntryError(
+                    "cancel_all over every market needs allow_all_markets_cancel=True"
+                )
         elif market is None or market not in self.markets:
             raise OrderEntryError(f"cancel_all needs a configured market, got {market!r}")
         for t in self.tracker.live_orders(None if all_markets else market):
@@ -685,8 +765,11 @@ class OrderEntry:
         if k is TxKind.CANCEL or k is TxKind.CANCEL_ALL:
             return None
         if k is TxKind.CREATE:
-            return None if tx.tif is TimeInForce.POST_ONLY else \
-                f"creates must be post-only, not {TimeInForce(tx.tif).name}"
+            return (
+                None
+                if tx.tif is TimeInForce.POST_ONLY
+                else f"creates must be post-only, not {TimeInForce(tx.tif).name}"
+            )
         if k is TxKind.MODIFY:
             t = self.tracker.get(tx.coi)
             if t is not None and t.order.tif is TimeInForce.POST_ONLY:
@@ -710,8 +793,7 @@ class OrderEntry:
                 return
         skip = self.nonces.skip_due(nonce)
         s = tx.signed
-        if s is not None and s.nonce == nonce and self._fresh(s) and \
-                s.request.skip_nonce == skip:
+        if s is not None and s.nonce == nonce and self._fresh(s) and s.request.skip_nonce == skip:
             tx.state = _St.SIGNED  # same nonce, still valid: the identical signed bytes
             self._pump()
             return
@@ -722,8 +804,9 @@ class OrderEntry:
         tx.t_signq = self._time.monotonic_ns()
         gen = tx.gen
         try:
-            self.signer.submit(tx.request(nonce, skip),
-                               lambda res, err: self._on_signed(tx, gen, res, err))
+            self.signer.submit(
+                tx.request(nonce, skip), lambda res, err: self._on_signed(tx, gen, res, err)
+            )
         except SignerError as exc:
             self._on_signed(tx, gen, None, exc)
 
@@ -731,8 +814,9 @@ class OrderEntry:
         exp = s.info.get("ExpiredAt") if s.info else None
         return isinstance(exp, int) and exp - self._time.wall_ms() > _EXPIRED_AT_MARGIN_MS
 
-    def _on_signed(self, tx: _Tx, gen: int, res: SignedTx | None,
-                   err: BaseException | None) -> None:
+    def _on_signed(
+        self, tx: _Tx, gen: int, res: SignedTx | None, err: BaseException | None
+    ) -> None:
         if gen != tx.gen or tx.state is not _St.SIGNING:
             return  # an assignment revoked meanwhile (a reject elsewhere blocked the nonces)
         nonce = tx.nonce
@@ -773,9 +857,12 @@ class OrderEntry:
         frames = self._frames
         ok = self._started and not self._stopping and ws is not None and ws.live
         if ok and frames:
-            ok = (frames[-1].via == "ws" and len(frames) < self.config.max_ws_frames
-                  and len(self._assigned) == sum(len(f.txs) for f in frames)
-                  and self.budget.order_level is BudgetLevel.OK)
+            ok = (
+                frames[-1].via == "ws"
+                and len(frames) < self.config.max_ws_frames
+                and len(self._assigned) == sum(len(f.txs) for f in frames)
+                and self.budget.order_level is BudgetLevel.OK
+            )
         elif ok:
             ok = not self._assigned
         self.room.entry_ok = ok
@@ -868,12 +955,19 @@ class OrderEntry:
                 assert s is not None
                 # The signer's tx_info text verbatim, as the JSON object the venue takes.
                 data = b'{"type":"jsonapi/sendtx","data":{"tx_type":%d,"tx_info":%s}}' % (
-                    s.tx_type, s.tx_info.encode())
+                    s.tx_type,
+                    s.tx_info.encode(),
+                )
             else:
-                data = orjson.dumps({"type": "jsonapi/sendtxbatch", "data": {
-                    "tx_types": orjson.dumps([t.signed.tx_type for t in batch]).decode(),  # type: ignore[union-attr]
-                    "tx_infos": orjson.dumps([t.signed.tx_info for t in batch]).decode(),  # type: ignore[union-attr]
-                }})
+                data = orjson.dumps(
+                    {
+                        "type": "jsonapi/sendtxbatch",
+                        "data": {
+                            "tx_types": orjson.dumps([t.signed.tx_type for t in batch]).decode(),  # type: ignore[union-attr]
+                            "tx_infos": orjson.dumps([t.signed.tx_info for t in batch]).decode(),  # type: ignore[union-attr]
+                        },
+                    }
+                )
             if not ws.send_text(data):
                 self._lost(frame, "order connection closed while sending")
             return
@@ -918,13 +1012,19 @@ class OrderEntry:
             if len(txs) == 1:
                 s = txs[0].signed
                 assert s is not None
-                prio = Priority.RESERVED if txs[0].kind in (TxKind.CANCEL, TxKind.CANCEL_ALL) \
+                prio = (
+                    Priority.RESERVED
+                    if txs[0].kind in (TxKind.CANCEL, TxKind.CANCEL_ALL)
                     else Priority.NORMAL
+                )
                 res = await self.rest.send_tx(s.tx_type, s.tx_info, priority=prio)
             else:
+                signed = [t.signed for t in txs]
+                assert all(x is not None for x in signed)  # a frame holds signed txs only
                 res = await self.rest.send_tx_batch(
-                    [t.signed.tx_type for t in txs],  # type: ignore[union-attr]
-                    [t.signed.tx_info for t in txs])  # type: ignore[union-attr]
+                    [x.tx_type for x in signed if x is not None],
+                    [x.tx_info for x in signed if x is not None],
+                )
         except RateLimited as exc:
             self._replied(frame, exc.code, exc.message, None, None)
         except LighterApiError as exc:
@@ -948,9 +1048,20 @@ class OrderEntry:
             return None
         return DirectSender(self, market)
 
-    def _direct_sent(self, kind: TxKind, market: int, coi: int, price: int, size: int,
-                     nonce: int, expired_at: int, tx_info: str | None, tx_hash: str,
-                     sent: bool, sign_ns: int) -> None:
+    def _direct_sent(
+        self,
+        kind: TxKind,
+        market: int,
+        coi: int,
+        price: int,
+        size: int,
+        nonce: int,
+        expired_at: int,
+        tx_info: str | None,
+        tx_hash: str,
+        sent: bool,
+        sign_ns: int,
+    ) -> None:
         """Book the tx a compiled step took ``nonce`` for from the room (which said this
         entry would send it now): signed and sent (``sent``: the socket took the frame; else
         it is lost and recovered as any lost frame), or not signed (``tx_info`` None: the
@@ -973,9 +1084,17 @@ class OrderEntry:
             request: TxRequest = CancelOrderRequest(market, coi, nonce)
         else:
             request = ModifyOrderRequest(market, coi, size, price, nonce)
-        tx.signed = SignedTx(request=request, tx_type=request.TX_TYPE, tx_info=tx_info,
-                             info={"ExpiredAt": expired_at, "Nonce": nonce}, tx_hash=tx_hash,
-                             nonce=nonce, queued_ns=now, signed_ns=now, sign_ns=sign_ns)
+        tx.signed = SignedTx(
+            request=request,
+            tx_type=request.TX_TYPE,
+            tx_info=tx_info,
+            info={"ExpiredAt": expired_at, "Nonce": nonce},
+            tx_hash=tx_hash,
+            nonce=nonce,
+            queued_ns=now,
+            signed_ns=now,
+            sign_ns=sign_ns,
+        )
         tx.t_signq = tx.t_signed = now
         self.signer.count_signed(sign_ns)  # type: ignore[attr-defined]
         self.nonces.adopt(nonce, tx)
@@ -1024,13 +1143,19 @@ class OrderEntry:
             self.budget.on_volume_quota_refused(quota if type(quota) is int else None)
         elif code in RATE_LIMIT_CODES:
             ra = data.get("retry_after")
-            self.budget.on_rate_limited("sendtx", float(ra) if isinstance(ra, (int, float))
-                                        else None)
+            self.budget.on_rate_limited(
+                "sendtx", float(ra) if isinstance(ra, (int, float)) else None
+            )
         elif type(quota) is int:
             self.budget.note_volume_quota(quota)
         pet = data.get("predicted_execution_time_ms")
-        self._replied(frame, code, str(data.get("message", ""))[:200], data.get("tx_hash"),
-                      pet if type(pet) is int else None)
+        self._replied(
+            frame,
+            code,
+            str(data.get("message", ""))[:200],
+            data.get("tx_hash"),
+            pet if type(pet) is int else None,
+        )
 
     def _ack_fits(self, frame: _Frame, hashes: Any) -> bool:
         """Whether an ack's tx hashes can belong to ``frame`` (checked while several frames
@@ -1042,8 +1167,13 @@ class OrderEntry:
         hl = [str(h) for h in hashes] if isinstance(hashes, (list, tuple)) else [str(hashes)]
         if len(hl) != len(frame.txs):
             return False
-        others = {t.signed.tx_hash for f in self._frames if f is not frame for t in f.txs
-                  if t.signed is not None}
+        others = {
+            t.signed.tx_hash
+            for f in self._frames
+            if f is not frame
+            for t in f.txs
+            if t.signed is not None
+        }
         return not others.intersection(hl)
 
     def _unhold(self, frame: _Frame) -> None:
@@ -1055,8 +1185,9 @@ class OrderEntry:
             frame.held = False
             self.budget.release_inflight()
 
-    def _replied(self, frame: _Frame, code: int, message: str, hashes: Any,
-                 predicted_ms: int | None) -> None:
+    def _replied(
+        self, frame: _Frame, code: int, message: str, hashes: Any, predicted_ms: int | None
+    ) -> None:
         frames = self._frames
         if not frames or frames[0] is not frame:
             return
@@ -1072,8 +1203,7 @@ class OrderEntry:
             at = max(now_ms, predicted_ms or 0)
             # Executed at acceptance (no speed bump): the slot is free now. Held in the
             # sequencer: free after its predicted execution plus a margin.
-            release_at = now_ms if at <= now_ms else at + int(
-                self.config.inflight_margin_s * 1000)
+            release_at = now_ms if at <= now_ms else at + int(self.config.inflight_margin_s * 1000)
             for i, tx in enumerate(txs):
                 self._assigned.pop(tx.nonce, None)
                 self.nonces.accepted(tx.nonce)
@@ -1086,15 +1216,21 @@ class OrderEntry:
                     heapq.heappush(self._releases, (release_at, tx.market or 0))
                 if tx.kind is TxKind.CREATE:
                     self.tracker.on_ack(tx.coi)
-                    self.dbg("place_limit result: client_order_index=%d tx_hash=%s "
-                             "local_hash=%s", tx.coi, tx.venue_hash,
-                             tx.signed.tx_hash if tx.signed else "")
+                    self.dbg(
+                        "place_limit result: client_order_index=%d tx_hash=%s local_hash=%s",
+                        tx.coi,
+                        tx.venue_hash,
+                        tx.signed.tx_hash if tx.signed else "",
+                    )
                 if tx.kind in (TxKind.CREATE, TxKind.CANCEL):
                     self._watch[id(tx)] = tx
                 # The venue's predicted execution, as a delay after the send (its wall time
                 # less the send's on the same clock): beside the measured ack.
-                pred = None if predicted_ms is None else \
-                    (predicted_ms - now_ms) * 1_000_000 + (now - tx.t_sent)
+                pred = (
+                    None
+                    if predicted_ms is None
+                    else (predicted_ms - now_ms) * 1_000_000 + (now - tx.t_sent)
+                )
                 row = (tx.t_intent, tx.t_signq, tx.t_signed, tx.t_sent, now, pred)
                 self._lat.append(row)
                 if row[1] and row[2] and row[3]:
@@ -1125,8 +1261,12 @@ class OrderEntry:
         single = len(txs) == 1
         for tx in txs:
             self._assigned.pop(tx.nonce, None)
-            if (limited or code == CODE_INVALID_NONCE or not single
-                    or (quota and tx.kind in (TxKind.CANCEL, TxKind.CANCEL_ALL))):
+            if (
+                limited
+                or code == CODE_INVALID_NONCE
+                or not single
+                or (quota and tx.kind in (TxKind.CANCEL, TxKind.CANCEL_ALL))
+            ):
                 # Re-sent after the refresh (a batch: one by one, to find the one at fault).
                 tx.state = _St.QUEUED
                 if not single and not limited and code != CODE_INVALID_NONCE:
@@ -1164,8 +1304,7 @@ class OrderEntry:
         tx.error = (code, message)
         if tx.kind is TxKind.CREATE:
             self.tracker.on_api_reject(tx.coi, code, retry=False, message=message)
-            self.dbg("place_limit result: client_order_index=%d error=%s %s", tx.coi, code,
-                     message)
+            self.dbg("place_limit result: client_order_index=%d error=%s %s", tx.coi, code, message)
             if code == CODE_DUPLICATE_COI and self._on_reconnect is not None:
                 # The venue holds an order with this id: reconcile, never retry.
                 self._on_reconnect(f"venue reports duplicate client_order_index {tx.coi}")
@@ -1202,8 +1341,9 @@ class OrderEntry:
             self.nonces.unknown(tx.nonce)
             if tx.kind is TxKind.CREATE:
                 self.tracker.on_unknown(tx.coi)
-                self.dbg("place_limit result: client_order_index=%d error=unknown (%s)",
-                         tx.coi, reason)
+                self.dbg(
+                    "place_limit result: client_order_index=%d error=unknown (%s)", tx.coi, reason
+                )
         self._release_counted(frame.txs)
 
     def _unknown_settled(self, tx: _Tx, nonce: int, consumed: bool) -> None:
@@ -1271,13 +1411,11 @@ class OrderEntry:
         _log.error("order connection halted: %s (REST sendTx only from now on)", error)
 
     # ------------------------------------------------------------------ account stream input
-    def on_account_orders(self, market: int, orders: list[dict[str, Any]], snapshot: bool
-                          ) -> None:
+    def on_account_orders(self, market: int, orders: list[dict[str, Any]], snapshot: bool) -> None:
         # (A modify shows up as a new price / size: the tracker follows the venue's messages.)
         self.tracker.apply_orders({"orders": {str(market): orders}})
 
-    def on_account_trades(self, market: int, trades: list[dict[str, Any]], snapshot: bool
-                          ) -> None:
+    def on_account_trades(self, market: int, trades: list[dict[str, Any]], snapshot: bool) -> None:
         fills = self.tracker.apply_trades({"trades": {str(market): trades}})
         for f in fills:
             t = None
@@ -1337,8 +1475,11 @@ class OrderEntry:
             if tx.kind is TxKind.CREATE:
                 settled = t is None or t.venue_seen or t.order.status.is_terminal
             else:
-                settled = t is None or t.order.status.is_terminal or \
-                    t.order.status is not OrderStatus.PENDING_CANCEL
+                settled = (
+                    t is None
+                    or t.order.status.is_terminal
+                    or t.order.status is not OrderStatus.PENDING_CANCEL
+                )
             if settled:
                 del self._watch[key]
             elif now_ms >= tx.confirm_after_ms:
@@ -1374,8 +1515,9 @@ class OrderEntry:
             if tx.kind is TxKind.CREATE and t is not None:
                 t.reject_code = code
                 self.tracker.on_tx_outcome(tx.coi, False)
-                self.dbg("place_limit result: client_order_index=%d error=%s (sequencer)",
-                         tx.coi, code)
+                self.dbg(
+                    "place_limit result: client_order_index=%d error=%s (sequencer)", tx.coi, code
+                )
             elif tx.kind is TxKind.CANCEL and t is not None:
                 self.tracker.on_cancel_failed(tx.coi)
             return
@@ -1402,8 +1544,10 @@ class OrderEntry:
                 return
             if found:
                 self.tracker.apply_orders(found)
-            if t.order.status is OrderStatus.PENDING_CANCEL and \
-                    tx.checks >= self.config.unknown_checks:
+            if (
+                t.order.status is OrderStatus.PENDING_CANCEL
+                and tx.checks >= self.config.unknown_checks
+            ):
                 self._watch.pop(id(tx), None)
                 self.tracker.on_cancel_failed(tx.coi)
 
@@ -1437,12 +1581,18 @@ class OrderEntry:
         out: dict[str, dict[str, float]] = {}
         for name, a, b in _ENTRY_STAGES:
             vals = [r[b] - r[a] for r in rows]
-            out[name] = {"n": float(len(vals)), "p50_us": _pct(vals, 0.5),
-                         "p99_us": _pct(vals, 0.99)}
+            out[name] = {
+                "n": float(len(vals)),
+                "p50_us": _pct(vals, 0.5),
+                "p99_us": _pct(vals, 0.99),
+            }
         pred = [r[5] for r in rows if r[5] is not None]
         if pred:
-            out["predicted"] = {"n": float(len(pred)), "p50_us": _pct(pred, 0.5),
-                                "p99_us": _pct(pred, 0.99)}
+            out["predicted"] = {
+                "n": float(len(pred)),
+                "p50_us": _pct(pred, 0.5),
+                "p99_us": _pct(pred, 0.99),
+            }
         return out
 
     def _ws_quiet(self) -> bool:
@@ -1451,19 +1601,29 @@ class OrderEntry:
 
     def status(self) -> dict[str, Any]:
         return {
-            "nonce": repr(self.nonces), "connected": self.connected,
-            "frames_ws": self.frames_ws, "frames_rest": self.frames_rest,
+            "nonce": repr(self.nonces),
+            "connected": self.connected,
+            "frames_ws": self.frames_ws,
+            "frames_rest": self.frames_rest,
             "ws_frames_peak": self.ws_frames_peak,
             "ws_budget_fallbacks": self.ws_budget_fallbacks,
-            "txs_sent": self.txs_sent, "acks": self.acks, "api_rejects": self.api_rejects,
-            "reject_codes": dict(self.reject_codes), "unknowns": self.unknowns,
-            "ack_timeouts": self.ack_timeouts, "ack_mismatches": self.ack_mismatches,
+            "txs_sent": self.txs_sent,
+            "acks": self.acks,
+            "api_rejects": self.api_rejects,
+            "reject_codes": dict(self.reject_codes),
+            "unknowns": self.unknowns,
+            "ack_timeouts": self.ack_timeouts,
+            "ack_mismatches": self.ack_mismatches,
             "identical_resends": self.identical_resends,
-            "resigned": self.resigned, "late_rejects": self.late_rejects,
-            "lookups": self.lookups, "in_flight": self.in_flight,
-            "inflight_peak": dict(self.inflight_peak), "out_of_band": self.out_of_band,
+            "resigned": self.resigned,
+            "late_rejects": self.late_rejects,
+            "lookups": self.lookups,
+            "in_flight": self.in_flight,
+            "inflight_peak": dict(self.inflight_peak),
+            "out_of_band": self.out_of_band,
             "sends_while_blocked": self.sends_while_blocked,
-            "direct_sends": self.direct_sends, "direct_over_budget": self.direct_over_budget,
+            "direct_sends": self.direct_sends,
+            "direct_over_budget": self.direct_over_budget,
         }
 
 
@@ -1473,7 +1633,12 @@ class OrderEntry:
 # (name, from index, to index), indexes typed so a row's int stamps are all they reach.
 _Stamp = Literal[0, 1, 2, 3, 4]
 _ENTRY_STAGES: Final[tuple[tuple[str, _Stamp, _Stamp], ...]] = (
-    ("queue", 0, 1), ("sign", 1, 2), ("send", 2, 3), ("ack", 3, 4), ("total", 0, 4))
+    ("queue", 0, 1),
+    ("sign", 1, 2),
+    ("send", 2, 3),
+    ("ack", 3, 4),
+    ("total", 0, 4),
+)
 
 
 class DirectSender:
@@ -1500,12 +1665,33 @@ class DirectSender:
         ws = self._entry.ws
         return ws is not None and ws.send_text(data)
 
-    def sent(self, kind: int, coi: int, price: int, size: int, nonce: int, expired_at: int,
-             tx_info: str | None, tx_hash: str, sent: bool, sign_ns: int) -> None:
+    def sent(
+        self,
+        kind: int,
+        coi: int,
+        price: int,
+        size: int,
+        nonce: int,
+        expired_at: int,
+        tx_info: str | None,
+        tx_hash: str,
+        sent: bool,
+        sign_ns: int,
+    ) -> None:
         """``kind``: 1 modify, 2 cancel (the plan's ActionKind values)."""
-        self._entry._direct_sent(TxKind.MODIFY if kind == 1 else TxKind.CANCEL, self.market,
-                                 coi, price, size, nonce, expired_at, tx_info, tx_hash, sent,
-                                 sign_ns)
+        self._entry._direct_sent(
+            TxKind.MODIFY if kind == 1 else TxKind.CANCEL,
+            self.market,
+            coi,
+            price,
+            size,
+            nonce,
+            expired_at,
+            tx_info,
+            tx_hash,
+            sent,
+            sign_ns,
+        )
 
 
 def _event_error(event_info: Any) -> int | None:
@@ -1518,4 +1704,3 @@ def _event_error(event_info: Any) -> int | None:
         if isinstance(err, dict) and type(err.get("code")) is int:
             return int(err["code"])
     return None
-

@@ -24,11 +24,22 @@ __all__ = ["Readiness", "Signals"]
 class Readiness:
     """Named conditions; ready iff all hold. Publishes ConnectorState on every change."""
 
-    __slots__ = ("_failing", "_order", "_publish", "_ready", "_reason", "_time", "_watchers",
-                 "history")
+    __slots__ = (
+        "_failing",
+        "_order",
+        "_publish",
+        "_ready",
+        "_reason",
+        "_time",
+        "_watchers",
+        "history",
+    )
 
-    def __init__(self, publish: Callable[[ConnectorState], object] | None = None,
-                 time: TimeSource = REAL_TIME) -> None:
+    def __init__(
+        self,
+        publish: Callable[[ConnectorState], object] | None = None,
+        time: TimeSource = REAL_TIME,
+    ) -> None:
         self._publish = publish  # e.g. EventBus.publish
         self._time = time  # stamps the events
         self._order: list[str] = []  # condition names in registration order
@@ -46,6 +57,7 @@ class Readiness:
         def unwatch() -> None:
             if fn in self._watchers:
                 self._watchers.remove(fn)
+
         return unwatch
 
     def _changed(self, name: str, ok: bool, reason: str) -> None:

@@ -59,8 +59,10 @@ def position_mismatch(info: MarketInfo | None, venue_lots: int, replayed_lots: i
     if info is None:  # metadata gone (never for a configured market): lots only
         return f"venue position {venue_lots} lots, fills replayed {replayed_lots} lots"
     sd = info.size_decimals
-    return (f"venue position {format_units(venue_lots, sd)}, fills replayed "
-            f"{format_units(replayed_lots, sd)} ({venue_lots} vs {replayed_lots} lots)")
+    return (
+        f"venue position {format_units(venue_lots, sd)}, fills replayed "
+        f"{format_units(replayed_lots, sd)} ({venue_lots} vs {replayed_lots} lots)"
+    )
 
 
 class ReconcileFailed(OrderError, RuntimeError):
@@ -91,8 +93,9 @@ _REST_ERRORS = (VenueUnavailable, OutcomeUnknown, aiohttp.ClientError, OSError, 
 class Reconciler:
     """Runs reconciliations for one ``OrderEntry`` (its tracker, REST client and config)."""
 
-    def __init__(self, entry: OrderEntry, *,
-                 streams_ready: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self, entry: OrderEntry, *, streams_ready: Callable[[], bool] | None = None
+    ) -> None:
         self.entry = entry
         self._cfg = entry.config
         self._time = entry._time
@@ -127,14 +130,14 @@ class Reconciler:
                         "rest_unreachable",
                         f"REST API unreachable for {down_s:.1f} s (limit "
                         f"{self._cfg.rest_unreachable_s} s; last: {what}: "
-                        f"{type(exc).__name__})") from None
+                        f"{type(exc).__name__})",
+                    ) from None
                 await self._time.sleep(min(1.0, self._cfg.rest_unreachable_s / 10))
                 continue
             self._rest_fail_since = 0
             return result
 
-    async def _wait(self, cond: Callable[[], bool], timeout_s: float, step_s: float = 0.05
-                    ) -> bool:
+    async def _wait(self, cond: Callable[[], bool], timeout_s: float, step_s: float = 0.05) -> bool:
         deadline = self._time.monotonic_ns() + int(timeout_s * 1e9)
         while not cond():
             if self._time.monotonic_ns() >= deadline:
@@ -147,9 +150,12 @@ class Reconciler:
         e = self.entry
         out: dict[int, dict[str, Any]] = {}
         for m in sorted(e.markets):
-            orders = await self._rest(f"accountActiveOrders({m})",
-                                      lambda m=m: e.rest.account_active_orders(  # type: ignore[misc]
-                                          e.account_index, m))
+            orders = await self._rest(
+                f"accountActiveOrders({m})",
+                lambda m=m: e.rest.account_active_orders(  # type: ignore[misc]
+                    e.account_index, m
+                ),
+            )
             for od in orders:
                 out[int(od["order_index"])] = od
         return out
@@ -169,9 +175,14 @@ class Reconciler:
         report.duration_s = self._now_s() - t0
         self.last_report = report
         self.last_error = None
-        _log.info("reconciled: %d open on the venue, adopted %d, cancelled %d, looked up %d "
-                  "(%.2f s)", report.venue_open, len(report.adopted), len(report.cancelled),
-                  report.looked_up, report.duration_s)
+        _log.info(
+            "reconciled: %d open on the venue, adopted %d, cancelled %d, looked up %d (%.2f s)",
+            report.venue_open,
+            len(report.adopted),
+            len(report.cancelled),
+            report.looked_up,
+            report.duration_s,
+        )
         return report
 
     async def _run(self, start: bool) -> ReconcileReport:
@@ -206,24 +217,28 @@ class Reconciler:
                 to_cancel[oi] = t.order.market
 
         # Ours live per the tracker but not listed: their final state by client_order_index.
-        missing = [t.order.client_order_index for t in tracker.live_orders()
-                   if t.order.order_index not in active and (
-                       t.acked or t.venue_seen or t.order.status is OrderStatus.UNKNOWN)]
+        missing = [
+            t.order.client_order_index
+            for t in tracker.live_orders()
+            if t.order.order_index not in active
+            and (t.acked or t.venue_seen or t.order.status is OrderStatus.UNKNOWN)
+        ]
         for i in range(0, len(missing), MAX_COI_LOOKUP):
-            chunk = missing[i:i + MAX_COI_LOOKUP]
-            found = await self._rest("accountOrders", functools.partial(
-                e.rest.account_orders, e.account_index, chunk))
+            chunk = missing[i : i + MAX_COI_LOOKUP]
+            found = await self._rest(
+                "accountOrders", functools.partial(e.rest.account_orders, e.account_index, chunk)
+            )
             report.looked_up += len(chunk)
             if found:
                 tracker.apply_orders(found)
 
         # UNKNOWN orders: the nonce refresh settles them, lookups confirm; wait for it.
-        if not await self._wait(lambda: not tracker.unknown_orders(), cfg.reconcile_timeout_s,
-                                0.1):
+        if not await self._wait(lambda: not tracker.unknown_orders(), cfg.reconcile_timeout_s, 0.1):
             left = [t.order.client_order_index for t in tracker.unknown_orders()]
-            raise ReconcileFailed("unknown_unresolved",
-                                  f"orders {left[:10]} still UNKNOWN after "
-                                  f"{cfg.reconcile_timeout_s} s")
+            raise ReconcileFailed(
+                "unknown_unresolved",
+                f"orders {left[:10]} still UNKNOWN after {cfg.reconcile_timeout_s} s",
+            )
         report.unknown_resolved = len(unknown_before)
 
         # Cancels, confirmed against REST, at most max_cancel_attempts per order.
@@ -236,14 +251,14 @@ class Reconciler:
             for oi, market in list(to_cancel.items()):
                 held = tracker.by_order_index(oi)
                 ours = held is not None and held.ours
-                done = (held.cancel_attempts if ours and held is not None
-                        else attempts.get(oi, 0))
+                done = held.cancel_attempts if ours and held is not None else attempts.get(oi, 0)
                 if done >= cfg.max_cancel_attempts:
                     coi = held.order.client_order_index if held is not None else 0
                     raise ReconcileFailed(
                         "cancel_failed",
                         f"order {oi} (client_order_index {coi}, market {market}) still open "
-                        f"after {done} cancel attempts")
+                        f"after {done} cancel attempts",
+                    )
                 if ours and held is not None:
                     e.cancel(held.order.client_order_index)
                 else:
@@ -261,13 +276,18 @@ class Reconciler:
 
         # Positions: the venue's is authoritative; ours is baseline + fills replayed.
         for attempt in range(cfg.position_retries):
-            acct = await self._rest("account", lambda: e.rest.account(
-                e.account_index, priority=Priority.RESERVED))
-            positions = [p for p in acct.get("positions") or []
-                         if isinstance(p, dict) and p.get("market_id") in e.markets]
+            acct = await self._rest(
+                "account", lambda: e.rest.account(e.account_index, priority=Priority.RESERVED)
+            )
+            positions = [
+                p
+                for p in acct.get("positions") or []
+                if isinstance(p, dict) and p.get("market_id") in e.markets
+            ]
             tracker.apply_positions({"positions": positions}, full=True)
-            report.positions = {m: (p.size_lots if (p := tracker.venue_position(m)) else 0)
-                                for m in e.markets}
+            report.positions = {
+                m: (p.size_lots if (p := tracker.venue_position(m)) else 0) for m in e.markets
+            }
             if start:
                 tracker.rebase_positions()
                 break
@@ -275,10 +295,13 @@ class Reconciler:
             if not mism:
                 break
             if attempt + 1 == cfg.position_retries:
-                detail = ", ".join(f"market {m}: {position_mismatch(e.markets.get(m), v, r)}"
-                                   for m, (v, r) in sorted(mism.items()))
-                raise ReconcileFailed("position_mismatch",
-                                      f"position differs from the venue's after replaying "
-                                      f"fills ({detail})")
+                detail = ", ".join(
+                    f"market {m}: {position_mismatch(e.markets.get(m), v, r)}"
+                    for m, (v, r) in sorted(mism.items())
+                )
+                raise ReconcileFailed(
+                    "position_mismatch",
+                    f"position differs from the venue's after replaying fills ({detail})",
+                )
             await self._time.sleep(cfg.confirm_grace_s)
         return report

@@ -83,9 +83,16 @@ class StartupError(ExchangeError):
     """A start-up read the venue kept refusing until its deadline; says what it answered."""
 
 
-async def retry_until(call: Callable[[], Awaitable[T]], what: str, deadline_s: float, *,
-                      time: TimeSource = REAL_TIME, rng: random.Random | None = None,
-                      first_s: float = 0.25, max_s: float = 4.0) -> T:
+async def retry_until(
+    call: Callable[[], Awaitable[T]],
+    what: str,
+    deadline_s: float,
+    *,
+    time: TimeSource = REAL_TIME,
+    rng: random.Random | None = None,
+    first_s: float = 0.25,
+    max_s: float = 4.0,
+) -> T:
     """``await call()`` until it succeeds, retrying a rate limit (its Retry-After when given),
     a 5xx or a transport error with jittered exponential backoff (``first_s`` doubling up to
     ``max_s``, each x [0.5, 1.5)), for at most ``deadline_s`` (``time``'s seconds). Anything
@@ -114,8 +121,10 @@ async def retry_until(call: Callable[[], Awaitable[T]], what: str, deadline_s: f
             wait = pause * rng.uniform(0.5, 1.5)
         left = (end - time.monotonic_ns()) / 1e9
         if left <= 0:
-            raise StartupError(f"{what}: the venue answered {last} for {deadline_s:.0f} s "
-                               f"({tries} tries); giving up") from None
+            raise StartupError(
+                f"{what}: the venue answered {last} for {deadline_s:.0f} s "
+                f"({tries} tries); giving up"
+            ) from None
         _log.warning("%s: %s; again in %.2f s", what, last, min(wait, left))
         await time.sleep(min(wait, left))
         pause = min(2 * pause, max_s)
@@ -184,8 +193,7 @@ class LighterRest:
 
     async def start(self) -> None:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                json_serialize=lambda o: orjson.dumps(o).decode())
+            self._session = aiohttp.ClientSession(json_serialize=lambda o: orjson.dumps(o).decode())
             self.sessions_opened += 1
 
     async def close(self) -> None:
@@ -198,10 +206,18 @@ class LighterRest:
         return self._session is None or self._session.closed
 
     # --- transport -----------------------------------------------------------------------------
-    async def _request(self, method: str, endpoint: str, *, params: Mapping[str, Any] | None = None,
-                       form: Mapping[str, str] | None = None, auth: bool = False, txs: int = 0,
-                       priority: Priority = Priority.NORMAL, retry: bool = True
-                       ) -> dict[str, Any]:
+    async def _request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        form: Mapping[str, str] | None = None,
+        auth: bool = False,
+        txs: int = 0,
+        priority: Priority = Priority.NORMAL,
+        retry: bool = True,
+    ) -> dict[str, Any]:
         if self._session is None or self._session.closed:
             raise RuntimeError("LighterRest is not started (or already closed)")
         cost = self._budget.rest_cost(endpoint, txs)
@@ -221,8 +237,9 @@ class LighterRest:
             self.requests += 1
             sent_ms = self._time.wall_ms()
             try:
-                async with self._session.request(method, url, params=q or None, data=form,
-                                                 headers=headers, timeout=timeout) as resp:
+                async with self._session.request(
+                    method, url, params=q or None, data=form, headers=headers, timeout=timeout
+                ) as resp:
                     status = resp.status
                     raw = await resp.read()
                     rheaders = resp.headers
@@ -230,8 +247,14 @@ class LighterRest:
                 self.errors += 1
                 last_exc = exc
                 delay = self._budget.on_server_error(limit)
-                _log.debug("%s %s: %s (attempt %d, backoff %.2fs)", method, endpoint,
-                           type(exc).__name__, attempt + 1, delay)
+                _log.debug(
+                    "%s %s: %s (attempt %d, backoff %.2fs)",
+                    method,
+                    endpoint,
+                    type(exc).__name__,
+                    attempt + 1,
+                    delay,
+                )
                 if not retry:
                     raise OutcomeUnknown(f"{endpoint}: {type(exc).__name__}") from None
                 continue
@@ -271,10 +294,14 @@ class LighterRest:
             raise LighterApiError(int(code), message, status)
         if isinstance(last_exc, LighterApiError):
             raise last_exc
-        what = (str(last_exc).removeprefix(f"{endpoint}: ")
-                if isinstance(last_exc, VenueUnavailable) else type(last_exc).__name__)
-        raise VenueUnavailable(f"{endpoint}: {what} ({attempts} "
-                               f"attempt{'s' if attempts > 1 else ''})") from None
+        what = (
+            str(last_exc).removeprefix(f"{endpoint}: ")
+            if isinstance(last_exc, VenueUnavailable)
+            else type(last_exc).__name__
+        )
+        raise VenueUnavailable(
+            f"{endpoint}: {what} ({attempts} attempt{'s' if attempts > 1 else ''})"
+        ) from None
 
     @staticmethod
     def _decode(raw: bytes) -> dict[str, Any]:
@@ -288,78 +315,131 @@ class LighterRest:
     async def order_book_details(self, market_id: int | None = None) -> dict[str, Any]:
         return await self._request("GET", "orderBookDetails", params={"market_id": market_id})
 
-    async def next_nonce(self, account_index: int, api_key_index: int,
-                         priority: Priority = Priority.RESERVED) -> int:
-        body = await self._request("GET", "nextNonce", params={
-            "account_index": account_index, "api_key_index": api_key_index}, priority=priority)
+    async def next_nonce(
+        self, account_index: int, api_key_index: int, priority: Priority = Priority.RESERVED
+    ) -> int:
+        body = await self._request(
+            "GET",
+            "nextNonce",
+            params={"account_index": account_index, "api_key_index": api_key_index},
+            priority=priority,
+        )
         nonce = body.get("nonce")
         if type(nonce) is not int:
             raise LighterApiError(-1, "nextNonce: no integer nonce in the response", 200)
         return nonce
 
-    async def account(self, value: int | str, by: str = "index",
-                      priority: Priority = Priority.NORMAL) -> dict[str, Any]:
+    async def account(
+        self, value: int | str, by: str = "index", priority: Priority = Priority.NORMAL
+    ) -> dict[str, Any]:
         """``account?by=index|l1_address&value=...`` -> the first DetailedAccount."""
-        body = await self._request("GET", "account", params={"by": by, "value": value},
-                                   priority=priority)
+        body = await self._request(
+            "GET", "account", params={"by": by, "value": value}, priority=priority
+        )
         accounts = body.get("accounts")
         if not isinstance(accounts, list) or not accounts or not isinstance(accounts[0], dict):
             raise LighterApiError(-1, "account: no account in the response", 200)
         return accounts[0]
 
-    async def account_active_orders(self, account_index: int, market_id: int,
-                                    priority: Priority = Priority.RESERVED
-                                    ) -> list[dict[str, Any]]:
-        body = await self._request("GET", "accountActiveOrders", auth=True, priority=priority,
-                                   params={"account_index": account_index,
-                                           "market_id": market_id})
+    async def account_active_orders(
+        self, account_index: int, market_id: int, priority: Priority = Priority.RESERVED
+    ) -> list[dict[str, Any]]:
+        body = await self._request(
+            "GET",
+            "accountActiveOrders",
+            auth=True,
+            priority=priority,
+            params={"account_index": account_index, "market_id": market_id},
+        )
         return list(body.get("orders") or [])
 
-    async def account_inactive_orders(self, account_index: int, *, limit: int = 100,
-                                      market_id: int | None = None, cursor: str | None = None,
-                                      ask_filter: int | None = None,
-                                      priority: Priority = Priority.RESERVED) -> dict[str, Any]:
+    async def account_inactive_orders(
+        self,
+        account_index: int,
+        *,
+        limit: int = 100,
+        market_id: int | None = None,
+        cursor: str | None = None,
+        ask_filter: int | None = None,
+        priority: Priority = Priority.RESERVED,
+    ) -> dict[str, Any]:
         """One page: ``{"orders": [...], "next_cursor": str}``."""
         if not 1 <= limit <= 100:
             raise ValueError("limit must be within 1..100")
-        return await self._request("GET", "accountInactiveOrders", auth=True, priority=priority,
-                                   params={"account_index": account_index, "limit": limit,
-                                           "market_id": market_id, "cursor": cursor or None,
-                                           "ask_filter": ask_filter})
+        return await self._request(
+            "GET",
+            "accountInactiveOrders",
+            auth=True,
+            priority=priority,
+            params={
+                "account_index": account_index,
+                "limit": limit,
+                "market_id": market_id,
+                "cursor": cursor or None,
+                "ask_filter": ask_filter,
+            },
+        )
 
-    async def account_orders(self, account_index: int, client_order_indexes: Sequence[int],
-                             priority: Priority = Priority.RESERVED) -> list[dict[str, Any]]:
+    async def account_orders(
+        self,
+        account_index: int,
+        client_order_indexes: Sequence[int],
+        priority: Priority = Priority.RESERVED,
+    ) -> list[dict[str, Any]]:
         """Orders by client_order_index (1..20 of them per call)."""
         cois = list(client_order_indexes)
         if not 1 <= len(cois) <= MAX_COI_LOOKUP:
             raise ValueError(f"accountOrders takes 1..{MAX_COI_LOOKUP} client_order_indexes")
-        body = await self._request("GET", "accountOrders", auth=True, priority=priority,
-                                   params={"account_index": account_index,
-                                           "client_order_indexes": ",".join(map(str, cois))})
+        body = await self._request(
+            "GET",
+            "accountOrders",
+            auth=True,
+            priority=priority,
+            params={
+                "account_index": account_index,
+                "client_order_indexes": ",".join(map(str, cois)),
+            },
+        )
         return list(body.get("orders") or [])
 
     async def tx(self, tx_hash: str, priority: Priority = Priority.RESERVED) -> dict[str, Any]:
         """``tx?by=hash`` -> the EnrichedTx (status 0 failed, 1 pending, 2 executed, 3 final)."""
-        return await self._request("GET", "tx", params={"by": "hash", "value": tx_hash},
-                                   priority=priority)
+        return await self._request(
+            "GET", "tx", params={"by": "hash", "value": tx_hash}, priority=priority
+        )
 
-    async def send_tx(self, tx_type: int, tx_info: str, *, price_protection: bool | None = None,
-                      priority: Priority = Priority.NORMAL) -> SendTxResult:
+    async def send_tx(
+        self,
+        tx_type: int,
+        tx_info: str,
+        *,
+        price_protection: bool | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> SendTxResult:
         form = {"tx_type": str(int(tx_type)), "tx_info": tx_info}
         if price_protection is not None:
             form["price_protection"] = "true" if price_protection else "false"
-        body = await self._request("POST", "sendTx", form=form, txs=1, priority=priority,
-                                   retry=False)
+        body = await self._request(
+            "POST", "sendTx", form=form, txs=1, priority=priority, retry=False
+        )
         return self._send_result(body)
 
-    async def send_tx_batch(self, tx_types: Sequence[int], tx_infos: Sequence[str], *,
-                            priority: Priority = Priority.NORMAL) -> SendTxResult:
+    async def send_tx_batch(
+        self,
+        tx_types: Sequence[int],
+        tx_infos: Sequence[str],
+        *,
+        priority: Priority = Priority.NORMAL,
+    ) -> SendTxResult:
         if len(tx_types) != len(tx_infos) or not tx_types:
             raise ValueError("tx_types and tx_infos must be non-empty and of equal length")
-        form = {"tx_types": orjson.dumps([int(t) for t in tx_types]).decode(),
-                "tx_infos": orjson.dumps(list(tx_infos)).decode()}
-        body = await self._request("POST", "sendTxBatch", form=form, txs=len(tx_types),
-                                   priority=priority, retry=False)
+        form = {
+            "tx_types": orjson.dumps([int(t) for t in tx_types]).decode(),
+            "tx_infos": orjson.dumps(list(tx_infos)).decode(),
+        }
+        body = await self._request(
+            "POST", "sendTxBatch", form=form, txs=len(tx_types), priority=priority, retry=False
+        )
         return self._send_result(body)
 
     def _send_result(self, body: dict[str, Any]) -> SendTxResult:
@@ -369,7 +449,9 @@ class LighterRest:
         h = body.get("tx_hash")
         tx_hash: str | tuple[str, ...] = tuple(h) if isinstance(h, list) else str(h or "")
         pet = body.get("predicted_execution_time_ms")
-        return SendTxResult(tx_hash=tx_hash,
-                            predicted_execution_time_ms=pet if type(pet) is int else None,
-                            volume_quota_remaining=quota,
-                            message=str(body.get("message", "")))
+        return SendTxResult(
+            tx_hash=tx_hash,
+            predicted_execution_time_ms=pet if type(pet) is int else None,
+            volume_quota_remaining=quota,
+            message=str(body.get("message", "")),
+        )

@@ -276,8 +276,10 @@ class Redactor:
         if len(text) < MIN_RUN:
             # Replacing a short string everywhere blanks ordinary text ("a" in every word)
             # and still does not hide a guessable secret: refused, not half-redacted.
-            raise ValueError(f"a secret shorter than {MIN_RUN} characters cannot be redacted "
-                             "safely; use a longer one")
+            raise ValueError(
+                f"a secret shorter than {MIN_RUN} characters cannot be redacted "
+                "safely; use a longer one"
+            )
         forms_ci = [text.lower()]
         forms_cs = [text]
         if raw is not None:

@@ -184,28 +184,59 @@ class CreateOrderRequest:
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
         if self.skip_nonce:  # the generic path carries attributes; the fast one has none
             return ns.sign_tx(  # type: ignore[no-any-return]
-                "create_order", {
-                    "market_index": self.market, "client_order_index": self.client_order_index,
-                    "base_amount": self.base_amount, "price": self.price,
-                    "is_ask": int(self.is_ask), "order_type": int(self.order_type),
-                    "time_in_force": int(self.tif), "reduce_only": int(self.reduce_only),
-                    "trigger_price": self.trigger_price, "order_expiry": self.order_expiry_ms,
-                    "skip_nonce": 1}, nonce=self.nonce, expired_at=expired_at)
+                "create_order",
+                {
+                    "market_index": self.market,
+                    "client_order_index": self.client_order_index,
+                    "base_amount": self.base_amount,
+                    "price": self.price,
+                    "is_ask": int(self.is_ask),
+                    "order_type": int(self.order_type),
+                    "time_in_force": int(self.tif),
+                    "reduce_only": int(self.reduce_only),
+                    "trigger_price": self.trigger_price,
+                    "order_expiry": self.order_expiry_ms,
+                    "skip_nonce": 1,
+                },
+                nonce=self.nonce,
+                expired_at=expired_at,
+            )
         return ns.sign_create_order(  # type: ignore[no-any-return]
-            self.market, self.client_order_index, self.base_amount, self.price,
-            self.is_ask, int(self.order_type), int(self.tif), self.reduce_only,
-            self.trigger_price, self.order_expiry_ms, self.nonce, expired_at,
+            self.market,
+            self.client_order_index,
+            self.base_amount,
+            self.price,
+            self.is_ask,
+            int(self.order_type),
+            int(self.tif),
+            self.reduce_only,
+            self.trigger_price,
+            self.order_expiry_ms,
+            self.nonce,
+            expired_at,
         )
 
     def _call(self, lib: Any, api_key_index: int, account_index: int) -> Any:
         return lib.SignCreateOrder(
-            self.market, self.client_order_index, self.base_amount, self.price,
-            int(self.is_ask), int(self.order_type), int(self.tif), int(self.reduce_only),
-            self.trigger_price, self.order_expiry_ms,
-            0, 0, 0,  # no integrator
-            0, 0,  # self-trade: expire maker, same account (venue defaults)
+            self.market,
+            self.client_order_index,
+            self.base_amount,
+            self.price,
+            int(self.is_ask),
+            int(self.order_type),
+            int(self.tif),
+            int(self.reduce_only),
+            self.trigger_price,
+            self.order_expiry_ms,
+            0,
+            0,
+            0,  # no integrator
+            0,
+            0,  # self-trade: expire maker, same account (venue defaults)
             int(self.skip_nonce),
-            self.nonce, api_key_index, account_index,
+            self.nonce,
+            api_key_index,
+            account_index,
         )
 
 
@@ -229,14 +260,22 @@ class CancelOrderRequest:
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
         if self.skip_nonce:
             return ns.sign_tx(  # type: ignore[no-any-return]
-                "cancel_order", {"market_index": self.market, "index": self.index,
-                                 "skip_nonce": 1}, nonce=self.nonce, expired_at=expired_at)
+                "cancel_order",
+                {"market_index": self.market, "index": self.index, "skip_nonce": 1},
+                nonce=self.nonce,
+                expired_at=expired_at,
+            )
         return ns.sign_cancel_order(  # type: ignore[no-any-return]
-            self.market, self.index, self.nonce, expired_at)
+            self.market, self.index, self.nonce, expired_at
+        )
 
     def _call(self, lib: Any, api_key_index: int, account_index: int) -> Any:
         return lib.SignCancelOrder(
-            self.market, self.index, int(self.skip_nonce), self.nonce, api_key_index,
+            self.market,
+            self.index,
+            int(self.skip_nonce),
+            self.nonce,
+            api_key_index,
             account_index,
         )
 
@@ -274,22 +313,45 @@ class ModifyOrderRequest:
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
         if self.skip_nonce:
             return ns.sign_tx(  # type: ignore[no-any-return]
-                "modify_order", {
-                    "market_index": self.market, "index": self.index,
-                    "base_amount": self.base_amount, "price": self.price,
-                    "trigger_price": self.trigger_price, "skip_nonce": 1},
-                nonce=self.nonce, expired_at=expired_at)
+                "modify_order",
+                {
+                    "market_index": self.market,
+                    "index": self.index,
+                    "base_amount": self.base_amount,
+                    "price": self.price,
+                    "trigger_price": self.trigger_price,
+                    "skip_nonce": 1,
+                },
+                nonce=self.nonce,
+                expired_at=expired_at,
+            )
         return ns.sign_modify_order(  # type: ignore[no-any-return]
-            self.market, self.index, self.base_amount, self.price, self.trigger_price,
-            self.nonce, expired_at)
+            self.market,
+            self.index,
+            self.base_amount,
+            self.price,
+            self.trigger_price,
+            self.nonce,
+            expired_at,
+        )
 
     def _call(self, lib: Any, api_key_index: int, account_index: int) -> Any:
         return lib.SignModifyOrder(
-            self.market, self.index, self.base_amount, self.price, self.trigger_price,
-            0, 0, 0, 0, 0,  # no integrator, default self-trade mode
-            int(self.skip_nonce), self.nonce,
+            self.market,
+            self.index,
+            self.base_amount,
+            self.price,
+            self.trigger_price,
+            0,
+            0,
+            0,
+            0,
+            0,  # no integrator, default self-trade mode
+            int(self.skip_nonce),
+            self.nonce,
             0,  # order_version: nil
-            api_key_index, account_index,
+            api_key_index,
+            account_index,
         )
 
 
@@ -349,17 +411,29 @@ class CancelAllRequest:
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
         if self.skip_nonce:
             return ns.sign_tx(  # type: ignore[no-any-return]
-                "cancel_all_orders", {
-                    "time_in_force": int(self.tif), "scheduled_time_ms": self.time_ms,
-                    "cancel_all_market_index": self._market_arg(), "skip_nonce": 1},
-                nonce=self.nonce, expired_at=expired_at)
+                "cancel_all_orders",
+                {
+                    "time_in_force": int(self.tif),
+                    "scheduled_time_ms": self.time_ms,
+                    "cancel_all_market_index": self._market_arg(),
+                    "skip_nonce": 1,
+                },
+                nonce=self.nonce,
+                expired_at=expired_at,
+            )
         return ns.sign_cancel_all(  # type: ignore[no-any-return]
-            int(self.tif), self.time_ms, self._market_arg(), self.nonce, expired_at)
+            int(self.tif), self.time_ms, self._market_arg(), self.nonce, expired_at
+        )
 
     def _call(self, lib: Any, api_key_index: int, account_index: int) -> Any:
         return lib.SignCancelAllOrders(
-            int(self.tif), self.time_ms, self._market_arg(), int(self.skip_nonce), self.nonce,
-            api_key_index, account_index,
+            int(self.tif),
+            self.time_ms,
+            self._market_arg(),
+            int(self.skip_nonce),
+            self.nonce,
+            api_key_index,
+            account_index,
         )
 
 
@@ -390,20 +464,29 @@ class UpdateLeverageRequest:
     def _native(self, ns: Any, expired_at: int) -> tuple[str, str]:
         if self.skip_nonce:
             return ns.sign_tx(  # type: ignore[no-any-return]
-                "update_leverage", {
+                "update_leverage",
+                {
                     "market_index": self.market,
                     "initial_margin_fraction": self.initial_margin_fraction,
-                    "margin_mode": int(self.margin_mode), "skip_nonce": 1},
-                nonce=self.nonce, expired_at=expired_at)
+                    "margin_mode": int(self.margin_mode),
+                    "skip_nonce": 1,
+                },
+                nonce=self.nonce,
+                expired_at=expired_at,
+            )
         return ns.sign_update_leverage(  # type: ignore[no-any-return]
-            self.market, self.initial_margin_fraction, int(self.margin_mode), self.nonce,
-            expired_at)
+            self.market, self.initial_margin_fraction, int(self.margin_mode), self.nonce, expired_at
+        )
 
     def _call(self, lib: Any, api_key_index: int, account_index: int) -> Any:
         return lib.SignUpdateLeverage(
-            self.market, self.initial_margin_fraction, int(self.margin_mode),
-            int(self.skip_nonce), self.nonce,
-            api_key_index, account_index,
+            self.market,
+            self.initial_margin_fraction,
+            int(self.margin_mode),
+            int(self.skip_nonce),
+            self.nonce,
+            api_key_index,
+            account_index,
         )
 
 
@@ -471,6 +554,7 @@ def check_token_deadline(deadline: object, now_s: int | None = None) -> None:
             f"auth token deadline_s {deadline} is outside now..now+8 h (now {now},"
             f" {_TOKEN_SKEW_S} s of clock skew allowed)"
         )
+
 
 _STOP = object()
 
@@ -718,16 +802,29 @@ class SignerWorker:
         if not tx_info or not tx_hash:
             raise SignerError(f"signer returned no tx_info/tx_hash for nonce {request.nonce}")
         try:
-            info = check_signed(
-                request, res.txType, tx_info,
-                account_index=self._account_index, api_key_index=self._api_key_index,
-            ) if self._check else {}
+            info = (
+                check_signed(
+                    request,
+                    res.txType,
+                    tx_info,
+                    account_index=self._account_index,
+                    api_key_index=self._api_key_index,
+                )
+                if self._check
+                else {}
+            )
         except TxCheckError as exc:
             raise SignerError(str(exc)) from exc
         self.signed += 1
         return SignedTx(
-            request=request, tx_type=res.txType, tx_info=tx_info, info=info, tx_hash=tx_hash,
-            nonce=request.nonce, queued_ns=queued_ns, signed_ns=time.monotonic_ns(),
+            request=request,
+            tx_type=res.txType,
+            tx_info=tx_info,
+            info=info,
+            tx_hash=tx_hash,
+            nonce=request.nonce,
+            queued_ns=queued_ns,
+            signed_ns=time.monotonic_ns(),
             sign_ns=t1 - t0,
         )
 

@@ -36,16 +36,11 @@ __all__ = ["SIGNER_SHA256", "create_api_key", "library_name", "library_path", "l
 # pip's hash check agree), one row per platform the SDK ships a library for.
 SIGNER_SHA256: dict[str, dict[str, str]] = {
     "1.1.8": {
-        "lighter-signer-linux-amd64.so":
-            "7f107a0e2240aa40c9f0ae8aba396380fe62892fe199dd3691e3103fc9a6fd8e",
-        "lighter-signer-linux-arm64.so":
-            "9088ced1545e4cf81b6a4e18102c9459f3145215256c9d2f0a7ee4d160d7dfae",
-        "lighter-signer-darwin-amd64.dylib":
-            "cc7a6b7c4736d09e9bf236def745e132d962a30c91d72235d579c44d895cfaa1",
-        "lighter-signer-darwin-arm64.dylib":
-            "b58e94ae6149be8c4e2ca90a6058fcb86e3c16604d0f09c3be29034b8feb2630",
-        "lighter-signer-windows-amd64.dll":
-            "3cb44139e35dee7533d925427448fa6d9ea2744fe66203c2167f42da358d0e49",
+        "lighter-signer-linux-amd64.so": "7f107a0e2240aa40c9f0ae8aba396380fe62892fe199dd3691e3103fc9a6fd8e",
+        "lighter-signer-linux-arm64.so": "9088ced1545e4cf81b6a4e18102c9459f3145215256c9d2f0a7ee4d160d7dfae",
+        "lighter-signer-darwin-amd64.dylib": "cc7a6b7c4736d09e9bf236def745e132d962a30c91d72235d579c44d895cfaa1",
+        "lighter-signer-darwin-arm64.dylib": "b58e94ae6149be8c4e2ca90a6058fcb86e3c16604d0f09c3be29034b8feb2630",
+        "lighter-signer-windows-amd64.dll": "3cb44139e35dee7533d925427448fa6d9ea2744fe66203c2167f42da358d0e49",
     },
 }
 
@@ -77,8 +72,9 @@ def _sdk_version() -> str:
     try:
         return metadata.version("lighter-sdk")
     except metadata.PackageNotFoundError:
-        raise SignerError("lighter-sdk is not installed: the official signer is unavailable"
-                          ) from None
+        raise SignerError(
+            "lighter-sdk is not installed: the official signer is unavailable"
+        ) from None
 
 
 def sha256_of(path: Path) -> str:
@@ -95,24 +91,29 @@ def verify(path: Path | None = None, version: str | None = None) -> str:
     Returns the hash; raises SignerError with what to do when it is not the recorded one."""
     path = library_path() if path is None else path
     version = _sdk_version() if version is None else version
-    fix = ("reinstall lighter-sdk from PyPI with its hash checked (pip install --force-reinstall"
-           " --no-deps --require-hashes -r requirements/lock.txt in a checkout, or pip install"
-           f" --force-reinstall --no-deps lighter-sdk=={max(SIGNER_SHA256)})")
+    fix = (
+        "reinstall lighter-sdk from PyPI with its hash checked (pip install --force-reinstall"
+        " --no-deps --require-hashes -r requirements/lock.txt in a checkout, or pip install"
+        f" --force-reinstall --no-deps lighter-sdk=={max(SIGNER_SHA256)})"
+    )
     known = SIGNER_SHA256.get(version)
     if known is None:
         raise SignerError(
             f"official signer refused: lighter-sdk {version} is not one mmfast has a recorded"
             f" signer hash for (known: {', '.join(sorted(SIGNER_SHA256))}); {fix}; or record the"
-            " new version's hashes (mmfast/connector/lighter/signer_lib.py says how)")
+            " new version's hashes (mmfast/connector/lighter/signer_lib.py says how)"
+        )
     expected = known.get(path.name)
     if expected is None:
-        raise SignerError(f"official signer refused: no hash recorded for {path.name} of"
-                          f" lighter-sdk {version}")
+        raise SignerError(
+            f"official signer refused: no hash recorded for {path.name} of lighter-sdk {version}"
+        )
     try:
         st = path.stat()
     except OSError as exc:
-        raise SignerError(f"official signer refused: {path} cannot be read"
-                          f" ({exc.strerror}); {fix}") from None
+        raise SignerError(
+            f"official signer refused: {path} cannot be read ({exc.strerror}); {fix}"
+        ) from None
     key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
     if key in _verified:
         return expected
@@ -121,7 +122,8 @@ def verify(path: Path | None = None, version: str | None = None) -> str:
         raise SignerError(
             f"official signer refused: {path} is not the library lighter-sdk {version} ships"
             f" (SHA-256 expected {expected}, found {found}); it was changed after install;"
-            f" {fix}")
+            f" {fix}"
+        )
     _verified.add(key)
     return found
 

@@ -29,12 +29,27 @@ __all__ = ["SkewMonitor"]
 class SkewMonitor:
     """Estimates ``venue - local`` wall-clock offset; reports when it crosses the threshold."""
 
-    __slots__ = ("_coarse", "_fine", "_on_change", "_skewed", "_time", "_window_ns",
-                 "dropped", "max_skew_ms", "samples", "watch")
+    __slots__ = (
+        "_coarse",
+        "_fine",
+        "_on_change",
+        "_skewed",
+        "_time",
+        "_window_ns",
+        "dropped",
+        "max_skew_ms",
+        "samples",
+        "watch",
+    )
 
-    def __init__(self, max_skew_ms: int, time: TimeSource = REAL_TIME, *,
-                 window_s: float = 10.0,
-                 on_change: Callable[[bool, str], object] | None = None) -> None:
+    def __init__(
+        self,
+        max_skew_ms: int,
+        time: TimeSource = REAL_TIME,
+        *,
+        window_s: float = 10.0,
+        on_change: Callable[[bool, str], object] | None = None,
+    ) -> None:
         self.max_skew_ms = max_skew_ms  # not ready above this |offset|
         self._time = time  # local clocks
         self._window_ns = int(window_s * 1e9)  # samples kept this long
@@ -96,8 +111,13 @@ class SkewMonitor:
     def venue_now_s(self) -> float:
         return self.venue_now_ms() / 1000.0
 
-    def expiry_ms(self, lifetime_ms: int, min_ms: int = 5 * 60_000,
-                  max_ms: int = 30 * 86_400_000, margin_ms: int = 10_000) -> int:
+    def expiry_ms(
+        self,
+        lifetime_ms: int,
+        min_ms: int = 5 * 60_000,
+        max_ms: int = 30 * 86_400_000,
+        margin_ms: int = 10_000,
+    ) -> int:
         """An order expiry ``lifetime_ms`` from now in venue time, kept inside the venue's window
         [now + min, now + max] with ``margin_ms`` of slack at both ends."""
         life = min(max(lifetime_ms, min_ms + margin_ms), max_ms - margin_ms)

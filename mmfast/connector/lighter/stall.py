@@ -33,17 +33,37 @@ __all__ = ["StallWatch"]
 class StallWatch:
     """Loop-stall detection of one event loop (see the module doc)."""
 
-    __slots__ = ("_due_ns", "_handle", "_interval_s", "_on_stall", "_time", "feeds",
-                 "fresh_after_ns", "lag", "last_ns", "last_stall_ms", "max_stall_ms", "stall_ns",
-                 "stalls")
+    __slots__ = (
+        "_due_ns",
+        "_handle",
+        "_interval_s",
+        "_on_stall",
+        "_time",
+        "feeds",
+        "fresh_after_ns",
+        "lag",
+        "last_ns",
+        "last_stall_ms",
+        "max_stall_ms",
+        "stall_ns",
+        "stalls",
+    )
 
-    def __init__(self, stall_ms: int, on_stall: Callable[[float], object], *,
-                 interval_ms: int = 100, time: TimeSource = REAL_TIME) -> None:
+    def __init__(
+        self,
+        stall_ms: int,
+        on_stall: Callable[[float], object],
+        *,
+        interval_ms: int = 100,
+        time: TimeSource = REAL_TIME,
+    ) -> None:
         if stall_ms <= 0 or interval_ms <= 0:
             raise ValueError("stall_ms and interval_ms must be > 0")
         if interval_ms * 4 > stall_ms:
-            raise ValueError("interval_ms must be at most a quarter of stall_ms (a late "
-                             "timer of a running loop must not look like a stall)")
+            raise ValueError(
+                "interval_ms must be at most a quarter of stall_ms (a late "
+                "timer of a running loop must not look like a stall)"
+            )
         self._time = time
         self._on_stall = on_stall  # called (stalled host ms) once per stall
         self._interval_s = interval_ms / 1000 * time.scale  # source seconds between stamps
@@ -98,5 +118,9 @@ class StallWatch:
         return False
 
     def status(self) -> dict[str, float | int]:
-        return {"stalls": self.stalls, "last_stall_ms": round(self.last_stall_ms, 1),
-                "max_stall_ms": round(self.max_stall_ms, 1), **self.lag.status()}
+        return {
+            "stalls": self.stalls,
+            "last_stall_ms": round(self.last_stall_ms, 1),
+            "max_stall_ms": round(self.max_stall_ms, 1),
+            **self.lag.status(),
+        }

@@ -321,9 +321,7 @@ class OrderTracker:
     def rebase_positions(self) -> None:
         """Take the venue's sizes as the replay baseline (after reconciliation replayed fills)."""
         for m, venue in self._venue_pos.items():
-            self._replayed[m] = Position(
-                m, venue.size_lots, Fraction(venue.avg_entry_price_ticks)
-            )
+            self._replayed[m] = Position(m, venue.size_lots, Fraction(venue.avg_entry_price_ticks))
 
     @property
     def watermark(self) -> int:
@@ -362,8 +360,7 @@ class OrderTracker:
         if t.order.status is OrderStatus.UNKNOWN and not t.venue_seen:
             self._set(t, OrderStatus.PENDING_NEW)
 
-    def on_api_reject(self, coi: int, code: int | None, *, retry: bool,
-                      message: str = "") -> None:
+    def on_api_reject(self, coi: int, code: int | None, *, retry: bool, message: str = "") -> None:
         """An API-level reject of the create tx. ``retry``: it will be re-signed with a new
         nonce (stays PENDING_NEW); otherwise REJECTED, the venue's code and message in the
         order's ``cancel_reason``. A 21728 (duplicate coi) means the venue may hold an order
@@ -381,8 +378,11 @@ class OrderTracker:
             self._set(t, OrderStatus.PENDING_NEW)
         else:
             t.reject_code = code
-            t.order.cancel_reason = (f"rejected {code}: {message}" if code is not None
-                                     else f"rejected: {message or 'its nonce passed unused'}")
+            t.order.cancel_reason = (
+                f"rejected {code}: {message}"
+                if code is not None
+                else f"rejected: {message or 'its nonce passed unused'}"
+            )
             self._set(t, OrderStatus.REJECTED)
 
     def on_unknown(self, coi: int) -> None:
@@ -526,12 +526,24 @@ class OrderTracker:
             self._publish(t)
         return True
 
-    def _apply_amounts(self, t: TrackedOrder, key: tuple[int, int, int], filled: int,
-                       price: int, size: int, remaining: int) -> bool:
+    def _apply_amounts(
+        self,
+        t: TrackedOrder,
+        key: tuple[int, int, int],
+        filled: int,
+        price: int,
+        size: int,
+        remaining: int,
+    ) -> bool:
         """Price and size of a live order from an order message (a modify executed shows here).
         Returns True if there is something to publish."""
-        if (_key_older(key, t.amounts_key) or filled < t.venue_filled_lots
-                or size < max(t.venue_filled_lots, t.fill_lots) or price <= 0 or remaining < 0):
+        if (
+            _key_older(key, t.amounts_key)
+            or filled < t.venue_filled_lots
+            or size < max(t.venue_filled_lots, t.fill_lots)
+            or price <= 0
+            or remaining < 0
+        ):
             self.stale_amounts += 1  # older than what was applied, or inconsistent with fills
             return False
         t.amounts_key = key
@@ -547,7 +559,12 @@ class OrderTracker:
         return news
 
     def _new_foreign(
-        self, od: Mapping[str, Any], market: int, order_index: int, coi: int, initial: int,
+        self,
+        od: Mapping[str, Any],
+        market: int,
+        order_index: int,
+        coi: int,
+        initial: int,
         price: int,
     ) -> TrackedOrder:
         is_ask = od.get("is_ask")
@@ -733,8 +750,12 @@ class OrderTracker:
 
     def _set_venue_position(self, market: int, size: int, avg: int, funding: int = 0) -> None:
         cur = self._venue_pos.get(market)
-        if (cur is not None and cur.size_lots == size and cur.avg_entry_price_ticks == avg
-                and cur.funding_paid == funding):
+        if (
+            cur is not None
+            and cur.size_lots == size
+            and cur.avg_entry_price_ticks == avg
+            and cur.funding_paid == funding
+        ):
             return
         self._venue_pos[market] = Position(market, size, Fraction(avg), funding_paid=funding)
         self._publish_position(market)

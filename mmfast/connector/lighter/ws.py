@@ -333,7 +333,8 @@ class WsStream:
         self.state = StreamState.HALTED
         self.halt_error = StreamHalted(
             f"{self.name}: {self.failures} consecutive connection failures to {self.url} "
-            f"(last: {self.last_down_reason or 'n/a'}); giving up")
+            f"(last: {self.last_down_reason or 'n/a'}); giving up"
+        )
         _log.error("%s", self.halt_error)
         self._listener.on_halt(self, self.halt_error)
 
@@ -382,20 +383,24 @@ class WsStream:
 
     async def _connect(self, gen: int, standby: bool) -> WSTransport:
         scale = self._time.scale
-        transport, _ = await asyncio.wait_for(ws_connect(
-            lambda: self._new_listener(gen, standby), self.url,
-            # picows times the idle ping on the host's clock: on a virtual clock (a backtest,
-            # the venue in this process) its pings would go out at host-dependent moments.
-            # The JSON ping after send_idle_s without a send stays (the TimeSource's).
-            enable_auto_ping=not getattr(self._time, "virtual", False),
-            auto_ping_idle_timeout=self._ping_idle_s / scale,
-            auto_ping_reply_timeout=self._pong_timeout_s / scale,
-            enable_auto_pong=True,
-            disconnect_on_exception=False,
-            websocket_handshake_timeout=self._connect_timeout_s / scale,
-            max_frame_size=MAX_FRAME_BYTES,
-            logger_name=f"mmfast.{self.name}",
-        ), self._connect_timeout_s / scale)
+        transport, _ = await asyncio.wait_for(
+            ws_connect(
+                lambda: self._new_listener(gen, standby),
+                self.url,
+                # picows times the idle ping on the host's clock: on a virtual clock (a backtest,
+                # the venue in this process) its pings would go out at host-dependent moments.
+                # The JSON ping after send_idle_s without a send stays (the TimeSource's).
+                enable_auto_ping=not getattr(self._time, "virtual", False),
+                auto_ping_idle_timeout=self._ping_idle_s / scale,
+                auto_ping_reply_timeout=self._pong_timeout_s / scale,
+                enable_auto_pong=True,
+                disconnect_on_exception=False,
+                websocket_handshake_timeout=self._connect_timeout_s / scale,
+                max_frame_size=MAX_FRAME_BYTES,
+                logger_name=f"mmfast.{self.name}",
+            ),
+            self._connect_timeout_s / scale,
+        )
         return transport
 
     async def _watch(self, transport: WSTransport) -> WSTransport:
@@ -531,16 +536,19 @@ class WsStream:
             self._next_done.set()
 
     # --- subscriptions ------------------------------------------------------------------------
-    async def _subscribe(self, key: str, gen: int, transport: WSTransport | None = None,
-                         arm: bool = True) -> None:
+    async def _subscribe(
+        self, key: str, gen: int, transport: WSTransport | None = None, arm: bool = True
+    ) -> None:
         """Subscribe ``key`` on connection ``gen`` (the current one, or ``transport``: a
         roll-over's successor, whose deadline is the roll-over's own: ``arm`` False)."""
         sub = self.subscriptions[key]
         # A roll-over's subscribes keep the quotes up: they may use the reserve, within the
         # roll-over's own deadline.
         await self._budget.acquire(
-            self._budget.WS_REQUEST, Priority.NORMAL if arm else Priority.RESERVED,
-            timeout_s=self._backoff_max_s * 2 if arm else self._snapshot_deadline_s)
+            self._budget.WS_REQUEST,
+            Priority.NORMAL if arm else Priority.RESERVED,
+            timeout_s=self._backoff_max_s * 2 if arm else self._snapshot_deadline_s,
+        )
         t = transport if transport is not None else self._transport
         if gen not in (self._gen, self._next_gen) or t is None or t.is_disconnected:
             self._budget.release_inflight()
@@ -566,8 +574,9 @@ class WsStream:
         old = self._deadlines.pop(key, None)
         if old is not None:
             old.cancel()
-        self._deadlines[key] = self._time.call_later(self._snapshot_deadline_s,
-                                                     self._deadline_fired, key, self._gen)
+        self._deadlines[key] = self._time.call_later(
+            self._snapshot_deadline_s, self._deadline_fired, key, self._gen
+        )
 
     def _deadline_fired(self, key: str, gen: int) -> None:
         self._deadlines.pop(key, None)
@@ -577,8 +586,12 @@ class WsStream:
         # Whatever was in flight for this key is taken as lost.
         lost = self._pending.pop(key, 0)
         self._budget.release_inflight(lost)
-        _log.debug("%s: no first frame on %s within %.2fs: resubscribing", self.name, key,
-                   self._snapshot_deadline_s)
+        _log.debug(
+            "%s: no first frame on %s within %.2fs: resubscribing",
+            self.name,
+            key,
+            self._snapshot_deadline_s,
+        )
         self.resubscribe(key)
 
     def resubscribe(self, key: str) -> None:
@@ -594,15 +607,17 @@ class WsStream:
     async def _resubscribe(self, key: str, gen: int) -> None:
         try:
             sub = self.subscriptions[key]
-            await self._budget.acquire(self._budget.WS_REQUEST, Priority.NORMAL,
-                                       timeout_s=self._backoff_max_s * 2)
+            await self._budget.acquire(
+                self._budget.WS_REQUEST, Priority.NORMAL, timeout_s=self._backoff_max_s * 2
+            )
             if gen != self._gen or not self.connected:
                 self._budget.release_inflight()
                 return
             assert self._transport is not None
             self._pending[key] = self._pending.get(key, 0) + 1
-            self._transport.send(_TEXT, orjson.dumps({"type": "unsubscribe",
-                                                      "channel": sub.channel}))
+            self._transport.send(
+                _TEXT, orjson.dumps({"type": "unsubscribe", "channel": sub.channel})
+            )
             self.resubscribes += 1
             await self._subscribe(key, gen)
         except BudgetExhausted:
@@ -821,8 +836,9 @@ class WsStream:
         except Exception:
             self._handler_error()
 
-    def _dispatch(self, data: bytes, now: int, transport: WSTransport | None = None,
-                  gen: int = 0) -> None:
+    def _dispatch(
+        self, data: bytes, now: int, transport: WSTransport | None = None, gen: int = 0
+    ) -> None:
         """One non-book frame; ``gen``: a roll-over's successor or draining predecessor
         (0: the current connection)."""
         try:
@@ -855,9 +871,12 @@ class WsStream:
             self.disconnect("server shutdown")
             return
         ts = msg.get("timestamp")
-        if (type(ts) is int and ts > 1_000_000_000_000
-                and typ.endswith(("/market_stats", "/user_stats", "/order_book"))
-                and now - self._last_skew_ns >= self._skew_interval_ns):
+        if (
+            type(ts) is int
+            and ts > 1_000_000_000_000
+            and typ.endswith(("/market_stats", "/user_stats", "/order_book"))
+            and now - self._last_skew_ns >= self._skew_interval_ns
+        ):
             self._listener.on_venue_time(ts)
         if typ.startswith("unsubscribed/"):
             if isinstance(channel, str):
@@ -877,8 +896,7 @@ class WsStream:
             return
         self._listener.on_message(self, msg, now)
 
-    def _roll_frame(self, msg: dict[str, Any], typ: str, channel: Any, gen: int,
-                    now: int) -> bool:
+    def _roll_frame(self, msg: dict[str, Any], typ: str, channel: Any, gen: int, now: int) -> bool:
         """During a roll-over: True if the frame was handled here (taken for the successor or
         dropped), False if it goes on as a frame of the current connection."""
         owned = isinstance(channel, str) and channel in self._owner
@@ -955,13 +973,22 @@ class WsStream:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "state": self.state.name, "connects": self.connects, "disconnects": self.disconnects,
-            "failures": self.failures, "frames": self.frames, "malformed": self.malformed,
-            "handler_errors": self.handler_errors, "resubscribes": self.resubscribes,
-            "deadline_misses": self.deadline_misses, "pings_sent": self.pings_sent,
-            "pongs_sent": self.pongs_sent, "keepalive_skipped": self.keepalive_skipped,
-            "rollovers": self.rollovers, "rollovers_abandoned": self.rollovers_abandoned,
-            "subscribes_sent": self.subscribes_sent, "errors_received": self.errors_received,
+            "state": self.state.name,
+            "connects": self.connects,
+            "disconnects": self.disconnects,
+            "failures": self.failures,
+            "frames": self.frames,
+            "malformed": self.malformed,
+            "handler_errors": self.handler_errors,
+            "resubscribes": self.resubscribes,
+            "deadline_misses": self.deadline_misses,
+            "pings_sent": self.pings_sent,
+            "pongs_sent": self.pongs_sent,
+            "keepalive_skipped": self.keepalive_skipped,
+            "rollovers": self.rollovers,
+            "rollovers_abandoned": self.rollovers_abandoned,
+            "subscribes_sent": self.subscribes_sent,
+            "errors_received": self.errors_received,
             "subscribed": sorted(self._acked),
             "compiled_frames": self.compiled_frames,
         }
