@@ -28,7 +28,6 @@ import shutil
 import sys
 import tempfile
 import time as _time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +35,7 @@ from typing import IO, Any
 import orjson
 
 from mmfast.backtest.vloop import LoopClock, LoopTime, VirtualTimeLoop
-from mmfast.conf import ConfigError, example_path, parse_config
+from mmfast.conf import ConfigError, parse_config, read_config_toml
 from mmfast.conf.schema import Config
 from mmfast.tape import Tape, TapeError, TapeInfo, TapeMarket, open_tape
 
@@ -113,13 +112,7 @@ class BacktestResult:
 def backtest_config(path: str | None, state_dir: str | None = None) -> Config:
     """The bot's config for a backtest (see the module doc); ConfigError naming the key.
     ``state_dir``: where the bot's state files go (instead of the config's)."""
-    p = Path(path) if path else example_path("sim")
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as exc:
-        raise ConfigError([("--config", f"cannot read {p}: {exc.strerror}")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([("", f"invalid TOML: {exc}")], source=str(p)) from None
+    p, data = read_config_toml(path)
     venue = data.get("venue")
     venue = venue if isinstance(venue, dict) else {}
     data["venue"] = {

@@ -14,6 +14,7 @@ from mmfast.conf.load import (
     example_path,
     load_config,
     parse_config,
+    read_config_toml,
     read_key_file,
 )
 from mmfast.conf.schema import (
@@ -54,5 +55,6 @@ __all__ = [
     "example_path",
     "load_config",
     "parse_config",
+    "read_config_toml",
     "read_key_file",
 ]

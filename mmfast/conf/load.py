@@ -54,6 +54,7 @@ __all__ = [
     "example_path",
     "load_config",
     "parse_config",
+    "read_config_toml",
     "read_key_file",
 ]
 
@@ -88,6 +89,20 @@ def example_path(mode: str) -> Path:
     if mode not in MODES:
         raise ValueError(f"no example config for mode {mode!r}")
     return Path(str(resources.files("mmfast.conf").joinpath(f"{mode}.toml")))
+
+
+def read_config_toml(path: str | None) -> tuple[Path, dict[str, Any]]:
+    """A command's ``--config`` file (None: the shipped sim example) as a TOML table, for
+    commands that override keys before ``parse_config``; ConfigError naming ``--config`` or
+    the file."""
+    p = Path(path) if path else example_path("sim")
+    try:
+        data = tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise ConfigError([("--config", f"cannot read {p}: {exc.strerror}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("", f"invalid TOML: {exc}")], source=str(p)) from None
+    return p, data
 
 
 def load_config(

@@ -30,7 +30,6 @@ import shutil
 import signal
 import sys
 import time as _time
-import tomllib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from mmfast.conf import ConfigError, example_path, parse_config
+from mmfast.conf import ConfigError, parse_config, read_config_toml
 from mmfast.conf.schema import Config
 from mmfast.connector.lighter.secret import ApiKey, RedactingFilter, Redactor, Secret
 from mmfast.core.errors import ExchangeError, MmfastError
@@ -94,13 +93,7 @@ class RunOptions:
 def load_run_config(opts: RunOptions, env: dict[str, str] | None = None) -> Config:
     """Read and validate the config with the command-line overrides; ConfigError on any
     problem (before any network I/O)."""
-    path = Path(opts.config) if opts.config else example_path("sim")
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError([("--config", f"cannot read {path}: {exc.strerror}")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([("", f"invalid TOML: {exc}")], source=str(path)) from None
+    path, data = read_config_toml(opts.config)
     if opts.strategy:
         strat = data.setdefault("strategy", {})
         if isinstance(strat, dict):
@@ -360,25 +353,10 @@ class Runner:
     async def _resolve_market(self, rest_url: str) -> None:
         """Market id and decimals from orderBookDetails (also checks symbol vs id), retried
         on rate limits and venue errors for up to _STARTUP_DEADLINE_S."""
-        from mmfast.connector.lighter.budget import PREMIUM, RateBudget
-        from mmfast.connector.lighter.markets import parse_order_book_details
-        from mmfast.connector.lighter.rest import LighterRest, retry_until
+        from mmfast.connector.lighter.budget import PREMIUM
+        from mmfast.connector.lighter.rest import fetch_markets
 
-        rest = LighterRest(
-            rest_url.rstrip("/") + "/api/v1",
-            RateBudget(PREMIUM, self.time),
-            self.time,
-            timeout_s=10.0,
-            max_retries=0,
-        )
-        await rest.start()
-        try:
-            body = await retry_until(
-                rest.order_book_details, "orderBookDetails", _STARTUP_DEADLINE_S, time=self.time
-            )
-        finally:
-            await rest.close()
-        markets = parse_order_book_details(body)
+        markets = await fetch_markets(rest_url, PREMIUM, _STARTUP_DEADLINE_S, time=self.time)
         m = self.cfg.market
         if m.market_id is not None:
             info = markets.get(m.market_id)

@@ -1,7 +1,7 @@
 """``mmfast record``: the venue's public streams of chosen markets, into a tape.
 
 The markets (symbols or ids) are resolved through ``orderBookDetails`` as the connector does
-(``LighterRest`` + ``parse_order_book_details``), and their metadata goes into the tape's
+(``fetch_markets``), and their metadata goes into the tape's
 header. One ``WsStream`` (the connector's reconnecting WebSocket: subscribe deadlines,
 resubscribes, JSON pings, jittered reconnects) carries ``order_book``, ``trade`` and
 ``market_stats`` of each market; every message is written with its receive times as it
@@ -35,8 +35,8 @@ from mmfast._core.book import GAP, OrderBook
 from mmfast.connector.lighter.budget import STANDARD, RateBudget
 from mmfast.connector.lighter.config import LighterConfig
 from mmfast.connector.lighter.listener import stream_listener
-from mmfast.connector.lighter.markets import MarketInfo, parse_order_book_details
-from mmfast.connector.lighter.rest import LighterRest, retry_until
+from mmfast.connector.lighter.markets import MarketInfo
+from mmfast.connector.lighter.rest import fetch_markets
 from mmfast.connector.lighter.ws import StreamHalted, Subscription, WsStream
 from mmfast.core.log import get_logger
 from mmfast.core.timesource import REAL_TIME, RealTime, TimeSource
@@ -188,21 +188,7 @@ class Recorder:
     # ------------------------------------------------------------------ start-up
     async def _listed(self) -> dict[int, MarketInfo]:
         o = self.opts
-        rest = LighterRest(
-            o.rest_url.rstrip("/") + "/api/v1",
-            RateBudget(STANDARD, self.time),
-            self.time,
-            timeout_s=10.0,
-            max_retries=0,
-        )
-        await rest.start()
-        try:
-            body = await retry_until(
-                rest.order_book_details, "orderBookDetails", o.startup_deadline_s, time=self.time
-            )
-        finally:
-            await rest.close()
-        return parse_order_book_details(body)
+        return await fetch_markets(o.rest_url, STANDARD, o.startup_deadline_s, time=self.time)
 
     async def open(self) -> None:
         """Resolve the markets and create the tape (nothing is created on a failure)."""

@@ -21,7 +21,8 @@ import aiohttp
 import orjson
 
 from mmfast.connector.lighter.auth import TokenCache
-from mmfast.connector.lighter.budget import Priority, RateBudget
+from mmfast.connector.lighter.budget import Priority, RateBudget, RateTier
+from mmfast.connector.lighter.markets import MarketInfo, parse_order_book_details
 from mmfast.connector.lighter.skew import SkewMonitor
 from mmfast.core.errors import ExchangeError
 from mmfast.core.log import get_logger
@@ -36,6 +37,7 @@ __all__ = [
     "SendTxResult",
     "StartupError",
     "VenueUnavailable",
+    "fetch_markets",
     "retry_until",
 ]
 
@@ -455,3 +457,24 @@ class LighterRest:
             volume_quota_remaining=quota,
             message=str(body.get("message", "")),
         )
+
+
+async def fetch_markets(
+    rest_url: str, tier: RateTier, deadline_s: float, *, time: TimeSource = REAL_TIME
+) -> dict[int, MarketInfo]:
+    """The venue's perp markets from ``orderBookDetails`` at ``rest_url`` (the base URL, without
+    /api/v1), on a short-lived client of its own, retried as ``retry_until`` does for at most
+    ``deadline_s``: what a command needs to know before it connects."""
+    rest = LighterRest(
+        rest_url.rstrip("/") + "/api/v1",
+        RateBudget(tier, time),
+        time,
+        timeout_s=10.0,
+        max_retries=0,
+    )
+    await rest.start()
+    try:
+        body = await retry_until(rest.order_book_details, "orderBookDetails", deadline_s, time=time)
+    finally:
+        await rest.close()
+    return parse_order_book_details(body)
