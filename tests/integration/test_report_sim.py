@@ -63,7 +63,8 @@ def test_report_of_a_run_on_the_simulator(tmp_path: Path) -> None:
     # run's. A loaded machine runs some ticks late: at least half must be there.
     n_market = sum(1 for x in recs if x["kind"] == "market")
     window = data["run"]["quoting_window_s"]
-    assert 5 < window <= RUN_S * SCALE  # start-up comes out of the real seconds
+    # Start-up comes out of the real seconds; the stop's timer may run a few ms late.
+    assert 5 < window <= RUN_S * SCALE + 0.5
     assert n_market >= 0.5 * window / max(0.25, 0.1 * SCALE)
     assert data["missing"] == {} or set(data["missing"]) <= {"markouts"}
     # Every fill but those in the last second has its 1 s markout and a mid at the fill.
