@@ -629,7 +629,7 @@ async def _ready(runner: Any, task: asyncio.Task[Any], timeout_s: float) -> None
             why = f"connector not ready: {c.not_ready_reason}"
         else:
             open_ = sum(1 for o in s.orders.values() if o.status is OrderStatus.OPEN)
-            if open_ == 2 * LEVELS and not c.orders.pending_txs and not s.venue_orders.modifying:
+            if open_ == 2 * LEVELS and not c.orders.pending_txs and not s.intents.pending:
                 return
             why = f"{open_} of {2 * LEVELS} quotes open"
         await asyncio.sleep(0.02)
@@ -641,7 +641,7 @@ async def _settle(c: Any, s: Any, limit_ns: int) -> None:
     clock = time.perf_counter_ns
     end = clock() + limit_ns
     await asyncio.sleep(0)
-    while (c.orders.pending_txs or s.venue_orders.modifying or s.busy) and clock() < end:
+    while (c.orders.pending_txs or s.intents.pending or s.busy) and clock() < end:
         await asyncio.sleep(0)
 
 

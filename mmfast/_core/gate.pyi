@@ -4,7 +4,7 @@ Same rules, order and reasons; the state lives in public C fields that Python se
 beyond 64/128 bits are checked by the Python gate's ``check_order`` on a copy of the state.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import final
 
 from mmfast.core.types import Order
@@ -34,7 +34,12 @@ class GateCore:
     @property
     def rules(self) -> MarketRules: ...
     def set_limits(self, limits: RiskLimits) -> None: ...
-    def set_orders(self, orders: Iterable[Order]) -> None: ...
+    def set_orders(
+        self,
+        orders: Iterable[Order],
+        intents: Mapping[int, tuple[int, int, int]] | None = None,
+        now_ns: int = 0,
+    ) -> None: ...
     def set_margin(self, available_micro: int | None, portfolio_micro: int = 0) -> None: ...
     def state_view(self) -> RiskState: ...
     def check(

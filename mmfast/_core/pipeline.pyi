@@ -99,7 +99,7 @@ class Pipeline:
         params: PlannerParams,
         *,
         orders: dict[int, Order],
-        modifying: dict[int, tuple[int, int, int]],
+        intents: dict[int, tuple[int, int, int]],
         calls: set[int],
         room: Callable[[], tuple[bool, int, int, int, int]] | SendRoom | None = None,
         in_flight: Callable[[], int] | None = None,

@@ -9,7 +9,7 @@ that is not a list, tuple, set, frozenset or dict) are planned by the twin, befo
 read: same plan, Python speed.
 """
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Final
 
 from mmfast.core.plan_types import Plan, PlannerParams, RateBudget
@@ -29,6 +29,7 @@ def plan_requotes(
     position_lots: int = 0,
     busy: Collection[int] = (),
     no_create: Collection[Side] = (),
+    intents: Mapping[int, tuple[int, int, int]] | None = None,
 ) -> Plan:
     """Plan the txs that move ``live`` toward the target ladder.
 
@@ -38,5 +39,7 @@ def plan_requotes(
     flight. ``busy``: client order indexes with a tx in flight (e.g. a modify not yet acked).
     ``position_lots`` picks the side kept in ONE_SIDE mode. ``no_create``: sides on which no
     new order may be created now (e.g. the filled-order delay); modifies and cancels still go.
+    ``intents``: modifies the venue has not shown yet (coi -> (price, total size, deadline
+    ns)): until its deadline such an order is planned at the price and remaining it will have.
     ``params`` defaults to ``PlannerParams()``, ``budget`` to ``UNLIMITED``.
     """

@@ -16,10 +16,10 @@ at start through ``view_of``; a test may pass one). Slotted; every read is an at
 - ``budget``: the connector's rate budget (None without one);
 - ``in_flight()``: order txs in flight for the market (the larger of the market's count and
   every pending tx), 0 without order entry;
-- ``raw_orders``: the venue's raw order dicts of the market (order_index -> dict), the
-  account part's own dict (kept stable and cleared in place), and ``orders_version``: +1 per
-  account orders message, None when the connector does not count them; ``on_orders_message``
-  registers a callable run after each such message (the account part's ``order_hooks``);
+- ``order_record(coi)``: the tracker's record of one of our orders (``TrackedOrder``: the
+  ``Order`` and what the venue last said of it), None without order entry or when unknown;
+  ``venue_statuses()``: the venue's last status per order of the market the tracker knows
+  (ours and others'); the tracker is the one owner of order truth;
 - ``active_orders()``: the account's open orders in the market over REST (diagnostics);
 - ``direct_sender()``: order entry's signer-and-socket for a compiled step's first tx;
 - ``attach_step(step)``: route the market's book frames to a compiled step
@@ -27,13 +27,12 @@ at start through ``view_of``; a test may pass one). Slotted; every read is an at
   connector has no such route (the strategy then plans on its book events).
 
 The view reads from *sources* with fixed attribute names: market data (``markets``,
-``stats``), readiness (``ready``), the account (``user_stats``, ``account_orders_version``)
-and order entry (``in_flight_of(market)``, ``pending_txs``). Venue-neutral: any connector whose
+``stats``), readiness (``ready``), the account (``user_stats``) and order entry
+(``in_flight_of(market)``, ``pending_txs``, ``tracker``). Venue-neutral: any connector whose
 parts have these names builds one with the constructor. Connectors without ``market_view``
 (test fakes) get one from ``view_of``, which reads their plain attributes (``books``,
-``markets``, ``stats``, ``trades``, ``ready``, ``user_stats``, ``budget``, ``account_orders``,
-``account_orders_version``, ``orders``, ``rest``, ``config.account_index``): the one place that
-falls back with ``getattr``.
+``markets``, ``stats``, ``trades``, ``ready``, ``user_stats``, ``budget``, ``orders``,
+``rest``, ``config.account_index``): the one place that falls back with ``getattr``.
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ class _Always:
     __slots__ = ()
     ready: Final = True
     user_stats: Final[Mapping[str, Any]] = {}
-    account_orders_version: Final = None
     markets: Final[Mapping[int, Any]] = {}
     stats: Final[Mapping[int, Any]] = {}
 
@@ -73,7 +71,6 @@ class MarketView:
         "book",
         "budget",
         "market",
-        "raw_orders",
         "trades",
     )
 
@@ -86,7 +83,6 @@ class MarketView:
         trades: Any = (),
         readiness: Any = None,
         account: Any = None,
-        raw_orders: dict[int, dict[str, Any]] | None = None,
         entry: Any = None,
         budget: Any = None,
         rest: Any = None,
@@ -97,12 +93,12 @@ class MarketView:
         self.market = market  # the market id
         self.book = book  # the market's OrderBook (None: none yet)
         self.trades = trades  # recent public trades of the market (oldest first)
-        self.raw_orders: dict[int, dict[str, Any]] = {} if raw_orders is None else raw_orders
         self.budget = budget  # the connector's rate budget (None: unlimited)
         self._md = _NONE if market_data is None else market_data  # .markets, .stats
         self._ready = _NONE if readiness is None else readiness  # .ready
-        self._account = _NONE if account is None else account  # .user_stats, .orders version
-        self._entry = entry  # .in_flight_of(market), .pending_txs (None: no order entry)
+        self._account = _NONE if account is None else account  # .user_stats
+        # .in_flight_of(market), .pending_txs, .tracker (None: no order entry)
+        self._entry = entry
         self._rest = rest  # .account_active_orders(account, market) (None: no REST)
         self._account_index = account_index
         self._steps = steps  # .attach_step(market, step) (None: frames go to the book only)
@@ -134,25 +130,24 @@ class MarketView:
         """The venue's account figures (empty before the first message)."""
         return self._account.user_stats
 
-    @property
-    def orders_version(self) -> int | None:
-        """+1 per account orders message; None when not counted (sync every time)."""
-        return self._account.account_orders_version
+    def order_record(self, coi: int) -> Any:
+        """The order tracker's record of our order ``coi`` (``TrackedOrder``), None when
+        unknown or without order entry."""
+        tracker = getattr(self._entry, "tracker", None)
+        return None if tracker is None else tracker.get(coi)
 
-    def on_orders_message(self, hook: Callable[[], object], *, remove: bool = False) -> bool:
-        """Run ``hook()`` after each account orders message of this market (``remove``: stop).
-        False when the account part cannot call back (the caller then polls ``orders_version``
-        itself)."""
-        hooks = getattr(self._account, "order_hooks", None)
-        if not isinstance(hooks, dict):
-            return False
-        lst = hooks.setdefault(self.market, [])
-        if remove:
-            if hook in lst:
-                lst.remove(hook)
-        elif hook not in lst:
-            lst.append(hook)
-        return True
+    def venue_statuses(self) -> dict[str, int]:
+        """How many orders of this market (ours and others') the tracker last saw in each
+        venue status; empty without order entry."""
+        tracker = getattr(self._entry, "tracker", None)
+        out: dict[str, int] = {}
+        if tracker is None:
+            return out
+        for group in (tracker.orders(), tracker.foreign_orders()):
+            for t in group:
+                if t.order.market == self.market and t.venue_status is not None:
+                    out[t.venue_status] = out.get(t.venue_status, 0) + 1
+        return out
 
     def in_flight(self) -> int:
         """Order txs of this market in flight at the connector (0 without order entry)."""
@@ -214,15 +209,11 @@ class _Attrs:
     def user_stats(self) -> Mapping[str, Any]:
         return getattr(self._c, "user_stats", None) or {}
 
-    @property
-    def account_orders_version(self) -> int | None:
-        return getattr(self._c, "account_orders_version", None)
-
 
 def view_of(connector: Any, market: int) -> MarketView:
     """The connector's view of ``market``: ``connector.market_view(market)`` when it has one,
-    else a view over its plain attributes (the readiness, stats, metadata, user stats and
-    orders version read live; the book, trades, raw orders dict and budget taken now)."""
+    else a view over its plain attributes (the readiness, stats, metadata and user stats read
+    live; the book, trades and budget taken now)."""
     build = getattr(connector, "market_view", None)
     if build is not None:
         view: MarketView = build(market)
@@ -230,8 +221,6 @@ def view_of(connector: Any, market: int) -> MarketView:
     c = connector
     books = getattr(c, "books", None) or {}
     trades = (getattr(c, "trades", None) or {}).get(market) or ()
-    acct_orders = getattr(c, "account_orders", None)
-    raw = acct_orders.setdefault(market, {}) if isinstance(acct_orders, dict) else {}
     budget = getattr(c, "budget", None)
     orders = getattr(c, "orders", None)
     entry = orders if hasattr(orders, "in_flight_of") else None
@@ -243,7 +232,6 @@ def view_of(connector: Any, market: int) -> MarketView:
         trades=trades,
         readiness=src,
         account=src,
-        raw_orders=raw,
         entry=entry,
         budget=budget if hasattr(budget, "state") else None,
         rest=getattr(c, "rest", None),

@@ -10,7 +10,7 @@ docs/risk.md ("Requote planner").
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -63,6 +63,18 @@ def _widen(tol: int, factor: int, steps: int) -> int:
     return tol
 
 
+def _price(o: Order, exp: Mapping[int, tuple[int, int]]) -> int:
+    """The order's price as planned: a pending modify's, else the venue's."""
+    e = exp.get(o.client_order_index) if exp else None
+    return o.price_ticks if e is None else e[0]
+
+
+def _remaining(o: Order, exp: Mapping[int, tuple[int, int]]) -> int:
+    """The order's remaining lots as planned: a pending modify's, else the venue's."""
+    e = exp.get(o.client_order_index) if exp else None
+    return o.size_lots - o.filled_lots if e is None else e[1]
+
+
 def _better(side: Side, a: int, b: int) -> bool:
     """Price ``a`` is more aggressive than ``b`` on ``side``."""
     return a > b if side is Side.BUY else a < b
@@ -80,6 +92,7 @@ def plan_requotes(
     position_lots: int = 0,
     busy: Collection[int] = (),
     no_create: Collection[Side] = (),
+    intents: Mapping[int, tuple[int, int, int]] | None = None,
 ) -> Plan:
     """Plan the txs that move ``live`` toward the target ladder.
 
@@ -89,6 +102,9 @@ def plan_requotes(
     flight. ``busy``: client order indexes with a tx in flight (e.g. a modify not yet acked).
     ``position_lots`` picks the side kept in ONE_SIDE mode. ``no_create``: sides on which no
     new order may be created now (e.g. the filled-order delay); modifies and cancels still go.
+    ``intents``: modifies the venue has not shown yet (coi -> (price, total size, deadline ns),
+    ``ModifyIntents.pending``): until its deadline such an order is planned at the price and
+    remaining it will have (it is busy meanwhile).
     """
     headroom = budget.headroom
     if headroom >= params.wide_below:
@@ -118,6 +134,13 @@ def plan_requotes(
     for o in live:
         if o.status in _MODIFIABLE or o.status in _IN_MOTION:
             by_side[o.side].append(o)
+    exp: dict[int, tuple[int, int]] = {}
+    if intents:
+        for side_orders in by_side.values():
+            for o in side_orders:
+                pend = intents.get(o.client_order_index)
+                if pend is not None and pend[2] > now_ns:
+                    exp[o.client_order_index] = (pend[0], max(0, pend[1] - o.filled_lots))
     max_age = params.max_order_age_ns
     # Fast path, the common case between price moves: both sides on target, nothing to send.
     on_bids = None
@@ -131,6 +154,7 @@ def plan_requotes(
             now_ns,
             0 if Side.BUY in no_create else max_age,
             busy,
+            exp,
         )
     if on_bids is not None:
         on_asks = _on_target(
@@ -142,6 +166,7 @@ def plan_requotes(
             now_ns,
             0 if Side.SELL in no_create else max_age,
             busy,
+            exp,
         )
         if on_asks is not None:
             return Plan(
@@ -168,6 +193,7 @@ def plan_requotes(
             groups,
             kept,
             waiting,
+            exp,
         )
 
     # Rank: urgent first, then level by level with both sides interleaved.
@@ -225,6 +251,7 @@ def _on_target(
     now: int,
     max_age: int,
     busy: Collection[int],
+    exp: Mapping[int, tuple[int, int]],
 ) -> list[Order] | None:
     """The side's orders best first when they pair rank by rank with the levels, each within
     tolerance, none in flight and none stale: the side is kept whole. Else None."""
@@ -232,11 +259,11 @@ def _on_target(
         return None
     if not orders:
         return orders
-    ordered = sorted(orders, key=lambda o: (sign * o.price_ticks, o.client_order_index))
+    ordered = sorted(orders, key=lambda o: (sign * _price(o, exp), o.client_order_index))
     for o, (tp, tq) in zip(ordered, target, strict=True):
         if (
-            abs(o.price_ticks - tp) > ptol
-            or abs(o.size_lots - o.filled_lots - tq) > stol
+            abs(_price(o, exp) - tp) > ptol
+            or abs(_remaining(o, exp) - tq) > stol
             or o.status not in _MODIFIABLE
             or o.client_order_index in busy
             or (max_age > 0 and now - o.created_ns >= max_age)
@@ -260,11 +287,12 @@ def _plan_side(
     groups: list[_Group],
     kept: list[Order],
     waiting: list[Order],
+    exp: Mapping[int, tuple[int, int]],
 ) -> None:
     sv = int(side)
     # Best first: bids by price descending, asks ascending; ties by client order index.
     sign = -1 if side is Side.BUY else 1
-    orders = sorted(orders, key=lambda o: (sign * o.price_ticks, o.client_order_index))
+    orders = sorted(orders, key=lambda o: (sign * _price(o, exp), o.client_order_index))
     max_age = params.max_order_age_ns
 
     def is_busy(o: Order) -> bool:
@@ -284,10 +312,18 @@ def _plan_side(
 
     def urgent(o: Order) -> bool:
         # Past the best target (beyond tolerance), or a side that should be empty.
-        return best is None or _better(side, o.price_ticks, best + (ptol if sign < 0 else -ptol))
+        return best is None or _better(side, _price(o, exp), best + (ptol if sign < 0 else -ptol))
 
     whole = _on_target(
-        target, orders, sign, ptol, stol, now, max_age if active and not no_create else 0, busy
+        target,
+        orders,
+        sign,
+        ptol,
+        stol,
+        now,
+        max_age if active and not no_create else 0,
+        busy,
+        exp,
     )
     if whole is not None:
         kept.extend(whole)
@@ -302,10 +338,10 @@ def _plan_side(
         for i, o in enumerate(orders):
             if i in used or is_stale(o):
                 continue
-            d = abs(o.price_ticks - tp)
+            d = abs(_price(o, exp) - tp)
             if (
                 d <= ptol
-                and abs(o.remaining_lots - tq) <= stol
+                and abs(_remaining(o, exp) - tq) <= stol
                 and (
                     pick < 0
                     or (d, o.client_order_index) < (pick_dist, orders[pick].client_order_index)
@@ -349,7 +385,7 @@ def _plan_side(
         if stale:
             o = orders[stale.pop(0)]
             cancel = Action(
-                ActionKind.CANCEL, side, lvl, o.price_ticks, o.remaining_lots, o, urgent(o)
+                ActionKind.CANCEL, side, lvl, _price(o, exp), _remaining(o, exp), o, urgent(o)
             )
             groups.append(_Group((1, lvl, sv), [create, cancel], side))
         else:
@@ -367,7 +403,7 @@ def _plan_side(
         groups.append(
             _Group(
                 (0 if u else 1, _SURPLUS_LEVEL + rank, sv),
-                [Action(ActionKind.CANCEL, side, -1, o.price_ticks, o.remaining_lots, o, u)],
+                [Action(ActionKind.CANCEL, side, -1, _price(o, exp), _remaining(o, exp), o, u)],
                 side,
             )
         )

@@ -192,18 +192,32 @@ class RiskState:
     kill_switch_tripped: bool = False  # the kill switch is paused or stopped
     margin: MarginState | None = None  # last user_stats (None: none yet)
 
-    def set_orders(self, orders: Iterable[Order]) -> None:
+    def set_orders(
+        self,
+        orders: Iterable[Order],
+        intents: Mapping[int, tuple[int, int, int]] | None = None,
+        now_ns: int = 0,
+    ) -> None:
         """Recount ``open_*`` from our orders of this market (``count_open``), plus the
         ``unreported_*`` lots."""
-        self.open_orders, self.open_bid_lots, self.open_ask_lots = count_open(orders)
+        self.open_orders, self.open_bid_lots, self.open_ask_lots = count_open(
+            orders, intents, now_ns
+        )
         self.open_bid_lots += self.unreported_bid_lots
         self.open_ask_lots += self.unreported_ask_lots
 
 
-def count_open(orders: Iterable[Order]) -> tuple[int, int, int]:
+def count_open(
+    orders: Iterable[Order],
+    intents: Mapping[int, tuple[int, int, int]] | None = None,
+    now_ns: int = 0,
+) -> tuple[int, int, int]:
     """(open orders, open bid lots, open ask lots) of our orders of one market, as the gate
     reads them: terminal orders are skipped; UNKNOWN ones count (they may still rest);
-    reduce-only ones count as orders but not as lots (they cannot add exposure)."""
+    reduce-only ones count as orders but not as lots (they cannot add exposure). An order
+    with a modify the venue has not shown (``intents``: coi -> (price, total size, deadline),
+    ``ModifyIntents.pending``) counts the larger of its two remainings while its deadline is
+    after ``now_ns``: until the venue shows the modify it may hold either."""
     n = bids = asks = 0
     for o in orders:
         if o.status.is_terminal:
@@ -211,10 +225,15 @@ def count_open(orders: Iterable[Order]) -> tuple[int, int, int]:
         n += 1
         if o.reduce_only:
             continue
+        rem = o.remaining_lots
+        if intents:
+            pend = intents.get(o.client_order_index)
+            if pend is not None and pend[2] > now_ns and pend[1] - o.filled_lots > rem:
+                rem = pend[1] - o.filled_lots
         if o.side is Side.BUY:
-            bids += o.remaining_lots
+            bids += rem
         else:
-            asks += o.remaining_lots
+            asks += rem
     return n, bids, asks
 
 

@@ -2,8 +2,9 @@
 
 ``planner``: the requote planner (target ladder vs live orders -> keep / modify / cancel /
 create, within the in-flight cap and the rate budget). ``base``: ``StrategyBase`` (hooks, risk
-gate before signing, guards, kill switch). ``venue_orders``: ``VenueOrders`` (our orders as the
-venue's order stream shows them, modifies in flight). ``market_making`` and ``trend_ladder``:
+gate before signing, guards, kill switch). ``intents``: ``ModifyIntents`` (the modifies the
+venue has not shown yet; the orders themselves are the connector's tracker's).
+``market_making`` and ``trend_ladder``:
 the two strategies (``STRATEGIES`` maps config names to classes). ``estimators``: online
 sigma/kappa.
 """

@@ -19,11 +19,13 @@
   tx and return), so a pass never suspends. Other triggers (orders, fills, ticks, readiness)
   ``request_requote``, which runs one pass on the next loop iteration; requests arriving
   meanwhile, or during a pass (an order event the pass itself caused), fold into one more pass.
-- **Venue orders**: after a modify an Order holds the values the venue will hold; before each
-  requote pass ``venue_orders`` (``mmfast.strategy.venue_orders.VenueOrders``) checks our orders
-  against the venue's order stream (confirms or, after the wait, reverts the modify).
+- **Order truth**: the connector's order tracker owns our orders (the shared ``Order`` objects:
+  status, fills, price and size as the venue shows them); the strategy never writes into them.
+  What it asked for and the venue has not shown yet is its own: ``intents``
+  (``mmfast.strategy.intents.ModifyIntents``), which the planners and the gate read beside the
+  orders (a pending modify's values, until the venue shows it or its wait runs out).
 - **Market view**: what the strategy reads of its market (book, metadata, stats, trades,
-  readiness, user stats, rate budget, in-flight txs, the venue's raw orders) comes from one
+  readiness, user stats, rate budget, in-flight txs) comes from one
   ``MarketView`` (``mmfast.core.market_view``), taken from the connector at ``start``
   (``view_of``) or passed in (``view=``); no ``getattr`` on the connector.
 - **Latency**: each stage is stamped (book received -> quote computed -> sent -> acked -> open,
@@ -72,8 +74,8 @@ from mmfast.risk.limits import (
     RiskLimits,
     RiskReason,
 )
+from mmfast.strategy.intents import ModifyIntents
 from mmfast.strategy.planner import UNLIMITED, ActionKind, BudgetView, Plan, RateBudget
-from mmfast.strategy.venue_orders import VenueOrders
 
 if TYPE_CHECKING:
     from mmfast.conf.schema import RiskConfig
@@ -168,11 +170,9 @@ class StrategyBase:
         self._fill_lots: dict[int, int] = {}
         self._unreported: dict[int, tuple[Order, int]] = {}
         self.busy: set[int] = set()  # cois with a modify/cancel call in progress
-        # Our orders as the venue's order stream shows them, and the modifies it has not
-        # shown yet (the connector queues txs: an Order changes when the stream says so).
-        self.venue_orders = VenueOrders(
-            view, market, self.orders, now_ns=time.monotonic_ns, rules=rules
-        )
+        # The modifies the venue has not shown yet (the connector queues txs: an Order
+        # changes when the venue's order stream says so, through the tracker).
+        self.intents = ModifyIntents(now_ns=time.monotonic_ns)
         self.inflight = 0  # order txs of this market handed to the connector, not returned
         self.position = Position(market)  # fill-driven position, PnL and fees (micro-USDC)
         # Two views of the position, because the venue's trade and position streams are not
@@ -229,7 +229,6 @@ class StrategyBase:
         view = self.view
         if view is None:
             view = self.view = view_of(self.connector, self.market)
-        self.venue_orders.view = view
         b = view.budget
         self._budget = UNLIMITED if b is None else BudgetView(b)
         if self.rules is None:
@@ -237,7 +236,6 @@ class StrategyBase:
             if info is None:
                 raise ValueError(f"no metadata for market {self.market}")
             self.rules = rules_from_market_info(info)
-        self.venue_orders.rules = self.rules  # the decimals of the venue's order stream
         if self.gate is None:
             assert self.risk_config is not None
             self.gate = GateCore(RiskLimits.from_config(self.risk_config, self.rules), self.rules)
@@ -357,7 +355,7 @@ class StrategyBase:
             return
         self._touch()
         now = self.time.monotonic_ns()
-        self.venue_orders.order_update(order)
+        self.intents.order_update(order)
         if order.status is OrderStatus.OPEN and coi in self._ack_ns:
             self.latency.add("ack>open", now - self._ack_ns.pop(coi))
         if order.status.is_terminal:
@@ -660,7 +658,7 @@ class StrategyBase:
         if v is not None and v != pos:
             lots[v < pos] += abs(v - pos)
         gate.unreported_bid_lots, gate.unreported_ask_lots = lots
-        gate.set_orders(self.orders.values())
+        gate.set_orders(self.orders.values(), self.intents.pending, self.time.monotonic_ns())
 
     def why_not_quote(self) -> RiskReason:
         """Why no new order may go out now, ``RiskReason.OK`` (falsy) when they may: guards
@@ -683,7 +681,7 @@ class StrategyBase:
     def busy_cois(self) -> set[int]:
         """Orders not to act on now: a call in progress or a modify the venue has not shown
         (expired after a few seconds, so a lost update does not freeze an order)."""
-        return self.venue_orders.busy_cois(self.busy)
+        return self.intents.busy_cois(self.busy)
 
     def inflight_txs(self) -> int:
         """Order txs of this market in flight: the connector's count when it has one."""
@@ -747,8 +745,8 @@ class StrategyBase:
                     )
                     self._fill_trigger_ns = 0
                 try:
-                    self._touch()  # sync may change our orders' price and size
-                    self.venue_orders.sync()
+                    if self.intents.expire(self.time.monotonic_ns()):
+                        self._touch()  # waits that ran out: the venue's values stand again
                     self.requote(trigger)
                 except Exception:
                     _log.exception("%s: requote failed", self.name)
@@ -941,11 +939,8 @@ class StrategyBase:
         if not self._send_on(order, "modify", call, order, price, size):
             return False
         self.counts["modified"] += 1
-        self.venue_orders.expect(coi, price, size, now)
-        # Optimistic: the order as the venue will hold it (remaining = size); checked against
-        # the venue's order stream by venue_orders.sync, reverted there if it never shows.
-        order.price_ticks = price
-        order.size_lots = order.filled_lots + size
+        # The order is the venue's until it shows the modify; what was asked is the intent.
+        self.intents.expect(order, price, size, now)
         self.journal.write(
             "order_modify", coi=coi, price=price, size=size, px=self.px(price), qty=self.qty(size)
         )

@@ -68,7 +68,6 @@ class MarketMaking(StrategyBase):
         self.last_target: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
         self.requotes = 0  # requote passes that computed a target (Python path)
         self._attached = False  # the compiled step takes this market's frames from the stream
-        self._pushed = False  # order messages reach _orders_message as they come
         self._step_errors = 0  # the compiled step's errors already logged
         self._sender: Any = None  # order entry's DirectSender (the step's first tx)
 
@@ -93,9 +92,6 @@ class MarketMaking(StrategyBase):
             if self._attached and self.view is not None:
                 self.view.attach_step(None)
                 self._attached = False
-            if self._pushed and self.view is not None:
-                self.view.on_orders_message(self._orders_message, remove=True)
-                self._pushed = False
         await super().stop()
 
     # ------------------------------------------------------------------ the compiled step
@@ -120,7 +116,7 @@ class MarketMaking(StrategyBase):
             self.gate,
             self.planner,
             orders=self.orders,
-            modifying=self.venue_orders.modifying,
+            intents=self.intents.pending,
             calls=self.busy,
             room=budget.snapshot if isinstance(budget, BudgetView) else None,
             in_flight=view.in_flight if view is not None else None,
@@ -136,12 +132,10 @@ class MarketMaking(StrategyBase):
         pipe.last_fill_ns = self.last_fill_ns
         pipe.last_trade_ref = self.reference_price() if c.reference_price == "last_trade" else 0
         self.pipe = pipe
-        # Order messages update our orders as they come (off the frame path); a view that
-        # cannot call back leaves it to each frame.
-        self._pushed = view is not None and view.on_orders_message(self._orders_message)
-        # With nothing to do before the step, a compiled listener may run it on the frame's
-        # bytes and call after_frame.
-        fast = (pipe, self.after_frame) if self._pushed else None
+        # Nothing to do before the step (order messages reach our orders through the
+        # tracker as they come): a compiled listener may run it on the frame's bytes and call
+        # after_frame.
+        fast = (pipe, self.after_frame)
         self._attached = view is not None and view.attach_step(self.on_frame, fast)
         self._sender = view.direct_sender() if view is not None else None
         pipe.attach_sender(self._sender)
@@ -149,10 +143,7 @@ class MarketMaking(StrategyBase):
     def on_frame(self, data: bytes, now_ns: int) -> int:
         """A book frame of this market from the stream: the compiled step, then its actions
         sent. Returns the book's code (the stream's readiness and pulls follow it)."""
-        pipe = self.pipe
-        if not self._pushed and self.venue_orders.sync():  # an order message since the last
-            self._touch()  # step: its values
-        code: int = pipe.on_frame(data, now_ns)
+        code: int = self.pipe.on_frame(data, now_ns)
         self.after_frame(code, now_ns)
         return code
 
@@ -168,17 +159,8 @@ class MarketMaking(StrategyBase):
         elif pipe.errors != self._step_errors:
             self._step_errors = pipe.errors
             _log.error("%s: compiled step failed: %r", self.name, pipe.last_error)
-        vo = self.venue_orders
-        if vo.modifying:
-            vo.busy_cois(self.busy)  # waits that ran out: the venue's values, now
-            if self._pushed and vo.sync():
-                self._touch()
-
-    def _orders_message(self) -> None:
-        """An account orders message of this market: our orders take the venue's price and
-        size now, and the compiled step plans again at its next frame."""
-        if self.pipe is not None and self.venue_orders.sync():
-            self._touch()
+        if self.intents.expire(now_ns):
+            self._touch()  # waits that ran out: the venue's values stand again
 
     def _send_step(self, trigger_ns: int) -> None:
         """Send the step's actions in order: admitted creates and modifies through order
@@ -212,13 +194,6 @@ class MarketMaking(StrategyBase):
                 self._denied_place(side, price, size, False, reason, f"L{level}")
             else:
                 self._place_admitted(side, price, size, trigger_ns=trigger_ns, tag=f"L{level}")
-
-    def order_changed(self, order: Order) -> None:
-        if self.pipe is not None and not self._pushed:
-            # An order message: our orders take the venue's values now, not in the next
-            # frame's callback (on_order_update has told the compiled step they changed).
-            # With the view calling back after each orders message, _orders_message does it.
-            self.venue_orders.sync()
 
     def _book_direct(self, i: int) -> None:
         pipe = self.pipe
@@ -447,6 +422,7 @@ class MarketMaking(StrategyBase):
             position_lots=self.position_lots,
             busy=self.busy_cois(),
             no_create=no_create,
+            intents=self.intents.pending,
         )
         self.execute(plan, trigger_ns, quote_ns=tq)
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -320,6 +319,7 @@ class TrendLadder(StrategyBase):
             budget=self.budget(),
             position_lots=self.position_lots,
             busy=self.busy_cois(),
+            intents=self.intents.pending,
         )
         self.execute(plan, trigger_ns, quote_ns=tq)
         # Frozen entries against the current direction: pull their remainder.
@@ -580,12 +580,13 @@ class TrendLadder(StrategyBase):
         t.add_done_callback(self._bg.discard)
 
     async def verify_tp(self, order: Order) -> dict[str, Any]:
-        """Where the venue shows a TP: WS (account orders stream) and REST."""
+        """Where the venue shows a TP: WS (the order tracker, fed by the account orders
+        stream) and REST."""
         view = self.view
         coi = order.client_order_index
-        ws_orders = view.raw_orders if view is not None else {}
-        ws_hits = [o for o in ws_orders.values() if o.get("client_order_index") == coi]
-        hist = Counter(str(o.get("status")) for o in ws_orders.values())
+        rec = view.order_record(coi) if view is not None else None
+        ws_status = rec.venue_status if rec is not None and rec.venue_seen else None
+        hist = view.venue_statuses() if view is not None else {}
         rest_present: bool | None = None
         if view is not None:
             try:
@@ -597,8 +598,8 @@ class TrendLadder(StrategyBase):
         result = {
             "coi": coi,
             "status": order.status.name,
-            "ws_present": bool(ws_hits),
-            "ws_status": ws_hits[0].get("status") if ws_hits else None,
+            "ws_present": ws_status is not None,
+            "ws_status": ws_status,
             "rest_present": rest_present,
             "ws_histogram": dict(hist),
         }

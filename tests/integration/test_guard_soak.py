@@ -273,14 +273,23 @@ def _summary_line(out: str, label: str) -> str:
     raise AssertionError(f"no {label!r} line in:\n{out}")
 
 
+def test_stop_signals_x8_shutdown_time_and_one_under_a_429_storm(tmp_path: Path) -> None:
+    _stop_cycle(tmp_path, 8, seed=20)
+
+
+@pytest.mark.soak
 def test_stop_signals_x20_shutdown_time_and_one_under_a_429_storm(tmp_path: Path) -> None:
-    """SIGHUP, SIGTERM and SIGINT, 20 runs on one simulator, each at a seeded random point of
-    the quoting (some right after a tx reached the venue); run 7 gets every REST request
-    answered 429 from just before its signal (its cancel-all goes over the order WebSocket,
-    its confirmation comes from the account stream's view when REST cannot give one). Every
-    run: exit 0, the summary's orders left 0, the venue flat; shutdown (signal -> exit) p99
-    at most 5 s."""
-    rng = random.Random(20)
+    _stop_cycle(tmp_path, 20, seed=2020)
+
+
+def _stop_cycle(tmp_path: Path, runs: int, *, seed: int) -> None:
+    """SIGHUP, SIGTERM and SIGINT in turn, ``runs`` runs on one simulator, each at a seeded
+    random point of the quoting (every third right after a tx reached the venue); run 7 gets
+    every REST request answered 429 from just before its signal (its cancel-all goes over the
+    order WebSocket, its confirmation comes from the account stream's view when REST cannot
+    give one). Every run: exit 0, the summary's orders left 0, the venue flat; shutdown
+    (signal -> exit) p99 at most 5 s."""
+    rng = random.Random(seed)
     # Twenty start-ups a minute from one IP (each reads metadata, nonces, orders and positions
     # for the bot and its guard) exceed the venue's REST weight per IP: the simulator would
     # block the IP after a dozen, as the venue does. The limits are not what this measures.
@@ -289,7 +298,7 @@ def test_stop_signals_x20_shutdown_time_and_one_under_a_429_storm(tmp_path: Path
     took: list[float] = []
     storm_run = 7
     try:
-        for n in range(20):
+        for n in range(runs):
             bot = Bot(sim, tmp_path, n)
             bot.p.stdout = None
             try:

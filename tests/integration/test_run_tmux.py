@@ -301,8 +301,17 @@ def _run_in_pane(tmp_path: Path, strategy: str, width: int, height: int) -> None
     )
 
 
-@pytest.mark.parametrize("strategy", ["market_making", "trend_ladder"])
-@pytest.mark.parametrize("size", [(80, 24), (200, 50)], ids=["80x24", "200x50"])
+# Each strategy at one size in the suite (the compact and the wide layout both seen); the
+# other two pairs under soak (15 s each).
+@pytest.mark.parametrize(
+    ("size", "strategy"),
+    [
+        pytest.param((80, 24), "market_making", id="80x24-market_making"),
+        pytest.param((200, 50), "trend_ladder", id="200x50-trend_ladder"),
+        pytest.param((80, 24), "trend_ladder", id="80x24-trend_ladder", marks=pytest.mark.soak),
+        pytest.param((200, 50), "market_making", id="200x50-market_making", marks=pytest.mark.soak),
+    ],
+)
 def test_status_panel_in_a_terminal(tmp_path: Path, strategy: str, size: tuple[int, int]) -> None:
     _run_in_pane(tmp_path, strategy, *size)
 

@@ -21,8 +21,7 @@ class _Entry:
 def test_view_reads_its_sources_live() -> None:
     md = SimpleNamespace(markets={0: "info-1"}, stats={})
     readiness = SimpleNamespace(ready=False)
-    account = SimpleNamespace(user_stats={}, account_orders_version=3)
-    raw: dict[int, dict[str, Any]] = {}
+    account = SimpleNamespace(user_stats={})
     entry = _Entry()
     v = MarketView(
         0,
@@ -31,7 +30,6 @@ def test_view_reads_its_sources_live() -> None:
         trades=[1],
         readiness=readiness,
         account=account,
-        raw_orders=raw,
         entry=entry,
         budget="budget",
     )
@@ -40,10 +38,9 @@ def test_view_reads_its_sources_live() -> None:
     md.stats[0] = "stats"
     readiness.ready = True
     account.user_stats = {"collateral": "1"}
-    account.account_orders_version = 4
-    assert (v.info, v.stats, v.ready, v.orders_version) == ("info-2", "stats", True, 4)
+    assert (v.info, v.stats, v.ready) == ("info-2", "stats", True)
     assert v.user_stats == {"collateral": "1"}
-    assert v.raw_orders is raw and v.budget == "budget"
+    assert v.budget == "budget"
     assert v.in_flight() == 2
     entry.pending_txs = 5
     assert v.in_flight() == 5
@@ -51,15 +48,9 @@ def test_view_reads_its_sources_live() -> None:
 
 def test_view_without_parts() -> None:
     v = MarketView(7)
-    assert (v.book, v.info, v.stats, v.ready, v.orders_version, v.budget) == (
-        None,
-        None,
-        None,
-        True,
-        None,
-        None,
-    )
-    assert v.user_stats == {} and v.raw_orders == {} and v.in_flight() == 0
+    assert (v.book, v.info, v.stats, v.ready, v.budget) == (None, None, None, True, None)
+    assert v.user_stats == {} and v.in_flight() == 0
+    assert v.order_record(1) is None and v.venue_statuses() == {}
     assert not v.trades
     assert asyncio.run(v.active_orders()) is None
 
@@ -71,15 +62,13 @@ def test_view_of_uses_the_connectors_view() -> None:
 
 
 def test_view_of_a_plain_connector() -> None:
-    conn = SimpleNamespace(books={0: "book"}, ready=True, account_orders={})
+    conn = SimpleNamespace(books={0: "book"}, ready=True)
     v = view_of(conn, 0)
-    assert v.book == "book" and v.info is None and v.orders_version is None
-    assert v.raw_orders is conn.account_orders[0]  # the fake's dict, kept
+    assert v.book == "book" and v.info is None
     conn.ready = False  # read live
     conn.markets = {0: "info"}
-    conn.account_orders_version = 2
     conn.user_stats = {"a": 1}
-    assert (v.ready, v.info, v.orders_version, v.user_stats) == (False, "info", 2, {"a": 1})
+    assert (v.ready, v.info, v.user_stats) == (False, "info", {"a": 1})
     assert v.budget is None and v.in_flight() == 0  # no rate budget, no order counters
 
 
@@ -92,28 +81,44 @@ def test_view_of_active_orders_over_rest() -> None:
     assert asyncio.run(view_of(conn, 3).active_orders()) == [{"account": 9, "market": 3}]
 
 
-def test_order_messages_call_back_through_the_view() -> None:
-    """A view over an account part with ``order_hooks`` registers a callable per market (once,
-    removable); AccountStreams runs them after each orders message of that market."""
-    from mmfast.connector.lighter.account_streams import AccountStreams
+def test_our_orders_come_from_the_tracker() -> None:
+    """The view reads our orders from order entry's tracker (the one owner of order truth):
+    a record per client order index and the venue's statuses of the market's orders."""
+    from mmfast.connector.lighter.tracker import OrderTracker
+    from mmfast.core.events import EventBus
+    from mmfast.core.types import Order, Side
 
-    acct = SimpleNamespace(order_hooks={}, account_orders_version=0, user_stats={})
-    v = MarketView(3, account=acct)
-    calls: list[int] = []
-
-    def hook() -> None:
-        calls.append(1)
-
-    assert v.on_orders_message(hook) and v.on_orders_message(hook)
-    assert acct.order_hooks == {3: [hook]}  # registered once
-    # What AccountStreams does with an orders message of market 3 (and of market 4).
-    streams = AccountStreams.__new__(AccountStreams)
-    streams.account_orders, streams.account_orders_version = {}, 0
-    streams.entry = streams.listener = None
-    streams.order_hooks = acct.order_hooks
-    streams._on_account_orders(
-        {"orders": {"3": [{"order_index": 9, "status": "open"}], "4": []}}, False
+    dec = SimpleNamespace(price_decimals=2, size_decimals=4)
+    tracker = OrderTracker(EventBus(), {3: dec, 4: dec}, account_index=1)
+    tracker.new_order(Order(11, 3, Side.BUY, 299_900, 100, expiry_ms=1))
+    tracker.new_order(Order(12, 4, Side.SELL, 300_100, 100, expiry_ms=1))
+    tracker.apply_orders(
+        [
+            _venue_order(3, 501, 11, "open"),
+            _venue_order(3, 502, 0, "open"),  # not ours: foreign
+            _venue_order(4, 503, 12, "canceled"),
+        ]
     )
-    assert calls == [1] and streams.account_orders_version == 2
-    assert v.on_orders_message(hook, remove=True) and acct.order_hooks == {3: []}
-    assert not MarketView(3).on_orders_message(hook)  # no account part: the caller polls
+    entry = _Entry()
+    entry.tracker = tracker  # type: ignore[attr-defined]
+    v = MarketView(3, entry=entry)
+    rec = v.order_record(11)
+    assert rec is not None and rec.venue_status == "open" and rec.order.order_index == 501
+    assert v.order_record(12) is not None and v.order_record(99) is None
+    assert v.venue_statuses() == {"open": 2}  # market 3 only, ours and foreign
+    assert MarketView(4, entry=entry).venue_statuses() == {"canceled": 1}
+
+
+def _venue_order(market: int, oi: int, coi: int, status: str) -> dict[str, Any]:
+    return {
+        "market_index": market,
+        "order_index": oi,
+        "client_order_index": coi,
+        "status": status,
+        "price": "2999.00",
+        "initial_base_amount": "0.0100",
+        "remaining_base_amount": "0.0100",
+        "filled_base_amount": "0",
+        "is_ask": False,
+        "transaction_time": 1,
+    }

@@ -173,6 +173,19 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
     busy_ids = draw(st.lists(st.sampled_from([*known, 99]), max_size=4)) if known else []
     busy_kind = draw(st.sampled_from((set, frozenset, list, tuple)))
     no_create = draw(st.sampled_from(((), (B,), (A,), (B, A), {A}, frozenset({B}), [A])))
+    # Modifies the venue has not shown (ModifyIntents.pending): price, total size, deadline on
+    # either side of now; in the strategy their orders are busy too, here not always.
+    intents: dict[int, tuple[int, int, int]] | None = None
+    if known and draw(st.booleans()):
+        intents = {}
+        for coi in draw(st.lists(st.sampled_from([*known, 98]), max_size=4)):
+            intents[coi] = (
+                draw(st.integers(80, 130)),
+                draw(st.integers(0, 12)),
+                NOW + draw(st.sampled_from((-1, 0, 1, S))),
+            )
+            if draw(st.booleans()):
+                busy_ids.append(coi)
     return {
         "bids": draw(ladder(B)),
         "asks": draw(ladder(A)),
@@ -184,6 +197,7 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         "position_lots": draw(st.integers(-3, 3)),
         "busy": busy_kind(busy_ids),
         "no_create": no_create,
+        "intents": intents,
     }
 
 
@@ -248,6 +262,11 @@ def features(kw: dict[str, Any], plan: Plan) -> set[str]:
         out.add("budget-refused")
     if kw["no_create"] and plan.actions:
         out.add("no-create")
+    live = {o.client_order_index: o for o in kw["live"]}
+    for coi, (price, _, deadline) in (kw.get("intents") or {}).items():
+        o = live.get(coi)
+        if o is not None and deadline > kw["now_ns"] and price != o.price_ticks:
+            out.add("intent")  # an order planned at a pending modify's price
     return out
 
 
@@ -273,6 +292,7 @@ def test_compiled_plan_equals_reference(handovers: list[int]) -> None:
         {f"degrade:{d.name}" for d in Degrade}
         | {f"action:{k.name}" for k in ActionKind}
         | {"urgent", "replace", "deferred", "waiting", "all-kept", "budget-refused", "no-create"}
+        | {"intent"}
     )
     assert wanted <= seen, wanted - seen
 

@@ -44,7 +44,6 @@ class FakeConnector:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.ready = True
-        self.account_orders: dict[int, dict[int, dict[str, str]]] = {}  # market -> oi -> raw
         self.cois = itertools.count(1)
         self.orders: dict[int, Order] = {}
         self.cancel_all_left = 0
@@ -306,60 +305,43 @@ def test_mm_one_modify_per_order_until_the_venue_shows_it() -> None:
     run(go())
 
 
-async def _venue_order(price: str) -> tuple[Harness, Order, dict[str, str]]:
-    """A quoting strategy whose order coi 1 the venue's order stream shows (order_index 77)
-    at ``price`` with 0.0100 left."""
-    h = Harness(MarketMaking)
-    h.start()
-    await h.book_event()
-    h.open_all()
-    o = h.conn.orders[1]
-    o.order_index = 77
-    raw = {"price": price, "remaining_base_amount": "0.0100"}
-    h.conn.account_orders[0][77] = raw  # the market's dict the strategy's view holds
-    return h, o, raw
+def test_a_modify_is_an_intent_until_the_tracker_shows_it() -> None:
+    """The strategy never writes into the tracker's Order: a modify is kept as an intent,
+    which the planner reads (no second modify or create for that level while it waits) and
+    which ends when the order shows it, or runs out (the venue's values stand and the planner
+    moves the order again)."""
 
-
-def test_venue_orders_sync_confirms_or_reverts_a_modify() -> None:
     async def go() -> None:
-        h, o, raw = await _venue_order("2999.95")
-        assert h.s.modify(o, 299_900, 80)
-        assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # optimistic
-        h.s.venue_orders.sync()
-        assert (o.price_ticks, o.remaining_lots) == (299_900, 80)  # stream not there yet
-        raw.update(price="2999.00", remaining_base_amount="0.0080")
-        h.s.venue_orders.sync()
-        assert 1 not in h.s.venue_orders.modifying  # the stream shows it: confirmed
-        # A modify the stream never shows is reverted to the venue's values after the wait.
-        assert h.s.modify(o, 299_800, 60)
-        h.s.venue_orders.modifying[1] = (299_800, 60, 0)  # wait over
-        assert 1 not in h.s.busy_cois()
-        h.s.venue_orders.sync()
-        assert (o.price_ticks, o.remaining_lots) == (299_900, 80)
-
-    run(go())
-
-
-def test_venue_orders_sync_runs_only_after_an_order_message_or_an_expired_wait() -> None:
-    async def go() -> None:
-        h, o, raw = await _venue_order("2999.00")
-        h.conn.account_orders_version = 1  # type: ignore[attr-defined]
-        h.s.venue_orders.sync()
-        assert (o.price_ticks, o.remaining_lots) == (299_900, 100)
-        raw["price"] = "2998.00"  # no new message (version unchanged): nothing to sync
-        h.s.venue_orders.sync()
-        assert o.price_ticks == 299_900
-        h.conn.account_orders_version = 2  # type: ignore[attr-defined]
-        h.s.venue_orders.sync()
-        assert o.price_ticks == 299_800
-        # A modify the venue never shows: when its wait runs out, the next sync reverts it.
-        assert h.s.modify(o, 299_700, 100)
-        h.s.venue_orders.sync()
-        assert o.price_ticks == 299_700  # optimistic while the wait runs
-        h.s.venue_orders.modifying[1] = (299_700, 100, 0)
-        assert 1 not in h.s.busy_cois()
-        h.s.venue_orders.sync()
-        assert o.price_ticks == 299_800
+        h = Harness(MarketMaking)
+        h.start()
+        await h.book_event()
+        h.open_all()
+        h.settle = _no_venue  # type: ignore[method-assign]  # the venue is slow now
+        before = {c: (o.price_ticks, o.size_lots) for c, o in h.conn.orders.items()}
+        n = len(h.conn.calls)
+        await h.book_event(make_book(300_020, 300_030))
+        mods = [c for c in h.conn.calls[n:] if c[0] == "modify"]
+        assert mods and not [c for c in h.conn.calls[n:] if c[0] == "place"]
+        for _, coi, price, size in mods:
+            o = h.conn.orders[coi]
+            assert (o.price_ticks, o.size_lots) == before[coi]  # untouched
+            assert h.s.intents.expected(o) == (price, size)
+        # The same book again: the intents stand in for the orders, nothing more is sent.
+        n = len(h.conn.calls)
+        await h.book_event(make_book(300_020, 300_030))
+        assert h.conn.calls[n:] == []
+        # The venue shows one; the others' waits run out unseen: those are moved again.
+        shown = h.conn.modified.pop(0)
+        h.conn.modified.clear()
+        h.conn.modified.append(shown)
+        h.conn.apply_modifies(h.bus)
+        assert shown[0].client_order_index not in h.s.intents.pending
+        for coi, (price, size, _) in list(h.s.intents.pending.items()):
+            h.s.intents.pending[coi] = (price, size, 0)  # the wait is over
+        n = len(h.conn.calls)
+        await h.book_event(make_book(300_020, 300_030))
+        again = {c[1] for c in h.conn.calls[n:] if c[0] == "modify"}
+        assert again == {c[1] for c in mods} - {shown[0].client_order_index}
 
     run(go())
 

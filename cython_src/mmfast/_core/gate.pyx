@@ -134,10 +134,11 @@ cdef class GateCore:
         """The market's order rules."""
         return self._rules_obj
 
-    def set_orders(self, orders) -> None:
-        """Recount ``open_*`` from our orders of this market (``count_open``'s rules), plus
-        the ``unreported_*`` lots."""
-        self.open_orders, self.open_bid_lots, self.open_ask_lots = count_open(orders)
+    def set_orders(self, orders, intents=None, now_ns=0) -> None:
+        """Recount ``open_*`` from our orders of this market (``count_open``'s rules, the
+        modifies ``intents`` pending at ``now_ns`` included), plus the ``unreported_*`` lots."""
+        self.open_orders, self.open_bid_lots, self.open_ask_lots = count_open(
+            orders, intents, now_ns)
         self.open_bid_lots += self.unreported_bid_lots
         self.open_ask_lots += self.unreported_ask_lots
 

@@ -82,7 +82,7 @@ cdef class Pipeline:
     cdef public double fill_delay_ns      # no creates while now - last_fill_ns < this
     cdef public int64_t version           # bumped by Python on any change of our orders
     cdef object orders                    # the strategy's dict coi -> Order (read in place)
-    cdef object modifying                 # VenueOrders.modifying: coi -> (price, rem, deadline)
+    cdef object intents                   # ModifyIntents.pending: coi -> (price, size, deadline)
     cdef object calls                     # the strategy's set of cois with a call in progress
     cdef object room                      # () -> order_room snapshot, or None (unlimited)
     cdef SendRoom sroom                   # the published state (room, in flight, nonces)
@@ -90,6 +90,7 @@ cdef class Pipeline:
     # our orders as last read (sorted, busy from their status only), reused while `version`
     # is unchanged: a frame reads contiguous C slots, not a dozen Python objects
     cdef int64_t c_version
+    cdef int64_t c_until                  # the read holds until then (an intent's deadline)
     cdef bint c_valid
     cdef int c_m[2]
     cdef Ord c_o[2][PLAN_CAP]
@@ -134,7 +135,7 @@ cdef class Pipeline:
     cdef int _applied(self, int code, int64_t now_ns) except -2
     cdef void _release(self) noexcept
     cdef void _drop_cache(self) noexcept
-    cdef int _load_orders(self) except -1
+    cdef int _load_orders(self, int64_t now_ns) except -1
     cdef void _sync_book(self) except *
     cdef int _step(self, int64_t now_ns, int64_t trigger_ns) except -1
     cdef void _target(self) noexcept

@@ -131,8 +131,9 @@ cdef class Pipeline:
     """The compiled step of one market (see the module doc).
 
     ``orders`` is the strategy's dict client_order_index -> ``Order`` (read in place at each
-    plan); ``modifying`` the venue-order bookkeeping's dict of modifies not yet shown
-    (coi -> (price, remaining, deadline ns): busy until the deadline); ``calls`` the set of
+    plan); ``intents`` the strategy's modifies the venue has not shown yet
+    (``ModifyIntents.pending``: coi -> (price, total size, deadline ns): until the deadline
+    the order is busy and planned at those values); ``calls`` the set of
     cois with an order call in progress. ``room()`` gives the rate budget's ``order_room``
     snapshot (None: unlimited) and ``in_flight()`` the market's order txs in flight.
     """
@@ -155,14 +156,14 @@ cdef class Pipeline:
             self.w = NULL
 
     def __init__(self, OrderBook book not None, QuoteEngine engine not None,
-                 GateCore gate not None, params, *, orders, modifying, calls, room=None,
+                 GateCore gate not None, params, *, orders, intents, calls, room=None,
                  in_flight=None, str reference="mid", int64_t widen_ticks=0,
                  bint widen_asks=True, int64_t ceiling=0, int64_t floor=0,
                  double fill_delay_s=0.0, int64_t min_notional=0):
         if not isinstance(params, PlannerParams):
             raise TypeError("params must be a PlannerParams")
-        if type(orders) is not dict or type(modifying) is not dict or type(calls) is not set:
-            raise TypeError("orders and modifying must be dicts, calls a set")
+        if type(orders) is not dict or type(intents) is not dict or type(calls) is not set:
+            raise TypeError("orders and intents must be dicts, calls a set")
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {sorted(REFERENCES)}, got {reference!r}")
         if widen_ticks < 0 or ceiling < 0 or floor < 0 or fill_delay_s < 0:
@@ -172,7 +173,7 @@ cdef class Pipeline:
         self.gate = gate
         self.set_params(params)
         self.orders = orders
-        self.modifying = modifying
+        self.intents = intents
         self.calls = calls
         if isinstance(room, SendRoom):
             self.sroom = room
@@ -214,13 +215,14 @@ cdef class Pipeline:
         self.c_n_held = 0
         self.c_valid = False
 
-    cdef int _load_orders(self) except -1:
+    cdef int _load_orders(self, int64_t now_ns) except -1:
         """Our orders into the scratch, sorted, busy from their status only: from the slots
-        read at this ``version``, or read again from the Order objects (the references the
-        read takes are kept with the slots)."""
+        read at this ``version`` (while no pending modify they took has run out), or read
+        again from the Order objects and the intents (the references the read takes are kept
+        with the slots)."""
         cdef PlanScratch* w = self.w
         cdef int s, i
-        if self.c_valid and self.c_version == self.version:
+        if self.c_valid and self.c_version == self.version and now_ns < self.c_until:
             for s in range(2):
                 w.s[s].m = self.c_m[s]
                 for i in range(self.c_m[s]):
@@ -230,7 +232,8 @@ cdef class Pipeline:
         w.s[0].m = 0
         w.s[1].m = 0
         w.n_held = 0
-        ok = plan_read_orders(w, self.orders, self.max_age_ns > 0)
+        ok = plan_read_orders(w, self.orders, self.max_age_ns > 0, self.intents, now_ns,
+                              &self.c_until)
         for i in range(w.n_held):
             self.c_held[i] = w.held[i]  # now the slots' (released with them)
         self.c_n_held = w.n_held
@@ -360,7 +363,7 @@ cdef class Pipeline:
         # Our orders, busy and aged, best first.
         w.n_held = 0
         try:
-            self._load_orders()
+            self._load_orders(now_ns)
             self._busy_aged(now_ns)
             w.s[0].no_create = no_create
             w.s[1].no_create = no_create
@@ -455,7 +458,7 @@ cdef class Pipeline:
         cdef Ord* o
         cdef object coi
         cdef bint any_calls = len(self.calls) > 0
-        cdef bint any_mod = len(self.modifying) > 0
+        cdef bint any_mod = len(self.intents) > 0
         for s in range(2):
             for i in range(w.s[s].m):
                 o = &w.s[s].o[i]
@@ -464,7 +467,7 @@ cdef class Pipeline:
                     if any_calls and coi in self.calls:
                         o.busy = True
                     elif any_mod:
-                        p = self.modifying.get(coi)
+                        p = self.intents.get(coi)
                         if p is not None and p[2] > now_ns:
                             o.busy = True
                 if self.max_age_ns > 0:
@@ -539,7 +542,7 @@ cdef class Pipeline:
                     creates[0] += 1
                     creates[1 + side] += size
                     if base is None:
-                        base = count_open(self.orders.values())
+                        base = count_open(self.orders.values(), self.intents, now_ns)
                     self._recount(base, mods, creates)
         if not tried and scan < self.n_out:
             self._first_sendable(&scan)
@@ -564,10 +567,15 @@ cdef class Pipeline:
         for order, size in mods:
             if order.reduce_only or order.status.is_terminal:
                 continue
+            # Until the venue shows the modify the order may hold either remaining: the
+            # larger counts (count_open's rule for a pending modify).
+            rem = order.remaining_lots
+            if size <= rem:
+                continue
             if order.side is Side.BUY:
-                bids += size - order.remaining_lots
+                bids += size - rem
             else:
-                asks += size - order.remaining_lots
+                asks += size - rem
         gate.open_orders = n + creates[0]
         gate.open_bid_lots = bids + creates[1] + gate.unreported_bid_lots
         gate.open_ask_lots = asks + creates[2] + gate.unreported_ask_lots

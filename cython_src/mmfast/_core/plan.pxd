@@ -89,14 +89,15 @@ cdef struct PlanScratch:
 # path does not take).
 cdef object plan_into(PlanScratch* w, object bids, object asks, object live, object now_ns,
                       object params, object inflight, object budget, object position_lots,
-                      object busy, object no_create)
+                      object busy, object no_create, object intents)
 
 
 # The steps of a plan, for a compiled caller that fills the scratch itself (the sides' levels,
 # orders sorted best first with busy/aged set, no_create): read our Order objects, back off
 # for the budget, cut the ladder, match and rank, choose what fits. plan_into runs the same
 # steps on Python inputs.
-cdef bint plan_read_orders(PlanScratch* w, object live, bint need_created) noexcept
+cdef bint plan_read_orders(PlanScratch* w, object live, bint need_created, object intents,
+                           int64_t now, int64_t* until) noexcept
 cdef void plan_sort(PlanScratch* w) noexcept nogil
 cdef int plan_degrade(double headroom, double wide_below, double few_below,
                       double one_below) noexcept nogil

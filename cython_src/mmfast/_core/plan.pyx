@@ -19,7 +19,7 @@ it owns; ``plan_requotes`` is ``plan_into`` with a scratch on its stack.
 """
 
 from cpython.object cimport PyObject
-from cpython.dict cimport PyDict_Next, PyDict_Size
+from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
 from cpython.dict cimport PyDict_CheckExact
 from cpython.tuple cimport PyTuple_New
 from libc.stdint cimport int64_t
@@ -322,18 +322,31 @@ cdef bint _read_levels(PlanScratch* w, int s, object target) noexcept:
     return True
 
 
-cdef bint plan_read_orders(PlanScratch* w, object live, bint need_created) noexcept:
+cdef bint plan_read_orders(PlanScratch* w, object live, bint need_created, object intents,
+                           int64_t now, int64_t* until) noexcept:
     """Our orders of the market (a list, tuple or the values of a dict) into the per-side
     arrays (unsorted, references held in ``w.held``); terminal and PENDING_CANCEL ones are
-    skipped. False when the C path does not take them."""
+    skipped. An order with a modify the venue has not shown (``intents``: a dict coi ->
+    (price, total size, deadline ns), or None) is read at the modify's price and remaining
+    while its deadline is after ``now``; ``until`` gets the first such deadline (INT64_MAX if
+    none): the read holds until then. False when the C path does not take them."""
     cdef PyObject** items
     cdef Py_ssize_t n, j
     cdef PyObject* o
-    cdef int64_t status, side, size, filled
+    cdef PyObject* pend
+    cdef int64_t status, side, size, filled, ip, isz, idl
     cdef SideIn* S
     cdef Ord* r
     cdef Py_ssize_t pos = 0
     cdef bint is_dict = PyDict_CheckExact(live)
+    cdef bint any_intent
+    until[0] = _INT64_MAX
+    if intents is None:
+        any_intent = False
+    elif PyDict_CheckExact(intents):
+        any_intent = PyDict_Size(intents) > 0
+    else:
+        return False
     if is_dict:
         n = PyDict_Size(live)
     elif not mmp_items(<PyObject*>live, &items, &n):
@@ -370,11 +383,28 @@ cdef bint plan_read_orders(PlanScratch* w, object live, bint need_created) noexc
                                         &r.created):
             return False
         r.rem = size - filled
+        pend = NULL
+        if any_intent:
+            pend = PyDict_GetItem(intents, <object>mmp_get(o, _O_COI))
+            if pend != NULL:
+                if (mmp_tuple_size(pend) != 3
+                        or not mmp_int(mmp_tuple_item(pend, 0), -_LIM_PRICE, _LIM_PRICE, &ip)
+                        or not mmp_int(mmp_tuple_item(pend, 1), -_LIM_SIZE, _LIM_SIZE, &isz)
+                        or not mmp_int(mmp_tuple_item(pend, 2), -_INT64_MAX, _INT64_MAX,
+                                       &idl)):
+                    return False
+                if idl > now:
+                    r.price = ip
+                    r.rem = isz - filled if isz > filled else 0
+                    if idl < until[0]:
+                        until[0] = idl
+                else:
+                    pend = NULL  # run out: the venue's values
         r.status = <int>status
         r.busy = status == 0 or status == 7
         r.aged = False
         r.obj = o
-        r.price_obj = mmp_get(o, _O_PRICE)
+        r.price_obj = mmp_get(o, _O_PRICE) if pend == NULL else mmp_tuple_item(pend, 0)
         mmp_hold(w.held, &w.n_held, o)
         mmp_hold(w.held, &w.n_held, r.price_obj)
         S.m += 1
@@ -786,11 +816,11 @@ cdef inline bint _tol(object v, int64_t* out) noexcept:
 
 cdef object _plan(PlanScratch* w, object bids, object asks, object live, object now_ns,
                   object params, object inflight, object budget, object position_lots,
-                  object busy, object no_create):
+                  object busy, object no_create, object intents):
     """The plan, or None when the C path does not take these inputs (nothing has been called
     on them yet: the reference takes over)."""
     cdef PyObject* p = <PyObject*>params
-    cdef int64_t max_age, max_inflight, n_inflight, k_levels, now, ptol, stol
+    cdef int64_t max_age, max_inflight, n_inflight, k_levels, now, ptol, stol, until
     cdef int64_t x
     cdef int degrade, s, i, k, n_act, deferred = 0
     cdef Py_ssize_t busy_n, no_create_n
@@ -824,7 +854,8 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
     if not mmp_int(<PyObject*>inflight, -_BIG, _BIG, &n_inflight):
         return None
     now = 0
-    if max_age > 0 and not mmp_int(<PyObject*>now_ns, -_LIM_TIME, _LIM_TIME, &now):
+    if ((max_age > 0 or intents) and
+            not mmp_int(<PyObject*>now_ns, -_LIM_TIME, _LIM_TIME, &now)):
         return None
     busy_n = mmp_coll_size(<PyObject*>busy)
     no_create_n = mmp_coll_size(<PyObject*>no_create)
@@ -835,7 +866,7 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
     w.s[0].n_lvl = 0
     w.s[1].n_lvl = 0
     if not (_read_levels(w, 0, bids) and _read_levels(w, 1, asks)
-            and plan_read_orders(w, live, max_age > 0)):
+            and plan_read_orders(w, live, max_age > 0, intents, now, &until)):
         return None
     # From here on the C path is committed.
     for s in range(2):
@@ -902,7 +933,7 @@ cdef object _plan(PlanScratch* w, object bids, object asks, object live, object 
 
 cdef object plan_into(PlanScratch* w, object bids, object asks, object live, object now_ns,
                       object params, object inflight, object budget, object position_lots,
-                      object busy, object no_create):
+                      object busy, object no_create, object intents):
     """``plan_requotes`` in a scratch the caller owns (plan.pxd): the C path, or the reference
     for what it does not take."""
     if type(live) is not list and type(live) is not tuple:
@@ -910,19 +941,19 @@ cdef object plan_into(PlanScratch* w, object bids, object asks, object live, obj
     w.n_held = 0
     try:
         plan = _plan(w, bids, asks, live, now_ns, params, inflight, budget, position_lots,
-                     busy, no_create)
+                     busy, no_create, intents)
     finally:
         mmp_release(w.held, w.n_held)
         w.n_held = 0
     if plan is None:
         return _reference_plan(bids, asks, live, now_ns=now_ns, params=params,
                                inflight=inflight, budget=budget, position_lots=position_lots,
-                               busy=busy, no_create=no_create)
+                               busy=busy, no_create=no_create, intents=intents)
     return plan
 
 
 def plan_requotes(bids, asks, live, *, now_ns, params=_DEFAULT_PARAMS, inflight=0,
-                  budget=UNLIMITED, position_lots=0, busy=(), no_create=()):
+                  budget=UNLIMITED, position_lots=0, busy=(), no_create=(), intents=None):
     """Plan the txs that move ``live`` toward the target ladder.
 
     ``bids``/``asks``: target levels ``(price_ticks, size_lots)``, best first (e.g.
@@ -931,8 +962,10 @@ def plan_requotes(bids, asks, live, *, now_ns, params=_DEFAULT_PARAMS, inflight=
     flight. ``busy``: client order indexes with a tx in flight (e.g. a modify not yet acked).
     ``position_lots`` picks the side kept in ONE_SIDE mode. ``no_create``: sides on which no
     new order may be created now (e.g. the filled-order delay); modifies and cancels still go.
-    Same plan as ``mmfast.reference.planner.plan_requotes``.
+    ``intents``: modifies the venue has not shown yet (coi -> (price, total size, deadline
+    ns), ``ModifyIntents.pending``): until its deadline such an order is planned at the price
+    and remaining it will have. Same plan as ``mmfast.reference.planner.plan_requotes``.
     """
     cdef PlanScratch w
     return plan_into(&w, bids, asks, live, now_ns, params, inflight, budget, position_lots,
-                     busy, no_create)
+                     busy, no_create, intents)

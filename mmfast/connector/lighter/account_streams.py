@@ -8,9 +8,9 @@ down). What the frames carry goes
 - to order entry (``entry``: the ``OrderEntry`` whose ``OrderTracker`` turns orders, fills and
   positions into ``Order`` states, ``Fill`` and ``Position`` events), when the connector has one;
 - to an optional ``AccountListener``;
-- into the raw state kept here: ``account_orders`` (market -> order_index -> the venue's order
-  dict, ``account_orders_version`` +1 per message; a market's dict is never replaced, a
-  snapshot clears it in place, so a ``MarketView`` holds it: the strategies' venue-order sync),
+- into the raw state kept here: ``account_orders`` (market -> order_index -> the venue's last
+  order dict, every order of the account, ours and others'; a snapshot clears a market's dict:
+  ``open_orders``, a diagnostic count; the orders themselves are the tracker's),
   ``positions`` (``VenuePosition`` per market, a full snapshot each frame) and ``user_stats``
   (the venue's dict; the strategies' margin figures).
 
@@ -102,10 +102,6 @@ class AccountStreams:
         self.stream: WsStream | None = None
         # market -> order_index -> order; a market's dict is never replaced (cleared in place)
         self.account_orders: dict[int, dict[int, dict[str, Any]]] = {}
-        self.account_orders_version = 0  # +1 per account orders message (strategies' sync)
-        # market -> callables run after each orders message of the market (a strategy takes
-        # the venue's values then, not at its next book frame)
-        self.order_hooks: dict[int, list[Callable[[], object]]] = {}
         self.positions: dict[int, VenuePosition] = {}
         self.user_stats: dict[str, Any] = {}
         self.bad_messages = 0  # messages with malformed content
@@ -136,19 +132,15 @@ class AccountStreams:
         if self.stream is not None:
             await self.stream.stop()
 
-    def orders_of(self, market: int) -> dict[int, dict[str, Any]]:
-        """The raw order dicts of ``market`` (order_index -> the venue's dict): the same dict
-        for the life of this object (a snapshot clears it in place), so a ``MarketView`` holds
-        it."""
-        return self.account_orders.setdefault(market, {})
-
     def open_orders(self, market: int) -> int | None:
         """The account's orders in ``market`` the order stream shows live; None while any
         subscription lacks its first frame since the last connect (the view may be stale)."""
         if not self.all_subscribed():
             return None
         return sum(
-            1 for o in self.orders_of(market).values() if o.get("status") in LIVE_VENUE_STATUSES
+            1
+            for o in self.account_orders.get(market, {}).values()
+            if o.get("status") in LIVE_VENUE_STATUSES
         )
 
     def all_subscribed(self) -> bool:
@@ -212,13 +204,10 @@ class AccountStreams:
                 book.clear()
             for o in lst:
                 book[int(o["order_index"])] = o
-            self.account_orders_version += 1
             if self.entry is not None:
                 self.entry.on_account_orders(market, lst, snapshot)
             if self.listener is not None:
                 self.listener.on_account_orders(market, lst, snapshot)
-            for hook in self.order_hooks.get(market, ()):
-                hook()
 
     def _on_account_trades(self, msg: dict[str, Any], snapshot: bool) -> None:
         trades = msg.get("trades")

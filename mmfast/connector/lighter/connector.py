@@ -182,7 +182,6 @@ class LighterConnector:
                 trades=md.trades[m],
                 readiness=self.readiness,
                 account=acct,
-                raw_orders=acct.orders_of(m) if acct is not None else None,
                 entry=self.orders,
                 budget=self.budget,
                 rest=self.rest,
