@@ -404,6 +404,9 @@ class Taps:
         self.nonce: list[int] = []
         self.tx_nonce: list[int] = []
         self.echoes = 0
+        self.direct_first = 0  # frames whose first tx the compiled step signed and sent itself
+        # ... and their stages (ns): frame callback -> nonce taken, -> signed, -> frame built
+        self.direct_stages: list[tuple[int, int, int]] = []
         arm = self.arm = _Arm()
         arm.nonce = self.book.nonce
         t0s, subs, sents, anys = self.t0, self.submit, self.sent, self.sent_any
@@ -433,6 +436,10 @@ class Taps:
                 # The compiled step signed and sent this frame's first tx itself: its own
                 # stamps (CLOCK_MONOTONIC, perf_counter_ns's clock) are the tx ready to sign
                 # (nonce taken) and its frame handed to the socket.
+                taps.direct_first += 1
+                taps.direct_stages.append(
+                    (pipe.t_ready - t0, pipe.t_signed - pipe.t_ready, pipe.t_sent - pipe.t_signed)
+                )
                 if subs[n] and txns[n] >= 0:
                     pending.pop(txns[n], None)  # a later tx of the same frame
                 subs[n] = pipe.t_ready
@@ -722,12 +729,15 @@ async def run_bot(
             }
             s.latency = type(s.latency)()
             taps.clear()
+        taps.direct_first = 0  # the live phase's own
+        taps.direct_stages.clear()
         if not c.market_data.stream.send_text(GO):
             raise RuntimeError("market-data connection down before go")
         out.venue = await loop.run_in_executor(None, result, timeout_s)
         await asyncio.sleep(0.05)  # the last frames' txs and acks
         book = c.market_data.books[info.market]
         out.top = (book.best_bid(), book.best_ask())
+        direct_live = taps.direct_first
         out.rows = taps.rows(nonce_index)
         out.latency["live"] = {"strategy": s.latency.summary(), "order_entry": c.orders.latency()}
         md = c.market_data
@@ -740,6 +750,9 @@ async def run_bot(
             "strategy_counts": dict(s.counts),
             "orders_open": len(s.orders),
             "signer_signed": getattr(runner.signer, "signed", None),
+            "direct_first": direct_live,
+            "pool": runner.signer.pool_stats() if hasattr(runner.signer, "pool_stats") else None,
+            "direct_stages": list(taps.direct_stages),
             "denials": {r.name: n for r, n in s.gate.denials.items()},
             "placement": runner._placement_status(),
         }

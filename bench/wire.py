@@ -293,9 +293,20 @@ def _bot_rows(
         f"{k} {v['p50_us']:.0f}/{v['p99_us']:.0f} us" for k, v in oe.items() if v.get("n")
     )
     orders = run.status.get("orders", {})
+    stages = run.status.get("direct_stages") or []
+    if stages:
+        med = [sorted(x[i] for x in stages)[len(stages) // 2] / 1000 for i in range(3)]
+        metric.notes.append(
+            f"{BOT}: the compiled step's own first txs, medians: frame callback -> nonce taken "
+            f"{med[0]:.1f} us, -> signed {med[1]:.1f} us, -> frame built {med[2]:.1f} us "
+            f"({len(stages)} frames); the signer's nonce commitments: "
+            f"{run.status.get('pool')}"
+        )
     metric.notes.append(
         f"{BOT}: {n} deltas, {with_submit} led to a tx ({inside} submitted inside the frame "
-        f"callback; {behind} had an older delta's txs go out first); {venue['order_frames']} "
+        f"callback, {run.status.get('direct_first', 0)} of them signed and sent by the compiled "
+        f"step itself; {behind} had an older delta's txs go out first); "
+        f"{venue['order_frames']} "
         f"order frames, {orders.get('txs_sent', '?')} txs in all; wire_to_wire (delta sent -> "
         f"the order frame carrying the delta's first tx, joined by nonce on the venue's "
         f"clock) p50 {w2w.p50_ns / 1000:.1f} us = echo p50 {echo.p50_ns / 1000:.1f} us + "
