@@ -193,15 +193,17 @@ class RunCollector:
 
     def _process(self, snap: dict[str, Any]) -> Iterator[Metric]:
         loop = snap.get("loop") or {}
+        # The family is always there (a scrape's set of families does not change as the run
+        # goes); its samples once the first lag was measured.
+        lag = GaugeMetricFamily(
+            "mmfast_loop_lag_seconds",
+            "How late a 100 ms timer ran (quantiles since the start)",
+            labels=["quantile"],
+        )
         if loop.get("lag_samples"):
-            lag = GaugeMetricFamily(
-                "mmfast_loop_lag_seconds",
-                "How late a 100 ms timer ran (quantiles since the start)",
-                labels=["quantile"],
-            )
             for q, key in (("0.5", "lag_p50_ms"), ("0.99", "lag_p99_ms"), ("1", "lag_max_ms")):
                 lag.add_metric([q], loop[key] / 1e3)
-            yield lag
+        yield lag
         if "stalls" in loop:
             yield CounterMetricFamily(
                 "mmfast_loop_stalls", "Event-loop stalls acted on", value=float(loop["stalls"])
