@@ -9,8 +9,9 @@
  *
  * Constant time (no branch or memory index depends on the value): scalar add/sub/mul/negation,
  * the fixed-base multiplication k*G (signed 5-bit windows, every table entry read), point
- * add/double/encode and Schnorr signing. Variable time (public data only): point decoding,
- * variable-base multiplication, verification, reduction of a hash or a key into a scalar.
+ * add/double/encode and Schnorr signing's scalar steps. Variable time (public data only):
+ * point decoding, variable-base multiplication, verification, reduction of a hash or a key into
+ * a scalar, and the challenge's Poseidon2 hash (of R and the message, both public).
  */
 #ifndef MMFAST_LSIG_CURVE_H
 #define MMFAST_LSIG_CURVE_H

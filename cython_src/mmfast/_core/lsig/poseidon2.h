@@ -6,7 +6,13 @@
  * The external layer applies the 4x4 circulant-like block M4 = [[2,3,1,1],[1,2,3,1],[1,1,2,3],
  * [3,1,1,2]] to each 4-lane block, then adds the sum of the three blocks lane-wise. The internal
  * layer is sum(state) + diag[i] * state[i]. Sponge: absorb by overwriting the first 8 lanes
- * (no padding), squeeze from the first 8 lanes. Constant-time.
+ * (no padding), squeeze from the first 8 lanes.
+ *
+ * Variable-time, on purpose: Poseidon2 hashes public data only (tx fields, the commitment R,
+ * messages, auth-token text), never a key or a nonce. Its reduction takes the borrow of
+ * lo - hh (hh < 2^32, so almost never set) as a predicted branch instead of field.h's masked
+ * select behind an optimisation barrier: 1.6x faster per permutation (2.2 us -> 1.35 us on the
+ * development VM), and a signature hashes four times.
  */
 #ifndef MMFAST_LSIG_POSEIDON2_H
 #define MMFAST_LSIG_POSEIDON2_H
@@ -40,6 +46,21 @@ static const uint64_t P2_DIAG[12] = {
     0xa2077d7dfbb606b5ULL, 0xf3faac6faee378aeULL, 0x0c6388b51545e883ULL, 0xd27dbb6944917b60ULL,
 };
 
+/* x mod p for any 128-bit x, possibly >= p (as gl_reduce128_nc), variable-time (see above):
+ * x = lo + 2^64 (hl + 2^32 hh), 2^64 = EPS, 2^96 = -1. */
+static inline uint64_t p2_reduce_vt(lsig_u128 x) {
+    uint64_t lo = (uint64_t)x, hi = (uint64_t)(x >> 64);
+    uint64_t hh = hi >> 32, hl = hi & GL_EPS;
+    uint64_t t0;
+    if (__builtin_expect(__builtin_sub_overflow(lo, hh, &t0), 0)) t0 -= GL_EPS;
+    uint64_t t1 = (hl << 32) - hl; /* hl * EPS */
+    uint64_t s;
+    unsigned char c = __builtin_add_overflow(t0, t1, &s);
+    return s + (GL_EPS & ((uint64_t)0 - c));
+}
+
+static inline uint64_t p2_mul_vt(uint64_t a, uint64_t b) { return p2_reduce_vt((lsig_u128)a * b); }
+
 static inline void p2_external(uint64_t s[P2_WIDTH]) {
     lsig_u128 t[P2_WIDTH];
     for (int i = 0; i < P2_WIDTH; i += 4) {
@@ -52,23 +73,23 @@ static inline void p2_external(uint64_t s[P2_WIDTH]) {
     }
     for (int i = 0; i < 4; i++) {
         lsig_u128 col = t[i] + t[i + 4] + t[i + 8];
-        s[i] = gl_reduce128_nc(t[i] + col);
-        s[i + 4] = gl_reduce128_nc(t[i + 4] + col);
-        s[i + 8] = gl_reduce128_nc(t[i + 8] + col);
+        s[i] = p2_reduce_vt(t[i] + col);
+        s[i + 4] = p2_reduce_vt(t[i + 4] + col);
+        s[i + 8] = p2_reduce_vt(t[i + 8] + col);
     }
 }
 
 static inline uint64_t p2_sbox(uint64_t x) {
-    uint64_t x2 = gl_mul_nc(x, x);
-    return gl_mul_nc(gl_mul_nc(x2, x), gl_mul_nc(x2, x2)); /* x^7 = x^3 x^4: two deep */
+    uint64_t x2 = p2_mul_vt(x, x);
+    return p2_mul_vt(p2_mul_vt(x2, x), p2_mul_vt(x2, x2)); /* x^7 = x^3 x^4: two deep */
 }
 
 static inline void p2_internal(uint64_t s[P2_WIDTH]) {
     lsig_u128 sum = 0;
     for (int i = 0; i < P2_WIDTH; i++) sum += s[i];
-    uint64_t sf = gl_reduce128_nc(sum);
+    uint64_t sf = p2_reduce_vt(sum);
     for (int i = 0; i < P2_WIDTH; i++)
-        s[i] = gl_reduce128_nc((lsig_u128)s[i] * P2_DIAG[i] + sf);
+        s[i] = p2_reduce_vt((lsig_u128)s[i] * P2_DIAG[i] + sf);
 }
 
 static inline void p2_full_round(uint64_t s[P2_WIDTH], int r) {
