@@ -103,6 +103,7 @@ class Guard:
         self.actions = 0  # cancel-alls sent for the bot
         self.flattened = 0  # times the bot's markets were confirmed flat after acting
         self.reason = ""  # why it acted last
+        self._last_pulse: Pulse | None = None  # the last good read of the bot's heartbeat
 
     def _rec(self, kind: str, **fields: Any) -> None:
         """A journal line, on disk at once (few lines; each is what an operator reads after
@@ -287,11 +288,19 @@ class Guard:
         return pid_alive(self.opts.bot_pid)
 
     def _pulse(self) -> Pulse | None:
+        """The bot's heartbeat; when a read fails (the bot was mid-write for all of the
+        read's tries, which a loaded machine or a SIGSTOP between the two halves of a write
+        causes, or the file went), the last good beat, ageing: a bot that stays unreadable
+        is silent after ``max_silence_ms`` like any hung bot, and a healthy one caught
+        mid-write is not flattened. None before the first good beat."""
         try:
             p = read_heartbeat(self.opts.heartbeat)
         except HeartbeatError:
+            return self._last_pulse
+        if p.pid != self.opts.bot_pid:
             return None
-        return p if p.pid == self.opts.bot_pid else None
+        self._last_pulse = p
+        return p
 
     def why_act(self, p: Pulse | None, now_ns: int) -> str:
         """Why the guard must act now ("" = it need not)."""

@@ -318,6 +318,45 @@ def test_guard_why_act() -> None:
     assert g.why_act(None, now) == "bot heartbeat unreadable"
 
 
+def test_a_torn_heartbeat_read_keeps_the_last_beat(tmp_path: Path) -> None:
+    """A read that finds the bot mid-write every try (a loaded machine, or a SIGSTOP between
+    the two halves of a write) is not "unreadable": the last good beat stands and ages, so a
+    healthy bot is not flattened for it, and one that stays torn is silent after
+    max_silence_ms. Before any good beat: None (unreadable)."""
+    import struct
+
+    hb = tmp_path / "hb"
+    g = Guard(
+        GuardOptions(
+            rest_url="http://127.0.0.1:1",
+            chain_id=1,
+            account_index=1001,
+            api_key_index=4,
+            markets=(0,),
+            heartbeat=hb,
+            journal=tmp_path / "j",
+            bot_pid=os.getpid(),
+            max_silence_ms=1500,
+        ),
+        ApiKey("0x" + "11" * 40),
+    )
+    assert g._pulse() is None  # no file yet, no beat ever
+    w = HeartbeatWriter(hb, (0,))
+    w.beat(BotState.RUNNING)
+    first = g._pulse()
+    assert first is not None and g.why_act(first, first.stamp_ns) == ""
+    with open(hb, "r+b") as f:  # the writer stopped between its two halves: seq odd
+        f.seek(8)
+        seq = struct.unpack("<Q", f.read(8))[0]
+        f.seek(8)
+        f.write(struct.pack("<Q", seq + 1))
+    torn = g._pulse()
+    assert torn is first  # the last good beat, not None
+    assert g.why_act(torn, first.stamp_ns + 100_000_000) == ""
+    assert "silent for 2000 ms" in g.why_act(torn, first.stamp_ns + 2_000_000_000)
+    w.close()
+
+
 def test_guard_gives_up_when_a_dead_bot_took_the_venue_with_it(tmp_path: Path, run) -> None:
     """The default `mmfast run`: the simulator lives in the bot's process and dies with it.
     The guard finds no venue, says so, and ends (it does not spin forever)."""
