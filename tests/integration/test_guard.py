@@ -283,23 +283,28 @@ def test_a_rate_limited_renewal_neither_hammers_the_venue_nor_holds_the_watch(
     assert code == 0 and _open(sim) == 0
 
 
-def test_guard_why_act() -> None:
-    from mmfast.run.heartbeat import Pulse
-
-    g = Guard(
+def _offline_guard(heartbeat: Path, journal: Path) -> Guard:
+    """A guard of this process's pid with no venue behind it (its watching logic only)."""
+    return Guard(
         GuardOptions(
             rest_url="http://127.0.0.1:1",
             chain_id=1,
             account_index=1001,
             api_key_index=4,
             markets=(0,),
-            heartbeat=Path("/nonexistent"),
-            journal=Path("/nonexistent"),
+            heartbeat=heartbeat,
+            journal=journal,
             bot_pid=os.getpid(),
             max_silence_ms=1500,
         ),
         ApiKey("0x" + "11" * 40),
     )
+
+
+def test_guard_why_act() -> None:
+    from mmfast.run.heartbeat import Pulse
+
+    g = _offline_guard(Path("/nonexistent"), Path("/nonexistent"))
     now = time.monotonic_ns()
     ok = Pulse(os.getpid(), now - 100_000_000, BotState.RUNNING, -1, (0,))
     assert g.why_act(ok, now) == ""
@@ -326,20 +331,7 @@ def test_a_torn_heartbeat_read_keeps_the_last_beat(tmp_path: Path) -> None:
     import struct
 
     hb = tmp_path / "hb"
-    g = Guard(
-        GuardOptions(
-            rest_url="http://127.0.0.1:1",
-            chain_id=1,
-            account_index=1001,
-            api_key_index=4,
-            markets=(0,),
-            heartbeat=hb,
-            journal=tmp_path / "j",
-            bot_pid=os.getpid(),
-            max_silence_ms=1500,
-        ),
-        ApiKey("0x" + "11" * 40),
-    )
+    g = _offline_guard(hb, tmp_path / "j")
     assert g._pulse() is None  # no file yet, no beat ever
     w = HeartbeatWriter(hb, (0,))
     w.beat(BotState.RUNNING)
