@@ -59,7 +59,13 @@ from typing import Any
 import orjson
 
 from mmfast.connector.lighter.budget import RateTier
-from mmfast.connector.lighter.signer import AuthTokenRequest, SignedTx, SignerError
+from mmfast.connector.lighter.signer import (
+    AuthTokenRequest,
+    CancelOrderRequest,
+    ModifyOrderRequest,
+    SignedTx,
+    SignerError,
+)
 
 __all__ = [
     "BENCH_TIER",
@@ -135,12 +141,25 @@ class PreSignedSigner:
     later loop iteration, minus the ~0.5 ms of signing). Auth tokens always come through
     ``call_soon``. The JSON is built on the loop thread at submit (3-4 us per tx;
     SignerWorker does that work on its thread, its submit is a queue put).
+
+    ``native`` (``direct=True``, the default) offers the two ``NativeSigner`` methods a
+    compiled step calls to sign its first tx itself (``OrderEntry.direct_sender``), with the
+    same pre-made signature: the path a bot on the native signer takes, signing taken out.
+    ``direct=False`` leaves the first tx to order entry's Python path, as with the official
+    signer.
     """
 
     def __init__(
-        self, *, account_index: int, api_key_index: int, chain_id: int, immediate: bool = True
+        self,
+        *,
+        account_index: int,
+        api_key_index: int,
+        chain_id: int,
+        immediate: bool = True,
+        direct: bool = True,
     ) -> None:
         self.immediate = immediate
+        self._direct = _PreSignedNative(account_index, api_key_index) if direct else None
         self._account_index = account_index
         self._api_key_index = api_key_index
         self._chain_id = chain_id
@@ -163,6 +182,15 @@ class PreSignedSigner:
     @property
     def thread_ident(self) -> int | None:
         return None  # no thread: nothing is signed
+
+    @property
+    def native(self) -> _PreSignedNative | None:
+        """What the compiled step signs its first tx with (None: stopped or ``direct=False``)."""
+        return self._direct if self._running else None
+
+    def count_signed(self, sign_ns: int) -> None:
+        """A tx made through ``native``: counted as InlineSigner counts its own."""
+        self.signed += 1
 
     @property
     def account_index(self) -> int:
@@ -232,6 +260,44 @@ class PreSignedSigner:
 
     async def token(self, deadline_s: int) -> str:
         return await self._await(AuthTokenRequest(deadline_s))  # type: ignore[no-any-return]
+
+
+class _PreSignedNative:
+    """``NativeSigner.sign_modify_order`` and ``sign_cancel_order`` with the pre-made
+    signature: the tx_info the SDK writes for the request (as ``PreSignedSigner.submit``), the
+    nonce as the tx hash."""
+
+    __slots__ = ("_head",)
+
+    def __init__(self, account_index: int, api_key_index: int) -> None:
+        self._head = {"AccountIndex": account_index, "ApiKeyIndex": api_key_index}
+
+    def _tx(self, request: Any, expired_at: int) -> tuple[str, str]:
+        info = dict(self._head)
+        info.update(request.expected_fields())
+        info["ExpiredAt"] = expired_at
+        info["Nonce"] = request.nonce
+        info["Sig"] = PRESIGNED_SIG
+        info.setdefault("L2TxAttributes", None)
+        return orjson.dumps(info).decode(), f"{request.nonce:080x}"
+
+    def sign_modify_order(
+        self,
+        market_index: int,
+        index: int,
+        base_amount: int,
+        price: int,
+        trigger_price: int,
+        nonce: int,
+        expired_at: int,
+    ) -> tuple[str, str]:
+        req = ModifyOrderRequest(market_index, index, base_amount, price, nonce, trigger_price)
+        return self._tx(req, expired_at)
+
+    def sign_cancel_order(
+        self, market_index: int, index: int, nonce: int, expired_at: int
+    ) -> tuple[str, str]:
+        return self._tx(CancelOrderRequest(market_index, index, nonce), expired_at)
 
 
 # --- the venue and the config -------------------------------------------------------------------
@@ -445,6 +511,12 @@ class Taps:
                 subs[n] = pipe.t_ready
                 txns[n] = pipe.direct_nonce
                 sents[n] = pipe.t_sent if pipe.direct_sent else 0
+                if pipe.direct_sent and (not anys[n] or pipe.t_sent < anys[n]):
+                    # On the compiled listener's route the step sent it before this row
+                    # was armed: it is the first order frame after the book frame (and the
+                    # next frame's own direct send must not be taken for this row's).
+                    anys[n] = pipe.t_sent
+                    arm.send = False
                 pending.pop(pipe.direct_nonce, None)
             nb = book.nonce
             if nb == arm.nonce and not subs[n] and not anys[n]:

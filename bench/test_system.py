@@ -189,6 +189,51 @@ def test_presigned_signer_builds_what_the_sdk_would() -> None:
     assert (deadline, account, key) == ("1900000000", "1001", "4") and bytes.fromhex(sig)
 
 
+def test_presigned_signer_native_methods_write_what_submit_would() -> None:
+    """The compiled step's direct path (``native``) gets the tx_info ``submit`` makes for the
+    same request, which mmfast's check and the simulator accept; off with ``direct=False``."""
+    import asyncio
+
+    import orjson
+
+    from bench.botpath import PreSignedSigner
+    from mmfast.connector.lighter.signer import CancelOrderRequest, ModifyOrderRequest
+    from mmfast.connector.lighter.txcheck import check_signed
+    from mmfast.sim.engine import parse_tx_info
+
+    async def main() -> None:
+        signer = PreSignedSigner(account_index=1001, api_key_index=4, chain_id=7)
+        assert signer.native is None  # not running
+        signer.start()
+        ns = signer.native
+        assert ns is not None
+        cases = [
+            (
+                ModifyOrderRequest(3, 77, 120, 206_500, 41),
+                ns.sign_modify_order(3, 77, 120, 206_500, 0, 41, 1_900_000_000_000),
+            ),
+            (CancelOrderRequest(3, 77, 42), ns.sign_cancel_order(3, 77, 42, 1_900_000_000_000)),
+        ]
+        for req, (info, tx_hash) in cases:
+            via_submit = await signer.sign(req)
+            check_signed(req, req.TX_TYPE, info, account_index=1001, api_key_index=4)
+            parse_tx_info(req.TX_TYPE, info)
+            got, want = orjson.loads(info), orjson.loads(via_submit.tx_info)
+            assert got["ExpiredAt"] == 1_900_000_000_000
+            assert {k: v for k, v in got.items() if k != "ExpiredAt"} == {
+                k: v for k, v in want.items() if k != "ExpiredAt"
+            }
+            assert list(got) == list(want)  # the SDK's field order
+            assert tx_hash == via_submit.tx_hash == f"{req.nonce:080x}"
+        signer.stop()
+        assert signer.native is None
+        off = PreSignedSigner(account_index=1001, api_key_index=4, chain_id=7, direct=False)
+        off.start()
+        assert off.native is None
+
+    asyncio.run(main())
+
+
 def test_venue_resubscribe_snapshot_is_the_stream_state(stream: L2Stream) -> None:
     from bench.remote import _book_state
     from mmfast.reference.book import ReferenceBook

@@ -14,7 +14,8 @@ its socket read returns (``bench.remote._ReadClock``), as it stamps a delta befo
 its own dispatch to the frame handler is reported beside, not counted.
 
 - ``wire_to_wire``: signing taken out (``PreSignedSigner``: the SDK's tx_info with a pre-made
-  signature, its callback on the next loop iteration).
+  signature, ready inside ``submit``; the compiled step's first tx made through its ``native``
+  methods, the path a bot on the native signer takes).
 - ``tick_to_trade``: every tx really signed: mmfast's InlineSigner (the native signer inline
   on the loop; ours) and, in the same run, mmfast's SignerWorker (lighter-sdk on its worker
   thread; the baseline). The simulator registers the throwaway key and verifies every
@@ -484,7 +485,7 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
         gap,
         pin,
         False,
-        "PreSignedSigner, signature ready at submit",
+        "PreSignedSigner, signature ready at once",
         label=f"{BOT}, {LOW}",
         low_latency=True,
     )
@@ -500,7 +501,7 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
         gap,
         pin,
         False,
-        "PreSignedSigner, signature ready at submit",
+        "PreSignedSigner, signature ready at once",
         None,
         f"{BOT}, {DEFAULT}",
         DEFAULT,
@@ -553,8 +554,10 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
             "frames carry no delta id: the bot notes the nonce of the first tx each delta made "
             "it submit, the venue "
             "the nonces each order frame carried, joined after the run; signing taken "
-            "out: PreSignedSigner builds the SDK's tx_info with a pre-made signature and calls "
-            "back inside submit, as a pool of signed txs would have them ready"
+            "out: PreSignedSigner builds the SDK's tx_info with a pre-made signature, for the "
+            "compiled step's first tx through the native signer's two methods (the step signs "
+            "and sends it itself, as with the native signer) and for the rest inside submit, "
+            "as a pool of signed txs would have them ready"
         ),
     )
     _placement(metric, pin, run, cpus)
