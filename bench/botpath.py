@@ -299,6 +299,11 @@ class _PreSignedNative:
     ) -> tuple[str, str]:
         return self._tx(CancelOrderRequest(market_index, index, nonce), expired_at)
 
+    def warm(self) -> bool:
+        """As ``NativeSigner.warm``: the signing path once on constants, the result dropped."""
+        self.sign_modify_order(0, 1, 1, 1, 0, 1, 1)
+        return True
+
 
 # --- the venue and the config -------------------------------------------------------------------
 

@@ -179,6 +179,9 @@ class NativeSigner:
     def fresh(self) -> int:
         """Signatures that computed their nonce commitment inline."""
     @property
+    def warms(self) -> int:
+        """``warm()`` calls that ran."""
+    @property
     def public_key(self) -> bytes:
         """The 40-byte public key registered for this API key."""
     @property
@@ -255,5 +258,8 @@ class NativeSigner:
         self, kind: _Kind | str, fields: _Fields, *, nonce: int, expired_at: int
     ) -> _TxResult:
         """Any kind of ``KINDS`` by name, fields as for the module-level ``sign_tx``."""
+    def warm(self) -> bool:
+        """The signing code run once on constants (no key, pool or commitment touched), so a
+        signature after idle time finds it in cache; False once closed."""
     def auth_token(self, deadline: int) -> str:
         """An auth token valid until ``deadline`` (epoch seconds)."""

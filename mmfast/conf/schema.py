@@ -481,6 +481,15 @@ class RunConfig:
         "~70 us less per frame, one CPU at 100% (with cpu, on a dedicated "
         'core; not with [run] sim = "thread")',
     )
+    warm_us: int = _f(
+        50,
+        lo=0,
+        hi=1_000_000,
+        unit="us",
+        doc="with busy_poll: between frames, the compiled step and the signer rerun on "
+        "their last inputs at most this often, acting on nothing, so the next frame finds "
+        "them in cache (0: off)",
+    )
     sim: str = _f(
         "process",
         choices=SIM_PLACES,

@@ -903,7 +903,10 @@ class Runner:
         if r.busy_poll:
             from mmfast.run.placement import BusyPoll
 
-            self.busy_poll = BusyPoll()
+            self.busy_poll = BusyPoll(warm_ns=r.warm_us * 1000)
+            warm = getattr(self.strategy, "warm", None)
+            if warm is not None:
+                self.busy_poll.add_warmer(warm)
             self.busy_poll.start()
 
     def _keep_sim_off(self) -> None:
@@ -917,7 +920,11 @@ class Runner:
             p = self.placement
             out.update(cpu=p.cpu, threads_moved=p.moved_total, other_cpus=sorted(p.others))
         if self.busy_poll is not None:
-            out.update(busy_poll=self.busy_poll.running, polls_per_s=self.busy_poll.per_s())
+            out.update(
+                busy_poll=self.busy_poll.running,
+                polls_per_s=self.busy_poll.per_s(),
+                warms_per_s=self.busy_poll.warms_per_s(),
+            )
         return out
 
     async def _shutdown(self, started: bool) -> None:

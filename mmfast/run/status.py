@@ -149,9 +149,11 @@ def _placement(p: dict[str, Any] | None) -> str:
             f"loop pinned to CPU {p['cpu']} ({p['threads_moved']} other threads on CPUs {rest})"
         )
     if "polls_per_s" in p:
+        warms = p.get("warms_per_s") or 0
         parts.append(
             f"busy poll {'on' if p['busy_poll'] else 'stopped'} "
-            f"({p['polls_per_s'] / 1000:.0f}k polls/s)"
+            f"({p['polls_per_s'] / 1000:.0f}k polls/s"
+            + (f", {warms / 1000:.1f}k warm-ups/s)" if warms else ")")
         )
     return ", ".join(parts)
 

@@ -147,6 +147,14 @@ class MarketMaking(StrategyBase):
         self.after_frame(code, now_ns)
         return code
 
+    def warm(self) -> bool:
+        """Between frames (``[run] busy_poll``'s idle time): the compiled step reruns its
+        reading half on its last inputs and its signer warms, acting on nothing
+        (``Pipeline.warm``), so the next frame finds them in cache. False: nothing to warm (the
+        Python path, or inputs moved since the last step)."""
+        pipe = self.pipe
+        return pipe is not None and bool(pipe.warm(self.time.monotonic_ns()))
+
     def after_frame(self, code: int, now_ns: int) -> None:
         """After the compiled step ran on a frame (here or in a compiled listener): its
         actions sent (the first one may have gone already), errors logged, modify waits."""

@@ -103,13 +103,15 @@ def test_pinned_busy_polling_bot_quotes_with_its_threads_placed(tmp_path: Path, 
         assert place["threads_moved"] >= len(threads) - 1
         # A sleeping loop wakes hundreds of times a second; this one polls far more often.
         assert place["busy_poll"] is True and place["polls_per_s"] > 10_000, place
+        # ... and its idle time keeps the compiled step warm ([run] warm_us, 50 us).
+        assert place["warms_per_s"] > 100, place
         bot.send_signal(signal.SIGTERM)
         out, err = bot.communicate(timeout=60)
         assert bot.returncode == 0, err[-3000:]
         line = next(x for x in out.splitlines() if x.startswith("placement"))
         assert re.fullmatch(
             rf"placement    loop pinned to CPU {cpu} \(\d+ other threads on CPUs "
-            rf"{rest}\), busy poll stopped \(\d+k polls/s\)",
+            rf"{rest}\), busy poll stopped \(\d+k polls/s, [\d.]+k warm-ups/s\)",
             line,
         ), line
         assert re.search(r"^shutdown     orders left open: 0$", out, re.M), out

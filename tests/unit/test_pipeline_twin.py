@@ -203,7 +203,9 @@ EXTRAS = st.sampled_from(
 )
 
 
-async def _drive(extra: str, ops: list[tuple[Any, ...]]) -> tuple[Twin, Twin]:
+async def _drive(extra: str, ops: list[tuple[Any, ...]], warm: bool = False) -> tuple[Twin, Twin]:
+    """Both twins through ``ops``; ``warm``: the compiled one's ``Pipeline.warm`` after every
+    op, as a busy-polling loop calls it between frames (it must change nothing it plans)."""
     time = ManualTime()
     a, b = Twin(True, extra, time), Twin(False, extra, time)
     nonce = 1
@@ -326,7 +328,31 @@ async def _drive(extra: str, ops: list[tuple[Any, ...]]) -> tuple[Twin, Twin]:
                     t.s.request_requote(time.ns)
         await _settle()
         assert a.conn.calls == b.conn.calls, (kind, a.conn.calls[-6:], b.conn.calls[-6:])
+        if warm:
+            _warm_changes_nothing(a, time.ns)
     return a, b
+
+
+def _warm_changes_nothing(t: Twin, now: int) -> None:
+    p = t.s.pipe
+    assert p is not None
+    seen = lambda: (  # noqa: E731
+        p.target(),
+        p.n_out,
+        [p.action(i) for i in range(p.n_out)],
+        p.steps,
+        p.skipped,
+        p.frames,
+        p.degrade,
+        p.deferred,
+        p.direct_sends,
+        len(t.conn.calls),
+        t.s.gate.admitted,
+    )
+    before, warms = seen(), p.warms
+    ran = p.warm(now)
+    assert seen() == before
+    assert p.warms == warms + ran
 
 
 def _session(seed: int, n: int = 80) -> list[tuple[Any, ...]]:
@@ -397,6 +423,53 @@ def test_twin_sessions_with_pending_modifies(extra: str, seed: int) -> None:
     assert a.conn.calls == b.conn.calls
     for f in ("open_orders", "open_bid_lots", "open_ask_lots", "position_lots"):
         assert getattr(a.s.gate, f) == getattr(b.s.gate, f), f
+
+
+@settings(
+    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(extra=EXTRAS, seed=st.integers(0, 2**32 - 1))
+def test_warming_between_events_changes_nothing(extra: str, seed: int) -> None:
+    """``Pipeline.warm`` after every event of a session (the busy-poll loop's idle time): each
+    call leaves the step's output, target and counters as they were, and the compiled twin
+    still sends what the Python path sends; it ran on most events, not on none."""
+    a, b = asyncio.run(_drive(extra, _session(seed), warm=True))
+    assert a.conn.calls == b.conn.calls
+    for f in ("open_orders", "open_bid_lots", "open_ask_lots", "position_lots"):
+        assert getattr(a.s.gate, f) == getattr(b.s.gate, f), f
+    assert a.s.pipe is not None and a.s.pipe.warms > 0
+
+
+def test_warm_runs_only_on_the_last_steps_inputs() -> None:
+    """Moved inputs (the book top without a step, a guard) make warm a no-op."""
+    a, _b = asyncio.run(_drive("", [("book", 0, 10, 1), ("ack_all",)]))
+    p = a.s.pipe
+    assert p is not None
+    now = 2_000_000_000
+    assert p.warm(now) is True
+    target = p.target()
+    a.s.gate.position_lots += 50  # an input the last step did not see
+    assert p.warm(now) is False and p.target() == target
+    a.s.gate.position_lots -= 50
+    assert p.warm(now) is True
+    p.running = False
+    assert p.warm(now) is False
+    p.running = True
+    a.book.apply_frame(
+        orjson.dumps(
+            {
+                "type": "update/order_book",
+                "channel": "order_book:0",
+                "order_book": {
+                    "asks": [],
+                    "bids": [_level(300_005, 10_000)],
+                    "nonce": a.book.nonce + 1,
+                    "begin_nonce": a.book.nonce,
+                },
+            }
+        )
+    )
+    assert p.warm(now) is False and p.target() == target  # a new top, no step yet
 
 
 def test_twin_drive_exercises_every_kind_of_action() -> None:

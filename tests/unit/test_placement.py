@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import os
 import subprocess
 import sys
@@ -194,3 +195,49 @@ def test_busy_poll_keeps_the_loop_polling_until_stopped(runner: object) -> None:
     assert fired  # timers and I/O are served between polls
     idle, _, _ = runner(_count_polls(False))  # type: ignore[operator]
     assert idle == 0
+
+
+async def _warmed(bp: BusyPoll, warmers: list[Any]) -> BusyPoll:
+    for fn in warmers:
+        bp.add_warmer(fn)
+    bp.start()
+    await asyncio.sleep(0.05)
+    bp.stop()
+    return bp
+
+
+def test_busy_poll_warms_at_most_once_per_interval() -> None:
+    """Warm-up rounds run from the poll, spaced by warm_ns on the monotonic clock (10 ms: at
+    most 6 in 50 ms, and at least 2), each warmer once per round, in order; none with
+    warm_ns 0."""
+    stamps: list[tuple[str, int]] = []
+    polls: list[BusyPoll] = []
+    w1 = lambda: stamps.append(("a", polls[0].last_warm_ns))  # noqa: E731
+    w2 = lambda: stamps.append(("b", polls[0].last_warm_ns))  # noqa: E731
+    bp = BusyPoll(warm_ns=10_000_000)
+    polls.append(bp)
+    uvloop.run(_warmed(bp, [w1, w2]))
+    assert 2 <= bp.warms <= 6 and len(stamps) == 2 * bp.warms
+    assert [k for k, _ in stamps] == ["a", "b"] * bp.warms
+    firsts = [t for k, t in stamps if k == "a"]
+    assert all(b - a >= 10_000_000 for a, b in itertools.pairwise(firsts))
+    assert bp.polls > 10 * bp.warms  # polling went on between them
+    off = uvloop.run(_warmed(BusyPoll(), [w1]))
+    assert off.warms == 0 and off.warms_per_s() == 0.0
+
+
+def test_a_warmer_that_raises_is_dropped_and_the_loop_keeps_polling(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    def bad() -> None:
+        calls.append("bad")
+        raise RuntimeError("boom")
+
+    bp = uvloop.run(_warmed(BusyPoll(warm_ns=1_000_000), [bad, lambda: calls.append("good")]))
+    assert calls.count("bad") == 1 and calls.count("good") >= 5
+    assert bp.polls >= 200
+    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] == [
+        f"busy poll: warm-up {bad!r} dropped: RuntimeError: boom"
+    ]

@@ -274,6 +274,36 @@ def test_pool_serves_signatures(pooled_signer: S.NativeSigner) -> None:
     assert s.pool_generated >= 40
 
 
+def test_warm_takes_no_commitment_and_changes_no_signature() -> None:
+    """warm() runs the signing code on constants: a full pool stays full, nothing counts as
+    signed, and the next signature is the module's tx_info less Sig and verifies; a closed
+    signer does not warm."""
+    s = _signer(4)
+    try:
+        assert _wait(lambda: s.pool_available == 4), "pool did not fill"
+        counts = (s.pooled, s.fresh, s.pool_generated)
+        for _ in range(50):
+            assert s.warm() is True
+        assert (s.pooled, s.fresh, s.pool_generated, s.pool_available) == (*counts, 4)
+        assert s.warms == 50
+        info, hx = s.sign_modify_order(1, 7, 100, 2000, 0, 5, 1_700_000_000_000)
+        ref_info, ref_h = S.sign_tx(
+            "modify_order",
+            {"market_index": 1, "index": 7, "base_amount": 100, "price": 2000, "trigger_price": 0},
+            sk=SK,
+            chain_id=CHAIN,
+            account_index=ACC,
+            api_key_index=AK,
+            nonce=5,
+            expired_at=1_700_000_000_000,
+        )
+        assert hx == ref_h.hex() and _less_sig(info) == _less_sig(ref_info)
+        assert _verifies(info, hx) and s.pooled == counts[0] + 1
+    finally:
+        s.close()
+    assert s.warm() is False and s.warms == 50
+
+
 def test_no_pool_signs_fresh(signer: S.NativeSigner) -> None:
     for i in range(25):
         info, hx = signer.sign_cancel_order(1, 1 + i, i, 10)

@@ -206,6 +206,8 @@ def test_summary_and_status_show_the_loop_placement_as_applied() -> None:
     assert f"  {want}" in render_status(s)
     s["placement"] = {"busy_poll": True, "polls_per_s": 2_000.0}  # busy poll alone
     assert "placement    busy poll on (2k polls/s)" in render_summary(s)
+    s["placement"] = {"busy_poll": True, "polls_per_s": 700_000.0, "warms_per_s": 15_200.0}
+    assert "placement    busy poll on (700k polls/s, 15.2k warm-ups/s)" in render_summary(s)
     s["placement"] = {}  # neither set: no line
     assert not any(
         "placement" in x or "busy poll" in x for x in render_summary(s) + render_status(s)

@@ -101,6 +101,12 @@ cdef class Pipeline:
     cdef bint last_whole
     cdef int64_t k_bid, k_ask, k_ref, k_pos, k_version, k_until
     cdef int k_state
+    # the ladder's inputs of the last step that passed its guards: warm() reruns the step's
+    # reading half only on these (so the target it rewrites is the one that step wrote)
+    cdef bint s_valid
+    cdef int64_t s_bid, s_ask, s_ref, s_pos
+    cdef int s_state
+    cdef readonly int64_t warms           # warm() calls that ran
     # output
     cdef readonly int n_out               # actions of the last step
     cdef Out out[4 * PLAN_CAP]
@@ -138,6 +144,9 @@ cdef class Pipeline:
     cdef int _load_orders(self, int64_t now_ns) except -1
     cdef void _sync_book(self) except *
     cdef int _step(self, int64_t now_ns, int64_t trigger_ns) except -1
+    cdef bint _guards_hold(self) noexcept
+    cdef int64_t _ref(self) noexcept
+    cdef int _state(self, int64_t now_ns) noexcept
     cdef void _target(self) noexcept
     cdef int _busy_aged(self, int64_t now_ns) except -1
     cdef int64_t _next_age(self, int64_t now_ns) noexcept

@@ -323,30 +323,25 @@ cdef class Pipeline:
         cdef const int64_t* room_p = NULL
         cdef int i, degrade, state
         cdef bint no_create, whole
-        cdef double mp, h
+        cdef double h
         cdef Py_ssize_t slot = self.st_head
         self.n_out = 0
         self.deferred = 0
         self.direct_i = -1
         # Guards (why_not_quote): no plan at all while one holds.
-        if (not self.running or not gate.connector_ready or not gate.book_in_sync
-                or gate.kill_switch_tripped or gate.market_state == GM_INACTIVE):
+        if not self._guards_hold():
             self.last_whole = False
+            self.s_valid = False
             return 0
         pos = gate.position_lots
-        state = gate.market_state
         bid = book.best_bid()
         ask = book.best_ask()
-        ref = 0
-        if self.ref_kind == REF_MICROPRICE:
-            mp = book.microprice()
-            if isfinite(mp) and mp > 0:
-                ref = <int64_t>rint(mp)
-        elif self.ref_kind == REF_LAST_TRADE:
-            ref = self.last_trade_ref if self.last_trade_ref > 0 else 0
-        no_create = (self.fill_delay_ns > 0 and self.last_fill_ns != 0
-                     and <double>(now_ns - self.last_fill_ns) < self.fill_delay_ns)
-        state = state | (no_create << 4)
+        ref = self._ref()
+        state = self._state(now_ns)
+        no_create = state >> 4
+        self.s_bid, self.s_ask, self.s_ref, self.s_pos = bid, ask, ref, pos
+        self.s_state = state
+        self.s_valid = True
         if (self.last_whole and bid == self.k_bid and ask == self.k_ask and ref == self.k_ref
                 and pos == self.k_pos and self.version == self.k_version
                 and state == self.k_state and now_ns < self.k_until):
@@ -416,6 +411,84 @@ cdef class Pipeline:
         if self.st_count < STAGE_RING:
             self.st_count += 1
         return self.n_out
+
+    cdef bint _guards_hold(self) noexcept:
+        cdef GateCore gate = self.gate
+        return not (not self.running or not gate.connector_ready or not gate.book_in_sync
+                    or gate.kill_switch_tripped or gate.market_state == GM_INACTIVE)
+
+    cdef int64_t _ref(self) noexcept:
+        """The ladder's centre when it is not the mid (0: the mid)."""
+        cdef double mp
+        if self.ref_kind == REF_MICROPRICE:
+            mp = self.book.microprice()
+            if isfinite(mp) and mp > 0:
+                return <int64_t>rint(mp)
+        elif self.ref_kind == REF_LAST_TRADE:
+            return self.last_trade_ref if self.last_trade_ref > 0 else 0
+        return 0
+
+    cdef int _state(self, int64_t now_ns) noexcept:
+        """The market's state, with bit 4 set while the filled-order delay holds creates."""
+        cdef bint no_create = (self.fill_delay_ns > 0 and self.last_fill_ns != 0
+                               and <double>(now_ns - self.last_fill_ns) < self.fill_delay_ns)
+        return self.gate.market_state | (no_create << 4)
+
+    def warm(self, int64_t now_ns) -> bool:
+        """Run the step's reading half again between frames, so the next frame finds its code
+        and data in cache (``[run] warm_us``: a loop that polls without sleeping calls this
+        in its idle time; on a shared machine a few ms of idling leave the step 2-3x slower).
+
+        Only on the ladder's inputs of the last step (book top, reference, position, market
+        state): it recomputes the quote and the target ladder from the same inputs into the
+        scratch that step wrote, so ``target()`` reads the same, and reads our orders (as the
+        next step will: from the slots, or again when their version moved) with their busy
+        and aged marks and the plan's shape and sides into the plan's scratch, which every
+        step writes before reading. Then the direct path's
+        signer warms (``native.warm()``: a throwaway tx hashed, signed with constants and
+        written, no key, nonce or commitment touched). Acts on nothing: no action, nonce,
+        stamp or step counter changes. False (nothing run) when a guard holds or an input
+        moved since the last step."""
+        cdef GateCore gate = self.gate
+        cdef OrderBook book = self.book
+        cdef PlanScratch* w = self.w
+        cdef int64_t pos
+        cdef int state, i
+        if not self.s_valid or not self._guards_hold():
+            return False
+        pos = gate.position_lots
+        state = self._state(now_ns)
+        if (book.best_bid() != self.s_bid or book.best_ask() != self.s_ask
+                or pos != self.s_pos or state != self.s_state or self._ref() != self.s_ref):
+            return False
+        w.s[0].n_lvl = 0
+        w.s[1].n_lvl = 0
+        if (gate.market_state == GM_ACTIVE
+                and self.engine.compute_from_book(book, pos, self.s_ref) > 0):
+            self._target()
+        w.n_held = 0
+        try:
+            self._load_orders(now_ns)
+            self._busy_aged(now_ns)
+            w.s[0].no_create = state >> 4
+            w.s[1].no_create = state >> 4
+            # The last plan's back-off: the shape it cut the target to stays as it was.
+            plan_shape(w, self.degrade, self.degraded_levels,
+                       1 if pos > 0 else (-1 if pos < 0 else 0))
+            plan_sides(w, plan_widen(self.ptol, self.wide_factor, self.degrade),
+                       plan_widen(self.stol, self.wide_factor, self.degrade), self.degrade)
+        finally:
+            for i in range(w.n_held):
+                Py_XDECREF(w.held[i])
+            w.n_held = 0
+        sender = self.sender
+        if sender is not None:
+            ns = sender.native
+            if ns is not None:
+                ns.warm()
+            wall_ms()
+        self.warms += 1
+        return True
 
     cdef void _target(self) noexcept:
         """The engine's ladder into the scratch's levels, then market_making's shaping: the

@@ -1122,6 +1122,7 @@ cdef class NativeSigner:
     cdef readonly object closed_reason  # None while usable, else why not
     cdef readonly uint64_t pooled   # signatures that used a pooled commitment
     cdef readonly uint64_t fresh    # signatures that computed their commitment inline
+    cdef readonly uint64_t warms    # warm() calls that ran
     cdef object __weakref__
 
     def __cinit__(self, key, *, int chain_id, int64_t account_index, int api_key_index,
@@ -1332,6 +1333,37 @@ cdef class NativeSigner:
         self._ready()
         _body_from_fields(&self._body, kind, fields)
         return self._finish(nonce, expired_at)
+
+    def warm(self):
+        """Run the signing code once on throwaway data, so a signature that follows idle time
+        finds that code and its tables in cache (the compiled step's ``warm``): a ModifyOrder
+        of constants hashed, "signed" with the constant 1 as key and nonce and the hash as
+        the commitment, written as tx_info into the JSON scratch and hexed. Public data only:
+        the key, the pool and its commitments are not touched. False (nothing run) once
+        closed."""
+        cdef TxBody b
+        cdef fp5 h
+        cdef scalar one
+        cdef uint8_t sig[80]
+        cdef uint8_t hb[40]
+        cdef char hx[80]
+        if self._sk == NULL:
+            return False
+        memset(&b, 0, sizeof(b))
+        b.kind = K_MODIFY_ORDER
+        b.vals[1] = 1
+        b.vals[2] = 1
+        b.vals[3] = 1
+        memset(&one, 0, sizeof(one))
+        one.v[0] = 1
+        _validate_or_raise(&b, 1, 1)
+        _tx_hash(&b, self._chain_id, self._account, self._api_key, 1, 1, &h)
+        schnorr_sign_commit(sig, &one, &h, &one, &h)
+        _tx_json(&b, self._account, self._api_key, 1, 1, sig, self._json)
+        fp5_to_le(hb, &h)
+        _hex(hx, hb, 40)
+        self.warms += 1
+        return True
 
     def auth_token(self, int64_t deadline):
         """An auth token valid until ``deadline`` (epoch seconds)."""
