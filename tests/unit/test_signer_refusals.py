@@ -1154,3 +1154,23 @@ def test_unknown_binary_op_without_b_is_refused_for_b_first() -> None:
         S.fp5_op("div", A40)
     with pytest.raises(S.NativeSignerError, match=r"^b must be 40 bytes$"):
         S.scalar_op("div", A40)
+
+
+@pytest.mark.parametrize(("field", "value"), [("is_ask", 2), ("is_ask", -1), ("reduce_only", 2)])
+def test_create_order_method_refuses_a_flag_that_is_not_0_or_1(
+    signer: S.NativeSigner, field: str, value: int
+) -> None:
+    """The typed method took is_ask and reduce_only as C booleans, so 2 was signed as 1; now
+    they are refused as by sign_tx and the official signer."""
+    args = {"is_ask": 0, "reduce_only": 0, field: value}
+    text = _refused(
+        lambda: signer.sign_create_order(
+            1, 7, 100, 2000, args["is_ask"], 0, 0, args["reduce_only"], 0, 0, 3, 1_700_000_000_000
+        )
+    )
+    assert text == f"create_order: {field} must be 0 or 1"
+    for flag in (0, 1, True, False):
+        info, _h = signer.sign_create_order(1, 7, 100, 2000, flag, 0, 0, 0, 0, 0, 3, 10**12)
+        assert f'"IsAsk":{int(flag)}' in info
+    with pytest.raises(TypeError):
+        signer.sign_create_order(1, 7, 100, 2000, "0", 0, 0, 0, 0, 0, 3, 10**12)  # type: ignore[arg-type]

@@ -1273,8 +1273,8 @@ cdef class NativeSigner:
         return b
 
     def sign_create_order(self, int64_t market_index, int64_t client_order_index,
-                          int64_t base_amount, int64_t price, bint is_ask, int order_type,
-                          int time_in_force, bint reduce_only, int64_t trigger_price,
+                          int64_t base_amount, int64_t price, int64_t is_ask, int order_type,
+                          int time_in_force, int64_t reduce_only, int64_t trigger_price,
                           int64_t order_expiry, int64_t nonce, int64_t expired_at):
         """CreateOrder (type 14) with the venue's default attributes (none)."""
         cdef TxBody *b = self._begin(K_CREATE_ORDER)
