@@ -79,8 +79,10 @@ def _bot_row(
     stream: L2Stream, profile: Profile, pin: bool, compiled: bool = True
 ) -> dict[str, Any]:
     """A real stack's row: frames fed straight into the running bot's frame callback, with
-    market_making on its compiled step (or its Python path) and the native signer. Returns its
-    stats, samples, notes, figures, problems and placement."""
+    market_making on its compiled step (or its Python path) and the native signer, the bot
+    with its low-latency settings (``[run] cpu``, ``busy_poll`` and its warm-up) as in
+    wire_to_wire and tick_to_trade. Returns its stats, samples, notes, figures, problems and
+    placement."""
     from bench.botpath import bot_case, problems, stage_lists
     from bench.procs import bot_desc, describe_placement
 
@@ -95,6 +97,7 @@ def _bot_row(
         direct=direct,
         signer_kind="native",
         compiled=compiled,
+        low_latency=True,
     )
     bad = problems(run, stream, 0, direct)
     lists = stage_lists(run.direct)
@@ -129,12 +132,13 @@ def _bot_row(
         )
         notes.append(
             f"{row}: mmfast run's stack (TradingCore, LighterConnector, market_making, "
-            f"{how}; the native signer inline) running against mmfast.sim in another "
-            f"process, its 2 x 5 ladder resting there; {direct} stream frames handed straight "
-            f"to the market-data stream's frame callback (WsStream._on_frame, which its picows "
-            f"listener calls), each once the previous one's txs were acked and shown by the "
-            f"venue (the loop keeps turning meanwhile); {len(lists['submit'])} frames led to a "
-            f"submit "
+            f"{how}; the native signer inline; low-latency settings: the loop pinned, "
+            f"busy-polling, warm-ups every 50 us between frames) running against mmfast.sim "
+            f"in another process, its 2 x 5 ladder resting there; {direct} stream frames "
+            f"handed straight to the market-data stream's frame callback "
+            f"(WsStream._on_frame, which its picows listener calls), each once the previous "
+            f"one's txs were acked and shown by the venue (the loop keeps turning meanwhile); "
+            f"{len(lists['submit'])} frames led to a submit "
             f"({int(sum(lists['inside']))} inside the callback); the GC stays on, as in the "
             f"bot"
         )
