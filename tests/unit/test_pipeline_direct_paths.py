@@ -455,3 +455,25 @@ def test_last_trade_reference_without_a_trade_is_the_mid(ref: int) -> None:
     p.last_trade_ref = ref
     p.on_frame(SNAP, 1)
     assert p.target() == (BIDS, ASKS)
+
+
+def test_warm_with_a_sender_warms_its_signer_and_sends_nothing(native: Any) -> None:
+    """Between frames, a step with a direct path warms the signer too: nothing signed,
+    sent, or taken from the room; the next step's direct tx is as without the warm-up."""
+    p, x = _pipe()
+    assert p.on_frame(SNAP, 1) == APPLIED
+    surplus = _open(901, Side.BUY, 299_000)
+    _on_target_plus(p, x, surplus)
+    room = _room()
+    sender = _Sender(room, native)
+    p.attach_sender(sender)
+    assert p.requote(5) == 1 and p.direct_sends == 1  # the step's inputs now recorded
+    room.entry_ok = room.ws_ok = True  # order entry published again
+    counts = (native.fresh, native.pooled, room.next_nonce, len(sender.frames), p.direct_sends)
+    for _ in range(3):
+        assert p.warm(6) is True
+    assert native.warms == 3 and p.warms == 3
+    assert (native.fresh, native.pooled, room.next_nonce, len(sender.frames), p.direct_sends) == (
+        counts
+    )
+    assert p.requote(7) == 1 and p.direct_sends == 2 and p.direct_nonce == NONCE + 1
