@@ -145,6 +145,10 @@ cdef class Pipeline:
     cdef void _sync_book(self) except *
     cdef int _step(self, int64_t now_ns, int64_t trigger_ns) except -1
     cdef bint _guards_hold(self) noexcept
+    cdef int _quote(self, int64_t pos, int64_t ref) except -1
+    cdef int _read_orders(self, int64_t now_ns, bint no_create) except -1
+    cdef bint _shape_sides(self, int64_t pos, int degrade) noexcept
+    cdef void _drop_held(self) noexcept
     cdef int64_t _ref(self) noexcept
     cdef int _state(self, int64_t now_ns) noexcept
     cdef void _target(self) noexcept

@@ -316,7 +316,6 @@ cdef class Pipeline:
     cdef int _step(self, int64_t now_ns, int64_t trigger_ns) except -1:
         cdef GateCore gate = self.gate
         cdef OrderBook book = self.book
-        cdef QuoteEngine engine = self.engine
         cdef PlanScratch* w = self.w
         cdef int64_t pos, ref, bid, ask, x
         cdef int64_t room[5]
@@ -349,19 +348,11 @@ cdef class Pipeline:
             return 0
         self.steps += 1
         self.stamps[slot][0] = self.t_entry
-        # Target ladder.
-        w.s[0].n_lvl = 0
-        w.s[1].n_lvl = 0
-        if gate.market_state == GM_ACTIVE and engine.compute_from_book(book, pos, ref) > 0:
-            self._target()
+        self._quote(pos, ref)
         self.stamps[slot][1] = monotonic_ns()
-        # Our orders, busy and aged, best first.
         w.n_held = 0
         try:
-            self._load_orders(now_ns)
-            self._busy_aged(now_ns)
-            w.s[0].no_create = no_create
-            w.s[1].no_create = no_create
+            self._read_orders(now_ns, no_create)
             # Budget back-off from one snapshot.
             degrade = PLAN_DEGRADE_NONE
             if self.sroom is not None:
@@ -383,9 +374,7 @@ cdef class Pipeline:
                 degrade = plan_degrade(h if h > 0 else 0.0, self.wide_below, self.few_below,
                                        self.one_below)
             self.degrade = degrade
-            plan_shape(w, degrade, self.degraded_levels, 1 if pos > 0 else (-1 if pos < 0 else 0))
-            whole = plan_sides(w, plan_widen(self.ptol, self.wide_factor, degrade),
-                               plan_widen(self.stol, self.wide_factor, degrade), degrade)
+            whole = self._shape_sides(pos, degrade)
             self.stamps[slot][2] = monotonic_ns()
             if whole:
                 self.last_whole = degrade == PLAN_DEGRADE_NONE
@@ -404,9 +393,7 @@ cdef class Pipeline:
                 self._gate_all(now_ns)
                 self.stamps[slot][3] = monotonic_ns()
         finally:
-            for i in range(w.n_held):
-                Py_XDECREF(w.held[i])
-            w.n_held = 0
+            self._drop_held()
         self.st_head = (slot + 1) % STAGE_RING
         if self.st_count < STAGE_RING:
             self.st_count += 1
@@ -449,46 +436,64 @@ cdef class Pipeline:
         written, no key, nonce or commitment touched). Acts on nothing: no action, nonce,
         stamp or step counter changes. False (nothing run) when a guard holds or an input
         moved since the last step."""
-        cdef GateCore gate = self.gate
         cdef OrderBook book = self.book
-        cdef PlanScratch* w = self.w
         cdef int64_t pos
-        cdef int state, i
+        cdef int state
         if not self.s_valid or not self._guards_hold():
             return False
-        pos = gate.position_lots
+        pos = self.gate.position_lots
         state = self._state(now_ns)
         if (book.best_bid() != self.s_bid or book.best_ask() != self.s_ask
                 or pos != self.s_pos or state != self.s_state or self._ref() != self.s_ref):
             return False
-        w.s[0].n_lvl = 0
-        w.s[1].n_lvl = 0
-        if (gate.market_state == GM_ACTIVE
-                and self.engine.compute_from_book(book, pos, self.s_ref) > 0):
-            self._target()
-        w.n_held = 0
+        self._quote(pos, self.s_ref)
+        self.w.n_held = 0
         try:
-            self._load_orders(now_ns)
-            self._busy_aged(now_ns)
-            w.s[0].no_create = state >> 4
-            w.s[1].no_create = state >> 4
+            self._read_orders(now_ns, state >> 4)
             # The last plan's back-off: the shape it cut the target to stays as it was.
-            plan_shape(w, self.degrade, self.degraded_levels,
-                       1 if pos > 0 else (-1 if pos < 0 else 0))
-            plan_sides(w, plan_widen(self.ptol, self.wide_factor, self.degrade),
-                       plan_widen(self.stol, self.wide_factor, self.degrade), self.degrade)
+            self._shape_sides(pos, self.degrade)
         finally:
-            for i in range(w.n_held):
-                Py_XDECREF(w.held[i])
-            w.n_held = 0
+            self._drop_held()
         sender = self.sender
         if sender is not None:
             ns = sender.native
             if ns is not None:
                 ns.warm()
-            wall_ms()
+            wall_ms()  # the direct tx's ExpiredAt clock read, kept warm with the rest
         self.warms += 1
         return True
+
+    cdef int _quote(self, int64_t pos, int64_t ref) except -1:
+        """The target ladder into the scratch's levels (none unless the market is active)."""
+        self.w.s[0].n_lvl = 0
+        self.w.s[1].n_lvl = 0
+        if (self.gate.market_state == GM_ACTIVE
+                and self.engine.compute_from_book(self.book, pos, ref) > 0):
+            self._target()
+        return 0
+
+    cdef int _read_orders(self, int64_t now_ns, bint no_create) except -1:
+        """Our orders into the plan's scratch, busy and aged, best first (the references the
+        read holds are released by _drop_held)."""
+        self._load_orders(now_ns)
+        self._busy_aged(now_ns)
+        self.w.s[0].no_create = no_create
+        self.w.s[1].no_create = no_create
+        return 0
+
+    cdef bint _shape_sides(self, int64_t pos, int degrade) noexcept:
+        """The target cut to the back-off's shape, then both sides planned: True when the
+        book already holds the target (nothing to do)."""
+        plan_shape(self.w, degrade, self.degraded_levels,
+                   1 if pos > 0 else (-1 if pos < 0 else 0))
+        return plan_sides(self.w, plan_widen(self.ptol, self.wide_factor, degrade),
+                          plan_widen(self.stol, self.wide_factor, degrade), degrade)
+
+    cdef void _drop_held(self) noexcept:
+        cdef int i
+        for i in range(self.w.n_held):
+            Py_XDECREF(self.w.held[i])
+        self.w.n_held = 0
 
     cdef void _target(self) noexcept:
         """The engine's ladder into the scratch's levels, then market_making's shaping: the
