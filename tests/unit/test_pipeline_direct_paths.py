@@ -1,7 +1,7 @@
 """``mmfast._core.pipeline.Pipeline`` on the paths its twin test does not take: the step's own
 first tx when it is a cancel, a sender whose ``send`` raises or refuses, the constructor's and
 ``set_params``' refusals, a budget snapshot that is not ints, and the ladder centred on the last
-trade. Helpers are copied from test_pipeline_twin.py (``_pipe``, ``_Sender``, ``_room``)."""
+trade. The pipeline, sender and room come from test_pipeline_twin.py's helpers."""
 
 from __future__ import annotations
 
@@ -9,24 +9,26 @@ import base64
 import collections
 import json
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
+from test_pipeline_twin import (  # the step's harness (same directory)
+    SNAP,
+    _level,
+    _parts,
+    _pipe,
+    _room,
+    _Sender,
+)
+from test_signer_native import _less_sig  # same directory
 
 from mmfast._core import signer as S
-from mmfast._core.book import OrderBook
-from mmfast._core.gate import GateCore
-from mmfast._core.pipeline import Pipeline, SendRoom
-from mmfast._core.quote import MODE_FIXED, QuoteEngine, QuoteParams
-from mmfast.conf import parse_config
+from mmfast._core.pipeline import Pipeline
 from mmfast.core.plan_types import ActionKind, PlannerParams
 from mmfast.core.types import Order, OrderStatus, Side
-from mmfast.risk import MarketRules, RiskReason
-from mmfast.risk.limits import RiskLimits
+from mmfast.risk import RiskReason
 
-RULES = MarketRules(market=0, price_decimals=2, size_decimals=4, min_size_lots=50, min_notional=0)
 CHAIN, ACC, AK = 300, 7, 3
 SK = S.scalar_op("add", bytes(range(40)), bytes(40))
 PK = S.public_key(SK)
@@ -38,99 +40,6 @@ HEAD_CANCEL = b'{"type":"jsonapi/sendtx","data":{"tx_type":15,"tx_info":'
 # The ladder SNAP gives (mid 300_005, spread 10, two levels 5 apart, 100 lots).
 BIDS = [(299_995, 100), (299_990, 100)]
 ASKS = [(300_015, 100), (300_020, 100)]
-
-RISK = parse_config("""
-[market]
-market_id = 0
-[strategy.market_making]
-bid_spread_ticks = 10
-ask_spread_ticks = 20
-levels = 3
-level_spread_ticks = 5
-order_amount_lots = 100
-amount_step_lots = 50
-[risk]
-max_position_lots = 600
-max_order_notional_usdc = 100000
-max_open_orders = 9
-require_margin_stats = false
-[risk.kill_switch]
-max_drawdown_usdc = 1000000.0
-max_fills_per_min = 1000
-max_order_txs_per_min = 100000
-pause_cooldown_s = 0.0
-""").risk
-
-
-def _level(price: int, size: int) -> dict[str, str]:
-    return {"price": f"{price / 100:.2f}", "size": f"{size / 10_000:.4f}"}
-
-
-SNAP = orjson.dumps(
-    {
-        "type": "subscribed/order_book",
-        "channel": "order_book:0",
-        "order_book": {
-            "asks": [_level(300_010, 10_000)],
-            "bids": [_level(300_000, 10_000)],
-            "nonce": 1,
-        },
-    }
-)
-
-
-def _parts() -> tuple[OrderBook, QuoteEngine, GateCore]:
-    book = OrderBook(0, 2, 4)
-    engine = QuoteEngine(
-        QuoteParams(
-            mode=MODE_FIXED,
-            spread_ticks=10,
-            n_levels=2,
-            level_spacing_ticks=5,
-            size_lots=100,
-            max_long_lots=1000,
-            max_short_lots=1000,
-        ),
-        min_size_lots=50,
-        min_notional=0,
-    )
-    gate = GateCore(RiskLimits.from_config(RISK, RULES), RULES)
-    gate.connector_ready = True
-    return book, engine, gate
-
-
-def _pipe(**kw: Any) -> tuple[Pipeline, Any]:
-    book, engine, gate = _parts()
-    orders: dict[int, Order] = {}
-    args: dict[str, Any] = dict(orders=orders, intents={}, calls=set())
-    args.update(kw)
-    p = Pipeline(book, engine, gate, PlannerParams(), **args)
-    p.running = True
-    return p, SimpleNamespace(book=book, gate=gate, orders=orders)
-
-
-class _Sender:
-    """Order entry's DirectSender as the step sees it: a room, a signer and a socket."""
-
-    def __init__(self, room: Any, native: Any, ok: Any = True, fail: bool = False) -> None:
-        self.room = room
-        self.native = native
-        self.frames: list[bytes] = []
-        self.ok = ok
-        self.fail = fail
-
-    def send(self, data: bytes) -> Any:
-        self.frames.append(data)
-        if self.fail:
-            raise ConnectionResetError("socket gone")
-        return self.ok
-
-
-def _room() -> SendRoom:
-    r = SendRoom(16, EXPIRY_MS)
-    r.next_nonce, r.nonce_ready, r.entry_ok, r.ws_ok = NONCE, True, True, True
-    r.usable, r.sendtx_used, r.sendtx_cap, r.ws_used, r.ws_cap = True, 0, 100, 0, 100
-    return r
 
 
 def _open(coi: int, side: Side, price: int, size: int = 100) -> Order:
@@ -146,12 +55,6 @@ def _on_target_plus(p: Pipeline, x: Any, surplus: Order) -> None:
         x.orders[coi] = _open(coi, side, price)
     x.orders[surplus.client_order_index] = surplus
     p.version += 1
-
-
-def _less_sig(info: str) -> str:
-    sig = json.loads(info)["Sig"]
-    assert info.count(f'"Sig":"{sig}"') == 1
-    return info.replace(f'"Sig":"{sig}"', '"Sig":""')
 
 
 @pytest.fixture

@@ -499,7 +499,8 @@ def test_twin_drive_exercises_every_kind_of_action() -> None:
 
 
 # ------------------------------------------------------------------ the Pipeline itself
-def _pipe(**kw: Any) -> tuple[Pipeline, Any]:
+def _parts() -> tuple[OrderBook, Any, Any]:
+    """The book, a fixed 2-level quote engine and a ready gate a Pipeline is built on."""
     from mmfast._core.gate import GateCore
     from mmfast._core.quote import MODE_FIXED, QuoteEngine, QuoteParams
     from mmfast.risk.limits import RiskLimits
@@ -521,6 +522,11 @@ def _pipe(**kw: Any) -> tuple[Pipeline, Any]:
     )
     gate = GateCore(RiskLimits.from_config(cfg.risk, RULES), RULES)
     gate.connector_ready = True
+    return book, engine, gate
+
+
+def _pipe(**kw: Any) -> tuple[Pipeline, Any]:
+    book, engine, gate = _parts()
     orders: dict[int, Order] = {}
     args = dict(orders=orders, intents={}, calls=set())
     args.update(kw)
@@ -600,14 +606,17 @@ def test_pipeline_budget_snapshot_backs_off() -> None:
 class _Sender:
     """Order entry's DirectSender as the step sees it: a room, a signer and a socket."""
 
-    def __init__(self, room: Any, native: Any, ok: bool = True) -> None:
+    def __init__(self, room: Any, native: Any, ok: Any = True, fail: bool = False) -> None:
         self.room = room
         self.native = native
         self.frames: list[bytes] = []
         self.ok = ok
+        self.fail = fail  # send raises, as a socket gone mid-write
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes) -> Any:
         self.frames.append(data)
+        if self.fail:
+            raise ConnectionResetError("socket gone")
         return self.ok
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from test_signer_native import _assert_no_key as _assert_no_key_of  # same directory
+from test_signer_native import _less_sig
 
 from mmfast._core import signer as S
 
@@ -128,29 +130,8 @@ def signer() -> Iterator[S.NativeSigner]:
 
 
 # ------------------------------------------------------------------------------ helpers
-def _forms(key: bytes) -> list[str]:
-    h = key.hex()
-    return [
-        h,
-        h.upper(),
-        base64.b64encode(key).decode(),
-        str(int.from_bytes(key, "little")),
-        str(int.from_bytes(key, "big")),
-    ]
-
-
 def _assert_no_key(text: str) -> None:
-    for form in _forms(SK):
-        assert form not in text
-    h = SK.hex()
-    for i in range(0, 80 - 24, 8):
-        assert h[i : i + 24] not in text.lower()
-
-
-def _less_sig(info: str) -> str:
-    sig = json.loads(info)["Sig"]
-    assert info.count(f'"Sig":"{sig}"') == 1
-    return info.replace(f'"Sig":"{sig}"', '"Sig":""')
+    _assert_no_key_of(text, SK)
 
 
 def _has_method(kind: str, fields: dict[str, int]) -> bool:
