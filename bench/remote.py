@@ -11,7 +11,8 @@ and, between them, an echo probe; it stamps (``perf_counter_ns``, this process) 
 sent, each order frame received (matched by the ``id`` the bot puts in it: the delta's nonce)
 and each echo's round trip, then prints one JSON line of results and exits. ``--kind sim`` runs
 mmfast's simulator (``mmfast.sim.server.Simulator``): deltas go out through its book-feed
-publish path and order frames are stamped as the socket read that brought them returns
+publish path, each delta and echo probe stamped as its frame is handed to the socket
+(``_WriteClock``), and order frames are stamped as the socket read that brought them returns
 (``_ReadClock``; the frame handler's own stamp if that fails), then handled by it as usual.
 ``--kind picows`` is a bare picows server doing the same, the transport floor.
 
@@ -242,6 +243,58 @@ class _ReadClock:
         return None
 
 
+class _WriteClock:
+    """When the simulator handed a frame to a client's socket: the venue's send stamp.
+
+    The simulator builds a delta's frame before writing it (its book-feed fault hooks, the
+    WebSocket framing: ~7 us p50 on the development VMs) and an echo probe's in less (~3 us):
+    a stamp taken before the call would count that difference in wire_to_wire and not in the
+    echo round trip. ``install`` wraps the simulator connection's ``write`` (this process
+    only) so ``stamp(send, *args)`` returns when ``send`` made its first write, the stamp the
+    read side's ``_ReadClock`` pairs with."""
+
+    def __init__(self) -> None:
+        self.first = 0  # the first write's stamp since stamp() began (0: none yet)
+        self.installed = False
+        self.unwritten = 0  # sends that wrote nothing (stamped before the call instead)
+        self._orig: Any = None
+
+    def install(self) -> None:
+        from mmfast.sim import server
+
+        cls = server._Conn
+        orig = cls.write
+        clock = time.perf_counter_ns
+        me = self
+
+        def write(conn: Any, frame: bytes) -> None:
+            if not me.first:
+                me.first = clock()
+            orig(conn, frame)
+
+        cls.write = write  # type: ignore[method-assign]
+        self._orig = orig
+        self.installed = True
+
+    def remove(self) -> None:
+        """Put the connection's own ``write`` back."""
+        if self.installed:
+            from mmfast.sim import server
+
+            server._Conn.write = self._orig  # type: ignore[method-assign]
+            self.installed = False
+
+    def stamp(self, send: Any, *args: Any) -> int:
+        """Run ``send(*args)``; the stamp of its first write (before the call if none)."""
+        t0 = time.perf_counter_ns()
+        self.first = 0
+        send(*args)
+        if self.first:
+            return self.first
+        self.unwritten += 1
+        return t0
+
+
 class _Stamps:
     """Send/receive stamps of the driver, all from this process's perf_counter_ns."""
 
@@ -279,19 +332,30 @@ async def _drive(
     nonces: list[int],
     stamps: _Stamps,
     gap_s: float,
+    writes: _WriteClock | None = None,
 ) -> None:
+    """Deltas ``gap_s`` apart, an echo probe between; each stamped as its frame is written
+    (``writes``) or, without one, just before the send call (a bare picows server: both
+    sends are the same call). The stamp is stored after the send: no reply can be handled
+    before the next await."""
     await asyncio.wait_for(ready, 30)
     clock = time.perf_counter_ns
+
+    def sent_at(send: Any, *args: Any) -> int:
+        if writes is not None:
+            return writes.stamp(send, *args)
+        t = clock()
+        send(*args)
+        return t
+
     send_delta(frames[0], 0, (0, nonces[0]))
     await asyncio.sleep(0.05)
     for i in range(1, len(frames)):
         key = str(nonces[i]).encode()
-        stamps.sent[key] = clock()
-        send_delta(frames[i], i, (nonces[i - 1], nonces[i]))
+        stamps.sent[key] = sent_at(send_delta, frames[i], i, (nonces[i - 1], nonces[i]))
         await asyncio.sleep(gap_s / 2)
         probe = ECHO_PREFIX + str(i).encode() + b"}"
-        stamps.echo_sent[probe] = clock()
-        send_echo(probe)
+        stamps.echo_sent[probe] = sent_at(send_echo, probe)
         await asyncio.sleep(gap_s / 2)
     await asyncio.sleep(0.2)
 
@@ -322,6 +386,7 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
     nonces = [m["order_book"]["nonce"] for m in stream.messages]
     stamps = _Stamps()
     reads = _ReadClock()  # installed for the simulator only (picows stamps on its frame)
+    writes = _WriteClock()  # likewise
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[Any] = loop.create_future()
     clock = time.perf_counter_ns
@@ -338,6 +403,7 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
             **_sim_keys(api_key),
         )
         reads.install()
+        writes.install()
         async with Simulator(cfg) as sim:
             orig = sim._on_frame
 
@@ -363,7 +429,7 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
                 for c in list(sim._conns):
                     c.send_payload(probe, None)
 
-            await _drive(send_delta, send_echo, ready, frames, nonces, stamps, gap_us / 1e6)
+            await _drive(send_delta, send_echo, ready, frames, nonces, stamps, gap_us / 1e6, writes)
     else:
         from picows import WSListener, WSMsgType, ws_create_server
 
@@ -406,6 +472,7 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
                 "order_frames": stamps.order_frames,
                 "read_stamps": reads.installed,
                 "read_fallbacks": reads.fallbacks,
+                "unwritten": writes.unwritten,
                 "cpu": last_cpu(),
                 "pid": os.getpid(),
             }
@@ -536,6 +603,8 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
     st = {"sent_upto": 0, "subscribes": 0, "dropped": 0}
     reads = _ReadClock()
     reads.install()
+    writes = _WriteClock()
+    writes.install()
     dispatch: list[int] = []  # order frames: read off the socket -> the frame handler
     async with Simulator(cfg) as sim:
         on_frame = sim._on_frame
@@ -591,13 +660,13 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
         for i in range(1, n + 1):
             # Venue time in the frame (the bot watches clock skew); set before the stamp.
             data = retime(frames[i], int(wall() * 1000))
-            win.open(i, clock())
-            publish_book(0, data, (nonces[i - 1], nonces[i]))
+            # Stamped as written (_WriteClock); set after the call: no order frame can be
+            # handled before the next await.
+            win.open(i, writes.stamp(publish_book, 0, data, (nonces[i - 1], nonces[i])))
             st["sent_upto"] = i
             await asyncio.sleep(gap_s / 2)
             probe = ECHO_PREFIX + str(i).encode() + b"}"
-            echo.echo_sent[probe] = clock()
-            md_conn.send_payload(probe, None)
+            echo.echo_sent[probe] = writes.stamp(md_conn.send_payload, probe, None)
             await asyncio.sleep(gap_s / 2)
         await asyncio.sleep(0.2)
         win.close()
@@ -618,6 +687,7 @@ async def _venue_bot(n: int, seed: int, gap_us: int, api_key: str | None = None)
                     "open_orders": len(resting),
                     "read_stamps": reads.installed,
                     "read_fallbacks": reads.fallbacks,
+                    "unwritten": writes.unwritten,
                     "dispatch": dispatch,
                     "cpu": last_cpu(),
                     "pid": os.getpid(),

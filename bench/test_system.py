@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,57 @@ def test_venue_resubscribe_snapshot_is_the_stream_state(stream: L2Stream) -> Non
         book = ReferenceBook(0, 2, 4)
         book.apply_message(_book_state(stream.messages, upto))
         assert (book.best_bid(), book.best_ask()) == stream.tops[upto]
+
+
+def test_venue_stamps_a_send_as_its_frame_is_written() -> None:
+    """The venue's send stamp is the simulator connection's write, not the send call: work
+    before the write (building the frame) is not counted; a send that writes nothing is
+    stamped at the call and counted."""
+    from bench.remote import _WriteClock
+    from mmfast.sim.server import _Conn
+
+    class Transport:
+        def __init__(self) -> None:
+            self.frames: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.frames.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+    t = Transport()
+    conn = _Conn(None, 1, None, t, "127.0.0.1", 0)  # type: ignore[arg-type]
+    clock = time.perf_counter_ns
+
+    def slow_send(payload: bytes) -> None:
+        time.sleep(0.005)  # the frame built before it is written
+        conn.send_payload(payload, None)
+
+    writes = _WriteClock()
+    writes.install()
+    try:
+        t0 = clock()
+        stamp = writes.stamp(slow_send, b'{"echo":1}')
+        t1 = clock()
+        assert t0 + 5_000_000 <= stamp <= t1
+        assert t.frames and t.frames[-1].endswith(b'{"echo":1}')
+        assert writes.unwritten == 0
+        conn.closed = True  # writes nothing
+        t0 = clock()
+        stamp = writes.stamp(slow_send, b'{"echo":2}')
+        assert t0 <= stamp < t0 + 5_000_000
+        assert writes.unwritten == 1 and len(t.frames) == 1
+    finally:
+        writes.remove()
+    assert not writes.installed
+    conn.closed = False
+    before = writes.first
+    conn.send_payload(b"{}", None)  # removed: no stamp taken
+    assert writes.first == before and len(t.frames) == 2
 
 
 def test_retime_sets_the_venue_timestamp_only(stream: L2Stream) -> None:

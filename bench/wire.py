@@ -10,8 +10,10 @@ Each real-stack case runs twice: with the low-latency settings (``[run] cpu`` an
 ``busy_poll``: the bot's loop pinned to one CPU and polling without sleeping, the venue pinned
 to the other CPU, as a remote venue never shares the bot's CPU): the figure against the target;
 and as ``mmfast run`` ships (neither): a baseline row. The venue stamps a frame it receives as
-its socket read returns (``bench.remote._ReadClock``), as it stamps a delta before its write;
-its own dispatch to the frame handler is reported beside, not counted.
+its socket read returns (``bench.remote._ReadClock``) and a delta or an echo probe it sends as
+its frame is handed to the socket (``bench.remote._WriteClock``: the simulator builds a delta's
+frame in a few us more than a probe's, which is the venue's work, not the bot's); its own
+dispatch to the frame handler is reported beside, not counted.
 
 - ``wire_to_wire``: signing taken out (``PreSignedSigner``: the SDK's tx_info with a pre-made
   signature, ready inside ``submit``; the compiled step's first tx made through its ``native``
@@ -269,6 +271,7 @@ def _bot_rows(
     f["venue_book_subscribes"] = venue.get("book_subscribes")
     f["venue_read_stamps"] = venue.get("read_stamps")
     f["venue_read_fallbacks"] = venue.get("read_fallbacks")
+    f["venue_sends_unwritten"] = venue.get("unwritten")
     if venue.get("dispatch"):
         f["venue_dispatch"] = _stats("d", venue["dispatch"]).as_dict()
     f["venue_open_orders_at_end"] = venue.get("open_orders")
@@ -323,7 +326,9 @@ def _bot_rows(
     if venue.get("dispatch"):
         d = _stats("d", venue["dispatch"])
         metric.notes.append(
-            f"{BOT}: the venue stamps each frame as its socket read returns "
+            f"{BOT}: the venue stamps each delta and echo probe as its frame is handed to "
+            f"the socket ({venue.get('unwritten', 0)} stamped before the send instead), each "
+            f"frame it receives as its socket read returns "
             f"({venue.get('read_fallbacks', 0)} frames stamped at the handler instead); its "
             f"own dispatch after that (aiohttp's reader -> the frame handler), not counted: "
             f"p50/p99 {_us(d)}"
@@ -549,8 +554,9 @@ def wire_to_wire(stream: L2Stream, profile: Profile, pin: bool = False) -> Metri
             "only deltas that move the quote produce an order frame "
             "(a one-tick move of the mid re-prices the whole 2 x 5 ladder: each modify goes out as "
             "soon as it is signed, up to 4 order frames awaiting their acks (the sim default of "
-            "[venue] ws_order_frames), later ones batched); the venue stamps a frame as its "
-            "socket read returns (before aiohttp's reader and the frame handler); the bot's "
+            "[venue] ws_order_frames), later ones batched); the venue stamps a frame it sends as "
+            "it hands it to the socket and a frame it receives as its socket read returns "
+            "(before aiohttp's reader and the frame handler); the bot's "
             "frames carry no delta id: the bot notes the nonce of the first tx each delta made "
             "it submit, the venue "
             "the nonces each order frame carried, joined after the run; signing taken "
