@@ -747,11 +747,14 @@ async def run_bot(
     key: Any = None,
     compiled: bool = True,
     loop_cpu: int | None = None,
+    idle_us: int = 0,
 ) -> BotRun:
     """Build and start the real stack against the venue at ``address`` (its port line), wait
     until its ladder rests, stamp it (``Taps``). Then ``direct`` frames of the stream (1..) are
     handed straight to the frame callback, one at a time, each once the previous one's txs
-    have settled (the venue then sends no deltas: ``--n 0``, the stream would not chain);
+    have settled and then ``idle_us`` more of the loop turning with nothing to do (as between
+    the venue's deltas; 0: at once) (the venue then sends no deltas: ``--n 0``, the stream
+    would not chain);
     then the venue is told to go and ``result`` (the venue's result line,
     blocking, run in a thread) awaited; the bot's book is checked, the stack stopped.
 
@@ -799,7 +802,10 @@ async def run_bot(
             frames = stream.frames
             wall = time.time
             feed = taps.feed
+            idle_s = idle_us / 1e6
             for i in range(1, direct + 1):
+                if idle_s:
+                    await asyncio.sleep(idle_s)
                 feed(retime(frames[i], int(wall() * 1000)))
                 await _settle(c, s, 20_000_000)
             out.direct = taps.rows(nonce_index)
@@ -882,6 +888,7 @@ def bot_case(
     signer_kind: str | None = None,
     compiled: bool = True,
     low_latency: bool = False,
+    idle_us: int = 0,
 ) -> tuple[BotRun, int]:
     """The venue process (``--kind bot``, ``n`` deltas ``gap_us`` apart; pinned to
     ``venue_cpu`` with ``pin``) and ``run_bot`` against it on uvloop. Returns the run and the
@@ -891,7 +898,8 @@ def bot_case(
 
     ``low_latency``: the bot with ``[run] cpu`` and ``busy_poll`` (its loop pinned to the CPU
     that is not ``venue_cpu``, polling without sleeping) and the venue pinned to ``venue_cpu``,
-    as a remote venue would never share the bot's CPU. Needs two CPUs (else ignored)."""
+    as a remote venue would never share the bot's CPU. Needs two CPUs (else ignored).
+    ``idle_us``: with ``direct``, the idle time before each fed frame (``run_bot``)."""
     import uvloop
 
     from bench.procs import Remote, child_cpu
@@ -937,6 +945,7 @@ def bot_case(
                 key=key,
                 compiled=compiled,
                 loop_cpu=loop_cpu,
+                idle_us=idle_us,
             )
         )
         cpu = child_cpu(far.pid)

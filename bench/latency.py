@@ -73,16 +73,19 @@ BOT_PY_ROW = (
     "mmfast bot (real stack, in process), market_making's Python path: frame "
     "callback -> first tx ready to sign (signer.submit)"
 )
+IDLE_US = 2_000  # the figure beside BOT_ROW: each frame after this much idle loop
+IDLE_ROW = BOT_ROW + f", each frame after {IDLE_US / 1000:g} ms of idle loop"
 
 
 def _bot_row(
-    stream: L2Stream, profile: Profile, pin: bool, compiled: bool = True
+    stream: L2Stream, profile: Profile, pin: bool, compiled: bool = True, idle_us: int = 0
 ) -> dict[str, Any]:
     """A real stack's row: frames fed straight into the running bot's frame callback, with
     market_making on its compiled step (or its Python path) and the native signer, the bot
     with its low-latency settings (``[run] cpu``, ``busy_poll`` and its warm-up) as in
-    wire_to_wire and tick_to_trade. Returns its stats, samples, notes, figures, problems and
-    placement."""
+    wire_to_wire and tick_to_trade; ``idle_us`` of idle loop before each frame (0: each
+    frame as soon as the last one's txs settled). Returns its stats, samples, notes,
+    figures, problems and placement."""
     from bench.botpath import bot_case, problems, stage_lists
     from bench.procs import bot_desc, describe_placement
 
@@ -98,6 +101,7 @@ def _bot_row(
         signer_kind="native",
         compiled=compiled,
         low_latency=True,
+        idle_us=idle_us,
     )
     bad = problems(run, stream, 0, direct)
     lists = stage_lists(run.direct)
@@ -137,8 +141,9 @@ def _bot_row(
             f"in another process, its 2 x 5 ladder resting there; {direct} stream frames "
             f"handed straight to the market-data stream's frame callback "
             f"(WsStream._on_frame, which its picows listener calls), each once the previous "
-            f"one's txs were acked and shown by the venue (the loop keeps turning meanwhile); "
-            f"{len(lists['submit'])} frames led to a submit "
+            f"one's txs were acked and shown by the venue (the loop keeps turning meanwhile)"
+            + (f", then {idle_us / 1000:g} ms of the loop idling" if idle_us else "")
+            + f"; {len(lists['submit'])} frames led to a submit "
             f"({int(sum(lists['inside']))} inside the callback); the GC stays on, as in the "
             f"bot"
         )
@@ -300,6 +305,19 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         metric.placement = (
             "one process, no threads (" + ("pinned to CPU 1" if pin else "not pinned") + ")"
         )
+    idle: Stats | None = None
+    idle_samples: list[float] = []
+    try:
+        # The same, each frame after 2 ms of the loop idling (as between the venue's deltas):
+        # what the warm-up keeps warm, or not (a figure beside the row).
+        res = _bot_row(stream, profile, pin, idle_us=IDLE_US)
+        idle, idle_samples = res["stats"], res["samples"]
+        if idle is not None:
+            metric.figures["bot_after_idle"] = idle.as_dict()
+        metric.notes += res["notes"]
+        bad += [f"after idle: {b}" for b in res["bad"]]
+    except Exception as exc:
+        metric.notes.append(f"real stack after idle not measured: {type(exc).__name__}: {exc}")
     try:
         res = _bot_row(stream, profile, pin, compiled=False)
         bot_py, bot_py_samples = res["stats"], res["samples"]
@@ -354,6 +372,8 @@ def step_internal(stream: L2Stream, profile: Profile, pin: bool = False) -> Metr
         metric.dists = {BOT_PY_ROW: bot_py_samples, **metric.dists}
     if bot is not None:
         metric.dists = {BOT_ROW: bot_samples, **metric.dists}
+    if idle is not None:
+        metric.dists = {IDLE_ROW: idle_samples, **metric.dists}
     for key, r in runs.items():
         metric.figures[f"stages_p50_ns_{key}"] = {
             s: percentile(sorted(v), 50) for s, v in r["stages"].items()

@@ -371,12 +371,60 @@ def test_warm_with_a_sender_warms_its_signer_and_sends_nothing(native: Any) -> N
     sender = _Sender(room, native)
     p.attach_sender(sender)
     assert p.requote(5) == 1 and p.direct_sends == 1  # the step's inputs now recorded
+    # The send checks refuse until order entry publishes again: the dry acting half plans and
+    # gates, and stops there.
+    out = (p.n_out, p.action(0), p.direct_i, p.target())
+    gate = (p.gate.admitted, p.gate.denials, p.gate.sends_in_window(6))
+    assert p.warm(6) is True and (p.warm_plans, p.warm_directs) == (1, 0)
     room.entry_ok = room.ws_ok = True  # order entry published again
     counts = (native.fresh, native.pooled, room.next_nonce, len(sender.frames), p.direct_sends)
     for _ in range(3):
         assert p.warm(6) is True
-    assert native.warms == 3 and p.warms == 3
+    assert native.warms == 4 and p.warms == 4
+    # Each ran the acting half up to the direct path's send checks, and kept nothing of it.
+    assert (p.warm_plans, p.warm_directs) == (4, 3)
     assert (native.fresh, native.pooled, room.next_nonce, len(sender.frames), p.direct_sends) == (
         counts
     )
+    assert (p.n_out, p.action(0), p.direct_i, p.target()) == out
+    assert (p.gate.admitted, p.gate.denials, p.gate.sends_in_window(6)) == gate
     assert p.requote(7) == 1 and p.direct_sends == 2 and p.direct_nonce == NONCE + 1
+
+
+# ------------------------------------------------------------------ warm-up: the book's scanner
+def test_warm_runs_the_scanner_on_a_shadow_and_leaves_the_book() -> None:
+    """warm() runs the frame scanner on a private shadow book (a snapshot, then a delta on
+    it), each time: the market's book keeps its levels, nonce and counters."""
+    p, x = _pipe()
+    assert p.on_frame(SNAP, 1) == APPLIED
+    book = x.book
+    seen = lambda: (  # noqa: E731
+        book.top(0, 64),
+        book.top(1, 64),
+        book.nonce,
+        book.messages,
+        book.snapshots,
+        book.gaps,
+        book.malformed,
+        book.not_book,
+    )
+    before = seen()
+    for k in range(1, 4):
+        assert p.warm(2) is True and p.warm_scans == k
+    assert seen() == before
+
+
+def test_warm_without_a_shadow_to_make_still_warms_the_rest() -> None:
+    """A book whose top is too low to copy (bid under 9 ticks) gets no shadow: warm() runs
+    the rest and counts no scan."""
+    p, _x = _pipe()
+    low = orjson.dumps(
+        {
+            "type": "subscribed/order_book",
+            "channel": "order_book:0",
+            "order_book": {"asks": [_level(20, 10_000)], "bids": [_level(5, 10_000)], "nonce": 1},
+        }
+    )
+    assert p.on_frame(low, 1) == APPLIED
+    assert p.warm(2) is True and p.warm(3) is True
+    assert (p.warms, p.warm_scans) == (2, 0)

@@ -348,6 +348,11 @@ def _warm_changes_nothing(t: Twin, now: int) -> None:
         p.direct_sends,
         len(t.conn.calls),
         t.s.gate.admitted,
+        t.s.gate.denials,
+        t.s.gate.sends_in_window(now),
+        (t.s.gate.open_orders, t.s.gate.open_bid_lots, t.s.gate.open_ask_lots),
+        (t.book.nonce, t.book.messages, t.book.snapshots, t.book.gaps, t.book.malformed),
+        (t.book.top(0, 64), t.book.top(1, 64), t.book.level_count(0), t.book.level_count(1)),
     )
     before, warms = seen(), p.warms
     ran = p.warm(now)
@@ -431,13 +436,16 @@ def test_twin_sessions_with_pending_modifies(extra: str, seed: int) -> None:
 @given(extra=EXTRAS, seed=st.integers(0, 2**32 - 1))
 def test_warming_between_events_changes_nothing(extra: str, seed: int) -> None:
     """``Pipeline.warm`` after every event of a session (the busy-poll loop's idle time): each
-    call leaves the step's output, target and counters as they were, and the compiled twin
-    still sends what the Python path sends; it ran on most events, not on none."""
+    call leaves the step's output, target, counters and risk gate as they were, and the
+    compiled twin still sends what the Python path sends; it ran on most events, not on none,
+    its dry acting half too."""
     a, b = asyncio.run(_drive(extra, _session(seed), warm=True))
     assert a.conn.calls == b.conn.calls
     for f in ("open_orders", "open_bid_lots", "open_ask_lots", "position_lots"):
         assert getattr(a.s.gate, f) == getattr(b.s.gate, f), f
-    assert a.s.pipe is not None and a.s.pipe.warms > 0
+    assert a.s.gate.denials == b.s.gate.denials
+    p = a.s.pipe
+    assert p is not None and p.warms > 0 and p.warm_plans > 0 and p.warm_scans == p.warms
 
 
 def test_warm_runs_only_on_the_last_steps_inputs() -> None:

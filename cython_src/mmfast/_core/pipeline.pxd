@@ -107,6 +107,12 @@ cdef class Pipeline:
     cdef int64_t s_bid, s_ask, s_ref, s_pos
     cdef int s_state
     cdef readonly int64_t warms           # warm() calls that ran
+    cdef readonly int64_t warm_plans      # ... whose dry acting half gated actions
+    cdef readonly int64_t warm_directs    # ... and reached the direct path's send checks
+    cdef readonly int64_t warm_scans      # ... whose shadow book took its two frames
+    cdef OrderBook shadow                 # warm(): a private book the scanner runs on
+    cdef bytes shadow_snap, shadow_delta  # ... its snapshot and a delta on it
+    cdef bint shadow_off                  # ... not made or not taken: no scan warm-up
     # output
     cdef readonly int n_out               # actions of the last step
     cdef Out out[4 * PLAN_CAP]
@@ -154,9 +160,14 @@ cdef class Pipeline:
     cdef void _target(self) noexcept
     cdef int _busy_aged(self, int64_t now_ns) except -1
     cdef int64_t _next_age(self, int64_t now_ns) noexcept
-    cdef int _gate_all(self, int64_t now_ns) except -1
-    cdef int _direct(self, int i) except -1
-    cdef bint _first_sendable(self, int* scan) except -1
+    cdef int _gate_all(self, int64_t now_ns, bint dry) except -1
+    cdef int _direct(self, int i, bint dry) except -1
+    cdef bint _first_sendable(self, int* scan, bint dry) except -1
+    cdef int _warm_actions(self, int64_t now_ns) except -1
+    cdef int _warm_scan(self) except -1
+    cdef OrderBook _make_shadow(self)
+    cdef bint _room(self, int64_t* room) except -1
+    cdef int64_t _inflight(self) except? -1
     cdef void _recount(self, tuple base, list mods, list creates) except *
     cdef void _put(self, int kind, int side, int level, int64_t price, int64_t size,
                    PyObject* order, int reason, bint urgent, bint instead) noexcept

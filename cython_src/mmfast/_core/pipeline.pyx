@@ -53,6 +53,9 @@ from mmfast._core.plan cimport (
 )
 from mmfast._core.quote cimport QuoteEngine
 
+import orjson
+
+from mmfast._core.units import format_units
 from mmfast.core.plan_types import ActionKind, PlannerParams
 from mmfast.core.types import Side
 from mmfast.risk.limits import RiskReason, count_open
@@ -317,10 +320,10 @@ cdef class Pipeline:
         cdef GateCore gate = self.gate
         cdef OrderBook book = self.book
         cdef PlanScratch* w = self.w
-        cdef int64_t pos, ref, bid, ask, x
+        cdef int64_t pos, ref, bid, ask
         cdef int64_t room[5]
         cdef const int64_t* room_p = NULL
-        cdef int i, degrade, state
+        cdef int degrade, state
         cdef bint no_create, whole
         cdef double h
         cdef Py_ssize_t slot = self.st_head
@@ -355,20 +358,7 @@ cdef class Pipeline:
             self._read_orders(now_ns, no_create)
             # Budget back-off from one snapshot.
             degrade = PLAN_DEGRADE_NONE
-            if self.sroom is not None:
-                room[0] = self.sroom.usable
-                room[1] = self.sroom.sendtx_used
-                room[2] = self.sroom.sendtx_cap
-                room[3] = self.sroom.ws_used
-                room[4] = self.sroom.ws_cap
-                room_p = room
-                h = plan_room(room_p, 0)
-                degrade = plan_degrade(h if h > 0 else 0.0, self.wide_below, self.few_below,
-                                       self.one_below)
-            elif self.room is not None:
-                snap = self.room()
-                for i in range(5):
-                    _read_int(snap[i], &room[i])
+            if self._room(room):
                 room_p = room
                 h = plan_room(room_p, 0)
                 degrade = plan_degrade(h if h > 0 else 0.0, self.wide_below, self.few_below,
@@ -384,13 +374,9 @@ cdef class Pipeline:
                 self.stamps[slot][3] = self.stamps[slot][2]
             else:
                 self.last_whole = False
-                x = 0
-                if self.sroom is not None:
-                    x = self.sroom.plan_inflight(self.book.market_id)
-                elif self.in_flight is not None:
-                    x = self.in_flight()
-                self.deferred = plan_choose(w, self.max_inflight - x, room_p, None)
-                self._gate_all(now_ns)
+                self.deferred = plan_choose(w, self.max_inflight - self._inflight(), room_p,
+                                            None)
+                self._gate_all(now_ns, False)
                 self.stamps[slot][3] = monotonic_ns()
         finally:
             self._drop_held()
@@ -398,6 +384,32 @@ cdef class Pipeline:
         if self.st_count < STAGE_RING:
             self.st_count += 1
         return self.n_out
+
+    cdef bint _room(self, int64_t* room) except -1:
+        """The budget snapshot (``order_room``'s five counts) into ``room``; False when the
+        step has no budget (unlimited)."""
+        cdef int i
+        if self.sroom is not None:
+            room[0] = self.sroom.usable
+            room[1] = self.sroom.sendtx_used
+            room[2] = self.sroom.sendtx_cap
+            room[3] = self.sroom.ws_used
+            room[4] = self.sroom.ws_cap
+            return True
+        if self.room is not None:
+            snap = self.room()
+            for i in range(5):
+                _read_int(snap[i], &room[i])
+            return True
+        return False
+
+    cdef int64_t _inflight(self) except? -1:
+        """Order txs of the market in flight, as the plan counts them."""
+        if self.sroom is not None:
+            return self.sroom.plan_inflight(self.book.market_id)
+        if self.in_flight is not None:
+            return self.in_flight()
+        return 0
 
     cdef bint _guards_hold(self) noexcept:
         cdef GateCore gate = self.gate
@@ -427,12 +439,15 @@ cdef class Pipeline:
         in its idle time; on a shared machine a few ms of idling leave the step 2-3x slower).
 
         Only on the ladder's inputs of the last step (book top, reference, position, market
-        state): it recomputes the quote and the target ladder from the same inputs into the
+        state): the book's scanner runs on a private shadow book (``_warm_scan``), then it
+        recomputes the quote and the target ladder from the same inputs into the
         scratch that step wrote, so ``target()`` reads the same, and reads our orders (as the
         next step will: from the slots, or again when their version moved) with their busy
         and aged marks and the plan's shape and sides into the plan's scratch, which every
-        step writes before reading. Then the direct path's
-        signer warms (``native.warm()``: a throwaway tx hashed, signed with constants and
+        step writes before reading. Then the acting half, dry, on that target moved one
+        price step (``_warm_actions``: planned, chosen, gated by the rules only, up to the
+        direct path's send checks; the target put back, no action kept). Then the direct
+        path's signer warms (``native.warm()``: a throwaway tx hashed, signed with constants and
         written, no key, nonce or commitment touched). Acts on nothing: no action, nonce,
         stamp or step counter changes. False (nothing run) when a guard holds or an input
         moved since the last step."""
@@ -446,12 +461,14 @@ cdef class Pipeline:
         if (book.best_bid() != self.s_bid or book.best_ask() != self.s_ask
                 or pos != self.s_pos or state != self.s_state or self._ref() != self.s_ref):
             return False
+        self._warm_scan()
         self._quote(pos, self.s_ref)
         self.w.n_held = 0
         try:
             self._read_orders(now_ns, state >> 4)
             # The last plan's back-off: the shape it cut the target to stays as it was.
             self._shape_sides(pos, self.degrade)
+            self._warm_actions(now_ns)
         finally:
             self._drop_held()
         sender = self.sender
@@ -462,6 +479,93 @@ cdef class Pipeline:
             wall_ms()  # the direct tx's ExpiredAt clock read, kept warm with the rest
         self.warms += 1
         return True
+
+    cdef int _warm_scan(self) except -1:
+        """The book's frame scanner for warm(), on a private shadow of the market's book: a
+        snapshot (which resets it) then a delta on it, made once from the book's top and
+        decimals in the venue's frame layout. The market's book is not touched; its own
+        levels stay as cold as the frames leave them, the code that reads them does not."""
+        cdef OrderBook sh = self.shadow
+        cdef const char* p
+        if self.shadow_off:
+            return 0
+        if sh is None:
+            sh = self._make_shadow()
+            if sh is None:
+                self.shadow_off = True
+                return 0
+        p = self.shadow_snap
+        if sh._scan_frame(p, len(self.shadow_snap)) != BOOK_APPLIED:
+            self.shadow_off = True
+            return 0
+        p = self.shadow_delta
+        if sh._scan_frame(p, len(self.shadow_delta)) != BOOK_APPLIED:
+            self.shadow_off = True
+            return 0
+        self.warm_scans += 1
+        return 0
+
+    cdef OrderBook _make_shadow(self):
+        """The shadow book and its two frames (None: the book's top is too low to copy)."""
+        cdef OrderBook book = self.book
+        cdef int64_t bid = book.best_bid(), ask = book.best_ask()
+        cdef int pd = book.price_decimals, sd = book.size_decimals
+        if bid <= 8 or ask <= bid:
+            return None
+
+        def lv(int64_t px, int64_t lots):
+            return {"price": format_units(px, pd), "size": format_units(lots, sd)}
+
+        channel = f"order_book:{book.market_id}"
+        snap = {"code": 0, "asks": [lv(ask + i, 10 + i) for i in range(5)],
+                "bids": [lv(bid - i, 10 + i) for i in range(5)], "offset": 1, "nonce": 1}
+        delta = {"code": 0, "asks": [lv(ask, 0), lv(ask + 5, 7)], "bids": [lv(bid - 1, 12)],
+                 "offset": 2, "nonce": 2, "begin_nonce": 1}
+        self.shadow_snap = orjson.dumps({"channel": channel, "offset": 1, "order_book": snap,
+                                         "timestamp": 1, "type": "subscribed/order_book"})
+        self.shadow_delta = orjson.dumps({"channel": channel, "offset": 2, "order_book": delta,
+                                          "timestamp": 2, "type": "update/order_book"})
+        self.shadow = OrderBook(book.market_id, pd, sd, book.window)
+        return self.shadow
+
+    cdef int _warm_actions(self, int64_t now_ns) except -1:
+        """The step's acting half, dry, for warm(): the target just read moved one price
+        step past the refresh tolerance (bids down, asks up), planned against our orders,
+        chosen, and gated up to the first tx the step would send itself (``_gate_all`` and
+        ``_direct`` dry: the gate's rules only, no nonce, signature or send). On a shared
+        machine the code of this half goes cold between frames as the reading half does,
+        and a frame that moves the quote runs it. The target is put back, the dry actions
+        dropped: ``target()``, ``n_out`` and ``action(i)`` read as before."""
+        cdef PlanScratch* w = self.w
+        cdef int64_t saved[2][PLAN_CAP]
+        cdef int64_t room[5]
+        cdef const int64_t* room_p = NULL
+        cdef int s, i, n0 = self.n_out
+        cdef int64_t step = self.gate.price_step if self.gate.price_step > 0 else 1
+        cdef int64_t tol = plan_widen(self.ptol, self.wide_factor, self.degrade)
+        cdef int64_t shift = step * (tol // step + 1)
+        for s in range(2):
+            for i in range(w.s[s].n_lvl):
+                saved[s][i] = w.s[s].tp[i]
+                w.s[s].tp[i] += shift if s else -shift
+        try:
+            if (not plan_sides(w, tol, plan_widen(self.stol, self.wide_factor, self.degrade),
+                               self.degrade)
+                    and n0 + 2 * w.n_grp <= 4 * PLAN_CAP):
+                if self._room(room):
+                    room_p = room
+                plan_choose(w, self.max_inflight - self._inflight(), room_p, None)
+                self._gate_all(now_ns, True)
+                self.warm_plans += 1
+        finally:
+            for s in range(2):
+                for i in range(w.s[s].n_lvl):
+                    w.s[s].tp[i] = saved[s][i]
+            for i in range(n0, self.n_out):
+                Py_XDECREF(self.out[i].order)
+                self.out[i].order = NULL
+            self.n_out = n0
+        return 0
 
     cdef int _quote(self, int64_t pos, int64_t ref) except -1:
         """The target ladder into the scratch's levels (none unless the market is active)."""
@@ -566,11 +670,15 @@ cdef class Pipeline:
                     first = t + self.max_age_ns
         return first
 
-    cdef int _gate_all(self, int64_t now_ns) except -1:
+    cdef int _gate_all(self, int64_t now_ns, bint dry) except -1:
         """The chosen groups' actions, in send order, through the risk gate: creates and
         modifies admitted or denied (a refused modify the position cap catches moving away is
         replaced by a cancel), cancels never gated. After each admitted create the gate's open
-        counts are those the strategy's recount gives once it has placed it."""
+        counts are those the strategy's recount gives once it has placed it.
+
+        ``dry`` (the warm-up): the gate's rules only (nothing recorded or counted, no
+        recount), the actions put after the step's own, and it ends once the first
+        sendable one went through ``_direct``, dry too."""
         cdef PlanScratch* w = self.w
         cdef GateCore gate = self.gate
         cdef int i, k, r, side
@@ -579,7 +687,7 @@ cdef class Pipeline:
         cdef Ord* o
         cdef int64_t price, size
         cdef bint away
-        cdef int scan = 0
+        cdef int scan = self.n_out
         cdef bint tried = self.sender is None
         cdef object base = None
         mods = []  # (Order, new remaining) of admitted modifies
@@ -591,7 +699,9 @@ cdef class Pipeline:
             side = g.side
             for k in range(g.n):
                 if not tried and scan < self.n_out:
-                    tried = self._first_sendable(&scan)
+                    tried = self._first_sendable(&scan, dry)
+                    if tried and dry:
+                        return 0
                 a = &g.a[k]
                 if a.kind == PLAN_CANCEL:
                     o = &w.s[side].o[a.ordi]
@@ -603,7 +713,10 @@ cdef class Pipeline:
                 if a.kind == PLAN_MODIFY:
                     o = &w.s[side].o[a.ordi]
                     order = <object>o.obj
-                    r = gate.admit_c(side, price, size, order.reduce_only, True, now_ns)
+                    if dry:
+                        r = gate._rules(side, price, size, order.reduce_only, True)
+                    else:
+                        r = gate.admit_c(side, price, size, order.reduce_only, True, now_ns)
                     self._put(PLAN_MODIFY, side, a.level, price, size, o.obj, r, g.urgent[k],
                               False)
                     if r == G_OK:
@@ -614,19 +727,22 @@ cdef class Pipeline:
                             self._put(PLAN_CANCEL, side, a.level, o.price, o.rem, o.obj, G_OK,
                                       g.urgent[k], True)
                     continue
-                r = gate.admit_c(side, price, size, False, False, now_ns)
+                if dry:
+                    r = gate._rules(side, price, size, False, False)
+                else:
+                    r = gate.admit_c(side, price, size, False, False, now_ns)
                 self._put(PLAN_CREATE, side, a.level, price, size, NULL, r, g.urgent[k], False)
-                if r == G_OK:
+                if r == G_OK and not dry:
                     creates[0] += 1
                     creates[1 + side] += size
                     if base is None:
                         base = count_open(self.orders.values(), self.intents, now_ns)
                     self._recount(base, mods, creates)
         if not tried and scan < self.n_out:
-            self._first_sendable(&scan)
+            self._first_sendable(&scan, dry)
         return 0
 
-    cdef bint _first_sendable(self, int* scan) except -1:
+    cdef bint _first_sendable(self, int* scan, bint dry) except -1:
         """Once the first action that is sent is gated: send it here when it can go (True:
         decided, nothing more to try this step)."""
         cdef Out* a
@@ -634,7 +750,7 @@ cdef class Pipeline:
             a = &self.out[scan[0]]
             if a.kind == PLAN_CANCEL or a.reason == G_OK:
                 if a.kind != PLAN_CREATE:
-                    self._direct(scan[0])
+                    self._direct(scan[0], dry)
                 return True
             scan[0] += 1
         return False
@@ -687,16 +803,20 @@ cdef class Pipeline:
             self.room = None
             self.in_flight = None
 
-    cdef int _direct(self, int i) except -1:
+    cdef int _direct(self, int i, bint dry) except -1:
         """Action ``i``, the step's first tx to send (a modify or a cancel), when order entry
         would send it now: its nonce, signature and sendtx frame, handed to the order socket
-        before the rest of the plan is gated."""
+        before the rest of the plan is gated. ``dry`` (the warm-up): the same reads, nothing
+        taken, signed or sent (the signer warms apart)."""
         cdef Out* a = &self.out[i]
         cdef SendRoom r = self.sroom
         cdef int64_t market = self.book.market_id
         if (r is None or not r.nonce_ready or not r.entry_ok or not r.ws_ok
                 or r.next_nonce < 0 or r.inflight_of(market) >= r.inflight_cap):
             return 0  # order entry sends it (after what waits, within its caps)
+        if dry:
+            self.warm_directs += 1
+            return 0
         # The nonce, and the frame and budget spoken for until order entry publishes again.
         self.direct_nonce = r.next_nonce
         r.next_nonce += 1
