@@ -285,13 +285,15 @@ class _WriteClock:
             self.installed = False
 
     def stamp(self, send: Any, *args: Any) -> int:
-        """Run ``send(*args)``; the stamp of its first write (before the call if none)."""
+        """Run ``send(*args)``; the stamp of its first write (before the call if none, or
+        when not installed: a bare picows server, whose sends are all the same call)."""
         t0 = time.perf_counter_ns()
         self.first = 0
         send(*args)
         if self.first:
             return self.first
-        self.unwritten += 1
+        if self.installed:
+            self.unwritten += 1
         return t0
 
 
@@ -332,22 +334,12 @@ async def _drive(
     nonces: list[int],
     stamps: _Stamps,
     gap_s: float,
-    writes: _WriteClock | None = None,
+    writes: _WriteClock,
 ) -> None:
-    """Deltas ``gap_s`` apart, an echo probe between; each stamped as its frame is written
-    (``writes``) or, without one, just before the send call (a bare picows server: both
-    sends are the same call). The stamp is stored after the send: no reply can be handled
-    before the next await."""
+    """Deltas ``gap_s`` apart, an echo probe between, each stamped by ``writes.stamp``. The
+    stamp is stored after the send: no reply can be handled before the next await."""
     await asyncio.wait_for(ready, 30)
-    clock = time.perf_counter_ns
-
-    def sent_at(send: Any, *args: Any) -> int:
-        if writes is not None:
-            return writes.stamp(send, *args)
-        t = clock()
-        send(*args)
-        return t
-
+    sent_at = writes.stamp
     send_delta(frames[0], 0, (0, nonces[0]))
     await asyncio.sleep(0.05)
     for i in range(1, len(frames)):
@@ -386,7 +378,7 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
     nonces = [m["order_book"]["nonce"] for m in stream.messages]
     stamps = _Stamps()
     reads = _ReadClock()  # installed for the simulator only (picows stamps on its frame)
-    writes = _WriteClock()  # likewise
+    writes = _WriteClock()  # likewise (uninstalled: stamped at the call)
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[Any] = loop.create_future()
     clock = time.perf_counter_ns
@@ -462,7 +454,7 @@ async def _venue(kind: str, n: int, seed: int, gap_us: int, api_key: str | None 
         def send_echo(probe: bytes) -> None:
             holder[0].send(WSMsgType.TEXT, probe)
 
-        await _drive(send_delta, send_echo, ready, frames, nonces, stamps, gap_us / 1e6)
+        await _drive(send_delta, send_echo, ready, frames, nonces, stamps, gap_us / 1e6, writes)
     print(
         json.dumps(
             {

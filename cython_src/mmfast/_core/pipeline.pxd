@@ -154,6 +154,7 @@ cdef class Pipeline:
     cdef int _quote(self, int64_t pos, int64_t ref) except -1
     cdef int _read_orders(self, int64_t now_ns, bint no_create) except -1
     cdef bint _shape_sides(self, int64_t pos, int degrade) noexcept
+    cdef bint _plan_sides(self, int degrade) noexcept
     cdef void _drop_held(self) noexcept
     cdef int64_t _ref(self) noexcept
     cdef int _state(self, int64_t now_ns) noexcept

@@ -549,9 +549,7 @@ cdef class Pipeline:
                 saved[s][i] = w.s[s].tp[i]
                 w.s[s].tp[i] += shift if s else -shift
         try:
-            if (not plan_sides(w, tol, plan_widen(self.stol, self.wide_factor, self.degrade),
-                               self.degrade)
-                    and n0 + 2 * w.n_grp <= 4 * PLAN_CAP):
+            if not self._plan_sides(self.degrade) and n0 + 2 * w.n_grp <= 4 * PLAN_CAP:
                 if self._room(room):
                     room_p = room
                 plan_choose(w, self.max_inflight - self._inflight(), room_p, None)
@@ -590,6 +588,11 @@ cdef class Pipeline:
         book already holds the target (nothing to do)."""
         plan_shape(self.w, degrade, self.degraded_levels,
                    1 if pos > 0 else (-1 if pos < 0 else 0))
+        return self._plan_sides(degrade)
+
+    cdef bint _plan_sides(self, int degrade) noexcept:
+        """Both sides planned against the scratch's target, the tolerances widened for the
+        back-off: True when the book already holds the target."""
         return plan_sides(self.w, plan_widen(self.ptol, self.wide_factor, degrade),
                           plan_widen(self.stol, self.wide_factor, degrade), degrade)
 
